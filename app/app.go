@@ -1,0 +1,282 @@
+// Package app is the core of the platform: the App that holds the database,
+// Redis, jobs, enforcer and modules; the HTTP server and its middleware; the
+// module contract; identity; problem errors; the ledger; and the shared pages.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"marquee/config"
+	"marquee/jobs"
+	"marquee/migrations"
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+// App is one running Marquee process: everything the core and the modules
+// need, built once from the configuration.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	DB       *gorm.DB
+	SQL      *sql.DB
+	Redis    *redis.Client
+	Tenants  *tenants.Registry
+	Migrator *migrations.Runner
+	Enforcer *policies.Enforcer
+	Jobs     *jobs.Jobs
+	Metrics  *prometheus.Registry
+	Ledger   *Ledger
+
+	redisOpt asynq.RedisConnOpt
+	modules  []Module
+	routes   []Route
+	nav      []NavItem
+	grants   []policies.Grant
+	seeds    []SeedFunc
+	venues   VenueDirectory
+	http     *httpMetrics
+	stop     context.CancelFunc
+}
+
+// Options tune New; the zero value is right for serving.
+type Options struct {
+	Logger *slog.Logger
+	// DBMaxConns caps the connection pool (default 20).
+	DBMaxConns int
+	// MigrationsControl and MigrationsTenant replace the embedded trees (tests).
+	MigrationsControl, MigrationsTenant fs.FS
+}
+
+// New connects to PostgreSQL and Redis, brings the control schema up to
+// date, loads policy, and registers the core and the given modules.
+func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module) (*App, error) {
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(os.Stderr, cfg.LogLevel)
+	}
+	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
+	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	var err error
+	if a.SQL, a.DB, err = OpenDatabase(ctx, cfg.DatabaseURL, opts.DBMaxConns); err != nil {
+		return nil, err
+	}
+	if a.Redis, a.redisOpt, err = OpenRedis(ctx, cfg.RedisURL); err != nil {
+		return nil, err
+	}
+	control, tenant := opts.MigrationsControl, opts.MigrationsTenant
+	if control == nil {
+		control = migrations.ControlFS()
+	}
+	if tenant == nil {
+		tenant = migrations.TenantFS()
+	}
+	if a.Migrator, err = migrations.NewRunner(cfg.DatabaseURL, control, tenant, cfg.MigrateParallel); err != nil {
+		return nil, err
+	}
+	if _, err := a.Migrator.Control(ctx); err != nil {
+		return nil, err
+	}
+	watchCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
+	a.Tenants = tenants.NewRegistry(a.DB, a.Redis, a.Migrator, log)
+	if err := a.Tenants.Watch(watchCtx); err != nil {
+		return nil, err
+	}
+	if a.Enforcer, err = policies.NewEnforcer(watchCtx, a.DB, a.Redis, log); err != nil {
+		return nil, err
+	}
+	a.Jobs = jobs.New(a.redisOpt, a.Tenants, log, a.Metrics)
+	a.Ledger = &Ledger{db: a.DB}
+	a.http = newHTTPMetrics(a.Metrics)
+
+	a.grants = policies.CoreGrants()
+	core := &Registrar{app: a, module: "core"}
+	a.registerCore(core)
+	for _, m := range modules {
+		if err := m.Register(&Registrar{app: a, module: m.Name()}); err != nil {
+			return nil, fmt.Errorf("module %s: %w", m.Name(), err)
+		}
+		a.modules = append(a.modules, m)
+	}
+	a.Tenants.OnProvision(func(ctx context.Context, t tenants.Tenant) error {
+		return a.Enforcer.InstallDefaults(t.Slug, a.grants)
+	})
+	ok = true
+	return a, nil
+}
+
+// Close releases every connection.
+func (a *App) Close() {
+	if a.stop != nil {
+		a.stop()
+	}
+	if a.Enforcer != nil {
+		a.Enforcer.Close()
+	}
+	if a.Jobs != nil {
+		_ = a.Jobs.Close()
+	}
+	if a.Redis != nil {
+		_ = a.Redis.Close()
+	}
+	if a.SQL != nil {
+		_ = a.SQL.Close()
+	}
+}
+
+// Modules returns the registered modules.
+func (a *App) Modules() []Module { return a.modules }
+
+// Grants returns every default grant (core and modules).
+func (a *App) Grants() []policies.Grant { return append([]policies.Grant(nil), a.grants...) }
+
+// Tx runs fn in the tenant's scope; it is tenants.Tx on the App's database.
+func (a *App) Tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
+	return tenants.Tx(ctx, a.DB, t, fn)
+}
+
+// NewLogger builds the JSON structured logger.
+func NewLogger(w *os.File, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// UnreachableError says which service could not be reached and how to start it.
+type UnreachableError struct {
+	Service, Addr string
+	Err           error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s at %s: %v\n  start it with: deployments/local/services.sh (or point %s at a running server)",
+		e.Service, e.Addr, e.Err, map[string]string{"PostgreSQL": "MARQUEE_DATABASE_URL", "Redis": "MARQUEE_REDIS_URL"}[e.Service])
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// OpenDatabase opens the pool. Statements are described on every execution
+// instead of cached: while migrations roll across tenant schemas the same SQL
+// text has different result types in different schemas, and cached plans fail.
+func OpenDatabase(ctx context.Context, databaseURL string, maxConns int) (*sql.DB, *gorm.DB, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MARQUEE_DATABASE_URL: %w", err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+	sqlDB := stdlib.OpenDB(*cfg)
+	if maxConns <= 0 {
+		maxConns = 20
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
+		return nil, nil, &UnreachableError{Service: "PostgreSQL", Addr: net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + "/" + cfg.Database, Err: err}
+	}
+	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		PrepareStmt:            false,
+	})
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, err
+	}
+	return sqlDB, gdb, nil
+}
+
+// EnsureDatabase creates the database named in the URL if it does not exist,
+// connecting to the server's "postgres" database to do so.
+func EnsureDatabase(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("MARQUEE_DATABASE_URL: %w", err)
+	}
+	addr := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
+	admin := cfg.Copy()
+	admin.Database = "postgres"
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return &UnreachableError{Service: "PostgreSQL", Addr: addr, Err: err}
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", cfg.Database).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize())
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P04" { // created meanwhile
+		return nil
+	}
+	return err
+}
+
+// OpenRedis connects to Redis and checks it answers.
+func OpenRedis(ctx context.Context, redisURL string) (*redis.Client, asynq.RedisConnOpt, error) {
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MARQUEE_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, &UnreachableError{Service: "Redis", Addr: opt.Addr, Err: err}
+	}
+	aopt, err := asynq.ParseRedisURI(redactless(redisURL))
+	if err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("MARQUEE_REDIS_URL: %w", err)
+	}
+	return rdb, aopt, nil
+}
+
+// redactless strips query parameters asynq's parser does not accept.
+func redactless(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	p.RawQuery = ""
+	return strings.TrimSuffix(p.String(), "?")
+}

@@ -1,0 +1,321 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynqmon"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+// supportEntryTTL is how long a console "enter portal" link stays usable.
+const supportEntryTTL = time.Minute
+
+func (a *App) registerConsole(r *Registrar) {
+	r.Platform(http.MethodGet, "/console/login", Public(), a.consoleLoginPage)
+	r.Platform(http.MethodPost, "/console/login", Public(), a.consoleLogin)
+	r.Platform(http.MethodPost, "/console/logout", SupportOnly(), a.consoleLogout)
+	r.Platform(http.MethodGet, "/console", SupportOnly(), a.consoleHome)
+	r.Platform(http.MethodPost, "/console/tenants", SupportOnly(), a.consoleCreateTenant)
+	r.Platform(http.MethodPost, "/console/tenants/:slug/suspend", SupportOnly(), a.consoleSetStatus(true))
+	r.Platform(http.MethodPost, "/console/tenants/:slug/resume", SupportOnly(), a.consoleSetStatus(false))
+	r.Platform(http.MethodPost, "/console/tenants/:slug/visit", SupportOnly(), a.consoleVisit)
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/console/queues", RedisConnOpt: a.redisOpt})
+	// asynqmon is a single-page app with its own API; all of it sits behind
+	// the support login. Its API is not CSRF-protected by itself, so unsafe
+	// methods are refused unless they come from the same origin.
+	monitor := func(c *gin.Context) {
+		if unsafeMethod(c.Request.Method) && !sameOrigin(c) {
+			Fail(c, Forbidden("csrf_failed", "cross-origin request refused"))
+			return
+		}
+		mon.ServeHTTP(c.Writer, c.Request)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodPut} {
+		r.Platform(m, "/console/queues/*path", SupportOnly(), monitor)
+	}
+	r.Platform(http.MethodGet, "/console/queues", SupportOnly(), monitor)
+}
+
+func sameOrigin(c *gin.Context) bool {
+	origin := c.GetHeader("Origin")
+	if origin == "" {
+		origin = c.GetHeader("Referer")
+	}
+	if origin == "" {
+		return false
+	}
+	o := strings.TrimPrefix(strings.TrimPrefix(origin, "http://"), "https://")
+	host, _, _ := strings.Cut(o, "/")
+	return host == c.Request.Host
+}
+
+// CreateSupportUser adds a platform support staff member.
+func (a *App) CreateSupportUser(ctx context.Context, email, name, password string) (uuid.UUID, error) {
+	email, err := normalizeEmail(email)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id := uuid.Must(uuid.NewV7())
+	err = a.DB.WithContext(ctx).Exec(`INSERT INTO control.platform_users (id, email, name, password_hash) VALUES (?, ?, ?, ?)
+		ON CONFLICT (lower(email)) DO NOTHING`, id, email, name, hash).Error
+	if err != nil {
+		return uuid.Nil, err
+	}
+	err = a.DB.WithContext(ctx).Raw(`SELECT id FROM control.platform_users WHERE lower(email) = ?`, email).Row().Scan(&id)
+	return id, err
+}
+
+func (a *App) platformAudit(ctx context.Context, actor, action string, tenantID *uuid.UUID, detail string) {
+	if err := a.DB.WithContext(ctx).Exec(`INSERT INTO control.platform_audit (actor, action, tenant_id, detail) VALUES (?, ?, ?, ?)`,
+		actor, action, tenantID, detail).Error; err != nil {
+		a.Log.Error("platform audit not recorded", "action", action, "err", err)
+	}
+}
+
+func (a *App) supportEmail(ctx context.Context, id uuid.UUID) string {
+	var email string
+	if err := a.DB.WithContext(ctx).Raw(`SELECT email FROM control.platform_users WHERE id = ?`, id).Row().Scan(&email); err != nil || email == "" {
+		return "support:" + id.String()
+	}
+	return email
+}
+
+func (a *App) consoleLoginPage(c *gin.Context) {
+	if PrincipalOf(c).Kind == KindSupport {
+		c.Redirect(http.StatusSeeOther, "/console")
+		return
+	}
+	a.renderLogin(c, http.StatusOK, loginView{Action: "/console/login", Next: "/console"})
+}
+
+func (a *App) consoleLogin(c *gin.Context) {
+	v := loginView{Action: "/console/login", Next: "/console", Email: c.PostForm("email")}
+	if !a.validPreAuthCSRF(c) {
+		v.Error = "Your sign-in form expired. Please try again."
+		a.renderLogin(c, http.StatusForbidden, v)
+		return
+	}
+	ctx := c.Request.Context()
+	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
+	acctKey, ipKey := "marquee:login:support:"+email, "marquee:login:ip:"+c.ClientIP()
+	if err := a.checkLoginLimit(ctx, acctKey, ipKey); err != nil {
+		v.Error = err.(*Error).Detail
+		a.renderLogin(c, http.StatusTooManyRequests, v)
+		return
+	}
+	var rows []struct {
+		ID           uuid.UUID `gorm:"column:id"`
+		PasswordHash string    `gorm:"column:password_hash"`
+	}
+	if err := a.DB.WithContext(ctx).Raw(`SELECT id, password_hash FROM control.platform_users WHERE lower(email) = ?`, email).Scan(&rows).Error; err != nil {
+		Fail(c, err)
+		return
+	}
+	hash := dummyHash
+	if len(rows) == 1 {
+		hash = []byte(rows[0].PasswordHash)
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(c.PostForm("password"))) != nil || len(rows) != 1 {
+		a.recordLoginFailure(ctx, acctKey, ipKey)
+		v.Error = "email or password is wrong"
+		a.renderLogin(c, http.StatusUnauthorized, v)
+		return
+	}
+	token, s, err := a.CreateSession(ctx, KindSupport, nil, rows[0].ID, nil, 8*time.Hour)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	a.platformAudit(ctx, email, "console.login", nil, "")
+	a.setCookie(c, ConsoleCookie, token, time.Until(s.ExpiresAt))
+	c.Redirect(http.StatusSeeOther, "/console")
+}
+
+func (a *App) consoleLogout(c *gin.Context) {
+	_ = a.RevokeSession(c.Request.Context(), PrincipalOf(c).SessionID)
+	a.clearCookie(c, ConsoleCookie)
+	c.Redirect(http.StatusSeeOther, "/console/login")
+}
+
+func (a *App) consoleHome(c *gin.Context) {
+	a.renderConsole(c, http.StatusOK, c.Query("flash"))
+}
+
+func (a *App) renderConsole(c *gin.Context, status int, flash string) {
+	p := PrincipalOf(c)
+	list, err := a.Tenants.List(c.Request.Context())
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	csrf := a.CSRFToken(p.SessionID.String())
+	content, err := RenderTemplate(coreTemplates, "console_tenants", struct {
+		Tenants []tenants.Tenant
+		CSRF    string
+	}{list, csrf})
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	if len(flash) > 200 {
+		flash = flash[:200]
+	}
+	a.writePage(c, status, PageData{Title: "Tenants", Surface: "console", Home: "/console", LogoutPath: "/console/logout",
+		CSRF: csrf, Who: a.supportEmail(c.Request.Context(), p.UserID), Flash: flash, Content: content})
+}
+
+func consoleRedirect(c *gin.Context, flash string) {
+	c.Redirect(http.StatusSeeOther, "/console?flash="+urlQueryEscape(flash))
+}
+
+func (a *App) consoleCreateTenant(c *gin.Context) {
+	ctx := c.Request.Context()
+	slug, name := strings.TrimSpace(c.PostForm("slug")), strings.TrimSpace(c.PostForm("name"))
+	if err := tenants.ValidateSlug(slug); err != nil {
+		a.renderConsole(c, http.StatusBadRequest, "Slug must match ^[a-z][a-z0-9-]{1,38}$")
+		return
+	}
+	if _, err := normalizeEmail(c.PostForm("owner_email")); err != nil {
+		a.renderConsole(c, http.StatusBadRequest, "Owner email is not valid")
+		return
+	}
+	if _, err := HashPassword(c.PostForm("owner_password")); err != nil {
+		a.renderConsole(c, http.StatusBadRequest, "Owner password must be 10 to 72 characters")
+		return
+	}
+	t, err := a.CreateTenant(ctx, slug, name, c.PostForm("owner_email"), "Owner", c.PostForm("owner_password"))
+	if errors.Is(err, tenants.ErrExists) {
+		a.renderConsole(c, http.StatusConflict, "Tenant "+slug+" already exists")
+		return
+	}
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	a.platformAudit(ctx, a.supportEmail(ctx, PrincipalOf(c).UserID), "tenant.create", &t.ID, slug)
+	consoleRedirect(c, "Created "+slug+": its schema is migrated and it is active.")
+}
+
+// CreateTenant provisions a tenant and its first owner.
+func (a *App) CreateTenant(ctx context.Context, slug, name, ownerEmail, ownerName, ownerPassword string) (tenants.Tenant, error) {
+	t, err := a.Tenants.Create(ctx, slug, name)
+	if err != nil {
+		return t, err
+	}
+	u, err := a.CreateUser(ctx, t, ownerEmail, ownerName, ownerPassword)
+	if err != nil {
+		return t, fmt.Errorf("create owner: %w", err)
+	}
+	return t, a.Enforcer.Assign(t.Slug, policies.Assignment{UserID: u.ID.String(), Role: policies.RoleOwner})
+}
+
+func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, slug := c.Request.Context(), c.Param("slug")
+		t, err := a.Tenants.Lookup(ctx, slug)
+		if err != nil {
+			consoleRedirect(c, "No tenant "+slug)
+			return
+		}
+		action := "tenant.resume"
+		if suspend {
+			action, err = "tenant.suspend", a.Tenants.Suspend(ctx, slug)
+		} else {
+			err = a.Tenants.Resume(ctx, slug)
+		}
+		if err != nil {
+			consoleRedirect(c, err.Error())
+			return
+		}
+		a.platformAudit(ctx, a.supportEmail(ctx, PrincipalOf(c).UserID), action, &t.ID, "")
+		consoleRedirect(c, fmt.Sprintf("%s: %s", slug, strings.TrimPrefix(action, "tenant.")+"d"))
+	}
+}
+
+// consoleVisit opens an audited, time-limited support visit to a tenant's
+// portal and sends the browser there with a one-time entry code.
+func (a *App) consoleVisit(c *gin.Context) {
+	ctx, p := c.Request.Context(), PrincipalOf(c)
+	reason := strings.TrimSpace(c.PostForm("reason"))
+	if len(reason) < 3 || len(reason) > 500 {
+		a.renderConsole(c, http.StatusBadRequest, "Give a reason for the visit (3 to 500 characters)")
+		return
+	}
+	t, err := a.Tenants.Active(ctx, c.Param("slug"))
+	if err != nil {
+		consoleRedirect(c, "Only active tenants can be visited")
+		return
+	}
+	ttl := a.Config.SupportVisitTTL
+	visitID := uuid.Must(uuid.NewV7())
+	email := a.supportEmail(ctx, p.UserID)
+	err = a.DB.WithContext(ctx).Exec(`INSERT INTO control.support_visits (id, support_user_id, tenant_id, reason, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		visitID, p.UserID, t.ID, reason, time.Now().Add(ttl)).Error
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	tid := t.ID
+	token, _, err := a.CreateSession(ctx, KindSupportVisit, &tid, p.UserID, &visitID, ttl)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	if err := a.logSupportAccess(ctx, t, visitID, "visit started: "+reason, "", "", 0); err != nil {
+		Fail(c, err)
+		return
+	}
+	a.platformAudit(ctx, email, "tenant.visit", &t.ID, reason)
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	code := base64.RawURLEncoding.EncodeToString(b)
+	if err := a.Redis.Set(ctx, supportEntryKey(t.Slug, code), token, supportEntryTTL).Err(); err != nil {
+		Fail(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, a.TenantURL(c, t.Slug)+"/portal/support/enter?code="+code)
+}
+
+// TenantURL is the base URL of a tenant's host, on the scheme and port the
+// request came in on.
+func (a *App) TenantURL(c *gin.Context, slug string) string {
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	port := ""
+	if i := strings.LastIndex(c.Request.Host, ":"); i >= 0 && !strings.HasSuffix(c.Request.Host, "]") {
+		port = c.Request.Host[i:]
+	}
+	return scheme + "://" + slug + "." + a.Config.BaseDomain + port
+}
+
+// logSupportAccess appends to the visited tenant's access log.
+func (a *App) logSupportAccess(ctx context.Context, t tenants.Tenant, visitID uuid.UUID, action, method, path string, status int) error {
+	var supportUser uuid.UUID
+	if err := a.DB.WithContext(ctx).Raw(`SELECT support_user_id FROM control.support_visits WHERE id = ?`, visitID).Row().Scan(&supportUser); err != nil {
+		return err
+	}
+	email := a.supportEmail(ctx, supportUser)
+	return a.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`INSERT INTO support_access_log (visit_id, support_email, action, method, path, status) VALUES (?, ?, ?, ?, ?, ?)`,
+			visitID, email, action, method, path, status).Error
+	})
+}

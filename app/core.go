@@ -1,0 +1,391 @@
+package app
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"marquee/policies"
+)
+
+// registerCore registers the routes the core itself owns, through the same
+// Registrar the modules use.
+func (a *App) registerCore(r *Registrar) {
+	a.registerHealth(r)
+	a.registerPages(r)
+	a.registerConsole(r)
+	r.API(http.MethodGet, "/openapi.json", Public(), "This API's OpenAPI document", a.openAPI)
+	r.API(http.MethodPost, "/auth/login", Public(), "Sign in with email and password; returns a bearer token", a.apiLogin)
+	r.API(http.MethodPost, "/auth/logout", SignedIn(), "End the current session", a.apiLogout)
+	r.API(http.MethodGet, "/me", SignedIn(), "The signed-in principal and its roles", a.apiMe)
+	r.API(http.MethodGet, "/users", Require("users", policies.Read), "List staff users", a.apiListUsers)
+	r.API(http.MethodPost, "/users", Require("users", policies.Write), "Add a staff user", a.apiCreateUser)
+	r.API(http.MethodGet, "/role-assignments", Require("role_assignments", policies.Read), "List role assignments", a.apiListAssignments)
+	r.API(http.MethodPost, "/role-assignments", Require("role_assignments", policies.Write), "Grant a role", a.apiAssign)
+	r.API(http.MethodDelete, "/role-assignments", Require("role_assignments", policies.Write), "Revoke a role", a.apiUnassign)
+	r.API(http.MethodGet, "/ledger", Require("ledger", policies.Read), "Ledger entries (JSON, or CSV with format=csv)", a.apiLedger)
+	r.API(http.MethodGet, "/ledger/verify", Require("ledger", policies.Read), "Verify the ledger's hash chain", a.apiLedgerVerify)
+	r.API(http.MethodGet, "/support-access", Require("support_access", policies.Read), "Support staff visits and their changes", a.apiSupportAccess)
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (a *App) apiLogin(c *gin.Context) {
+	var req loginRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		Fail(c, err)
+		return
+	}
+	if req.Email == "" || req.Password == "" {
+		Fail(c, Invalid("invalid_request", "email and password are required"))
+		return
+	}
+	token, s, err := a.Login(c.Request.Context(), TenantOf(c), req.Email, req.Password, c.ClientIP())
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": token, "expires_at": s.ExpiresAt})
+}
+
+func (a *App) apiLogout(c *gin.Context) {
+	if err := a.RevokeSession(c.Request.Context(), PrincipalOf(c).SessionID); err != nil {
+		Fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *App) apiMe(c *gin.Context) {
+	p, t := PrincipalOf(c), TenantOf(c)
+	out := gin.H{"kind": p.Kind, "tenant": gin.H{"id": t.ID, "slug": t.Slug, "name": t.Name}, "session_expires_at": p.ExpiresAt}
+	if p.Kind == KindSupportVisit {
+		out["roles"] = []policies.Assignment{{Role: policies.RoleSupport}}
+		out["visit_id"] = p.VisitID
+		c.JSON(http.StatusOK, out)
+		return
+	}
+	u, err := a.UserByID(c.Request.Context(), t, p.UserID)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	roles, err := a.Enforcer.Assignments(t.Slug, p.UserID.String())
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	out["id"], out["email"], out["name"], out["roles"] = u.ID, u.Email, u.Name, roles
+	c.JSON(http.StatusOK, out)
+}
+
+// pageParams reads cursor pagination: ?after=<cursor>&limit=<1..200>.
+func pageParams(c *gin.Context) (after string, limit int, err error) {
+	limit = 50
+	if v := c.Query("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > 200 {
+			return "", 0, Invalid("invalid_limit", "limit must be an integer from 1 to 200")
+		}
+		limit = n
+	}
+	return c.Query("after"), limit, nil
+}
+
+func (a *App) apiListUsers(c *gin.Context) {
+	after, limit, err := pageParams(c)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	cursor := uuid.Nil
+	if after != "" {
+		if cursor, err = uuid.Parse(after); err != nil {
+			Fail(c, Invalid("invalid_cursor", "after must be a cursor returned by this list"))
+			return
+		}
+	}
+	var users []User
+	err = a.Tx(c.Request.Context(), TenantOf(c), func(tx *gorm.DB) error {
+		return tx.Raw("SELECT id, email, name, created_at FROM users WHERE id > ? ORDER BY id LIMIT ?", cursor, limit).Scan(&users).Error
+	})
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	out := gin.H{"items": users}
+	if len(users) == limit {
+		out["next"] = users[len(users)-1].ID
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+type createUserRequest struct {
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+func (a *App) apiCreateUser(c *gin.Context) {
+	var req createUserRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		Fail(c, err)
+		return
+	}
+	u, err := a.CreateUser(c.Request.Context(), TenantOf(c), req.Email, req.Name, req.Password)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, u)
+}
+
+func (a *App) apiListAssignments(c *gin.Context) {
+	userID := c.Query("user_id")
+	if userID != "" {
+		if _, err := uuid.Parse(userID); err != nil {
+			Fail(c, Invalid("invalid_user_id", "user_id must be a UUID"))
+			return
+		}
+	}
+	list, err := a.Enforcer.Assignments(TenantOf(c).Slug, userID)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": list})
+}
+
+type assignmentRequest struct {
+	UserID  string `json:"user_id"`
+	Role    string `json:"role"`
+	VenueID string `json:"venue_id"`
+}
+
+// checkAssignment validates an assignment against this tenant's users and
+// venues, and keeps the owner role in owners' hands.
+func (a *App) checkAssignment(c *gin.Context, req assignmentRequest) (policies.Assignment, error) {
+	ctx, t := c.Request.Context(), TenantOf(c)
+	uid, err := uuid.Parse(req.UserID)
+	if err != nil {
+		return policies.Assignment{}, Invalid("invalid_user_id", "user_id must be a UUID")
+	}
+	if _, err := a.UserByID(ctx, t, uid); err != nil {
+		return policies.Assignment{}, err
+	}
+	asg := policies.Assignment{UserID: uid.String(), Role: req.Role}
+	if req.VenueID != "" {
+		vid, err := uuid.Parse(req.VenueID)
+		if err != nil {
+			return policies.Assignment{}, Invalid("invalid_venue_id", "venue_id must be a UUID")
+		}
+		if a.venues == nil {
+			return policies.Assignment{}, NotFound("venue")
+		}
+		ok, err := a.venues.VenueExists(ctx, t, vid)
+		if err != nil {
+			return policies.Assignment{}, err
+		}
+		if !ok {
+			return policies.Assignment{}, NotFound("venue")
+		}
+		asg.Venue = vid.String()
+	}
+	if req.Role == policies.RoleOwner && !a.isOwner(c) {
+		return policies.Assignment{}, Forbidden("forbidden", "only owners grant or revoke the owner role")
+	}
+	return asg, nil
+}
+
+func (a *App) isOwner(c *gin.Context) bool {
+	p := PrincipalOf(c)
+	if p.Kind != KindUser {
+		return false
+	}
+	roles, err := a.Enforcer.Assignments(TenantOf(c).Slug, p.UserID.String())
+	if err != nil {
+		return false
+	}
+	for _, r := range roles {
+		if r.Role == policies.RoleOwner {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *App) apiAssign(c *gin.Context) {
+	var req assignmentRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		Fail(c, err)
+		return
+	}
+	asg, err := a.checkAssignment(c, req)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	if err := a.Enforcer.Assign(TenantOf(c).Slug, asg); err != nil {
+		if errors.Is(err, policies.ErrInvalidAssignment) {
+			Fail(c, Invalid("invalid_assignment", "%v", err))
+			return
+		}
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, asg)
+}
+
+func (a *App) apiUnassign(c *gin.Context) {
+	req := assignmentRequest{UserID: c.Query("user_id"), Role: c.Query("role"), VenueID: c.Query("venue_id")}
+	asg, err := a.checkAssignment(c, req)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	held, err := a.Enforcer.Unassign(TenantOf(c).Slug, asg)
+	if err != nil {
+		if errors.Is(err, policies.ErrInvalidAssignment) {
+			Fail(c, Invalid("invalid_assignment", "%v", err))
+			return
+		}
+		Fail(c, err)
+		return
+	}
+	if !held {
+		Fail(c, NotFound("role assignment"))
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *App) apiLedger(c *gin.Context) {
+	ctx, t := c.Request.Context(), TenantOf(c)
+	if c.Query("format") == "csv" {
+		a.ledgerCSV(ctx, c)
+		return
+	}
+	after, limit, err := pageParams(c)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	var seq int64
+	if after != "" {
+		if seq, err = strconv.ParseInt(after, 10, 64); err != nil || seq < 0 {
+			Fail(c, Invalid("invalid_cursor", "after must be a cursor returned by this list"))
+			return
+		}
+	}
+	entries, err := a.Ledger.Page(ctx, t, seq, limit)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	out := gin.H{"items": entries}
+	if len(entries) == limit {
+		out["next"] = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// ledgerCSV streams the whole ledger for accounting, page by page.
+func (a *App) ledgerCSV(ctx context.Context, c *gin.Context) {
+	t := TenantOf(c)
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-ledger-%s.csv"`, t.Slug, time.Now().UTC().Format("20060102")))
+	w := csv.NewWriter(c.Writer)
+	_ = w.Write([]string{"seq", "id", "recorded_at", "kind", "reference", "amount_minor", "currency", "memo", "hash"})
+	var after int64
+	for {
+		page, err := a.Ledger.Page(ctx, t, after, 1000)
+		if err != nil {
+			_ = c.Error(err) // headers are gone; the truncated file fails its row count
+			return
+		}
+		for _, e := range page {
+			_ = w.Write([]string{strconv.FormatInt(e.Seq, 10), e.ID.String(), e.RecordedAt.UTC().Format(time.RFC3339Nano),
+				e.Kind, csvSafe(e.Reference), strconv.FormatInt(e.AmountMinor, 10), e.Currency, csvSafe(e.Memo), fmt.Sprintf("%x", e.Hash)})
+			after = e.Seq
+		}
+		w.Flush()
+		if len(page) < 1000 {
+			return
+		}
+	}
+}
+
+// csvSafe defuses spreadsheet formula injection in free text.
+func csvSafe(s string) string {
+	if s != "" && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@') {
+		return "'" + s
+	}
+	return s
+}
+
+func (a *App) apiLedgerVerify(c *gin.Context) {
+	res, err := a.Ledger.Verify(c.Request.Context(), TenantOf(c))
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// AccessLogEntry is one line of the support access log.
+type AccessLogEntry struct {
+	ID           int64     `gorm:"column:id" json:"id"`
+	VisitID      uuid.UUID `gorm:"column:visit_id" json:"visit_id"`
+	SupportEmail string    `gorm:"column:support_email" json:"support_email"`
+	At           time.Time `gorm:"column:at" json:"at"`
+	Action       string    `gorm:"column:action" json:"action"`
+	Method       string    `gorm:"column:method" json:"method,omitempty"`
+	Path         string    `gorm:"column:path" json:"path,omitempty"`
+	Status       int       `gorm:"column:status" json:"status,omitempty"`
+}
+
+func (a *App) supportAccessLog(ctx context.Context, c *gin.Context, limit int) ([]AccessLogEntry, error) {
+	var out []AccessLogEntry
+	err := a.Tx(ctx, TenantOf(c), func(tx *gorm.DB) error {
+		return tx.Raw("SELECT id, visit_id, support_email, at, action, method, path, status FROM support_access_log ORDER BY id DESC LIMIT ?", limit).Scan(&out).Error
+	})
+	return out, err
+}
+
+func (a *App) apiSupportAccess(c *gin.Context) {
+	list, err := a.supportAccessLog(c.Request.Context(), c, 500)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": list})
+}
+
+// auditSupportVisit records every change a support visit makes, with its
+// outcome, in the visited tenant's access log.
+func (a *App) auditSupportVisit(c *gin.Context) {
+	c.Next()
+	p := PrincipalOf(c)
+	if p.Kind != KindSupportVisit || !unsafeMethod(c.Request.Method) {
+		return
+	}
+	ctx := context.WithoutCancel(c.Request.Context())
+	path := c.FullPath()
+	if path == "" {
+		path = c.Request.URL.Path
+	}
+	if err := a.logSupportAccess(ctx, TenantOf(c), p.VisitID, "change", c.Request.Method, c.Request.URL.Path, c.Writer.Status()); err != nil {
+		a.Log.Error("support access not logged", "visit", p.VisitID, "route", path, "err", err)
+	}
+}

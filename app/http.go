@@ -1,0 +1,322 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+// Keys of values the middleware leaves on the gin context.
+const (
+	ctxRequestID = "marquee.request_id"
+	ctxTenant    = "marquee.tenant"
+	ctxPrincipal = "marquee.principal"
+	ctxSurface   = "marquee.surface"
+)
+
+// TenantOf returns the tenant the request was resolved to.
+func TenantOf(c *gin.Context) tenants.Tenant {
+	t, _ := c.Get(ctxTenant)
+	tt, _ := t.(tenants.Tenant)
+	return tt
+}
+
+// PrincipalOf returns who is making the request (zero if anonymous).
+func PrincipalOf(c *gin.Context) Principal {
+	p, _ := c.Get(ctxPrincipal)
+	pp, _ := p.(Principal)
+	return pp
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "marquee_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "marquee_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+// Handler builds the HTTP handler of every registered route.
+func (a *App) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(a.requestID, a.observe, a.recoverPanic, a.limitBody)
+	r.NoRoute(func(c *gin.Context) { Fail(c, NotFound("route")) })
+	r.NoMethod(func(c *gin.Context) {
+		Fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Detail: c.Request.Method + " is not allowed here"})
+	})
+	for _, rt := range a.routes {
+		var chain []gin.HandlerFunc
+		chain = append(chain, surfaceMarker(rt.Surface))
+		switch rt.Surface {
+		case SurfacePlatform:
+			chain = append(chain, a.requireBaseHost, a.identifySupport)
+		case SurfaceGlobal:
+		default:
+			chain = append(chain, a.resolveTenant, a.identify, a.auditSupportVisit)
+		}
+		chain = append(chain, a.authorize(rt.Perm))
+		chain = append(chain, rt.handlers...)
+		r.Handle(rt.Method, rt.Path, chain...)
+	}
+	return r
+}
+
+func surfaceMarker(s Surface) gin.HandlerFunc {
+	return func(c *gin.Context) { c.Set(ctxSurface, s) }
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+func (a *App) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !requestIDPattern.MatchString(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+// observe logs every request and records its metrics. Query strings and
+// headers are never logged: they may carry tokens.
+func (a *App) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	elapsed := time.Since(start)
+	a.http.requests.WithLabelValues(route, c.Request.Method, http.StatusText(status)).Inc()
+	a.http.latency.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", c.GetString(ctxRequestID)),
+		slog.String("method", c.Request.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+	}
+	if t := TenantOf(c); t.Slug != "" {
+		attrs = append(attrs, slog.String("tenant", t.Slug))
+	}
+	if p := PrincipalOf(c); p.Kind != "" {
+		attrs = append(attrs, slog.String("principal", p.Kind+":"+p.UserID.String()))
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, slog.String("error", c.Errors.String()))
+	}
+	a.Log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+func (a *App) recoverPanic(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			a.Log.Error("panic", "request_id", c.GetString(ctxRequestID), "panic", v)
+			Fail(c, errors.New("panic"))
+		}
+	}()
+	c.Next()
+}
+
+func (a *App) limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.Config.MaxBodyBytes)
+	}
+	c.Next()
+}
+
+func (a *App) requireBaseHost(c *gin.Context) {
+	slug, err := tenants.SlugFromRequest(c.Request.Host, "", a.Config.BaseDomain)
+	if err != nil || slug != "" {
+		Fail(c, NotFound("route"))
+		return
+	}
+	c.Next()
+}
+
+// resolveTenant binds the request to its tenant, refusing unknown and
+// suspended ones before anything else runs.
+func (a *App) resolveTenant(c *gin.Context) {
+	slug, err := tenants.SlugFromRequest(c.Request.Host, c.GetHeader("X-Tenant"), a.Config.BaseDomain)
+	if err != nil {
+		if errors.Is(err, tenants.ErrInvalidSlug) {
+			Fail(c, &Error{Status: http.StatusNotFound, Code: "tenant_not_found", Detail: "no such chain"})
+			return
+		}
+		Fail(c, Invalid("tenant_mismatch", "%v", err))
+		return
+	}
+	if slug == "" {
+		if c.Request.URL.Path == "/" {
+			c.Redirect(http.StatusFound, "/console")
+			c.Abort()
+			return
+		}
+		Fail(c, &Error{Status: http.StatusNotFound, Code: "tenant_required",
+			Detail: "this route belongs to a chain: use {chain}." + a.Config.BaseDomain + " or the X-Tenant header"})
+		return
+	}
+	t, err := a.Tenants.Active(c.Request.Context(), slug)
+	switch {
+	case errors.Is(err, tenants.ErrSuspended):
+		Fail(c, Forbidden("tenant_suspended", "this chain is suspended; contact platform support"))
+		return
+	case errors.Is(err, tenants.ErrNotFound), errors.Is(err, tenants.ErrNotActive):
+		Fail(c, &Error{Status: http.StatusNotFound, Code: "tenant_not_found", Detail: "no such chain"})
+		return
+	case err != nil:
+		Fail(c, err)
+		return
+	}
+	c.Set(ctxTenant, t)
+	c.Next()
+}
+
+// authorize enforces the permission a route declared. Deny by default.
+func (a *App) authorize(perm Permission) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p := PrincipalOf(c)
+		switch perm.Kind {
+		case PermPublic:
+			c.Next()
+			return
+		case PermSupportOnly:
+			if p.Kind != KindSupport {
+				a.needLogin(c, "/console/login")
+				return
+			}
+			c.Next()
+			return
+		case PermSignedIn:
+			if p.Kind == "" {
+				a.needLogin(c, "/portal/login")
+				return
+			}
+			c.Next()
+			return
+		case PermCasbin:
+			if p.Kind == "" {
+				a.needLogin(c, "/portal/login")
+				return
+			}
+			t := TenantOf(c)
+			domain := policies.ChainDomain(t.Slug)
+			if perm.VenueParam != "" {
+				venue, err := uuid.Parse(c.Param(perm.VenueParam))
+				if err != nil {
+					Fail(c, NotFound("venue"))
+					return
+				}
+				domain = policies.VenueDomain(t.Slug, venue.String())
+			}
+			ok, err := a.Enforcer.Allowed(p.Subject(), domain, perm.Object, perm.Action)
+			if err != nil {
+				Fail(c, err)
+				return
+			}
+			if !ok {
+				Fail(c, Forbidden("forbidden", "your roles do not allow "+perm.Action+" on "+perm.Object+" here"))
+				return
+			}
+			c.Next()
+			return
+		}
+		Fail(c, Forbidden("forbidden", "route has no permission"))
+	}
+}
+
+// Can reports whether the request's principal holds a chain-level permission
+// (used to build navigation and to filter lists).
+func (a *App) Can(c *gin.Context, object, action string) bool {
+	p := PrincipalOf(c)
+	if p.Kind == "" || p.Kind == KindSupport {
+		return false
+	}
+	ok, err := a.Enforcer.Allowed(p.Subject(), policies.ChainDomain(TenantOf(c).Slug), object, action)
+	return err == nil && ok
+}
+
+// CanAtVenue reports whether the principal holds a permission at one venue.
+func (a *App) CanAtVenue(c *gin.Context, venueID uuid.UUID, object, action string) bool {
+	p := PrincipalOf(c)
+	if p.Kind == "" || p.Kind == KindSupport {
+		return false
+	}
+	ok, err := a.Enforcer.Allowed(p.Subject(), policies.VenueDomain(TenantOf(c).Slug, venueID.String()), object, action)
+	return err == nil && ok
+}
+
+func (a *App) needLogin(c *gin.Context, loginPath string) {
+	if wantsHTML(c) && c.Request.Method == http.MethodGet {
+		c.Redirect(http.StatusSeeOther, loginPath+"?next="+urlQueryEscape(c.Request.URL.Path))
+		c.Abort()
+		return
+	}
+	Fail(c, Unauthenticated("sign in first"))
+}
+
+func wantsHTML(c *gin.Context) bool {
+	s, _ := c.Get(ctxSurface)
+	surface, _ := s.(Surface)
+	return (surface == SurfacePortal || surface == SurfaceStorefront || surface == SurfacePlatform) &&
+		strings.Contains(c.GetHeader("Accept"), "text/html")
+}
+
+func (a *App) registerHealth(r *Registrar) {
+	r.Global(http.MethodGet, "/healthz", Public(), func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
+	r.Global(http.MethodGet, "/readyz", Public(), func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		checks := gin.H{"postgres": "ok", "redis": "ok"}
+		ready := true
+		if err := a.SQL.PingContext(ctx); err != nil {
+			checks["postgres"], ready = "unreachable", false
+		}
+		if err := a.Redis.Ping(ctx).Err(); err != nil {
+			checks["redis"], ready = "unreachable", false
+		}
+		if !ready {
+			Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Detail: "a dependency is unreachable",
+				Extra: map[string]any{"checks": checks}, Headers: map[string]string{"Retry-After": "5"}})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+	})
+	metrics := promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})
+	r.Global(http.MethodGet, "/metrics", Public(), gin.WrapH(metrics))
+}

@@ -1,0 +1,207 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"marquee/jobs"
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+// Module is a feature module. Given the core, it registers what it brings:
+// API routes with their permissions, portal and storefront pages, navigation,
+// task handlers and schedules, default grants, and demo seed data.
+type Module interface {
+	Name() string
+	Register(r *Registrar) error
+}
+
+// Surface is where a route is mounted.
+type Surface int
+
+// Surfaces. Tenant surfaces answer only on a tenant host (or with X-Tenant);
+// platform surfaces only on the base host.
+const (
+	SurfaceAPI        Surface = iota // /api/v1 on a tenant
+	SurfacePortal                    // /portal on a tenant
+	SurfaceStorefront                // / on a tenant
+	SurfacePlatform                  // base host: console
+	SurfaceGlobal                    // any host, no tenant: probes, metrics, static assets
+)
+
+func (s Surface) String() string {
+	return [...]string{"api", "portal", "storefront", "platform", "global"}[s]
+}
+
+func (s Surface) prefix() string {
+	return [...]string{"/api/v1", "/portal", "", "", ""}[s]
+}
+
+// Permission is what a route requires. Every route declares one; the router
+// refuses a route without it.
+type Permission struct {
+	Object     string
+	Action     string
+	VenueParam string // path parameter holding the venue id; empty: chain level
+	Kind       PermissionKind
+}
+
+// PermissionKind says how a permission is checked.
+type PermissionKind int
+
+// Kinds of permission.
+const (
+	permUnset       PermissionKind = iota
+	PermPublic                     // anyone, signed in or not
+	PermSignedIn                   // any principal of the tenant
+	PermCasbin                     // Object/Action checked by the enforcer
+	PermSupportOnly                // platform support staff on the console
+)
+
+// Public marks a route open to everyone (login, storefront, health).
+func Public() Permission { return Permission{Kind: PermPublic} }
+
+// SignedIn requires a principal of the request's tenant and nothing more.
+func SignedIn() Permission { return Permission{Kind: PermSignedIn} }
+
+// Require requires a chain-level permission.
+func Require(object, action string) Permission {
+	return Permission{Kind: PermCasbin, Object: object, Action: action}
+}
+
+// RequireAtVenue requires a permission at the venue named by a path parameter:
+// chain roles pass at every venue, venue roles only at their own.
+func RequireAtVenue(object, action, venueParam string) Permission {
+	return Permission{Kind: PermCasbin, Object: object, Action: action, VenueParam: venueParam}
+}
+
+// SupportOnly requires a signed-in support staff member on the console.
+func SupportOnly() Permission { return Permission{Kind: PermSupportOnly} }
+
+func (p Permission) String() string {
+	switch p.Kind {
+	case PermPublic:
+		return "public"
+	case PermSignedIn:
+		return "signed-in"
+	case PermSupportOnly:
+		return "support"
+	case PermCasbin:
+		if p.VenueParam != "" {
+			return fmt.Sprintf("%s:%s@venue(:%s)", p.Object, p.Action, p.VenueParam)
+		}
+		return p.Object + ":" + p.Action
+	}
+	return "unset"
+}
+
+// Route is one registered route, kept so that tests and the OpenAPI
+// document can walk them.
+type Route struct {
+	Module   string
+	Surface  Surface
+	Method   string
+	Path     string // full path as mounted
+	Perm     Permission
+	Summary  string
+	handlers []gin.HandlerFunc
+}
+
+// NavItem is a portal navigation entry, shown to those holding Perm.
+type NavItem struct {
+	Label string
+	Path  string
+	Perm  Permission
+	Order int
+}
+
+// SeedFunc fills a demo tenant with a module's sample data.
+type SeedFunc func(ctx context.Context, t tenants.Tenant) error
+
+// VenueDirectory is provided by the module that owns venues, so the core can
+// check venue ids (role assignments) without knowing that module.
+type VenueDirectory interface {
+	VenueExists(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error)
+}
+
+// Registrar is what a module registers through.
+type Registrar struct {
+	app    *App
+	module string
+}
+
+// App gives a module the core's services (DB, Redis, jobs, ledger, ...).
+func (r *Registrar) App() *App { return r.app }
+
+func (r *Registrar) add(s Surface, method, path string, perm Permission, summary string, h []gin.HandlerFunc) {
+	if perm.Kind == permUnset {
+		panic(fmt.Sprintf("%s: route %s %s declares no permission", r.module, method, path))
+	}
+	if perm.Kind == PermCasbin && (perm.Object == "" || perm.Action == "") {
+		panic(fmt.Sprintf("%s: route %s %s has an incomplete permission", r.module, method, path))
+	}
+	if s == SurfaceGlobal && perm.Kind != PermPublic {
+		panic(fmt.Sprintf("%s: global route %s %s must be public", r.module, method, path))
+	}
+	if s == SurfacePlatform && perm.Kind != PermSupportOnly && perm.Kind != PermPublic {
+		panic(fmt.Sprintf("%s: platform route %s %s may only be public or support-only", r.module, method, path))
+	}
+	if s != SurfacePlatform && s != SurfaceGlobal && perm.Kind == PermSupportOnly {
+		panic(fmt.Sprintf("%s: tenant route %s %s cannot be support-only", r.module, method, path))
+	}
+	r.app.routes = append(r.app.routes, Route{
+		Module: r.module, Surface: s, Method: method, Path: s.prefix() + path, Perm: perm, Summary: summary, handlers: h,
+	})
+}
+
+// API registers a JSON route under /api/v1 on tenant hosts.
+func (r *Registrar) API(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) {
+	r.add(SurfaceAPI, method, path, perm, summary, h)
+}
+
+// Portal registers an admin portal page under /portal on tenant hosts.
+func (r *Registrar) Portal(method, path string, perm Permission, h ...gin.HandlerFunc) {
+	r.add(SurfacePortal, method, path, perm, "", h)
+}
+
+// Storefront registers a buyer-facing page on tenant hosts.
+func (r *Registrar) Storefront(method, path string, perm Permission, h ...gin.HandlerFunc) {
+	r.add(SurfaceStorefront, method, path, perm, "", h)
+}
+
+// Platform registers a route on the base host (console, probes).
+func (r *Registrar) Platform(method, path string, perm Permission, h ...gin.HandlerFunc) {
+	r.add(SurfacePlatform, method, path, perm, "", h)
+}
+
+// Global registers a public route answered on every host without a tenant.
+func (r *Registrar) Global(method, path string, perm Permission, h ...gin.HandlerFunc) {
+	r.add(SurfaceGlobal, method, path, perm, "", h)
+}
+
+// Nav adds a portal navigation entry.
+func (r *Registrar) Nav(label, path string, order int, perm Permission) {
+	r.app.nav = append(r.app.nav, NavItem{Label: label, Path: path, Perm: perm, Order: order})
+}
+
+// Task registers the handler of a tenant task type.
+func (r *Registrar) Task(taskType string, h jobs.Handler) { r.app.Jobs.Handle(taskType, h) }
+
+// Every schedules a task type for every active tenant.
+func (r *Registrar) Every(p jobs.Periodic) { r.app.Jobs.Every(p) }
+
+// Grants adds default role permissions installed in every new tenant.
+func (r *Registrar) Grants(g ...policies.Grant) { r.app.grants = append(r.app.grants, g...) }
+
+// Seed adds demo data for a tenant.
+func (r *Registrar) Seed(fn SeedFunc) { r.app.seeds = append(r.app.seeds, fn) }
+
+// ProvideVenues makes this module the venue directory of the core.
+func (r *Registrar) ProvideVenues(d VenueDirectory) { r.app.venues = d }
+
+// Routes returns every registered route.
+func (a *App) Routes() []Route { return append([]Route(nil), a.routes...) }

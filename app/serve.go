@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"marquee/migrations"
+)
+
+// Serve answers HTTP on the configured address until ctx ends, then stops
+// accepting connections and lets in-flight requests finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down: finishing in-flight requests", "grace", a.Config.ShutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Listen opens the configured HTTP address.
+func (a *App) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (MARQUEE_HTTP_ADDR): %w", a.Config.HTTPAddr, err)
+	}
+	return ln, nil
+}
+
+// RunWorker processes tasks until ctx ends; with scheduler it also enqueues
+// the periodic fan-outs (run exactly one scheduler per deployment).
+func (a *App) RunWorker(ctx context.Context, scheduler bool) error {
+	srv := a.Jobs.NewServer(a.Config.WorkerConcurrency)
+	if err := srv.Start(a.Jobs.Mux()); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer srv.Shutdown()
+	if scheduler {
+		s, err := a.Jobs.NewScheduler()
+		if err != nil {
+			return err
+		}
+		if err := s.Start(); err != nil {
+			return fmt.Errorf("start scheduler: %w", err)
+		}
+		defer s.Shutdown()
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// MigrateAll brings every tenant schema up to date, reporting progress.
+func (a *App) MigrateAll(ctx context.Context, progress migrations.Progress) error {
+	schemas, err := a.Tenants.Schemas(ctx)
+	if err != nil {
+		return err
+	}
+	return a.Migrator.All(ctx, schemas, progress)
+}

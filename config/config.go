@@ -1,0 +1,110 @@
+// Package config holds the platform's configuration, its defaults and its
+// loading from MARQUEE_* environment variables.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Config is everything a Marquee process needs to start. It is built once by
+// Load and passed explicitly; nothing reads the environment after that.
+type Config struct {
+	DatabaseURL string // MARQUEE_DATABASE_URL
+	RedisURL    string // MARQUEE_REDIS_URL
+	HTTPAddr    string // MARQUEE_HTTP_ADDR
+	BaseDomain  string // MARQUEE_BASE_DOMAIN: tenants live at {slug}.{BaseDomain}
+	SecretKey   string // MARQUEE_SECRET_KEY: signs CSRF tokens and links
+
+	SessionTTL        time.Duration // MARQUEE_SESSION_TTL
+	SupportVisitTTL   time.Duration // MARQUEE_SUPPORT_VISIT_TTL
+	MaxBodyBytes      int64         // MARQUEE_MAX_BODY_BYTES
+	MigrateParallel   int           // MARQUEE_MIGRATE_PARALLEL
+	LogLevel          string        // MARQUEE_LOG_LEVEL
+	ShutdownGrace     time.Duration // MARQUEE_SHUTDOWN_GRACE
+	WorkerConcurrency int           // MARQUEE_WORKER_CONCURRENCY
+}
+
+// DevSecretKey is the secret used when none is configured. It is only
+// acceptable for local demos; Validate refuses it outside of them.
+const DevSecretKey = "marquee-local-development-secret-do-not-use-in-production"
+
+// Defaults returns the configuration used when no variable is set: the local
+// PostgreSQL and Redis that deployments/local/services.sh provides.
+func Defaults() Config {
+	return Config{
+		DatabaseURL:       "postgres://postgres:postgres@127.0.0.1:5432/marquee?sslmode=disable",
+		RedisURL:          "redis://127.0.0.1:6379/0",
+		HTTPAddr:          "127.0.0.1:8080",
+		BaseDomain:        "localhost",
+		SecretKey:         DevSecretKey,
+		SessionTTL:        12 * time.Hour,
+		SupportVisitTTL:   30 * time.Minute,
+		MaxBodyBytes:      1 << 20,
+		MigrateParallel:   4,
+		LogLevel:          "info",
+		ShutdownGrace:     20 * time.Second,
+		WorkerConcurrency: 10,
+	}
+}
+
+// Load reads the environment on top of the defaults.
+func Load() (Config, error) {
+	return load(os.LookupEnv)
+}
+
+func load(lookup func(string) (string, bool)) (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := lookup(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v, ok := lookup(name); ok && v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a positive duration", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	integer := func(name string, dst *int) {
+		if v, ok := lookup(name); ok && v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a positive integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	str("MARQUEE_DATABASE_URL", &c.DatabaseURL)
+	str("MARQUEE_REDIS_URL", &c.RedisURL)
+	str("MARQUEE_HTTP_ADDR", &c.HTTPAddr)
+	str("MARQUEE_BASE_DOMAIN", &c.BaseDomain)
+	str("MARQUEE_SECRET_KEY", &c.SecretKey)
+	str("MARQUEE_LOG_LEVEL", &c.LogLevel)
+	dur("MARQUEE_SESSION_TTL", &c.SessionTTL)
+	dur("MARQUEE_SUPPORT_VISIT_TTL", &c.SupportVisitTTL)
+	dur("MARQUEE_SHUTDOWN_GRACE", &c.ShutdownGrace)
+	integer("MARQUEE_MIGRATE_PARALLEL", &c.MigrateParallel)
+	integer("MARQUEE_WORKER_CONCURRENCY", &c.WorkerConcurrency)
+	var body int
+	integer("MARQUEE_MAX_BODY_BYTES", &body)
+	if body > 0 {
+		c.MaxBodyBytes = int64(body)
+	}
+	if len(c.SecretKey) < 32 {
+		errs = append(errs, errors.New("MARQUEE_SECRET_KEY must be at least 32 characters"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// UsesDevSecret reports whether the built-in development secret is in use.
+func (c Config) UsesDevSecret() bool { return c.SecretKey == DevSecretKey }

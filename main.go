@@ -1,0 +1,271 @@
+// Command marquee is the whole platform in one binary: the API and pages, the
+// job worker, migrations, tenant management and a populated demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"marquee/app"
+	"marquee/config"
+	"marquee/migrations"
+	"marquee/modules"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "marquee:", err)
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "marquee",
+		Short:         "Marquee: the platform for concert-venue chains",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.AddCommand(serveCmd(), workerCmd(), migrateCmd(), tenantCmd(), demoCmd(), ledgerCmd())
+	return cmd
+}
+
+// open loads the configuration and builds the App with every module.
+func open(ctx context.Context) (*app.App, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	return app.New(ctx, cfg, app.Options{}, modules.All()...)
+}
+
+func serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the API, portal, storefront and console",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ln, err := a.Listen()
+			if err != nil {
+				return err
+			}
+			a.Log.Info("serving", "addr", ln.Addr().String())
+			return a.Serve(cmd.Context(), ln)
+		},
+	}
+}
+
+func workerCmd() *cobra.Command {
+	var scheduler bool
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run background jobs (and the periodic scheduler)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			a.Log.Info("worker running", "scheduler", scheduler)
+			return a.RunWorker(cmd.Context(), scheduler)
+		},
+	}
+	cmd.Flags().BoolVar(&scheduler, "scheduler", true, "also run the periodic scheduler (exactly one per deployment)")
+	return cmd
+}
+
+func migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Migrate the control schema and every tenant schema (resumable)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			fmt.Println("control schema: up to date")
+			return migrateAll(cmd.Context(), a)
+		},
+	}
+}
+
+func migrateAll(ctx context.Context, a *app.App) error {
+	err := a.MigrateAll(ctx, func(done, total int, r migrations.Result) {
+		status := "ok"
+		if r.Err != nil {
+			status = "FAILED: " + r.Err.Error()
+		}
+		fmt.Printf("tenant %d of %d  %-30s applied %d in %s  %s\n", done, total, r.Schema, r.Applied, r.Duration.Round(1e6), status)
+	})
+	if err != nil {
+		return fmt.Errorf("some tenant schemas failed; fix the cause and run migrate again to resume:\n%w", err)
+	}
+	return nil
+}
+
+func tenantCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants (venue chains)"}
+	var name, ownerEmail string
+	create := &cobra.Command{
+		Use:   "create <slug>",
+		Short: "Create a tenant, migrate its schema and add its owner (password from MARQUEE_OWNER_PASSWORD)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw := os.Getenv("MARQUEE_OWNER_PASSWORD")
+			if ownerEmail == "" || pw == "" {
+				return errors.New("--owner-email and MARQUEE_OWNER_PASSWORD are required")
+			}
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			t, err := a.CreateTenant(cmd.Context(), args[0], name, ownerEmail, "Owner", pw)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("created %s (schema %s), owner %s\n", t.Slug, t.Schema, ownerEmail)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "display name")
+	create.Flags().StringVar(&ownerEmail, "owner-email", "", "email of the first owner")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ts, err := a.Tenants.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SLUG\tNAME\tSTATUS\tSCHEMA\tCREATED")
+			for _, t := range ts {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Name, t.Status, t.Schema, t.CreatedAt.UTC().Format("2006-01-02 15:04"))
+			}
+			return w.Flush()
+		},
+	}
+	status := func(use, short string, suspend bool) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " <slug>", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				a, err := open(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				if suspend {
+					err = a.Tenants.Suspend(cmd.Context(), args[0])
+				} else {
+					err = a.Tenants.Resume(cmd.Context(), args[0])
+				}
+				if err == nil {
+					fmt.Printf("%s: %sd\n", args[0], use)
+				}
+				return err
+			},
+		}
+	}
+	cmd.AddCommand(create, list, status("suspend", "Suspend a tenant everywhere at once", true), status("resume", "Resume a suspended tenant", false))
+	return cmd
+}
+
+func ledgerCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ledger", Short: "Audit ledger tools"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify <slug>",
+		Short: "Recompute a tenant's ledger hash chain and report the first broken entry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			t, err := a.Tenants.Lookup(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			res, err := a.Ledger.Verify(cmd.Context(), t)
+			if err != nil {
+				return err
+			}
+			if !res.OK {
+				return fmt.Errorf("ledger of %s is BROKEN at entry %d (%s) after %d entries", t.Slug, res.BrokenAt, res.Reason, res.Entries)
+			}
+			fmt.Printf("ledger of %s verifies: %d entries\n", t.Slug, res.Entries)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func demoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo",
+		Short: "Create, migrate and seed the demo database, then serve it with an in-process worker",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+				return err
+			}
+			a, err := app.New(ctx, cfg, app.Options{}, modules.All()...)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := migrateAll(ctx, a); err != nil {
+				return err
+			}
+			chains, err := a.SeedDemo(ctx)
+			if err != nil {
+				return err
+			}
+			ln, err := a.Listen()
+			if err != nil {
+				return err
+			}
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			fmt.Printf("\nMarquee demo is up.\n\n")
+			for _, ch := range chains {
+				fmt.Printf("  %-8s portal     http://%s.%s:%s/portal   (%s / %s)\n", ch.Tenant.Slug, ch.Tenant.Slug, cfg.BaseDomain, port, ch.Owner, app.DemoPassword)
+				fmt.Printf("  %-8s storefront http://%s.%s:%s/\n", "", ch.Tenant.Slug, cfg.BaseDomain, port)
+			}
+			fmt.Printf("  console           http://%s:%s/console  (%s / %s)\n", cfg.BaseDomain, port, app.DemoSupportEmail, app.DemoPassword)
+			fmt.Printf("  API               http://%s:%s/api/v1/openapi.json with header X-Tenant: acme\n\n", cfg.BaseDomain, port)
+			if cfg.UsesDevSecret() {
+				fmt.Println("  (using the built-in development secret: set MARQUEE_SECRET_KEY outside the demo)")
+			}
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return a.Serve(gctx, ln) })
+			g.Go(func() error { return a.RunWorker(gctx, true) })
+			return g.Wait()
+		},
+	}
+}

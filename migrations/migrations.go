@@ -1,0 +1,218 @@
+// Package migrations holds the versioned SQL of the control schema and of
+// every tenant schema, embedded in the binary, and the runner that applies
+// them schema by schema.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed control/*.sql tenant/*.sql
+var files embed.FS
+
+// ControlSchema is the schema of the tenant registry and platform records.
+const ControlSchema = "control"
+
+// ControlFS returns the control-plane migrations.
+func ControlFS() fs.FS { return mustSub("control") }
+
+// TenantFS returns the migrations applied to every tenant schema.
+func TenantFS() fs.FS { return mustSub("tenant") }
+
+func mustSub(dir string) fs.FS {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}
+
+// Runner applies migrations to one schema at a time. Each schema keeps its
+// own goose version table, so a failure in one tenant leaves the others as
+// they are and a rerun resumes exactly where that tenant stopped.
+type Runner struct {
+	base     *pgx.ConnConfig
+	control  fs.FS
+	tenant   fs.FS
+	parallel int
+}
+
+// NewRunner parses the database URL once; control and tenant are the
+// migration trees (ControlFS and TenantFS in production, others in tests).
+func NewRunner(databaseURL string, control, tenant fs.FS, parallel int) (*Runner, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if parallel < 1 {
+		parallel = 1
+	}
+	return &Runner{base: cfg, control: control, tenant: tenant, parallel: parallel}, nil
+}
+
+// Result is the outcome for one schema.
+type Result struct {
+	Schema   string
+	Applied  int
+	Duration time.Duration
+	Err      error
+}
+
+// Control creates the control schema if needed and brings it up to date.
+func (r *Runner) Control(ctx context.Context) (Result, error) {
+	res := r.apply(ctx, ControlSchema, r.control)
+	return res, res.Err
+}
+
+// Schema creates one tenant schema if needed and brings it up to date.
+// schema must already be a validated schema name (tenants.SchemaName).
+func (r *Runner) Schema(ctx context.Context, schema string) (Result, error) {
+	res := r.apply(ctx, schema, r.tenant)
+	return res, res.Err
+}
+
+// Progress is called after each tenant schema, from one goroutine at a time.
+type Progress func(done, total int, res Result)
+
+// All applies the tenant migrations to every given schema with bounded
+// parallelism, under a database-wide advisory lock so that two processes
+// never roll migrations at the same time. It goes on past a failing schema
+// and returns the joined errors; rerunning resumes the failed ones.
+func (r *Runner) All(ctx context.Context, schemas []string, progress Progress) error {
+	unlock, err := r.globalLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var (
+		mu   sync.Mutex
+		done int
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan string)
+	)
+	for range min(r.parallel, max(len(schemas), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for schema := range next {
+				res := r.apply(ctx, schema, r.tenant)
+				mu.Lock()
+				done++
+				if res.Err != nil {
+					errs = append(errs, res.Err)
+				}
+				if progress != nil {
+					progress(done, len(schemas), res)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, s := range schemas {
+		select {
+		case next <- s:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+// globalLock takes the session advisory lock that serialises whole migration
+// runs; it waits for a run in another process to finish.
+func (r *Runner) globalLock(ctx context.Context) (func(), error) {
+	db := stdlib.OpenDB(*r.base.Copy())
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	id := lockID("marquee:migrate:all")
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
+		conn.Close()
+		db.Close()
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", id)
+		conn.Close()
+		db.Close()
+	}, nil
+}
+
+func (r *Runner) apply(ctx context.Context, schema string, migrations fs.FS) Result {
+	start := time.Now()
+	res := Result{Schema: schema}
+	fail := func(err error) Result {
+		res.Err = fmt.Errorf("migrate schema %s: %w", schema, err)
+		res.Duration = time.Since(start)
+		return res
+	}
+	quoted := pgx.Identifier{schema}.Sanitize()
+	cfg := r.base.Copy()
+	cfg.RuntimeParams["search_path"] = quoted + ", public"
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	db.SetMaxOpenConns(2)
+
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoted); err != nil {
+		return fail(err)
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID("marquee:migrate:" + schema)))
+	if err != nil {
+		return fail(err)
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations,
+		goose.WithTableName(schema+".goose_db_version"),
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithLogger(goose.NopLogger()),
+	)
+	if err != nil {
+		return fail(err)
+	}
+	results, err := provider.Up(ctx)
+	res.Applied = len(results)
+	if err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) {
+			res.Applied = len(partial.Applied)
+		}
+		return fail(err)
+	}
+	res.Duration = time.Since(start)
+	return res
+}
+
+func lockID(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64() & 0x7fffffffffffffff)
+}
+
+// Version reports the applied version of a schema (0 if none).
+func (r *Runner) Version(ctx context.Context, db *sql.DB, schema string) (int64, error) {
+	var v sql.NullInt64
+	err := db.QueryRowContext(ctx,
+		fmt.Sprintf("SELECT max(version_id) FROM %s.goose_db_version WHERE is_applied", pgx.Identifier{schema}.Sanitize())).Scan(&v)
+	return v.Int64, err
+}

@@ -1,0 +1,10 @@
+// Package modules holds the one list of feature modules the core wires in.
+package modules
+
+import "marquee/app"
+
+// All returns every feature module, in registration order. Adding a module
+// is one line here.
+func All() []app.Module {
+	return []app.Module{}
+}
