@@ -1,0 +1,290 @@
+// Package apptest starts a real App for tests: its own PostgreSQL database
+// (created, migrated, dropped at the end) and its own Redis database number,
+// so test packages run in parallel without seeing each other's data.
+//
+// Redis database numbers by package (asynq queues live per Redis database):
+//
+//	1 app   2 tenants   3 jobs   4 migrations   5 policies   6 calendar
+//	7 inventory   8 staffing   9 ops   10 integrations   11 booking   12 main
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"marquee/app"
+	"marquee/config"
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+// Password is the password of every user the helpers create.
+const Password = "test-password-1"
+
+// DatabaseURL returns the server URL tests use (MARQUEE_TEST_DATABASE_URL).
+func DatabaseURL() string {
+	if v := os.Getenv("MARQUEE_TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// RedisURL returns the Redis URL of a database number (MARQUEE_TEST_REDIS_URL is the server).
+func RedisURL(db int) string {
+	base := os.Getenv("MARQUEE_TEST_REDIS_URL")
+	if base == "" {
+		base = "redis://127.0.0.1:6379"
+	}
+	return fmt.Sprintf("%s/%d", strings.TrimRight(base, "/"), db)
+}
+
+var dbNameUnsafe = regexp.MustCompile(`[^a-z0-9_]`)
+
+// Database creates a fresh database for a test package and returns its URL
+// and a function that drops it.
+func Database(name string) (string, func(), error) {
+	cfg, err := pgx.ParseConfig(DatabaseURL())
+	if err != nil {
+		return "", nil, err
+	}
+	db := "marquee_test_" + dbNameUnsafe.ReplaceAllString(strings.ToLower(name), "_") + fmt.Sprintf("_%d", os.Getpid())
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", nil, fmt.Errorf("test PostgreSQL unreachable (%s): %w", cfg.Host, err)
+	}
+	defer conn.Close(ctx)
+	q := pgx.Identifier{db}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)"); err != nil {
+		return "", nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+q); err != nil {
+		return "", nil, err
+	}
+	url := strings.Replace(DatabaseURL(), "/"+cfg.Database, "/"+db, 1)
+	drop := func() {
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)")
+	}
+	return url, drop, nil
+}
+
+// Env is a running App with an HTTP server in front of it.
+type Env struct {
+	App    *app.App
+	Server *httptest.Server
+	Client *http.Client
+	cfg    config.Config
+}
+
+// Options tune Start.
+type Options struct {
+	DBMaxConns int
+	Modules    []app.Module
+	Configure  func(*config.Config)
+}
+
+// Config returns the test configuration for a database URL and Redis db.
+func Config(databaseURL string, redisDB int) config.Config {
+	cfg := config.Defaults()
+	cfg.DatabaseURL = databaseURL
+	cfg.RedisURL = RedisURL(redisDB)
+	cfg.SecretKey = "test-secret-key-that-is-long-enough-0123456789"
+	cfg.BaseDomain = "localhost"
+	cfg.MigrateParallel = 4
+	return cfg
+}
+
+// Start builds an App on databaseURL and Redis database redisDB and serves
+// it on a loopback port. Several Starts on one database act as several
+// server instances.
+func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
+	t.Helper()
+	cfg := Config(databaseURL, redisDB)
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if os.Getenv("MARQUEE_TEST_LOG") != "" {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns}, opts.Modules...)
+	if err != nil {
+		t.Fatalf("start app: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	e := &Env{App: a, Server: srv, cfg: cfg, Client: &http.Client{
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+	})
+	return e
+}
+
+var seq atomic.Int64
+
+// UniqueSlug returns a slug not used before in this process.
+func UniqueSlug(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, seq.Add(1))
+}
+
+// Tenant creates a tenant with an owner "owner@<slug>.test".
+func (e *Env) Tenant(t testing.TB, slug string) tenants.Tenant {
+	t.Helper()
+	tn, err := e.App.CreateTenant(context.Background(), slug, strings.ToUpper(slug[:1])+slug[1:]+" Chain", "owner@"+slug+".test", "Owner of "+slug, Password)
+	if err != nil {
+		t.Fatalf("create tenant %s: %v", slug, err)
+	}
+	return tn
+}
+
+// User creates a staff user with the given role (venue may be empty).
+func (e *Env) User(t testing.TB, tn tenants.Tenant, email, role, venue string) app.User {
+	t.Helper()
+	u, err := e.App.CreateUser(context.Background(), tn, email, email, Password)
+	if err != nil {
+		t.Fatalf("create user %s: %v", email, err)
+	}
+	if role != "" {
+		if err := e.App.Enforcer.Assign(tn.Slug, policies.Assignment{UserID: u.ID.String(), Role: role, Venue: venue}); err != nil {
+			t.Fatalf("assign %s to %s: %v", role, email, err)
+		}
+	}
+	return u
+}
+
+// Login signs a user in through the API and returns the bearer token.
+func (e *Env) Login(t testing.TB, slug, email string) string {
+	t.Helper()
+	res := e.Do(t, http.MethodPost, slug, "/api/v1/auth/login", "", map[string]string{"email": email, "password": Password})
+	if res.Status != http.StatusOK {
+		t.Fatalf("login %s@%s: %d %s", email, slug, res.Status, res.Body)
+	}
+	var out struct{ Token string }
+	res.JSON(t, &out)
+	return out.Token
+}
+
+// Response is a read HTTP response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body.
+func (r Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Code returns the problem code of an error response.
+func (r Response) Code() string {
+	var p struct{ Code string }
+	_ = json.Unmarshal(r.Body, &p)
+	return p.Code
+}
+
+// Do sends a request to a tenant host (slug "" means the base host). body
+// may be nil, a []byte / string sent as is, or a value encoded as JSON.
+func (e *Env) Do(t testing.TB, method, slug, path, token string, body any, headers ...string) Response {
+	t.Helper()
+	res, err := e.Try(method, slug, path, token, body, headers...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return res
+}
+
+// Try is Do without a testing.TB, for use from many goroutines.
+func (e *Env) Try(method, slug, path, token string, body any, headers ...string) (Response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return Response{}, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.Server.URL+path, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	if slug != "" {
+		req.Host = slug + ".localhost"
+	} else {
+		req.Host = "localhost"
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, err
+}
+
+// Main runs a test package against its own database and its own Redis
+// database (emptied first): call it from TestMain. It stores the database
+// URL that Start should use in *url.
+func Main(m *testing.M, name string, redisDB int, url *string) {
+	u, drop, err := Database(name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apptest:", err)
+		os.Exit(1)
+	}
+	opt, err := redis.ParseURL(RedisURL(redisDB))
+	if err == nil {
+		rdb := redis.NewClient(opt)
+		err = rdb.FlushDB(context.Background()).Err()
+		rdb.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apptest: test Redis unreachable:", err)
+		os.Exit(1)
+	}
+	*url = u
+	code := m.Run()
+	drop()
+	os.Exit(code)
+}
