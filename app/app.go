@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -48,15 +49,18 @@ type App struct {
 	Metrics  *prometheus.Registry
 	Ledger   *Ledger
 
-	redisOpt asynq.RedisConnOpt
-	modules  []Module
-	routes   []Route
-	nav      []NavItem
-	grants   []policies.Grant
-	seeds    []SeedFunc
-	venues   VenueDirectory
-	http     *httpMetrics
-	stop     context.CancelFunc
+	// dummyHash is compared against when an account does not exist, so a
+	// missing account takes as long to refuse as a wrong password.
+	dummyHash []byte
+	redisOpt  asynq.RedisConnOpt
+	modules   []Module
+	routes    []Route
+	nav       []NavItem
+	grants    []policies.Grant
+	seeds     []SeedFunc
+	venues    VenueDirectory
+	http      *httpMetrics
+	stop      context.CancelFunc
 }
 
 // Options tune New; the zero value is right for serving.
@@ -76,6 +80,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 		log = NewLogger(os.Stderr, cfg.LogLevel)
 	}
 	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
+	a.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("marquee-no-such-account"), cfg.PasswordCost)
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ok := false
 	defer func() {

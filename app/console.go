@@ -68,7 +68,7 @@ func (a *App) CreateSupportUser(ctx context.Context, email, name, password strin
 	if err != nil {
 		return uuid.Nil, err
 	}
-	hash, err := HashPassword(password)
+	hash, err := a.hashPassword(password)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -128,7 +128,7 @@ func (a *App) consoleLogin(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	hash := dummyHash
+	hash := a.dummyHash
 	if len(rows) == 1 {
 		hash = []byte(rows[0].PasswordHash)
 	}
@@ -196,7 +196,7 @@ func (a *App) consoleCreateTenant(c *gin.Context) {
 		a.renderConsole(c, http.StatusBadRequest, "Owner email is not valid")
 		return
 	}
-	if _, err := HashPassword(c.PostForm("owner_password")); err != nil {
+	if err := validatePassword(c.PostForm("owner_password")); err != nil {
 		a.renderConsole(c, http.StatusBadRequest, "Owner password must be 10 to 72 characters")
 		return
 	}

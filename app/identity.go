@@ -262,20 +262,21 @@ type User struct {
 	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
 }
 
-const bcryptCost = 11
-
-// HashPassword hashes a password with bcrypt.
-func HashPassword(pw string) (string, error) {
+func validatePassword(pw string) error {
 	if len(pw) < 10 || len(pw) > 72 {
-		return "", Invalid("weak_password", "password must be 10 to 72 characters")
+		return Invalid("weak_password", "password must be 10 to 72 characters")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcryptCost)
-	return string(h), err
+	return nil
 }
 
-// dummyHash is compared against when the account does not exist, so that a
-// missing account takes as long to refuse as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("marquee-no-such-account"), bcryptCost)
+// hashPassword hashes a password with bcrypt at the configured cost.
+func (a *App) hashPassword(pw string) (string, error) {
+	if err := validatePassword(pw); err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), a.Config.PasswordCost)
+	return string(h), err
+}
 
 func normalizeEmail(email string) (string, error) {
 	email = strings.TrimSpace(email)
@@ -296,7 +297,7 @@ func (a *App) CreateUser(ctx context.Context, t tenants.Tenant, email, name, pas
 	if name == "" || len(name) > 200 {
 		return User{}, Invalid("invalid_name", "name must be 1 to 200 characters")
 	}
-	hash, err := HashPassword(password)
+	hash, err := a.hashPassword(password)
 	if err != nil {
 		return User{}, err
 	}
@@ -352,7 +353,7 @@ func (a *App) Login(ctx context.Context, t tenants.Tenant, email, password, clie
 	if err != nil {
 		return "", Session{}, err
 	}
-	hash := dummyHash
+	hash := a.dummyHash
 	if len(rows) == 1 {
 		hash = []byte(rows[0].PasswordHash)
 	}

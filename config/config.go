@@ -26,6 +26,7 @@ type Config struct {
 	LogLevel          string        // MARQUEE_LOG_LEVEL
 	ShutdownGrace     time.Duration // MARQUEE_SHUTDOWN_GRACE
 	WorkerConcurrency int           // MARQUEE_WORKER_CONCURRENCY
+	PasswordCost      int           // MARQUEE_PASSWORD_COST: bcrypt cost
 }
 
 // DevSecretKey is the secret used when none is configured. It is only
@@ -48,6 +49,7 @@ func Defaults() Config {
 		LogLevel:          "info",
 		ShutdownGrace:     20 * time.Second,
 		WorkerConcurrency: 10,
+		PasswordCost:      11,
 	}
 }
 
@@ -95,6 +97,10 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	dur("MARQUEE_SHUTDOWN_GRACE", &c.ShutdownGrace)
 	integer("MARQUEE_MIGRATE_PARALLEL", &c.MigrateParallel)
 	integer("MARQUEE_WORKER_CONCURRENCY", &c.WorkerConcurrency)
+	integer("MARQUEE_PASSWORD_COST", &c.PasswordCost)
+	if c.PasswordCost < 10 || c.PasswordCost > 16 {
+		errs = append(errs, errors.New("MARQUEE_PASSWORD_COST must be from 10 to 16"))
+	}
 	var body int
 	integer("MARQUEE_MAX_BODY_BYTES", &body)
 	if body > 0 {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -76,7 +77,12 @@ func Database(name string) (string, func(), error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+q); err != nil {
 		return "", nil, err
 	}
-	url := strings.Replace(DatabaseURL(), "/"+cfg.Database, "/"+db, 1)
+	parsed, err := neturl.Parse(DatabaseURL())
+	if err != nil {
+		return "", nil, err
+	}
+	parsed.Path = "/" + db
+	url := parsed.String()
 	drop := func() {
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
@@ -111,6 +117,7 @@ func Config(databaseURL string, redisDB int) config.Config {
 	cfg.SecretKey = "test-secret-key-that-is-long-enough-0123456789"
 	cfg.BaseDomain = "localhost"
 	cfg.MigrateParallel = 4
+	cfg.PasswordCost = 4 // bcrypt's minimum: tests create many users; production uses 11+
 	return cfg
 }
 

@@ -1,0 +1,117 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"marquee/app"
+	"marquee/app/apptest"
+	"marquee/jobs"
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+var dbURL string
+
+const redisDB = 1
+
+func TestMain(m *testing.M) { apptest.Main(m, "app", redisDB, &dbURL) }
+
+// probeModule is a module used only in tests: it registers one of everything
+// the contract offers and records what the core did with it.
+type probeModule struct {
+	mu     sync.Mutex
+	venues map[uuid.UUID]bool
+	tasks  []string
+	seeded []string
+	slow   chan struct{}
+}
+
+func newProbe() *probeModule {
+	return &probeModule{venues: map[uuid.UUID]bool{}, slow: make(chan struct{})}
+}
+
+func (p *probeModule) Name() string { return "probe" }
+
+func (p *probeModule) Register(r *app.Registrar) error {
+	a := r.App()
+	r.Grants(
+		policies.Grant{Role: policies.RoleVenueManager, Object: "probe.things", Action: policies.Read},
+		policies.Grant{Role: policies.RoleChainAdmin, Object: "probe.things", Action: policies.Read},
+	)
+	r.API(http.MethodGet, "/probe/venues/:venueId/things", app.RequireAtVenue("probe.things", policies.Read, "venueId"), "probe",
+		func(c *gin.Context) {
+			c.JSON(http.StatusOK, gin.H{"venue": c.Param("venueId"), "tenant": app.TenantOf(c).Slug})
+		})
+	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", func(c *gin.Context) {
+		<-p.slow
+		time.Sleep(300 * time.Millisecond)
+		c.JSON(http.StatusOK, gin.H{"done": true})
+	})
+	r.Portal(http.MethodGet, "/probe", app.Require("probe.things", policies.Read), func(c *gin.Context) {
+		a.RenderPortal(c, http.StatusOK, "Probe", "<p id=probe>probe page</p>")
+	})
+	r.Nav("Probe things", "/portal/probe", 50, app.Require("probe.things", policies.Read))
+	r.Task("probe:record", func(ctx context.Context, t tenants.Tenant, payload []byte) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.tasks = append(p.tasks, t.Slug+":"+string(payload))
+		return nil
+	})
+	r.Every(jobs.Periodic{Cron: "@hourly", Type: "probe:record", Queue: jobs.QueueDefault, Bucket: time.Hour})
+	r.Seed(func(ctx context.Context, t tenants.Tenant) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.seeded = append(p.seeded, t.Slug)
+		return nil
+	})
+	r.ProvideVenues(p)
+	return nil
+}
+
+func (p *probeModule) VenueExists(_ context.Context, _ tenants.Tenant, id uuid.UUID) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.venues[id], nil
+}
+
+func (p *probeModule) addVenue() uuid.UUID {
+	id := uuid.Must(uuid.NewV7())
+	p.mu.Lock()
+	p.venues[id] = true
+	p.mu.Unlock()
+	return id
+}
+
+func startProbe(t *testing.T, opts ...func(*apptest.Options)) (*apptest.Env, *probeModule) {
+	t.Helper()
+	p := newProbe()
+	o := apptest.Options{Modules: []app.Module{p}}
+	for _, f := range opts {
+		f(&o)
+	}
+	return apptest.Start(t, dbURL, redisDB, o), p
+}
+
+func ownerOf(tn tenants.Tenant) string { return "owner@" + tn.Slug + ".test" }
+
+func wantStatus(t *testing.T, res apptest.Response, status int, code string) {
+	t.Helper()
+	if res.Status != status {
+		t.Fatalf("status %d, want %d: %s", res.Status, status, res.Body)
+	}
+	if code != "" {
+		if ct := res.Header.Get("Content-Type"); ct != app.ProblemContentType {
+			t.Fatalf("content type %q, want %s", ct, app.ProblemContentType)
+		}
+		if got := res.Code(); got != code {
+			t.Fatalf("problem code %q, want %q: %s", got, code, res.Body)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Makes sure the local services Marquee needs are up on loopback:
+# PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379. Installs them from
+# Debian's packages when missing, starts them when down, and does nothing when
+# they already answer. With --with-chromium it also installs Debian's chromium
+# for the browser tests.
+set -euo pipefail
+
+PG_PORT=5432
+REDIS_PORT=6379
+
+say() { printf 'services: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; exit 1; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for() { # port name
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+  say "$2 did not come up on 127.0.0.1:$1"; exit 1
+}
+
+ensure_postgres() {
+  if port_open "$PG_PORT"; then return; fi
+  local installed=0
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing PostgreSQL"
+    apt_install postgresql
+    installed=1
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ -z "$version" ]; then say "no PostgreSQL cluster found under /etc/postgresql"; exit 1; fi
+  say "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  wait_for "$PG_PORT" PostgreSQL
+  if [ "$installed" -eq 1 ]; then
+    # A fresh Debian cluster asks for a password on TCP; give the superuser the
+    # one in the default MARQUEE_DATABASE_URL (local development only).
+    as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'"
+  fi
+}
+
+ensure_redis() {
+  if port_open "$REDIS_PORT"; then return; fi
+  if ! command -v redis-server >/dev/null; then
+    say "installing Redis"
+    apt_install redis-server
+  fi
+  say "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/marquee.log
+  wait_for "$REDIS_PORT" Redis
+}
+
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return; fi
+  say "installing chromium (browser tests)"
+  apt_install chromium
+}
+
+ensure_postgres
+ensure_redis
+for arg in "$@"; do
+  case "$arg" in
+    --with-chromium) ensure_chromium ;;
+    *) say "unknown option $arg"; exit 2 ;;
+  esac
+done
+say "PostgreSQL 127.0.0.1:$PG_PORT and Redis 127.0.0.1:$REDIS_PORT are up"
