@@ -92,7 +92,7 @@ type Progress func(done, total int, res Result)
 // never roll migrations at the same time. It goes on past a failing schema
 // and returns the joined errors; rerunning resumes the failed ones.
 func (r *Runner) All(ctx context.Context, schemas []string, progress Progress) error {
-	unlock, err := r.globalLock(ctx)
+	unlock, err := r.Lock(ctx, "marquee:migrate:all")
 	if err != nil {
 		return err
 	}
@@ -137,20 +137,23 @@ func (r *Runner) All(ctx context.Context, schemas []string, progress Progress) e
 	return errors.Join(errs...)
 }
 
-// globalLock takes the session advisory lock that serialises whole migration
-// runs; it waits for a run in another process to finish.
-func (r *Runner) globalLock(ctx context.Context) (func(), error) {
+// Lock takes the session advisory lock of name on a connection of its own
+// (outside any application pool), waiting for its holder in any process to
+// let go; call the returned function to release it. A crashed holder's lock
+// is released with its connection. It serialises whole migration runs
+// ("marquee:migrate:all") and tenant provisioning.
+func (r *Runner) Lock(ctx context.Context, name string) (func(), error) {
 	db := stdlib.OpenDB(*r.base.Copy())
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migration lock: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
-	id := lockID("marquee:migrate:all")
+	id := lockID(name)
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
 		conn.Close()
 		db.Close()
-		return nil, fmt.Errorf("migration lock: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	return func() {
 		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", id)

@@ -54,15 +54,6 @@ func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, log *slog.
 	if err := e.SetWatcher(w); err != nil {
 		return nil, err
 	}
-	// casbin's default callback reloads through the embedded, unsynchronised
-	// Enforcer, racing every concurrent Enforce; reload through the lock.
-	if err := w.SetUpdateCallback(func(string) {
-		if err := e.LoadPolicy(); err != nil {
-			log.Warn("policy reload failed", "err", err)
-		}
-	}); err != nil {
-		return nil, err
-	}
 	// SetWatcher installs the unsynchronised Enforcer.LoadPolicy as the
 	// callback; reload through the synced enforcer instead, under its lock.
 	if err := w.SetUpdateCallback(func(string) {

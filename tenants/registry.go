@@ -38,6 +38,9 @@ type Registry struct {
 
 	mu    sync.RWMutex
 	cache map[string]cached
+	// gen counts invalidations: a lookup that raced one does not cache what
+	// it read, since the row may have changed after it was read.
+	gen uint64
 }
 
 type cached struct {
@@ -62,6 +65,7 @@ func (r *Registry) Lookup(ctx context.Context, slug string) (Tenant, error) {
 	}
 	r.mu.RLock()
 	c, ok := r.cache[slug]
+	gen := r.gen
 	r.mu.RUnlock()
 	if ok && time.Since(c.fetched) < cacheTTL {
 		return c.tenant, nil
@@ -71,7 +75,9 @@ func (r *Registry) Lookup(ctx context.Context, slug string) (Tenant, error) {
 		return Tenant{}, err
 	}
 	r.mu.Lock()
-	r.cache[slug] = cached{tenant: t, fetched: time.Now()}
+	if r.gen == gen {
+		r.cache[slug] = cached{tenant: t, fetched: time.Now()}
+	}
 	r.mu.Unlock()
 	return t, nil
 }
@@ -142,6 +148,14 @@ func (r *Registry) Create(ctx context.Context, slug, name string) (Tenant, error
 	if name == "" {
 		name = slug
 	}
+	// One creation of a slug at a time, across processes: a concurrent
+	// Create waits, then finds the tenant active and gets ErrExists instead of
+	// "resuming" a provisioning that is still running.
+	unlock, err := r.runner.Lock(ctx, "marquee:tenant:create:"+slug)
+	if err != nil {
+		return Tenant{}, err
+	}
+	defer unlock()
 	t := Tenant{ID: uuid.Must(uuid.NewV7()), Slug: slug, Name: name, Schema: schema, Status: StatusProvisioning}
 	err = r.db.WithContext(ctx).Exec(
 		"INSERT INTO control.tenants (id, slug, name, schema_name, status) VALUES (?, ?, ?, ?, ?)",
@@ -211,6 +225,7 @@ func (r *Registry) setStatus(ctx context.Context, slug string, from, to Status) 
 func (r *Registry) forget(slug string) {
 	r.mu.Lock()
 	delete(r.cache, slug)
+	r.gen++
 	r.mu.Unlock()
 }
 
