@@ -269,6 +269,35 @@ func (a *App) Can(c *gin.Context, object, action string) bool {
 	return err == nil && ok
 }
 
+// CanAnywhere reports whether the principal holds a permission chain-wide or
+// at any venue it has a role at (navigation, venue pickers).
+func (a *App) CanAnywhere(c *gin.Context, object, action string) bool {
+	p := PrincipalOf(c)
+	if p.Kind == KindSupportVisit {
+		ok, err := a.Enforcer.Allowed(p.Subject(), policies.ChainDomain(TenantOf(c).Slug), object, action)
+		return err == nil && ok
+	}
+	if a.Can(c, object, action) {
+		return true
+	}
+	if p.Kind != KindUser {
+		return false
+	}
+	roles, err := a.Enforcer.Assignments(TenantOf(c).Slug, p.UserID.String())
+	if err != nil {
+		return false
+	}
+	for _, r := range roles {
+		if r.Venue == "" {
+			continue
+		}
+		if ok, err := a.Enforcer.Allowed(p.Subject(), policies.VenueDomain(TenantOf(c).Slug, r.Venue), object, action); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
 // CanAtVenue reports whether the principal holds a permission at one venue.
 func (a *App) CanAtVenue(c *gin.Context, venueID uuid.UUID, object, action string) bool {
 	p := PrincipalOf(c)

@@ -100,24 +100,13 @@ func (a *App) navFor(c *gin.Context) []NavItem {
 		case PermPublic, PermSignedIn:
 			out = append(out, n)
 		case PermCasbin:
-			if a.Can(c, n.Perm.Object, n.Perm.Action) || (PrincipalOf(c).Kind == KindSupportVisit && a.supportCan(c, n.Perm)) || (n.Perm.VenueParam != "" && a.hasAnyVenueRole(c)) {
+			if a.CanAnywhere(c, n.Perm.Object, n.Perm.Action) {
 				out = append(out, n)
 			}
 		}
 	}
 	slices.SortStableFunc(out, func(x, y NavItem) int { return x.Order - y.Order })
 	return out
-}
-
-func (a *App) supportCan(c *gin.Context, perm Permission) bool {
-	ok, err := a.Enforcer.Allowed(policies.RoleSupport, policies.ChainDomain(TenantOf(c).Slug), perm.Object, perm.Action)
-	return err == nil && ok
-}
-
-func (a *App) hasAnyVenueRole(c *gin.Context) bool {
-	p := PrincipalOf(c)
-	roles, err := a.Enforcer.Assignments(TenantOf(c).Slug, p.UserID.String())
-	return err == nil && len(roles) > 0
 }
 
 // renderErrorPage is Fail's HTML form for browsers on page surfaces.
