@@ -31,9 +31,19 @@ func newBrowser(env *apptest.Env, slug string) *browser {
 
 func (b *browser) do(t *testing.T, method, path string, form url.Values, headers ...string) (*http.Response, string) {
 	t.Helper()
-	var body io.Reader
+	body := ""
 	if form != nil {
-		body = strings.NewReader(form.Encode())
+		body = form.Encode()
+		headers = append([]string{"Content-Type", "application/x-www-form-urlencoded"}, headers...)
+	}
+	return b.raw(t, method, path, body, headers...)
+}
+
+func (b *browser) raw(t *testing.T, method, path, rawBody string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if rawBody != "" {
+		body = strings.NewReader(rawBody)
 	}
 	u := strings.Replace(b.env.Server.URL, "127.0.0.1", b.host, 1) + path
 	req, err := http.NewRequest(method, u, body)
@@ -43,9 +53,6 @@ func (b *browser) do(t *testing.T, method, path string, form url.Values, headers
 	// Dial the test server whatever the host name says.
 	req.URL.Host = strings.TrimPrefix(b.env.Server.URL, "http://")
 	req.Host = b.host
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
 	req.Header.Set("Accept", "text/html")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

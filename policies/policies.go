@@ -71,7 +71,8 @@ func CoreGrants() []Grant {
 	add("role_assignments", Read, RoleChainAdmin, RoleSupport)
 	add("role_assignments", Write, RoleChainAdmin)
 	add("users", Read, RoleChainAdmin, RoleSupport)
-	add("users", Write, RoleChainAdmin)
+	// Support may fix accounts during a visit; every change is in the access log.
+	add("users", Write, RoleChainAdmin, RoleSupport)
 	add("ledger", Read, RoleFinance)
 	return g
 }
