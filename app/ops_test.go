@@ -1,0 +1,102 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"marquee/app/apptest"
+)
+
+func TestHealthReadinessMetricsAndOpenAPI(t *testing.T) {
+	env, _ := startProbe(t)
+	tn := env.Tenant(t, apptest.UniqueSlug("ops"))
+	wantStatus(t, env.Do(t, http.MethodGet, "", "/healthz", "", nil), http.StatusOK, "")
+	ready := env.Do(t, http.MethodGet, tn.Slug, "/readyz", "", nil)
+	if ready.Status != http.StatusOK || !strings.Contains(string(ready.Body), `"postgres":"ok"`) || !strings.Contains(string(ready.Body), `"redis":"ok"`) {
+		t.Fatalf("readyz: %d %s", ready.Status, ready.Body)
+	}
+	env.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", "", nil)
+	metrics := string(env.Do(t, http.MethodGet, "", "/metrics", "", nil).Body)
+	for _, want := range []string{
+		`marquee_http_requests_total{method="GET",route="/api/v1/me",status="Unauthorized"}`,
+		`marquee_http_request_duration_seconds_bucket{method="GET",route="/api/v1/me"`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	res := env.Do(t, http.MethodGet, tn.Slug, "/api/v1/openapi.json", "", nil)
+	var doc struct {
+		OpenAPI string                               `json:"openapi"`
+		Paths   map[string]map[string]map[string]any `json:"paths"`
+	}
+	res.JSON(t, &doc)
+	if doc.OpenAPI != "3.1.0" || doc.Paths["/role-assignments"]["post"]["x-permission"] != "role_assignments:write" ||
+		doc.Paths["/probe/venues/{venueId}/things"]["get"] == nil {
+		t.Fatalf("openapi: %s", res.Body)
+	}
+	if id := res.Header.Get("X-Request-ID"); len(id) < 8 {
+		t.Fatal("no request id")
+	}
+	echo := env.Do(t, http.MethodGet, "", "/healthz", "", nil, "X-Request-ID", "client-chosen-id-1")
+	if echo.Header.Get("X-Request-ID") != "client-chosen-id-1" {
+		t.Fatal("request id not propagated")
+	}
+}
+
+// SIGTERM (a cancelled context) stops accepting work but lets the request in
+// flight finish.
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	env, probe := startProbe(t)
+	tn := env.Tenant(t, apptest.UniqueSlug("shut"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- env.App.Serve(ctx, ln) }()
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/v1/probe/slow", nil)
+		req.Host = tn.Slug + ".localhost"
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		got <- result{status: res.StatusCode, body: string(b)}
+	}()
+	// Let the request reach the handler, then shut down while it works.
+	probe.slow <- struct{}{}
+	cancel()
+	r := <-got
+	if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `"done":true`) {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Fatal("server still accepts connections after shutdown")
+	}
+}
