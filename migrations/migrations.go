@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -177,7 +178,7 @@ func (r *Runner) apply(ctx context.Context, schema string, migrations fs.FS) Res
 	defer db.Close()
 	db.SetMaxOpenConns(2)
 
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoted); err != nil {
+	if err := createSchema(ctx, db, quoted); err != nil {
 		return fail(err)
 	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID("marquee:migrate:" + schema)))
@@ -204,6 +205,19 @@ func (r *Runner) apply(ctx context.Context, schema string, migrations fs.FS) Res
 	}
 	res.Duration = time.Since(start)
 	return res
+}
+
+// createSchema runs CREATE SCHEMA IF NOT EXISTS, which is not safe against
+// itself: of two sessions creating the same schema at once, the loser fails
+// on pg_namespace's unique index (23505) once the winner commits. Then the
+// schema exists, which is all that was asked.
+func createSchema(ctx context.Context, db *sql.DB, quoted string) error {
+	_, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoted)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		_, err = db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoted)
+	}
+	return err
 }
 
 func lockID(name string) int64 {
