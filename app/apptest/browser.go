@@ -1,0 +1,77 @@
+package apptest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// ChromiumPath is where Debian installs the browser used by browser tests.
+const ChromiumPath = "/usr/bin/chromium"
+
+// Browser starts a headless Chromium for a test and returns its context. The
+// test is skipped when Chromium is not installed (deployments/local/services.sh
+// --with-chromium installs it; CI always does).
+func Browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		t.Skip("chromium not installed; run deployments/local/services.sh --with-chromium")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(ChromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 900),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// HostURL is the test server's URL on a tenant's host name (slug "" for the
+// base host); Chromium resolves *.localhost to loopback by itself.
+func (e *Env) HostURL(slug string) string {
+	host := "localhost"
+	if slug != "" {
+		host = slug + ".localhost"
+	}
+	return strings.Replace(e.Server.URL, "127.0.0.1", host, 1)
+}
+
+// Screenshot saves a full-page PNG under the OS temp directory and logs its path.
+func Screenshot(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := filepath.Join(os.TempDir(), "marquee-screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+	return path
+}

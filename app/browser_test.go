@@ -1,0 +1,56 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"marquee/app/apptest"
+)
+
+// A new user's first steps, in a real browser: sign in to the portal, see
+// the chain and its roles; support signs in to the console and sees tenants.
+func TestBrowserPortalAndConsole(t *testing.T) {
+	env, _ := startProbe(t)
+	tn := env.Tenant(t, apptest.UniqueSlug("browser"))
+	if _, err := env.App.CreateSupportUser(t.Context(), "support@marquee.test", "Support", apptest.Password); err != nil {
+		t.Fatal(err)
+	}
+	ctx := apptest.Browser(t)
+
+	login := func(url, email string, landed chromedp.CSS) {
+		t.Helper()
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(url),
+			chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
+			chromedp.SendKeys(chromedp.CSS(`input[name=email]`), email),
+			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), apptest.Password),
+			chromedp.Submit(chromedp.CSS(`#login-form`)),
+			chromedp.WaitVisible(landed),
+		)
+		if err != nil {
+			t.Fatalf("sign in at %s: %v", url, err)
+		}
+	}
+	text := func(sel chromedp.CSS) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return s
+	}
+
+	login(env.HostURL(tn.Slug)+"/portal", ownerOf(tn), `ul.roles`)
+	if heading, body := text(`h1`), text(`main`); heading != tn.Name || !strings.Contains(body, ownerOf(tn)) || !strings.Contains(body, "owner") {
+		t.Fatalf("portal home shows %q / %q", heading, body)
+	}
+	apptest.Screenshot(t, ctx, "portal-home")
+
+	login(env.HostURL("")+"/console", "support@marquee.test", `#tenants`)
+	if tenants := text(`#tenants`); !strings.Contains(tenants, tn.Slug) || !strings.Contains(tenants, "active") {
+		t.Fatalf("console tenants: %q", tenants)
+	}
+	apptest.Screenshot(t, ctx, "console-tenants")
+}
