@@ -49,6 +49,7 @@ func (p *probeModule) Register(r *app.Registrar) error {
 		func(c *gin.Context) {
 			c.JSON(http.StatusOK, gin.H{"venue": c.Param("venueId"), "tenant": app.TenantOf(c).Slug})
 		})
+	r.API(http.MethodGet, "/probe/ping", app.Public(), "public probe", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"ok": true}) })
 	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", func(c *gin.Context) {
 		<-p.slow
 		time.Sleep(300 * time.Millisecond)
