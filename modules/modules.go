@@ -1,10 +1,15 @@
 // Package modules holds the one list of feature modules the core wires in.
 package modules
 
-import "marquee/app"
+import (
+	"marquee/app"
+	"marquee/modules/calendar"
+)
 
 // All returns every feature module, in registration order. Adding a module
 // is one line here.
 func All() []app.Module {
-	return []app.Module{}
+	return []app.Module{
+		calendar.New(),
+	}
 }

@@ -1,0 +1,746 @@
+package calendar
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"marquee/app"
+	"marquee/policies"
+)
+
+// Handlers read top to bottom: decode and validate, call the service,
+// respond. Domain failures are *app.Error values passed to app.Fail.
+
+func pathID(c *gin.Context, param, what string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.Param(param))
+	if err != nil {
+		app.Fail(c, app.NotFound(what))
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func optionalID(field string, s *string) (*uuid.UUID, error) {
+	if s == nil || *s == "" {
+		return nil, nil
+	}
+	id, err := parseID(field, *s)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// ---- venues
+
+type venueRequest struct {
+	Name      *string  `json:"name"`
+	Address   *string  `json:"address"`
+	Timezone  *string  `json:"timezone"`
+	Latitude  *float64 `json:"latitude"`
+	Longitude *float64 `json:"longitude"`
+	Capacity  *int     `json:"capacity"`
+}
+
+func (r venueRequest) input() VenueInput {
+	return VenueInput{Name: r.Name, Address: r.Address, Timezone: r.Timezone, Latitude: r.Latitude, Longitude: r.Longitude, Capacity: r.Capacity}
+}
+
+func (m *Module) listVenues(c *gin.Context) {
+	vs, err := m.visibleVenues(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": vs})
+}
+
+// visibleVenues lists the venues the principal may read: all of them for
+// chain roles, their own for venue roles.
+func (m *Module) visibleVenues(c *gin.Context) ([]Venue, error) {
+	vs, err := m.svc.Venues(c.Request.Context(), app.TenantOf(c))
+	if err != nil {
+		return nil, err
+	}
+	if m.app.Can(c, ObjVenues, policies.Read) {
+		return vs, nil
+	}
+	out := []Venue{}
+	for _, v := range vs {
+		if m.app.CanAtVenue(c, v.ID, ObjVenues, policies.Read) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+func (m *Module) createVenue(c *gin.Context) {
+	var req venueRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	v, err := m.svc.CreateVenue(c.Request.Context(), app.TenantOf(c), req.input())
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/v1/venues/"+v.ID.String())
+	c.JSON(http.StatusCreated, v)
+}
+
+func (m *Module) getVenue(c *gin.Context) {
+	id, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	v, err := m.svc.Venue(c.Request.Context(), app.TenantOf(c), id)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (m *Module) updateVenue(c *gin.Context) {
+	id, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	var req venueRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	v, err := m.svc.UpdateVenue(c.Request.Context(), app.TenantOf(c), id, req.input())
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (m *Module) deleteVenue(c *gin.Context) {
+	id, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	if err := m.svc.DeleteVenue(c.Request.Context(), app.TenantOf(c), id); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// ---- stages
+
+type stageRequest struct {
+	Name     *string `json:"name"`
+	Capacity *int    `json:"capacity"`
+	Type     *string `json:"type"`
+}
+
+func (r stageRequest) input() StageInput {
+	return StageInput{Name: r.Name, Capacity: r.Capacity, Kind: r.Type}
+}
+
+func (m *Module) listStages(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	ss, err := m.svc.Stages(c.Request.Context(), app.TenantOf(c), vid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": ss})
+}
+
+func (m *Module) createStage(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	var req stageRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	st, err := m.svc.CreateStage(c.Request.Context(), app.TenantOf(c), vid, req.input())
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Location", fmt.Sprintf("/api/v1/venues/%s/stages/%s", vid, st.ID))
+	c.JSON(http.StatusCreated, st)
+}
+
+func (m *Module) getStage(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	sid, ok := pathID(c, "stageId", "stage")
+	if !ok {
+		return
+	}
+	st, err := m.svc.Stage(c.Request.Context(), app.TenantOf(c), vid, sid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (m *Module) updateStage(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	sid, ok := pathID(c, "stageId", "stage")
+	if !ok {
+		return
+	}
+	var req stageRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	st, err := m.svc.UpdateStage(c.Request.Context(), app.TenantOf(c), vid, sid, req.input())
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (m *Module) deleteStage(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	sid, ok := pathID(c, "stageId", "stage")
+	if !ok {
+		return
+	}
+	if err := m.svc.DeleteStage(c.Request.Context(), app.TenantOf(c), vid, sid); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// ---- events
+
+type eventRequest struct {
+	StageID         *string `json:"stage_id"`
+	Exclusive       bool    `json:"exclusive"`
+	Title           string  `json:"title"`
+	Category        string  `json:"category"`
+	Status          string  `json:"status"`
+	PromoterID      *string `json:"promoter_id"`
+	StartsAt        string  `json:"starts_at"`
+	EndsAt          string  `json:"ends_at"`
+	SetupMinutes    int     `json:"setup_minutes"`
+	TeardownMinutes int     `json:"teardown_minutes"`
+}
+
+func (r eventRequest) input() (EventInput, error) {
+	in := EventInput{Exclusive: r.Exclusive, Title: r.Title, Category: r.Category, Status: Status(r.Status),
+		SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes}
+	var err error
+	if in.StageID, err = optionalID("stage_id", r.StageID); err != nil {
+		return in, err
+	}
+	if in.PromoterID, err = optionalID("promoter_id", r.PromoterID); err != nil {
+		return in, err
+	}
+	if in.StartsAt, err = parseInstant("starts_at", r.StartsAt); err != nil {
+		return in, err
+	}
+	in.EndsAt, err = parseInstant("ends_at", r.EndsAt)
+	return in, err
+}
+
+// idempotencyKey reads the Idempotency-Key header of a POST; the request's
+// fingerprint covers the route and the decoded body.
+func idempotencyKey(c *gin.Context, req any) (*IdempotencyKey, error) {
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" {
+		return nil, nil
+	}
+	if len(key) > 200 || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return nil, app.Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters")
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", c.Request.Method, c.Request.URL.Path)
+	h.Write(body)
+	p := app.PrincipalOf(c)
+	who := p.Kind + ":" + p.UserID.String()
+	if p.Kind == app.KindSupportVisit {
+		who = p.Kind + ":" + p.VisitID.String()
+	}
+	return &IdempotencyKey{Principal: who, Key: key, RequestHash: h.Sum(nil)}, nil
+}
+
+func created(c *gin.Context, location string, replayed bool, body any) {
+	c.Header("Location", location)
+	if replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	c.JSON(http.StatusCreated, body)
+}
+
+func (m *Module) createEvent(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	var req eventRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	in, err := req.input()
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	key, err := idempotencyKey(c, req)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	ev, replayed, err := m.svc.CreateEvent(c.Request.Context(), app.TenantOf(c), vid, in, key)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	created(c, fmt.Sprintf("/api/v1/venues/%s/events/%s", vid, ev.ID), replayed, ev)
+}
+
+func (m *Module) getEvent(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	eid, ok := pathID(c, "eventId", "event")
+	if !ok {
+		return
+	}
+	ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), vid, eid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ev)
+}
+
+// cursors are opaque to clients: the (starts_at, id) of the last item.
+func encodeCursor(startsAt time.Time, id uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(startsAt.UnixMicro(), 10) + "_" + id.String()))
+}
+
+func decodeCursor(s string) (time.Time, uuid.UUID, error) {
+	bad := app.Invalid("invalid_cursor", "after must be a cursor returned by this list")
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, uuid.Nil, bad
+	}
+	us, idText, found := strings.Cut(string(raw), "_")
+	n, err := strconv.ParseInt(us, 10, 64)
+	if !found || err != nil {
+		return time.Time{}, uuid.Nil, bad
+	}
+	id, err := uuid.Parse(idText)
+	if err != nil {
+		return time.Time{}, uuid.Nil, bad
+	}
+	return time.UnixMicro(n).UTC(), id, nil
+}
+
+func (m *Module) listEvents(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	f := EventFilter{Limit: 50}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			app.Fail(c, app.Invalid("invalid_limit", "limit must be an integer from 1 to 200"))
+			return
+		}
+		f.Limit = n
+	}
+	if v := c.Query("after"); v != "" {
+		at, id, err := decodeCursor(v)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		f.AfterStart, f.AfterID, f.HasCursor = at, id, true
+	}
+	if v := c.Query("status"); v != "" {
+		if !ValidStatus(Status(v)) {
+			app.Fail(c, invalid("status", "unknown status %q", v))
+			return
+		}
+		f.Status = Status(v)
+	}
+	for _, q := range []struct {
+		name string
+		dst  **time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := c.Query(q.name); v != "" {
+			t, err := parseInstant(q.name, v)
+			if err != nil {
+				app.Fail(c, err)
+				return
+			}
+			*q.dst = &t
+		}
+	}
+	page, err := m.svc.Events(c.Request.Context(), app.TenantOf(c), vid, f)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	out := gin.H{"items": page.Items}
+	if page.Next != nil {
+		out["next"] = encodeCursor(page.Next.StartsAt, page.Next.ID)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+type eventPatchRequest struct {
+	StageID         *string `json:"stage_id"`
+	Exclusive       *bool   `json:"exclusive"`
+	Title           *string `json:"title"`
+	Category        *string `json:"category"`
+	Status          *string `json:"status"`
+	PromoterID      *string `json:"promoter_id"` // "" removes the promoter
+	StartsAt        *string `json:"starts_at"`
+	EndsAt          *string `json:"ends_at"`
+	SetupMinutes    *int    `json:"setup_minutes"`
+	TeardownMinutes *int    `json:"teardown_minutes"`
+	Version         *int    `json:"version"` // optional: refuse the change if the event moved on
+}
+
+func (r eventPatchRequest) patch() (EventPatch, error) {
+	p := EventPatch{Exclusive: r.Exclusive, Title: r.Title, Category: r.Category,
+		SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes, IfVersion: deref(r.Version)}
+	var err error
+	if r.StageID != nil {
+		if *r.StageID == "" {
+			return p, invalid("stage_id", "must be a UUID; send exclusive: true for the whole venue")
+		}
+		if p.StageID, err = optionalID("stage_id", r.StageID); err != nil {
+			return p, err
+		}
+	}
+	if r.PromoterID != nil && *r.PromoterID == "" {
+		p.ClearPromoter = true
+	} else if p.PromoterID, err = optionalID("promoter_id", r.PromoterID); err != nil {
+		return p, err
+	}
+	if r.Status != nil {
+		s := Status(*r.Status)
+		p.Status = &s
+	}
+	for _, f := range []struct {
+		name string
+		src  *string
+		dst  **time.Time
+	}{{"starts_at", r.StartsAt, &p.StartsAt}, {"ends_at", r.EndsAt, &p.EndsAt}} {
+		if f.src != nil {
+			t, err := parseInstant(f.name, *f.src)
+			if err != nil {
+				return p, err
+			}
+			*f.dst = &t
+		}
+	}
+	return p, nil
+}
+
+func (m *Module) updateEvent(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	eid, ok := pathID(c, "eventId", "event")
+	if !ok {
+		return
+	}
+	var req eventPatchRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	p, err := req.patch()
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	ev, err := m.svc.UpdateEvent(c.Request.Context(), app.TenantOf(c), vid, eid, p)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ev)
+}
+
+// ---- holds
+
+type holdRequest struct {
+	StageID         string  `json:"stage_id"`
+	Title           string  `json:"title"`
+	Category        string  `json:"category"`
+	PromoterID      *string `json:"promoter_id"`
+	StartsAt        string  `json:"starts_at"`
+	EndsAt          string  `json:"ends_at"`
+	SetupMinutes    int     `json:"setup_minutes"`
+	TeardownMinutes int     `json:"teardown_minutes"`
+	ExpiresAt       *string `json:"expires_at"`
+}
+
+func (r holdRequest) input() (HoldInput, error) {
+	in := HoldInput{Title: r.Title, Category: r.Category, SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes}
+	var err error
+	if r.StageID == "" {
+		return in, invalid("stage_id", "is required: a hold is on one stage")
+	}
+	if in.StageID, err = parseID("stage_id", r.StageID); err != nil {
+		return in, err
+	}
+	if in.PromoterID, err = optionalID("promoter_id", r.PromoterID); err != nil {
+		return in, err
+	}
+	if in.StartsAt, err = parseInstant("starts_at", r.StartsAt); err != nil {
+		return in, err
+	}
+	if in.EndsAt, err = parseInstant("ends_at", r.EndsAt); err != nil {
+		return in, err
+	}
+	if r.ExpiresAt != nil && *r.ExpiresAt != "" {
+		t, err := parseInstant("expires_at", *r.ExpiresAt)
+		if err != nil {
+			return in, err
+		}
+		in.ExpiresAt = &t
+	}
+	return in, nil
+}
+
+func (m *Module) createHold(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	var req holdRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	in, err := req.input()
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	key, err := idempotencyKey(c, req)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	h, replayed, err := m.svc.CreateHold(c.Request.Context(), app.TenantOf(c), vid, in, key)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	created(c, fmt.Sprintf("/api/v1/venues/%s/holds/%s", vid, h.ID), replayed, h)
+}
+
+func (m *Module) getHold(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	hid, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), vid, hid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h)
+}
+
+func (m *Module) listHolds(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	now := time.Now().UTC()
+	w := Window{From: now.Add(-24 * time.Hour), To: now.Add(400 * 24 * time.Hour)}
+	if err := queryWindow(c, &w, time.UTC, 400*24*time.Hour); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	hs, err := m.svc.Holds(c.Request.Context(), app.TenantOf(c), vid, w)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": hs})
+}
+
+func (m *Module) releaseHold(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	hid, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	h, err := m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), vid, hid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h)
+}
+
+type confirmRequest struct {
+	Title    string `json:"title"`
+	Category string `json:"category"`
+	Status   string `json:"status"`
+}
+
+func (m *Module) confirmHold(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	hid, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	var req confirmRequest
+	if c.Request.ContentLength != 0 { // the body is optional
+		if err := app.DecodeJSON(c, &req); err != nil {
+			app.Fail(c, err)
+			return
+		}
+	}
+	key, err := idempotencyKey(c, req)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	in := ConfirmInput{Title: req.Title, Category: req.Category, Status: Status(req.Status)}
+	ev, replayed, err := m.svc.ConfirmHold(c.Request.Context(), app.TenantOf(c), vid, hid, in, key)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	created(c, fmt.Sprintf("/api/v1/venues/%s/events/%s", vid, ev.ID), replayed, ev)
+}
+
+// ---- calendar reads
+
+// parseBound reads a range bound: RFC 3339 with offset, or a date
+// (YYYY-MM-DD) taken as midnight in loc.
+func parseBound(field, s string, loc *time.Location) (time.Time, error) {
+	if d, err := time.ParseInLocation("2006-01-02", s, loc); err == nil {
+		return d.UTC(), nil
+	}
+	return parseInstant(field, s)
+}
+
+// queryWindow overrides w with the from/to query parameters and checks it.
+func queryWindow(c *gin.Context, w *Window, loc *time.Location, maxLen time.Duration) error {
+	length := w.To.Sub(w.From)
+	var err error
+	if v := c.Query("from"); v != "" {
+		if w.From, err = parseBound("from", v, loc); err != nil {
+			return err
+		}
+		w.To = w.From.Add(length)
+	}
+	if v := c.Query("to"); v != "" {
+		if w.To, err = parseBound("to", v, loc); err != nil {
+			return err
+		}
+	}
+	if !w.To.After(w.From) {
+		return invalid("to", "must be after from")
+	}
+	if w.To.Sub(w.From) > maxLen {
+		return invalid("to", "the range covers at most %d days", int(maxLen.Hours()/24))
+	}
+	return nil
+}
+
+func startOfDay(t time.Time, loc *time.Location) time.Time {
+	y, mo, d := t.In(loc).Date()
+	return time.Date(y, mo, d, 0, 0, 0, 0, loc)
+}
+
+func (m *Module) venueCalendar(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	ctx, t := c.Request.Context(), app.TenantOf(c)
+	v, err := m.svc.Venue(ctx, t, vid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	loc := v.Location()
+	from := startOfDay(time.Now(), loc)
+	w := Window{From: from.UTC(), To: from.AddDate(0, 0, 7).UTC()}
+	if err := queryWindow(c, &w, loc, MaxCalendarRange); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	cals, err := m.svc.Calendar(ctx, t, []uuid.UUID{vid}, w)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, cals[0])
+}
+
+func (m *Module) chainCalendar(c *gin.Context) {
+	from := startOfDay(time.Now(), time.UTC)
+	w := Window{From: from, To: from.AddDate(0, 0, 7)}
+	if err := queryWindow(c, &w, time.UTC, MaxCalendarRange); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	cals, err := m.svc.Calendar(c.Request.Context(), app.TenantOf(c), nil, w)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"from": w.From.UTC(), "to": w.To.UTC(), "venues": cals})
+}

@@ -1,0 +1,953 @@
+package calendar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/jobs"
+	"marquee/tenants"
+)
+
+// Service holds the calendar's rules. Each public method opens one tenant
+// transaction and passes it to the store's small helpers.
+type Service struct {
+	app *app.App
+}
+
+// NewService builds the calendar service on the core.
+func NewService(a *app.App) *Service { return &Service{app: a} }
+
+// tx runs fn in the tenant's scope. A transaction PostgreSQL aborted as a
+// deadlock or serialization victim is run again (fn has no other effects);
+// constraint violations come back as the API's errors.
+func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = s.app.Tx(ctx, t, fn); !retryable(err) {
+			break
+		}
+	}
+	return mapStoreError(err)
+}
+
+// IdempotencyKey identifies a POST that may be retried: the same principal
+// sending the same key gets the first response again, and the work is done
+// once.
+type IdempotencyKey struct {
+	Principal   string
+	Key         string
+	RequestHash []byte
+}
+
+// once runs op under an optional idempotency key, inside tx: a key seen
+// before replays the stored body into out and reports true.
+func once(tx *gorm.DB, k *IdempotencyKey, out any, op func() error) (bool, error) {
+	if k == nil {
+		return false, op()
+	}
+	stored, err := claimKey(tx, k.Principal, k.Key, k.RequestHash)
+	if err != nil {
+		return false, err
+	}
+	if stored != nil {
+		if !bytes.Equal(stored.RequestHash, k.RequestHash) {
+			return false, &app.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+				Detail: "this Idempotency-Key was used for a different request"}
+		}
+		return true, json.Unmarshal(stored.Body, out)
+	}
+	if err := op(); err != nil {
+		return false, err
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return false, err
+	}
+	return false, storeResponse(tx, k.Principal, k.Key, http.StatusCreated, body)
+}
+
+// ---- venues and stages
+
+// VenueInput is a new venue or, with pointers unset, the fields a patch leaves alone.
+type VenueInput struct {
+	Name      *string
+	Address   *string
+	Timezone  *string
+	Latitude  *float64
+	Longitude *float64
+	Capacity  *int
+}
+
+// apply validates in over v (a new venue starts from the zero Venue).
+func (in VenueInput) apply(v *Venue, creating bool) error {
+	var err error
+	if in.Name != nil || creating {
+		if v.Name, err = cleanText("name", deref(in.Name), 200, true); err != nil {
+			return err
+		}
+	}
+	if in.Address != nil {
+		if v.Address, err = cleanText("address", *in.Address, 500, false); err != nil {
+			return err
+		}
+	}
+	if in.Timezone != nil || creating {
+		tz := deref(in.Timezone)
+		if _, err := LoadTimezone(tz); err != nil {
+			return invalid("timezone", "must be an IANA timezone such as America/New_York (not empty, not Local)")
+		}
+		v.Timezone = tz
+	}
+	if (in.Latitude == nil) != (in.Longitude == nil) {
+		return invalid("latitude", "latitude and longitude go together")
+	}
+	if in.Latitude != nil {
+		lat, lng := *in.Latitude, *in.Longitude
+		if math.IsNaN(lat) || lat < -90 || lat > 90 {
+			return invalid("latitude", "must be between -90 and 90")
+		}
+		if math.IsNaN(lng) || lng < -180 || lng > 180 {
+			return invalid("longitude", "must be between -180 and 180")
+		}
+		v.Latitude, v.Longitude = &lat, &lng
+	}
+	if in.Capacity != nil || creating {
+		c := 0
+		if in.Capacity != nil {
+			c = *in.Capacity
+		}
+		if c < 1 || c > maxCapacity {
+			return invalid("capacity", "licensed capacity must be 1 to %d", maxCapacity)
+		}
+		v.Capacity = c
+	}
+	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// CreateVenue adds a venue.
+func (s *Service) CreateVenue(ctx context.Context, t tenants.Tenant, in VenueInput) (Venue, error) {
+	v := Venue{ID: uuid.Must(uuid.NewV7())}
+	if err := in.apply(&v, true); err != nil {
+		return Venue{}, err
+	}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error { return insertVenue(tx, &v) })
+	return v, err
+}
+
+// UpdateVenue changes the given fields of a venue.
+func (s *Service) UpdateVenue(ctx context.Context, t tenants.Tenant, id uuid.UUID, in VenueInput) (Venue, error) {
+	var v Venue
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		if v, err = findVenue(tx, id, true); err != nil {
+			return err
+		}
+		if err := in.apply(&v, false); err != nil {
+			return err
+		}
+		return updateVenue(tx, &v)
+	})
+	return v, err
+}
+
+// Venue reads one venue.
+func (s *Service) Venue(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Venue, error) {
+	var v Venue
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		v, err = findVenue(tx, id, false)
+		return err
+	})
+	return v, err
+}
+
+// Venues lists every venue of the chain, by name.
+func (s *Service) Venues(ctx context.Context, t tenants.Tenant) ([]Venue, error) {
+	var vs []Venue
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		vs, err = listVenues(tx, nil)
+		return err
+	})
+	return vs, err
+}
+
+// VenueExists implements app.VenueDirectory.
+func (s *Service) VenueExists(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
+	_, err := s.Venue(ctx, t, id)
+	var e *app.Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DeleteVenue removes a venue that has no events or holds.
+func (s *Service) DeleteVenue(ctx context.Context, t tenants.Tenant, id uuid.UUID) error {
+	return s.tx(ctx, t, func(tx *gorm.DB) error { return deleteVenue(tx, id) })
+}
+
+// StageInput is a new stage or a patch of one.
+type StageInput struct {
+	Name     *string
+	Capacity *int
+	Kind     *string
+}
+
+func (in StageInput) apply(st *Stage, v Venue, creating bool) error {
+	var err error
+	if in.Name != nil || creating {
+		if st.Name, err = cleanText("name", deref(in.Name), 200, true); err != nil {
+			return err
+		}
+	}
+	if in.Capacity != nil || creating {
+		c := deref(in.Capacity)
+		if c < 0 || c > v.Capacity {
+			return invalid("capacity", "must be 0 to the venue's licensed capacity (%d)", v.Capacity)
+		}
+		st.Capacity = c
+	}
+	if in.Kind != nil || creating {
+		k := deref(in.Kind)
+		if k == "" {
+			k = "main"
+		}
+		if st.Kind, err = checkCategory("type", k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateStage adds a stage to a venue. Exclusive events already booked at
+// the venue cover it at once: they conflict at venue level, not per stage.
+func (s *Service) CreateStage(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in StageInput) (Stage, error) {
+	st := Stage{ID: uuid.Must(uuid.NewV7()), VenueID: venueID}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		if err := in.apply(&st, v, true); err != nil {
+			return err
+		}
+		return insertStage(tx, &st)
+	})
+	return st, err
+}
+
+// UpdateStage changes a stage's name, capacity or type.
+func (s *Service) UpdateStage(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID, in StageInput) (Stage, error) {
+	var st Stage
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		if st, err = findStage(tx, venueID, id, true); err != nil {
+			return err
+		}
+		if err := in.apply(&st, v, false); err != nil {
+			return err
+		}
+		return updateStage(tx, &st)
+	})
+	return st, err
+}
+
+// Stage reads one stage of a venue.
+func (s *Service) Stage(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID) (Stage, error) {
+	var st Stage
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		st, err = findStage(tx, venueID, id, false)
+		return err
+	})
+	return st, err
+}
+
+// Stages lists the stages of a venue.
+func (s *Service) Stages(ctx context.Context, t tenants.Tenant, venueID uuid.UUID) ([]Stage, error) {
+	var ss []Stage
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		if _, err := findVenue(tx, venueID, false); err != nil {
+			return err
+		}
+		var err error
+		ss, err = listStages(tx, []uuid.UUID{venueID})
+		return err
+	})
+	return ss, err
+}
+
+// DeleteStage removes a stage that has no events or holds.
+func (s *Service) DeleteStage(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID) error {
+	return s.tx(ctx, t, func(tx *gorm.DB) error { return deleteStage(tx, venueID, id) })
+}
+
+// ---- events
+
+// EventInput is a new event.
+type EventInput struct {
+	StageID         *uuid.UUID
+	Exclusive       bool
+	Title           string
+	Category        string
+	Status          Status
+	PromoterID      *uuid.UUID
+	StartsAt        time.Time
+	EndsAt          time.Time
+	SetupMinutes    int
+	TeardownMinutes int
+}
+
+// creatable are the states an event may be created in.
+var creatable = map[Status]bool{StatusDraft: true, StatusConfirmed: true, StatusOnSale: true}
+
+func (in EventInput) event(venueID uuid.UUID) (Event, error) {
+	e := Event{ID: uuid.Must(uuid.NewV7()), VenueID: venueID, StageID: in.StageID, Exclusive: in.Exclusive,
+		Status: in.Status, PromoterID: in.PromoterID, StartsAt: in.StartsAt, EndsAt: in.EndsAt,
+		SetupMinutes: in.SetupMinutes, TeardownMinutes: in.TeardownMinutes}
+	var err error
+	if e.Title, err = cleanText("title", in.Title, 200, true); err != nil {
+		return Event{}, err
+	}
+	if e.Category, err = checkCategory("category", in.Category); err != nil {
+		return Event{}, err
+	}
+	if e.Status == "" {
+		e.Status = StatusDraft
+	}
+	if !creatable[e.Status] {
+		return Event{}, invalid("status", "a new event is draft, confirmed or on_sale")
+	}
+	if err := checkPlacement(e.StageID, e.Exclusive); err != nil {
+		return Event{}, err
+	}
+	return e, checkSlot(e.StartsAt, e.EndsAt, e.SetupMinutes, e.TeardownMinutes)
+}
+
+func checkPlacement(stage *uuid.UUID, exclusive bool) error {
+	switch {
+	case exclusive && stage != nil:
+		return invalid("stage_id", "an exclusive event takes the whole venue: omit stage_id")
+	case !exclusive && stage == nil:
+		return invalid("stage_id", "is required unless exclusive is true")
+	}
+	return nil
+}
+
+// place inserts a new event through the exclusion constraints and returns
+// the venue's timezone. On a conflict it answers 409 naming the events in
+// the way; if those have meanwhile left, it tries again.
+func place(tx *gorm.DB, e *Event) (string, error) {
+	var rows []struct {
+		Timezone string `gorm:"column:timezone"`
+		StageOK  bool   `gorm:"column:stage_ok"`
+	}
+	// The stage must belong to this venue before anything is attempted: a
+	// conflict with another venue's event must never be reported here.
+	if err := tx.Raw(`SELECT v.timezone, (s.id IS NOT NULL) AS stage_ok
+		FROM venues v LEFT JOIN stages s ON s.venue_id = v.id AND s.id = ?
+		WHERE v.id = ?`, e.StageID, e.VenueID).Scan(&rows).Error; err != nil {
+		return "", err
+	}
+	if len(rows) == 0 {
+		return "", app.NotFound("venue")
+	}
+	tz := rows[0].Timezone
+	if !e.Exclusive && !rows[0].StageOK {
+		return "", app.NotFound("stage")
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		ok, err := insertEvent(tx, e)
+		if err != nil || ok {
+			return tz, err
+		}
+		bs, err := blockersOf(tx, e.VenueID, e.StageID, e.Exclusive, e.Occupied(), e.ID)
+		if err != nil {
+			return "", err
+		}
+		if len(bs) > 0 {
+			return "", conflictError(timezoneOrUTC(tz), bs)
+		}
+	}
+	return "", conflictError(timezoneOrUTC(tz), nil)
+}
+
+// CreateEvent books an event. Exactly one of many concurrent requests for
+// overlapping windows succeeds; the others get 409 schedule_conflict naming
+// it. With an idempotency key, a repeat returns the first response (replayed).
+func (s *Service) CreateEvent(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in EventInput, k *IdempotencyKey) (EventView, bool, error) {
+	e, err := in.event(venueID)
+	if err != nil {
+		return EventView{}, false, err
+	}
+	var out EventView
+	var replayed bool
+	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		out = EventView{}
+		var err error
+		replayed, err = once(tx, k, &out, func() error {
+			tz, err := place(tx, &e)
+			out = viewEvent(e, tz)
+			return err
+		})
+		return err
+	})
+	return out, replayed, err
+}
+
+// Event reads one event of a venue.
+func (s *Service) Event(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID) (EventView, error) {
+	var out EventView
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		e, err := findEvent(tx, venueID, id, false)
+		out = viewEvent(e, v.Timezone)
+		return err
+	})
+	return out, err
+}
+
+// EventPage is one page of a venue's events.
+type EventPage struct {
+	Items []EventView
+	Next  *Event // the last item, when more may follow
+}
+
+// Events lists a venue's events by start time, one page at a time.
+func (s *Service) Events(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, f EventFilter) (EventPage, error) {
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	var page EventPage
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		es, err := listEvents(tx, venueID, f)
+		if err != nil {
+			return err
+		}
+		page.Items = make([]EventView, 0, len(es))
+		for _, e := range es {
+			page.Items = append(page.Items, viewEvent(e, v.Timezone))
+		}
+		if len(es) == f.Limit {
+			page.Next = &es[len(es)-1]
+		}
+		return nil
+	})
+	return page, err
+}
+
+// EventPatch changes an event; nil fields stay as they are.
+type EventPatch struct {
+	StageID         *uuid.UUID // moving to a stage also ends exclusive use
+	Exclusive       *bool
+	Title           *string
+	Category        *string
+	Status          *Status
+	PromoterID      *uuid.UUID
+	ClearPromoter   bool
+	StartsAt        *time.Time
+	EndsAt          *time.Time
+	SetupMinutes    *int
+	TeardownMinutes *int
+	IfVersion       int // when > 0, the event must still be at this version
+}
+
+func (p EventPatch) empty() bool {
+	return p.StageID == nil && p.Exclusive == nil && p.Title == nil && p.Category == nil && p.Status == nil &&
+		p.PromoterID == nil && !p.ClearPromoter && p.StartsAt == nil && p.EndsAt == nil && p.SetupMinutes == nil && p.TeardownMinutes == nil
+}
+
+// apply validates p over e and reports whether the placement (stage, use or
+// window) changed.
+func (p EventPatch) apply(e *Event) (moved bool, err error) {
+	old := *e
+	if e.Status.Final() {
+		return false, app.Conflict("event_final", "a %s event cannot change", e.Status)
+	}
+	if p.Title != nil {
+		if e.Title, err = cleanText("title", *p.Title, 200, true); err != nil {
+			return false, err
+		}
+	}
+	if p.Category != nil {
+		if e.Category, err = checkCategory("category", *p.Category); err != nil {
+			return false, err
+		}
+	}
+	if p.Status != nil {
+		if !ValidStatus(*p.Status) {
+			return false, invalid("status", "unknown status %q", *p.Status)
+		}
+		if !CanMove(e.Status, *p.Status) {
+			return false, &app.Error{Status: http.StatusConflict, Code: "invalid_transition",
+				Detail: fmt.Sprintf("an event cannot go from %s to %s", e.Status, *p.Status),
+				Extra:  map[string]any{"from": e.Status, "to": *p.Status, "allowed": transitions[e.Status]}}
+		}
+		e.Status = *p.Status
+	}
+	if p.ClearPromoter {
+		e.PromoterID = nil
+	} else if p.PromoterID != nil {
+		e.PromoterID = p.PromoterID
+	}
+	switch {
+	case p.StageID != nil && p.Exclusive != nil && *p.Exclusive:
+		return false, invalid("stage_id", "an exclusive event takes the whole venue: omit stage_id")
+	case p.StageID != nil:
+		e.StageID, e.Exclusive = p.StageID, false
+	case p.Exclusive != nil && *p.Exclusive:
+		e.StageID, e.Exclusive = nil, true
+	case p.Exclusive != nil && !*p.Exclusive && e.Exclusive:
+		return false, invalid("stage_id", "is required to end exclusive use")
+	}
+	if p.StartsAt != nil {
+		e.StartsAt = *p.StartsAt
+	}
+	if p.EndsAt != nil {
+		e.EndsAt = *p.EndsAt
+	}
+	if p.SetupMinutes != nil {
+		e.SetupMinutes = *p.SetupMinutes
+	}
+	if p.TeardownMinutes != nil {
+		e.TeardownMinutes = *p.TeardownMinutes
+	}
+	if err := checkSlot(e.StartsAt, e.EndsAt, e.SetupMinutes, e.TeardownMinutes); err != nil {
+		return false, err
+	}
+	moved = e.Exclusive != old.Exclusive || !sameStage(e.StageID, old.StageID) || !e.StartsAt.Equal(old.StartsAt) ||
+		!e.EndsAt.Equal(old.EndsAt) || e.SetupMinutes != old.SetupMinutes || e.TeardownMinutes != old.TeardownMinutes
+	if moved && e.Status == StatusCompleted {
+		return false, app.Conflict("event_final", "a completed event cannot move")
+	}
+	return moved, nil
+}
+
+func sameStage(a, b *uuid.UUID) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// UpdateEvent moves, retitles or changes the status of an event. A move goes
+// through the same exclusion constraints as a new booking (409 when the new
+// window is taken); cancelling frees the window at once.
+func (s *Service) UpdateEvent(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID, p EventPatch) (EventView, error) {
+	if p.empty() {
+		return EventView{}, app.Invalid("invalid_request", "nothing to change")
+	}
+	var out EventView
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		// The event's row lock orders concurrent changes of this one event;
+		// conflicts with other events are still the constraints' business.
+		e, err := findEvent(tx, venueID, id, true)
+		if err != nil {
+			return err
+		}
+		if p.IfVersion > 0 && p.IfVersion != e.Version {
+			return app.Conflict("version_mismatch", "the event changed meanwhile (now version %d)", e.Version)
+		}
+		moved, err := p.apply(&e)
+		if err != nil {
+			return err
+		}
+		if moved && !e.Exclusive {
+			if _, err := findStage(tx, venueID, *e.StageID, false); err != nil {
+				return err
+			}
+		}
+		switch {
+		case e.Status == StatusCancelled:
+			if err := freePlacement(tx, e.ID); err != nil {
+				return err
+			}
+		case moved:
+			e.Version++
+			ok, err := movePlacement(tx, e)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				bs, err := blockersOf(tx, venueID, e.StageID, e.Exclusive, e.Occupied(), e.ID)
+				if err != nil {
+					return err
+				}
+				return conflictError(v.Location(), bs)
+			}
+		}
+		if err := saveEvent(tx, &e); err != nil {
+			return err
+		}
+		out = viewEvent(e, v.Timezone)
+		return nil
+	})
+	return out, err
+}
+
+// ---- holds
+
+// HoldInput is a new hold.
+type HoldInput struct {
+	StageID         uuid.UUID
+	Title           string
+	Category        string
+	PromoterID      *uuid.UUID
+	StartsAt        time.Time
+	EndsAt          time.Time
+	SetupMinutes    int
+	TeardownMinutes int
+	ExpiresAt       *time.Time
+}
+
+func (in HoldInput) hold(venueID uuid.UUID, now time.Time) (Hold, error) {
+	h := Hold{ID: uuid.Must(uuid.NewV7()), VenueID: venueID, StageID: in.StageID, PromoterID: in.PromoterID,
+		StartsAt: in.StartsAt, EndsAt: in.EndsAt, SetupMinutes: in.SetupMinutes, TeardownMinutes: in.TeardownMinutes,
+		ExpiresAt: in.ExpiresAt, Status: HoldActive}
+	var err error
+	if h.Title, err = cleanText("title", in.Title, 200, true); err != nil {
+		return Hold{}, err
+	}
+	if in.Category == "" {
+		in.Category = "concert"
+	}
+	if h.Category, err = checkCategory("category", in.Category); err != nil {
+		return Hold{}, err
+	}
+	if in.StageID == uuid.Nil {
+		return Hold{}, invalid("stage_id", "is required")
+	}
+	if h.ExpiresAt != nil && (!h.ExpiresAt.After(now) || h.ExpiresAt.Sub(now) > MaxHoldLifetime) {
+		return Hold{}, invalid("expires_at", "must be in the future, within %d days", int(MaxHoldLifetime.Hours()/24))
+	}
+	return h, checkSlot(h.StartsAt, h.EndsAt, h.SetupMinutes, h.TeardownMinutes)
+}
+
+// CreateHold places a tentative hold. Holds may overlap; the stage's row is
+// locked while the hold is added, so arrival order (and so rank) is the
+// order in which holds on a stage commit.
+func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in HoldInput, k *IdempotencyKey) (HoldView, bool, error) {
+	h, err := in.hold(venueID, time.Now())
+	if err != nil {
+		return HoldView{}, false, err
+	}
+	var out HoldView
+	var replayed bool
+	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		out = HoldView{}
+		var err error
+		replayed, err = once(tx, k, &out, func() error {
+			v, err := findVenue(tx, venueID, false)
+			if err != nil {
+				return err
+			}
+			if _, err := findStage(tx, venueID, h.StageID, true); err != nil {
+				return err
+			}
+			if err := insertHold(tx, h); err != nil {
+				return err
+			}
+			got, err := findHold(tx, venueID, h.ID)
+			out = viewHold(got, v.Timezone)
+			return err
+		})
+		return err
+	})
+	if err == nil && !replayed && h.ExpiresAt != nil {
+		s.scheduleExpiry(ctx, t, h.ID, *h.ExpiresAt)
+	}
+	return out, replayed, err
+}
+
+// scheduleExpiry queues the hold's expiry task. If Redis is unavailable the
+// sweeper still expires the hold within a minute, so a failure is only logged.
+func (s *Service) scheduleExpiry(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, at time.Time) {
+	_, err := s.app.Jobs.Enqueue(ctx, t, TaskHoldExpire, holdTask{HoldID: holdID},
+		asynq.ProcessAt(at), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(10),
+		asynq.TaskID("calendar-hold-expire:"+t.Slug+":"+holdID.String()))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		s.app.Log.Warn("hold expiry not scheduled; the sweeper will expire it", "tenant", t.Slug, "hold", holdID, "err", err)
+	}
+}
+
+// Hold reads one hold of a venue with its current rank.
+func (s *Service) Hold(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID) (HoldView, error) {
+	var out HoldView
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		h, err := findHold(tx, venueID, id)
+		out = viewHold(h, v.Timezone)
+		return err
+	})
+	return out, err
+}
+
+// Holds lists a venue's live holds overlapping w, with their ranks.
+func (s *Service) Holds(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, w Window) ([]HoldView, error) {
+	var out []HoldView
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		hs, err := liveHolds(tx, []uuid.UUID{venueID}, w)
+		out = make([]HoldView, 0, len(hs))
+		for _, h := range hs {
+			out = append(out, viewHold(h, v.Timezone))
+		}
+		return err
+	})
+	return out, err
+}
+
+// ReleaseHold gives a hold up; the holds behind it move up a rank. Releasing
+// a hold that is already released or expired changes nothing.
+func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID) (HoldView, error) {
+	var out HoldView
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		v, err := findVenue(tx, venueID, false)
+		if err != nil {
+			return err
+		}
+		h, err := lockHold(tx, venueID, id)
+		if err != nil {
+			return err
+		}
+		switch h.Status {
+		case HoldConfirmed:
+			return &app.Error{Status: http.StatusConflict, Code: "hold_confirmed", Detail: "the hold became an event; cancel the event instead",
+				Extra: map[string]any{"event_id": h.EventID}}
+		case HoldActive:
+			if _, err := closeHold(tx, id, HoldReleased, nil); err != nil {
+				return err
+			}
+		}
+		got, err := findHold(tx, venueID, id)
+		out = viewHold(got, v.Timezone)
+		return err
+	})
+	return out, err
+}
+
+// ConfirmInput turns a hold into an event; empty fields keep the hold's.
+type ConfirmInput struct {
+	Title    string
+	Category string
+	Status   Status
+}
+
+// ConfirmHold books the hold's stage and window as an event, through the
+// same exclusion constraints as any booking: if an event is in the way the
+// answer is 409 and the hold stays as it was.
+func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID, in ConfirmInput, k *IdempotencyKey) (EventView, bool, error) {
+	if in.Status == "" {
+		in.Status = StatusConfirmed
+	}
+	if in.Status != StatusConfirmed && in.Status != StatusOnSale {
+		return EventView{}, false, invalid("status", "a confirmed hold becomes a confirmed or on_sale event")
+	}
+	var out EventView
+	var replayed bool
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		out = EventView{}
+		var err error
+		replayed, err = once(tx, k, &out, func() error {
+			h, err := lockHold(tx, venueID, id)
+			if err != nil {
+				return err
+			}
+			switch h.Status {
+			case HoldConfirmed:
+				return &app.Error{Status: http.StatusConflict, Code: "hold_confirmed", Detail: "the hold is already confirmed",
+					Extra: map[string]any{"event_id": h.EventID}}
+			case HoldReleased, HoldExpired:
+				return app.Conflict("hold_not_active", "the hold is %s", h.Status)
+			}
+			stage := h.StageID
+			e, err := EventInput{StageID: &stage, Title: or(in.Title, h.Title), Category: or(in.Category, h.Category),
+				Status: in.Status, PromoterID: h.PromoterID, StartsAt: h.StartsAt, EndsAt: h.EndsAt,
+				SetupMinutes: h.SetupMinutes, TeardownMinutes: h.TeardownMinutes}.event(venueID)
+			if err != nil {
+				return err
+			}
+			e.HoldID = &h.ID
+			tz, err := place(tx, &e)
+			if err != nil {
+				return err
+			}
+			if _, err := closeHold(tx, h.ID, HoldConfirmed, &e.ID); err != nil {
+				return err
+			}
+			out = viewEvent(e, tz)
+			return nil
+		})
+		return err
+	})
+	return out, replayed, err
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// ExpireHold is the hold-expiry task's work: idempotent, and a no-op unless
+// the hold is still active and due.
+func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
+	var done bool
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		done, err = expireHold(tx, id)
+		return err
+	})
+	return done, err
+}
+
+// SweepHolds expires every lapsed hold of the tenant, in batches, and
+// forgets idempotency keys older than a day. It returns how many holds it
+// expired.
+func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant) (int64, error) {
+	const batch = 500
+	var total int64
+	for {
+		var n int64
+		err := s.tx(ctx, t, func(tx *gorm.DB) error {
+			var err error
+			n, err = sweepHolds(tx, batch)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < batch {
+			break
+		}
+	}
+	return total, s.tx(ctx, t, func(tx *gorm.DB) error { return forgetOldKeys(tx, 24*time.Hour) })
+}
+
+// ---- calendar reads
+
+// CheckRange validates a calendar range.
+func CheckRange(w Window) error {
+	if !w.To.After(w.From) {
+		return invalid("to", "must be after from")
+	}
+	if w.To.Sub(w.From) > MaxCalendarRange {
+		return invalid("to", "a calendar covers at most %d days", int(MaxCalendarRange.Hours()/24))
+	}
+	return nil
+}
+
+// Calendar reads what venues have scheduled in w: live events and holds,
+// per stage, with exclusive events apart. venueIDs nil means every venue.
+func (s *Service) Calendar(ctx context.Context, t tenants.Tenant, venueIDs []uuid.UUID, w Window) ([]VenueCalendar, error) {
+	if err := CheckRange(w); err != nil {
+		return nil, err
+	}
+	var out []VenueCalendar
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		vs, err := listVenues(tx, venueIDs)
+		if err != nil {
+			return err
+		}
+		if venueIDs != nil && len(vs) < len(venueIDs) {
+			return app.NotFound("venue")
+		}
+		ids := make([]uuid.UUID, len(vs))
+		for i, v := range vs {
+			ids[i] = v.ID
+		}
+		stages, err := listStages(tx, ids)
+		if err != nil {
+			return err
+		}
+		events, err := liveEvents(tx, ids, w)
+		if err != nil {
+			return err
+		}
+		holds, err := liveHolds(tx, ids, w)
+		if err != nil {
+			return err
+		}
+		out = assemble(vs, stages, events, holds, w)
+		return nil
+	})
+	return out, err
+}
+
+func assemble(vs []Venue, stages []Stage, events []Event, holds []Hold, w Window) []VenueCalendar {
+	out := make([]VenueCalendar, len(vs))
+	byVenue := map[uuid.UUID]*VenueCalendar{}
+	lane := map[uuid.UUID]*StageCalendar{}
+	for i, v := range vs {
+		tz := v.Location()
+		out[i] = VenueCalendar{Venue: v, Timezone: v.Timezone, From: w.From.UTC(), To: w.To.UTC(),
+			FromLocal: local(w.From, tz), ToLocal: local(w.To, tz), Stages: []StageCalendar{}, ExclusiveEvents: []EventView{}}
+		byVenue[v.ID] = &out[i]
+	}
+	for _, st := range stages {
+		vc := byVenue[st.VenueID]
+		vc.Stages = append(vc.Stages, StageCalendar{Stage: st, Events: []EventView{}, Holds: []HoldView{}})
+	}
+	for i := range out {
+		for j := range out[i].Stages {
+			lane[out[i].Stages[j].Stage.ID] = &out[i].Stages[j]
+		}
+	}
+	for _, e := range events {
+		vc := byVenue[e.VenueID]
+		ev := viewEvent(e, vc.Timezone)
+		if e.Exclusive {
+			vc.ExclusiveEvents = append(vc.ExclusiveEvents, ev)
+		} else if l := lane[*e.StageID]; l != nil {
+			l.Events = append(l.Events, ev)
+		}
+	}
+	for _, h := range holds {
+		if l := lane[h.StageID]; l != nil {
+			l.Holds = append(l.Holds, viewHold(h, byVenue[h.VenueID].Timezone))
+		}
+	}
+	return out
+}
