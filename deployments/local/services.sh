@@ -2,8 +2,8 @@
 # Makes sure the local services Marquee needs are up on loopback:
 # PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379. Installs them from
 # Debian's packages when missing, starts them when down, and does nothing when
-# they already answer. With --with-chromium it also installs Debian's chromium
-# for the browser tests.
+# they already answer. --for-tests also provides what the tests need beyond
+# those: Stripe's stripe-mock on 127.0.0.1:12111 and Debian's chromium.
 set -euo pipefail
 
 PG_PORT=5432
@@ -63,6 +63,24 @@ ensure_redis() {
   wait_for "$REDIS_PORT" Redis
 }
 
+STRIPE_MOCK_VERSION=v0.203.0
+STRIPE_MOCK_PORT=12111
+
+ensure_stripe_mock() {
+  if port_open "$STRIPE_MOCK_PORT"; then return; fi
+  local bin
+  bin="$(go env GOPATH)/bin/stripe-mock"
+  if [ ! -x "$bin" ]; then
+    say "installing stripe-mock $STRIPE_MOCK_VERSION"
+    GOFLAGS= go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+  fi
+  say "starting stripe-mock"
+  mkdir -p "${TMPDIR:-/tmp}/marquee-services"
+  nohup "$bin" -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" -https-addr "127.0.0.1:$((STRIPE_MOCK_PORT + 1))" \
+    >"${TMPDIR:-/tmp}/marquee-services/stripe-mock.log" 2>&1 &
+  wait_for "$STRIPE_MOCK_PORT" stripe-mock
+}
+
 ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then return; fi
   say "installing chromium (browser tests)"
@@ -74,6 +92,7 @@ ensure_redis
 for arg in "$@"; do
   case "$arg" in
     --with-chromium) ensure_chromium ;;
+    --for-tests) ensure_stripe_mock; ensure_chromium ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac
 done
