@@ -247,8 +247,8 @@ func TestConflictRules(t *testing.T) {
 	}
 	// One occupancy row per live event, none for cancelled ones.
 	var rows, live int
-	env.App.DB.Raw(`SELECT count(*) FROM "`+c.t.Schema+`".occupancy`).Row().Scan(&rows)
-	env.App.DB.Raw(`SELECT count(*) FROM "`+c.t.Schema+`".events WHERE status <> 'cancelled'`).Row().Scan(&live)
+	env.App.DB.Raw(`SELECT count(*) FROM "` + c.t.Schema + `".occupancy`).Row().Scan(&rows)
+	env.App.DB.Raw(`SELECT count(*) FROM "` + c.t.Schema + `".events WHERE status <> 'cancelled'`).Row().Scan(&live)
 	if rows != live {
 		t.Fatalf("%d occupancy rows for %d live events", rows, live)
 	}

@@ -37,6 +37,7 @@ func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB)
 		if err = s.app.Tx(ctx, t, fn); !retryable(err) {
 			break
 		}
+		s.app.Log.Warn("calendar transaction retried", "tenant", t.Slug, "attempt", attempt+1, "err", err)
 	}
 	return mapStoreError(err)
 }
