@@ -48,6 +48,7 @@ type App struct {
 	Jobs     *jobs.Jobs
 	Metrics  *prometheus.Registry
 	Ledger   *Ledger
+	Realtime *Realtime
 
 	// dummyHash is compared against when an account does not exist, so a
 	// missing account takes as long to refuse as a wrong password.
@@ -119,6 +120,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	}
 	a.Jobs = jobs.New(a.redisOpt, a.Tenants, log, a.Metrics)
 	a.Ledger = &Ledger{db: a.DB}
+	a.Realtime = &Realtime{a: a}
 	a.http = newHTTPMetrics(a.Metrics)
 
 	a.grants = policies.CoreGrants()

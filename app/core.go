@@ -13,8 +13,22 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"marquee/jobs"
 	"marquee/policies"
+	"marquee/tenants"
 )
+
+const idempotencySweepTask = "core:idempotency-sweep"
+
+// idempotencyRetention is how long a stored response can be replayed.
+const idempotencyRetention = 24 * time.Hour
+
+// sweepIdempotencyKeys forgets keys older than the retention; idempotent.
+func (a *App) sweepIdempotencyKeys(ctx context.Context, t tenants.Tenant, _ []byte) error {
+	return a.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec("DELETE FROM idempotency_keys WHERE created_at < ?", time.Now().Add(-idempotencyRetention)).Error
+	})
+}
 
 // registerCore registers the routes the core itself owns, through the same
 // Registrar the modules use.
@@ -33,6 +47,8 @@ func (a *App) registerCore(r *Registrar) {
 	r.API(http.MethodDelete, "/role-assignments", Require("role_assignments", policies.Write), "Revoke a role", a.apiUnassign)
 	r.API(http.MethodGet, "/ledger", Require("ledger", policies.Read), "Ledger entries (JSON, or CSV with format=csv)", a.apiLedger)
 	r.API(http.MethodGet, "/ledger/verify", Require("ledger", policies.Read), "Verify the ledger's hash chain", a.apiLedgerVerify)
+	r.Task(idempotencySweepTask, a.sweepIdempotencyKeys)
+	r.Every(jobs.Periodic{Cron: "17 * * * *", Type: idempotencySweepTask, Queue: jobs.QueueDefault, Bucket: time.Hour})
 	r.API(http.MethodGet, "/support-access", Require("support_access", policies.Read), "Support staff visits and their changes", a.apiSupportAccess)
 }
 

@@ -248,6 +248,15 @@ func (a *App) authorize(perm Permission) gin.HandlerFunc {
 				return
 			}
 			if !ok {
+				// A venue that does not exist in this tenant is 404 for
+				// everyone, whatever their roles (checked only when denying).
+				if perm.VenueParam != "" && a.venues != nil {
+					venue, _ := uuid.Parse(c.Param(perm.VenueParam))
+					if exists, err := a.venues.VenueExists(c.Request.Context(), t, venue); err == nil && !exists {
+						Fail(c, NotFound("venue"))
+						return
+					}
+				}
 				Fail(c, Forbidden("forbidden", "your roles do not allow "+perm.Action+" on "+perm.Object+" here"))
 				return
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/app/apptest"
@@ -50,6 +51,28 @@ func (p *probeModule) Register(r *app.Registrar) error {
 			c.JSON(http.StatusOK, gin.H{"venue": c.Param("venueId"), "tenant": app.TenantOf(c).Slug})
 		})
 	r.API(http.MethodGet, "/probe/ping", app.Public(), "public probe", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"ok": true}) })
+	r.API(http.MethodPost, "/probe/charges", app.SignedIn(), "idempotent probe", a.Idempotent(), func(c *gin.Context) {
+		var req struct {
+			Amount int64 `json:"amount"`
+		}
+		if err := app.DecodeJSON(c, &req); err != nil {
+			app.Fail(c, err)
+			return
+		}
+		var e app.LedgerEntry
+		err := a.Tx(c.Request.Context(), app.TenantOf(c), func(tx *gorm.DB) error {
+			var err error
+			e, err = a.Ledger.Append(tx, "probe.charge", "probe", req.Amount, "EUR", "")
+			time.Sleep(50 * time.Millisecond) // widen the window for concurrent retries
+			return err
+		})
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, gin.H{"seq": e.Seq, "id": e.ID})
+	})
+	r.Storefront(http.MethodGet, "/probe/stream", app.Public(), func(c *gin.Context) { a.Realtime.ServeSSE(c, "probe") })
 	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", func(c *gin.Context) {
 		<-p.slow
 		time.Sleep(300 * time.Millisecond)

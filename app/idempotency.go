@@ -1,0 +1,148 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+)
+
+// IdempotencyHeader names the client's key for a retriable POST.
+const IdempotencyHeader = "Idempotency-Key"
+
+// idempotencyStale is how long an unfinished key blocks retries; after it, a
+// crashed attempt no longer pins the key.
+const idempotencyStale = 2 * time.Minute
+
+// Idempotent makes a POST safe to retry: the first request with a key runs
+// and its response is stored; a retry with the same key and body gets that
+// response replayed; the same key with another body is refused; a retry
+// while the first still runs gets 409. Server errors release the key so the
+// client can try again. Put it in a route's handler chain before the handler.
+func (a *App) Idempotent() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		key := c.GetHeader(IdempotencyHeader)
+		if key == "" {
+			Fail(c, Invalid("idempotency_key_required", "send an Idempotency-Key header (a fresh UUID per operation) so retries are safe"))
+			return
+		}
+		if len(key) > 255 || !printable(key) {
+			Fail(c, Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable characters"))
+			return
+		}
+		body, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			Fail(c, jsonProblem(err))
+			return
+		}
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+		sum := sha256.Sum256(append([]byte(c.Request.Method+" "+c.Request.URL.Path+"\n"), body...))
+		scope := c.FullPath()
+		if p := PrincipalOf(c); p.Kind != "" {
+			scope += "|" + p.UserID.String()
+		}
+		ctx, t := c.Request.Context(), TenantOf(c)
+
+		var claimed bool
+		err = a.Tx(ctx, t, func(tx *gorm.DB) error {
+			// Take over a key whose first attempt died without finishing.
+			if err := tx.Exec(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL AND created_at < ?`,
+				scope, key, time.Now().Add(-idempotencyStale)).Error; err != nil {
+				return err
+			}
+			res := tx.Exec(`INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, scope, key, sum[:])
+			claimed = res.RowsAffected == 1
+			return res.Error
+		})
+		if err != nil {
+			Fail(c, err)
+			return
+		}
+		if !claimed {
+			a.replay(c, scope, key, sum[:])
+			return
+		}
+		rec := &recordingWriter{ResponseWriter: c.Writer}
+		c.Writer = rec
+		c.Next()
+		a.settleKey(context.WithoutCancel(ctx), c, scope, key, rec)
+	}
+}
+
+func (a *App) replay(c *gin.Context, scope, key string, sum []byte) {
+	var rows []struct {
+		RequestHash []byte  `gorm:"column:request_hash"`
+		Status      *int    `gorm:"column:status"`
+		ContentType *string `gorm:"column:content_type"`
+		Response    []byte  `gorm:"column:response"`
+	}
+	err := a.Tx(c.Request.Context(), TenantOf(c), func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT request_hash, status, content_type, response FROM idempotency_keys WHERE scope = ? AND key = ?`, scope, key).Scan(&rows).Error
+	})
+	switch {
+	case err != nil:
+		Fail(c, err)
+	case len(rows) == 0: // released by a failed first attempt a moment ago
+		Fail(c, &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
+			Headers: map[string]string{"Retry-After": "1"}})
+	case !bytes.Equal(rows[0].RequestHash, sum):
+		Fail(c, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			Detail: "this Idempotency-Key was used with a different request"})
+	case rows[0].Status == nil:
+		Fail(c, &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "the first request with this key is still running",
+			Headers: map[string]string{"Retry-After": "1"}})
+	default:
+		ct := "application/json"
+		if rows[0].ContentType != nil {
+			ct = *rows[0].ContentType
+		}
+		c.Header("Idempotent-Replayed", "true")
+		c.Data(*rows[0].Status, ct, rows[0].Response)
+		c.Abort()
+	}
+}
+
+func (a *App) settleKey(ctx context.Context, c *gin.Context, scope, key string, rec *recordingWriter) {
+	status := rec.Status()
+	err := a.Tx(ctx, TenantOf(c), func(tx *gorm.DB) error {
+		if status >= 500 {
+			return tx.Exec(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ?`, scope, key).Error
+		}
+		return tx.Exec(`UPDATE idempotency_keys SET status = ?, content_type = ?, response = ?, completed_at = now() WHERE scope = ? AND key = ?`,
+			status, rec.Header().Get("Content-Type"), rec.body.Bytes(), scope, key).Error
+	})
+	if err != nil {
+		a.Log.Error("idempotency key not settled", "route", c.FullPath(), "err", err)
+	}
+}
+
+// recordingWriter keeps a copy of the response for replay.
+type recordingWriter struct {
+	gin.ResponseWriter
+	body bytes.Buffer
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *recordingWriter) WriteString(s string) (int, error) {
+	w.body.WriteString(s)
+	return w.ResponseWriter.WriteString(s)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+

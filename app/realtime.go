@@ -1,0 +1,92 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"marquee/tenants"
+)
+
+// Realtime pushes events to open pages through Redis pub/sub, so an event
+// published on one server instance reaches viewers connected to any other.
+// Channels are named by tenant, so a subscriber can only ever hear its own
+// tenant's events.
+type Realtime struct {
+	a *App
+}
+
+var topicPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9:._-]{0,127}$`)
+
+func realtimeChannel(t tenants.Tenant, topic string) string {
+	return "marquee:rt:" + t.Slug + ":" + topic
+}
+
+// Publish sends an event to every subscriber of a tenant's topic. Delivery
+// is best effort: pages reconcile by re-reading state, never from events alone.
+func (r *Realtime) Publish(ctx context.Context, t tenants.Tenant, topic, event string, data any) error {
+	if !topicPattern.MatchString(topic) {
+		return fmt.Errorf("realtime: bad topic %q", topic)
+	}
+	raw, err := json.Marshal(struct {
+		Event string `json:"event"`
+		Data  any    `json:"data"`
+	}{event, data})
+	if err != nil {
+		return err
+	}
+	return r.a.Redis.Publish(ctx, realtimeChannel(t, topic), raw).Err()
+}
+
+// ServeSSE streams a tenant topic to the client as server-sent events until
+// it disconnects, with a heartbeat so proxies keep the connection open.
+func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
+	if !topicPattern.MatchString(topic) {
+		Fail(c, NotFound("stream"))
+		return
+	}
+	ctx := c.Request.Context()
+	sub := r.a.Redis.Subscribe(ctx, realtimeChannel(TenantOf(c), topic))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "realtime_unavailable", Detail: "live updates are unavailable; reload to see the latest state",
+			Headers: map[string]string{"Retry-After": "5"}})
+		return
+	}
+	w := c.Writer
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 2000\n: connected\n\n")
+	w.Flush()
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	msgs := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			fmt.Fprint(w, ": heartbeat\n\n")
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			var env struct {
+				Event string          `json:"event"`
+				Data  json.RawMessage `json:"data"`
+			}
+			if json.Unmarshal([]byte(m.Payload), &env) != nil {
+				continue
+			}
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", env.Event, env.Data)
+		}
+		w.Flush()
+	}
+}
