@@ -145,4 +145,3 @@ func printable(s string) bool {
 	}
 	return s != ""
 }
-
