@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"marquee/app/apptest"
+)
+
+var dbURL string
+
+func TestMain(m *testing.M) { apptest.Main(m, "main", 12, &dbURL) }
+
+// buildBinary compiles the CLI once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "marquee")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func TestCLI(t *testing.T) {
+	bin := buildBinary(t)
+	env := []string{
+		"MARQUEE_DATABASE_URL=" + dbURL,
+		"MARQUEE_REDIS_URL=" + apptest.RedisURL(12),
+		"MARQUEE_SECRET_KEY=cli-test-secret-key-long-enough-0123456789",
+		"MARQUEE_PASSWORD_COST=10",
+		"MARQUEE_OWNER_PASSWORD=cli-owner-password-1",
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(t, bin, env, args...)
+		if err != nil {
+			t.Fatalf("marquee %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must("migrate")
+	must("tenant", "create", "cli-chain", "--name", "CLI Chain", "--owner-email", "boss@cli.test")
+	if out, err := run(t, bin, env, "tenant", "create", "cli-chain", "--owner-email", "boss@cli.test"); err == nil {
+		t.Fatalf("duplicate tenant created: %s", out)
+	}
+	if out, err := run(t, bin, env, "tenant", "create", "Bad_Slug", "--owner-email", "x@cli.test"); err == nil || !strings.Contains(out, "slug") {
+		t.Fatalf("bad slug accepted: %s", out)
+	}
+	must("tenant", "suspend", "cli-chain")
+	if list := must("tenant", "list"); !strings.Contains(list, "cli-chain") || !strings.Contains(list, "suspended") {
+		t.Fatalf("list: %s", list)
+	}
+	must("tenant", "resume", "cli-chain")
+	if mig := must("migrate"); !strings.Contains(mig, "tenant 1 of 1") || !strings.Contains(mig, "t_cli_chain") {
+		t.Fatalf("migrate progress: %s", mig)
+	}
+	if v := must("ledger", "verify", "cli-chain"); !strings.Contains(v, "verifies: 0 entries") {
+		t.Fatalf("verify: %s", v)
+	}
+}
+
+// Unreachable services are named, with their address and how to start them,
+// and no stack trace.
+func TestUnreachableServicesAreExplained(t *testing.T) {
+	bin := buildBinary(t)
+	closed := closedPort(t)
+	out, err := run(t, bin, []string{"MARQUEE_DATABASE_URL=postgres://postgres@" + closed + "/marquee?sslmode=disable&connect_timeout=2"}, "demo")
+	if err == nil || !strings.Contains(out, "cannot reach PostgreSQL at "+closed) || !strings.Contains(out, "deployments/local/services.sh") || strings.Contains(out, "goroutine") {
+		t.Fatalf("postgres down: %v\n%s", err, out)
+	}
+	out, err = run(t, bin, []string{"MARQUEE_DATABASE_URL=" + dbURL, "MARQUEE_REDIS_URL=redis://" + closed + "/0"}, "serve")
+	if err == nil || !strings.Contains(out, "cannot reach Redis at "+closed) || strings.Contains(out, "goroutine") {
+		t.Fatalf("redis down: %v\n%s", err, out)
+	}
+}
+
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// The demo comes up on its own database with both chains and answers.
+func TestDemoServes(t *testing.T) {
+	bin := buildBinary(t)
+	addr := closedPort(t)
+	u, drop, err := apptest.Database("demo_cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop()
+	// demo creates its database: point it at a name that does not exist yet.
+	u = strings.Replace(u, "marquee_test_demo_cli", "marquee_test_demo_cli_new", 1)
+	defer func() {
+		_, dropNew, err := apptest.Database("demo_cli_new")
+		if err == nil {
+			dropNew()
+		}
+	}()
+	cmd := exec.Command(bin, "demo")
+	cmd.Env = append(os.Environ(), "MARQUEE_DATABASE_URL="+u, "MARQUEE_REDIS_URL="+apptest.RedisURL(12), "MARQUEE_HTTP_ADDR="+addr, "MARQUEE_PASSWORD_COST=10")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/portal/login", nil)
+		req.Host = "acme.localhost"
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not come up:\n%s", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, want := range []string{"owner@acme.test", "owner@globex.test", "support@marquee.test", "demo-password-1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %s", want)
+		}
+	}
+}
