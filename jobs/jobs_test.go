@@ -1,0 +1,260 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"marquee/app/apptest"
+	"marquee/jobs"
+	"marquee/tenants"
+)
+
+// TestTasksRunInTheirTenant: tasks of two tenants, interleaved on one queue
+// and run by four workers, each run for their own tenant, inside its schema,
+// seeing only its rows.
+func TestTasksRunInTheirTenant(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec})
+	ctx := context.Background()
+	ts := []tenants.Tenant{tenant(t, env, "jobs"), tenant(t, env, "jobs")}
+	const perTenant = 15
+	for i := range perTenant {
+		for _, tn := range ts {
+			if _, err := env.App.Jobs.Enqueue(ctx, tn, probeType, map[string]any{"for": tn.Slug, "n": i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := env.App.Jobs.Enqueue(ctx, ts[0], "test:unregistered", nil); err == nil {
+		t.Fatal("Enqueue accepted a task type without handler")
+	}
+	serve(t, env)
+	waitUntil(t, 10*time.Second, "all tasks handled", func() bool { return len(rec.all()) >= 2*perTenant })
+	time.Sleep(200 * time.Millisecond)
+	runs := rec.all()
+	if len(runs) != 2*perTenant {
+		t.Fatalf("%d runs, want %d", len(runs), 2*perTenant)
+	}
+	checkOwnScope(t, runs)
+	seen := map[string]bool{}
+	for _, x := range runs {
+		owner, n := payloadFor(t, x.Payload)
+		if owner != x.Tenant {
+			t.Errorf("task addressed to %s ran for %s", owner, x.Tenant)
+		}
+		key := fmt.Sprintf("%s/%d", owner, n)
+		if seen[key] {
+			t.Errorf("task %s ran twice", key)
+		}
+		seen[key] = true
+	}
+}
+
+// TestFanOut: one task per active tenant per bucket, whatever how often the
+// fan-out runs in that bucket, before or after the tasks were processed.
+func TestFanOut(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec})
+	ctx := context.Background()
+	a, b, off := tenant(t, env, "fan"), tenant(t, env, "fan"), tenant(t, env, "fan")
+	if err := env.App.Tenants.Suspend(ctx, off.Slug); err != nil {
+		t.Fatal(err)
+	}
+	active, err := env.App.Tenants.ListActive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slugs []string
+	for _, tn := range active {
+		slugs = append(slugs, tn.Slug)
+	}
+	slices.Sort(slugs)
+	if want := []string{a.Slug, b.Slug}; !slices.Equal(slugs, want) {
+		t.Fatalf("active tenants %v, want %v (earlier tests left tenants active)", slugs, want)
+	}
+
+	now := time.Now()
+	n, err := env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now)
+	if err != nil || n != 2 {
+		t.Fatalf("first fan-out enqueued %d (%v), want 2", n, err)
+	}
+	n, err = env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now.Add(time.Second))
+	if err != nil || n != 0 {
+		t.Fatalf("second fan-out in the same bucket enqueued %d (%v), want 0", n, err)
+	}
+	serve(t, env)
+	waitUntil(t, 10*time.Second, "fan-out tasks handled", func() bool { return len(rec.all()) >= 2 })
+	ins := inspector(t, env)
+	waitUntil(t, 5*time.Second, "tasks completed", func() bool {
+		done, _ := ins.ListCompletedTasks(jobs.QueueDefault)
+		return len(done) == 2
+	})
+	// After completion, the retained task ids still dedupe the bucket.
+	n, err = env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now.Add(2*time.Second))
+	if err != nil || n != 0 {
+		t.Fatalf("fan-out after processing, same bucket, enqueued %d (%v), want 0", n, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if rec.count(a.Slug) != 1 || rec.count(b.Slug) != 1 || rec.count(off.Slug) != 0 || len(rec.all()) != 2 {
+		t.Fatalf("runs %+v: want one for %s, one for %s, none for suspended %s", rec.all(), a.Slug, b.Slug, off.Slug)
+	}
+	checkOwnScope(t, rec.all())
+	// The next bucket gets its own tasks.
+	n, err = env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now.Add(time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("fan-out in the next bucket enqueued %d (%v), want 2", n, err)
+	}
+	waitUntil(t, 10*time.Second, "next bucket handled", func() bool { return len(rec.all()) >= 4 })
+	time.Sleep(200 * time.Millisecond)
+	if rec.count(a.Slug) != 2 || rec.count(b.Slug) != 2 || rec.count(off.Slug) != 0 {
+		t.Fatalf("after two buckets: %+v", rec.all())
+	}
+}
+
+// TestSuspendedTenantTaskArchived: a task whose tenant is suspended before
+// it runs is archived at once (not retried, handler never called), visible,
+// and runs once the tenant is resumed and the task is run again. A task for
+// an unknown tenant is archived the same way.
+func TestSuspendedTenantTaskArchived(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec})
+	ctx := context.Background()
+	tn := tenant(t, env, "susp")
+	id := "probe-" + tn.Slug
+	if _, err := env.App.Jobs.Enqueue(ctx, tn, probeType, map[string]any{"for": tn.Slug}, asynq.TaskID(id), asynq.MaxRetry(5)); err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClient(redisOpt(t, env))
+	defer client.Close()
+	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"ghost-tenant"}`)), asynq.TaskID("ghost"), asynq.MaxRetry(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"x'; drop schema public;--"}`)), asynq.TaskID("evil"), asynq.MaxRetry(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.Tenants.Suspend(ctx, tn.Slug); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, env)
+	ins := inspector(t, env)
+	var archived []*asynq.TaskInfo
+	waitUntil(t, 10*time.Second, "tasks archived", func() bool {
+		archived, _ = ins.ListArchivedTasks(jobs.QueueDefault)
+		return len(archived) == 3
+	})
+	for _, info := range archived {
+		if info.Retried != 0 {
+			t.Errorf("task %s was retried %d times before being archived", info.ID, info.Retried)
+		}
+		want := map[string]string{id: "suspended", "ghost": "unknown tenant", "evil": "unknown tenant"}[info.ID]
+		if want == "" || !strings.Contains(info.LastErr, want) {
+			t.Errorf("archived task %s with error %q, want one mentioning %q", info.ID, info.LastErr, want)
+		}
+	}
+	if len(rec.all()) != 0 {
+		t.Fatalf("handler ran for a suspended or unknown tenant: %+v", rec.all())
+	}
+	// Resumed, the archived task can be run and then runs for its tenant.
+	if err := env.App.Tenants.Resume(ctx, tn.Slug); err != nil {
+		t.Fatal(err)
+	}
+	if err := ins.RunTask(jobs.QueueDefault, id); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "resumed task handled", func() bool { return rec.count(tn.Slug) == 1 })
+	checkOwnScope(t, rec.all())
+}
+
+// TestPeriodicFansOutOncePerBucket: a schedule firing every second with an
+// hour bucket, run for a few seconds by the real scheduler and worker, runs
+// the task exactly once per active tenant and never for a suspended one.
+func TestPeriodicFansOutOncePerBucket(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec, periodic: &jobs.Periodic{
+		Cron: "@every 1s", Type: probeType, Queue: jobs.QueueDefault, Bucket: time.Hour,
+	}})
+	ctx := context.Background()
+	a, b, off := tenant(t, env, "per"), tenant(t, env, "per"), tenant(t, env, "per")
+	if err := env.App.Tenants.Suspend(ctx, off.Slug); err != nil {
+		t.Fatal(err)
+	}
+	avoidBucketEdge(t, time.Hour, 10*time.Second)
+	serve(t, env)
+	sched, err := env.App.Jobs.NewScheduler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sched.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	sched.Shutdown()
+	waitUntil(t, 10*time.Second, "periodic tasks handled", func() bool { return rec.count(a.Slug) >= 1 && rec.count(b.Slug) >= 1 })
+	time.Sleep(500 * time.Millisecond)
+	fanouts := jobsTotal(t, env, jobs.FanoutType, "ok")
+	if fanouts < 2 {
+		t.Fatalf("the fan-out ran %v times in 3.5 s, want at least 2 (nothing was deduplicated)", fanouts)
+	}
+	if rec.count(a.Slug) != 1 || rec.count(b.Slug) != 1 || rec.count(off.Slug) != 0 {
+		t.Fatalf("after %v fan-outs: %+v; want exactly one run for %s and %s, none for %s", fanouts, rec.all(), a.Slug, b.Slug, off.Slug)
+	}
+	if errs := jobsTotal(t, env, jobs.FanoutType, "error"); errs != 0 {
+		t.Fatalf("%v fan-outs failed", errs)
+	}
+	checkOwnScope(t, rec.all())
+}
+
+// jobsTotal reads marquee_jobs_total{type,outcome} from the App's metrics.
+func jobsTotal(t *testing.T, env *apptest.Env, typ, outcome string) float64 {
+	t.Helper()
+	families, err := env.App.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "marquee_jobs_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == typ && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestFailedTaskRetriesVisibly: a handler error is retried with backoff, and
+// the task, its retry count and its error are visible meanwhile.
+func TestFailedTaskRetriesVisibly(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec})
+	tn := tenant(t, env, "retry")
+	id := "fail-" + tn.Slug
+	if _, err := env.App.Jobs.Enqueue(context.Background(), tn, probeType, map[string]any{"fail": true}, asynq.TaskID(id), asynq.MaxRetry(3)); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, env)
+	ins := inspector(t, env)
+	var info *asynq.TaskInfo
+	waitUntil(t, 10*time.Second, "task waiting for retry", func() bool {
+		info, _ = ins.GetTaskInfo(jobs.QueueDefault, id)
+		return info != nil && info.State == asynq.TaskStateRetry
+	})
+	if info.Retried != 1 || !strings.Contains(info.LastErr, "probe failure on request") || !info.NextProcessAt.After(time.Now()) {
+		t.Fatalf("retry state: retried %d, last error %q, next at %v", info.Retried, info.LastErr, info.NextProcessAt)
+	}
+	if jobsTotal(t, env, probeType, "error") != 1 {
+		t.Fatalf("failure not counted: %v", jobsTotal(t, env, probeType, "error"))
+	}
+}
