@@ -60,6 +60,7 @@ type App struct {
 	grants    []policies.Grant
 	seeds     []SeedFunc
 	venues    VenueDirectory
+	events    EventDirectory
 	http      *httpMetrics
 	stop      context.CancelFunc
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -128,6 +129,42 @@ type VenueDirectory interface {
 	VenueExists(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error)
 }
 
+// EventInfo is what other modules may know about a scheduled event. Times
+// are UTC; Timezone is the venue's IANA zone for display.
+type EventInfo struct {
+	ID            uuid.UUID `json:"id"`
+	VenueID       uuid.UUID `json:"venue_id"`
+	VenueName     string    `json:"venue_name"`
+	VenueCapacity int       `json:"venue_capacity"`
+	Latitude      float64   `json:"latitude"`
+	Longitude     float64   `json:"longitude"`
+	Timezone      string    `json:"timezone"`
+	Title         string    `json:"title"`
+	Category      string    `json:"category"`
+	Status        string    `json:"status"`
+	StartsAt      time.Time `json:"starts_at"`
+	EndsAt        time.Time `json:"ends_at"`
+}
+
+// EventFilter selects events from the EventDirectory. Zero fields do not filter.
+type EventFilter struct {
+	Statuses []string
+	VenueID  uuid.UUID
+	Category string
+	From, To time.Time // events starting in [From, To)
+	After    uuid.UUID // cursor: events ordered by (starts_at, id) after this one
+	Limit    int       // default 50, at most 500
+}
+
+// EventDirectory is provided by the module that owns events, so that other
+// modules (inventory, staffing, ops) can look them up without its tables.
+type EventDirectory interface {
+	// Event returns one event, or an *Error with Status 404.
+	Event(ctx context.Context, t tenants.Tenant, id uuid.UUID) (EventInfo, error)
+	// Events lists events ordered by start time.
+	Events(ctx context.Context, t tenants.Tenant, f EventFilter) ([]EventInfo, error)
+}
+
 // Registrar is what a module registers through.
 type Registrar struct {
 	app    *App
@@ -202,6 +239,15 @@ func (r *Registrar) Seed(fn SeedFunc) { r.app.seeds = append(r.app.seeds, fn) }
 
 // ProvideVenues makes this module the venue directory of the core.
 func (r *Registrar) ProvideVenues(d VenueDirectory) { r.app.venues = d }
+
+// ProvideEvents makes this module the event directory of the core.
+func (r *Registrar) ProvideEvents(d EventDirectory) { r.app.events = d }
+
+// Events returns the event directory (nil when no module provides one).
+func (a *App) Events() EventDirectory { return a.events }
+
+// Venues returns the venue directory (nil when no module provides one).
+func (a *App) Venues() VenueDirectory { return a.venues }
 
 // Routes returns every registered route.
 func (a *App) Routes() []Route { return append([]Route(nil), a.routes...) }
