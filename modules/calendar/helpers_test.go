@@ -183,3 +183,38 @@ func (c *chain) count(t testing.TB, table string) int {
 	}
 	return n
 }
+
+func hold(stage string, from, to float64, extra ...any) map[string]any {
+	m := map[string]any{"stage_id": stage, "title": fmt.Sprintf("Hold %v-%v", from, to), "category": "concert",
+		"starts_at": at(from), "ends_at": at(to)}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i].(string)] = extra[i+1]
+	}
+	return m
+}
+
+type holdOut struct {
+	ID        string  `json:"id"`
+	StageID   string  `json:"stage_id"`
+	Title     string  `json:"title"`
+	Status    string  `json:"status"`
+	Rank      int     `json:"rank"`
+	RankLabel string  `json:"rank_label"`
+	Blocked   bool    `json:"blocked_by_event"`
+	ExpiresAt *string `json:"expires_at"`
+	EventID   *string `json:"event_id"`
+}
+
+func (c *chain) createHold(t testing.TB, body map[string]any) holdOut {
+	t.Helper()
+	res := c.do(t, "POST", "/api/v1/venues/"+c.venue+"/holds", body)
+	mustStatus(t, res, http.StatusCreated)
+	return decode[holdOut](t, res.Body)
+}
+
+func (c *chain) hold(t testing.TB, id string) holdOut {
+	t.Helper()
+	res := c.do(t, "GET", "/api/v1/venues/"+c.venue+"/holds/"+id, nil)
+	mustStatus(t, res, http.StatusOK)
+	return decode[holdOut](t, res.Body)
+}

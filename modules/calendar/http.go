@@ -598,7 +598,7 @@ func (m *Module) listHolds(c *gin.Context) {
 		return
 	}
 	now := time.Now().UTC()
-	w := Window{From: now.Add(-24 * time.Hour), To: now.Add(400 * 24 * time.Hour)}
+	w := Window{From: now.Add(-24 * time.Hour), To: now.Add(365 * 24 * time.Hour)}
 	if err := queryWindow(c, &w, time.UTC, 400*24*time.Hour); err != nil {
 		app.Fail(c, err)
 		return
