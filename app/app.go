@@ -52,17 +52,18 @@ type App struct {
 
 	// dummyHash is compared against when an account does not exist, so a
 	// missing account takes as long to refuse as a wrong password.
-	dummyHash []byte
-	redisOpt  asynq.RedisConnOpt
-	modules   []Module
-	routes    []Route
-	nav       []NavItem
-	grants    []policies.Grant
-	seeds     []SeedFunc
-	venues    VenueDirectory
-	events    EventDirectory
-	http      *httpMetrics
-	stop      context.CancelFunc
+	dummyHash  []byte
+	redisOpt   asynq.RedisConnOpt
+	modules    []Module
+	routes     []Route
+	nav        []NavItem
+	grants     []policies.Grant
+	seeds      []SeedFunc
+	venues     VenueDirectory
+	events     EventDirectory
+	background []backgroundLoop
+	http       *httpMetrics
+	stop       context.CancelFunc
 }
 
 // Options tune New; the zero value is right for serving.

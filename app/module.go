@@ -237,6 +237,18 @@ func (r *Registrar) Grants(g ...policies.Grant) { r.app.grants = append(r.app.gr
 // Seed adds demo data for a tenant.
 func (r *Registrar) Seed(fn SeedFunc) { r.app.seeds = append(r.app.seeds, fn) }
 
+// Background adds a long-running loop the worker process runs until it stops
+// (for work finer-grained than cron, e.g. waiting-room admission). Every
+// worker instance runs it, so it must be safe to run concurrently.
+func (r *Registrar) Background(name string, fn func(ctx context.Context) error) {
+	r.app.background = append(r.app.background, backgroundLoop{name: r.module + "/" + name, run: fn})
+}
+
+type backgroundLoop struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
 // ProvideVenues makes this module the venue directory of the core.
 func (r *Registrar) ProvideVenues(d VenueDirectory) { r.app.venues = d }
 

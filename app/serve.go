@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"marquee/migrations"
@@ -58,6 +59,19 @@ func (a *App) RunWorker(ctx context.Context, scheduler bool) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer srv.Shutdown()
+	loops, cancelLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancelLoops()
+		wg.Wait()
+	}()
+	for _, l := range a.background {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runLoop(loops, l)
+		}()
+	}
 	if scheduler {
 		s, err := a.Jobs.NewScheduler()
 		if err != nil {
@@ -70,6 +84,22 @@ func (a *App) RunWorker(ctx context.Context, scheduler bool) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// runLoop keeps a background loop alive: a loop that fails is logged and
+// restarted after a pause, until the worker stops.
+func (a *App) runLoop(ctx context.Context, l backgroundLoop) {
+	for ctx.Err() == nil {
+		err := l.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		a.Log.Error("background loop stopped; restarting", "loop", l.name, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // MigrateAll brings every tenant schema up to date, reporting progress.
