@@ -145,6 +145,37 @@ func TestCreateConcurrentSameSlug(t *testing.T) {
 	}
 }
 
+// TestCreateManyOverSmallPool: distinct tenants created at once by an App
+// whose pool has two connections all come up (creation's lock does not hold
+// a pooled connection, so it cannot starve the work it waits for).
+func TestCreateManyOverSmallPool(t *testing.T) {
+	env := apptest.Start(t, dbURL, redisDB, apptest.Options{DBMaxConns: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 6
+	errs := make([]error, n)
+	slugs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		slugs[i] = apptest.UniqueSlug("many")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = env.App.Tenants.Create(ctx, slugs[i], "")
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Create %s: %v", slugs[i], err)
+			continue
+		}
+		if _, err := env.App.Tenants.Active(ctx, slugs[i]); err != nil {
+			t.Errorf("%s not active: %v", slugs[i], err)
+		}
+	}
+}
+
 func TestSuspendResume(t *testing.T) {
 	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
 	ctx := context.Background()

@@ -95,7 +95,9 @@ func SlugFromRequest(host, header, baseDomain string) (string, error) {
 	if hp, _, err := net.SplitHostPort(h); err == nil {
 		h = hp
 	}
-	base := strings.ToLower(baseDomain)
+	// "acme.localhost." is the same DNS name as "acme.localhost".
+	h = strings.TrimSuffix(h, ".")
+	base := strings.TrimSuffix(strings.ToLower(baseDomain), ".")
 	var fromHost string
 	if h != base && strings.HasSuffix(h, "."+base) {
 		fromHost = strings.TrimSuffix(h, "."+base)

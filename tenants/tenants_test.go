@@ -111,6 +111,9 @@ func TestSlugFromRequest(t *testing.T) {
 		{"sql-looking header", "localhost", "acme'; drop schema x;--", "", true},
 		{"sql-looking header on tenant host", "acme.localhost", "acme'; drop schema x;--", "", true},
 		{"header with slash", "localhost", "acme/x", "", true},
+		{"fully qualified tenant host", "acme.localhost.", "", "acme", false},
+		{"fully qualified tenant host with port", "acme.localhost.:8080", "", "acme", false},
+		{"fully qualified base host", "localhost.", "", "", false},
 		{"suffix but not a subdomain", "evillocalhost", "", "", false},
 		{"empty host", "", "", "", false},
 	}
