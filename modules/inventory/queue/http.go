@@ -1,0 +1,190 @@
+package queue
+
+import (
+	"context"
+	"embed"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"marquee/app"
+	"marquee/policies"
+)
+
+// BuyerFunc identifies the anonymous buyer of a request; the storefront owns
+// how (a signed buyer cookie or header).
+type BuyerFunc func(c *gin.Context) (string, error)
+
+// ObjWaitingRoom is the permission object of room settings.
+const ObjWaitingRoom = "inventory.waiting_room"
+
+//go:embed templates/*.html
+var templatesFS embed.FS
+
+var pages = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
+
+// AdmitInterval is how often the admitter lets buyers through.
+const AdmitInterval = 250 * time.Millisecond
+
+// Register mounts the room's routes, its storefront page and its admitter on
+// a module's registrar.
+func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
+	a := r.App()
+	h := &handlers{a: a, room: room, buyer: buyer}
+	r.Grants(
+		policies.Grant{Role: policies.RoleChainAdmin, Object: ObjWaitingRoom, Action: policies.Read},
+		policies.Grant{Role: policies.RoleChainAdmin, Object: ObjWaitingRoom, Action: policies.Write},
+		policies.Grant{Role: policies.RolePromoter, Object: ObjWaitingRoom, Action: policies.Read},
+		policies.Grant{Role: policies.RolePromoter, Object: ObjWaitingRoom, Action: policies.Write},
+		policies.Grant{Role: policies.RoleSupport, Object: ObjWaitingRoom, Action: policies.Read},
+	)
+	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", h.join)
+	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", h.status)
+	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", h.getSettings)
+	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", h.putSettings)
+	r.Storefront(http.MethodGet, "/events/:eventId/queue", app.Public(), h.page)
+	r.Background("waiting-room-admitter", func(ctx context.Context) error { return room.RunAdmitter(ctx, AdmitInterval) })
+}
+
+type handlers struct {
+	a     *app.App
+	room  *Room
+	buyer BuyerFunc
+}
+
+// event parses the event id and checks it exists, when an event directory is wired.
+func (h *handlers) event(c *gin.Context) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param("eventId"))
+	if err != nil {
+		return uuid.Nil, app.NotFound("event")
+	}
+	if dir := h.a.Events(); dir != nil {
+		if _, err := dir.Event(c.Request.Context(), app.TenantOf(c), id); err != nil {
+			return uuid.Nil, err
+		}
+	}
+	return id, nil
+}
+
+func (h *handlers) join(c *gin.Context) {
+	event, err := h.event(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	buyer, err := h.buyer(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	st, err := h.room.Join(c.Request.Context(), app.TenantOf(c), event, buyer)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (h *handlers) status(c *gin.Context) {
+	event, err := uuid.Parse(c.Param("eventId"))
+	if err != nil {
+		app.Fail(c, app.NotFound("event"))
+		return
+	}
+	buyer, err := h.buyer(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	st, err := h.room.StatusOf(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"))
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, st)
+}
+
+func (h *handlers) getSettings(c *gin.Context) {
+	event, err := h.event(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	s, err := h.room.Settings(c.Request.Context(), app.TenantOf(c), event)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+type settingsRequest struct {
+	Enabled          bool       `json:"enabled"`
+	OpensAt          *time.Time `json:"opens_at"`
+	AdmitPerSecond   int        `json:"admit_per_second"`
+	MaxActive        int        `json:"max_active"`
+	IdleTimeout      int        `json:"idle_timeout_seconds"`
+	AccessTTL        int        `json:"access_ttl_seconds"`
+	FallbackFraction *float64   `json:"fallback_fraction"`
+}
+
+func (h *handlers) putSettings(c *gin.Context) {
+	event, err := h.event(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	var req settingsRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	s := DefaultSettings(event)
+	s.Enabled, s.OpensAt = req.Enabled, req.OpensAt
+	if req.AdmitPerSecond != 0 {
+		s.AdmitPerSecond = req.AdmitPerSecond
+	}
+	if req.MaxActive != 0 {
+		s.MaxActive = req.MaxActive
+	}
+	if req.IdleTimeout != 0 {
+		s.IdleTimeout = req.IdleTimeout
+	}
+	if req.AccessTTL != 0 {
+		s.AccessTTL = req.AccessTTL
+	}
+	if req.FallbackFraction != nil {
+		s.FallbackFraction = *req.FallbackFraction
+	}
+	if err := h.room.Configure(c.Request.Context(), app.TenantOf(c), s); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+// page is the storefront's waiting page: it joins, then polls its position
+// until admitted, keeps the access token for the hold, and moves on.
+func (h *handlers) page(c *gin.Context) {
+	event, err := h.event(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	title := "Waiting room"
+	if dir := h.a.Events(); dir != nil {
+		if info, err := dir.Event(c.Request.Context(), app.TenantOf(c), event); err == nil {
+			title = info.Title
+		}
+	}
+	content, err := app.RenderTemplate(pages, "waiting", map[string]any{"EventID": event.String(), "Title": title})
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	h.a.RenderStorefront(c, http.StatusOK, title, content)
+}

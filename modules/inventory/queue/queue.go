@@ -1,0 +1,462 @@
+// Package queue is the virtual waiting room of hot on-sales: buyers join in
+// arrival order, an admitter lets them through at a set rate while keeping
+// the number of active buyers under a cap, and only admitted buyers, holding
+// a short-lived access token bound to them and to the event, may hold seats.
+//
+// The queue lives in Redis (a sorted set scored by an arrival sequence); the
+// room's settings live in PostgreSQL. Redis is an accelerator here: if it
+// fails, the room admits a configured fraction of arrivals at random — never
+// everyone — and inventory stays correct because holds are decided in
+// PostgreSQL whatever the room says.
+package queue
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/tenants"
+)
+
+// Settings configure one event's room.
+type Settings struct {
+	EventID          uuid.UUID  `gorm:"column:event_id" json:"event_id"`
+	Enabled          bool       `gorm:"column:enabled" json:"enabled"`
+	OpensAt          *time.Time `gorm:"column:opens_at" json:"opens_at"`
+	AdmitPerSecond   int        `gorm:"column:admit_per_second" json:"admit_per_second"`
+	MaxActive        int        `gorm:"column:max_active" json:"max_active"`
+	IdleTimeout      int        `gorm:"column:idle_timeout_seconds" json:"idle_timeout_seconds"`
+	AccessTTL        int        `gorm:"column:access_ttl_seconds" json:"access_ttl_seconds"`
+	FallbackFraction float64    `gorm:"column:fallback_fraction" json:"fallback_fraction"`
+}
+
+// DefaultSettings are those of a room that was never configured.
+func DefaultSettings(event uuid.UUID) Settings {
+	return Settings{EventID: event, AdmitPerSecond: 50, MaxActive: 2000, IdleTimeout: 300, AccessTTL: 900, FallbackFraction: 0.05}
+}
+
+// Open reports whether the room is in force at now.
+func (s Settings) Open(now time.Time) bool {
+	return s.Enabled && (s.OpensAt == nil || !now.Before(*s.OpensAt))
+}
+
+// Validate checks the bounds the database also enforces.
+func (s Settings) Validate() error {
+	switch {
+	case s.AdmitPerSecond < 1 || s.AdmitPerSecond > 100000:
+		return app.Invalid("invalid_settings", "admit_per_second must be 1 to 100000")
+	case s.MaxActive < 1 || s.MaxActive > 1000000:
+		return app.Invalid("invalid_settings", "max_active must be 1 to 1000000")
+	case s.IdleTimeout < 10 || s.IdleTimeout > 86400:
+		return app.Invalid("invalid_settings", "idle_timeout_seconds must be 10 to 86400")
+	case s.AccessTTL < 30 || s.AccessTTL > 86400:
+		return app.Invalid("invalid_settings", "access_ttl_seconds must be 30 to 86400")
+	case math.IsNaN(s.FallbackFraction) || s.FallbackFraction < 0 || s.FallbackFraction >= 1:
+		return app.Invalid("invalid_settings", "fallback_fraction must be at least 0 and below 1")
+	}
+	return nil
+}
+
+// Status of a buyer in the room.
+type Status struct {
+	State         string    `json:"status"` // queued, admitted, not_required
+	QueueToken    string    `json:"queue_token,omitempty"`
+	Position      int64     `json:"position,omitempty"` // 1 is next
+	QueueLength   int64     `json:"queue_length"`
+	EstimatedWait int64     `json:"estimated_wait_seconds"`
+	AccessToken   string    `json:"access_token,omitempty"`
+	ExpiresAt     time.Time `json:"expires_at,omitzero"`
+	Degraded      bool      `json:"degraded,omitempty"`
+}
+
+// Errors a buyer can meet.
+var (
+	ErrQueueRequired = &app.Error{Status: http.StatusForbidden, Code: "queue_required",
+		Detail: "this on-sale has a waiting room: join the queue and hold with the access token you get when admitted"}
+	ErrUnavailable = &app.Error{Status: http.StatusServiceUnavailable, Code: "queue_unavailable",
+		Detail: "the waiting room is overloaded; try again shortly", Headers: map[string]string{"Retry-After": "5"}}
+	ErrUnknownTicket = &app.Error{Status: http.StatusNotFound, Code: "queue_expired",
+		Detail: "this place in the queue is unknown or has lapsed; join again"}
+	ErrForeignTicket = &app.Error{Status: http.StatusForbidden, Code: "queue_token_foreign",
+		Detail: "this place in the queue belongs to another buyer"}
+)
+
+// Room runs every waiting room of the deployment.
+type Room struct {
+	db     *gorm.DB
+	rdb    *redis.Client
+	key    []byte
+	now    func() time.Time
+	random func() float64
+
+	mu       sync.Mutex
+	settings map[string]cachedSettings
+}
+
+type cachedSettings struct {
+	s       Settings
+	fetched time.Time
+}
+
+// redisBudget bounds each buyer-facing Redis step, so a failing Redis turns
+// into the degraded room quickly instead of hanging requests.
+const redisBudget = 500 * time.Millisecond
+
+// settingsTTL bounds how stale a server's view of a room's switch can be.
+const settingsTTL = 2 * time.Second
+
+// New builds the rooms over the App's database and Redis.
+func New(a *app.App) *Room {
+	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
+	m.Write([]byte("marquee waiting room access v1"))
+	return &Room{db: a.DB, rdb: a.Redis, key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
+}
+
+// Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
+type keys struct{ seq, queue, active, buyers, owners, state, cfg string }
+
+func roomKeys(t tenants.Tenant, event uuid.UUID) keys {
+	p := "wr:{" + t.Slug + ":" + event.String() + "}:"
+	return keys{seq: p + "seq", queue: p + "queue", active: p + "active", buyers: p + "buyers", owners: p + "owners", state: p + "state", cfg: p + "cfg"}
+}
+
+// roomsKey lists "tenant event" pairs whose rooms the admitter serves.
+const roomsKey = "wr:rooms"
+
+// Settings returns an event's room settings (cached briefly).
+func (r *Room) Settings(ctx context.Context, t tenants.Tenant, event uuid.UUID) (Settings, error) {
+	ck := t.Slug + "/" + event.String()
+	r.mu.Lock()
+	c, ok := r.settings[ck]
+	r.mu.Unlock()
+	if ok && time.Since(c.fetched) < settingsTTL {
+		return c.s, nil
+	}
+	s := DefaultSettings(event)
+	var rows []Settings
+	err := tenants.Tx(ctx, r.db, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction
+			FROM waiting_rooms WHERE event_id = ?`, event).Scan(&rows).Error
+	})
+	if err != nil {
+		return s, err
+	}
+	if len(rows) == 1 {
+		s = rows[0]
+	}
+	r.mu.Lock()
+	r.settings[ck] = cachedSettings{s: s, fetched: time.Now()}
+	r.mu.Unlock()
+	return s, nil
+}
+
+// Configure stores an event's room settings and registers the room with the admitter.
+func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	err := tenants.Tx(ctx, r.db, t, func(tx *gorm.DB) error {
+		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
+			ON CONFLICT (event_id) DO UPDATE SET enabled = EXCLUDED.enabled, opens_at = EXCLUDED.opens_at,
+			  admit_per_second = EXCLUDED.admit_per_second, max_active = EXCLUDED.max_active,
+			  idle_timeout_seconds = EXCLUDED.idle_timeout_seconds, access_ttl_seconds = EXCLUDED.access_ttl_seconds,
+			  fallback_fraction = EXCLUDED.fallback_fraction, updated_at = now()`,
+			s.EventID, s.Enabled, s.OpensAt, s.AdmitPerSecond, s.MaxActive, s.IdleTimeout, s.AccessTTL, s.FallbackFraction).Error
+	})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	delete(r.settings, t.Slug+"/"+s.EventID.String())
+	r.mu.Unlock()
+	return r.publishSettings(ctx, t, s)
+}
+
+// publishSettings copies what the admitter needs into Redis.
+func (r *Room) publishSettings(ctx context.Context, t tenants.Tenant, s Settings) error {
+	k := roomKeys(t, s.EventID)
+	pipe := r.rdb.TxPipeline()
+	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000)
+	pipe.HSetNX(ctx, k.state, "last", r.now().UnixMilli()) // starts the admission clock
+	pipe.SAdd(ctx, roomsKey, t.Slug+" "+s.EventID.String())
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// joinScript puts a buyer in the queue once: a buyer who is already queued or
+// admitted gets their existing place back. Arrival order is an atomic
+// sequence, so two arrivals never tie.
+var joinScript = redis.NewScript(`
+local existing = redis.call('HGET', KEYS[4], ARGV[2])
+if existing then
+  local rank = redis.call('ZRANK', KEYS[2], existing)
+  if rank then return {existing, rank + 1, redis.call('ZCARD', KEYS[2]), 0} end
+  local until_ms = redis.call('ZSCORE', KEYS[3], existing)
+  if until_ms and tonumber(until_ms) > tonumber(ARGV[3]) then return {existing, 0, redis.call('ZCARD', KEYS[2]), 1} end
+end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+return {ARGV[1], redis.call('ZRANK', KEYS[2], ARGV[1]) + 1, redis.call('ZCARD', KEYS[2]), 0}
+`)
+
+// Join puts a buyer in an event's queue, or reports that no queue is needed.
+func (r *Room) Join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer string) (Status, error) {
+	s, err := r.Settings(ctx, t, event)
+	if err != nil {
+		return Status{}, err
+	}
+	now := r.now()
+	if !s.Open(now) {
+		return Status{State: "not_required"}, nil
+	}
+	k := roomKeys(t, event)
+	ctx, cancel := context.WithTimeout(ctx, redisBudget)
+	defer cancel()
+	if err := r.publishSettings(ctx, t, s); err != nil {
+		return r.degradedJoin(t, event, buyer, s, now)
+	}
+	res, err := joinScript.Run(ctx, r.rdb, []string{k.seq, k.queue, k.active, k.buyers, k.owners},
+		uuid.NewString(), buyer, now.UnixMilli()).Slice()
+	if err != nil {
+		return r.degradedJoin(t, event, buyer, s, now)
+	}
+	id, _ := res[0].(string)
+	position, _ := res[1].(int64)
+	length, _ := res[2].(int64)
+	if admitted, _ := res[3].(int64); admitted == 1 {
+		return r.admittedStatus(t, event, buyer, id, s, now, false), nil
+	}
+	return Status{State: "queued", QueueToken: id, Position: position, QueueLength: length, EstimatedWait: eta(position, s)}, nil
+}
+
+// degradedJoin is the room without Redis: a configured fraction of arrivals
+// is admitted at random with a self-contained token, the rest are asked to
+// come back. It never lets everyone in.
+func (r *Room) degradedJoin(t tenants.Tenant, event uuid.UUID, buyer string, s Settings, now time.Time) (Status, error) {
+	if r.random() >= s.FallbackFraction {
+		return Status{}, ErrUnavailable
+	}
+	return r.admittedStatus(t, event, buyer, "degraded-"+uuid.NewString(), s, now, true), nil
+}
+
+func eta(position int64, s Settings) int64 {
+	return int64(math.Ceil(float64(position) / float64(s.AdmitPerSecond)))
+}
+
+// StatusOf reports where a queue ticket stands, for the buyer who holds it.
+func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer, ticket string) (Status, error) {
+	s, err := r.Settings(ctx, t, event)
+	if err != nil {
+		return Status{}, err
+	}
+	now := r.now()
+	if !s.Open(now) {
+		return Status{State: "not_required"}, nil
+	}
+	if _, err := uuid.Parse(ticket); err != nil {
+		return Status{}, ErrUnknownTicket
+	}
+	k := roomKeys(t, event)
+	ctx, cancel := context.WithTimeout(ctx, redisBudget)
+	defer cancel()
+	pipe := r.rdb.Pipeline()
+	owner := pipe.HGet(ctx, k.owners, ticket)
+	rank := pipe.ZRank(ctx, k.queue, ticket)
+	length := pipe.ZCard(ctx, k.queue)
+	until := pipe.ZScore(ctx, k.active, ticket)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Status{}, ErrUnavailable
+	}
+	switch {
+	case owner.Err() != nil:
+		return Status{}, ErrUnknownTicket
+	case owner.Val() != buyer:
+		return Status{}, ErrForeignTicket
+	case rank.Err() == nil:
+		pos := rank.Val() + 1
+		return Status{State: "queued", QueueToken: ticket, Position: pos, QueueLength: length.Val(), EstimatedWait: eta(pos, s)}, nil
+	case until.Err() == nil && int64(until.Val()) > now.UnixMilli():
+		return r.admittedStatus(t, event, buyer, ticket, s, now, false), nil
+	}
+	return Status{}, ErrUnknownTicket
+}
+
+// claims are the contents of an access token.
+type claims struct {
+	Tenant   string `json:"t"`
+	Event    string `json:"e"`
+	Buyer    string `json:"b"`
+	Ticket   string `json:"q"`
+	Expires  int64  `json:"x"`
+	Degraded bool   `json:"d,omitempty"`
+}
+
+func (r *Room) admittedStatus(t tenants.Tenant, event uuid.UUID, buyer, ticket string, s Settings, now time.Time, degraded bool) Status {
+	exp := now.Add(time.Duration(s.AccessTTL) * time.Second).UTC().Truncate(time.Second)
+	return Status{State: "admitted", QueueToken: ticket, AccessToken: r.sign(claims{Tenant: t.Slug, Event: event.String(), Buyer: buyer,
+		Ticket: ticket, Expires: exp.Unix(), Degraded: degraded}), ExpiresAt: exp, Degraded: degraded}
+}
+
+func (r *Room) sign(c claims) string {
+	payload, _ := json.Marshal(c)
+	m := hmac.New(sha256.New, r.key)
+	m.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (r *Room) verify(token string) (claims, bool) {
+	p, s, ok := strings.Cut(token, ".")
+	if !ok || len(token) > 1024 {
+		return claims{}, false
+	}
+	payload, err1 := base64.RawURLEncoding.DecodeString(p)
+	sig, err2 := base64.RawURLEncoding.DecodeString(s)
+	if err1 != nil || err2 != nil {
+		return claims{}, false
+	}
+	m := hmac.New(sha256.New, r.key)
+	m.Write(payload)
+	if !hmac.Equal(sig, m.Sum(nil)) {
+		return claims{}, false
+	}
+	var c claims
+	if json.Unmarshal(payload, &c) != nil {
+		return claims{}, false
+	}
+	return c, true
+}
+
+// Check lets a hold through when the event has no open room, or when the
+// buyer presents a valid access token for this tenant, event and buyer whose
+// slot is still active. Each successful check keeps the slot alive.
+func (r *Room) Check(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer, token string) error {
+	s, err := r.Settings(ctx, t, event)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	if !s.Open(now) {
+		return nil
+	}
+	c, ok := r.verify(token)
+	if !ok || c.Tenant != t.Slug || c.Event != event.String() || c.Buyer != buyer || now.Unix() >= c.Expires {
+		return ErrQueueRequired
+	}
+	if c.Degraded {
+		return nil // admitted by the no-Redis lottery; nothing to look up
+	}
+	k := roomKeys(t, event)
+	ctx, cancel := context.WithTimeout(ctx, redisBudget)
+	defer cancel()
+	// Extend the slot only if it is still held (XX + GT keep a lapsed slot lapsed).
+	until, err := r.rdb.ZScore(ctx, k.active, c.Ticket).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return ErrQueueRequired
+	case err != nil:
+		return nil // Redis down: the signed token is proof enough of admission
+	case int64(until) <= now.UnixMilli():
+		return ErrQueueRequired
+	}
+	r.rdb.ZAddArgs(ctx, k.active, redis.ZAddArgs{XX: true, GT: true, Members: []redis.Z{{Score: float64(now.Add(time.Duration(s.IdleTimeout) * time.Second).UnixMilli()), Member: c.Ticket}}})
+	return nil
+}
+
+// Leave frees a buyer's active slot (after checkout), so the next can enter.
+func (r *Room) Leave(ctx context.Context, t tenants.Tenant, event uuid.UUID, token string) error {
+	c, ok := r.verify(token)
+	if !ok || c.Tenant != t.Slug || c.Event != event.String() || c.Degraded {
+		return nil
+	}
+	return r.rdb.ZRem(ctx, roomKeys(t, event).active, c.Ticket).Err()
+}
+
+// admitScript lets buyers through for one room: lapsed slots are dropped,
+// then up to rate × elapsed (capped at one second's worth, and at the free
+// active slots) of the earliest arrivals move from the queue to active. The
+// rate is accounted in Redis, so any number of admitters can run at once.
+var admitScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local rate = tonumber(redis.call('HGET', KEYS[4], 'rate') or '0')
+local maxa = tonumber(redis.call('HGET', KEYS[4], 'max') or '0')
+local idle = tonumber(redis.call('HGET', KEYS[4], 'idle_ms') or '0')
+if rate <= 0 then return -1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local last = tonumber(redis.call('HGET', KEYS[3], 'last') or ARGV[1])
+local carry = tonumber(redis.call('HGET', KEYS[3], 'carry') or '0')
+local allowance = carry + (now - last) * rate / 1000
+if allowance > rate then allowance = rate end
+local free = maxa - redis.call('ZCARD', KEYS[2])
+local n = math.floor(math.min(allowance, free))
+local admitted = 0
+if n > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], n)
+  for i = 1, #popped, 2 do
+    redis.call('ZADD', KEYS[2], now + idle, popped[i])
+    admitted = admitted + 1
+  end
+end
+redis.call('HSET', KEYS[3], 'last', now, 'carry', allowance - admitted)
+return admitted
+`)
+
+// AdmitOnce runs one admission step for every registered room and returns
+// how many buyers it let through.
+func (r *Room) AdmitOnce(ctx context.Context) (int, error) {
+	rooms, err := r.rdb.SMembers(ctx, roomsKey).Result()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	now := r.now().UnixMilli()
+	for _, room := range rooms {
+		slug, ev, ok := strings.Cut(room, " ")
+		event, err := uuid.Parse(ev)
+		if !ok || err != nil {
+			continue
+		}
+		k := roomKeys(tenants.Tenant{Slug: slug}, event)
+		n, err := admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg}, now).Int()
+		if err != nil {
+			return total, fmt.Errorf("admit %s: %w", room, err)
+		}
+		if n > 0 {
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// RunAdmitter admits every interval until ctx ends.
+func (r *Room) RunAdmitter(ctx context.Context, interval time.Duration) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if _, err := r.AdmitOnce(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+	}
+}
