@@ -224,6 +224,14 @@ func (j *Jobs) NewServer(concurrency int) *asynq.Server {
 func (j *Jobs) NewScheduler() (*asynq.Scheduler, error) {
 	s := asynq.NewScheduler(j.redis, &asynq.SchedulerOpts{Location: time.UTC, Logger: asynqLogger{j.log}, LogLevel: asynq.WarnLevel})
 	for _, p := range j.periodic {
+		// A schedule that cannot fan out would fail (and retry) forever:
+		// refuse it at start instead.
+		if _, ok := j.handlers[p.Type]; !ok {
+			return nil, fmt.Errorf("schedule %s: no handler registered for it", p.Type)
+		}
+		if p.Bucket < time.Second || p.Bucket%time.Second != 0 {
+			return nil, fmt.Errorf("schedule %s: bucket %v must be a whole number of seconds", p.Type, p.Bucket)
+		}
 		payload, err := json.Marshal(fanoutPayload{Type: p.Type, Queue: p.Queue, Bucket: int64(p.Bucket / time.Second)})
 		if err != nil {
 			return nil, err

@@ -3,6 +3,8 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -257,4 +259,35 @@ func TestFailedTaskRetriesVisibly(t *testing.T) {
 	if jobsTotal(t, env, probeType, "error") != 1 {
 		t.Fatalf("failure not counted: %v", jobsTotal(t, env, probeType, "error"))
 	}
+}
+
+// TestSchedulerRejectsBrokenSchedules: a schedule of an unregistered type or
+// with a bucket the fan-out cannot carry (whole seconds) fails at start
+// rather than failing every run.
+func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
+	opt := redisOpt(t, start(t, &probe{rec: &recorder{}}))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, p := range []jobs.Periodic{
+		{Cron: "@every 1m", Type: "test:nobody"},
+		{Cron: "@every 1m", Type: probeType, Bucket: 500 * time.Millisecond},
+		{Cron: "@every 1m", Type: probeType, Bucket: 1500 * time.Millisecond},
+	} {
+		j := jobs.New(opt, nil, quiet, nil)
+		j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
+		j.Every(p)
+		if s, err := j.NewScheduler(); err == nil {
+			s.Shutdown()
+			t.Errorf("NewScheduler accepted %+v", p)
+		}
+		j.Close()
+	}
+	j := jobs.New(opt, nil, quiet, nil)
+	defer j.Close()
+	j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
+	j.Every(jobs.Periodic{Cron: "@every 1m", Type: probeType}) // default bucket: a minute
+	s, err := j.NewScheduler()
+	if err != nil {
+		t.Fatalf("valid schedule refused: %v", err)
+	}
+	s.Shutdown()
 }
