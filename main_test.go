@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,7 +123,7 @@ func TestDemoServes(t *testing.T) {
 	}()
 	cmd := exec.Command(bin, "demo")
 	cmd.Env = append(os.Environ(), "MARQUEE_DATABASE_URL="+u, "MARQUEE_REDIS_URL="+apptest.RedisURL(12), "MARQUEE_HTTP_ADDR="+addr, "MARQUEE_PASSWORD_COST=10")
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -152,4 +153,22 @@ func TestDemoServes(t *testing.T) {
 			t.Errorf("demo output lacks %s", want)
 		}
 	}
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -18,7 +18,7 @@ import (
 // Every route the router serves was registered with a permission, and every
 // protected route refuses an anonymous caller and a caller without roles.
 func TestEveryRouteDeclaresAndEnforcesItsPermission(t *testing.T) {
-	env, _ := startProbe(t)
+	env, probe := startProbe(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("routes"))
 	env.User(t, tn, "nobody@"+tn.Slug+".test", "", "")
 	noRoles := env.Login(t, tn.Slug, "nobody@"+tn.Slug+".test")
@@ -38,7 +38,7 @@ func TestEveryRouteDeclaresAndEnforcesItsPermission(t *testing.T) {
 	if len(served) != len(declared) {
 		t.Errorf("router serves %d routes, %d declared", len(served), len(declared))
 	}
-	fill := strings.NewReplacer(":venueId", uuid.NewString(), ":slug", tn.Slug, "*path", "x", "*filepath", "marquee.css")
+	fill := strings.NewReplacer(":venueId", probe.addVenue().String(), ":slug", tn.Slug, "*path", "x", "*filepath", "marquee.css")
 	checked := 0
 	for _, s := range served {
 		r, ok := declared[s.Method+" "+s.Path]

@@ -14,9 +14,7 @@ import (
 func TestBrowserPortalAndConsole(t *testing.T) {
 	env, _ := startProbe(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("browser"))
-	if _, err := env.App.CreateSupportUser(t.Context(), "support@marquee.test", "Support", apptest.Password); err != nil {
-		t.Fatal(err)
-	}
+	support := supportUser(t, env)
 	ctx := apptest.Browser(t)
 
 	login := func(url, email string, landed chromedp.CSS) {
@@ -48,7 +46,7 @@ func TestBrowserPortalAndConsole(t *testing.T) {
 	}
 	apptest.Screenshot(t, ctx, "portal-home")
 
-	login(env.HostURL("")+"/console", "support@marquee.test", `#tenants`)
+	login(env.HostURL("")+"/console", support, `#tenants`)
 	if tenants := text(`#tenants`); !strings.Contains(tenants, tn.Slug) || !strings.Contains(tenants, "active") {
 		t.Fatalf("console tenants: %q", tenants)
 	}

@@ -12,16 +12,24 @@ import (
 	"marquee/config"
 )
 
-func consoleSession(t *testing.T, env *apptest.Env) *browser {
+// supportUser adds a support staff member of its own to this test.
+func supportUser(t *testing.T, env *apptest.Env) string {
 	t.Helper()
-	if _, err := env.App.CreateSupportUser(t.Context(), "support@marquee.test", "Support", apptest.Password); err != nil {
+	email := apptest.UniqueSlug("support") + "@marquee.test"
+	if _, err := env.App.CreateSupportUser(t.Context(), email, "Support", apptest.Password); err != nil {
 		t.Fatal(err)
 	}
+	return email
+}
+
+func consoleSession(t *testing.T, env *apptest.Env) (*browser, string) {
+	t.Helper()
+	email := supportUser(t, env)
 	b := newBrowser(env, "")
-	if res := b.login(t, "/console/login", "support@marquee.test", apptest.Password); res.StatusCode != http.StatusSeeOther {
+	if res := b.login(t, "/console/login", email, apptest.Password); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("console login: %d", res.StatusCode)
 	}
-	return b
+	return b, email
 }
 
 // Support staff create, suspend and resume tenants from the console, and
@@ -31,7 +39,7 @@ func TestConsoleAndAuditedSupportVisit(t *testing.T) {
 	env, _ := startProbe(t, func(o *apptest.Options) {
 		o.Configure = func(c *config.Config) { c.SupportVisitTTL = 3 * time.Second }
 	})
-	support := consoleSession(t, env)
+	support, supportEmail := consoleSession(t, env)
 	page := support.get(t, "/console")
 	csrf := formToken(t, page)
 
@@ -93,7 +101,7 @@ func TestConsoleAndAuditedSupportVisit(t *testing.T) {
 
 	log := env.Do(t, http.MethodGet, slug, "/api/v1/support-access", owner, nil)
 	wantStatus(t, log, http.StatusOK, "")
-	for _, want := range []string{"visit started: ticket #4711", "support@marquee.test", `"method":"POST","path":"/api/v1/users","status":201`} {
+	for _, want := range []string{"visit started: ticket #4711", supportEmail, `"method":"POST","path":"/api/v1/users","status":201`} {
 		if !strings.Contains(string(log.Body), want) {
 			t.Errorf("access log lacks %q: %s", want, log.Body)
 		}
