@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -158,9 +159,14 @@ func (a *App) limitBody(c *gin.Context) {
 	c.Next()
 }
 
+// requireBaseHost keeps the console on the configured base host itself, not
+// on tenant hosts nor on any other name pointed at the server.
 func (a *App) requireBaseHost(c *gin.Context) {
-	slug, err := tenants.SlugFromRequest(c.Request.Host, "", a.Config.BaseDomain)
-	if err != nil || slug != "" {
+	host := strings.TrimSuffix(strings.ToLower(c.Request.Host), ".")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host != strings.ToLower(a.Config.BaseDomain) {
 		Fail(c, NotFound("route"))
 		return
 	}

@@ -72,13 +72,15 @@ func SchemaName(slug string) (string, error) {
 // (then public, for extensions). The scope is SET LOCAL: it ends with the
 // transaction, so a pooled connection never carries it into another request.
 func Tx(ctx context.Context, db *gorm.DB, t Tenant, fn func(tx *gorm.DB) error) error {
-	if t.Schema == "" {
-		return fmt.Errorf("tenants.Tx: tenant %q has no schema", t.Slug)
-	}
-	if _, err := SchemaName(t.Slug); err != nil {
+	// The schema is derived from the checked slug, never trusted as given.
+	schema, err := SchemaName(t.Slug)
+	if err != nil {
 		return err
 	}
-	path := pgx.Identifier{t.Schema}.Sanitize() + ", public"
+	if t.Schema != schema {
+		return fmt.Errorf("tenants.Tx: tenant %q does not carry its own schema", t.Slug)
+	}
+	path := pgx.Identifier{schema}.Sanitize() + ", public"
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec("SELECT set_config('search_path', ?, true)", path).Error; err != nil {
 			return fmt.Errorf("scope to tenant %s: %w", t.Slug, err)
