@@ -27,7 +27,21 @@ type Config struct {
 	ShutdownGrace     time.Duration // MARQUEE_SHUTDOWN_GRACE
 	WorkerConcurrency int           // MARQUEE_WORKER_CONCURRENCY
 	PasswordCost      int           // MARQUEE_PASSWORD_COST: bcrypt cost
+	MaxInFlight       int           // MARQUEE_MAX_INFLIGHT: tenant requests served at once
+	TenantMaxInFlight int           // MARQUEE_TENANT_MAX_INFLIGHT: of which one tenant may hold
+	ShedWait          time.Duration // MARQUEE_SHED_WAIT: how long a request may wait for a slot
+
+	// Stripe (one account for now; per-tenant accounts come with integrations).
+	StripeAPIURL        string // MARQUEE_STRIPE_API_URL: empty means Stripe itself
+	StripeSecretKey     string // MARQUEE_STRIPE_SECRET_KEY
+	StripeWebhookSecret string // MARQUEE_STRIPE_WEBHOOK_SECRET
 }
+
+// Development Stripe credentials: test mode keys that stripe-mock accepts.
+const (
+	DevStripeSecretKey     = "sk_test_marqueelocaldev"
+	DevStripeWebhookSecret = "whsec_marquee_local_development"
+)
 
 // DevSecretKey is the secret used when none is configured. It is only
 // acceptable for local demos; Validate refuses it outside of them.
@@ -37,19 +51,21 @@ const DevSecretKey = "marquee-local-development-secret-do-not-use-in-production"
 // PostgreSQL and Redis that deployments/local/services.sh provides.
 func Defaults() Config {
 	return Config{
-		DatabaseURL:       "postgres://postgres:postgres@127.0.0.1:5432/marquee?sslmode=disable",
-		RedisURL:          "redis://127.0.0.1:6379/0",
-		HTTPAddr:          "127.0.0.1:8080",
-		BaseDomain:        "localhost",
-		SecretKey:         DevSecretKey,
-		SessionTTL:        12 * time.Hour,
-		SupportVisitTTL:   30 * time.Minute,
-		MaxBodyBytes:      1 << 20,
-		MigrateParallel:   4,
-		LogLevel:          "info",
-		ShutdownGrace:     20 * time.Second,
-		WorkerConcurrency: 10,
-		PasswordCost:      11,
+		DatabaseURL:         "postgres://postgres:postgres@127.0.0.1:5432/marquee?sslmode=disable",
+		RedisURL:            "redis://127.0.0.1:6379/0",
+		HTTPAddr:            "127.0.0.1:8080",
+		BaseDomain:          "localhost",
+		SecretKey:           DevSecretKey,
+		SessionTTL:          12 * time.Hour,
+		SupportVisitTTL:     30 * time.Minute,
+		MaxBodyBytes:        1 << 20,
+		MigrateParallel:     4,
+		LogLevel:            "info",
+		ShutdownGrace:       20 * time.Second,
+		WorkerConcurrency:   10,
+		PasswordCost:        11,
+		StripeSecretKey:     DevStripeSecretKey,
+		StripeWebhookSecret: DevStripeWebhookSecret,
 	}
 }
 
@@ -92,12 +108,18 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_BASE_DOMAIN", &c.BaseDomain)
 	str("MARQUEE_SECRET_KEY", &c.SecretKey)
 	str("MARQUEE_LOG_LEVEL", &c.LogLevel)
+	str("MARQUEE_STRIPE_API_URL", &c.StripeAPIURL)
+	str("MARQUEE_STRIPE_SECRET_KEY", &c.StripeSecretKey)
+	str("MARQUEE_STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
 	dur("MARQUEE_SESSION_TTL", &c.SessionTTL)
 	dur("MARQUEE_SUPPORT_VISIT_TTL", &c.SupportVisitTTL)
 	dur("MARQUEE_SHUTDOWN_GRACE", &c.ShutdownGrace)
 	integer("MARQUEE_MIGRATE_PARALLEL", &c.MigrateParallel)
 	integer("MARQUEE_WORKER_CONCURRENCY", &c.WorkerConcurrency)
 	integer("MARQUEE_PASSWORD_COST", &c.PasswordCost)
+	integer("MARQUEE_MAX_INFLIGHT", &c.MaxInFlight)
+	integer("MARQUEE_TENANT_MAX_INFLIGHT", &c.TenantMaxInFlight)
+	dur("MARQUEE_SHED_WAIT", &c.ShedWait)
 	if c.PasswordCost < 10 || c.PasswordCost > 16 {
 		errs = append(errs, errors.New("MARQUEE_PASSWORD_COST must be from 10 to 16"))
 	}

@@ -4,6 +4,7 @@ package modules
 import (
 	"marquee/app"
 	"marquee/modules/calendar"
+	"marquee/modules/inventory"
 )
 
 // All returns every feature module, in registration order. Adding a module
@@ -11,5 +12,6 @@ import (
 func All() []app.Module {
 	return []app.Module{
 		calendar.New(),
+		inventory.New(),
 	}
 }

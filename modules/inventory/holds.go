@@ -1,0 +1,540 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/jobs"
+	"marquee/tenants"
+)
+
+// HoldRequest asks for seats, or for a quantity of a GA tier.
+type HoldRequest struct {
+	Seats    []string
+	TierID   *uuid.UUID
+	Quantity int
+	Channel  string
+	BuyerID  string
+	ClientIP string
+}
+
+func (r *HoldRequest) validate() error {
+	if r.Channel == "" {
+		r.Channel = ChannelWeb
+	}
+	if !validChannel(r.Channel) {
+		return invalid("channel", "unknown channel %q", r.Channel)
+	}
+	switch {
+	case len(r.Seats) > 0 && r.Quantity != 0:
+		return invalid("request", "ask for seats or for a quantity of a tier, not both")
+	case len(r.Seats) > MaxSeatsPerHold:
+		return invalid("seats", "at most %d seats in one hold", MaxSeatsPerHold)
+	case len(r.Seats) == 0 && r.TierID == nil:
+		return invalid("request", "give seats, or tier_id and quantity")
+	case len(r.Seats) == 0 && (r.Quantity < 1 || r.Quantity > 100):
+		return invalid("quantity", "quantity must be from 1 to 100")
+	}
+	seen := map[string]bool{}
+	for _, id := range r.Seats {
+		if !seatIDPattern.MatchString(id) {
+			return invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", truncate(id, 40))
+		}
+		if seen[id] {
+			return invalid("seats", "seat %s is listed twice", id)
+		}
+		seen[id] = true
+	}
+	if r.BuyerID == "" {
+		return app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// tierRow is a tier with what a hold needs to know about its zone.
+type tierRow struct {
+	Tier
+	ZoneKind string     `gorm:"column:zone_kind"`
+	ZoneName string     `gorm:"column:zone_name"`
+	PoolID   *uuid.UUID `gorm:"column:pool_id"`
+}
+
+type holdSettings struct {
+	Settings
+	QuotaID *uuid.UUID `gorm:"column:quota_id"`
+}
+
+// CreateHold holds seats (all or none) or GA units for a buyer. Every check
+// that decides is a conditional UPDATE in one transaction: seats that are
+// not available, a pool or quota without room, or a buyer over a limit roll
+// the whole hold back.
+func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (Hold, error) {
+	if err := req.validate(); err != nil {
+		return Hold{}, err
+	}
+	if ev.Status != "on_sale" {
+		return Hold{}, errNotOnSale("this event is not on sale")
+	}
+	var h Hold
+	var changedSeats []string
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		h = Hold{ID: uuid.Must(uuid.NewV7()), EventID: ev.ID, Status: HoldActive, Channel: req.Channel, BuyerID: req.BuyerID, Seats: []string{}}
+		changedSeats = nil
+		// Shared against Configure's exclusive lock: the configuration read
+		// below stays the configuration until this hold commits.
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))`, "inv:"+ev.ID.String()).Error; err != nil {
+			return err
+		}
+		var sets []holdSettings
+		if err := tx.Raw(`SELECT `+settingsCols+`, (SELECT id FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'quota' AND c.channel = ?) AS quota_id FROM inv_events e WHERE event_id = ?`, req.Channel, ev.ID).Scan(&sets).Error; err != nil {
+			return err
+		}
+		if len(sets) == 0 {
+			return &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
+		}
+		st := sets[0]
+		var tiers []tierRow
+		if err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
+				z.kind AS zone_kind, z.name AS zone_name, c.id AS pool_id
+			FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
+			LEFT JOIN inv_counters c ON c.zone_id = t.zone_id AND c.kind = 'pool'
+			WHERE t.event_id = ? ORDER BY t.sort`, ev.ID).Scan(&tiers).Error; err != nil {
+			return err
+		}
+		now := s.now()
+		var allocs []alloc
+		var lines []HoldLine
+		if len(req.Seats) > 0 {
+			ids := slices.Clone(req.Seats)
+			slices.Sort(ids)
+			// Take every requested seat that is still available. Rows are
+			// locked in seat id order, so overlapping carts queue instead of
+			// deadlocking; fewer rows than seats means someone else has one.
+			var got []struct {
+				ID     string    `gorm:"column:id"`
+				ZoneID uuid.UUID `gorm:"column:zone_id"`
+			}
+			if err := tx.Raw(`UPDATE inv_seats s SET state = 'held', hold_id = ?
+				FROM (SELECT id FROM inv_seats WHERE event_id = ? AND id IN ? AND state = 'available' ORDER BY id FOR UPDATE) l
+				WHERE s.event_id = ? AND s.id = l.id AND s.state = 'available'
+				RETURNING s.id, s.zone_id`, h.ID, ev.ID, ids, ev.ID).Scan(&got).Error; err != nil {
+				return err
+			}
+			if len(got) != len(ids) {
+				have := map[string]bool{}
+				for _, g := range got {
+					have[g.ID] = true
+				}
+				var missing []string
+				for _, id := range ids {
+					if !have[id] {
+						missing = append(missing, id)
+					}
+				}
+				return errSeatsUnavailable(missing)
+			}
+			perTier := map[uuid.UUID]int{}
+			for i, g := range got {
+				tr, err := seatTier(tiers, g.ZoneID, req.TierID, now)
+				if err != nil {
+					return err
+				}
+				perTier[tr.ID]++
+				if perTier[tr.ID] > tr.MaxPerOrder {
+					return invalid("seats", "at most %d %s tickets in one order", tr.MaxPerOrder, tr.Name)
+				}
+				seat := g.ID
+				lines = append(lines, HoldLine{TierID: tr.ID, ZoneID: tr.ZoneID, SeatID: &seat, Quantity: 1, UnitPrice: tr.PriceMinor,
+					TierName: tr.Name, ZoneName: tr.ZoneName, lineNumber: i + 1})
+				h.Seats = append(h.Seats, seat)
+			}
+			changedSeats = h.Seats
+		} else {
+			tr, ok := findTier(tiers, *req.TierID)
+			switch {
+			case !ok:
+				return app.NotFound("tier")
+			case tr.ZoneKind != KindGA || tr.PoolID == nil:
+				return invalid("tier_id", "tier %s sells reserved seats: hold seats by id", tr.Name)
+			case !tr.OnSale(now):
+				return errNotOnSale("tier " + tr.Name + " is not on sale now")
+			case req.Quantity > tr.MaxPerOrder:
+				return invalid("quantity", "at most %d %s tickets in one order", tr.MaxPerOrder, tr.Name)
+			}
+			got, ok, left, err := take(tx, *tr.PoolID, req.Quantity, colHeld)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errSoldOut(tr.ZoneName+" tickets", left)
+			}
+			allocs = append(allocs, got...)
+			lines = append(lines, HoldLine{TierID: tr.ID, ZoneID: tr.ZoneID, Quantity: req.Quantity, UnitPrice: tr.PriceMinor,
+				TierName: tr.Name, ZoneName: tr.ZoneName, lineNumber: 1})
+		}
+		for _, l := range lines {
+			h.Quantity += l.Quantity
+			h.AmountMinor += l.UnitPrice * int64(l.Quantity)
+			if h.Currency == "" {
+				h.Currency = tierCurrency(tiers, l.TierID)
+			} else if h.Currency != tierCurrency(tiers, l.TierID) {
+				return invalid("seats", "one hold cannot mix currencies")
+			}
+		}
+		if st.QuotaID != nil {
+			got, ok, _, err := take(tx, *st.QuotaID, h.Quantity, colHeld)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errQuota(req.Channel)
+			}
+			allocs = append(allocs, got...)
+		}
+		// Per-buyer and per-IP limits: conditional upserts, last in the lock
+		// order (only this buyer's or this address's requests meet here).
+		if h.Quantity > st.MaxBuyerTickets {
+			return errHoldLimit(fmt.Sprintf("at most %d tickets per buyer for this event", st.MaxBuyerTickets))
+		}
+		res := tx.Exec(`INSERT INTO inv_buyer_counters AS b (event_id, subject, holds, units) VALUES (?, ?, 1, ?)
+			ON CONFLICT (event_id, subject) DO UPDATE SET holds = b.holds + 1, units = b.units + EXCLUDED.units
+			WHERE b.holds + 1 <= ? AND b.units + EXCLUDED.units <= ?`,
+			ev.ID, "b:"+req.BuyerID, h.Quantity, st.MaxBuyerHolds, st.MaxBuyerTickets)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", st.MaxBuyerHolds, st.MaxBuyerTickets))
+		}
+		ipCounted := st.MaxIPHolds > 0 && req.ClientIP != ""
+		if ipCounted {
+			res := tx.Exec(`INSERT INTO inv_buyer_counters AS b (event_id, subject, holds, units) VALUES (?, ?, 1, 0)
+				ON CONFLICT (event_id, subject) DO UPDATE SET holds = b.holds + 1 WHERE b.holds + 1 <= ?`,
+				ev.ID, "ip:"+req.ClientIP, st.MaxIPHolds)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return errHoldLimit(fmt.Sprintf("too many active holds from your network for this event (%d)", st.MaxIPHolds))
+			}
+		}
+		if err := tx.Raw(`INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, now() + make_interval(mins => ?)) RETURNING expires_at`,
+			h.ID, ev.ID, req.BuyerID, req.ClientIP, ipCounted, req.Channel, h.Quantity, h.AmountMinor, h.Currency, st.HoldMinutes).
+			Row().Scan(&h.ExpiresAt); err != nil {
+			return err
+		}
+		if err := insertLines(tx, h.ID, lines); err != nil {
+			return err
+		}
+		h.Lines = lines
+		return saveAllocs(tx, h.ID, allocs)
+	})
+	if err != nil {
+		return Hold{}, err
+	}
+	s.scheduleExpiry(ctx, t, h.ID, h.ExpiresAt)
+	s.changed(ctx, t, ev.ID, seatStates(changedSeats, SeatHeld))
+	return h, nil
+}
+
+func insertLines(tx *gorm.DB, holdID uuid.UUID, lines []HoldLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	q := `INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor) VALUES `
+	args := make([]any, 0, len(lines)*7)
+	for i, l := range lines {
+		if i > 0 {
+			q += ","
+		}
+		q += "(?, ?, ?, ?, ?, ?, ?)"
+		args = append(args, holdID, l.lineNumber, l.TierID, l.ZoneID, l.SeatID, l.Quantity, l.UnitPrice)
+	}
+	return tx.Exec(q, args...).Error
+}
+
+func findTier(tiers []tierRow, id uuid.UUID) (tierRow, bool) {
+	for _, t := range tiers {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return tierRow{}, false
+}
+
+func tierCurrency(tiers []tierRow, id uuid.UUID) string {
+	t, _ := findTier(tiers, id)
+	return t.Currency
+}
+
+// seatTier picks the tier a seat sells at: the one asked for (it must be of
+// the seat's zone), or the zone's first tier on sale.
+func seatTier(tiers []tierRow, zoneID uuid.UUID, want *uuid.UUID, now time.Time) (tierRow, error) {
+	if want != nil {
+		t, ok := findTier(tiers, *want)
+		switch {
+		case !ok:
+			return tierRow{}, app.NotFound("tier")
+		case t.ZoneID != zoneID:
+			return tierRow{}, invalid("tier_id", "tier %s is not sold in every requested seat's zone", t.Name)
+		case !t.OnSale(now):
+			return tierRow{}, errNotOnSale("tier " + t.Name + " is not on sale now")
+		}
+		return t, nil
+	}
+	for _, t := range tiers {
+		if t.ZoneID == zoneID && t.OnSale(now) {
+			return t, nil
+		}
+	}
+	return tierRow{}, errNotOnSale("no tier of this seat's zone is on sale now")
+}
+
+// holdRow is a hold as stored.
+type holdRow struct {
+	ID          uuid.UUID `gorm:"column:id"`
+	EventID     uuid.UUID `gorm:"column:event_id"`
+	BuyerID     string    `gorm:"column:buyer_id"`
+	ClientIP    string    `gorm:"column:client_ip"`
+	IPCounted   bool      `gorm:"column:ip_counted"`
+	Channel     string    `gorm:"column:channel"`
+	Status      string    `gorm:"column:status"`
+	Quantity    int       `gorm:"column:quantity"`
+	AmountMinor int64     `gorm:"column:amount_minor"`
+	Currency    string    `gorm:"column:currency"`
+	ExpiresAt   time.Time `gorm:"column:expires_at"`
+}
+
+const holdCols = `id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at`
+
+// Hold reads a hold with its lines.
+func (s *Service) Hold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Hold, error) {
+	var h Hold
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		h, err = readHold(tx, id)
+		return err
+	})
+	return h, err
+}
+
+func readHold(tx *gorm.DB, id uuid.UUID) (Hold, error) {
+	var rows []holdRow
+	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+		return Hold{}, err
+	}
+	if len(rows) == 0 {
+		return Hold{}, app.NotFound("hold")
+	}
+	r := rows[0]
+	h := Hold{ID: r.ID, EventID: r.EventID, Status: r.Status, Channel: r.Channel, Quantity: r.Quantity, AmountMinor: r.AmountMinor,
+		Currency: r.Currency, ExpiresAt: r.ExpiresAt, BuyerID: r.BuyerID, Seats: []string{}}
+	if err := tx.Raw(`SELECT l.tier_id, l.zone_id, l.seat_id, l.quantity, l.unit_price_minor FROM inv_hold_lines l
+		WHERE l.hold_id = ? ORDER BY l.line`, id).Scan(&h.Lines).Error; err != nil {
+		return Hold{}, err
+	}
+	for _, l := range h.Lines {
+		if l.SeatID != nil {
+			h.Seats = append(h.Seats, *l.SeatID)
+		}
+	}
+	return h, nil
+}
+
+// ReleaseHold gives a hold's seats and units back. Only its buyer (or staff,
+// asStaff) may; releasing twice changes nothing the second time.
+func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {
+	var closed *holdRow
+	var seats []string
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		closed, seats = nil, nil
+		var rows []holdRow
+		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 || (!asStaff && rows[0].BuyerID != buyerID) {
+			return app.NotFound("hold")
+		}
+		var err error
+		closed, seats, err = closeHold(tx, id, HoldReleased, false)
+		return err
+	})
+	if err == nil && closed != nil {
+		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+	}
+	return err
+}
+
+// ExpireHold expires a hold whose time is up. It is idempotent: a hold
+// already sold, released or expired is left alone. A hold not yet due is
+// reported with due=false so the caller may try later.
+func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (expired bool, err error) {
+	var closed *holdRow
+	var seats []string
+	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		closed, seats, err = closeHold(tx, id, HoldExpired, true)
+		if err != nil || closed != nil {
+			return err
+		}
+		var due []struct {
+			ID uuid.UUID `gorm:"column:id"`
+		}
+		if err := tx.Raw(`SELECT id FROM inv_holds WHERE id = ? AND status = 'active'`, id).Scan(&due).Error; err != nil {
+			return err
+		}
+		if len(due) == 1 {
+			return errNotDue
+		}
+		return nil
+	})
+	if err == nil && closed != nil {
+		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+	}
+	return closed != nil, err
+}
+
+// errNotDue says a hold's expiry task ran before its time.
+var errNotDue = fmt.Errorf("hold not due yet")
+
+// closeHold moves an active hold to released or expired and returns its
+// seats and units to sale. The conditional UPDATE on the hold row decides:
+// of a racing release, expiry and payment exactly one moves it. It returns
+// nil when the hold was not active (or, for expiry, not yet due).
+func closeHold(tx *gorm.DB, id uuid.UUID, status string, onlyIfDue bool) (*holdRow, []string, error) {
+	var rows []holdRow
+	q := `UPDATE inv_holds SET status = ?, closed_at = now() WHERE id = ? AND status = 'active'`
+	if onlyIfDue {
+		q += ` AND expires_at <= now()`
+	}
+	if err := tx.Raw(q+` RETURNING `+holdCols, status, id).Scan(&rows).Error; err != nil {
+		return nil, nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	h := rows[0]
+	seats, err := returnHeldInventory(tx, h)
+	return &h, seats, err
+}
+
+// returnHeldInventory puts a closed hold's seats and units back on sale and
+// lowers its buyer's counters.
+func returnHeldInventory(tx *gorm.DB, h holdRow) ([]string, error) {
+	var seats []struct {
+		ID string `gorm:"column:id"`
+	}
+	if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', hold_id = NULL
+		FROM (SELECT id FROM inv_seats WHERE event_id = ? AND hold_id = ? ORDER BY id FOR UPDATE) l
+		WHERE s.event_id = ? AND s.id = l.id AND s.state = 'held' AND s.hold_id = ?
+		RETURNING s.id`, h.EventID, h.ID, h.EventID, h.ID).Scan(&seats).Error; err != nil {
+		return nil, err
+	}
+	if err := moveAllocs(tx, h.ID, releaseHeld, true); err != nil {
+		return nil, err
+	}
+	if err := releaseBuyer(tx, h, true); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(seats))
+	for i, s := range seats {
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
+// releaseBuyer lowers the buyer's active holds (and units, unless they were
+// bought) and the address's active holds.
+func releaseBuyer(tx *gorm.DB, h holdRow, units bool) error {
+	n := 0
+	if units {
+		n = h.Quantity
+	}
+	if err := tx.Exec(`UPDATE inv_buyer_counters SET holds = greatest(holds - 1, 0), units = greatest(units - ?, 0)
+		WHERE event_id = ? AND subject = ?`, n, h.EventID, "b:"+h.BuyerID).Error; err != nil {
+		return err
+	}
+	if h.IPCounted {
+		return tx.Exec(`UPDATE inv_buyer_counters SET holds = greatest(holds - 1, 0) WHERE event_id = ? AND subject = ?`,
+			h.EventID, "ip:"+h.ClientIP).Error
+	}
+	return nil
+}
+
+// SweepHolds expires every lapsed hold of a tenant, one transaction each;
+// FOR UPDATE SKIP LOCKED lets several sweepers (and the per-hold tasks) run
+// at once without waiting on each other. It returns how many it expired.
+func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
+	n := 0
+	for n < limit {
+		var closed *holdRow
+		var seats []string
+		err := s.tx(ctx, t, func(tx *gorm.DB) error {
+			closed, seats = nil, nil
+			var ids []struct {
+				ID uuid.UUID `gorm:"column:id"`
+			}
+			if err := tx.Raw(`SELECT id FROM inv_holds WHERE status = 'active' AND expires_at <= now()
+				ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&ids).Error; err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			var err error
+			closed, seats, err = closeHold(tx, ids[0].ID, HoldExpired, true)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if closed == nil {
+			return n, nil
+		}
+		n++
+		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+	}
+	return n, nil
+}
+
+// Task types of the inventory.
+const (
+	// TaskHoldExpire expires one hold at its expires_at (queued with
+	// asynq.ProcessAt and the unique id hold-expire:<tenant>:<hold>).
+	TaskHoldExpire = "inventory:hold-expire"
+	// TaskHoldSweep expires every lapsed hold of a tenant each minute,
+	// catching any hold whose own task was lost.
+	TaskHoldSweep = "inventory:hold-sweep"
+	// TaskRefund sends a recorded refund to Stripe until it succeeds.
+	TaskRefund = "inventory:refund"
+)
+
+func (s *Service) scheduleExpiry(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, at time.Time) {
+	_, err := s.app.Jobs.Enqueue(ctx, t, TaskHoldExpire, holdTask{HoldID: holdID},
+		asynq.ProcessAt(at), asynq.TaskID("hold-expire:"+t.Slug+":"+holdID.String()),
+		asynq.Queue(jobs.QueueCritical), asynq.Retention(time.Hour), asynq.MaxRetry(10))
+	if err != nil {
+		// The sweeper expires it within a minute of its time anyway.
+		s.app.Log.Warn("hold expiry not scheduled; the sweeper will catch it", "tenant", t.Slug, "hold", holdID, "err", err)
+	}
+}
+
+type holdTask struct {
+	HoldID uuid.UUID `json:"hold_id"`
+}

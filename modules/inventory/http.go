@@ -1,0 +1,689 @@
+package inventory
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/policies"
+	"marquee/tenants"
+)
+
+// Handlers read top to bottom: decode and validate, call the service,
+// respond. Domain failures are *app.Error values passed to app.Fail.
+
+// BuyerCookie carries the signed anonymous buyer token on the storefront.
+const (
+	BuyerCookie = "marquee_buyer"
+	BuyerHeader = "X-Buyer-Token"
+	QueueHeader = "X-Queue-Token"
+)
+
+func pathID(c *gin.Context, param, what string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.Param(param))
+	if err != nil {
+		app.Fail(c, app.NotFound(what))
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+// event reads the event of the path; staff routes then check the venue.
+func (m *Module) event(c *gin.Context) (app.EventInfo, bool) {
+	id, ok := pathID(c, "eventId", "event")
+	if !ok {
+		return app.EventInfo{}, false
+	}
+	ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), id)
+	if err != nil {
+		app.Fail(c, err)
+		return app.EventInfo{}, false
+	}
+	return ev, true
+}
+
+// staffEvent reads the event of the path and requires a permission at its
+// venue (chain roles hold it at every venue).
+func (m *Module) staffEvent(c *gin.Context, object, action string) (app.EventInfo, bool) {
+	ev, ok := m.event(c)
+	if !ok {
+		return ev, false
+	}
+	if !m.app.CanAtVenue(c, ev.VenueID, object, action) {
+		app.Fail(c, app.Forbidden("forbidden", "your roles do not allow "+action+" on "+object+" at this event's venue"))
+		return ev, false
+	}
+	return ev, true
+}
+
+// buyer returns the request's anonymous buyer id from its signed token.
+func (m *Module) buyer(c *gin.Context) string {
+	tok := c.GetHeader(BuyerHeader)
+	if tok == "" {
+		tok, _ = c.Cookie(BuyerCookie)
+	}
+	id, ok := m.svc.BuyerFromToken(app.TenantOf(c), tok)
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+func (m *Module) isStaff(c *gin.Context) bool {
+	k := app.PrincipalOf(c).Kind
+	return k == app.KindUser || k == app.KindSupportVisit
+}
+
+// ---- public catalogue
+
+// CatalogueItem is an on-sale event with its prices and availability.
+type CatalogueItem struct {
+	app.EventInfo
+	MinPrice  *int64 `json:"min_price"`
+	Currency  string `json:"currency,omitempty"`
+	Available int    `json:"available"`
+}
+
+func (m *Module) catalogue(c *gin.Context) {
+	f, err := catalogueFilter(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	items, err := m.svc.Catalogue(c.Request.Context(), app.TenantOf(c), f)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	out := gin.H{"items": items}
+	if len(items) == f.Limit && f.Limit > 0 {
+		out["next"] = items[len(items)-1].ID
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func catalogueFilter(c *gin.Context) (app.EventFilter, error) {
+	f := app.EventFilter{Statuses: []string{"on_sale"}, Limit: 50}
+	if s := c.Query("status"); s != "" {
+		for _, st := range strings.Split(s, ",") {
+			if st != "on_sale" && st != "sold_out" {
+				return f, invalid("status", "the public catalogue lists on_sale and sold_out events")
+			}
+		}
+		f.Statuses = strings.Split(s, ",")
+	}
+	if v := c.Query("venue_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return f, invalid("venue_id", "venue_id must be a UUID")
+		}
+		f.VenueID = id
+	}
+	f.Category = c.Query("category")
+	if len(f.Category) > 40 {
+		return f, invalid("category", "category is at most 40 characters")
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := c.Query(p.name); v != "" {
+			tm, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				if tm, err = time.Parse("2006-01-02", v); err != nil {
+					return f, invalid(p.name, "%s must be a date (2006-01-02) or RFC 3339 time", p.name)
+				}
+			}
+			*p.dst = tm
+		}
+	}
+	if v := c.Query("after"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return f, invalid("after", "after must be an event id")
+		}
+		f.After = id
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return f, invalid("limit", "limit must be from 1 to 200")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// ---- setup (staff)
+
+func (m *Module) getInventory(c *gin.Context) {
+	ev, ok := m.staffEvent(c, ObjInventory, policies.Read)
+	if !ok {
+		return
+	}
+	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, inv)
+}
+
+func (m *Module) putInventory(c *gin.Context) {
+	ev, ok := m.staffEvent(c, ObjInventory, policies.Write)
+	if !ok {
+		return
+	}
+	var in Setup
+	if err := app.DecodeJSON(c, &in); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	if err := m.svc.Configure(c.Request.Context(), app.TenantOf(c), ev, in); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, inv)
+}
+
+func (m *Module) putQuotas(c *gin.Context) {
+	ev, ok := m.staffEvent(c, ObjInventory, policies.Write)
+	if !ok {
+		return
+	}
+	var in map[string]int
+	if err := app.DecodeJSON(c, &in); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	if err := m.svc.SetQuotas(c.Request.Context(), app.TenantOf(c), ev.ID, in); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, inv)
+}
+
+func (m *Module) patchSettings(c *gin.Context) {
+	ev, ok := m.staffEvent(c, ObjInventory, policies.Write)
+	if !ok {
+		return
+	}
+	var in SettingsPatch
+	if err := app.DecodeJSON(c, &in); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	st, err := m.svc.UpdateSettings(c.Request.Context(), app.TenantOf(c), ev.ID, in)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// ---- public reads
+
+func (m *Module) seatmap(c *gin.Context) {
+	ev, ok := m.event(c)
+	if !ok {
+		return
+	}
+	sm, err := m.svc.SeatMap(c.Request.Context(), app.TenantOf(c), ev.ID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=60")
+	c.JSON(http.StatusOK, sm)
+}
+
+func (m *Module) availability(c *gin.Context) {
+	ev, ok := m.event(c)
+	if !ok {
+		return
+	}
+	format := c.Query("format")
+	if format != "" && format != "bitmap" && format != "full" {
+		app.Fail(c, invalid("format", "format is full or bitmap"))
+		return
+	}
+	raw, err := m.svc.AvailabilityJSON(c.Request.Context(), app.TenantOf(c), ev.ID, format == "bitmap")
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "application/json; charset=utf-8", raw)
+}
+
+func (m *Module) stream(c *gin.Context) {
+	ev, ok := m.event(c)
+	if !ok {
+		return
+	}
+	m.app.Realtime.ServeSSE(c, topic(ev.ID))
+}
+
+func (m *Module) publicKey(c *gin.Context) {
+	ev, ok := m.event(c)
+	if !ok {
+		return
+	}
+	pub, err := m.svc.PublicKey(c.Request.Context(), app.TenantOf(c))
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="ticket-key-`+ev.ID.String()+`.json"`)
+	c.JSON(http.StatusOK, gin.H{
+		"algorithm":  "Ed25519",
+		"public_key": base64.RawURLEncoding.EncodeToString(pub),
+		"event_id":   ev.ID,
+		"tenant":     app.TenantOf(c).Slug,
+		"token":      "base64url(JSON claims) '.' base64url(Ed25519 signature over the claims bytes)",
+	})
+}
+
+func (m *Module) buyerSession(c *gin.Context) {
+	t := app.TenantOf(c)
+	id, token := m.svc.NewBuyerToken(t)
+	http.SetCookie(c.Writer, &http.Cookie{Name: BuyerCookie, Value: token, Path: "/", MaxAge: 30 * 24 * 3600,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil})
+	c.JSON(http.StatusCreated, gin.H{"buyer_id": id, "buyer_token": token})
+}
+
+// ---- holds
+
+type holdRequest struct {
+	Seats    []string `json:"seats"`
+	TierID   *string  `json:"tier_id"`
+	Quantity int      `json:"quantity"`
+	Channel  string   `json:"channel"`
+}
+
+func (m *Module) createHold(c *gin.Context) {
+	id, ok := pathID(c, "eventId", "event")
+	if !ok {
+		return
+	}
+	t := app.TenantOf(c)
+	buyer := m.buyer(c)
+	if m.isStaff(c) && buyer == "" {
+		buyer = "staff:" + app.PrincipalOf(c).UserID.String()
+	}
+	if m.gate != nil {
+		if err := m.gate.Check(c.Request.Context(), t, id, buyer, c.GetHeader(QueueHeader)); err != nil {
+			app.Fail(c, err)
+			return
+		}
+	}
+	var body holdRequest
+	if err := app.DecodeJSON(c, &body); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	req := HoldRequest{Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP()}
+	if body.TierID != nil {
+		tid, err := uuid.Parse(*body.TierID)
+		if err != nil {
+			app.Fail(c, invalid("tier_id", "tier_id must be a UUID"))
+			return
+		}
+		req.TierID = &tid
+	}
+	if err := req.validate(); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	ev, err := m.svc.Event(c.Request.Context(), t, id)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	if req.Channel != ChannelWeb && !m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write) {
+		app.Fail(c, app.Forbidden("forbidden", "only staff may sell on the "+req.Channel+" channel"))
+		return
+	}
+	h, err := m.svc.CreateHold(c.Request.Context(), t, ev, req)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/v1/holds/"+h.ID.String())
+	c.JSON(http.StatusCreated, h)
+}
+
+func (m *Module) getHold(c *gin.Context) {
+	id, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), id)
+	if err == nil && h.BuyerID != m.buyer(c) && !m.isStaff(c) {
+		err = app.NotFound("hold")
+	}
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h)
+}
+
+func (m *Module) releaseHold(c *gin.Context) {
+	id, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	staff := false
+	if m.isStaff(c) {
+		h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), id)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), h.EventID)
+		staff = err == nil && m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write)
+	}
+	if err := m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), id, m.buyer(c), staff); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// ---- orders
+
+type orderRequest struct {
+	HoldID string    `json:"hold_id"`
+	Buyer  BuyerInfo `json:"buyer"`
+}
+
+// orderView is an order as its buyer sees it.
+type orderView struct {
+	Order
+	OrderURL string   `json:"order_url"`
+	Tickets  []Ticket `json:"tickets,omitempty"`
+}
+
+func (m *Module) createOrder(c *gin.Context) {
+	var req orderRequest
+	if err := app.DecodeJSON(c, &req); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	holdID, err := uuid.Parse(req.HoldID)
+	if err != nil {
+		app.Fail(c, invalid("hold_id", "hold_id must be a UUID"))
+		return
+	}
+	buyer := m.buyer(c)
+	if buyer == "" && m.isStaff(c) {
+		buyer = "staff:" + app.PrincipalOf(c).UserID.String()
+	}
+	if buyer == "" {
+		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
+		return
+	}
+	t := app.TenantOf(c)
+	o, err := m.svc.CreateOrder(c.Request.Context(), t, holdID, buyer, req.Buyer)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/v1/orders/"+o.ID.String())
+	c.JSON(http.StatusCreated, orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID)})
+}
+
+// orderAccess reads the order of the path if the request may see it: a
+// valid signed link (?sig=), its buyer, or staff allowed at its venue.
+func (m *Module) orderAccess(c *gin.Context) (Order, bool) {
+	id, ok := pathID(c, "orderId", "order")
+	if !ok {
+		return Order{}, false
+	}
+	t := app.TenantOf(c)
+	o, err := m.svc.Order(c.Request.Context(), t, id)
+	if err != nil {
+		app.Fail(c, err)
+		return Order{}, false
+	}
+	if m.svc.OrderLinkOK(t, id, c.Query("sig")) || (o.BuyerID != "" && o.BuyerID == m.buyer(c)) {
+		return o, true
+	}
+	if m.isStaff(c) {
+		if ev, err := m.svc.Event(c.Request.Context(), t, o.EventID); err == nil && m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Read) {
+			return o, true
+		}
+	}
+	app.Fail(c, app.NotFound("order"))
+	return Order{}, false
+}
+
+func (m *Module) getOrder(c *gin.Context) {
+	o, ok := m.orderAccess(c)
+	if !ok {
+		return
+	}
+	t := app.TenantOf(c)
+	tickets, err := m.svc.Tickets(c.Request.Context(), t, o.ID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID), Tickets: tickets})
+}
+
+type refundRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (m *Module) refundOrder(c *gin.Context) {
+	id, ok := pathID(c, "orderId", "order")
+	if !ok {
+		return
+	}
+	var req refundRequest
+	if c.Request.ContentLength != 0 {
+		if err := app.DecodeJSON(c, &req); err != nil {
+			app.Fail(c, err)
+			return
+		}
+	}
+	t := app.TenantOf(c)
+	o, err := m.svc.Order(c.Request.Context(), t, id)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	ev, err := m.svc.Event(c.Request.Context(), t, o.EventID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	if !m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write) {
+		app.Fail(c, app.Forbidden("forbidden", "your roles do not allow refunds at this event's venue"))
+		return
+	}
+	o, err = m.svc.RefundOrder(c.Request.Context(), t, id, req.Reason)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, o)
+}
+
+// ---- Stripe
+
+// maxWebhookBody bounds a Stripe event delivery.
+const maxWebhookBody = 256 << 10
+
+func (m *Module) stripeWebhook(c *gin.Context) {
+	payload, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWebhookBody+1))
+	if err != nil || len(payload) > maxWebhookBody {
+		app.Fail(c, &app.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Detail: "event too large"})
+		return
+	}
+	res, err := m.svc.HandleWebhook(c.Request.Context(), app.TenantOf(c), payload, c.GetHeader("Stripe-Signature"))
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+type testPayRequest struct {
+	Outcome string `json:"outcome"` // "succeeded" (default) or "failed"
+}
+
+// testPay is the storefront's "Pay (test mode)" step, for demos and tests
+// only: it confirms the PaymentIntent at Stripe's test API (stripe-mock
+// locally), then builds the event Stripe would send, signs it with the
+// webhook secret, and hands it to the same verifying webhook path. It does
+// not exist unless the configured key is a test-mode key.
+func (m *Module) testPay(c *gin.Context) {
+	if !strings.HasPrefix(m.app.Config.StripeSecretKey, "sk_test_") {
+		app.Fail(c, app.NotFound("route"))
+		return
+	}
+	o, ok := m.orderAccess(c)
+	if !ok {
+		return
+	}
+	var req testPayRequest
+	if c.Request.ContentLength != 0 {
+		if err := app.DecodeJSON(c, &req); err != nil {
+			app.Fail(c, err)
+			return
+		}
+	}
+	if req.Outcome == "" {
+		req.Outcome = "succeeded"
+	}
+	if req.Outcome != "succeeded" && req.Outcome != "failed" {
+		app.Fail(c, invalid("outcome", "outcome is succeeded or failed"))
+		return
+	}
+	if o.PaymentIntentID == nil {
+		app.Fail(c, app.Conflict("no_payment_intent", "this order has nothing to pay"))
+		return
+	}
+	t := app.TenantOf(c)
+	if req.Outcome == "succeeded" {
+		params := &stripe.PaymentIntentConfirmParams{PaymentMethod: stripe.String("pm_card_visa")}
+		params.Context = c.Request.Context()
+		if _, err := m.svc.stripe.PaymentIntents.Confirm(*o.PaymentIntentID, params); err != nil {
+			app.Fail(c, &app.Error{Status: http.StatusBadGateway, Code: "payment_provider_unavailable", Detail: "test payment not confirmed: " + stripeErrorSummary(err)})
+			return
+		}
+	}
+	payload, header, err := TestWebhookEvent(m.app.Config.StripeWebhookSecret, "evt_test_"+strings.ReplaceAll(uuid.NewString(), "-", ""),
+		"payment_intent."+map[string]string{"succeeded": "succeeded", "failed": "payment_failed"}[req.Outcome],
+		*o.PaymentIntentID, o.AmountMinor, o.Currency, t.Slug, o.ID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	res, err := m.svc.HandleWebhook(c.Request.Context(), t, payload, header)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"test_mode": true, "result": res, "order_url": m.svc.OrderPath(t, o.ID)})
+}
+
+// TestWebhookEvent builds and signs a Stripe PaymentIntent event the way
+// Stripe would deliver it (for tests and the test-mode pay step).
+func TestWebhookEvent(secret, eventID, eventType, paymentIntentID string, amount int64, currency, tenant string, orderID uuid.UUID) ([]byte, string, error) {
+	status := "succeeded"
+	if eventType == "payment_intent.payment_failed" {
+		status = "requires_payment_method"
+	}
+	evt := map[string]any{
+		"id": eventID, "object": "event", "api_version": stripe.APIVersion, "created": time.Now().Unix(), "type": eventType,
+		"livemode": false, "pending_webhooks": 1,
+		"data": map[string]any{"object": map[string]any{
+			"id": paymentIntentID, "object": "payment_intent", "amount": amount, "amount_received": amount,
+			"currency": strings.ToLower(currency), "status": status,
+			"metadata": map[string]string{"tenant": tenant, "order_id": orderID.String()},
+		}},
+	}
+	payload, err := json.Marshal(evt)
+	if err != nil {
+		return nil, "", err
+	}
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: time.Now()})
+	return signed.Payload, signed.Header, nil
+}
+
+// Catalogue lists events through the event directory, with this module's
+// prices and availability (events without tickets are left out).
+func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFilter) ([]CatalogueItem, error) {
+	dir := s.app.Events()
+	if dir == nil {
+		return nil, &app.Error{Status: http.StatusServiceUnavailable, Code: "events_unavailable", Detail: "no module provides events"}
+	}
+	evs, err := dir.Events(ctx, t, f)
+	if err != nil {
+		return nil, err
+	}
+	out := []CatalogueItem{}
+	if len(evs) == 0 {
+		return out, nil
+	}
+	ids := make([]uuid.UUID, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	var rows []struct {
+		EventID   uuid.UUID `gorm:"column:event_id"`
+		MinPrice  *int64    `gorm:"column:min_price"`
+		Currency  *string   `gorm:"column:currency"`
+		Available int       `gorm:"column:available"`
+	}
+	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT e.event_id,
+				(SELECT min(price_minor) FROM inv_tiers t WHERE t.event_id = e.event_id) AS min_price,
+				(SELECT currency FROM inv_tiers t WHERE t.event_id = e.event_id ORDER BY price_minor LIMIT 1) AS currency,
+				(SELECT count(*) FROM inv_seats s WHERE s.event_id = e.event_id AND s.state = 'available')
+				+ (SELECT coalesce(sum(sh.capacity - sh.held - sh.sold), 0) FROM inv_counters c JOIN inv_counter_shards sh ON sh.counter_id = c.id
+				   WHERE c.event_id = e.event_id AND c.kind = 'pool') AS available
+			FROM inv_events e WHERE e.event_id IN ?`, ids).Scan(&rows).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		for _, r := range rows {
+			if r.EventID == e.ID {
+				it := CatalogueItem{EventInfo: e, MinPrice: r.MinPrice, Available: r.Available}
+				if r.Currency != nil {
+					it.Currency = *r.Currency
+				}
+				out = append(out, it)
+			}
+		}
+	}
+	return out, nil
+}

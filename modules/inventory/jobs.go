@@ -1,0 +1,53 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"marquee/tenants"
+)
+
+// expireTask runs TaskHoldExpire. Running it twice, or for a hold already
+// sold, released or expired, changes nothing; run early, it fails and is
+// retried.
+func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
+	var p holdTask
+	if err := json.Unmarshal(payload, &p); err != nil || p.HoldID == uuid.Nil {
+		return fmt.Errorf("%w: bad hold-expire payload", asynq.SkipRetry)
+	}
+	expired, err := m.svc.ExpireHold(ctx, t, p.HoldID)
+	if err == nil && expired {
+		m.app.Log.Info("hold expired", "tenant", t.Slug, "hold", p.HoldID)
+	}
+	return err
+}
+
+// sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost, and
+// refunds Stripe has not accepted yet.
+func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
+	n, err := m.svc.SweepHolds(ctx, t, 10000)
+	if n > 0 {
+		m.app.Log.Info("lapsed holds expired by the sweeper", "tenant", t.Slug, "count", n)
+	}
+	orders, rerr := m.svc.pendingRefunds(ctx, t)
+	for _, id := range orders {
+		if e := m.svc.SendRefund(ctx, t, id); e != nil {
+			rerr = errors.Join(rerr, e)
+		}
+	}
+	return errors.Join(err, rerr)
+}
+
+// refundTask runs TaskRefund until Stripe accepts the refund.
+func (m *Module) refundTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
+	var p refundTask
+	if err := json.Unmarshal(payload, &p); err != nil || p.OrderID == uuid.Nil {
+		return fmt.Errorf("%w: bad refund payload", asynq.SkipRetry)
+	}
+	return m.svc.SendRefund(ctx, t, p.OrderID)
+}

@@ -1,0 +1,187 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"marquee/tenants"
+)
+
+// Layout is a reserved-seating map as imported from JSON: sections of rows
+// of numbered seats. A row gives either a seat count (numbered from Start,
+// default 1) or explicit Numbers. Seat ids are "<section>-<row>-<number>".
+//
+//	{"sections":[{"name":"A","zone":"Stalls","rows":[{"label":"1","seats":20},{"label":"2","numbers":[1,2,3,5]}]}]}
+type Layout struct {
+	Sections []LayoutSection `json:"sections"`
+}
+
+// LayoutSection is one block of the map. X and Y place it (map units; a
+// seat is 12 units wide); when absent, sections are laid out side by side.
+type LayoutSection struct {
+	Name string      `json:"name"`
+	Zone string      `json:"zone"`
+	Rows []LayoutRow `json:"rows"`
+	X    *float64    `json:"x"`
+	Y    *float64    `json:"y"`
+}
+
+// LayoutRow is one row of a section.
+type LayoutRow struct {
+	Label   string `json:"label"`
+	Seats   int    `json:"seats"`
+	Start   int    `json:"start"`
+	Numbers []int  `json:"numbers"`
+}
+
+var labelPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
+
+// Seat spacing of the generated map, in map units.
+const (
+	seatPitch   = 12.0
+	rowPitch    = 14.0
+	sectionGap  = 36.0
+	sectionHead = 18.0
+)
+
+type seatRow struct {
+	ID      string    `gorm:"column:id" json:"id"`
+	ZoneID  uuid.UUID `gorm:"column:zone_id" json:"zone_id"`
+	Section string    `gorm:"column:section" json:"section"`
+	Row     string    `gorm:"column:row_label" json:"row"`
+	Number  int       `gorm:"column:number" json:"number"`
+	Ord     int       `gorm:"column:ord" json:"-"`
+	X       float64   `gorm:"column:x" json:"x"`
+	Y       float64   `gorm:"column:y" json:"y"`
+}
+
+func (l Layout) seats(zones map[string]*Zone) ([]seatRow, error) {
+	if len(l.Sections) == 0 || len(l.Sections) > 500 {
+		return nil, invalid("layout", "a seat map needs 1 to 500 sections")
+	}
+	var out []seatRow
+	seen := map[string]bool{}
+	x := 0.0
+	for si, sec := range l.Sections {
+		if !labelPattern.MatchString(sec.Name) {
+			return nil, invalid("layout", "section %d: name must be 1 to 12 letters or digits", si+1)
+		}
+		z, ok := zones[strings.ToLower(sec.Zone)]
+		if !ok || z.Kind != KindReserved {
+			return nil, invalid("layout", "section %s: zone %q is not a reserved zone of this event", sec.Name, sec.Zone)
+		}
+		if len(sec.Rows) == 0 || len(sec.Rows) > 500 {
+			return nil, invalid("layout", "section %s needs 1 to 500 rows", sec.Name)
+		}
+		ox, oy := x, 0.0
+		if sec.X != nil {
+			ox = *sec.X
+		}
+		if sec.Y != nil {
+			oy = *sec.Y
+		}
+		widest := 0
+		for ri, row := range sec.Rows {
+			if !labelPattern.MatchString(row.Label) {
+				return nil, invalid("layout", "section %s row %d: label must be 1 to 12 letters or digits", sec.Name, ri+1)
+			}
+			nums := row.Numbers
+			if len(nums) == 0 {
+				if row.Seats < 1 || row.Seats > 1000 {
+					return nil, invalid("layout", "section %s row %s: give 1 to 1000 seats or a list of numbers", sec.Name, row.Label)
+				}
+				start := row.Start
+				if start == 0 {
+					start = 1
+				}
+				for n := 0; n < row.Seats; n++ {
+					nums = append(nums, start+n)
+				}
+			} else if row.Seats != 0 && row.Seats != len(nums) {
+				return nil, invalid("layout", "section %s row %s: seats and numbers disagree", sec.Name, row.Label)
+			}
+			if len(nums) > 1000 {
+				return nil, invalid("layout", "section %s row %s: at most 1000 seats a row", sec.Name, row.Label)
+			}
+			if len(nums) > widest {
+				widest = len(nums)
+			}
+			for i, n := range nums {
+				if n < 0 || n > 99999 {
+					return nil, invalid("layout", "section %s row %s: seat numbers must be from 0 to 99999", sec.Name, row.Label)
+				}
+				id := fmt.Sprintf("%s-%s-%d", sec.Name, row.Label, n)
+				if seen[id] {
+					return nil, invalid("layout", "seat %s appears twice", id)
+				}
+				seen[id] = true
+				out = append(out, seatRow{ID: id, ZoneID: z.ID, Section: sec.Name, Row: row.Label, Number: n, Ord: len(out),
+					X: ox + float64(i)*seatPitch, Y: oy + sectionHead + float64(ri)*rowPitch})
+				if len(out) > MaxSeatsPerLayout {
+					return nil, invalid("layout", "a seat map holds at most %d seats", MaxSeatsPerLayout)
+				}
+			}
+		}
+		x = ox + float64(widest)*seatPitch + sectionGap
+	}
+	return out, nil
+}
+
+// insertSeats writes the seat map in batches (a bounded number of
+// parameters per statement).
+func insertSeats(tx *gorm.DB, eventID uuid.UUID, seats []seatRow) error {
+	const batch = 2000
+	for start := 0; start < len(seats); start += batch {
+		end := min(start+batch, len(seats))
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO inv_seats (event_id, id, zone_id, section, row_label, number, ord, x, y) VALUES `)
+		args := make([]any, 0, (end-start)*9)
+		for i, s := range seats[start:end] {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, eventID, s.ID, s.ZoneID, s.Section, s.Row, s.Number, s.Ord, s.X, s.Y)
+		}
+		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SeatMap is the static layout of an event's seats, for drawing.
+type SeatMap struct {
+	Zones  []Zone    `json:"zones"`
+	Seats  []seatRow `json:"seats"`
+	Width  float64   `json:"width"`
+	Height float64   `json:"height"`
+}
+
+// SeatMap reads the layout of an event.
+func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (SeatMap, error) {
+	var m SeatMap
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		if _, err := loadSettings(tx, eventID); err != nil {
+			return err
+		}
+		var err error
+		if m.Zones, err = loadZones(tx, eventID); err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT id, zone_id, section, row_label, number, ord, x, y FROM inv_seats WHERE event_id = ? ORDER BY ord`, eventID).Scan(&m.Seats).Error
+	})
+	for _, st := range m.Seats {
+		m.Width = max(m.Width, st.X+seatPitch)
+		m.Height = max(m.Height, st.Y+rowPitch)
+	}
+	if m.Seats == nil {
+		m.Seats = []seatRow{}
+	}
+	return m, err
+}

@@ -1,0 +1,116 @@
+package inventory
+
+import (
+	"html/template"
+	"net/http"
+	"time"
+
+	"marquee/app"
+	"marquee/jobs"
+	"marquee/policies"
+)
+
+// Objects the inventory's permissions are about.
+const (
+	ObjInventory = "inventory" // zones, seat maps, tiers, quotas, settings
+	ObjOrders    = "orders"    // orders: read, refund
+)
+
+// Module is the inventory feature module.
+type Module struct {
+	app   *app.App
+	svc   *Service
+	gate  AdmissionGate
+	pages *template.Template
+}
+
+// Option configures the module.
+type Option func(*Module)
+
+// WithAdmissionGate puts a waiting room in front of holds: every hold request
+// is checked by g first (nil: no waiting room).
+func WithAdmissionGate(g AdmissionGate) Option { return func(m *Module) { m.gate = g } }
+
+// New returns the inventory module, ready to register.
+func New(opts ...Option) *Module {
+	m := &Module{}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// SetAdmissionGate replaces the admission gate (before serving).
+func (m *Module) SetAdmissionGate(g AdmissionGate) { m.gate = g }
+
+// Name implements app.Module.
+func (m *Module) Name() string { return "inventory" }
+
+// Service returns the inventory service (after Register).
+func (m *Module) Service() *Service { return m.svc }
+
+// grants are the default permissions of each role. Configuring inventory is
+// checked at the event's venue, so a venue manager may configure the events
+// of their own venues only; chain roles pass everywhere.
+func grants() []policies.Grant {
+	var g []policies.Grant
+	add := func(object, action string, roles ...string) {
+		for _, r := range roles {
+			g = append(g, policies.Grant{Role: r, Object: object, Action: action})
+		}
+	}
+	add(ObjInventory, policies.Read, policies.RoleChainAdmin, policies.RoleFinance, policies.RolePromoter,
+		policies.RoleVenueManager, policies.RoleBoxOffice, policies.RoleOpsLead, policies.RoleSupport)
+	add(ObjInventory, policies.Write, policies.RoleChainAdmin, policies.RolePromoter, policies.RoleVenueManager, policies.RoleSupport)
+	add(ObjOrders, policies.Read, policies.RoleChainAdmin, policies.RoleFinance, policies.RoleVenueManager, policies.RoleBoxOffice, policies.RoleSupport)
+	add(ObjOrders, policies.Write, policies.RoleChainAdmin, policies.RoleFinance, policies.RoleVenueManager, policies.RoleBoxOffice)
+	return g
+}
+
+// Register implements app.Module.
+func (m *Module) Register(r *app.Registrar) error {
+	m.app = r.App()
+	m.svc = NewService(m.app)
+	pages, err := parsePages()
+	if err != nil {
+		return err
+	}
+	m.pages = pages
+	r.Grants(grants()...)
+
+	pub, signed := app.Public(), app.SignedIn()
+	// Staff routes are SignedIn at the router and checked at the event's
+	// venue in the handler (the venue is known only once the event is read).
+	r.API(http.MethodGet, "/events", pub, "On-sale events with prices and availability (public catalogue)", m.catalogue)
+	r.API(http.MethodGet, "/events/:eventId/inventory", signed, "An event's inventory configuration and counts", m.getInventory)
+	r.API(http.MethodPut, "/events/:eventId/inventory", signed, "Configure an event's zones, seat map, tiers, quotas and settings (before sales start)", m.putInventory)
+	r.API(http.MethodPut, "/events/:eventId/quotas", signed, "Set channel quotas (their sum never exceeds capacity)", m.putQuotas)
+	r.API(http.MethodPatch, "/events/:eventId/settings", signed, "Change hold duration and buyer limits", m.patchSettings)
+	r.API(http.MethodGet, "/events/:eventId/seatmap", pub, "The seat map layout (public)", m.seatmap)
+	r.API(http.MethodGet, "/events/:eventId/availability", pub, "Tier and seat availability, cached (public; ?format=bitmap for a compact form)", m.availability)
+	r.API(http.MethodGet, "/events/:eventId/stream", pub, "Live availability changes (server-sent events)", m.stream)
+	r.API(http.MethodGet, "/events/:eventId/public-key", pub, "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
+	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession)
+	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", m.app.Idempotent(), m.createHold)
+	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)
+	r.API(http.MethodDelete, "/holds/:holdId", pub, "Release a hold (its buyer)", m.releaseHold)
+	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.app.Idempotent(), m.createOrder)
+	r.API(http.MethodGet, "/orders/:orderId", pub, "Read an order and its tickets (signed link or staff)", m.getOrder)
+	r.API(http.MethodPost, "/orders/:orderId/refund", signed, "Refund a paid order: tickets void, inventory returned (Idempotency-Key required)", m.app.Idempotent(), m.refundOrder)
+	r.API(http.MethodPost, "/orders/:orderId/test-pay", pub, "TEST MODE ONLY: pay through stripe-mock and deliver the signed webhook locally", m.testPay)
+	r.API(http.MethodPost, "/webhooks/stripe", pub, "Stripe webhook (signature verified)", m.stripeWebhook)
+
+	r.Storefront(http.MethodGet, "/events", pub, m.storeEventsPage)
+	r.Storefront(http.MethodGet, "/events/:eventId", pub, m.storeEventPage)
+	r.Storefront(http.MethodGet, "/orders/:orderId", pub, m.storeOrderPage)
+	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
+	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
+	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
+
+	r.Task(TaskHoldExpire, m.expireTask)
+	r.Task(TaskHoldSweep, m.sweepTask)
+	r.Task(TaskRefund, m.refundTask)
+	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
+	r.Seed(m.seed)
+	return nil
+}

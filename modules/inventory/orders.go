@@ -1,0 +1,635 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/jobs"
+	"marquee/tenants"
+)
+
+type orderRow = Order
+
+const orderCols = `id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status, payment_intent_id, client_secret, created_at, paid_at, note`
+
+// BuyerInfo is who an order's tickets are for.
+type BuyerInfo struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+func (b *BuyerInfo) validate() error {
+	b.Email, b.Name = strings.TrimSpace(b.Email), strings.TrimSpace(b.Name)
+	addr, err := mail.ParseAddress(b.Email)
+	if err != nil || addr.Address != b.Email || len(b.Email) > 254 {
+		return invalid("email", "buyer email address is not valid")
+	}
+	if b.Name == "" || len(b.Name) > 200 {
+		return invalid("name", "buyer name must be 1 to 200 characters")
+	}
+	return nil
+}
+
+func readOrder(tx *gorm.DB, id uuid.UUID, lock bool) (Order, error) {
+	q := `SELECT ` + orderCols + ` FROM inv_orders WHERE id = ?`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	var os []Order
+	if err := tx.Raw(q, id).Scan(&os).Error; err != nil {
+		return Order{}, err
+	}
+	if len(os) == 0 {
+		return Order{}, app.NotFound("order")
+	}
+	return os[0], nil
+}
+
+// CreateOrder turns a buyer's live hold into a pending order and gives it a
+// Stripe PaymentIntent. One hold has one order (unique key): asking again
+// returns the same order and the same PaymentIntent (Stripe idempotency key
+// derived from the order id).
+func (s *Service) CreateOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
+	return s.createOrder(ctx, t, holdID, buyerID, b, true)
+}
+
+func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, withPayment bool) (Order, error) {
+	if err := b.validate(); err != nil {
+		return Order{}, err
+	}
+	var o Order
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var hs []holdRow
+		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+			return err
+		}
+		if len(hs) == 0 || hs[0].BuyerID != buyerID {
+			return app.NotFound("hold")
+		}
+		h := hs[0]
+		existing, err := readOrderByHold(tx, holdID)
+		if err != nil || existing != nil {
+			if existing != nil {
+				o = *existing
+			}
+			return err
+		}
+		if h.Status != HoldActive || !h.ExpiresAt.After(time.Now()) {
+			return &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
+		}
+		o = Order{ID: uuid.Must(uuid.NewV7()), EventID: h.EventID, HoldID: h.ID, BuyerID: buyerID, Email: b.Email, Name: b.Name,
+			AmountMinor: h.AmountMinor, Currency: h.Currency, Status: OrderPending}
+		return tx.Raw(`INSERT INTO inv_orders (id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING created_at`,
+			o.ID, o.EventID, o.HoldID, o.BuyerID, o.Email, o.Name, o.AmountMinor, o.Currency).Row().Scan(&o.CreatedAt)
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	if o.Status != OrderPending || o.PaymentIntentID != nil || !withPayment {
+		return o, nil
+	}
+	if o.AmountMinor == 0 {
+		// Free tickets: nothing to charge, the order is paid now.
+		if _, err := s.PaymentSucceeded(ctx, t, "free-"+o.ID.String(), "", 0, o.Currency, o.ID); err != nil {
+			return Order{}, err
+		}
+		return s.Order(ctx, t, o.ID)
+	}
+	return s.attachPaymentIntent(ctx, t, o)
+}
+
+func readOrderByHold(tx *gorm.DB, holdID uuid.UUID) (*Order, error) {
+	var os []Order
+	if err := tx.Raw(`SELECT `+orderCols+` FROM inv_orders WHERE hold_id = ?`, holdID).Scan(&os).Error; err != nil || len(os) == 0 {
+		return nil, err
+	}
+	return &os[0], nil
+}
+
+// attachPaymentIntent creates the order's PaymentIntent (outside any
+// transaction: no lock is held across a network call) and stores it once.
+func (s *Service) attachPaymentIntent(ctx context.Context, t tenants.Tenant, o Order) (Order, error) {
+	params := &stripe.PaymentIntentParams{
+		Amount:                  stripe.Int64(o.AmountMinor),
+		Currency:                stripe.String(strings.ToLower(o.Currency)),
+		Description:             stripe.String("Tickets, order " + o.ID.String()),
+		ReceiptEmail:            stripe.String(o.Email),
+		AutomaticPaymentMethods: &stripe.PaymentIntentAutomaticPaymentMethodsParams{Enabled: stripe.Bool(true)},
+	}
+	params.Context = ctx
+	params.SetIdempotencyKey("order-" + o.ID.String() + "-intent")
+	params.AddMetadata("tenant", t.Slug)
+	params.AddMetadata("order_id", o.ID.String())
+	params.AddMetadata("event_id", o.EventID.String())
+	pi, err := s.stripe.PaymentIntents.New(params)
+	if err != nil {
+		s.app.Log.Warn("stripe: payment intent not created", "tenant", t.Slug, "order", o.ID, "err", stripeErrorSummary(err))
+		return Order{}, &app.Error{Status: http.StatusBadGateway, Code: "payment_provider_unavailable",
+			Detail: "the payment provider did not answer; retry the same request", Headers: map[string]string{"Retry-After": "2"}}
+	}
+	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE inv_orders SET payment_intent_id = ?, client_secret = ? WHERE id = ? AND payment_intent_id IS NULL`,
+			pi.ID, pi.ClientSecret, o.ID).Error; err != nil {
+			return err
+		}
+		var err error
+		o, err = readOrder(tx, o.ID, false)
+		return err
+	})
+	return o, err
+}
+
+// stripeErrorSummary describes a Stripe error without anything secret.
+func stripeErrorSummary(err error) string {
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s %s (HTTP %d)", se.Type, se.Code, se.HTTPStatusCode)
+	}
+	return err.Error()
+}
+
+// Order reads an order.
+func (s *Service) Order(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Order, error) {
+	var o Order
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		o, err = readOrder(tx, id, false)
+		return err
+	})
+	return o, err
+}
+
+// Tickets lists an order's tickets.
+func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) ([]Ticket, error) {
+	out := []Ticket{}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at
+			FROM inv_tickets WHERE order_id = ? ORDER BY seat_id NULLS LAST, issued_at, id`, orderID).Scan(&out).Error
+	})
+	return out, err
+}
+
+// WebhookResult says what a Stripe event did.
+type WebhookResult struct {
+	EventID   string     `json:"event_id"`
+	Type      string     `json:"type"`
+	Outcome   string     `json:"outcome"` // paid, resold, refunded, failed, duplicate, ignored
+	OrderID   *uuid.UUID `json:"order_id,omitempty"`
+	Tickets   int        `json:"tickets,omitempty"`
+	seats     []SeatState
+	eventID   uuid.UUID
+	refund    bool
+	changedEv bool
+}
+
+// HandleWebhook verifies a Stripe webhook delivery and acts on it. The
+// PaymentIntent's metadata names the tenant and the order; a tenant other
+// than the one the delivery came to is refused.
+func (s *Service) HandleWebhook(ctx context.Context, t tenants.Tenant, payload []byte, signature string) (WebhookResult, error) {
+	evt, err := webhook.ConstructEventWithOptions(payload, signature, s.app.Config.StripeWebhookSecret, webhook.ConstructEventOptions{})
+	if err != nil {
+		return WebhookResult{}, &app.Error{Status: http.StatusBadRequest, Code: "invalid_signature", Detail: "the Stripe signature does not verify"}
+	}
+	res := WebhookResult{EventID: evt.ID, Type: string(evt.Type), Outcome: "ignored"}
+	if evt.Type != "payment_intent.succeeded" && evt.Type != "payment_intent.payment_failed" {
+		return res, nil
+	}
+	var pi stripe.PaymentIntent
+	if evt.Data == nil || json.Unmarshal(evt.Data.Raw, &pi) != nil {
+		return res, app.Invalid("invalid_event", "the event carries no PaymentIntent")
+	}
+	if pi.Metadata["tenant"] != t.Slug {
+		return res, &app.Error{Status: http.StatusBadRequest, Code: "tenant_mismatch", Detail: "this payment belongs to another chain"}
+	}
+	orderID, err := uuid.Parse(pi.Metadata["order_id"])
+	if err != nil {
+		return res, nil
+	}
+	if evt.Type == "payment_intent.succeeded" {
+		return s.PaymentSucceeded(ctx, t, evt.ID, pi.ID, pi.Amount, strings.ToUpper(string(pi.Currency)), orderID)
+	}
+	return s.PaymentFailed(ctx, t, evt.ID, pi.ID, orderID)
+}
+
+// recordStripeEvent claims a Stripe event id: false means it was processed
+// already (a concurrent duplicate waits on the key until the first commits).
+func recordStripeEvent(tx *gorm.DB, id, typ string, orderID uuid.UUID) (bool, error) {
+	res := tx.Exec(`INSERT INTO inv_stripe_events (id, type, order_id) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, typ, orderID)
+	return res.RowsAffected == 1, res.Error
+}
+
+// PaymentSucceeded marks an order paid, sells its hold and issues its
+// tickets, exactly once per Stripe event and once per order. A payment that
+// arrives after its hold lapsed re-sells the same seats if they are still
+// free; otherwise the order is refunded automatically and the buyer told.
+func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripeEventID, paymentIntentID string, amount int64, currency string, orderID uuid.UUID) (WebhookResult, error) {
+	var res WebhookResult
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		res = WebhookResult{EventID: stripeEventID, Type: "payment_intent.succeeded", OrderID: &orderID}
+		fresh, err := recordStripeEvent(tx, stripeEventID, res.Type, orderID)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			res.Outcome = "duplicate"
+			return nil
+		}
+		o, err := readOrder(tx, orderID, true)
+		if err != nil {
+			res.Outcome = "ignored"
+			return nil // an order we do not know: keep the event recorded, do nothing
+		}
+		res.eventID = o.EventID
+		if amount != o.AmountMinor || currency != o.Currency {
+			s.app.Log.Error("stripe: payment amount differs from the order", "tenant", t.Slug, "order", o.ID)
+			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, "payment amount differs from the order", &res)
+		}
+		// The conditional transition decides: only one payment event moves
+		// an order to paid.
+		upd := tx.Exec(`UPDATE inv_orders SET status = 'paid', paid_at = now(), payment_intent_id = coalesce(NULLIF(?, ''), payment_intent_id)
+			WHERE id = ? AND status IN ('pending', 'failed')`, paymentIntentID, o.ID)
+		if upd.Error != nil {
+			return upd.Error
+		}
+		if upd.RowsAffected == 0 {
+			res.Outcome = "duplicate"
+			if o.PaymentIntentID != nil && paymentIntentID != "" && *o.PaymentIntentID != paymentIntentID {
+				s.app.Log.Error("stripe: a second payment intent succeeded for a settled order; review it", "tenant", t.Slug, "order", o.ID)
+			}
+			return nil
+		}
+		var hs []holdRow
+		if err := tx.Raw(`UPDATE inv_holds SET status = 'sold', closed_at = now() WHERE id = ? AND status = 'active' RETURNING `+holdCols, o.HoldID).Scan(&hs).Error; err != nil {
+			return err
+		}
+		if len(hs) == 1 {
+			seats, err := sellHeldInventory(tx, hs[0], o.ID)
+			if err != nil {
+				return err
+			}
+			res.seats, res.Outcome = seatStates(seats, SeatSold), "paid"
+		} else {
+			// The hold lapsed (or was released) before the money arrived.
+			if err := tx.SavePoint("resell").Error; err != nil {
+				return err
+			}
+			seats, ok, err := resell(tx, o)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if err := tx.RollbackTo("resell").Error; err != nil {
+					return err
+				}
+				return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, "your payment arrived after your hold expired and the tickets had been sold to someone else", &res)
+			}
+			res.seats, res.Outcome = seatStates(seats, SeatSold), "resold"
+			if err := tx.Exec(`UPDATE inv_orders SET note = 'paid after the hold expired; the same tickets were still free and were sold' WHERE id = ?`, o.ID).Error; err != nil {
+				return err
+			}
+		}
+		o.Status = OrderPaid
+		if res.Tickets, err = s.issueTickets(ctx, t, tx, o); err != nil {
+			return err
+		}
+		if _, err := s.app.Ledger.Append(tx, "ticket.sale", "order:"+o.ID.String(), o.AmountMinor, o.Currency,
+			fmt.Sprintf("%d tickets, event %s, payment %s", res.Tickets, o.EventID, paymentIntentID)); err != nil {
+			return err
+		}
+		link := s.OrderPath(t, o.ID)
+		return outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and your %d tickets are ready:\n%s\n", o.Name, res.Tickets, link))
+	})
+	if err != nil {
+		return WebhookResult{}, err
+	}
+	if res.Outcome == "paid" || res.Outcome == "resold" {
+		s.changed(ctx, t, res.eventID, res.seats)
+	}
+	if res.refund {
+		s.sendRefund(ctx, t, orderID)
+	}
+	return res, nil
+}
+
+// sellHeldInventory turns a sold hold's held seats and units into sold ones.
+func sellHeldInventory(tx *gorm.DB, h holdRow, orderID uuid.UUID) ([]string, error) {
+	var seats []struct {
+		ID string `gorm:"column:id"`
+	}
+	if err := tx.Raw(`UPDATE inv_seats s SET state = 'sold', order_id = ?, hold_id = NULL
+		FROM (SELECT id FROM inv_seats WHERE event_id = ? AND hold_id = ? ORDER BY id FOR UPDATE) l
+		WHERE s.event_id = ? AND s.id = l.id AND s.state = 'held' AND s.hold_id = ?
+		RETURNING s.id`, orderID, h.EventID, h.ID, h.EventID, h.ID).Scan(&seats).Error; err != nil {
+		return nil, err
+	}
+	var want int64
+	if err := tx.Raw(`SELECT count(*) FROM inv_hold_lines WHERE hold_id = ? AND seat_id IS NOT NULL`, h.ID).Row().Scan(&want); err != nil {
+		return nil, err
+	}
+	if int64(len(seats)) != want {
+		return nil, fmt.Errorf("hold %s held %d of its %d seats", h.ID, len(seats), want)
+	}
+	if err := moveAllocs(tx, h.ID, sellHeld, false); err != nil {
+		return nil, err
+	}
+	if err := releaseBuyer(tx, h, false); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(seats))
+	for i, s := range seats {
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
+// resell sells a lapsed hold's seats and units straight to its order when
+// they are all still free (the same conditional updates as a hold, into
+// sold). ok=false leaves partial work for the caller to roll back.
+func resell(tx *gorm.DB, o Order) ([]string, bool, error) {
+	var lines []struct {
+		ZoneID   uuid.UUID `gorm:"column:zone_id"`
+		SeatID   *string   `gorm:"column:seat_id"`
+		Quantity int       `gorm:"column:quantity"`
+	}
+	if err := tx.Raw(`SELECT zone_id, seat_id, quantity FROM inv_hold_lines WHERE hold_id = ? ORDER BY line`, o.HoldID).Scan(&lines).Error; err != nil {
+		return nil, false, err
+	}
+	var channel string
+	if err := tx.Raw(`SELECT channel FROM inv_holds WHERE id = ?`, o.HoldID).Row().Scan(&channel); err != nil {
+		return nil, false, err
+	}
+	var seatIDs []string
+	total := 0
+	for _, l := range lines {
+		total += l.Quantity
+		if l.SeatID != nil {
+			seatIDs = append(seatIDs, *l.SeatID)
+		}
+	}
+	var sold []string
+	if len(seatIDs) > 0 {
+		var got []struct {
+			ID string `gorm:"column:id"`
+		}
+		if err := tx.Raw(`UPDATE inv_seats s SET state = 'sold', order_id = ?
+			FROM (SELECT id FROM inv_seats WHERE event_id = ? AND id IN ? AND state = 'available' ORDER BY id FOR UPDATE) l
+			WHERE s.event_id = ? AND s.id = l.id AND s.state = 'available'
+			RETURNING s.id`, o.ID, o.EventID, seatIDs, o.EventID).Scan(&got).Error; err != nil {
+			return nil, false, err
+		}
+		if len(got) != len(seatIDs) {
+			return nil, false, nil
+		}
+		for _, g := range got {
+			sold = append(sold, g.ID)
+		}
+	}
+	var allocs []alloc
+	for _, l := range lines {
+		if l.SeatID != nil {
+			continue
+		}
+		var pool []struct {
+			ID uuid.UUID `gorm:"column:id"`
+		}
+		if err := tx.Raw(`SELECT id FROM inv_counters WHERE kind = 'pool' AND zone_id = ?`, l.ZoneID).Scan(&pool).Error; err != nil || len(pool) == 0 {
+			return nil, false, err
+		}
+		got, ok, _, err := take(tx, pool[0].ID, l.Quantity, colSold)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		allocs = append(allocs, got...)
+	}
+	var quota []struct {
+		ID uuid.UUID `gorm:"column:id"`
+	}
+	if err := tx.Raw(`SELECT id FROM inv_counters WHERE event_id = ? AND kind = 'quota' AND channel = ?`, o.EventID, channel).Scan(&quota).Error; err != nil {
+		return nil, false, err
+	}
+	if len(quota) == 1 {
+		got, ok, _, err := take(tx, quota[0].ID, total, colSold)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		allocs = append(allocs, got...)
+	}
+	if err := saveAllocs(tx, o.HoldID, allocs); err != nil {
+		return nil, false, err
+	}
+	if err := tx.Exec(`UPDATE inv_holds SET status = 'sold' WHERE id = ?`, o.HoldID).Error; err != nil {
+		return nil, false, err
+	}
+	return sold, true, nil
+}
+
+// refundUnsellable records a payment we cannot honour: the order is
+// refunded, the money received and returned both go to the ledger, the
+// buyer is told, and the Stripe refund is sent after the commit.
+func (s *Service) refundUnsellable(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o Order, paymentIntentID, reason string, res *WebhookResult) error {
+	if err := tx.Exec(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ?,
+			payment_intent_id = coalesce(NULLIF(?, ''), payment_intent_id) WHERE id = ?`, reason, paymentIntentID, o.ID).Error; err != nil {
+		return err
+	}
+	if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
+		o.ID, o.AmountMinor, o.Currency, reason).Error; err != nil {
+		return err
+	}
+	ref := "order:" + o.ID.String()
+	if _, err := s.app.Ledger.Append(tx, "ticket.sale", ref, o.AmountMinor, o.Currency, "payment received "+paymentIntentID); err != nil {
+		return err
+	}
+	if _, err := s.app.Ledger.Append(tx, "ticket.refund", ref, -o.AmountMinor, o.Currency, "automatic refund: "+reason); err != nil {
+		return err
+	}
+	res.Outcome, res.refund = "refunded", true
+	return outbox(tx, o, "Your payment is being refunded",
+		fmt.Sprintf("Hello %s,\n\n%s. The full amount is being refunded to you; no tickets were issued.\n", o.Name, reason))
+}
+
+func outbox(tx *gorm.DB, o Order, subject, body string) error {
+	return tx.Exec(`INSERT INTO inv_email_outbox (id, order_id, to_email, subject, body) VALUES (?, ?, ?, ?, ?)`,
+		uuid.Must(uuid.NewV7()), o.ID, o.Email, subject, body).Error
+}
+
+// PaymentFailed marks a pending order failed and releases its hold.
+func (s *Service) PaymentFailed(ctx context.Context, t tenants.Tenant, stripeEventID, paymentIntentID string, orderID uuid.UUID) (WebhookResult, error) {
+	var res WebhookResult
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		res = WebhookResult{EventID: stripeEventID, Type: "payment_intent.payment_failed", OrderID: &orderID, Outcome: "ignored"}
+		fresh, err := recordStripeEvent(tx, stripeEventID, res.Type, orderID)
+		if err != nil || !fresh {
+			if !fresh {
+				res.Outcome = "duplicate"
+			}
+			return err
+		}
+		var os []Order
+		if err := tx.Raw(`UPDATE inv_orders SET status = 'failed' WHERE id = ? AND status = 'pending' RETURNING `+orderCols, orderID).Scan(&os).Error; err != nil {
+			return err
+		}
+		if len(os) == 0 {
+			return nil
+		}
+		res.Outcome, res.eventID = "failed", os[0].EventID
+		closed, seats, err := closeHold(tx, os[0].HoldID, HoldReleased, false)
+		if closed != nil {
+			res.seats, res.changedEv = seatStates(seats, SeatAvailable), true
+		}
+		return err
+	})
+	if err == nil && res.changedEv {
+		s.changed(ctx, t, res.eventID, res.seats)
+	}
+	return res, err
+}
+
+// RefundOrder refunds a paid order: its tickets are voided, its seats and
+// units go back on sale, a negative ledger entry is written, the buyer is
+// told, and the money goes back through Stripe. Refunding twice changes
+// nothing the second time.
+func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, reason string) (Order, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		reason = "refunded by the venue"
+	}
+	if len(reason) > 500 {
+		return Order{}, invalid("reason", "reason must be at most 500 characters")
+	}
+	var o Order
+	var seats []string
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var os []Order
+		if err := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid' RETURNING `+orderCols,
+			reason, orderID).Scan(&os).Error; err != nil {
+			return err
+		}
+		if len(os) == 0 {
+			cur, err := readOrder(tx, orderID, false)
+			if err != nil {
+				return err
+			}
+			if cur.Status == OrderRefunded {
+				o = cur
+				return nil
+			}
+			return app.Conflict("order_not_paid", "only a paid order can be refunded (this one is %s)", cur.Status)
+		}
+		o = os[0]
+		if err := tx.Exec(`UPDATE inv_tickets SET status = 'void', voided_at = now() WHERE order_id = ? AND status = 'valid'`, o.ID).Error; err != nil {
+			return err
+		}
+		var got []struct {
+			ID string `gorm:"column:id"`
+		}
+		if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', order_id = NULL
+			FROM (SELECT id FROM inv_seats WHERE event_id = ? AND order_id = ? ORDER BY id FOR UPDATE) l
+			WHERE s.event_id = ? AND s.id = l.id AND s.state = 'sold' AND s.order_id = ?
+			RETURNING s.id`, o.EventID, o.ID, o.EventID, o.ID).Scan(&got).Error; err != nil {
+			return err
+		}
+		for _, g := range got {
+			seats = append(seats, g.ID)
+		}
+		if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
+			WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason) VALUES (?, ?, ?, ?)`,
+			o.ID, o.AmountMinor, o.Currency, reason).Error; err != nil {
+			return err
+		}
+		if _, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason); err != nil {
+			return err
+		}
+		return outbox(tx, o, "Your order was refunded", fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason))
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	if seats != nil || o.Status == OrderRefunded {
+		s.changed(ctx, t, o.EventID, seatStates(seats, SeatAvailable))
+	}
+	s.sendRefund(ctx, t, o.ID)
+	return o, nil
+}
+
+// sendRefund sends a recorded refund to Stripe (idempotency key
+// refund-<order>), or leaves it to the retrying refund task.
+func (s *Service) sendRefund(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) {
+	if err := s.SendRefund(ctx, t, orderID); err != nil {
+		s.app.Log.Warn("stripe: refund not sent yet; queued", "tenant", t.Slug, "order", orderID, "err", stripeErrorSummary(err))
+		_, qerr := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskRefund, refundTask{OrderID: orderID},
+			asynq.TaskID("refund:"+t.Slug+":"+orderID.String()), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
+		if qerr != nil && !errors.Is(qerr, asynq.ErrTaskIDConflict) {
+			s.app.Log.Error("refund task not queued; the sweeper retries it", "tenant", t.Slug, "order", orderID, "err", qerr)
+		}
+	}
+}
+
+type refundTask struct {
+	OrderID uuid.UUID `json:"order_id"`
+}
+
+// SendRefund sends an order's recorded refund to Stripe if it was not sent.
+func (s *Service) SendRefund(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) error {
+	var rows []struct {
+		Amount int64   `gorm:"column:amount_minor"`
+		PI     *string `gorm:"column:payment_intent_id"`
+	}
+	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT r.amount_minor, o.payment_intent_id FROM inv_refunds r JOIN inv_orders o ON o.id = r.order_id
+			WHERE r.order_id = ? AND r.stripe_refund_id IS NULL`, orderID).Scan(&rows).Error
+	}); err != nil || len(rows) == 0 {
+		return err
+	}
+	if rows[0].PI == nil || rows[0].Amount == 0 {
+		return s.tx(ctx, t, func(tx *gorm.DB) error {
+			return tx.Exec(`UPDATE inv_refunds SET stripe_refund_id = 'none' WHERE order_id = ? AND stripe_refund_id IS NULL`, orderID).Error
+		})
+	}
+	params := &stripe.RefundParams{PaymentIntent: rows[0].PI, Amount: stripe.Int64(rows[0].Amount)}
+	params.Context = ctx
+	params.SetIdempotencyKey("refund-" + orderID.String())
+	params.AddMetadata("tenant", t.Slug)
+	params.AddMetadata("order_id", orderID.String())
+	r, err := s.stripe.Refunds.New(params)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`UPDATE inv_refunds SET stripe_refund_id = ? WHERE order_id = ? AND stripe_refund_id IS NULL`, r.ID, orderID).Error
+	})
+}
+
+// pendingRefunds lists refunds not yet accepted by Stripe for a while.
+func (s *Service) pendingRefunds(ctx context.Context, t tenants.Tenant) ([]uuid.UUID, error) {
+	var rows []struct {
+		OrderID uuid.UUID `gorm:"column:order_id"`
+	}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT order_id FROM inv_refunds WHERE stripe_refund_id IS NULL AND created_at < now() - interval '1 minute' LIMIT 100`).Scan(&rows).Error
+	})
+	out := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		out[i] = r.OrderID
+	}
+	return out, err
+}

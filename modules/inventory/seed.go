@@ -1,0 +1,98 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"marquee/app"
+	"marquee/tenants"
+)
+
+// seed gives the demo chains something to buy. Events belong to the
+// calendar, whose seed runs first: this reads the on-sale events it created
+// through the event directory and configures tickets for them — the first
+// gets a 2,000-seat reserved map and a 1,000-place GA pool, the second a
+// smaller map with part of it already sold (through the real hold → paid
+// path, so the ledger and tickets are real too).
+func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
+	dir := m.app.Events()
+	if dir == nil {
+		m.app.Log.Warn("inventory demo: no event directory; nothing seeded", "tenant", t.Slug)
+		return nil
+	}
+	evs, err := dir.Events(ctx, t, app.EventFilter{Statuses: []string{"on_sale"}, Limit: 10})
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		m.app.Log.Warn("inventory demo: the calendar seeded no on-sale events; nothing seeded", "tenant", t.Slug)
+		return nil
+	}
+	currency := "USD"
+	if err := m.svc.Configure(ctx, t, evs[0], DemoSetup(evs[0].VenueCapacity, 2000, 1000, currency)); err != nil {
+		return fmt.Errorf("inventory demo %s: %w", evs[0].Title, err)
+	}
+	if len(evs) < 2 {
+		return nil
+	}
+	ev := evs[1]
+	if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, 400, 200, currency)); err != nil {
+		return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
+	}
+	// Sell part of it: a few buyers, seats scattered over the first rows.
+	for b := 0; b < 12; b++ {
+		buyer := fmt.Sprintf("demo-buyer-%d", b)
+		seats := []string{fmt.Sprintf("A-%d-%d", b%8+1, 3+b), fmt.Sprintf("A-%d-%d", b%8+1, 4+b)}
+		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: seats, BuyerID: buyer})
+		if err != nil {
+			return fmt.Errorf("inventory demo hold: %w", err)
+		}
+		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: fmt.Sprintf("fan%d@example.com", b), Name: fmt.Sprintf("Demo Fan %d", b)})
+		if err != nil {
+			return fmt.Errorf("inventory demo order: %w", err)
+		}
+		if _, err := m.svc.PaymentSucceeded(ctx, t, "demo-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID); err != nil {
+			return fmt.Errorf("inventory demo payment: %w", err)
+		}
+	}
+	return nil
+}
+
+// DemoSetup is a configuration with a reserved map of about seats seats
+// (sections of 20 rows of 25) and a GA pool, fitted under capacity.
+func DemoSetup(capacity, seats, ga int, currency string) Setup {
+	if capacity > 0 && seats+ga > capacity {
+		ga = max(0, capacity-seats)
+		if ga == 0 {
+			seats = capacity
+		}
+	}
+	const perRow, rows = 25, 20
+	var layout Layout
+	left := seats
+	for s := 0; left > 0; s++ {
+		sec := LayoutSection{Name: string(rune('A' + s)), Zone: "Stalls"}
+		for r := 1; r <= rows && left > 0; r++ {
+			n := min(perRow, left)
+			sec.Rows = append(sec.Rows, LayoutRow{Label: fmt.Sprint(r), Seats: n})
+			left -= n
+		}
+		layout.Sections = append(layout.Sections, sec)
+	}
+	zones := []ZoneInput{{Name: "Stalls", Kind: KindReserved}}
+	tiers := []TierInput{{Name: "Stalls", Zone: "Stalls", Price: 6500, Currency: currency, MaxPerOrder: 8}}
+	if ga > 0 {
+		zones = append(zones, ZoneInput{Name: "Standing", Kind: KindGA, Capacity: ga})
+		tiers = append(tiers, TierInput{Name: "Standing", Zone: "Standing", Price: 3900, Currency: currency, MaxPerOrder: 10})
+	}
+	web := seats + ga
+	return Setup{Zones: zones, Tiers: tiers, Layout: &layout, Quotas: map[string]int{ChannelWeb: web}}
+}
+
+// CreateOrderWithoutPayment creates a pending order without asking Stripe
+// for a PaymentIntent (demo seeding and box-office cash sales).
+func (s *Service) CreateOrderWithoutPayment(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
+	return s.createOrder(ctx, t, holdID, buyerID, b, false)
+}
