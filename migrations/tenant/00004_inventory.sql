@@ -283,7 +283,11 @@ DECLARE
     cap integer;
     total bigint;
 BEGIN
-    cid := CASE WHEN TG_TABLE_NAME = 'inv_counters' THEN NEW.id ELSE NEW.counter_id END;
+    IF TG_TABLE_NAME = 'inv_counters' THEN
+        cid := NEW.id;
+    ELSE
+        cid := NEW.counter_id;
+    END IF;
     SELECT capacity INTO cap FROM inv_counters WHERE id = cid;
     IF NOT FOUND THEN
         RETURN NULL;
