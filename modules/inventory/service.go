@@ -282,6 +282,18 @@ func (in Setup) plan(ev app.EventInfo) (plan, error) {
 			return p, invalid("zones", "reserved zone %q declares capacity %d but its seat map has %d seats", z.Name, z.Capacity, n)
 		}
 	}
+	// The event's capacity is what its zones can sell, unless set lower;
+	// never above the venue's licensed capacity.
+	total := 0
+	for _, z := range p.zones {
+		total += z.Capacity
+	}
+	if in.Capacity == nil {
+		p.settings.Capacity = total
+	}
+	if ev.VenueCapacity > 0 && p.settings.Capacity > ev.VenueCapacity {
+		return p, invalid("capacity", "capacity %d exceeds the venue's licensed capacity %d", p.settings.Capacity, ev.VenueCapacity)
+	}
 	if len(in.Tiers) == 0 || len(in.Tiers) > 100 {
 		return p, invalid("tiers", "an event needs 1 to 100 tiers")
 	}
