@@ -4,6 +4,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"marquee/app"
 )
 
 func TestVenueAndStageCRUD(t *testing.T) {
@@ -251,5 +256,37 @@ func TestConflictRules(t *testing.T) {
 	env.App.DB.Raw(`SELECT count(*) FROM "` + c.t.Schema + `".events WHERE status <> 'cancelled'`).Row().Scan(&live)
 	if rows != live {
 		t.Fatalf("%d occupancy rows for %d live events", rows, live)
+	}
+}
+
+func TestEventDirectory(t *testing.T) {
+	env, mod := startEnv(t)
+	c := newChain(t, env, mod, "directory")
+	a := c.createEvent(t, c.venue, ev(c.stageA, 20, 22, "title", "First"))
+	c.createEvent(t, c.venue, ev(c.stageB, 44, 46, "title", "Second", "category", "comedy"))
+	c.createEvent(t, c.venue, ev("", 70, 72, "title", "Third", "status", "confirmed"))
+	dir := env.App.Events()
+	ctx := t.Context()
+	info, err := dir.Event(ctx, c.t, uuid.MustParse(a.ID))
+	if err != nil || info.Title != "First" || info.VenueName != "Downtown Hall" || info.Timezone != "America/New_York" ||
+		info.VenueCapacity != 2000 || info.Latitude != 40.7 || info.StartsAt.Format(time.RFC3339) != at(20) {
+		t.Fatalf("event info: %+v %v", info, err)
+	}
+	if _, err := dir.Event(ctx, c.t, uuid.New()); err == nil {
+		t.Fatal("unknown event found")
+	}
+	all, err := dir.Events(ctx, c.t, app.EventFilter{VenueID: uuid.MustParse(c.venue)})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("events: %+v %v", all, err)
+	}
+	page, _ := dir.Events(ctx, c.t, app.EventFilter{After: all[0].ID, Limit: 1})
+	if len(page) != 1 || page[0].Title != "Second" {
+		t.Fatalf("after cursor: %+v", page)
+	}
+	if got, _ := dir.Events(ctx, c.t, app.EventFilter{Statuses: []string{"confirmed"}}); len(got) != 1 || got[0].Title != "Third" {
+		t.Fatalf("status filter: %+v", got)
+	}
+	if got, _ := dir.Events(ctx, c.t, app.EventFilter{Category: "comedy"}); len(got) != 1 {
+		t.Fatalf("category filter: %+v", got)
 	}
 }

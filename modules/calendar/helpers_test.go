@@ -9,6 +9,7 @@ import (
 
 	"marquee/app"
 	"marquee/app/apptest"
+	"marquee/config"
 	"marquee/modules/calendar"
 	"marquee/tenants"
 )
@@ -32,7 +33,11 @@ type chain struct {
 func startEnv(t testing.TB, opts ...func(*apptest.Options)) (*apptest.Env, *calendar.Module) {
 	t.Helper()
 	mod := calendar.New()
-	o := apptest.Options{Modules: []app.Module{mod}}
+	o := apptest.Options{Modules: []app.Module{mod}, Configure: func(cfg *config.Config) {
+		// Race tests send dozens of requests for one tenant at once: every
+		// one must reach the database, none be shed with 503.
+		cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait = 512, 256, 5*time.Second
+	}}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -66,6 +66,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	}
 	m.pages = pages
 	r.ProvideVenues(m.svc)
+	r.ProvideEvents(directory{m.svc})
 	r.Grants(grants()...)
 
 	const v = "venueId"
@@ -107,6 +108,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodPost, "/venues/:venueId/holds", atVenue(ObjHolds, write), m.portalCreateHold)
 	r.Portal(http.MethodPost, "/venues/:venueId/holds/:holdId/release", atVenue(ObjHolds, write), m.portalReleaseHold)
 	r.Portal(http.MethodPost, "/venues/:venueId/holds/:holdId/confirm", atVenue(ObjEvents, write), m.portalConfirmHold)
+	r.Portal(http.MethodPost, "/venues/:venueId/stages", atVenue(ObjVenues, write), m.portalCreateStage)
+	r.Portal(http.MethodPost, "/venues", app.Require(ObjVenues, write), m.portalCreateVenue)
 	r.Nav("Venues", "/portal/venues", 10, atVenue(ObjVenues, read))
 	r.Nav("Calendar", "/portal/calendar", 11, atVenue(ObjEvents, read))
 

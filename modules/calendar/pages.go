@@ -1,0 +1,762 @@
+package calendar
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"marquee/app"
+	"marquee/policies"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+func parsePages() (*template.Template, error) {
+	return template.New("calendar").Funcs(template.FuncMap{
+		"ordinal": ordinal,
+		"human":   func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	}).ParseFS(templateFS, "templates/*.html")
+}
+
+// The week view draws each venue day from 06:00 to 06:00 the next morning in
+// the venue's timezone, so a late show stays in the column of its evening.
+const dayStartHour = 6
+
+// Categories offered by the portal form (the API accepts any slug).
+var formCategories = []string{"concert", "club_night", "comedy", "theatre", "festival", "private_hire", "conference", "other"}
+
+type dayHead struct {
+	Label   string
+	Date    string
+	Today   bool
+	Weekend bool
+}
+
+type block struct {
+	ID      string
+	Kind    string // event, exclusive or hold
+	Class   string
+	Style   template.CSS // position of the occupied window in its cell
+	Show    template.CSS // position of the show inside the block
+	Time    string
+	Label   string
+	Badge   string
+	Tooltip string
+	Cut     bool // continues from or into another day
+}
+
+type cell struct {
+	Today   bool
+	Weekend bool
+	Now     template.CSS
+	Blocks  []block
+}
+
+type lane struct {
+	Name  string
+	Sub   string
+	Cells []cell
+}
+
+type agendaRow struct {
+	ID       string
+	Kind     string
+	When     string
+	Stage    string
+	Title    string
+	Status   string
+	Rank     string
+	Window   string
+	Blocked  bool
+	Final    bool
+	sortKey  time.Time
+	arrival  int
+	isHold   bool
+	isActive bool
+}
+
+type eventForm struct {
+	Title, Category, Stage, Starts, Ends, Status string
+	Setup, Teardown, ExpiresHours               string
+}
+
+type conflictLine struct {
+	Title, Where, Status, Window string
+}
+
+type calendarView struct {
+	Venue      Venue
+	Venues     []Venue
+	TZ         string
+	TZAbbrev   string
+	WeekLabel  string
+	Week       string
+	Prev, Next string
+	ThisWeek   string
+	Days       []dayHead
+	Hours      []string
+	Lanes      []lane
+	Agenda     []agendaRow
+	Stages     []Stage
+	Categories []string
+	Statuses   []string
+	Form       eventForm
+	Error      string
+	Conflicts  []conflictLine
+	Flash      string
+	CSRF       string
+	CanBook    bool
+	CanHold    bool
+	SeeHolds   bool
+	CanStages  bool
+	LocalNow   string
+}
+
+// weekOf returns the Monday (venue time, at midnight) of the week holding day.
+func weekOf(day time.Time, loc *time.Location) time.Time {
+	d := day.In(loc)
+	monday := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, loc)
+	return monday.AddDate(0, 0, -((int(monday.Weekday()) + 6) % 7))
+}
+
+// wallMinutes is how far t is into the venue day starting at dayStart, in
+// wall-clock minutes (so grid lines stay put on daylight-saving days).
+func wallMinutes(t, dayStart time.Time, loc *time.Location) float64 {
+	lt := t.In(loc)
+	y, m, d := dayStart.Date()
+	ly, lm, ld := lt.Date()
+	days := time.Date(ly, lm, ld, 0, 0, 0, 0, time.UTC).Sub(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)).Hours() / 24
+	return days*1440 + float64(lt.Hour()*60+lt.Minute()) + float64(lt.Second())/60 - dayStartHour*60
+}
+
+func clampPct(v float64) float64 {
+	switch {
+	case v < 0:
+		return 0
+	case v > 100:
+		return 100
+	}
+	return v
+}
+
+// item is something drawn in a lane: an event or a hold.
+type item struct {
+	id, kind, class, title, badge, tooltip string
+	show, occ                              Window
+	column                                 int
+}
+
+func fmtRange(w Window, loc *time.Location) string {
+	a, b := w.From.In(loc), w.To.In(loc)
+	if a.YearDay() == b.YearDay() && a.Year() == b.Year() {
+		return a.Format("Mon 2 Jan 15:04") + "–" + b.Format("15:04")
+	}
+	return a.Format("Mon 2 Jan 15:04") + " – " + b.Format("Mon 2 Jan 15:04")
+}
+
+// buildLanes lays items out in day cells. Within a cell, overlapping items go
+// side by side: events (and exclusive events) first, holds to their right.
+func buildLanes(vc VenueCalendar, loc *time.Location, monday time.Time, seeHolds bool, now time.Time) []lane {
+	var exclusive []item
+	for _, e := range vc.ExclusiveEvents {
+		exclusive = append(exclusive, eventItem(e, "Whole venue", loc))
+	}
+	var lanes []lane
+	stages := vc.Stages
+	if len(stages) == 0 {
+		stages = []StageCalendar{{Stage: Stage{Name: "Whole venue", Kind: "venue"}}}
+	}
+	for _, sc := range stages {
+		var events, holds []item
+		events = append(events, exclusive...)
+		for _, e := range sc.Events {
+			events = append(events, eventItem(e, sc.Stage.Name, loc))
+		}
+		if seeHolds {
+			for _, h := range sc.Holds {
+				holds = append(holds, item{id: h.ID.String(), kind: "hold", class: "hold rank-" + strconv.Itoa(min(h.Rank, 4)),
+					title: h.Title, badge: h.RankLabel,
+					tooltip: fmt.Sprintf("%s hold: %s · %s · %s", h.RankLabel, h.Title, sc.Stage.Name, fmtRange(Window{h.StartsAt, h.EndsAt}, loc)),
+					show:    Window{h.StartsAt, h.EndsAt}, occ: Window{h.OccupiedFrom, h.OccupiedTo}})
+			}
+		}
+		l := lane{Name: sc.Stage.Name, Sub: fmt.Sprintf("%s · capacity %d", strings.ReplaceAll(sc.Stage.Kind, "_", " "), sc.Stage.Capacity)}
+		for d := 0; d < 7; d++ {
+			day := monday.AddDate(0, 0, d)
+			start := time.Date(day.Year(), day.Month(), day.Day(), dayStartHour, 0, 0, 0, loc)
+			end := start.AddDate(0, 0, 1)
+			cw := Window{start, end}
+			c := cell{Weekend: day.Weekday() == time.Saturday || day.Weekday() == time.Sunday}
+			if !now.Before(cw.From) && now.Before(cw.To) {
+				c.Today = true
+				c.Now = template.CSS(fmt.Sprintf("top:%.2f%%", clampPct(wallMinutes(now, start, loc)/14.4)))
+			}
+			ev := inCell(events, cw)
+			hs := inCell(holds, cw)
+			ne, nh := columns(ev), columns(hs)
+			total := ne
+			if nh > 0 {
+				total++ // all holds share one region
+			}
+			for _, it := range ev {
+				c.Blocks = append(c.Blocks, positioned(it, cw, start, loc, it.column, total, 0, 0))
+			}
+			// Overlapping holds cascade in their region, the first on top,
+			// so its rank and title stay readable however many queue behind.
+			for _, it := range hs {
+				c.Blocks = append(c.Blocks, positioned(it, cw, start, loc, ne, total, it.column, nh))
+			}
+			l.Cells = append(l.Cells, c)
+		}
+		lanes = append(lanes, l)
+	}
+	return lanes
+}
+
+func eventItem(e EventView, stage string, loc *time.Location) item {
+	kind, class := "event", "event status-"+string(e.Status)
+	if e.Exclusive {
+		kind, class = "exclusive", class+" exclusive"
+	}
+	occ := Window{e.OccupiedFrom, e.OccupiedTo}
+	return item{id: e.ID.String(), kind: kind, class: class, title: e.Title,
+		tooltip: fmt.Sprintf("%s · %s · %s · %s (occupied %s)", e.Title, stage, strings.ReplaceAll(string(e.Status), "_", " "),
+			fmtRange(Window{e.StartsAt, e.EndsAt}, loc), fmtRange(occ, loc)),
+		show: Window{e.StartsAt, e.EndsAt}, occ: occ}
+}
+
+// inCell returns the items whose occupied window touches the cell, with a
+// column each such that overlapping items never share one.
+func inCell(items []item, cw Window) []item {
+	var out []item
+	for _, it := range items {
+		if it.occ.Overlaps(cw) {
+			out = append(out, it)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].occ.From.Before(out[j].occ.From) })
+	var ends []time.Time
+	for i := range out {
+		col := -1
+		for c, end := range ends {
+			if !end.After(out[i].occ.From) {
+				col = c
+				break
+			}
+		}
+		if col < 0 {
+			col = len(ends)
+			ends = append(ends, time.Time{})
+		}
+		ends[col] = out[i].occ.To
+		out[i].column = col
+	}
+	return out
+}
+
+func columns(items []item) int {
+	n := 0
+	for _, it := range items {
+		n = max(n, it.column+1)
+	}
+	return n
+}
+
+// positioned places an item in its cell: column col of total equal columns,
+// or, for holds (depth > 0), the cascade step k of depth in the holds' column.
+func positioned(it item, cw Window, dayStart time.Time, loc *time.Location, col, total, k, depth int) block {
+	top := clampPct(wallMinutes(it.occ.From, dayStart, loc) / 14.4)
+	bottom := clampPct(wallMinutes(it.occ.To, dayStart, loc) / 14.4)
+	height := max(bottom-top, 0.8)
+	showTop := clampPct(wallMinutes(it.show.From, dayStart, loc) / 14.4)
+	showBottom := clampPct(wallMinutes(it.show.To, dayStart, loc) / 14.4)
+	rel := func(v float64) float64 { return clampPct((v - top) / height * 100) }
+	width := 100 / float64(total)
+	const step = 9 // px between cascaded holds
+	style := fmt.Sprintf("top:%.2f%%;height:%.2f%%;left:%.2f%%;width:calc(%.2f%% - 3px)", top, height, float64(col)*width, width)
+	if depth > 0 {
+		style = fmt.Sprintf("top:%.2f%%;height:%.2f%%;left:calc(%.2f%% + %dpx);width:calc(%.2f%% - %dpx);z-index:%d",
+			top, height, float64(col)*width, k*step, width, 3+(depth-1)*step, 20-k)
+	}
+	b := block{ID: it.id, Kind: it.kind, Class: it.class, Label: it.title, Badge: it.badge, Tooltip: it.tooltip,
+		Style: template.CSS(style),
+		Show:  template.CSS(fmt.Sprintf("top:%.2f%%;height:%.2f%%", rel(showTop), max(rel(showBottom)-rel(showTop), 0))),
+		Cut:   it.occ.From.Before(cw.From) || it.occ.To.After(cw.To),
+	}
+	if it.kind != "hold" && !it.show.From.Before(cw.From) && it.show.From.Before(cw.To) {
+		b.Time = it.show.From.In(loc).Format("15:04")
+	}
+	return b
+}
+
+func buildAgenda(vc VenueCalendar, loc *time.Location, seeHolds bool) []agendaRow {
+	var rows []agendaRow
+	stageName := map[uuid.UUID]string{}
+	for _, sc := range vc.Stages {
+		stageName[sc.Stage.ID] = sc.Stage.Name
+	}
+	addEvent := func(e EventView) {
+		stage := "Whole venue (exclusive)"
+		if e.StageID != nil {
+			stage = stageName[*e.StageID]
+		}
+		rows = append(rows, agendaRow{ID: e.ID.String(), Kind: "event", When: fmtRange(Window{e.StartsAt, e.EndsAt}, loc),
+			Stage: stage, Title: e.Title, Status: string(e.Status), Window: fmtRange(Window{e.OccupiedFrom, e.OccupiedTo}, loc),
+			Final: e.Status.Final(), sortKey: e.StartsAt})
+	}
+	for _, e := range vc.ExclusiveEvents {
+		addEvent(e)
+	}
+	for _, sc := range vc.Stages {
+		for _, e := range sc.Events {
+			addEvent(e)
+		}
+		if !seeHolds {
+			continue
+		}
+		for _, h := range sc.Holds {
+			rows = append(rows, agendaRow{ID: h.ID.String(), Kind: "hold", When: fmtRange(Window{h.StartsAt, h.EndsAt}, loc),
+				Stage: sc.Stage.Name, Title: h.Title, Status: string(h.Status), Rank: h.RankLabel, Blocked: h.Blocked,
+				Window: fmtRange(Window{h.OccupiedFrom, h.OccupiedTo}, loc), sortKey: h.StartsAt, arrival: h.Rank, isHold: true})
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if !rows[i].sortKey.Equal(rows[j].sortKey) {
+			return rows[i].sortKey.Before(rows[j].sortKey)
+		}
+		if rows[i].isHold != rows[j].isHold {
+			return !rows[i].isHold
+		}
+		return rows[i].arrival < rows[j].arrival
+	})
+	return rows
+}
+
+var flashes = map[string]string{
+	"booked":    "Event booked.",
+	"held":      "Hold placed.",
+	"released":  "Hold released; the holds behind it moved up.",
+	"confirmed": "Hold confirmed as an event.",
+	"cancelled": "Event cancelled; its window is free again.",
+	"stage":     "Stage added.",
+}
+
+// calendarAt says which week to draw: the one holding date (YYYY-MM-DD in
+// venue time), else the one holding instant, else this week.
+type calendarAt struct {
+	date    string
+	instant time.Time
+}
+
+// renderCalendar draws the week view of a venue. failure and form carry a
+// failed submission back to the page (a conflict names the events in the way).
+func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt, status int, failure error, form *eventForm) {
+	ctx, t := c.Request.Context(), app.TenantOf(c)
+	v, err := m.svc.Venue(ctx, t, venueID)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	loc := v.Location()
+	now := time.Now()
+	week := now
+	if d, err := time.ParseInLocation("2006-01-02", at.date, loc); err == nil {
+		week = d.Add(12 * time.Hour)
+	} else if !at.instant.IsZero() {
+		week = at.instant
+	}
+	monday := weekOf(week, loc)
+	w := Window{time.Date(monday.Year(), monday.Month(), monday.Day(), dayStartHour, 0, 0, 0, loc), time.Time{}}
+	w.To = w.From.AddDate(0, 0, 7)
+	cals, err := m.svc.Calendar(ctx, t, []uuid.UUID{venueID}, w)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	vc := cals[0]
+	venues, err := m.visibleVenues(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	view := calendarView{
+		Venue: v, Venues: venues, TZ: v.Timezone, TZAbbrev: w.From.Format("MST"),
+		Week: monday.Format("2006-01-02"), Prev: monday.AddDate(0, 0, -7).Format("2006-01-02"),
+		Next: monday.AddDate(0, 0, 7).Format("2006-01-02"), ThisWeek: weekOf(now, loc).Format("2006-01-02"),
+		Hours:      []string{"06:00", "12:00", "18:00", "00:00"},
+		Categories: formCategories,
+		Statuses:   []string{"draft", "confirmed", "on_sale"},
+		CSRF:       m.app.CSRFToken(app.PrincipalOf(c).SessionID.String()),
+		CanBook:    m.app.CanAtVenue(c, venueID, ObjEvents, policies.Write),
+		CanHold:    m.app.CanAtVenue(c, venueID, ObjHolds, policies.Write),
+		SeeHolds:   m.app.CanAtVenue(c, venueID, ObjHolds, policies.Read),
+		CanStages:  m.app.CanAtVenue(c, venueID, ObjVenues, policies.Write),
+		LocalNow:   now.In(loc).Format("Mon 2 Jan 15:04 MST"),
+		Flash:      flashes[c.Query("done")],
+	}
+	sunday := monday.AddDate(0, 0, 6)
+	view.WeekLabel = monday.Format("2 Jan") + " – " + sunday.Format("2 Jan 2006")
+	for d := 0; d < 7; d++ {
+		day := monday.AddDate(0, 0, d)
+		y, mo, dd := now.In(loc).Date()
+		view.Days = append(view.Days, dayHead{Label: day.Format("Mon 2 Jan"), Date: day.Format("2006-01-02"),
+			Today:   day.Year() == y && day.Month() == mo && day.Day() == dd,
+			Weekend: day.Weekday() == time.Saturday || day.Weekday() == time.Sunday})
+	}
+	view.Lanes = buildLanes(vc, loc, monday, view.SeeHolds, now)
+	view.Agenda = buildAgenda(vc, loc, view.SeeHolds)
+	for _, sc := range vc.Stages {
+		view.Stages = append(view.Stages, sc.Stage)
+	}
+	if form != nil {
+		view.Form = *form
+	} else {
+		start := time.Date(monday.Year(), monday.Month(), monday.Day(), 20, 0, 0, 0, loc)
+		if weekOf(now, loc).Equal(monday) {
+			n := now.In(loc)
+			start = time.Date(n.Year(), n.Month(), n.Day(), 20, 0, 0, 0, loc)
+		}
+		view.Form = eventForm{Category: "concert", Starts: start.Format(localInput), Ends: start.Add(3 * time.Hour).Format(localInput),
+			Setup: "120", Teardown: "60", Status: "confirmed"}
+	}
+	if failure != nil {
+		var e *app.Error
+		if !errors.As(failure, &e) {
+			app.Fail(c, failure)
+			return
+		}
+		view.Error = e.Detail
+		if e.Code == "schedule_conflict" {
+			view.Error = "Schedule conflict: this window is taken."
+			bs, _ := e.Extra["conflicts"].([]BlockerView)
+			for _, b := range bs {
+				where := "whole venue (exclusive use)"
+				if !b.Exclusive {
+					where = b.StageName
+				}
+				view.Conflicts = append(view.Conflicts, conflictLine{Title: b.Title, Where: where,
+					Status: strings.ReplaceAll(string(b.Status), "_", " "), Window: fmtRange(Window{b.OccupiedFrom, b.OccupiedTo}, loc)})
+			}
+		}
+	}
+	content, err := app.RenderTemplate(m.pages, "calendar", view)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	m.app.RenderPortal(c, status, v.Name+" · Calendar", content)
+}
+
+// localInput is the value format of <input type="datetime-local">.
+const localInput = "2006-01-02T15:04"
+
+func (m *Module) calendarPage(c *gin.Context) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return
+	}
+	week := c.Query("week")
+	if _, err := time.Parse("2006-01-02", week); week != "" && err != nil {
+		app.Fail(c, app.Invalid("invalid_week", "week must be a date, YYYY-MM-DD"))
+		return
+	}
+	m.renderCalendar(c, vid, calendarAt{date: week}, http.StatusOK, nil, nil)
+}
+
+func (m *Module) calendarHome(c *gin.Context) {
+	vs, err := m.visibleVenues(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	if len(vs) == 0 {
+		c.Redirect(http.StatusSeeOther, "/portal/venues")
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/portal/venues/"+vs[0].ID.String()+"/calendar")
+}
+
+type venueRow struct {
+	Venue
+	Stages   []Stage
+	LocalNow string
+}
+
+func (m *Module) venuesPage(c *gin.Context) {
+	ctx, t := c.Request.Context(), app.TenantOf(c)
+	vs, err := m.visibleVenues(c)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	rows := make([]venueRow, 0, len(vs))
+	for _, v := range vs {
+		ss, err := m.svc.Stages(ctx, t, v.ID)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		rows = append(rows, venueRow{Venue: v, Stages: ss, LocalNow: time.Now().In(v.Location()).Format("Mon 15:04 MST")})
+	}
+	m.renderVenues(c, http.StatusOK, rows, "", venueForm{})
+}
+
+type venueForm struct{ Name, Address, Timezone, Capacity string }
+
+func (m *Module) renderVenues(c *gin.Context, status int, rows []venueRow, msg string, form venueForm) {
+	content, err := app.RenderTemplate(m.pages, "venues", struct {
+		Venues    []venueRow
+		CanCreate bool
+		CSRF      string
+		Error     string
+		Form      venueForm
+	}{rows, m.app.Can(c, ObjVenues, policies.Write), m.app.CSRFToken(app.PrincipalOf(c).SessionID.String()), msg, form})
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	m.app.RenderPortal(c, status, "Venues", content)
+}
+
+// ---- form posts
+
+func formInt(c *gin.Context, field string) (int, error) {
+	s := strings.TrimSpace(c.PostForm(field))
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, invalid(field, "must be a whole number of minutes")
+	}
+	return n, nil
+}
+
+func formTime(c *gin.Context, field string, loc *time.Location) (time.Time, error) {
+	t, err := time.ParseInLocation(localInput, c.PostForm(field), loc)
+	if err != nil {
+		return time.Time{}, invalid(field, "must be a date and time")
+	}
+	return t.UTC(), nil
+}
+
+func readForm(c *gin.Context) eventForm {
+	return eventForm{Title: c.PostForm("title"), Category: c.PostForm("category"), Stage: c.PostForm("stage"),
+		Starts: c.PostForm("starts"), Ends: c.PostForm("ends"), Status: c.PostForm("status"),
+		Setup: c.PostForm("setup"), Teardown: c.PostForm("teardown"), ExpiresHours: c.PostForm("expires_hours")}
+}
+
+// slotFromForm reads the shared fields of the booking form, in venue time.
+func slotFromForm(c *gin.Context, loc *time.Location) (start, end time.Time, setup, teardown int, err error) {
+	if start, err = formTime(c, "starts", loc); err != nil {
+		return
+	}
+	if end, err = formTime(c, "ends", loc); err != nil {
+		return
+	}
+	if setup, err = formInt(c, "setup"); err != nil {
+		return
+	}
+	teardown, err = formInt(c, "teardown")
+	return
+}
+
+func (m *Module) formVenue(c *gin.Context) (Venue, bool) {
+	vid, ok := pathID(c, "venueId", "venue")
+	if !ok {
+		return Venue{}, false
+	}
+	v, err := m.svc.Venue(c.Request.Context(), app.TenantOf(c), vid)
+	if err != nil {
+		app.Fail(c, err)
+		return Venue{}, false
+	}
+	return v, true
+}
+
+// redisplay shows the calendar again with the failure, on the week the
+// submission was about.
+func (m *Module) redisplay(c *gin.Context, v Venue, err error, form eventForm) {
+	week, _ := time.ParseInLocation(localInput, form.Starts, v.Location())
+	status := http.StatusBadRequest
+	var e *app.Error
+	if errors.As(err, &e) {
+		status = e.Status
+	}
+	m.renderCalendar(c, v.ID, calendarAt{instant: week, date: c.PostForm("week")}, status, err, &form)
+}
+
+func doneRedirect(c *gin.Context, v Venue, at time.Time, what string) {
+	week := weekOf(at, v.Location()).Format("2006-01-02")
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/portal/venues/%s/calendar?week=%s&done=%s", v.ID, week, url.QueryEscape(what)))
+}
+
+func (m *Module) portalCreateEvent(c *gin.Context) {
+	v, ok := m.formVenue(c)
+	if !ok {
+		return
+	}
+	form := readForm(c)
+	start, end, setup, teardown, err := slotFromForm(c, v.Location())
+	if err != nil {
+		m.redisplay(c, v, err, form)
+		return
+	}
+	in := EventInput{Title: form.Title, Category: form.Category, Status: Status(form.Status), StartsAt: start, EndsAt: end,
+		SetupMinutes: setup, TeardownMinutes: teardown}
+	if form.Stage == "exclusive" {
+		in.Exclusive = true
+	} else if in.StageID, err = optionalID("stage", &form.Stage); err != nil || in.StageID == nil {
+		m.redisplay(c, v, invalid("stage", "choose a stage or the whole venue"), form)
+		return
+	}
+	if _, _, err := m.svc.CreateEvent(c.Request.Context(), app.TenantOf(c), v.ID, in, nil); err != nil {
+		m.redisplay(c, v, err, form)
+		return
+	}
+	doneRedirect(c, v, start, "booked")
+}
+
+func (m *Module) portalCreateHold(c *gin.Context) {
+	v, ok := m.formVenue(c)
+	if !ok {
+		return
+	}
+	form := readForm(c)
+	start, end, setup, teardown, err := slotFromForm(c, v.Location())
+	if err != nil {
+		m.redisplay(c, v, err, form)
+		return
+	}
+	stage, err := parseID("stage", form.Stage)
+	if err != nil {
+		m.redisplay(c, v, invalid("stage", "a hold is on one stage: choose a stage"), form)
+		return
+	}
+	in := HoldInput{StageID: stage, Title: form.Title, Category: form.Category, StartsAt: start, EndsAt: end,
+		SetupMinutes: setup, TeardownMinutes: teardown}
+	if h := strings.TrimSpace(form.ExpiresHours); h != "" {
+		n, err := strconv.ParseFloat(h, 64)
+		if err != nil || n <= 0 || n > MaxHoldLifetime.Hours() {
+			m.redisplay(c, v, invalid("expires_hours", "must be a positive number of hours"), form)
+			return
+		}
+		exp := time.Now().Add(time.Duration(n * float64(time.Hour))).UTC().Truncate(time.Second)
+		in.ExpiresAt = &exp
+	}
+	if _, _, err := m.svc.CreateHold(c.Request.Context(), app.TenantOf(c), v.ID, in, nil); err != nil {
+		m.redisplay(c, v, err, form)
+		return
+	}
+	doneRedirect(c, v, start, "held")
+}
+
+func (m *Module) portalReleaseHold(c *gin.Context) {
+	v, ok := m.formVenue(c)
+	if !ok {
+		return
+	}
+	hid, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	h, err := m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), v.ID, hid)
+	if err != nil {
+		m.renderCalendar(c, v.ID, calendarAt{date: c.PostForm("week")}, http.StatusConflict, err, nil)
+		return
+	}
+	doneRedirect(c, v, h.StartsAt, "released")
+}
+
+func (m *Module) portalConfirmHold(c *gin.Context) {
+	v, ok := m.formVenue(c)
+	if !ok {
+		return
+	}
+	hid, ok := pathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	ctx, t := c.Request.Context(), app.TenantOf(c)
+	h, err := m.svc.Hold(ctx, t, v.ID, hid)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	if _, _, err := m.svc.ConfirmHold(ctx, t, v.ID, hid, ConfirmInput{}, nil); err != nil {
+		m.renderCalendar(c, v.ID, calendarAt{instant: h.StartsAt}, http.StatusConflict, err, nil)
+		return
+	}
+	doneRedirect(c, v, h.StartsAt, "confirmed")
+}
+
+func (m *Module) portalCancelEvent(c *gin.Context) {
+	v, ok := m.formVenue(c)
+	if !ok {
+		return
+	}
+	eid, ok := pathID(c, "eventId", "event")
+	if !ok {
+		return
+	}
+	cancelled := StatusCancelled
+	e, err := m.svc.UpdateEvent(c.Request.Context(), app.TenantOf(c), v.ID, eid, EventPatch{Status: &cancelled})
+	if err != nil {
+		m.renderCalendar(c, v.ID, calendarAt{date: c.PostForm("week")}, http.StatusConflict, err, nil)
+		return
+	}
+	doneRedirect(c, v, e.StartsAt, "cancelled")
+}
+
+func (m *Module) portalCreateStage(c *gin.Context) {
+	v, ok := m.formVenue(c)
+	if !ok {
+		return
+	}
+	name, kind := c.PostForm("name"), c.PostForm("type")
+	capacity, err := strconv.Atoi(strings.TrimSpace(c.PostForm("capacity")))
+	if err != nil {
+		capacity = -1
+	}
+	if _, err := m.svc.CreateStage(c.Request.Context(), app.TenantOf(c), v.ID, StageInput{Name: &name, Capacity: &capacity, Kind: &kind}); err != nil {
+		m.renderCalendar(c, v.ID, calendarAt{date: c.PostForm("week")}, http.StatusBadRequest, err, nil)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/portal/venues/%s/calendar?done=stage", v.ID))
+}
+
+func (m *Module) portalCreateVenue(c *gin.Context) {
+	form := venueForm{Name: c.PostForm("name"), Address: c.PostForm("address"), Timezone: c.PostForm("timezone"), Capacity: c.PostForm("capacity")}
+	capacity, err := strconv.Atoi(strings.TrimSpace(form.Capacity))
+	if err != nil {
+		capacity = 0
+	}
+	v, err := m.svc.CreateVenue(c.Request.Context(), app.TenantOf(c), VenueInput{Name: &form.Name, Address: &form.Address,
+		Timezone: &form.Timezone, Capacity: &capacity})
+	if err != nil {
+		var e *app.Error
+		if !errors.As(err, &e) {
+			app.Fail(c, err)
+			return
+		}
+		vs, _ := m.visibleVenues(c)
+		rows := make([]venueRow, 0, len(vs))
+		for _, v := range vs {
+			rows = append(rows, venueRow{Venue: v, LocalNow: time.Now().In(v.Location()).Format("Mon 15:04 MST")})
+		}
+		m.renderVenues(c, e.Status, rows, e.Detail, form)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/portal/venues/"+v.ID.String()+"/calendar")
+}
