@@ -88,7 +88,7 @@ type agendaRow struct {
 
 type eventForm struct {
 	Title, Category, Stage, Starts, Ends, Status string
-	Setup, Teardown, ExpiresHours               string
+	Setup, Teardown, ExpiresHours                string
 }
 
 type conflictLine struct {
