@@ -54,6 +54,7 @@ type block struct {
 	Badge   string
 	Tooltip string
 	Cut     bool // continues from or into another day
+	More    int  // holds queued behind this one in the cascade
 }
 
 type cell struct {
@@ -215,7 +216,13 @@ func buildLanes(vc VenueCalendar, loc *time.Location, monday time.Time, seeHolds
 			// Overlapping holds cascade in their region, the first on top,
 			// so its rank and title stay readable however many queue behind.
 			for _, it := range hs {
-				c.Blocks = append(c.Blocks, positioned(it, cw, start, loc, ne, total, it.column, nh))
+				b := positioned(it, cw, start, loc, ne, total, it.column, nh)
+				for _, o := range hs {
+					if o.id != it.id && o.column > it.column && o.occ.Overlaps(it.occ) {
+						b.More++
+					}
+				}
+				c.Blocks = append(c.Blocks, b)
 			}
 			l.Cells = append(l.Cells, c)
 		}
