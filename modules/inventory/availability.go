@@ -178,8 +178,16 @@ func (s *Service) Availability(ctx context.Context, t tenants.Tenant, eventID uu
 
 func tierAvailability(tx *gorm.DB, eventID uuid.UUID, now time.Time) ([]TierAvailability, error) {
 	var rows []struct {
-		tierRow
-		Free int `gorm:"column:free"`
+		ID          uuid.UUID  `gorm:"column:id"`
+		Name        string     `gorm:"column:name"`
+		PriceMinor  int64      `gorm:"column:price_minor"`
+		Currency    string     `gorm:"column:currency"`
+		SaleStarts  *time.Time `gorm:"column:sale_starts"`
+		SaleEnds    *time.Time `gorm:"column:sale_ends"`
+		MaxPerOrder int        `gorm:"column:max_per_order"`
+		ZoneKind    string     `gorm:"column:zone_kind"`
+		ZoneName    string     `gorm:"column:zone_name"`
+		Free        int        `gorm:"column:free"`
 	}
 	if err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name,
@@ -205,7 +213,7 @@ func tierAvailability(tx *gorm.DB, eventID uuid.UUID, now time.Time) ([]TierAvai
 			free = min(free, quota[0].Free)
 		}
 		out = append(out, TierAvailability{ID: r.ID, Name: r.Name, Zone: r.ZoneName, ZoneKind: r.ZoneKind, Price: r.PriceMinor,
-			Currency: r.Currency, Available: free, MaxPerOrder: r.MaxPerOrder, OnSale: r.OnSale(now)})
+			Currency: r.Currency, Available: free, MaxPerOrder: r.MaxPerOrder, OnSale: Tier{SaleStarts: r.SaleStarts, SaleEnds: r.SaleEnds}.OnSale(now)})
 	}
 	return out, nil
 }

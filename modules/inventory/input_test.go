@@ -318,4 +318,3 @@ func (g *fakeGate) Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUI
 	}
 	return nil
 }
-

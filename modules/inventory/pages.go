@@ -114,6 +114,10 @@ type storeEventView struct {
 	Sections  []sectionLabel
 	Width     float64
 	Height    float64
+	ViewH     float64
+	StageX    float64
+	StageW    float64
+	StageMid  float64
 	HasSeats  bool
 	Available int
 	TestMode  bool
@@ -162,6 +166,10 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	}
 	v := storeEventView{Event: ev, When: localTime(ev), Tiers: av.Tiers, Width: sm.Width + 10, Height: sm.Height + 10,
 		HasSeats: len(sm.Seats) > 0, TestMode: strings.HasPrefix(m.app.Config.StripeSecretKey, "sk_test_")}
+	v.ViewH = v.Height + 34
+	v.StageW = max(40, v.Width*0.6)
+	v.StageX = (v.Width - v.StageW) / 2
+	v.StageMid = v.Width / 2
 	lastSection := ""
 	for _, s := range sm.Seats {
 		zn := zoneName[s.ZoneID]

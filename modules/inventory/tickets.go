@@ -222,14 +222,18 @@ func (s *Service) issueTickets(ctx context.Context, t tenants.Tenant, tx *gorm.D
 // QRSVG draws a QR code of text as an SVG document (crisp at any size).
 func QRSVG(text string, size int) (string, error) {
 	q, err := qrcode.New(text, qrcode.Medium)
+	if err == nil {
+		q.DisableBorder = true // drawn below, in the SVG's own units
+	}
 	if err != nil {
 		return "", err
 	}
 	bm := q.Bitmap()
 	n := len(bm)
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="qr" width="%d" height="%d" viewBox="0 0 %d %d" shape-rendering="crispEdges"><rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="`,
-		size, size, n, n, n, n)
+	// Four modules of white around the code: the quiet zone scanners need.
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="qr" width="%d" height="%d" viewBox="-4 -4 %d %d" shape-rendering="crispEdges"><rect x="-4" y="-4" width="%d" height="%d" fill="#fff"/><path fill="#000" d="`,
+		size, size, n+8, n+8, n+8, n+8)
 	for y, row := range bm {
 		for x, on := range row {
 			if on {
