@@ -105,7 +105,7 @@ func TestHoldRanksReleaseAndConfirm(t *testing.T) {
 }
 
 func TestHoldRanksUnderConcurrency(t *testing.T) {
-	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 40 })
+	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 24 })
 	c := newChain(t, env, mod, "holdrace")
 	const n = 30
 	bodies := make([]any, n)
@@ -256,7 +256,7 @@ func TestHoldExpiryTaskAndSweeper(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
-	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 30 })
+	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 24 })
 	c := newChain(t, env, mod, "idem")
 	path := "/api/v1/venues/" + c.venue + "/events"
 	body := ev(c.stageA, 20, 22)

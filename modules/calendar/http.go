@@ -727,6 +727,9 @@ func (m *Module) venueCalendar(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	if !m.app.CanAtVenue(c, vid, ObjHolds, policies.Read) {
+		withoutHolds(&cals[0])
+	}
 	c.JSON(http.StatusOK, cals[0])
 }
 
@@ -742,5 +745,18 @@ func (m *Module) chainCalendar(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	if !m.app.Can(c, ObjHolds, policies.Read) {
+		for i := range cals {
+			withoutHolds(&cals[i])
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{"from": w.From.UTC(), "to": w.To.UTC(), "venues": cals})
+}
+
+// withoutHolds strips holds from a calendar read by someone who may see the
+// schedule but not the tentative bookings.
+func withoutHolds(vc *VenueCalendar) {
+	for i := range vc.Stages {
+		vc.Stages[i].Holds = []HoldView{}
+	}
 }

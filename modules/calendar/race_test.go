@@ -93,7 +93,7 @@ func repeat(n int, path string) []string {
 }
 
 func TestRaceSameSlot(t *testing.T) {
-	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 40 })
+	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 24 })
 	c := newChain(t, env, mod, "race")
 	const n = 60
 	bodies := make([]any, n)
@@ -115,7 +115,7 @@ func TestRaceSameSlot(t *testing.T) {
 }
 
 func TestRaceOverlappingWindowsAndBuffers(t *testing.T) {
-	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 40 })
+	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 24 })
 	c := newChain(t, env, mod, "overlap")
 	path := "/api/v1/venues/" + c.venue + "/events"
 
@@ -184,7 +184,7 @@ func TestRaceOverlappingWindowsAndBuffers(t *testing.T) {
 }
 
 func TestRaceMovesIntoEachOther(t *testing.T) {
-	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 40 })
+	env, mod := startEnv(t, func(o *apptest.Options) { o.DBMaxConns = 24 })
 	c := newChain(t, env, mod, "moves")
 	events := "/api/v1/venues/" + c.venue + "/events/"
 

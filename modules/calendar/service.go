@@ -360,40 +360,35 @@ func checkPlacement(stage *uuid.UUID, exclusive bool) error {
 
 // place inserts a new event through the exclusion constraints and returns
 // the venue's timezone. On a conflict it answers 409 naming the events in
-// the way; if those have meanwhile left, it tries again.
+// the way; if those have meanwhile left, it tries again. The stage must
+// belong to this venue before anything is attempted: a conflict with another
+// venue's event is never reported here.
 func place(tx *gorm.DB, e *Event) (string, error) {
-	var rows []struct {
-		Timezone string `gorm:"column:timezone"`
-		StageOK  bool   `gorm:"column:stage_ok"`
-	}
-	// The stage must belong to this venue before anything is attempted: a
-	// conflict with another venue's event must never be reported here.
-	if err := tx.Raw(`SELECT v.timezone, (s.id IS NOT NULL) AS stage_ok
-		FROM venues v LEFT JOIN stages s ON s.venue_id = v.id AND s.id = ?
-		WHERE v.id = ?`, e.StageID, e.VenueID).Scan(&rows).Error; err != nil {
-		return "", err
-	}
-	if len(rows) == 0 {
-		return "", app.NotFound("venue")
-	}
-	tz := rows[0].Timezone
-	if !e.Exclusive && !rows[0].StageOK {
-		return "", app.NotFound("stage")
-	}
 	for attempt := 0; attempt < 3; attempt++ {
-		ok, err := insertEvent(tx, e)
-		if err != nil || ok {
-			return tz, err
-		}
-		bs, err := blockersOf(tx, e.VenueID, e.StageID, e.Exclusive, e.Occupied(), e.ID)
-		if err != nil {
+		p, err := insertEvent(tx, e)
+		switch {
+		case err != nil:
 			return "", err
+		case !p.Found:
+			return "", app.NotFound("venue")
+		case !p.StageOK:
+			return "", app.NotFound("stage")
+		case p.Placed:
+			return p.Timezone, nil
+		}
+		bs := p.Blockers
+		if len(bs) == 0 {
+			// The event in the way committed while this statement waited for
+			// it, after the statement's snapshot: read it afresh.
+			if bs, err = blockersOf(tx, e.VenueID, e.StageID, e.Exclusive, e.Occupied(), e.ID); err != nil {
+				return "", err
+			}
 		}
 		if len(bs) > 0 {
-			return "", conflictError(timezoneOrUTC(tz), bs)
+			return "", conflictError(timezoneOrUTC(p.Timezone), bs)
 		}
 	}
-	return "", conflictError(timezoneOrUTC(tz), nil)
+	return "", conflictError(time.UTC, nil)
 }
 
 // CreateEvent books an event. Exactly one of many concurrent requests for
