@@ -60,12 +60,16 @@ func TestVenueScopedAuthorization(t *testing.T) {
 	// Door staff read the calendar without the tentative holds.
 	res0 := env.Do(t, "GET", a.slug, "/api/v1/venues/"+v1+"/calendar?from=2031-06-12&to=2031-06-14", door, nil)
 	mustStatus(t, res0, http.StatusOK)
-	cal := decode[struct{ Stages []struct{ Events, Holds []map[string]any } }](t, res0.Body)
+	cal := decode[struct {
+		Stages []struct{ Events, Holds []map[string]any }
+	}](t, res0.Body)
 	if len(cal.Stages[0].Events) != 1 || len(cal.Stages[1].Holds) != 0 {
 		t.Fatalf("door staff calendar: %s", res0.Body)
 	}
 	res0 = env.Do(t, "GET", a.slug, "/api/v1/venues/"+v1+"/calendar?from=2031-06-12&to=2031-06-14", mgr, nil)
-	if cal := decode[struct{ Stages []struct{ Holds []map[string]any } }](t, res0.Body); len(cal.Stages[1].Holds) != 1 {
+	if cal := decode[struct {
+		Stages []struct{ Holds []map[string]any }
+	}](t, res0.Body); len(cal.Stages[1].Holds) != 1 {
 		t.Fatalf("manager calendar: %s", res0.Body)
 	}
 
