@@ -66,7 +66,7 @@ func TestHoldThroughput(t *testing.T) {
 	seatID := func(i int) string { return fmt.Sprintf("S%d-%d-%d", i/1000, (i%1000)/50+1, i%50+1) }
 
 	apiEvent, floor := setup(40, 100_000) // 40,000 seats and a GA pool of 100,000 (16 shards)
-	rawEvent, _ := setup(100, 0)            // 100,000 seats for the raw UPDATE phase
+	rawEvent, _ := setup(100, 0)          // 100,000 seats for the raw UPDATE phase
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2}}
 	svc := inv.Service()

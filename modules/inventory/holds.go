@@ -76,7 +76,42 @@ type tierRow struct {
 
 type holdSettings struct {
 	Settings
-	QuotaID *uuid.UUID `gorm:"column:quota_id"`
+	QuotaID *uuid.UUID
+}
+
+// configRow is one tier of an event with the event's settings beside it.
+type configRow struct {
+	EventID         uuid.UUID  `gorm:"column:event_id"`
+	VenueID         uuid.UUID  `gorm:"column:venue_id"`
+	Capacity        int        `gorm:"column:capacity"`
+	HoldMinutes     int        `gorm:"column:hold_minutes"`
+	MaxBuyerHolds   int        `gorm:"column:max_buyer_holds"`
+	MaxBuyerTickets int        `gorm:"column:max_buyer_tickets"`
+	MaxIPHolds      int        `gorm:"column:max_ip_holds"`
+	QuotaID         *uuid.UUID `gorm:"column:quota_id"`
+	ID              uuid.UUID  `gorm:"column:id"`
+	ZoneID          uuid.UUID  `gorm:"column:zone_id"`
+	Name            string     `gorm:"column:name"`
+	PriceMinor      int64      `gorm:"column:price_minor"`
+	Currency        string     `gorm:"column:currency"`
+	SaleStarts      *time.Time `gorm:"column:sale_starts"`
+	SaleEnds        *time.Time `gorm:"column:sale_ends"`
+	MaxPerOrder     int        `gorm:"column:max_per_order"`
+	Sort            int        `gorm:"column:sort"`
+	ZoneKind        string     `gorm:"column:zone_kind"`
+	ZoneName        string     `gorm:"column:zone_name"`
+	PoolID          *uuid.UUID `gorm:"column:pool_id"`
+}
+
+func (r configRow) holdSettings() holdSettings {
+	return holdSettings{Settings: Settings{EventID: r.EventID, VenueID: r.VenueID, Capacity: r.Capacity, HoldMinutes: r.HoldMinutes,
+		MaxBuyerHolds: r.MaxBuyerHolds, MaxBuyerTickets: r.MaxBuyerTickets, MaxIPHolds: r.MaxIPHolds}, QuotaID: r.QuotaID}
+}
+
+func (r configRow) tierRow() tierRow {
+	return tierRow{Tier: Tier{ID: r.ID, ZoneID: r.ZoneID, Name: r.Name, PriceMinor: r.PriceMinor, Currency: r.Currency,
+		SaleStarts: r.SaleStarts, SaleEnds: r.SaleEnds, MaxPerOrder: r.MaxPerOrder, Sort: r.Sort},
+		ZoneKind: r.ZoneKind, ZoneName: r.ZoneName, PoolID: r.PoolID}
 }
 
 // CreateHold holds seats (all or none) or GA units for a buyer. Every check
@@ -95,26 +130,27 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		h = Hold{ID: uuid.Must(uuid.NewV7()), EventID: ev.ID, Status: HoldActive, Channel: req.Channel, BuyerID: req.BuyerID, Seats: []string{}}
 		changedSeats = nil
-		// Shared against Configure's exclusive lock: the configuration read
-		// below stays the configuration until this hold commits.
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))`, "inv:"+ev.ID.String()).Error; err != nil {
+		// One read for the event's settings, its tiers and the channel's
+		// quota counter. Configure locks every seat and shard of an event
+		// before it replaces anything, so a configuration read here that is
+		// replaced meanwhile finds its rows gone and sells nothing.
+		var rows []configRow
+		if err := tx.Raw(`SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes, e.max_buyer_holds, e.max_buyer_tickets, e.max_ip_holds,
+				(SELECT id FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'quota' AND c.channel = ?) AS quota_id,
+				t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
+				z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id
+			FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
+			LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
+			WHERE e.event_id = ? ORDER BY t.sort`, req.Channel, ev.ID).Scan(&rows).Error; err != nil {
 			return err
 		}
-		var sets []holdSettings
-		if err := tx.Raw(`SELECT `+settingsCols+`, (SELECT id FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'quota' AND c.channel = ?) AS quota_id FROM inv_events e WHERE event_id = ?`, req.Channel, ev.ID).Scan(&sets).Error; err != nil {
-			return err
-		}
-		if len(sets) == 0 {
+		if len(rows) == 0 {
 			return &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
 		}
-		st := sets[0]
-		var tiers []tierRow
-		if err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
-				z.kind AS zone_kind, z.name AS zone_name, c.id AS pool_id
-			FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
-			LEFT JOIN inv_counters c ON c.zone_id = t.zone_id AND c.kind = 'pool'
-			WHERE t.event_id = ? ORDER BY t.sort`, ev.ID).Scan(&tiers).Error; err != nil {
-			return err
+		st := rows[0].holdSettings()
+		tiers := make([]tierRow, len(rows))
+		for i, r := range rows {
+			tiers[i] = r.tierRow()
 		}
 		now := s.now()
 		var allocs []alloc
@@ -211,39 +247,62 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 		if h.Quantity > st.MaxBuyerTickets {
 			return errHoldLimit(fmt.Sprintf("at most %d tickets per buyer for this event", st.MaxBuyerTickets))
 		}
-		res := tx.Exec(`INSERT INTO inv_buyer_counters AS b (event_id, subject, holds, units) VALUES (?, ?, 1, ?)
-			ON CONFLICT (event_id, subject) DO UPDATE SET holds = b.holds + 1, units = b.units + EXCLUDED.units
-			WHERE b.holds + 1 <= ? AND b.units + EXCLUDED.units <= ?`,
-			ev.ID, "b:"+req.BuyerID, h.Quantity, st.MaxBuyerHolds, st.MaxBuyerTickets)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return errHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", st.MaxBuyerHolds, st.MaxBuyerTickets))
-		}
 		ipCounted := st.MaxIPHolds > 0 && req.ClientIP != ""
-		if ipCounted {
-			res := tx.Exec(`INSERT INTO inv_buyer_counters AS b (event_id, subject, holds, units) VALUES (?, ?, 1, 0)
-				ON CONFLICT (event_id, subject) DO UPDATE SET holds = b.holds + 1 WHERE b.holds + 1 <= ?`,
-				ev.ID, "ip:"+req.ClientIP, st.MaxIPHolds)
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected == 0 {
-				return errHoldLimit(fmt.Sprintf("too many active holds from your network for this event (%d)", st.MaxIPHolds))
-			}
+		ip := "ip:" + req.ClientIP
+		if !ipCounted {
+			ip = "" // no row: the second upsert below inserts nothing
 		}
-		if err := tx.Raw(`INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, now() + make_interval(mins => ?)) RETURNING expires_at`,
-			h.ID, ev.ID, req.BuyerID, req.ClientIP, ipCounted, req.Channel, h.Quantity, h.AmountMinor, h.Currency, st.HoldMinutes).
-			Row().Scan(&h.ExpiresAt); err != nil {
+		var limits []struct {
+			Buyer int `gorm:"column:buyer"`
+			IP    int `gorm:"column:ip"`
+		}
+		if err := tx.Raw(`WITH b AS (
+				INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units) VALUES (?, ?, 1, ?)
+				ON CONFLICT (event_id, subject) DO UPDATE SET holds = c.holds + 1, units = c.units + EXCLUDED.units
+				WHERE c.holds + 1 <= ? AND c.units + EXCLUDED.units <= ? RETURNING 1),
+			i AS (
+				INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units) SELECT ?, ?, 1, 0 WHERE ? <> ''
+				ON CONFLICT (event_id, subject) DO UPDATE SET holds = c.holds + 1 WHERE c.holds + 1 <= ? RETURNING 1)
+			SELECT (SELECT count(*) FROM b) AS buyer, (SELECT count(*) FROM i) AS ip`,
+			ev.ID, "b:"+req.BuyerID, h.Quantity, st.MaxBuyerHolds, st.MaxBuyerTickets,
+			ev.ID, ip, ip, st.MaxIPHolds).Scan(&limits).Error; err != nil {
 			return err
 		}
-		if err := insertLines(tx, h.ID, lines); err != nil {
+		if limits[0].Buyer == 0 {
+			return errHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", st.MaxBuyerHolds, st.MaxBuyerTickets))
+		}
+		if ipCounted && limits[0].IP == 0 {
+			return errHoldLimit(fmt.Sprintf("too many active holds from your network for this event (%d)", st.MaxIPHolds))
+		}
+		// The hold, its lines and its allocations in one statement.
+		q := `WITH h AS (INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, now() + make_interval(mins => ?)) RETURNING expires_at)`
+		args := []any{h.ID, ev.ID, req.BuyerID, req.ClientIP, ipCounted, req.Channel, h.Quantity, h.AmountMinor, h.Currency, st.HoldMinutes}
+		q += `, l AS (INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor) VALUES `
+		for i, l := range lines {
+			if i > 0 {
+				q += ","
+			}
+			q += "(?, ?, ?, ?, ?, ?, ?)"
+			args = append(args, h.ID, l.lineNumber, l.TierID, l.ZoneID, l.SeatID, l.Quantity, l.UnitPrice)
+		}
+		q += ")"
+		if len(allocs) > 0 {
+			q += `, a AS (INSERT INTO inv_hold_allocs (hold_id, counter_id, shard, quantity) VALUES `
+			for i, a := range allocs {
+				if i > 0 {
+					q += ","
+				}
+				q += "(?, ?, ?, ?)"
+				args = append(args, h.ID, a.CounterID, a.Shard, a.Quantity)
+			}
+			q += ")"
+		}
+		if err := tx.Raw(q+` SELECT expires_at FROM h`, args...).Row().Scan(&h.ExpiresAt); err != nil {
 			return err
 		}
 		h.Lines = lines
-		return saveAllocs(tx, h.ID, allocs)
+		return nil
 	})
 	if err != nil {
 		return Hold{}, err
@@ -251,22 +310,6 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	s.scheduleExpiry(ctx, t, h.ID, h.ExpiresAt)
 	s.changed(ctx, t, ev.ID, seatStates(changedSeats, SeatHeld))
 	return h, nil
-}
-
-func insertLines(tx *gorm.DB, holdID uuid.UUID, lines []HoldLine) error {
-	if len(lines) == 0 {
-		return nil
-	}
-	q := `INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor) VALUES `
-	args := make([]any, 0, len(lines)*7)
-	for i, l := range lines {
-		if i > 0 {
-			q += ","
-		}
-		q += "(?, ?, ?, ?, ?, ?, ?)"
-		args = append(args, holdID, l.lineNumber, l.TierID, l.ZoneID, l.SeatID, l.Quantity, l.UnitPrice)
-	}
-	return tx.Exec(q, args...).Error
 }
 
 func findTier(tiers []tierRow, id uuid.UUID) (tierRow, bool) {

@@ -344,9 +344,15 @@ func (s *Service) Configure(ctx context.Context, t tenants.Tenant, ev app.EventI
 		return err
 	}
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		// Exclusive against every hold of this event (they take it shared):
-		// no hold can start on a configuration being replaced.
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, "inv:"+ev.ID.String()).Error; err != nil {
+		// Every hold takes row locks on the seats or pool shards it sells
+		// before it commits. Locking all of them first means a hold in
+		// flight either commits before the count below (and is counted) or
+		// finds its rows gone afterwards (and sells nothing).
+		if err := tx.Exec(`SELECT 1 FROM inv_seats WHERE event_id = ? ORDER BY id FOR UPDATE`, ev.ID).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`SELECT 1 FROM inv_counter_shards s JOIN inv_counters c ON c.id = s.counter_id
+			WHERE c.event_id = ? ORDER BY c.kind, c.id, s.shard FOR UPDATE OF s`, ev.ID).Error; err != nil {
 			return err
 		}
 		var used int64
