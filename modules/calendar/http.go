@@ -52,7 +52,7 @@ type venueRequest struct {
 }
 
 func (r venueRequest) input() VenueInput {
-	return VenueInput{Name: r.Name, Address: r.Address, Timezone: r.Timezone, Latitude: r.Latitude, Longitude: r.Longitude, Capacity: r.Capacity}
+	return VenueInput(r)
 }
 
 func (m *Module) listVenues(c *gin.Context) {

@@ -71,20 +71,19 @@ type lane struct {
 }
 
 type agendaRow struct {
-	ID       string
-	Kind     string
-	When     string
-	Stage    string
-	Title    string
-	Status   string
-	Rank     string
-	Window   string
-	Blocked  bool
-	Final    bool
-	sortKey  time.Time
-	arrival  int
-	isHold   bool
-	isActive bool
+	ID      string
+	Kind    string
+	When    string
+	Stage   string
+	Title   string
+	Status  string
+	Rank    string
+	Window  string
+	Blocked bool
+	Final   bool
+	sortKey time.Time
+	arrival int
+	isHold  bool
 }
 
 type eventForm struct {
