@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -22,7 +23,7 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
 		m.app.Log.Warn("inventory demo: no event directory; nothing seeded", "tenant", t.Slug)
 		return nil
 	}
-	evs, err := dir.Events(ctx, t, app.EventFilter{Statuses: []string{"on_sale"}, Limit: 10})
+	evs, err := dir.Events(ctx, t, app.EventFilter{Statuses: []string{"on_sale"}, Limit: 50})
 	if err != nil {
 		return err
 	}
@@ -30,21 +31,47 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
 		m.app.Log.Warn("inventory demo: the calendar seeded no on-sale events; nothing seeded", "tenant", t.Slug)
 		return nil
 	}
-	currency := "USD"
-	if err := m.svc.Configure(ctx, t, evs[0], DemoSetup(evs[0].VenueCapacity, 2000, 1000, currency)); err != nil {
-		return fmt.Errorf("inventory demo %s: %w", evs[0].Title, err)
+	// The flagship: the first on-sale event at a venue large enough for a
+	// 2,000-seat map and a 1,000-place floor (else the largest venue's).
+	big := 0
+	for i, e := range evs {
+		if e.VenueCapacity >= 3000 {
+			big = i
+			break
+		}
+		if e.VenueCapacity > evs[big].VenueCapacity {
+			big = i
+		}
 	}
-	if len(evs) < 2 {
-		return nil
+	flagship := evs[big]
+	if err := m.svc.Configure(ctx, t, flagship, DemoSetup(flagship.VenueCapacity, 2000, 1000, demoCurrency(flagship))); err != nil {
+		return fmt.Errorf("inventory demo %s: %w", flagship.Title, err)
 	}
-	ev := evs[1]
-	if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, 400, 200, currency)); err != nil {
-		return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
+	others := append(append([]app.EventInfo(nil), evs[:big]...), evs[big+1:]...)
+	for i, ev := range others {
+		if i >= 6 {
+			break
+		}
+		seats := min(600, ev.VenueCapacity*6/10)
+		if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, seats, min(300, ev.VenueCapacity-seats), demoCurrency(ev))); err != nil {
+			return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
+		}
+		if i == 0 {
+			if err := m.sellSome(ctx, t, ev); err != nil {
+				return err
+			}
+		}
 	}
-	// Sell part of it: a few buyers, seats scattered over the first rows.
-	for b := 0; b < 12; b++ {
+	return nil
+}
+
+// sellSome sells part of an event through the real hold → paid path, so
+// its tickets and ledger entries are real too.
+func (m *Module) sellSome(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+	for b := 0; b < 24; b++ {
 		buyer := fmt.Sprintf("demo-buyer-%d", b)
-		seats := []string{fmt.Sprintf("A-%d-%d", b%8+1, 3+b), fmt.Sprintf("A-%d-%d", b%8+1, 4+b)}
+		row, first := b%12+1, 3+(b/12)*6
+		seats := []string{fmt.Sprintf("A-%d-%d", row, first), fmt.Sprintf("A-%d-%d", row, first+1)}
 		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: seats, BuyerID: buyer})
 		if err != nil {
 			return fmt.Errorf("inventory demo hold: %w", err)
@@ -58,6 +85,18 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
 		}
 	}
 	return nil
+}
+
+func demoCurrency(ev app.EventInfo) string {
+	switch {
+	case ev.Timezone == "Europe/London":
+		return "GBP"
+	case strings.HasPrefix(ev.Timezone, "Europe/"):
+		return "EUR"
+	case ev.Timezone == "Asia/Tokyo":
+		return "JPY"
+	}
+	return "USD"
 }
 
 // DemoSetup is a configuration with a reserved map of about seats seats

@@ -1,0 +1,43 @@
+package inventory_test
+
+import (
+	"net/http"
+	"testing"
+
+	"marquee/modules/inventory"
+)
+
+// The demo seed leaves acme's storefront alive: an on-sale event with a
+// 2,000-seat map and a 1,000-place pool, and one already partly sold.
+func TestDemoSeed(t *testing.T) {
+	env, _ := startEnv(t)
+	demo, err := env.App.SeedDemo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range demo {
+		if d.Tenant.Slug != "acme" {
+			continue
+		}
+		res := env.Do(t, "GET", "acme", "/api/v1/events?status=on_sale", "", nil)
+		mustStatus(t, res, http.StatusOK)
+		var cat struct{ Items []inventory.CatalogueItem }
+		res.JSON(t, &cat)
+		if len(cat.Items) < 2 {
+			t.Fatalf("acme catalogue: %s", res.Body)
+		}
+		s := &shop{env: env, t: d.Tenant, slug: "acme"}
+		if n := s.count(t, `SELECT count(*) FROM inv_events e WHERE (SELECT count(*) FROM inv_seats s WHERE s.event_id = e.event_id) >= 2000
+			AND EXISTS (SELECT 1 FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'pool' AND c.capacity = 1000)`); n != 1 {
+			t.Fatalf("%d flagship events", n)
+		}
+		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
+			t.Fatalf("%d partly sold events", n)
+		}
+		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 48 {
+			t.Fatalf("%d demo tickets", n)
+		}
+		return
+	}
+	t.Fatal("no acme demo tenant")
+}
