@@ -11,7 +11,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"marquee/app"
 	"marquee/app/apptest"
+	"marquee/modules/calendar"
 )
 
 // localAt renders a New York wall-clock time on the test week as an RFC 3339
@@ -186,4 +188,60 @@ func TestBrowserCalendarBookingAndConflict(t *testing.T) {
 		t.Fatalf("venues page: %q", venues)
 	}
 	apptest.Screenshot(t, ctx, "venues")
+}
+
+// The demo's venue manager signs in and lands on Downtown Hall's week: the
+// seeded events are drawn, holds two weeks out are ranked, and no other
+// venue is offered.
+func TestBrowserDemoManager(t *testing.T) {
+	env, _ := startEnv(t)
+	if _, err := env.App.SeedDemo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := apptest.Browser(t)
+	host := env.HostURL("acme")
+	wait := func(sel string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
+			t.Fatalf("waiting for %s: %v; the page says %q", sel, err, body)
+		}
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(host+"/portal/login?next="+url.QueryEscape("/portal/calendar")),
+		chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), calendar.DemoManagerEmail),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), app.DemoPassword),
+		chromedp.Submit(chromedp.CSS(`#login-form`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(`#week-grid`)
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil || !strings.Contains(body, "Downtown Hall") || strings.Contains(body, "Riverside") || !strings.Contains(body, "Book event") {
+		t.Fatalf("manager's calendar: %q %v", body, err)
+	}
+	apptest.Screenshot(t, ctx, "demo-manager-calendar")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#next-week`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#next-week`))); err != nil {
+		t.Fatal(err)
+	}
+	wait(`#agenda`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		agenda, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#agenda`)))
+		if strings.Contains(agenda, "2nd hold") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ranked holds two weeks out: %q", agenda)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	apptest.Screenshot(t, ctx, "demo-manager-calendar-in-two-weeks")
 }

@@ -165,6 +165,11 @@ func TestHoldExpiryTaskAndSweeper(t *testing.T) {
 	c := newChain(t, env, mod, "expiry")
 	ctx := context.Background()
 
+	// The sweeper is on the scheduler's list, every minute on the critical queue.
+	if _, err := env.App.Jobs.NewScheduler(); err != nil {
+		t.Fatalf("scheduler: %v", err)
+	}
+
 	// Through real Redis: the expiry task queued at creation fires at expires_at.
 	soon := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
 	h1 := c.createHold(t, hold(c.stageA, 20, 23, "expires_at", soon.Format(time.RFC3339)))

@@ -415,9 +415,10 @@ func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt
 	view.WeekLabel = monday.Format("2 Jan") + " – " + sunday.Format("2 Jan 2006")
 	for d := 0; d < 7; d++ {
 		day := monday.AddDate(0, 0, d)
-		y, mo, dd := now.In(loc).Date()
+		// Today is the venue day (06:00 to 06:00) that holds now, as in the grid.
+		start := time.Date(day.Year(), day.Month(), day.Day(), dayStartHour, 0, 0, 0, loc)
 		view.Days = append(view.Days, dayHead{Label: day.Format("Mon 2 Jan"), Date: day.Format("2006-01-02"),
-			Today:   day.Year() == y && day.Month() == mo && day.Day() == dd,
+			Today:   !now.Before(start) && now.Before(start.AddDate(0, 0, 1)),
 			Weekend: day.Weekday() == time.Saturday || day.Weekday() == time.Sunday})
 	}
 	view.Lanes = buildLanes(vc, loc, monday, view.SeeHolds, now)
