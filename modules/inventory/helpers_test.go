@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,85 +44,6 @@ func requireStripeMock(t testing.TB) {
 	c.Close()
 }
 
-// eventDirShim provides the core's event directory from the calendar's
-// service, for as long as the calendar module does not provide it itself.
-type eventDirShim struct{ cal *calendar.Module }
-
-func (eventDirShim) Name() string { return "eventdir-shim" }
-
-func (s eventDirShim) Register(r *app.Registrar) error {
-	if r.App().Events() == nil {
-		r.ProvideEvents(shimDirectory{cal: s.cal, a: r.App()})
-	}
-	return nil
-}
-
-type shimDirectory struct {
-	cal *calendar.Module
-	a   *app.App
-}
-
-func (d shimDirectory) Event(ctx context.Context, t tenants.Tenant, id uuid.UUID) (app.EventInfo, error) {
-	evs, err := d.all(ctx, t)
-	if err != nil {
-		return app.EventInfo{}, err
-	}
-	for _, e := range evs {
-		if e.ID == id {
-			return e, nil
-		}
-	}
-	return app.EventInfo{}, app.NotFound("event")
-}
-
-func (d shimDirectory) Events(ctx context.Context, t tenants.Tenant, f app.EventFilter) ([]app.EventInfo, error) {
-	evs, err := d.all(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	var out []app.EventInfo
-	for _, e := range evs {
-		ok := len(f.Statuses) == 0
-		for _, s := range f.Statuses {
-			ok = ok || s == e.Status
-		}
-		if !ok || (f.VenueID != uuid.Nil && f.VenueID != e.VenueID) || (f.Category != "" && f.Category != e.Category) ||
-			(!f.From.IsZero() && e.StartsAt.Before(f.From)) || (!f.To.IsZero() && !e.StartsAt.Before(f.To)) {
-			continue
-		}
-		out = append(out, e)
-	}
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
-}
-
-func (d shimDirectory) all(ctx context.Context, t tenants.Tenant) ([]app.EventInfo, error) {
-	svc := d.cal.Service()
-	vs, err := svc.Venues(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	var out []app.EventInfo
-	for _, v := range vs {
-		page, err := svc.Events(ctx, t, v.ID, calendar.EventFilter{Limit: 200})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range page.Items {
-			info := app.EventInfo{ID: e.ID, VenueID: v.ID, VenueName: v.Name, VenueCapacity: v.Capacity, Timezone: v.Timezone,
-				Title: e.Title, Category: e.Category, Status: string(e.Status), StartsAt: e.StartsAt, EndsAt: e.EndsAt}
-			if v.Latitude != nil {
-				info.Latitude, info.Longitude = *v.Latitude, *v.Longitude
-			}
-			out = append(out, info)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].StartsAt.Before(out[j].StartsAt) })
-	return out, nil
-}
-
 // startEnv starts the app with the calendar and the inventory, talking to
 // stripe-mock.
 func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
@@ -133,7 +53,7 @@ func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.
 	inv := inventory.New(opts...)
 	env := apptest.Start(t, dbURL, 7, apptest.Options{
 		DBMaxConns: 40,
-		Modules:    []app.Module{cal, inv, eventDirShim{cal: cal}},
+		Modules:    []app.Module{cal, inv},
 		Configure: func(c *config.Config) {
 			c.StripeAPIURL = stripeURL()
 			c.StripeSecretKey = config.DevStripeSecretKey
