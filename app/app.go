@@ -63,6 +63,7 @@ type App struct {
 	events     EventDirectory
 	background []backgroundLoop
 	http       *httpMetrics
+	shedder    *shedder
 	stop       context.CancelFunc
 }
 
@@ -124,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.Ledger = &Ledger{db: a.DB}
 	a.Realtime = &Realtime{a: a}
 	a.http = newHTTPMetrics(a.Metrics)
+	a.shedder = newShedder(cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait, a.Metrics)
 
 	a.grants = policies.CoreGrants()
 	core := &Registrar{app: a, module: "core"}

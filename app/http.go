@@ -78,7 +78,7 @@ func (a *App) Handler() http.Handler {
 			chain = append(chain, a.requireBaseHost, a.identifySupport)
 		case SurfaceGlobal:
 		default:
-			chain = append(chain, a.resolveTenant, a.identify, a.auditSupportVisit)
+			chain = append(chain, a.resolveTenant, a.shedder.limit, a.identify, a.auditSupportVisit)
 		}
 		chain = append(chain, a.authorize(rt.Perm))
 		chain = append(chain, rt.handlers...)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"marquee/app/apptest"
+	"marquee/config"
 )
 
 func TestHealthReadinessMetricsAndOpenAPI(t *testing.T) {
@@ -82,7 +83,11 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		got <- result{status: res.StatusCode, body: string(b)}
 	}()
 	// Let the request reach the handler, then shut down while it works.
-	probe.slow <- struct{}{}
+	select {
+	case probe.slow <- struct{}{}:
+	case r := <-got:
+		t.Fatalf("request ended before reaching the handler: %+v", r)
+	}
 	cancel()
 	r := <-got
 	if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `"done":true`) {
@@ -99,4 +104,41 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		t.Fatal("server still accepts connections after shutdown")
 	}
+}
+
+// A tenant at its in-flight bound is shed at once with 503 and Retry-After,
+// while another tenant is still served.
+func TestLoadSheddingKeepsOtherTenantsServed(t *testing.T) {
+	env, probe := startProbe(t, func(o *apptest.Options) {
+		o.Configure = func(c *config.Config) { c.TenantMaxInFlight = 2; c.MaxInFlight = 3; c.ShedWait = 50 * time.Millisecond }
+	})
+	hot, calm := env.Tenant(t, apptest.UniqueSlug("hot")), env.Tenant(t, apptest.UniqueSlug("calm"))
+	done := make(chan apptest.Response, 2)
+	for range 2 {
+		go func() {
+			res, err := env.Try(http.MethodGet, hot.Slug, "/api/v1/probe/slow", "", nil)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- res
+		}()
+	}
+	// Wait until both occupy the hot tenant's slots.
+	eventually(t, 2*time.Second, func() bool {
+		return env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil).Status == http.StatusServiceUnavailable
+	})
+	shed := env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil)
+	wantStatus(t, shed, http.StatusServiceUnavailable, "overloaded")
+	if shed.Header.Get("Retry-After") == "" {
+		t.Fatal("shed without Retry-After")
+	}
+	wantStatus(t, env.Do(t, http.MethodGet, calm.Slug, "/api/v1/probe/ping", "", nil), http.StatusOK, "")
+	probe.slow <- struct{}{}
+	probe.slow <- struct{}{}
+	for range 2 {
+		if res := <-done; res.Status != http.StatusOK {
+			t.Fatalf("in-flight request: %d", res.Status)
+		}
+	}
+	wantStatus(t, env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil), http.StatusOK, "")
 }

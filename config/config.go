@@ -64,6 +64,9 @@ func Defaults() Config {
 		ShutdownGrace:       20 * time.Second,
 		WorkerConcurrency:   10,
 		PasswordCost:        11,
+		MaxInFlight:         256,
+		TenantMaxInFlight:   128,
+		ShedWait:            250 * time.Millisecond,
 		StripeSecretKey:     DevStripeSecretKey,
 		StripeWebhookSecret: DevStripeWebhookSecret,
 	}

@@ -119,6 +119,9 @@ func Config(databaseURL string, redisDB int) config.Config {
 	cfg.BaseDomain = "localhost"
 	cfg.MigrateParallel = 4
 	cfg.PasswordCost = 4 // bcrypt's minimum: tests create many users; production uses 11+
+	// Race tests fire hundreds of requests at once to prove invariants, not
+	// load shedding (which has its own test with tight bounds).
+	cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait = 4096, 4096, 5*time.Second
 	return cfg
 }
 
@@ -135,6 +138,11 @@ func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if os.Getenv("MARQUEE_TEST_LOG") != "" {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opts.DBMaxConns == 0 {
+		// Packages run in parallel against one server (max_connections 100):
+		// keep each test app's pool small unless a test asks for more.
+		opts.DBMaxConns = 10
 	}
 	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns}, opts.Modules...)
 	if err != nil {

@@ -1,0 +1,90 @@
+package app
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// shedder keeps the server answering under overload: it bounds requests in
+// flight per tenant and overall, lets a request wait briefly for a slot, and
+// otherwise refuses it with 503 and Retry-After instead of letting it time
+// out. The per-tenant bound is what keeps one tenant's flash on-sale from
+// starving every other tenant of workers and database connections.
+type shedder struct {
+	global    chan struct{}
+	perTenant int
+	wait      time.Duration
+
+	mu      sync.Mutex
+	tenants map[string]chan struct{}
+
+	shed *prometheus.CounterVec
+}
+
+func newShedder(maxInFlight, perTenant int, wait time.Duration, reg prometheus.Registerer) *shedder {
+	maxInFlight, perTenant = max(maxInFlight, 1), max(perTenant, 1)
+	s := &shedder{
+		global: make(chan struct{}, maxInFlight), perTenant: perTenant, wait: wait, tenants: map[string]chan struct{}{},
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "marquee_http_shed_total", Help: "Requests refused with 503 because their tenant or the server was at capacity.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(s.shed)
+	return s
+}
+
+func (s *shedder) tenantSlots(slug string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.tenants[slug]
+	if !ok {
+		ch = make(chan struct{}, s.perTenant)
+		s.tenants[slug] = ch
+	}
+	return ch
+}
+
+// limit is the middleware for tenant routes (after tenant resolution).
+// Event streams are long-lived and idle; they are not counted.
+func (s *shedder) limit(c *gin.Context) {
+	if strings.Contains(c.GetHeader("Accept"), "text/event-stream") {
+		c.Next()
+		return
+	}
+	deadline := time.NewTimer(s.wait)
+	defer deadline.Stop()
+	acquire := func(slots chan struct{}, reason string) bool {
+		select {
+		case slots <- struct{}{}:
+			return true
+		default:
+		}
+		select {
+		case slots <- struct{}{}:
+			return true
+		case <-deadline.C:
+			s.shed.WithLabelValues(reason).Inc()
+			Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
+				Detail: "too many requests in flight; retry shortly", Headers: map[string]string{"Retry-After": "1"}})
+			return false
+		case <-c.Request.Context().Done():
+			c.Abort()
+			return false
+		}
+	}
+	mine := s.tenantSlots(TenantOf(c).Slug)
+	if !acquire(mine, "tenant") {
+		return
+	}
+	defer func() { <-mine }()
+	if !acquire(s.global, "global") {
+		return
+	}
+	defer func() { <-s.global }()
+	c.Next()
+}
