@@ -36,7 +36,7 @@ func TestHoldThroughput(t *testing.T) {
 		fmt.Sscan(v, &n)
 		phase = time.Duration(n) * time.Second
 	}
-	const clients = 64
+	const clients, apiConns = 64, 40 // apiConns: startEnv's DBMaxConns
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "bench")
 	setup := func(sections int, ga int) (string, string) {
@@ -90,10 +90,12 @@ func TestHoldThroughput(t *testing.T) {
 		ok, failed int64
 		lat        []time.Duration
 		elapsed    time.Duration
+		err        string
 	}
 	run := func(work func(i int) (bool, error)) result {
 		var next atomic.Int64
 		var ok, failed atomic.Int64
+		var firstErr atomic.Value
 		lats := make([][]time.Duration, clients)
 		deadline := time.Now().Add(phase)
 		start := time.Now()
@@ -108,7 +110,8 @@ func TestHoldThroughput(t *testing.T) {
 					good, err := work(i)
 					if err != nil {
 						failed.Add(1)
-						return
+						firstErr.CompareAndSwap(nil, err.Error())
+						continue
 					}
 					lats[c] = append(lats[c], time.Since(t0))
 					if good {
@@ -121,6 +124,9 @@ func TestHoldThroughput(t *testing.T) {
 		}
 		wg.Wait()
 		r := result{ok: ok.Load(), failed: failed.Load(), elapsed: time.Since(start)}
+		if e := firstErr.Load(); e != nil {
+			r.err = e.(string)
+		}
 		for _, l := range lats {
 			r.lat = append(r.lat, l...)
 		}
@@ -152,7 +158,11 @@ func TestHoldThroughput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MaxConns = clients
+	// The same number of connections as the app's pool: 64 goroutines
+	// share them, as the API's 64 clients share the app's. The app's idle
+	// connections are closed meanwhile (PostgreSQL's connection limit).
+	cfg.MaxConns = apiConns
+	env.App.SQL.SetMaxIdleConns(0)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +180,14 @@ func TestHoldThroughput(t *testing.T) {
 		return `UPDATE "` + schema + `".inv_counter_shards SET held = held + 1 WHERE counter_id = (SELECT c.id FROM "` + schema +
 			`".inv_counters c WHERE c.event_id = $1 AND c.kind = 'pool') AND shard = $2 AND capacity - held - sold >= 1`
 	}
+	// Give the pool's shards room for every raw increment (the API phase
+	// took some; each shard holds only 6,250 of the 100,000).
+	if _, err := pool.Exec(context.Background(), `BEGIN; SET LOCAL search_path TO "`+schema+`", public;
+		UPDATE "`+schema+`".inv_counter_shards SET capacity = capacity + 50000 WHERE counter_id = (SELECT id FROM "`+schema+`".inv_counters WHERE event_id = '`+apiEvent+`' AND kind = 'pool');
+		UPDATE "`+schema+`".inv_counters SET capacity = capacity + 800000 WHERE event_id = '`+apiEvent+`' AND kind = 'pool';
+		COMMIT`); err != nil {
+		t.Fatalf("grow the pool for the raw phases: %v", err)
+	}
 	hot := run(func(i int) (bool, error) {
 		tag, err := pool.Exec(context.Background(), counterSQL(1), apiEvent, 0)
 		return err == nil && tag.RowsAffected() == 1, err
@@ -181,8 +199,11 @@ func TestHoldThroughput(t *testing.T) {
 
 	line := func(name string, r result) {
 		fmt.Printf("%-44s %8.0f /s   p50 %9v   p99 %9v   (%d ok, %d refused)\n", name, rate(r), pct(r, .5), pct(r, .99), r.ok, r.failed)
+		if r.err != "" {
+			fmt.Printf("    first error: %s\n", r.err)
+		}
 	}
-	fmt.Printf("\nhold throughput, %d concurrent clients, %v per phase, GOMAXPROCS=%d\n", clients, phase, runtimeProcs())
+	fmt.Printf("\nhold throughput, %d concurrent clients over %d database connections, %v per phase, GOMAXPROCS=%d\n", clients, apiConns, phase, runtimeProcs())
 	line("API: POST /holds, 1 reserved seat", apiSeats)
 	line("API: POST /holds, 1 GA unit (16 shards)", apiGA)
 	line("raw: conditional seat UPDATE", raw)
