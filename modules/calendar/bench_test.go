@@ -2,6 +2,7 @@ package calendar_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"marquee/app"
 	"marquee/app/apptest"
+	"marquee/modules/calendar"
 )
 
 // TestBenchConflictingInserts measures bookings per second when many
@@ -145,24 +148,48 @@ FROM placed`, id, venue, sid, from, to, s, e)
 		}
 	}
 
+	// The service alone: the module's whole booking path (transaction,
+	// statement, 409 with the events in the way), without HTTP and the core's
+	// middleware.
+	svc := mod.Service()
+	serviceOp := func(stage string, base time.Time, per int64) func(int64) (string, error) {
+		sid := uuid.MustParse(stage)
+		return func(n int64) (string, error) {
+			s, e := slotStart(base, n, per)
+			_, _, err := svc.CreateEvent(ctx, c.t, venue, calendar.EventInput{StageID: &sid, Title: "Bench", Category: "concert",
+				StartsAt: s, EndsAt: e, SetupMinutes: 30, TeardownMinutes: 30}, nil)
+			var ae *app.Error
+			if errors.As(err, &ae) && ae.Code == "schedule_conflict" {
+				return "409", nil
+			}
+			return "201", err
+		}
+	}
+
 	base1 := time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)
 	base2 := time.Date(2050, 1, 1, 0, 0, 0, 0, time.UTC)
 	stageC := c.newStage(t, c.venue, "Bench C")
 	stageD := c.newStage(t, c.venue, "Bench D")
+	stageE := c.newStage(t, c.venue, "Bench E")
+	stageF := c.newStage(t, c.venue, "Bench F")
 
 	httpRate, httpOut := run(httpOp(c.stageA, base1, perSlot))
+	serviceRate, serviceOut := run(serviceOp(stageE, base1, perSlot))
 	directRate, directOut := run(directOp(c.stageB, base1, perSlot))
 	httpWin, httpWinOut := run(httpOp(stageC, base2, 1))
+	serviceWin, serviceWinOut := run(serviceOp(stageF, base2, 1))
 	directWin, directWinOut := run(directOp(stageD, base2, 1))
 
 	t.Logf("conflicting bookings (%d requests per slot, %d clients, pool %d, %v each):", perSlot, workers, poolSize, duration)
-	t.Logf("  HTTP API : %8.0f requests/s  %v", httpRate, httpOut)
+	t.Logf("  HTTP API  : %8.0f requests/s  %v", httpRate, httpOut)
+	t.Logf("  service   : %8.0f calls/s     %v", serviceRate, serviceOut)
 	t.Logf("  direct SQL: %8.0f inserts/s   %v", directRate, directOut)
-	t.Logf("  ratio HTTP/direct: %.2f", httpRate/directRate)
+	t.Logf("  ratio HTTP/direct: %.2f (service/direct %.2f)", httpRate/directRate, serviceRate/directRate)
 	t.Logf("bookings that all succeed (one per slot):")
-	t.Logf("  HTTP API : %8.0f requests/s  %v", httpWin, httpWinOut)
+	t.Logf("  HTTP API  : %8.0f requests/s  %v", httpWin, httpWinOut)
+	t.Logf("  service   : %8.0f calls/s     %v", serviceWin, serviceWinOut)
 	t.Logf("  direct SQL: %8.0f inserts/s   %v", directWin, directWinOut)
-	t.Logf("  ratio HTTP/direct: %.2f", httpWin/directWin)
+	t.Logf("  ratio HTTP/direct: %.2f (service/direct %.2f)", httpWin/directWin, serviceWin/directWin)
 	if n := c.liveOverlaps(t); n != 0 {
 		t.Fatalf("%d overlapping live pairs after the benchmark", n)
 	}

@@ -71,6 +71,11 @@ func TestVenueAndStageCRUD(t *testing.T) {
 	mustStatus(t, c.do(t, "DELETE", "/api/v1/venues/"+empty, nil), http.StatusNoContent)
 	mustStatus(t, c.do(t, "GET", "/api/v1/venues/"+empty, nil), http.StatusNotFound)
 	mustStatus(t, c.do(t, "GET", "/api/v1/venues/not-a-uuid", nil), http.StatusNotFound)
+
+	// The retry counter is exported with the platform's metrics.
+	if res := env.Do(t, "GET", "", "/metrics", "", nil); !strings.Contains(string(res.Body), "marquee_calendar_tx_retries_total 0") {
+		t.Error("metrics lack marquee_calendar_tx_retries_total")
+	}
 }
 
 func TestEventTimesStatusAndPagination(t *testing.T) {

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"marquee/app"
@@ -22,11 +24,27 @@ import (
 // Service holds the calendar's rules. Each public method opens one tenant
 // transaction and passes it to the store's small helpers.
 type Service struct {
-	app *app.App
+	app     *app.App
+	retries atomic.Int64
 }
 
-// NewService builds the calendar service on the core.
-func NewService(a *app.App) *Service { return &Service{app: a} }
+// NewService builds the calendar service on the core, and exports how many
+// transactions PostgreSQL aborted as deadlock or serialization victims: the
+// booking path is built so that this stays at zero under any race.
+func NewService(a *app.App) *Service {
+	s := &Service{app: a}
+	if a.Metrics != nil {
+		a.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "marquee_calendar_tx_retries_total",
+			Help: "Calendar transactions run again after a deadlock or serialization failure.",
+		}, func() float64 { return float64(s.retries.Load()) }))
+	}
+	return s
+}
+
+// Retries reports how many transactions were run again after PostgreSQL
+// aborted them as a deadlock or serialization victim.
+func (s *Service) Retries() int64 { return s.retries.Load() }
 
 // tx runs fn in the tenant's scope. A transaction PostgreSQL aborted as a
 // deadlock or serialization victim is run again (fn has no other effects);
@@ -37,6 +55,7 @@ func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB)
 		if err = s.app.Tx(ctx, t, fn); !retryable(err) {
 			break
 		}
+		s.retries.Add(1)
 		s.app.Log.Warn("calendar transaction retried", "tenant", t.Slug, "attempt", attempt+1, "err", err)
 	}
 	return mapStoreError(err)
