@@ -2,6 +2,7 @@ package calendar
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,8 +48,10 @@ func mapStoreError(err error) error {
 	}
 	code, constraint := pgCode(err)
 	switch {
-	case code == pgExclusionViolation:
+	case code == pgExclusionViolation && strings.HasPrefix(constraint, "occupancy_"):
 		return conflictError(time.UTC, nil)
+	case code == pgExclusionViolation:
+		return app.Conflict("conflict", "the change conflicts with existing records")
 	case code == pgForeignKey && (constraint == "events_promoter_id_fkey" || constraint == "holds_promoter_id_fkey"):
 		return invalid("promoter_id", "no such user in this chain")
 	case code == pgForeignKey && (constraint == "events_stage_fkey" || constraint == "holds_stage_fkey"):
@@ -242,7 +245,7 @@ UNION ALL
 		"title": e.Title, "category": e.Category, "status": string(e.Status), "promoter": e.PromoterID,
 		"starts": e.StartsAt, "ends": e.EndsAt, "setup": e.SetupMinutes, "teardown": e.TeardownMinutes, "hold": e.HoldID,
 	}).Scan(&rows).Error
-	if code, _ := pgCode(err); code == pgExclusionViolation {
+	if code, constraint := pgCode(err); code == pgExclusionViolation && strings.HasPrefix(constraint, "occupancy_") {
 		return placement{Found: true, StageOK: true}, nil // decided like a refused insert: read the blockers after
 	}
 	var p placement
@@ -274,7 +277,7 @@ func movePlacement(tx *gorm.DB, e Event) (placed bool, err error) {
 		VALUES (?, ?, ?, ?, ?, tstzrange(?, ?, '[)'))
 		ON CONFLICT DO NOTHING
 		RETURNING event_id`, e.ID, e.Version, e.VenueID, e.StageID, e.Exclusive, w.From, w.To).Scan(&got).Error
-	if code, _ := pgCode(err); code == pgExclusionViolation {
+	if code, constraint := pgCode(err); code == pgExclusionViolation && strings.HasPrefix(constraint, "occupancy_") {
 		return false, nil
 	}
 	if err != nil || len(got) == 0 {
