@@ -231,9 +231,16 @@ func TestConflictRules(t *testing.T) {
 	c.createEvent(t, other, ev("", 40, 44))
 	c.createEvent(t, other, ev(os, 50, 51))
 
-	// A stage of another venue is not bookable through this one.
+	// A stage of another venue is not bookable through this one, and a
+	// clash there is not revealed: 404, not a 409 naming the other event.
 	res = c.do(t, "POST", events, ev(os, 60, 61))
 	mustStatus(t, res, http.StatusNotFound)
+	res = c.do(t, "POST", events, ev(os, 50, 51))
+	mustStatus(t, res, http.StatusNotFound)
+	res = c.do(t, "POST", events, ev("", 40, 41)) // this venue's own exclusive booking is named
+	if co := c.conflict(t, res); co.Conflicts[0].EventID != excl.ID {
+		t.Fatalf("own venue conflict: %+v", co)
+	}
 
 	// Moves go through the same constraints.
 	mover := c.createEvent(t, c.venue, ev(c.stageB, 60, 62))

@@ -379,32 +379,24 @@ func checkPlacement(stage *uuid.UUID, exclusive bool) error {
 
 // place inserts a new event through the exclusion constraints and returns
 // the venue's timezone. On a conflict it answers 409 naming the events in
-// the way; if those have meanwhile left, it tries again. The stage must
-// belong to this venue before anything is attempted: a conflict with another
-// venue's event is never reported here.
+// the way; if those have meanwhile left, it tries again. A stage must belong
+// to this venue: a conflict with another venue's event is never reported.
 func place(tx *gorm.DB, e *Event) (string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		p, err := insertEvent(tx, e)
+		tz, placed, err := insertEvent(tx, e)
+		if err != nil || placed {
+			return tz, err
+		}
+		r, err := explainRefusal(tx, e)
 		switch {
 		case err != nil:
 			return "", err
-		case !p.Found:
+		case !r.Found:
 			return "", app.NotFound("venue")
-		case !p.StageOK:
+		case !r.StageOK:
 			return "", app.NotFound("stage")
-		case p.Placed:
-			return p.Timezone, nil
-		}
-		bs := p.Blockers
-		if len(bs) == 0 {
-			// The event in the way committed while this statement waited for
-			// it, after the statement's snapshot: read it afresh.
-			if bs, err = blockersOf(tx, e.VenueID, e.StageID, e.Exclusive, e.Occupied(), e.ID); err != nil {
-				return "", err
-			}
-		}
-		if len(bs) > 0 {
-			return "", conflictError(timezoneOrUTC(p.Timezone), bs)
+		case len(r.Blockers) > 0:
+			return "", conflictError(timezoneOrUTC(r.Timezone), r.Blockers)
 		}
 	}
 	return "", conflictError(time.UTC, nil)

@@ -176,92 +176,101 @@ func deleteStage(tx *gorm.DB, venueID, id uuid.UUID) error {
 const eventCols = `e.id, e.venue_id, e.stage_id, e.exclusive, e.title, e.category, e.status, e.promoter_id,
 	e.starts_at, e.ends_at, e.setup_minutes, e.teardown_minutes, e.version, e.hold_id, e.created_at, e.updated_at`
 
-// placement is the outcome of insertEvent.
-type placement struct {
-	Found    bool      // the venue exists
-	StageOK  bool      // the stage (if any) belongs to it, or the event is exclusive
-	Timezone string    // the venue's
-	Placed   bool      // the event was booked
-	Blockers []Blocker // what refused it, as far as the statement could see
-}
-
-// insertEvent tries to book a new event in one statement: it checks that
-// the stage belongs to the venue, inserts the occupancy row with
-// ON CONFLICT DO NOTHING and, only if that row went in, the event. When any
-// exclusion constraint refuses the row, nothing is written and no error is
-// raised (so the losers of a race never deadlock); the same statement then
-// reads the events in the way. A request that meets an in-flight
-// transaction holding the slot waits for it to end and then knows.
-func insertEvent(tx *gorm.DB, e *Event) (placement, error) {
+// insertEvent tries to book a new event in one statement: the occupancy row
+// goes in first with ON CONFLICT DO NOTHING and, only if it went in, the
+// event. When any exclusion constraint refuses the row, nothing is written
+// and no error is raised, so the losers of a race never deadlock; placed is
+// false. A request that meets an in-flight transaction holding the slot waits
+// for it to end and then knows. The event's foreign keys refuse a venue that
+// does not exist and a stage of another venue (23503, mapped to 404).
+func insertEvent(tx *gorm.DB, e *Event) (timezone string, placed bool, err error) {
 	w := e.Occupied()
 	var rows []struct {
-		Outcome   string     `gorm:"column:outcome"`
-		Timezone  string     `gorm:"column:timezone"`
-		StageOK   bool       `gorm:"column:stage_ok"`
-		CreatedAt *time.Time `gorm:"column:created_at"`
-		UpdatedAt *time.Time `gorm:"column:updated_at"`
-		Blocker
+		CreatedAt time.Time `gorm:"column:created_at"`
+		UpdatedAt time.Time `gorm:"column:updated_at"`
+		Timezone  string    `gorm:"column:timezone"`
 	}
-	err := tx.Raw(`
-WITH target AS (
-    SELECT v.timezone, s.id AS stage_id, (s.id IS NULL) = CAST(@exclusive AS boolean) AS stage_ok
-    FROM venues v LEFT JOIN stages s ON s.id = CAST(@stage AS uuid) AND s.venue_id = v.id
-    WHERE v.id = CAST(@venue AS uuid)
-), placed AS (
+	err = tx.Raw(`
+WITH placed AS (
     INSERT INTO occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
-    SELECT CAST(@id AS uuid), 1, CAST(@venue AS uuid), t.stage_id, CAST(@exclusive AS boolean), tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)')
-    FROM target t WHERE t.stage_ok
+    VALUES (@id, 1, @venue, @stage, @exclusive, tstzrange(@lo, @hi, '[)'))
     ON CONFLICT DO NOTHING
     RETURNING event_id
-), created AS (
-    INSERT INTO events (id, venue_id, stage_id, exclusive, title, category, status, promoter_id,
-                        starts_at, ends_at, setup_minutes, teardown_minutes, occupied, version, hold_id)
-    SELECT event_id, CAST(@venue AS uuid), CAST(@stage AS uuid), CAST(@exclusive AS boolean), CAST(@title AS text),
-           CAST(@category AS text), CAST(@status AS text), CAST(@promoter AS uuid),
-           CAST(@starts AS timestamptz), CAST(@ends AS timestamptz), CAST(@setup AS integer), CAST(@teardown AS integer),
-           tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)'), 1, CAST(@hold AS uuid)
-    FROM placed
-    RETURNING created_at, updated_at
 )
-SELECT 'created' AS outcome, t.timezone, t.stage_ok, c.created_at, c.updated_at,
-       NULL::uuid AS id, '' AS title, '' AS status, NULL::uuid AS stage_id, '' AS stage_name, false AS exclusive,
-       NULL::timestamptz AS starts_at, NULL::timestamptz AS ends_at, 0 AS setup_minutes, 0 AS teardown_minutes
-FROM created c CROSS JOIN target t
-UNION ALL
-SELECT 'target', t.timezone, t.stage_ok, NULL, NULL, NULL, '', '', NULL, '', false, NULL, NULL, 0, 0
-FROM target t WHERE NOT EXISTS (SELECT 1 FROM placed)
-UNION ALL
-(SELECT 'blocker', t.timezone, t.stage_ok, NULL, NULL, b.id, b.title, b.status, b.stage_id, coalesce(s.name, ''), b.exclusive,
-        b.starts_at, b.ends_at, b.setup_minutes, b.teardown_minutes
- FROM target t
- JOIN occupancy o ON o.venue_id = CAST(@venue AS uuid) AND o.occupied && tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)')
-      AND (o.exclusive OR CAST(@exclusive AS boolean) OR o.stage_id = CAST(@stage AS uuid))
- JOIN events b ON b.id = o.event_id
- LEFT JOIN stages s ON s.id = b.stage_id
- WHERE t.stage_ok AND NOT EXISTS (SELECT 1 FROM placed)
- ORDER BY lower(o.occupied), b.id
- LIMIT 10)`, map[string]any{
+INSERT INTO events (id, venue_id, stage_id, exclusive, title, category, status, promoter_id,
+                    starts_at, ends_at, setup_minutes, teardown_minutes, occupied, version, hold_id)
+SELECT event_id, CAST(@venue AS uuid), CAST(@stage AS uuid), CAST(@exclusive AS boolean), CAST(@title AS text),
+       CAST(@category AS text), CAST(@status AS text), CAST(@promoter AS uuid),
+       CAST(@starts AS timestamptz), CAST(@ends AS timestamptz), CAST(@setup AS integer), CAST(@teardown AS integer),
+       tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)'), 1, CAST(@hold AS uuid)
+FROM placed
+RETURNING created_at, updated_at, (SELECT v.timezone FROM venues v WHERE v.id = events.venue_id) AS timezone`, map[string]any{
 		"id": e.ID, "venue": e.VenueID, "stage": e.StageID, "exclusive": e.Exclusive, "lo": w.From, "hi": w.To,
 		"title": e.Title, "category": e.Category, "status": string(e.Status), "promoter": e.PromoterID,
 		"starts": e.StartsAt, "ends": e.EndsAt, "setup": e.SetupMinutes, "teardown": e.TeardownMinutes, "hold": e.HoldID,
 	}).Scan(&rows).Error
 	if code, constraint := pgCode(err); code == pgExclusionViolation && strings.HasPrefix(constraint, "occupancy_") {
-		return placement{Found: true, StageOK: true}, nil // decided like a refused insert: read the blockers after
+		return "", false, nil // refused all the same: the caller reads what is in the way
 	}
-	var p placement
 	if err != nil || len(rows) == 0 {
-		return p, err
+		return "", false, err
 	}
-	p.Found, p.Timezone, p.StageOK = true, rows[0].Timezone, rows[0].StageOK
-	for _, r := range rows {
-		switch r.Outcome {
-		case "created":
-			p.Placed, e.CreatedAt, e.UpdatedAt, e.Version = true, *r.CreatedAt, *r.UpdatedAt, 1
-		case "blocker":
-			p.Blockers = append(p.Blockers, r.Blocker)
+	e.CreatedAt, e.UpdatedAt, e.Version = rows[0].CreatedAt, rows[0].UpdatedAt, 1
+	return rows[0].Timezone, true, nil
+}
+
+// refusal explains why a placement was refused, reading afresh (a new
+// statement sees the winner that committed while the insert waited): whether
+// the venue exists, whether the stage is one of its own (or none, for
+// exclusive use), and the live events of this venue in the way. Events of
+// other venues are never read, so a stage id of another venue reveals nothing.
+type refusal struct {
+	Found    bool
+	StageOK  bool
+	Timezone string
+	Blockers []Blocker
+}
+
+func explainRefusal(tx *gorm.DB, e *Event) (refusal, error) {
+	w := e.Occupied()
+	var rows []struct {
+		Timezone  string     `gorm:"column:timezone"`
+		StageOK   bool       `gorm:"column:stage_ok"`
+		BlockerID *uuid.UUID `gorm:"column:blocker_id"`
+		Blocker
+	}
+	err := tx.Raw(`
+SELECT t.timezone, t.stage_ok, b.id AS blocker_id, b.id, b.title, b.status, b.stage_id, b.stage_name, b.exclusive,
+       b.starts_at, b.ends_at, b.setup_minutes, b.teardown_minutes
+FROM (SELECT v.timezone, (s.id IS NULL) = CAST(@exclusive AS boolean) AS stage_ok
+      FROM venues v LEFT JOIN stages s ON s.id = CAST(@stage AS uuid) AND s.venue_id = v.id
+      WHERE v.id = CAST(@venue AS uuid)) t
+LEFT JOIN LATERAL (
+    SELECT e.id, e.title, e.status, e.stage_id, coalesce(st.name, '') AS stage_name, e.exclusive,
+           e.starts_at, e.ends_at, e.setup_minutes, e.teardown_minutes, lower(o.occupied) AS from_at
+    FROM occupancy o
+    JOIN events e ON e.id = o.event_id
+    LEFT JOIN stages st ON st.id = e.stage_id
+    WHERE t.stage_ok AND o.venue_id = CAST(@venue AS uuid) AND o.event_id <> CAST(@self AS uuid)
+      AND o.occupied && tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)')
+      AND (o.exclusive OR CAST(@exclusive AS boolean) OR o.stage_id = CAST(@stage AS uuid))
+    ORDER BY lower(o.occupied), e.id
+    LIMIT 10
+) b ON true
+ORDER BY b.from_at, b.id`, map[string]any{
+		"venue": e.VenueID, "stage": e.StageID, "exclusive": e.Exclusive, "self": e.ID, "lo": w.From, "hi": w.To,
+	}).Scan(&rows).Error
+	var r refusal
+	if err != nil || len(rows) == 0 {
+		return r, err
+	}
+	r.Found, r.StageOK, r.Timezone = true, rows[0].StageOK, rows[0].Timezone
+	for _, row := range rows {
+		if row.BlockerID != nil {
+			r.Blockers = append(r.Blockers, row.Blocker)
 		}
 	}
-	return p, nil
+	return r, nil
 }
 
 // movePlacement gives an existing event a new occupancy row (version
