@@ -100,6 +100,17 @@ func TestEventTimesStatusAndPagination(t *testing.T) {
 		t.Fatalf("defaults: %s", res.Body)
 	}
 	mustStatus(t, c.do(t, "GET", "/api/v1/venues/"+c.venue+"/events/"+e.ID, nil), http.StatusOK)
+
+	// Across the spring-forward night each end is shown with its own offset;
+	// 4 hours of wall clock are 3 real hours.
+	res = c.do(t, "POST", "/api/v1/venues/"+c.venue+"/events", map[string]any{
+		"stage_id": c.stageB, "title": "Clocks Change", "category": "club_night",
+		"starts_at": "2031-03-08T23:00:00-05:00", "ends_at": "2031-03-09T03:00:00-04:00"})
+	mustStatus(t, res, http.StatusCreated)
+	if d := decode[eventOut](t, res.Body); d.StartsAt != "2031-03-09T04:00:00Z" || d.EndsAt != "2031-03-09T07:00:00Z" ||
+		d.StartsAtLocal != "2031-03-08T23:00:00-05:00" || d.EndsAtLocal != "2031-03-09T03:00:00-04:00" {
+		t.Fatalf("DST rendering: %s", res.Body)
+	}
 	// The event is not reachable through another venue's path.
 	other := c.newVenue(t, "Other", "Europe/London")
 	mustStatus(t, c.do(t, "GET", "/api/v1/venues/"+other+"/events/"+e.ID, nil), http.StatusNotFound)
@@ -152,8 +163,8 @@ func TestEventTimesStatusAndPagination(t *testing.T) {
 		}
 		next = page.Next
 	}
-	if len(seen) != 7 {
-		t.Fatalf("paged %d events, want 7: %v", len(seen), seen)
+	if len(seen) != 8 {
+		t.Fatalf("paged %d events, want 8: %v", len(seen), seen)
 	}
 	for i := 1; i < len(seen); i++ {
 		if seen[i] < seen[i-1] {
