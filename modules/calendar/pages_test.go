@@ -14,6 +14,7 @@ func TestPortalPagesRender(t *testing.T) {
 	c.createEvent(t, c.venue, ev(c.stageA, 20, 23, "title", "Rendered Show"))
 	c.createEvent(t, c.venue, ev("", 44, 47, "title", "Whole Venue Party"))
 	c.createHold(t, hold(c.stageB, 20, 23, "title", "Held Act"))
+	c.createEvent(t, c.venue, ev(c.stageB, 30, 31, "title", `<script>alert("x")</script>`))
 	other := c.newVenue(t, "Riverside", "Europe/London")
 	env.User(t, c.t, "mgr@pages.test", "venue_manager", c.venue)
 	env.User(t, c.t, "door@pages.test", "door_staff", c.venue)
@@ -33,6 +34,9 @@ func TestPortalPagesRender(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("owner's week view lacks %q", want)
 		}
+	}
+	if strings.Contains(html, `<script>alert`) || !strings.Contains(html, `&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;`) {
+		t.Error("a title with markup is not escaped")
 	}
 	html = page(mgr, week, http.StatusOK)
 	if !strings.Contains(html, "Book event") || strings.Contains(html, "Riverside") {
