@@ -211,6 +211,9 @@ func (j *Jobs) NewServer(concurrency int) *asynq.Server {
 		Concurrency:     concurrency,
 		Queues:          Queues,
 		ShutdownTimeout: 15 * time.Second,
+		// Hold expiry is scheduled at the second; the default 5 s check
+		// interval would return seats up to 5 s late.
+		DelayedTaskCheckInterval: time.Second,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			j.log.Warn("task failed", "type", task.Type(), "err", err)
 		}),
