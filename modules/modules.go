@@ -5,13 +5,16 @@ import (
 	"marquee/app"
 	"marquee/modules/calendar"
 	"marquee/modules/inventory"
+	"marquee/modules/inventory/queue"
 )
 
 // All returns every feature module, in registration order. Adding a module
 // is one line here.
 func All() []app.Module {
+	inv := inventory.New()
 	return []app.Module{
 		calendar.New(),
-		inventory.New(),
+		inv,
+		queue.NewModule(inv), // the waiting room in front of the inventory's holds
 	}
 }

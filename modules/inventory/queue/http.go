@@ -43,6 +43,7 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 	)
 	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", h.join)
 	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", h.status)
+	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", h.leave)
 	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", h.getSettings)
 	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", h.putSettings)
 	r.Storefront(http.MethodGet, "/events/:eventId/queue", app.Public(), h.page)
@@ -106,6 +107,19 @@ func (h *handlers) status(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, st)
+}
+
+func (h *handlers) leave(c *gin.Context) {
+	event, err := uuid.Parse(c.Param("eventId"))
+	if err != nil {
+		app.Fail(c, app.NotFound("event"))
+		return
+	}
+	if err := h.room.Leave(c.Request.Context(), app.TenantOf(c), event, c.GetHeader("X-Queue-Token")); err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func (h *handlers) getSettings(c *gin.Context) {
