@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -25,6 +26,10 @@ var ErrInvalidAssignment = errors.New("invalid role assignment")
 type Enforcer struct {
 	e *casbin.SyncedEnforcer
 	w *redisWatcher
+	// mu orders reloads with local changes. SyncedEnforcer.LoadPolicy reads
+	// the table, releases its lock, then swaps the model in: a local change
+	// made in between would vanish from memory until the next reload.
+	mu sync.Mutex
 }
 
 // NewEnforcer loads policy from control.casbin_rule and subscribes to changes.
@@ -54,16 +59,18 @@ func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, log *slog.
 	if err := e.SetWatcher(w); err != nil {
 		return nil, err
 	}
+	en := &Enforcer{e: e, w: w}
 	// SetWatcher installs the unsynchronised Enforcer.LoadPolicy as the
-	// callback; reload through the synced enforcer instead, under its lock.
+	// callback; reload through the synced enforcer instead, under its lock
+	// and ours.
 	if err := w.SetUpdateCallback(func(string) {
-		if err := e.LoadPolicy(); err != nil {
+		if err := en.Reload(); err != nil {
 			log.Error("policy reload failed", "err", err)
 		}
 	}); err != nil {
 		return nil, err
 	}
-	return &Enforcer{e: e, w: w}, nil
+	return en, nil
 }
 
 // Close stops listening for policy changes.
@@ -81,6 +88,8 @@ func (en *Enforcer) InstallDefaults(tenant string, grants []Grant) error {
 	for _, g := range grants {
 		rules = append(rules, []string{g.Role, ChainDomain(tenant), g.Object, g.Action})
 	}
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	_, err := en.e.AddPoliciesEx(rules)
 	return err
 }
@@ -95,6 +104,8 @@ func (en *Enforcer) Assign(tenant string, a Assignment) error {
 	if _, err := uuid.Parse(a.UserID); err != nil {
 		return fmt.Errorf("%w: user id is not a UUID", ErrInvalidAssignment)
 	}
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	_, err = en.e.AddGroupingPolicy(Subject(tenant, a.UserID), a.Role, dom)
 	return err
 }
@@ -105,6 +116,8 @@ func (en *Enforcer) Unassign(tenant string, a Assignment) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrInvalidAssignment, err)
 	}
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	return en.e.RemoveGroupingPolicy(Subject(tenant, a.UserID), a.Role, dom)
 }
 
@@ -136,4 +149,8 @@ func (en *Enforcer) Assignments(tenant, userID string) ([]Assignment, error) {
 }
 
 // Reload rereads all policy from the database.
-func (en *Enforcer) Reload() error { return en.e.LoadPolicy() }
+func (en *Enforcer) Reload() error {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	return en.e.LoadPolicy()
+}
