@@ -140,4 +140,18 @@ func TestBrowserPurchase(t *testing.T) {
 		t.Fatalf("portal summary %q", sum)
 	}
 	apptest.Screenshot(t, ctx, "inventory-portal")
+
+	// Signed in as staff on this host, the storefront still sells (its
+	// calls carry the buyer token, not the staff session).
+	if err := chromedp.Do(ctx, chromedp.Navigate(host+"/events/"+ev)); err != nil {
+		t.Fatal(err)
+	}
+	wait(`.hold-ga`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.hold-ga`))); err != nil {
+		t.Fatal(err)
+	}
+	wait(`#hold`)
+	if sum := text(`#hold-summary`); !strings.Contains(sum, "2 tickets") {
+		t.Fatalf("GA hold as signed-in staff: %q / %q", sum, text(`#shop-error`))
+	}
 }

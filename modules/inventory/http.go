@@ -81,6 +81,15 @@ func (m *Module) buyer(c *gin.Context) string {
 	return id
 }
 
+// staffAt reports whether a staff principal holds a permission at an event's venue.
+func (m *Module) staffAt(c *gin.Context, eventID uuid.UUID, object, action string) bool {
+	if !m.isStaff(c) {
+		return false
+	}
+	ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), eventID)
+	return err == nil && m.app.CanAtVenue(c, ev.VenueID, object, action)
+}
+
 func (m *Module) isStaff(c *gin.Context) bool {
 	k := app.PrincipalOf(c).Kind
 	return k == app.KindUser || k == app.KindSupportVisit
@@ -381,7 +390,7 @@ func (m *Module) getHold(c *gin.Context) {
 		return
 	}
 	h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), id)
-	if err == nil && h.BuyerID != m.buyer(c) && !m.isStaff(c) {
+	if err == nil && h.BuyerID != m.buyer(c) && !m.staffAt(c, h.EventID, ObjOrders, policies.Read) {
 		err = app.NotFound("hold")
 	}
 	if err != nil {
