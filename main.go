@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -19,6 +21,7 @@ import (
 	"marquee/config"
 	"marquee/migrations"
 	"marquee/modules"
+	"marquee/modules/inventory/bench"
 )
 
 func main() {
@@ -37,7 +40,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), workerCmd(), migrateCmd(), tenantCmd(), demoCmd(), ledgerCmd())
+	cmd.AddCommand(serveCmd(), workerCmd(), migrateCmd(), tenantCmd(), demoCmd(), ledgerCmd(), benchCmd())
 	return cmd
 }
 
@@ -268,4 +271,83 @@ func demoCmd() *cobra.Command {
 			return g.Wait()
 		},
 	}
+}
+
+func benchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Load harnesses"}
+	o := bench.Defaults()
+	onsale := &cobra.Command{
+		Use:   "onsale",
+		Short: "A flash on-sale end to end (waiting room, holds, orders, payment webhooks) against a server started on loopback",
+		Long: `Starts a server and worker on 127.0.0.1 over a database of its own (the configured
+database name with "_bench" appended; created and migrated), creates a bench
+tenant and an on-sale event, and drives virtual buyers over HTTP. It needs
+stripe-mock (deployments/local/services.sh --for-tests); MARQUEE_STRIPE_API_URL
+defaults to http://127.0.0.1:12111 here.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
+				return err
+			}
+			if cfg.StripeAPIURL == "" {
+				cfg.StripeAPIURL = "http://127.0.0.1:12111"
+			}
+			cfg.LogLevel = "warn"
+			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+				return err
+			}
+			a, err := app.New(ctx, cfg, app.Options{DBMaxConns: o.DBConns}, modules.All()...)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := a.MigrateAll(ctx, nil); err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			srvCtx, stop := context.WithCancel(ctx)
+			g, gctx := errgroup.WithContext(srvCtx)
+			g.Go(func() error { return a.Serve(gctx, ln) })
+			g.Go(func() error { return a.RunWorker(gctx, false) })
+			_, runErr := bench.Run(ctx, a, "http://"+ln.Addr().String(), o, os.Stdout, os.Stderr)
+			stop()
+			if err := g.Wait(); err != nil && runErr == nil {
+				runErr = err
+			}
+			return runErr
+		},
+	}
+	f := onsale.Flags()
+	f.IntVar(&o.Seats, "seats", o.Seats, "reserved seats")
+	f.IntVar(&o.GA, "ga", o.GA, "general-admission tickets")
+	f.IntVar(&o.Buyers, "buyers", o.Buyers, "virtual buyers")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "HTTP requests in flight at once")
+	f.Float64Var(&o.Abandon, "abandon", o.Abandon, "share of buyers who release their hold instead of paying")
+	f.DurationVar(&o.Think, "think", o.Think, "pause between hold and order")
+	f.DurationVar(&o.Arrival, "arrival", o.Arrival, "buyers arrive spread over this window")
+	f.DurationVar(&o.MaxDuration, "max-duration", o.MaxDuration, "stop buying after this")
+	f.IntVar(&o.AdmitPerSecond, "admit-rate", o.AdmitPerSecond, "waiting-room admissions per second")
+	f.IntVar(&o.MaxActive, "max-active", o.MaxActive, "waiting-room cap on buyers shopping at once")
+	f.DurationVar(&o.PhaseSeconds, "phase", o.PhaseSeconds, "length of the saturation and raw phases")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
+	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
+	cmd.AddCommand(onsale)
+	return cmd
+}
+
+// suffixDatabase names a sibling database, so a bench never touches the demo.
+func suffixDatabase(databaseURL, suffix string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "", fmt.Errorf("MARQUEE_DATABASE_URL: %w", err)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + suffix
+	return u.String(), nil
 }

@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"gorm.io/gorm"
+
+	"marquee/modules/inventory"
+	"marquee/tenants"
+)
+
+// check reads the invariants back from the database.
+func (h *Harness) check(ctx context.Context) (Checks, error) {
+	var c Checks
+	q := func(tx *gorm.DB, dst *int64, sql string, args ...any) error {
+		return tx.Raw(sql, args...).Row().Scan(dst)
+	}
+	err := tenants.Tx(ctx, h.a.DB, h.t, func(tx *gorm.DB) error {
+		steps := []struct {
+			dst *int64
+			sql string
+		}{
+			{&c.SeatsSoldTwice, `SELECT count(*) FROM (SELECT seat_id FROM inv_tickets WHERE event_id = ? AND status = 'valid' AND seat_id IS NOT NULL
+				GROUP BY seat_id HAVING count(*) > 1) d`},
+			{&c.SeatStateMismatch, `SELECT count(*) FROM inv_seats s WHERE s.event_id = ? AND (s.state = 'sold') <>
+				((SELECT count(*) FROM inv_tickets t WHERE t.event_id = s.event_id AND t.seat_id = s.id AND t.status = 'valid') = 1)`},
+			{&c.CountersOverCapacity, `SELECT count(*) FROM inv_counters c WHERE c.event_id = ? AND
+				(SELECT coalesce(sum(held + sold), 0) FROM inv_counter_shards s WHERE s.counter_id = c.id) > c.capacity`},
+			{&c.GATicketsOverPool, `SELECT count(*) FROM inv_counters c WHERE c.event_id = ? AND c.kind = 'pool' AND
+				(SELECT count(*) FROM inv_tickets t WHERE t.zone_id = c.zone_id AND t.status = 'valid') > c.capacity`},
+			{&c.PaidWithoutTickets, `SELECT count(*) FROM inv_orders o WHERE o.event_id = ? AND o.status = 'paid' AND
+				NOT EXISTS (SELECT 1 FROM inv_tickets t WHERE t.order_id = o.id AND t.status = 'valid')`},
+			{&c.SucceededNotSettled, `SELECT count(*) FROM inv_stripe_events e JOIN inv_orders o ON o.id = e.order_id
+				WHERE o.event_id = ? AND e.type = 'payment_intent.succeeded' AND o.status NOT IN ('paid', 'refunded')`},
+			{&c.ValidTickets, `SELECT count(*) FROM inv_tickets WHERE event_id = ? AND status = 'valid'`},
+		}
+		for _, s := range steps {
+			if err := q(tx, s.dst, s.sql, h.event); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c.OK = err == nil && c.SeatsSoldTwice == 0 && c.SeatStateMismatch == 0 && c.CountersOverCapacity == 0 &&
+		c.GATicketsOverPool == 0 && c.PaidWithoutTickets == 0 && c.SucceededNotSettled == 0 &&
+		c.ValidTickets <= int64(h.o.Seats+h.o.GA) && c.ValidTickets == h.tickets.Load()
+	return c, err
+}
+
+// phase runs work from o.Concurrency goroutines for o.PhaseSeconds.
+func (h *Harness) phase(work func(i int) (bool, error)) (ok int64, lat []time.Duration, elapsed time.Duration, firstErr error) {
+	var next, good atomic.Int64
+	var mu sync.Mutex
+	var once sync.Once
+	deadline := time.Now().Add(h.o.PhaseSeconds)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range h.o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				i := int(next.Add(1) - 1)
+				t0 := time.Now()
+				yes, err := work(i)
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					continue
+				}
+				if yes {
+					good.Add(1)
+					mine = append(mine, time.Since(t0))
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	return good.Load(), lat, time.Since(start), firstErr
+}
+
+// saturation measures single-seat holds through the API by o.Concurrency
+// clients (no waiting room), then the same conditional UPDATE straight
+// against PostgreSQL by as many goroutines over as many connections as the
+// app has, on the same table, in the same run.
+func (h *Harness) saturation(ctx context.Context, rep *Report) error {
+	seats := 60000
+	apiEvent, _, err := h.newEvent(ctx, "Saturation API", seats, 0, 1)
+	if err != nil {
+		return err
+	}
+	rawEvent, _, err := h.newEvent(ctx, "Saturation Raw", seats, 0, 2)
+	if err != nil {
+		return err
+	}
+	tokens := make([]string, h.o.Concurrency*4)
+	for i := range tokens {
+		res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+		if err != nil || res.status != http.StatusCreated {
+			return fmt.Errorf("buyer session: %v", err)
+		}
+		var s struct {
+			Token string `json:"buyer_token"`
+		}
+		_ = json.Unmarshal(res.body, &s)
+		tokens[i] = s.Token
+	}
+	// Each buyer may hold once at a time (max_buyer_holds 1): give each request its own buyer.
+	n, lat, el, ferr := h.phase(func(i int) (bool, error) {
+		res, err := h.call(ctx, "POST", h.slug, "/api/v1/events/"+apiEvent+"/holds", "", map[string]any{"seats": []string{seatID(i % seats)}},
+			"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, h.freshBuyer(ctx, tokens, i))
+		if err != nil {
+			return false, err
+		}
+		return res.status == http.StatusCreated, nil
+	})
+	if n == 0 {
+		return fmt.Errorf("no API hold succeeded (first error: %v)", ferr)
+	}
+	rep.SatHoldsPerS = float64(n) / el.Seconds()
+	rep.SatHoldP50, rep.SatHoldP99 = ms(lat, .5), ms(lat, .99)
+
+	schema, err := tenants.SchemaName(h.slug)
+	if err != nil {
+		return err
+	}
+	cfg, err := pgxpool.ParseConfig(h.a.Config.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	cfg.MaxConns = int32(h.o.DBConns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	// The very statement the hold transaction runs for a seat.
+	sql := `UPDATE ` + pgx.Identifier{schema, "inv_seats"}.Sanitize() + ` SET state = 'held', hold_id = $1 WHERE event_id = $2 AND id = $3 AND state = 'available'`
+	n, lat, el, ferr = h.phase(func(i int) (bool, error) {
+		tag, err := pool.Exec(ctx, sql, uuid.New(), rawEvent, seatID(i%seats))
+		return err == nil && tag.RowsAffected() == 1, err
+	})
+	if n == 0 {
+		return fmt.Errorf("no raw update succeeded (first error: %v)", ferr)
+	}
+	rep.RawHoldsPerS = float64(n) / el.Seconds()
+	rep.RawP99 = ms(lat, .99)
+	rep.Ratio = rep.SatHoldsPerS / rep.RawHoldsPerS
+	return nil
+}
+
+// freshBuyer mints buyer tokens lazily so each saturation request has its own buyer.
+func (h *Harness) freshBuyer(ctx context.Context, pre []string, i int) string {
+	if i < len(pre) {
+		return pre[i]
+	}
+	res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+	if err != nil {
+		return ""
+	}
+	var s struct {
+		Token string `json:"buyer_token"`
+	}
+	_ = json.Unmarshal(res.body, &s)
+	return s.Token
+}
+
+func ms(sorted []time.Duration, p float64) float64 {
+	return percentile(sorted, p)
+}
+
+// write stores the report as JSON and the latency chart as SVG.
+func (h *Harness) write(rep *Report) error {
+	if err := os.MkdirAll(h.o.OutDir, 0o755); err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("20060102-150405")
+	rep.JSONPath = filepath.Join(h.o.OutDir, "onsale-"+stamp+".json")
+	rep.ChartPath = filepath.Join(h.o.OutDir, "onsale-"+stamp+".svg")
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(rep.JSONPath, raw, 0o644); err != nil {
+		return err
+	}
+	var lines []Line
+	colors := map[string][2]string{"hold": {"#5b3fd1", "#b3a4f0"}, "order": {"#1e7a46", "#8fd1ab"}, "pay": {"#b3261e", "#eba39e"}}
+	for _, step := range []string{"hold", "order", "pay"} {
+		p50, p99 := h.rec.Buckets(step, time.Second)
+		if p50 == nil {
+			continue
+		}
+		lines = append(lines, Line{Name: step + " p50", Color: colors[step][0], Points: p50}, Line{Name: step + " p99", Color: colors[step][1], Points: p99})
+	}
+	return os.WriteFile(rep.ChartPath, []byte(SVGChart("Flash on-sale: latency per second", "milliseconds", lines)), 0o644)
+}
+
+func (h *Harness) print(rep *Report) {
+	w := h.out
+	fmt.Fprintf(w, "\n== on-sale: %s, event %s ==\n", rep.Tenant, rep.Event)
+	fmt.Fprint(w, FormatTable(rep.Steps))
+	fmt.Fprintf(w, "\nbuying phase %.1fs", rep.Wall)
+	if rep.SoldOutAfter > 0 {
+		fmt.Fprintf(w, ", sold out after %.1fs", rep.SoldOutAfter)
+	}
+	fmt.Fprintf(w, "\nadmitted %.1f/s   tickets sold %.1f/s   sold %d of %d (%.1f%%)   shed responses (429/503) %d\n",
+		rep.AdmittedPerS, rep.TicketsPerS, rep.TicketsSold, rep.Capacity, 100*float64(rep.TicketsSold)/float64(max(rep.Capacity, 1)), rep.shedResponses)
+	var outcomes []string
+	for k, v := range rep.Outcomes {
+		outcomes = append(outcomes, fmt.Sprintf("%s %d", k, v))
+	}
+	slices.Sort(outcomes)
+	fmt.Fprintf(w, "buyers: %v\n", outcomes)
+	c := rep.Checks
+	verdict := "OK"
+	if !c.OK {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "database check %s: seats sold twice %d, seat/ticket mismatches %d, counters over capacity %d, GA over pool %d, paid orders without tickets %d, succeeded payments unsettled %d, valid tickets %d (buyers counted %d)\n",
+		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.ValidTickets, rep.TicketsSold)
+	fmt.Fprintf(w, "other tenant's catalogue p99: idle %.1f ms, during the on-sale %.1f ms (×%.2f)\n", rep.OtherIdleP99, rep.OtherBusyP99, rep.OtherBusyP99/max(rep.OtherIdleP99, 0.001))
+	fmt.Fprintf(w, "saturated holds, %d clients: API %.0f/s (p50 %.1f ms, p99 %.1f ms)   raw conditional UPDATE %.0f/s (p99 %.1f ms)   API/raw = %.2f\n",
+		h.o.Concurrency, rep.SatHoldsPerS, rep.SatHoldP50, rep.SatHoldP99, rep.RawHoldsPerS, rep.RawP99, rep.Ratio)
+	fmt.Fprintf(w, "wrote %s and %s\n", rep.JSONPath, rep.ChartPath)
+}

@@ -1,0 +1,443 @@
+// Package bench is the flash on-sale load harness behind `marquee bench
+// onsale`: it drives virtual buyers over HTTP through the whole buying path
+// (waiting room → hold → order → signed payment webhook) against a real
+// server, checks the database for double sales and oversells afterwards, and
+// measures, in the same run, the raw conditional UPDATE the hold path is
+// built on, so the API's cost is reported as a ratio.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"marquee/app"
+	"marquee/modules/inventory"
+	"marquee/tenants"
+)
+
+// Options size a run. Defaults are sized for a 2-core machine.
+type Options struct {
+	Seats          int           // reserved seats of the event
+	GA             int           // general-admission tickets
+	Buyers         int           // virtual buyers
+	Concurrency    int           // HTTP requests in flight at once (the "clients")
+	Abandon        float64       // share of buyers who release their hold instead of paying
+	Think          time.Duration // pause between hold and order
+	Arrival        time.Duration // buyers arrive spread over this window
+	MaxDuration    time.Duration // the buying phase stops after this, sold out or not
+	AdmitPerSecond int           // waiting-room admission rate
+	MaxActive      int           // waiting-room cap on buyers shopping at once
+	PhaseSeconds   time.Duration // length of the saturation and raw phases
+	DBConns        int           // the app's pool size; the raw phase gets as many
+	OutDir         string        // where JSON and SVG go
+}
+
+// Defaults finish in well under 3 minutes on a 2-core machine.
+func Defaults() Options {
+	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, Arrival: 5 * time.Second,
+		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, PhaseSeconds: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
+}
+
+// Report is everything a run measured.
+type Report struct {
+	Options       Options     `json:"options"`
+	Tenant        string      `json:"tenant"`
+	Event         string      `json:"event"`
+	Wall          float64     `json:"buying_wall_seconds"`
+	SoldOutAfter  float64     `json:"sold_out_after_seconds,omitempty"`
+	Steps         []StepStats `json:"steps"`
+	Outcomes      map[string]int64
+	AdmittedPerS  float64 `json:"admitted_per_second"`
+	TicketsPerS   float64 `json:"tickets_sold_per_second"`
+	Capacity      int     `json:"capacity"`
+	TicketsSold   int64   `json:"tickets_sold"`
+	Checks        Checks  `json:"checks"`
+	OtherIdleP99  float64 `json:"other_tenant_idle_p99_ms"`
+	OtherBusyP99  float64 `json:"other_tenant_during_onsale_p99_ms"`
+	SatHoldsPerS  float64 `json:"api_holds_per_second_saturated"`
+	SatHoldP50    float64 `json:"api_hold_p50_ms_saturated"`
+	SatHoldP99    float64 `json:"api_hold_p99_ms_saturated"`
+	RawHoldsPerS  float64 `json:"raw_conditional_updates_per_second"`
+	RawP99        float64 `json:"raw_update_p99_ms"`
+	Ratio         float64 `json:"api_over_raw"`
+	JSONPath      string  `json:"-"`
+	ChartPath     string  `json:"-"`
+	shedResponses int64
+}
+
+// Checks are the invariants read back from the database after the run.
+type Checks struct {
+	SeatsSoldTwice       int64 `json:"seats_with_two_valid_tickets"`
+	SeatStateMismatch    int64 `json:"sold_seats_without_exactly_one_ticket"`
+	CountersOverCapacity int64 `json:"counters_over_capacity"`
+	GATicketsOverPool    int64 `json:"ga_tickets_beyond_pool"`
+	PaidWithoutTickets   int64 `json:"paid_orders_without_tickets"`
+	SucceededNotSettled  int64 `json:"succeeded_payments_not_paid_or_refunded"`
+	ValidTickets         int64 `json:"valid_tickets"`
+	OK                   bool  `json:"ok"`
+}
+
+// Harness runs against one server.
+type Harness struct {
+	a      *app.App
+	base   string
+	o      Options
+	client *http.Client
+	sem    chan struct{}
+	rec    *Recorder
+	out    io.Writer
+	log    io.Writer
+
+	slug, owner, event, floorTier string
+	t                             tenants.Tenant
+
+	seatMu   sync.Mutex
+	seatFree []bool // hint: what this harness believes is free
+	freeLeft int
+	gaLeft   atomic.Int64
+	soldOut  atomic.Bool
+	soldAt   atomic.Int64 // ns since start
+	started  time.Time
+
+	outcomes sync.Map // name → *atomic.Int64
+	tickets  atomic.Int64
+	shed     atomic.Int64
+}
+
+// Run drives a whole on-sale against the server at base (in front of a).
+func Run(ctx context.Context, a *app.App, base string, o Options, out, progressOut io.Writer) (*Report, error) {
+	h := &Harness{a: a, base: base, o: o, out: out, log: progressOut, sem: make(chan struct{}, o.Concurrency), rec: NewRecorder(),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: o.Concurrency * 2,
+			MaxIdleConnsPerHost: o.Concurrency * 2, MaxConnsPerHost: o.Concurrency * 2}}}
+	if err := h.checkStripeMock(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "setting up: tenant, venue, event with %d reserved seats and %d GA tickets, waiting room at %d/s (cap %d)\n",
+		o.Seats, o.GA, o.AdmitPerSecond, o.MaxActive)
+	if err := h.setup(ctx); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	other, err := h.otherTenant(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("setup other tenant: %w", err)
+	}
+	idle := h.probe(ctx, other, 3*time.Second)
+
+	rep := &Report{Options: o, Tenant: h.slug, Event: h.event, Capacity: o.Seats + o.GA, Outcomes: map[string]int64{}}
+	busyRec := NewRecorder()
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan struct{})
+	go func() { defer close(probeDone); h.probeInto(probeCtx, other, busyRec) }()
+
+	fmt.Fprintf(out, "buying: %d virtual buyers arriving over %s, %d requests in flight at most, %.0f%% abandon\n",
+		o.Buyers, o.Arrival, o.Concurrency, o.Abandon*100)
+	runCtx, cancel := context.WithTimeout(ctx, o.MaxDuration)
+	h.started = time.Now()
+	h.rec = NewRecorder()
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for i := range o.Buyers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer done.Add(1)
+			h.count(h.buyer(runCtx, i))
+		}()
+	}
+	bar := &progress{w: progressOut, start: h.started}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	tick := time.NewTicker(250 * time.Millisecond)
+loop:
+	for {
+		select {
+		case <-finished:
+			break loop
+		case <-tick.C:
+			bar.draw(int(h.tickets.Load()), o.Seats+o.GA, fmt.Sprintf("sold %d/%d  buyers done %d/%d  holds %d",
+				h.tickets.Load(), o.Seats+o.GA, done.Load(), o.Buyers, h.rec.Count("hold")))
+		}
+	}
+	tick.Stop()
+	bar.draw(int(h.tickets.Load()), o.Seats+o.GA, fmt.Sprintf("sold %d/%d  buyers done %d/%d", h.tickets.Load(), o.Seats+o.GA, done.Load(), o.Buyers))
+	bar.finish()
+	cancel()
+	wall := time.Since(h.started)
+	stopProbe()
+	<-probeDone
+
+	rep.Wall = wall.Seconds()
+	if at := h.soldAt.Load(); at > 0 {
+		rep.SoldOutAfter = time.Duration(at).Seconds()
+	}
+	rep.Steps = h.rec.Summary(wall)
+	h.outcomes.Range(func(k, v any) bool { rep.Outcomes[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	rep.AdmittedPerS = float64(h.rec.Count("admitted")) / wall.Seconds()
+	rep.TicketsSold = h.tickets.Load()
+	rep.TicketsPerS = float64(rep.TicketsSold) / wall.Seconds()
+	rep.OtherIdleP99 = idle
+	if s := busyRec.Summary(wall); len(s) > 0 {
+		rep.OtherBusyP99 = s[0].P99ms
+	}
+	rep.shedResponses = h.shed.Load()
+
+	fmt.Fprintln(out, "checking the database for double sales, oversells and lost payments")
+	if rep.Checks, err = h.check(ctx); err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	fmt.Fprintf(out, "saturation: %d clients holding single seats for %s through the API, then the raw conditional UPDATE over %d connections\n",
+		o.Concurrency, o.PhaseSeconds, o.DBConns)
+	if err := h.saturation(ctx, rep); err != nil {
+		return nil, fmt.Errorf("saturation phase: %w", err)
+	}
+	if err := h.write(rep); err != nil {
+		return nil, err
+	}
+	h.print(rep)
+	return rep, nil
+}
+
+func (h *Harness) count(outcome string) {
+	v, _ := h.outcomes.LoadOrStore(outcome, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+// ---- HTTP
+
+type response struct {
+	status int
+	body   []byte
+	header http.Header
+}
+
+func (r response) code() string {
+	var p struct{ Code string }
+	_ = json.Unmarshal(r.body, &p)
+	return p.Code
+}
+
+// call sends one request, holding one of the Concurrency slots while it runs.
+func (h *Harness) call(ctx context.Context, method, slug, path, token string, body any, headers ...string) (response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return response{}, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
+	if err != nil {
+		return response{}, err
+	}
+	req.Host = slug + "." + h.a.Config.BaseDomain
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	select {
+	case h.sem <- struct{}{}:
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	}
+	res, err := h.client.Do(req)
+	<-h.sem
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests {
+		h.shed.Add(1)
+	}
+	return response{status: res.StatusCode, body: raw, header: res.Header}, err
+}
+
+func (h *Harness) mustJSON(ctx context.Context, want int, out any, method, path string, body any) error {
+	res, err := h.call(ctx, method, h.slug, path, h.owner, body)
+	if err != nil {
+		return err
+	}
+	if res.status != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.status, res.body)
+	}
+	if out != nil {
+		return json.Unmarshal(res.body, out)
+	}
+	return nil
+}
+
+func (h *Harness) checkStripeMock() error {
+	if h.a.Config.StripeAPIURL == "" {
+		return errors.New("no Stripe API URL configured: run stripe-mock (deployments/local/services.sh --for-tests) and set MARQUEE_STRIPE_API_URL=http://127.0.0.1:12111")
+	}
+	res, err := http.Get(h.a.Config.StripeAPIURL + "/v1/balance")
+	if err != nil {
+		return fmt.Errorf("stripe-mock unreachable at %s: %v (start it with deployments/local/services.sh --for-tests)", h.a.Config.StripeAPIURL, err)
+	}
+	res.Body.Close()
+	return nil
+}
+
+// ---- setup
+
+func seatID(i int) string {
+	return fmt.Sprintf("S%d-%d-%d", i/1000+1, (i%1000)/50+1, i%50+1)
+}
+
+func layout(seats int) map[string]any {
+	var secs []map[string]any
+	for s := 0; s*1000 < seats; s++ {
+		n := min(1000, seats-s*1000)
+		var rows []map[string]any
+		for r := 0; r*50 < n; r++ {
+			rows = append(rows, map[string]any{"label": strconv.Itoa(r + 1), "seats": min(50, n-r*50)})
+		}
+		secs = append(secs, map[string]any{"name": fmt.Sprintf("S%d", s+1), "zone": "Stalls", "rows": rows})
+	}
+	return map[string]any{"sections": secs}
+}
+
+// newEvent books an on-sale event at a fresh venue of the current tenant and
+// configures its inventory.
+func (h *Harness) newEvent(ctx context.Context, title string, seats, ga int, day int) (string, string, error) {
+	var v, st, ev struct{ ID string }
+	if err := h.mustJSON(ctx, http.StatusCreated, &v, "POST", "/api/v1/venues", map[string]any{"name": title + " Arena", "address": "1 Bench Road",
+		"timezone": "Europe/Berlin", "latitude": 52.5, "longitude": 13.4, "capacity": 1000000}); err != nil {
+		return "", "", err
+	}
+	if err := h.mustJSON(ctx, http.StatusCreated, &st, "POST", "/api/v1/venues/"+v.ID+"/stages", map[string]any{"name": "Main", "capacity": 1000000, "type": "main"}); err != nil {
+		return "", "", err
+	}
+	start := time.Now().UTC().Truncate(time.Hour).AddDate(0, 1, day)
+	if err := h.mustJSON(ctx, http.StatusCreated, &ev, "POST", "/api/v1/venues/"+v.ID+"/events", map[string]any{"stage_id": st.ID, "title": title,
+		"category": "concert", "status": "on_sale", "starts_at": start.Format(time.RFC3339), "ends_at": start.Add(3 * time.Hour).Format(time.RFC3339)}); err != nil {
+		return "", "", err
+	}
+	zones := []map[string]any{}
+	tiers := []map[string]any{}
+	setup := map[string]any{"hold_minutes": 10, "max_ip_holds": 0, "max_buyer_holds": 1, "quotas": map[string]int{"web": seats + ga}}
+	if seats > 0 {
+		zones = append(zones, map[string]any{"name": "Stalls", "kind": "reserved"})
+		tiers = append(tiers, map[string]any{"name": "Stalls", "zone": "Stalls", "price": 6500, "currency": "EUR", "max_per_order": 4})
+		setup["layout"] = layout(seats)
+	}
+	if ga > 0 {
+		zones = append(zones, map[string]any{"name": "Floor", "kind": "ga", "capacity": ga})
+		tiers = append(tiers, map[string]any{"name": "Floor", "zone": "Floor", "price": 4500, "currency": "EUR", "max_per_order": 4})
+	}
+	setup["zones"], setup["tiers"] = zones, tiers
+	var inv inventory.Inventory
+	if err := h.mustJSON(ctx, http.StatusOK, &inv, "PUT", "/api/v1/events/"+ev.ID+"/inventory", setup); err != nil {
+		return "", "", err
+	}
+	floor := ""
+	for _, t := range inv.Tiers {
+		if t.Name == "Floor" {
+			floor = t.ID.String()
+		}
+	}
+	return ev.ID, floor, nil
+}
+
+func (h *Harness) setup(ctx context.Context) error {
+	slug := fmt.Sprintf("bench-%d", time.Now().Unix())
+	password := uuid.NewString()
+	t, err := h.a.CreateTenant(ctx, slug, "Bench Arenas", "owner@"+slug+".test", "Bench Owner", password)
+	if err != nil {
+		return err
+	}
+	h.t, h.slug = t, slug
+	var login struct{ Token string }
+	res, err := h.call(ctx, "POST", slug, "/api/v1/auth/login", "", map[string]string{"email": "owner@" + slug + ".test", "password": password})
+	if err != nil || res.status != http.StatusOK {
+		return fmt.Errorf("login: %v %s", err, res.body)
+	}
+	if err := json.Unmarshal(res.body, &login); err != nil {
+		return err
+	}
+	h.owner = login.Token
+	if h.event, h.floorTier, err = h.newEvent(ctx, "Flash On-Sale", h.o.Seats, h.o.GA, 0); err != nil {
+		return err
+	}
+	if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+h.event+"/waiting-room", map[string]any{"enabled": true,
+		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 30, "access_ttl_seconds": 900}); err != nil {
+		return err
+	}
+	h.seatFree = make([]bool, h.o.Seats)
+	for i := range h.seatFree {
+		h.seatFree[i] = true
+	}
+	h.freeLeft = h.o.Seats
+	h.gaLeft.Store(int64(h.o.GA))
+	return nil
+}
+
+// otherTenant is a second chain whose storefront is probed during the on-sale.
+func (h *Harness) otherTenant(ctx context.Context) (string, error) {
+	slug := fmt.Sprintf("calm-%d", time.Now().Unix())
+	if _, err := h.a.CreateTenant(ctx, slug, "Calm Halls", "owner@"+slug+".test", "Calm Owner", uuid.NewString()); err != nil {
+		return "", err
+	}
+	return slug, nil
+}
+
+// probe measures the other tenant's catalogue p99 for d.
+func (h *Harness) probe(ctx context.Context, slug string, d time.Duration) float64 {
+	rec := NewRecorder()
+	pctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	h.probeInto(pctx, slug, rec)
+	if s := rec.Summary(d); len(s) > 0 {
+		return s[0].P99ms
+	}
+	return 0
+}
+
+// probeInto asks the other tenant's public catalogue 20 times a second,
+// outside the harness's own concurrency budget, like an unrelated visitor.
+func (h *Harness) probeInto(ctx context.Context, slug string, rec *Recorder) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			began := time.Now()
+			req, _ := http.NewRequestWithContext(ctx, "GET", h.base+"/api/v1/events?status=on_sale", nil)
+			req.Host = slug + "." + h.a.Config.BaseDomain
+			res, err := h.client.Do(req)
+			if err != nil {
+				continue
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				rec.Observe("other-tenant", began)
+			} else {
+				rec.Fail("other-tenant", strconv.Itoa(res.StatusCode))
+			}
+		}
+	}
+}
