@@ -235,6 +235,10 @@ func demoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cfg.StripeAPIURL == "" && cfg.StripeSecretKey == config.DevStripeSecretKey {
+				// Test-mode keys and no Stripe URL: pay against the local stripe-mock.
+				cfg.StripeAPIURL = localStripeMock
+			}
 			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 				return err
 			}
@@ -273,6 +277,9 @@ func demoCmd() *cobra.Command {
 	}
 }
 
+// localStripeMock is where deployments/local/services.sh runs stripe-mock.
+const localStripeMock = "http://127.0.0.1:12111"
+
 func benchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load harnesses"}
 	o := bench.Defaults()
@@ -294,7 +301,7 @@ defaults to http://127.0.0.1:12111 here.`,
 				return err
 			}
 			if cfg.StripeAPIURL == "" {
-				cfg.StripeAPIURL = "http://127.0.0.1:12111"
+				cfg.StripeAPIURL = localStripeMock
 			}
 			cfg.LogLevel = "warn"
 			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {

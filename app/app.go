@@ -62,9 +62,11 @@ type App struct {
 	venues     VenueDirectory
 	events     EventDirectory
 	background []backgroundLoop
-	http       *httpMetrics
-	shedder    *shedder
-	stop       context.CancelFunc
+	// storefrontLanding is where "/" on a tenant host leads (set by a module).
+	storefrontLanding string
+	http              *httpMetrics
+	shedder           *shedder
+	stop              context.CancelFunc
 }
 
 // Options tune New; the zero value is right for serving.
@@ -195,15 +197,19 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-// OpenDatabase opens the pool. Statements are described on every execution
-// instead of cached: while migrations roll across tenant schemas the same SQL
-// text has different result types in different schemas, and cached plans fail.
+// OpenDatabase opens the pool. No statement is prepared server-side: while
+// migrations roll across tenant schemas, a prepared plan fails ("cached plan
+// must not change result type"). pgx caches only each statement's parameter
+// and result types per connection (cache_describe), which is safe because all
+// SQL names its columns explicitly and migrations are expand-then-contract
+// (a column never changes type in place). This halves round trips compared
+// with describing every statement on every execution.
 func OpenDatabase(ctx context.Context, databaseURL string, maxConns int) (*sql.DB, *gorm.DB, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("MARQUEE_DATABASE_URL: %w", err)
 	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	sqlDB := stdlib.OpenDB(*cfg)
 	if maxConns <= 0 {
 		maxConns = 20

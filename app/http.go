@@ -64,6 +64,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 func (a *App) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	// Client addresses (per-IP limits, logs) come from the connection, never
+	// from X-Forwarded-For, unless a deployment names its proxies.
+	_ = r.SetTrustedProxies(a.Config.TrustedProxies)
 	r.HandleMethodNotAllowed = true
 	r.Use(a.requestID, a.observe, a.recoverPanic, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { Fail(c, NotFound("route")) })

@@ -24,7 +24,12 @@ const idempotencyStale = 2 * time.Minute
 // response replayed; the same key with another body is refused; a retry
 // while the first still runs gets 409. Server errors release the key so the
 // client can try again. Put it in a route's handler chain before the handler.
-func (a *App) Idempotent() gin.HandlerFunc {
+func (a *App) Idempotent() gin.HandlerFunc { return a.IdempotentBy(nil) }
+
+// IdempotentBy is Idempotent with keys scoped also to who asks, as the module
+// knows them (e.g. an anonymous buyer): one buyer's key can never replay
+// another's response.
+func (a *App) IdempotentBy(owner func(*gin.Context) string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := c.GetHeader(IdempotencyHeader)
 		if key == "" {
@@ -45,6 +50,9 @@ func (a *App) Idempotent() gin.HandlerFunc {
 		scope := c.FullPath()
 		if p := PrincipalOf(c); p.Kind != "" {
 			scope += "|" + p.UserID.String()
+		}
+		if owner != nil {
+			scope += "|" + owner(c)
 		}
 		ctx, t := c.Request.Context(), TenantOf(c)
 

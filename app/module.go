@@ -220,6 +220,9 @@ func (r *Registrar) Global(method, path string, perm Permission, h ...gin.Handle
 	r.add(SurfaceGlobal, method, path, perm, "", h)
 }
 
+// StorefrontHome makes path the landing page of every tenant's storefront.
+func (r *Registrar) StorefrontHome(path string) { r.app.storefrontLanding = path }
+
 // Nav adds a portal navigation entry.
 func (r *Registrar) Nav(label, path string, order int, perm Permission) {
 	r.app.nav = append(r.app.nav, NavItem{Label: label, Path: path, Perm: perm, Order: order})

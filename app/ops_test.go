@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -141,4 +142,21 @@ func TestLoadSheddingKeepsOtherTenantsServed(t *testing.T) {
 		}
 	}
 	wantStatus(t, env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil), http.StatusOK, "")
+}
+
+// Client addresses come from the connection unless the proxy is trusted:
+// a forged X-Forwarded-For cannot dodge per-address login limits.
+func TestForwardedForNeedsATrustedProxy(t *testing.T) {
+	env, _ := startProbe(t)
+	tn := env.Tenant(t, apptest.UniqueSlug("xff"))
+	// This test spends loopback's failure budget; give it back to the other tests.
+	t.Cleanup(func() { env.App.Redis.Del(context.Background(), "marquee:login:ip:127.0.0.1") })
+	for i := range 30 {
+		bad := map[string]string{"email": fmt.Sprintf("nobody%d@%s.test", i, tn.Slug), "password": "not-the-password"}
+		env.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/login", "", bad, "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+	}
+	// Thirty failures from "thirty addresses" were one address: it is now limited.
+	res := env.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/login", "", map[string]string{"email": ownerOf(tn), "password": apptest.Password},
+		"X-Forwarded-For", "198.51.100.1")
+	wantStatus(t, res, http.StatusTooManyRequests, "rate_limited")
 }

@@ -233,6 +233,10 @@ func (a *App) portalAccessLog(c *gin.Context) {
 }
 
 func (a *App) storefrontHome(c *gin.Context) {
+	if a.storefrontLanding != "" {
+		c.Redirect(http.StatusFound, a.storefrontLanding)
+		return
+	}
 	t := TenantOf(c)
 	content := template.HTML(`<section class="card"><p>Welcome to ` + template.HTMLEscapeString(t.Name) +
 		`. No events are on sale yet.</p><p><a href="/portal">Staff sign in</a></p></section>`)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type Config struct {
 	MaxInFlight       int           // MARQUEE_MAX_INFLIGHT: tenant requests served at once
 	TenantMaxInFlight int           // MARQUEE_TENANT_MAX_INFLIGHT: of which one tenant may hold
 	ShedWait          time.Duration // MARQUEE_SHED_WAIT: how long a request may wait for a slot
+	TrustedProxies    []string      // MARQUEE_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 
 	// Stripe (one account for now; per-tenant accounts come with integrations).
 	StripeAPIURL        string // MARQUEE_STRIPE_API_URL: empty means Stripe itself
@@ -123,6 +125,11 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	integer("MARQUEE_MAX_INFLIGHT", &c.MaxInFlight)
 	integer("MARQUEE_TENANT_MAX_INFLIGHT", &c.TenantMaxInFlight)
 	dur("MARQUEE_SHED_WAIT", &c.ShedWait)
+	if v, ok := lookup("MARQUEE_TRUSTED_PROXIES"); ok && v != "" {
+		for _, p := range strings.Split(v, ",") {
+			c.TrustedProxies = append(c.TrustedProxies, strings.TrimSpace(p))
+		}
+	}
 	if c.PasswordCost < 10 || c.PasswordCost > 16 {
 		errs = append(errs, errors.New("MARQUEE_PASSWORD_COST must be from 10 to 16"))
 	}

@@ -2,7 +2,8 @@
 # Makes sure the local services Marquee needs are up on loopback:
 # PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379. Installs them from
 # Debian's packages when missing, starts them when down, and does nothing when
-# they already answer. --for-tests also provides what the tests need beyond
+# they already answer. --with-stripe-mock also starts Stripe's stripe-mock on
+# 127.0.0.1:12111 (the demo's test-mode payments). --for-tests also provides what the tests need beyond
 # those: Stripe's stripe-mock on 127.0.0.1:12111 and Debian's chromium.
 set -euo pipefail
 
@@ -92,6 +93,7 @@ ensure_redis
 for arg in "$@"; do
   case "$arg" in
     --with-chromium) ensure_chromium ;;
+    --with-stripe-mock) ensure_stripe_mock ;;
     --for-tests) ensure_stripe_mock; ensure_chromium ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac

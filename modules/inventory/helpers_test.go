@@ -58,6 +58,9 @@ func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.
 			c.StripeAPIURL = stripeURL()
 			c.StripeSecretKey = config.DevStripeSecretKey
 			c.StripeWebhookSecret = "whsec_test_inventory"
+			// Tests stand in for a proxy on loopback: their X-Forwarded-For
+			// gives each simulated buyer an address of its own.
+			c.TrustedProxies = []string{"127.0.0.1/32"}
 		},
 	})
 	return env, inv
