@@ -42,8 +42,8 @@ func TestBrowserWaitingRoom(t *testing.T) {
 	do("POST", "/api/v1/venues/"+v.ID+"/events", map[string]any{"stage_id": st.ID, "title": "Hot Night", "category": "concert", "status": "on_sale",
 		"starts_at": start.Format(time.RFC3339), "ends_at": start.Add(3 * time.Hour).Format(time.RFC3339)}, &ev)
 	do("PUT", "/api/v1/events/"+ev.ID+"/inventory", map[string]any{
-		"zones": []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 500}},
-		"tiers": []map[string]any{{"name": "Floor", "zone": "Floor", "price": 4000, "currency": "EUR"}},
+		"zones":  []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 500}},
+		"tiers":  []map[string]any{{"name": "Floor", "zone": "Floor", "price": 4000, "currency": "EUR"}},
 		"quotas": map[string]int{"web": 500}}, nil)
 	// A room that admits nobody until the test says so: other buyers are ahead.
 	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", map[string]any{"enabled": true, "admit_per_second": 1, "max_active": 1}, nil)
