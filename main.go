@@ -342,7 +342,7 @@ defaults to http://127.0.0.1:12111 here.`,
 	f.DurationVar(&o.MaxDuration, "max-duration", o.MaxDuration, "stop buying after this")
 	f.IntVar(&o.AdmitPerSecond, "admit-rate", o.AdmitPerSecond, "waiting-room admissions per second")
 	f.IntVar(&o.MaxActive, "max-active", o.MaxActive, "waiting-room cap on buyers shopping at once")
-	f.DurationVar(&o.PhaseSeconds, "phase", o.PhaseSeconds, "length of the saturation and raw phases")
+	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	cmd.AddCommand(onsale)

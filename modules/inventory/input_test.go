@@ -179,6 +179,9 @@ func TestHoldLimits(t *testing.T) {
 	if st, code := hold(b, map[string]any{"tier_id": floor, "quantity": 1}, "203.0.113.1"); st != 429 || code != "hold_limit" {
 		t.Fatalf("third hold of one buyer: %d %s", st, code)
 	}
+	if after := s.snapshot(t); after != before {
+		t.Fatalf("a refused hold changed state: %s -> %s", before, after)
+	}
 	// Ticket limit: a fresh buyer asking for more than 5 in total.
 	b2 := s.buyer(t)
 	if st, _ := hold(b2, map[string]any{"seats": []string{"A-1-1", "A-1-2", "A-1-3"}}, "203.0.113.2"); st != 201 {

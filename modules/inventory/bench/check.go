@@ -59,12 +59,12 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 	return c, err
 }
 
-// phase runs work from o.Concurrency goroutines for o.PhaseSeconds.
+// phase runs work from o.Concurrency goroutines for o.Phase.
 func (h *Harness) phase(work func(i int) (bool, error)) (ok int64, lat []time.Duration, elapsed time.Duration, firstErr error) {
 	var next, good atomic.Int64
 	var mu sync.Mutex
 	var once sync.Once
-	deadline := time.Now().Add(h.o.PhaseSeconds)
+	deadline := time.Now().Add(h.o.Phase)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range h.o.Concurrency {

@@ -38,7 +38,7 @@ type Options struct {
 	MaxDuration    time.Duration // the buying phase stops after this, sold out or not
 	AdmitPerSecond int           // waiting-room admission rate
 	MaxActive      int           // waiting-room cap on buyers shopping at once
-	PhaseSeconds   time.Duration // length of the saturation and raw phases
+	Phase   time.Duration // length of the saturation and raw phases
 	DBConns        int           // the app's pool size; the raw phase gets as many
 	OutDir         string        // where JSON and SVG go
 }
@@ -46,7 +46,7 @@ type Options struct {
 // Defaults finish in well under 3 minutes on a 2-core machine.
 func Defaults() Options {
 	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, Arrival: 5 * time.Second,
-		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, PhaseSeconds: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
+		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, Phase: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
 }
 
 // Report is everything a run measured.
@@ -197,7 +197,7 @@ loop:
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	fmt.Fprintf(out, "saturation: %d clients holding single seats for %s through the API, then the raw conditional UPDATE over %d connections\n",
-		o.Concurrency, o.PhaseSeconds, o.DBConns)
+		o.Concurrency, o.Phase, o.DBConns)
 	if err := h.saturation(ctx, rep); err != nil {
 		return nil, fmt.Errorf("saturation phase: %w", err)
 	}
