@@ -40,6 +40,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		QueueToken  string `json:"queue_token"`
 		AccessToken string `json:"access_token"`
 		Wait        int64  `json:"estimated_wait_seconds"`
+		PollAfter   int64  `json:"poll_after_seconds"`
 	}
 	for {
 		res, err = h.call(ctx, "POST", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, buyer...)
@@ -56,7 +57,8 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		if h.soldOut.Load() {
 			return "sold_out_in_queue"
 		}
-		wait := min(max(time.Duration(st.Wait)*time.Second/2, 500*time.Millisecond), 3*time.Second)
+		// As the waiting page does: ask again when the room says to, jittered.
+		wait := time.Duration(max(st.PollAfter, 1))*time.Second + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
 		if sleep(ctx, wait) {
 			return "timed_out"
 		}

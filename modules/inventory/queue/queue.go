@@ -79,6 +79,7 @@ type Status struct {
 	Position      int64     `json:"position,omitempty"` // 1 is next
 	QueueLength   int64     `json:"queue_length"`
 	EstimatedWait int64     `json:"estimated_wait_seconds"`
+	PollAfter     int64     `json:"poll_after_seconds,omitempty"` // when to ask again: rarer far back in the queue
 	AccessToken   string    `json:"access_token,omitempty"`
 	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	Degraded      bool      `json:"degraded,omitempty"`
@@ -244,7 +245,7 @@ func (r *Room) Join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buye
 	if admitted, _ := res[3].(int64); admitted == 1 {
 		return r.admittedStatus(t, event, buyer, id, s, now, false), nil
 	}
-	return Status{State: "queued", QueueToken: id, Position: position, QueueLength: length, EstimatedWait: eta(position, s)}, nil
+	return queued(id, position, length, s), nil
 }
 
 // degradedJoin is the room without Redis: a configured fraction of arrivals
@@ -259,6 +260,15 @@ func (r *Room) degradedJoin(t tenants.Tenant, event uuid.UUID, buyer string, s S
 
 func eta(position int64, s Settings) int64 {
 	return int64(math.Ceil(float64(position) / float64(s.AdmitPerSecond)))
+}
+
+// pollAfter spaces out status checks by distance from the front: a crowd of
+// tens of thousands polling every second would cost more than the sale.
+func pollAfter(wait int64) int64 { return min(max(wait/3, 1), 15) }
+
+func queued(ticket string, position, length int64, s Settings) Status {
+	wait := eta(position, s)
+	return Status{State: "queued", QueueToken: ticket, Position: position, QueueLength: length, EstimatedWait: wait, PollAfter: pollAfter(wait)}
 }
 
 // StatusOf reports where a queue ticket stands, for the buyer who holds it.
@@ -291,8 +301,7 @@ func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, 
 	case owner.Val() != buyer:
 		return Status{}, ErrForeignTicket
 	case rank.Err() == nil:
-		pos := rank.Val() + 1
-		return Status{State: "queued", QueueToken: ticket, Position: pos, QueueLength: length.Val(), EstimatedWait: eta(pos, s)}, nil
+		return queued(ticket, rank.Val()+1, length.Val(), s), nil
 	case until.Err() == nil && int64(until.Val()) > now.UnixMilli():
 		return r.admittedStatus(t, event, buyer, ticket, s, now, false), nil
 	}

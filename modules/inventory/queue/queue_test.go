@@ -361,7 +361,7 @@ func TestWaitingRoomOverHTTP(t *testing.T) {
 	joined := env.Do(t, http.MethodPost, tn.Slug, "/api/v1/events/"+ev+"/queue", "", nil, "X-Buyer", "carol")
 	var st Status
 	joined.JSON(t, &st)
-	if st.State != "queued" || st.Position != 1 || st.EstimatedWait < 1 {
+	if st.State != "queued" || st.Position != 1 || st.EstimatedWait < 1 || st.PollAfter < 1 {
 		t.Fatalf("join: %s", joined.Body)
 	}
 	if res := env.Do(t, http.MethodGet, tn.Slug, "/api/v1/events/"+ev+"/queue/"+st.QueueToken, "", nil, "X-Buyer", "dave"); res.Code() != "queue_token_foreign" {
@@ -391,3 +391,13 @@ func TestWaitingRoomOverHTTP(t *testing.T) {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
+
+// Far back in a big queue, buyers are told to ask rarely; near the front, often.
+func TestPollAfterGrowsWithDistance(t *testing.T) {
+	s := DefaultSettings(uuid.Must(uuid.NewV7()))
+	s.AdmitPerSecond = 100
+	near, far := queued("a", 5, 50000, s), queued("b", 40000, 50000, s)
+	if near.PollAfter != 1 || far.PollAfter != 15 || far.EstimatedWait != 400 {
+		t.Fatalf("near %+v far %+v", near, far)
+	}
+}
