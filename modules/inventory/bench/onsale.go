@@ -38,7 +38,7 @@ type Options struct {
 	MaxDuration    time.Duration // the buying phase stops after this, sold out or not
 	AdmitPerSecond int           // waiting-room admission rate
 	MaxActive      int           // waiting-room cap on buyers shopping at once
-	Phase   time.Duration // length of the saturation and raw phases
+	Phase          time.Duration // length of the saturation and raw phases
 	DBConns        int           // the app's pool size; the raw phase gets as many
 	OutDir         string        // where JSON and SVG go
 }
