@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -127,6 +128,84 @@ func (a *App) settleKey(ctx context.Context, c *gin.Context, scope, key string, 
 	if err != nil {
 		a.Log.Error("idempotency key not settled", "route", c.FullPath(), "err", err)
 	}
+}
+
+// IdempotencyKey is a retriable request's key for work that records it in its
+// own transaction (Once): cheaper than the Idempotent middleware (no extra
+// transactions) and without its window, since the key commits or rolls back
+// with the work itself.
+type IdempotencyKey struct {
+	scope, key string
+	hash       []byte
+}
+
+// KeyFrom reads a request's Idempotency-Key. req is the decoded body (its
+// fingerprint, with the route, guards against a key reused for another
+// request); owner scopes the key beyond the principal (e.g. an anonymous
+// buyer). Without a header it returns nil, or an error when required.
+func KeyFrom(c *gin.Context, req any, owner string, required bool) (*IdempotencyKey, error) {
+	key := c.GetHeader(IdempotencyHeader)
+	if key == "" {
+		if required {
+			return nil, Invalid("idempotency_key_required", "send an Idempotency-Key header (a fresh UUID per operation) so retries are safe")
+		}
+		return nil, nil
+	}
+	if len(key) > 255 || !printable(key) {
+		return nil, Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable characters")
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(append([]byte(c.Request.Method+" "+c.Request.URL.Path+"\n"), body...))
+	scope := "tx|" + c.FullPath() + "|" + owner
+	if p := PrincipalOf(c); p.Kind != "" {
+		scope += "|" + p.UserID.String()
+	}
+	return &IdempotencyKey{scope: scope, key: key, hash: sum[:]}, nil
+}
+
+// Once runs op inside the caller's tenant transaction at most once per key:
+// the first run stores out (as JSON) under the key in the same transaction;
+// a retry, even one racing the first (it waits on the key's row), gets the
+// stored out back and reports true. A nil key just runs op.
+func Once(tx *gorm.DB, k *IdempotencyKey, out any, op func() error) (bool, error) {
+	if k == nil {
+		return false, op()
+	}
+	res := tx.Exec(`INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, k.scope, k.key, k.hash)
+	if res.Error != nil {
+		return false, res.Error
+	}
+	if res.RowsAffected == 0 {
+		var rows []struct {
+			RequestHash []byte `gorm:"column:request_hash"`
+			Status      *int   `gorm:"column:status"`
+			Response    []byte `gorm:"column:response"`
+		}
+		if err := tx.Raw(`SELECT request_hash, status, response FROM idempotency_keys WHERE scope = ? AND key = ?`, k.scope, k.key).Scan(&rows).Error; err != nil {
+			return false, err
+		}
+		switch {
+		case len(rows) == 0 || rows[0].Status == nil:
+			return false, &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
+				Headers: map[string]string{"Retry-After": "1"}}
+		case !bytes.Equal(rows[0].RequestHash, k.hash):
+			return false, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+				Detail: "this Idempotency-Key was used with a different request"}
+		}
+		return true, json.Unmarshal(rows[0].Response, out)
+	}
+	if err := op(); err != nil {
+		return false, err
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return false, err
+	}
+	return false, tx.Exec(`UPDATE idempotency_keys SET status = ?, content_type = 'application/json', response = ?, completed_at = now()
+		WHERE scope = ? AND key = ?`, http.StatusCreated, body, k.scope, k.key).Error
 }
 
 // recordingWriter keeps a copy of the response for replay.

@@ -18,6 +18,7 @@ import (
 
 // HoldRequest asks for seats, or for a quantity of a GA tier.
 type HoldRequest struct {
+	Key      *app.IdempotencyKey // retries with the same key get the same hold
 	Seats    []string
 	TierID   *uuid.UUID
 	Quantity int
@@ -127,7 +128,7 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	}
 	var h Hold
 	var changedSeats []string
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	work := func(tx *gorm.DB) error {
 		h = Hold{ID: uuid.Must(uuid.NewV7()), EventID: ev.ID, Status: HoldActive, Channel: req.Channel, BuyerID: req.BuyerID, Seats: []string{}}
 		changedSeats = nil
 		// One read for the event's settings, its tiers and the channel's
@@ -303,12 +304,22 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 		}
 		h.Lines = lines
 		return nil
+	}
+	// The Idempotency-Key is claimed and answered inside the hold's own
+	// transaction: a retry replays the hold, never makes a second one.
+	var replayed bool
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		replayed, err = app.Once(tx, req.Key, &h, func() error { return work(tx) })
+		return err
 	})
 	if err != nil {
 		return Hold{}, err
 	}
-	s.scheduleExpiry(ctx, t, h.ID, h.ExpiresAt)
-	s.changed(ctx, t, ev.ID, seatStates(changedSeats, SeatHeld))
+	if !replayed {
+		s.scheduleExpiry(ctx, t, h.ID, h.ExpiresAt)
+		s.changed(ctx, t, ev.ID, seatStates(changedSeats, SeatHeld))
+	}
 	return h, nil
 }
 

@@ -353,7 +353,12 @@ func (m *Module) createHold(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	req := HoldRequest{Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP()}
+	key, err := app.KeyFrom(c, body, buyer, true)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	req := HoldRequest{Key: key, Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP()}
 	if body.TierID != nil {
 		tid, err := uuid.Parse(*body.TierID)
 		if err != nil {
