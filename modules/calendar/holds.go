@@ -54,7 +54,7 @@ func (in HoldInput) hold(venueID uuid.UUID, now time.Time) (Hold, error) {
 // CreateHold places a tentative hold. Holds may overlap; the stage's row is
 // locked while the hold is added, so arrival order (and so rank) is the
 // order in which holds on a stage commit.
-func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in HoldInput, k *IdempotencyKey) (HoldView, bool, error) {
+func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in HoldInput, k *app.IdempotencyKey) (HoldView, bool, error) {
 	h, err := in.hold(venueID, time.Now())
 	if err != nil {
 		return HoldView{}, false, err
@@ -64,7 +64,7 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, venueID uuid
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
 		out = HoldView{}
 		var err error
-		replayed, err = once(tx, k, &out, func() error {
+		replayed, err = app.Once(tx, k, &out, func() error {
 			v, err := findVenue(tx, venueID, false)
 			if err != nil {
 				return err
@@ -170,7 +170,7 @@ type ConfirmInput struct {
 // ConfirmHold books the hold's stage and window as an event, through the
 // same exclusion constraints as any booking: if an event is in the way the
 // answer is 409 and the hold stays as it was.
-func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID, in ConfirmInput, k *IdempotencyKey) (EventView, bool, error) {
+func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID, in ConfirmInput, k *app.IdempotencyKey) (EventView, bool, error) {
 	if in.Status == "" {
 		in.Status = StatusConfirmed
 	}
@@ -182,7 +182,7 @@ func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		out = EventView{}
 		var err error
-		replayed, err = once(tx, k, &out, func() error {
+		replayed, err = app.Once(tx, k, &out, func() error {
 			h, err := lockHold(tx, venueID, id)
 			if err != nil {
 				return err
@@ -237,8 +237,7 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 }
 
 // SweepHolds expires every lapsed hold of the tenant, in batches, and
-// forgets idempotency keys older than a day. It returns how many holds it
-// expired.
+// returns how many it expired. (Old idempotency keys are the core's to sweep.)
 func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant) (int64, error) {
 	const batch = 500
 	var total int64
@@ -254,8 +253,7 @@ func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant) (int64, erro
 		}
 		total += n
 		if n < batch {
-			break
+			return total, nil
 		}
 	}
-	return total, s.tx(ctx, t, func(tx *gorm.DB) error { return forgetOldKeys(tx, 24*time.Hour) })
 }

@@ -1,9 +1,7 @@
 package calendar
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -272,29 +270,9 @@ func (r eventRequest) input() (EventInput, error) {
 	return in, err
 }
 
-// idempotencyKey reads the Idempotency-Key header of a POST; the request's
-// fingerprint covers the route and the decoded body.
-func idempotencyKey(c *gin.Context, req any) (*IdempotencyKey, error) {
-	key := c.GetHeader("Idempotency-Key")
-	if key == "" {
-		return nil, nil
-	}
-	if len(key) > 200 || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
-		return nil, app.Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters")
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s %s\n", c.Request.Method, c.Request.URL.Path)
-	h.Write(body)
-	p := app.PrincipalOf(c)
-	who := p.Kind + ":" + p.UserID.String()
-	if p.Kind == app.KindSupportVisit {
-		who = p.Kind + ":" + p.VisitID.String()
-	}
-	return &IdempotencyKey{Principal: who, Key: key, RequestHash: h.Sum(nil)}, nil
+// idempotencyKey reads a POST's optional Idempotency-Key (see app.Once).
+func idempotencyKey(c *gin.Context, req any) (*app.IdempotencyKey, error) {
+	return app.KeyFrom(c, req, "", false)
 }
 
 func created(c *gin.Context, location string, replayed bool, body any) {

@@ -1,9 +1,7 @@
 package calendar
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -59,42 +57,6 @@ func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB)
 		s.app.Log.Warn("calendar transaction retried", "tenant", t.Slug, "attempt", attempt, "err", err)
 	}
 	return mapStoreError(err)
-}
-
-// IdempotencyKey identifies a POST that may be retried: the same principal
-// sending the same key gets the first response again, and the work is done
-// once.
-type IdempotencyKey struct {
-	Principal   string
-	Key         string
-	RequestHash []byte
-}
-
-// once runs op under an optional idempotency key, inside tx: a key seen
-// before replays the stored body into out and reports true.
-func once(tx *gorm.DB, k *IdempotencyKey, out any, op func() error) (bool, error) {
-	if k == nil {
-		return false, op()
-	}
-	stored, err := claimKey(tx, k.Principal, k.Key, k.RequestHash)
-	if err != nil {
-		return false, err
-	}
-	if stored != nil {
-		if !bytes.Equal(stored.RequestHash, k.RequestHash) {
-			return false, &app.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
-				Detail: "this Idempotency-Key was used for a different request"}
-		}
-		return true, json.Unmarshal(stored.Body, out)
-	}
-	if err := op(); err != nil {
-		return false, err
-	}
-	body, err := json.Marshal(out)
-	if err != nil {
-		return false, err
-	}
-	return false, storeResponse(tx, k.Principal, k.Key, http.StatusCreated, body)
 }
 
 // ---- venues and stages
@@ -405,7 +367,7 @@ func place(tx *gorm.DB, e *Event) (string, error) {
 // CreateEvent books an event. Exactly one of many concurrent requests for
 // overlapping windows succeeds; the others get 409 schedule_conflict naming
 // it. With an idempotency key, a repeat returns the first response (replayed).
-func (s *Service) CreateEvent(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in EventInput, k *IdempotencyKey) (EventView, bool, error) {
+func (s *Service) CreateEvent(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, in EventInput, k *app.IdempotencyKey) (EventView, bool, error) {
 	e, err := in.event(venueID)
 	if err != nil {
 		return EventView{}, false, err
@@ -415,7 +377,7 @@ func (s *Service) CreateEvent(ctx context.Context, t tenants.Tenant, venueID uui
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
 		out = EventView{}
 		var err error
-		replayed, err = once(tx, k, &out, func() error {
+		replayed, err = app.Once(tx, k, &out, func() error {
 			tz, err := place(tx, &e)
 			out = viewEvent(e, tz)
 			return err

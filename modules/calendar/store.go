@@ -475,34 +475,3 @@ func sweepHolds(tx *gorm.DB, batch int) (int64, error) {
 // claimKey records an Idempotency-Key before the work it guards. It returns
 // the stored response when the key was used before; a concurrent request
 // with the same key waits here until the first one commits or rolls back.
-func claimKey(tx *gorm.DB, principal, key string, hash []byte) (*storedResponse, error) {
-	res := tx.Exec(`INSERT INTO calendar_idempotency (principal, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		principal, key, hash)
-	if res.Error != nil || res.RowsAffected == 1 {
-		return nil, res.Error
-	}
-	var rows []storedResponse
-	if err := tx.Raw(`SELECT request_hash, status, body FROM calendar_idempotency WHERE principal = ? AND key = ?`,
-		principal, key).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 { // expired and swept meanwhile: treat as new
-		return claimKey(tx, principal, key, hash)
-	}
-	return &rows[0], nil
-}
-
-type storedResponse struct {
-	RequestHash []byte `gorm:"column:request_hash"`
-	Status      int    `gorm:"column:status"`
-	Body        []byte `gorm:"column:body"`
-}
-
-func storeResponse(tx *gorm.DB, principal, key string, status int, body []byte) error {
-	return tx.Exec(`UPDATE calendar_idempotency SET status = ?, body = ? WHERE principal = ? AND key = ?`,
-		status, string(body), principal, key).Error
-}
-
-func forgetOldKeys(tx *gorm.DB, olderThan time.Duration) error {
-	return tx.Exec(`DELETE FROM calendar_idempotency WHERE created_at < now() - make_interval(secs => ?)`, olderThan.Seconds()).Error
-}
