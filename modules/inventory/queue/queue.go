@@ -245,7 +245,7 @@ func (r *Room) Join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buye
 	if admitted, _ := res[3].(int64); admitted == 1 {
 		return r.admittedStatus(t, event, buyer, id, s, now, false), nil
 	}
-	return queued(id, position, length, s), nil
+	return queued(id, position, length, s, -1), nil
 }
 
 // degradedJoin is the room without Redis: a configured fraction of arrivals
@@ -258,16 +258,24 @@ func (r *Room) degradedJoin(t tenants.Tenant, event uuid.UUID, buyer string, s S
 	return r.admittedStatus(t, event, buyer, "degraded-"+uuid.NewString(), s, now, true), nil
 }
 
-func eta(position int64, s Settings) int64 {
-	return int64(math.Ceil(float64(position) / float64(s.AdmitPerSecond)))
+// eta estimates a wait from the admission rate achieved lately (observed,
+// when the admitter has measured one) or else the configured rate.
+func eta(position int64, s Settings, observed float64) int64 {
+	rate := float64(s.AdmitPerSecond)
+	if observed > 0 {
+		rate = min(rate, observed)
+	} else if observed == 0 {
+		rate = min(rate, 1) // nobody got in lately: the room is full
+	}
+	return int64(math.Ceil(float64(position) / rate))
 }
 
 // pollAfter spaces out status checks by distance from the front: a crowd of
 // tens of thousands polling every second would cost more than the sale.
 func pollAfter(wait int64) int64 { return min(max(wait/3, 1), 15) }
 
-func queued(ticket string, position, length int64, s Settings) Status {
-	wait := eta(position, s)
+func queued(ticket string, position, length int64, s Settings, observed float64) Status {
+	wait := eta(position, s, observed)
 	return Status{State: "queued", QueueToken: ticket, Position: position, QueueLength: length, EstimatedWait: wait, PollAfter: pollAfter(wait)}
 }
 
@@ -292,6 +300,7 @@ func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, 
 	rank := pipe.ZRank(ctx, k.queue, ticket)
 	length := pipe.ZCard(ctx, k.queue)
 	until := pipe.ZScore(ctx, k.active, ticket)
+	observed := pipe.HGet(ctx, k.state, "ewma")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Status{}, ErrUnavailable
 	}
@@ -301,7 +310,11 @@ func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, 
 	case owner.Val() != buyer:
 		return Status{}, ErrForeignTicket
 	case rank.Err() == nil:
-		return queued(ticket, rank.Val()+1, length.Val(), s), nil
+		rate, err := observed.Float64()
+		if err != nil {
+			rate = -1 // not measured yet
+		}
+		return queued(ticket, rank.Val()+1, length.Val(), s, rate), nil
 	case until.Err() == nil && int64(until.Val()) > now.UnixMilli():
 		return r.admittedStatus(t, event, buyer, ticket, s, now, false), nil
 	}
@@ -422,6 +435,15 @@ if n > 0 then
     redis.call('ZADD', KEYS[2], now + idle, popped[i])
     admitted = admitted + 1
   end
+end
+-- The admission rate actually achieved (the cap may bind before the rate),
+-- smoothed, for buyers' estimated waits.
+local dt = (now - last) / 1000
+if dt > 0 then
+  local ewma = tonumber(redis.call('HGET', KEYS[3], 'ewma') or '-1')
+  local observed = admitted / dt
+  if ewma < 0 then ewma = observed else ewma = 0.8 * ewma + 0.2 * observed end
+  redis.call('HSET', KEYS[3], 'ewma', ewma)
 end
 redis.call('HSET', KEYS[3], 'last', now, 'carry', allowance - admitted)
 return admitted

@@ -187,6 +187,16 @@ func TestAdmissionCapAndRate(t *testing.T) {
 	if a := active(); a != 10 {
 		t.Fatalf("%d active, want the cap of 10 filled", a)
 	}
+	// With the cap full nobody got in lately: waits are estimated from that,
+	// not from the configured 20/s.
+	last, err := room.Join(ctx, tn, s.EventID, "b99")
+	if err != nil || last.State != "queued" {
+		t.Fatalf("b99: %+v %v", last, err)
+	}
+	st, err := room.StatusOf(ctx, tn, s.EventID, "b99", last.QueueToken)
+	if err != nil || st.EstimatedWait < st.Position {
+		t.Fatalf("estimated wait %d for position %d while the room is full (%v)", st.EstimatedWait, st.Position, err)
+	}
 	// Idle buyers lose their slot after the timeout, and the queue moves on.
 	clk.add(61 * time.Second)
 	n, _ = room.AdmitOnce(ctx)
@@ -396,8 +406,12 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 func TestPollAfterGrowsWithDistance(t *testing.T) {
 	s := DefaultSettings(uuid.Must(uuid.NewV7()))
 	s.AdmitPerSecond = 100
-	near, far := queued("a", 5, 50000, s), queued("b", 40000, 50000, s)
+	near, far := queued("a", 5, 50000, s, -1), queued("b", 40000, 50000, s, -1)
 	if near.PollAfter != 1 || far.PollAfter != 15 || far.EstimatedWait != 400 {
 		t.Fatalf("near %+v far %+v", near, far)
+	}
+	// When the cap binds, the wait follows the rate actually achieved.
+	if capped := queued("c", 1000, 50000, s, 20); capped.EstimatedWait != 50 {
+		t.Fatalf("capped %+v", capped)
 	}
 }
