@@ -29,7 +29,7 @@ type Config struct {
 	WorkerConcurrency int           // MARQUEE_WORKER_CONCURRENCY
 	PasswordCost      int           // MARQUEE_PASSWORD_COST: bcrypt cost
 	MaxInFlight       int           // MARQUEE_MAX_INFLIGHT: tenant requests served at once
-	TenantMaxInFlight int           // MARQUEE_TENANT_MAX_INFLIGHT: of which one tenant may hold
+	TenantMaxInFlight int           // MARQUEE_TENANT_MAX_INFLIGHT: of which one tenant may hold (about the DB pool size)
 	ShedWait          time.Duration // MARQUEE_SHED_WAIT: how long a request may wait for a slot
 	TrustedProxies    []string      // MARQUEE_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 
@@ -66,8 +66,8 @@ func Defaults() Config {
 		ShutdownGrace:       20 * time.Second,
 		WorkerConcurrency:   10,
 		PasswordCost:        11,
-		MaxInFlight:         256,
-		TenantMaxInFlight:   128,
+		MaxInFlight:         128,
+		TenantMaxInFlight:   16,
 		ShedWait:            250 * time.Millisecond,
 		StripeSecretKey:     DevStripeSecretKey,
 		StripeWebhookSecret: DevStripeWebhookSecret,
