@@ -66,6 +66,7 @@ type App struct {
 	storefrontLanding string
 	http              *httpMetrics
 	shedder           *shedder
+	sessions          *sessionCache
 	stop              context.CancelFunc
 }
 
@@ -118,6 +119,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.stop = stop
 	a.Tenants = tenants.NewRegistry(a.DB, a.Redis, a.Migrator, log)
 	if err := a.Tenants.Watch(watchCtx); err != nil {
+		return nil, err
+	}
+	a.sessions = newSessionCache()
+	if err := a.sessions.watch(watchCtx, a.Redis); err != nil {
 		return nil, err
 	}
 	if a.Enforcer, err = policies.NewEnforcer(watchCtx, a.DB, a.Redis, log); err != nil {

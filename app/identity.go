@@ -100,19 +100,33 @@ func (a *App) LookupSession(ctx context.Context, token string) (Session, bool, e
 	if !strings.HasPrefix(token, "mq_") || len(token) > 100 {
 		return Session{}, false, nil
 	}
+	hash, now := hashToken(token), time.Now()
+	if s, ok := a.sessions.get(hash, now); ok {
+		return s, true, nil
+	}
 	var ss []Session
 	err := a.DB.WithContext(ctx).Raw(
 		`SELECT id, kind, tenant_id, user_id, visit_id, expires_at FROM control.sessions
-		 WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now()`, hashToken(token)).Scan(&ss).Error
+		 WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now()`, hash).Scan(&ss).Error
 	if err != nil || len(ss) == 0 {
 		return Session{}, false, err
 	}
+	a.sessions.put(hash, ss[0], now)
 	return ss[0], true, nil
 }
 
 // RevokeSession ends a session at once.
+// Every instance forgets it: here directly, elsewhere through Redis (or, if
+// that broadcast is lost, within sessionCacheTTL).
 func (a *App) RevokeSession(ctx context.Context, id uuid.UUID) error {
-	return a.DB.WithContext(ctx).Exec(`UPDATE control.sessions SET revoked_at = now() WHERE id = ? AND revoked_at IS NULL`, id).Error
+	if err := a.DB.WithContext(ctx).Exec(`UPDATE control.sessions SET revoked_at = now() WHERE id = ? AND revoked_at IS NULL`, id).Error; err != nil {
+		return err
+	}
+	a.sessions.drop(id)
+	if err := a.Redis.Publish(ctx, sessionRevokedChannel, id.String()).Err(); err != nil {
+		a.Log.Warn("session revocation not broadcast; other instances drop it within the cache TTL", "err", err)
+	}
+	return nil
 }
 
 func requestToken(c *gin.Context, cookie string) (token string, viaCookie bool, malformed bool) {

@@ -128,3 +128,23 @@ func eventually(t *testing.T, within time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Sessions are cached per instance, yet a logout on one instance ends the
+// session on another at once (well before the cache would expire it).
+func TestLogoutReachesOtherInstancesAtOnce(t *testing.T) {
+	one, _ := startProbe(t)
+	two, _ := startProbe(t)
+	tn := one.Tenant(t, apptest.UniqueSlug("logout"))
+	tok := one.Login(t, tn.Slug, ownerOf(tn))
+	for range 3 { // read and cached on both instances
+		wantStatus(t, one.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusOK, "")
+		wantStatus(t, two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusOK, "")
+	}
+	wantStatus(t, one.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/logout", tok, nil), http.StatusNoContent, "")
+	wantStatus(t, one.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusUnauthorized, "invalid_token")
+	start := time.Now()
+	eventually(t, 2*time.Second, func() bool {
+		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusUnauthorized
+	})
+	t.Logf("revocation seen by the other instance after %s", time.Since(start))
+}
