@@ -34,6 +34,17 @@ func TenantOf(c *gin.Context) tenants.Tenant {
 	return tt
 }
 
+// PathID reads a UUID path parameter; a malformed one answers 404 (what was
+// asked for cannot exist) and reports false.
+func PathID(c *gin.Context, param, what string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.Param(param))
+	if err != nil {
+		Fail(c, NotFound(what))
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
 // PrincipalOf returns who is making the request (zero if anonymous).
 func PrincipalOf(c *gin.Context) Principal {
 	p, _ := c.Get(ctxPrincipal)

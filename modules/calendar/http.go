@@ -18,15 +18,6 @@ import (
 // Handlers read top to bottom: decode and validate, call the service,
 // respond. Domain failures are *app.Error values passed to app.Fail.
 
-func pathID(c *gin.Context, param, what string) (uuid.UUID, bool) {
-	id, err := uuid.Parse(c.Param(param))
-	if err != nil {
-		app.Fail(c, app.NotFound(what))
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
 func optionalID(field string, s *string) (*uuid.UUID, error) {
 	if s == nil || *s == "" {
 		return nil, nil
@@ -97,7 +88,7 @@ func (m *Module) createVenue(c *gin.Context) {
 }
 
 func (m *Module) getVenue(c *gin.Context) {
-	id, ok := pathID(c, "venueId", "venue")
+	id, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -110,7 +101,7 @@ func (m *Module) getVenue(c *gin.Context) {
 }
 
 func (m *Module) updateVenue(c *gin.Context) {
-	id, ok := pathID(c, "venueId", "venue")
+	id, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -128,7 +119,7 @@ func (m *Module) updateVenue(c *gin.Context) {
 }
 
 func (m *Module) deleteVenue(c *gin.Context) {
-	id, ok := pathID(c, "venueId", "venue")
+	id, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -152,7 +143,7 @@ func (r stageRequest) input() StageInput {
 }
 
 func (m *Module) listStages(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -165,7 +156,7 @@ func (m *Module) listStages(c *gin.Context) {
 }
 
 func (m *Module) createStage(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -184,11 +175,11 @@ func (m *Module) createStage(c *gin.Context) {
 }
 
 func (m *Module) getStage(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	sid, ok := pathID(c, "stageId", "stage")
+	sid, ok := app.PathID(c, "stageId", "stage")
 	if !ok {
 		return
 	}
@@ -201,11 +192,11 @@ func (m *Module) getStage(c *gin.Context) {
 }
 
 func (m *Module) updateStage(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	sid, ok := pathID(c, "stageId", "stage")
+	sid, ok := app.PathID(c, "stageId", "stage")
 	if !ok {
 		return
 	}
@@ -223,11 +214,11 @@ func (m *Module) updateStage(c *gin.Context) {
 }
 
 func (m *Module) deleteStage(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	sid, ok := pathID(c, "stageId", "stage")
+	sid, ok := app.PathID(c, "stageId", "stage")
 	if !ok {
 		return
 	}
@@ -284,7 +275,7 @@ func created(c *gin.Context, location string, replayed bool, body any) {
 }
 
 func (m *Module) createEvent(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -312,11 +303,11 @@ func (m *Module) createEvent(c *gin.Context) {
 }
 
 func (m *Module) getEvent(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	eid, ok := pathID(c, "eventId", "event")
+	eid, ok := app.PathID(c, "eventId", "event")
 	if !ok {
 		return
 	}
@@ -352,7 +343,7 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 }
 
 func (m *Module) listEvents(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -457,11 +448,11 @@ func (r eventPatchRequest) patch() (EventPatch, error) {
 }
 
 func (m *Module) updateEvent(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	eid, ok := pathID(c, "eventId", "event")
+	eid, ok := app.PathID(c, "eventId", "event")
 	if !ok {
 		return
 	}
@@ -526,7 +517,7 @@ func (r holdRequest) input() (HoldInput, error) {
 }
 
 func (m *Module) createHold(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -554,11 +545,11 @@ func (m *Module) createHold(c *gin.Context) {
 }
 
 func (m *Module) getHold(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	hid, ok := pathID(c, "holdId", "hold")
+	hid, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -571,7 +562,7 @@ func (m *Module) getHold(c *gin.Context) {
 }
 
 func (m *Module) listHolds(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -590,11 +581,11 @@ func (m *Module) listHolds(c *gin.Context) {
 }
 
 func (m *Module) releaseHold(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	hid, ok := pathID(c, "holdId", "hold")
+	hid, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -613,11 +604,11 @@ type confirmRequest struct {
 }
 
 func (m *Module) confirmHold(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
-	hid, ok := pathID(c, "holdId", "hold")
+	hid, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -683,7 +674,7 @@ func startOfDay(t time.Time, loc *time.Location) time.Time {
 }
 
 func (m *Module) venueCalendar(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}

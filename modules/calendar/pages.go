@@ -469,7 +469,7 @@ func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt
 const localInput = "2006-01-02T15:04"
 
 func (m *Module) calendarPage(c *gin.Context) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return
 	}
@@ -580,7 +580,7 @@ func slotFromForm(c *gin.Context, loc *time.Location) (start, end time.Time, set
 }
 
 func (m *Module) formVenue(c *gin.Context) (Venue, bool) {
-	vid, ok := pathID(c, "venueId", "venue")
+	vid, ok := app.PathID(c, "venueId", "venue")
 	if !ok {
 		return Venue{}, false
 	}
@@ -674,7 +674,7 @@ func (m *Module) portalReleaseHold(c *gin.Context) {
 	if !ok {
 		return
 	}
-	hid, ok := pathID(c, "holdId", "hold")
+	hid, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -691,7 +691,7 @@ func (m *Module) portalConfirmHold(c *gin.Context) {
 	if !ok {
 		return
 	}
-	hid, ok := pathID(c, "holdId", "hold")
+	hid, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -713,7 +713,7 @@ func (m *Module) portalCancelEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	eid, ok := pathID(c, "eventId", "event")
+	eid, ok := app.PathID(c, "eventId", "event")
 	if !ok {
 		return
 	}

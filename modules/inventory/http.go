@@ -31,18 +31,9 @@ const (
 	QueueHeader = "X-Queue-Token"
 )
 
-func pathID(c *gin.Context, param, what string) (uuid.UUID, bool) {
-	id, err := uuid.Parse(c.Param(param))
-	if err != nil {
-		app.Fail(c, app.NotFound(what))
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
 // event reads the event of the path; staff routes then check the venue.
 func (m *Module) event(c *gin.Context) (app.EventInfo, bool) {
-	id, ok := pathID(c, "eventId", "event")
+	id, ok := app.PathID(c, "eventId", "event")
 	if !ok {
 		return app.EventInfo{}, false
 	}
@@ -333,7 +324,7 @@ type holdRequest struct {
 }
 
 func (m *Module) createHold(c *gin.Context) {
-	id, ok := pathID(c, "eventId", "event")
+	id, ok := app.PathID(c, "eventId", "event")
 	if !ok {
 		return
 	}
@@ -390,7 +381,7 @@ func (m *Module) createHold(c *gin.Context) {
 }
 
 func (m *Module) getHold(c *gin.Context) {
-	id, ok := pathID(c, "holdId", "hold")
+	id, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -406,7 +397,7 @@ func (m *Module) getHold(c *gin.Context) {
 }
 
 func (m *Module) releaseHold(c *gin.Context) {
-	id, ok := pathID(c, "holdId", "hold")
+	id, ok := app.PathID(c, "holdId", "hold")
 	if !ok {
 		return
 	}
@@ -473,7 +464,7 @@ func (m *Module) createOrder(c *gin.Context) {
 // orderAccess reads the order of the path if the request may see it: a
 // valid signed link (?sig=), its buyer, or staff allowed at its venue.
 func (m *Module) orderAccess(c *gin.Context) (Order, bool) {
-	id, ok := pathID(c, "orderId", "order")
+	id, ok := app.PathID(c, "orderId", "order")
 	if !ok {
 		return Order{}, false
 	}
@@ -514,7 +505,7 @@ type refundRequest struct {
 }
 
 func (m *Module) refundOrder(c *gin.Context) {
-	id, ok := pathID(c, "orderId", "order")
+	id, ok := app.PathID(c, "orderId", "order")
 	if !ok {
 		return
 	}

@@ -90,9 +90,8 @@ func (h *handlers) join(c *gin.Context) {
 }
 
 func (h *handlers) status(c *gin.Context) {
-	event, err := uuid.Parse(c.Param("eventId"))
-	if err != nil {
-		app.Fail(c, app.NotFound("event"))
+	event, ok := app.PathID(c, "eventId", "event")
+	if !ok {
 		return
 	}
 	buyer, err := h.buyer(c)
@@ -110,9 +109,8 @@ func (h *handlers) status(c *gin.Context) {
 }
 
 func (h *handlers) leave(c *gin.Context) {
-	event, err := uuid.Parse(c.Param("eventId"))
-	if err != nil {
-		app.Fail(c, app.NotFound("event"))
+	event, ok := app.PathID(c, "eventId", "event")
+	if !ok {
 		return
 	}
 	if err := h.room.Leave(c.Request.Context(), app.TenantOf(c), event, c.GetHeader("X-Queue-Token")); err != nil {
