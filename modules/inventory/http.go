@@ -168,17 +168,22 @@ func catalogueFilter(c *gin.Context) (app.EventFilter, error) {
 
 // ---- setup (staff)
 
-func (m *Module) getInventory(c *gin.Context) {
-	ev, ok := m.staffEvent(c, ObjInventory, policies.Read)
-	if !ok {
-		return
-	}
-	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
+// respondInventory answers with an event's inventory as it now stands.
+func (m *Module) respondInventory(c *gin.Context, eventID uuid.UUID) {
+	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), eventID)
 	if err != nil {
 		app.Fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, inv)
+}
+
+func (m *Module) getInventory(c *gin.Context) {
+	ev, ok := m.staffEvent(c, ObjInventory, policies.Read)
+	if !ok {
+		return
+	}
+	m.respondInventory(c, ev.ID)
 }
 
 func (m *Module) putInventory(c *gin.Context) {
@@ -195,12 +200,7 @@ func (m *Module) putInventory(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, inv)
+	m.respondInventory(c, ev.ID)
 }
 
 func (m *Module) putQuotas(c *gin.Context) {
@@ -217,12 +217,7 @@ func (m *Module) putQuotas(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, inv)
+	m.respondInventory(c, ev.ID)
 }
 
 func (m *Module) patchSettings(c *gin.Context) {

@@ -59,23 +59,29 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 	return c, err
 }
 
-// phase runs work from o.Concurrency goroutines for o.Phase.
-func (h *Harness) phase(work func(i int) (bool, error)) (ok int64, lat []time.Duration, elapsed time.Duration, firstErr error) {
+// phase runs work from o.Concurrency goroutines for o.Phase, or until limit
+// requests are made (each seat asked once: a rate must not count refusals
+// after the seats ran out); work gets its goroutine's number g and a
+// request sequence number i.
+func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64, lat []time.Duration, elapsed time.Duration, firstErr error) {
 	var next, good atomic.Int64
 	var mu sync.Mutex
 	var once sync.Once
 	deadline := time.Now().Add(h.o.Phase)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range h.o.Concurrency {
+	for g := range h.o.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
 			for time.Now().Before(deadline) {
 				i := int(next.Add(1) - 1)
+				if i >= limit {
+					break
+				}
 				t0 := time.Now()
-				yes, err := work(i)
+				yes, err := work(g, i)
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					continue
@@ -101,19 +107,21 @@ func (h *Harness) phase(work func(i int) (bool, error)) (ok int64, lat []time.Du
 // app has, on the same table, in the same run.
 func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	seats := 60000
-	apiEvent, _, err := h.newEvent(ctx, "Saturation API", seats, 0, 1)
+	// One buyer per client, minted before the clock starts, each allowed as
+	// many holds as the phase can make (max_buyer_holds 1000 × 64 ≥ 60,000).
+	apiEvent, _, err := h.newEvent(ctx, "Saturation API", seats, 0, 1, 1000)
 	if err != nil {
 		return err
 	}
-	rawEvent, _, err := h.newEvent(ctx, "Saturation Raw", seats, 0, 2)
+	rawEvent, _, err := h.newEvent(ctx, "Saturation Raw", seats, 0, 2, 1000)
 	if err != nil {
 		return err
 	}
-	tokens := make([]string, h.o.Concurrency*4)
+	tokens := make([]string, h.o.Concurrency)
 	for i := range tokens {
 		res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
 		if err != nil || res.status != http.StatusCreated {
-			return fmt.Errorf("buyer session: %v", err)
+			return fmt.Errorf("buyer session: %v %s", err, res.body)
 		}
 		var s struct {
 			Token string `json:"buyer_token"`
@@ -121,10 +129,9 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 		_ = json.Unmarshal(res.body, &s)
 		tokens[i] = s.Token
 	}
-	// Each buyer may hold once at a time (max_buyer_holds 1): give each request its own buyer.
-	n, lat, el, ferr := h.phase(func(i int) (bool, error) {
-		res, err := h.call(ctx, "POST", h.slug, "/api/v1/events/"+apiEvent+"/holds", "", map[string]any{"seats": []string{seatID(i % seats)}},
-			"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, h.freshBuyer(ctx, tokens, i))
+	n, lat, el, ferr := h.phase(seats, func(g, i int) (bool, error) {
+		res, err := h.call(ctx, "POST", h.slug, "/api/v1/events/"+apiEvent+"/holds", "", map[string]any{"seats": []string{seatID(i)}},
+			"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, tokens[g])
 		if err != nil {
 			return false, err
 		}
@@ -134,7 +141,7 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 		return fmt.Errorf("no API hold succeeded (first error: %v)", ferr)
 	}
 	rep.SatHoldsPerS = float64(n) / el.Seconds()
-	rep.SatHoldP50, rep.SatHoldP99 = ms(lat, .5), ms(lat, .99)
+	rep.SatHoldP50, rep.SatHoldP99 = percentile(lat, .5), percentile(lat, .99)
 
 	schema, err := tenants.SchemaName(h.slug)
 	if err != nil {
@@ -152,37 +159,17 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	defer pool.Close()
 	// The very statement the hold transaction runs for a seat.
 	sql := `UPDATE ` + pgx.Identifier{schema, "inv_seats"}.Sanitize() + ` SET state = 'held', hold_id = $1 WHERE event_id = $2 AND id = $3 AND state = 'available'`
-	n, lat, el, ferr = h.phase(func(i int) (bool, error) {
-		tag, err := pool.Exec(ctx, sql, uuid.New(), rawEvent, seatID(i%seats))
+	n, lat, el, ferr = h.phase(seats, func(_, i int) (bool, error) {
+		tag, err := pool.Exec(ctx, sql, uuid.New(), rawEvent, seatID(i))
 		return err == nil && tag.RowsAffected() == 1, err
 	})
 	if n == 0 {
 		return fmt.Errorf("no raw update succeeded (first error: %v)", ferr)
 	}
 	rep.RawHoldsPerS = float64(n) / el.Seconds()
-	rep.RawP99 = ms(lat, .99)
+	rep.RawP99 = percentile(lat, .99)
 	rep.Ratio = rep.SatHoldsPerS / rep.RawHoldsPerS
 	return nil
-}
-
-// freshBuyer mints buyer tokens lazily so each saturation request has its own buyer.
-func (h *Harness) freshBuyer(ctx context.Context, pre []string, i int) string {
-	if i < len(pre) {
-		return pre[i]
-	}
-	res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
-	if err != nil {
-		return ""
-	}
-	var s struct {
-		Token string `json:"buyer_token"`
-	}
-	_ = json.Unmarshal(res.body, &s)
-	return s.Token
-}
-
-func ms(sorted []time.Duration, p float64) float64 {
-	return percentile(sorted, p)
 }
 
 // write stores the report as JSON and the latency chart as SVG.

@@ -320,7 +320,8 @@ func layout(seats int) map[string]any {
 
 // newEvent books an on-sale event at a fresh venue of the current tenant and
 // configures its inventory.
-func (h *Harness) newEvent(ctx context.Context, title string, seats, ga int, day int) (string, string, error) {
+// perBuyer caps each buyer's active holds (and tickets at four per hold).
+func (h *Harness) newEvent(ctx context.Context, title string, seats, ga, day, perBuyer int) (string, string, error) {
 	var v, st, ev struct{ ID string }
 	if err := h.mustJSON(ctx, http.StatusCreated, &v, "POST", "/api/v1/venues", map[string]any{"name": title + " Arena", "address": "1 Bench Road",
 		"timezone": "Europe/Berlin", "latitude": 52.5, "longitude": 13.4, "capacity": 1000000}); err != nil {
@@ -336,7 +337,8 @@ func (h *Harness) newEvent(ctx context.Context, title string, seats, ga int, day
 	}
 	zones := []map[string]any{}
 	tiers := []map[string]any{}
-	setup := map[string]any{"hold_minutes": 10, "max_ip_holds": 0, "max_buyer_holds": 1, "quotas": map[string]int{"web": seats + ga}}
+	setup := map[string]any{"hold_minutes": 10, "max_ip_holds": 0, "max_buyer_holds": perBuyer,
+		"max_buyer_tickets": perBuyer * 4, "quotas": map[string]int{"web": seats + ga}}
 	if seats > 0 {
 		zones = append(zones, map[string]any{"name": "Stalls", "kind": "reserved"})
 		tiers = append(tiers, map[string]any{"name": "Stalls", "zone": "Stalls", "price": 6500, "currency": "EUR", "max_per_order": 4})
@@ -377,7 +379,7 @@ func (h *Harness) setup(ctx context.Context) error {
 		return err
 	}
 	h.owner = login.Token
-	if h.event, h.floorTier, err = h.newEvent(ctx, "Flash On-Sale", h.o.Seats, h.o.GA, 0); err != nil {
+	if h.event, h.floorTier, err = h.newEvent(ctx, "Flash On-Sale", h.o.Seats, h.o.GA, 0, 1); err != nil {
 		return err
 	}
 	if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+h.event+"/waiting-room", map[string]any{"enabled": true,
