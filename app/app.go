@@ -54,7 +54,6 @@ type App struct {
 	// missing account takes as long to refuse as a wrong password.
 	dummyHash  []byte
 	redisOpt   asynq.RedisConnOpt
-	modules    []Module
 	routes     []Route
 	nav        []NavItem
 	grants     []policies.Grant
@@ -141,7 +140,6 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 		if err := m.Register(&Registrar{app: a, module: m.Name()}); err != nil {
 			return nil, fmt.Errorf("module %s: %w", m.Name(), err)
 		}
-		a.modules = append(a.modules, m)
 	}
 	a.Tenants.OnProvision(func(ctx context.Context, t tenants.Tenant) error {
 		return a.Enforcer.InstallDefaults(t.Slug, a.grants)
@@ -168,12 +166,6 @@ func (a *App) Close() {
 		_ = a.SQL.Close()
 	}
 }
-
-// Modules returns the registered modules.
-func (a *App) Modules() []Module { return a.modules }
-
-// Grants returns every default grant (core and modules).
-func (a *App) Grants() []policies.Grant { return append([]policies.Grant(nil), a.grants...) }
 
 // Tx runs fn in the tenant's scope; it is tenants.Tx on the App's database.
 func (a *App) Tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {

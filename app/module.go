@@ -261,8 +261,5 @@ func (r *Registrar) ProvideEvents(d EventDirectory) { r.app.events = d }
 // Events returns the event directory (nil when no module provides one).
 func (a *App) Events() EventDirectory { return a.events }
 
-// Venues returns the venue directory (nil when no module provides one).
-func (a *App) Venues() VenueDirectory { return a.venues }
-
 // Routes returns every registered route.
 func (a *App) Routes() []Route { return append([]Route(nil), a.routes...) }

@@ -96,15 +96,6 @@ func (j *Jobs) Every(p Periodic) {
 	j.periodic = append(j.periodic, p)
 }
 
-// Types lists the registered task types.
-func (j *Jobs) Types() []string {
-	out := make([]string, 0, len(j.handlers))
-	for t := range j.handlers {
-		out = append(out, t)
-	}
-	return out
-}
-
 // Enqueue queues a task for a tenant. Give it asynq.TaskID to make it unique.
 func (j *Jobs) Enqueue(ctx context.Context, t tenants.Tenant, taskType string, payload any, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	if _, ok := j.handlers[taskType]; !ok {
