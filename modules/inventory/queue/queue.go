@@ -160,6 +160,13 @@ func (r *Room) Settings(ctx context.Context, t tenants.Tenant, event uuid.UUID) 
 	if len(rows) == 1 {
 		s = rows[0]
 	}
+	if s.Open(r.now()) {
+		// Re-announce an open room to the admitter on each fresh read (not on
+		// every join): this heals a Redis that lost its keys.
+		pctx, cancel := context.WithTimeout(ctx, redisBudget)
+		_ = r.publishSettings(pctx, t, s) // if Redis is down, joins degrade on their own
+		cancel()
+	}
 	r.mu.Lock()
 	r.settings[ck] = cachedSettings{s: s, fetched: time.Now()}
 	r.mu.Unlock()
@@ -231,9 +238,6 @@ func (r *Room) Join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buye
 	k := roomKeys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
-	if err := r.publishSettings(ctx, t, s); err != nil {
-		return r.degradedJoin(t, event, buyer, s, now)
-	}
 	res, err := joinScript.Run(ctx, r.rdb, []string{k.seq, k.queue, k.active, k.buyers, k.owners},
 		uuid.NewString(), buyer, now.UnixMilli()).Slice()
 	if err != nil {
