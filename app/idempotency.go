@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -179,21 +180,15 @@ func Once(tx *gorm.DB, k *IdempotencyKey, out any, op func() error) (bool, error
 		return false, res.Error
 	}
 	if res.RowsAffected == 0 {
-		var rows []struct {
-			RequestHash []byte `gorm:"column:request_hash"`
-			Status      *int   `gorm:"column:status"`
-			Response    []byte `gorm:"column:response"`
-		}
-		if err := tx.Raw(`SELECT request_hash, status, response FROM idempotency_keys WHERE scope = ? AND key = ?`, k.scope, k.key).Scan(&rows).Error; err != nil {
+		var rows []storedKey
+		if err := tx.Raw(`SELECT scope, key, request_hash, status, response FROM idempotency_keys WHERE scope = ? AND key = ?`, k.scope, k.key).Scan(&rows).Error; err != nil {
 			return false, err
 		}
-		switch {
-		case len(rows) == 0 || rows[0].Status == nil:
-			return false, &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
-				Headers: map[string]string{"Retry-After": "1"}}
-		case !bytes.Equal(rows[0].RequestHash, k.hash):
-			return false, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
-				Detail: "this Idempotency-Key was used with a different request"}
+		if len(rows) == 0 {
+			return false, errKeyInProgress
+		}
+		if err := rows[0].outcome(k); err != nil {
+			return false, err
 		}
 		return true, json.Unmarshal(rows[0].Response, out)
 	}
@@ -231,4 +226,130 @@ func printable(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// storedKey is a key's row as a retry finds it.
+type storedKey struct {
+	Scope       string `gorm:"column:scope"`
+	Key         string `gorm:"column:key"`
+	RequestHash []byte `gorm:"column:request_hash"`
+	Status      *int   `gorm:"column:status"`
+	Response    []byte `gorm:"column:response"`
+}
+
+var errKeyInProgress = &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
+	Headers: map[string]string{"Retry-After": "1"}}
+
+// outcome says whether k may replay this row: nil, or why not.
+func (r storedKey) outcome(k *IdempotencyKey) error {
+	switch {
+	case r.Status == nil:
+		return errKeyInProgress
+	case !bytes.Equal(r.RequestHash, k.hash):
+		return ErrKeyReused
+	}
+	return nil
+}
+
+// Slot identifies the key among all of a tenant's keys (two requests with
+// equal slots are the same operation, or a key reused).
+func (k *IdempotencyKey) Slot() string { return k.scope + "\x00" + k.key }
+
+// SameRequest reports whether two requests under one slot are the same one.
+func (k *IdempotencyKey) SameRequest(o *IdempotencyKey) bool { return bytes.Equal(k.hash, o.hash) }
+
+// ErrKeyReused answers a key sent again with a different request.
+var ErrKeyReused = &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+	Detail: "this Idempotency-Key was used with a different request"}
+
+// KeyLookup is what LookupKeys found under one key: nothing (the work is
+// to be done), a stored response to replay, or why the key cannot be used.
+type KeyLookup struct {
+	Replay []byte
+	Err    error
+}
+
+// LookupKeys is Once's first half for work done in batches (many requests,
+// one transaction): it reads what is stored under each key without claiming
+// any. The batch then does the work of the keys found empty and stores their
+// responses with StoreKeys in the same transaction. Nil keys find nothing.
+func LookupKeys(tx *gorm.DB, keys []*IdempotencyKey) ([]KeyLookup, error) {
+	out := make([]KeyLookup, len(keys))
+	type slot struct {
+		Scope string `json:"scope"`
+		Key   string `json:"key"`
+	}
+	var want []slot
+	for _, k := range keys {
+		if k != nil {
+			want = append(want, slot{k.scope, k.key})
+		}
+	}
+	if len(want) == 0 {
+		return out, nil
+	}
+	param, err := json.Marshal(want)
+	if err != nil {
+		return nil, err
+	}
+	var rows []storedKey
+	if err := tx.Raw(`SELECT k.scope, k.key, k.request_hash, k.status, k.response FROM idempotency_keys k
+		JOIN jsonb_to_recordset(?::jsonb) AS w(scope text, key text) ON k.scope = w.scope AND k.key = w.key`, string(param)).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	found := make(map[string]storedKey, len(rows))
+	for _, r := range rows {
+		found[r.Scope+"\x00"+r.Key] = r
+	}
+	for i, k := range keys {
+		if k == nil {
+			continue
+		}
+		if r, ok := found[k.Slot()]; ok {
+			if out[i].Err = r.outcome(k); out[i].Err == nil {
+				out[i].Replay = r.Response
+			}
+		}
+	}
+	return out, nil
+}
+
+// ErrKeyRaced says StoreKeys found a key claimed meanwhile by a concurrent
+// request: the batch must roll back and be run again, when LookupKeys will
+// see the other request's outcome.
+var ErrKeyRaced = errors.New("idempotency key claimed by a concurrent request")
+
+// StoreKeys records each key's 201 response in the caller's transaction
+// (Once's second half for batches). It returns ErrKeyRaced if any key was
+// taken meanwhile: its statement waits for the other claim to commit.
+func StoreKeys(tx *gorm.DB, keys []*IdempotencyKey, responses [][]byte) error {
+	type row struct {
+		Scope    string `json:"scope"`
+		Key      string `json:"key"`
+		Hash     []byte `json:"hash"`
+		Response string `json:"response"`
+	}
+	rows := make([]row, 0, len(keys))
+	for i, k := range keys {
+		rows = append(rows, row{k.scope, k.key, k.hash, string(responses[i])})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	param, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	// []byte travels as base64 in JSON.
+	res := tx.Exec(`INSERT INTO idempotency_keys (scope, key, request_hash, status, content_type, response, completed_at)
+		SELECT r.scope, r.key, decode(r.hash, 'base64'), ?, 'application/json', convert_to(r.response, 'UTF8'), now()
+		FROM jsonb_to_recordset(?::jsonb) AS r(scope text, key text, hash text, response text)
+		ON CONFLICT DO NOTHING`, http.StatusCreated, string(param))
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected != int64(len(rows)) {
+		return ErrKeyRaced
+	}
+	return nil
 }

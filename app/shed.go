@@ -81,10 +81,25 @@ func (s *shedder) limit(c *gin.Context) {
 	if !acquire(mine, "tenant") {
 		return
 	}
-	defer func() { <-mine }()
 	if !acquire(s.global, "global") {
+		<-mine
 		return
 	}
-	defer func() { <-s.global }()
+	var once sync.Once
+	release := func() { once.Do(func() { <-s.global; <-mine }) }
+	defer release()
+	c.Set(parkKey, release)
 	c.Next()
+}
+
+const parkKey = "marquee.shed.release"
+
+// Park gives a request's in-flight slots back while it waits in a queue of
+// the module's own that bounds the real work (hold batches: a few database
+// connections per event however many buyers wait) and sheds when full. The
+// request goes on as before; only the shedder stops counting it.
+func Park(c *gin.Context) {
+	if v, ok := c.Get(parkKey); ok {
+		v.(func())()
+	}
 }

@@ -3,8 +3,6 @@ package inventory
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,11 +73,6 @@ type tierRow struct {
 	PoolID   *uuid.UUID `gorm:"column:pool_id"`
 }
 
-type holdSettings struct {
-	Settings
-	QuotaID *uuid.UUID
-}
-
 // configRow is one tier of an event with the event's settings beside it.
 type configRow struct {
 	EventID         uuid.UUID  `gorm:"column:event_id"`
@@ -89,7 +82,8 @@ type configRow struct {
 	MaxBuyerHolds   int        `gorm:"column:max_buyer_holds"`
 	MaxBuyerTickets int        `gorm:"column:max_buyer_tickets"`
 	MaxIPHolds      int        `gorm:"column:max_ip_holds"`
-	QuotaID         *uuid.UUID `gorm:"column:quota_id"`
+	Quotas          *string    `gorm:"column:quotas"` // JSON: channel → quota counter id
+	DBNow           time.Time  `gorm:"column:db_now"`
 	ID              uuid.UUID  `gorm:"column:id"`
 	ZoneID          uuid.UUID  `gorm:"column:zone_id"`
 	Name            string     `gorm:"column:name"`
@@ -104,9 +98,9 @@ type configRow struct {
 	PoolID          *uuid.UUID `gorm:"column:pool_id"`
 }
 
-func (r configRow) holdSettings() holdSettings {
-	return holdSettings{Settings: Settings{EventID: r.EventID, VenueID: r.VenueID, Capacity: r.Capacity, HoldMinutes: r.HoldMinutes,
-		MaxBuyerHolds: r.MaxBuyerHolds, MaxBuyerTickets: r.MaxBuyerTickets, MaxIPHolds: r.MaxIPHolds}, QuotaID: r.QuotaID}
+func (r configRow) settings() Settings {
+	return Settings{EventID: r.EventID, VenueID: r.VenueID, Capacity: r.Capacity, HoldMinutes: r.HoldMinutes,
+		MaxBuyerHolds: r.MaxBuyerHolds, MaxBuyerTickets: r.MaxBuyerTickets, MaxIPHolds: r.MaxIPHolds}
 }
 
 func (r configRow) tierRow() tierRow {
@@ -115,10 +109,11 @@ func (r configRow) tierRow() tierRow {
 		ZoneKind: r.ZoneKind, ZoneName: r.ZoneName, PoolID: r.PoolID}
 }
 
-// CreateHold holds seats (all or none) or GA units for a buyer. Every check
-// that decides is a conditional UPDATE in one transaction: seats that are
-// not available, a pool or quota without room, or a buyer over a limit roll
-// the whole hold back.
+// CreateHold holds seats (all or none) or GA units for a buyer. The request
+// joins its event's next hold batch (holdbatch.go), which decides it against
+// locked rows and writes it with conditional statements in one transaction:
+// seats no longer available, a pool or quota without room, or a buyer over a
+// limit refuse this request alone, changing nothing.
 func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (Hold, error) {
 	if err := req.validate(); err != nil {
 		return Hold{}, err
@@ -126,201 +121,8 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	if ev.Status != "on_sale" {
 		return Hold{}, errNotOnSale("this event is not on sale")
 	}
-	var h Hold
-	var changedSeats []string
-	work := func(tx *gorm.DB) error {
-		h = Hold{ID: uuid.Must(uuid.NewV7()), EventID: ev.ID, Status: HoldActive, Channel: req.Channel, BuyerID: req.BuyerID, Seats: []string{}}
-		changedSeats = nil
-		// One read for the event's settings, its tiers and the channel's
-		// quota counter. Configure locks every seat and shard of an event
-		// before it replaces anything, so a configuration read here that is
-		// replaced meanwhile finds its rows gone and sells nothing.
-		var rows []configRow
-		if err := tx.Raw(`SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes, e.max_buyer_holds, e.max_buyer_tickets, e.max_ip_holds,
-				(SELECT id FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'quota' AND c.channel = ?) AS quota_id,
-				t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
-				z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id
-			FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
-			LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
-			WHERE e.event_id = ? ORDER BY t.sort`, req.Channel, ev.ID).Scan(&rows).Error; err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			return &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
-		}
-		st := rows[0].holdSettings()
-		tiers := make([]tierRow, len(rows))
-		for i, r := range rows {
-			tiers[i] = r.tierRow()
-		}
-		now := s.now()
-		var allocs []alloc
-		var lines []HoldLine
-		if len(req.Seats) > 0 {
-			ids := slices.Clone(req.Seats)
-			slices.Sort(ids)
-			// Take every requested seat that is still available. Rows are
-			// locked in seat id order, so overlapping carts queue instead of
-			// deadlocking; fewer rows than seats means someone else has one.
-			var got []struct {
-				ID     string    `gorm:"column:id"`
-				ZoneID uuid.UUID `gorm:"column:zone_id"`
-			}
-			if err := tx.Raw(`UPDATE inv_seats s SET state = 'held', hold_id = ?
-				FROM (SELECT id FROM inv_seats WHERE event_id = ? AND id IN ? AND state = 'available' ORDER BY id FOR UPDATE) l
-				WHERE s.event_id = ? AND s.id = l.id AND s.state = 'available'
-				RETURNING s.id, s.zone_id`, h.ID, ev.ID, ids, ev.ID).Scan(&got).Error; err != nil {
-				return err
-			}
-			if len(got) != len(ids) {
-				have := map[string]bool{}
-				for _, g := range got {
-					have[g.ID] = true
-				}
-				var missing []string
-				for _, id := range ids {
-					if !have[id] {
-						missing = append(missing, id)
-					}
-				}
-				return errSeatsUnavailable(missing)
-			}
-			perTier := map[uuid.UUID]int{}
-			for i, g := range got {
-				tr, err := seatTier(tiers, g.ZoneID, req.TierID, now)
-				if err != nil {
-					return err
-				}
-				perTier[tr.ID]++
-				if perTier[tr.ID] > tr.MaxPerOrder {
-					return invalid("seats", "at most %d %s tickets in one order", tr.MaxPerOrder, tr.Name)
-				}
-				seat := g.ID
-				lines = append(lines, HoldLine{TierID: tr.ID, ZoneID: tr.ZoneID, SeatID: &seat, Quantity: 1, UnitPrice: tr.PriceMinor,
-					TierName: tr.Name, ZoneName: tr.ZoneName, lineNumber: i + 1})
-				h.Seats = append(h.Seats, seat)
-			}
-			changedSeats = h.Seats
-		} else {
-			tr, ok := findTier(tiers, *req.TierID)
-			switch {
-			case !ok:
-				return app.NotFound("tier")
-			case tr.ZoneKind != KindGA || tr.PoolID == nil:
-				return invalid("tier_id", "tier %s sells reserved seats: hold seats by id", tr.Name)
-			case !tr.OnSale(now):
-				return errNotOnSale("tier " + tr.Name + " is not on sale now")
-			case req.Quantity > tr.MaxPerOrder:
-				return invalid("quantity", "at most %d %s tickets in one order", tr.MaxPerOrder, tr.Name)
-			}
-			got, ok, left, err := take(tx, *tr.PoolID, req.Quantity, colHeld)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errSoldOut(tr.ZoneName+" tickets", left)
-			}
-			allocs = append(allocs, got...)
-			lines = append(lines, HoldLine{TierID: tr.ID, ZoneID: tr.ZoneID, Quantity: req.Quantity, UnitPrice: tr.PriceMinor,
-				TierName: tr.Name, ZoneName: tr.ZoneName, lineNumber: 1})
-		}
-		for _, l := range lines {
-			h.Quantity += l.Quantity
-			h.AmountMinor += l.UnitPrice * int64(l.Quantity)
-			if h.Currency == "" {
-				h.Currency = tierCurrency(tiers, l.TierID)
-			} else if h.Currency != tierCurrency(tiers, l.TierID) {
-				return invalid("seats", "one hold cannot mix currencies")
-			}
-		}
-		if st.QuotaID != nil {
-			got, ok, _, err := take(tx, *st.QuotaID, h.Quantity, colHeld)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errQuota(req.Channel)
-			}
-			allocs = append(allocs, got...)
-		}
-		// Per-buyer and per-IP limits: conditional upserts, last in the lock
-		// order (only this buyer's or this address's requests meet here).
-		if h.Quantity > st.MaxBuyerTickets {
-			return errHoldLimit(fmt.Sprintf("at most %d tickets per buyer for this event", st.MaxBuyerTickets))
-		}
-		ipCounted := st.MaxIPHolds > 0 && req.ClientIP != ""
-		ip := "ip:" + req.ClientIP
-		if !ipCounted {
-			ip = "" // no row: the second upsert below inserts nothing
-		}
-		var limits []struct {
-			Buyer int `gorm:"column:buyer"`
-			IP    int `gorm:"column:ip"`
-		}
-		if err := tx.Raw(`WITH b AS (
-				INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units) VALUES (?, ?, 1, ?)
-				ON CONFLICT (event_id, subject) DO UPDATE SET holds = c.holds + 1, units = c.units + EXCLUDED.units
-				WHERE c.holds + 1 <= ? AND c.units + EXCLUDED.units <= ? RETURNING 1),
-			i AS (
-				INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units) SELECT ?, ?, 1, 0 WHERE ? <> ''
-				ON CONFLICT (event_id, subject) DO UPDATE SET holds = c.holds + 1 WHERE c.holds + 1 <= ? RETURNING 1)
-			SELECT (SELECT count(*) FROM b) AS buyer, (SELECT count(*) FROM i) AS ip`,
-			ev.ID, "b:"+req.BuyerID, h.Quantity, st.MaxBuyerHolds, st.MaxBuyerTickets,
-			ev.ID, ip, ip, st.MaxIPHolds).Scan(&limits).Error; err != nil {
-			return err
-		}
-		if limits[0].Buyer == 0 {
-			return errHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", st.MaxBuyerHolds, st.MaxBuyerTickets))
-		}
-		if ipCounted && limits[0].IP == 0 {
-			return errHoldLimit(fmt.Sprintf("too many active holds from your network for this event (%d)", st.MaxIPHolds))
-		}
-		// The hold, its lines and its allocations in one statement.
-		q := `WITH h AS (INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, now() + make_interval(mins => ?)) RETURNING expires_at)`
-		args := []any{h.ID, ev.ID, req.BuyerID, req.ClientIP, ipCounted, req.Channel, h.Quantity, h.AmountMinor, h.Currency, st.HoldMinutes}
-		q += `, l AS (INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor) VALUES `
-		for i, l := range lines {
-			if i > 0 {
-				q += ","
-			}
-			q += "(?, ?, ?, ?, ?, ?, ?)"
-			args = append(args, h.ID, l.lineNumber, l.TierID, l.ZoneID, l.SeatID, l.Quantity, l.UnitPrice)
-		}
-		q += ")"
-		if len(allocs) > 0 {
-			q += `, a AS (INSERT INTO inv_hold_allocs (hold_id, counter_id, shard, quantity) VALUES `
-			for i, a := range allocs {
-				if i > 0 {
-					q += ","
-				}
-				q += "(?, ?, ?, ?)"
-				args = append(args, h.ID, a.CounterID, a.Shard, a.Quantity)
-			}
-			q += ")"
-		}
-		if err := tx.Raw(q+` SELECT expires_at FROM h`, args...).Row().Scan(&h.ExpiresAt); err != nil {
-			return err
-		}
-		h.Lines = lines
-		return nil
-	}
-	// The Idempotency-Key is claimed and answered inside the hold's own
-	// transaction: a retry replays the hold, never makes a second one.
-	var replayed bool
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		var err error
-		replayed, err = app.Once(tx, req.Key, &h, func() error { return work(tx) })
-		return err
-	})
-	if err != nil {
-		return Hold{}, err
-	}
-	if !replayed {
-		s.scheduleExpiry(ctx, t, h.ID, h.ExpiresAt)
-		s.changed(ctx, t, ev.ID, seatStates(changedSeats, SeatHeld))
-	}
-	return h, nil
+	out, err := s.submitHold(ctx, t, ev, req)
+	return out.hold, err
 }
 
 func findTier(tiers []tierRow, id uuid.UUID) (tierRow, bool) {
@@ -579,16 +381,21 @@ const (
 	TaskRefund = "inventory:refund"
 )
 
-func (s *Service) scheduleExpiry(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, at time.Time) {
-	_, err := s.app.Jobs.Enqueue(ctx, t, TaskHoldExpire, holdTask{HoldID: holdID},
-		asynq.ProcessAt(at), asynq.TaskID("hold-expire:"+t.Slug+":"+holdID.String()),
+// scheduleExpiry queues one task expiring a batch's holds at their common
+// expiry time.
+func (s *Service) scheduleExpiry(ctx context.Context, t tenants.Tenant, holdIDs []uuid.UUID, at time.Time) {
+	_, err := s.app.Jobs.Enqueue(ctx, t, TaskHoldExpire, holdTask{HoldIDs: holdIDs},
+		asynq.ProcessAt(at), asynq.TaskID("hold-expire:"+t.Slug+":"+holdIDs[0].String()),
 		asynq.Queue(jobs.QueueCritical), asynq.Retention(time.Hour), asynq.MaxRetry(10))
 	if err != nil {
-		// The sweeper expires it within a minute of its time anyway.
-		s.app.Log.Warn("hold expiry not scheduled; the sweeper will catch it", "tenant", t.Slug, "hold", holdID, "err", err)
+		// The sweeper expires them within a minute of their time anyway.
+		s.app.Log.Warn("hold expiry not scheduled; the sweeper will catch it", "tenant", t.Slug, "holds", len(holdIDs), "err", err)
 	}
 }
 
+// holdTask names the holds one expiry task expires (hold_id: one hold, as
+// queued before holds were batched).
 type holdTask struct {
-	HoldID uuid.UUID `json:"hold_id"`
+	HoldID  uuid.UUID   `json:"hold_id,omitempty"`
+	HoldIDs []uuid.UUID `json:"hold_ids,omitempty"`
 }

@@ -366,6 +366,8 @@ func (m *Module) createHold(c *gin.Context) {
 		app.Fail(c, app.Forbidden("forbidden", "only staff may sell on the "+req.Channel+" channel"))
 		return
 	}
+	// The hold waits in its event's batch queue, which bounds the work.
+	app.Park(c)
 	h, err := m.svc.CreateHold(c.Request.Context(), t, ev, req)
 	if err != nil {
 		app.Fail(c, err)

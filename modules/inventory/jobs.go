@@ -12,19 +12,30 @@ import (
 	"marquee/tenants"
 )
 
-// expireTask runs TaskHoldExpire. Running it twice, or for a hold already
-// sold, released or expired, changes nothing; run early, it fails and is
-// retried.
+// expireTask runs TaskHoldExpire for each of its holds. Running it twice,
+// or for holds already sold, released or expired, changes nothing; run
+// early, it fails and is retried (holds expired already stay expired).
 func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
 	var p holdTask
-	if err := json.Unmarshal(payload, &p); err != nil || p.HoldID == uuid.Nil {
+	if err := json.Unmarshal(payload, &p); err != nil {
 		return fmt.Errorf("%w: bad hold-expire payload", asynq.SkipRetry)
 	}
-	expired, err := m.svc.ExpireHold(ctx, t, p.HoldID)
-	if err == nil && expired {
-		m.app.Log.Info("hold expired", "tenant", t.Slug, "hold", p.HoldID)
+	ids := p.HoldIDs
+	if p.HoldID != uuid.Nil {
+		ids = append(ids, p.HoldID)
 	}
-	return err
+	if len(ids) == 0 {
+		return fmt.Errorf("%w: hold-expire payload names no hold", asynq.SkipRetry)
+	}
+	var errs error
+	for _, id := range ids {
+		expired, err := m.svc.ExpireHold(ctx, t, id)
+		if err == nil && expired {
+			m.app.Log.Info("hold expired", "tenant", t.Slug, "hold", id)
+		}
+		errs = errors.Join(errs, err)
+	}
+	return errs
 }
 
 // sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost, and

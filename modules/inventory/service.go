@@ -27,8 +27,9 @@ type Service struct {
 	stripe *client.API
 	now    func() time.Time
 
-	events sync.Map // tenant/event -> cachedEvent
-	keys   sync.Map // tenant slug -> *signingKey
+	events     sync.Map // tenant/event -> cachedEvent
+	holdQueues sync.Map // tenant/event -> *holdQueue
+	keys       sync.Map // tenant slug -> *signingKey
 }
 
 type cachedEvent struct {
