@@ -145,8 +145,6 @@ func (s *Service) runHoldBatch(t tenants.Tenant, jobs []*holdJob) {
 	var outs []holdOutcome
 	var fx batchEffects
 	var err error
-	t0 := time.Now()
-	defer func() { s.app.Log.Warn("DEBUG batch", "n", len(jobs), "ms", time.Since(t0).Milliseconds(), "err", err) }()
 	lockAll := false
 	for attempt := 0; attempt < 4; attempt++ {
 		err = s.tx(ctx, t, func(tx *gorm.DB) error {
@@ -163,6 +161,9 @@ func (s *Service) runHoldBatch(t tenants.Tenant, jobs []*holdJob) {
 		}
 		// Alone and disagreeing: the other writer has committed now, and a
 		// second look sees it (a replay, or a buyer now over the limit).
+	}
+	if err == nil {
+		s.batchSizes.Observe(float64(len(jobs)))
 	}
 	if err != nil && len(jobs) > 1 {
 		s.app.Log.Warn("hold batch rerun one request at a time", "tenant", t.Slug, "holds", len(jobs), "err", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 	"gorm.io/gorm"
@@ -29,6 +30,7 @@ type Service struct {
 
 	events     sync.Map // tenant/event -> cachedEvent
 	holdQueues sync.Map // tenant/event -> *holdQueue
+	batchSizes prometheus.Histogram
 	keys       sync.Map // tenant slug -> *signingKey
 }
 
@@ -53,7 +55,10 @@ func NewService(a *app.App) *Service {
 		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, cfg),
 		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, cfg),
 	}
-	return &Service{app: a, stripe: client.New(a.Config.StripeSecretKey, backends), now: time.Now}
+	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "marquee_inventory_hold_batch_size",
+		Help: "Hold requests decided in one transaction.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}})
+	a.Metrics.MustRegister(sizes)
+	return &Service{app: a, stripe: client.New(a.Config.StripeSecretKey, backends), now: time.Now, batchSizes: sizes}
 }
 
 // tx runs fn in the tenant's scope, retrying a transaction PostgreSQL chose

@@ -1,0 +1,30 @@
+package inventory
+
+import (
+	"github.com/google/uuid"
+
+	"marquee/tenants"
+)
+
+// PauseHoldBatches keeps an event's hold requests queued, no batch starting,
+// until resume; queued counts them. A test can so put requests, in an order
+// it chooses, into one batch.
+func (m *Module) PauseHoldBatches(t tenants.Tenant, eventID uuid.UUID) (queued func() int, resume func()) {
+	v, _ := m.svc.holdQueues.LoadOrStore(t.Slug+"/"+eventID.String(), &holdQueue{})
+	q := v.(*holdQueue)
+	q.mu.Lock()
+	q.workers += holdWorkersPerEvent // every worker slot looks taken
+	q.mu.Unlock()
+	queued = func() int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.pending)
+	}
+	resume = func() {
+		q.mu.Lock()
+		q.workers -= holdWorkersPerEvent - 1 // one worker, started here
+		q.mu.Unlock()
+		go m.svc.drainHolds(t, q)
+	}
+	return queued, resume
+}
