@@ -39,7 +39,7 @@ const (
 	// maxHoldBatch bounds one batch (and so one writing statement).
 	maxHoldBatch = 64
 	// holdWorkersPerEvent lets one batch run while the next one forms.
-	holdWorkersPerEvent = 3
+	holdWorkersPerEvent = 2
 	// maxPendingHolds bounds one event's queue; beyond it requests are shed
 	// with 503 (the HTTP layer stops counting requests parked here).
 	maxPendingHolds = 2048
@@ -437,10 +437,10 @@ func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*ho
 var errNeedAllShards = errors.New("hold batch: unlocked shards too small")
 
 // lockShards locks counter shards for a batch. Normally it takes, without
-// waiting (SKIP LOCKED), up to half of each counter's shards that have
-// room, starting at a random one, so batches of other workers and instances
-// find the other half free, as single holds did. If those cannot cover the
-// batch's demand (a counter nearly sold out, or busy), it reports
+// waiting (SKIP LOCKED), one shard of each counter with room for the whole
+// batch, starting at a random one, so concurrent batches (of other workers
+// and instances) each find a shard of their own. If no free shard has that
+// much room (a counter nearly sold out, or busy), it reports
 // errNeedAllShards; run with lockAll, it waits for every shard, in order.
 func (st *batchState) lockShards(tx *gorm.DB, cfg *batchConfig, demand map[uuid.UUID]int, lockAll bool) error {
 	counters := slices.Collect(maps.Keys(demand))
@@ -465,11 +465,9 @@ func (st *batchState) lockShards(tx *gorm.DB, cfg *batchConfig, demand map[uuid.
 		args := []any{id}
 		if !lockAll {
 			q = `SELECT shard, capacity - held - sold AS free FROM inv_counter_shards
-				WHERE counter_id = ? AND capacity - held - sold > 0
-				ORDER BY (shard + ?) % 256
-				LIMIT greatest((SELECT count(*) FROM inv_counter_shards WHERE counter_id = ?) / 2, 1)
-				FOR UPDATE SKIP LOCKED`
-			args = []any{id, rand.IntN(256), id}
+				WHERE counter_id = ? AND capacity - held - sold >= ?
+				ORDER BY (shard + ?) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED`
+			args = []any{id, demand[id], rand.IntN(256)}
 		}
 		if err := tx.Raw(q, args...).Scan(&shards).Error; err != nil {
 			return err
