@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -314,42 +313,29 @@ func LookupKeys(tx *gorm.DB, keys []*IdempotencyKey) ([]KeyLookup, error) {
 	return out, nil
 }
 
-// ErrKeyRaced says StoreKeys found a key claimed meanwhile by a concurrent
-// request: the batch must roll back and be run again, when LookupKeys will
-// see the other request's outcome.
-var ErrKeyRaced = errors.New("idempotency key claimed by a concurrent request")
+// StoreKeysSQL is Once's second half for batches: inside the batch's own
+// writing statement (as a CTE), it records each key's 201 response from the
+// records KeyRecords builds (its one placeholder). It returns a row per key
+// stored; a key claimed meanwhile by a concurrent request (the insert waits
+// for that claim to commit) returns none, and the batch must then roll back
+// and run again, when LookupKeys sees the other request's outcome.
+const StoreKeysSQL = `INSERT INTO idempotency_keys (scope, key, request_hash, status, content_type, response, completed_at)
+	SELECT r.scope, r.key, decode(r.hash, 'base64'), 201, 'application/json', convert_to(r.response, 'UTF8'), now()
+	FROM jsonb_to_recordset(?::jsonb) AS r(scope text, key text, hash text, response text)
+	ON CONFLICT DO NOTHING RETURNING 1`
 
-// StoreKeys records each key's 201 response in the caller's transaction
-// (Once's second half for batches). It returns ErrKeyRaced if any key was
-// taken meanwhile: its statement waits for the other claim to commit.
-func StoreKeys(tx *gorm.DB, keys []*IdempotencyKey, responses [][]byte) error {
+// KeyRecords encodes keys with their responses for StoreKeysSQL.
+func KeyRecords(keys []*IdempotencyKey, responses [][]byte) (string, error) {
 	type row struct {
 		Scope    string `json:"scope"`
 		Key      string `json:"key"`
-		Hash     []byte `json:"hash"`
+		Hash     []byte `json:"hash"` // base64 in JSON
 		Response string `json:"response"`
 	}
 	rows := make([]row, 0, len(keys))
 	for i, k := range keys {
 		rows = append(rows, row{k.scope, k.key, k.hash, string(responses[i])})
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	param, err := json.Marshal(rows)
-	if err != nil {
-		return err
-	}
-	// []byte travels as base64 in JSON.
-	res := tx.Exec(`INSERT INTO idempotency_keys (scope, key, request_hash, status, content_type, response, completed_at)
-		SELECT r.scope, r.key, decode(r.hash, 'base64'), ?, 'application/json', convert_to(r.response, 'UTF8'), now()
-		FROM jsonb_to_recordset(?::jsonb) AS r(scope text, key text, hash text, response text)
-		ON CONFLICT DO NOTHING`, http.StatusCreated, string(param))
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected != int64(len(rows)) {
-		return ErrKeyRaced
-	}
-	return nil
+	raw, err := json.Marshal(rows)
+	return string(raw), err
 }

@@ -179,15 +179,16 @@ func (s *Service) runHoldBatch(t tenants.Tenant, jobs []*holdJob) {
 		jobs[0].done <- holdOutcome{err: err}
 		return
 	}
-	// Effects outside the database, once per batch: one expiry task for
-	// the batch's holds (they share their expiry time; the sweeper catches
-	// any the task misses) and one live update.
+	for i, j := range jobs {
+		j.done <- outs[i]
+	}
+	// Effects outside the database, once per batch, after the answers: one
+	// expiry task for the batch's holds (they share their expiry time; the
+	// sweeper catches any the task misses) and one live update. The worker
+	// takes its next batch only then, which lets that batch fill.
 	if len(fx.created) > 0 {
 		s.scheduleExpiry(ctx, t, fx.created, fx.expiresAt)
 		s.changed(ctx, t, jobs[0].ev.ID, seatStates(fx.seats, SeatHeld))
-	}
-	for i, j := range jobs {
-		j.done <- outs[i]
 	}
 }
 
@@ -352,19 +353,17 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 	if len(fx.created) == 0 {
 		return outs, fx, nil
 	}
-	if err := w.apply(tx, cfg, st); err != nil {
-		return nil, fx, err
-	}
 	responses := make([][]byte, len(storeKeys))
 	for n, i := range storeIdx {
 		if responses[n], err = json.Marshal(outs[i].hold); err != nil {
 			return nil, fx, err
 		}
 	}
-	if err := app.StoreKeys(tx, storeKeys, responses); err != nil {
-		if errors.Is(err, app.ErrKeyRaced) {
-			return nil, fx, errBatchDisagrees
-		}
+	if w.keys, err = app.KeyRecords(storeKeys, responses); err != nil {
+		return nil, fx, err
+	}
+	w.keyCount = len(storeKeys)
+	if err := w.apply(tx, cfg, st); err != nil {
 		return nil, fx, err
 	}
 	return outs, fx, nil
@@ -644,6 +643,8 @@ type batchWrite struct {
 	holds    []holdWrite
 	lines    []lineWrite
 	allocs   []allocWrite
+	keys     string // app.KeyRecords of the granted requests' keys
+	keyCount int
 }
 
 type seatWrite struct {
@@ -732,12 +733,13 @@ lines AS (INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, 
 	RETURNING 1),
 allocs AS (INSERT INTO inv_hold_allocs (hold_id, counter_id, shard, quantity)
 	SELECT r.hold_id, r.counter_id, r.shard, r.quantity FROM jsonb_to_recordset(?::jsonb) AS r(hold_id uuid, counter_id uuid, shard int, quantity int)
-	RETURNING 1)
+	RETURNING 1),
+keys AS (` + app.StoreKeysSQL + `)
 SELECT (SELECT count(*) FROM seats) AS seats, (SELECT count(*) FROM shards) AS shards, (SELECT count(*) FROM buyers) AS buyers,
-	(SELECT count(*) FROM holds) AS holds, (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM allocs) AS allocs`
+	(SELECT count(*) FROM holds) AS holds, (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM allocs) AS allocs, (SELECT count(*) FROM keys) AS keys`
 
 // batchWriteParams are batchWriteSQL's placeholders, in order.
-var batchWriteParams = []string{"seats", "seat_count", "event", "shards", "shard_count", "event", "subjects", "max_ip_holds", "max_buyer_holds", "max_buyer_tickets", "event", "holds", "lines", "allocs"}
+var batchWriteParams = []string{"seats", "seat_count", "event", "shards", "shard_count", "event", "subjects", "max_ip_holds", "max_buyer_holds", "max_buyer_tickets", "event", "holds", "lines", "allocs", "keys"}
 
 func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error {
 	var subjects []subjectWrite
@@ -761,6 +763,7 @@ func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error 
 		}
 		named[name] = string(raw)
 	}
+	named["keys"] = w.keys
 	args := make([]any, len(batchWriteParams))
 	for i, name := range batchWriteParams {
 		args[i] = named[name]
@@ -772,12 +775,13 @@ func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error 
 		Holds  int `gorm:"column:holds"`
 		Lines  int `gorm:"column:lines"`
 		Allocs int `gorm:"column:allocs"`
+		Keys   int `gorm:"column:keys"`
 	}
 	if err := tx.Raw(batchWriteSQL, args...).Scan(&got).Error; err != nil {
 		return err
 	}
 	if got.Seats != len(w.seats) || got.Shards != len(w.shardsW) || got.Buyers != len(subjects) || got.Holds != len(w.holds) ||
-		got.Lines != len(w.lines) || got.Allocs != len(w.allocs) {
+		got.Lines != len(w.lines) || got.Allocs != len(w.allocs) || got.Keys != w.keyCount {
 		return errBatchDisagrees
 	}
 	return nil
