@@ -271,40 +271,67 @@ type KeyLookup struct {
 // LookupKeys is Once's first half for work done in batches (many requests,
 // one transaction): it reads what is stored under each key without claiming
 // any. The batch then does the work of the keys found empty and stores their
-// responses with StoreKeys in the same transaction. Nil keys find nothing.
+// responses with StoreKeysSQL in the same transaction. Nil keys find nothing.
 func LookupKeys(tx *gorm.DB, keys []*IdempotencyKey) ([]KeyLookup, error) {
-	out := make([]KeyLookup, len(keys))
+	slots, err := KeySlots(keys)
+	if err != nil {
+		return nil, err
+	}
+	var found []byte
+	if err := tx.Raw(LookupKeysSQL, slots).Row().Scan(&found); err != nil {
+		return nil, err
+	}
+	return ParseKeyLookup(keys, found)
+}
+
+// LookupKeysSQL is LookupKeys as a scalar subquery a batch can put in a
+// read of its own: its one placeholder takes KeySlots, its JSON result goes
+// to ParseKeyLookup.
+const LookupKeysSQL = `SELECT json_agg(json_build_object('scope', k.scope, 'key', k.key,
+		'request_hash', encode(k.request_hash, 'base64'), 'status', k.status, 'response', encode(k.response, 'base64')))
+	FROM idempotency_keys k JOIN jsonb_to_recordset(?::jsonb) AS w(scope text, key text) ON k.scope = w.scope AND k.key = w.key`
+
+// KeySlots encodes keys (nil ones skipped) for LookupKeysSQL.
+func KeySlots(keys []*IdempotencyKey) (string, error) {
 	type slot struct {
 		Scope string `json:"scope"`
 		Key   string `json:"key"`
 	}
-	var want []slot
+	want := []slot{}
 	for _, k := range keys {
 		if k != nil {
 			want = append(want, slot{k.scope, k.key})
 		}
 	}
-	if len(want) == 0 {
-		return out, nil
+	raw, err := json.Marshal(want)
+	return string(raw), err
+}
+
+// ParseKeyLookup reads LookupKeysSQL's result (nil when nothing was found)
+// into one KeyLookup per key.
+func ParseKeyLookup(keys []*IdempotencyKey, found []byte) ([]KeyLookup, error) {
+	out := make([]KeyLookup, len(keys))
+	var rows []struct {
+		Scope       string `json:"scope"`
+		Key         string `json:"key"`
+		RequestHash []byte `json:"request_hash"`
+		Status      *int   `json:"status"`
+		Response    []byte `json:"response"`
 	}
-	param, err := json.Marshal(want)
-	if err != nil {
-		return nil, err
+	if len(found) > 0 {
+		if err := json.Unmarshal(found, &rows); err != nil {
+			return nil, err
+		}
 	}
-	var rows []storedKey
-	if err := tx.Raw(`SELECT k.scope, k.key, k.request_hash, k.status, k.response FROM idempotency_keys k
-		JOIN jsonb_to_recordset(?::jsonb) AS w(scope text, key text) ON k.scope = w.scope AND k.key = w.key`, string(param)).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	found := make(map[string]storedKey, len(rows))
+	byslot := make(map[string]storedKey, len(rows))
 	for _, r := range rows {
-		found[r.Scope+"\x00"+r.Key] = r
+		byslot[r.Scope+"\x00"+r.Key] = storedKey{Scope: r.Scope, Key: r.Key, RequestHash: r.RequestHash, Status: r.Status, Response: r.Response}
 	}
 	for i, k := range keys {
 		if k == nil {
 			continue
 		}
-		if r, ok := found[k.Slot()]; ok {
+		if r, ok := byslot[k.Slot()]; ok {
 			if out[i].Err = r.outcome(k); out[i].Err == nil {
 				out[i].Replay = r.Response
 			}

@@ -199,36 +199,79 @@ type batchEffects struct {
 	seats     []string
 }
 
-// batchConfig is an event's settings and tiers, read once per batch.
+// batchConfig is what a batch reads before it locks anything: the event's
+// settings and tiers, its buyers' counters (not locked: the writing
+// statement's conditional upsert has the last word) and what is stored
+// under its requests' idempotency keys.
 type batchConfig struct {
 	settings Settings
 	quotas   map[string]uuid.UUID // channel → quota counter
 	tiers    []tierRow
 	dbNow    time.Time
+	buyers   map[string][2]int // subject → holds, units
+	keys     []app.KeyLookup   // per job
 }
 
-func readBatchConfig(tx *gorm.DB, eventID uuid.UUID) (*batchConfig, error) {
+// batchSubjects names the buyer counters the asked requests may change:
+// each buyer's, and each address's (used only if the event limits them).
+func batchSubjects(jobs []*holdJob, asked []bool) []string {
+	set := map[string]bool{}
+	for i, j := range jobs {
+		if asked[i] {
+			set["b:"+j.req.BuyerID] = true
+			if j.req.ClientIP != "" {
+				set["ip:"+j.req.ClientIP] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
+	subjectsJSON, err := json.Marshal(subjects)
+	if err != nil {
+		return nil, err
+	}
+	slots, err := app.KeySlots(keys)
+	if err != nil {
+		return nil, err
+	}
 	// Configure locks every seat and shard of an event before it replaces
 	// anything, so a configuration read here that is replaced meanwhile
 	// finds its rows gone and sells nothing.
 	var rows []configRow
 	if err := tx.Raw(`SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes, e.max_buyer_holds, e.max_buyer_tickets, e.max_ip_holds,
 			(SELECT json_object_agg(c.channel, c.id) FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'quota') AS quotas,
+			(SELECT json_object_agg(b.subject, json_build_array(b.holds, b.units)) FROM inv_buyer_counters b
+				WHERE b.event_id = e.event_id AND b.subject IN (SELECT jsonb_array_elements_text(?::jsonb))) AS buyers,
+			(`+app.LookupKeysSQL+`) AS found_keys,
 			t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id, now() AS db_now
 		FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
 		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
-		WHERE e.event_id = ? ORDER BY t.sort`, eventID).Scan(&rows).Error; err != nil {
+		WHERE e.event_id = ? ORDER BY t.sort`, string(subjectsJSON), slots, eventID).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	c := &batchConfig{settings: rows[0].settings(), quotas: map[string]uuid.UUID{}, dbNow: rows[0].DBNow}
-	if q := rows[0].Quotas; q != nil {
-		if err := json.Unmarshal([]byte(*q), &c.quotas); err != nil {
-			return nil, err
+	c := &batchConfig{settings: rows[0].settings(), quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{}, dbNow: rows[0].DBNow}
+	for _, field := range []struct {
+		raw *string
+		out any
+	}{{rows[0].Quotas, &c.quotas}, {rows[0].Buyers, &c.buyers}} {
+		if field.raw != nil {
+			if err := json.Unmarshal([]byte(*field.raw), field.out); err != nil {
+				return nil, err
+			}
 		}
+	}
+	var found []byte
+	if rows[0].FoundKeys != nil {
+		found = []byte(*rows[0].FoundKeys)
+	}
+	if c.keys, err = app.ParseKeyLookup(keys, found); err != nil {
+		return nil, err
 	}
 	for _, r := range rows {
 		c.tiers = append(c.tiers, r.tierRow())
@@ -252,7 +295,7 @@ type batchState struct {
 }
 
 type subjectCount struct {
-	holds, units       int // as locked
+	holds, units       int // as read
 	addHolds, addUnits int // granted by this batch
 }
 
@@ -262,19 +305,8 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 	outs := make([]holdOutcome, len(jobs))
 	var fx batchEffects
 	eventID := jobs[0].ev.ID
-	cfg, err := readBatchConfig(tx, eventID)
-	if err != nil {
-		return nil, fx, err
-	}
-	if cfg == nil {
-		for i := range outs {
-			outs[i].err = &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
-		}
-		return outs, fx, nil
-	}
 
-	// Idempotency: replays and refusals are settled before anything is
-	// locked; a key twice in one batch follows its first request.
+	// A key twice in one batch follows its first request.
 	keys := make([]*app.IdempotencyKey, len(jobs))
 	firstWithKey := map[string]int{}
 	follows := make([]int, len(jobs))
@@ -294,23 +326,22 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 		firstWithKey[k.Slot()] = i
 		keys[i] = k
 	}
-	// Lock before looking keys up: a concurrent request with the same key
-	// that holds these rows has committed by the time the locks are ours,
-	// so its key is seen and replayed rather than sold around.
 	asked := make([]bool, len(jobs))
 	for i := range jobs {
 		asked[i] = follows[i] < 0
 	}
-	st, err := lockBatchState(tx, eventID, cfg, jobs, asked, lockAll)
+	cfg, err := readBatchConfig(tx, eventID, batchSubjects(jobs, asked), keys)
 	if err != nil {
 		return nil, fx, err
 	}
-	found, err := app.LookupKeys(tx, keys)
-	if err != nil {
-		return nil, fx, err
+	if cfg == nil {
+		for i := range outs {
+			outs[i].err = &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
+		}
+		return outs, fx, nil
 	}
 	todo := make([]bool, len(jobs))
-	for i, f := range found {
+	for i, f := range cfg.keys {
 		switch {
 		case follows[i] >= 0:
 		case f.Err != nil:
@@ -321,6 +352,10 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 		default:
 			todo[i] = true
 		}
+	}
+	st, err := lockBatchState(tx, eventID, cfg, jobs, todo, lockAll)
+	if err != nil {
+		return nil, fx, err
 	}
 	w := &batchWrite{eventID: eventID}
 	fx.expiresAt = cfg.dbNow.Add(time.Duration(cfg.settings.HoldMinutes) * time.Minute)
@@ -342,6 +377,33 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 		if j.req.Key != nil {
 			storeKeys = append(storeKeys, j.req.Key)
 			storeIdx = append(storeIdx, i)
+		}
+	}
+	// Keys were looked up before the locks. A retry of a request that a
+	// concurrent batch has just served finds that batch's rows taken once
+	// it holds the locks: before refusing it, look its key up again (the
+	// other batch has committed by now) and replay the hold instead.
+	var again []*app.IdempotencyKey
+	var againIdx []int
+	for i, j := range jobs {
+		if todo[i] && outs[i].err != nil && j.req.Key != nil {
+			again, againIdx = append(again, j.req.Key), append(againIdx, i)
+		}
+	}
+	if len(again) > 0 {
+		found, err := app.LookupKeys(tx, again)
+		if err != nil {
+			return nil, fx, err
+		}
+		for n, f := range found {
+			i := againIdx[n]
+			switch {
+			case f.Err != nil:
+				outs[i].err = f.Err
+			case f.Replay != nil:
+				outs[i] = holdOutcome{replayed: true}
+				outs[i].err = json.Unmarshal(f.Replay, &outs[i].hold)
+			}
 		}
 	}
 	for i, f := range follows {
@@ -370,8 +432,8 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 }
 
 // lockBatchState locks, in the global lock order (seats by id, pool shards,
-// quota shards, buyer counters by subject), every row the batch's requests
-// could change, and reads them.
+// quota shards), the seats and shards the batch's requests could take, and
+// reads them. Buyer counters come unlocked from the batch's first read.
 func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*holdJob, todo []bool, lockAll bool) (*batchState, error) {
 	st := &batchState{freeSeats: map[string]uuid.UUID{}, shards: map[uuid.UUID][]int{}, free: map[shardKey]int{}, subjects: map[string]*subjectCount{}}
 	seatSet := map[string]bool{}
@@ -413,20 +475,9 @@ func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*ho
 	if err := st.lockShards(tx, cfg, demand, lockAll); err != nil {
 		return nil, err
 	}
-	var counts []struct {
-		Subject string `gorm:"column:subject"`
-		Holds   int    `gorm:"column:holds"`
-		Units   int    `gorm:"column:units"`
-	}
-	if err := tx.Raw(`SELECT subject, holds, units FROM inv_buyer_counters WHERE event_id = ? AND subject IN ? ORDER BY subject FOR UPDATE`,
-		eventID, slices.Sorted(maps.Keys(subjectSet))).Scan(&counts).Error; err != nil {
-		return nil, err
-	}
 	for subject := range subjectSet {
-		st.subjects[subject] = &subjectCount{}
-	}
-	for _, c := range counts {
-		st.subjects[c.Subject].holds, st.subjects[c.Subject].units = c.Holds, c.Units
+		c := cfg.buyers[subject]
+		st.subjects[subject] = &subjectCount{holds: c[0], units: c[1]}
 	}
 	return st, nil
 }

@@ -82,7 +82,9 @@ type configRow struct {
 	MaxBuyerHolds   int        `gorm:"column:max_buyer_holds"`
 	MaxBuyerTickets int        `gorm:"column:max_buyer_tickets"`
 	MaxIPHolds      int        `gorm:"column:max_ip_holds"`
-	Quotas          *string    `gorm:"column:quotas"` // JSON: channel → quota counter id
+	Quotas          *string    `gorm:"column:quotas"`     // JSON: channel → quota counter id
+	Buyers          *string    `gorm:"column:buyers"`     // JSON: subject → [holds, units]
+	FoundKeys       *string    `gorm:"column:found_keys"` // app.LookupKeysSQL's result
 	DBNow           time.Time  `gorm:"column:db_now"`
 	ID              uuid.UUID  `gorm:"column:id"`
 	ZoneID          uuid.UUID  `gorm:"column:zone_id"`
