@@ -179,15 +179,18 @@ func (s *Service) runHoldBatch(t tenants.Tenant, jobs []*holdJob) {
 		jobs[0].done <- holdOutcome{err: err}
 		return
 	}
+	// Effects outside the database, once per batch: one expiry task for
+	// the batch's holds (they share their expiry time; the sweeper catches
+	// any the task misses), queued before anyone is answered; then, after
+	// the answers, one live update. The worker takes its next batch only
+	// then, which lets that batch fill.
+	if len(fx.created) > 0 {
+		s.scheduleExpiry(ctx, t, fx.created, fx.expiresAt)
+	}
 	for i, j := range jobs {
 		j.done <- outs[i]
 	}
-	// Effects outside the database, once per batch, after the answers: one
-	// expiry task for the batch's holds (they share their expiry time; the
-	// sweeper catches any the task misses) and one live update. The worker
-	// takes its next batch only then, which lets that batch fill.
 	if len(fx.created) > 0 {
-		s.scheduleExpiry(ctx, t, fx.created, fx.expiresAt)
 		s.changed(ctx, t, jobs[0].ev.ID, seatStates(fx.seats, SeatHeld))
 	}
 }
@@ -199,36 +202,46 @@ type batchEffects struct {
 	seats     []string
 }
 
-// batchConfig is what a batch reads before it locks anything: the event's
+// batchConfig is what a batch learns from its first statement: the event's
 // settings and tiers, its buyers' counters (not locked: the writing
-// statement's conditional upsert has the last word) and what is stored
-// under its requests' idempotency keys.
+// statement's conditional upsert has the last word), what is stored under
+// its requests' idempotency keys, and the requested seats still available
+// (locked).
 type batchConfig struct {
 	settings Settings
 	quotas   map[string]uuid.UUID // channel → quota counter
 	tiers    []tierRow
 	dbNow    time.Time
-	buyers   map[string][2]int // subject → holds, units
-	keys     []app.KeyLookup   // per job
+	buyers    map[string][2]int    // subject → holds, units
+	keys      []app.KeyLookup      // per job
+	freeSeats map[string]uuid.UUID // requested seats still available, locked → zone
 }
 
-// batchSubjects names the buyer counters the asked requests may change:
-// each buyer's, and each address's (used only if the event limits them).
-func batchSubjects(jobs []*holdJob, asked []bool) []string {
-	set := map[string]bool{}
+// batchSubjects names the buyer counters the asked requests may change
+// (each buyer's, and each address's, used only if the event limits them),
+// and the seats they ask for.
+func batchSubjects(jobs []*holdJob, asked []bool) (subjects, seats []string) {
+	subjectSet, seatSet := map[string]bool{}, map[string]bool{}
 	for i, j := range jobs {
 		if asked[i] {
-			set["b:"+j.req.BuyerID] = true
+			subjectSet["b:"+j.req.BuyerID] = true
 			if j.req.ClientIP != "" {
-				set["ip:"+j.req.ClientIP] = true
+				subjectSet["ip:"+j.req.ClientIP] = true
+			}
+			for _, id := range j.req.Seats {
+				seatSet[id] = true
 			}
 		}
 	}
-	return slices.Sorted(maps.Keys(set))
+	return slices.Sorted(maps.Keys(subjectSet)), slices.Sorted(maps.Keys(seatSet))
 }
 
-func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
-	subjectsJSON, err := json.Marshal(subjects)
+func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects, seats []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
+	subjectsJSON, err := json.Marshal(append([]string{}, subjects...))
+	if err != nil {
+		return nil, err
+	}
+	seatsJSON, err := json.Marshal(append([]string{}, seats...)) // [] rather than null
 	if err != nil {
 		return nil, err
 	}
@@ -240,26 +253,33 @@ func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects []string, keys []*
 	// anything, so a configuration read here that is replaced meanwhile
 	// finds its rows gone and sells nothing.
 	var rows []configRow
+	// One statement, one round trip: the subqueries are uncorrelated, so
+	// each runs once. The seats subquery locks the requested seats that are
+	// still available, in seat id order (the first locks of the batch).
 	if err := tx.Raw(`SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes, e.max_buyer_holds, e.max_buyer_tickets, e.max_ip_holds,
-			(SELECT json_object_agg(c.channel, c.id) FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'quota') AS quotas,
+			(SELECT json_object_agg(c.channel, c.id) FROM inv_counters c WHERE c.event_id = ? AND c.kind = 'quota') AS quotas,
 			(SELECT json_object_agg(b.subject, json_build_array(b.holds, b.units)) FROM inv_buyer_counters b
-				WHERE b.event_id = e.event_id AND b.subject IN (SELECT jsonb_array_elements_text(?::jsonb))) AS buyers,
+				WHERE b.event_id = ? AND b.subject = ANY(ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))) AS buyers,
 			(`+app.LookupKeysSQL+`) AS found_keys,
+			(SELECT json_object_agg(l.id, l.zone_id) FROM (SELECT s.id, s.zone_id FROM inv_seats s
+				WHERE s.event_id = ? AND s.id = ANY(ARRAY(SELECT jsonb_array_elements_text(?::jsonb))) AND s.state = 'available'
+				ORDER BY s.id FOR UPDATE) l) AS free_seats,
 			t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id, now() AS db_now
 		FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
 		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
-		WHERE e.event_id = ? ORDER BY t.sort`, string(subjectsJSON), slots, eventID).Scan(&rows).Error; err != nil {
+		WHERE e.event_id = ? ORDER BY t.sort`, eventID, eventID, string(subjectsJSON), slots, eventID, string(seatsJSON), eventID).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	c := &batchConfig{settings: rows[0].settings(), quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{}, dbNow: rows[0].DBNow}
+	c := &batchConfig{settings: rows[0].settings(), quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{},
+		freeSeats: map[string]uuid.UUID{}, dbNow: rows[0].DBNow}
 	for _, field := range []struct {
 		raw *string
 		out any
-	}{{rows[0].Quotas, &c.quotas}, {rows[0].Buyers, &c.buyers}} {
+	}{{rows[0].Quotas, &c.quotas}, {rows[0].Buyers, &c.buyers}, {rows[0].FreeSeats, &c.freeSeats}} {
 		if field.raw != nil {
 			if err := json.Unmarshal([]byte(*field.raw), field.out); err != nil {
 				return nil, err
@@ -330,7 +350,8 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 	for i := range jobs {
 		asked[i] = follows[i] < 0
 	}
-	cfg, err := readBatchConfig(tx, eventID, batchSubjects(jobs, asked), keys)
+	subjects, seats := batchSubjects(jobs, asked)
+	cfg, err := readBatchConfig(tx, eventID, subjects, seats, keys)
 	if err != nil {
 		return nil, fx, err
 	}
@@ -431,20 +452,16 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 	return outs, fx, nil
 }
 
-// lockBatchState locks, in the global lock order (seats by id, pool shards,
-// quota shards), the seats and shards the batch's requests could take, and
-// reads them. Buyer counters come unlocked from the batch's first read.
+// lockBatchState locks the shards the batch's requests could take from
+// (pools, then quotas: the global lock order continues after the seats the
+// first statement locked) and gathers the state the batch decides against.
 func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*holdJob, todo []bool, lockAll bool) (*batchState, error) {
-	st := &batchState{freeSeats: map[string]uuid.UUID{}, shards: map[uuid.UUID][]int{}, free: map[shardKey]int{}, subjects: map[string]*subjectCount{}}
-	seatSet := map[string]bool{}
+	st := &batchState{freeSeats: cfg.freeSeats, shards: map[uuid.UUID][]int{}, free: map[shardKey]int{}, subjects: map[string]*subjectCount{}}
 	demand := map[uuid.UUID]int{} // units the batch could take from a counter
 	subjectSet := map[string]bool{}
 	for i, j := range jobs {
 		if !todo[i] {
 			continue
-		}
-		for _, id := range j.req.Seats {
-			seatSet[id] = true
 		}
 		if j.req.TierID != nil {
 			if tr, ok := findTier(cfg.tiers, *j.req.TierID); ok && tr.PoolID != nil && len(j.req.Seats) == 0 {
@@ -457,19 +474,6 @@ func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*ho
 		subjectSet["b:"+j.req.BuyerID] = true
 		if cfg.settings.MaxIPHolds > 0 && j.req.ClientIP != "" {
 			subjectSet["ip:"+j.req.ClientIP] = true
-		}
-	}
-	if len(seatSet) > 0 {
-		var seats []struct {
-			ID     string    `gorm:"column:id"`
-			ZoneID uuid.UUID `gorm:"column:zone_id"`
-		}
-		if err := tx.Raw(`SELECT id, zone_id FROM inv_seats WHERE event_id = ? AND id IN ? AND state = 'available' ORDER BY id FOR UPDATE`,
-			eventID, slices.Sorted(maps.Keys(seatSet))).Scan(&seats).Error; err != nil {
-			return nil, err
-		}
-		for _, s := range seats {
-			st.freeSeats[s.ID] = s.ZoneID
 		}
 	}
 	if err := st.lockShards(tx, cfg, demand, lockAll); err != nil {

@@ -85,6 +85,7 @@ type configRow struct {
 	Quotas          *string    `gorm:"column:quotas"`     // JSON: channel → quota counter id
 	Buyers          *string    `gorm:"column:buyers"`     // JSON: subject → [holds, units]
 	FoundKeys       *string    `gorm:"column:found_keys"` // app.LookupKeysSQL's result
+	FreeSeats       *string    `gorm:"column:free_seats"` // JSON: seat id → zone id
 	DBNow           time.Time  `gorm:"column:db_now"`
 	ID              uuid.UUID  `gorm:"column:id"`
 	ZoneID          uuid.UUID  `gorm:"column:zone_id"`
