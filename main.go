@@ -287,7 +287,9 @@ func benchCmd() *cobra.Command {
 		Use:   "onsale",
 		Short: "A flash on-sale end to end (waiting room, holds, orders, payment webhooks) against a server started on loopback",
 		Long: `Starts a server and worker on 127.0.0.1 over a database of its own (the configured
-database name with "_bench" appended; created and migrated), creates a bench
+database name with "_bench" appended; created and migrated) and a Redis database
+of its own (number 14 on the configured server, emptied when a run starts, so
+the expiry tasks of an earlier run's holds do not load this one), creates a bench
 tenant and an on-sale event, and drives virtual buyers over HTTP. It needs
 stripe-mock (deployments/local/services.sh --for-tests); MARQUEE_STRIPE_API_URL
 defaults to http://127.0.0.1:12111 here.`,
@@ -298,6 +300,9 @@ defaults to http://127.0.0.1:12111 here.`,
 				return err
 			}
 			if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
+				return err
+			}
+			if cfg.RedisURL, err = benchRedis(cfg.RedisURL); err != nil {
 				return err
 			}
 			if cfg.StripeAPIURL == "" {
@@ -312,6 +317,9 @@ defaults to http://127.0.0.1:12111 here.`,
 				return err
 			}
 			defer a.Close()
+			if err := a.Redis.FlushDB(ctx).Err(); err != nil {
+				return err
+			}
 			if err := a.MigrateAll(ctx, nil); err != nil {
 				return err
 			}
@@ -347,6 +355,19 @@ defaults to http://127.0.0.1:12111 here.`,
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	cmd.AddCommand(onsale)
 	return cmd
+}
+
+// benchRedisDB is the Redis database bench runs own (the tests use 1 to 13).
+const benchRedisDB = "14"
+
+// benchRedis points a Redis URL at the bench's own database.
+func benchRedis(redisURL string) (string, error) {
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		return "", fmt.Errorf("MARQUEE_REDIS_URL: %w", err)
+	}
+	u.Path = "/" + benchRedisDB
+	return u.String(), nil
 }
 
 // suffixDatabase names a sibling database, so a bench never touches the demo.

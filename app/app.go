@@ -207,6 +207,11 @@ func OpenDatabase(ctx context.Context, databaseURL string, maxConns int) (*sql.D
 		return nil, nil, fmt.Errorf("MARQUEE_DATABASE_URL: %w", err)
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	// The few statements that are prepared (hot paths that choose pgx's
+	// cache_statement mode) are still planned for their actual values: a
+	// generic plan cannot see how few rows a JSON parameter holds, and
+	// scans whole tables where a custom plan probes an index.
+	cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	sqlDB := stdlib.OpenDB(*cfg)
 	if maxConns <= 0 {
 		maxConns = 20

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,10 +10,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"marquee/app"
@@ -208,10 +211,10 @@ type batchEffects struct {
 // its requests' idempotency keys, and the requested seats still available
 // (locked).
 type batchConfig struct {
-	settings Settings
-	quotas   map[string]uuid.UUID // channel → quota counter
-	tiers    []tierRow
-	dbNow    time.Time
+	settings  Settings
+	quotas    map[string]uuid.UUID // channel → quota counter
+	tiers     []tierRow
+	dbNow     time.Time
 	buyers    map[string][2]int    // subject → holds, units
 	keys      []app.KeyLookup      // per job
 	freeSeats map[string]uuid.UUID // requested seats still available, locked → zone
@@ -256,19 +259,20 @@ func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects, seats []string, k
 	// One statement, one round trip: the subqueries are uncorrelated, so
 	// each runs once. The seats subquery locks the requested seats that are
 	// still available, in seat id order (the first locks of the batch).
-	if err := tx.Raw(`SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes, e.max_buyer_holds, e.max_buyer_tickets, e.max_ip_holds,
-			(SELECT json_object_agg(c.channel, c.id) FROM inv_counters c WHERE c.event_id = ? AND c.kind = 'quota') AS quotas,
-			(SELECT json_object_agg(b.subject, json_build_array(b.holds, b.units)) FROM inv_buyer_counters b
-				WHERE b.event_id = ? AND b.subject = ANY(ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))) AS buyers,
-			(`+app.LookupKeysSQL+`) AS found_keys,
-			(SELECT json_object_agg(l.id, l.zone_id) FROM (SELECT s.id, s.zone_id FROM inv_seats s
-				WHERE s.event_id = ? AND s.id = ANY(ARRAY(SELECT jsonb_array_elements_text(?::jsonb))) AND s.state = 'available'
-				ORDER BY s.id FOR UPDATE) l) AS free_seats,
-			t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
-			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id, now() AS db_now
-		FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
-		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
-		WHERE e.event_id = ? ORDER BY t.sort`, eventID, eventID, string(subjectsJSON), slots, eventID, string(seatsJSON), eventID).Scan(&rows).Error; err != nil {
+	rs, err := hotQuery(tx, batchConfigSQL, eventID, eventID, string(subjectsJSON), slots, eventID, string(seatsJSON), eventID)
+	if err == nil {
+		for rs.Next() {
+			var r configRow
+			if err = rs.Scan(&r.EventID, &r.VenueID, &r.Capacity, &r.HoldMinutes, &r.MaxBuyerHolds, &r.MaxBuyerTickets, &r.MaxIPHolds,
+				&r.Quotas, &r.Buyers, &r.FoundKeys, &r.FreeSeats, &r.ID, &r.ZoneID, &r.Name, &r.PriceMinor, &r.Currency,
+				&r.SaleStarts, &r.SaleEnds, &r.MaxPerOrder, &r.Sort, &r.ZoneKind, &r.ZoneName, &r.PoolID, &r.DBNow); err != nil {
+				break
+			}
+			rows = append(rows, r)
+		}
+		err = errors.Join(err, rs.Err(), rs.Close())
+	}
+	if err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
@@ -298,6 +302,21 @@ func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects, seats []string, k
 	}
 	return c, nil
 }
+
+// batchConfigSQL is a batch's first statement (see readBatchConfig).
+var batchConfigSQL = dollars(`SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes, e.max_buyer_holds, e.max_buyer_tickets, e.max_ip_holds,
+			(SELECT json_object_agg(c.channel, c.id) FROM inv_counters c WHERE c.event_id = ? AND c.kind = 'quota') AS quotas,
+			(SELECT json_object_agg(b.subject, json_build_array(b.holds, b.units)) FROM inv_buyer_counters b
+				WHERE b.event_id = ? AND b.subject = ANY(ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))) AS buyers,
+			(` + app.LookupKeysSQL + `) AS found_keys,
+			(SELECT json_object_agg(l.id, l.zone_id) FROM (SELECT s.id, s.zone_id FROM inv_seats s
+				WHERE s.event_id = ? AND s.id = ANY(ARRAY(SELECT jsonb_array_elements_text(?::jsonb))) AND s.state = 'available'
+				ORDER BY s.id FOR UPDATE) l) AS free_seats,
+			t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
+			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id, now() AS db_now
+		FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
+		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
+		WHERE e.event_id = ? ORDER BY t.sort`)
 
 // shardKey names one shard of a counter.
 type shardKey struct {
@@ -486,6 +505,15 @@ func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*ho
 	return st, nil
 }
 
+type shardFree struct{ Shard, Free int }
+
+var (
+	lockAllShardsSQL = dollars(`SELECT shard, capacity - held - sold AS free FROM inv_counter_shards WHERE counter_id = ? ORDER BY shard FOR UPDATE`)
+	lockOneShardSQL  = dollars(`SELECT shard, capacity - held - sold AS free FROM inv_counter_shards
+		WHERE counter_id = ? AND capacity - held - sold >= ?
+		ORDER BY (shard + ?) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED`)
+)
+
 // errNeedAllShards says the shards a batch could lock without waiting hold
 // fewer units than it may need: it is run again waiting for every shard.
 var errNeedAllShards = errors.New("hold batch: unlocked shards too small")
@@ -511,19 +539,23 @@ func (st *batchState) lockShards(tx *gorm.DB, cfg *batchConfig, demand map[uuid.
 		return slices.Compare(a[:], b[:])
 	})
 	for _, id := range counters {
-		var shards []struct {
-			Shard int `gorm:"column:shard"`
-			Free  int `gorm:"column:free"`
-		}
-		q := `SELECT shard, capacity - held - sold AS free FROM inv_counter_shards WHERE counter_id = ? ORDER BY shard FOR UPDATE`
-		args := []any{id}
+		var shards []shardFree
+		q, args := lockAllShardsSQL, []any{id}
 		if !lockAll {
-			q = `SELECT shard, capacity - held - sold AS free FROM inv_counter_shards
-				WHERE counter_id = ? AND capacity - held - sold >= ?
-				ORDER BY (shard + ?) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED`
-			args = []any{id, demand[id], rand.IntN(256)}
+			q, args = lockOneShardSQL, []any{id, demand[id], rand.IntN(256)}
 		}
-		if err := tx.Raw(q, args...).Scan(&shards).Error; err != nil {
+		rs, err := hotQuery(tx, q, args...)
+		if err != nil {
+			return err
+		}
+		for rs.Next() {
+			var sh shardFree
+			if err = rs.Scan(&sh.Shard, &sh.Free); err != nil {
+				break
+			}
+			shards = append(shards, sh)
+		}
+		if err = errors.Join(err, rs.Err(), rs.Close()); err != nil {
 			return err
 		}
 		total := 0
@@ -764,7 +796,7 @@ func (w *batchWrite) shardAdd(t shardTake) {
 // batchWriteSQL writes a batch in one statement. Each change repeats its
 // condition, and the counts it returns must equal the rows sent: otherwise
 // something changed under the decision and the batch is rolled back.
-const batchWriteSQL = `WITH
+var batchWriteSQL = dollars(`WITH
 seats AS (UPDATE inv_seats s SET state = 'held', hold_id = r.hold_id
 	FROM (SELECT * FROM jsonb_to_recordset(?::jsonb) AS r(id text, hold_id uuid) LIMIT ?::int) r
 	WHERE s.event_id = ? AND s.id = r.id AND s.state = 'available' RETURNING 1),
@@ -791,7 +823,7 @@ allocs AS (INSERT INTO inv_hold_allocs (hold_id, counter_id, shard, quantity)
 	RETURNING 1),
 keys AS (` + app.StoreKeysSQL + `)
 SELECT (SELECT count(*) FROM seats) AS seats, (SELECT count(*) FROM shards) AS shards, (SELECT count(*) FROM buyers) AS buyers,
-	(SELECT count(*) FROM holds) AS holds, (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM allocs) AS allocs, (SELECT count(*) FROM keys) AS keys`
+	(SELECT count(*) FROM holds) AS holds, (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM allocs) AS allocs, (SELECT count(*) FROM keys) AS keys`)
 
 // batchWriteParams are batchWriteSQL's placeholders, in order.
 var batchWriteParams = []string{"seats", "seat_count", "event", "shards", "shard_count", "event", "subjects", "max_ip_holds", "max_buyer_holds", "max_buyer_tickets", "event", "holds", "lines", "allocs", "keys"}
@@ -823,16 +855,15 @@ func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error 
 	for i, name := range batchWriteParams {
 		args[i] = named[name]
 	}
-	var got struct {
-		Seats  int `gorm:"column:seats"`
-		Shards int `gorm:"column:shards"`
-		Buyers int `gorm:"column:buyers"`
-		Holds  int `gorm:"column:holds"`
-		Lines  int `gorm:"column:lines"`
-		Allocs int `gorm:"column:allocs"`
-		Keys   int `gorm:"column:keys"`
+	var got struct{ Seats, Shards, Buyers, Holds, Lines, Allocs, Keys int }
+	rs, err := hotQuery(tx, batchWriteSQL, args...)
+	if err != nil {
+		return err
 	}
-	if err := tx.Raw(batchWriteSQL, args...).Scan(&got).Error; err != nil {
+	if rs.Next() {
+		err = rs.Scan(&got.Seats, &got.Shards, &got.Buyers, &got.Holds, &got.Lines, &got.Allocs, &got.Keys)
+	}
+	if err = errors.Join(err, rs.Err(), rs.Close()); err != nil {
 		return err
 	}
 	if got.Seats != len(w.seats) || got.Shards != len(w.shardsW) || got.Buyers != len(subjects) || got.Holds != len(w.holds) ||
@@ -840,4 +871,29 @@ func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error 
 		return errBatchDisagrees
 	}
 	return nil
+}
+
+// hotQuery runs one of the hold batch's statements as a prepared statement
+// cached on its connection (pgx's cache_statement mode, for these alone):
+// planned once per connection instead of on every batch. PostgreSQL plans
+// it again when the connection's search_path (its tenant) has changed since
+// its last use, so a plan never reads another tenant's tables.
+func hotQuery(tx *gorm.DB, q string, args ...any) (*sql.Rows, error) {
+	return tx.Statement.ConnPool.QueryContext(tx.Statement.Context, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
+
+// dollars numbers a statement's ? placeholders ($1, $2, …), as pgx takes
+// them; the statements here have no ? of their own.
+func dollars(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
