@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gin-gonic/gin"
 
 	"marquee/tenants"
@@ -30,6 +32,17 @@ func realtimeChannel(t tenants.Tenant, topic string) string {
 // Publish sends an event to every subscriber of a tenant's topic. Delivery
 // is best effort: pages reconcile by re-reading state, never from events alone.
 func (r *Realtime) Publish(ctx context.Context, t tenants.Tenant, topic, event string, data any) error {
+	pipe := r.a.Redis.Pipeline()
+	if err := r.PublishIn(ctx, pipe, t, topic, event, data); err != nil {
+		return err
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// PublishIn queues Publish on a pipeline, so it travels with the caller's
+// other Redis commands in one round trip.
+func (r *Realtime) PublishIn(ctx context.Context, pipe redis.Pipeliner, t tenants.Tenant, topic, event string, data any) error {
 	if !topicPattern.MatchString(topic) {
 		return fmt.Errorf("realtime: bad topic %q", topic)
 	}
@@ -40,7 +53,8 @@ func (r *Realtime) Publish(ctx context.Context, t tenants.Tenant, topic, event s
 	if err != nil {
 		return err
 	}
-	return r.a.Redis.Publish(ctx, realtimeChannel(t, topic), raw).Err()
+	pipe.Publish(ctx, realtimeChannel(t, topic), raw)
+	return nil
 }
 
 // ServeSSE streams a tenant topic to the client as server-sent events until

@@ -90,17 +90,18 @@ func topic(eventID uuid.UUID) string { return "inv:" + eventID.String() }
 // the cache version, then tell open seat maps.
 func (s *Service) changed(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, seats []SeatState) {
 	ctx = context.WithoutCancel(ctx)
-	pipe := s.app.Redis.Pipeline()
-	pipe.Incr(ctx, versionKey(t, eventID))
-	pipe.Expire(ctx, versionKey(t, eventID), 24*time.Hour)
-	if _, err := pipe.Exec(ctx); err != nil {
-		s.app.Log.Warn("availability cache not invalidated; entries expire on their own", "tenant", t.Slug, "event", eventID, "err", err)
-	}
 	if seats == nil {
 		seats = []SeatState{}
 	}
-	if err := s.app.Realtime.Publish(ctx, t, topic(eventID), "availability", map[string]any{"seats": seats}); err != nil {
+	// One round trip: the version bump, then the live update.
+	pipe := s.app.Redis.Pipeline()
+	pipe.Incr(ctx, versionKey(t, eventID))
+	pipe.Expire(ctx, versionKey(t, eventID), 24*time.Hour)
+	if err := s.app.Realtime.PublishIn(ctx, pipe, t, topic(eventID), "availability", map[string]any{"seats": seats}); err != nil {
 		s.app.Log.Warn("live availability not published", "tenant", t.Slug, "event", eventID, "err", err)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.app.Log.Warn("availability cache not invalidated nor live update sent; entries expire on their own", "tenant", t.Slug, "event", eventID, "err", err)
 	}
 }
 
