@@ -72,21 +72,34 @@ func SchemaName(slug string) (string, error) {
 // (then public, for extensions). The scope is SET LOCAL: it ends with the
 // transaction, so a pooled connection never carries it into another request.
 func Tx(ctx context.Context, db *gorm.DB, t Tenant, fn func(tx *gorm.DB) error) error {
-	// The schema is derived from the checked slug, never trusted as given.
-	schema, err := SchemaName(t.Slug)
+	path, err := SearchPath(t)
 	if err != nil {
 		return err
 	}
-	if t.Schema != schema {
-		return fmt.Errorf("tenants.Tx: tenant %q does not carry its own schema", t.Slug)
-	}
-	path := pgx.Identifier{schema}.Sanitize() + ", public"
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec("SELECT set_config('search_path', ?, true)", path).Error; err != nil {
+		if err := tx.Exec(ScopeSQL, path).Error; err != nil {
 			return fmt.Errorf("scope to tenant %s: %w", t.Slug, err)
 		}
 		return fn(tx)
 	})
+}
+
+// ScopeSQL scopes the current transaction to a tenant; its one parameter is
+// SearchPath's value. Code that runs its own transactions (not through Tx)
+// sends it right after BEGIN.
+const ScopeSQL = "SELECT set_config('search_path', ?, true)"
+
+// SearchPath is a tenant's search_path: its schema, then public.
+func SearchPath(t Tenant) (string, error) {
+	// The schema is derived from the checked slug, never trusted as given.
+	schema, err := SchemaName(t.Slug)
+	if err != nil {
+		return "", err
+	}
+	if t.Schema != schema {
+		return "", fmt.Errorf("tenants: tenant %q does not carry its own schema", t.Slug)
+	}
+	return pgx.Identifier{schema}.Sanitize() + ", public", nil
 }
 
 // SlugFromRequest resolves the tenant slug of a request: the subdomain of the

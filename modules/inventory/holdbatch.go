@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"gorm.io/gorm"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"marquee/app"
 	"marquee/tenants"
@@ -150,7 +149,7 @@ func (s *Service) runHoldBatch(t tenants.Tenant, jobs []*holdJob) {
 	var err error
 	lockAll := false
 	for attempt := 0; attempt < 4; attempt++ {
-		err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		err = s.batchTx(ctx, t, func(tx *batchTx) error {
 			var e error
 			outs, fx, e = s.holdBatchTx(tx, jobs, lockAll)
 			return e
@@ -239,7 +238,7 @@ func batchSubjects(jobs []*holdJob, asked []bool) (subjects, seats []string) {
 	return slices.Sorted(maps.Keys(subjectSet)), slices.Sorted(maps.Keys(seatSet))
 }
 
-func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects, seats []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
+func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
 	subjectsJSON, err := json.Marshal(append([]string{}, subjects...))
 	if err != nil {
 		return nil, err
@@ -259,7 +258,7 @@ func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects, seats []string, k
 	// One statement, one round trip: the subqueries are uncorrelated, so
 	// each runs once. The seats subquery locks the requested seats that are
 	// still available, in seat id order (the first locks of the batch).
-	rs, err := hotQuery(tx, batchConfigSQL, eventID, eventID, string(subjectsJSON), slots, eventID, string(seatsJSON), eventID)
+	rs, err := tx.query(batchConfigSQL, eventID, eventID, string(subjectsJSON), slots, eventID, string(seatsJSON), eventID)
 	if err == nil {
 		for rs.Next() {
 			var r configRow
@@ -270,7 +269,8 @@ func readBatchConfig(tx *gorm.DB, eventID uuid.UUID, subjects, seats []string, k
 			}
 			rows = append(rows, r)
 		}
-		err = errors.Join(err, rs.Err(), rs.Close())
+		rs.Close()
+		err = errors.Join(err, rs.Err())
 	}
 	if err != nil {
 		return nil, err
@@ -340,7 +340,7 @@ type subjectCount struct {
 
 // holdBatchTx decides and writes a batch inside one transaction. It returns
 // each job's outcome, in order; an error fails the whole batch.
-func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]holdOutcome, batchEffects, error) {
+func (s *Service) holdBatchTx(tx *batchTx, jobs []*holdJob, lockAll bool) ([]holdOutcome, batchEffects, error) {
 	outs := make([]holdOutcome, len(jobs))
 	var fx batchEffects
 	eventID := jobs[0].ev.ID
@@ -431,7 +431,7 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 		}
 	}
 	if len(again) > 0 {
-		found, err := app.LookupKeys(tx, again)
+		found, err := tx.lookupKeys(again)
 		if err != nil {
 			return nil, fx, err
 		}
@@ -474,7 +474,7 @@ func (s *Service) holdBatchTx(tx *gorm.DB, jobs []*holdJob, lockAll bool) ([]hol
 // lockBatchState locks the shards the batch's requests could take from
 // (pools, then quotas: the global lock order continues after the seats the
 // first statement locked) and gathers the state the batch decides against.
-func lockBatchState(tx *gorm.DB, eventID uuid.UUID, cfg *batchConfig, jobs []*holdJob, todo []bool, lockAll bool) (*batchState, error) {
+func lockBatchState(tx *batchTx, eventID uuid.UUID, cfg *batchConfig, jobs []*holdJob, todo []bool, lockAll bool) (*batchState, error) {
 	st := &batchState{freeSeats: cfg.freeSeats, shards: map[uuid.UUID][]int{}, free: map[shardKey]int{}, subjects: map[string]*subjectCount{}}
 	demand := map[uuid.UUID]int{} // units the batch could take from a counter
 	subjectSet := map[string]bool{}
@@ -524,7 +524,7 @@ var errNeedAllShards = errors.New("hold batch: unlocked shards too small")
 // and instances) each find a shard of their own. If no free shard has that
 // much room (a counter nearly sold out, or busy), it reports
 // errNeedAllShards; run with lockAll, it waits for every shard, in order.
-func (st *batchState) lockShards(tx *gorm.DB, cfg *batchConfig, demand map[uuid.UUID]int, lockAll bool) error {
+func (st *batchState) lockShards(tx *batchTx, cfg *batchConfig, demand map[uuid.UUID]int, lockAll bool) error {
 	counters := slices.Collect(maps.Keys(demand))
 	kind := func(id uuid.UUID) int { // pools before quotas: the lock order
 		if slices.Contains(slices.Collect(maps.Values(cfg.quotas)), id) {
@@ -544,7 +544,7 @@ func (st *batchState) lockShards(tx *gorm.DB, cfg *batchConfig, demand map[uuid.
 		if !lockAll {
 			q, args = lockOneShardSQL, []any{id, demand[id], rand.IntN(256)}
 		}
-		rs, err := hotQuery(tx, q, args...)
+		rs, err := tx.query(q, args...)
 		if err != nil {
 			return err
 		}
@@ -555,7 +555,8 @@ func (st *batchState) lockShards(tx *gorm.DB, cfg *batchConfig, demand map[uuid.
 			}
 			shards = append(shards, sh)
 		}
-		if err = errors.Join(err, rs.Err(), rs.Close()); err != nil {
+		rs.Close()
+		if err = errors.Join(err, rs.Err()); err != nil {
 			return err
 		}
 		total := 0
@@ -828,7 +829,7 @@ SELECT (SELECT count(*) FROM seats) AS seats, (SELECT count(*) FROM shards) AS s
 // batchWriteParams are batchWriteSQL's placeholders, in order.
 var batchWriteParams = []string{"seats", "seat_count", "event", "shards", "shard_count", "event", "subjects", "max_ip_holds", "max_buyer_holds", "max_buyer_tickets", "event", "holds", "lines", "allocs", "keys"}
 
-func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error {
+func (w *batchWrite) apply(tx *batchTx, cfg *batchConfig, st *batchState) error {
 	var subjects []subjectWrite
 	for _, subject := range slices.Sorted(maps.Keys(st.subjects)) {
 		c := st.subjects[subject]
@@ -856,14 +857,15 @@ func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error 
 		args[i] = named[name]
 	}
 	var got struct{ Seats, Shards, Buyers, Holds, Lines, Allocs, Keys int }
-	rs, err := hotQuery(tx, batchWriteSQL, args...)
+	rs, err := tx.query(batchWriteSQL, args...)
 	if err != nil {
 		return err
 	}
 	if rs.Next() {
 		err = rs.Scan(&got.Seats, &got.Shards, &got.Buyers, &got.Holds, &got.Lines, &got.Allocs, &got.Keys)
 	}
-	if err = errors.Join(err, rs.Err(), rs.Close()); err != nil {
+	rs.Close()
+	if err = errors.Join(err, rs.Err()); err != nil {
 		return err
 	}
 	if got.Seats != len(w.seats) || got.Shards != len(w.shardsW) || got.Buyers != len(subjects) || got.Holds != len(w.holds) ||
@@ -873,13 +875,86 @@ func (w *batchWrite) apply(tx *gorm.DB, cfg *batchConfig, st *batchState) error 
 	return nil
 }
 
-// hotQuery runs one of the hold batch's statements as a prepared statement
-// cached on its connection (pgx's cache_statement mode, for these alone):
-// planned once per connection instead of on every batch. PostgreSQL plans
-// it again when the connection's search_path (its tenant) has changed since
-// its last use, so a plan never reads another tenant's tables.
-func hotQuery(tx *gorm.DB, q string, args ...any) (*sql.Rows, error) {
-	return tx.Statement.ConnPool.QueryContext(tx.Statement.Context, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+// batchTx is a hold batch's transaction, on a pgx connection of the pool
+// (not through gorm): BEGIN travels with the tenant scoping in one round
+// trip, and its statements are prepared once per connection (pgx
+// cache_statement) rather than parsed on every batch.
+// PostgreSQL parses a prepared statement again when the connection's
+// search_path (its tenant) differs from its last use, so a statement never
+// reads another tenant's tables.
+type batchTx struct {
+	ctx   context.Context
+	c     *pgx.Conn
+	path  string
+	begun bool
+}
+
+// batchTx runs fn in one transaction scoped to t, retrying it whole when
+// PostgreSQL picks it as a deadlock or serialization victim.
+func (s *Service) batchTx(ctx context.Context, t tenants.Tenant, fn func(tx *batchTx) error) error {
+	path, err := tenants.SearchPath(t)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = s.batchTxOnce(ctx, path, fn); !retryable(err) {
+			break
+		}
+		s.app.Log.Warn("inventory transaction retried", "tenant", t.Slug, "attempt", attempt+1, "err", err)
+	}
+	return mapStoreError(err)
+}
+
+func (s *Service) batchTxOnce(ctx context.Context, path string, fn func(tx *batchTx) error) error {
+	conn, err := s.app.SQL.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// A connection handed back inside a transaction (an error between BEGIN
+	// and COMMIT that ROLLBACK did not reach) is discarded by the driver.
+	return conn.Raw(func(dc any) error {
+		tx := &batchTx{ctx: ctx, c: dc.(*stdlib.Conn).Conn(), path: path}
+		err := fn(tx)
+		if !tx.begun {
+			return err
+		}
+		if err != nil {
+			_, _ = tx.c.Exec(ctx, "ROLLBACK")
+			return err
+		}
+		_, err = tx.c.Exec(ctx, "COMMIT")
+		return err
+	})
+}
+
+// query runs a statement in the transaction, opening it first: BEGIN and
+// the tenant scoping go in one round trip (simple protocol, so the path is
+// a literal; it is built from a validated slug).
+func (tx *batchTx) query(q string, args ...any) (pgx.Rows, error) {
+	if !tx.begun {
+		begin := "BEGIN; " + strings.Replace(tenants.ScopeSQL, "?", "'"+strings.ReplaceAll(tx.path, "'", "''")+"'", 1)
+		if _, err := tx.c.Exec(tx.ctx, begin); err != nil {
+			return nil, err
+		}
+		tx.begun = true
+	}
+	return tx.c.Query(tx.ctx, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
+
+var lookupKeysSQL = dollars(app.LookupKeysSQL)
+
+// lookupKeys is app.LookupKeys in the batch's transaction.
+func (tx *batchTx) lookupKeys(keys []*app.IdempotencyKey) ([]app.KeyLookup, error) {
+	slots, err := app.KeySlots(keys)
+	if err != nil {
+		return nil, err
+	}
+	var found []byte
+	if err := tx.c.QueryRow(tx.ctx, lookupKeysSQL, pgx.QueryExecModeCacheStatement, slots).Scan(&found); err != nil {
+		return nil, err
+	}
+	return app.ParseKeyLookup(keys, found)
 }
 
 // dollars numbers a statement's ? placeholders ($1, $2, …), as pgx takes
