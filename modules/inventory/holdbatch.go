@@ -798,12 +798,12 @@ func (w *batchWrite) shardAdd(t shardTake) {
 // condition, and the counts it returns must equal the rows sent: otherwise
 // something changed under the decision and the batch is rolled back.
 var batchWriteSQL = dollars(`WITH
-seats AS (UPDATE inv_seats s SET state = 'held', hold_id = r.hold_id
-	FROM (SELECT * FROM jsonb_to_recordset(?::jsonb) AS r(id text, hold_id uuid) LIMIT ?::int) r
-	WHERE s.event_id = ? AND s.id = r.id AND s.state = 'available' RETURNING 1),
-shards AS (UPDATE inv_counter_shards s SET held = s.held + r.quantity
-	FROM (SELECT * FROM jsonb_to_recordset(?::jsonb) AS r(counter_id uuid, shard int, quantity int) LIMIT ?::int) r
-	WHERE s.counter_id = r.counter_id AND s.shard = r.shard AND s.capacity - s.held - s.sold >= r.quantity RETURNING 1),
+seats AS (UPDATE inv_seats s SET state = 'held', hold_id = (?::uuid[])[array_position(?::text[], s.id)]
+	WHERE s.event_id = ? AND s.id = ANY(?::text[]) AND s.state = 'available' RETURNING 1),
+shards AS (UPDATE inv_counter_shards s SET held = s.held + (?::int[])[array_position(?::text[], s.counter_id::text || ':' || s.shard)]
+	WHERE s.counter_id = ANY(?::uuid[]) AND s.shard = ANY(?::int[])
+		AND s.capacity - s.held - s.sold >= (?::int[])[array_position(?::text[], s.counter_id::text || ':' || s.shard)]
+	RETURNING 1),
 buyers AS (INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units)
 	SELECT ?::uuid, r.subject, r.holds, r.units FROM jsonb_to_recordset(?::jsonb) AS r(subject text, holds int, units int)
 	ON CONFLICT (event_id, subject) DO UPDATE SET holds = c.holds + EXCLUDED.holds, units = c.units + EXCLUDED.units
@@ -827,7 +827,7 @@ SELECT (SELECT count(*) FROM seats) AS seats, (SELECT count(*) FROM shards) AS s
 	(SELECT count(*) FROM holds) AS holds, (SELECT count(*) FROM lines) AS lines, (SELECT count(*) FROM allocs) AS allocs, (SELECT count(*) FROM keys) AS keys`)
 
 // batchWriteParams are batchWriteSQL's placeholders, in order.
-var batchWriteParams = []string{"seats", "seat_count", "event", "shards", "shard_count", "event", "subjects", "max_ip_holds", "max_buyer_holds", "max_buyer_tickets", "event", "holds", "lines", "allocs", "keys"}
+var batchWriteParams = []string{"seat_holds", "seat_ids", "event", "seat_ids", "shard_qty", "shard_keys", "shard_counters", "shard_nums", "shard_qty", "shard_keys", "event", "subjects", "max_ip_holds", "max_buyer_holds", "max_buyer_tickets", "event", "holds", "lines", "allocs", "keys"}
 
 func (w *batchWrite) apply(tx *batchTx, cfg *batchConfig, st *batchState) error {
 	var subjects []subjectWrite
@@ -837,11 +837,22 @@ func (w *batchWrite) apply(tx *batchTx, cfg *batchConfig, st *batchState) error 
 			subjects = append(subjects, subjectWrite{Subject: subject, Holds: c.addHolds, Units: c.addUnits})
 		}
 	}
-	// The LIMITs tell the planner how few rows the JSON holds, so seats are
-	// found by their key instead of by scanning the event's seats.
-	named := map[string]any{"seat_count": len(w.seats), "shard_count": len(w.shardsW), "event": w.eventID, "max_ip_holds": cfg.settings.MaxIPHolds, "max_buyer_holds": cfg.settings.MaxBuyerHolds,
+	// Seats and shards are addressed by key arrays (= ANY): the same plan,
+	// an index probe per key, serves every batch.
+	seatIDs, seatHolds := make([]string, len(w.seats)), make([]string, len(w.seats))
+	for i, st := range w.seats {
+		seatIDs[i], seatHolds[i] = st.ID, st.HoldID.String()
+	}
+	shardKeys, shardCounters := make([]string, len(w.shardsW)), make([]string, len(w.shardsW))
+	shardNums, shardQty := make([]int, len(w.shardsW)), make([]int, len(w.shardsW))
+	for i, sh := range w.shardsW {
+		shardKeys[i] = fmt.Sprintf("%s:%d", sh.CounterID, sh.Shard)
+		shardCounters[i], shardNums[i], shardQty[i] = sh.CounterID.String(), sh.Shard, sh.Quantity
+	}
+	named := map[string]any{"seat_ids": seatIDs, "seat_holds": seatHolds, "shard_keys": shardKeys, "shard_counters": shardCounters,
+		"shard_nums": shardNums, "shard_qty": shardQty, "event": w.eventID, "max_ip_holds": cfg.settings.MaxIPHolds, "max_buyer_holds": cfg.settings.MaxBuyerHolds,
 		"max_buyer_tickets": cfg.settings.MaxBuyerTickets}
-	for name, rows := range map[string]any{"seats": w.seats, "shards": w.shardsW, "subjects": subjects, "holds": w.holds, "lines": w.lines, "allocs": w.allocs} {
+	for name, rows := range map[string]any{"subjects": subjects, "holds": w.holds, "lines": w.lines, "allocs": w.allocs} {
 		raw, err := json.Marshal(rows)
 		if err != nil {
 			return err
