@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -142,6 +143,19 @@ var errBatchDisagrees = errors.New("hold batch: a row changed under the decision
 // that fails as a whole (a database error, or a row that disagrees) is rerun
 // one request at a time, so one request's trouble never fails another.
 func (s *Service) runHoldBatch(t tenants.Tenant, jobs []*holdJob) {
+	// A bug here must not take the process down with a request's worth of
+	// state: the callers not yet answered get a 500, the worker goes on.
+	defer func() {
+		if r := recover(); r != nil {
+			s.app.Log.Error("hold batch panicked", "tenant", t.Slug, "holds", len(jobs), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			for _, j := range jobs {
+				select {
+				case j.done <- holdOutcome{err: errors.New("hold batch failed")}:
+				default: // answered already
+				}
+			}
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), holdBatchTimeout)
 	defer cancel()
 	var outs []holdOutcome
