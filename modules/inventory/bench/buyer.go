@@ -21,12 +21,11 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if sleep(ctx, time.Duration(rand.Int64N(int64(h.o.Arrival)+1))) {
 		return "timed_out"
 	}
-	began := time.Now()
 	res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
 	if err != nil || res.status != http.StatusCreated {
 		return h.failed("session", res, err)
 	}
-	h.rec.Observe("session", began)
+	h.rec.Observe("session", res.sent)
 	var sess struct {
 		Token string `json:"buyer_token"`
 	}
@@ -51,7 +50,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 			return h.failed("join", res, err)
 		}
 	}
-	h.rec.Observe("join", joined)
+	h.rec.Observe("join", res.sent)
 	_ = json.Unmarshal(res.body, &st)
 	for st.Status == "queued" {
 		if h.soldOut.Load() {
@@ -62,13 +61,12 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		if sleep(ctx, wait) {
 			return "timed_out"
 		}
-		began := time.Now()
 		res, err = h.call(ctx, "GET", h.slug, "/api/v1/events/"+h.event+"/queue/"+st.QueueToken, "", nil, buyer...)
 		switch {
 		case err != nil:
 			return h.failed("poll", res, err)
 		case res.status == http.StatusOK:
-			h.rec.Observe("poll", began)
+			h.rec.Observe("poll", res.sent)
 			_ = json.Unmarshal(res.body, &st)
 		case retryable(res):
 		default:
@@ -99,14 +97,13 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		} else {
 			body["tier_id"], body["quantity"] = h.floorTier, ga
 		}
-		began := time.Now()
 		res, err = h.call(ctx, "POST", h.slug, "/api/v1/events/"+h.event+"/holds", "", body, append(access, "Idempotency-Key", uuid.NewString())...)
 		switch {
 		case err != nil:
 			h.release(seats, ga)
 			return h.failed("hold", res, err)
 		case res.status == http.StatusCreated:
-			h.rec.Observe("hold", began)
+			h.rec.Observe("hold", res.sent)
 			_ = json.Unmarshal(res.body, &hold)
 			held = true
 		case res.status == http.StatusConflict:
@@ -138,7 +135,6 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	}
 
 	// Order, then the payment provider's signed webhook.
-	began = time.Now()
 	var order inventory.Order
 	res, err = h.call(ctx, "POST", h.slug, "/api/v1/orders", "", map[string]any{"hold_id": hold.ID,
 		"buyer": map[string]string{"email": fmt.Sprintf("buyer%d@bench.test", n), "name": fmt.Sprintf("Buyer %d", n)}},
@@ -146,7 +142,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if err != nil || res.status != http.StatusCreated {
 		return h.failed("order", res, err)
 	}
-	h.rec.Observe("order", began)
+	h.rec.Observe("order", res.sent)
 	if err := json.Unmarshal(res.body, &order); err != nil || order.PaymentIntentID == nil {
 		return h.failed("order", res, fmt.Errorf("order without payment intent: %s", res.body))
 	}
@@ -155,12 +151,11 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if err != nil {
 		return h.failed("pay", response{}, err)
 	}
-	began = time.Now()
 	res, err = h.call(ctx, "POST", h.slug, "/api/v1/webhooks/stripe", "", payload, "Stripe-Signature", sig)
 	if err != nil || res.status != http.StatusOK {
 		return h.failed("pay", res, err)
 	}
-	h.rec.Observe("pay", began)
+	h.rec.Observe("pay", res.sent)
 	n2 := int64(len(seats) + ga)
 	if total := h.tickets.Add(n2); total >= int64(h.o.Seats+h.o.GA) {
 		h.soldAt.CompareAndSwap(0, int64(time.Since(h.started)))

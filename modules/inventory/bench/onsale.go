@@ -230,6 +230,7 @@ type response struct {
 	status int
 	body   []byte
 	header http.Header
+	sent   time.Time // when it left on one of the harness's connections: latencies count from here, not from the wait for one
 }
 
 func (r response) code() string {
@@ -271,6 +272,7 @@ func (h *Harness) call(ctx context.Context, method, slug, path, token string, bo
 	case <-ctx.Done():
 		return response{}, ctx.Err()
 	}
+	sent := time.Now()
 	res, err := h.client.Do(req)
 	<-h.sem
 	if err != nil {
@@ -281,7 +283,7 @@ func (h *Harness) call(ctx context.Context, method, slug, path, token string, bo
 	if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests {
 		h.shed.Add(1)
 	}
-	return response{status: res.StatusCode, body: raw, header: res.Header}, err
+	return response{status: res.StatusCode, body: raw, header: res.Header, sent: sent}, err
 }
 
 func (h *Harness) mustJSON(ctx context.Context, want int, out any, method, path string, body any) error {
