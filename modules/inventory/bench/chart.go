@@ -16,7 +16,8 @@ type Line struct {
 // SVGChart draws latency over time (one point per second) as a small,
 // dependency-free SVG.
 func SVGChart(title, unit string, lines []Line) string {
-	const w, h, left, right, top, bottom = 900.0, 360.0, 60.0, 20.0, 40.0, 40.0
+	// The legend has a column of its own right of the plot, never over a line.
+	const w, h, left, right, top, bottom = 1000.0, 360.0, 60.0, 130.0, 40.0, 40.0
 	maxY, maxX := 1.0, 1
 	for _, l := range lines {
 		for _, p := range l.Points {
@@ -46,7 +47,7 @@ func SVGChart(title, unit string, lines []Line) string {
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, l.Color, strings.Join(pts, " "))
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%d" width="12" height="3" fill="%s"/><text x="%.0f" y="%d">%s</text>`,
-			w-right-160, 14+i*16, l.Color, w-right-142, 19+i*16, html.EscapeString(l.Name))
+			w-right+14, int(top)+i*18, l.Color, w-right+32, int(top)+5+i*18, html.EscapeString(l.Name))
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
