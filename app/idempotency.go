@@ -229,11 +229,11 @@ func printable(s string) bool {
 
 // storedKey is a key's row as a retry finds it.
 type storedKey struct {
-	Scope       string `gorm:"column:scope"`
-	Key         string `gorm:"column:key"`
-	RequestHash []byte `gorm:"column:request_hash"`
-	Status      *int   `gorm:"column:status"`
-	Response    []byte `gorm:"column:response"`
+	Scope       string `gorm:"column:scope" json:"scope"`
+	Key         string `gorm:"column:key" json:"key"`
+	RequestHash []byte `gorm:"column:request_hash" json:"request_hash"` // base64 in LookupKeysSQL's JSON
+	Status      *int   `gorm:"column:status" json:"status"`
+	Response    []byte `gorm:"column:response" json:"response"`
 }
 
 var errKeyInProgress = &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
@@ -261,32 +261,19 @@ func (k *IdempotencyKey) SameRequest(o *IdempotencyKey) bool { return bytes.Equa
 var ErrKeyReused = &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
 	Detail: "this Idempotency-Key was used with a different request"}
 
-// KeyLookup is what LookupKeys found under one key: nothing (the work is
+// KeyLookup is what LookupKeysSQL found under one key: nothing (the work is
 // to be done), a stored response to replay, or why the key cannot be used.
 type KeyLookup struct {
 	Replay []byte
 	Err    error
 }
 
-// LookupKeys is Once's first half for work done in batches (many requests,
-// one transaction): it reads what is stored under each key without claiming
-// any. The batch then does the work of the keys found empty and stores their
-// responses with StoreKeysSQL in the same transaction. Nil keys find nothing.
-func LookupKeys(tx *gorm.DB, keys []*IdempotencyKey) ([]KeyLookup, error) {
-	slots, err := KeySlots(keys)
-	if err != nil {
-		return nil, err
-	}
-	var found []byte
-	if err := tx.Raw(LookupKeysSQL, slots).Row().Scan(&found); err != nil {
-		return nil, err
-	}
-	return ParseKeyLookup(keys, found)
-}
-
-// LookupKeysSQL is LookupKeys as a scalar subquery a batch can put in a
-// read of its own: its one placeholder takes KeySlots, its JSON result goes
-// to ParseKeyLookup.
+// LookupKeysSQL is Once's first half for work done in batches (many
+// requests, one transaction), as a scalar subquery a batch puts in a read of
+// its own: it reads what is stored under each key without claiming any. Its
+// one placeholder takes KeySlots, its JSON result goes to ParseKeyLookup.
+// The batch then does the work of the keys found empty and stores their
+// responses with StoreKeysSQL in the same transaction.
 const LookupKeysSQL = `SELECT json_agg(json_build_object('scope', k.scope, 'key', k.key,
 		'request_hash', encode(k.request_hash, 'base64'), 'status', k.status, 'response', encode(k.response, 'base64')))
 	FROM idempotency_keys k JOIN jsonb_to_recordset(?::jsonb) AS w(scope text, key text) ON k.scope = w.scope AND k.key = w.key`
@@ -311,13 +298,7 @@ func KeySlots(keys []*IdempotencyKey) (string, error) {
 // into one KeyLookup per key.
 func ParseKeyLookup(keys []*IdempotencyKey, found []byte) ([]KeyLookup, error) {
 	out := make([]KeyLookup, len(keys))
-	var rows []struct {
-		Scope       string `json:"scope"`
-		Key         string `json:"key"`
-		RequestHash []byte `json:"request_hash"`
-		Status      *int   `json:"status"`
-		Response    []byte `json:"response"`
-	}
+	var rows []storedKey
 	if len(found) > 0 {
 		if err := json.Unmarshal(found, &rows); err != nil {
 			return nil, err
@@ -325,7 +306,7 @@ func ParseKeyLookup(keys []*IdempotencyKey, found []byte) ([]KeyLookup, error) {
 	}
 	byslot := make(map[string]storedKey, len(rows))
 	for _, r := range rows {
-		byslot[r.Scope+"\x00"+r.Key] = storedKey{Scope: r.Scope, Key: r.Key, RequestHash: r.RequestHash, Status: r.Status, Response: r.Response}
+		byslot[r.Scope+"\x00"+r.Key] = r
 	}
 	for i, k := range keys {
 		if k == nil {
@@ -345,7 +326,7 @@ func ParseKeyLookup(keys []*IdempotencyKey, found []byte) ([]KeyLookup, error) {
 // records KeyRecords builds (its one placeholder). It returns a row per key
 // stored; a key claimed meanwhile by a concurrent request (the insert waits
 // for that claim to commit) returns none, and the batch must then roll back
-// and run again, when LookupKeys sees the other request's outcome.
+// and run again, when LookupKeysSQL sees the other request's outcome.
 const StoreKeysSQL = `INSERT INTO idempotency_keys (scope, key, request_hash, status, content_type, response, completed_at)
 	SELECT r.scope, r.key, decode(r.hash, 'base64'), 201, 'application/json', convert_to(r.response, 'UTF8'), now()
 	FROM jsonb_to_recordset(?::jsonb) AS r(scope text, key text, hash text, response text)

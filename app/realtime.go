@@ -8,9 +8,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"marquee/tenants"
 )

@@ -268,20 +268,24 @@ func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats []string, k
 	// Configure locks every seat and shard of an event before it replaces
 	// anything, so a configuration read here that is replaced meanwhile
 	// finds its rows gone and sells nothing.
-	var rows []configRow
+	//
 	// One statement, one round trip: the subqueries are uncorrelated, so
 	// each runs once. The seats subquery locks the requested seats that are
 	// still available, in seat id order (the first locks of the batch).
+	// Each row is a tier; the event's facts repeat on every row.
+	c := &batchConfig{quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{}, freeSeats: map[string]uuid.UUID{}}
+	var quotas, buyers, found, free *string
 	rs, err := tx.query(batchConfigSQL, eventID, eventID, string(subjectsJSON), slots, eventID, string(seatsJSON), eventID)
 	if err == nil {
 		for rs.Next() {
-			var r configRow
-			if err = rs.Scan(&r.EventID, &r.VenueID, &r.Capacity, &r.HoldMinutes, &r.MaxBuyerHolds, &r.MaxBuyerTickets, &r.MaxIPHolds,
-				&r.Quotas, &r.Buyers, &r.FoundKeys, &r.FreeSeats, &r.ID, &r.ZoneID, &r.Name, &r.PriceMinor, &r.Currency,
-				&r.SaleStarts, &r.SaleEnds, &r.MaxPerOrder, &r.Sort, &r.ZoneKind, &r.ZoneName, &r.PoolID, &r.DBNow); err != nil {
+			var tr tierRow
+			st := &c.settings
+			if err = rs.Scan(&st.EventID, &st.VenueID, &st.Capacity, &st.HoldMinutes, &st.MaxBuyerHolds, &st.MaxBuyerTickets, &st.MaxIPHolds,
+				&quotas, &buyers, &found, &free, &tr.ID, &tr.ZoneID, &tr.Name, &tr.PriceMinor, &tr.Currency,
+				&tr.SaleStarts, &tr.SaleEnds, &tr.MaxPerOrder, &tr.Sort, &tr.ZoneKind, &tr.ZoneName, &tr.PoolID, &c.dbNow); err != nil {
 				break
 			}
-			rows = append(rows, r)
+			c.tiers = append(c.tiers, tr)
 		}
 		rs.Close()
 		err = errors.Join(err, rs.Err())
@@ -289,30 +293,25 @@ func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats []string, k
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
+	if len(c.tiers) == 0 {
 		return nil, nil
 	}
-	c := &batchConfig{settings: rows[0].settings(), quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{},
-		freeSeats: map[string]uuid.UUID{}, dbNow: rows[0].DBNow}
 	for _, field := range []struct {
 		raw *string
 		out any
-	}{{rows[0].Quotas, &c.quotas}, {rows[0].Buyers, &c.buyers}, {rows[0].FreeSeats, &c.freeSeats}} {
+	}{{quotas, &c.quotas}, {buyers, &c.buyers}, {free, &c.freeSeats}} {
 		if field.raw != nil {
 			if err := json.Unmarshal([]byte(*field.raw), field.out); err != nil {
 				return nil, err
 			}
 		}
 	}
-	var found []byte
-	if rows[0].FoundKeys != nil {
-		found = []byte(*rows[0].FoundKeys)
+	var foundJSON []byte
+	if found != nil {
+		foundJSON = []byte(*found)
 	}
-	if c.keys, err = app.ParseKeyLookup(keys, found); err != nil {
+	if c.keys, err = app.ParseKeyLookup(keys, foundJSON); err != nil {
 		return nil, err
-	}
-	for _, r := range rows {
-		c.tiers = append(c.tiers, r.tierRow())
 	}
 	return c, nil
 }
@@ -969,7 +968,8 @@ func (tx *batchTx) query(q string, args ...any) (pgx.Rows, error) {
 
 var lookupKeysSQL = dollars(app.LookupKeysSQL)
 
-// lookupKeys is app.LookupKeys in the batch's transaction.
+// lookupKeys reads what is stored under keys (app.LookupKeysSQL) in the
+// batch's transaction.
 func (tx *batchTx) lookupKeys(keys []*app.IdempotencyKey) ([]app.KeyLookup, error) {
 	slots, err := app.KeySlots(keys)
 	if err != nil {

@@ -68,48 +68,9 @@ func truncate(s string, n int) string {
 // tierRow is a tier with what a hold needs to know about its zone.
 type tierRow struct {
 	Tier
-	ZoneKind string     `gorm:"column:zone_kind"`
-	ZoneName string     `gorm:"column:zone_name"`
-	PoolID   *uuid.UUID `gorm:"column:pool_id"`
-}
-
-// configRow is one tier of an event with the event's settings beside it.
-type configRow struct {
-	EventID         uuid.UUID  `gorm:"column:event_id"`
-	VenueID         uuid.UUID  `gorm:"column:venue_id"`
-	Capacity        int        `gorm:"column:capacity"`
-	HoldMinutes     int        `gorm:"column:hold_minutes"`
-	MaxBuyerHolds   int        `gorm:"column:max_buyer_holds"`
-	MaxBuyerTickets int        `gorm:"column:max_buyer_tickets"`
-	MaxIPHolds      int        `gorm:"column:max_ip_holds"`
-	Quotas          *string    `gorm:"column:quotas"`     // JSON: channel → quota counter id
-	Buyers          *string    `gorm:"column:buyers"`     // JSON: subject → [holds, units]
-	FoundKeys       *string    `gorm:"column:found_keys"` // app.LookupKeysSQL's result
-	FreeSeats       *string    `gorm:"column:free_seats"` // JSON: seat id → zone id
-	DBNow           time.Time  `gorm:"column:db_now"`
-	ID              uuid.UUID  `gorm:"column:id"`
-	ZoneID          uuid.UUID  `gorm:"column:zone_id"`
-	Name            string     `gorm:"column:name"`
-	PriceMinor      int64      `gorm:"column:price_minor"`
-	Currency        string     `gorm:"column:currency"`
-	SaleStarts      *time.Time `gorm:"column:sale_starts"`
-	SaleEnds        *time.Time `gorm:"column:sale_ends"`
-	MaxPerOrder     int        `gorm:"column:max_per_order"`
-	Sort            int        `gorm:"column:sort"`
-	ZoneKind        string     `gorm:"column:zone_kind"`
-	ZoneName        string     `gorm:"column:zone_name"`
-	PoolID          *uuid.UUID `gorm:"column:pool_id"`
-}
-
-func (r configRow) settings() Settings {
-	return Settings{EventID: r.EventID, VenueID: r.VenueID, Capacity: r.Capacity, HoldMinutes: r.HoldMinutes,
-		MaxBuyerHolds: r.MaxBuyerHolds, MaxBuyerTickets: r.MaxBuyerTickets, MaxIPHolds: r.MaxIPHolds}
-}
-
-func (r configRow) tierRow() tierRow {
-	return tierRow{Tier: Tier{ID: r.ID, ZoneID: r.ZoneID, Name: r.Name, PriceMinor: r.PriceMinor, Currency: r.Currency,
-		SaleStarts: r.SaleStarts, SaleEnds: r.SaleEnds, MaxPerOrder: r.MaxPerOrder, Sort: r.Sort},
-		ZoneKind: r.ZoneKind, ZoneName: r.ZoneName, PoolID: r.PoolID}
+	ZoneKind string
+	ZoneName string
+	PoolID   *uuid.UUID
 }
 
 // CreateHold holds seats (all or none) or GA units for a buyer. The request
