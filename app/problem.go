@@ -59,6 +59,10 @@ func TooMany(detail string, retryAfterSeconds int) *Error {
 		Headers: map[string]string{"Retry-After": fmt.Sprint(retryAfterSeconds)}}
 }
 
+// StatusClientClosedRequest records (in logs and metrics) a request whose
+// client left before its answer; nginx's code for the same.
+const StatusClientClosedRequest = 499
+
 // ProblemContentType is the media type of every error response.
 const ProblemContentType = "application/problem+json"
 
@@ -67,6 +71,12 @@ const ProblemContentType = "application/problem+json"
 func Fail(c *gin.Context, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
+		if c.Request.Context().Err() != nil {
+			// The client hung up, which is usually what failed the work:
+			// nobody reads an answer and it is not the server's fault.
+			c.AbortWithStatus(StatusClientClosedRequest)
+			return
+		}
 		_ = c.Error(err)
 		e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error; the request id identifies it in the logs"}
 	}

@@ -176,6 +176,23 @@ func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
 	if held["A-4-5"] != retryHold {
 		t.Errorf("seat A-4-5 held by %s, the retried request's hold is %s", held["A-4-5"], retryHold)
 	}
+
+	// Drained, the event's queue leaves memory; a later hold gets a new one.
+	queueGone := func(when string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for inv.HasHoldQueue(s.t, evID) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the event's hold queue is still in memory", when)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	queueGone("after the batch")
+	res, err := s.hold(ev, s.buyer(t), seats("A-4-2"))
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("hold after the queue retired: %v %d %s", err, res.Status, res.Body)
+	}
+	queueGone("after a later hold")
 }
 
 type histogram struct {

@@ -10,9 +10,7 @@ import (
 // until resume; queued counts them. A test can so put requests, in an order
 // it chooses, into one batch.
 func (m *Module) PauseHoldBatches(t tenants.Tenant, eventID uuid.UUID) (queued func() int, resume func()) {
-	v, _ := m.svc.holdQueues.LoadOrStore(t.Slug+"/"+eventID.String(), &holdQueue{})
-	q := v.(*holdQueue)
-	q.mu.Lock()
+	q := m.svc.lockedHoldQueue(t.Slug + "/" + eventID.String())
 	q.workers += holdWorkersPerEvent // every worker slot looks taken
 	q.mu.Unlock()
 	queued = func() int {
@@ -27,4 +25,10 @@ func (m *Module) PauseHoldBatches(t tenants.Tenant, eventID uuid.UUID) (queued f
 		go m.svc.drainHolds(t, q)
 	}
 	return queued, resume
+}
+
+// HasHoldQueue says whether the event's hold queue is in memory.
+func (m *Module) HasHoldQueue(t tenants.Tenant, eventID uuid.UUID) bool {
+	_, ok := m.svc.holdQueues.Load(t.Slug + "/" + eventID.String())
+	return ok
 }

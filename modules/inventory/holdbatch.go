@@ -65,11 +65,29 @@ type holdOutcome struct {
 	err      error
 }
 
-// holdQueue is one event's requests not yet taken by a worker.
+// holdQueue is one event's requests not yet taken by a worker. It lives in
+// Service.holdQueues while it has work: the last worker to find it empty
+// retires it, so events long past cost no memory.
 type holdQueue struct {
+	key     string
 	mu      sync.Mutex
 	pending []*holdJob
 	workers int
+	retired bool
+}
+
+// lockedHoldQueue returns the event's live queue, locked.
+func (s *Service) lockedHoldQueue(key string) *holdQueue {
+	for {
+		v, _ := s.holdQueues.LoadOrStore(key, &holdQueue{key: key})
+		q := v.(*holdQueue)
+		q.mu.Lock()
+		if !q.retired {
+			return q
+		}
+		// Retired between the load and the lock; it is leaving the map.
+		q.mu.Unlock()
+	}
 }
 
 // submitHold queues a request and waits for its outcome. A caller that gives
@@ -78,9 +96,7 @@ type holdQueue struct {
 // with the same Idempotency-Key gets it back).
 func (s *Service) submitHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (holdOutcome, error) {
 	job := &holdJob{ctx: ctx, ev: ev, req: req, done: make(chan holdOutcome, 1)}
-	v, _ := s.holdQueues.LoadOrStore(t.Slug+"/"+ev.ID.String(), &holdQueue{})
-	q := v.(*holdQueue)
-	q.mu.Lock()
+	q := s.lockedHoldQueue(t.Slug + "/" + ev.ID.String())
 	if len(q.pending) >= maxPendingHolds {
 		q.mu.Unlock()
 		return holdOutcome{}, errHoldsBusy
@@ -109,6 +125,10 @@ func (s *Service) drainHolds(t tenants.Tenant, q *holdQueue) {
 		n := min(len(q.pending), maxHoldBatch)
 		if n == 0 {
 			q.workers--
+			if q.workers == 0 {
+				q.retired = true
+				s.holdQueues.CompareAndDelete(q.key, q)
+			}
 			q.mu.Unlock()
 			return
 		}
