@@ -217,8 +217,13 @@ func OpenDatabase(ctx context.Context, databaseURL string, maxConns int) (*sql.D
 		maxConns = 20
 	}
 	sqlDB.SetMaxOpenConns(maxConns)
+	// Idle connections are kept, not closed after a quiet spell: an on-sale
+	// begins after one, and a burst that must first open its connections
+	// (a backend started and its catalogue cache filled, per connection) stalls
+	// every tenant for hundreds of milliseconds. They are renewed hourly so
+	// no backend grows forever with the catalogue of every schema it met.
 	sqlDB.SetMaxIdleConns(maxConns)
-	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	sqlDB.SetConnMaxLifetime(time.Hour)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {

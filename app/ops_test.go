@@ -107,6 +107,32 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 }
 
+// Serving opens the whole database pool at once, so the first burst of
+// requests does not wait for connections to be opened.
+func TestServingOpensTheDatabasePool(t *testing.T) {
+	env, _ := startProbe(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- env.App.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	want := env.App.SQL.Stats().MaxOpenConnections
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := env.App.SQL.Stats()
+		if st.OpenConnections == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections open after serving began", st.OpenConnections, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // A tenant at its in-flight bound is shed at once with 503 and Retry-After,
 // while another tenant is still served.
 func TestLoadSheddingKeepsOtherTenantsServed(t *testing.T) {

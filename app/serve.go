@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	go a.warmDatabasePool(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -109,4 +111,36 @@ func (a *App) MigrateAll(ctx context.Context, progress migrations.Progress) erro
 		return err
 	}
 	return a.Migrator.All(ctx, schemas, progress)
+}
+
+// warmDatabasePool opens the pool's connections as serving starts, so the
+// first burst of traffic does not pay for opening them. A connection that
+// cannot be had now (the pool busy, the database slow) is left to be opened
+// on demand.
+func (a *App) warmDatabasePool(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st := a.SQL.Stats()
+	n := st.MaxOpenConnections - st.InUse // idle ones are taken too, then the rest opened
+	conns := make([]*sql.Conn, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			c, err := a.SQL.Conn(ctx)
+			if err == nil && c.PingContext(ctx) == nil {
+				conns[i] = c
+			} else if c != nil {
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	opened := 0
+	for _, c := range conns {
+		if c != nil {
+			opened++
+			c.Close() // back to the pool, idle and open
+		}
+	}
+	a.Log.Info("database pool warmed", "opened", opened, "open", a.SQL.Stats().OpenConnections)
 }

@@ -157,6 +157,16 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer pool.Close()
+	// Its connections opened before the clock, as the server's are.
+	conns := make([]*pgxpool.Conn, cfg.MaxConns)
+	for i := range conns {
+		if conns[i], err = pool.Acquire(ctx); err != nil {
+			return err
+		}
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 	// The very statement the hold transaction runs for a seat.
 	sql := `UPDATE ` + pgx.Identifier{schema, "inv_seats"}.Sanitize() + ` SET state = 'held', hold_id = $1 WHERE event_id = $2 AND id = $3 AND state = 'available'`
 	n, lat, el, ferr = h.phase(seats, func(_, i int) (bool, error) {
