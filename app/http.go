@@ -131,7 +131,10 @@ func (a *App) observe(c *gin.Context) {
 	a.http.requests.WithLabelValues(route, c.Request.Method, http.StatusText(status)).Inc()
 	a.http.latency.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable && len(c.Errors) == 0:
+		level = slog.LevelWarn // shed on purpose under load, not a fault
+	case status >= 500:
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{

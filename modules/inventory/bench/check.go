@@ -106,7 +106,8 @@ func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64,
 // against PostgreSQL by as many goroutines over as many connections as the
 // app has, on the same table, in the same run.
 func (h *Harness) saturation(ctx context.Context, rep *Report) error {
-	seats := 60000
+	// Enough seats that the phase never runs out (60,000 for the default 5 s).
+	seats := min(60000, max(2000, int(h.o.Phase.Seconds()*15000)))
 	// One buyer per client, minted before the clock starts, each allowed as
 	// many holds as the phase can make (max_buyer_holds 1000 × 64 ≥ 60,000).
 	apiEvent, _, err := h.newEvent(ctx, "Saturation API", seats, 0, 1, 1000)

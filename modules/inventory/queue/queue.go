@@ -275,12 +275,22 @@ func eta(position int64, s Settings, observed float64) int64 {
 }
 
 // pollAfter spaces out status checks by distance from the front: a crowd of
-// tens of thousands polling every second would cost more than the sale.
-func pollAfter(wait int64) int64 { return min(max(wait/3, 1), 15) }
+// tens of thousands polling every second would cost more than the sale. The
+// front of the queue (those a full room's next departures, or the next two
+// seconds at full rate, would let in) asks every second whatever the
+// estimate: a buyer let in who does not know it yet holds a slot nobody
+// shops with, and a full room stalls on them.
+func pollAfter(position, wait int64, s Settings) int64 {
+	if position <= int64(min(s.MaxActive, 2*s.AdmitPerSecond)) {
+		return 1
+	}
+	return min(max(wait/3, 1), 15)
+}
 
 func queued(ticket string, position, length int64, s Settings, observed float64) Status {
 	wait := eta(position, s, observed)
-	return Status{State: "queued", QueueToken: ticket, Position: position, QueueLength: length, EstimatedWait: wait, PollAfter: pollAfter(wait)}
+	return Status{State: "queued", QueueToken: ticket, Position: position, QueueLength: length, EstimatedWait: wait,
+		PollAfter: pollAfter(position, wait, s)}
 }
 
 // StatusOf reports where a queue ticket stands, for the buyer who holds it.
@@ -441,12 +451,14 @@ if n > 0 then
   end
 end
 -- The admission rate actually achieved (the cap may bind before the rate),
--- smoothed, for buyers' estimated waits.
+-- averaged over about ten seconds, for buyers' estimated waits. A shorter
+-- memory reads a full room's pause of a second or two as "nobody gets in"
+-- and sends the whole queue, its front too, away for long.
 local dt = (now - last) / 1000
 if dt > 0 then
   local ewma = tonumber(redis.call('HGET', KEYS[3], 'ewma') or '-1')
   local observed = admitted / dt
-  if ewma < 0 then ewma = observed else ewma = 0.8 * ewma + 0.2 * observed end
+  if ewma < 0 then ewma = observed else ewma = ewma + (1 - math.exp(-dt / 10)) * (observed - ewma) end
   redis.call('HSET', KEYS[3], 'ewma', ewma)
 end
 redis.call('HSET', KEYS[3], 'last', now, 'carry', allowance - admitted)

@@ -187,15 +187,17 @@ func TestAdmissionCapAndRate(t *testing.T) {
 	if a := active(); a != 10 {
 		t.Fatalf("%d active, want the cap of 10 filled", a)
 	}
-	// With the cap full nobody got in lately: waits are estimated from that,
-	// not from the configured 20/s.
+	// With the cap full nobody got in for 19 s: waits are estimated from the
+	// rate achieved over the last seconds (a few per second at most), not
+	// from the configured 20/s.
 	last, err := room.Join(ctx, tn, s.EventID, "b99")
 	if err != nil || last.State != "queued" {
 		t.Fatalf("b99: %+v %v", last, err)
 	}
 	st, err := room.StatusOf(ctx, tn, s.EventID, "b99", last.QueueToken)
-	if err != nil || st.EstimatedWait < st.Position {
-		t.Fatalf("estimated wait %d for position %d while the room is full (%v)", st.EstimatedWait, st.Position, err)
+	if atConfiguredRate := (st.Position + 19) / 20; err != nil || st.EstimatedWait < 5*atConfiguredRate {
+		t.Fatalf("estimated wait %d for position %d while the room is full, %d at the configured rate (%v)",
+			st.EstimatedWait, st.Position, atConfiguredRate, err)
 	}
 	// Idle buyers lose their slot after the timeout, and the queue moves on.
 	clk.add(61 * time.Second)
@@ -413,5 +415,11 @@ func TestPollAfterGrowsWithDistance(t *testing.T) {
 	// When the cap binds, the wait follows the rate actually achieved.
 	if capped := queued("c", 1000, 50000, s, 20); capped.EstimatedWait != 50 {
 		t.Fatalf("capped %+v", capped)
+	}
+	// A full room that let nobody in lately still has its front ask every
+	// second (the next departures let them in), and the rest by distance.
+	front, next := queued("d", 200, 50000, s, 0), queued("e", 201, 50000, s, 0)
+	if front.PollAfter != 1 || next.PollAfter != 15 {
+		t.Fatalf("full room: front %+v, next %+v", front, next)
 	}
 }

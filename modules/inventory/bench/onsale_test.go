@@ -1,0 +1,75 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"marquee/app/apptest"
+	"marquee/config"
+	"marquee/modules"
+	"marquee/modules/inventory/bench"
+)
+
+var dbURL string
+
+func TestMain(m *testing.M) { apptest.Main(m, "bench", 8, &dbURL) }
+
+func stripeURL(t *testing.T) string {
+	u := os.Getenv("MARQUEE_TEST_STRIPE_URL")
+	if u == "" {
+		u = "http://127.0.0.1:12111"
+	}
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), 2*time.Second)
+	if err != nil {
+		t.Fatalf("stripe-mock is not running at %s (deployments/local/services.sh --for-tests): %v", u, err)
+	}
+	c.Close()
+	return u
+}
+
+// A small on-sale run end to end, as `marquee bench onsale` runs it: every
+// ticket sold exactly once, the database check passing, both saturation
+// phases measured, and the JSON report and chart written.
+func TestSmallOnSaleSellsOutAndChecksOut(t *testing.T) {
+	stripe := stripeURL(t)
+	env := apptest.Start(t, dbURL, 8, apptest.Options{DBMaxConns: 10, Modules: modules.All(), Configure: func(c *config.Config) {
+		c.StripeAPIURL = stripe
+		c.StripeSecretKey = config.DevStripeSecretKey
+		c.StripeWebhookSecret = "whsec_test_bench"
+	}})
+	ctx, stop := context.WithCancel(context.Background())
+	worker := make(chan error, 1)
+	go func() { worker <- env.App.RunWorker(ctx, false) }()
+	defer func() { stop(); <-worker }()
+
+	o := bench.Defaults()
+	o.Seats, o.GA, o.Buyers = 40, 20, 150
+	o.Concurrency, o.DBConns = 16, 10
+	o.Arrival, o.MaxDuration, o.Phase = 500*time.Millisecond, 60*time.Second, 300*time.Millisecond
+	o.AdmitPerSecond, o.MaxActive = 100, 30
+	o.OutDir = t.TempDir()
+	var out bytes.Buffer
+	rep, err := bench.Run(context.Background(), env.App, env.Server.URL, o, &out, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !rep.Checks.OK || rep.Checks.ValidTickets != int64(o.Seats+o.GA) || rep.TicketsSold != int64(o.Seats+o.GA) {
+		t.Fatalf("checks %+v, buyers counted %d, capacity %d\n%s", rep.Checks, rep.TicketsSold, o.Seats+o.GA, out.String())
+	}
+	if rep.SatHoldsPerS <= 0 || rep.RawHoldsPerS <= 0 || rep.Ratio <= 0 {
+		t.Fatalf("saturation not measured: API %.0f/s, raw %.0f/s\n%s", rep.SatHoldsPerS, rep.RawHoldsPerS, out.String())
+	}
+	for _, f := range []string{rep.JSONPath, rep.ChartPath} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Fatalf("report file %q: %v", f, err)
+		}
+	}
+	if !strings.Contains(out.String(), "database check OK") || !strings.Contains(out.String(), "API/raw =") {
+		t.Fatalf("summary lacks the check or the ratio:\n%s", out.String())
+	}
+}
