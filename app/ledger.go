@@ -80,24 +80,23 @@ func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, 
 	if !ledgerCurrency.MatchString(currency) {
 		return LedgerEntry{}, fmt.Errorf("ledger: bad currency %q", currency)
 	}
-	// One appender at a time per tenant: the chain has no forks.
-	if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))").Error; err != nil {
+	e := LedgerEntry{ID: uuid.Must(uuid.NewV7()), RecordedAt: time.Now().UTC().Truncate(time.Microsecond),
+		Kind: kind, Reference: reference, AmountMinor: amountMinor, Currency: currency, Memo: memo}
+	// One statement (migration 00022): it takes the tenant's ledger lock
+	// (one appender at a time: the chain has no forks), reads the head, and
+	// inserts, so the lock, held until commit, costs one round trip.
+	err := tx.Raw(`SELECT o_seq, o_prev_hash, o_hash FROM ledger_append(?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.RecordedAt, e.RecordedAt.Format(time.RFC3339Nano), e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo).
+		Row().Scan(&e.Seq, &e.PrevHash, &e.Hash)
+	if err != nil {
 		return LedgerEntry{}, err
 	}
-	var last []LedgerEntry
-	if err := tx.Raw("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC LIMIT 1").Scan(&last).Error; err != nil {
-		return LedgerEntry{}, err
+	// The database hashed what Verify will recompute here; a difference
+	// (a changed encoding) fails the append, not a later audit.
+	if !bytes.Equal(e.Hash, entryHash(e.PrevHash, e)) {
+		return LedgerEntry{}, fmt.Errorf("ledger: the database's hash of entry %d differs from entryHash", e.Seq)
 	}
-	e := LedgerEntry{Seq: 1, ID: uuid.Must(uuid.NewV7()), RecordedAt: time.Now().UTC().Truncate(time.Microsecond),
-		Kind: kind, Reference: reference, AmountMinor: amountMinor, Currency: currency, Memo: memo, PrevHash: genesis}
-	if len(last) == 1 {
-		e.Seq, e.PrevHash = last[0].Seq+1, last[0].Hash
-	}
-	e.Hash = entryHash(e.PrevHash, e)
-	err := tx.Exec(`INSERT INTO ledger_entries (seq, id, recorded_at, kind, reference, amount_minor, currency, memo, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.ID, e.RecordedAt, e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo, e.PrevHash, e.Hash).Error
-	return e, err
+	return e, nil
 }
 
 const ledgerColumns = "seq, id, recorded_at, kind, reference, amount_minor, currency, memo, prev_hash, hash"

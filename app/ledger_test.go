@@ -52,8 +52,16 @@ func TestLedgerIsAppendOnlyAndChained(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The database hashes (ledger_append) as Verify does, for any text and
+	// sign: multi-byte memo and reference, a negative amount.
+	if err := env.App.Tx(ctx, tn, func(tx *gorm.DB) error {
+		_, err := env.App.Ledger.Append(tx, "ticket.refund", "commande:Zoë—🎫", -12345, "EUR", "remboursé: « café » ✓")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	res, err := env.App.Ledger.Verify(ctx, tn)
-	if err != nil || !res.OK || res.Entries != 80 {
+	if err != nil || !res.OK || res.Entries != 81 {
 		t.Fatalf("verify after concurrent appends: %+v %v", res, err)
 	}
 	// A rolled-back business change takes its ledger entry with it.
@@ -63,7 +71,7 @@ func TestLedgerIsAppendOnlyAndChained(t *testing.T) {
 		}
 		return fmt.Errorf("business rule failed")
 	})
-	if res, _ := env.App.Ledger.Verify(ctx, tn); res.Entries != 80 {
+	if res, _ := env.App.Ledger.Verify(ctx, tn); res.Entries != 81 {
 		t.Fatalf("rolled-back entry persisted: %+v", res)
 	}
 	// Bad amounts' currencies are refused.

@@ -306,12 +306,23 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		if res.Tickets, err = s.issueTickets(ctx, t, tx, o); err != nil {
 			return err
 		}
-		if _, err := s.app.Ledger.Append(tx, "ticket.sale", "order:"+o.ID.String(), o.AmountMinor, o.Currency,
-			fmt.Sprintf("%d tickets, event %s, payment %s", res.Tickets, o.EventID, paymentIntentID)); err != nil {
+		link := s.OrderPath(t, o.ID)
+		if err := outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and your %d tickets are ready:\n%s\n", o.Name, res.Tickets, link)); err != nil {
 			return err
 		}
-		link := s.OrderPath(t, o.ID)
-		return outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and your %d tickets are ready:\n%s\n", o.Name, res.Tickets, link))
+		// Last before the commit, the two locks every payment of the event
+		// or the tenant queues for: the counter shards the hold's units came
+		// from (one batch's holds share a shard) and the tenant's ledger.
+		// Taken earlier, each was held through the rest of the transaction's
+		// round trips, and the payments behind it waited for all of them.
+		if res.Outcome == "paid" {
+			if err := moveAllocs(tx, o.HoldID, sellHeld, false); err != nil {
+				return err
+			}
+		}
+		_, err = s.app.Ledger.Append(tx, "ticket.sale", "order:"+o.ID.String(), o.AmountMinor, o.Currency,
+			fmt.Sprintf("%d tickets, event %s, payment %s", res.Tickets, o.EventID, paymentIntentID))
+		return err
 	})
 	if err != nil {
 		return WebhookResult{}, err
@@ -325,7 +336,8 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 	return res, nil
 }
 
-// sellHeldInventory turns a sold hold's held seats and units into sold ones.
+// sellHeldInventory turns a sold hold's held seats into sold ones (its units
+// on the counters are moved by the caller, just before the commit).
 func sellHeldInventory(tx *gorm.DB, h holdRow, orderID uuid.UUID) ([]string, error) {
 	var seats []struct {
 		ID string `gorm:"column:id"`
@@ -342,9 +354,6 @@ func sellHeldInventory(tx *gorm.DB, h holdRow, orderID uuid.UUID) ([]string, err
 	}
 	if int64(len(seats)) != want {
 		return nil, fmt.Errorf("hold %s held %d of its %d seats", h.ID, len(seats), want)
-	}
-	if err := moveAllocs(tx, h.ID, sellHeld, false); err != nil {
-		return nil, err
 	}
 	if err := releaseBuyer(tx, h, false); err != nil {
 		return nil, err
@@ -545,9 +554,6 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 		for _, g := range got {
 			seats = append(seats, g.ID)
 		}
-		if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
-			return err
-		}
 		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
 			WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
 			return err
@@ -556,10 +562,15 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 			o.ID, o.AmountMinor, o.Currency, reason).Error; err != nil {
 			return err
 		}
-		if _, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason); err != nil {
+		if err := outbox(tx, o, "Your order was refunded", fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason)); err != nil {
 			return err
 		}
-		return outbox(tx, o, "Your order was refunded", fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason))
+		// Shards, then the ledger, last: see PaymentSucceeded.
+		if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
+			return err
+		}
+		_, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
+		return err
 	})
 	if err != nil {
 		return Order{}, err
