@@ -310,13 +310,17 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		if err := outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and your %d tickets are ready:\n%s\n", o.Name, res.Tickets, link)); err != nil {
 			return err
 		}
-		// Last before the commit, the two locks every payment of the event
-		// or the tenant queues for: the counter shards the hold's units came
-		// from (one batch's holds share a shard) and the tenant's ledger.
-		// Taken earlier, each was held through the rest of the transaction's
-		// round trips, and the payments behind it waited for all of them.
+		// Last before the commit, in the lock order of every inventory
+		// transaction, the rows payments queue for: the counter shards the
+		// hold's units came from (one batch's holds share a shard), the
+		// buyer's counter, and the tenant's ledger. Taken earlier, each was
+		// held through the rest of the transaction's round trips, and the
+		// payments behind it waited for all of them.
 		if res.Outcome == "paid" {
 			if err := moveAllocs(tx, o.HoldID, sellHeld, false); err != nil {
+				return err
+			}
+			if err := releaseBuyer(tx, hs[0], false); err != nil {
 				return err
 			}
 		}
@@ -337,7 +341,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 }
 
 // sellHeldInventory turns a sold hold's held seats into sold ones (its units
-// on the counters are moved by the caller, just before the commit).
+// on the counters and its buyer's counter are the caller's, last).
 func sellHeldInventory(tx *gorm.DB, h holdRow, orderID uuid.UUID) ([]string, error) {
 	var seats []struct {
 		ID string `gorm:"column:id"`
@@ -354,9 +358,6 @@ func sellHeldInventory(tx *gorm.DB, h holdRow, orderID uuid.UUID) ([]string, err
 	}
 	if int64(len(seats)) != want {
 		return nil, fmt.Errorf("hold %s held %d of its %d seats", h.ID, len(seats), want)
-	}
-	if err := releaseBuyer(tx, h, false); err != nil {
-		return nil, err
 	}
 	ids := make([]string, len(seats))
 	for i, s := range seats {
@@ -554,10 +555,6 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 		for _, g := range got {
 			seats = append(seats, g.ID)
 		}
-		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
-			WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
-			return err
-		}
 		if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason) VALUES (?, ?, ?, ?)`,
 			o.ID, o.AmountMinor, o.Currency, reason).Error; err != nil {
 			return err
@@ -565,8 +562,12 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 		if err := outbox(tx, o, "Your order was refunded", fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason)); err != nil {
 			return err
 		}
-		// Shards, then the ledger, last: see PaymentSucceeded.
+		// Shards, buyer counter, then the ledger, last: see PaymentSucceeded.
 		if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
+			WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
 			return err
 		}
 		_, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
