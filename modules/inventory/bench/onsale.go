@@ -253,7 +253,11 @@ func (h *Harness) call(ctx context.Context, method, slug, path, token string, bo
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
+	// Once sent, a request runs to its answer (the client's timeout bounds
+	// it) even if the run's time is up meanwhile: a payment the server
+	// completes is then a ticket the buyer counts, and the database check
+	// compares like with like. The time limit stops new requests below.
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), method, h.base+path, rd)
 	if err != nil {
 		return response{}, err
 	}
@@ -396,7 +400,7 @@ func (h *Harness) setup(ctx context.Context) error {
 		return err
 	}
 	if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+h.event+"/waiting-room", map[string]any{"enabled": true,
-		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 30, "access_ttl_seconds": 900}); err != nil {
+		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 120, "access_ttl_seconds": 900}); err != nil {
 		return err
 	}
 	h.seatFree = make([]bool, h.o.Seats)

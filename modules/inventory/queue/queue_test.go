@@ -409,7 +409,7 @@ func TestPollAfterGrowsWithDistance(t *testing.T) {
 	s := DefaultSettings(uuid.Must(uuid.NewV7()))
 	s.AdmitPerSecond = 100
 	near, far := queued("a", 5, 50000, s, -1), queued("b", 40000, 50000, s, -1)
-	if near.PollAfter != 1 || far.PollAfter != 15 || far.EstimatedWait != 400 {
+	if near.PollAfter != 1 || far.PollAfter != 60 || far.EstimatedWait != 400 {
 		t.Fatalf("near %+v far %+v", near, far)
 	}
 	// When the cap binds, the wait follows the rate actually achieved.
@@ -419,7 +419,12 @@ func TestPollAfterGrowsWithDistance(t *testing.T) {
 	// A full room that let nobody in lately still has its front ask every
 	// second (the next departures let them in), and the rest by distance.
 	front, next := queued("d", 200, 50000, s, 0), queued("e", 201, 50000, s, 0)
-	if front.PollAfter != 1 || next.PollAfter != 15 {
+	if front.PollAfter != 1 || next.PollAfter != 60 {
 		t.Fatalf("full room: front %+v, next %+v", front, next)
+	}
+	// Nobody is told to come back after their slot would have lapsed.
+	s.IdleTimeout = 30
+	if far := queued("f", 40000, 50000, s, -1); far.PollAfter != 15 {
+		t.Fatalf("idle timeout 30 s: poll after %d s, want 15", far.PollAfter)
 	}
 }
