@@ -274,28 +274,34 @@ func eta(position int64, s Settings, observed float64) int64 {
 	return int64(math.Ceil(float64(position) / rate))
 }
 
-// pollAfter spaces out status checks by distance from the front: a crowd of
-// tens of thousands polling every second would cost more than the sale (at
-// 15 s at most, 50,000 waiting buyers polled more than the sale's every other
-// request together; a third of the estimate, up to a minute, brings each
-// buyer back a few times as the front nears). The
-// front of the queue (those a full room's next departures, or the next two
-// seconds at full rate, would let in) asks every second whatever the
-// estimate: a buyer let in who does not know it yet holds a slot nobody
-// shops with, and a full room stalls on them.
-func pollAfter(position, wait int64, s Settings) int64 {
+// pollBudget is about how many status checks a second one room's waiting
+// buyers make in all, away from its front: the longest interval grows with
+// the queue (a crowd of 50,000 polling every 15 s cost more than the sale's
+// every other request together).
+const pollBudget = 1000
+
+// pollAfter spaces out status checks by distance from the front: a third of
+// the estimated wait, which brings a buyer back a few times as the front
+// nears, at least every 15 s in a small queue and every minute in a huge one,
+// and never later than half the idle timeout, so a buyer let in between two
+// polls still finds the slot kept. The front of the queue (those a full
+// room's next departures, or the next two seconds at full rate, would let in)
+// asks every second whatever the estimate: a buyer let in who does not know
+// it yet holds a slot nobody shops with, and a full room stalls on them. The
+// cost of a longer interval is the same: an estimate that proves too long
+// leaves a slot unused until its buyer looks.
+func pollAfter(position, length, wait int64, s Settings) int64 {
 	if position <= int64(min(s.MaxActive, 2*s.AdmitPerSecond)) {
 		return 1
 	}
-	// Never longer than half the idle timeout: a buyer let in between two
-	// polls still finds the slot kept.
-	return min(max(wait/3, 1), 60, max(int64(s.IdleTimeout)/2, 1))
+	longest := min(max(length/pollBudget, 15), 60, max(int64(s.IdleTimeout)/2, 1))
+	return min(max(wait/3, 1), longest)
 }
 
 func queued(ticket string, position, length int64, s Settings, observed float64) Status {
 	wait := eta(position, s, observed)
 	return Status{State: "queued", QueueToken: ticket, Position: position, QueueLength: length, EstimatedWait: wait,
-		PollAfter: pollAfter(position, wait, s)}
+		PollAfter: pollAfter(position, length, wait, s)}
 }
 
 // StatusOf reports where a queue ticket stands, for the buyer who holds it.

@@ -409,7 +409,7 @@ func TestPollAfterGrowsWithDistance(t *testing.T) {
 	s := DefaultSettings(uuid.Must(uuid.NewV7()))
 	s.AdmitPerSecond = 100
 	near, far := queued("a", 5, 50000, s, -1), queued("b", 40000, 50000, s, -1)
-	if near.PollAfter != 1 || far.PollAfter != 60 || far.EstimatedWait != 400 {
+	if near.PollAfter != 1 || far.PollAfter != 50 || far.EstimatedWait != 400 {
 		t.Fatalf("near %+v far %+v", near, far)
 	}
 	// When the cap binds, the wait follows the rate actually achieved.
@@ -419,8 +419,16 @@ func TestPollAfterGrowsWithDistance(t *testing.T) {
 	// A full room that let nobody in lately still has its front ask every
 	// second (the next departures let them in), and the rest by distance.
 	front, next := queued("d", 200, 50000, s, 0), queued("e", 201, 50000, s, 0)
-	if front.PollAfter != 1 || next.PollAfter != 60 {
+	if front.PollAfter != 1 || next.PollAfter != 50 {
 		t.Fatalf("full room: front %+v, next %+v", front, next)
+	}
+	// The longest interval follows the queue's length: 15 s for a small
+	// crowd, a minute for a huge one.
+	if small := queued("g", 5000, 6000, s, -1); small.PollAfter != 15 {
+		t.Fatalf("queue of 6,000: poll after %d s, want 15", small.PollAfter)
+	}
+	if huge := queued("h", 90000, 200000, s, -1); huge.PollAfter != 60 {
+		t.Fatalf("queue of 200,000: poll after %d s, want 60", huge.PollAfter)
 	}
 	// Nobody is told to come back after their slot would have lapsed.
 	s.IdleTimeout = 30
