@@ -24,7 +24,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	go a.warmDatabasePool(ctx)
+	a.warmDatabasePool(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -113,10 +113,12 @@ func (a *App) MigrateAll(ctx context.Context, progress migrations.Progress) erro
 	return a.Migrator.All(ctx, schemas, progress)
 }
 
-// warmDatabasePool opens the pool's connections as serving starts, so the
-// first burst of traffic does not pay for opening them. A connection that
-// cannot be had now (the pool busy, the database slow) is left to be opened
-// on demand.
+// warmDatabasePool opens the pool's connections before serving starts, so the
+// first burst of traffic does not pay for opening them. It holds them all at
+// once (the only way to make the pool open distinct ones), which is why it
+// runs before any request is taken. One that cannot be had within the bound
+// (the database slow, the pool in use by background work) is left to be
+// opened on demand.
 func (a *App) warmDatabasePool(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
