@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"marquee/app"
 	"marquee/app/apptest"
 	"marquee/modules/inventory"
 )
@@ -214,4 +215,62 @@ func batchSizes(t *testing.T, env *apptest.Env) histogram {
 		}
 	}
 	return histogram{}
+}
+
+// A batch that panics mid-transaction (a bug) answers its callers with a
+// 500, rolls back, and leaves the worker and the pool able to serve the next
+// hold for the same seat.
+func TestPanickingBatchRollsBackAndServingGoesOn(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "panic")
+	ev := s.event(t, "Fault Night")
+	s.configure(t, ev, simpleSetup(2, 5, 0, nil))
+	stop := inventory.PanicInHoldBatches(uuid.MustParse(ev))
+	res, err := s.hold(ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1"}})
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusInternalServerError || res.Header.Get("Content-Type") != app.ProblemContentType {
+		t.Fatalf("hold in a panicking batch: %d %q %s", res.Status, res.Header.Get("Content-Type"), res.Body)
+	}
+	if got := s.seatState(t, ev, "A-1-1"); got != "available" {
+		t.Fatalf("the failed batch left A-1-1 %s", got)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ?`, ev); n != 0 {
+		t.Fatalf("the failed batch left %d holds", n)
+	}
+	// The same seat, asked again many times over, is served once.
+	buyers := make([]string, 20)
+	for i := range buyers {
+		buyers[i] = s.buyer(t)
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, len(buyers))
+	for i, buyer := range buyers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.hold(ev, buyer, map[string]any{"seats": []string{"A-1-1"}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses[i] = r.Status
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, st := range statuses {
+		switch st {
+		case http.StatusCreated:
+			won++
+		case http.StatusConflict:
+		default:
+			t.Errorf("hold after the panic: status %d", st)
+		}
+	}
+	if won != 1 || s.seatState(t, ev, "A-1-1") != "held" {
+		t.Fatalf("after the panic, %d of 20 holds of one seat won; seat %s", won, s.seatState(t, ev, "A-1-1"))
+	}
 }

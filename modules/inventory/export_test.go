@@ -32,3 +32,15 @@ func (m *Module) HasHoldQueue(t tenants.Tenant, eventID uuid.UUID) bool {
 	_, ok := m.svc.holdQueues.Load(t.Slug + "/" + eventID.String())
 	return ok
 }
+
+// PanicInHoldBatches makes every hold batch of the event panic inside its
+// open transaction, until the returned func is called.
+func PanicInHoldBatches(eventID uuid.UUID) (stop func()) {
+	f := func(ev uuid.UUID) {
+		if ev == eventID {
+			panic("injected fault in a hold batch")
+		}
+	}
+	batchFault.Store(&f)
+	return func() { batchFault.Store(nil) }
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,11 @@ const (
 	// any one caller's context, so a buyer who hangs up cannot abort others.
 	holdBatchTimeout = 15 * time.Second
 )
+
+// batchFault, when set (by tests only), runs inside each batch's open
+// transaction after its first statement: it lets a test make a batch fail
+// the way a bug would.
+var batchFault atomic.Pointer[func(event uuid.UUID)]
 
 // holdJob is one validated hold request waiting for its batch.
 type holdJob struct {
@@ -406,6 +412,9 @@ func (s *Service) holdBatchTx(tx *batchTx, jobs []*holdJob, lockAll bool) ([]hol
 	cfg, err := readBatchConfig(tx, eventID, subjects, seats, keys)
 	if err != nil {
 		return nil, fx, err
+	}
+	if f := batchFault.Load(); f != nil {
+		(*f)(eventID)
 	}
 	if cfg == nil {
 		for i := range outs {
