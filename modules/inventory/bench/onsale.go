@@ -26,21 +26,22 @@ import (
 	"marquee/tenants"
 )
 
-// Options size a run. Defaults are sized for a 2-core machine.
+// Options size a run. Defaults are sized for a 2-core machine. In the JSON
+// report durations are nanoseconds (their field names say so).
 type Options struct {
-	Seats          int           // reserved seats of the event
-	GA             int           // general-admission tickets
-	Buyers         int           // virtual buyers
-	Concurrency    int           // HTTP requests in flight at once (the "clients")
-	Abandon        float64       // share of buyers who release their hold instead of paying
-	Think          time.Duration // pause between hold and order
-	Arrival        time.Duration // buyers arrive spread over this window
-	MaxDuration    time.Duration // the buying phase stops after this, sold out or not
-	AdmitPerSecond int           // waiting-room admission rate
-	MaxActive      int           // waiting-room cap on buyers shopping at once
-	Phase          time.Duration // length of the saturation and raw phases
-	DBConns        int           // the app's pool size; the raw phase gets as many
-	OutDir         string        // where JSON and SVG go
+	Seats          int           `json:"seats"`            // reserved seats of the event
+	GA             int           `json:"ga"`               // general-admission tickets
+	Buyers         int           `json:"buyers"`           // virtual buyers
+	Concurrency    int           `json:"concurrency"`      // HTTP requests in flight at once (the "clients")
+	Abandon        float64       `json:"abandon"`          // share of buyers who release their hold instead of paying
+	Think          time.Duration `json:"think_ns"`         // pause between hold and order
+	Arrival        time.Duration `json:"arrival_ns"`       // buyers arrive spread over this window
+	MaxDuration    time.Duration `json:"max_duration_ns"`  // the buying phase stops after this, sold out or not
+	AdmitPerSecond int           `json:"admit_per_second"` // waiting-room admission rate
+	MaxActive      int           `json:"max_active"`       // waiting-room cap on buyers shopping at once
+	Phase          time.Duration `json:"phase_ns"`         // length of the saturation and raw phases
+	DBConns        int           `json:"db_conns"`         // the app's pool size; the raw phase gets as many
+	OutDir         string        `json:"out_dir"`          // where JSON and SVG go
 }
 
 // Defaults finish in well under 3 minutes on a 2-core machine.
@@ -51,28 +52,28 @@ func Defaults() Options {
 
 // Report is everything a run measured.
 type Report struct {
-	Options       Options     `json:"options"`
-	Tenant        string      `json:"tenant"`
-	Event         string      `json:"event"`
-	Wall          float64     `json:"buying_wall_seconds"`
-	SoldOutAfter  float64     `json:"sold_out_after_seconds,omitempty"`
-	Steps         []StepStats `json:"steps"`
-	Outcomes      map[string]int64
-	AdmittedPerS  float64 `json:"admitted_per_second"`
-	TicketsPerS   float64 `json:"tickets_sold_per_second"`
-	Capacity      int     `json:"capacity"`
-	TicketsSold   int64   `json:"tickets_sold"`
-	Checks        Checks  `json:"checks"`
-	OtherIdleP99  float64 `json:"other_tenant_idle_p99_ms"`
-	OtherBusyP99  float64 `json:"other_tenant_during_onsale_p99_ms"`
-	SatHoldsPerS  float64 `json:"api_holds_per_second_saturated"`
-	SatHoldP50    float64 `json:"api_hold_p50_ms_saturated"`
-	SatHoldP99    float64 `json:"api_hold_p99_ms_saturated"`
-	RawHoldsPerS  float64 `json:"raw_conditional_updates_per_second"`
-	RawP99        float64 `json:"raw_update_p99_ms"`
-	Ratio         float64 `json:"api_over_raw"`
-	JSONPath      string  `json:"-"`
-	ChartPath     string  `json:"-"`
+	Options       Options          `json:"options"`
+	Tenant        string           `json:"tenant"`
+	Event         string           `json:"event"`
+	Wall          float64          `json:"buying_wall_seconds"`
+	SoldOutAfter  float64          `json:"sold_out_after_seconds,omitempty"`
+	Steps         []StepStats      `json:"steps"`
+	Outcomes      map[string]int64 `json:"outcomes"`
+	AdmittedPerS  float64          `json:"admitted_per_second"`
+	TicketsPerS   float64          `json:"tickets_sold_per_second"`
+	Capacity      int              `json:"capacity"`
+	TicketsSold   int64            `json:"tickets_sold"`
+	Checks        Checks           `json:"checks"`
+	OtherIdleP99  float64          `json:"other_tenant_idle_p99_ms"`
+	OtherBusyP99  float64          `json:"other_tenant_during_onsale_p99_ms"`
+	SatHoldsPerS  float64          `json:"api_holds_per_second_saturated"`
+	SatHoldP50    float64          `json:"api_hold_p50_ms_saturated"`
+	SatHoldP99    float64          `json:"api_hold_p99_ms_saturated"`
+	RawHoldsPerS  float64          `json:"raw_conditional_updates_per_second"`
+	RawP99        float64          `json:"raw_update_p99_ms"`
+	Ratio         float64          `json:"api_over_raw"`
+	JSONPath      string           `json:"-"`
+	ChartPath     string           `json:"-"`
 	shedResponses int64
 }
 

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"strings"
@@ -68,6 +69,24 @@ func TestSmallOnSaleSellsOutAndChecksOut(t *testing.T) {
 		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
 			t.Fatalf("report file %q: %v", f, err)
 		}
+	}
+	raw, err := os.ReadFile(rep.JSONPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written struct {
+		Options struct {
+			Seats     int   `json:"seats"`
+			ArrivalNS int64 `json:"arrival_ns"`
+		} `json:"options"`
+		Outcomes map[string]int64 `json:"outcomes"`
+		Checks   struct {
+			OK bool `json:"ok"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal(raw, &written); err != nil || written.Options.Seats != o.Seats ||
+		written.Options.ArrivalNS != int64(o.Arrival) || written.Outcomes["bought"] == 0 || !written.Checks.OK {
+		t.Fatalf("JSON report %+v (%v):\n%s", written, err, raw)
 	}
 	if !strings.Contains(out.String(), "database check OK") || !strings.Contains(out.String(), "API/raw =") {
 		t.Fatalf("summary lacks the check or the ratio:\n%s", out.String())
