@@ -283,21 +283,32 @@ const localStripeMock = "http://127.0.0.1:12111"
 func benchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load harnesses"}
 	o := bench.Defaults()
+	var target string
 	onsale := &cobra.Command{
 		Use:   "onsale",
-		Short: "A flash on-sale end to end (waiting room, holds, orders, payment webhooks) against a server started on loopback",
+		Short: "A flash on-sale end to end (waiting room, holds, orders, payment webhooks) against a server started on loopback, or a running one (--target)",
 		Long: `Starts a server and worker on 127.0.0.1 over a database of its own (the configured
 database name with "_bench" appended; created and migrated) and a Redis database
 of its own (number 14 on the configured server, emptied when a run starts, so
 the expiry tasks of an earlier run's holds do not load this one), creates a bench
 tenant and an on-sale event, and drives virtual buyers over HTTP. It needs
 stripe-mock (deployments/local/services.sh --for-tests); MARQUEE_STRIPE_API_URL
-defaults to http://127.0.0.1:12111 here.`,
+defaults to http://127.0.0.1:12111 here.
+
+With --target URL it starts nothing and drives the deployment at URL instead,
+over this process's configuration, which must be that deployment's (database,
+Redis, base domain, webhook secret, MARQUEE_STRIPE_API_URL naming the
+stripe-mock it uses): this process creates the run's tenants, checks the
+database and measures the raw baseline; the deployment's worker admits from
+the waiting room. Its Redis database is not emptied.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg, err := config.Load()
 			if err != nil {
 				return err
+			}
+			if target != "" {
+				return benchTarget(ctx, cfg, target, o)
 			}
 			if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
 				return err
@@ -340,6 +351,7 @@ defaults to http://127.0.0.1:12111 here.`,
 		},
 	}
 	f := onsale.Flags()
+	f.StringVar(&target, "target", "", "drive the deployment already running at this URL (same configuration) instead of starting one")
 	f.IntVar(&o.Seats, "seats", o.Seats, "reserved seats")
 	f.IntVar(&o.GA, "ga", o.GA, "general-admission tickets")
 	f.IntVar(&o.Buyers, "buyers", o.Buyers, "virtual buyers")
@@ -355,6 +367,23 @@ defaults to http://127.0.0.1:12111 here.`,
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	cmd.AddCommand(onsale)
 	return cmd
+}
+
+// benchTarget runs the on-sale harness against a deployment already running
+// at target, with this process's configuration (the deployment's own).
+func benchTarget(ctx context.Context, cfg config.Config, target string, o bench.Options) error {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)
+	}
+	cfg.LogLevel = "warn"
+	a, err := app.New(ctx, cfg, app.Options{DBMaxConns: o.DBConns}, modules.All()...)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	_, err = bench.Run(ctx, a, strings.TrimSuffix(target, "/"), o, os.Stdout, os.Stderr)
+	return err
 }
 
 // benchRedisDB is the Redis database bench runs own (the tests use 1 to 13).

@@ -172,3 +172,78 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// `bench onsale --target` drives a deployment started on its own (serve and
+// worker processes): a small on-sale sells out and checks out.
+func TestBenchTargetsARunningDeployment(t *testing.T) {
+	stripe := os.Getenv("MARQUEE_TEST_STRIPE_URL")
+	if stripe == "" {
+		stripe = "http://127.0.0.1:12111"
+	}
+	if res, err := http.Get(stripe + "/v1/balance"); err != nil {
+		t.Fatalf("stripe-mock is not running at %s (deployments/local/services.sh --for-tests): %v", stripe, err)
+	} else {
+		res.Body.Close()
+	}
+	bin := buildBinary(t)
+	u, drop, err := apptest.Database("bench_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop()
+	addr := closedPort(t)
+	env := []string{
+		"MARQUEE_DATABASE_URL=" + u,
+		"MARQUEE_REDIS_URL=" + apptest.RedisURL(12),
+		"MARQUEE_SECRET_KEY=bench-target-secret-key-long-enough-0123456789",
+		"MARQUEE_PASSWORD_COST=10",
+		"MARQUEE_HTTP_ADDR=" + addr,
+		"MARQUEE_STRIPE_API_URL=" + stripe,
+		"MARQUEE_STRIPE_WEBHOOK_SECRET=whsec_bench_target",
+	}
+	if out, err := run(t, bin, env, "migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	var logs lockedBuffer
+	for _, args := range [][]string{{"serve"}, {"worker"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deployment did not come up:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := run(t, bin, env, "bench", "onsale", "--target", "http://"+addr,
+		"--seats", "30", "--ga", "10", "--buyers", "100", "--concurrency", "16", "--db-conns", "8",
+		"--arrival", "500ms", "--admit-rate", "100", "--max-active", "30", "--phase", "300ms", "--max-duration", "60s",
+		"--out", t.TempDir())
+	if err != nil {
+		t.Fatalf("bench --target: %v\n%s\nserver:\n%s", err, out, logs.String())
+	}
+	for _, want := range []string{"sold 40 of 40", "database check OK", "API/raw ="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := run(t, bin, env, "bench", "onsale", "--target", "localhost:1"); err == nil || !strings.Contains(out, "--target") {
+		t.Errorf("a target without a scheme was accepted: %v\n%s", err, out)
+	}
+}
