@@ -307,27 +307,34 @@ the waiting room. Its Redis database is not emptied.`,
 			if err != nil {
 				return err
 			}
-			if target != "" {
-				return benchTarget(ctx, cfg, target, o)
-			}
-			if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
-				return err
-			}
-			if cfg.RedisURL, err = benchRedis(cfg.RedisURL); err != nil {
-				return err
-			}
-			if cfg.StripeAPIURL == "" {
-				cfg.StripeAPIURL = localStripeMock
-			}
 			cfg.LogLevel = "warn"
-			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
-				return err
+			if target != "" {
+				if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)
+				}
+			} else {
+				if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
+					return err
+				}
+				if cfg.RedisURL, err = benchRedis(cfg.RedisURL); err != nil {
+					return err
+				}
+				if cfg.StripeAPIURL == "" {
+					cfg.StripeAPIURL = localStripeMock
+				}
+				if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+					return err
+				}
 			}
 			a, err := app.New(ctx, cfg, app.Options{DBMaxConns: o.DBConns}, modules.All()...)
 			if err != nil {
 				return err
 			}
 			defer a.Close()
+			if target != "" {
+				_, err = bench.Run(ctx, a, strings.TrimSuffix(target, "/"), o, os.Stdout, os.Stderr)
+				return err
+			}
 			if err := a.Redis.FlushDB(ctx).Err(); err != nil {
 				return err
 			}
@@ -367,23 +374,6 @@ the waiting room. Its Redis database is not emptied.`,
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	cmd.AddCommand(onsale)
 	return cmd
-}
-
-// benchTarget runs the on-sale harness against a deployment already running
-// at target, with this process's configuration (the deployment's own).
-func benchTarget(ctx context.Context, cfg config.Config, target string, o bench.Options) error {
-	u, err := url.Parse(target)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)
-	}
-	cfg.LogLevel = "warn"
-	a, err := app.New(ctx, cfg, app.Options{DBMaxConns: o.DBConns}, modules.All()...)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	_, err = bench.Run(ctx, a, strings.TrimSuffix(target, "/"), o, os.Stdout, os.Stderr)
-	return err
 }
 
 // benchRedisDB is the Redis database bench runs own (the tests use 1 to 13).

@@ -112,46 +112,62 @@ func TestDemoServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer drop()
+	// Cleanups, not defers: they run after the background process stops.
+	t.Cleanup(drop)
 	// demo creates its database: point it at a name that does not exist yet.
 	u = strings.Replace(u, "marquee_test_demo_cli", "marquee_test_demo_cli_new", 1)
-	defer func() {
+	t.Cleanup(func() {
 		_, dropNew, err := apptest.Database("demo_cli_new")
 		if err == nil {
 			dropNew()
 		}
-	}()
-	cmd := exec.Command(bin, "demo")
-	cmd.Env = append(os.Environ(), "MARQUEE_DATABASE_URL="+u, "MARQUEE_REDIS_URL="+apptest.RedisURL(12), "MARQUEE_HTTP_ADDR="+addr, "MARQUEE_PASSWORD_COST=10")
+	})
 	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/portal/login", nil)
-		req.Host = "acme.localhost"
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not come up:\n%s", out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	startBackground(t, bin, []string{"MARQUEE_DATABASE_URL=" + u, "MARQUEE_REDIS_URL=" + apptest.RedisURL(12), "MARQUEE_HTTP_ADDR=" + addr,
+		"MARQUEE_PASSWORD_COST=10"}, &out, "demo")
+	waitUp(t, "http://"+addr+"/portal/login", "acme.localhost", 90*time.Second, &out)
 	for _, want := range []string{"owner@acme.test", "owner@globex.test", "support@marquee.test", "demo-password-1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %s", want)
 		}
+	}
+}
+
+// startBackground runs the CLI with args until the test ends, when it is
+// interrupted as a deployment stops it; its output goes to out.
+func startBackground(t *testing.T, bin string, env []string, out *lockedBuffer, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+}
+
+// waitUp asks url (on host) until it answers 200, failing with the server's
+// output if it does not within the given time.
+func waitUp(t *testing.T, url, host string, within time.Duration, logs *lockedBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come up:\n%s", url, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -176,21 +192,13 @@ func (b *lockedBuffer) String() string {
 // `bench onsale --target` drives a deployment started on its own (serve and
 // worker processes): a small on-sale sells out and checks out.
 func TestBenchTargetsARunningDeployment(t *testing.T) {
-	stripe := os.Getenv("MARQUEE_TEST_STRIPE_URL")
-	if stripe == "" {
-		stripe = "http://127.0.0.1:12111"
-	}
-	if res, err := http.Get(stripe + "/v1/balance"); err != nil {
-		t.Fatalf("stripe-mock is not running at %s (deployments/local/services.sh --for-tests): %v", stripe, err)
-	} else {
-		res.Body.Close()
-	}
+	stripe := apptest.StripeMock(t)
 	bin := buildBinary(t)
 	u, drop, err := apptest.Database("bench_target")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer drop()
+	t.Cleanup(drop) // after the deployment stops
 	addr := closedPort(t)
 	env := []string{
 		"MARQUEE_DATABASE_URL=" + u,
@@ -205,32 +213,9 @@ func TestBenchTargetsARunningDeployment(t *testing.T) {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	var logs lockedBuffer
-	for _, args := range [][]string{{"serve"}, {"worker"}} {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			_ = cmd.Wait()
-		}()
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the deployment did not come up:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	startBackground(t, bin, env, &logs, "serve")
+	startBackground(t, bin, env, &logs, "worker")
+	waitUp(t, "http://"+addr+"/healthz", addr, 30*time.Second, &logs)
 	out, err := run(t, bin, env, "bench", "onsale", "--target", "http://"+addr,
 		"--seats", "30", "--ga", "10", "--buyers", "100", "--concurrency", "16", "--db-conns", "8",
 		"--arrival", "500ms", "--admit-rate", "100", "--max-active", "30", "--phase", "300ms", "--max-duration", "60s",

@@ -252,7 +252,9 @@ func (r storedKey) outcome(k *IdempotencyKey) error {
 
 // Slot identifies the key among all of a tenant's keys (two requests with
 // equal slots are the same operation, or a key reused).
-func (k *IdempotencyKey) Slot() string { return k.scope + "\x00" + k.key }
+func (k *IdempotencyKey) Slot() string { return keySlot(k.scope, k.key) }
+
+func keySlot(scope, key string) string { return scope + "\x00" + key }
 
 // SameRequest reports whether two requests under one slot are the same one.
 func (k *IdempotencyKey) SameRequest(o *IdempotencyKey) bool { return bytes.Equal(k.hash, o.hash) }
@@ -306,7 +308,7 @@ func ParseKeyLookup(keys []*IdempotencyKey, found []byte) ([]KeyLookup, error) {
 	}
 	byslot := make(map[string]storedKey, len(rows))
 	for _, r := range rows {
-		byslot[r.Scope+"\x00"+r.Key] = r
+		byslot[keySlot(r.Scope, r.Key)] = r
 	}
 	for i, k := range keys {
 		if k == nil {

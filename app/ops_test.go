@@ -57,13 +57,7 @@ func TestHealthReadinessMetricsAndOpenAPI(t *testing.T) {
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	env, probe := startProbe(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("shut"))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- env.App.Serve(ctx, ln) }()
+	ln, cancel, served := serveInBackground(t, env)
 
 	type result struct {
 		status int
@@ -107,17 +101,25 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 }
 
-// Serving opens the whole database pool at once, so the first burst of
-// requests does not wait for connections to be opened.
-func TestServingOpensTheDatabasePool(t *testing.T) {
-	env, _ := startProbe(t)
+// serveInBackground runs env's App.Serve on a loopback port until cancel;
+// served carries what Serve returned.
+func serveInBackground(t *testing.T, env *apptest.Env) (ln net.Listener, cancel context.CancelFunc, served <-chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- env.App.Serve(ctx, ln) }()
+	done := make(chan error, 1)
+	go func() { done <- env.App.Serve(ctx, ln) }()
+	return ln, cancel, done
+}
+
+// Serving opens the whole database pool at once, so the first burst of
+// requests does not wait for connections to be opened.
+func TestServingOpensTheDatabasePool(t *testing.T) {
+	env, _ := startProbe(t)
+	_, cancel, served := serveInBackground(t, env)
 	defer func() { cancel(); <-served }()
 	want := env.App.SQL.Stats().MaxOpenConnections
 	deadline := time.Now().Add(5 * time.Second)

@@ -10,7 +10,7 @@ import (
 // until resume; queued counts them. A test can so put requests, in an order
 // it chooses, into one batch.
 func (m *Module) PauseHoldBatches(t tenants.Tenant, eventID uuid.UUID) (queued func() int, resume func()) {
-	q := m.svc.lockedHoldQueue(t.Slug + "/" + eventID.String())
+	q := m.svc.lockedHoldQueue(eventKey(t, eventID))
 	q.workers += holdWorkersPerEvent // every worker slot looks taken
 	q.mu.Unlock()
 	queued = func() int {
@@ -29,7 +29,7 @@ func (m *Module) PauseHoldBatches(t tenants.Tenant, eventID uuid.UUID) (queued f
 
 // HasHoldQueue says whether the event's hold queue is in memory.
 func (m *Module) HasHoldQueue(t tenants.Tenant, eventID uuid.UUID) bool {
-	_, ok := m.svc.holdQueues.Load(t.Slug + "/" + eventID.String())
+	_, ok := m.svc.holdQueues.Load(eventKey(t, eventID))
 	return ok
 }
 

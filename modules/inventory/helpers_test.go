@@ -3,9 +3,7 @@ package inventory_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,37 +23,18 @@ var dbURL string
 
 func TestMain(m *testing.M) { apptest.Main(m, "inventory", 7, &dbURL) }
 
-// stripeURL is stripe-mock's address (deployments/local/services.sh --for-tests).
-func stripeURL() string {
-	if v := os.Getenv("MARQUEE_TEST_STRIPE_URL"); v != "" {
-		return v
-	}
-	return "http://127.0.0.1:12111"
-}
-
-func requireStripeMock(t testing.TB) {
-	t.Helper()
-	u := stripeURL()
-	host := u[len("http://"):]
-	c, err := net.DialTimeout("tcp", host, 2*time.Second)
-	if err != nil {
-		t.Fatalf("stripe-mock is not running at %s (start it with deployments/local/services.sh --for-tests): %v", u, err)
-	}
-	c.Close()
-}
-
 // startEnv starts the app with the calendar and the inventory, talking to
 // stripe-mock.
 func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
 	t.Helper()
-	requireStripeMock(t)
+	stripe := apptest.StripeMock(t)
 	cal := calendar.New()
 	inv := inventory.New(opts...)
 	env := apptest.Start(t, dbURL, 7, apptest.Options{
 		DBMaxConns: 40,
 		Modules:    []app.Module{cal, inv},
 		Configure: func(c *config.Config) {
-			c.StripeAPIURL = stripeURL()
+			c.StripeAPIURL = stripe
 			c.StripeSecretKey = config.DevStripeSecretKey
 			c.StripeWebhookSecret = "whsec_test_inventory"
 			// Tests stand in for a proxy on loopback: their X-Forwarded-For

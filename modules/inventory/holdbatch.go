@@ -71,6 +71,22 @@ type holdOutcome struct {
 	err      error
 }
 
+// settle answers the request from what its idempotency key holds: a refusal
+// or a stored hold to replay. It reports false when the key holds nothing
+// and the work is still to be done (the outcome is then left as it was).
+func (o *holdOutcome) settle(f app.KeyLookup) bool {
+	switch {
+	case f.Err != nil:
+		*o = holdOutcome{err: f.Err}
+	case f.Replay != nil:
+		*o = holdOutcome{replayed: true}
+		o.err = json.Unmarshal(f.Replay, &o.hold)
+	default:
+		return false
+	}
+	return true
+}
+
 // holdQueue is one event's requests not yet taken by a worker. It lives in
 // Service.holdQueues while it has work: the last worker to find it empty
 // retires it, so events long past cost no memory.
@@ -102,7 +118,7 @@ func (s *Service) lockedHoldQueue(key string) *holdQueue {
 // with the same Idempotency-Key gets it back).
 func (s *Service) submitHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (holdOutcome, error) {
 	job := &holdJob{ctx: ctx, ev: ev, req: req, done: make(chan holdOutcome, 1)}
-	q := s.lockedHoldQueue(t.Slug + "/" + ev.ID.String())
+	q := s.lockedHoldQueue(eventKey(t, ev.ID))
 	if len(q.pending) >= maxPendingHolds {
 		q.mu.Unlock()
 		return holdOutcome{}, errHoldsBusy
@@ -424,15 +440,8 @@ func (s *Service) holdBatchTx(tx *batchTx, jobs []*holdJob, lockAll bool) ([]hol
 	}
 	todo := make([]bool, len(jobs))
 	for i, f := range cfg.keys {
-		switch {
-		case follows[i] >= 0:
-		case f.Err != nil:
-			outs[i].err = f.Err
-		case f.Replay != nil:
-			outs[i].replayed = true
-			outs[i].err = json.Unmarshal(f.Replay, &outs[i].hold)
-		default:
-			todo[i] = true
+		if follows[i] < 0 && !outs[i].settle(f) {
+			todo[i] = true // nothing stored under its key: to decide
 		}
 	}
 	st, err := lockBatchState(tx, eventID, cfg, jobs, todo, lockAll)
@@ -478,14 +487,7 @@ func (s *Service) holdBatchTx(tx *batchTx, jobs []*holdJob, lockAll bool) ([]hol
 			return nil, fx, err
 		}
 		for n, f := range found {
-			i := againIdx[n]
-			switch {
-			case f.Err != nil:
-				outs[i].err = f.Err
-			case f.Replay != nil:
-				outs[i] = holdOutcome{replayed: true}
-				outs[i].err = json.Unmarshal(f.Replay, &outs[i].hold)
-			}
+			outs[againIdx[n]].settle(f)
 		}
 	}
 	for i, f := range follows {
@@ -568,15 +570,16 @@ var errNeedAllShards = errors.New("hold batch: unlocked shards too small")
 // errNeedAllShards; run with lockAll, it waits for every shard, in order.
 func (st *batchState) lockShards(tx *batchTx, cfg *batchConfig, demand map[uuid.UUID]int, lockAll bool) error {
 	counters := slices.Collect(maps.Keys(demand))
-	kind := func(id uuid.UUID) int { // pools before quotas: the lock order
-		if slices.Contains(slices.Collect(maps.Values(cfg.quotas)), id) {
-			return 1
-		}
-		return 0
+	quota := map[uuid.UUID]bool{}
+	for _, id := range cfg.quotas {
+		quota[id] = true
 	}
 	slices.SortFunc(counters, func(a, b uuid.UUID) int {
-		if ka, kb := kind(a), kind(b); ka != kb {
-			return ka - kb
+		if quota[a] != quota[b] { // pools before quotas: the lock order
+			if quota[b] {
+				return -1
+			}
+			return 1
 		}
 		return slices.Compare(a[:], b[:])
 	})
@@ -949,13 +952,7 @@ func (s *Service) batchTx(ctx context.Context, t tenants.Tenant, fn func(tx *bat
 	if err != nil {
 		return err
 	}
-	for attempt := 0; attempt < 4; attempt++ {
-		if err = s.batchTxOnce(ctx, path, fn); !retryable(err) {
-			break
-		}
-		s.app.Log.Warn("inventory transaction retried", "tenant", t.Slug, "attempt", attempt+1, "err", err)
-	}
-	return mapStoreError(err)
+	return s.retried(t, func() error { return s.batchTxOnce(ctx, path, fn) })
 }
 
 func (s *Service) batchTxOnce(ctx context.Context, path string, fn func(tx *batchTx) error) error {

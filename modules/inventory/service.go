@@ -64,15 +64,25 @@ func NewService(a *app.App) *Service {
 // tx runs fn in the tenant's scope, retrying a transaction PostgreSQL chose
 // as a deadlock or serialization victim (fn has no effects outside it).
 func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
+	return s.retried(t, func() error { return s.app.Tx(ctx, t, fn) })
+}
+
+// retried runs a transaction again, whole, while PostgreSQL chooses it as a
+// deadlock or serialization victim (a few times at most), and maps the
+// database's refusals to the API's errors.
+func (s *Service) retried(t tenants.Tenant, run func() error) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		if err = s.app.Tx(ctx, t, fn); !retryable(err) {
+		if err = run(); !retryable(err) {
 			break
 		}
 		s.app.Log.Warn("inventory transaction retried", "tenant", t.Slug, "attempt", attempt+1, "err", err)
 	}
 	return mapStoreError(err)
 }
+
+// eventKey names an event among all tenants' (the service's per-event maps).
+func eventKey(t tenants.Tenant, eventID uuid.UUID) string { return t.Slug + "/" + eventID.String() }
 
 func retryable(err error) bool {
 	var pe *pgconn.PgError
@@ -103,8 +113,7 @@ func mapStoreError(err error) error {
 // Event returns the calendar's facts about an event, through the core's
 // event directory (never the calendar's tables), briefly cached.
 func (s *Service) Event(ctx context.Context, t tenants.Tenant, id uuid.UUID) (app.EventInfo, error) {
-	key := t.Slug + "/" + id.String()
-	if v, ok := s.events.Load(key); ok {
+	if v, ok := s.events.Load(eventKey(t, id)); ok {
 		ce := v.(cachedEvent)
 		if time.Since(ce.at) < eventCacheTTL {
 			return ce.info, nil
@@ -127,7 +136,7 @@ func (s *Service) freshEvent(ctx context.Context, t tenants.Tenant, id uuid.UUID
 		}
 		return app.EventInfo{}, err
 	}
-	s.events.Store(t.Slug+"/"+id.String(), cachedEvent{info: ev, at: time.Now()})
+	s.events.Store(eventKey(t, id), cachedEvent{info: ev, at: time.Now()})
 	return ev, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -20,24 +19,11 @@ var dbURL string
 
 func TestMain(m *testing.M) { apptest.Main(m, "bench", 8, &dbURL) }
 
-func stripeURL(t *testing.T) string {
-	u := os.Getenv("MARQUEE_TEST_STRIPE_URL")
-	if u == "" {
-		u = "http://127.0.0.1:12111"
-	}
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), 2*time.Second)
-	if err != nil {
-		t.Fatalf("stripe-mock is not running at %s (deployments/local/services.sh --for-tests): %v", u, err)
-	}
-	c.Close()
-	return u
-}
-
 // A small on-sale run end to end, as `marquee bench onsale` runs it: every
 // ticket sold exactly once, the database check passing, both saturation
 // phases measured, and the JSON report and chart written.
 func TestSmallOnSaleSellsOutAndChecksOut(t *testing.T) {
-	stripe := stripeURL(t)
+	stripe := apptest.StripeMock(t)
 	env := apptest.Start(t, dbURL, 8, apptest.Options{DBMaxConns: 10, Modules: modules.All(), Configure: func(c *config.Config) {
 		c.StripeAPIURL = stripe
 		c.StripeSecretKey = config.DevStripeSecretKey
