@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -65,6 +66,11 @@ type App struct {
 	storefrontLanding string
 	http              *httpMetrics
 	shedder           *shedder
+	streams           *streamLimiter
+	// draining is closed when the HTTP server begins to shut down, so that
+	// live streams end at once instead of holding the shutdown open.
+	draining     chan struct{}
+	drainingOnce sync.Once
 	sessions          *sessionCache
 	stop              context.CancelFunc
 }
@@ -132,6 +138,8 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.Realtime = &Realtime{a: a}
 	a.http = newHTTPMetrics(a.Metrics)
 	a.shedder = newShedder(cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait, a.Metrics)
+	a.streams = newStreamLimiter(cfg.StreamsPerClient, a.Metrics)
+	a.draining = make(chan struct{})
 
 	a.grants = policies.CoreGrants()
 	core := &Registrar{app: a, module: "core"}

@@ -79,7 +79,7 @@ func (a *App) Handler() http.Handler {
 	// from X-Forwarded-For, unless a deployment names its proxies.
 	_ = r.SetTrustedProxies(a.Config.TrustedProxies)
 	r.HandleMethodNotAllowed = true
-	r.Use(a.requestID, a.observe, a.recoverPanic, a.limitBody)
+	r.Use(a.requestID, a.observe, a.recoverPanic, a.limitBody, a.readBody)
 	r.NoRoute(func(c *gin.Context) { Fail(c, NotFound("route")) })
 	r.NoMethod(func(c *gin.Context) {
 		Fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Detail: c.Request.Method + " is not allowed here"})
@@ -92,7 +92,11 @@ func (a *App) Handler() http.Handler {
 			chain = append(chain, a.requireBaseHost, a.identifySupport)
 		case SurfaceGlobal:
 		default:
-			chain = append(chain, a.resolveTenant, a.shedder.limit, a.identify, a.auditSupportVisit)
+			limit := a.shedder.limit
+			if rt.Stream {
+				limit = a.streams.limit
+			}
+			chain = append(chain, a.resolveTenant, limit, a.identify, a.auditSupportVisit)
 		}
 		chain = append(chain, a.authorize(rt.Perm))
 		chain = append(chain, rt.handlers...)

@@ -85,7 +85,7 @@ func TestRealtimeStaysInItsTenant(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, one.Server.URL+"/probe/stream", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, one.Server.URL+"/api/v1/probe/stream", nil)
 	req.Host = a.Slug + ".localhost"
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -72,7 +72,7 @@ func (p *probeModule) Register(r *app.Registrar) error {
 		}
 		c.JSON(http.StatusCreated, gin.H{"seq": e.Seq, "id": e.ID})
 	})
-	r.Storefront(http.MethodGet, "/probe/stream", app.Public(), func(c *gin.Context) { a.Realtime.ServeSSE(c, "probe") })
+	r.APIStream("/probe/stream", app.Public(), "probe stream", func(c *gin.Context) { a.Realtime.ServeSSE(c, "probe") })
 	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", func(c *gin.Context) {
 		<-p.slow
 		time.Sleep(300 * time.Millisecond)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -109,6 +110,9 @@ type Route struct {
 	Path     string // full path as mounted
 	Perm     Permission
 	Summary  string
+	// Stream marks a long-lived server-sent event stream: it is bounded per
+	// client address instead of counting against the tenant's request slots.
+	Stream   bool
 	handlers []gin.HandlerFunc
 }
 
@@ -198,6 +202,14 @@ func (r *Registrar) add(s Surface, method, path string, perm Permission, summary
 // API registers a JSON route under /api/v1 on tenant hosts.
 func (r *Registrar) API(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) {
 	r.add(SurfaceAPI, method, path, perm, summary, h)
+}
+
+// APIStream registers a server-sent event stream under /api/v1 (GET). Streams
+// stay open for minutes while idle, so they are limited per client address
+// and never hold one of the tenant's in-flight request slots.
+func (r *Registrar) APIStream(path string, perm Permission, summary string, h ...gin.HandlerFunc) {
+	r.add(SurfaceAPI, http.MethodGet, path, perm, summary, h)
+	r.app.routes[len(r.app.routes)-1].Stream = true
 }
 
 // Portal registers an admin portal page under /portal on tenant hosts.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"time"
@@ -56,6 +57,9 @@ func (r *Realtime) PublishIn(ctx context.Context, pipe redis.Pipeliner, t tenant
 	return nil
 }
 
+// streamWriteTimeout bounds each write of an event stream.
+const streamWriteTimeout = 20 * time.Second
+
 // ServeSSE streams a tenant topic to the client as server-sent events until
 // it disconnects, with a heartbeat so proxies keep the connection open.
 func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
@@ -72,6 +76,15 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 		return
 	}
 	w := c.Writer
+	// The server's write timeout would end a healthy stream; instead each
+	// write must reach the client within streamWriteTimeout, which still cuts
+	// off a client that stopped reading.
+	rc := http.NewResponseController(w)
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) }
+	deadline()
+	// Nor may the server's read timeout end it: the request is read, and a
+	// read deadline would cancel the stream's context when it passes.
+	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -82,8 +95,15 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 	defer heartbeat.Stop()
 	msgs := sub.Channel()
 	for {
+		deadline()
 		select {
 		case <-ctx.Done():
+			return
+		case <-r.a.draining:
+			// The server is shutting down: tell the page to come back soon
+			// (spread over a few seconds, to another instance) and end now.
+			fmt.Fprintf(w, "retry: %d\n: server restarting\n\n", 1000+rand.IntN(4000))
+			w.Flush()
 			return
 		case <-heartbeat.C:
 			fmt.Fprint(w, ": heartbeat\n\n")

@@ -16,14 +16,7 @@ import (
 // Serve answers HTTP on the configured address until ctx ends, then stops
 // accepting connections and lets in-flight requests finish.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := a.HTTPServer()
 	a.warmDatabasePool(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -43,6 +36,26 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// HTTPServer is the server every listener of the App uses: slow clients are
+// cut off (headers within 10 s, a body within MARQUEE_BODY_READ_TIMEOUT, an
+// answer written within 60 s; event streams set their own write deadlines),
+// and shutting it down ends the live streams at once.
+func (a *App) HTTPServer() *http.Server {
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       a.Config.BodyReadTimeout + 10*time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	srv.RegisterOnShutdown(a.drainStreams)
+	return srv
+}
+
+// drainStreams tells every open event stream to end with a reconnect hint.
+func (a *App) drainStreams() { a.drainingOnce.Do(func() { close(a.draining) }) }
 
 // Listen opens the configured HTTP address.
 func (a *App) Listen() (net.Listener, error) {

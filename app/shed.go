@@ -2,7 +2,6 @@ package app
 
 import (
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,13 +48,9 @@ func (s *shedder) tenantSlots(slug string) chan struct{} {
 	return ch
 }
 
-// limit is the middleware for tenant routes (after tenant resolution).
-// Event streams are long-lived and idle; they are not counted.
+// limit is the middleware for tenant routes (after tenant resolution and
+// after the body has been read). Stream routes use the stream limiter instead.
 func (s *shedder) limit(c *gin.Context) {
-	if strings.Contains(c.GetHeader("Accept"), "text/event-stream") {
-		c.Next()
-		return
-	}
 	deadline := time.NewTimer(s.wait)
 	defer deadline.Stop()
 	acquire := func(slots chan struct{}, reason string) bool {

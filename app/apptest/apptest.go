@@ -116,6 +116,7 @@ func Config(databaseURL string, redisDB int) config.Config {
 	cfg.DatabaseURL = databaseURL
 	cfg.RedisURL = RedisURL(redisDB)
 	cfg.SecretKey = "test-secret-key-that-is-long-enough-0123456789"
+	cfg.Development = true // the test-mode payment step; production checks have their own tests
 	cfg.BaseDomain = "localhost"
 	cfg.MigrateParallel = 4
 	cfg.PasswordCost = 4 // bcrypt's minimum: tests create many users; production uses 11+
@@ -148,7 +149,9 @@ func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = a.HTTPServer() // the timeouts and stream draining of a real server
+	srv.Start()
 	e := &Env{App: a, Server: srv, cfg: cfg, Client: &http.Client{
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

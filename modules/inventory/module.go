@@ -88,7 +88,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPatch, "/events/:eventId/settings", signed, "Change hold duration and buyer limits", m.patchSettings)
 	r.API(http.MethodGet, "/events/:eventId/seatmap", pub, "The seat map layout (public)", m.seatmap)
 	r.API(http.MethodGet, "/events/:eventId/availability", pub, "Tier and seat availability, cached (public; ?format=bitmap for a compact form)", m.availability)
-	r.API(http.MethodGet, "/events/:eventId/stream", pub, "Live availability changes (server-sent events)", m.stream)
+	r.APIStream("/events/:eventId/stream", pub, "Live availability changes (server-sent events)", m.stream)
 	r.API(http.MethodGet, "/events/:eventId/public-key", pub, "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
 	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession)
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", m.createHold)
@@ -97,7 +97,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.app.IdempotentBy(m.buyer), m.createOrder)
 	r.API(http.MethodGet, "/orders/:orderId", pub, "Read an order and its tickets (signed link or staff)", m.getOrder)
 	r.API(http.MethodPost, "/orders/:orderId/refund", signed, "Refund a paid order: tickets void, inventory returned (Idempotency-Key required)", m.app.Idempotent(), m.refundOrder)
-	r.API(http.MethodPost, "/orders/:orderId/test-pay", pub, "TEST MODE ONLY: pay through stripe-mock and deliver the signed webhook locally", m.testPay)
+	if m.app.Config.TestModePayments() {
+		// Only a development deployment with a test-mode key settles its own
+		// payments; elsewhere the route does not exist.
+		r.API(http.MethodPost, "/orders/:orderId/test-pay", pub, "TEST MODE ONLY: pay through stripe-mock and deliver the signed webhook locally", m.testPay)
+	}
 	r.API(http.MethodPost, "/webhooks/stripe", pub, "Stripe webhook (signature verified)", m.stripeWebhook)
 
 	r.Storefront(http.MethodGet, "/events", pub, m.storeEventsPage)
