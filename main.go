@@ -53,12 +53,25 @@ func open(ctx context.Context) (*app.App, error) {
 	return app.New(ctx, cfg, app.Options{}, modules.All()...)
 }
 
+// openServing is open for the long-running roles (serve, worker), which
+// refuse the public development secrets unless in development mode.
+func openServing(ctx context.Context) (*app.App, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckServing(); err != nil {
+		return nil, fmt.Errorf("refusing to start with development secrets:\n%w", err)
+	}
+	return app.New(ctx, cfg, app.Options{}, modules.All()...)
+}
+
 func serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the API, portal, storefront and console",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := open(cmd.Context())
+			a, err := openServing(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -79,7 +92,7 @@ func workerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run background jobs (and the periodic scheduler)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := open(cmd.Context())
+			a, err := openServing(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -235,6 +248,7 @@ func demoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cfg.Development = true // a demo on this machine: development secrets and test-mode payments
 			if cfg.StripeAPIURL == "" && cfg.StripeSecretKey == config.DevStripeSecretKey {
 				// Test-mode keys and no Stripe URL: pay against the local stripe-mock.
 				cfg.StripeAPIURL = localStripeMock
@@ -308,6 +322,7 @@ the waiting room. Its Redis database is not emptied.`,
 				return err
 			}
 			cfg.LogLevel = "warn"
+			cfg.Development = true // signs its own webhooks; a --target deployment has its own secrets
 			if target != "" {
 				if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)

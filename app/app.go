@@ -71,8 +71,8 @@ type App struct {
 	// live streams end at once instead of holding the shutdown open.
 	draining     chan struct{}
 	drainingOnce sync.Once
-	sessions          *sessionCache
-	stop              context.CancelFunc
+	sessions     *sessionCache
+	stop         context.CancelFunc
 }
 
 // Options tune New; the zero value is right for serving.

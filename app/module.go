@@ -104,12 +104,12 @@ func (p Permission) String() string {
 // Route is one registered route, kept so that tests and the OpenAPI
 // document can walk them.
 type Route struct {
-	Module   string
-	Surface  Surface
-	Method   string
-	Path     string // full path as mounted
-	Perm     Permission
-	Summary  string
+	Module  string
+	Surface Surface
+	Method  string
+	Path    string // full path as mounted
+	Perm    Permission
+	Summary string
 	// Stream marks a long-lived server-sent event stream: it is bounded per
 	// client address instead of counting against the tenant's request slots.
 	Stream   bool

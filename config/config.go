@@ -20,6 +20,10 @@ type Config struct {
 	BaseDomain  string // MARQUEE_BASE_DOMAIN: tenants live at {slug}.{BaseDomain}
 	SecretKey   string // MARQUEE_SECRET_KEY: signs CSRF tokens and links
 
+	// Development allows the built-in development secrets and the test-mode
+	// payment step (MARQUEE_DEVELOPMENT; `demo` and `bench` set it).
+	Development bool
+
 	SessionTTL        time.Duration // MARQUEE_SESSION_TTL
 	SupportVisitTTL   time.Duration // MARQUEE_SUPPORT_VISIT_TTL
 	MaxBodyBytes      int64         // MARQUEE_MAX_BODY_BYTES
@@ -32,6 +36,9 @@ type Config struct {
 	TenantMaxInFlight int           // MARQUEE_TENANT_MAX_INFLIGHT: of which one tenant may hold (about the DB pool size)
 	ShedWait          time.Duration // MARQUEE_SHED_WAIT: how long a request may wait for a slot
 	TrustedProxies    []string      // MARQUEE_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
+	BodyReadTimeout   time.Duration // MARQUEE_BODY_READ_TIMEOUT: a request body must arrive within it
+	StreamsPerClient  int           // MARQUEE_STREAMS_PER_CLIENT: live event streams one client address may hold open
+	MetricsToken      string        // MARQUEE_METRICS_TOKEN: when set, /metrics asks for it as a bearer token
 
 	// Stripe (one account for now; per-tenant accounts come with integrations).
 	StripeAPIURL        string // MARQUEE_STRIPE_API_URL: empty means Stripe itself
@@ -69,6 +76,8 @@ func Defaults() Config {
 		MaxInFlight:         128,
 		TenantMaxInFlight:   16,
 		ShedWait:            250 * time.Millisecond,
+		BodyReadTimeout:     10 * time.Second,
+		StreamsPerClient:    32,
 		StripeSecretKey:     DevStripeSecretKey,
 		StripeWebhookSecret: DevStripeWebhookSecret,
 	}
@@ -116,6 +125,14 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_STRIPE_API_URL", &c.StripeAPIURL)
 	str("MARQUEE_STRIPE_SECRET_KEY", &c.StripeSecretKey)
 	str("MARQUEE_STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
+	str("MARQUEE_METRICS_TOKEN", &c.MetricsToken)
+	if v, ok := lookup("MARQUEE_DEVELOPMENT"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MARQUEE_DEVELOPMENT: %q is not true or false", v))
+		}
+		c.Development = b
+	}
 	dur("MARQUEE_SESSION_TTL", &c.SessionTTL)
 	dur("MARQUEE_SUPPORT_VISIT_TTL", &c.SupportVisitTTL)
 	dur("MARQUEE_SHUTDOWN_GRACE", &c.ShutdownGrace)
@@ -125,6 +142,8 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	integer("MARQUEE_MAX_INFLIGHT", &c.MaxInFlight)
 	integer("MARQUEE_TENANT_MAX_INFLIGHT", &c.TenantMaxInFlight)
 	dur("MARQUEE_SHED_WAIT", &c.ShedWait)
+	dur("MARQUEE_BODY_READ_TIMEOUT", &c.BodyReadTimeout)
+	integer("MARQUEE_STREAMS_PER_CLIENT", &c.StreamsPerClient)
 	if v, ok := lookup("MARQUEE_TRUSTED_PROXIES"); ok && v != "" {
 		for _, p := range strings.Split(v, ",") {
 			c.TrustedProxies = append(c.TrustedProxies, strings.TrimSpace(p))
@@ -146,3 +165,33 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 
 // UsesDevSecret reports whether the built-in development secret is in use.
 func (c Config) UsesDevSecret() bool { return c.SecretKey == DevSecretKey }
+
+// CheckServing refuses the development secrets outside development mode:
+// they are public (they are in this source), so with any of them anyone
+// could forge payment webhooks, order links or waiting-room passes. The
+// error names every variable to set.
+func (c Config) CheckServing() error {
+	if c.Development {
+		return nil
+	}
+	var errs []error
+	if c.SecretKey == DevSecretKey {
+		errs = append(errs, errors.New("MARQUEE_SECRET_KEY is the public development key: set a random secret of at least 32 characters"))
+	}
+	if c.StripeSecretKey == DevStripeSecretKey {
+		errs = append(errs, errors.New("MARQUEE_STRIPE_SECRET_KEY is the development key: set the platform's Stripe secret key"))
+	}
+	if c.StripeWebhookSecret == DevStripeWebhookSecret {
+		errs = append(errs, errors.New("MARQUEE_STRIPE_WEBHOOK_SECRET is the public development secret: set the signing secret of the platform's Stripe webhook endpoint"))
+	}
+	if len(errs) > 0 {
+		errs = append(errs, errors.New("(or set MARQUEE_DEVELOPMENT=true on a machine of your own; `marquee demo` does)"))
+	}
+	return errors.Join(errs...)
+}
+
+// TestModePayments reports whether the storefront may settle payments itself
+// ("Pay (test mode)"): only with a Stripe test-mode key in development mode.
+func (c Config) TestModePayments() bool {
+	return c.Development && strings.HasPrefix(c.StripeSecretKey, "sk_test_")
+}

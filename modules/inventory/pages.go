@@ -165,7 +165,7 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		}
 	}
 	v := storeEventView{Event: ev, When: localTime(ev), Tiers: av.Tiers, Width: sm.Width + 10, Height: sm.Height + 10,
-		HasSeats: len(sm.Seats) > 0, TestMode: strings.HasPrefix(m.app.Config.StripeSecretKey, "sk_test_")}
+		HasSeats: len(sm.Seats) > 0, TestMode: m.app.Config.TestModePayments()}
 	v.ViewH = v.Height + 34
 	v.StageW = max(40, v.Width*0.6)
 	v.StageX = (v.Width - v.StageW) / 2
