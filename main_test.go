@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -87,9 +88,60 @@ func TestUnreachableServicesAreExplained(t *testing.T) {
 	if err == nil || !strings.Contains(out, "cannot reach PostgreSQL at "+closed) || !strings.Contains(out, "deployments/local/services.sh") || strings.Contains(out, "goroutine") {
 		t.Fatalf("postgres down: %v\n%s", err, out)
 	}
-	out, err = run(t, bin, []string{"MARQUEE_DATABASE_URL=" + dbURL, "MARQUEE_REDIS_URL=redis://" + closed + "/0"}, "serve")
+	out, err = run(t, bin, []string{"MARQUEE_DATABASE_URL=" + dbURL, "MARQUEE_REDIS_URL=redis://" + closed + "/0", "MARQUEE_DEVELOPMENT=true"}, "serve")
 	if err == nil || !strings.Contains(out, "cannot reach Redis at "+closed) || strings.Contains(out, "goroutine") {
 		t.Fatalf("redis down: %v\n%s", err, out)
+	}
+}
+
+// serve and worker refuse to start with the public development secrets
+// (anyone could sign payment webhooks or order links with them) and say
+// which variables to set; development mode lets a machine of one's own run
+// them, and with real secrets the test-mode payment route does not exist.
+func TestServingRefusesDevelopmentSecrets(t *testing.T) {
+	bin := buildBinary(t)
+	base := []string{"MARQUEE_DATABASE_URL=" + dbURL, "MARQUEE_REDIS_URL=" + apptest.RedisURL(12), "MARQUEE_PASSWORD_COST=10"}
+	for _, role := range []string{"serve", "worker"} {
+		out, err := run(t, bin, base, role)
+		if err == nil {
+			t.Fatalf("%s started with the development secrets:\n%s", role, out)
+		}
+		for _, want := range []string{"MARQUEE_SECRET_KEY", "MARQUEE_STRIPE_SECRET_KEY", "MARQUEE_STRIPE_WEBHOOK_SECRET", "MARQUEE_DEVELOPMENT"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: refusal does not name %s:\n%s", role, want, out)
+			}
+		}
+	}
+	// One development secret left is enough to refuse.
+	partial := append(append([]string(nil), base...), "MARQUEE_SECRET_KEY=a-real-secret-key-long-enough-0123456789",
+		"MARQUEE_STRIPE_SECRET_KEY=sk_test_realdeploymentkey")
+	if out, err := run(t, bin, partial, "serve"); err == nil || !strings.Contains(out, "MARQUEE_STRIPE_WEBHOOK_SECRET") || strings.Contains(out, "MARQUEE_SECRET_KEY is") {
+		t.Fatalf("serve with the development webhook secret: %v\n%s", err, out)
+	}
+
+	real := append(partial, "MARQUEE_STRIPE_WEBHOOK_SECRET=whsec_real_deployment_secret", "MARQUEE_OWNER_PASSWORD=cli-owner-password-1")
+	for _, args := range [][]string{{"migrate"}, {"tenant", "create", "prod-chain", "--owner-email", "boss@prod.test"}} {
+		if out, err := run(t, bin, real, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	addr := closedPort(t)
+	var logs lockedBuffer
+	startBackground(t, bin, append(real, "MARQUEE_HTTP_ADDR="+addr), &logs, "serve")
+	waitUp(t, "http://"+addr+"/healthz", "localhost", 30*time.Second, &logs)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/openapi.json", nil)
+	req.Host = "prod-chain.localhost"
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(doc), "/orders/{orderId}") {
+		t.Fatalf("openapi: %d %s", res.StatusCode, doc)
+	}
+	if strings.Contains(string(doc), "test-pay") {
+		t.Fatal("the test-mode payment route exists outside development mode")
 	}
 }
 
@@ -207,6 +259,7 @@ func TestBenchTargetsARunningDeployment(t *testing.T) {
 		"MARQUEE_PASSWORD_COST=10",
 		"MARQUEE_HTTP_ADDR=" + addr,
 		"MARQUEE_STRIPE_API_URL=" + stripe,
+		"MARQUEE_STRIPE_SECRET_KEY=sk_test_bench_target",
 		"MARQUEE_STRIPE_WEBHOOK_SECRET=whsec_bench_target",
 	}
 	if out, err := run(t, bin, env, "migrate"); err != nil {

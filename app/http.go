@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
@@ -197,6 +198,11 @@ func (a *App) requireBaseHost(c *gin.Context) {
 // resolveTenant binds the request to its tenant, refusing unknown and
 // suspended ones before anything else runs.
 func (a *App) resolveTenant(c *gin.Context) {
+	if len(c.Request.Header.Values("X-Tenant")) > 1 {
+		// Proxies and servers disagree on which of several copies counts.
+		Fail(c, Invalid("tenant_mismatch", "send one X-Tenant header"))
+		return
+	}
 	slug, err := tenants.SlugFromRequest(c.Request.Host, c.GetHeader("X-Tenant"), a.Config.BaseDomain)
 	if err != nil {
 		if errors.Is(err, tenants.ErrInvalidSlug) {
@@ -378,6 +384,17 @@ func (a *App) registerHealth(r *Registrar) {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
 	})
+	// Metrics describe every tenant's traffic: they are served on the base
+	// host only (never a chain's), and behind a token when one is set.
 	metrics := promhttp.HandlerFor(a.Metrics, promhttp.HandlerOpts{})
-	r.Global(http.MethodGet, "/metrics", Public(), gin.WrapH(metrics))
+	r.Platform(http.MethodGet, "/metrics", Public(), func(c *gin.Context) {
+		if want := a.Config.MetricsToken; want != "" {
+			got, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+				Fail(c, Unauthenticated("send the metrics token as a bearer token"))
+				return
+			}
+		}
+		metrics.ServeHTTP(c.Writer, c.Request)
+	})
 }

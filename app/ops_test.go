@@ -188,3 +188,36 @@ func TestForwardedForNeedsATrustedProxy(t *testing.T) {
 		"X-Forwarded-For", "198.51.100.1")
 	wantStatus(t, res, http.StatusTooManyRequests, "rate_limited")
 }
+
+// Two X-Tenant headers are refused: which copy counts differs between
+// proxies and servers, so the request is ambiguous.
+func TestTwoTenantHeadersAreRefused(t *testing.T) {
+	env, _ := startProbe(t)
+	one, two := env.Tenant(t, apptest.UniqueSlug("dup-a")), env.Tenant(t, apptest.UniqueSlug("dup-b"))
+	req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/api/v1/probe/ping", nil)
+	req.Host = "localhost"
+	req.Header.Add("X-Tenant", one.Slug)
+	req.Header.Add("X-Tenant", two.Slug)
+	res, err := env.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	wantStatus(t, apptest.Response{Status: res.StatusCode, Header: res.Header, Body: body}, http.StatusBadRequest, "tenant_mismatch")
+}
+
+// Metrics answer on the base host only, and behind the token when one is set.
+func TestMetricsOnlyOnTheBaseHost(t *testing.T) {
+	env, _ := startProbe(t, func(o *apptest.Options) {
+		o.Configure = func(c *config.Config) { c.MetricsToken = "metrics-token-for-tests" }
+	})
+	tn := env.Tenant(t, apptest.UniqueSlug("metrics"))
+	wantStatus(t, env.Do(t, http.MethodGet, tn.Slug, "/metrics", "metrics-token-for-tests", nil), http.StatusNotFound, "not_found")
+	wantStatus(t, env.Do(t, http.MethodGet, "", "/metrics", "", nil), http.StatusUnauthorized, "unauthenticated")
+	wantStatus(t, env.Do(t, http.MethodGet, "", "/metrics", "wrong-token", nil), http.StatusUnauthorized, "unauthenticated")
+	ok := env.Do(t, http.MethodGet, "", "/metrics", "metrics-token-for-tests", nil)
+	if ok.Status != http.StatusOK || !strings.Contains(string(ok.Body), "go_goroutines") {
+		t.Fatalf("metrics with the token: %d %.200s", ok.Status, ok.Body)
+	}
+}

@@ -1,0 +1,72 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"marquee/config"
+)
+
+func TestCheckServingRefusesEachDevelopmentSecret(t *testing.T) {
+	real := func() config.Config {
+		c := config.Defaults()
+		c.SecretKey = "a-real-secret-key-long-enough-0123456789"
+		c.StripeSecretKey = "sk_live_realkey"
+		c.StripeWebhookSecret = "whsec_real"
+		return c
+	}
+	cases := []struct {
+		name   string
+		change func(*config.Config)
+		want   string // "" means accepted
+	}{
+		{"all real", func(*config.Config) {}, ""},
+		{"development secret key", func(c *config.Config) { c.SecretKey = config.DevSecretKey }, "MARQUEE_SECRET_KEY"},
+		{"development Stripe key", func(c *config.Config) { c.StripeSecretKey = config.DevStripeSecretKey }, "MARQUEE_STRIPE_SECRET_KEY"},
+		{"development webhook secret", func(c *config.Config) { c.StripeWebhookSecret = config.DevStripeWebhookSecret }, "MARQUEE_STRIPE_WEBHOOK_SECRET"},
+		{"defaults in development mode", func(c *config.Config) { *c = config.Defaults(); c.Development = true }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := real()
+			tc.change(&c)
+			err := c.CheckServing()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "MARQUEE_DEVELOPMENT")):
+				t.Fatalf("err = %v, want it to name %s and MARQUEE_DEVELOPMENT", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTestModePaymentsNeedDevelopmentAndATestKey(t *testing.T) {
+	for _, tc := range []struct {
+		dev  bool
+		key  string
+		want bool
+	}{
+		{true, "sk_test_x", true},
+		{false, "sk_test_x", false},
+		{true, "sk_live_x", false},
+		{false, "sk_live_x", false},
+	} {
+		c := config.Config{Development: tc.dev, StripeSecretKey: tc.key}
+		if got := c.TestModePayments(); got != tc.want {
+			t.Errorf("development=%v key=%s: %v, want %v", tc.dev, tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestDevelopmentVariable(t *testing.T) {
+	t.Setenv("MARQUEE_DEVELOPMENT", "true")
+	c, err := config.Load()
+	if err != nil || !c.Development {
+		t.Fatalf("MARQUEE_DEVELOPMENT=true: %v %v", c.Development, err)
+	}
+	t.Setenv("MARQUEE_DEVELOPMENT", "maybe")
+	if _, err := config.Load(); err == nil {
+		t.Fatal("MARQUEE_DEVELOPMENT=maybe accepted")
+	}
+}
