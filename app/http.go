@@ -97,7 +97,7 @@ func (a *App) Handler() http.Handler {
 			if rt.Stream {
 				limit = a.streams.limit
 			}
-			chain = append(chain, a.resolveTenant, limit, a.identify, a.auditSupportVisit)
+			chain = append(chain, a.resolveTenant(rt.Perm.DuringSuspension), limit, a.identify, a.auditSupportVisit)
 		}
 		chain = append(chain, a.authorize(rt.Perm))
 		chain = append(chain, rt.handlers...)
@@ -195,9 +195,14 @@ func (a *App) requireBaseHost(c *gin.Context) {
 	c.Next()
 }
 
-// resolveTenant binds the request to its tenant, refusing unknown and
-// suspended ones before anything else runs.
-func (a *App) resolveTenant(c *gin.Context) {
+// resolveTenant binds the request to its tenant, refusing unknown ones (and
+// suspended ones, unless the route is served during suspension) before
+// anything else runs.
+func (a *App) resolveTenant(duringSuspension bool) gin.HandlerFunc {
+	return func(c *gin.Context) { a.bindTenant(c, duringSuspension) }
+}
+
+func (a *App) bindTenant(c *gin.Context, duringSuspension bool) {
 	if len(c.Request.Header.Values("X-Tenant")) > 1 {
 		// Proxies and servers disagree on which of several copies counts.
 		Fail(c, Invalid("tenant_mismatch", "send one X-Tenant header"))
@@ -224,6 +229,7 @@ func (a *App) resolveTenant(c *gin.Context) {
 	}
 	t, err := a.Tenants.Active(c.Request.Context(), slug)
 	switch {
+	case errors.Is(err, tenants.ErrSuspended) && duringSuspension:
 	case errors.Is(err, tenants.ErrSuspended):
 		Fail(c, Forbidden("tenant_suspended", "this chain is suspended; contact platform support"))
 		return

@@ -50,6 +50,19 @@ type Permission struct {
 	Action     string
 	VenueParam string // path parameter holding the venue id; empty: chain level
 	Kind       PermissionKind
+	// DuringSuspension keeps the route served while its tenant is suspended
+	// (see EvenWhenSuspended).
+	DuringSuspension bool
+}
+
+// EvenWhenSuspended keeps a route answering while its chain is suspended:
+// suspension stops new sales, sign-ins and changes, but people who already
+// paid keep their orders and tickets, and payments already started are
+// still settled. Only routes that read what a buyer owns or settle a started
+// payment may say so.
+func (p Permission) EvenWhenSuspended() Permission {
+	p.DuringSuspension = true
+	return p
 }
 
 // PermissionKind says how a permission is checked.
@@ -242,6 +255,13 @@ func (r *Registrar) Nav(label, path string, order int, perm Permission) {
 
 // Task registers the handler of a tenant task type.
 func (r *Registrar) Task(taskType string, h jobs.Handler) { r.app.Jobs.Handle(taskType, h) }
+
+// TaskEvenWhenSuspended registers the handler of a task that settles what a
+// tenant already started (expiring holds, refunds), so it runs while the
+// tenant is suspended too.
+func (r *Registrar) TaskEvenWhenSuspended(taskType string, h jobs.Handler) {
+	r.app.Jobs.HandleEvenWhenSuspended(taskType, h)
+}
 
 // Every schedules a task type for every active tenant.
 func (r *Registrar) Every(p jobs.Periodic) { r.app.Jobs.Every(p) }

@@ -56,6 +56,8 @@ type Jobs struct {
 	registry *tenants.Registry
 	log      *slog.Logger
 	handlers map[string]Handler
+	// settling names the task types that still run for a suspended tenant.
+	settling map[string]bool
 	periodic []Periodic
 	runs     *prometheus.CounterVec
 }
@@ -70,7 +72,7 @@ func New(redis asynq.RedisConnOpt, registry *tenants.Registry, log *slog.Logger,
 	}
 	return &Jobs{
 		redis: redis, client: asynq.NewClient(redis), registry: registry, log: log,
-		handlers: map[string]Handler{}, runs: runs,
+		handlers: map[string]Handler{}, settling: map[string]bool{}, runs: runs,
 	}
 }
 
@@ -83,6 +85,14 @@ func (j *Jobs) Handle(taskType string, h Handler) {
 		panic(fmt.Sprintf("jobs: task type %q registered twice", taskType))
 	}
 	j.handlers[taskType] = h
+}
+
+// HandleEvenWhenSuspended registers a task that settles what was already
+// started (hold expiry, refunds, cancellations): suspension stops a tenant's
+// new business, never the return of seats or money it already took.
+func (j *Jobs) HandleEvenWhenSuspended(taskType string, h Handler) {
+	j.Handle(taskType, h)
+	j.settling[taskType] = true
 }
 
 // Every schedules a registered task type for every active tenant.
@@ -132,6 +142,7 @@ func (j *Jobs) tenantTask(taskType string, h Handler) asynq.HandlerFunc {
 		}
 		t, err := j.registry.Active(ctx, env.Tenant)
 		switch {
+		case errors.Is(err, tenants.ErrSuspended) && j.settling[taskType]:
 		case errors.Is(err, tenants.ErrSuspended):
 			// Kept in the archive, visible, and retryable once the tenant is resumed.
 			return fmt.Errorf("%w: tenant %s is suspended", asynq.SkipRetry, env.Tenant)

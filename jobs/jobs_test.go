@@ -173,6 +173,34 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	checkOwnScope(t, rec.all())
 }
 
+// A task that settles started work (returning seats or money) runs for a
+// suspended tenant, while its ordinary tasks are archived.
+func TestSettlingTasksRunWhileSuspended(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec})
+	ctx := context.Background()
+	tn := tenant(t, env, "settle")
+	if err := env.App.Tenants.Suspend(ctx, tn.Slug); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.App.Jobs.Enqueue(ctx, tn, probeType, map[string]any{"for": tn.Slug, "n": 1}, asynq.TaskID("ordinary-"+tn.Slug)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.App.Jobs.Enqueue(ctx, tn, settleType, map[string]any{"for": tn.Slug, "n": 2}); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, env)
+	ins := inspector(t, env)
+	waitUntil(t, 10*time.Second, "settling task run and ordinary one archived", func() bool {
+		archived, _ := ins.ListArchivedTasks(jobs.QueueDefault)
+		return rec.count(tn.Slug) == 1 && len(archived) == 1
+	})
+	if _, n := payloadFor(t, rec.all()[0].Payload); n != 2 {
+		t.Fatalf("ran task %d for the suspended tenant, want the settling one", n)
+	}
+	checkOwnScope(t, rec.all())
+}
+
 // TestPeriodicFansOutOncePerBucket: a schedule firing every second with an
 // hour bucket, run for a few seconds by the real scheduler and worker, runs
 // the task exactly once per active tenant and never for a suspended one.

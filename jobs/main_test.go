@@ -70,9 +70,13 @@ type probe struct {
 
 func (p *probe) Name() string { return "probe" }
 
+// settleType is a probe task that settles started work: it runs for a
+// suspended tenant too.
+const settleType = "test:settle"
+
 func (p *probe) Register(r *app.Registrar) error {
 	a := r.App()
-	r.Task(probeType, func(ctx context.Context, t tenants.Tenant, payload []byte) error {
+	handler := func(ctx context.Context, t tenants.Tenant, payload []byte) error {
 		if strings.Contains(string(payload), `"fail":true`) {
 			return errors.New("probe failure on request")
 		}
@@ -87,7 +91,9 @@ func (p *probe) Register(r *app.Registrar) error {
 		x.Tenant, x.Payload = t.Slug, string(payload)
 		p.rec.add(x)
 		return nil
-	})
+	}
+	r.Task(probeType, handler)
+	r.TaskEvenWhenSuspended(settleType, handler)
 	if p.periodic != nil {
 		r.Every(*p.periodic)
 	}

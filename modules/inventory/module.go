@@ -89,32 +89,33 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/seatmap", pub, "The seat map layout (public)", m.seatmap)
 	r.API(http.MethodGet, "/events/:eventId/availability", pub, "Tier and seat availability, cached (public; ?format=bitmap for a compact form)", m.availability)
 	r.APIStream("/events/:eventId/stream", pub, "Live availability changes (server-sent events)", m.stream)
-	r.API(http.MethodGet, "/events/:eventId/public-key", pub, "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
+	r.API(http.MethodGet, "/events/:eventId/public-key", pub.EvenWhenSuspended(), "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
 	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession)
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", m.createHold)
 	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)
 	r.API(http.MethodDelete, "/holds/:holdId", pub, "Release a hold (its buyer)", m.releaseHold)
 	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.app.IdempotentBy(m.buyer), m.createOrder)
-	r.API(http.MethodGet, "/orders/:orderId", pub, "Read an order and its tickets (signed link or staff)", m.getOrder)
+	r.API(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), "Read an order and its tickets (signed link or staff)", m.getOrder)
 	r.API(http.MethodPost, "/orders/:orderId/refund", signed, "Refund a paid order: tickets void, inventory returned (Idempotency-Key required)", m.app.Idempotent(), m.refundOrder)
 	if m.app.Config.TestModePayments() {
 		// Only a development deployment with a test-mode key settles its own
 		// payments; elsewhere the route does not exist.
 		r.API(http.MethodPost, "/orders/:orderId/test-pay", pub, "TEST MODE ONLY: pay through stripe-mock and deliver the signed webhook locally", m.testPay)
 	}
-	r.API(http.MethodPost, "/webhooks/stripe", pub, "Stripe webhook (signature verified)", m.stripeWebhook)
+	r.API(http.MethodPost, "/webhooks/stripe", pub.EvenWhenSuspended(), "Stripe webhook (signature verified)", m.stripeWebhook)
 
 	r.Storefront(http.MethodGet, "/events", pub, m.storeEventsPage)
 	r.StorefrontHome("/events")
 	r.Storefront(http.MethodGet, "/events/:eventId", pub, m.storeEventPage)
-	r.Storefront(http.MethodGet, "/orders/:orderId", pub, m.storeOrderPage)
+	r.Storefront(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), m.storeOrderPage)
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
 
-	r.Task(TaskHoldExpire, m.expireTask)
+	// Returning seats and money goes on while a chain is suspended.
+	r.TaskEvenWhenSuspended(TaskHoldExpire, m.expireTask)
 	r.Task(TaskHoldSweep, m.sweepTask)
-	r.Task(TaskRefund, m.refundTask)
+	r.TaskEvenWhenSuspended(TaskRefund, m.refundTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
 	r.Seed(m.seed)
 	return nil
