@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -75,9 +76,61 @@ func (a *App) writePage(c *gin.Context, status int, d PageData) {
 		Fail(c, err)
 		return
 	}
-	c.Header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+	c.Header("Content-Security-Policy", contentSecurityPolicy(c))
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// ctxPageSources holds the origins a page handler added to its policy.
+const ctxPageSources = "marquee.page_sources"
+
+// basePolicy is every page's Content-Security-Policy, directive by directive.
+var basePolicy = [][]string{
+	{"default-src", "'self'"},
+	{"img-src", "'self'", "data:"},
+	{"style-src", "'self'", "'unsafe-inline'"},
+	{"script-src", "'self'", "'unsafe-inline'"},
+	{"frame-ancestors", "'none'"},
+}
+
+// AllowPageSources widens this one page's Content-Security-Policy: a page
+// that embeds a provider's script (the storefront's Stripe.js card form)
+// names the origins it needs, and no other page gets them.
+func AllowPageSources(c *gin.Context, directive string, sources ...string) {
+	extra, _ := c.Get(ctxPageSources)
+	m, _ := extra.(map[string][]string)
+	if m == nil {
+		m = map[string][]string{}
+		c.Set(ctxPageSources, m)
+	}
+	m[directive] = append(m[directive], sources...)
+}
+
+// contentSecurityPolicy is the base policy plus the page's own sources. A
+// directive the base lacks starts from default-src's sources, because adding
+// it would otherwise narrow what default-src already allowed (connect-src
+// without 'self' would stop the page's own API calls).
+func contentSecurityPolicy(c *gin.Context) string {
+	extra, _ := c.Get(ctxPageSources)
+	m, _ := extra.(map[string][]string)
+	var parts []string
+	seen := map[string]bool{}
+	for _, d := range basePolicy {
+		seen[d[0]] = true
+		parts = append(parts, strings.Join(append(slices.Clone(d), m[d[0]]...), " "))
+	}
+	names := make([]string, 0, len(m))
+	for name := range m {
+		if !seen[name] {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		d := append([]string{name}, basePolicy[0][1:]...)
+		parts = append(parts, strings.Join(append(d, m[name]...), " "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (a *App) displayName(c *gin.Context) string {

@@ -44,6 +44,9 @@ type Config struct {
 	StripeAPIURL        string // MARQUEE_STRIPE_API_URL: empty means Stripe itself
 	StripeSecretKey     string // MARQUEE_STRIPE_SECRET_KEY
 	StripeWebhookSecret string // MARQUEE_STRIPE_WEBHOOK_SECRET
+	// StripePublishableKey (MARQUEE_STRIPE_PUBLISHABLE_KEY) is the pk_test_/pk_live_
+	// key the storefront hands Stripe.js for the card form; it is public by design.
+	StripePublishableKey string
 }
 
 // Development Stripe credentials: test mode keys that stripe-mock accepts.
@@ -133,6 +136,8 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.Development = b
 	}
+	str("MARQUEE_STRIPE_PUBLISHABLE_KEY", &c.StripePublishableKey)
+	errs = append(errs, c.checkPublishableKey())
 	dur("MARQUEE_SESSION_TTL", &c.SessionTTL)
 	dur("MARQUEE_SUPPORT_VISIT_TTL", &c.SupportVisitTTL)
 	dur("MARQUEE_SHUTDOWN_GRACE", &c.ShutdownGrace)
@@ -161,6 +166,25 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, errors.New("MARQUEE_SECRET_KEY must be at least 32 characters"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// checkPublishableKey refuses a publishable key that is not one (a secret key
+// pasted there would be served to every buyer) or whose mode differs from the
+// secret key's, and a live secret key without one: nobody could pay by card.
+func (c Config) checkPublishableKey() error {
+	pk, sk := c.StripePublishableKey, c.StripeSecretKey
+	live := strings.HasPrefix(sk, "sk_live_") || strings.HasPrefix(sk, "rk_live_")
+	switch {
+	case pk == "" && live:
+		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY is required with a live Stripe secret key (the storefront's card form needs it)")
+	case pk == "":
+		return nil
+	case !strings.HasPrefix(pk, "pk_test_") && !strings.HasPrefix(pk, "pk_live_"):
+		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_test_… or pk_live_…), never a secret key")
+	case strings.HasPrefix(pk, "pk_live_") != live:
+		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY and MARQUEE_STRIPE_SECRET_KEY must both be test-mode or both live-mode keys")
+	}
+	return nil
 }
 
 // UsesDevSecret reports whether the built-in development secret is in use.

@@ -27,6 +27,12 @@ func TestMain(m *testing.M) { apptest.Main(m, "inventory", 7, &dbURL) }
 // stripe-mock.
 func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
 	t.Helper()
+	return startEnvConfig(t, nil, opts...)
+}
+
+// startEnvConfig is startEnv with a change to the configuration on top.
+func startEnvConfig(t testing.TB, configure func(*config.Config), opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
+	t.Helper()
 	stripe := apptest.StripeMock(t)
 	cal := calendar.New()
 	inv := inventory.New(opts...)
@@ -40,6 +46,9 @@ func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.
 			// Tests stand in for a proxy on loopback: their X-Forwarded-For
 			// gives each simulated buyer an address of its own.
 			c.TrustedProxies = []string{"127.0.0.1/32"}
+			if configure != nil {
+				configure(c)
+			}
 		},
 	})
 	return env, inv
@@ -134,8 +143,9 @@ func (s *shop) mustHold(t testing.TB, eventID, buyerTok string, body any) invent
 
 type orderOut struct {
 	inventory.Order
-	OrderURL string             `json:"order_url"`
-	Tickets  []inventory.Ticket `json:"tickets"`
+	OrderURL     string             `json:"order_url"`
+	Tickets      []inventory.Ticket `json:"tickets"`
+	ClientSecret *string            `json:"client_secret"`
 }
 
 func (s *shop) order(t testing.TB, buyerTok string, holdID uuid.UUID) orderOut {

@@ -427,6 +427,19 @@ type orderView struct {
 	Order
 	OrderURL string   `json:"order_url"`
 	Tickets  []Ticket `json:"tickets,omitempty"`
+	// ClientSecret is set for the order's buyer while the order can still be
+	// paid: Stripe.js needs it to confirm the payment in their browser.
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// buyerView is the order as its own buyer sees it, client secret included
+// while there is something to pay.
+func buyerView(o Order, orderURL string, tickets []Ticket) orderView {
+	v := orderView{Order: o, OrderURL: orderURL, Tickets: tickets}
+	if o.Status == OrderPending || o.Status == OrderFailed {
+		v.ClientSecret = o.ClientSecret
+	}
+	return v
 }
 
 func (m *Module) createOrder(c *gin.Context) {
@@ -455,36 +468,37 @@ func (m *Module) createOrder(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/api/v1/orders/"+o.ID.String())
-	c.JSON(http.StatusCreated, orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID)})
+	c.JSON(http.StatusCreated, buyerView(o, m.svc.OrderPath(t, o.ID), nil))
 }
 
 // orderAccess reads the order of the path if the request may see it: a
 // valid signed link (?sig=), its buyer, or staff allowed at its venue.
-func (m *Module) orderAccess(c *gin.Context) (Order, bool) {
+// byBuyer says it was the buyer (link or buyer token), not staff.
+func (m *Module) orderAccess(c *gin.Context) (o Order, byBuyer, ok bool) {
 	id, ok := app.PathID(c, "orderId", "order")
 	if !ok {
-		return Order{}, false
+		return Order{}, false, false
 	}
 	t := app.TenantOf(c)
 	o, err := m.svc.Order(c.Request.Context(), t, id)
 	if err != nil {
 		app.Fail(c, err)
-		return Order{}, false
+		return Order{}, false, false
 	}
 	if m.svc.OrderLinkOK(t, id, c.Query("sig")) || (o.BuyerID != "" && o.BuyerID == m.buyer(c)) {
-		return o, true
+		return o, true, true
 	}
 	if m.isStaff(c) {
 		if ev, err := m.svc.Event(c.Request.Context(), t, o.EventID); err == nil && m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Read) {
-			return o, true
+			return o, false, true
 		}
 	}
 	app.Fail(c, app.NotFound("order"))
-	return Order{}, false
+	return Order{}, false, false
 }
 
 func (m *Module) getOrder(c *gin.Context) {
-	o, ok := m.orderAccess(c)
+	o, byBuyer, ok := m.orderAccess(c)
 	if !ok {
 		return
 	}
@@ -494,7 +508,13 @@ func (m *Module) getOrder(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID), Tickets: tickets})
+	v := orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID), Tickets: tickets}
+	if byBuyer {
+		v = buyerView(o, v.OrderURL, tickets)
+	}
+	// The answer may carry the client secret: no shared cache keeps it.
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, v)
 }
 
 type refundRequest struct {
@@ -565,7 +585,7 @@ type testPayRequest struct {
 // webhook secret, and hands it to the same verifying webhook path. It does
 // is registered only in development mode with a test-mode key.
 func (m *Module) testPay(c *gin.Context) {
-	o, ok := m.orderAccess(c)
+	o, _, ok := m.orderAccess(c)
 	if !ok {
 		return
 	}

@@ -159,20 +159,22 @@ type HoldLine struct {
 
 // Order is a buyer's purchase of one hold.
 type Order struct {
-	ID              uuid.UUID  `gorm:"column:id" json:"order_id"`
-	EventID         uuid.UUID  `gorm:"column:event_id" json:"event_id"`
-	HoldID          uuid.UUID  `gorm:"column:hold_id" json:"hold_id"`
-	BuyerID         string     `gorm:"column:buyer_id" json:"-"`
-	Email           string     `gorm:"column:email" json:"email"`
-	Name            string     `gorm:"column:name" json:"name"`
-	AmountMinor     int64      `gorm:"column:amount_minor" json:"amount"`
-	Currency        string     `gorm:"column:currency" json:"currency"`
-	Status          string     `gorm:"column:status" json:"status"`
-	PaymentIntentID *string    `gorm:"column:payment_intent_id" json:"payment_intent_id,omitempty"`
-	ClientSecret    *string    `gorm:"column:client_secret" json:"client_secret,omitempty"`
-	CreatedAt       time.Time  `gorm:"column:created_at" json:"created_at"`
-	PaidAt          *time.Time `gorm:"column:paid_at" json:"paid_at,omitempty"`
-	Note            string     `gorm:"column:note" json:"note,omitempty"`
+	ID              uuid.UUID `gorm:"column:id" json:"order_id"`
+	EventID         uuid.UUID `gorm:"column:event_id" json:"event_id"`
+	HoldID          uuid.UUID `gorm:"column:hold_id" json:"hold_id"`
+	BuyerID         string    `gorm:"column:buyer_id" json:"-"`
+	Email           string    `gorm:"column:email" json:"email"`
+	Name            string    `gorm:"column:name" json:"name"`
+	AmountMinor     int64     `gorm:"column:amount_minor" json:"amount"`
+	Currency        string    `gorm:"column:currency" json:"currency"`
+	Status          string    `gorm:"column:status" json:"status"`
+	PaymentIntentID *string   `gorm:"column:payment_intent_id" json:"payment_intent_id,omitempty"`
+	// ClientSecret lets a browser confirm the PaymentIntent: it goes out
+	// only through orderView, to the order's buyer (never to staff or logs).
+	ClientSecret *string    `gorm:"column:client_secret" json:"-"`
+	CreatedAt    time.Time  `gorm:"column:created_at" json:"created_at"`
+	PaidAt       *time.Time `gorm:"column:paid_at" json:"paid_at,omitempty"`
+	Note         string     `gorm:"column:note" json:"note,omitempty"`
 }
 
 // Ticket is one admission, with its signed QR token.

@@ -121,6 +121,22 @@ type storeEventView struct {
 	HasSeats  bool
 	Available int
 	TestMode  bool
+	// PublishableKey turns on the Stripe.js card form (public by design).
+	PublishableKey string
+	StripeJS       string
+}
+
+// StripeJS is where Stripe requires Stripe.js to be loaded from (never a copy).
+const StripeJS = "https://js.stripe.com/v3/"
+
+// allowStripeJS adds the origins Stripe documents for Stripe.js and its
+// Payment Element to the page's Content-Security-Policy: the script, its
+// iframes (card fields, 3-D Secure challenges via hooks.stripe.com) and its
+// API calls. Address autocomplete (maps.googleapis.com) is not used.
+func allowStripeJS(c *gin.Context) {
+	app.AllowPageSources(c, "script-src", "https://js.stripe.com", "https://*.js.stripe.com")
+	app.AllowPageSources(c, "frame-src", "https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com")
+	app.AllowPageSources(c, "connect-src", "https://api.stripe.com")
 }
 
 type sectionLabel struct {
@@ -165,7 +181,11 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		}
 	}
 	v := storeEventView{Event: ev, When: localTime(ev), Tiers: av.Tiers, Width: sm.Width + 10, Height: sm.Height + 10,
-		HasSeats: len(sm.Seats) > 0, TestMode: m.app.Config.TestModePayments()}
+		HasSeats: len(sm.Seats) > 0, TestMode: m.app.Config.TestModePayments(),
+		PublishableKey: m.app.Config.StripePublishableKey, StripeJS: StripeJS}
+	if v.PublishableKey != "" {
+		allowStripeJS(c)
+	}
 	v.ViewH = v.Height + 34
 	v.StageW = max(40, v.Width*0.6)
 	v.StageX = (v.Width - v.StageW) / 2
@@ -205,7 +225,7 @@ type storeOrderView struct {
 }
 
 func (m *Module) storeOrderPage(c *gin.Context) {
-	o, ok := m.orderAccess(c)
+	o, _, ok := m.orderAccess(c)
 	if !ok {
 		return
 	}
@@ -234,6 +254,9 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 		v.Tickets = append(v.Tickets, tv)
 	}
 	c.Header("Cache-Control", "no-store")
+	// The URL carries the order's signature (and, back from Stripe, the
+	// payment's client secret until the page strips it): never a Referer.
+	c.Header("Referrer-Policy", "no-referrer")
 	m.render(c, "store_order", "Your order", v, false)
 }
 

@@ -21,7 +21,9 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if sleep(ctx, time.Duration(rand.Int64N(int64(h.o.Arrival)+1))) {
 		return "timed_out"
 	}
-	res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+	res, _, err := h.retrying(ctx, "session", func() (response, error) {
+		return h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+	})
 	if err != nil || res.status != http.StatusCreated {
 		return h.failed("session", res, err)
 	}
@@ -46,6 +48,16 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		if err == nil && res.status == http.StatusOK {
 			break
 		}
+		// A connection that failed is tried again after a while, as the
+		// waiting page does; giving up would leave a place in the queue
+		// that is admitted later and then holds a shopping slot idle.
+		if err != nil && ctx.Err() == nil {
+			h.rec.Fail("join", "transport")
+			if sleep(ctx, pageRetry()) {
+				return "timed_out"
+			}
+			continue
+		}
 		if err != nil || !retryable(res) || sleep(ctx, retryAfter(res)) {
 			return h.failed("join", res, err)
 		}
@@ -63,6 +75,11 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		}
 		res, err = h.call(ctx, "GET", h.slug, "/api/v1/events/"+h.event+"/queue/"+st.QueueToken, "", nil, buyer...)
 		switch {
+		case err != nil && ctx.Err() == nil:
+			h.rec.Fail("poll", "transport") // the page polls again a little later
+			if sleep(ctx, pageRetry()) {
+				return "timed_out"
+			}
 		case err != nil:
 			return h.failed("poll", res, err)
 		case res.status == http.StatusOK:
@@ -75,7 +92,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	}
 	h.rec.Observe("admitted", joined) // time spent in the queue
 	access := append(buyer, inventory.QueueHeader, st.AccessToken)
-	defer h.call(context.WithoutCancel(ctx), "DELETE", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, inventory.QueueHeader, st.AccessToken)
+	defer h.leave(ctx, st.AccessToken)
 
 	// Hold: a few seats side by side, or GA tickets; other seats on refusal.
 	var hold inventory.Hold
@@ -97,7 +114,12 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		} else {
 			body["tier_id"], body["quantity"] = h.floorTier, ga
 		}
-		res, err = h.call(ctx, "POST", h.slug, "/api/v1/events/"+h.event+"/holds", "", body, append(access, "Idempotency-Key", uuid.NewString())...)
+		// Sent again with the same key when the connection fails: the hold
+		// may exist with its answer lost, and the key returns it.
+		key := uuid.NewString()
+		res, _, err = h.resend(ctx, "hold", func() (response, error) {
+			return h.call(ctx, "POST", h.slug, "/api/v1/events/"+h.event+"/holds", "", body, append(access, "Idempotency-Key", key)...)
+		})
 		switch {
 		case err != nil:
 			h.release(seats, ga)
@@ -124,7 +146,9 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		return "no_hold"
 	}
 	if rand.Float64() < h.o.Abandon {
-		res, err = h.call(ctx, "DELETE", h.slug, "/api/v1/holds/"+hold.ID.String(), "", nil, buyer...)
+		res, _, err = h.resend(ctx, "release", func() (response, error) {
+			return h.call(ctx, "DELETE", h.slug, "/api/v1/holds/"+hold.ID.String(), "", nil, buyer...)
+		})
 		if err == nil && res.status == http.StatusNoContent {
 			h.release(seats, ga)
 		}
@@ -136,7 +160,8 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 
 	// Order, then the payment provider's signed webhook.
 	var order inventory.Order
-	res, err = h.retrying(ctx, "order", func() (response, error) {
+	h.acct.ordered.Store(n, int64(len(seats)+ga))
+	res, lost, err := h.retrying(ctx, "order", func() (response, error) {
 		return h.call(ctx, "POST", h.slug, "/api/v1/orders", "", map[string]any{"hold_id": hold.ID,
 			"buyer": map[string]string{"email": fmt.Sprintf("buyer%d@bench.test", n), "name": fmt.Sprintf("Buyer %d", n)}},
 			append(buyer, "Idempotency-Key", "order-"+hold.ID.String())...)
@@ -145,6 +170,9 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		return h.failed("order", res, err)
 	}
 	h.rec.Observe("order", res.sent)
+	if lost > 0 && res.header.Get("Idempotent-Replayed") == "true" {
+		h.acct.lostRecovered.Add(1) // the order was made; its first answer was lost
+	}
 	if err := json.Unmarshal(res.body, &order); err != nil || order.PaymentIntentID == nil {
 		return h.failed("order", res, fmt.Errorf("order without payment intent: %s", res.body))
 	}
@@ -154,14 +182,18 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		return h.failed("pay", response{}, err)
 	}
 	// As Stripe does, the same event is delivered again until it is taken.
-	res, err = h.retrying(ctx, "pay", func() (response, error) {
+	res, lost, err = h.retrying(ctx, "pay", func() (response, error) {
 		return h.call(ctx, "POST", h.slug, "/api/v1/webhooks/stripe", "", payload, "Stripe-Signature", sig)
 	})
 	if err != nil || res.status != http.StatusOK {
 		return h.failed("pay", res, err)
 	}
 	h.rec.Observe("pay", res.sent)
+	if lost > 0 && strings.Contains(string(res.body), `"outcome":"duplicate"`) {
+		h.acct.lostRecovered.Add(1) // the payment was taken; its first answer was lost
+	}
 	n2 := int64(len(seats) + ga)
+	h.acct.confirmed.Store(n, n2)
 	if total := h.tickets.Add(n2); total >= int64(h.o.Seats+h.o.GA) {
 		h.soldAt.CompareAndSwap(0, int64(time.Since(h.started)))
 	}
@@ -181,19 +213,65 @@ func (h *Harness) failed(step string, res response, err error) string {
 }
 
 // retrying sends a request again, after the delay the server asks for, while
-// it is shed or its key busy (as a buyer's page would), a few times at most;
-// each refusal is counted against the step.
-func (h *Harness) retrying(ctx context.Context, step string, send func() (response, error)) (response, error) {
+// it is shed or its key busy (as a buyer's page would), a few times at most,
+// and (through resend) when its connection fails; each refusal and each
+// failed connection is counted against the step. It also returns how many
+// connections failed on the way.
+func (h *Harness) retrying(ctx context.Context, step string, send func() (response, error)) (response, int, error) {
+	lost := 0
 	for attempt := 1; ; attempt++ {
-		res, err := send()
+		res, n, err := h.resend(ctx, step, send)
+		lost += n
 		if err != nil || !retryable(res) || attempt == 5 {
-			return res, err
+			return res, lost, err
 		}
 		h.rec.Fail(step, strconv.Itoa(res.status)+" "+res.code())
 		if sleep(ctx, retryAfter(res)) {
-			return res, ctx.Err()
+			return res, lost, ctx.Err()
 		}
 	}
+}
+
+// maxResends bounds the retries of one request after failed connections:
+// with the pauses below, about half a minute of outage.
+const maxResends = 10
+
+// resend sends a request again when its connection fails, as a buyer's page
+// (or Stripe, for a webhook) does, after a growing pause. The server may
+// have acted on a request whose answer was lost, so what is sent again must
+// be idempotent: the same key, the same event. It returns how many
+// connections failed.
+func (h *Harness) resend(ctx context.Context, step string, send func() (response, error)) (response, int, error) {
+	pause := 250 * time.Millisecond
+	for lost := 0; ; lost++ {
+		res, err := send()
+		if err == nil || ctx.Err() != nil || lost == maxResends {
+			return res, lost, err
+		}
+		h.rec.Fail(step, "transport")
+		if sleep(ctx, pause+time.Duration(rand.Int64N(int64(pause)))) {
+			return res, lost + 1, ctx.Err()
+		}
+		pause = min(2*pause, 4*time.Second)
+	}
+}
+
+// leave gives the buyer's shopping slot back to the waiting room, as the
+// page does after checkout, trying again while connections fail: a slot not
+// given back stays taken until the room's idle timeout. It runs on after the
+// run's time is up, for a bounded while.
+func (h *Harness) leave(ctx context.Context, access string) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _, _ = h.resend(lctx, "leave", func() (response, error) {
+		return h.call(lctx, "DELETE", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, inventory.QueueHeader, access)
+	})
+}
+
+// pageRetry is how long the waiting page waits after a failed connection
+// (5 s), jittered so buyers cut off together do not return together.
+func pageRetry() time.Duration {
+	return 4*time.Second + time.Duration(rand.Int64N(int64(2*time.Second)))
 }
 
 func retryable(res response) bool {

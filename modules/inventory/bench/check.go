@@ -21,9 +21,66 @@ import (
 	"marquee/tenants"
 )
 
+// accounts is what each buyer (by number) was told: the tickets of the order
+// it sent, and those its payment confirmed; and how many answers were lost
+// in transit and then recovered by a retry (a replayed order, a webhook the
+// server had already taken).
+type accounts struct {
+	ordered, confirmed sync.Map // buyer number → int64 tickets
+	lostRecovered      atomic.Int64
+}
+
+func (a *accounts) get(m *sync.Map, n int) int64 {
+	v, _ := m.Load(n)
+	t, _ := v.(int64)
+	return t
+}
+
+// Faults are what went wrong on the way rather than in the database: the
+// requests of the saturation phases that failed (left out of their rates
+// and latencies), and why a run stopped early.
+type Faults struct {
+	SaturationErrors int64  `json:"saturation_api_errors"`
+	RawErrors        int64  `json:"saturation_raw_errors"`
+	FirstError       string `json:"first_error,omitempty"`
+	Aborted          string `json:"aborted,omitempty"`
+}
+
+// finish checks the database, measures saturation unless the run was
+// stopped, and reports. A run that stops early (cancelled, or a phase
+// failing) still writes and prints what it measured, with the reason.
+func (h *Harness) finish(ctx context.Context, rep *Report) (*Report, error) {
+	fmt.Fprintln(h.out, "checking the database for double sales, oversells and lost payments")
+	// The check reads what is there even when the run was cancelled.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	var err error
+	if rep.Checks, err = h.check(cctx); err != nil {
+		err = fmt.Errorf("check: %w", err)
+	} else if err = ctx.Err(); err == nil {
+		fmt.Fprintf(h.out, "saturation: %d clients holding single seats for %s through the API, then the raw conditional UPDATE over %d connections\n",
+			h.o.Concurrency, h.o.Phase, h.o.DBConns)
+		if err = h.saturation(ctx, rep); err != nil {
+			err = fmt.Errorf("saturation phase: %w", err)
+		}
+	}
+	if err != nil {
+		rep.Faults.Aborted = err.Error()
+	}
+	if werr := h.write(rep); werr != nil && err == nil {
+		err = werr
+	}
+	h.print(rep)
+	return rep, err
+}
+
 // check reads the invariants back from the database.
 func (h *Harness) check(ctx context.Context) (Checks, error) {
 	var c Checks
+	var bought []struct {
+		Email   string `gorm:"column:email"`
+		Tickets int64  `gorm:"column:tickets"`
+	}
 	q := func(tx *gorm.DB, dst *int64, sql string, args ...any) error {
 		return tx.Raw(sql, args...).Row().Scan(dst)
 	}
@@ -51,11 +108,43 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 				return err
 			}
 		}
-		return nil
+		return tx.Raw(`SELECT o.email, count(*) AS tickets FROM inv_orders o JOIN inv_tickets t ON t.order_id = o.id AND t.status = 'valid'
+			WHERE o.event_id = ? GROUP BY o.email`, h.event).Scan(&bought).Error
 	})
+	// Buyer by buyer: a confirmed purchase must be in the database as
+	// confirmed; a purchase the buyer never heard of is a payment whose
+	// answer was lost (the server committed it, the connection dropped),
+	// reported apart, and must be the whole order.
+	var inDB int64
+	seen := map[int]bool{}
+	for _, b := range bought {
+		inDB += b.Tickets
+		var n int
+		if _, err := fmt.Sscanf(b.Email, "buyer%d@bench.test", &n); err != nil {
+			c.TicketsNotAsBought++
+			continue
+		}
+		seen[n] = true
+		switch confirmed := h.acct.get(&h.acct.confirmed, n); {
+		case confirmed == b.Tickets:
+		case confirmed == 0 && b.Tickets == h.acct.get(&h.acct.ordered, n):
+			c.PaidAnswerLost++
+			c.PaidAnswerLostTickets += b.Tickets
+		default:
+			c.TicketsNotAsBought++
+		}
+	}
+	h.acct.confirmed.Range(func(k, _ any) bool {
+		if !seen[k.(int)] {
+			c.ConfirmedNotInDatabase++
+		}
+		return true
+	})
+	c.AnswersLostRecovered = h.acct.lostRecovered.Load()
 	c.OK = err == nil && c.SeatsSoldTwice == 0 && c.SeatStateMismatch == 0 && c.CountersOverCapacity == 0 &&
 		c.GATicketsOverPool == 0 && c.PaidWithoutTickets == 0 && c.SucceededNotSettled == 0 &&
-		c.ValidTickets <= int64(h.o.Seats+h.o.GA) && c.ValidTickets == h.tickets.Load()
+		c.ValidTickets <= int64(h.o.Seats+h.o.GA) && c.ValidTickets == inDB &&
+		c.ConfirmedNotInDatabase == 0 && c.TicketsNotAsBought == 0
 	return c, err
 }
 
@@ -63,8 +152,8 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 // requests are made (each seat asked once: a rate must not count refusals
 // after the seats ran out); work gets its goroutine's number g and a
 // request sequence number i.
-func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64, lat []time.Duration, elapsed time.Duration, firstErr error) {
-	var next, good atomic.Int64
+func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64, lat []time.Duration, elapsed time.Duration, errs int64, firstErr error) {
+	var next, good, bad atomic.Int64
 	var mu sync.Mutex
 	var once sync.Once
 	deadline := time.Now().Add(h.o.Phase)
@@ -83,6 +172,8 @@ func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64,
 				t0 := time.Now()
 				yes, err := work(g, i)
 				if err != nil {
+					// Left out of the rate and latencies, and counted.
+					bad.Add(1)
 					once.Do(func() { firstErr = err })
 					continue
 				}
@@ -98,7 +189,7 @@ func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64,
 	}
 	wg.Wait()
 	slices.Sort(lat)
-	return good.Load(), lat, time.Since(start), firstErr
+	return good.Load(), lat, time.Since(start), bad.Load(), firstErr
 }
 
 // saturation measures single-seat holds through the API by o.Concurrency
@@ -130,7 +221,7 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 		_ = json.Unmarshal(res.body, &s)
 		tokens[i] = s.Token
 	}
-	n, lat, el, ferr := h.phase(seats, func(g, i int) (bool, error) {
+	n, lat, el, errs, ferr := h.phase(seats, func(g, i int) (bool, error) {
 		res, err := h.call(ctx, "POST", h.slug, "/api/v1/events/"+apiEvent+"/holds", "", map[string]any{"seats": []string{seatID(i)}},
 			"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, tokens[g])
 		if err != nil {
@@ -138,6 +229,10 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 		}
 		return res.status == http.StatusCreated, nil
 	})
+	rep.Faults.SaturationErrors = errs
+	if ferr != nil {
+		rep.Faults.FirstError = ferr.Error()
+	}
 	if n == 0 {
 		return fmt.Errorf("no API hold succeeded (first error: %v)", ferr)
 	}
@@ -170,10 +265,14 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	}
 	// The very statement the hold transaction runs for a seat.
 	sql := `UPDATE ` + pgx.Identifier{schema, "inv_seats"}.Sanitize() + ` SET state = 'held', hold_id = $1 WHERE event_id = $2 AND id = $3 AND state = 'available'`
-	n, lat, el, ferr = h.phase(seats, func(_, i int) (bool, error) {
+	n, lat, el, errs, ferr = h.phase(seats, func(_, i int) (bool, error) {
 		tag, err := pool.Exec(ctx, sql, uuid.New(), rawEvent, seatID(i))
 		return err == nil && tag.RowsAffected() == 1, err
 	})
+	rep.Faults.RawErrors = errs
+	if ferr != nil && rep.Faults.FirstError == "" {
+		rep.Faults.FirstError = ferr.Error()
+	}
 	if n == 0 {
 		return fmt.Errorf("no raw update succeeded (first error: %v)", ferr)
 	}
@@ -233,8 +332,16 @@ func (h *Harness) print(rep *Report) {
 	}
 	fmt.Fprintf(w, "database check %s: seats sold twice %d, seat/ticket mismatches %d, counters over capacity %d, GA over pool %d, paid orders without tickets %d, succeeded payments unsettled %d, valid tickets %d (buyers counted %d)\n",
 		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.ValidTickets, rep.TicketsSold)
+	fmt.Fprintf(w, "per buyer: confirmed purchases missing %d, other ticket counts %d; lost answers: paid orders whose buyer never heard %d (%d tickets), recovered by a retry %d\n",
+		c.ConfirmedNotInDatabase, c.TicketsNotAsBought, c.PaidAnswerLost, c.PaidAnswerLostTickets, c.AnswersLostRecovered)
 	fmt.Fprintf(w, "other tenant's catalogue p99: idle %.1f ms, during the on-sale %.1f ms (×%.2f)\n", rep.OtherIdleP99, rep.OtherBusyP99, rep.OtherBusyP99/max(rep.OtherIdleP99, 0.001))
 	fmt.Fprintf(w, "saturated holds, %d clients: API %.0f/s (p50 %.1f ms, p99 %.1f ms)   raw conditional UPDATE %.0f/s (p99 %.1f ms)   API/raw = %.2f\n",
 		h.o.Concurrency, rep.SatHoldsPerS, rep.SatHoldP50, rep.SatHoldP99, rep.RawHoldsPerS, rep.RawP99, rep.Ratio)
+	if f := rep.Faults; f.SaturationErrors+f.RawErrors > 0 {
+		fmt.Fprintf(w, "saturation requests failed (left out of the figures above): API %d, raw %d; first: %s\n", f.SaturationErrors, f.RawErrors, f.FirstError)
+	}
+	if rep.Faults.Aborted != "" {
+		fmt.Fprintf(w, "RUN STOPPED EARLY: %s (the figures above are what it measured until then)\n", rep.Faults.Aborted)
+	}
 	fmt.Fprintf(w, "wrote %s and %s\n", rep.JSONPath, rep.ChartPath)
 }

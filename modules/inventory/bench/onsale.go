@@ -64,6 +64,7 @@ type Report struct {
 	Capacity      int              `json:"capacity"`
 	TicketsSold   int64            `json:"tickets_sold"`
 	Checks        Checks           `json:"checks"`
+	Faults        Faults           `json:"faults"`
 	OtherIdleP99  float64          `json:"other_tenant_idle_p99_ms"`
 	OtherBusyP99  float64          `json:"other_tenant_during_onsale_p99_ms"`
 	SatHoldsPerS  float64          `json:"api_holds_per_second_saturated"`
@@ -86,7 +87,13 @@ type Checks struct {
 	PaidWithoutTickets   int64 `json:"paid_orders_without_tickets"`
 	SucceededNotSettled  int64 `json:"succeeded_payments_not_paid_or_refunded"`
 	ValidTickets         int64 `json:"valid_tickets"`
-	OK                   bool  `json:"ok"`
+	// What each buyer bought, by the database, against what they were told.
+	ConfirmedNotInDatabase int64 `json:"confirmed_purchases_missing"`
+	TicketsNotAsBought     int64 `json:"buyers_with_other_ticket_counts"`
+	PaidAnswerLost         int64 `json:"paid_orders_answer_lost"`
+	PaidAnswerLostTickets  int64 `json:"paid_orders_answer_lost_tickets"`
+	AnswersLostRecovered   int64 `json:"answers_lost_recovered_by_retry"`
+	OK                     bool  `json:"ok"`
 }
 
 // Harness runs against one server.
@@ -112,6 +119,7 @@ type Harness struct {
 	started  time.Time
 
 	outcomes sync.Map // name → *atomic.Int64
+	acct     accounts
 	tickets  atomic.Int64
 	shed     atomic.Int64
 }
@@ -198,20 +206,7 @@ loop:
 	}
 	rep.shedResponses = h.shed.Load()
 
-	fmt.Fprintln(out, "checking the database for double sales, oversells and lost payments")
-	if rep.Checks, err = h.check(ctx); err != nil {
-		return nil, fmt.Errorf("check: %w", err)
-	}
-	fmt.Fprintf(out, "saturation: %d clients holding single seats for %s through the API, then the raw conditional UPDATE over %d connections\n",
-		o.Concurrency, o.Phase, o.DBConns)
-	if err := h.saturation(ctx, rep); err != nil {
-		return nil, fmt.Errorf("saturation phase: %w", err)
-	}
-	if err := h.write(rep); err != nil {
-		return nil, err
-	}
-	h.print(rep)
-	return rep, nil
+	return h.finish(ctx, rep)
 }
 
 func (h *Harness) retire(slug string) {
