@@ -49,6 +49,9 @@ func (m *Module) Name() string { return "inventory" }
 // Service returns the inventory service (after Register).
 func (m *Module) Service() *Service { return m.svc }
 
+// expirySweepEvery is the period of TaskExpirySweep.
+const expirySweepEvery = 5 * time.Second
+
 // grants are the default permissions of each role. Configuring inventory is
 // checked at the event's venue, so a venue manager may configure the events
 // of their own venues only; chain roles pass everywhere.
@@ -111,7 +114,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Task(TaskHoldExpire, m.expireTask)
 	r.Task(TaskHoldSweep, m.sweepTask)
 	r.Task(TaskRefund, m.refundTask)
+	r.Task(TaskExpirySweep, m.expirySweepTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
+	// Seats of a hold whose task was lost come back within about this
+	// period of its time (the sweep is one indexed query on an idle tenant).
+	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
 	r.Seed(m.seed)
 	return nil
 }

@@ -75,7 +75,9 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	}
 	h.rec.Observe("admitted", joined) // time spent in the queue
 	access := append(buyer, inventory.QueueHeader, st.AccessToken)
-	defer h.call(context.WithoutCancel(ctx), "DELETE", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, inventory.QueueHeader, st.AccessToken)
+	if h.o.ClientLeave {
+		defer h.call(context.WithoutCancel(ctx), "DELETE", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, inventory.QueueHeader, st.AccessToken)
+	}
 
 	// Hold: a few seats side by side, or GA tickets; other seats on refusal.
 	var hold inventory.Hold
@@ -123,12 +125,17 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if !held {
 		return "no_hold"
 	}
-	if rand.Float64() < h.o.Abandon {
+	switch r := rand.Float64(); {
+	case r < h.o.Abandon:
 		res, err = h.call(ctx, "DELETE", h.slug, "/api/v1/holds/"+hold.ID.String(), "", nil, buyer...)
 		if err == nil && res.status == http.StatusNoContent {
 			h.release(seats, ga)
 		}
 		return "abandoned"
+	case r < h.o.Abandon+h.o.WalkAway:
+		// The hold lapses; its seats come back to sale when it expires (the
+		// harness does not offer them again).
+		return "walked_away"
 	}
 	if h.o.Think > 0 && sleep(ctx, h.o.Think) {
 		return "timed_out"
