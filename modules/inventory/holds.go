@@ -182,8 +182,9 @@ func readHold(tx *gorm.DB, id uuid.UUID) (Hold, error) {
 func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {
 	var closed *holdRow
 	var seats []string
+	var lastHold bool
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		closed, seats = nil, nil
+		closed, seats, lastHold = nil, nil, false
 		var rows []holdRow
 		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
 			return err
@@ -192,11 +193,19 @@ func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUI
 			return app.NotFound("hold")
 		}
 		var err error
-		closed, seats, err = closeHold(tx, id, HoldReleased, false)
-		return err
+		if closed, seats, err = closeHold(tx, id, HoldReleased, false); err != nil || closed == nil || asStaff {
+			return err
+		}
+		return tx.Raw(`SELECT coalesce((SELECT holds FROM inv_buyer_counters WHERE event_id = ? AND subject = ?), 0) = 0`,
+			closed.EventID, "b:"+buyerID).Row().Scan(&lastHold)
 	})
 	if err == nil && closed != nil {
 		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		if lastHold {
+			// The buyer gave back all they held: their waiting-room place
+			// goes to the next buyer.
+			s.buyerDone(ctx, t, closed.EventID, buyerID)
+		}
 	}
 	return err
 }

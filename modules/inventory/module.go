@@ -41,7 +41,12 @@ func New(opts ...Option) *Module {
 }
 
 // SetAdmissionGate replaces the admission gate (before serving).
-func (m *Module) SetAdmissionGate(g AdmissionGate) { m.gate = g }
+func (m *Module) SetAdmissionGate(g AdmissionGate) {
+	m.gate = g
+	if m.svc != nil {
+		m.svc.setGate(g)
+	}
+}
 
 // Name implements app.Module.
 func (m *Module) Name() string { return "inventory" }
@@ -74,6 +79,7 @@ func grants() []policies.Grant {
 func (m *Module) Register(r *app.Registrar) error {
 	m.app = r.App()
 	m.svc = NewService(m.app)
+	m.svc.setGate(m.gate)
 	pages, err := parsePages()
 	if err != nil {
 		return err
