@@ -177,6 +177,34 @@ func readHold(tx *gorm.DB, id uuid.UUID) (Hold, error) {
 	return h, nil
 }
 
+// BuyerHolds lists a buyer's active holds, newest first, of one event (or
+// of every event when eventID is nil), so a page reloaded mid-purchase finds
+// its cart again.
+func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID string, eventID *uuid.UUID) ([]Hold, error) {
+	out := []Hold{}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		out = out[:0]
+		var ids []uuid.UUID
+		q := tx.Raw(`SELECT id FROM inv_holds WHERE buyer_id = ? AND status = 'active' AND expires_at > now() ORDER BY id DESC LIMIT 100`, buyerID)
+		if eventID != nil {
+			q = tx.Raw(`SELECT id FROM inv_holds WHERE buyer_id = ? AND event_id = ? AND status = 'active' AND expires_at > now() ORDER BY id DESC LIMIT 100`,
+				buyerID, *eventID)
+		}
+		if err := q.Scan(&ids).Error; err != nil {
+			return err
+		}
+		for _, id := range ids {
+			h, err := readHold(tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ReleaseHold gives a hold's seats and units back. Only its buyer (or staff,
 // asStaff) may; releasing twice changes nothing the second time.
 func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {

@@ -101,6 +101,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/public-key", pub, "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
 	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession)
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", m.createHold)
+	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", m.myHolds)
 	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)
 	r.API(http.MethodDelete, "/holds/:holdId", pub, "Release a hold (its buyer)", m.releaseHold)
 	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.app.IdempotentBy(m.buyer), m.createOrder)
