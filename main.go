@@ -363,7 +363,8 @@ the waiting room. Its Redis database is not emptied.`,
 			srvCtx, stop := context.WithCancel(ctx)
 			g, gctx := errgroup.WithContext(srvCtx)
 			g.Go(func() error { return a.Serve(gctx, ln) })
-			g.Go(func() error { return a.RunWorker(gctx, false) })
+			// With the scheduler: the expiry sweeps are part of what is measured.
+			g.Go(func() error { return a.RunWorker(gctx, true) })
 			_, runErr := bench.Run(ctx, a, "http://"+ln.Addr().String(), o, os.Stdout, os.Stderr)
 			stop()
 			if err := g.Wait(); err != nil && runErr == nil {
@@ -379,6 +380,9 @@ the waiting room. Its Redis database is not emptied.`,
 	f.IntVar(&o.Buyers, "buyers", o.Buyers, "virtual buyers")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "HTTP requests in flight at once")
 	f.Float64Var(&o.Abandon, "abandon", o.Abandon, "share of buyers who release their hold instead of paying")
+	f.Float64Var(&o.WalkAway, "walk-away", o.WalkAway, "share of buyers who leave their hold to expire (with --hold-minutes 1 the run measures expiry lateness)")
+	f.IntVar(&o.HoldMinutes, "hold-minutes", o.HoldMinutes, "how long a hold lasts")
+	f.BoolVar(&o.ClientLeave, "client-leave", o.ClientLeave, "buyers leave the waiting room themselves when done (false: only the server frees their slot)")
 	f.DurationVar(&o.Think, "think", o.Think, "pause between hold and order")
 	f.DurationVar(&o.Arrival, "arrival", o.Arrival, "buyers arrive spread over this window")
 	f.DurationVar(&o.MaxDuration, "max-duration", o.MaxDuration, "stop buying after this")

@@ -207,15 +207,52 @@ func (j *Jobs) FanOut(ctx context.Context, taskType, queue string, bucket time.D
 	return n, errors.Join(errs...)
 }
 
+// RetryIn is a handler's error asking for its task to run again after
+// After, rather than after the usual backoff (15 s and growing): work that
+// is not due yet, whose due time the handler knows.
+type RetryIn struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryIn) Error() string { return fmt.Sprintf("%v (retry in %v)", e.Err, e.After) }
+func (e *RetryIn) Unwrap() error { return e.Err }
+
+// DueAt is the time to give asynq.ProcessAt for work due at t. Asynq keeps
+// whole seconds and drops the fraction, which would start the task up to a
+// second early; this rounds up instead.
+func DueAt(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}
+
+// retryDelay honours RetryIn; anything else backs off as Asynq does. The
+// retry time is kept in whole seconds too (dropping the fraction), hence
+// the extra second: never early, at most a second late.
+func retryDelay(n int, err error, task *asynq.Task) time.Duration {
+	var r *RetryIn
+	if errors.As(err, &r) {
+		return max(r.After, 0) + time.Second
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, task)
+}
+
 // NewServer builds the Asynq worker server.
 func (j *Jobs) NewServer(concurrency int) *asynq.Server {
 	return asynq.NewServer(j.redis, asynq.Config{
 		Concurrency:     concurrency,
 		Queues:          Queues,
 		ShutdownTimeout: 15 * time.Second,
-		// Hold expiry is scheduled at the second; the default 5 s check
-		// interval would return seats up to 5 s late.
-		DelayedTaskCheckInterval: time.Second,
+		// Hold expiry is scheduled at the second and must return seats within
+		// about a second of it: a due task waits for the forwarder (which
+		// moves it to its queue) and then for an idle worker's next look at
+		// the queues. Asynq's defaults (5 s and 1 s) made that up to 6.5 s;
+		// these make it under a second, for a few cheap Redis calls a second.
+		DelayedTaskCheckInterval: 500 * time.Millisecond,
+		TaskCheckInterval:        200 * time.Millisecond,
+		RetryDelayFunc:           retryDelay,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			j.log.Warn("task failed", "type", task.Type(), "err", err)
 		}),

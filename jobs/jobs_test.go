@@ -319,3 +319,19 @@ func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 	}
 	s.Shutdown()
 }
+
+// DueAt rounds up to the whole second Asynq keeps, so a task scheduled with
+// it never starts before its time.
+func TestDueAtNeverEarly(t *testing.T) {
+	base := time.Date(2030, 5, 1, 12, 0, 7, 0, time.UTC)
+	for _, tc := range []struct{ in, want time.Time }{
+		{base, base},
+		{base.Add(time.Microsecond), base.Add(time.Second)},
+		{base.Add(999 * time.Millisecond), base.Add(time.Second)},
+	} {
+		got := jobs.DueAt(tc.in)
+		if !got.Equal(tc.want) || got.Unix() < tc.in.Unix() || time.Unix(got.Unix(), 0).Before(tc.in) {
+			t.Errorf("DueAt(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

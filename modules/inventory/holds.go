@@ -177,13 +177,42 @@ func readHold(tx *gorm.DB, id uuid.UUID) (Hold, error) {
 	return h, nil
 }
 
+// BuyerHolds lists a buyer's active holds, newest first, of one event (or
+// of every event when eventID is nil), so a page reloaded mid-purchase finds
+// its cart again.
+func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID string, eventID *uuid.UUID) ([]Hold, error) {
+	out := []Hold{}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		out = out[:0]
+		var ids []uuid.UUID
+		q := tx.Raw(`SELECT id FROM inv_holds WHERE buyer_id = ? AND status = 'active' AND expires_at > now() ORDER BY id DESC LIMIT 100`, buyerID)
+		if eventID != nil {
+			q = tx.Raw(`SELECT id FROM inv_holds WHERE buyer_id = ? AND event_id = ? AND status = 'active' AND expires_at > now() ORDER BY id DESC LIMIT 100`,
+				buyerID, *eventID)
+		}
+		if err := q.Scan(&ids).Error; err != nil {
+			return err
+		}
+		for _, id := range ids {
+			h, err := readHold(tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ReleaseHold gives a hold's seats and units back. Only its buyer (or staff,
 // asStaff) may; releasing twice changes nothing the second time.
 func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {
 	var closed *holdRow
 	var seats []string
+	var lastHold bool
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		closed, seats = nil, nil
+		closed, seats, lastHold = nil, nil, false
 		var rows []holdRow
 		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
 			return err
@@ -192,18 +221,27 @@ func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUI
 			return app.NotFound("hold")
 		}
 		var err error
-		closed, seats, err = closeHold(tx, id, HoldReleased, false)
-		return err
+		if closed, seats, err = closeHold(tx, id, HoldReleased, false); err != nil || closed == nil || asStaff {
+			return err
+		}
+		return tx.Raw(`SELECT coalesce((SELECT holds FROM inv_buyer_counters WHERE event_id = ? AND subject = ?), 0) = 0`,
+			closed.EventID, "b:"+buyerID).Row().Scan(&lastHold)
 	})
 	if err == nil && closed != nil {
 		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		if lastHold {
+			// The buyer gave back all they held: their waiting-room place
+			// goes to the next buyer.
+			s.buyerDone(ctx, t, closed.EventID, buyerID)
+		}
 	}
 	return err
 }
 
 // ExpireHold expires a hold whose time is up. It is idempotent: a hold
 // already sold, released or expired is left alone. A hold not yet due is
-// reported with due=false so the caller may try later.
+// reported with a *NotDueError saying how long it has left (by the
+// database's clock, which set its expiry), so the caller may come back then.
 func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (expired bool, err error) {
 	var closed *holdRow
 	var seats []string
@@ -214,13 +252,14 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 			return err
 		}
 		var due []struct {
-			ID uuid.UUID `gorm:"column:id"`
+			Left float64 `gorm:"column:left"`
 		}
-		if err := tx.Raw(`SELECT id FROM inv_holds WHERE id = ? AND status = 'active'`, id).Scan(&due).Error; err != nil {
+		if err := tx.Raw(`SELECT extract(epoch FROM expires_at - now()) AS left FROM inv_holds WHERE id = ? AND status = 'active'`, id).
+			Scan(&due).Error; err != nil {
 			return err
 		}
 		if len(due) == 1 {
-			return errNotDue
+			return &NotDueError{In: time.Duration(due[0].Left * float64(time.Second))}
 		}
 		return nil
 	})
@@ -230,8 +269,10 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 	return closed != nil, err
 }
 
-// errNotDue says a hold's expiry task ran before its time.
-var errNotDue = fmt.Errorf("hold not due yet")
+// NotDueError says a hold's expiry ran before its time; In is what is left.
+type NotDueError struct{ In time.Duration }
+
+func (e *NotDueError) Error() string { return fmt.Sprintf("hold not due yet (due in %v)", e.In) }
 
 // closeHold moves an active hold to released or expired and returns its
 // seats and units to sale. The conditional UPDATE on the hold row decides:
@@ -338,21 +379,26 @@ const (
 	// TaskHoldExpire expires one hold at its expires_at (queued with
 	// asynq.ProcessAt and the unique id hold-expire:<tenant>:<hold>).
 	TaskHoldExpire = "inventory:hold-expire"
-	// TaskHoldSweep expires every lapsed hold of a tenant each minute,
-	// catching any hold whose own task was lost.
+	// TaskHoldSweep expires every lapsed hold of a tenant and sends the
+	// refunds Stripe has not accepted yet, each minute.
 	TaskHoldSweep = "inventory:hold-sweep"
+	// TaskExpirySweep expires every lapsed hold of a tenant every few
+	// seconds, so a hold whose own task was lost (the server died between
+	// its commit and the enqueue, or a worker died running it) comes back
+	// seconds late, not a minute.
+	TaskExpirySweep = "inventory:expiry-sweep"
 	// TaskRefund sends a recorded refund to Stripe until it succeeds.
 	TaskRefund = "inventory:refund"
 )
 
 // scheduleExpiry queues one task expiring a batch's holds at their common
-// expiry time.
+// expiry time (rounded up to the second Asynq keeps, so it never runs early).
 func (s *Service) scheduleExpiry(ctx context.Context, t tenants.Tenant, holdIDs []uuid.UUID, at time.Time) {
 	_, err := s.app.Jobs.Enqueue(ctx, t, TaskHoldExpire, holdTask{HoldIDs: holdIDs},
-		asynq.ProcessAt(at), asynq.TaskID("hold-expire:"+t.Slug+":"+holdIDs[0].String()),
+		asynq.ProcessAt(jobs.DueAt(at)), asynq.TaskID("hold-expire:"+t.Slug+":"+holdIDs[0].String()),
 		asynq.Queue(jobs.QueueCritical), asynq.Retention(time.Hour), asynq.MaxRetry(10))
 	if err != nil {
-		// The sweeper expires them within a minute of their time anyway.
+		// The expiry sweeper returns them within seconds of their time anyway.
 		s.app.Log.Warn("hold expiry not scheduled; the sweeper will catch it", "tenant", t.Slug, "holds", len(holdIDs), "err", err)
 	}
 }

@@ -393,6 +393,41 @@ func (m *Module) getHold(c *gin.Context) {
 	c.JSON(http.StatusOK, h)
 }
 
+// myHoldsResponse is a buyer's active holds.
+type myHoldsResponse struct {
+	Holds []Hold `json:"holds"`
+}
+
+// myHolds answers GET /holds?mine[&event_id=…]: the requesting buyer's
+// active holds (the buyer token names the buyer; nobody lists others').
+func (m *Module) myHolds(c *gin.Context) {
+	if _, mine := c.GetQuery("mine"); !mine {
+		app.Fail(c, app.Invalid("mine_required", "ask for your own holds: GET /api/v1/holds?mine with X-Buyer-Token"))
+		return
+	}
+	buyer := m.buyer(c)
+	if buyer == "" {
+		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
+		return
+	}
+	var event *uuid.UUID
+	if raw := c.Query("event_id"); raw != "" {
+		id, err := uuid.Parse(raw)
+		if err != nil {
+			app.Fail(c, invalid("event_id", "event_id is not an id"))
+			return
+		}
+		event = &id
+	}
+	hs, err := m.svc.BuyerHolds(c.Request.Context(), app.TenantOf(c), buyer, event)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, myHoldsResponse{Holds: hs})
+}
+
 func (m *Module) releaseHold(c *gin.Context) {
 	id, ok := app.PathID(c, "holdId", "hold")
 	if !ok {

@@ -92,6 +92,14 @@ type AdmissionGate interface {
 	Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string, accessToken string) error
 }
 
+// AdmissionLeaver is an AdmissionGate that keeps a place for each buyer it
+// admits (the waiting room's active slots). The inventory calls LeaveBuyer
+// when a buyer is done (their order paid, their last hold released), so
+// the place goes to the next buyer at once, not after an idle timeout.
+type AdmissionLeaver interface {
+	LeaveBuyer(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string) error
+}
+
 // Settings are an event's inventory settings.
 type Settings struct {
 	EventID         uuid.UUID `gorm:"column:event_id" json:"event_id"`

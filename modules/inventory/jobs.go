@@ -5,16 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
+	"marquee/jobs"
 	"marquee/tenants"
 )
 
+// maxExpiryWait bounds how long an expiry task that ran a little early (the
+// database's clock behind the worker's) waits for its holds' time in place;
+// further off, it asks to run again exactly then (jobs.RetryIn) instead of
+// keeping a worker, never after Asynq's backoff of 15 s and more.
+const maxExpiryWait = 2 * time.Second
+
 // expireTask runs TaskHoldExpire for each of its holds. Running it twice,
-// or for holds already sold, released or expired, changes nothing; run
-// early, it fails and is retried (holds expired already stay expired).
+// or for holds already sold, released or expired, changes nothing.
 func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
 	var p holdTask
 	if err := json.Unmarshal(payload, &p); err != nil {
@@ -28,14 +35,51 @@ func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byt
 		return fmt.Errorf("%w: hold-expire payload names no hold", asynq.SkipRetry)
 	}
 	var errs error
+	var later time.Duration
 	for _, id := range ids {
-		expired, err := m.svc.ExpireHold(ctx, t, id)
+		expired, err := m.expireWhenDue(ctx, t, id)
+		var nd *NotDueError
+		if errors.As(err, &nd) {
+			later = max(later, nd.In)
+			continue
+		}
 		if err == nil && expired {
 			m.app.Log.Info("hold expired", "tenant", t.Slug, "hold", id)
 		}
 		errs = errors.Join(errs, err)
 	}
+	if errs == nil && later > 0 {
+		return &jobs.RetryIn{After: later, Err: fmt.Errorf("holds not due yet")}
+	}
 	return errs
+}
+
+// expireWhenDue expires a hold, waiting for its time first if that is at
+// most maxExpiryWait away.
+func (m *Module) expireWhenDue(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
+	for {
+		expired, err := m.svc.ExpireHold(ctx, t, id)
+		var nd *NotDueError
+		if !errors.As(err, &nd) || nd.In > maxExpiryWait {
+			return expired, err
+		}
+		timer := time.NewTimer(max(nd.In, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// expirySweepTask runs TaskExpirySweep: lapsed holds whose own task was lost.
+func (m *Module) expirySweepTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
+	n, err := m.svc.SweepHolds(ctx, t, 10000)
+	if n > 0 {
+		m.app.Log.Info("lapsed holds expired by the sweeper", "tenant", t.Slug, "count", n)
+	}
+	return err
 }
 
 // sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost, and

@@ -41,13 +41,21 @@ func New(opts ...Option) *Module {
 }
 
 // SetAdmissionGate replaces the admission gate (before serving).
-func (m *Module) SetAdmissionGate(g AdmissionGate) { m.gate = g }
+func (m *Module) SetAdmissionGate(g AdmissionGate) {
+	m.gate = g
+	if m.svc != nil {
+		m.svc.setGate(g)
+	}
+}
 
 // Name implements app.Module.
 func (m *Module) Name() string { return "inventory" }
 
 // Service returns the inventory service (after Register).
 func (m *Module) Service() *Service { return m.svc }
+
+// expirySweepEvery is the period of TaskExpirySweep.
+const expirySweepEvery = 5 * time.Second
 
 // grants are the default permissions of each role. Configuring inventory is
 // checked at the event's venue, so a venue manager may configure the events
@@ -71,6 +79,7 @@ func grants() []policies.Grant {
 func (m *Module) Register(r *app.Registrar) error {
 	m.app = r.App()
 	m.svc = NewService(m.app)
+	m.svc.setGate(m.gate)
 	pages, err := parsePages()
 	if err != nil {
 		return err
@@ -92,6 +101,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/public-key", pub.EvenWhenSuspended(), "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
 	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession)
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", m.createHold)
+	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", m.myHolds)
 	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)
 	r.API(http.MethodDelete, "/holds/:holdId", pub, "Release a hold (its buyer)", m.releaseHold)
 	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.app.IdempotentBy(m.buyer), m.createOrder)
@@ -116,7 +126,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.TaskEvenWhenSuspended(TaskHoldExpire, m.expireTask)
 	r.Task(TaskHoldSweep, m.sweepTask)
 	r.TaskEvenWhenSuspended(TaskRefund, m.refundTask)
+	r.Task(TaskExpirySweep, m.expirySweepTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
+	// Seats of a hold whose task was lost come back within about this
+	// period of its time (the sweep is one indexed query on an idle tenant).
+	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
 	r.Seed(m.seed)
 	return nil
 }

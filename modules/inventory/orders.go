@@ -194,6 +194,7 @@ type WebhookResult struct {
 	eventID   uuid.UUID
 	refund    bool
 	changedEv bool
+	buyerID   string
 }
 
 // HandleWebhook verifies a Stripe webhook delivery and acts on it. The
@@ -253,7 +254,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			res.Outcome = "ignored"
 			return nil // an order we do not know: keep the event recorded, do nothing
 		}
-		res.eventID = o.EventID
+		res.eventID, res.buyerID = o.EventID, o.BuyerID
 		if amount != o.AmountMinor || currency != o.Currency {
 			s.app.Log.Error("stripe: payment amount differs from the order", "tenant", t.Slug, "order", o.ID)
 			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, "payment amount differs from the order", &res)
@@ -333,6 +334,8 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 	}
 	if res.Outcome == "paid" || res.Outcome == "resold" {
 		s.changed(ctx, t, res.eventID, res.seats)
+		// Paid: the buyer is done, their waiting-room place goes to the next.
+		s.buyerDone(ctx, t, res.eventID, res.buyerID)
 	}
 	if res.refund {
 		s.sendRefund(ctx, t, orderID)

@@ -31,7 +31,25 @@ type Service struct {
 	events     sync.Map // tenant/event -> cachedEvent
 	holdQueues sync.Map // tenant/event -> *holdQueue
 	batchSizes prometheus.Histogram
-	keys       sync.Map // tenant slug -> *signingKey
+	keys       sync.Map        // tenant slug -> *signingKey
+	leaver     AdmissionLeaver // nil without a waiting room
+}
+
+// setGate notes the admission gate's way to free a done buyer's place.
+func (s *Service) setGate(g AdmissionGate) {
+	s.leaver, _ = g.(AdmissionLeaver)
+}
+
+// buyerDone frees the buyer's waiting-room place after the commit that
+// finished their purchase (or released their last hold). Redis trouble only
+// costs the next buyer the idle timeout, so it is logged, not returned.
+func (s *Service) buyerDone(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string) {
+	if s.leaver == nil || buyerID == "" {
+		return
+	}
+	if err := s.leaver.LeaveBuyer(context.WithoutCancel(ctx), t, eventID, buyerID); err != nil {
+		s.app.Log.Warn("waiting-room place not freed; it lapses at its idle timeout", "tenant", t.Slug, "event", eventID, "err", err)
+	}
 }
 
 type cachedEvent struct {

@@ -92,7 +92,9 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	}
 	h.rec.Observe("admitted", joined) // time spent in the queue
 	access := append(buyer, inventory.QueueHeader, st.AccessToken)
-	defer h.leave(ctx, st.AccessToken)
+	if h.o.ClientLeave {
+		defer h.leave(ctx, st.AccessToken)
+	}
 
 	// Hold: a few seats side by side, or GA tickets; other seats on refusal.
 	var hold inventory.Hold
@@ -145,7 +147,8 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if !held {
 		return "no_hold"
 	}
-	if rand.Float64() < h.o.Abandon {
+	switch r := rand.Float64(); {
+	case r < h.o.Abandon:
 		res, _, err = h.resend(ctx, "release", func() (response, error) {
 			return h.call(ctx, "DELETE", h.slug, "/api/v1/holds/"+hold.ID.String(), "", nil, buyer...)
 		})
@@ -153,6 +156,10 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 			h.release(seats, ga)
 		}
 		return "abandoned"
+	case r < h.o.Abandon+h.o.WalkAway:
+		// The hold lapses; its seats come back to sale when it expires (the
+		// harness does not offer them again).
+		return "walked_away"
 	}
 	if h.o.Think > 0 && sleep(ctx, h.o.Think) {
 		return "timed_out"

@@ -334,6 +334,10 @@ func (h *Harness) print(rep *Report) {
 		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.ValidTickets, rep.TicketsSold)
 	fmt.Fprintf(w, "per buyer: confirmed purchases missing %d, other ticket counts %d; lost answers: paid orders whose buyer never heard %d (%d tickets), recovered by a retry %d\n",
 		c.ConfirmedNotInDatabase, c.TicketsNotAsBought, c.PaidAnswerLost, c.PaidAnswerLostTickets, c.AnswersLostRecovered)
+	if e := rep.Expiry; e.Expired > 0 || e.Active > 0 {
+		fmt.Fprintf(w, "hold expiry: %d expired, seats back after their time p50 %.0f ms, p99 %.0f ms, max %.0f ms; due but still active %d\n",
+			e.Expired, e.P50ms, e.P99ms, e.MaxMs, e.Active)
+	}
 	fmt.Fprintf(w, "other tenant's catalogue p99: idle %.1f ms, during the on-sale %.1f ms (×%.2f)\n", rep.OtherIdleP99, rep.OtherBusyP99, rep.OtherBusyP99/max(rep.OtherIdleP99, 0.001))
 	fmt.Fprintf(w, "saturated holds, %d clients: API %.0f/s (p50 %.1f ms, p99 %.1f ms)   raw conditional UPDATE %.0f/s (p99 %.1f ms)   API/raw = %.2f\n",
 		h.o.Concurrency, rep.SatHoldsPerS, rep.SatHoldP50, rep.SatHoldP99, rep.RawHoldsPerS, rep.RawP99, rep.Ratio)
@@ -344,4 +348,56 @@ func (h *Harness) print(rep *Report) {
 		fmt.Fprintf(w, "RUN STOPPED EARLY: %s (the figures above are what it measured until then)\n", rep.Faults.Aborted)
 	}
 	fmt.Fprintf(w, "wrote %s and %s\n", rep.JSONPath, rep.ChartPath)
+}
+
+// ExpiryStats is how late expired holds returned their seats: each expired
+// hold's closed_at (when its seats went back on sale, written by the
+// transaction that returned them) against its expires_at.
+type ExpiryStats struct {
+	Expired int     `json:"expired_holds"`
+	P50ms   float64 `json:"lateness_p50_ms"`
+	P99ms   float64 `json:"lateness_p99_ms"`
+	MaxMs   float64 `json:"lateness_max_ms"`
+	Active  int     `json:"still_active_past_due"` // due holds not yet expired when measured
+}
+
+// expiries waits until every hold of the on-sale that is due has been
+// expired (holds left by walked-away buyers lapse up to a hold's length
+// after the buying phase; it waits at most that plus a minute), then
+// measures how late each expiry was.
+func (h *Harness) expiries(ctx context.Context) (ExpiryStats, error) {
+	var st ExpiryStats
+	lastDue := time.Now()
+	if h.o.WalkAway > 0 {
+		lastDue = lastDue.Add(time.Duration(max(h.o.HoldMinutes, 1)) * time.Minute)
+	}
+	for {
+		var active, pastDue int64
+		err := tenants.Tx(ctx, h.a.DB, h.t, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'active' AND expires_at <= now())
+				FROM inv_holds WHERE event_id = ? AND status = 'active' AND expires_at <= ?`, h.event, lastDue).Row().Scan(&active, &pastDue)
+		})
+		if err != nil {
+			return st, err
+		}
+		st.Active = int(pastDue)
+		if active == 0 || time.Now().After(lastDue.Add(time.Minute)) {
+			break
+		}
+		if sleep(ctx, 500*time.Millisecond) {
+			return st, ctx.Err()
+		}
+	}
+	var late []float64
+	err := tenants.Tx(ctx, h.a.DB, h.t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT extract(epoch FROM closed_at - expires_at) * 1000 FROM inv_holds
+			WHERE event_id = ? AND status = 'expired' ORDER BY 1`, h.event).Scan(&late).Error
+	})
+	if err != nil || len(late) == 0 {
+		return st, err
+	}
+	st.Expired = len(late)
+	at := func(q float64) float64 { return late[min(len(late)-1, int(q*float64(len(late))))] }
+	st.P50ms, st.P99ms, st.MaxMs = at(.5), at(.99), late[len(late)-1]
+	return st, nil
 }

@@ -34,6 +34,9 @@ type Options struct {
 	Buyers         int           `json:"buyers"`           // virtual buyers
 	Concurrency    int           `json:"concurrency"`      // HTTP requests in flight at once (the "clients")
 	Abandon        float64       `json:"abandon"`          // share of buyers who release their hold instead of paying
+	WalkAway       float64       `json:"walk_away"`        // share of buyers who leave their hold to expire (neither pay nor release)
+	HoldMinutes    int           `json:"hold_minutes"`     // how long a hold lasts (1 lets walked-away holds expire within the run)
+	ClientLeave    bool          `json:"client_leave"`     // buyers leave the waiting room themselves when done (DELETE …/queue)
 	Think          time.Duration `json:"think_ns"`         // pause between hold and order
 	Arrival        time.Duration `json:"arrival_ns"`       // buyers arrive spread over this window
 	MaxDuration    time.Duration `json:"max_duration_ns"`  // the buying phase stops after this, sold out or not
@@ -46,7 +49,7 @@ type Options struct {
 
 // Defaults finish in well under 3 minutes on a 2-core machine.
 func Defaults() Options {
-	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, Arrival: 5 * time.Second,
+	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, Arrival: 5 * time.Second,
 		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, Phase: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
 }
 
@@ -65,6 +68,7 @@ type Report struct {
 	TicketsSold   int64            `json:"tickets_sold"`
 	Checks        Checks           `json:"checks"`
 	Faults        Faults           `json:"faults"`
+	Expiry        ExpiryStats      `json:"expiry"`
 	OtherIdleP99  float64          `json:"other_tenant_idle_p99_ms"`
 	OtherBusyP99  float64          `json:"other_tenant_during_onsale_p99_ms"`
 	SatHoldsPerS  float64          `json:"api_holds_per_second_saturated"`
@@ -206,6 +210,13 @@ loop:
 	}
 	rep.shedResponses = h.shed.Load()
 
+	if h.o.WalkAway > 0 {
+		fmt.Fprintln(h.out, "waiting for walked-away holds to expire")
+	}
+	if rep.Expiry, err = h.expiries(ctx); err != nil {
+		// Reported with the rest; the check and the report still run.
+		rep.Faults.Aborted = "expiry lateness: " + err.Error()
+	}
 	return h.finish(ctx, rep)
 }
 
@@ -350,7 +361,7 @@ func (h *Harness) newEvent(ctx context.Context, title string, seats, ga, day, pe
 	}
 	zones := []map[string]any{}
 	tiers := []map[string]any{}
-	setup := map[string]any{"hold_minutes": 10, "max_ip_holds": 0, "max_buyer_holds": perBuyer,
+	setup := map[string]any{"hold_minutes": max(h.o.HoldMinutes, 1), "max_ip_holds": 0, "max_buyer_holds": perBuyer,
 		"max_buyer_tickets": perBuyer * 4, "quotas": map[string]int{"web": seats + ga}}
 	if seats > 0 {
 		zones = append(zones, map[string]any{"name": "Stalls", "kind": "reserved"})

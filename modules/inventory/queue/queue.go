@@ -436,6 +436,25 @@ func (r *Room) Leave(ctx context.Context, t tenants.Tenant, event uuid.UUID, tok
 	return r.rdb.ZRem(ctx, roomKeys(t, event).active, c.Ticket).Err()
 }
 
+// leaveBuyerScript frees the active slot of a buyer's place, found by the
+// buyer (the server knows who paid, not their access token). A place still
+// queued is left alone: the buyer may not be done with this event.
+var leaveBuyerScript = redis.NewScript(`
+local ticket = redis.call('HGET', KEYS[1], ARGV[1])
+if not ticket then return 0 end
+return redis.call('ZREM', KEYS[2], ticket)
+`)
+
+// LeaveBuyer frees a buyer's active slot once they are done (their order
+// paid, their last hold released), so the next buyer gets in now instead
+// of after the idle timeout. It implements inventory.AdmissionLeaver.
+func (r *Room) LeaveBuyer(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer string) error {
+	k := roomKeys(t, event)
+	ctx, cancel := context.WithTimeout(ctx, redisBudget)
+	defer cancel()
+	return leaveBuyerScript.Run(ctx, r.rdb, []string{k.buyers, k.active}, buyer).Err()
+}
+
 // admitScript lets buyers through for one room: lapsed slots are dropped,
 // then up to rate × elapsed (capped at one second's worth, and at the free
 // active slots) of the earliest arrivals move from the queue to active. The
