@@ -108,8 +108,15 @@ func workerCmd() *cobra.Command {
 func migrateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "migrate",
-		Short: "Migrate the control schema and every tenant schema (resumable)",
+		Short: "Create the database if missing, then migrate the control schema and every tenant schema (resumable)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			if err := app.EnsureDatabase(cmd.Context(), cfg.DatabaseURL); err != nil {
+				return err
+			}
 			a, err := open(cmd.Context())
 			if err != nil {
 				return err

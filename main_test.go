@@ -92,6 +92,21 @@ func TestUnreachableServicesAreExplained(t *testing.T) {
 	if err == nil || !strings.Contains(out, "cannot reach Redis at "+closed) || strings.Contains(out, "goroutine") {
 		t.Fatalf("redis down: %v\n%s", err, out)
 	}
+	// PostgreSQL up, the database missing: say so, and how to create it.
+	missing := strings.Replace(dbURL, "marquee_test_main", "marquee_test_main_missing", 1)
+	t.Cleanup(func() {
+		if _, drop, err := apptest.Database("main_missing"); err == nil {
+			drop()
+		}
+	})
+	out, err = run(t, bin, []string{"MARQUEE_DATABASE_URL=" + missing, "MARQUEE_DEVELOPMENT=true"}, "serve")
+	if err == nil || !strings.Contains(out, "is up, but it has no database") || !strings.Contains(out, "marquee migrate") || strings.Contains(out, "services.sh") {
+		t.Fatalf("database missing: %v\n%s", err, out)
+	}
+	// migrate creates it.
+	if out, err := run(t, bin, []string{"MARQUEE_DATABASE_URL=" + missing, "MARQUEE_REDIS_URL=" + apptest.RedisURL(12)}, "migrate"); err != nil {
+		t.Fatalf("migrate into a missing database: %v\n%s", err, out)
+	}
 }
 
 // serve and worker refuse to start with the public development secrets

@@ -180,6 +180,31 @@ func (a *App) Tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) err
 	return tenants.Tx(ctx, a.DB, t, fn)
 }
 
+// PrintfLogger adapts the structured logger to a library that logs with
+// printf-style levels (Stripe's client), so its lines are JSON like ours.
+// A library's errors are answers our code handles, so they log as warnings.
+type PrintfLogger struct {
+	Log    *slog.Logger
+	Source string
+}
+
+// Debugf logs at debug level.
+func (p PrintfLogger) Debugf(format string, v ...any) { p.log(slog.LevelDebug, format, v) }
+
+// Infof logs at debug level: a library's progress lines (one per request)
+// would drown ours.
+func (p PrintfLogger) Infof(format string, v ...any) { p.log(slog.LevelDebug, format, v) }
+
+// Warnf logs at warn level.
+func (p PrintfLogger) Warnf(format string, v ...any) { p.log(slog.LevelWarn, format, v) }
+
+// Errorf logs at warn level (see PrintfLogger).
+func (p PrintfLogger) Errorf(format string, v ...any) { p.log(slog.LevelWarn, format, v) }
+
+func (p PrintfLogger) log(level slog.Level, format string, v []any) {
+	p.Log.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(format, v...)), "source", p.Source)
+}
+
 // NewLogger builds the JSON structured logger.
 func NewLogger(w *os.File, level string) *slog.Logger {
 	var l slog.Level
@@ -201,6 +226,16 @@ func (e *UnreachableError) Error() string {
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// MissingDatabaseError says PostgreSQL answers but the configured database
+// does not exist, and how to create it.
+type MissingDatabaseError struct{ Addr, Database string }
+
+func (e *MissingDatabaseError) Error() string {
+	return fmt.Sprintf("PostgreSQL at %s is up, but it has no database %q\n"+
+		"  create it with: marquee migrate (an empty platform) or marquee demo (with demo chains), or point MARQUEE_DATABASE_URL at another database",
+		e.Addr, e.Database)
+}
 
 // OpenDatabase opens the pool. No statement is prepared server-side: while
 // migrations roll across tenant schemas, a prepared plan fails ("cached plan
@@ -236,6 +271,10 @@ func OpenDatabase(ctx context.Context, databaseURL string, maxConns int) (*sql.D
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		sqlDB.Close()
+		var pgErr interface{ SQLState() string }
+		if errors.As(err, &pgErr) && pgErr.SQLState() == "3D000" { // invalid_catalog_name
+			return nil, nil, &MissingDatabaseError{Addr: net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), Database: cfg.Database}
+		}
 		return nil, nil, &UnreachableError{Service: "PostgreSQL", Addr: net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + "/" + cfg.Database, Err: err}
 	}
 	gdb, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{

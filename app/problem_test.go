@@ -1,8 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -39,5 +42,23 @@ func TestFailAfterClientLeftIsNotAServerError(t *testing.T) {
 	}
 	if len(present.Errors) != 1 {
 		t.Fatalf("client present: %d errors recorded, want 1", len(present.Errors))
+	}
+}
+
+// A library's printf-style log lines come out as our JSON lines, with their
+// source named; its errors are warnings and its chatter is debug.
+func TestPrintfLoggerWritesStructuredLines(t *testing.T) {
+	var buf bytes.Buffer
+	l := app.PrintfLogger{Log: slog.New(slog.NewJSONHandler(&buf, nil)), Source: "stripe"}
+	l.Errorf("Request failed with error: %v\n", "card_declined")
+	l.Infof("Requesting %s %s", "POST", "/v1/payment_intents") // below info: dropped
+	var line struct {
+		Level, Msg, Source string
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil {
+		t.Fatalf("not one JSON line: %q (%v)", buf.String(), err)
+	}
+	if line.Level != "WARN" || line.Msg != "Request failed with error: card_declined" || line.Source != "stripe" {
+		t.Fatalf("line: %+v", line)
 	}
 }

@@ -64,7 +64,7 @@ const eventCacheTTL = 2 * time.Second
 
 // NewService builds the inventory service on the core.
 func NewService(a *app.App) *Service {
-	cfg := &stripe.BackendConfig{LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelError}, MaxNetworkRetries: stripe.Int64(2)}
+	cfg := &stripe.BackendConfig{LeveledLogger: app.PrintfLogger{Log: a.Log, Source: "stripe"}, MaxNetworkRetries: stripe.Int64(2)}
 	if a.Config.StripeAPIURL != "" {
 		cfg.URL = stripe.String(a.Config.StripeAPIURL)
 	}
