@@ -187,12 +187,13 @@ func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UU
 type WebhookResult struct {
 	EventID   string     `json:"event_id"`
 	Type      string     `json:"type"`
-	Outcome   string     `json:"outcome"` // paid, resold, refunded, failed, duplicate, ignored
+	Outcome   string     `json:"outcome"` // paid, resold, refunded, review, failed, duplicate, ignored
 	OrderID   *uuid.UUID `json:"order_id,omitempty"`
 	Tickets   int        `json:"tickets,omitempty"`
 	seats     []SeatState
 	eventID   uuid.UUID
 	refund    bool
+	review    string // a payment recorded for review, to refund after the commit
 	changedEv bool
 }
 
@@ -254,9 +255,11 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			return nil // an order we do not know: keep the event recorded, do nothing
 		}
 		res.eventID = o.EventID
-		if amount != o.AmountMinor || currency != o.Currency {
-			s.app.Log.Error("stripe: payment amount differs from the order", "tenant", t.Slug, "order", o.ID)
-			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, "payment amount differs from the order", &res)
+		if why := paymentMismatch(o, paymentIntentID, amount, currency); why != "" {
+			// Not this order's payment: the order (paid or not) stays as it
+			// is, and the money goes back on its own.
+			s.app.Log.Error("stripe: payment does not match its order; recorded for review and refunded", "tenant", t.Slug, "order", o.ID, "reason", why)
+			return s.reviewPayment(tx, stripeEventID, paymentIntentID, o.ID, amount, currency, why, &res)
 		}
 		// The conditional transition decides: only one payment event moves
 		// an order to paid.
@@ -267,9 +270,6 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		}
 		if upd.RowsAffected == 0 {
 			res.Outcome = "duplicate"
-			if o.PaymentIntentID != nil && paymentIntentID != "" && *o.PaymentIntentID != paymentIntentID {
-				s.app.Log.Error("stripe: a second payment intent succeeded for a settled order; review it", "tenant", t.Slug, "order", o.ID)
-			}
 			return nil
 		}
 		var hs []holdRow
@@ -337,7 +337,95 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 	if res.refund {
 		s.sendRefund(ctx, t, orderID)
 	}
+	if res.review != "" {
+		s.sendReviewRefund(ctx, t, res.review)
+	}
 	return res, nil
+}
+
+// paymentMismatch says why a payment is not its order's, or "" when it is:
+// another amount or currency, or another PaymentIntent than the one the
+// order was given.
+func paymentMismatch(o Order, paymentIntentID string, amount int64, currency string) string {
+	switch {
+	case amount != o.AmountMinor:
+		return fmt.Sprintf("payment of %d differs from the order's amount %d", amount, o.AmountMinor)
+	case currency != o.Currency:
+		return fmt.Sprintf("payment in %s differs from the order's currency %s", currency, o.Currency)
+	case paymentIntentID != "" && o.PaymentIntentID != nil && *o.PaymentIntentID != paymentIntentID:
+		return "payment through another PaymentIntent than the order's"
+	}
+	return ""
+}
+
+// reviewPayment records a payment that does not match its order, once per
+// PaymentIntent, with the money received and returned on the ledger; its
+// refund goes to Stripe after the commit. The order is not touched.
+func (s *Service) reviewPayment(tx *gorm.DB, stripeEventID, paymentIntentID string, orderID uuid.UUID, amount int64, currency, reason string, res *WebhookResult) error {
+	res.Outcome = "review"
+	if paymentIntentID == "" {
+		return nil // nothing was charged through Stripe, so nothing to return
+	}
+	ins := tx.Exec(`INSERT INTO inv_payment_reviews (payment_intent_id, stripe_event_id, order_id, amount_minor, currency, reason)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (payment_intent_id) DO NOTHING`, paymentIntentID, stripeEventID, orderID, amount, currency, reason)
+	if ins.Error != nil || ins.RowsAffected == 0 {
+		return ins.Error // 0 rows: this payment is under review already
+	}
+	ref := "payment:" + paymentIntentID
+	if _, err := s.app.Ledger.Append(tx, "payment.unmatched", ref, amount, currency, fmt.Sprintf("order %s: %s", orderID, reason)); err != nil {
+		return err
+	}
+	if _, err := s.app.Ledger.Append(tx, "payment.unmatched_refund", ref, -amount, currency, "automatic refund of a payment under review"); err != nil {
+		return err
+	}
+	res.review = paymentIntentID
+	return nil
+}
+
+// sendReviewRefund sends a reviewed payment's refund to Stripe, or leaves it
+// to the retrying refund task.
+func (s *Service) sendReviewRefund(ctx context.Context, t tenants.Tenant, paymentIntentID string) {
+	if err := s.SendReviewRefund(ctx, t, paymentIntentID); err != nil {
+		s.app.Log.Warn("stripe: refund of a payment under review not sent yet; queued", "tenant", t.Slug, "err", stripeErrorSummary(err))
+		_, qerr := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskRefund, refundTask{PaymentIntentID: paymentIntentID},
+			asynq.TaskID("refund:"+t.Slug+":"+paymentIntentID), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
+		if qerr != nil && !errors.Is(qerr, asynq.ErrTaskIDConflict) {
+			s.app.Log.Error("refund task not queued; the sweeper retries it", "tenant", t.Slug, "err", qerr)
+		}
+	}
+}
+
+// SendReviewRefund refunds a payment under review through Stripe (the
+// idempotency key is the payment's: it is refunded once) unless done.
+func (s *Service) SendReviewRefund(ctx context.Context, t tenants.Tenant, paymentIntentID string) error {
+	var rows []struct {
+		Amount  int64     `gorm:"column:amount_minor"`
+		OrderID uuid.UUID `gorm:"column:order_id"`
+	}
+	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT amount_minor, order_id FROM inv_payment_reviews WHERE payment_intent_id = ? AND stripe_refund_id IS NULL`,
+			paymentIntentID).Scan(&rows).Error
+	}); err != nil || len(rows) == 0 {
+		return err
+	}
+	refundID := "none"
+	if rows[0].Amount > 0 {
+		params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID), Amount: stripe.Int64(rows[0].Amount)}
+		params.Context = ctx
+		params.SetIdempotencyKey("refund:payment:" + paymentIntentID)
+		params.AddMetadata("tenant", t.Slug)
+		params.AddMetadata("order_id", rows[0].OrderID.String())
+		params.AddMetadata("reason", "payment under review")
+		r, err := s.stripe.Refunds.New(params)
+		if err != nil {
+			return err
+		}
+		refundID = r.ID
+	}
+	return s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`UPDATE inv_payment_reviews SET stripe_refund_id = ?, refunded_at = now() WHERE payment_intent_id = ? AND stripe_refund_id IS NULL`,
+			refundID, paymentIntentID).Error
+	})
 }
 
 // sellHeldInventory turns a sold hold's held seats into sold ones (its units
@@ -596,8 +684,10 @@ func (s *Service) sendRefund(ctx context.Context, t tenants.Tenant, orderID uuid
 	}
 }
 
+// refundTask names an order's refund, or a reviewed payment's.
 type refundTask struct {
-	OrderID uuid.UUID `json:"order_id"`
+	OrderID         uuid.UUID `json:"order_id,omitempty"`
+	PaymentIntentID string    `json:"payment_intent_id,omitempty"`
 }
 
 // SendRefund sends an order's recorded refund to Stripe if it was not sent.
@@ -643,5 +733,16 @@ func (s *Service) pendingRefunds(ctx context.Context, t tenants.Tenant) ([]uuid.
 	for i, r := range rows {
 		out[i] = r.OrderID
 	}
+	return out, err
+}
+
+// pendingReviewRefunds lists payments under review whose refund Stripe has
+// not accepted yet for a while.
+func (s *Service) pendingReviewRefunds(ctx context.Context, t tenants.Tenant) ([]string, error) {
+	var out []string
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT payment_intent_id FROM inv_payment_reviews WHERE stripe_refund_id IS NULL AND created_at < now() - interval '1 minute'
+			ORDER BY created_at LIMIT 100`).Scan(&out).Error
+	})
 	return out, err
 }
