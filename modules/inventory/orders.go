@@ -63,41 +63,52 @@ func readOrder(tx *gorm.DB, id uuid.UUID, lock bool) (Order, error) {
 // returns the same order and the same PaymentIntent (Stripe idempotency key
 // derived from the order id).
 func (s *Service) CreateOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
-	return s.createOrder(ctx, t, holdID, buyerID, b, true)
+	return s.createOrder(ctx, t, holdID, buyerID, b, nil, true)
 }
 
-func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, withPayment bool) (Order, error) {
+// CreateOrderOnce is CreateOrder under a request's Idempotency-Key, claimed
+// in the order's own transaction: if the request dies after the order
+// commits, the key is settled already, and a retry with it finishes the same
+// order (its PaymentIntent) instead of waiting out a stale claim.
+func (s *Service) CreateOrderOnce(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey) (Order, error) {
+	return s.createOrder(ctx, t, holdID, buyerID, b, key, true)
+}
+
+// orderKeyed is what an order request's Idempotency-Key stores: the order,
+// whose current state a retry answers with.
+type orderKeyed struct {
+	OrderID uuid.UUID `json:"order_id"`
+}
+
+var errOrderClosed = &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
+
+func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey, withPayment bool) (Order, error) {
 	if err := b.validate(); err != nil {
 		return Order{}, err
 	}
 	var o Order
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		var hs []holdRow
-		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+		var keyed orderKeyed
+		replayed, err := app.Once(tx, key, &keyed, func() error {
+			var err error
+			o, err = s.openOrder(tx, holdID, buyerID, b)
+			keyed.OrderID = o.ID
+			return err
+		})
+		if err != nil || !replayed {
 			return err
 		}
-		if len(hs) == 0 || hs[0].BuyerID != buyerID {
-			return app.NotFound("hold")
-		}
-		h := hs[0]
-		existing, err := readOrderByHold(tx, holdID)
-		if err != nil || existing != nil {
-			if existing != nil {
-				o = *existing
-			}
-			return err
-		}
-		if h.Status != HoldActive || !h.ExpiresAt.After(time.Now()) {
-			return &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
-		}
-		o = Order{ID: uuid.Must(uuid.NewV7()), EventID: h.EventID, HoldID: h.ID, BuyerID: buyerID, Email: b.Email, Name: b.Name,
-			AmountMinor: h.AmountMinor, Currency: h.Currency, Status: OrderPending}
-		return tx.Raw(`INSERT INTO inv_orders (id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING created_at`,
-			o.ID, o.EventID, o.HoldID, o.BuyerID, o.Email, o.Name, o.AmountMinor, o.Currency).Row().Scan(&o.CreatedAt)
+		o, err = readOrder(tx, keyed.OrderID, false)
+		return err
 	})
 	if err != nil {
 		return Order{}, err
+	}
+	if f := s.afterOrderCommit.Load(); f != nil {
+		(*f)(o.ID)
+	}
+	if o.Status == OrderCancelled {
+		return Order{}, errOrderClosed
 	}
 	if o.Status != OrderPending || o.PaymentIntentID != nil || !withPayment {
 		return o, nil
@@ -110,6 +121,35 @@ func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid
 		return s.Order(ctx, t, o.ID)
 	}
 	return s.attachPaymentIntent(ctx, t, o)
+}
+
+// openOrder returns the hold's order, inserting it (pending) if the hold is
+// live and has none yet.
+func (s *Service) openOrder(tx *gorm.DB, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
+	var hs []holdRow
+	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+		return Order{}, err
+	}
+	if len(hs) == 0 || hs[0].BuyerID != buyerID {
+		return Order{}, app.NotFound("hold")
+	}
+	h := hs[0]
+	existing, err := readOrderByHold(tx, holdID)
+	if err != nil || existing != nil {
+		if existing != nil {
+			return *existing, nil
+		}
+		return Order{}, err
+	}
+	if h.Status != HoldActive || !h.ExpiresAt.After(time.Now()) {
+		return Order{}, errOrderClosed
+	}
+	o := Order{ID: uuid.Must(uuid.NewV7()), EventID: h.EventID, HoldID: h.ID, BuyerID: buyerID, Email: b.Email, Name: b.Name,
+		AmountMinor: h.AmountMinor, Currency: h.Currency, Status: OrderPending}
+	err = tx.Raw(`INSERT INTO inv_orders (id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING created_at`,
+		o.ID, o.EventID, o.HoldID, o.BuyerID, o.Email, o.Name, o.AmountMinor, o.Currency).Row().Scan(&o.CreatedAt)
+	return o, err
 }
 
 func readOrderByHold(tx *gorm.DB, holdID uuid.UUID) (*Order, error) {
@@ -142,7 +182,9 @@ func (s *Service) attachPaymentIntent(ctx context.Context, t tenants.Tenant, o O
 			Detail: "the payment provider did not answer; retry the same request", Headers: map[string]string{"Retry-After": "2"}}
 	}
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE inv_orders SET payment_intent_id = ?, client_secret = ? WHERE id = ? AND payment_intent_id IS NULL`,
+		// Only a pending order takes it: one closed meanwhile (its hold
+		// ended) is not to be paid.
+		if err := tx.Exec(`UPDATE inv_orders SET payment_intent_id = ?, client_secret = ? WHERE id = ? AND payment_intent_id IS NULL AND status = 'pending'`,
 			pi.ID, pi.ClientSecret, o.ID).Error; err != nil {
 			return err
 		}
@@ -150,6 +192,9 @@ func (s *Service) attachPaymentIntent(ctx context.Context, t tenants.Tenant, o O
 		o, err = readOrder(tx, o.ID, false)
 		return err
 	})
+	if err == nil && o.PaymentIntentID == nil {
+		return Order{}, errOrderClosed
+	}
 	return o, err
 }
 
@@ -263,8 +308,10 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		}
 		// The conditional transition decides: only one payment event moves
 		// an order to paid.
-		upd := tx.Exec(`UPDATE inv_orders SET status = 'paid', paid_at = now(), payment_intent_id = coalesce(NULLIF(?, ''), payment_intent_id)
-			WHERE id = ? AND status IN ('pending', 'failed')`, paymentIntentID, o.ID)
+		// A cancelled order (closed when its hold ended) is paid late like
+		// a failed one: honoured if its tickets are still free, else refunded.
+		upd := tx.Exec(`UPDATE inv_orders SET status = 'paid', paid_at = now(), closed_at = NULL, payment_intent_id = coalesce(NULLIF(?, ''), payment_intent_id)
+			WHERE id = ? AND status IN ('pending', 'failed', 'cancelled')`, paymentIntentID, o.ID)
 		if upd.Error != nil {
 			return upd.Error
 		}

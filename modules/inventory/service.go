@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,6 +33,10 @@ type Service struct {
 	holdQueues sync.Map // tenant/event -> *holdQueue
 	batchSizes prometheus.Histogram
 	keys       sync.Map // tenant slug -> *signingKey
+
+	// afterOrderCommit, when set (tests), runs between an order's commit
+	// and its PaymentIntent: where a crash leaves an order without one.
+	afterOrderCommit atomic.Pointer[func(orderID uuid.UUID)]
 }
 
 type cachedEvent struct {
