@@ -67,6 +67,9 @@ type App struct {
 	shedder           *shedder
 	sessions          *sessionCache
 	stop              context.CancelFunc
+
+	// cancellations are told when an event is cancelled.
+	cancellations []EventCancellations
 }
 
 // Options tune New; the zero value is right for serving.

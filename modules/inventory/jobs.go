@@ -38,8 +38,8 @@ func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byt
 	return errs
 }
 
-// sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost, and
-// refunds Stripe has not accepted yet.
+// sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost,
+// refunds Stripe has not accepted yet, and event cancellations not settled.
 func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
 	n, err := m.svc.SweepHolds(ctx, t, 10000)
 	if n > 0 {
@@ -57,7 +57,8 @@ func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) erro
 			perr = errors.Join(perr, e)
 		}
 	}
-	return errors.Join(err, rerr, perr)
+	_, cerr := m.svc.ResumeCancellations(ctx, t)
+	return errors.Join(err, rerr, perr, cerr)
 }
 
 // refundTask runs TaskRefund until Stripe accepts the refund.

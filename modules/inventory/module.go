@@ -111,7 +111,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Task(TaskHoldExpire, m.expireTask)
 	r.Task(TaskHoldSweep, m.sweepTask)
 	r.Task(TaskRefund, m.refundTask)
+	r.Task(TaskEventCancel, m.cancelTaskRun)
+	r.Task(TaskOutbox, m.outboxTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
+	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
+	r.ProvideCancellations(cancellations{m.svc})
 	r.Seed(m.seed)
 	return nil
 }

@@ -306,6 +306,13 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			s.app.Log.Error("stripe: payment does not match its order; recorded for review and refunded", "tenant", t.Slug, "order", o.ID, "reason", why)
 			return s.reviewPayment(tx, stripeEventID, paymentIntentID, o.ID, amount, currency, why, &res)
 		}
+		if cancelled, err := eventCancelled(tx, o.EventID); err != nil || cancelled {
+			if err != nil || o.Status == OrderPaid || o.Status == OrderRefunded {
+				res.Outcome = "duplicate"
+				return err
+			}
+			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, cancellationReason, &res)
+		}
 		// The conditional transition decides: only one payment event moves
 		// an order to paid.
 		// A cancelled order (closed when its hold ended) is paid late like
@@ -659,7 +666,9 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 	var seats []string
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		var os []Order
-		if err := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid' RETURNING `+orderCols,
+		// An order refunded with its event's cancellation is that job's.
+		if err := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid'
+			AND NOT EXISTS (SELECT 1 FROM inv_cancellation_refunds r WHERE r.order_id = inv_orders.id) RETURNING `+orderCols,
 			reason, orderID).Scan(&os).Error; err != nil {
 			return err
 		}
@@ -668,44 +677,19 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 			if err != nil {
 				return err
 			}
-			if cur.Status == OrderRefunded {
+			switch cur.Status {
+			case OrderRefunded:
 				o = cur
 				return nil
+			case OrderPaid:
+				return app.Conflict("order_in_cancellation", "this order is being refunded with its event's cancellation")
 			}
 			return app.Conflict("order_not_paid", "only a paid order can be refunded (this one is %s)", cur.Status)
 		}
 		o = os[0]
-		if err := tx.Exec(`UPDATE inv_tickets SET status = 'void', voided_at = now() WHERE order_id = ? AND status = 'valid'`, o.ID).Error; err != nil {
-			return err
-		}
-		var got []struct {
-			ID string `gorm:"column:id"`
-		}
-		if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', order_id = NULL
-			FROM (SELECT id FROM inv_seats WHERE event_id = ? AND order_id = ? ORDER BY id FOR UPDATE) l
-			WHERE s.event_id = ? AND s.id = l.id AND s.state = 'sold' AND s.order_id = ?
-			RETURNING s.id`, o.EventID, o.ID, o.EventID, o.ID).Scan(&got).Error; err != nil {
-			return err
-		}
-		for _, g := range got {
-			seats = append(seats, g.ID)
-		}
-		if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason) VALUES (?, ?, ?, ?)`,
-			o.ID, o.AmountMinor, o.Currency, reason).Error; err != nil {
-			return err
-		}
-		if err := outbox(tx, o, "Your order was refunded", fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason)); err != nil {
-			return err
-		}
-		// Shards, buyer counter, then the ledger, last: see PaymentSucceeded.
-		if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
-			WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
-			return err
-		}
-		_, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
+		var err error
+		seats, err = s.returnOrder(tx, o, reason, nil, "Your order was refunded",
+			fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason))
 		return err
 	})
 	if err != nil {
@@ -716,6 +700,46 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 	}
 	s.sendRefund(ctx, t, o.ID)
 	return o, nil
+}
+
+// returnOrder undoes a refunded order (its status already set in tx): its
+// tickets are voided, its seats and units go back, its refund is recorded
+// (with Stripe's id when it was sent already), the buyer is told, and the
+// ledger gets the negative entry — all in the caller's transaction.
+func (s *Service) returnOrder(tx *gorm.DB, o Order, reason string, stripeRefundID *string, subject, body string) ([]string, error) {
+	if err := tx.Exec(`UPDATE inv_tickets SET status = 'void', voided_at = now() WHERE order_id = ? AND status = 'valid'`, o.ID).Error; err != nil {
+		return nil, err
+	}
+	var got []struct {
+		ID string `gorm:"column:id"`
+	}
+	if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', order_id = NULL
+		FROM (SELECT id FROM inv_seats WHERE event_id = ? AND order_id = ? ORDER BY id FOR UPDATE) l
+		WHERE s.event_id = ? AND s.id = l.id AND s.state = 'sold' AND s.order_id = ?
+		RETURNING s.id`, o.EventID, o.ID, o.EventID, o.ID).Scan(&got).Error; err != nil {
+		return nil, err
+	}
+	seats := make([]string, 0, len(got))
+	for _, g := range got {
+		seats = append(seats, g.ID)
+	}
+	if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason, stripe_refund_id) VALUES (?, ?, ?, ?, ?)`,
+		o.ID, o.AmountMinor, o.Currency, reason, stripeRefundID).Error; err != nil {
+		return nil, err
+	}
+	if err := outbox(tx, o, subject, body); err != nil {
+		return nil, err
+	}
+	// Shards, buyer counter, then the ledger, last: see PaymentSucceeded.
+	if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
+		return nil, err
+	}
+	if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
+		WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
+		return nil, err
+	}
+	_, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
+	return seats, err
 }
 
 // sendRefund sends a recorded refund to Stripe (idempotency key
