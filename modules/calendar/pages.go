@@ -87,8 +87,8 @@ type agendaRow struct {
 	Sold       int
 	CancelNote string
 	sortKey    time.Time
-	arrival int
-	isHold  bool
+	arrival    int
+	isHold     bool
 }
 
 type eventForm struct {
