@@ -73,6 +73,9 @@ type App struct {
 	drainingOnce sync.Once
 	sessions     *sessionCache
 	stop         context.CancelFunc
+
+	// cancellations are told when an event is cancelled.
+	cancellations []EventCancellations
 }
 
 // Options tune New; the zero value is right for serving.

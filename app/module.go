@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/jobs"
 	"marquee/policies"
@@ -182,6 +183,29 @@ type EventDirectory interface {
 	Events(ctx context.Context, t tenants.Tenant, f EventFilter) ([]EventInfo, error)
 }
 
+// CancellationImpact is what cancelling an event undoes in a module that
+// sold for it, for the staff member confirming the cancellation.
+type CancellationImpact struct {
+	Tickets int // valid tickets that will be voided
+	Orders  int // paid orders that will be refunded in full
+}
+
+// EventCancellations is provided by a module that sells for events
+// (inventory), so the module that owns events can tell it of a cancellation
+// without knowing it, and it never reads the owner's tables.
+type EventCancellations interface {
+	// CancellationImpact says, per event, what cancelling it would undo
+	// (events with nothing to undo may be missing from the map).
+	CancellationImpact(ctx context.Context, t tenants.Tenant, eventIDs []uuid.UUID) (map[uuid.UUID]CancellationImpact, error)
+	// EventCancelled runs inside the transaction that cancels the event and
+	// records the work the cancellation starts, so both commit or neither.
+	// It may run more than once for one event (a retried transaction).
+	EventCancelled(tx *gorm.DB, t tenants.Tenant, eventID uuid.UUID) error
+	// StartCancellation runs after that commit. The recorded work resumes
+	// by itself if this call is lost.
+	StartCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID)
+}
+
 // Registrar is what a module registers through.
 type Registrar struct {
 	app    *App
@@ -289,6 +313,14 @@ func (r *Registrar) ProvideVenues(d VenueDirectory) { r.app.venues = d }
 
 // ProvideEvents makes this module the event directory of the core.
 func (r *Registrar) ProvideEvents(d EventDirectory) { r.app.events = d }
+
+// ProvideCancellations registers a module to be told of event cancellations.
+func (r *Registrar) ProvideCancellations(c EventCancellations) {
+	r.app.cancellations = append(r.app.cancellations, c)
+}
+
+// Cancellations returns the modules told of event cancellations.
+func (a *App) Cancellations() []EventCancellations { return a.cancellations }
 
 // Events returns the event directory (nil when no module provides one).
 func (a *App) Events() EventDirectory { return a.events }

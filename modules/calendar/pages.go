@@ -1,6 +1,7 @@
 package calendar
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"marquee/app"
 	"marquee/policies"
+	"marquee/tenants"
 )
 
 //go:embed templates/*.html
@@ -81,9 +83,12 @@ type agendaRow struct {
 	Window  string
 	Blocked bool
 	Final   bool
-	sortKey time.Time
-	arrival int
-	isHold  bool
+	// Sold and CancelNote say what cancelling the event undoes.
+	Sold       int
+	CancelNote string
+	sortKey    time.Time
+	arrival    int
+	isHold     bool
 }
 
 type eventForm struct {
@@ -423,6 +428,10 @@ func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt
 	}
 	view.Lanes = buildLanes(vc, loc, monday, view.SeeHolds, now)
 	view.Agenda = buildAgenda(vc, loc, view.SeeHolds)
+	if err := m.noteCancellations(ctx, t, view.Agenda); err != nil {
+		app.Fail(c, err)
+		return
+	}
 	for _, sc := range vc.Stages {
 		view.Stages = append(view.Stages, sc.Stage)
 	}
@@ -706,6 +715,48 @@ func (m *Module) portalConfirmHold(c *gin.Context) {
 		return
 	}
 	doneRedirect(c, v, h.StartsAt, "confirmed")
+}
+
+// noteCancellations tells, on each event's Cancel button, what cancelling
+// it undoes: with tickets sold, the confirmation says how many and what
+// happens to them.
+func (m *Module) noteCancellations(ctx context.Context, t tenants.Tenant, rows []agendaRow) error {
+	var ids []uuid.UUID
+	for _, r := range rows {
+		if id, err := uuid.Parse(r.ID); err == nil && r.Kind == "event" && !r.Final {
+			ids = append(ids, id)
+		}
+	}
+	impact := map[uuid.UUID]app.CancellationImpact{}
+	if len(ids) > 0 {
+		var err error
+		if impact, err = m.svc.CancellationImpact(ctx, t, ids); err != nil {
+			return err
+		}
+	}
+	for i := range rows {
+		r := &rows[i]
+		r.CancelNote = "Cancel this event? Its window becomes free."
+		id, err := uuid.Parse(r.ID)
+		if err != nil || r.Kind != "event" {
+			continue
+		}
+		if im := impact[id]; im.Tickets > 0 || im.Orders > 0 {
+			r.Sold = im.Tickets
+			r.CancelNote = fmt.Sprintf("Cancel this event? %s sold in %s. "+
+				"All of them will be voided, every paid order refunded in full through Stripe, open holds released, "+
+				"the waiting room closed and each buyer told by email. This cannot be undone. Its window becomes free.",
+				plural(im.Tickets, "ticket is", "tickets are"), plural(im.Orders, "paid order", "paid orders"))
+		}
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func (m *Module) portalCancelEvent(c *gin.Context) {

@@ -537,7 +537,9 @@ func (s *Service) UpdateEvent(ctx context.Context, t tenants.Tenant, venueID, id
 		return EventView{}, app.Invalid("invalid_request", "nothing to change")
 	}
 	var out EventView
+	var cancelled bool
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		cancelled = false
 		v, err := findVenue(tx, venueID, false)
 		if err != nil {
 			return err
@@ -565,6 +567,14 @@ func (s *Service) UpdateEvent(ctx context.Context, t tenants.Tenant, venueID, id
 			if err := freePlacement(tx, e.ID); err != nil {
 				return err
 			}
+			// What was sold for the event is undone by the modules that
+			// sold it; they record that work in this transaction.
+			for _, c := range s.app.Cancellations() {
+				if err := c.EventCancelled(tx, t, e.ID); err != nil {
+					return err
+				}
+			}
+			cancelled = true
 		case moved:
 			e.Version++
 			ok, err := movePlacement(tx, e)
@@ -585,5 +595,29 @@ func (s *Service) UpdateEvent(ctx context.Context, t tenants.Tenant, venueID, id
 		out = viewEvent(e, v.Timezone)
 		return nil
 	})
+	if err == nil && cancelled {
+		for _, c := range s.app.Cancellations() {
+			c.StartCancellation(ctx, t, id)
+		}
+	}
 	return out, err
+}
+
+// CancellationImpact asks the modules that sell for events what cancelling
+// each of these events would undo.
+func (s *Service) CancellationImpact(ctx context.Context, t tenants.Tenant, ids []uuid.UUID) (map[uuid.UUID]app.CancellationImpact, error) {
+	out := map[uuid.UUID]app.CancellationImpact{}
+	for _, c := range s.app.Cancellations() {
+		m, err := c.CancellationImpact(ctx, t, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, im := range m {
+			sum := out[id]
+			sum.Tickets += im.Tickets
+			sum.Orders += im.Orders
+			out[id] = sum
+		}
+	}
+	return out, nil
 }

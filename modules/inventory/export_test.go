@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"sync/atomic"
+
 	"github.com/google/uuid"
 
 	"marquee/tenants"
@@ -43,4 +45,17 @@ func PanicInHoldBatches(eventID uuid.UUID) (stop func()) {
 	}
 	batchFault.Store(&f)
 	return func() { batchFault.Store(nil) }
+}
+
+// CrashAfterOrderCommit makes the next order request die (panic) right
+// after its order commits, before its PaymentIntent is made, as a killed
+// process would leave it.
+func (m *Module) CrashAfterOrderCommit() {
+	var once atomic.Bool
+	f := func(uuid.UUID) {
+		if once.CompareAndSwap(false, true) {
+			panic("injected crash between the order's commit and its PaymentIntent")
+		}
+	}
+	m.svc.afterOrderCommit.Store(&f)
 }

@@ -496,8 +496,13 @@ func (m *Module) createOrder(c *gin.Context) {
 		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
 		return
 	}
+	key, err := app.KeyFrom(c, req, buyer, true)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
 	t := app.TenantOf(c)
-	o, err := m.svc.CreateOrder(c.Request.Context(), t, holdID, buyer, req.Buyer)
+	o, err := m.svc.CreateOrderOnce(c.Request.Context(), t, holdID, buyer, req.Buyer, key)
 	if err != nil {
 		app.Fail(c, err)
 		return

@@ -69,13 +69,16 @@ const (
 )
 
 // Order states: pending → paid → refunded; pending → failed (→ paid on a
-// later successful attempt); pending|failed → refunded when a payment came
-// too late and its seats were gone.
+// later successful attempt); pending → cancelled when its hold ends before
+// it got a PaymentIntent (→ paid if a payment still arrives);
+// pending|failed|cancelled → refunded when a payment came too late and its
+// seats were gone.
 const (
-	OrderPending  = "pending"
-	OrderPaid     = "paid"
-	OrderFailed   = "failed"
-	OrderRefunded = "refunded"
+	OrderPending   = "pending"
+	OrderPaid      = "paid"
+	OrderFailed    = "failed"
+	OrderRefunded  = "refunded"
+	OrderCancelled = "cancelled"
 )
 
 // Limits of what one request may ask for.

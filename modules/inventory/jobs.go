@@ -82,8 +82,8 @@ func (m *Module) expirySweepTask(ctx context.Context, t tenants.Tenant, _ []byte
 	return err
 }
 
-// sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost, and
-// refunds Stripe has not accepted yet.
+// sweepTask runs TaskHoldSweep: lapsed holds whose own task was lost,
+// refunds Stripe has not accepted yet, and event cancellations not settled.
 func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
 	n, err := m.svc.SweepHolds(ctx, t, 10000)
 	if n > 0 {
@@ -95,14 +95,24 @@ func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) erro
 			rerr = errors.Join(rerr, e)
 		}
 	}
-	return errors.Join(err, rerr)
+	payments, perr := m.svc.pendingReviewRefunds(ctx, t)
+	for _, pi := range payments {
+		if e := m.svc.SendReviewRefund(ctx, t, pi); e != nil {
+			perr = errors.Join(perr, e)
+		}
+	}
+	_, cerr := m.svc.ResumeCancellations(ctx, t)
+	return errors.Join(err, rerr, perr, cerr)
 }
 
 // refundTask runs TaskRefund until Stripe accepts the refund.
 func (m *Module) refundTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
 	var p refundTask
-	if err := json.Unmarshal(payload, &p); err != nil || p.OrderID == uuid.Nil {
+	if err := json.Unmarshal(payload, &p); err != nil || (p.OrderID == uuid.Nil) == (p.PaymentIntentID == "") {
 		return fmt.Errorf("%w: bad refund payload", asynq.SkipRetry)
+	}
+	if p.PaymentIntentID != "" {
+		return m.svc.SendReviewRefund(ctx, t, p.PaymentIntentID)
 	}
 	return m.svc.SendRefund(ctx, t, p.OrderID)
 }

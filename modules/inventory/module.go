@@ -104,7 +104,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", m.myHolds)
 	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)
 	r.API(http.MethodDelete, "/holds/:holdId", pub, "Release a hold (its buyer)", m.releaseHold)
-	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.app.IdempotentBy(m.buyer), m.createOrder)
+	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.createOrder)
 	r.API(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), "Read an order and its tickets (signed link or staff)", m.getOrder)
 	r.API(http.MethodPost, "/orders/:orderId/refund", signed, "Refund a paid order: tickets void, inventory returned (Idempotency-Key required)", m.app.Idempotent(), m.refundOrder)
 	if m.app.Config.TestModePayments() {
@@ -126,11 +126,15 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.TaskEvenWhenSuspended(TaskHoldExpire, m.expireTask)
 	r.Task(TaskHoldSweep, m.sweepTask)
 	r.TaskEvenWhenSuspended(TaskRefund, m.refundTask)
+	r.TaskEvenWhenSuspended(TaskEventCancel, m.cancelTaskRun)
+	r.TaskEvenWhenSuspended(TaskOutbox, m.outboxTask) // refund notices still go out
 	r.Task(TaskExpirySweep, m.expirySweepTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
 	// Seats of a hold whose task was lost come back within about this
 	// period of its time (the sweep is one indexed query on an idle tenant).
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
+	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
+	r.ProvideCancellations(cancellations{m.svc})
 	r.Seed(m.seed)
 	return nil
 }

@@ -63,41 +63,52 @@ func readOrder(tx *gorm.DB, id uuid.UUID, lock bool) (Order, error) {
 // returns the same order and the same PaymentIntent (Stripe idempotency key
 // derived from the order id).
 func (s *Service) CreateOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
-	return s.createOrder(ctx, t, holdID, buyerID, b, true)
+	return s.createOrder(ctx, t, holdID, buyerID, b, nil, true)
 }
 
-func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, withPayment bool) (Order, error) {
+// CreateOrderOnce is CreateOrder under a request's Idempotency-Key, claimed
+// in the order's own transaction: if the request dies after the order
+// commits, the key is settled already, and a retry with it finishes the same
+// order (its PaymentIntent) instead of waiting out a stale claim.
+func (s *Service) CreateOrderOnce(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey) (Order, error) {
+	return s.createOrder(ctx, t, holdID, buyerID, b, key, true)
+}
+
+// orderKeyed is what an order request's Idempotency-Key stores: the order,
+// whose current state a retry answers with.
+type orderKeyed struct {
+	OrderID uuid.UUID `json:"order_id"`
+}
+
+var errOrderClosed = &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
+
+func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey, withPayment bool) (Order, error) {
 	if err := b.validate(); err != nil {
 		return Order{}, err
 	}
 	var o Order
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		var hs []holdRow
-		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+		var keyed orderKeyed
+		replayed, err := app.Once(tx, key, &keyed, func() error {
+			var err error
+			o, err = s.openOrder(tx, holdID, buyerID, b)
+			keyed.OrderID = o.ID
+			return err
+		})
+		if err != nil || !replayed {
 			return err
 		}
-		if len(hs) == 0 || hs[0].BuyerID != buyerID {
-			return app.NotFound("hold")
-		}
-		h := hs[0]
-		existing, err := readOrderByHold(tx, holdID)
-		if err != nil || existing != nil {
-			if existing != nil {
-				o = *existing
-			}
-			return err
-		}
-		if h.Status != HoldActive || !h.ExpiresAt.After(time.Now()) {
-			return &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
-		}
-		o = Order{ID: uuid.Must(uuid.NewV7()), EventID: h.EventID, HoldID: h.ID, BuyerID: buyerID, Email: b.Email, Name: b.Name,
-			AmountMinor: h.AmountMinor, Currency: h.Currency, Status: OrderPending}
-		return tx.Raw(`INSERT INTO inv_orders (id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING created_at`,
-			o.ID, o.EventID, o.HoldID, o.BuyerID, o.Email, o.Name, o.AmountMinor, o.Currency).Row().Scan(&o.CreatedAt)
+		o, err = readOrder(tx, keyed.OrderID, false)
+		return err
 	})
 	if err != nil {
 		return Order{}, err
+	}
+	if f := s.afterOrderCommit.Load(); f != nil {
+		(*f)(o.ID)
+	}
+	if o.Status == OrderCancelled {
+		return Order{}, errOrderClosed
 	}
 	if o.Status != OrderPending || o.PaymentIntentID != nil || !withPayment {
 		return o, nil
@@ -110,6 +121,35 @@ func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid
 		return s.Order(ctx, t, o.ID)
 	}
 	return s.attachPaymentIntent(ctx, t, o)
+}
+
+// openOrder returns the hold's order, inserting it (pending) if the hold is
+// live and has none yet.
+func (s *Service) openOrder(tx *gorm.DB, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
+	var hs []holdRow
+	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+		return Order{}, err
+	}
+	if len(hs) == 0 || hs[0].BuyerID != buyerID {
+		return Order{}, app.NotFound("hold")
+	}
+	h := hs[0]
+	existing, err := readOrderByHold(tx, holdID)
+	if err != nil || existing != nil {
+		if existing != nil {
+			return *existing, nil
+		}
+		return Order{}, err
+	}
+	if h.Status != HoldActive || !h.ExpiresAt.After(time.Now()) {
+		return Order{}, errOrderClosed
+	}
+	o := Order{ID: uuid.Must(uuid.NewV7()), EventID: h.EventID, HoldID: h.ID, BuyerID: buyerID, Email: b.Email, Name: b.Name,
+		AmountMinor: h.AmountMinor, Currency: h.Currency, Status: OrderPending}
+	err = tx.Raw(`INSERT INTO inv_orders (id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING created_at`,
+		o.ID, o.EventID, o.HoldID, o.BuyerID, o.Email, o.Name, o.AmountMinor, o.Currency).Row().Scan(&o.CreatedAt)
+	return o, err
 }
 
 func readOrderByHold(tx *gorm.DB, holdID uuid.UUID) (*Order, error) {
@@ -142,7 +182,9 @@ func (s *Service) attachPaymentIntent(ctx context.Context, t tenants.Tenant, o O
 			Detail: "the payment provider did not answer; retry the same request", Headers: map[string]string{"Retry-After": "2"}}
 	}
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE inv_orders SET payment_intent_id = ?, client_secret = ? WHERE id = ? AND payment_intent_id IS NULL`,
+		// Only a pending order takes it: one closed meanwhile (its hold
+		// ended) is not to be paid.
+		if err := tx.Exec(`UPDATE inv_orders SET payment_intent_id = ?, client_secret = ? WHERE id = ? AND payment_intent_id IS NULL AND status = 'pending'`,
 			pi.ID, pi.ClientSecret, o.ID).Error; err != nil {
 			return err
 		}
@@ -150,6 +192,9 @@ func (s *Service) attachPaymentIntent(ctx context.Context, t tenants.Tenant, o O
 		o, err = readOrder(tx, o.ID, false)
 		return err
 	})
+	if err == nil && o.PaymentIntentID == nil {
+		return Order{}, errOrderClosed
+	}
 	return o, err
 }
 
@@ -187,12 +232,13 @@ func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UU
 type WebhookResult struct {
 	EventID   string     `json:"event_id"`
 	Type      string     `json:"type"`
-	Outcome   string     `json:"outcome"` // paid, resold, refunded, failed, duplicate, ignored
+	Outcome   string     `json:"outcome"` // paid, resold, refunded, review, failed, duplicate, ignored
 	OrderID   *uuid.UUID `json:"order_id,omitempty"`
 	Tickets   int        `json:"tickets,omitempty"`
 	seats     []SeatState
 	eventID   uuid.UUID
 	refund    bool
+	review    string // a payment recorded for review, to refund after the commit
 	changedEv bool
 	buyerID   string
 }
@@ -255,22 +301,30 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			return nil // an order we do not know: keep the event recorded, do nothing
 		}
 		res.eventID, res.buyerID = o.EventID, o.BuyerID
-		if amount != o.AmountMinor || currency != o.Currency {
-			s.app.Log.Error("stripe: payment amount differs from the order", "tenant", t.Slug, "order", o.ID)
-			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, "payment amount differs from the order", &res)
+		if why := paymentMismatch(o, paymentIntentID, amount, currency); why != "" {
+			// Not this order's payment: the order (paid or not) stays as it
+			// is, and the money goes back on its own.
+			s.app.Log.Error("stripe: payment does not match its order; recorded for review and refunded", "tenant", t.Slug, "order", o.ID, "reason", why)
+			return s.reviewPayment(tx, stripeEventID, paymentIntentID, o.ID, amount, currency, why, &res)
+		}
+		if cancelled, err := eventCancelled(tx, o.EventID); err != nil || cancelled {
+			if err != nil || o.Status == OrderPaid || o.Status == OrderRefunded {
+				res.Outcome = "duplicate"
+				return err
+			}
+			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, cancellationReason, &res)
 		}
 		// The conditional transition decides: only one payment event moves
 		// an order to paid.
-		upd := tx.Exec(`UPDATE inv_orders SET status = 'paid', paid_at = now(), payment_intent_id = coalesce(NULLIF(?, ''), payment_intent_id)
-			WHERE id = ? AND status IN ('pending', 'failed')`, paymentIntentID, o.ID)
+		// A cancelled order (closed when its hold ended) is paid late like
+		// a failed one: honoured if its tickets are still free, else refunded.
+		upd := tx.Exec(`UPDATE inv_orders SET status = 'paid', paid_at = now(), closed_at = NULL, payment_intent_id = coalesce(NULLIF(?, ''), payment_intent_id)
+			WHERE id = ? AND status IN ('pending', 'failed', 'cancelled')`, paymentIntentID, o.ID)
 		if upd.Error != nil {
 			return upd.Error
 		}
 		if upd.RowsAffected == 0 {
 			res.Outcome = "duplicate"
-			if o.PaymentIntentID != nil && paymentIntentID != "" && *o.PaymentIntentID != paymentIntentID {
-				s.app.Log.Error("stripe: a second payment intent succeeded for a settled order; review it", "tenant", t.Slug, "order", o.ID)
-			}
 			return nil
 		}
 		var hs []holdRow
@@ -340,7 +394,95 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 	if res.refund {
 		s.sendRefund(ctx, t, orderID)
 	}
+	if res.review != "" {
+		s.sendReviewRefund(ctx, t, res.review)
+	}
 	return res, nil
+}
+
+// paymentMismatch says why a payment is not its order's, or "" when it is:
+// another amount or currency, or another PaymentIntent than the one the
+// order was given.
+func paymentMismatch(o Order, paymentIntentID string, amount int64, currency string) string {
+	switch {
+	case amount != o.AmountMinor:
+		return fmt.Sprintf("payment of %d differs from the order's amount %d", amount, o.AmountMinor)
+	case currency != o.Currency:
+		return fmt.Sprintf("payment in %s differs from the order's currency %s", currency, o.Currency)
+	case paymentIntentID != "" && o.PaymentIntentID != nil && *o.PaymentIntentID != paymentIntentID:
+		return "payment through another PaymentIntent than the order's"
+	}
+	return ""
+}
+
+// reviewPayment records a payment that does not match its order, once per
+// PaymentIntent, with the money received and returned on the ledger; its
+// refund goes to Stripe after the commit. The order is not touched.
+func (s *Service) reviewPayment(tx *gorm.DB, stripeEventID, paymentIntentID string, orderID uuid.UUID, amount int64, currency, reason string, res *WebhookResult) error {
+	res.Outcome = "review"
+	if paymentIntentID == "" {
+		return nil // nothing was charged through Stripe, so nothing to return
+	}
+	ins := tx.Exec(`INSERT INTO inv_payment_reviews (payment_intent_id, stripe_event_id, order_id, amount_minor, currency, reason)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (payment_intent_id) DO NOTHING`, paymentIntentID, stripeEventID, orderID, amount, currency, reason)
+	if ins.Error != nil || ins.RowsAffected == 0 {
+		return ins.Error // 0 rows: this payment is under review already
+	}
+	ref := "payment:" + paymentIntentID
+	if _, err := s.app.Ledger.Append(tx, "payment.unmatched", ref, amount, currency, fmt.Sprintf("order %s: %s", orderID, reason)); err != nil {
+		return err
+	}
+	if _, err := s.app.Ledger.Append(tx, "payment.unmatched_refund", ref, -amount, currency, "automatic refund of a payment under review"); err != nil {
+		return err
+	}
+	res.review = paymentIntentID
+	return nil
+}
+
+// sendReviewRefund sends a reviewed payment's refund to Stripe, or leaves it
+// to the retrying refund task.
+func (s *Service) sendReviewRefund(ctx context.Context, t tenants.Tenant, paymentIntentID string) {
+	if err := s.SendReviewRefund(ctx, t, paymentIntentID); err != nil {
+		s.app.Log.Warn("stripe: refund of a payment under review not sent yet; queued", "tenant", t.Slug, "err", stripeErrorSummary(err))
+		_, qerr := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskRefund, refundTask{PaymentIntentID: paymentIntentID},
+			asynq.TaskID("refund:"+t.Slug+":"+paymentIntentID), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
+		if qerr != nil && !errors.Is(qerr, asynq.ErrTaskIDConflict) {
+			s.app.Log.Error("refund task not queued; the sweeper retries it", "tenant", t.Slug, "err", qerr)
+		}
+	}
+}
+
+// SendReviewRefund refunds a payment under review through Stripe (the
+// idempotency key is the payment's: it is refunded once) unless done.
+func (s *Service) SendReviewRefund(ctx context.Context, t tenants.Tenant, paymentIntentID string) error {
+	var rows []struct {
+		Amount  int64     `gorm:"column:amount_minor"`
+		OrderID uuid.UUID `gorm:"column:order_id"`
+	}
+	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT amount_minor, order_id FROM inv_payment_reviews WHERE payment_intent_id = ? AND stripe_refund_id IS NULL`,
+			paymentIntentID).Scan(&rows).Error
+	}); err != nil || len(rows) == 0 {
+		return err
+	}
+	refundID := "none"
+	if rows[0].Amount > 0 {
+		params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID), Amount: stripe.Int64(rows[0].Amount)}
+		params.Context = ctx
+		params.SetIdempotencyKey("refund:payment:" + paymentIntentID)
+		params.AddMetadata("tenant", t.Slug)
+		params.AddMetadata("order_id", rows[0].OrderID.String())
+		params.AddMetadata("reason", "payment under review")
+		r, err := s.stripe.Refunds.New(params)
+		if err != nil {
+			return err
+		}
+		refundID = r.ID
+	}
+	return s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`UPDATE inv_payment_reviews SET stripe_refund_id = ?, refunded_at = now() WHERE payment_intent_id = ? AND stripe_refund_id IS NULL`,
+			refundID, paymentIntentID).Error
+	})
 }
 
 // sellHeldInventory turns a sold hold's held seats into sold ones (its units
@@ -527,7 +669,9 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 	var seats []string
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		var os []Order
-		if err := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid' RETURNING `+orderCols,
+		// An order refunded with its event's cancellation is that job's.
+		if err := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid'
+			AND NOT EXISTS (SELECT 1 FROM inv_cancellation_refunds r WHERE r.order_id = inv_orders.id) RETURNING `+orderCols,
 			reason, orderID).Scan(&os).Error; err != nil {
 			return err
 		}
@@ -536,44 +680,19 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 			if err != nil {
 				return err
 			}
-			if cur.Status == OrderRefunded {
+			switch cur.Status {
+			case OrderRefunded:
 				o = cur
 				return nil
+			case OrderPaid:
+				return app.Conflict("order_in_cancellation", "this order is being refunded with its event's cancellation")
 			}
 			return app.Conflict("order_not_paid", "only a paid order can be refunded (this one is %s)", cur.Status)
 		}
 		o = os[0]
-		if err := tx.Exec(`UPDATE inv_tickets SET status = 'void', voided_at = now() WHERE order_id = ? AND status = 'valid'`, o.ID).Error; err != nil {
-			return err
-		}
-		var got []struct {
-			ID string `gorm:"column:id"`
-		}
-		if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', order_id = NULL
-			FROM (SELECT id FROM inv_seats WHERE event_id = ? AND order_id = ? ORDER BY id FOR UPDATE) l
-			WHERE s.event_id = ? AND s.id = l.id AND s.state = 'sold' AND s.order_id = ?
-			RETURNING s.id`, o.EventID, o.ID, o.EventID, o.ID).Scan(&got).Error; err != nil {
-			return err
-		}
-		for _, g := range got {
-			seats = append(seats, g.ID)
-		}
-		if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason) VALUES (?, ?, ?, ?)`,
-			o.ID, o.AmountMinor, o.Currency, reason).Error; err != nil {
-			return err
-		}
-		if err := outbox(tx, o, "Your order was refunded", fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason)); err != nil {
-			return err
-		}
-		// Shards, buyer counter, then the ledger, last: see PaymentSucceeded.
-		if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
-			WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
-			return err
-		}
-		_, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
+		var err error
+		seats, err = s.returnOrder(tx, o, reason, nil, "Your order was refunded",
+			fmt.Sprintf("Hello %s,\n\nyour order was refunded (%s). Its tickets are no longer valid.\n", o.Name, reason))
 		return err
 	})
 	if err != nil {
@@ -584,6 +703,46 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 	}
 	s.sendRefund(ctx, t, o.ID)
 	return o, nil
+}
+
+// returnOrder undoes a refunded order (its status already set in tx): its
+// tickets are voided, its seats and units go back, its refund is recorded
+// (with Stripe's id when it was sent already), the buyer is told, and the
+// ledger gets the negative entry — all in the caller's transaction.
+func (s *Service) returnOrder(tx *gorm.DB, o Order, reason string, stripeRefundID *string, subject, body string) ([]string, error) {
+	if err := tx.Exec(`UPDATE inv_tickets SET status = 'void', voided_at = now() WHERE order_id = ? AND status = 'valid'`, o.ID).Error; err != nil {
+		return nil, err
+	}
+	var got []struct {
+		ID string `gorm:"column:id"`
+	}
+	if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', order_id = NULL
+		FROM (SELECT id FROM inv_seats WHERE event_id = ? AND order_id = ? ORDER BY id FOR UPDATE) l
+		WHERE s.event_id = ? AND s.id = l.id AND s.state = 'sold' AND s.order_id = ?
+		RETURNING s.id`, o.EventID, o.ID, o.EventID, o.ID).Scan(&got).Error; err != nil {
+		return nil, err
+	}
+	seats := make([]string, 0, len(got))
+	for _, g := range got {
+		seats = append(seats, g.ID)
+	}
+	if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason, stripe_refund_id) VALUES (?, ?, ?, ?, ?)`,
+		o.ID, o.AmountMinor, o.Currency, reason, stripeRefundID).Error; err != nil {
+		return nil, err
+	}
+	if err := outbox(tx, o, subject, body); err != nil {
+		return nil, err
+	}
+	// Shards, buyer counter, then the ledger, last: see PaymentSucceeded.
+	if err := moveAllocs(tx, o.HoldID, returnSold, true); err != nil {
+		return nil, err
+	}
+	if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
+		WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
+		return nil, err
+	}
+	_, err := s.app.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
+	return seats, err
 }
 
 // sendRefund sends a recorded refund to Stripe (idempotency key
@@ -599,8 +758,10 @@ func (s *Service) sendRefund(ctx context.Context, t tenants.Tenant, orderID uuid
 	}
 }
 
+// refundTask names an order's refund, or a reviewed payment's.
 type refundTask struct {
-	OrderID uuid.UUID `json:"order_id"`
+	OrderID         uuid.UUID `json:"order_id,omitempty"`
+	PaymentIntentID string    `json:"payment_intent_id,omitempty"`
 }
 
 // SendRefund sends an order's recorded refund to Stripe if it was not sent.
@@ -646,5 +807,16 @@ func (s *Service) pendingRefunds(ctx context.Context, t tenants.Tenant) ([]uuid.
 	for i, r := range rows {
 		out[i] = r.OrderID
 	}
+	return out, err
+}
+
+// pendingReviewRefunds lists payments under review whose refund Stripe has
+// not accepted yet for a while.
+func (s *Service) pendingReviewRefunds(ctx context.Context, t tenants.Tenant) ([]string, error) {
+	var out []string
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT payment_intent_id FROM inv_payment_reviews WHERE stripe_refund_id IS NULL AND created_at < now() - interval '1 minute'
+			ORDER BY created_at LIMIT 100`).Scan(&out).Error
+	})
 	return out, err
 }

@@ -149,6 +149,11 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if ev.Status == "cancelled" {
+		app.Fail(c, &app.Error{Status: http.StatusGone, Code: "event_cancelled",
+			Detail: "This event was cancelled. Every ticket bought for it is refunded in full, and each buyer is told by email."})
+		return
+	}
 	if ev.Status != "on_sale" && ev.Status != "sold_out" {
 		app.Fail(c, app.NotFound("event"))
 		return

@@ -133,5 +133,5 @@ func DemoSetup(capacity, seats, ga int, currency string) Setup {
 // CreateOrderWithoutPayment creates a pending order without asking Stripe
 // for a PaymentIntent (demo seeding and box-office cash sales).
 func (s *Service) CreateOrderWithoutPayment(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
-	return s.createOrder(ctx, t, holdID, buyerID, b, false)
+	return s.createOrder(ctx, t, holdID, buyerID, b, nil, false)
 }

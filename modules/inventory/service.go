@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +34,10 @@ type Service struct {
 	batchSizes prometheus.Histogram
 	keys       sync.Map        // tenant slug -> *signingKey
 	leaver     AdmissionLeaver // nil without a waiting room
+
+	// afterOrderCommit, when set (tests), runs between an order's commit
+	// and its PaymentIntent: where a crash leaves an order without one.
+	afterOrderCommit atomic.Pointer[func(orderID uuid.UUID)]
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.

@@ -1,0 +1,303 @@
+package inventory_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/app/apptest"
+	"marquee/config"
+	"marquee/jobs"
+	"marquee/modules/calendar"
+	"marquee/modules/inventory"
+)
+
+// recordingStripe stands in front of stripe-mock and records every refund
+// request by its Idempotency-Key. Like Stripe (and unlike stripe-mock), it
+// answers a key it has seen with the first answer instead of refunding
+// again, so "refunds made" is what Stripe would have paid out. After the
+// refund numbered holdAt is made, it keeps that answer back until the
+// client goes away: a worker killed between Stripe's refund and its own
+// commit.
+type recordingStripe struct {
+	target   string
+	holdAt   int
+	held     chan string
+	mu       sync.Mutex
+	made     map[string]int // key -> refunds made at stripe-mock
+	received map[string]int // key -> requests
+	answers  map[string]recordedAnswer
+	order    []string // keys in the order refunds were made
+}
+
+type recordedAnswer struct {
+	status int
+	body   []byte
+}
+
+func newRecordingStripe(target string, holdAt int) *recordingStripe {
+	return &recordingStripe{target: target, holdAt: holdAt, held: make(chan string, 1),
+		made: map[string]int{}, received: map[string]int{}, answers: map[string]recordedAnswer{}}
+}
+
+func (p *recordingStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	refund := r.Method == http.MethodPost && r.URL.Path == "/v1/refunds"
+	key := r.Header.Get("Idempotency-Key")
+	if refund {
+		p.mu.Lock()
+		p.received[key]++
+		a, seen := p.answers[key]
+		p.mu.Unlock()
+		if seen {
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(a.status)
+			_, _ = w.Write(a.body)
+			return
+		}
+	}
+	// Sent on even if the client goes away: Stripe finishes what it received.
+	req, _ := http.NewRequestWithContext(context.Background(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	n := 0
+	if refund && res.StatusCode == http.StatusOK {
+		p.mu.Lock()
+		p.made[key]++
+		p.answers[key] = recordedAnswer{res.StatusCode, out}
+		p.order = append(p.order, key)
+		n = len(p.order)
+		p.mu.Unlock()
+	}
+	if n == p.holdAt {
+		p.held <- key
+		<-r.Context().Done()
+		return
+	}
+	w.Header().Set("Content-Type", res.Header.Get("Content-Type"))
+	w.WriteHeader(res.StatusCode)
+	_, _ = w.Write(out)
+}
+
+func (p *recordingStripe) snapshot() (made, received map[string]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	made, received = map[string]int{}, map[string]int{}
+	for k, v := range p.made {
+		made[k] = v
+	}
+	for k, v := range p.received {
+		received[k] = v
+	}
+	return made, received
+}
+
+// worker starts an Asynq worker on the package's Redis database, serving
+// the app's tasks (as `marquee worker` does), with a short shutdown grace.
+func worker(t *testing.T, env *apptest.Env) *asynq.Server {
+	t.Helper()
+	srv := asynq.NewServer(asynqOpt(t), asynq.Config{Concurrency: 2, Queues: jobs.Queues, ShutdownTimeout: 500 * time.Millisecond,
+		DelayedTaskCheckInterval: time.Second, LogLevel: asynq.FatalLevel})
+	if err := srv.Start(env.App.Jobs.Mux()); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// Cancelling an on-sale event with 50 paid orders: the portal says what
+// will happen; the cancellation job, its worker shut down midway (a refund
+// made at Stripe but not yet recorded) and a new worker started, refunds
+// every order exactly once (one Stripe refund per order, key
+// refund:<order>), voids every ticket, returns the inventory, balances the
+// ledger, releases holds, closes the waiting room, mails every buyer, and
+// the storefront shows the event as cancelled.
+func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing.T) {
+	const orders, killAfter = 50, 20
+	proxy := newRecordingStripe(apptest.StripeMock(t), killAfter+1)
+	stripeSrv := httptest.NewServer(proxy)
+	defer stripeSrv.Close()
+	inv := inventory.New()
+	env := apptest.Start(t, dbURL, 7, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
+		Configure: func(c *config.Config) {
+			c.StripeAPIURL = stripeSrv.URL
+			c.StripeSecretKey = config.DevStripeSecretKey
+			c.StripeWebhookSecret = "whsec_test_inventory"
+			c.TrustedProxies = []string{"127.0.0.1/32"}
+		}})
+	s := newShop(t, env, inv, "cancel")
+	ev := s.event(t, "Cancelled Night")
+	cfg := s.configure(t, ev, simpleSetup(5, 10, 100, nil))
+	floor := tierID(t, cfg, "Floor")
+
+	var paid []orderOut
+	for i := 0; i < orders; i++ {
+		b := s.buyer(t)
+		body := map[string]any{"tier_id": floor, "quantity": 2}
+		if i%2 == 0 {
+			k := i / 2
+			body = map[string]any{"seats": []string{"A-" + itoa(k/10+1) + "-" + itoa(k%10+1)}}
+		}
+		h := s.mustHold(t, ev, b, body)
+		o := s.order(t, b, h.ID)
+		if res := s.webhook(t, "evt_cancel_pay_"+o.ID.String(), "payment_intent.succeeded", o.Order); !strings.Contains(string(res.Body), `"outcome":"paid"`) {
+			t.Fatalf("payment %d: %s", i, res.Body)
+		}
+		paid = append(paid, o)
+	}
+	tickets := s.count(t, `SELECT count(*) FROM inv_tickets WHERE event_id = ? AND status = 'valid'`, ev)
+	// An open hold with an order waiting for its payment, and a waiting room.
+	lateBuyer := s.buyer(t)
+	lateHold := s.mustHold(t, ev, lateBuyer, map[string]any{"tier_id": floor, "quantity": 1})
+	late := s.order(t, lateBuyer, lateHold.ID)
+	s.sql(t, func(tx *gorm.DB) error {
+		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled) VALUES (?, true)`, ev).Error
+	})
+
+	// The portal's Cancel button says what cancelling undoes.
+	var evView struct {
+		StartsAt time.Time `json:"starts_at"`
+	}
+	s.do(t, "GET", "/api/v1/venues/"+s.venue+"/events/"+ev, nil).JSON(t, &evView)
+	page := env.Do(t, "GET", s.slug, "/portal/venues/"+s.venue+"/calendar?week="+evView.StartsAt.Format("2006-01-02"), s.tok, nil, "Accept", "text/html")
+	mustStatus(t, page, http.StatusOK)
+	want := itoa(int(tickets)) + " tickets are sold in " + itoa(orders) + " paid orders"
+	if html := string(page.Body); !strings.Contains(html, want) || !strings.Contains(html, "refunded in full through Stripe") {
+		t.Fatalf("the cancel confirmation does not say %q and what happens", want)
+	}
+
+	res := s.do(t, "PATCH", "/api/v1/venues/"+s.venue+"/events/"+ev, map[string]any{"status": "cancelled"})
+	mustStatus(t, res, http.StatusOK)
+
+	// First worker: shut down while the refund after killAfter is made at
+	// Stripe but not yet recorded here.
+	w1 := worker(t, env)
+	var inFlight string
+	select {
+	case inFlight = <-proxy.held:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the cancellation job made no refunds")
+	}
+	w1.Shutdown()
+	states := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, st := range []string{"pending", "refunding", "refunded"} {
+			out[st] = s.count(t, `SELECT count(*) FROM inv_cancellation_refunds WHERE event_id = ? AND state = ?`, ev, st)
+		}
+		return out
+	}
+	mid := states()
+	if mid["refunded"] != killAfter || mid["refunding"] != 1 || mid["pending"] != orders-killAfter-1 {
+		t.Fatalf("after the kill: %v, want %d refunded, 1 refunding, %d pending", mid, killAfter, orders-killAfter-1)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_orders WHERE event_id = ? AND status = 'paid'`, ev); n != orders-killAfter {
+		t.Fatalf("%d orders still paid after the kill, want %d", n, orders-killAfter)
+	}
+	if st := s.count(t, `SELECT count(*) FROM inv_event_cancellations WHERE event_id = ? AND status = 'open'`, ev); st != 1 {
+		t.Fatal("cancellation not open after the kill")
+	}
+
+	// A new worker resumes (the sweeper re-queues it too).
+	w2 := worker(t, env)
+	defer w2.Shutdown()
+	if _, err := inv.Service().ResumeCancellations(t.Context(), s.t); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.count(t, `SELECT count(*) FROM inv_event_cancellations WHERE event_id = ? AND status = 'done'`, ev) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("cancellation not settled: %v", states())
+		}
+		<-tick.C
+	}
+
+	// Stripe: one refund per order, under its key; the request in flight at
+	// the kill was sent again and answered with the refund already made.
+	made, received := proxy.snapshot()
+	if len(made) != orders {
+		t.Fatalf("%d orders refunded at Stripe, want %d", len(made), orders)
+	}
+	for _, o := range paid {
+		key := "refund:" + o.ID.String()
+		if made[key] != 1 {
+			t.Errorf("order %s refunded %d times at Stripe", o.ID, made[key])
+		}
+		wantReq := 1
+		if key == inFlight {
+			wantReq = 2
+		}
+		if received[key] != wantReq {
+			t.Errorf("refund %s requested %d times, want %d", key, received[key], wantReq)
+		}
+	}
+	if end := states(); end["refunded"] != orders {
+		t.Fatalf("refund rows at the end: %v", end)
+	}
+	checks := map[string]int64{
+		`SELECT count(*) FROM inv_orders WHERE event_id = '` + ev + `' AND status = 'refunded'`:                                                                     orders,
+		`SELECT count(*) FROM inv_tickets WHERE event_id = '` + ev + `' AND status = 'valid'`:                                                                       0,
+		`SELECT count(*) FROM inv_tickets WHERE event_id = '` + ev + `' AND status = 'void'`:                                                                        tickets,
+		`SELECT count(*) FROM inv_refunds r JOIN inv_orders o ON o.id = r.order_id WHERE o.event_id = '` + ev + `' AND r.stripe_refund_id LIKE 're_%'`:              orders,
+		`SELECT count(*) FROM inv_cancellation_refunds WHERE event_id = '` + ev + `' AND stripe_refund_id LIKE 're_%'`:                                              orders,
+		`SELECT count(*) FROM inv_seats WHERE event_id = '` + ev + `' AND state <> 'available'`:                                                                     0,
+		`SELECT coalesce(sum(sh.held + sh.sold), 0) FROM inv_counter_shards sh JOIN inv_counters c ON c.id = sh.counter_id WHERE c.event_id = '` + ev + `'`:         0,
+		`SELECT count(*) FROM inv_holds WHERE event_id = '` + ev + `' AND status = 'active'`:                                                                        0,
+		`SELECT count(*) FROM waiting_rooms WHERE event_id = '` + ev + `' AND enabled`:                                                                              0,
+		`SELECT count(*) FROM inv_email_outbox e JOIN inv_orders o ON o.id = e.order_id WHERE o.event_id = '` + ev + `' AND e.subject = 'Your event was cancelled'`: orders,
+		`SELECT count(*) FROM ledger_entries l JOIN inv_orders o ON l.reference = 'order:' || o.id WHERE o.event_id = '` + ev + `' AND l.kind = 'ticket.refund'`:    orders,
+		`SELECT coalesce(sum(l.amount_minor), 0) FROM ledger_entries l JOIN inv_orders o ON l.reference = 'order:' || o.id WHERE o.event_id = '` + ev + `'`:         0,
+	}
+	for q, want := range checks {
+		if n := s.count(t, q); n != want {
+			t.Errorf("%s = %d, want %d", q, n, want)
+		}
+	}
+	if v, err := env.App.Ledger.Verify(t.Context(), s.t); err != nil || !v.OK {
+		t.Fatalf("ledger: %+v %v", v, err)
+	}
+	// The outbox drains: every mail sent once.
+	if _, err := inv.Service().DrainOutbox(t.Context(), s.t, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_email_outbox WHERE sent_at IS NULL`); n != 0 {
+		t.Fatalf("%d mails unsent after the drain", n)
+	}
+	// A payment still arriving for the released hold's order is refunded.
+	if res := s.webhook(t, "evt_cancel_late", "payment_intent.succeeded", late.Order); !strings.Contains(string(res.Body), `"outcome":"refunded"`) {
+		t.Fatalf("payment after the cancellation: %s", res.Body)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE order_id = ?`, late.ID); n != 0 {
+		t.Fatalf("%d tickets issued for a cancelled event", n)
+	}
+	// Buyers see the event cancelled; staff cannot refund an order twice.
+	page = env.Do(t, "GET", s.slug, "/events/"+ev, "", nil, "Accept", "text/html")
+	if page.Status != http.StatusGone || !strings.Contains(string(page.Body), "cancelled") {
+		t.Fatalf("storefront event page: %d %s", page.Status, page.Body)
+	}
+	res = s.do(t, "POST", "/api/v1/orders/"+paid[0].ID.String()+"/refund", map[string]any{"reason": "again"}, "Idempotency-Key", uuid.NewString())
+	mustStatus(t, res, http.StatusOK)
+	if n := s.count(t, `SELECT count(*) FROM ledger_entries WHERE reference = ?`, "order:"+paid[0].ID.String()); n != 2 {
+		t.Fatalf("%d ledger entries for a refunded order refunded again", n)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
