@@ -274,7 +274,7 @@ func TestBenchTargetsARunningDeployment(t *testing.T) {
 		"MARQUEE_PASSWORD_COST=10",
 		"MARQUEE_HTTP_ADDR=" + addr,
 		"MARQUEE_STRIPE_API_URL=" + stripe,
-		"MARQUEE_STRIPE_SECRET_KEY=sk_test_bench_target",
+		"MARQUEE_STRIPE_SECRET_KEY=sk_test_benchtarget",
 		"MARQUEE_STRIPE_WEBHOOK_SECRET=whsec_bench_target",
 	}
 	if out, err := run(t, bin, env, "migrate"); err != nil {
