@@ -125,18 +125,18 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	}
 	watchCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stop = stop
-	a.Tenants = tenants.NewRegistry(a.DB, a.Redis, a.Migrator, log)
+	a.Tenants = tenants.NewRegistry(a.DB, a.Redis, cfg.Deployment(), a.Migrator, log)
 	if err := a.Tenants.Watch(watchCtx); err != nil {
 		return nil, err
 	}
 	a.sessions = newSessionCache()
-	if err := a.sessions.watch(watchCtx, a.Redis); err != nil {
+	if err := a.sessions.watch(watchCtx, a.Redis, a.RedisKey(sessionRevokedChannel)); err != nil {
 		return nil, err
 	}
-	if a.Enforcer, err = policies.NewEnforcer(watchCtx, a.DB, a.Redis, log); err != nil {
+	if a.Enforcer, err = policies.NewEnforcer(watchCtx, a.DB, a.Redis, cfg.Deployment(), log); err != nil {
 		return nil, err
 	}
-	a.Jobs = jobs.New(a.redisOpt, a.Tenants, log, a.Metrics)
+	a.Jobs = jobs.New(a.redisOpt, cfg.Deployment(), a.Tenants, log, a.Metrics)
 	a.Ledger = &Ledger{db: a.DB}
 	a.Realtime = &Realtime{a: a}
 	a.http = newHTTPMetrics(a.Metrics)
@@ -176,6 +176,13 @@ func (a *App) Close() {
 	if a.SQL != nil {
 		_ = a.SQL.Close()
 	}
+}
+
+// RedisKey names a key or channel of this deployment in Redis: the
+// deployment's name, then the parts, joined by colons. Every key the
+// platform uses goes through it, so deployments sharing a Redis stay apart.
+func (a *App) RedisKey(parts ...string) string {
+	return a.Config.Deployment() + ":" + strings.Join(parts, ":")
 }
 
 // Tx runs fn in the tenant's scope; it is tenants.Tx on the App's database.

@@ -123,7 +123,7 @@ func (a *App) RevokeSession(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	a.sessions.drop(id)
-	if err := a.Redis.Publish(ctx, sessionRevokedChannel, id.String()).Err(); err != nil {
+	if err := a.Redis.Publish(ctx, a.RedisKey(sessionRevokedChannel), id.String()).Err(); err != nil {
 		a.Log.Warn("session revocation not broadcast; other instances drop it within the cache TTL", "err", err)
 	}
 	return nil

@@ -25,8 +25,8 @@ type Realtime struct {
 
 var topicPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9:._-]{0,127}$`)
 
-func realtimeChannel(t tenants.Tenant, topic string) string {
-	return "marquee:rt:" + t.Slug + ":" + topic
+func (r *Realtime) channel(t tenants.Tenant, topic string) string {
+	return r.a.RedisKey("rt", t.Slug, topic)
 }
 
 // Publish sends an event to every subscriber of a tenant's topic. Delivery
@@ -53,7 +53,7 @@ func (r *Realtime) PublishIn(ctx context.Context, pipe redis.Pipeliner, t tenant
 	if err != nil {
 		return err
 	}
-	pipe.Publish(ctx, realtimeChannel(t, topic), raw)
+	pipe.Publish(ctx, r.channel(t, topic), raw)
 	return nil
 }
 
@@ -68,7 +68,7 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 		return
 	}
 	ctx := c.Request.Context()
-	sub := r.a.Redis.Subscribe(ctx, realtimeChannel(TenantOf(c), topic))
+	sub := r.a.Redis.Subscribe(ctx, r.channel(TenantOf(c), topic))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "realtime_unavailable", Detail: "live updates are unavailable; reload to see the latest state",

@@ -11,7 +11,7 @@ import (
 )
 
 // sessionRevokedChannel announces ended sessions to every instance.
-const sessionRevokedChannel = "marquee:sessions:revoked"
+const sessionRevokedChannel = "sessions:revoked" // after the deployment's prefix
 
 // sessionCacheTTL bounds how long an instance trusts a session it read; it is
 // also the longest a revocation can go unseen if its broadcast is lost.
@@ -66,11 +66,11 @@ func (c *sessionCache) drop(id uuid.UUID) {
 }
 
 // watch drops sessions revoked on other instances until ctx ends.
-func (c *sessionCache) watch(ctx context.Context, rdb *redis.Client) error {
-	sub := rdb.Subscribe(ctx, sessionRevokedChannel)
+func (c *sessionCache) watch(ctx context.Context, rdb *redis.Client, channel string) error {
+	sub := rdb.Subscribe(ctx, channel)
 	if _, err := sub.Receive(ctx); err != nil {
 		sub.Close()
-		return fmt.Errorf("subscribe %s: %w", sessionRevokedChannel, err)
+		return fmt.Errorf("subscribe %s: %w", channel, err)
 	}
 	go func() {
 		defer sub.Close()

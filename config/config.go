@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Config is everything a Marquee process needs to start. It is built once by
@@ -19,6 +22,9 @@ type Config struct {
 	HTTPAddr    string // MARQUEE_HTTP_ADDR
 	BaseDomain  string // MARQUEE_BASE_DOMAIN: tenants live at {slug}.{BaseDomain}
 	SecretKey   string // MARQUEE_SECRET_KEY: signs CSRF tokens and links
+	// DeploymentID names this deployment's keys, queues and channels in
+	// Redis (MARQUEE_DEPLOYMENT_ID); empty: the database's name. See Deployment.
+	DeploymentID string
 
 	// Development allows the built-in development secrets and the test-mode
 	// payment step (MARQUEE_DEVELOPMENT; `demo` and `bench` set it).
@@ -129,6 +135,10 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_STRIPE_SECRET_KEY", &c.StripeSecretKey)
 	str("MARQUEE_STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
 	str("MARQUEE_METRICS_TOKEN", &c.MetricsToken)
+	str("MARQUEE_DEPLOYMENT_ID", &c.DeploymentID)
+	if c.DeploymentID != "" && !deploymentPattern.MatchString(c.DeploymentID) {
+		errs = append(errs, fmt.Errorf("MARQUEE_DEPLOYMENT_ID: %q must match %s", c.DeploymentID, deploymentPattern))
+	}
 	if v, ok := lookup("MARQUEE_DEVELOPMENT"); ok && v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -185,6 +195,34 @@ func (c Config) checkPublishableKey() error {
 		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY and MARQUEE_STRIPE_SECRET_KEY must both be test-mode or both live-mode keys")
 	}
 	return nil
+}
+
+var (
+	deploymentPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	notDeploymentChar = regexp.MustCompile(`[^a-z0-9_-]+`)
+)
+
+// Deployment names this deployment in Redis: every key, queue and channel
+// starts with it and a colon, so deployments sharing one Redis (a demo next
+// to a bench, two stagings) never see each other's tasks or messages. One
+// database is one deployment, so without MARQUEE_DEPLOYMENT_ID it is the
+// database's name.
+func (c Config) Deployment() string {
+	if c.DeploymentID != "" {
+		return c.DeploymentID
+	}
+	name := "marquee"
+	if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil && pc.Database != "" {
+		name = pc.Database
+	}
+	name = strings.Trim(notDeploymentChar.ReplaceAllString(strings.ToLower(name), "_"), "_-")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	if name == "" {
+		return "marquee"
+	}
+	return name
 }
 
 // UsesDevSecret reports whether the built-in development secret is in use.

@@ -70,3 +70,22 @@ func TestDevelopmentVariable(t *testing.T) {
 		t.Fatal("MARQUEE_DEVELOPMENT=maybe accepted")
 	}
 }
+
+func TestDeploymentNamesRedisAfterTheDatabase(t *testing.T) {
+	for _, tc := range []struct{ id, url, want string }{
+		{"", "postgres://u:p@db:5432/marquee?sslmode=disable", "marquee"},
+		{"", "postgres://u:p@db:5432/Marquee_Bench", "marquee_bench"},
+		{"", "host=db dbname=chains_eu user=x", "chains_eu"},
+		{"", "postgres://db:5432/", "marquee"}, // no name given: the default
+		{"eu-1", "postgres://u:p@db:5432/marquee", "eu-1"},
+	} {
+		c := config.Config{DeploymentID: tc.id, DatabaseURL: tc.url}
+		if got := c.Deployment(); got != tc.want {
+			t.Errorf("id %q, database %q: %q, want %q", tc.id, tc.url, got, tc.want)
+		}
+	}
+	t.Setenv("MARQUEE_DEPLOYMENT_ID", "Bad:Name")
+	if _, err := config.Load(); err == nil {
+		t.Fatal("a deployment id with a colon accepted")
+	}
+}

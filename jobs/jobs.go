@@ -56,6 +56,9 @@ type Jobs struct {
 	registry *tenants.Registry
 	log      *slog.Logger
 	handlers map[string]Handler
+	// prefix names this deployment's queues in Redis ("<deployment>:"), so
+	// deployments sharing a Redis never run each other's tasks.
+	prefix string
 	// settling names the task types that still run for a suspended tenant.
 	settling map[string]bool
 	periodic []Periodic
@@ -63,7 +66,7 @@ type Jobs struct {
 }
 
 // New builds the job registry.
-func New(redis asynq.RedisConnOpt, registry *tenants.Registry, log *slog.Logger, metrics prometheus.Registerer) *Jobs {
+func New(redis asynq.RedisConnOpt, deployment string, registry *tenants.Registry, log *slog.Logger, metrics prometheus.Registerer) *Jobs {
 	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "marquee_jobs_total", Help: "Tasks processed, by type and outcome.",
 	}, []string{"type", "outcome"})
@@ -71,9 +74,41 @@ func New(redis asynq.RedisConnOpt, registry *tenants.Registry, log *slog.Logger,
 		metrics.MustRegister(runs)
 	}
 	return &Jobs{
-		redis: redis, client: asynq.NewClient(redis), registry: registry, log: log,
+		redis: redis, client: asynq.NewClient(redis), registry: registry, log: log, prefix: deployment + ":",
 		handlers: map[string]Handler{}, settling: map[string]bool{}, runs: runs,
 	}
+}
+
+// Queue is the name in Redis of one of the platform's queues (QueueCritical,
+// …) for this deployment: what Asynq's inspector and monitor show.
+func (j *Jobs) Queue(name string) string { return j.prefix + name }
+
+// ServerQueues is the weighted queue set, by the names this deployment's
+// workers serve.
+func (j *Jobs) ServerQueues() map[string]int {
+	qs := make(map[string]int, len(Queues))
+	for name, weight := range Queues {
+		qs[j.Queue(name)] = weight
+	}
+	return qs
+}
+
+// scoped puts a task on this deployment's copy of its queue (the default
+// queue when none is named).
+func (j *Jobs) scoped(opts []asynq.Option) []asynq.Option {
+	out := make([]asynq.Option, 0, len(opts)+1)
+	named := false
+	for _, o := range opts {
+		if o.Type() == asynq.QueueOpt {
+			named = true
+			o = asynq.Queue(j.Queue(o.Value().(string)))
+		}
+		out = append(out, o)
+	}
+	if !named {
+		out = append(out, asynq.Queue(j.Queue(QueueDefault)))
+	}
+	return out
 }
 
 // Close releases the client.
@@ -119,7 +154,7 @@ func (j *Jobs) Enqueue(ctx context.Context, t tenants.Tenant, taskType string, p
 	if err != nil {
 		return nil, err
 	}
-	return j.client.EnqueueContext(ctx, asynq.NewTask(taskType, env), opts...)
+	return j.client.EnqueueContext(ctx, asynq.NewTask(taskType, env), j.scoped(opts)...)
 }
 
 // Mux returns the Asynq handler: every tenant task is decoded, its tenant
@@ -147,7 +182,10 @@ func (j *Jobs) tenantTask(taskType string, h Handler) asynq.HandlerFunc {
 			// Kept in the archive, visible, and retryable once the tenant is resumed.
 			return fmt.Errorf("%w: tenant %s is suspended", asynq.SkipRetry, env.Tenant)
 		case errors.Is(err, tenants.ErrNotFound), errors.Is(err, tenants.ErrInvalidSlug):
-			return fmt.Errorf("%w: unknown tenant %q", asynq.SkipRetry, env.Tenant)
+			// Nothing can ever run it (the tenant was deleted, or the task
+			// came from elsewhere): dropped, not failed and retried.
+			j.log.Warn("task for an unknown tenant dropped", "type", taskType, "tenant", env.Tenant)
+			return nil
 		case err != nil:
 			return err
 		}
@@ -243,7 +281,7 @@ func retryDelay(n int, err error, task *asynq.Task) time.Duration {
 func (j *Jobs) NewServer(concurrency int) *asynq.Server {
 	return asynq.NewServer(j.redis, asynq.Config{
 		Concurrency:     concurrency,
-		Queues:          Queues,
+		Queues:          j.ServerQueues(),
 		ShutdownTimeout: 15 * time.Second,
 		// Hold expiry is scheduled at the second and must return seats within
 		// about a second of it: a due task waits for the forwarder (which
@@ -278,7 +316,7 @@ func (j *Jobs) NewScheduler() (*asynq.Scheduler, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.Register(p.Cron, asynq.NewTask(FanoutType, payload), asynq.Queue(QueueCritical)); err != nil {
+		if _, err := s.Register(p.Cron, asynq.NewTask(FanoutType, payload), asynq.Queue(j.Queue(QueueCritical))); err != nil {
 			return nil, fmt.Errorf("schedule %s: %w", p.Type, err)
 		}
 	}

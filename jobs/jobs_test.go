@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"marquee/app"
 	"marquee/app/apptest"
+	"marquee/config"
 	"marquee/jobs"
 	"marquee/tenants"
 )
@@ -94,7 +97,7 @@ func TestFanOut(t *testing.T) {
 	waitUntil(t, 10*time.Second, "fan-out tasks handled", func() bool { return len(rec.all()) >= 2 })
 	ins := inspector(t, env)
 	waitUntil(t, 5*time.Second, "tasks completed", func() bool {
-		done, _ := ins.ListCompletedTasks(jobs.QueueDefault)
+		done, _ := ins.ListCompletedTasks(env.App.Jobs.Queue(jobs.QueueDefault))
 		return len(done) == 2
 	})
 	// After completion, the retained task ids still dedupe the bucket.
@@ -122,7 +125,7 @@ func TestFanOut(t *testing.T) {
 // TestSuspendedTenantTaskArchived: a task whose tenant is suspended before
 // it runs is archived at once (not retried, handler never called), visible,
 // and runs once the tenant is resumed and the task is run again. A task for
-// an unknown tenant is archived the same way.
+// an unknown tenant can never run: it is dropped with a log line.
 func TestSuspendedTenantTaskArchived(t *testing.T) {
 	rec := &recorder{}
 	env := start(t, &probe{rec: rec})
@@ -145,19 +148,18 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	}
 	serve(t, env)
 	ins := inspector(t, env)
+	queue := env.App.Jobs.Queue(jobs.QueueDefault)
 	var archived []*asynq.TaskInfo
-	waitUntil(t, 10*time.Second, "tasks archived", func() bool {
-		archived, _ = ins.ListArchivedTasks(jobs.QueueDefault)
-		return len(archived) == 3
+	// The suspended tenant's task is archived; the unknown tenants' are
+	// dropped (done, gone from the queue) without ever being retried.
+	waitUntil(t, 10*time.Second, "tasks archived or dropped", func() bool {
+		archived, _ = ins.ListArchivedTasks(queue)
+		_, ghostErr := ins.GetTaskInfo(queue, "ghost")
+		_, evilErr := ins.GetTaskInfo(queue, "evil")
+		return len(archived) == 1 && errors.Is(ghostErr, asynq.ErrTaskNotFound) && errors.Is(evilErr, asynq.ErrTaskNotFound)
 	})
-	for _, info := range archived {
-		if info.Retried != 0 {
-			t.Errorf("task %s was retried %d times before being archived", info.ID, info.Retried)
-		}
-		want := map[string]string{id: "suspended", "ghost": "unknown tenant", "evil": "unknown tenant"}[info.ID]
-		if want == "" || !strings.Contains(info.LastErr, want) {
-			t.Errorf("archived task %s with error %q, want one mentioning %q", info.ID, info.LastErr, want)
-		}
+	if info := archived[0]; info.ID != id || info.Retried != 0 || !strings.Contains(info.LastErr, "suspended") {
+		t.Errorf("archived %s (retried %d, error %q), want %s archived at once as suspended", info.ID, info.Retried, info.LastErr, id)
 	}
 	if len(rec.all()) != 0 {
 		t.Fatalf("handler ran for a suspended or unknown tenant: %+v", rec.all())
@@ -166,7 +168,7 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	if err := env.App.Tenants.Resume(ctx, tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	if err := ins.RunTask(jobs.QueueDefault, id); err != nil {
+	if err := ins.RunTask(env.App.Jobs.Queue(jobs.QueueDefault), id); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "resumed task handled", func() bool { return rec.count(tn.Slug) == 1 })
@@ -192,7 +194,7 @@ func TestSettlingTasksRunWhileSuspended(t *testing.T) {
 	serve(t, env)
 	ins := inspector(t, env)
 	waitUntil(t, 10*time.Second, "settling task run and ordinary one archived", func() bool {
-		archived, _ := ins.ListArchivedTasks(jobs.QueueDefault)
+		archived, _ := ins.ListArchivedTasks(env.App.Jobs.Queue(jobs.QueueDefault))
 		return rec.count(tn.Slug) == 1 && len(archived) == 1
 	})
 	if _, n := payloadFor(t, rec.all()[0].Payload); n != 2 {
@@ -278,7 +280,7 @@ func TestFailedTaskRetriesVisibly(t *testing.T) {
 	ins := inspector(t, env)
 	var info *asynq.TaskInfo
 	waitUntil(t, 10*time.Second, "task waiting for retry", func() bool {
-		info, _ = ins.GetTaskInfo(jobs.QueueDefault, id)
+		info, _ = ins.GetTaskInfo(env.App.Jobs.Queue(jobs.QueueDefault), id)
 		return info != nil && info.State == asynq.TaskStateRetry
 	})
 	if info.Retried != 1 || !strings.Contains(info.LastErr, "probe failure on request") || !info.NextProcessAt.After(time.Now()) {
@@ -300,7 +302,7 @@ func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 		{Cron: "@every 1m", Type: probeType, Bucket: 500 * time.Millisecond},
 		{Cron: "@every 1m", Type: probeType, Bucket: 1500 * time.Millisecond},
 	} {
-		j := jobs.New(opt, nil, quiet, nil)
+		j := jobs.New(opt, "jobs-test", nil, quiet, nil)
 		j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
 		j.Every(p)
 		if s, err := j.NewScheduler(); err == nil {
@@ -309,7 +311,7 @@ func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 		}
 		j.Close()
 	}
-	j := jobs.New(opt, nil, quiet, nil)
+	j := jobs.New(opt, "jobs-test", nil, quiet, nil)
 	defer j.Close()
 	j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
 	j.Every(jobs.Periodic{Cron: "@every 1m", Type: probeType}) // default bucket: a minute
@@ -333,5 +335,34 @@ func TestDueAtNeverEarly(t *testing.T) {
 		if !got.Equal(tc.want) || got.Unix() < tc.in.Unix() || time.Unix(got.Unix(), 0).Before(tc.in) {
 			t.Errorf("DueAt(%v) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// Two deployments sharing one Redis (and here even one database) never run
+// each other's tasks: each has its own queues.
+func TestDeploymentsSharingRedisKeepTheirTasks(t *testing.T) {
+	recA, recB := &recorder{}, &recorder{}
+	a := start(t, &probe{rec: recA})
+	b := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{&probe{rec: recB}},
+		Configure: func(c *config.Config) { c.DeploymentID = "other-deployment" }})
+	if a.App.Jobs.Queue(jobs.QueueDefault) == b.App.Jobs.Queue(jobs.QueueDefault) {
+		t.Fatalf("both deployments use queue %s", a.App.Jobs.Queue(jobs.QueueDefault))
+	}
+	ctx := context.Background()
+	tn := tenant(t, a, "deploy")
+	if _, err := a.App.Jobs.Enqueue(ctx, tn, probeType, map[string]any{"for": tn.Slug, "n": 1}, asynq.TaskID("from-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.App.Jobs.Enqueue(ctx, tn, probeType, map[string]any{"for": tn.Slug, "n": 2}); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, b)
+	waitUntil(t, 10*time.Second, "the other deployment's own task run", func() bool { return len(recB.all()) == 1 })
+	if _, n := payloadFor(t, recB.all()[0].Payload); n != 2 {
+		t.Fatalf("the other deployment ran task %d", n)
+	}
+	info, err := inspector(t, a).GetTaskInfo(a.App.Jobs.Queue(jobs.QueueDefault), "from-a")
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("this deployment's task: %+v %v, want it still pending for its own workers", info, err)
 	}
 }

@@ -33,7 +33,7 @@ type Enforcer struct {
 }
 
 // NewEnforcer loads policy from control.casbin_rule and subscribes to changes.
-func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, log *slog.Logger) (*Enforcer, error) {
+func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, deployment string, log *slog.Logger) (*Enforcer, error) {
 	m, err := model.NewModelFromString(modelText)
 	if err != nil {
 		return nil, fmt.Errorf("casbin model: %w", err)
@@ -52,7 +52,7 @@ func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, log *slog.
 	if err := e.LoadPolicy(); err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
-	w, err := newRedisWatcher(ctx, rdb, log)
+	w, err := newRedisWatcher(ctx, rdb, deployment, log)
 	if err != nil {
 		return nil, err
 	}

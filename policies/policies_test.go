@@ -353,7 +353,7 @@ func TestChangesReachOtherInstances(t *testing.T) {
 	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
 	ctx := context.Background()
 	e1 := env.App.Enforcer
-	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, quiet)
+	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestChangesReachOtherInstances(t *testing.T) {
 
 	// A third instance started now loads everything from the database.
 	mustAssign(t, e1, tn, promoter, policies.RoleFinance, "")
-	e3, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, quiet)
+	e3, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
 	ctx := context.Background()
 	e1 := env.App.Enforcer
-	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, quiet)
+	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

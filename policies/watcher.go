@@ -10,12 +10,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// policyChannel carries "policy changed" notices between server instances.
-const policyChannel = "marquee:policy:changed"
+// policyChannel carries "policy changed" notices between the server
+// instances of a deployment (after its prefix).
+const policyChannel = "policy:changed"
 
 // redisWatcher implements casbin's persist.Watcher over Redis pub/sub.
 type redisWatcher struct {
 	rdb      *redis.Client
+	channel  string
 	sub      *redis.PubSub
 	id       string
 	log      *slog.Logger
@@ -23,15 +25,16 @@ type redisWatcher struct {
 	cancel   context.CancelFunc
 }
 
-func newRedisWatcher(ctx context.Context, rdb *redis.Client, log *slog.Logger) (*redisWatcher, error) {
+func newRedisWatcher(ctx context.Context, rdb *redis.Client, deployment string, log *slog.Logger) (*redisWatcher, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	sub := rdb.Subscribe(ctx, policyChannel)
+	channel := deployment + ":" + policyChannel
+	sub := rdb.Subscribe(ctx, channel)
 	if _, err := sub.Receive(ctx); err != nil {
 		cancel()
 		sub.Close()
-		return nil, fmt.Errorf("subscribe %s: %w", policyChannel, err)
+		return nil, fmt.Errorf("subscribe %s: %w", channel, err)
 	}
-	w := &redisWatcher{rdb: rdb, sub: sub, id: uuid.NewString(), log: log, cancel: cancel}
+	w := &redisWatcher{rdb: rdb, channel: channel, sub: sub, id: uuid.NewString(), log: log, cancel: cancel}
 	go w.listen(ctx)
 	return w, nil
 }
@@ -62,7 +65,7 @@ func (w *redisWatcher) SetUpdateCallback(fn func(string)) error {
 
 // Update announces a local policy change to the other instances.
 func (w *redisWatcher) Update() error {
-	if err := w.rdb.Publish(context.Background(), policyChannel, w.id).Err(); err != nil {
+	if err := w.rdb.Publish(context.Background(), w.channel, w.id).Err(); err != nil {
 		w.log.Warn("policy change not broadcast; other instances keep stale policy until restart", "err", err)
 		return err
 	}

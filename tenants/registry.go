@@ -16,9 +16,10 @@ import (
 	"marquee/migrations"
 )
 
-// ChangedChannel is the Redis pub/sub channel on which every status change of
-// a tenant is announced, so that every running server drops its cached copy.
-const ChangedChannel = "marquee:tenants:changed"
+// changedChannel is the Redis pub/sub channel (after the deployment's
+// prefix) on which every status change of a tenant is announced, so that
+// every running server drops its cached copy.
+const changedChannel = "tenants:changed"
 
 // cacheTTL bounds staleness if a pub/sub message is ever lost (Redis restart).
 const cacheTTL = 10 * time.Second
@@ -35,6 +36,7 @@ type Registry struct {
 	runner       *migrations.Runner
 	provisioners []Provisioner
 	log          *slog.Logger
+	changed      string // this deployment's tenant-change channel
 
 	mu    sync.RWMutex
 	cache map[string]cached
@@ -49,8 +51,8 @@ type cached struct {
 }
 
 // NewRegistry builds a registry over the control schema.
-func NewRegistry(db *gorm.DB, rdb *redis.Client, runner *migrations.Runner, log *slog.Logger) *Registry {
-	return &Registry{db: db, rdb: rdb, runner: runner, log: log, cache: map[string]cached{}}
+func NewRegistry(db *gorm.DB, rdb *redis.Client, deployment string, runner *migrations.Runner, log *slog.Logger) *Registry {
+	return &Registry{db: db, rdb: rdb, runner: runner, log: log, changed: deployment + ":" + changedChannel, cache: map[string]cached{}}
 }
 
 // OnProvision adds a step run for every new tenant before it becomes active.
@@ -215,7 +217,7 @@ func (r *Registry) setStatus(ctx context.Context, slug string, from, to Status) 
 		return fmt.Errorf("tenant %s cannot go from %s to %s", slug, from, to)
 	}
 	r.forget(slug)
-	if err := r.rdb.Publish(ctx, ChangedChannel, slug).Err(); err != nil {
+	if err := r.rdb.Publish(ctx, r.changed, slug).Err(); err != nil {
 		// Other servers fall back to the cache TTL.
 		r.log.Warn("tenant change not broadcast", "tenant", slug, "err", err)
 	}
@@ -232,10 +234,10 @@ func (r *Registry) forget(slug string) {
 // Watch drops cached tenants as their changes are announced, until ctx ends.
 // It returns once the subscription is live.
 func (r *Registry) Watch(ctx context.Context) error {
-	sub := r.rdb.Subscribe(ctx, ChangedChannel)
+	sub := r.rdb.Subscribe(ctx, r.changed)
 	if _, err := sub.Receive(ctx); err != nil {
 		sub.Close()
-		return fmt.Errorf("subscribe %s: %w", ChangedChannel, err)
+		return fmt.Errorf("subscribe %s: %w", r.changed, err)
 	}
 	go func() {
 		defer sub.Close()

@@ -76,12 +76,12 @@ func seatStates(ids []string, state string) []SeatState {
 // same bounded way (the change of release/expiry bumps the version too).
 const cacheTTL = 10 * time.Second
 
-func versionKey(t tenants.Tenant, eventID uuid.UUID) string {
-	return "marquee:inv:avail-version:" + t.Slug + ":" + eventID.String()
+func (s *Service) versionKey(t tenants.Tenant, eventID uuid.UUID) string {
+	return s.app.RedisKey("inv", "avail-version", t.Slug, eventID.String())
 }
 
-func entryKey(t tenants.Tenant, eventID uuid.UUID, version, format string) string {
-	return "marquee:inv:avail:" + t.Slug + ":" + eventID.String() + ":" + version + ":" + format
+func (s *Service) entryKey(t tenants.Tenant, eventID uuid.UUID, version, format string) string {
+	return s.app.RedisKey("inv", "avail", t.Slug, eventID.String(), version, format)
 }
 
 func topic(eventID uuid.UUID) string { return "inv:" + eventID.String() }
@@ -95,8 +95,8 @@ func (s *Service) changed(ctx context.Context, t tenants.Tenant, eventID uuid.UU
 	}
 	// One round trip: the version bump, then the live update.
 	pipe := s.app.Redis.Pipeline()
-	pipe.Incr(ctx, versionKey(t, eventID))
-	pipe.Expire(ctx, versionKey(t, eventID), 24*time.Hour)
+	pipe.Incr(ctx, s.versionKey(t, eventID))
+	pipe.Expire(ctx, s.versionKey(t, eventID), 24*time.Hour)
 	if err := s.app.Realtime.PublishIn(ctx, pipe, t, topic(eventID), "availability", map[string]any{"seats": seats}); err != nil {
 		s.app.Log.Warn("live availability not published", "tenant", t.Slug, "event", eventID, "err", err)
 	}
@@ -112,13 +112,13 @@ func (s *Service) AvailabilityJSON(ctx context.Context, t tenants.Tenant, eventI
 	if bitmap {
 		format = "bitmap"
 	}
-	version, err := s.app.Redis.Get(ctx, versionKey(t, eventID)).Result()
+	version, err := s.app.Redis.Get(ctx, s.versionKey(t, eventID)).Result()
 	cacheUp := err == nil || err == redis.Nil
 	if err == redis.Nil {
 		version = "0"
 	}
 	if cacheUp {
-		if raw, err := s.app.Redis.Get(ctx, entryKey(t, eventID, version, format)).Bytes(); err == nil {
+		if raw, err := s.app.Redis.Get(ctx, s.entryKey(t, eventID, version, format)).Bytes(); err == nil {
 			return raw, nil
 		}
 	}
@@ -136,7 +136,7 @@ func (s *Service) AvailabilityJSON(ctx context.Context, t tenants.Tenant, eventI
 		return nil, err
 	}
 	if cacheUp {
-		s.app.Redis.Set(ctx, entryKey(t, eventID, version, format), raw, cacheTTL)
+		s.app.Redis.Set(ctx, s.entryKey(t, eventID, version, format), raw, cacheTTL)
 	}
 	return raw, nil
 }

@@ -19,7 +19,6 @@ import (
 	"marquee/app"
 	"marquee/app/apptest"
 	"marquee/config"
-	"marquee/jobs"
 	"marquee/modules/calendar"
 	"marquee/modules/inventory"
 )
@@ -114,7 +113,7 @@ func (p *recordingStripe) snapshot() (made, received map[string]int) {
 // the app's tasks (as `marquee worker` does), with a short shutdown grace.
 func worker(t *testing.T, env *apptest.Env) *asynq.Server {
 	t.Helper()
-	srv := asynq.NewServer(asynqOpt(t), asynq.Config{Concurrency: 2, Queues: jobs.Queues, ShutdownTimeout: 500 * time.Millisecond,
+	srv := asynq.NewServer(asynqOpt(t), asynq.Config{Concurrency: 2, Queues: env.App.Jobs.ServerQueues(), ShutdownTimeout: 500 * time.Millisecond,
 		DelayedTaskCheckInterval: time.Second, LogLevel: asynq.FatalLevel})
 	if err := srv.Start(env.App.Jobs.Mux()); err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func TestExpiryTaskNeverScheduledEarly(t *testing.T) {
 	early := 0
 	for i := range 20 {
 		h := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{fmt.Sprintf("A-1-%d", i+1)}})
-		info, err := insp.GetTaskInfo(jobs.QueueCritical, "hold-expire:"+s.slug+":"+h.ID.String())
+		info, err := insp.GetTaskInfo(env.App.Jobs.Queue(jobs.QueueCritical), "hold-expire:"+s.slug+":"+h.ID.String())
 		if err != nil {
 			t.Fatalf("expiry task not scheduled: %v", err)
 		}
@@ -130,7 +130,7 @@ func TestLostExpiryTaskSweptWithinSeconds(t *testing.T) {
 	h := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-3", "A-1-4"}})
 	insp := asynq.NewInspector(asynqOpt(t))
 	defer insp.Close()
-	if err := insp.DeleteTask(jobs.QueueCritical, "hold-expire:"+s.slug+":"+h.ID.String()); err != nil {
+	if err := insp.DeleteTask(env.App.Jobs.Queue(jobs.QueueCritical), "hold-expire:"+s.slug+":"+h.ID.String()); err != nil {
 		t.Fatal(err)
 	}
 	due := s.dueIn(t, h.ID, time.Second)

@@ -61,7 +61,7 @@ func TestExpiryThroughAsynqWorker(t *testing.T) {
 	insp := asynq.NewInspector(asynqOpt(t))
 	defer insp.Close()
 	taskID := "hold-expire:" + s.slug + ":" + h.ID.String()
-	info, err := insp.GetTaskInfo(jobs.QueueCritical, taskID)
+	info, err := insp.GetTaskInfo(env.App.Jobs.Queue(jobs.QueueCritical), taskID)
 	if err != nil {
 		t.Fatalf("expiry task not scheduled: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestExpiryThroughAsynqWorker(t *testing.T) {
 		t.Fatalf("task runs at %v, hold expires at %v", info.NextProcessAt, h.ExpiresAt)
 	}
 	// Bring the hold's time forward to now+2s and reschedule its task at it.
-	if err := insp.DeleteTask(jobs.QueueCritical, taskID); err != nil {
+	if err := insp.DeleteTask(env.App.Jobs.Queue(jobs.QueueCritical), taskID); err != nil {
 		t.Fatal(err)
 	}
 	var due time.Time

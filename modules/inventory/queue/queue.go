@@ -101,6 +101,7 @@ var (
 type Room struct {
 	db     *gorm.DB
 	rdb    *redis.Client
+	prefix string // the deployment's Redis prefix
 	key    []byte
 	now    func() time.Time
 	random func() float64
@@ -125,19 +126,19 @@ const settingsTTL = 2 * time.Second
 func New(a *app.App) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
-	return &Room{db: a.DB, rdb: a.Redis, key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
+	return &Room{db: a.DB, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
 }
 
 // Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
 type keys struct{ seq, queue, active, buyers, owners, state, cfg string }
 
-func roomKeys(t tenants.Tenant, event uuid.UUID) keys {
-	p := "wr:{" + t.Slug + ":" + event.String() + "}:"
+func (r *Room) keys(t tenants.Tenant, event uuid.UUID) keys {
+	p := r.prefix + "wr:{" + t.Slug + ":" + event.String() + "}:"
 	return keys{seq: p + "seq", queue: p + "queue", active: p + "active", buyers: p + "buyers", owners: p + "owners", state: p + "state", cfg: p + "cfg"}
 }
 
 // roomsKey lists "tenant event" pairs whose rooms the admitter serves.
-const roomsKey = "wr:rooms"
+func (r *Room) roomsKey() string { return r.prefix + "wr:rooms" }
 
 // Settings returns an event's room settings (cached briefly).
 func (r *Room) Settings(ctx context.Context, t tenants.Tenant, event uuid.UUID) (Settings, error) {
@@ -198,11 +199,11 @@ func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) erro
 
 // publishSettings copies what the admitter needs into Redis.
 func (r *Room) publishSettings(ctx context.Context, t tenants.Tenant, s Settings) error {
-	k := roomKeys(t, s.EventID)
+	k := r.keys(t, s.EventID)
 	pipe := r.rdb.TxPipeline()
 	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000)
 	pipe.HSetNX(ctx, k.state, "last", r.now().UnixMilli()) // starts the admission clock
-	pipe.SAdd(ctx, roomsKey, t.Slug+" "+s.EventID.String())
+	pipe.SAdd(ctx, r.roomsKey(), t.Slug+" "+s.EventID.String())
 	_, err := pipe.Exec(ctx)
 	return err
 }
@@ -235,7 +236,7 @@ func (r *Room) Join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buye
 	if !s.Open(now) {
 		return Status{State: "not_required"}, nil
 	}
-	k := roomKeys(t, event)
+	k := r.keys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
 	res, err := joinScript.Run(ctx, r.rdb, []string{k.seq, k.queue, k.active, k.buyers, k.owners},
@@ -317,7 +318,7 @@ func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, 
 	if _, err := uuid.Parse(ticket); err != nil {
 		return Status{}, ErrUnknownTicket
 	}
-	k := roomKeys(t, event)
+	k := r.keys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
 	pipe := r.rdb.Pipeline()
@@ -410,7 +411,7 @@ func (r *Room) Check(ctx context.Context, t tenants.Tenant, event uuid.UUID, buy
 	if c.Degraded {
 		return nil // admitted by the no-Redis lottery; nothing to look up
 	}
-	k := roomKeys(t, event)
+	k := r.keys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
 	// Extend the slot only if it is still held (XX + GT keep a lapsed slot lapsed).
@@ -433,7 +434,7 @@ func (r *Room) Leave(ctx context.Context, t tenants.Tenant, event uuid.UUID, tok
 	if !ok || c.Tenant != t.Slug || c.Event != event.String() || c.Degraded {
 		return nil
 	}
-	return r.rdb.ZRem(ctx, roomKeys(t, event).active, c.Ticket).Err()
+	return r.rdb.ZRem(ctx, r.keys(t, event).active, c.Ticket).Err()
 }
 
 // leaveBuyerScript frees the active slot of a buyer's place, found by the
@@ -449,7 +450,7 @@ return redis.call('ZREM', KEYS[2], ticket)
 // paid, their last hold released), so the next buyer gets in now instead
 // of after the idle timeout. It implements inventory.AdmissionLeaver.
 func (r *Room) LeaveBuyer(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer string) error {
-	k := roomKeys(t, event)
+	k := r.keys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
 	return leaveBuyerScript.Run(ctx, r.rdb, []string{k.buyers, k.active}, buyer).Err()
@@ -498,7 +499,7 @@ return admitted
 // AdmitOnce runs one admission step for every registered room and returns
 // how many buyers it let through.
 func (r *Room) AdmitOnce(ctx context.Context) (int, error) {
-	rooms, err := r.rdb.SMembers(ctx, roomsKey).Result()
+	rooms, err := r.rdb.SMembers(ctx, r.roomsKey()).Result()
 	if err != nil {
 		return 0, err
 	}
@@ -510,7 +511,7 @@ func (r *Room) AdmitOnce(ctx context.Context) (int, error) {
 		if !ok || err != nil {
 			continue
 		}
-		k := roomKeys(tenants.Tenant{Slug: slug}, event)
+		k := r.keys(tenants.Tenant{Slug: slug}, event)
 		n, err := admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg}, now).Int()
 		if err != nil {
 			return total, fmt.Errorf("admit %s: %w", room, err)

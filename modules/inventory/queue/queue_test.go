@@ -163,7 +163,7 @@ func TestAdmissionCapAndRate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k := roomKeys(tn, s.EventID)
+	k := room.keys(tn, s.EventID)
 	active := func() int64 {
 		n, err := room.rdb.ZCount(ctx, k.active, fmt.Sprint(clk.now().UnixMilli()), "+inf").Result()
 		if err != nil {
