@@ -102,6 +102,8 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 			{&c.SucceededNotSettled, `SELECT count(*) FROM inv_stripe_events e JOIN inv_orders o ON o.id = e.order_id
 				WHERE o.event_id = ? AND e.type = 'payment_intent.succeeded' AND o.status NOT IN ('paid', 'refunded')`},
 			{&c.ValidTickets, `SELECT count(*) FROM inv_tickets WHERE event_id = ? AND status = 'valid'`},
+			{&c.PendingWithoutPayment, `SELECT count(*) FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
+				WHERE o.event_id = ? AND o.status = 'pending' AND o.payment_intent_id IS NULL AND h.status <> 'active'`},
 		}
 		for _, s := range steps {
 			if err := q(tx, s.dst, s.sql, h.event); err != nil {
@@ -142,7 +144,7 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 	})
 	c.AnswersLostRecovered = h.acct.lostRecovered.Load()
 	c.OK = err == nil && c.SeatsSoldTwice == 0 && c.SeatStateMismatch == 0 && c.CountersOverCapacity == 0 &&
-		c.GATicketsOverPool == 0 && c.PaidWithoutTickets == 0 && c.SucceededNotSettled == 0 &&
+		c.GATicketsOverPool == 0 && c.PaidWithoutTickets == 0 && c.SucceededNotSettled == 0 && c.PendingWithoutPayment == 0 &&
 		c.ValidTickets <= int64(h.o.Seats+h.o.GA) && c.ValidTickets == inDB &&
 		c.ConfirmedNotInDatabase == 0 && c.TicketsNotAsBought == 0
 	return c, err
@@ -330,8 +332,8 @@ func (h *Harness) print(rep *Report) {
 	if !c.OK {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(w, "database check %s: seats sold twice %d, seat/ticket mismatches %d, counters over capacity %d, GA over pool %d, paid orders without tickets %d, succeeded payments unsettled %d, valid tickets %d (buyers counted %d)\n",
-		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.ValidTickets, rep.TicketsSold)
+	fmt.Fprintf(w, "database check %s: seats sold twice %d, seat/ticket mismatches %d, counters over capacity %d, GA over pool %d, paid orders without tickets %d, succeeded payments unsettled %d, pending orders without payment after their hold %d, valid tickets %d (buyers counted %d)\n",
+		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.PendingWithoutPayment, c.ValidTickets, rep.TicketsSold)
 	fmt.Fprintf(w, "per buyer: confirmed purchases missing %d, other ticket counts %d; lost answers: paid orders whose buyer never heard %d (%d tickets), recovered by a retry %d\n",
 		c.ConfirmedNotInDatabase, c.TicketsNotAsBought, c.PaidAnswerLost, c.PaidAnswerLostTickets, c.AnswersLostRecovered)
 	if e := rep.Expiry; e.Expired > 0 || e.Active > 0 {

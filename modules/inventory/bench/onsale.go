@@ -91,6 +91,9 @@ type Checks struct {
 	PaidWithoutTickets   int64 `json:"paid_orders_without_tickets"`
 	SucceededNotSettled  int64 `json:"succeeded_payments_not_paid_or_refunded"`
 	ValidTickets         int64 `json:"valid_tickets"`
+	// Orders left pending without a PaymentIntent after their hold ended:
+	// debris of requests killed midway, which must be closed with the hold.
+	PendingWithoutPayment int64 `json:"pending_orders_without_payment_after_hold"`
 	// What each buyer bought, by the database, against what they were told.
 	ConfirmedNotInDatabase int64 `json:"confirmed_purchases_missing"`
 	TicketsNotAsBought     int64 `json:"buyers_with_other_ticket_counts"`
