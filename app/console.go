@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,11 +104,11 @@ func (a *App) consoleLoginPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/console")
 		return
 	}
-	a.renderLogin(c, http.StatusOK, loginView{Action: "/console/login", Next: "/console"})
+	a.renderLogin(c, http.StatusOK, loginView{Action: "/console/login", Next: safeNext(c.Query("next"), "/console", "/console")})
 }
 
 func (a *App) consoleLogin(c *gin.Context) {
-	v := loginView{Action: "/console/login", Next: "/console", Email: c.PostForm("email")}
+	v := loginView{Action: "/console/login", Next: safeNext(c.PostForm("next"), "/console", "/console"), Email: c.PostForm("email")}
 	if !a.validPreAuthCSRF(c) {
 		v.Error = "Your sign-in form expired. Please try again."
 		a.renderLogin(c, http.StatusForbidden, v)
@@ -145,7 +147,7 @@ func (a *App) consoleLogin(c *gin.Context) {
 	}
 	a.platformAudit(ctx, email, "console.login", nil, "")
 	a.setCookie(c, ConsoleCookie, token, time.Until(s.ExpiresAt))
-	c.Redirect(http.StatusSeeOther, "/console")
+	c.Redirect(http.StatusSeeOther, v.Next)
 }
 
 func (a *App) consoleLogout(c *gin.Context) {
@@ -300,9 +302,13 @@ func (a *App) TenantURL(c *gin.Context, slug string) string {
 	if c.Request.TLS != nil {
 		scheme = "https"
 	}
+	// Only a numeric port is carried over: the Host header is the
+	// client's, and anything else in it would make this link lead elsewhere.
 	port := ""
-	if i := strings.LastIndex(c.Request.Host, ":"); i >= 0 && !strings.HasSuffix(c.Request.Host, "]") {
-		port = c.Request.Host[i:]
+	if _, p, err := net.SplitHostPort(c.Request.Host); err == nil && p != "" {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 && n < 65536 {
+			port = ":" + strconv.Itoa(n)
+		}
 	}
 	return scheme + "://" + slug + "." + a.Config.BaseDomain + port
 }

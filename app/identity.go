@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -413,10 +415,59 @@ func (a *App) recordLoginFailure(ctx context.Context, keys ...string) {
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
-// safeNext keeps post-login redirects on this host.
-func safeNext(next, fallback string) string {
-	if strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") && !strings.ContainsAny(next, "\\\r\n") {
-		return next
+// maxNextLen bounds a post-login target; real portal paths are far shorter.
+const maxNextLen = 2048
+
+// safeNext returns next if it is a path on this host under home (home itself
+// or below it), and fallback otherwise. Browsers repair what a server
+// passes through: they drop tabs and newlines, read a backslash as a slash
+// and resolve dot segments, so "/\t/evil.example", "/\\evil.example" and
+// "/.//evil.example" all lead off-site. The target is therefore parsed,
+// checked on both its raw and decoded forms, and rebuilt from the parsed
+// path and query only (no scheme, host, user or fragment survive).
+func safeNext(next, home, fallback string) string {
+	if next == "" || len(next) > maxNextLen || !cleanTarget(next) {
+		return fallback
 	}
-	return fallback
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return fallback
+	}
+	// u.Path is decoded: "%2F", "%5C", "%09" and "%2e" show up here as
+	// what they decode to.
+	if !strings.HasPrefix(u.Path, "/") || !cleanTarget(u.Path) || strings.Contains(u.Path, "//") {
+		return fallback
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return fallback
+		}
+	}
+	if u.Path != home && !strings.HasPrefix(u.Path, strings.TrimSuffix(home, "/")+"/") {
+		return fallback
+	}
+	if q, err := url.QueryUnescape(u.RawQuery); err != nil || !cleanTarget(q) {
+		return fallback
+	}
+	out := &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	target := out.String()
+	if !strings.HasPrefix(target, "/") || strings.HasPrefix(target, "//") {
+		return fallback
+	}
+	return target
+}
+
+// cleanTarget refuses the characters browsers repair in URLs (control
+// characters, which they strip, and backslashes, which they read as
+// slashes), and invalid UTF-8.
+func cleanTarget(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' || (r >= 0x80 && r < 0xa0) || unicode.In(r, unicode.Zs) && r != ' ' {
+			return false
+		}
+	}
+	return true
 }

@@ -151,7 +151,7 @@ func (a *App) portalLoginPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/portal")
 		return
 	}
-	a.renderLogin(c, http.StatusOK, loginView{Action: "/portal/login", Next: safeNext(c.Query("next"), "/portal")})
+	a.renderLogin(c, http.StatusOK, loginView{Action: "/portal/login", Next: safeNext(c.Query("next"), "/portal", "/portal")})
 }
 
 func (a *App) renderLogin(c *gin.Context, status int, v loginView) {
@@ -169,7 +169,7 @@ func (a *App) renderLogin(c *gin.Context, status int, v loginView) {
 }
 
 func (a *App) portalLogin(c *gin.Context) {
-	v := loginView{Action: "/portal/login", Next: safeNext(c.PostForm("next"), "/portal"), Email: c.PostForm("email")}
+	v := loginView{Action: "/portal/login", Next: safeNext(c.PostForm("next"), "/portal", "/portal"), Email: c.PostForm("email")}
 	if !a.validPreAuthCSRF(c) {
 		v.Error = "Your sign-in form expired. Please try again."
 		a.renderLogin(c, http.StatusForbidden, v)
