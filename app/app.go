@@ -67,6 +67,7 @@ type App struct {
 	shedder           *shedder
 	sessions          *sessionCache
 	stop              context.CancelFunc
+	clock             func() time.Time
 }
 
 // Options tune New; the zero value is right for serving.
@@ -76,6 +77,9 @@ type Options struct {
 	DBMaxConns int
 	// MigrationsControl and MigrationsTenant replace the embedded trees (tests).
 	MigrationsControl, MigrationsTenant fs.FS
+	// Clock replaces time.Now where time decides an outcome that tests
+	// must control (sign-in throttling windows).
+	Clock func() time.Time
 }
 
 // New connects to PostgreSQL and Redis, brings the control schema up to
@@ -85,7 +89,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if log == nil {
 		log = NewLogger(os.Stderr, cfg.LogLevel)
 	}
-	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
+	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry(), clock: opts.Clock}
+	if a.clock == nil {
+		a.clock = time.Now
+	}
 	a.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("marquee-no-such-account"), cfg.PasswordCost)
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ok := false
@@ -147,6 +154,9 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	ok = true
 	return a, nil
 }
+
+// Now is the App's clock: time.Now unless Options.Clock replaced it.
+func (a *App) Now() time.Time { return a.clock() }
 
 // Close releases every connection.
 func (a *App) Close() {

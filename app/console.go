@@ -116,10 +116,18 @@ func (a *App) consoleLogin(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
-	acctKey, ipKey := "marquee:login:support:"+email, "marquee:login:ip:"+c.ClientIP()
-	if err := a.checkLoginLimit(ctx, acctKey, ipKey); err != nil {
-		v.Error = err.(*Error).Detail
-		a.renderLogin(c, http.StatusTooManyRequests, v)
+	attempt, err := a.beginSignIn(ctx, "support", email, c.ClientIP())
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			Fail(c, err)
+			return
+		}
+		v.Error = e.Detail
+		for k, h := range e.Headers {
+			c.Header(k, h)
+		}
+		a.renderLogin(c, e.Status, v)
 		return
 	}
 	var rows []struct {
@@ -135,11 +143,16 @@ func (a *App) consoleLogin(c *gin.Context) {
 		hash = []byte(rows[0].PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(c.PostForm("password"))) != nil || len(rows) != 1 {
-		a.recordLoginFailure(ctx, acctKey, ipKey)
+		var id uuid.UUID
+		if len(rows) == 1 {
+			id = rows[0].ID
+		}
+		a.signInFailed(ctx, nil, id, attempt)
 		v.Error = "email or password is wrong"
 		a.renderLogin(c, http.StatusUnauthorized, v)
 		return
 	}
+	a.signInSucceeded(ctx, attempt)
 	token, s, err := a.CreateSession(ctx, KindSupport, nil, rows[0].ID, nil, 8*time.Hour)
 	if err != nil {
 		Fail(c, err)

@@ -72,7 +72,14 @@ func (a *App) apiLogin(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"token": token, "expires_at": s.ExpiresAt})
+	// Notices about this account (repeated failed sign-ins) are handed over
+	// once, with the sign-in.
+	notices, err := a.takeSecurityNotices(c.Request.Context(), TenantOf(c), s.UserID)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": token, "expires_at": s.ExpiresAt, "security_notices": notices})
 }
 
 func (a *App) apiLogout(c *gin.Context) {

@@ -183,6 +183,9 @@ func (a *App) portalLogin(c *gin.Context) {
 			return
 		}
 		v.Error = e.Detail
+		for k, h := range e.Headers {
+			c.Header(k, h)
+		}
 		a.renderLogin(c, e.Status, v)
 		return
 	}
@@ -207,10 +210,19 @@ func (a *App) portalHome(c *gin.Context) {
 	} else {
 		roles = []policies.Assignment{{Role: policies.RoleSupport}}
 	}
+	var notices []SecurityNotice
+	if p.Kind == KindUser {
+		var err error
+		if notices, err = a.takeSecurityNotices(c.Request.Context(), TenantOf(c), p.UserID); err != nil {
+			Fail(c, err)
+			return
+		}
+	}
 	content, err := RenderTemplate(coreTemplates, "portal_home", struct {
-		Who   string
-		Roles []policies.Assignment
-	}{a.displayName(c), roles})
+		Who     string
+		Roles   []policies.Assignment
+		Notices []SecurityNotice
+	}{a.displayName(c), roles, notices})
 	if err != nil {
 		Fail(c, err)
 		return

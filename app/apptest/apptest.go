@@ -108,6 +108,8 @@ type Options struct {
 	DBMaxConns int
 	Modules    []app.Module
 	Configure  func(*config.Config)
+	// Clock, if set, is the App's clock (app.Options.Clock).
+	Clock func() time.Time
 }
 
 // Config returns the test configuration for a database URL and Redis db.
@@ -144,7 +146,7 @@ func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
 		// keep each test app's pool small unless a test asks for more.
 		opts.DBMaxConns = 10
 	}
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns}, opts.Modules...)
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns, Clock: opts.Clock}, opts.Modules...)
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
