@@ -94,7 +94,7 @@ func (a *App) Handler() http.Handler {
 		default:
 			chain = append(chain, a.resolveTenant, a.shedder.limit, a.identify, a.auditSupportVisit)
 		}
-		chain = append(chain, a.authorize(rt.Perm))
+		chain = append(chain, a.authorize(rt.Perm), a.guardInput(rt))
 		chain = append(chain, rt.handlers...)
 		r.Handle(rt.Method, rt.Path, chain...)
 	}

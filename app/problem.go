@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -107,8 +109,10 @@ func Fail(c *gin.Context, err error) {
 }
 
 // DecodeJSON reads a JSON request body into dst strictly: the media type must
-// be JSON, unknown fields and wrong types are refused, one value only, and
-// the body size is bounded by the server's limit.
+// be JSON, unknown fields and wrong types are refused, one value only, the
+// body size is bounded by the server's limit, and no string may hold a NUL
+// character or invalid UTF-8 (PostgreSQL refuses the first; Go's decoder
+// would silently replace the second).
 func DecodeJSON(c *gin.Context, dst any) error {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -116,7 +120,14 @@ func DecodeJSON(c *gin.Context, dst any) error {
 			return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Detail: "send application/json"}
 		}
 	}
-	dec := json.NewDecoder(c.Request.Body)
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return jsonProblem(err)
+	}
+	if field, bad := badJSONText(body); bad {
+		return invalidText(field)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonProblem(err)
@@ -125,6 +136,107 @@ func DecodeJSON(c *gin.Context, dst any) error {
 		return Invalid("invalid_json", "request body must hold exactly one JSON value")
 	}
 	return nil
+}
+
+// invalidText names the field whose text PostgreSQL could not store.
+func invalidText(field string) *Error {
+	e := Invalid("invalid_text", "%s must be UTF-8 text without NUL characters", field)
+	e.Extra = map[string]any{"field": field}
+	return e
+}
+
+// printableName shows a client's field name in a problem detail, with what
+// made it unusable made visible.
+func printableName(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", `\u0000`)
+}
+
+// textOK reports whether s can be stored as PostgreSQL text.
+func textOK(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// badJSONText finds the first key or string value of a JSON document that
+// holds a NUL (written \u0000) or invalid UTF-8, and names it by its path
+// (e.g. tiers[2].name). Most bodies have neither, and skip the walk. A
+// document that does not parse reports nothing: the decoder names that.
+func badJSONText(body []byte) (string, bool) {
+	invalidUTF8 := !utf8.Valid(body)
+	if !invalidUTF8 && !bytes.Contains(body, []byte(`\u0000`)) {
+		return "", false
+	}
+	bad := func(s string) bool {
+		// The decoder has replaced invalid bytes with U+FFFD by now.
+		return strings.ContainsRune(s, 0) || (invalidUTF8 && strings.ContainsRune(s, utf8.RuneError))
+	}
+	type frame struct {
+		object, wantKey bool
+		key             string
+		index           int
+	}
+	var stack []frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.object {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(printableName(f.key))
+			} else {
+				fmt.Fprintf(&b, "[%d]", f.index)
+			}
+		}
+		if b.Len() == 0 {
+			return "body"
+		}
+		return b.String()
+	}
+	valueDone := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].object {
+				stack[n-1].wantKey = true
+			} else {
+				stack[n-1].index++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			if k, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].wantKey = k, false
+				if bad(k) {
+					return path(), true
+				}
+				continue
+			}
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, frame{object: true, wantKey: true})
+			case '[':
+				stack = append(stack, frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		case string:
+			if bad(v) {
+				return path(), true
+			}
+		}
+		valueDone()
+	}
 }
 
 func jsonProblem(err error) *Error {

@@ -1,0 +1,74 @@
+package app
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// maxFormMemory is what a multipart form may hold in memory; the body limit
+// applies first.
+const maxFormMemory = 1 << 20
+
+// guardInput runs before every route's handlers and refuses, in one place,
+// text that PostgreSQL cannot store (a NUL character or invalid UTF-8) in
+// path parameters, the query string and form posts. JSON bodies are checked
+// by DecodeJSON, through which every JSON route decodes.
+func (a *App) guardInput(rt Route) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := checkRequestText(c); err != nil {
+			Fail(c, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+func checkRequestText(c *gin.Context) error {
+	for _, p := range c.Params {
+		if !textOK(p.Value) {
+			return invalidText("path parameter " + p.Key)
+		}
+	}
+	if err := checkValues("query parameter", c.Request.URL.Query()); err != nil {
+		return err
+	}
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		if err := c.Request.ParseForm(); err != nil {
+			return formProblem(err)
+		}
+		return checkValues("form field", c.Request.PostForm)
+	case "multipart/form-data":
+		if err := c.Request.ParseMultipartForm(maxFormMemory); err != nil {
+			return formProblem(err)
+		}
+		return checkValues("form field", c.Request.MultipartForm.Value)
+	}
+	return nil
+}
+
+func checkValues(kind string, values map[string][]string) error {
+	for k, vs := range values {
+		if !textOK(k) {
+			return invalidText(kind + " " + printableName(k))
+		}
+		for _, v := range vs {
+			if !textOK(v) {
+				return invalidText(kind + " " + k)
+			}
+		}
+	}
+	return nil
+}
+
+func formProblem(err error) *Error {
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return jsonProblem(err)
+	}
+	return Invalid("invalid_form", "the form could not be read: %v", err)
+}
