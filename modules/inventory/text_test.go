@@ -18,6 +18,7 @@ func TestUnstorableTextIsRefused(t *testing.T) {
 	h := s.mustHold(t, ev, buyer, map[string]any{"seats": []string{"A-1-1"}})
 	o := s.order(t, buyer, h.ID)
 	mustStatus(t, s.webhook(t, "evt_nul_1", "payment_intent.succeeded", o.Order), http.StatusOK)
+	fresh := s.event(t, "NUL Night, not configured yet")
 	before := s.snapshot(t)
 	tiersBefore := s.count(t, `SELECT count(*) FROM inv_tiers`)
 	refundsBefore := s.count(t, `SELECT count(*) FROM inv_refunds`)
@@ -30,8 +31,8 @@ func TestUnstorableTextIsRefused(t *testing.T) {
 		field              string
 		headers            []string
 	}{
-		{"tier name with NUL", "PUT", "/api/v1/events/" + ev + "/inventory", setup, "tiers[0].name", nil},
-		{"tier name with invalid UTF-8", "PUT", "/api/v1/events/" + ev + "/inventory",
+		{"tier name with NUL", "PUT", "/api/v1/events/" + fresh + "/inventory", setup, "tiers[0].name", nil},
+		{"tier name with invalid UTF-8", "PUT", "/api/v1/events/" + fresh + "/inventory",
 			`{"zones":[{"name":"Stalls","kind":"reserved"}],"tiers":[{"name":"St` + "\xff" + `alls","zone":"Stalls","price":5000,"currency":"EUR","max_per_order":5}]}`, "tiers[0].name", nil},
 		{"refund reason with NUL", "POST", "/api/v1/orders/" + o.ID.String() + "/refund", `{"reason":"moved\u0000"}`, "reason",
 			[]string{"Idempotency-Key", uuid.NewString()}},
