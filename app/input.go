@@ -2,6 +2,8 @@ package app
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"mime"
 	"net/http"
 
@@ -12,18 +14,45 @@ import (
 // applies first.
 const maxFormMemory = 1 << 20
 
-// guardInput runs before every route's handlers and refuses, in one place,
-// text that PostgreSQL cannot store (a NUL character or invalid UTF-8) in
-// path parameters, the query string and form posts. JSON bodies are checked
-// by DecodeJSON, through which every JSON route decodes.
+// guardInput runs before every route's handlers and refuses, in one place:
+// a body on a route that takes none, or one declared larger than the limit
+// (neither is read); and text that PostgreSQL cannot store (a NUL character
+// or invalid UTF-8) in path parameters, the query string and form posts.
+// JSON bodies are checked by DecodeJSON, through which every JSON route
+// decodes.
 func (a *App) guardInput(rt Route) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if err := a.checkBodySize(c, rt.NoBody); err != nil {
+			Fail(c, err)
+			return
+		}
 		if err := checkRequestText(c); err != nil {
 			Fail(c, err)
 			return
 		}
 		c.Next()
 	}
+}
+
+func (a *App) checkBodySize(c *gin.Context, noBody bool) error {
+	r := c.Request
+	if r.ContentLength > a.Config.MaxBodyBytes {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+			Detail: fmt.Sprintf("request body exceeds %d bytes", a.Config.MaxBodyBytes)}
+	}
+	if !noBody {
+		return nil
+	}
+	if r.ContentLength == -1 && r.Body != nil && r.Body != http.NoBody {
+		// A body of unknown length (chunked): one byte tells.
+		var one [1]byte
+		if n, _ := io.ReadFull(r.Body, one[:]); n == 0 {
+			return nil
+		}
+	} else if r.ContentLength <= 0 {
+		return nil
+	}
+	return Invalid("body_not_allowed", "%s %s takes no request body", r.Method, c.FullPath())
 }
 
 func checkRequestText(c *gin.Context) error {

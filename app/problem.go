@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error is the one error type handlers return for anything a client should
@@ -73,6 +74,9 @@ const ProblemContentType = "application/problem+json"
 func Fail(c *gin.Context, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
+		e = inputRefusedByDatabase(err)
+	}
+	if e == nil {
 		if c.Request.Context().Err() != nil {
 			// The client hung up, which is usually what failed the work:
 			// nobody reads an answer and it is not the server's fault.
@@ -134,6 +138,25 @@ func DecodeJSON(c *gin.Context, dst any) error {
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return Invalid("invalid_json", "request body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// inputRefusedByDatabase turns the errors PostgreSQL raises for values it
+// cannot take (a number out of its column's range, text it cannot store)
+// into a 400: input checks should have caught them, but a client error
+// must not read as a server fault. Its statement, and so its transaction,
+// failed: nothing changed.
+func inputRefusedByDatabase(err error) *Error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return nil
+	}
+	switch pgErr.Code {
+	case "22003": // numeric_value_out_of_range
+		return Invalid("out_of_range", "a number is out of range")
+	case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
+		return Invalid("invalid_text", "text must be UTF-8 without NUL characters")
 	}
 	return nil
 }

@@ -6,7 +6,7 @@
 //
 //	1 app   2 tenants   3 jobs   4 migrations   5 policies   6 calendar
 //	7 inventory   8 staffing   9 ops   10 integrations   11 booking   12 main
-//	13 inventory/queue
+//	13 inventory/queue   14 modules
 package apptest
 
 import (
