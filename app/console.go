@@ -249,9 +249,9 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 			consoleRedirect(c, "No tenant "+slug)
 			return
 		}
-		action := "tenant.resume"
+		action, done := "tenant.resume", "resumed"
 		if suspend {
-			action, err = "tenant.suspend", a.Tenants.Suspend(ctx, slug)
+			action, done, err = "tenant.suspend", "suspended", a.Tenants.Suspend(ctx, slug)
 		} else {
 			err = a.Tenants.Resume(ctx, slug)
 		}
@@ -260,7 +260,7 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 			return
 		}
 		a.platformAudit(ctx, a.supportEmail(ctx, PrincipalOf(c).UserID), action, &t.ID, "")
-		consoleRedirect(c, fmt.Sprintf("%s: %s", slug, strings.TrimPrefix(action, "tenant.")+"d"))
+		consoleRedirect(c, slug+": "+done)
 	}
 }
 
