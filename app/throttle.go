@@ -105,9 +105,9 @@ func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*
 	sum := sha256.Sum256([]byte(scope + "\x00" + email))
 	acct := hex.EncodeToString(sum[:12])
 	at := &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
-		"marquee:signin:pair:" + acct + ":" + clientIP,
-		"marquee:signin:acct:" + acct,
-		"marquee:signin:addr:" + clientIP,
+		"marquee:login:pair:" + acct + ":" + clientIP,
+		"marquee:login:account:" + acct,
+		"marquee:login:ip:" + clientIP,
 	}}
 	ctx, cancel := context.WithTimeout(ctx, signInRedisTimeout)
 	defer cancel()
