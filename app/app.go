@@ -73,6 +73,7 @@ type App struct {
 	drainingOnce sync.Once
 	sessions     *sessionCache
 	stop         context.CancelFunc
+	clock        func() time.Time
 
 	// cancellations are told when an event is cancelled.
 	cancellations []EventCancellations
@@ -85,6 +86,9 @@ type Options struct {
 	DBMaxConns int
 	// MigrationsControl and MigrationsTenant replace the embedded trees (tests).
 	MigrationsControl, MigrationsTenant fs.FS
+	// Clock replaces time.Now where time decides an outcome that tests
+	// must control (sign-in throttling windows).
+	Clock func() time.Time
 }
 
 // New connects to PostgreSQL and Redis, brings the control schema up to
@@ -94,7 +98,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if log == nil {
 		log = NewLogger(os.Stderr, cfg.LogLevel)
 	}
-	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry()}
+	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry(), clock: opts.Clock}
+	if a.clock == nil {
+		a.clock = time.Now
+	}
 	a.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("marquee-no-such-account"), cfg.PasswordCost)
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ok := false
@@ -158,6 +165,9 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	ok = true
 	return a, nil
 }
+
+// Now is the App's clock: time.Now unless Options.Clock replaced it.
+func (a *App) Now() time.Time { return a.clock() }
 
 // Close releases every connection.
 func (a *App) Close() {

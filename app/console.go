@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,11 +104,11 @@ func (a *App) consoleLoginPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/console")
 		return
 	}
-	a.renderLogin(c, http.StatusOK, loginView{Action: "/console/login", Next: "/console"})
+	a.renderLogin(c, http.StatusOK, loginView{Action: "/console/login", Next: safeNext(c.Query("next"), "/console", "/console")})
 }
 
 func (a *App) consoleLogin(c *gin.Context) {
-	v := loginView{Action: "/console/login", Next: "/console", Email: c.PostForm("email")}
+	v := loginView{Action: "/console/login", Next: safeNext(c.PostForm("next"), "/console", "/console"), Email: c.PostForm("email")}
 	if !a.validPreAuthCSRF(c) {
 		v.Error = "Your sign-in form expired. Please try again."
 		a.renderLogin(c, http.StatusForbidden, v)
@@ -114,10 +116,18 @@ func (a *App) consoleLogin(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
-	acctKey, ipKey := "marquee:login:support:"+email, "marquee:login:ip:"+c.ClientIP()
-	if err := a.checkLoginLimit(ctx, acctKey, ipKey); err != nil {
-		v.Error = err.(*Error).Detail
-		a.renderLogin(c, http.StatusTooManyRequests, v)
+	attempt, err := a.beginSignIn(ctx, "support", email, c.ClientIP())
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			Fail(c, err)
+			return
+		}
+		v.Error = e.Detail
+		for k, h := range e.Headers {
+			c.Header(k, h)
+		}
+		a.renderLogin(c, e.Status, v)
 		return
 	}
 	var rows []struct {
@@ -133,11 +143,16 @@ func (a *App) consoleLogin(c *gin.Context) {
 		hash = []byte(rows[0].PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(c.PostForm("password"))) != nil || len(rows) != 1 {
-		a.recordLoginFailure(ctx, acctKey, ipKey)
+		var id uuid.UUID
+		if len(rows) == 1 {
+			id = rows[0].ID
+		}
+		a.signInFailed(ctx, nil, id, attempt)
 		v.Error = "email or password is wrong"
 		a.renderLogin(c, http.StatusUnauthorized, v)
 		return
 	}
+	a.signInSucceeded(ctx, attempt)
 	token, s, err := a.CreateSession(ctx, KindSupport, nil, rows[0].ID, nil, 8*time.Hour)
 	if err != nil {
 		Fail(c, err)
@@ -145,7 +160,7 @@ func (a *App) consoleLogin(c *gin.Context) {
 	}
 	a.platformAudit(ctx, email, "console.login", nil, "")
 	a.setCookie(c, ConsoleCookie, token, time.Until(s.ExpiresAt))
-	c.Redirect(http.StatusSeeOther, "/console")
+	c.Redirect(http.StatusSeeOther, v.Next)
 }
 
 func (a *App) consoleLogout(c *gin.Context) {
@@ -234,9 +249,9 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 			consoleRedirect(c, "No tenant "+slug)
 			return
 		}
-		action := "tenant.resume"
+		action, done := "tenant.resume", "resumed"
 		if suspend {
-			action, err = "tenant.suspend", a.Tenants.Suspend(ctx, slug)
+			action, done, err = "tenant.suspend", "suspended", a.Tenants.Suspend(ctx, slug)
 		} else {
 			err = a.Tenants.Resume(ctx, slug)
 		}
@@ -245,7 +260,7 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 			return
 		}
 		a.platformAudit(ctx, a.supportEmail(ctx, PrincipalOf(c).UserID), action, &t.ID, "")
-		consoleRedirect(c, fmt.Sprintf("%s: %s", slug, strings.TrimPrefix(action, "tenant.")+"d"))
+		consoleRedirect(c, slug+": "+done)
 	}
 }
 
@@ -286,7 +301,7 @@ func (a *App) consoleVisit(c *gin.Context) {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	code := base64.RawURLEncoding.EncodeToString(b)
-	if err := a.Redis.Set(ctx, supportEntryKey(t.Slug, code), token, supportEntryTTL).Err(); err != nil {
+	if err := a.Redis.Set(ctx, a.supportEntryKey(t.Slug, code), token, supportEntryTTL).Err(); err != nil {
 		Fail(c, err)
 		return
 	}
@@ -300,9 +315,13 @@ func (a *App) TenantURL(c *gin.Context, slug string) string {
 	if c.Request.TLS != nil {
 		scheme = "https"
 	}
+	// Only a numeric port is carried over: the Host header is the
+	// client's, and anything else in it would make this link lead elsewhere.
 	port := ""
-	if i := strings.LastIndex(c.Request.Host, ":"); i >= 0 && !strings.HasSuffix(c.Request.Host, "]") {
-		port = c.Request.Host[i:]
+	if _, p, err := net.SplitHostPort(c.Request.Host); err == nil && p != "" {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 && n < 65536 {
+			port = ":" + strconv.Itoa(n)
+		}
 	}
 	return scheme + "://" + slug + "." + a.Config.BaseDomain + port
 }

@@ -38,7 +38,7 @@ func (a *App) registerCore(r *Registrar) {
 	a.registerConsole(r)
 	r.API(http.MethodGet, "/openapi.json", Public(), "This API's OpenAPI document", a.openAPI)
 	r.API(http.MethodPost, "/auth/login", Public(), "Sign in with email and password; returns a bearer token", a.apiLogin)
-	r.API(http.MethodPost, "/auth/logout", SignedIn(), "End the current session", a.apiLogout)
+	r.API(http.MethodPost, "/auth/logout", SignedIn(), "End the current session", a.apiLogout).NoBody()
 	r.API(http.MethodGet, "/me", SignedIn(), "The signed-in principal and its roles", a.apiMe)
 	r.API(http.MethodGet, "/users", Require("users", policies.Read), "List staff users", a.apiListUsers)
 	r.API(http.MethodPost, "/users", Require("users", policies.Write), "Add a staff user", a.apiCreateUser)
@@ -72,7 +72,14 @@ func (a *App) apiLogin(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"token": token, "expires_at": s.ExpiresAt})
+	// Notices about this account (repeated failed sign-ins) are handed over
+	// once, with the sign-in.
+	notices, err := a.takeSecurityNotices(c.Request.Context(), TenantOf(c), s.UserID)
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": token, "expires_at": s.ExpiresAt, "security_notices": notices})
 }
 
 func (a *App) apiLogout(c *gin.Context) {
@@ -104,6 +111,15 @@ func (a *App) apiMe(c *gin.Context) {
 	}
 	out["id"], out["email"], out["name"], out["roles"] = u.ID, u.Email, u.Name, roles
 	c.JSON(http.StatusOK, out)
+}
+
+// NonNil is list as it should be written in JSON: an empty list is [],
+// never null.
+func NonNil[T any](list []T) []T {
+	if list == nil {
+		return []T{}
+	}
+	return list
 }
 
 // pageParams reads cursor pagination: ?after=<cursor>&limit=<1..200>.
@@ -140,7 +156,7 @@ func (a *App) apiListUsers(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	out := gin.H{"items": users}
+	out := gin.H{"items": NonNil(users)}
 	if len(users) == limit {
 		out["next"] = users[len(users)-1].ID
 	}
@@ -180,7 +196,7 @@ func (a *App) apiListAssignments(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": list})
+	c.JSON(http.StatusOK, gin.H{"items": NonNil(list)})
 }
 
 type assignmentRequest struct {
@@ -309,7 +325,7 @@ func (a *App) apiLedger(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	out := gin.H{"items": entries}
+	out := gin.H{"items": NonNil(entries)}
 	if len(entries) == limit {
 		out["next"] = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
 	}
@@ -385,7 +401,7 @@ func (a *App) apiSupportAccess(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": list})
+	c.JSON(http.StatusOK, gin.H{"items": NonNil(list)})
 }
 
 // auditSupportVisit records every change a support visit makes, with its

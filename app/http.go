@@ -99,7 +99,7 @@ func (a *App) Handler() http.Handler {
 			}
 			chain = append(chain, a.resolveTenant(rt.Perm.DuringSuspension), limit, a.identify, a.auditSupportVisit)
 		}
-		chain = append(chain, a.authorize(rt.Perm))
+		chain = append(chain, a.authorize(rt.Perm), a.guardInput(rt))
 		chain = append(chain, rt.handlers...)
 		r.Handle(rt.Method, rt.Path, chain...)
 	}

@@ -8,12 +8,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/mail"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -342,81 +343,92 @@ func (a *App) UserByID(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Use
 	return us[0], nil
 }
 
-// Login limits: failed attempts allowed per window, per account and per IP.
-const (
-	loginWindow      = 15 * time.Minute
-	loginPerAccount  = 5
-	loginPerClientIP = 30
-)
-
-// Login checks a staff member's password and opens a session.
+// Login checks a staff member's password and opens a session. Failed
+// attempts are throttled per account and client address (throttle.go).
 func (a *App) Login(ctx context.Context, t tenants.Tenant, email, password, clientIP string) (string, Session, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	acctKey := fmt.Sprintf("marquee:login:acct:%s:%x", t.Slug, sha256.Sum256([]byte(email)))
-	ipKey := "marquee:login:ip:" + clientIP
-	if err := a.checkLoginLimit(ctx, acctKey, ipKey); err != nil {
+	attempt, err := a.beginSignIn(ctx, "tenant:"+t.Slug, email, clientIP)
+	if err != nil {
 		return "", Session{}, err
 	}
 	var rows []struct {
 		ID           uuid.UUID `gorm:"column:id"`
 		PasswordHash string    `gorm:"column:password_hash"`
 	}
-	err := a.Tx(ctx, t, func(tx *gorm.DB) error {
+	err = a.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT id, password_hash FROM users WHERE lower(email) = ? AND disabled_at IS NULL`, email).Scan(&rows).Error
 	})
 	if err != nil {
 		return "", Session{}, err
 	}
-	hash := a.dummyHash
+	hash, userID := a.dummyHash, uuid.Nil
 	if len(rows) == 1 {
-		hash = []byte(rows[0].PasswordHash)
+		hash, userID = []byte(rows[0].PasswordHash), rows[0].ID
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || len(rows) != 1 {
-		a.recordLoginFailure(ctx, acctKey, ipKey)
+		a.signInFailed(ctx, &t, userID, attempt)
 		return "", Session{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Detail: "email or password is wrong"}
 	}
-	a.Redis.Del(ctx, acctKey)
+	a.signInSucceeded(ctx, attempt)
 	tid := t.ID
 	return a.CreateSession(ctx, KindUser, &tid, rows[0].ID, nil, a.Config.SessionTTL)
 }
 
-func (a *App) checkLoginLimit(ctx context.Context, keys ...string) error {
-	counts, err := a.Redis.MGet(ctx, keys...).Result()
-	if err != nil {
-		// Redis is an accelerator: without it logins still work, unthrottled.
-		a.Log.Warn("login throttle unavailable", "err", err)
-		return nil
-	}
-	limits := []int{loginPerAccount, loginPerClientIP}
-	for i, v := range counts {
-		if s, ok := v.(string); ok {
-			var n int
-			fmt.Sscan(s, &n)
-			if n >= limits[i] {
-				return TooMany("too many failed sign-ins; try again later", int(loginWindow.Seconds()))
-			}
-		}
-	}
-	return nil
-}
-
-func (a *App) recordLoginFailure(ctx context.Context, keys ...string) {
-	pipe := a.Redis.TxPipeline()
-	for _, k := range keys {
-		pipe.Incr(ctx, k)
-		pipe.ExpireNX(ctx, k, loginWindow)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		a.Log.Warn("login throttle not recorded", "err", err)
-	}
-}
-
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
-// safeNext keeps post-login redirects on this host.
-func safeNext(next, fallback string) string {
-	if strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") && !strings.ContainsAny(next, "\\\r\n") {
-		return next
+// maxNextLen bounds a post-login target; real portal paths are far shorter.
+const maxNextLen = 2048
+
+// safeNext returns next if it is a path on this host under home (home itself
+// or below it), and fallback otherwise. Browsers repair what a server
+// passes through: they drop tabs and newlines, read a backslash as a slash
+// and resolve dot segments, so "/\t/evil.example", "/\\evil.example" and
+// "/.//evil.example" all lead off-site. The target is therefore parsed,
+// checked on both its raw and decoded forms, and rebuilt from the parsed
+// path and query only (no scheme, host, user or fragment survive).
+func safeNext(next, home, fallback string) string {
+	if next == "" || len(next) > maxNextLen || !cleanTarget(next) {
+		return fallback
 	}
-	return fallback
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return fallback
+	}
+	// u.Path is decoded: "%2F", "%5C", "%09" and "%2e" show up here as
+	// what they decode to.
+	if !strings.HasPrefix(u.Path, "/") || !cleanTarget(u.Path) || strings.Contains(u.Path, "//") {
+		return fallback
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return fallback
+		}
+	}
+	if u.Path != home && !strings.HasPrefix(u.Path, strings.TrimSuffix(home, "/")+"/") {
+		return fallback
+	}
+	if q, err := url.QueryUnescape(u.RawQuery); err != nil || !cleanTarget(q) {
+		return fallback
+	}
+	out := &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	target := out.String()
+	if !strings.HasPrefix(target, "/") || strings.HasPrefix(target, "//") {
+		return fallback
+	}
+	return target
+}
+
+// cleanTarget refuses the characters browsers repair in URLs (control
+// characters, which they strip, and backslashes, which they read as
+// slashes), and invalid UTF-8.
+func cleanTarget(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' || (r >= 0x80 && r < 0xa0) || unicode.In(r, unicode.Zs) && r != ' ' {
+			return false
+		}
+	}
+	return true
 }

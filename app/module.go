@@ -126,8 +126,27 @@ type Route struct {
 	Summary string
 	// Stream marks a long-lived server-sent event stream: it is bounded per
 	// client address instead of counting against the tenant's request slots.
-	Stream   bool
+	Stream bool
+	// NoBody says the route reads no request body: a non-empty one is
+	// refused before any handler runs, without being read. GET, HEAD,
+	// DELETE and OPTIONS routes take none; others declare it (NoBody).
+	NoBody   bool
 	handlers []gin.HandlerFunc
+}
+
+// Declared is a registered route, for declarations beyond its permission.
+type Declared struct {
+	app *App
+	i   int
+}
+
+// NoBody declares that the route reads no request body (e.g. a POST that
+// acts on its path alone): a non-empty body is refused with 400, or 413
+// past the size limit, without reading it.
+func (d Declared) NoBody() { d.app.routes[d.i].NoBody = true }
+
+func methodTakesNoBody(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodDelete || m == http.MethodOptions
 }
 
 // NavItem is a portal navigation entry, shown to those holding Perm.
@@ -215,7 +234,7 @@ type Registrar struct {
 // App gives a module the core's services (DB, Redis, jobs, ledger, ...).
 func (r *Registrar) App() *App { return r.app }
 
-func (r *Registrar) add(s Surface, method, path string, perm Permission, summary string, h []gin.HandlerFunc) {
+func (r *Registrar) add(s Surface, method, path string, perm Permission, summary string, h []gin.HandlerFunc) Declared {
 	if perm.Kind == permUnset {
 		panic(fmt.Sprintf("%s: route %s %s declares no permission", r.module, method, path))
 	}
@@ -233,40 +252,43 @@ func (r *Registrar) add(s Surface, method, path string, perm Permission, summary
 	}
 	r.app.routes = append(r.app.routes, Route{
 		Module: r.module, Surface: s, Method: method, Path: s.prefix() + path, Perm: perm, Summary: summary, handlers: h,
+		NoBody: methodTakesNoBody(method),
 	})
+	return Declared{app: r.app, i: len(r.app.routes) - 1}
 }
 
 // API registers a JSON route under /api/v1 on tenant hosts.
-func (r *Registrar) API(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) {
-	r.add(SurfaceAPI, method, path, perm, summary, h)
+func (r *Registrar) API(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) Declared {
+	return r.add(SurfaceAPI, method, path, perm, summary, h)
 }
 
 // APIStream registers a server-sent event stream under /api/v1 (GET). Streams
 // stay open for minutes while idle, so they are limited per client address
 // and never hold one of the tenant's in-flight request slots.
-func (r *Registrar) APIStream(path string, perm Permission, summary string, h ...gin.HandlerFunc) {
-	r.add(SurfaceAPI, http.MethodGet, path, perm, summary, h)
-	r.app.routes[len(r.app.routes)-1].Stream = true
+func (r *Registrar) APIStream(path string, perm Permission, summary string, h ...gin.HandlerFunc) Declared {
+	d := r.add(SurfaceAPI, http.MethodGet, path, perm, summary, h)
+	r.app.routes[d.i].Stream = true
+	return d
 }
 
 // Portal registers an admin portal page under /portal on tenant hosts.
-func (r *Registrar) Portal(method, path string, perm Permission, h ...gin.HandlerFunc) {
-	r.add(SurfacePortal, method, path, perm, "", h)
+func (r *Registrar) Portal(method, path string, perm Permission, h ...gin.HandlerFunc) Declared {
+	return r.add(SurfacePortal, method, path, perm, "", h)
 }
 
 // Storefront registers a buyer-facing page on tenant hosts.
-func (r *Registrar) Storefront(method, path string, perm Permission, h ...gin.HandlerFunc) {
-	r.add(SurfaceStorefront, method, path, perm, "", h)
+func (r *Registrar) Storefront(method, path string, perm Permission, h ...gin.HandlerFunc) Declared {
+	return r.add(SurfaceStorefront, method, path, perm, "", h)
 }
 
 // Platform registers a route on the base host (console, probes).
-func (r *Registrar) Platform(method, path string, perm Permission, h ...gin.HandlerFunc) {
-	r.add(SurfacePlatform, method, path, perm, "", h)
+func (r *Registrar) Platform(method, path string, perm Permission, h ...gin.HandlerFunc) Declared {
+	return r.add(SurfacePlatform, method, path, perm, "", h)
 }
 
 // Global registers a public route answered on every host without a tenant.
-func (r *Registrar) Global(method, path string, perm Permission, h ...gin.HandlerFunc) {
-	r.add(SurfaceGlobal, method, path, perm, "", h)
+func (r *Registrar) Global(method, path string, perm Permission, h ...gin.HandlerFunc) Declared {
+	return r.add(SurfaceGlobal, method, path, perm, "", h)
 }
 
 // StorefrontHome makes path the landing page of every tenant's storefront.

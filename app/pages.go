@@ -204,7 +204,7 @@ func (a *App) portalLoginPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/portal")
 		return
 	}
-	a.renderLogin(c, http.StatusOK, loginView{Action: "/portal/login", Next: safeNext(c.Query("next"), "/portal")})
+	a.renderLogin(c, http.StatusOK, loginView{Action: "/portal/login", Next: safeNext(c.Query("next"), "/portal", "/portal")})
 }
 
 func (a *App) renderLogin(c *gin.Context, status int, v loginView) {
@@ -222,7 +222,7 @@ func (a *App) renderLogin(c *gin.Context, status int, v loginView) {
 }
 
 func (a *App) portalLogin(c *gin.Context) {
-	v := loginView{Action: "/portal/login", Next: safeNext(c.PostForm("next"), "/portal"), Email: c.PostForm("email")}
+	v := loginView{Action: "/portal/login", Next: safeNext(c.PostForm("next"), "/portal", "/portal"), Email: c.PostForm("email")}
 	if !a.validPreAuthCSRF(c) {
 		v.Error = "Your sign-in form expired. Please try again."
 		a.renderLogin(c, http.StatusForbidden, v)
@@ -236,6 +236,9 @@ func (a *App) portalLogin(c *gin.Context) {
 			return
 		}
 		v.Error = e.Detail
+		for k, h := range e.Headers {
+			c.Header(k, h)
+		}
 		a.renderLogin(c, e.Status, v)
 		return
 	}
@@ -260,10 +263,19 @@ func (a *App) portalHome(c *gin.Context) {
 	} else {
 		roles = []policies.Assignment{{Role: policies.RoleSupport}}
 	}
+	var notices []SecurityNotice
+	if p.Kind == KindUser {
+		var err error
+		if notices, err = a.takeSecurityNotices(c.Request.Context(), TenantOf(c), p.UserID); err != nil {
+			Fail(c, err)
+			return
+		}
+	}
 	content, err := RenderTemplate(coreTemplates, "portal_home", struct {
-		Who   string
-		Roles []policies.Assignment
-	}{a.displayName(c), roles})
+		Who     string
+		Roles   []policies.Assignment
+		Notices []SecurityNotice
+	}{a.displayName(c), roles, notices})
 	if err != nil {
 		Fail(c, err)
 		return
@@ -304,7 +316,7 @@ func (a *App) portalSupportEnter(c *gin.Context) {
 		Fail(c, Forbidden("invalid_entry", "this entry link is invalid"))
 		return
 	}
-	token, err := a.Redis.GetDel(c.Request.Context(), supportEntryKey(TenantOf(c).Slug, code)).Result()
+	token, err := a.Redis.GetDel(c.Request.Context(), a.supportEntryKey(TenantOf(c).Slug, code)).Result()
 	if err != nil || token == "" {
 		Fail(c, Forbidden("invalid_entry", "this entry link is invalid, used or expired; start again from the console"))
 		return
@@ -318,4 +330,4 @@ func (a *App) portalSupportEnter(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/portal")
 }
 
-func supportEntryKey(slug, code string) string { return "marquee:support-entry:" + slug + ":" + code }
+func (a *App) supportEntryKey(slug, code string) string { return a.RedisKey("support-entry", slug, code) }

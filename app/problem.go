@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error is the one error type handlers return for anything a client should
@@ -71,6 +74,9 @@ const ProblemContentType = "application/problem+json"
 func Fail(c *gin.Context, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
+		e = inputRefusedByDatabase(err)
+	}
+	if e == nil {
 		if c.Request.Context().Err() != nil {
 			// The client hung up, which is usually what failed the work:
 			// nobody reads an answer and it is not the server's fault.
@@ -107,8 +113,10 @@ func Fail(c *gin.Context, err error) {
 }
 
 // DecodeJSON reads a JSON request body into dst strictly: the media type must
-// be JSON, unknown fields and wrong types are refused, one value only, and
-// the body size is bounded by the server's limit.
+// be JSON, unknown fields and wrong types are refused, one value only, the
+// body size is bounded by the server's limit, and no string may hold a NUL
+// character or invalid UTF-8 (PostgreSQL refuses the first; Go's decoder
+// would silently replace the second).
 func DecodeJSON(c *gin.Context, dst any) error {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -116,7 +124,14 @@ func DecodeJSON(c *gin.Context, dst any) error {
 			return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Detail: "send application/json"}
 		}
 	}
-	dec := json.NewDecoder(c.Request.Body)
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return jsonProblem(err)
+	}
+	if field, bad := badJSONText(body); bad {
+		return invalidText(field)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonProblem(err)
@@ -125,6 +140,126 @@ func DecodeJSON(c *gin.Context, dst any) error {
 		return Invalid("invalid_json", "request body must hold exactly one JSON value")
 	}
 	return nil
+}
+
+// inputRefusedByDatabase turns the errors PostgreSQL raises for values it
+// cannot take (a number out of its column's range, text it cannot store)
+// into a 400: input checks should have caught them, but a client error
+// must not read as a server fault. Its statement, and so its transaction,
+// failed: nothing changed.
+func inputRefusedByDatabase(err error) *Error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return nil
+	}
+	switch pgErr.Code {
+	case "22003": // numeric_value_out_of_range
+		return Invalid("out_of_range", "a number is out of range")
+	case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
+		return Invalid("invalid_text", "text must be UTF-8 without NUL characters")
+	}
+	return nil
+}
+
+// invalidText names the field whose text PostgreSQL could not store.
+func invalidText(field string) *Error {
+	e := Invalid("invalid_text", "%s must be UTF-8 text without NUL characters", field)
+	e.Extra = map[string]any{"field": field}
+	return e
+}
+
+// printableName shows a client's field name in a problem detail, with what
+// made it unusable made visible.
+func printableName(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", `\u0000`)
+}
+
+// textOK reports whether s can be stored as PostgreSQL text.
+func textOK(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// badJSONText finds the first key or string value of a JSON document that
+// holds a NUL (written \u0000) or invalid UTF-8, and names it by its path
+// (e.g. tiers[2].name). Most bodies have neither, and skip the walk. A
+// document that does not parse reports nothing: the decoder names that.
+func badJSONText(body []byte) (string, bool) {
+	invalidUTF8 := !utf8.Valid(body)
+	if !invalidUTF8 && !bytes.Contains(body, []byte(`\u0000`)) {
+		return "", false
+	}
+	bad := func(s string) bool {
+		// The decoder has replaced invalid bytes with U+FFFD by now.
+		return strings.ContainsRune(s, 0) || (invalidUTF8 && strings.ContainsRune(s, utf8.RuneError))
+	}
+	type frame struct {
+		object, wantKey bool
+		key             string
+		index           int
+	}
+	var stack []frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.object {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(printableName(f.key))
+			} else {
+				fmt.Fprintf(&b, "[%d]", f.index)
+			}
+		}
+		if b.Len() == 0 {
+			return "body"
+		}
+		return b.String()
+	}
+	valueDone := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].object {
+				stack[n-1].wantKey = true
+			} else {
+				stack[n-1].index++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			if k, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].wantKey = k, false
+				if bad(k) {
+					return path(), true
+				}
+				continue
+			}
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, frame{object: true, wantKey: true})
+			case '[':
+				stack = append(stack, frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		case string:
+			if bad(v) {
+				return path(), true
+			}
+		}
+		valueDone()
+	}
 }
 
 func jsonProblem(err error) *Error {

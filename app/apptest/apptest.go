@@ -6,7 +6,7 @@
 //
 //	1 app   2 tenants   3 jobs   4 migrations   5 policies   6 calendar
 //	7 inventory   8 staffing   9 ops   10 integrations   11 booking   12 main
-//	13 inventory/queue
+//	13 inventory/queue   14 modules
 package apptest
 
 import (
@@ -108,6 +108,8 @@ type Options struct {
 	DBMaxConns int
 	Modules    []app.Module
 	Configure  func(*config.Config)
+	// Clock, if set, is the App's clock (app.Options.Clock).
+	Clock func() time.Time
 }
 
 // Config returns the test configuration for a database URL and Redis db.
@@ -145,7 +147,7 @@ func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
 		// keep each test app's pool small unless a test asks for more.
 		opts.DBMaxConns = 10
 	}
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns}, opts.Modules...)
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns, Clock: opts.Clock}, opts.Modules...)
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}

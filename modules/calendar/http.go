@@ -50,7 +50,7 @@ func (m *Module) listVenues(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": vs})
+	c.JSON(http.StatusOK, gin.H{"items": app.NonNil(vs)})
 }
 
 // visibleVenues lists the venues the principal may read: all of them for
@@ -152,7 +152,7 @@ func (m *Module) listStages(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": ss})
+	c.JSON(http.StatusOK, gin.H{"items": app.NonNil(ss)})
 }
 
 func (m *Module) createStage(c *gin.Context) {
@@ -389,7 +389,7 @@ func (m *Module) listEvents(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	out := gin.H{"items": page.Items}
+	out := gin.H{"items": app.NonNil(page.Items)}
 	if page.Next != nil {
 		out["next"] = encodeCursor(page.Next.StartsAt, page.Next.ID)
 	}
@@ -413,6 +413,9 @@ type eventPatchRequest struct {
 func (r eventPatchRequest) patch() (EventPatch, error) {
 	p := EventPatch{Exclusive: r.Exclusive, Title: r.Title, Category: r.Category,
 		SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes, IfVersion: deref(r.Version)}
+	if r.Version != nil && *r.Version < 1 {
+		return p, invalid("version", "must be a version this event had (1 or more)")
+	}
 	var err error
 	if r.StageID != nil {
 		if *r.StageID == "" {
@@ -577,7 +580,7 @@ func (m *Module) listHolds(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": hs})
+	c.JSON(http.StatusOK, gin.H{"items": app.NonNil(hs)})
 }
 
 func (m *Module) releaseHold(c *gin.Context) {

@@ -94,7 +94,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/venues/:venueId/holds", atVenue(ObjHolds, write), "Place a tentative hold (Idempotency-Key honoured)", m.createHold)
 	r.API(http.MethodGet, "/venues/:venueId/holds/:holdId", atVenue(ObjHolds, read), "Read a hold and its rank", m.getHold)
 	r.API(http.MethodDelete, "/venues/:venueId/holds/:holdId", atVenue(ObjHolds, write), "Release a hold", m.releaseHold)
-	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/release", atVenue(ObjHolds, write), "Release a hold", m.releaseHold)
+	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/release", atVenue(ObjHolds, write), "Release a hold", m.releaseHold).NoBody()
 	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/confirm", atVenue(ObjEvents, write), "Turn a hold into an event (Idempotency-Key honoured)", m.confirmHold)
 
 	r.API(http.MethodGet, "/venues/:venueId/calendar", atVenue(ObjEvents, read), "A venue's events and holds per stage in a range (at most 92 days)", m.venueCalendar)

@@ -107,7 +107,7 @@ func (m *Module) catalogue(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	out := gin.H{"items": items}
+	out := gin.H{"items": app.NonNil(items)}
 	if len(items) == f.Limit && f.Limit > 0 {
 		out["next"] = items[len(items)-1].ID
 	}

@@ -99,7 +99,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/availability", pub, "Tier and seat availability, cached (public; ?format=bitmap for a compact form)", m.availability)
 	r.APIStream("/events/:eventId/stream", pub, "Live availability changes (server-sent events)", m.stream)
 	r.API(http.MethodGet, "/events/:eventId/public-key", pub.EvenWhenSuspended(), "The Ed25519 key that verifies this event's ticket tokens", m.publicKey)
-	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession)
+	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", m.buyerSession).NoBody()
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", m.createHold)
 	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", m.myHolds)
 	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)

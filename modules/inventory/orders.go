@@ -272,6 +272,35 @@ func (s *Service) HandleWebhook(ctx context.Context, t tenants.Tenant, payload [
 	return s.PaymentFailed(ctx, t, evt.ID, pi.ID, orderID)
 }
 
+// ticketCount writes a number of tickets as a person would.
+func ticketCount(n int) string {
+	if n == 1 {
+		return "1 ticket"
+	}
+	return fmt.Sprintf("%d tickets", n)
+}
+
+// yourTickets is the subject of "... ready" in a buyer's e-mail.
+func yourTickets(n int) string {
+	if n == 1 {
+		return "your ticket is"
+	}
+	return fmt.Sprintf("your %d tickets are", n)
+}
+
+// paymentMemo names the payment in a ledger memo: the event's payment
+// intent, else the order's own; an order settled without one (a free or a
+// demo order) says so rather than ending with an empty id.
+func paymentMemo(paymentIntentID string, o Order) string {
+	if paymentIntentID == "" && o.PaymentIntentID != nil {
+		paymentIntentID = *o.PaymentIntentID
+	}
+	if paymentIntentID == "" {
+		return "no payment intent"
+	}
+	return "payment " + paymentIntentID
+}
+
 // recordStripeEvent claims a Stripe event id: false means it was processed
 // already (a concurrent duplicate waits on the key until the first commits).
 func recordStripeEvent(tx *gorm.DB, id, typ string, orderID uuid.UUID) (bool, error) {
@@ -362,7 +391,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			return err
 		}
 		link := s.OrderPath(t, o.ID)
-		if err := outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and your %d tickets are ready:\n%s\n", o.Name, res.Tickets, link)); err != nil {
+		if err := outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and %s ready:\n%s\n", o.Name, yourTickets(res.Tickets), link)); err != nil {
 			return err
 		}
 		// Last before the commit, in the lock order of every inventory
@@ -380,7 +409,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			}
 		}
 		_, err = s.app.Ledger.Append(tx, "ticket.sale", "order:"+o.ID.String(), o.AmountMinor, o.Currency,
-			fmt.Sprintf("%d tickets, event %s, payment %s", res.Tickets, o.EventID, paymentIntentID))
+			fmt.Sprintf("%s, event %s, %s", ticketCount(res.Tickets), o.EventID, paymentMemo(paymentIntentID, o)))
 		return err
 	})
 	if err != nil {
@@ -605,7 +634,7 @@ func (s *Service) refundUnsellable(ctx context.Context, t tenants.Tenant, tx *go
 		return err
 	}
 	ref := "order:" + o.ID.String()
-	if _, err := s.app.Ledger.Append(tx, "ticket.sale", ref, o.AmountMinor, o.Currency, "payment received "+paymentIntentID); err != nil {
+	if _, err := s.app.Ledger.Append(tx, "ticket.sale", ref, o.AmountMinor, o.Currency, "received before the automatic refund, "+paymentMemo(paymentIntentID, o)); err != nil {
 		return err
 	}
 	if _, err := s.app.Ledger.Append(tx, "ticket.refund", ref, -o.AmountMinor, o.Currency, "automatic refund: "+reason); err != nil {

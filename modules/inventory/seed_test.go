@@ -37,6 +37,14 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 48 {
 			t.Fatalf("%d demo tickets", n)
 		}
+		// Demo sales are settled without a payment intent, and their ledger
+		// memos say so instead of ending with an empty id.
+		if n := s.count(t, `SELECT count(*) FROM ledger_entries WHERE kind = 'ticket.sale' AND memo ~ '^2 tickets, event [0-9a-f-]{36}, no payment intent$'`); n != 24 {
+			t.Fatalf("%d demo sale memos as expected", n)
+		}
+		if n := s.count(t, `SELECT count(*) FROM ledger_entries WHERE memo ~ '(payment|received) *(,|$)' OR memo ~ '(^|[^0-9])1 tickets'`); n != 0 {
+			t.Fatalf("%d ledger memos with an empty payment id or a wrong plural", n)
+		}
 		return
 	}
 	t.Fatal("no acme demo tenant")

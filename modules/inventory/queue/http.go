@@ -41,7 +41,7 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 		policies.Grant{Role: policies.RolePromoter, Object: ObjWaitingRoom, Action: policies.Write},
 		policies.Grant{Role: policies.RoleSupport, Object: ObjWaitingRoom, Action: policies.Read},
 	)
-	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", h.join)
+	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", h.join).NoBody()
 	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", h.status)
 	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", h.leave)
 	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", h.getSettings)
