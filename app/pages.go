@@ -330,4 +330,6 @@ func (a *App) portalSupportEnter(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/portal")
 }
 
-func (a *App) supportEntryKey(slug, code string) string { return a.RedisKey("support-entry", slug, code) }
+func (a *App) supportEntryKey(slug, code string) string {
+	return a.RedisKey("support-entry", slug, code)
+}
