@@ -80,7 +80,8 @@ func (a *App) readBody(c *gin.Context) {
 		return
 	}
 	if req.ContentLength > a.Config.MaxBodyBytes {
-		c.Header("Connection", "close") // the unread body makes the connection useless
+		// Unread: the server closes the connection after the answer, once
+		// the client has had time to read it.
 		Fail(c, &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
 			Detail: "request body exceeds " + strconv.FormatInt(a.Config.MaxBodyBytes, 10) + " bytes"})
 		return
@@ -101,7 +102,6 @@ func (a *App) readBody(c *gin.Context) {
 	switch {
 	case err == nil:
 	case errors.As(err, &maxErr):
-		c.Header("Connection", "close")
 		Fail(c, jsonProblem(err))
 		return
 	case errors.As(err, &netErr) && netErr.Timeout():
@@ -110,7 +110,6 @@ func (a *App) readBody(c *gin.Context) {
 			Detail: "the request body did not arrive within " + a.Config.BodyReadTimeout.String()})
 		return
 	default: // the client went away or sent a broken body
-		c.Header("Connection", "close")
 		Fail(c, Invalid("invalid_body", "the request body could not be read"))
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 
 	"marquee/app/apptest"
 	"marquee/jobs"
@@ -177,7 +178,7 @@ func TestHoldExpiryTaskAndSweeper(t *testing.T) {
 	if h1.Rank != 1 || h2.Rank != 2 || h1.ExpiresAt == nil {
 		t.Fatalf("ranks %d %d", h1.Rank, h2.Rank)
 	}
-	info, err := env.App.Redis.Exists(ctx, "asynq:{critical}:t:calendar-hold-expire:"+c.slug+":"+h1.ID).Result()
+	info, err := env.App.Redis.Exists(ctx, "asynq:{"+env.App.Jobs.Queue(jobs.QueueCritical)+"}:t:calendar-hold-expire:"+c.slug+":"+h1.ID).Result()
 	if err != nil || info != 1 {
 		t.Fatalf("expiry task not queued under its unique id: %v %v", info, err)
 	}
@@ -209,10 +210,16 @@ func TestHoldExpiryTaskAndSweeper(t *testing.T) {
 	// The sweeper, fanned out per tenant through the scheduler's path, picks
 	// up lapsed holds whose task was lost.
 	h3 := c.createHold(t, hold(c.stageB, 20, 23, "expires_at", time.Now().Add(1500*time.Millisecond).Format(time.RFC3339Nano)))
-	if _, err := env.App.Redis.Del(ctx, "asynq:{critical}:t:calendar-hold-expire:"+c.slug+":"+h3.ID).Result(); err != nil {
+	// Its expiry task is lost (deleted from the queue).
+	opt, err := asynq.ParseRedisURI(env.App.Config.RedisURL)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = env.App.Redis.ZRem(ctx, "asynq:{critical}:scheduled", "calendar-hold-expire:"+c.slug+":"+h3.ID).Result()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	if err := insp.DeleteTask(env.App.Jobs.Queue(jobs.QueueCritical), "calendar-hold-expire:"+c.slug+":"+h3.ID); err != nil {
+		t.Fatalf("delete the expiry task: %v", err)
+	}
 	time.Sleep(1600 * time.Millisecond)
 	// Even before any job runs, reads see the lapse.
 	if got := c.hold(t, h3.ID); got.Status != "expired" || got.Rank != 0 {
