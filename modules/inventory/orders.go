@@ -342,9 +342,9 @@ func paymentEvent(evt stripe.Event) bool {
 }
 
 // holdsPaymentIntent reports whether the order exists in the chain's schema
-// with this PaymentIntent. An order's intent is written once (attached when
-// the order is created) and never replaced, so the answer cannot change
-// before the event is settled.
+// with this PaymentIntent. An order's intent is only ever set where it was
+// empty or already equal, so a yes cannot turn into a no before the event
+// is settled in its own transaction.
 func (s *Service) holdsPaymentIntent(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, paymentIntentID string) (bool, error) {
 	var n int64
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
