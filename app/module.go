@@ -286,6 +286,13 @@ func (r *Registrar) Platform(method, path string, perm Permission, h ...gin.Hand
 	return r.add(SurfacePlatform, method, path, perm, "", h)
 }
 
+// PlatformAPI registers a machine-to-machine route on the base host (a
+// provider's webhook, e.g.). Unlike console pages it carries a summary and
+// is listed in the OpenAPI document.
+func (r *Registrar) PlatformAPI(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) Declared {
+	return r.add(SurfacePlatform, method, path, perm, summary, h)
+}
+
 // Global registers a public route answered on every host without a tenant.
 func (r *Registrar) Global(method, path string, perm Permission, h ...gin.HandlerFunc) Declared {
 	return r.add(SurfaceGlobal, method, path, perm, "", h)

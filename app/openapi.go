@@ -43,6 +43,30 @@ func (a *App) openAPI(c *gin.Context) {
 		}
 		paths[path][strings.ToLower(rt.Method)] = op
 	}
+	// Documented platform routes (those with a summary) live on the base
+	// host, not under /api/v1: their path item names its own server. One
+	// takes the place of a chain route at the same relative path (the
+	// deprecated per-chain Stripe webhook): a path item has one server list,
+	// and the document points clients at the successor.
+	for _, rt := range a.routes {
+		if rt.Surface != SurfacePlatform || rt.Summary == "" {
+			continue
+		}
+		item := map[string]any{"servers": []gin.H{{"url": "/", "description": "the platform's base host (" + a.Config.BaseDomain + "), not a chain's"}}}
+		if prev := paths[rt.Path]; prev != nil && prev["servers"] != nil {
+			item = prev
+		}
+		item[strings.ToLower(rt.Method)] = map[string]any{
+			"summary":      rt.Summary,
+			"tags":         []string{rt.Module},
+			"x-permission": rt.Perm.String(),
+			"responses": map[string]any{
+				"default": map[string]any{"description": "Error", "content": map[string]any{
+					ProblemContentType: map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}}},
+			},
+		}
+		paths[rt.Path] = item
+	}
 	c.JSON(http.StatusOK, gin.H{
 		"openapi": "3.1.0",
 		"info":    gin.H{"title": "Marquee API", "version": "1"},

@@ -110,6 +110,8 @@ type Options struct {
 	Configure  func(*config.Config)
 	// Clock, if set, is the App's clock (app.Options.Clock).
 	Clock func() time.Time
+	// Logger, if set, receives the App's logs (tests that assert on them).
+	Logger *slog.Logger
 }
 
 // Config returns the test configuration for a database URL and Redis db.
@@ -141,6 +143,9 @@ func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if os.Getenv("MARQUEE_TEST_LOG") != "" {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opts.Logger != nil {
+		log = opts.Logger
 	}
 	if opts.DBMaxConns == 0 {
 		// Packages run in parallel against one server (max_connections 100):

@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -33,11 +34,19 @@ func startEnv(t testing.TB, opts ...inventory.Option) (*apptest.Env, *inventory.
 // startEnvConfig is startEnv with a change to the configuration on top.
 func startEnvConfig(t testing.TB, configure func(*config.Config), opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
 	t.Helper()
+	return startEnvLogging(t, nil, configure, opts...)
+}
+
+// startEnvLogging is startEnvConfig with the app's logs sent to log (nil:
+// the default).
+func startEnvLogging(t testing.TB, log *slog.Logger, configure func(*config.Config), opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
+	t.Helper()
 	stripe := apptest.StripeMock(t)
 	cal := calendar.New()
 	inv := inventory.New(opts...)
 	env := apptest.Start(t, dbURL, 7, apptest.Options{
 		DBMaxConns: 40,
+		Logger:     log,
 		Modules:    []app.Module{cal, inv},
 		Configure: func(c *config.Config) {
 			c.StripeAPIURL = stripe

@@ -601,18 +601,67 @@ func (m *Module) refundOrder(c *gin.Context) {
 // maxWebhookBody bounds a Stripe event delivery.
 const maxWebhookBody = 256 << 10
 
+// PlatformWebhookPath is the platform's one Stripe webhook endpoint, on the
+// base host: the URL to configure in Stripe's dashboard.
+const PlatformWebhookPath = "/webhooks/stripe"
+
+// deprecationNoticeEvery bounds the warnings about a chain still receiving
+// webhooks on its own host.
+const deprecationNoticeEvery = time.Hour
+
+// stripeWebhook is the per-chain endpoint, kept for one release after the
+// platform endpoint replaced it: it still settles, and says where to go.
 func (m *Module) stripeWebhook(c *gin.Context) {
-	payload, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWebhookBody+1))
-	if err != nil || len(payload) > maxWebhookBody {
-		app.Fail(c, &app.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Detail: "event too large"})
+	t := app.TenantOf(c)
+	c.Header("Deprecation", "true")
+	c.Header("Link", "<https://"+m.app.Config.BaseDomain+PlatformWebhookPath+`>; rel="successor-version"`)
+	m.noteDeprecatedWebhook(c.Request.Context(), t)
+	payload, ok := readWebhookBody(c)
+	if !ok {
 		return
 	}
-	res, err := m.svc.HandleWebhook(c.Request.Context(), app.TenantOf(c), payload, c.GetHeader("Stripe-Signature"))
+	res, err := m.svc.HandleWebhook(c.Request.Context(), t, payload, c.GetHeader("Stripe-Signature"))
 	if err != nil {
 		app.Fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, res)
+}
+
+// noteDeprecatedWebhook warns that a chain's Stripe account still delivers to
+// the per-chain route, at most once per chain per hour across instances (a
+// Redis key claims the hour; without Redis, no warning rather than a flood).
+func (m *Module) noteDeprecatedWebhook(ctx context.Context, t tenants.Tenant) {
+	key := m.app.RedisKey("inv", "webhook-deprecated", t.Slug)
+	if first, err := m.app.Redis.SetNX(ctx, key, 1, deprecationNoticeEvery).Result(); err != nil || !first {
+		return
+	}
+	m.app.Log.Warn("stripe: webhook delivered to a chain's host; configure the platform endpoint in Stripe instead",
+		"tenant", t.Slug, "successor", "https://"+m.app.Config.BaseDomain+PlatformWebhookPath)
+}
+
+// platformStripeWebhook is the platform's one Stripe endpoint: every chain's
+// payments arrive here and are routed by the metadata the platform set.
+func (m *Module) platformStripeWebhook(c *gin.Context) {
+	payload, ok := readWebhookBody(c)
+	if !ok {
+		return
+	}
+	res, err := m.svc.HandlePlatformWebhook(c.Request.Context(), payload, c.GetHeader("Stripe-Signature"))
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func readWebhookBody(c *gin.Context) ([]byte, bool) {
+	payload, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWebhookBody+1))
+	if err != nil || len(payload) > maxWebhookBody {
+		app.Fail(c, &app.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Detail: "event too large"})
+		return nil, false
+	}
+	return payload, true
 }
 
 type testPayRequest struct {
@@ -622,7 +671,7 @@ type testPayRequest struct {
 // testPay is the storefront's "Pay (test mode)" step, for demos and tests
 // only: it confirms the PaymentIntent at Stripe's test API (stripe-mock
 // locally), then builds the event Stripe would send, signs it with the
-// webhook secret, and hands it to the same verifying webhook path. It does
+// webhook secret, and hands it to the platform endpoint's verifying path. It does
 // is registered only in development mode with a test-mode key.
 func (m *Module) testPay(c *gin.Context) {
 	o, _, ok := m.orderAccess(c)
@@ -663,7 +712,9 @@ func (m *Module) testPay(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	res, err := m.svc.HandleWebhook(c.Request.Context(), t, payload, header)
+	// Delivered as Stripe would: to the platform's endpoint, routed by the
+	// metadata and checked against this chain's order.
+	res, err := m.svc.HandlePlatformWebhook(c.Request.Context(), payload, header)
 	if err != nil {
 		app.Fail(c, err)
 		return

@@ -112,7 +112,9 @@ func (m *Module) Register(r *app.Registrar) error {
 		// payments; elsewhere the route does not exist.
 		r.API(http.MethodPost, "/orders/:orderId/test-pay", pub, "TEST MODE ONLY: pay through stripe-mock and deliver the signed webhook locally", m.testPay)
 	}
-	r.API(http.MethodPost, "/webhooks/stripe", pub.EvenWhenSuspended(), "Stripe webhook (signature verified)", m.stripeWebhook)
+	// Deprecated for the platform endpoint below; served for one release.
+	r.API(http.MethodPost, "/webhooks/stripe", pub.EvenWhenSuspended(), "DEPRECATED (use the platform's POST /webhooks/stripe): Stripe webhook for this chain (signature verified)", m.stripeWebhook)
+	r.PlatformAPI(http.MethodPost, PlatformWebhookPath, pub, "Stripe webhook for every chain, on the base host (signature verified; routed by the PaymentIntent's metadata to the chain holding it)", m.platformStripeWebhook)
 
 	r.Storefront(http.MethodGet, "/events", pub, m.storeEventsPage)
 	r.StorefrontHome("/events")

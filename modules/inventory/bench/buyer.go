@@ -188,9 +188,10 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	if err != nil {
 		return h.failed("pay", response{}, err)
 	}
-	// As Stripe does, the same event is delivered again until it is taken.
+	// As Stripe does, the same event is delivered again until it is taken,
+	// to the platform's one endpoint on the base host.
 	res, lost, err = h.retrying(ctx, "pay", func() (response, error) {
-		return h.call(ctx, "POST", h.slug, "/api/v1/webhooks/stripe", "", payload, "Stripe-Signature", sig)
+		return h.call(ctx, "POST", "", inventory.PlatformWebhookPath, "", payload, "Stripe-Signature", sig)
 	})
 	if err != nil || res.status != http.StatusOK {
 		return h.failed("pay", res, err)

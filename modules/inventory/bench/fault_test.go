@@ -15,6 +15,7 @@ import (
 	"marquee/app/apptest"
 	"marquee/config"
 	"marquee/modules"
+	"marquee/modules/inventory"
 	"marquee/modules/inventory/bench"
 )
 
@@ -136,7 +137,7 @@ func webhookCounter(nth int) func([]byte) bool {
 	var mu sync.Mutex
 	seen := 0
 	return func(chunk []byte) bool {
-		if !bytes.Contains(chunk, []byte("POST /api/v1/webhooks/stripe")) || !bytes.Contains(chunk, []byte("payment_intent.succeeded")) {
+		if !bytes.Contains(chunk, []byte("POST "+inventory.PlatformWebhookPath+" ")) || !bytes.Contains(chunk, []byte("payment_intent.succeeded")) {
 			return false
 		}
 		mu.Lock()

@@ -271,7 +271,10 @@ func (h *Harness) call(ctx context.Context, method, slug, path, token string, bo
 	if err != nil {
 		return response{}, err
 	}
-	req.Host = slug + "." + h.a.Config.BaseDomain
+	req.Host = h.a.Config.BaseDomain // no chain: the platform's own routes
+	if slug != "" {
+		req.Host = slug + "." + h.a.Config.BaseDomain
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
