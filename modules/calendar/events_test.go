@@ -1,12 +1,14 @@
 package calendar_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/app"
 )
@@ -275,10 +277,14 @@ func TestConflictRules(t *testing.T) {
 	}
 	// One occupancy row per live event, none for cancelled ones.
 	var rows, live int
-	env.App.DB.Raw(`SELECT count(*) FROM "` + c.t.Schema + `".occupancy`).Row().Scan(&rows)
-	env.App.DB.Raw(`SELECT count(*) FROM "` + c.t.Schema + `".events WHERE status <> 'cancelled'`).Row().Scan(&live)
-	if rows != live {
-		t.Fatalf("%d occupancy rows for %d live events", rows, live)
+	err := env.App.Tx(context.Background(), c.t, func(tx *gorm.DB) error {
+		if err := tx.Raw(`SELECT count(*) FROM occupancy`).Row().Scan(&rows); err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT count(*) FROM events WHERE status <> 'cancelled'`).Row().Scan(&live)
+	})
+	if err != nil || live == 0 || rows != live {
+		t.Fatalf("%d occupancy rows for %d live events (%v)", rows, live, err)
 	}
 }
 
