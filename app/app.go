@@ -196,8 +196,21 @@ func (a *App) RedisKey(parts ...string) string {
 }
 
 // Tx runs fn in the tenant's scope; it is tenants.Tx on the App's database.
+// Modules reach tenant data only through Tx, TxWith and PgxTx, never
+// through DB or SQL (the architecture test checks it).
 func (a *App) Tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
 	return tenants.Tx(ctx, a.DB, t, fn)
+}
+
+// TxWith is Tx with options (read-only, retried).
+func (a *App) TxWith(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(tx *gorm.DB) error) error {
+	return tenants.TxWith(ctx, a.DB, t, o, fn)
+}
+
+// PgxTx runs fn in a pgx transaction in the tenant's scope, on the App's
+// pool (tenants.PgxTx): for hot paths.
+func (a *App) PgxTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(tx *tenants.Pgx) error) error {
+	return tenants.PgxTx(ctx, a.SQL, t, o, fn)
 }
 
 // PrintfLogger adapts the structured logger to a library that logs with

@@ -75,17 +75,17 @@ func (a *App) CreateSupportUser(ctx context.Context, email, name, password strin
 		return uuid.Nil, err
 	}
 	id := uuid.Must(uuid.NewV7())
-	err = a.DB.WithContext(ctx).Exec(`INSERT INTO control.platform_users (id, email, name, password_hash) VALUES (?, ?, ?, ?)
+	err = a.DB.WithContext(ctx).Exec(`INSERT INTO `+controlPlatformUsers+` (id, email, name, password_hash) VALUES (?, ?, ?, ?)
 		ON CONFLICT (lower(email)) DO NOTHING`, id, email, name, hash).Error
 	if err != nil {
 		return uuid.Nil, err
 	}
-	err = a.DB.WithContext(ctx).Raw(`SELECT id FROM control.platform_users WHERE lower(email) = ?`, email).Row().Scan(&id)
+	err = a.DB.WithContext(ctx).Raw(`SELECT id FROM `+controlPlatformUsers+` WHERE lower(email) = ?`, email).Row().Scan(&id)
 	return id, err
 }
 
 func (a *App) platformAudit(ctx context.Context, actor, action string, tenantID *uuid.UUID, detail string) {
-	if err := a.DB.WithContext(ctx).Exec(`INSERT INTO control.platform_audit (actor, action, tenant_id, detail) VALUES (?, ?, ?, ?)`,
+	if err := a.DB.WithContext(ctx).Exec(`INSERT INTO `+controlPlatformAudit+` (actor, action, tenant_id, detail) VALUES (?, ?, ?, ?)`,
 		actor, action, tenantID, detail).Error; err != nil {
 		a.Log.Error("platform audit not recorded", "action", action, "err", err)
 	}
@@ -93,7 +93,7 @@ func (a *App) platformAudit(ctx context.Context, actor, action string, tenantID 
 
 func (a *App) supportEmail(ctx context.Context, id uuid.UUID) string {
 	var email string
-	if err := a.DB.WithContext(ctx).Raw(`SELECT email FROM control.platform_users WHERE id = ?`, id).Row().Scan(&email); err != nil || email == "" {
+	if err := a.DB.WithContext(ctx).Raw(`SELECT email FROM `+controlPlatformUsers+` WHERE id = ?`, id).Row().Scan(&email); err != nil || email == "" {
 		return "support:" + id.String()
 	}
 	return email
@@ -134,7 +134,7 @@ func (a *App) consoleLogin(c *gin.Context) {
 		ID           uuid.UUID `gorm:"column:id"`
 		PasswordHash string    `gorm:"column:password_hash"`
 	}
-	if err := a.DB.WithContext(ctx).Raw(`SELECT id, password_hash FROM control.platform_users WHERE lower(email) = ?`, email).Scan(&rows).Error; err != nil {
+	if err := a.DB.WithContext(ctx).Raw(`SELECT id, password_hash FROM `+controlPlatformUsers+` WHERE lower(email) = ?`, email).Scan(&rows).Error; err != nil {
 		Fail(c, err)
 		return
 	}
@@ -281,7 +281,7 @@ func (a *App) consoleVisit(c *gin.Context) {
 	ttl := a.Config.SupportVisitTTL
 	visitID := uuid.Must(uuid.NewV7())
 	email := a.supportEmail(ctx, p.UserID)
-	err = a.DB.WithContext(ctx).Exec(`INSERT INTO control.support_visits (id, support_user_id, tenant_id, reason, expires_at) VALUES (?, ?, ?, ?, ?)`,
+	err = a.DB.WithContext(ctx).Exec(`INSERT INTO `+controlSupportVisits+` (id, support_user_id, tenant_id, reason, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		visitID, p.UserID, t.ID, reason, time.Now().Add(ttl)).Error
 	if err != nil {
 		Fail(c, err)
@@ -329,7 +329,7 @@ func (a *App) TenantURL(c *gin.Context, slug string) string {
 // logSupportAccess appends to the visited tenant's access log.
 func (a *App) logSupportAccess(ctx context.Context, t tenants.Tenant, visitID uuid.UUID, action, method, path string, status int) error {
 	var supportUser uuid.UUID
-	if err := a.DB.WithContext(ctx).Raw(`SELECT support_user_id FROM control.support_visits WHERE id = ?`, visitID).Row().Scan(&supportUser); err != nil {
+	if err := a.DB.WithContext(ctx).Raw(`SELECT support_user_id FROM `+controlSupportVisits+` WHERE id = ?`, visitID).Row().Scan(&supportUser); err != nil {
 		return err
 	}
 	email := a.supportEmail(ctx, supportUser)

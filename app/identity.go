@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"marquee/migrations"
 	"marquee/policies"
 	"marquee/tenants"
 )
@@ -91,7 +92,7 @@ func (a *App) CreateSession(ctx context.Context, kind string, tenantID *uuid.UUI
 	s := Session{ID: uuid.Must(uuid.NewV7()), Kind: kind, TenantID: tenantID, UserID: userID, VisitID: visitID,
 		ExpiresAt: time.Now().Add(ttl).UTC().Truncate(time.Microsecond)}
 	err := a.DB.WithContext(ctx).Exec(
-		`INSERT INTO control.sessions (id, token_hash, kind, tenant_id, user_id, visit_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO `+controlSessions+` (id, token_hash, kind, tenant_id, user_id, visit_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, hashToken(token), s.Kind, s.TenantID, s.UserID, s.VisitID, s.ExpiresAt).Error
 	return token, s, err
 }
@@ -107,7 +108,7 @@ func (a *App) LookupSession(ctx context.Context, token string) (Session, bool, e
 	}
 	var ss []Session
 	err := a.DB.WithContext(ctx).Raw(
-		`SELECT id, kind, tenant_id, user_id, visit_id, expires_at FROM control.sessions
+		`SELECT id, kind, tenant_id, user_id, visit_id, expires_at FROM `+controlSessions+`
 		 WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now()`, hash).Scan(&ss).Error
 	if err != nil || len(ss) == 0 {
 		return Session{}, false, err
@@ -120,7 +121,7 @@ func (a *App) LookupSession(ctx context.Context, token string) (Session, bool, e
 // Every instance forgets it: here directly, elsewhere through Redis (or, if
 // that broadcast is lost, within sessionCacheTTL).
 func (a *App) RevokeSession(ctx context.Context, id uuid.UUID) error {
-	if err := a.DB.WithContext(ctx).Exec(`UPDATE control.sessions SET revoked_at = now() WHERE id = ? AND revoked_at IS NULL`, id).Error; err != nil {
+	if err := a.DB.WithContext(ctx).Exec(`UPDATE `+controlSessions+` SET revoked_at = now() WHERE id = ? AND revoked_at IS NULL`, id).Error; err != nil {
 		return err
 	}
 	a.sessions.drop(id)
@@ -432,3 +433,12 @@ func cleanTarget(s string) bool {
 	}
 	return true
 }
+
+// The control-plane tables the core writes, named from the one constant of
+// the control schema.
+const (
+	controlSessions      = migrations.ControlSchema + ".sessions"
+	controlPlatformUsers = migrations.ControlSchema + ".platform_users"
+	controlPlatformAudit = migrations.ControlSchema + ".platform_audit"
+	controlSupportVisits = migrations.ControlSchema + ".support_visits"
+)

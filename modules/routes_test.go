@@ -210,3 +210,19 @@ func TestEveryListIsAnArray(t *testing.T) {
 	}
 	t.Logf("%d lists walked", lists)
 }
+
+// TestEveryRouteDeclaresPermission: registration refuses a route without a
+// permission; this holds the assembled app to it too, so a route added by
+// any other way than the Registrar is caught as well.
+func TestEveryRouteDeclaresPermission(t *testing.T) {
+	env := apptest.Start(t, dbURL, 14, apptest.Options{Modules: modules.All()})
+	routes := env.App.Routes()
+	if len(routes) < 50 {
+		t.Fatalf("the app registered only %d routes", len(routes))
+	}
+	for _, r := range routes {
+		if r.Perm.String() == "unset" || (r.Perm.Kind == app.PermCasbin && (r.Perm.Object == "" || r.Perm.Action == "")) {
+			t.Errorf("%s: route %s %s has no complete permission (%s)", r.Module, r.Method, r.Path, r.Perm)
+		}
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
+
+	"marquee/migrations"
 )
 
 // ErrInvalidAssignment is returned for a role given at the wrong level or unknown.
@@ -40,7 +42,7 @@ func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, deployment
 	}
 	adb := db.Session(&gorm.Session{NewDB: true})
 	gormadapter.TurnOffAutoMigrate(adb)
-	adapter, err := gormadapter.NewAdapterByDBUseTableName(adb, "", "control.casbin_rule")
+	adapter, err := gormadapter.NewAdapterByDBUseTableName(adb, "", migrations.ControlSchema+".casbin_rule")
 	if err != nil {
 		return nil, fmt.Errorf("casbin adapter: %w", err)
 	}

@@ -193,7 +193,7 @@ func TestTxIsolationOverSmallPool(t *testing.T) {
 	}
 }
 
-// TestTxRefusesUncheckedTenant: Tx never builds a scope from a tenant whose
+// TestTxRefusesUncheckedTenant: Tx and PgxTx never build a scope from a tenant whose
 // slug is not valid or that has no schema.
 func TestTxRefusesUncheckedTenant(t *testing.T) {
 	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
@@ -206,6 +206,9 @@ func TestTxRefusesUncheckedTenant(t *testing.T) {
 	} {
 		if err := tenants.Tx(context.Background(), env.App.DB, tn, fn); err == nil {
 			t.Errorf("Tx accepted tenant %+v", tn)
+		}
+		if err := env.App.PgxTx(context.Background(), tn, tenants.TxOptions{}, func(*tenants.Pgx) error { ran = true; return nil }); err == nil {
+			t.Errorf("PgxTx accepted tenant %+v", tn)
 		}
 	}
 	if ran {

@@ -60,6 +60,9 @@ func (r *Registry) OnProvision(p Provisioner) { r.provisioners = append(r.provis
 
 const tenantColumns = "id, slug, name, schema_name, status, created_at"
 
+// controlTenants is the registry's table, in the control schema.
+const controlTenants = migrations.ControlSchema + ".tenants"
+
 // Lookup returns the tenant of a slug, from the cache when fresh.
 func (r *Registry) Lookup(ctx context.Context, slug string) (Tenant, error) {
 	if err := ValidateSlug(slug); err != nil {
@@ -103,7 +106,7 @@ func (r *Registry) Active(ctx context.Context, slug string) (Tenant, error) {
 
 func (r *Registry) load(ctx context.Context, slug string) (Tenant, error) {
 	var ts []Tenant
-	err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM control.tenants WHERE slug = ?", slug).Scan(&ts).Error
+	err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM "+controlTenants+" WHERE slug = ?", slug).Scan(&ts).Error
 	if err != nil {
 		return Tenant{}, err
 	}
@@ -116,7 +119,7 @@ func (r *Registry) load(ctx context.Context, slug string) (Tenant, error) {
 // ByID returns a tenant by id, uncached.
 func (r *Registry) ByID(ctx context.Context, id uuid.UUID) (Tenant, error) {
 	var ts []Tenant
-	if err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM control.tenants WHERE id = ?", id).Scan(&ts).Error; err != nil {
+	if err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM "+controlTenants+" WHERE id = ?", id).Scan(&ts).Error; err != nil {
 		return Tenant{}, err
 	}
 	if len(ts) == 0 {
@@ -128,14 +131,14 @@ func (r *Registry) ByID(ctx context.Context, id uuid.UUID) (Tenant, error) {
 // List returns every tenant ordered by slug.
 func (r *Registry) List(ctx context.Context) ([]Tenant, error) {
 	var ts []Tenant
-	err := r.db.WithContext(ctx).Raw("SELECT " + tenantColumns + " FROM control.tenants ORDER BY slug").Scan(&ts).Error
+	err := r.db.WithContext(ctx).Raw("SELECT " + tenantColumns + " FROM " + controlTenants + " ORDER BY slug").Scan(&ts).Error
 	return ts, err
 }
 
 // ListActive returns the tenants that are served (and whose jobs run).
 func (r *Registry) ListActive(ctx context.Context) ([]Tenant, error) {
 	var ts []Tenant
-	err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM control.tenants WHERE status = ? ORDER BY slug", StatusActive).Scan(&ts).Error
+	err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM "+controlTenants+" WHERE status = ? ORDER BY slug", StatusActive).Scan(&ts).Error
 	return ts, err
 }
 
@@ -160,7 +163,7 @@ func (r *Registry) Create(ctx context.Context, slug, name string) (Tenant, error
 	defer unlock()
 	t := Tenant{ID: uuid.Must(uuid.NewV7()), Slug: slug, Name: name, Schema: schema, Status: StatusProvisioning}
 	err = r.db.WithContext(ctx).Exec(
-		"INSERT INTO control.tenants (id, slug, name, schema_name, status) VALUES (?, ?, ?, ?, ?)",
+		"INSERT INTO "+controlTenants+" (id, slug, name, schema_name, status) VALUES (?, ?, ?, ?, ?)",
 		t.ID, t.Slug, t.Name, t.Schema, t.Status).Error
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -206,7 +209,7 @@ func (r *Registry) setStatus(ctx context.Context, slug string, from, to Status) 
 		return err
 	}
 	res := r.db.WithContext(ctx).Exec(
-		"UPDATE control.tenants SET status = ?, updated_at = now() WHERE slug = ? AND status IN (?, ?)", to, slug, from, to)
+		"UPDATE "+controlTenants+" SET status = ?, updated_at = now() WHERE slug = ? AND status IN (?, ?)", to, slug, from, to)
 	if res.Error != nil {
 		return res.Error
 	}

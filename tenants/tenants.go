@@ -1,10 +1,10 @@
 // Package tenants is the control plane of the platform: the registry of
-// chains, their provisioning, resolution of a request to its tenant, and Tx,
-// the one function through which any tenant data is read or written.
+// chains, their provisioning, resolution of a request to its tenant, and the
+// door to tenant data: Tx (gorm) and PgxTx (pgx), the only ways any tenant
+// data is read or written.
 package tenants
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"gorm.io/gorm"
 )
 
 // Status is the lifecycle state of a tenant.
@@ -66,40 +64,6 @@ func SchemaName(slug string) (string, error) {
 		return "", err
 	}
 	return "t_" + strings.ReplaceAll(slug, "-", "_"), nil
-}
-
-// Tx runs fn inside one transaction whose search_path is the tenant's schema
-// (then public, for extensions). The scope is SET LOCAL: it ends with the
-// transaction, so a pooled connection never carries it into another request.
-func Tx(ctx context.Context, db *gorm.DB, t Tenant, fn func(tx *gorm.DB) error) error {
-	path, err := SearchPath(t)
-	if err != nil {
-		return err
-	}
-	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(ScopeSQL, path).Error; err != nil {
-			return fmt.Errorf("scope to tenant %s: %w", t.Slug, err)
-		}
-		return fn(tx)
-	})
-}
-
-// ScopeSQL scopes the current transaction to a tenant; its one parameter is
-// SearchPath's value. Code that runs its own transactions (not through Tx)
-// sends it right after BEGIN.
-const ScopeSQL = "SELECT set_config('search_path', ?, true)"
-
-// SearchPath is a tenant's search_path: its schema, then public.
-func SearchPath(t Tenant) (string, error) {
-	// The schema is derived from the checked slug, never trusted as given.
-	schema, err := SchemaName(t.Slug)
-	if err != nil {
-		return "", err
-	}
-	if t.Schema != schema {
-		return "", fmt.Errorf("tenants: tenant %q does not carry its own schema", t.Slug)
-	}
-	return pgx.Identifier{schema}.Sanitize() + ", public", nil
 }
 
 // SlugFromRequest resolves the tenant slug of a request: the subdomain of the

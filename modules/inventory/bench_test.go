@@ -192,7 +192,7 @@ func TestHoldThroughput(t *testing.T) {
 	}
 	// Give the pool's shards room for every raw increment (the API phase
 	// took some; each shard holds only 6,250 of the 100,000).
-	if _, err := pool.Exec(context.Background(), `BEGIN; SET LOCAL search_path TO "`+schema+`", public;
+	if _, err := pool.Exec(context.Background(), `BEGIN;
 		UPDATE "`+schema+`".inv_counter_shards SET capacity = capacity + 50000 WHERE counter_id = (SELECT id FROM "`+schema+`".inv_counters WHERE event_id = '`+apiEvent+`' AND kind = 'pool');
 		UPDATE "`+schema+`".inv_counters SET capacity = capacity + 800000 WHERE event_id = '`+apiEvent+`' AND kind = 'pool';
 		COMMIT`); err != nil {

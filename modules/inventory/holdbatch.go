@@ -17,7 +17,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"marquee/app"
 	"marquee/tenants"
@@ -931,65 +930,22 @@ func (w *batchWrite) apply(tx *batchTx, cfg *batchConfig, st *batchState) error 
 	return nil
 }
 
-// batchTx is a hold batch's transaction, on a pgx connection of the pool
-// (not through gorm): BEGIN travels with the tenant scoping in one round
-// trip, and its statements are prepared once per connection (pgx
-// cache_statement) rather than parsed on every batch.
-// PostgreSQL parses a prepared statement again when the connection's
-// search_path (its tenant) differs from its last use, so a statement never
-// reads another tenant's tables.
+// batchTx is a hold batch's transaction: the door's pgx transaction
+// (tenants.Pgx), whose BEGIN travels with the tenant scoping in one round
+// trip and whose statements are prepared once per connection.
 type batchTx struct {
-	ctx   context.Context
-	c     *pgx.Conn
-	path  string
-	begun bool
+	tx *tenants.Pgx
 }
 
 // batchTx runs fn in one transaction scoped to t, retrying it whole when
 // PostgreSQL picks it as a deadlock or serialization victim.
 func (s *Service) batchTx(ctx context.Context, t tenants.Tenant, fn func(tx *batchTx) error) error {
-	path, err := tenants.SearchPath(t)
-	if err != nil {
-		return err
-	}
-	return s.retried(t, func() error { return s.batchTxOnce(ctx, path, fn) })
+	return mapStoreError(s.app.PgxTx(ctx, t, s.retried(t), func(tx *tenants.Pgx) error { return fn(&batchTx{tx: tx}) }))
 }
 
-func (s *Service) batchTxOnce(ctx context.Context, path string, fn func(tx *batchTx) error) error {
-	conn, err := s.app.SQL.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	// A connection handed back inside a transaction (an error between BEGIN
-	// and COMMIT that ROLLBACK did not reach) is discarded by the driver.
-	return conn.Raw(func(dc any) error {
-		tx := &batchTx{ctx: ctx, c: dc.(*stdlib.Conn).Conn(), path: path}
-		err := fn(tx)
-		if !tx.begun {
-			return err
-		}
-		if err != nil {
-			_, _ = tx.c.Exec(ctx, "ROLLBACK")
-			return err
-		}
-		_, err = tx.c.Exec(ctx, "COMMIT")
-		return err
-	})
-}
-
-// query runs a statement in the transaction, opening it first: BEGIN and
-// the tenant scoping go in one round trip (simple protocol, so the path is
-// a literal; it is built from a validated slug).
+// query runs a statement in the transaction.
 func (tx *batchTx) query(q string, args ...any) (pgx.Rows, error) {
-	if !tx.begun {
-		begin := "BEGIN; " + strings.Replace(tenants.ScopeSQL, "?", "'"+strings.ReplaceAll(tx.path, "'", "''")+"'", 1)
-		if _, err := tx.c.Exec(tx.ctx, begin); err != nil {
-			return nil, err
-		}
-		tx.begun = true
-	}
-	return tx.c.Query(tx.ctx, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	return tx.tx.Query(q, args...)
 }
 
 var lookupKeysSQL = dollars(app.LookupKeysSQL)
@@ -1002,7 +958,7 @@ func (tx *batchTx) lookupKeys(keys []*app.IdempotencyKey) ([]app.KeyLookup, erro
 		return nil, err
 	}
 	var found []byte
-	if err := tx.c.QueryRow(tx.ctx, lookupKeysSQL, pgx.QueryExecModeCacheStatement, slots).Scan(&found); err != nil {
+	if err := tx.tx.QueryRow(lookupKeysSQL, slots).Scan(&found); err != nil {
 		return nil, err
 	}
 	return app.ParseKeyLookup(keys, found)

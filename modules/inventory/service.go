@@ -85,32 +85,23 @@ func NewService(a *app.App) *Service {
 }
 
 // tx runs fn in the tenant's scope, retrying a transaction PostgreSQL chose
-// as a deadlock or serialization victim (fn has no effects outside it).
+// as a deadlock or serialization victim (fn has no effects outside it), and
+// maps the database's refusals to the API's errors.
 func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
-	return s.retried(t, func() error { return s.app.Tx(ctx, t, fn) })
+	return mapStoreError(s.app.TxWith(ctx, t, s.retried(t), fn))
 }
 
-// retried runs a transaction again, whole, while PostgreSQL chooses it as a
-// deadlock or serialization victim (a few times at most), and maps the
-// database's refusals to the API's errors.
-func (s *Service) retried(t tenants.Tenant, run func() error) error {
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		if err = run(); !retryable(err) {
-			break
-		}
-		s.app.Log.Warn("inventory transaction retried", "tenant", t.Slug, "attempt", attempt+1, "err", err)
-	}
-	return mapStoreError(err)
+// retried asks the door to run a transaction again, whole, while PostgreSQL
+// chooses it as a deadlock or serialization victim (a few times at most),
+// logging each rerun.
+func (s *Service) retried(t tenants.Tenant) tenants.TxOptions {
+	return tenants.TxOptions{Retry: true, OnRetry: func(attempt int, err error) {
+		s.app.Log.Warn("inventory transaction retried", "tenant", t.Slug, "attempt", attempt, "err", err)
+	}}
 }
 
 // eventKey names an event among all tenants' (the service's per-event maps).
 func eventKey(t tenants.Tenant, eventID uuid.UUID) string { return t.Slug + "/" + eventID.String() }
-
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
-}
 
 // mapStoreError turns the database's refusals into the API's errors.
 func mapStoreError(err error) error {

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/gorm"
 
 	"marquee/modules/inventory"
@@ -84,7 +82,7 @@ func (h *Harness) check(ctx context.Context) (Checks, error) {
 	q := func(tx *gorm.DB, dst *int64, sql string, args ...any) error {
 		return tx.Raw(sql, args...).Row().Scan(dst)
 	}
-	err := tenants.Tx(ctx, h.a.DB, h.t, func(tx *gorm.DB) error {
+	err := h.a.TxWith(ctx, h.t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
 		steps := []struct {
 			dst *int64
 			sql string
@@ -196,8 +194,9 @@ func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64,
 
 // saturation measures single-seat holds through the API by o.Concurrency
 // clients (no waiting room), then the same conditional UPDATE straight
-// against PostgreSQL by as many goroutines over as many connections as the
-// app has, on the same table, in the same run.
+// against PostgreSQL (one tenant transaction each, no API, no batching) by
+// as many goroutines over the app's connections, on the same table, in the
+// same run.
 func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	// Enough seats that the phase never runs out (60,000 for the default 5 s).
 	seats := min(60000, max(2000, int(h.o.Phase.Seconds()*15000)))
@@ -241,35 +240,19 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	rep.SatHoldsPerS = float64(n) / el.Seconds()
 	rep.SatHoldP50, rep.SatHoldP99 = percentile(lat, .5), percentile(lat, .99)
 
-	schema, err := tenants.SchemaName(h.slug)
-	if err != nil {
-		return err
-	}
-	cfg, err := pgxpool.ParseConfig(h.a.Config.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	cfg.MaxConns = int32(h.o.DBConns)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	// Its connections opened before the clock, as the server's are.
-	conns := make([]*pgxpool.Conn, cfg.MaxConns)
-	for i := range conns {
-		if conns[i], err = pool.Acquire(ctx); err != nil {
-			return err
-		}
-	}
-	for _, c := range conns {
-		c.Release()
-	}
-	// The very statement the hold transaction runs for a seat.
-	sql := `UPDATE ` + pgx.Identifier{schema, "inv_seats"}.Sanitize() + ` SET state = 'held', hold_id = $1 WHERE event_id = $2 AND id = $3 AND state = 'available'`
+	// The very statement the hold transaction runs for a seat, each in its
+	// own tenant transaction through the door's pgx path (BEGIN and scope in
+	// one round trip, the statement prepared per connection), on the app's
+	// pool: its connections are open already, as the server's are.
+	const sql = `UPDATE inv_seats SET state = 'held', hold_id = $1 WHERE event_id = $2 AND id = $3 AND state = 'available'`
 	n, lat, el, errs, ferr = h.phase(seats, func(_, i int) (bool, error) {
-		tag, err := pool.Exec(ctx, sql, uuid.New(), rawEvent, seatID(i))
-		return err == nil && tag.RowsAffected() == 1, err
+		held := false
+		err := h.a.PgxTx(ctx, h.t, tenants.TxOptions{}, func(tx *tenants.Pgx) error {
+			tag, err := tx.Exec(sql, uuid.New(), rawEvent, seatID(i))
+			held = err == nil && tag.RowsAffected() == 1
+			return err
+		})
+		return held, err
 	})
 	rep.Faults.RawErrors = errs
 	if ferr != nil && rep.Faults.FirstError == "" {
@@ -375,7 +358,7 @@ func (h *Harness) expiries(ctx context.Context) (ExpiryStats, error) {
 	}
 	for {
 		var active, pastDue int64
-		err := tenants.Tx(ctx, h.a.DB, h.t, func(tx *gorm.DB) error {
+		err := h.a.TxWith(ctx, h.t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
 			return tx.Raw(`SELECT count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'active' AND expires_at <= now())
 				FROM inv_holds WHERE event_id = ? AND status = 'active' AND expires_at <= ?`, h.event, lastDue).Row().Scan(&active, &pastDue)
 		})
@@ -391,7 +374,7 @@ func (h *Harness) expiries(ctx context.Context) (ExpiryStats, error) {
 		}
 	}
 	var late []float64
-	err := tenants.Tx(ctx, h.a.DB, h.t, func(tx *gorm.DB) error {
+	err := h.a.TxWith(ctx, h.t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT extract(epoch FROM closed_at - expires_at) * 1000 FROM inv_holds
 			WHERE event_id = ? AND status = 'expired' ORDER BY 1`, h.event).Scan(&late).Error
 	})

@@ -99,7 +99,7 @@ var (
 
 // Room runs every waiting room of the deployment.
 type Room struct {
-	db     *gorm.DB
+	tx     func(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error // the door: App.Tx
 	rdb    *redis.Client
 	prefix string // the deployment's Redis prefix
 	key    []byte
@@ -122,11 +122,11 @@ const redisBudget = 500 * time.Millisecond
 // settingsTTL bounds how stale a server's view of a room's switch can be.
 const settingsTTL = 2 * time.Second
 
-// New builds the rooms over the App's database and Redis.
+// New builds the rooms over the App's tenant transactions and Redis.
 func New(a *app.App) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
-	return &Room{db: a.DB, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
+	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
 }
 
 // Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
@@ -151,7 +151,7 @@ func (r *Room) Settings(ctx context.Context, t tenants.Tenant, event uuid.UUID) 
 	}
 	s := DefaultSettings(event)
 	var rows []Settings
-	err := tenants.Tx(ctx, r.db, t, func(tx *gorm.DB) error {
+	err := r.tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction
 			FROM waiting_rooms WHERE event_id = ?`, event).Scan(&rows).Error
 	})
@@ -179,7 +179,7 @@ func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) erro
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	err := tenants.Tx(ctx, r.db, t, func(tx *gorm.DB) error {
+	err := r.tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
 			ON CONFLICT (event_id) DO UPDATE SET enabled = EXCLUDED.enabled, opens_at = EXCLUDED.opens_at,

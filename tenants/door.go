@@ -1,0 +1,192 @@
+package tenants
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+)
+
+// TxOptions tune a tenant transaction; the zero value is a read-write
+// transaction run once.
+type TxOptions struct {
+	// ReadOnly opens the transaction READ ONLY: PostgreSQL refuses any write.
+	ReadOnly bool
+	// Retry runs the transaction again, whole, while PostgreSQL aborts it as
+	// a deadlock or serialization victim (up to maxAttempts in all). Only
+	// for work with no effects outside the transaction.
+	Retry bool
+	// OnRetry, if set, is told of each attempt that is about to be rerun
+	// (1 for the first), so the caller can log or count it.
+	OnRetry func(attempt int, err error)
+}
+
+// maxAttempts bounds a retried transaction: a victim chosen four times in a
+// row is under contention a rerun will not outlast.
+const maxAttempts = 4
+
+// Retryable reports whether err is PostgreSQL aborting a transaction as a
+// deadlock (40P01) or serialization (40001) victim: running it again may
+// succeed.
+func Retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+func (o TxOptions) run(once func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := once()
+		if !o.Retry || attempt == maxAttempts || !Retryable(err) {
+			return err
+		}
+		if o.OnRetry != nil {
+			o.OnRetry(attempt, err)
+		}
+	}
+}
+
+// Tx runs fn inside one gorm transaction whose search_path is the tenant's
+// schema (then public, for extensions), once and read-write.
+func Tx(ctx context.Context, db *gorm.DB, t Tenant, fn func(tx *gorm.DB) error) error {
+	return TxWith(ctx, db, t, TxOptions{}, fn)
+}
+
+// TxWith is Tx with options. The scope is SET LOCAL: it ends with the
+// transaction, so a pooled connection never carries it into another request.
+func TxWith(ctx context.Context, db *gorm.DB, t Tenant, o TxOptions, fn func(tx *gorm.DB) error) error {
+	path, err := searchPath(t)
+	if err != nil {
+		return err
+	}
+	var txo *sql.TxOptions
+	if o.ReadOnly {
+		txo = &sql.TxOptions{ReadOnly: true} // BEGIN READ ONLY: no extra round trip
+	}
+	return o.run(func() error {
+		return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(scopeSQL, path).Error; err != nil {
+				return fmt.Errorf("scope to tenant %s: %w", t.Slug, err)
+			}
+			return fn(tx)
+		}, txo)
+	})
+}
+
+// scopeSQL scopes the current transaction to a tenant; its one parameter is
+// searchPath's value.
+const scopeSQL = "SELECT set_config('search_path', ?, true)"
+
+// searchPath is a tenant's search_path: its schema, then public.
+func searchPath(t Tenant) (string, error) {
+	// The schema is derived from the checked slug, never trusted as given.
+	schema, err := SchemaName(t.Slug)
+	if err != nil {
+		return "", err
+	}
+	if t.Schema != schema {
+		return "", fmt.Errorf("tenants: tenant %q does not carry its own schema", t.Slug)
+	}
+	return pgx.Identifier{schema}.Sanitize() + ", public", nil
+}
+
+// Pgx is a tenant transaction on a pgx connection of the pool, for hot paths
+// where gorm's per-statement work shows. BEGIN travels with the tenant
+// scoping in one round trip (sent with the first statement), and statements
+// are prepared once per connection (pgx cache_statement) rather than parsed
+// on every transaction. PostgreSQL parses a prepared statement again when
+// the connection's search_path (its tenant) differs from its last use, so a
+// statement never reads another tenant's tables. Prepared plans follow the
+// pool's plan_cache_mode (force_custom_plan, set where the pool is opened),
+// so each execution is planned for its actual values.
+type Pgx struct {
+	ctx   context.Context
+	c     *pgx.Conn
+	begin string
+	begun bool
+}
+
+// PgxTx runs fn in one pgx transaction scoped to t, on a connection of db.
+func PgxTx(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, fn func(tx *Pgx) error) error {
+	path, err := searchPath(t)
+	if err != nil {
+		return err
+	}
+	// Simple protocol, so the path is a literal; it is built from a
+	// validated slug and quoted as a string besides.
+	begin := "BEGIN"
+	if o.ReadOnly {
+		begin = "BEGIN READ ONLY"
+	}
+	begin += "; " + strings.Replace(scopeSQL, "?", "'"+strings.ReplaceAll(path, "'", "''")+"'", 1)
+	return o.run(func() error { return pgxTxOnce(ctx, db, begin, fn) })
+}
+
+func pgxTxOnce(ctx context.Context, db *sql.DB, begin string, fn func(tx *Pgx) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// A connection handed back inside a transaction (an error between BEGIN
+	// and COMMIT that ROLLBACK did not reach) is discarded by the driver.
+	return conn.Raw(func(dc any) error {
+		tx := &Pgx{ctx: ctx, c: dc.(*stdlib.Conn).Conn(), begin: begin}
+		err := fn(tx)
+		if !tx.begun {
+			return err
+		}
+		if err != nil {
+			_, _ = tx.c.Exec(ctx, "ROLLBACK")
+			return err
+		}
+		_, err = tx.c.Exec(ctx, "COMMIT")
+		return err
+	})
+}
+
+// open sends BEGIN and the scope before the transaction's first statement.
+func (tx *Pgx) open() error {
+	if tx.begun {
+		return nil
+	}
+	if _, err := tx.c.Exec(tx.ctx, tx.begin); err != nil {
+		return err
+	}
+	tx.begun = true
+	return nil
+}
+
+// Query runs a statement in the transaction ($1, $2, … placeholders).
+func (tx *Pgx) Query(q string, args ...any) (pgx.Rows, error) {
+	if err := tx.open(); err != nil {
+		return nil, err
+	}
+	return tx.c.Query(tx.ctx, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
+
+// QueryRow runs a statement that returns at most one row.
+func (tx *Pgx) QueryRow(q string, args ...any) pgx.Row {
+	if err := tx.open(); err != nil {
+		return errRow{err}
+	}
+	return tx.c.QueryRow(tx.ctx, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
+
+// Exec runs a statement that returns no rows.
+func (tx *Pgx) Exec(q string, args ...any) (pgconn.CommandTag, error) {
+	if err := tx.open(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return tx.c.Exec(tx.ctx, q, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
+
+// errRow is a row whose statement never ran.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
