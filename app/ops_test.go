@@ -153,7 +153,7 @@ func TestLoadSheddingKeepsOtherTenantsServed(t *testing.T) {
 		}()
 	}
 	// Wait until both occupy the hot tenant's slots.
-	eventually(t, 2*time.Second, func() bool {
+	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
 		return env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil).Status == http.StatusServiceUnavailable
 	})
 	shed := env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil)

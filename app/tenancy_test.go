@@ -100,7 +100,7 @@ func TestSuspendAcrossInstances(t *testing.T) {
 	if err := one.App.Tenants.Suspend(context.Background(), tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool {
+	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
 		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusForbidden
 	})
 	wantStatus(t, two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusForbidden, "tenant_suspended")
@@ -113,20 +113,9 @@ func TestSuspendAcrossInstances(t *testing.T) {
 	if err := two.App.Tenants.Resume(context.Background(), tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool {
+	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
 		return one.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusOK
 	})
-}
-
-func eventually(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Sessions are cached per instance, yet a logout on one instance ends the
@@ -143,7 +132,7 @@ func TestLogoutReachesOtherInstancesAtOnce(t *testing.T) {
 	wantStatus(t, one.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/logout", tok, nil), http.StatusNoContent, "")
 	wantStatus(t, one.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusUnauthorized, "invalid_token")
 	start := time.Now()
-	eventually(t, 2*time.Second, func() bool {
+	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
 		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusUnauthorized
 	})
 	t.Logf("revocation seen by the other instance after %s", time.Since(start))

@@ -40,7 +40,7 @@ func TestTasksRunInTheirTenant(t *testing.T) {
 		t.Fatal("Enqueue accepted a task type without handler")
 	}
 	serve(t, env)
-	waitUntil(t, 10*time.Second, "all tasks handled", func() bool { return len(rec.all()) >= 2*perTenant })
+	apptest.Eventually(t, 10*time.Second, "all tasks handled", func() bool { return len(rec.all()) >= 2*perTenant })
 	time.Sleep(200 * time.Millisecond)
 	runs := rec.all()
 	if len(runs) != 2*perTenant {
@@ -94,9 +94,9 @@ func TestFanOut(t *testing.T) {
 		t.Fatalf("second fan-out in the same bucket enqueued %d (%v), want 0", n, err)
 	}
 	serve(t, env)
-	waitUntil(t, 10*time.Second, "fan-out tasks handled", func() bool { return len(rec.all()) >= 2 })
+	apptest.Eventually(t, 10*time.Second, "fan-out tasks handled", func() bool { return len(rec.all()) >= 2 })
 	ins := inspector(t, env)
-	waitUntil(t, 5*time.Second, "tasks completed", func() bool {
+	apptest.Eventually(t, 5*time.Second, "tasks completed", func() bool {
 		done, _ := ins.ListCompletedTasks(env.App.Jobs.Queue(jobs.QueueDefault))
 		return len(done) == 2
 	})
@@ -115,7 +115,7 @@ func TestFanOut(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("fan-out in the next bucket enqueued %d (%v), want 2", n, err)
 	}
-	waitUntil(t, 10*time.Second, "next bucket handled", func() bool { return len(rec.all()) >= 4 })
+	apptest.Eventually(t, 10*time.Second, "next bucket handled", func() bool { return len(rec.all()) >= 4 })
 	time.Sleep(200 * time.Millisecond)
 	if rec.count(a.Slug) != 2 || rec.count(b.Slug) != 2 || rec.count(off.Slug) != 0 {
 		t.Fatalf("after two buckets: %+v", rec.all())
@@ -152,7 +152,7 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	var archived []*asynq.TaskInfo
 	// The suspended tenant's task is archived; the unknown tenants' are
 	// dropped (done, gone from the queue) without ever being retried.
-	waitUntil(t, 10*time.Second, "tasks archived or dropped", func() bool {
+	apptest.Eventually(t, 10*time.Second, "tasks archived or dropped", func() bool {
 		archived, _ = ins.ListArchivedTasks(queue)
 		_, ghostErr := ins.GetTaskInfo(queue, "ghost")
 		_, evilErr := ins.GetTaskInfo(queue, "evil")
@@ -171,7 +171,7 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	if err := ins.RunTask(env.App.Jobs.Queue(jobs.QueueDefault), id); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "resumed task handled", func() bool { return rec.count(tn.Slug) == 1 })
+	apptest.Eventually(t, 10*time.Second, "resumed task handled", func() bool { return rec.count(tn.Slug) == 1 })
 	checkOwnScope(t, rec.all())
 }
 
@@ -193,7 +193,7 @@ func TestSettlingTasksRunWhileSuspended(t *testing.T) {
 	}
 	serve(t, env)
 	ins := inspector(t, env)
-	waitUntil(t, 10*time.Second, "settling task run and ordinary one archived", func() bool {
+	apptest.Eventually(t, 10*time.Second, "settling task run and ordinary one archived", func() bool {
 		archived, _ := ins.ListArchivedTasks(env.App.Jobs.Queue(jobs.QueueDefault))
 		return rec.count(tn.Slug) == 1 && len(archived) == 1
 	})
@@ -227,7 +227,7 @@ func TestPeriodicFansOutOncePerBucket(t *testing.T) {
 	}
 	time.Sleep(3500 * time.Millisecond)
 	sched.Shutdown()
-	waitUntil(t, 10*time.Second, "periodic tasks handled", func() bool { return rec.count(a.Slug) >= 1 && rec.count(b.Slug) >= 1 })
+	apptest.Eventually(t, 10*time.Second, "periodic tasks handled", func() bool { return rec.count(a.Slug) >= 1 && rec.count(b.Slug) >= 1 })
 	time.Sleep(500 * time.Millisecond)
 	fanouts := jobsTotal(t, env, jobs.FanoutType, "ok")
 	if fanouts < 2 {
@@ -279,7 +279,7 @@ func TestFailedTaskRetriesVisibly(t *testing.T) {
 	serve(t, env)
 	ins := inspector(t, env)
 	var info *asynq.TaskInfo
-	waitUntil(t, 10*time.Second, "task waiting for retry", func() bool {
+	apptest.Eventually(t, 10*time.Second, "task waiting for retry", func() bool {
 		info, _ = ins.GetTaskInfo(env.App.Jobs.Queue(jobs.QueueDefault), id)
 		return info != nil && info.State == asynq.TaskStateRetry
 	})
@@ -357,7 +357,7 @@ func TestDeploymentsSharingRedisKeepTheirTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(t, b)
-	waitUntil(t, 10*time.Second, "the other deployment's own task run", func() bool { return len(recB.all()) == 1 })
+	apptest.Eventually(t, 10*time.Second, "the other deployment's own task run", func() bool { return len(recB.all()) == 1 })
 	if _, n := payloadFor(t, recB.all()[0].Payload); n != 2 {
 		t.Fatalf("the other deployment ran task %d", n)
 	}

@@ -153,17 +153,6 @@ func inspector(t *testing.T, env *apptest.Env) *asynq.Inspector {
 	return ins
 }
 
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // checkOwnScope asserts that every recorded run of slug saw its own schema
 // and only its own rows.
 func checkOwnScope(t *testing.T, runs []run) {

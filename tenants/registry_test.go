@@ -220,20 +220,6 @@ func TestSuspendResume(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes; it returns how
-// long it took.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // TestStatusChangeReachesOtherInstance: two Apps on one database are two
 // server instances; a suspension on one is refused by the other within a
 // second, far below the cache TTL.
@@ -252,7 +238,7 @@ func TestStatusChangeReachesOtherInstance(t *testing.T) {
 	if err := a.App.Tenants.Suspend(ctx, tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, time.Second, "suspension seen by the other instance", func() bool {
+	took := apptest.Eventually(t, time.Second, "suspension seen by the other instance", func() bool {
 		_, err := b.App.Tenants.Active(ctx, tn.Slug)
 		return errors.Is(err, tenants.ErrSuspended)
 	})
@@ -260,7 +246,7 @@ func TestStatusChangeReachesOtherInstance(t *testing.T) {
 	if err := a.App.Tenants.Resume(ctx, tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "resumption seen by the other instance", func() bool {
+	apptest.Eventually(t, time.Second, "resumption seen by the other instance", func() bool {
 		_, err := b.App.Tenants.Active(ctx, tn.Slug)
 		return err == nil
 	})

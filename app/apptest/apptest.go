@@ -314,3 +314,19 @@ func Main(m *testing.M, name string, redisDB int, url *string) {
 	drop()
 	os.Exit(code)
 }
+
+// Eventually polls cond until it holds, failing the test with what when it
+// does not within the bound; it returns how long it took. It is for state
+// reached through something the test cannot wait on directly (another
+// instance, a worker, a browser); where a signal exists, wait on it instead.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}

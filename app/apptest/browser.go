@@ -14,13 +14,14 @@ import (
 // ChromiumPath is where Debian installs the browser used by browser tests.
 const ChromiumPath = "/usr/bin/chromium"
 
-// Browser starts a headless Chromium for a test and returns its context. The
-// test is skipped when Chromium is not installed (deployments/local/services.sh
-// --with-chromium installs it; CI always does).
+// Browser starts a headless Chromium for a test and returns its context. A
+// missing Chromium fails the test rather than skipping it: a skipped browser
+// test would let a broken page pass CI unseen (deployments/local/services.sh
+// --for-tests installs it, as CI does).
 func Browser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(ChromiumPath); err != nil {
-		t.Skip("chromium not installed; run deployments/local/services.sh --with-chromium")
+		t.Fatal("chromium is not installed at " + ChromiumPath + "; run deployments/local/services.sh --for-tests")
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(ChromiumPath),
