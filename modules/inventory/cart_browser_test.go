@@ -122,6 +122,9 @@ func TestBrowserOneCart(t *testing.T) {
 	if n != 1 || q != 4 || after != expires {
 		t.Fatalf("after adding: %d holds, %d tickets, expiry %s (was %s)", n, q, after, expires)
 	}
+	// The additions reach the open page's counts live (stream, then a re-read).
+	until(`Array.from(document.querySelectorAll('.tier-left')).map(function(e){ return e.textContent; }).join('/') === '18/48'`,
+		"tier counts after the additions")
 	apptest.Screenshot(t, ctx, "inventory-cart-added")
 
 	// Reloaded again, the one cart shows everything.
