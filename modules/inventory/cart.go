@@ -132,29 +132,9 @@ func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.U
 func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest) (Hold, []string, error) {
 	// The hold row first (the lock order): a racing release, expiry, order
 	// or other addition waits for this one, or this one for it.
-	var hs []holdRow
-	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+	h, err := lockCartHold(tx, holdID, req.BuyerID)
+	if err != nil {
 		return Hold{}, nil, err
-	}
-	if len(hs) == 0 || hs[0].BuyerID != req.BuyerID {
-		return Hold{}, nil, app.NotFound("hold")
-	}
-	h := hs[0]
-	var lapsed bool // by the database's clock, which set the expiry
-	if err := tx.Raw(`SELECT ?::timestamptz <= now()`, h.ExpiresAt).Row().Scan(&lapsed); err != nil {
-		return Hold{}, nil, err
-	}
-	if h.Status != HoldActive || lapsed {
-		return Hold{}, nil, errHoldClosed
-	}
-	// Order creation locks the hold row before it reads or inserts the
-	// order, so under this lock an order either exists now or comes after.
-	var orders int64
-	if err := tx.Raw(`SELECT count(*) FROM inv_orders WHERE hold_id = ?`, holdID).Row().Scan(&orders); err != nil {
-		return Hold{}, nil, err
-	}
-	if orders > 0 {
-		return Hold{}, nil, errHoldHasOrder
 	}
 	set, err := loadSettings(tx, h.EventID)
 	if err != nil {
@@ -400,6 +380,134 @@ func (m *Module) addHoldItems(c *gin.Context) {
 		req.Tiers = append(req.Tiers, TierQuantity{TierID: tid, Quantity: tb.Quantity})
 	}
 	h, err := m.svc.AddToHold(c.Request.Context(), app.TenantOf(c), id, req)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h)
+}
+
+// RemoveSeat takes one seat out of a buyer's active hold and puts it back on
+// sale, with the quota unit it took. A hold's last item is not removed: the
+// buyer releases the hold instead. Like an addition, it is refused once the
+// hold has an order.
+func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, seatID, buyerID string) (Hold, error) {
+	if buyerID == "" {
+		return Hold{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
+	}
+	if !seatIDPattern.MatchString(seatID) {
+		return Hold{}, invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", truncate(seatID, 40))
+	}
+	var out Hold
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		// The lock order of an addition: hold row, seat, quota shard, buyer counter.
+		h, err := lockCartHold(tx, holdID, buyerID)
+		if err != nil {
+			return err
+		}
+		var line []struct {
+			Line      int   `gorm:"column:line"`
+			UnitPrice int64 `gorm:"column:unit_price_minor"`
+		}
+		if err := tx.Raw(`SELECT line, unit_price_minor FROM inv_hold_lines WHERE hold_id = ? AND seat_id = ?`, holdID, seatID).Scan(&line).Error; err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return app.NotFound("seat in this hold")
+		}
+		if h.Quantity <= 1 {
+			return app.Conflict("last_item", "this is the hold's last ticket: release the hold instead")
+		}
+		res := tx.Exec(`UPDATE inv_seats SET state = 'available', hold_id = NULL WHERE event_id = ? AND id = ? AND state = 'held' AND hold_id = ?`,
+			h.EventID, seatID, holdID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != 1 { // a seat line always has its held seat (CHECKs tie them)
+			return fmt.Errorf("inventory: seat %s of hold %s not held by it", seatID, holdID)
+		}
+		// The one quota unit the seat took (seats take no pool units).
+		var qa []alloc
+		if err := tx.Raw(`SELECT a.counter_id, a.shard, a.quantity FROM inv_hold_allocs a JOIN inv_counters c ON c.id = a.counter_id
+			WHERE a.hold_id = ? AND c.kind = 'quota' ORDER BY a.counter_id, a.shard LIMIT 1`, holdID).Scan(&qa).Error; err != nil {
+			return err
+		}
+		if len(qa) == 1 {
+			a := qa[0]
+			if err := tx.Exec(`UPDATE inv_counter_shards SET held = held - 1 WHERE counter_id = ? AND shard = ?`, a.CounterID, a.Shard).Error; err != nil {
+				return err
+			}
+			q := `UPDATE inv_hold_allocs SET quantity = quantity - 1 WHERE hold_id = ? AND counter_id = ? AND shard = ?`
+			if a.Quantity == 1 {
+				q = `DELETE FROM inv_hold_allocs WHERE hold_id = ? AND counter_id = ? AND shard = ?`
+			}
+			if err := tx.Exec(q, holdID, a.CounterID, a.Shard).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - 1, 0) WHERE event_id = ? AND subject = ?`,
+			h.EventID, "b:"+h.BuyerID).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`DELETE FROM inv_hold_lines WHERE hold_id = ? AND line = ?`, holdID, line[0].Line).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE inv_holds SET quantity = quantity - 1, amount_minor = amount_minor - ? WHERE id = ?`,
+			line[0].UnitPrice, holdID).Error; err != nil {
+			return err
+		}
+		if out, err = readHold(tx, holdID); err != nil {
+			return err
+		}
+		tiers, err := loadTierRows(tx, h.EventID)
+		nameLines(&out, tiers)
+		return err
+	})
+	if err != nil {
+		return Hold{}, err
+	}
+	s.changed(ctx, t, out.EventID, seatStates([]string{seatID}, SeatAvailable))
+	return out, nil
+}
+
+// lockCartHold locks a hold that its buyer may still change: theirs (else
+// not found), active and not lapsed (else gone), without an order (else
+// conflict).
+func lockCartHold(tx *gorm.DB, holdID uuid.UUID, buyerID string) (holdRow, error) {
+	var hs []holdRow
+	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+		return holdRow{}, err
+	}
+	if len(hs) == 0 || hs[0].BuyerID != buyerID {
+		return holdRow{}, app.NotFound("hold")
+	}
+	h := hs[0]
+	var lapsed bool // by the database's clock, which set the expiry
+	if err := tx.Raw(`SELECT ?::timestamptz <= now()`, h.ExpiresAt).Row().Scan(&lapsed); err != nil {
+		return holdRow{}, err
+	}
+	if h.Status != HoldActive || lapsed {
+		return holdRow{}, errHoldClosed
+	}
+	// Order creation locks the hold row before it reads or inserts the
+	// order, so under this lock an order either exists now or comes after.
+	var orders int64
+	if err := tx.Raw(`SELECT count(*) FROM inv_orders WHERE hold_id = ?`, holdID).Row().Scan(&orders); err != nil {
+		return holdRow{}, err
+	}
+	if orders > 0 {
+		return holdRow{}, errHoldHasOrder
+	}
+	return h, nil
+}
+
+// removeHoldSeat answers DELETE /holds/{holdId}/items/{seatId}.
+func (m *Module) removeHoldSeat(c *gin.Context) {
+	id, ok := app.PathID(c, "holdId", "hold")
+	if !ok {
+		return
+	}
+	h, err := m.svc.RemoveSeat(c.Request.Context(), app.TenantOf(c), id, c.Param("seatId"), m.buyer(c))
 	if err != nil {
 		app.Fail(c, err)
 		return

@@ -121,6 +121,38 @@ func TestAddToHoldSeatsAndGA(t *testing.T) {
 	}
 	s.checkCounters(t)
 
+	// A seat taken out goes back on sale with its quota unit; only its
+	// buyer's, only a seat in the hold, never the last ticket.
+	del := func(tok string, hold uuid.UUID, seat string) apptest.Response {
+		return env.Do(t, "DELETE", s.slug, "/api/v1/holds/"+hold.String()+"/items/"+seat, "", nil, "X-Buyer-Token", tok)
+	}
+	before = s.cartSnapshot(t)
+	for _, tc := range []struct {
+		tok, seat string
+		status    int
+		code      string
+	}{{s.buyer(t), "A-1-2", http.StatusNotFound, "not_found"}, {a, "A-1-9", http.StatusNotFound, "not_found"}, {a, "x", http.StatusBadRequest, "invalid_seats"}} {
+		if res := del(tc.tok, h.ID, tc.seat); res.Status != tc.status || res.Code() != tc.code {
+			t.Errorf("remove %s: %d %s", tc.seat, res.Status, res.Body)
+		}
+	}
+	if after := s.cartSnapshot(t); after != before {
+		t.Fatalf("refused removals changed the database: %s → %s", before, after)
+	}
+	res = del(a, h.ID, "A-1-2")
+	mustStatus(t, res, http.StatusOK)
+	res.JSON(t, &got)
+	if got.Quantity != 5 || got.AmountMinor != 2*5000+3*3000 || fmt.Sprint(got.Seats) != "[A-1-1 A-1-3]" || !got.ExpiresAt.Equal(h.ExpiresAt) {
+		t.Fatalf("after removing A-1-2: %+v", got)
+	}
+	if st := s.seatState(t, ev, "A-1-2"); st != "available" {
+		t.Errorf("removed seat is %s", st)
+	}
+	if n := s.count(t, `SELECT sum(s.held) FROM inv_counter_shards s JOIN inv_counters c ON c.id = s.counter_id WHERE c.event_id = ? AND c.kind = 'quota'`, ev); n != 5 {
+		t.Errorf("web quota holds %d after the removal, want 5", n)
+	}
+	s.checkCounters(t)
+
 	// Released, the whole cart comes back.
 	mustStatus(t, env.Do(t, "DELETE", s.slug, "/api/v1/holds/"+h.ID.String(), "", nil, "X-Buyer-Token", a), http.StatusNoContent)
 	if n := s.count(t, `SELECT coalesce(sum(held), 0) FROM inv_counter_shards`); n != 0 {
@@ -130,6 +162,15 @@ func TestAddToHoldSeatsAndGA(t *testing.T) {
 		t.Errorf("%d seats not available after the release", n)
 	}
 	s.checkCounters(t)
+
+	// The last ticket stays: the buyer releases the hold instead.
+	h = s.mustHold(t, ev, a, map[string]any{"seats": []string{"A-1-9"}})
+	if res := del(a, h.ID, "A-1-9"); res.Status != http.StatusConflict || res.Code() != "last_item" {
+		t.Errorf("removing the last ticket: %d %s", res.Status, res.Body)
+	}
+	if st := s.seatState(t, ev, "A-1-9"); st != "held" {
+		t.Errorf("the last seat is %s after a refused removal", st)
+	}
 }
 
 // What an addition may not do: each refusal has its code and changes
