@@ -104,6 +104,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", m.myHolds)
 	r.API(http.MethodGet, "/holds/:holdId", pub, "Read a hold (its buyer)", m.getHold)
 	r.API(http.MethodDelete, "/holds/:holdId", pub, "Release a hold (its buyer)", m.releaseHold)
+	r.API(http.MethodPost, "/holds/:holdId/items", pub, "Add seats or GA tickets to the buyer's active hold, all or none; its expiry is kept (Idempotency-Key required)", m.addHoldItems)
+	r.API(http.MethodDelete, "/holds/:holdId/items/:seatId", pub, "Take one seat out of the buyer's active hold (not its last ticket)", m.removeHoldSeat)
 	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", m.createOrder)
 	r.API(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), "Read an order and its tickets (signed link or staff)", m.getOrder)
 	r.API(http.MethodPost, "/orders/:orderId/refund", signed, "Refund a paid order: tickets void, inventory returned (Idempotency-Key required)", m.app.Idempotent(), m.refundOrder)

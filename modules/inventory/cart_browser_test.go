@@ -1,0 +1,139 @@
+package inventory_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"gorm.io/gorm"
+
+	"marquee/app/apptest"
+)
+
+// One buyer, one cart, in a real browser: a hold survives a reload as the
+// buyer's own (their seat marked theirs, the countdown running), and seats
+// or GA tickets picked afterwards join that hold, which keeps its expiry.
+// Screenshots are saved and were looked at.
+func TestBrowserOneCart(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "cartweb")
+	ev := s.event(t, "One Cart Night")
+	s.configure(t, ev, simpleSetup(2, 10, 50, nil))
+	ctx := apptest.Browser(t)
+	host := env.HostURL(s.slug)
+
+	wait := func(sel string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
+			t.Fatalf("waiting for %s: %v\npage: %s", sel, err, body)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return v
+	}
+	// until polls the page (no signal reaches the test from inside it).
+	until := func(js, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+			if err != nil {
+				t.Fatalf("eval %s: %v", js, err)
+			}
+			if v {
+				return
+			}
+			if time.Now().After(deadline) {
+				summary, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#shop`)))
+				t.Fatalf("timed out: %s (page: %s)", what, summary)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	click := func(sel string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("click %s: %v", sel, err)
+		}
+	}
+	activeHolds := func() (n, quantity int64, expires string) {
+		t.Helper()
+		n = s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev)
+		quantity = s.count(t, `SELECT coalesce(sum(quantity), 0) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev)
+		s.sql(t, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT coalesce(max(expires_at)::text, '') FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev).Row().Scan(&expires)
+		})
+		return n, quantity, expires
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(host+"/events/"+ev)); err != nil {
+		t.Fatal(err)
+	}
+	wait(`#seatmap svg`)
+	until(`document.querySelectorAll('#seatmap .seat').length === 20`, "20 seats drawn")
+	click(`#seat-A-1-1`)
+	until(`document.getElementById('picked').textContent.indexOf('A-1-1') >= 0`, "seat picked")
+	click(`#hold-seats`)
+	wait(`#hold`)
+	until(`/^(09|10):\d\d$/.test(document.getElementById('countdown').textContent)`, "countdown running")
+	n, q, expires := activeHolds()
+	if n != 1 || q != 1 {
+		t.Fatalf("after the first hold: %d holds, %d tickets", n, q)
+	}
+
+	// Reload: the hold is found again and shown as the buyer's own.
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	wait(`#hold`)
+	until(`/^(09|10):\d\d$/.test(document.getElementById('countdown').textContent)`, "countdown running after the reload")
+	until(`document.getElementById('seat-A-1-1').classList.contains('selected')`, "the held seat marked as the buyer's own")
+	if sum := text(`#hold-summary`); !strings.Contains(sum, "A-1-1") || !strings.Contains(sum, "EUR 50.00") {
+		t.Fatalf("summary after the reload: %q", sum)
+	}
+	apptest.Screenshot(t, ctx, "inventory-cart-reloaded")
+
+	// A second seat and GA tickets join the same hold.
+	click(`#seat-A-2-5`)
+	until(`document.getElementById('hold-seats').textContent === 'Add selected seats to your hold' && !document.getElementById('hold-seats').disabled`,
+		"the seat button adds to the hold")
+	click(`#hold-seats`)
+	until(`document.getElementById('hold-summary').textContent.indexOf('A-2-5') >= 0`, "the added seat in the cart")
+	click(`.tier[data-tier] .hold-ga`)
+	until(`document.getElementById('hold-summary').textContent.indexOf('Floor: 2 tickets') >= 0`, "GA tickets in the cart")
+	sum := text(`#hold-summary`)
+	if !strings.Contains(sum, "Seats A-1-1, A-2-5") || !strings.Contains(sum, "EUR 160.00") {
+		t.Fatalf("cart summary %q", sum)
+	}
+	if e := text(`#shop-error`); e != "" {
+		t.Fatalf("shop error: %q", e)
+	}
+	n, q, after := activeHolds()
+	if n != 1 || q != 4 || after != expires {
+		t.Fatalf("after adding: %d holds, %d tickets, expiry %s (was %s)", n, q, after, expires)
+	}
+	// The additions reach the open page's counts live (stream, then a re-read).
+	until(`Array.from(document.querySelectorAll('.tier-left')).map(function(e){ return e.textContent; }).join('/') === '18/48'`,
+		"tier counts after the additions")
+	apptest.Screenshot(t, ctx, "inventory-cart-added")
+
+	// Reloaded again, the one cart shows everything.
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	wait(`#hold`)
+	until(`document.getElementById('hold-summary').textContent.indexOf('Floor: 2 tickets') >= 0`, "the whole cart after a reload")
+	if sum := text(`#hold-summary`); !strings.Contains(sum, "A-2-5") || !strings.Contains(sum, "EUR 160.00") {
+		t.Fatalf("cart after reload %q", sum)
+	}
+}
