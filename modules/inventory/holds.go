@@ -224,8 +224,8 @@ func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUI
 		if closed, seats, err = closeHold(tx, id, HoldReleased, false); err != nil || closed == nil || asStaff {
 			return err
 		}
-		return tx.Raw(`SELECT coalesce((SELECT holds FROM inv_buyer_counters WHERE event_id = ? AND subject = ?), 0) = 0`,
-			closed.EventID, "b:"+buyerID).Row().Scan(&lastHold)
+		lastHold, err = buyerHoldsNone(tx, closed.EventID, buyerID)
+		return err
 	})
 	if err == nil && closed != nil {
 		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
@@ -245,10 +245,16 @@ func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUI
 func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (expired bool, err error) {
 	var closed *holdRow
 	var seats []string
+	var lastHold bool
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
 		var err error
+		closed, seats, lastHold = nil, nil, false
 		closed, seats, err = closeHold(tx, id, HoldExpired, true)
-		if err != nil || closed != nil {
+		if err != nil {
+			return err
+		}
+		if closed != nil {
+			lastHold, err = buyerHoldsNone(tx, closed.EventID, closed.BuyerID)
 			return err
 		}
 		var due []struct {
@@ -265,8 +271,26 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 	})
 	if err == nil && closed != nil {
 		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		s.expiredFor(ctx, t, closed, lastHold)
 	}
 	return closed != nil, err
+}
+
+// expiredFor frees the waiting-room place of a buyer whose last hold just
+// expired: they walked away, and the place is the next buyer's.
+func (s *Service) expiredFor(ctx context.Context, t tenants.Tenant, closed *holdRow, lastHold bool) {
+	if lastHold {
+		s.buyerDone(ctx, t, closed.EventID, closed.BuyerID)
+	}
+}
+
+// buyerHoldsNone reports, in the transaction that closed one of their holds,
+// whether the buyer holds nothing more for the event.
+func buyerHoldsNone(tx *gorm.DB, eventID uuid.UUID, buyerID string) (bool, error) {
+	var none bool
+	err := tx.Raw(`SELECT coalesce((SELECT holds FROM inv_buyer_counters WHERE event_id = ? AND subject = ?), 0) = 0`,
+		eventID, "b:"+buyerID).Row().Scan(&none)
+	return none, err
 }
 
 // NotDueError says a hold's expiry ran before its time; In is what is left.
@@ -346,8 +370,9 @@ func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (
 	for n < limit {
 		var closed *holdRow
 		var seats []string
+		var lastHold bool
 		err := s.tx(ctx, t, func(tx *gorm.DB) error {
-			closed, seats = nil, nil
+			closed, seats, lastHold = nil, nil, false
 			var ids []struct {
 				ID uuid.UUID `gorm:"column:id"`
 			}
@@ -359,7 +384,10 @@ func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (
 				return nil
 			}
 			var err error
-			closed, seats, err = closeHold(tx, ids[0].ID, HoldExpired, true)
+			if closed, seats, err = closeHold(tx, ids[0].ID, HoldExpired, true); err != nil || closed == nil {
+				return err
+			}
+			lastHold, err = buyerHoldsNone(tx, closed.EventID, closed.BuyerID)
 			return err
 		})
 		if err != nil {
@@ -370,6 +398,7 @@ func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (
 		}
 		n++
 		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		s.expiredFor(ctx, t, closed, lastHold)
 	}
 	return n, nil
 }

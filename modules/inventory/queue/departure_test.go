@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/app/apptest"
@@ -19,6 +20,7 @@ import (
 // timeout), served by the real inventory and room.
 type hotSale struct {
 	env   *apptest.Env
+	inv   *inventory.Module
 	room  *Room
 	clk   *clock
 	slug  string
@@ -61,7 +63,7 @@ func newHotSale(t *testing.T) *hotSale {
 		"zones": []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 500}},
 		"tiers": []map[string]any{{"name": "Floor", "zone": "Floor", "price": 4000, "currency": "EUR"}}}, &cfg)
 	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", map[string]any{"enabled": true, "admit_per_second": 1000, "max_active": 1, "idle_timeout_seconds": 60}, nil)
-	return &hotSale{env: env, room: wr.Room(), clk: clk, slug: tn.Slug, event: ev.ID, tier: cfg.Tiers[0].ID.String()}
+	return &hotSale{env: env, inv: inv, room: wr.Room(), clk: clk, slug: tn.Slug, event: ev.ID, tier: cfg.Tiers[0].ID.String()}
 }
 
 // buyer mints a buyer token and joins the queue with it.
@@ -169,5 +171,49 @@ func TestReleasingLastHoldFreesWaitingRoomSlot(t *testing.T) {
 	release(h2.ID)
 	if st := h.status(t, bTok, bPlace); st.State != "admitted" {
 		t.Fatalf("next buyer still waits after the first released everything: %+v", st)
+	}
+}
+
+// A buyer who walks away leaves the room when their last hold expires, by
+// the expiry task or by the sweeper: the next buyer gets in at once instead
+// of after the idle timeout.
+func TestExpiredLastHoldFreesWaitingRoomSlot(t *testing.T) {
+	h := newHotSale(t)
+	ctx := context.Background()
+	tn, err := h.env.App.Tenants.Lookup(ctx, h.slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lapse := func(id uuid.UUID) {
+		t.Helper()
+		if err := h.env.App.Tx(ctx, tn, func(tx *gorm.DB) error {
+			return tx.Exec(`UPDATE inv_holds SET expires_at = now() - interval '1 second' WHERE id = ?`, id).Error
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aTok, aAccess, bTok, bPlace := h.first(t)
+	a := h.hold(t, aTok, aAccess)
+	lapse(a.ID)
+	if expired, err := h.inv.Service().ExpireHold(ctx, tn, a.ID); err != nil || !expired {
+		t.Fatalf("expire: %v %v", expired, err)
+	}
+	b := h.status(t, bTok, bPlace)
+	if b.State != "admitted" {
+		t.Fatalf("next buyer still waits after the first buyer's hold expired: %+v", b)
+	}
+
+	// The same through the sweeper (the hold's own task lost).
+	cTok, cPlace := h.buyer(t)
+	bHold := h.hold(t, bTok, b.AccessToken)
+	if st := h.status(t, cTok, cPlace); st.State != "queued" {
+		t.Fatalf("third buyer got in while the room was full: %+v", st)
+	}
+	lapse(bHold.ID)
+	if n, err := h.inv.Service().SweepHolds(ctx, tn, 10); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if st := h.status(t, cTok, cPlace); st.State != "admitted" {
+		t.Fatalf("next buyer still waits after the swept hold: %+v", st)
 	}
 }
