@@ -123,7 +123,7 @@ const redisBudget = 500 * time.Millisecond
 const settingsTTL = 2 * time.Second
 
 // New builds the rooms over the App's tenant transactions and Redis.
-func New(a *app.App) *Room {
+func New(a *app.Core) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
 	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
