@@ -19,6 +19,14 @@ import (
 // Module is a feature module. Given the core, it registers what it brings:
 // API routes with their permissions, portal and storefront pages, navigation,
 // task handlers and schedules, default grants, and demo seed data.
+//
+// Register keeps r.Core() (the capabilities a module may use) for its
+// handlers and jobs; it never sees the App. Contracts go through r: a
+// module provides one (ProvideEvents…), declares those it cannot work
+// without (Needs), and names the modules whose demo data its seed builds on
+// (Seed(fn, "calendar")). A contract provided twice, a need nobody
+// provides, or a seed order that names a missing module or makes a cycle
+// fails New.
 type Module interface {
 	Name() string
 	Register(r *Registrar) error
