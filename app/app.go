@@ -58,7 +58,8 @@ type App struct {
 	routes     []Route
 	nav        []NavItem
 	grants     []policies.Grant
-	seeds      []SeedFunc
+	seeds      []moduleSeed // in seed order once New returns
+	contracts  contracts
 	venues     VenueDirectory
 	events     EventDirectory
 	background []backgroundLoop
@@ -152,12 +153,19 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.draining = make(chan struct{})
 
 	a.grants = policies.CoreGrants()
+	a.contracts = newContracts()
 	core := &Registrar{app: a, module: "core"}
 	a.registerCore(core)
 	for _, m := range modules {
+		a.contracts.register(m.Name())
 		if err := m.Register(&Registrar{app: a, module: m.Name()}); err != nil {
 			return nil, fmt.Errorf("module %s: %w", m.Name(), err)
 		}
+	}
+	// Contracts are checked once every module has registered, so a module
+	// may need a contract that a later one provides.
+	if a.seeds, err = a.contracts.check(a.seeds); err != nil {
+		return nil, fmt.Errorf("modules: %w", err)
 	}
 	a.Tenants.OnProvision(func(ctx context.Context, t tenants.Tenant) error {
 		return a.Enforcer.InstallDefaults(t.Slug, a.grants)

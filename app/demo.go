@@ -48,8 +48,8 @@ func (a *App) SeedDemo(ctx context.Context) ([]DemoTenant, error) {
 			return nil, err
 		}
 		for _, seed := range a.seeds {
-			if err := seed(ctx, t); err != nil {
-				return nil, fmt.Errorf("seed %s: %w", ch.slug, err)
+			if err := seed.fn(ctx, t, &Seeding{a: a, t: t}); err != nil {
+				return nil, fmt.Errorf("seed %s (module %s): %w", ch.slug, seed.module, err)
 			}
 		}
 		out = append(out, DemoTenant{Tenant: t, Owner: owner})

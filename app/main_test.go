@@ -41,7 +41,7 @@ func newProbe() *probeModule {
 func (p *probeModule) Name() string { return "probe" }
 
 func (p *probeModule) Register(r *app.Registrar) error {
-	a := r.App()
+	a := r.Core()
 	r.Grants(
 		policies.Grant{Role: policies.RoleVenueManager, Object: "probe.things", Action: policies.Read},
 		policies.Grant{Role: policies.RoleChainAdmin, Object: "probe.things", Action: policies.Read},
@@ -89,7 +89,7 @@ func (p *probeModule) Register(r *app.Registrar) error {
 		return nil
 	})
 	r.Every(jobs.Periodic{Cron: "@hourly", Type: "probe:record", Queue: jobs.QueueDefault, Bucket: time.Hour})
-	r.Seed(func(ctx context.Context, t tenants.Tenant) error {
+	r.Seed(func(ctx context.Context, t tenants.Tenant, _ *app.Seeding) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.seeded = append(p.seeded, t.Slug)

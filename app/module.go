@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,6 +19,14 @@ import (
 // Module is a feature module. Given the core, it registers what it brings:
 // API routes with their permissions, portal and storefront pages, navigation,
 // task handlers and schedules, default grants, and demo seed data.
+//
+// Register keeps r.Core() (the capabilities a module may use) for its
+// handlers and jobs; it never sees the App. Contracts go through r: a
+// module provides one (ProvideEvents…), declares those it cannot work
+// without (Needs), and names the modules whose demo data its seed builds on
+// (Seed(fn, "calendar")). A contract provided twice, a need nobody
+// provides, or a seed order that names a missing module or makes a cycle
+// fails New.
 type Module interface {
 	Name() string
 	Register(r *Registrar) error
@@ -157,8 +166,9 @@ type NavItem struct {
 	Order int
 }
 
-// SeedFunc fills a demo tenant with a module's sample data.
-type SeedFunc func(ctx context.Context, t tenants.Tenant) error
+// SeedFunc fills a demo tenant with a module's sample data. s creates the
+// chain's demo staff and grants their roles.
+type SeedFunc func(ctx context.Context, t tenants.Tenant, s *Seeding) error
 
 // VenueDirectory is provided by the module that owns venues, so the core can
 // check venue ids (role assignments) without knowing that module.
@@ -231,8 +241,10 @@ type Registrar struct {
 	module string
 }
 
-// App gives a module the core's services (DB, Redis, jobs, ledger, ...).
-func (r *Registrar) App() *App { return r.app }
+// Core gives a module the capabilities it may use (tenant transactions,
+// jobs, realtime, ledger, logger, metrics, config, Redis, the event
+// directory, identity checks), never the App itself.
+func (r *Registrar) Core() *Core { return newCore(r.app) }
 
 func (r *Registrar) add(s Surface, method, path string, perm Permission, summary string, h []gin.HandlerFunc) Declared {
 	if perm.Kind == permUnset {
@@ -323,7 +335,13 @@ func (r *Registrar) Every(p jobs.Periodic) { r.app.Jobs.Every(p) }
 func (r *Registrar) Grants(g ...policies.Grant) { r.app.grants = append(r.app.grants, g...) }
 
 // Seed adds demo data for a tenant.
-func (r *Registrar) Seed(fn SeedFunc) { r.app.seeds = append(r.app.seeds, fn) }
+//
+// after names the modules whose seed data this module's needs (events to
+// sell, venues to staff): their seeds run first. Naming a module that is not
+// registered or seeds nothing, or a cycle, fails start-up.
+func (r *Registrar) Seed(fn SeedFunc, after ...string) {
+	r.app.seeds = append(r.app.seeds, moduleSeed{module: r.module, fn: fn, after: after})
+}
 
 // Background adds a long-running loop the worker process runs until it stops
 // (for work finer-grained than cron, e.g. waiting-room admission). Every
@@ -337,15 +355,56 @@ type backgroundLoop struct {
 	run  func(ctx context.Context) error
 }
 
-// ProvideVenues makes this module the venue directory of the core.
-func (r *Registrar) ProvideVenues(d VenueDirectory) { r.app.venues = d }
+// ProvideVenues makes this module the venue directory of the core. Only one
+// module may: a second fails start-up.
+func (r *Registrar) ProvideVenues(d VenueDirectory) {
+	if r.provide(VenueDirectoryContract) {
+		r.app.venues = d
+	}
+}
 
-// ProvideEvents makes this module the event directory of the core.
-func (r *Registrar) ProvideEvents(d EventDirectory) { r.app.events = d }
+// ProvideEvents makes this module the event directory of the core. Only one
+// module may: a second fails start-up.
+func (r *Registrar) ProvideEvents(d EventDirectory) {
+	if r.provide(EventDirectoryContract) {
+		r.app.events = d
+	}
+}
 
 // ProvideCancellations registers a module to be told of event cancellations.
+// Several modules may be told; one module registering twice (and so being
+// told twice) fails start-up.
 func (r *Registrar) ProvideCancellations(c EventCancellations) {
+	if slices.Contains(r.app.contracts.cancellers, r.module) {
+		r.app.contracts.errs = append(r.app.contracts.errs,
+			fmt.Errorf("module %s provides %s twice", r.module, EventCancellationsContract))
+		return
+	}
+	r.app.contracts.cancellers = append(r.app.contracts.cancellers, r.module)
+	if _, ok := r.app.contracts.providers[EventCancellationsContract]; !ok {
+		r.app.contracts.providers[EventCancellationsContract] = r.module
+	}
 	r.app.cancellations = append(r.app.cancellations, c)
+}
+
+// Needs declares the contracts this module cannot work without. Start-up
+// fails if, once every module has registered, one has no provider.
+func (r *Registrar) Needs(cs ...Contract) {
+	for _, c := range cs {
+		r.app.contracts.needs = append(r.app.contracts.needs, need{module: r.module, contract: c})
+	}
+}
+
+// provide records this module as the one provider of c; it reports false,
+// and records the start-up error, when another module already is.
+func (r *Registrar) provide(c Contract) bool {
+	if prev, ok := r.app.contracts.providers[c]; ok {
+		r.app.contracts.errs = append(r.app.contracts.errs,
+			fmt.Errorf("module %s provides the %s, already provided by module %s", r.module, c, prev))
+		return false
+	}
+	r.app.contracts.providers[c] = r.module
+	return true
 }
 
 // Cancellations returns the modules told of event cancellations.

@@ -75,7 +75,7 @@ func (p *probe) Name() string { return "probe" }
 const settleType = "test:settle"
 
 func (p *probe) Register(r *app.Registrar) error {
-	a := r.App()
+	a := r.Core()
 	handler := func(ctx context.Context, t tenants.Tenant, payload []byte) error {
 		if strings.Contains(string(payload), `"fail":true`) {
 			return errors.New("probe failure on request")

@@ -79,10 +79,18 @@ func checkFile(fset *token.FileSet, p string, f *ast.File, module string) []stri
 	// module code only. Rule 2 binds tests too.
 	moduleCode := inModules && !isTest
 
+	// The load harness (modules/inventory/bench) is started from main with
+	// the whole App to drive a run; it is not a module and registers nothing.
+	harness := strings.HasPrefix(p, "modules/inventory/bench/")
+
 	pkgNames := map[string]bool{}
+	appName := "" // the name this file gives the core package, if it imports it
 	for _, imp := range f.Imports {
 		ip, _ := strconv.Unquote(imp.Path.Value)
 		pkgNames[importName(imp, ip)] = true
+		if ip == module+"/app" {
+			appName = importName(imp, ip)
+		}
 		// Rule 1: a module reaches another only through its contract package.
 		if moduleCode && len(parts) >= 3 && strings.HasPrefix(ip, module+"/modules/") {
 			rest := strings.Split(strings.TrimPrefix(ip, module+"/modules/"), "/")
@@ -93,7 +101,7 @@ func checkFile(fset *token.FileSet, p string, f *ast.File, module string) []stri
 		}
 		// Rule 3: no module opens its own pools.
 		if moduleCode && slices.Contains(rawPoolImports, ip) {
-			at(imp.Pos(), "module code imports %s: modules reach tenant data through the App's door (App.Tx, App.TxWith, App.PgxTx), never through pools of their own", ip)
+			at(imp.Pos(), "module code imports %s: modules reach tenant data through the core's door (Core.Tx, Core.TxWith, Core.PgxTx), never through pools of their own", ip)
 		}
 	}
 	ast.Inspect(f, func(n ast.Node) bool {
@@ -107,12 +115,19 @@ func checkFile(fset *token.FileSet, p string, f *ast.File, module string) []stri
 				}
 			}
 		case *ast.SelectorExpr:
+			// Rule 4: a module holds the capabilities it was given
+			// (app.Core), never the App.
+			if moduleCode && !harness && appName != "" && n.Sel.Name == "App" {
+				if id, ok := n.X.(*ast.Ident); ok && id.Name == appName {
+					at(n.Pos(), "module code names app.App: a module uses the capabilities Registrar.Core gives it, never the App")
+				}
+			}
 			// Rule 3: no module selects the App's raw pools.
 			if moduleCode && (n.Sel.Name == "DB" || n.Sel.Name == "SQL") {
 				if id, ok := n.X.(*ast.Ident); ok && pkgNames[id.Name] {
 					return true // a package's type, such as gorm.DB
 				}
-				at(n.Pos(), "module code selects .%s: modules reach tenant data through App.Tx, App.TxWith or App.PgxTx, never the raw pools", n.Sel.Name)
+				at(n.Pos(), "module code selects .%s: modules reach tenant data through Core.Tx, Core.TxWith or Core.PgxTx, never the raw pools", n.Sel.Name)
 			}
 		}
 		return true
@@ -175,6 +190,12 @@ func TestRulesCatchBreaches(t *testing.T) {
 		"modules/b/internal/x/x.go":        file(`package x`),
 		"modules/b/b.go":                   file(`package b`),
 		"modules/b/contract/contract_t.go": file(`package contract; import "gorm.io/gorm"; var _ = gorm.DB{}`),
+		"modules/a/whole.go":               file(`package a; import "m/app"; type M struct{ a *app.App; c *app.Core }`),
+		"modules/b/alias.go":               file(`package b; import core "m/app"; func f(a *core.App) {}`),
+		"modules/b/b_test.go":              file(`package b; import "m/app"; var _ *app.App`),
+		"modules/inventory/bench/run.go":   file(`package bench; import "m/app"; func Run(a *app.App) {}`),
+		"main.go":                          file(`package main; import "m/app"; var _ *app.App`),
+		"modules/b/other.go":               file(`package b; import "m/other/app"; var _ app.App`),
 	}
 	got, _, err := check(tree, "m")
 	if err != nil {
@@ -186,6 +207,8 @@ func TestRulesCatchBreaches(t *testing.T) {
 		"modules/a/raw.go:1: module code selects .SQL",
 		"modules/b/scope_test.go:1: set_config outside tenants and migrations",
 		"app/app.go:1: search_path outside tenants and migrations",
+		"modules/a/whole.go:1: module code names app.App",
+		"modules/b/alias.go:1: module code names app.App",
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {

@@ -12,7 +12,7 @@ import (
 
 // Module is the calendar feature module.
 type Module struct {
-	app   *app.App
+	app   *app.Core
 	svc   *Service
 	pages *template.Template
 }
@@ -58,7 +58,7 @@ func grants() []policies.Grant {
 
 // Register implements app.Module.
 func (m *Module) Register(r *app.Registrar) error {
-	m.app = r.App()
+	m.app = r.Core()
 	m.svc = NewService(m.app)
 	pages, err := parsePages()
 	if err != nil {

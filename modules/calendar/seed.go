@@ -63,7 +63,7 @@ func demoVenues(t tenants.Tenant) []demoVenue {
 // seed fills a fresh demo tenant: venues and stages, a few weeks of events
 // around now (some exclusive), ranked holds, and for acme a venue manager of
 // Downtown Hall only.
-func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
+func (m *Module) seed(ctx context.Context, t tenants.Tenant, s *app.Seeding) error {
 	now := time.Now()
 	for vi, dv := range demoVenues(t) {
 		lat, lng, capacity := dv.lat, dv.lng, dv.capacity
@@ -85,7 +85,7 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
 			return err
 		}
 		if t.Slug == "acme" && dv.name == "Downtown Hall" {
-			if err := m.seedManager(ctx, t, v.ID); err != nil {
+			if err := m.seedManager(ctx, s, v.ID); err != nil {
 				return err
 			}
 		}
@@ -167,8 +167,8 @@ func (m *Module) seedSchedule(ctx context.Context, t tenants.Tenant, v Venue, st
 	return nil
 }
 
-func (m *Module) seedManager(ctx context.Context, t tenants.Tenant, venue uuid.UUID) error {
-	u, err := m.app.CreateUser(ctx, t, DemoManagerEmail, "Downtown Hall Manager", app.DemoPassword)
+func (m *Module) seedManager(ctx context.Context, s *app.Seeding, venue uuid.UUID) error {
+	u, err := s.CreateUser(ctx, DemoManagerEmail, "Downtown Hall Manager", app.DemoPassword)
 	var ae *app.Error
 	if errors.As(err, &ae) && ae.Code == "email_taken" {
 		return nil
@@ -176,5 +176,5 @@ func (m *Module) seedManager(ctx context.Context, t tenants.Tenant, venue uuid.U
 	if err != nil {
 		return fmt.Errorf("demo manager: %w", err)
 	}
-	return m.app.Enforcer.Assign(t.Slug, policies.Assignment{UserID: u.ID.String(), Role: policies.RoleVenueManager, Venue: venue.String()})
+	return s.Assign(policies.Assignment{UserID: u.ID.String(), Role: policies.RoleVenueManager, Venue: venue.String()})
 }

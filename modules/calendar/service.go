@@ -20,14 +20,14 @@ import (
 // Service holds the calendar's rules. Each public method opens one tenant
 // transaction and passes it to the store's small helpers.
 type Service struct {
-	app     *app.App
+	app     *app.Core
 	retries atomic.Int64
 }
 
 // NewService builds the calendar service on the core, and exports how many
 // transactions PostgreSQL aborted as deadlock or serialization victims: the
 // booking path is built so that this stays at zero under any race.
-func NewService(a *app.App) *Service {
+func NewService(a *app.Core) *Service {
 	s := &Service{app: a}
 	if a.Metrics != nil {
 		a.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

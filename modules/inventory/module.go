@@ -18,7 +18,7 @@ const (
 
 // Module is the inventory feature module.
 type Module struct {
-	app   *app.App
+	app   *app.Core
 	svc   *Service
 	gate  AdmissionGate
 	pages *template.Template
@@ -77,7 +77,7 @@ func grants() []policies.Grant {
 
 // Register implements app.Module.
 func (m *Module) Register(r *app.Registrar) error {
-	m.app = r.App()
+	m.app = r.Core()
 	m.svc = NewService(m.app)
 	m.svc.setGate(m.gate)
 	pages, err := parsePages()
@@ -139,6 +139,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(cancellations{m.svc})
-	r.Seed(m.seed)
+	r.Needs(app.EventDirectoryContract) // it sells for events it never owns
+	r.Seed(m.seed, "calendar")          // it sells the calendar's demo events
 	return nil
 }

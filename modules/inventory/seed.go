@@ -17,7 +17,7 @@ import (
 // gets a 2,000-seat reserved map and a 1,000-place GA pool, the second a
 // smaller map with part of it already sold (through the real hold → paid
 // path, so the ledger and tickets are real too).
-func (m *Module) seed(ctx context.Context, t tenants.Tenant) error {
+func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) error {
 	dir := m.app.Events()
 	if dir == nil {
 		m.app.Log.Warn("inventory demo: no event directory; nothing seeded", "tenant", t.Slug)

@@ -25,7 +25,7 @@ import (
 // (cache invalidation, live updates, Stripe, task scheduling) happen after
 // the commit.
 type Service struct {
-	app    *app.App
+	app    *app.Core
 	stripe *client.API
 	now    func() time.Time
 
@@ -68,7 +68,7 @@ type cachedEvent struct {
 const eventCacheTTL = 2 * time.Second
 
 // NewService builds the inventory service on the core.
-func NewService(a *app.App) *Service {
+func NewService(a *app.Core) *Service {
 	cfg := &stripe.BackendConfig{LeveledLogger: app.PrintfLogger{Log: a.Log, Source: "stripe"}, MaxNetworkRetries: stripe.Int64(2)}
 	if a.Config.StripeAPIURL != "" {
 		cfg.URL = stripe.String(a.Config.StripeAPIURL)

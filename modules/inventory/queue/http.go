@@ -32,7 +32,7 @@ const AdmitInterval = 250 * time.Millisecond
 // Register mounts the room's routes, its storefront page and its admitter on
 // a module's registrar.
 func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
-	a := r.App()
+	a := r.Core()
 	h := &handlers{a: a, room: room, buyer: buyer}
 	r.Grants(
 		policies.Grant{Role: policies.RoleChainAdmin, Object: ObjWaitingRoom, Action: policies.Read},
@@ -51,7 +51,7 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 }
 
 type handlers struct {
-	a     *app.App
+	a     *app.Core
 	room  *Room
 	buyer BuyerFunc
 }

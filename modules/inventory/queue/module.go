@@ -26,7 +26,7 @@ func (m *Module) Room() *Room { return m.room }
 // Register implements app.Module: the room's routes and admitter, and the
 // room as the inventory's admission gate.
 func (m *Module) Register(r *app.Registrar) error {
-	m.room = New(r.App())
+	m.room = New(r.Core())
 	m.inv.SetAdmissionGate(m.room)
 	Register(r, m.room, m.buyer)
 	return nil

@@ -99,7 +99,7 @@ var (
 
 // Room runs every waiting room of the deployment.
 type Room struct {
-	tx     func(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error // the door: App.Tx
+	tx     func(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error // the door: Core.Tx
 	rdb    *redis.Client
 	prefix string // the deployment's Redis prefix
 	key    []byte
@@ -122,8 +122,8 @@ const redisBudget = 500 * time.Millisecond
 // settingsTTL bounds how stale a server's view of a room's switch can be.
 const settingsTTL = 2 * time.Second
 
-// New builds the rooms over the App's tenant transactions and Redis.
-func New(a *app.App) *Room {
+// New builds the rooms over the core's tenant transactions and Redis.
+func New(a *app.Core) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
 	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}

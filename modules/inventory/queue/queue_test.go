@@ -33,7 +33,7 @@ type roomModule struct{ room *Room }
 func (m *roomModule) Name() string { return "room-test" }
 
 func (m *roomModule) Register(r *app.Registrar) error {
-	m.room = New(r.App())
+	m.room = New(r.Core())
 	buyer := func(c *gin.Context) (string, error) {
 		b := c.GetHeader("X-Buyer")
 		if b == "" {

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Contract names a cross-module contract the core wires: one module
+// provides it, others declare that they need it (Registrar.Needs).
+type Contract string
+
+// The contracts the core knows.
+const (
+	VenueDirectoryContract     Contract = "venue directory"
+	EventDirectoryContract     Contract = "event directory"
+	EventCancellationsContract Contract = "event cancellations"
+)
+
+// contracts is what the modules declared while registering; check turns a
+// wrong declaration into a start-up error instead of a nil at request time.
+type contracts struct {
+	modules    []string            // registered modules, in order
+	providers  map[Contract]string // contract → the module providing it
+	cancellers []string            // modules told of cancellations
+	needs      []need
+	errs       []error
+}
+
+type need struct {
+	module   string
+	contract Contract
+}
+
+type moduleSeed struct {
+	module string
+	fn     SeedFunc
+	after  []string
+}
+
+func newContracts() contracts { return contracts{providers: map[Contract]string{}} }
+
+// register records a module's name; two modules with one name fail start-up
+// (seed order and contract errors name modules).
+func (c *contracts) register(module string) {
+	if slices.Contains(c.modules, module) {
+		c.errs = append(c.errs, fmt.Errorf("two modules are named %s", module))
+		return
+	}
+	c.modules = append(c.modules, module)
+}
+
+// check reports every contract provided twice or needed without a provider,
+// and orders seeds so that each module's seeds run after those it needs.
+func (c *contracts) check(seeds []moduleSeed) ([]moduleSeed, error) {
+	errs := slices.Clone(c.errs)
+	for _, n := range c.needs {
+		if _, ok := c.providers[n.contract]; !ok {
+			errs = append(errs, fmt.Errorf("module %s needs the %s, which no module provides", n.module, n.contract))
+		}
+	}
+	ordered, err := orderSeeds(c.modules, seeds)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return ordered, errors.Join(errs...)
+}
+
+// orderSeeds returns seeds so that every module's come after those of the
+// modules it names, keeping registration order otherwise. A named module
+// that is not registered or seeds nothing, or a cycle, is an error.
+func orderSeeds(modules []string, seeds []moduleSeed) ([]moduleSeed, error) {
+	seeders := map[string]bool{}
+	for _, s := range seeds {
+		seeders[s.module] = true
+	}
+	var errs []error
+	deps := map[string][]string{}
+	for _, s := range seeds {
+		for _, d := range s.after {
+			switch {
+			case !slices.Contains(modules, d):
+				errs = append(errs, fmt.Errorf("module %s seeds after module %s, which is not registered", s.module, d))
+			case !seeders[d]:
+				errs = append(errs, fmt.Errorf("module %s seeds after module %s, which seeds nothing", s.module, d))
+			case !slices.Contains(deps[s.module], d):
+				deps[s.module] = append(deps[s.module], d)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	// Kahn's algorithm over modules, taking the first ready module in
+	// registration order each round, so independent seeds keep their order.
+	var order []string
+	done := map[string]bool{}
+	pending := slices.DeleteFunc(slices.Clone(modules), func(m string) bool { return !seeders[m] })
+	for len(pending) > 0 {
+		i := slices.IndexFunc(pending, func(m string) bool {
+			return !slices.ContainsFunc(deps[m], func(d string) bool { return !done[d] })
+		})
+		if i < 0 {
+			return nil, fmt.Errorf("seed order has a cycle among modules %s", strings.Join(pending, ", "))
+		}
+		done[pending[i]] = true
+		order = append(order, pending[i])
+		pending = slices.Delete(pending, i, i+1)
+	}
+	out := make([]moduleSeed, 0, len(seeds))
+	for _, m := range order {
+		for _, s := range seeds {
+			if s.module == m {
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}
