@@ -124,10 +124,8 @@ func (a *App) consoleLogin(c *gin.Context) {
 			return
 		}
 		v.Error = e.Detail
-		for k, h := range e.Headers {
-			c.Header(k, h)
-		}
-		a.renderLogin(c, e.Status, v)
+		e.setHeaders(c)
+		a.renderLogin(c, e.Status(), v)
 		return
 	}
 	var rows []struct {

@@ -83,7 +83,7 @@ func (a *App) Handler() http.Handler {
 	r.Use(a.requestID, a.observe, a.recoverPanic, a.limitBody, a.readBody)
 	r.NoRoute(func(c *gin.Context) { Fail(c, NotFound("route")) })
 	r.NoMethod(func(c *gin.Context) {
-		Fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Detail: c.Request.Method + " is not allowed here"})
+		Fail(c, Errorf(KindMethodNotAllowed, "method_not_allowed", "%s is not allowed here", c.Request.Method))
 	})
 	for _, rt := range a.routes {
 		var chain []gin.HandlerFunc
@@ -211,7 +211,7 @@ func (a *App) bindTenant(c *gin.Context, duringSuspension bool) {
 	slug, err := tenants.SlugFromRequest(c.Request.Host, c.GetHeader("X-Tenant"), a.Config.BaseDomain)
 	if err != nil {
 		if errors.Is(err, tenants.ErrInvalidSlug) {
-			Fail(c, &Error{Status: http.StatusNotFound, Code: "tenant_not_found", Detail: "no such chain"})
+			Fail(c, NotFoundCode("tenant_not_found", "no such chain"))
 			return
 		}
 		Fail(c, Invalid("tenant_mismatch", "%v", err))
@@ -223,8 +223,8 @@ func (a *App) bindTenant(c *gin.Context, duringSuspension bool) {
 			c.Abort()
 			return
 		}
-		Fail(c, &Error{Status: http.StatusNotFound, Code: "tenant_required",
-			Detail: "this route belongs to a chain: use {chain}." + a.Config.BaseDomain + " or the X-Tenant header"})
+		Fail(c, NotFoundCode("tenant_required",
+			"this route belongs to a chain: use {chain}.%s or the X-Tenant header", a.Config.BaseDomain))
 		return
 	}
 	t, err := a.Tenants.Active(c.Request.Context(), slug)
@@ -234,7 +234,7 @@ func (a *App) bindTenant(c *gin.Context, duringSuspension bool) {
 		Fail(c, Forbidden("tenant_suspended", "this chain is suspended; contact platform support"))
 		return
 	case errors.Is(err, tenants.ErrNotFound), errors.Is(err, tenants.ErrNotActive):
-		Fail(c, &Error{Status: http.StatusNotFound, Code: "tenant_not_found", Detail: "no such chain"})
+		Fail(c, NotFoundCode("tenant_not_found", "no such chain"))
 		return
 	case err != nil:
 		Fail(c, err)
@@ -384,8 +384,8 @@ func (a *App) registerHealth(r *Registrar) {
 			checks["redis"], ready = "unreachable", false
 		}
 		if !ready {
-			Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Detail: "a dependency is unreachable",
-				Extra: map[string]any{"checks": checks}, Headers: map[string]string{"Retry-After": "5"}})
+			Fail(c, &Error{Kind: KindUnavailable, Code: "not_ready", Detail: "a dependency is unreachable",
+				Extra: map[string]any{"checks": checks}, RetryAfter: 5 * time.Second})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})

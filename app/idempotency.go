@@ -97,14 +97,12 @@ func (a *App) replay(c *gin.Context, scope, key string, sum []byte) {
 	case err != nil:
 		Fail(c, err)
 	case len(rows) == 0: // released by a failed first attempt a moment ago
-		Fail(c, &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
-			Headers: map[string]string{"Retry-After": "1"}})
+		Fail(c, errKeyInProgress)
 	case !bytes.Equal(rows[0].RequestHash, sum):
-		Fail(c, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
-			Detail: "this Idempotency-Key was used with a different request"})
+		Fail(c, ErrKeyReused)
 	case rows[0].Status == nil:
-		Fail(c, &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "the first request with this key is still running",
-			Headers: map[string]string{"Retry-After": "1"}})
+		Fail(c, &Error{Kind: KindConflict, Code: "idempotency_in_progress", Detail: "the first request with this key is still running",
+			RetryAfter: time.Second})
 	default:
 		ct := "application/json"
 		if rows[0].ContentType != nil {
@@ -236,8 +234,8 @@ type storedKey struct {
 	Response    []byte `gorm:"column:response" json:"response"`
 }
 
-var errKeyInProgress = &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
-	Headers: map[string]string{"Retry-After": "1"}}
+var errKeyInProgress = &Error{Kind: KindConflict, Code: "idempotency_in_progress", Detail: "retry in a moment",
+	RetryAfter: time.Second}
 
 // outcome says whether k may replay this row: nil, or why not.
 func (r storedKey) outcome(k *IdempotencyKey) error {
@@ -260,7 +258,7 @@ func keySlot(scope, key string) string { return scope + "\x00" + key }
 func (k *IdempotencyKey) SameRequest(o *IdempotencyKey) bool { return bytes.Equal(k.hash, o.hash) }
 
 // ErrKeyReused answers a key sent again with a different request.
-var ErrKeyReused = &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+var ErrKeyReused = &Error{Kind: KindUnprocessable, Code: "idempotency_key_reused",
 	Detail: "this Idempotency-Key was used with a different request"}
 
 // KeyLookup is what LookupKeysSQL found under one key: nothing (the work is

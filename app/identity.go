@@ -172,7 +172,7 @@ func (a *App) identify(c *gin.Context) {
 			c.Next()
 			return
 		}
-		Fail(c, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Detail: "the token is unknown, expired or revoked"})
+		Fail(c, Errorf(KindUnauthenticated, "invalid_token", "the token is unknown, expired or revoked"))
 		return
 	}
 	t := TenantOf(c)
@@ -368,7 +368,7 @@ func (a *App) Login(ctx context.Context, t tenants.Tenant, email, password, clie
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || len(rows) != 1 {
 		a.signInFailed(ctx, &t, userID, attempt)
-		return "", Session{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Detail: "email or password is wrong"}
+		return "", Session{}, Errorf(KindUnauthenticated, "invalid_credentials", "email or password is wrong")
 	}
 	a.signInSucceeded(ctx, attempt)
 	tid := t.ID

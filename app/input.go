@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -37,8 +36,7 @@ func (a *App) guardInput(rt Route) gin.HandlerFunc {
 func (a *App) checkBodySize(c *gin.Context, noBody bool) error {
 	r := c.Request
 	if r.ContentLength > a.Config.MaxBodyBytes {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
-			Detail: fmt.Sprintf("request body exceeds %d bytes", a.Config.MaxBodyBytes)}
+		return PayloadTooLarge("request body exceeds %d bytes", a.Config.MaxBodyBytes)
 	}
 	if !noBody {
 		return nil

@@ -168,13 +168,13 @@ func renderErrorPage(c *gin.Context, e *Error) {
 	if err != nil {
 		content = template.HTML(template.HTMLEscapeString(e.Detail))
 	}
-	d := PageData{Title: http.StatusText(e.Status), Surface: "error", Tenant: TenantOf(c), Home: "/", Content: content}
+	d := PageData{Title: http.StatusText(e.Status()), Surface: "error", Tenant: TenantOf(c), Home: "/", Content: content}
 	var buf bytes.Buffer
 	if err := coreTemplates.ExecuteTemplate(&buf, "layout", d); err != nil {
 		buf.Reset()
 		buf.WriteString(template.HTMLEscapeString(e.Detail))
 	}
-	c.Data(e.Status, "text/html; charset=utf-8", buf.Bytes())
+	c.Data(e.Status(), "text/html; charset=utf-8", buf.Bytes())
 }
 
 func (a *App) registerPages(r *Registrar) {
@@ -236,10 +236,8 @@ func (a *App) portalLogin(c *gin.Context) {
 			return
 		}
 		v.Error = e.Detail
-		for k, h := range e.Headers {
-			c.Header(k, h)
-		}
-		a.renderLogin(c, e.Status, v)
+		e.setHeaders(c)
+		a.renderLogin(c, e.Status(), v)
 		return
 	}
 	a.setCookie(c, SessionCookie, token, time.Until(s.ExpiresAt))

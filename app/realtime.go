@@ -71,8 +71,7 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 	sub := r.a.Redis.Subscribe(ctx, r.channel(TenantOf(c), topic))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
-		Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "realtime_unavailable", Detail: "live updates are unavailable; reload to see the latest state",
-			Headers: map[string]string{"Retry-After": "5"}})
+		Fail(c, Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
 		return
 	}
 	w := c.Writer

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"net/http"
 	"sync"
 	"time"
 
@@ -64,8 +63,7 @@ func (s *shedder) limit(c *gin.Context) {
 			return true
 		case <-deadline.C:
 			s.shed.WithLabelValues(reason).Inc()
-			Fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
-				Detail: "too many requests in flight; retry shortly", Headers: map[string]string{"Retry-After": "1"}})
+			Fail(c, Unavailable("overloaded", time.Second, "too many requests in flight; retry shortly"))
 			return false
 		case <-c.Request.Context().Done():
 			c.Abort()

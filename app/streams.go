@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -82,8 +81,7 @@ func (a *App) readBody(c *gin.Context) {
 	if req.ContentLength > a.Config.MaxBodyBytes {
 		// Unread: the server closes the connection after the answer, once
 		// the client has had time to read it.
-		Fail(c, &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
-			Detail: "request body exceeds " + strconv.FormatInt(a.Config.MaxBodyBytes, 10) + " bytes"})
+		Fail(c, PayloadTooLarge("request body exceeds %d bytes", a.Config.MaxBodyBytes))
 		return
 	}
 	rc := http.NewResponseController(c.Writer)
@@ -106,8 +104,8 @@ func (a *App) readBody(c *gin.Context) {
 		return
 	case errors.As(err, &netErr) && netErr.Timeout():
 		c.Header("Connection", "close")
-		Fail(c, &Error{Status: http.StatusRequestTimeout, Code: "request_timeout",
-			Detail: "the request body did not arrive within " + a.Config.BodyReadTimeout.String()})
+		Fail(c, Errorf(KindRequestTimeout, "request_timeout",
+			"the request body did not arrive within %s", a.Config.BodyReadTimeout))
 		return
 	default: // the client went away or sent a broken body
 		Fail(c, Invalid("invalid_body", "the request body could not be read"))

@@ -12,7 +12,6 @@ package calendar
 
 import (
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -213,9 +212,7 @@ var slugLike = regexp.MustCompile(`^[a-z][a-z0-9_]{1,39}$`)
 
 // invalid is the 400 answer for one bad field.
 func invalid(field, format string, args ...any) *app.Error {
-	e := app.Invalid("invalid_request", "%s: %s", field, fmt.Sprintf(format, args...))
-	e.Extra = map[string]any{"field": field}
-	return e
+	return app.InvalidField("invalid_request", field, "%s: %s", field, fmt.Sprintf(format, args...))
 }
 
 // cleanText checks free text: trimmed, 1..max runes, no control characters.
@@ -320,8 +317,7 @@ func conflictError(tz *time.Location, blockers []Blocker) *app.Error {
 	if len(names) > 0 {
 		detail = "the requested window overlaps " + strings.Join(names, "; ")
 	}
-	return &app.Error{Status: http.StatusConflict, Code: "schedule_conflict", Detail: detail,
-		Extra: map[string]any{"conflicts": views}}
+	return app.Conflict("schedule_conflict", "%s", detail).With("conflicts", views)
 }
 
 // Blocker is an event in the way of a placement.

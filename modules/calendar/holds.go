@@ -3,7 +3,6 @@ package calendar
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -146,8 +145,7 @@ func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, venueID, id
 		}
 		switch h.Status {
 		case HoldConfirmed:
-			return &app.Error{Status: http.StatusConflict, Code: "hold_confirmed", Detail: "the hold became an event; cancel the event instead",
-				Extra: map[string]any{"event_id": h.EventID}}
+			return app.Conflict("hold_confirmed", "the hold became an event; cancel the event instead").With("event_id", h.EventID)
 		case HoldActive:
 			if _, err := closeHold(tx, id, HoldReleased, nil); err != nil {
 				return err
@@ -189,8 +187,7 @@ func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id
 			}
 			switch h.Status {
 			case HoldConfirmed:
-				return &app.Error{Status: http.StatusConflict, Code: "hold_confirmed", Detail: "the hold is already confirmed",
-					Extra: map[string]any{"event_id": h.EventID}}
+				return app.Conflict("hold_confirmed", "the hold is already confirmed").With("event_id", h.EventID)
 			case HoldReleased, HoldExpired:
 				return app.Conflict("hold_not_active", "the hold is %s", h.Status)
 			}

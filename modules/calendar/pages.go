@@ -608,7 +608,7 @@ func (m *Module) redisplay(c *gin.Context, v Venue, err error, form eventForm) {
 	status := http.StatusBadRequest
 	var e *app.Error
 	if errors.As(err, &e) {
-		status = e.Status
+		status = e.Status()
 	}
 	m.renderCalendar(c, v.ID, calendarAt{instant: week, date: c.PostForm("week")}, status, err, &form)
 }
@@ -813,7 +813,7 @@ func (m *Module) portalCreateVenue(c *gin.Context) {
 		for _, v := range vs {
 			rows = append(rows, venueRow{Venue: v, LocalNow: time.Now().In(v.Location()).Format("Mon 15:04 MST")})
 		}
-		m.renderVenues(c, e.Status, rows, e.Detail, form)
+		m.renderVenues(c, e.Status(), rows, e.Detail, form)
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/portal/venues/"+v.ID.String()+"/calendar")

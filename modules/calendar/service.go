@@ -3,9 +3,7 @@ package calendar
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -177,7 +175,7 @@ func (s *Service) Venues(ctx context.Context, t tenants.Tenant) ([]Venue, error)
 func (s *Service) VenueExists(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
 	_, err := s.Venue(ctx, t, id)
 	var e *app.Error
-	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+	if errors.As(err, &e) && e.Kind == app.KindNotFound {
 		return false, nil
 	}
 	return err == nil, err
@@ -478,9 +476,8 @@ func (p EventPatch) apply(e *Event) (moved bool, err error) {
 			return false, invalid("status", "unknown status %q", *p.Status)
 		}
 		if !CanMove(e.Status, *p.Status) {
-			return false, &app.Error{Status: http.StatusConflict, Code: "invalid_transition",
-				Detail: fmt.Sprintf("an event cannot go from %s to %s", e.Status, *p.Status),
-				Extra:  map[string]any{"from": e.Status, "to": *p.Status, "allowed": transitions[e.Status]}}
+			return false, app.Conflict("invalid_transition", "an event cannot go from %s to %s", e.Status, *p.Status).
+				With("from", e.Status).With("to", *p.Status).With("allowed", transitions[e.Status])
 		}
 		e.Status = *p.Status
 	}

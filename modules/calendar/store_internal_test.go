@@ -27,7 +27,7 @@ func TestMapStoreError(t *testing.T) {
 	}
 	for _, c := range cases {
 		var e *app.Error
-		if !errors.As(mapStoreError(c.err), &e) || e.Status != c.status || e.Code != c.code {
+		if !errors.As(mapStoreError(c.err), &e) || e.Status() != c.status || e.Code != c.code {
 			t.Errorf("%v: got %v, want %d %s", c.err, mapStoreError(c.err), c.status, c.code)
 		}
 	}

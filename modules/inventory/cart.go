@@ -74,7 +74,7 @@ func (r *AddItemsRequest) validate() error {
 }
 
 // errHoldClosed refuses to change a hold that is no longer active.
-var errHoldClosed = &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
+var errHoldClosed = app.Gone("hold_expired", "this hold has expired or was released; hold the tickets again")
 
 // errHoldHasOrder refuses to change a hold once an order was made for it:
 // the order (and any PaymentIntent) carries the hold's amount, which must

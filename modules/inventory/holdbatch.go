@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -172,8 +171,7 @@ func (s *Service) drainHolds(t tenants.Tenant, q *holdQueue) {
 }
 
 // errHoldsBusy refuses a hold the server cannot take on now.
-var errHoldsBusy = &app.Error{Status: http.StatusServiceUnavailable, Code: "overloaded", Detail: "too many holds at once for this event; retry shortly",
-	Headers: map[string]string{"Retry-After": "1"}}
+var errHoldsBusy = app.Unavailable("overloaded", time.Second, "too many holds at once for this event; retry shortly")
 
 // errBatchDisagrees says the writing statement found a row that no longer
 // matches the batch's decision (a new buyer counter or an idempotency key
@@ -433,7 +431,7 @@ func (s *Service) holdBatchTx(tx *batchTx, jobs []*holdJob, lockAll bool) ([]hol
 	}
 	if cfg == nil {
 		for i := range outs {
-			outs[i].err = &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
+			outs[i].err = app.NotFoundCode("no_inventory", "this event has no tickets configured")
 		}
 		return outs, fx, nil
 	}

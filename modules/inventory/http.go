@@ -658,7 +658,7 @@ func (m *Module) platformStripeWebhook(c *gin.Context) {
 func readWebhookBody(c *gin.Context) ([]byte, bool) {
 	payload, err := io.ReadAll(io.LimitReader(c.Request.Body, maxWebhookBody+1))
 	if err != nil || len(payload) > maxWebhookBody {
-		app.Fail(c, &app.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Detail: "event too large"})
+		app.Fail(c, app.PayloadTooLarge("event too large"))
 		return nil, false
 	}
 	return payload, true
@@ -701,7 +701,7 @@ func (m *Module) testPay(c *gin.Context) {
 		params := &stripe.PaymentIntentConfirmParams{PaymentMethod: stripe.String("pm_card_visa")}
 		params.Context = c.Request.Context()
 		if _, err := m.svc.stripe.PaymentIntents.Confirm(*o.PaymentIntentID, params); err != nil {
-			app.Fail(c, &app.Error{Status: http.StatusBadGateway, Code: "payment_provider_unavailable", Detail: "test payment not confirmed: " + stripeErrorSummary(err)})
+			app.Fail(c, app.Upstream("payment_provider_unavailable", 0, "test payment not confirmed: %s", stripeErrorSummary(err)))
 			return
 		}
 	}
@@ -751,7 +751,7 @@ func TestWebhookEvent(secret, eventID, eventType, paymentIntentID string, amount
 func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFilter) ([]CatalogueItem, error) {
 	dir := s.app.Events()
 	if dir == nil {
-		return nil, &app.Error{Status: http.StatusServiceUnavailable, Code: "events_unavailable", Detail: "no module provides events"}
+		return nil, app.Unavailable("events_unavailable", 0, "no module provides events")
 	}
 	evs, err := dir.Events(ctx, t, f)
 	if err != nil {

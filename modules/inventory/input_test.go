@@ -317,7 +317,7 @@ type fakeGate struct {
 func (g *fakeGate) Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID, token string) error {
 	g.buyer, g.event = buyerID, eventID
 	if token != "let-me-in" {
-		return &app.Error{Status: http.StatusForbidden, Code: "queue_required", Detail: "join the waiting room first"}
+		return app.Forbidden("queue_required", "join the waiting room first")
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ package inventory
 
 import (
 	"context"
-	"net/http"
 	"regexp"
 	"time"
 
@@ -211,31 +210,25 @@ var seatIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,12}-[A-Za-z0-9]{1,12}-[0-
 
 // Domain errors with stable codes.
 func errSeatsUnavailable(ids []string) error {
-	return &app.Error{Status: http.StatusConflict, Code: "seats_unavailable",
-		Detail: "some of the seats are no longer available; nothing was held", Extra: map[string]any{"unavailable": ids}}
+	return app.Conflict("seats_unavailable", "some of the seats are no longer available; nothing was held").With("unavailable", ids)
 }
 
 func errSoldOut(what string, left int) error {
-	return &app.Error{Status: http.StatusConflict, Code: "sold_out",
-		Detail: "not enough " + what + " left; nothing was held", Extra: map[string]any{"available": left}}
+	return app.Conflict("sold_out", "not enough %s left; nothing was held", what).With("available", left)
 }
 
 func errQuota(channel string) error {
-	return &app.Error{Status: http.StatusConflict, Code: "quota_exceeded",
-		Detail: "the " + channel + " channel has no more tickets to sell; nothing was held", Extra: map[string]any{"channel": channel}}
+	return app.Conflict("quota_exceeded", "the %s channel has no more tickets to sell; nothing was held", channel).With("channel", channel)
 }
 
 func errHoldLimit(detail string) error {
-	return &app.Error{Status: http.StatusTooManyRequests, Code: "hold_limit", Detail: detail,
-		Headers: map[string]string{"Retry-After": "60"}}
+	return app.RateLimited("hold_limit", time.Minute, "%s", detail)
 }
 
 func errNotOnSale(detail string) error {
-	return &app.Error{Status: http.StatusConflict, Code: "not_on_sale", Detail: detail}
+	return app.Conflict("not_on_sale", "%s", detail)
 }
 
 func invalid(field, format string, args ...any) error {
-	e := app.Invalid("invalid_"+field, format, args...)
-	e.Extra = map[string]any{"field": field}
-	return e
+	return app.InvalidField("invalid_"+field, field, format, args...)
 }

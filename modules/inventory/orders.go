@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/mail"
 	"strings"
 	"time"
@@ -80,7 +79,7 @@ type orderKeyed struct {
 	OrderID uuid.UUID `json:"order_id"`
 }
 
-var errOrderClosed = &app.Error{Status: http.StatusGone, Code: "hold_expired", Detail: "this hold has expired or was released; hold the tickets again"}
+var errOrderClosed = app.Gone("hold_expired", "this hold has expired or was released; hold the tickets again")
 
 func (s *Service) createOrder(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey, withPayment bool) (Order, error) {
 	if err := b.validate(); err != nil {
@@ -178,8 +177,7 @@ func (s *Service) attachPaymentIntent(ctx context.Context, t tenants.Tenant, o O
 	pi, err := s.stripe.PaymentIntents.New(params)
 	if err != nil {
 		s.app.Log.Warn("stripe: payment intent not created", "tenant", t.Slug, "order", o.ID, "err", stripeErrorSummary(err))
-		return Order{}, &app.Error{Status: http.StatusBadGateway, Code: "payment_provider_unavailable",
-			Detail: "the payment provider did not answer; retry the same request", Headers: map[string]string{"Retry-After": "2"}}
+		return Order{}, app.Upstream("payment_provider_unavailable", 2*time.Second, "the payment provider did not answer; retry the same request")
 	}
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
 		// Only a pending order takes it: one closed meanwhile (its hold
@@ -261,7 +259,7 @@ func (s *Service) HandleWebhook(ctx context.Context, t tenants.Tenant, payload [
 		return res, app.Invalid("invalid_event", "the event carries no PaymentIntent")
 	}
 	if pi.Metadata["tenant"] != t.Slug {
-		return res, &app.Error{Status: http.StatusBadRequest, Code: "tenant_mismatch", Detail: "this payment belongs to another chain"}
+		return res, app.Invalid("tenant_mismatch", "this payment belongs to another chain")
 	}
 	return s.settlePayment(ctx, t, evt, pi)
 }
@@ -331,7 +329,7 @@ func (s *Service) HandlePlatformWebhook(ctx context.Context, payload []byte, sig
 func (s *Service) verifyEvent(payload []byte, signature string) (stripe.Event, error) {
 	evt, err := webhook.ConstructEventWithOptions(payload, signature, s.app.Config.StripeWebhookSecret, webhook.ConstructEventOptions{})
 	if err != nil {
-		return stripe.Event{}, &app.Error{Status: http.StatusBadRequest, Code: "invalid_signature", Detail: "the Stripe signature does not verify"}
+		return stripe.Event{}, app.Invalid("invalid_signature", "the Stripe signature does not verify")
 	}
 	return evt, nil
 }

@@ -150,8 +150,8 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		return
 	}
 	if ev.Status == "cancelled" {
-		app.Fail(c, &app.Error{Status: http.StatusGone, Code: "event_cancelled",
-			Detail: "This event was cancelled. Every ticket bought for it is refunded in full, and each buyer is told by email."})
+		app.Fail(c, app.Gone("event_cancelled",
+			"This event was cancelled. Every ticket bought for it is refunded in full, and each buyer is told by email."))
 		return
 	}
 	if ev.Status != "on_sale" && ev.Status != "sold_out" {
@@ -281,7 +281,7 @@ func (m *Module) portalEventsPage(c *gin.Context) {
 	}
 	dir := m.app.Events()
 	if dir == nil {
-		app.Fail(c, &app.Error{Status: http.StatusServiceUnavailable, Code: "events_unavailable", Detail: "no module provides events"})
+		app.Fail(c, app.Unavailable("events_unavailable", 0, "no module provides events"))
 		return
 	}
 	evs, err := dir.Events(c.Request.Context(), app.TenantOf(c), app.EventFilter{Limit: 500})

@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,13 +110,13 @@ func mapStoreError(err error) error {
 	}
 	switch {
 	case pe.ConstraintName == "inv_quota_sum":
-		return &app.Error{Status: http.StatusConflict, Code: "quota_exceeds_capacity", Detail: pe.Message}
+		return app.Conflict("quota_exceeds_capacity", "%s", pe.Message)
 	case pe.ConstraintName == "inv_zone_sum":
-		return &app.Error{Status: http.StatusConflict, Code: "zones_exceed_capacity", Detail: pe.Message}
+		return app.Conflict("zones_exceed_capacity", "%s", pe.Message)
 	case pe.ConstraintName == "inv_counter_shards_within_capacity":
-		return &app.Error{Status: http.StatusConflict, Code: "sold_out", Detail: "not enough tickets left"}
+		return app.Conflict("sold_out", "not enough tickets left")
 	case pe.Code == "23505":
-		return &app.Error{Status: http.StatusConflict, Code: "duplicate", Detail: "a record with these values exists already: " + pe.ConstraintName}
+		return app.Conflict("duplicate", "a record with these values exists already: %s", pe.ConstraintName)
 	case pe.Code == "23514" || pe.Code == "22001" || pe.Code == "22003":
 		return app.Invalid("invalid_input", "value refused by the database: %s", pe.Message)
 	}
@@ -139,13 +138,12 @@ func (s *Service) Event(ctx context.Context, t tenants.Tenant, id uuid.UUID) (ap
 func (s *Service) freshEvent(ctx context.Context, t tenants.Tenant, id uuid.UUID) (app.EventInfo, error) {
 	dir := s.app.Events()
 	if dir == nil {
-		return app.EventInfo{}, &app.Error{Status: http.StatusServiceUnavailable, Code: "events_unavailable",
-			Detail: "no module provides events; inventory cannot look them up"}
+		return app.EventInfo{}, app.Unavailable("events_unavailable", 0, "no module provides events; inventory cannot look them up")
 	}
 	ev, err := dir.Event(ctx, t, id)
 	if err != nil {
 		var e *app.Error
-		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		if errors.As(err, &e) && e.Kind == app.KindNotFound {
 			return app.EventInfo{}, app.NotFound("event")
 		}
 		return app.EventInfo{}, err
@@ -587,7 +585,7 @@ func loadSettings(tx *gorm.DB, eventID uuid.UUID) (Settings, error) {
 		return Settings{}, err
 	}
 	if len(ss) == 0 {
-		return Settings{}, &app.Error{Status: http.StatusNotFound, Code: "no_inventory", Detail: "this event has no tickets configured"}
+		return Settings{}, app.NotFoundCode("no_inventory", "this event has no tickets configured")
 	}
 	return ss[0], nil
 }

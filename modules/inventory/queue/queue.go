@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -87,14 +86,11 @@ type Status struct {
 
 // Errors a buyer can meet.
 var (
-	ErrQueueRequired = &app.Error{Status: http.StatusForbidden, Code: "queue_required",
-		Detail: "this on-sale has a waiting room: join the queue and hold with the access token you get when admitted"}
-	ErrUnavailable = &app.Error{Status: http.StatusServiceUnavailable, Code: "queue_unavailable",
-		Detail: "the waiting room is overloaded; try again shortly", Headers: map[string]string{"Retry-After": "5"}}
-	ErrUnknownTicket = &app.Error{Status: http.StatusNotFound, Code: "queue_expired",
-		Detail: "this place in the queue is unknown or has lapsed; join again"}
-	ErrForeignTicket = &app.Error{Status: http.StatusForbidden, Code: "queue_token_foreign",
-		Detail: "this place in the queue belongs to another buyer"}
+	ErrQueueRequired = app.Forbidden("queue_required",
+		"this on-sale has a waiting room: join the queue and hold with the access token you get when admitted")
+	ErrUnavailable   = app.Unavailable("queue_unavailable", 5*time.Second, "the waiting room is overloaded; try again shortly")
+	ErrUnknownTicket = app.NotFoundCode("queue_expired", "this place in the queue is unknown or has lapsed; join again")
+	ErrForeignTicket = app.Forbidden("queue_token_foreign", "this place in the queue belongs to another buyer")
 )
 
 // Room runs every waiting room of the deployment.

@@ -1,0 +1,171 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+)
+
+// CodeInfo describes one code the API may return: its kind (and so its
+// HTTP status) and what it means, for clients and the docs.
+type CodeInfo struct {
+	Code    string
+	Kind    Kind
+	Meaning string
+}
+
+// HTTPStatus is the status a response with this code carries.
+func (ci CodeInfo) HTTPStatus() int { return ci.Kind.status() }
+
+// Codes lists every code the API may return. A code not listed here fails
+// TestEveryCodeIsListed (which reads the source) and, at run time, Fail
+// (which panics under test and logs in production). Codes are stable: a
+// client may switch on them.
+var Codes = []CodeInfo{
+	{"internal", KindInternal, "an unexpected server fault; the request id finds it in the logs"},
+	{"not_found", KindNotFound, "the resource does not exist, or is not visible to the caller"},
+	{"unauthenticated", KindUnauthenticated, "the request carries no valid credentials"},
+	{"forbidden", KindForbidden, "the caller's roles do not allow this action"},
+	{"conflict", KindConflict, "the change conflicts with existing records"},
+	{"rate_limited", KindRateLimited, "too many requests from this client; Retry-After says when to return"},
+	{"payload_too_large", KindPayloadTooLarge, "the request body exceeds the server's limit"},
+	{"method_not_allowed", KindMethodNotAllowed, "the route exists, but not with this HTTP method"},
+	{"unsupported_media_type", KindUnsupportedMediaType, "the request body is not JSON"},
+	{"request_timeout", KindRequestTimeout, "the request body did not arrive in time"},
+	{"overloaded", KindUnavailable, "the server is shedding load; retry after Retry-After"},
+	{"not_ready", KindUnavailable, "a dependency is unreachable (readiness probe)"},
+	{"realtime_unavailable", KindUnavailable, "live updates are unavailable; reload instead"},
+	{"invalid_json", KindInvalid, "the body is not one well-formed JSON value of the expected shape"},
+	{"invalid_text", KindInvalid, "a field holds a NUL character or invalid UTF-8; field names it"},
+	{"out_of_range", KindInvalid, "a number is outside the range its column can store"},
+	{"invalid_form", KindInvalid, "the form post could not be read"},
+	{"invalid_body", KindInvalid, "the request body could not be read"},
+	{"body_not_allowed", KindInvalid, "the route takes no request body"},
+	{"invalid_request", KindInvalid, "a field's value is refused; field names it (also: an empty change)"},
+	{"invalid_input", KindInvalid, "a value was refused by a database check"},
+	{"invalid_cursor", KindInvalid, "after is not a cursor this list returned"},
+	{"invalid_limit", KindInvalid, "limit is not an integer from 1 to 200"},
+	{"tenant_not_found", KindNotFound, "no chain has this name"},
+	{"tenant_required", KindNotFound, "the route belongs to a chain and none was named"},
+	{"tenant_mismatch", KindInvalid, "the chain named twice disagrees, or a payment belongs to another chain"},
+	{"tenant_suspended", KindForbidden, "the chain is suspended"},
+	{"wrong_tenant", KindForbidden, "the credentials belong to another chain"},
+	{"invalid_token", KindUnauthenticated, "the API token is unknown, expired or revoked"},
+	{"invalid_credentials", KindUnauthenticated, "email or password is wrong"},
+	{"invalid_entry", KindForbidden, "a support entry link is invalid, used or expired"},
+	{"csrf_failed", KindForbidden, "the form's CSRF token does not match the session"},
+	{"weak_password", KindInvalid, "the password is not 10 to 72 characters"},
+	{"invalid_email", KindInvalid, "the email address is not valid"},
+	{"invalid_name", KindInvalid, "the name is not 1 to 200 characters"},
+	{"email_taken", KindConflict, "a user with this email exists already"},
+	{"invalid_user_id", KindInvalid, "user_id is not a UUID"},
+	{"invalid_venue_id", KindInvalid, "venue_id is not a UUID; field names it"},
+	{"invalid_assignment", KindInvalid, "the role assignment is not valid"},
+	{"idempotency_key_required", KindInvalid, "the route needs an Idempotency-Key header"},
+	{"invalid_idempotency_key", KindInvalid, "the Idempotency-Key is not 1 to 255 printable characters"},
+	{"idempotency_in_progress", KindConflict, "the first request with this key is still running; Retry-After says when to retry"},
+	{"idempotency_key_reused", KindUnprocessable, "the Idempotency-Key was used with a different request"},
+	{"schedule_conflict", KindConflict, "the window overlaps other events; conflicts lists them"},
+	{"invalid_transition", KindConflict, "the event cannot move to that status; allowed lists where it can"},
+	{"version_mismatch", KindConflict, "the event changed meanwhile; reload and retry"},
+	{"event_final", KindConflict, "the event is in a final status and cannot change"},
+	{"hold_confirmed", KindConflict, "the calendar hold already became an event; event_id names it"},
+	{"hold_not_active", KindConflict, "the calendar hold is released or expired"},
+	{"stage_name_taken", KindConflict, "the venue has a stage of this name already"},
+	{"stage_in_use", KindConflict, "events still use the stage"},
+	{"venue_in_use", KindConflict, "stages or events still use the venue"},
+	{"in_use", KindConflict, "other records still refer to this one"},
+	{"invalid_week", KindInvalid, "week is not a date (YYYY-MM-DD)"},
+	{"invalid_after", KindInvalid, "after is not an event id"},
+	{"invalid_capacity", KindInvalid, "the capacity is not valid"},
+	{"invalid_category", KindInvalid, "category is too long"},
+	{"invalid_channel", KindInvalid, "the sales channel is unknown"},
+	{"invalid_event", KindInvalid, "the payment event carries no PaymentIntent"},
+	{"invalid_event_id", KindInvalid, "event_id is not an id"},
+	{"invalid_format", KindInvalid, "format is not full or bitmap"},
+	{"invalid_from", KindInvalid, "from is not a date or RFC 3339 time"},
+	{"invalid_to", KindInvalid, "to is not a date or RFC 3339 time"},
+	{"invalid_hold_id", KindInvalid, "hold_id is not a UUID"},
+	{"invalid_layout", KindInvalid, "the seat map is not valid"},
+	{"invalid_outcome", KindInvalid, "outcome is not succeeded or failed"},
+	{"invalid_quantity", KindInvalid, "the quantity is out of bounds"},
+	{"invalid_quotas", KindInvalid, "the channel quotas are not valid"},
+	{"invalid_reason", KindInvalid, "the cancellation reason is not valid"},
+	{"invalid_seats", KindInvalid, "a seat id is malformed, repeated, or there are too many"},
+	{"invalid_settings", KindInvalid, "a waiting-room setting is out of bounds"},
+	{"invalid_signature", KindInvalid, "the Stripe webhook signature does not verify"},
+	{"invalid_status", KindInvalid, "the status filter is not on_sale or sold_out"},
+	{"invalid_tier_id", KindInvalid, "tier_id is missing, not a UUID, or not sold for these seats"},
+	{"invalid_tiers", KindInvalid, "tiers repeat or mix currencies"},
+	{"invalid_zones", KindInvalid, "the zones are not valid"},
+	{"buyer_required", KindInvalid, "the route needs an X-Buyer-Token"},
+	{"mine_required", KindInvalid, "buyers may list only their own holds (?mine)"},
+	{"no_inventory", KindNotFound, "the event has no tickets configured"},
+	{"events_unavailable", KindUnavailable, "no module provides events"},
+	{"not_on_sale", KindConflict, "the event is not on sale"},
+	{"seats_unavailable", KindConflict, "some seats are taken; unavailable lists them"},
+	{"sold_out", KindConflict, "not enough tickets left; available says how many"},
+	{"quota_exceeded", KindConflict, "the sales channel has no more tickets; channel names it"},
+	{"quota_exceeds_capacity", KindConflict, "the channel quotas add up to more than the capacity"},
+	{"zones_exceed_capacity", KindConflict, "the zones add up to more than the capacity"},
+	{"quota_below_sold", KindConflict, "a quota is below what the channel sold already"},
+	{"quota_in_use", KindConflict, "the channel holds or sold tickets; set its quota instead of removing it"},
+	{"inventory_in_use", KindConflict, "tickets were held or sold; change quotas and settings instead"},
+	{"duplicate", KindConflict, "a record with these values exists already"},
+	{"hold_limit", KindRateLimited, "the buyer holds too many tickets; Retry-After says when to return"},
+	{"hold_expired", KindGone, "the hold expired or was released; hold again"},
+	{"hold_has_order", KindConflict, "the hold has an order already"},
+	{"last_item", KindConflict, "this is the hold's last ticket: release the hold instead"},
+	{"no_payment_intent", KindConflict, "the order has no payment started"},
+	{"order_not_paid", KindConflict, "only a paid order can be refunded"},
+	{"order_in_cancellation", KindConflict, "the order is being cancelled"},
+	{"event_cancelled", KindGone, "the event was cancelled and every ticket refunded"},
+	{"payment_provider_unavailable", KindUpstream, "the payment provider did not answer; retry the same request"},
+	{"queue_required", KindForbidden, "the on-sale has a waiting room: join it first"},
+	{"queue_unavailable", KindUnavailable, "the waiting room is overloaded; Retry-After says when to retry"},
+	{"queue_expired", KindNotFound, "the place in the queue is unknown or lapsed"},
+	{"queue_token_foreign", KindForbidden, "the place in the queue belongs to another buyer"},
+}
+
+// codeKinds indexes Codes.
+var codeKinds = func() map[string]Kind {
+	m := make(map[string]Kind, len(Codes))
+	for _, ci := range Codes {
+		if _, dup := m[ci.Code]; dup {
+			panic("app.Codes lists " + ci.Code + " twice")
+		}
+		m[ci.Code] = ci.Kind
+	}
+	return m
+}()
+
+// Listed reports whether code is in Codes, and its kind.
+func Listed(code string) (Kind, bool) {
+	k, ok := codeKinds[code]
+	return k, ok
+}
+
+// checkListed refuses an error whose code is not in Codes, or is listed
+// under another kind: loudly under test, in the log in production (where
+// the client still gets its answer).
+func checkListed(e *Error) {
+	k, ok := codeKinds[e.Code]
+	if ok && k == e.Kind {
+		return
+	}
+	msg := fmt.Sprintf("error code %q (kind %q) is not listed in app/codes.go", e.Code, e.Kind)
+	if ok {
+		msg = fmt.Sprintf("error code %q has kind %q but app/codes.go lists it as %q", e.Code, e.Kind, k)
+	}
+	if testing.Testing() {
+		panic(msg)
+	}
+	slog.Error(msg)
+}
+
+// allKinds is the closed set of kinds.
+var allKinds = []Kind{
+	KindInvalid, KindNotFound, KindConflict, KindForbidden, KindUnauthenticated, KindRateLimited,
+	KindUnavailable, KindGone, KindPayloadTooLarge,
+	KindMethodNotAllowed, KindUnsupportedMediaType, KindRequestTimeout, KindUnprocessable, KindUpstream, KindInternal,
+}
