@@ -6,11 +6,15 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"net/http/httptest"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
 // constructors maps each Error constructor to the argument that holds its
@@ -258,4 +262,28 @@ func funcName(fn *ast.FuncDecl) string {
 		return ""
 	}
 	return fn.Name.Name
+}
+
+// TestFailRefusesUnlistedCode: the run-time check catches a code the static
+// walk cannot see (built at run time), and Fail derives status and
+// Retry-After from the kind and RetryAfter.
+func TestFailRefusesUnlistedCode(t *testing.T) {
+	fail := func(e *Error) (rec *httptest.ResponseRecorder, panicked any) {
+		rec = httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(rec)
+		c.Request = httptest.NewRequest("GET", "/", nil)
+		defer func() { panicked = recover() }()
+		Fail(c, e)
+		return rec, nil
+	}
+	if _, p := fail(Conflict("no_such_code", "x")); p == nil || !strings.Contains(fmt.Sprint(p), `"no_such_code" (kind "conflict") is not listed`) {
+		t.Errorf("unlisted code: panic %v", p)
+	}
+	if _, p := fail(Invalid("sold_out", "x")); p == nil || !strings.Contains(fmt.Sprint(p), "lists it as") {
+		t.Errorf("code under the wrong kind: panic %v", p)
+	}
+	rec, p := fail(RateLimited("hold_limit", 1500*time.Millisecond, "x"))
+	if p != nil || rec.Code != 429 || rec.Header().Get("Retry-After") != "2" {
+		t.Errorf("got %d, Retry-After %q, panic %v", rec.Code, rec.Header().Get("Retry-After"), p)
+	}
 }
