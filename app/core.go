@@ -128,7 +128,7 @@ func pageParams(c *gin.Context) (after string, limit int, err error) {
 	if v := c.Query("limit"); v != "" {
 		n, perr := strconv.Atoi(v)
 		if perr != nil || n < 1 || n > 200 {
-			return "", 0, Invalid("invalid_limit", "limit must be an integer from 1 to 200")
+			return "", 0, InvalidField("invalid_limit", "limit", "limit must be an integer from 1 to 200")
 		}
 		limit = n
 	}
@@ -144,7 +144,7 @@ func (a *App) apiListUsers(c *gin.Context) {
 	cursor := uuid.Nil
 	if after != "" {
 		if cursor, err = uuid.Parse(after); err != nil {
-			Fail(c, Invalid("invalid_cursor", "after must be a cursor returned by this list"))
+			Fail(c, InvalidField("invalid_cursor", "after", "after must be a cursor returned by this list"))
 			return
 		}
 	}
@@ -187,7 +187,7 @@ func (a *App) apiListAssignments(c *gin.Context) {
 	userID := c.Query("user_id")
 	if userID != "" {
 		if _, err := uuid.Parse(userID); err != nil {
-			Fail(c, Invalid("invalid_user_id", "user_id must be a UUID"))
+			Fail(c, InvalidField("invalid_user_id", "user_id", "user_id must be a UUID"))
 			return
 		}
 	}
@@ -211,7 +211,7 @@ func (a *App) checkAssignment(c *gin.Context, req assignmentRequest) (policies.A
 	ctx, t := c.Request.Context(), TenantOf(c)
 	uid, err := uuid.Parse(req.UserID)
 	if err != nil {
-		return policies.Assignment{}, Invalid("invalid_user_id", "user_id must be a UUID")
+		return policies.Assignment{}, InvalidField("invalid_user_id", "user_id", "user_id must be a UUID")
 	}
 	if _, err := a.UserByID(ctx, t, uid); err != nil {
 		return policies.Assignment{}, err
@@ -220,7 +220,7 @@ func (a *App) checkAssignment(c *gin.Context, req assignmentRequest) (policies.A
 	if req.VenueID != "" {
 		vid, err := uuid.Parse(req.VenueID)
 		if err != nil {
-			return policies.Assignment{}, Invalid("invalid_venue_id", "venue_id must be a UUID")
+			return policies.Assignment{}, InvalidField("invalid_venue_id", "venue_id", "venue_id must be a UUID")
 		}
 		if a.venues == nil {
 			return policies.Assignment{}, NotFound("venue")
@@ -316,7 +316,7 @@ func (a *App) apiLedger(c *gin.Context) {
 	var seq int64
 	if after != "" {
 		if seq, err = strconv.ParseInt(after, 10, 64); err != nil || seq < 0 {
-			Fail(c, Invalid("invalid_cursor", "after must be a cursor returned by this list"))
+			Fail(c, InvalidField("invalid_cursor", "after", "after must be a cursor returned by this list"))
 			return
 		}
 	}

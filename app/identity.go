@@ -280,7 +280,7 @@ type User struct {
 
 func validatePassword(pw string) error {
 	if len(pw) < 10 || len(pw) > 72 {
-		return Invalid("weak_password", "password must be 10 to 72 characters")
+		return InvalidField("weak_password", "password", "password must be 10 to 72 characters")
 	}
 	return nil
 }
@@ -298,7 +298,7 @@ func normalizeEmail(email string) (string, error) {
 	email = strings.TrimSpace(email)
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || len(email) > 254 {
-		return "", Invalid("invalid_email", "email address is not valid")
+		return "", InvalidField("invalid_email", "email", "email address is not valid")
 	}
 	return strings.ToLower(email), nil
 }
@@ -311,7 +311,7 @@ func (a *App) CreateUser(ctx context.Context, t tenants.Tenant, email, name, pas
 	}
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 {
-		return User{}, Invalid("invalid_name", "name must be 1 to 200 characters")
+		return User{}, InvalidField("invalid_name", "name", "name must be 1 to 200 characters")
 	}
 	hash, err := a.hashPassword(password)
 	if err != nil {

@@ -325,7 +325,7 @@ func encodeCursor(startsAt time.Time, id uuid.UUID) string {
 }
 
 func decodeCursor(s string) (time.Time, uuid.UUID, error) {
-	bad := app.Invalid("invalid_cursor", "after must be a cursor returned by this list")
+	bad := app.InvalidField("invalid_cursor", "after", "after must be a cursor returned by this list")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return time.Time{}, uuid.Nil, bad
@@ -351,7 +351,7 @@ func (m *Module) listEvents(c *gin.Context) {
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 200 {
-			app.Fail(c, app.Invalid("invalid_limit", "limit must be an integer from 1 to 200"))
+			app.Fail(c, app.InvalidField("invalid_limit", "limit", "limit must be an integer from 1 to 200"))
 			return
 		}
 		f.Limit = n

@@ -484,7 +484,7 @@ func (m *Module) calendarPage(c *gin.Context) {
 	}
 	week := c.Query("week")
 	if _, err := time.Parse("2006-01-02", week); week != "" && err != nil {
-		app.Fail(c, app.Invalid("invalid_week", "week must be a date, YYYY-MM-DD"))
+		app.Fail(c, app.InvalidField("invalid_week", "week", "week must be a date, YYYY-MM-DD"))
 		return
 	}
 	m.renderCalendar(c, vid, calendarAt{date: week}, http.StatusOK, nil, nil)

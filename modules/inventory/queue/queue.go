@@ -58,15 +58,15 @@ func (s Settings) Open(now time.Time) bool {
 func (s Settings) Validate() error {
 	switch {
 	case s.AdmitPerSecond < 1 || s.AdmitPerSecond > 100000:
-		return app.Invalid("invalid_settings", "admit_per_second must be 1 to 100000")
+		return app.InvalidField("invalid_settings", "admit_per_second", "admit_per_second must be 1 to 100000")
 	case s.MaxActive < 1 || s.MaxActive > 1000000:
-		return app.Invalid("invalid_settings", "max_active must be 1 to 1000000")
+		return app.InvalidField("invalid_settings", "max_active", "max_active must be 1 to 1000000")
 	case s.IdleTimeout < 10 || s.IdleTimeout > 86400:
-		return app.Invalid("invalid_settings", "idle_timeout_seconds must be 10 to 86400")
+		return app.InvalidField("invalid_settings", "idle_timeout_seconds", "idle_timeout_seconds must be 10 to 86400")
 	case s.AccessTTL < 30 || s.AccessTTL > 86400:
-		return app.Invalid("invalid_settings", "access_ttl_seconds must be 30 to 86400")
+		return app.InvalidField("invalid_settings", "access_ttl_seconds", "access_ttl_seconds must be 30 to 86400")
 	case math.IsNaN(s.FallbackFraction) || s.FallbackFraction < 0 || s.FallbackFraction >= 1:
-		return app.Invalid("invalid_settings", "fallback_fraction must be at least 0 and below 1")
+		return app.InvalidField("invalid_settings", "fallback_fraction", "fallback_fraction must be at least 0 and below 1")
 	}
 	return nil
 }
