@@ -6,8 +6,8 @@
 -- one (cal_ names) run against the same schema, so each old name stays as a
 -- view over its table. These are simple one-table views, automatically
 -- updatable in PostgreSQL 15, and they serve everything the old code runs
--- (checked by migrations' TestCalendarPrefixViewsServeOldSQL with the old
--- statements verbatim):
+-- (modules/calendar/names_migration_test.go runs the old statements verbatim
+-- through them):
 --   * SELECT ... FOR UPDATE (holds), UPDATE ... RETURNING, DELETE;
 --   * INSERT ... ON CONFLICT DO NOTHING RETURNING into occupancy, inside a
 --     data-modifying CTE: PostgreSQL rewrites it onto cal_occupancy and the

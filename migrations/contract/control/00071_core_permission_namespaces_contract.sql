@@ -9,7 +9,9 @@
 -- that old instances wrote during the rollout (e.g. defaults of a tenant they
 -- provisioned) are kept. Then it deletes the old-named rules. Running
 -- instances keep the deleted rules in memory until their next reload, which
--- is harmless: no code asks for those objects any more.
+-- is harmless: no code asks for those objects any more. The same release
+-- empties policies.renamedObjects (the double write of default grants and the
+-- fallback to old names in Enforcer.Allowed).
 
 -- +goose Up
 INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5)
