@@ -80,7 +80,11 @@ func (en *Enforcer) Close() { en.w.Close() }
 
 // Allowed reports whether subject may do act on obj in domain.
 func (en *Enforcer) Allowed(subject, domain, obj, act string) (bool, error) {
-	return en.e.Enforce(subject, domain, obj, act)
+	ok, err := en.e.Enforce(subject, domain, obj, act)
+	if old, renamed := renamedObjects[obj]; renamed && !ok && err == nil {
+		return en.e.Enforce(subject, domain, old, act) // a rule written by the previous release (see renamedObjects)
+	}
+	return ok, err
 }
 
 // InstallDefaults writes the default grants for one tenant's domain.
@@ -89,6 +93,10 @@ func (en *Enforcer) InstallDefaults(tenant string, grants []Grant) error {
 	rules := make([][]string, 0, len(grants))
 	for _, g := range grants {
 		rules = append(rules, []string{g.Role, ChainDomain(tenant), g.Object, g.Action})
+		if legacy, renamed := renamedObjects[g.Object]; renamed {
+			// Instances of the previous release still serve this tenant during the rollout.
+			rules = append(rules, []string{g.Role, ChainDomain(tenant), legacy, g.Action})
+		}
 	}
 	en.mu.Lock()
 	defer en.mu.Unlock()

@@ -77,6 +77,23 @@ func CoreGrants() []Grant {
 	return g
 }
 
+// renamedObjects maps each permission object that control migration 00070
+// moved into its module's namespace to its old name. While a release rolls
+// out, instances of the release before it authorize by the old names only,
+// and may still write rules under them (defaults of a tenant they
+// provision); 00070 copied the rules that existed then. So until the
+// contract step (migrations/contract/control/00071) ships, this release
+// writes default grants under both names and, when a namespaced object is
+// denied, asks again under its old name. Empty this map in the release that
+// ships the contract step.
+var renamedObjects = map[string]string{
+	"calendar.venues":     "venues",
+	"calendar.events":     "events",
+	"calendar.holds":      "holds",
+	"inventory.catalogue": "inventory",
+	"inventory.orders":    "orders",
+}
+
 // Subject names a tenant user in policies.
 func Subject(tenant, userID string) string { return "u:" + tenant + ":" + userID }
 

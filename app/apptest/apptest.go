@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -112,6 +113,10 @@ type Options struct {
 	Clock func() time.Time
 	// Logger, if set, receives the App's logs (tests that assert on them).
 	Logger *slog.Logger
+	// MigrationsControl and MigrationsTenant, if set, replace the embedded
+	// migration trees (app.Options): a database at an older version, or with
+	// a pending contract step applied.
+	MigrationsControl, MigrationsTenant fs.FS
 }
 
 // Config returns the test configuration for a database URL and Redis db.
@@ -152,7 +157,8 @@ func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
 		// keep each test app's pool small unless a test asks for more.
 		opts.DBMaxConns = 10
 	}
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns, Clock: opts.Clock}, opts.Modules...)
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, DBMaxConns: opts.DBMaxConns, Clock: opts.Clock,
+		MigrationsControl: opts.MigrationsControl, MigrationsTenant: opts.MigrationsTenant}, opts.Modules...)
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}

@@ -99,7 +99,7 @@ func TestVenueScopedAuthorization(t *testing.T) {
 			}
 		}
 	}
-	if n := b.count(t, "events"); n != 0 {
+	if n := b.count(t, "cal_events"); n != 0 {
 		t.Fatalf("tenant B has %d events", n)
 	}
 	// And A's token on B's host is refused outright.

@@ -126,12 +126,12 @@ func TestBenchConflictingInserts(t *testing.T) {
 			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 				tag, err := tx.Exec(ctx, `
 WITH placed AS (
-    INSERT INTO `+schema+`.occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
+    INSERT INTO `+schema+`.cal_occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
     VALUES ($1, 1, $2, $3, false, tstzrange($4, $5, '[)'))
     ON CONFLICT DO NOTHING
     RETURNING event_id
 )
-INSERT INTO `+schema+`.events (id, venue_id, stage_id, exclusive, title, category, status, starts_at, ends_at,
+INSERT INTO `+schema+`.cal_events (id, venue_id, stage_id, exclusive, title, category, status, starts_at, ends_at,
                     setup_minutes, teardown_minutes, occupied, version)
 SELECT event_id, $2, $3, false, 'Bench', 'concert', 'draft', $6::timestamptz, $7::timestamptz, 30, 30,
        tstzrange($4::timestamptz, $5::timestamptz, '[)'), 1

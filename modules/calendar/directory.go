@@ -39,7 +39,7 @@ func (r eventInfoRow) info() app.EventInfo {
 const eventInfoQuery = `SELECT e.id, e.venue_id, v.name AS venue_name, v.capacity AS venue_capacity,
 	coalesce(v.latitude, 0) AS latitude, coalesce(v.longitude, 0) AS longitude, v.timezone,
 	e.title, e.category, e.status, e.starts_at, e.ends_at
-	FROM events e JOIN venues v ON v.id = e.venue_id`
+	FROM cal_events e JOIN cal_venues v ON v.id = e.venue_id`
 
 // Event implements app.EventDirectory.
 func (d directory) Event(ctx context.Context, t tenants.Tenant, id uuid.UUID) (app.EventInfo, error) {
@@ -85,7 +85,7 @@ func (d directory) Events(ctx context.Context, t tenants.Tenant, f app.EventFilt
 		args = append(args, f.To)
 	}
 	if f.After != uuid.Nil {
-		q += ` AND (e.starts_at, e.id) > (SELECT starts_at, id FROM events WHERE id = ?)`
+		q += ` AND (e.starts_at, e.id) > (SELECT starts_at, id FROM cal_events WHERE id = ?)`
 		args = append(args, f.After)
 	}
 	q += ` ORDER BY e.starts_at, e.id LIMIT ?`

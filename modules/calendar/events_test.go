@@ -278,10 +278,10 @@ func TestConflictRules(t *testing.T) {
 	// One occupancy row per live event, none for cancelled ones.
 	var rows, live int
 	err := env.App.Tx(context.Background(), c.t, func(tx *gorm.DB) error {
-		if err := tx.Raw(`SELECT count(*) FROM occupancy`).Row().Scan(&rows); err != nil {
+		if err := tx.Raw(`SELECT count(*) FROM cal_occupancy`).Row().Scan(&rows); err != nil {
 			return err
 		}
-		return tx.Raw(`SELECT count(*) FROM events WHERE status <> 'cancelled'`).Row().Scan(&live)
+		return tx.Raw(`SELECT count(*) FROM cal_events WHERE status <> 'cancelled'`).Row().Scan(&live)
 	})
 	if err != nil || live == 0 || rows != live {
 		t.Fatalf("%d occupancy rows for %d live events (%v)", rows, live, err)

@@ -171,7 +171,7 @@ func decode[T any](t testing.TB, raw []byte) T {
 func (c *chain) liveOverlaps(t testing.TB) int {
 	t.Helper()
 	var n int
-	row := c.env.App.DB.Raw(fmt.Sprintf(`SELECT count(*) FROM %q.events a JOIN %q.events b ON a.id < b.id
+	row := c.env.App.DB.Raw(fmt.Sprintf(`SELECT count(*) FROM %q.cal_events a JOIN %q.cal_events b ON a.id < b.id
 		WHERE a.venue_id = b.venue_id AND a.status <> 'cancelled' AND b.status <> 'cancelled'
 		  AND a.occupied && b.occupied AND (a.exclusive OR b.exclusive OR a.stage_id = b.stage_id)`, c.t.Schema, c.t.Schema)).Row()
 	if err := row.Scan(&n); err != nil {

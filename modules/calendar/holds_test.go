@@ -191,7 +191,7 @@ func TestHoldExpiryTaskAndSweeper(t *testing.T) {
 	for {
 		var closedAt *time.Time
 		var status string
-		row := env.App.DB.Raw(`SELECT status, closed_at FROM "`+c.t.Schema+`".holds WHERE id = ?`, h1.ID).Row()
+		row := env.App.DB.Raw(`SELECT status, closed_at FROM "`+c.t.Schema+`".cal_holds WHERE id = ?`, h1.ID).Row()
 		if err := row.Scan(&status, &closedAt); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func TestHoldExpiryTaskAndSweeper(t *testing.T) {
 	deadline = time.Now().Add(15 * time.Second)
 	for {
 		var status string
-		if err := env.App.DB.Raw(`SELECT status FROM "`+c.t.Schema+`".holds WHERE id = ?`, h3.ID).Row().Scan(&status); err != nil {
+		if err := env.App.DB.Raw(`SELECT status FROM "`+c.t.Schema+`".cal_holds WHERE id = ?`, h3.ID).Row().Scan(&status); err != nil {
 			t.Fatal(err)
 		}
 		if status == "expired" {
@@ -313,7 +313,7 @@ func TestIdempotencyKey(t *testing.T) {
 			t.Fatalf("different events for one key: %v", out)
 		}
 	}
-	if got := c.count(t, "events"); got != 2 {
+	if got := c.count(t, "cal_events"); got != 2 {
 		t.Fatalf("%d events written", got)
 	}
 	// Keys are per principal: another user's key-2 is theirs.

@@ -26,11 +26,12 @@ func (m *Module) Name() string { return "calendar" }
 // Service returns the calendar's service (after Register).
 func (m *Module) Service() *Service { return m.svc }
 
-// Objects the calendar's permissions are about.
+// Objects the calendar's permissions are about, in its namespace calendar.*
+// (named venues, events, holds before control migration 00070).
 const (
-	ObjVenues = "venues" // venues and their stages
-	ObjEvents = "events" // events and calendar reads
-	ObjHolds  = "holds"  // tentative holds
+	ObjVenues = "calendar.venues" // venues and their stages
+	ObjEvents = "calendar.events" // events and calendar reads
+	ObjHolds  = "calendar.holds"  // tentative holds
 )
 
 // grants are the default permissions of each role. Creating and deleting

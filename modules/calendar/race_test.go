@@ -108,7 +108,7 @@ func TestRaceSameSlot(t *testing.T) {
 	// The losers met no deadlock (PostgreSQL would have aborted one of each
 	// pair with 40P01 after a second) and no serialization failure.
 	noRetries(t, mod)
-	if got := c.count(t, "events"); got != 1 {
+	if got := c.count(t, "cal_events"); got != 1 {
 		t.Fatalf("%d events written", got)
 	}
 }

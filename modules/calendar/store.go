@@ -24,13 +24,22 @@ const (
 	pgSerialization      = "40001"
 )
 
+// pgCode returns the SQLSTATE and the constraint of a PostgreSQL error. The
+// constraint comes back without the calendar's table prefix: migration 00070
+// renamed the tables (venues -> cal_venues, ...) but left their constraints'
+// names as they were, so code of the release before it maps them too; the
+// contract migration (migrations/contract/tenant/00071) then renames them to
+// cal_<old name>. Both spellings map to the same error here.
 func pgCode(err error) (code, constraint string) {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code, pe.ConstraintName
+		return pe.Code, strings.TrimPrefix(pe.ConstraintName, tablePrefix)
 	}
 	return "", ""
 }
+
+// tablePrefix is the calendar's table prefix (ARCHITECTURE.md, "Names that scale").
+const tablePrefix = "cal_"
 
 // retryable reports a transaction that lost a race PostgreSQL could not
 // order (a deadlock or serialization failure): running it again is safe.
@@ -69,20 +78,20 @@ func mapStoreError(err error) error {
 const venueCols = `id, name, address, timezone, latitude, longitude, capacity, created_at, updated_at`
 
 func insertVenue(tx *gorm.DB, v *Venue) error {
-	return tx.Raw(`INSERT INTO venues (id, name, address, timezone, latitude, longitude, capacity)
+	return tx.Raw(`INSERT INTO cal_venues (id, name, address, timezone, latitude, longitude, capacity)
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING created_at, updated_at`,
 		v.ID, v.Name, v.Address, v.Timezone, v.Latitude, v.Longitude, v.Capacity).Row().Scan(&v.CreatedAt, &v.UpdatedAt)
 }
 
 func updateVenue(tx *gorm.DB, v *Venue) error {
-	return tx.Raw(`UPDATE venues SET name = ?, address = ?, timezone = ?, latitude = ?, longitude = ?, capacity = ?, updated_at = now()
+	return tx.Raw(`UPDATE cal_venues SET name = ?, address = ?, timezone = ?, latitude = ?, longitude = ?, capacity = ?, updated_at = now()
 		WHERE id = ? RETURNING updated_at`,
 		v.Name, v.Address, v.Timezone, v.Latitude, v.Longitude, v.Capacity, v.ID).Row().Scan(&v.UpdatedAt)
 }
 
 // findVenue reads one venue; lock takes its row for a read-modify-write.
 func findVenue(tx *gorm.DB, id uuid.UUID, lock bool) (Venue, error) {
-	q := `SELECT ` + venueCols + ` FROM venues WHERE id = ?`
+	q := `SELECT ` + venueCols + ` FROM cal_venues WHERE id = ?`
 	if lock {
 		q += ` FOR NO KEY UPDATE`
 	}
@@ -100,9 +109,9 @@ func listVenues(tx *gorm.DB, ids []uuid.UUID) ([]Venue, error) {
 	vs := []Venue{}
 	var err error
 	if ids == nil {
-		err = tx.Raw(`SELECT ` + venueCols + ` FROM venues ORDER BY name, id`).Scan(&vs).Error
+		err = tx.Raw(`SELECT ` + venueCols + ` FROM cal_venues ORDER BY name, id`).Scan(&vs).Error
 	} else if len(ids) > 0 {
-		err = tx.Raw(`SELECT `+venueCols+` FROM venues WHERE id IN ? ORDER BY name, id`, ids).Scan(&vs).Error
+		err = tx.Raw(`SELECT `+venueCols+` FROM cal_venues WHERE id IN ? ORDER BY name, id`, ids).Scan(&vs).Error
 	}
 	return vs, err
 }
@@ -110,7 +119,7 @@ func listVenues(tx *gorm.DB, ids []uuid.UUID) ([]Venue, error) {
 func deleteVenue(tx *gorm.DB, id uuid.UUID) error {
 	// Holds and events keep their venue (no cascade): a venue with a history
 	// is not deleted by accident.
-	res := tx.Exec(`DELETE FROM venues WHERE id = ?`, id)
+	res := tx.Exec(`DELETE FROM cal_venues WHERE id = ?`, id)
 	if res.Error != nil {
 		if code, _ := pgCode(res.Error); code == pgForeignKey {
 			return app.Conflict("venue_in_use", "the venue has events or holds; it cannot be deleted")
@@ -126,17 +135,17 @@ func deleteVenue(tx *gorm.DB, id uuid.UUID) error {
 const stageCols = `id, venue_id, name, capacity, kind, created_at, updated_at`
 
 func insertStage(tx *gorm.DB, s *Stage) error {
-	return tx.Raw(`INSERT INTO stages (id, venue_id, name, capacity, kind) VALUES (?, ?, ?, ?, ?) RETURNING created_at, updated_at`,
+	return tx.Raw(`INSERT INTO cal_stages (id, venue_id, name, capacity, kind) VALUES (?, ?, ?, ?, ?) RETURNING created_at, updated_at`,
 		s.ID, s.VenueID, s.Name, s.Capacity, s.Kind).Row().Scan(&s.CreatedAt, &s.UpdatedAt)
 }
 
 func updateStage(tx *gorm.DB, s *Stage) error {
-	return tx.Raw(`UPDATE stages SET name = ?, capacity = ?, kind = ?, updated_at = now() WHERE id = ? AND venue_id = ? RETURNING updated_at`,
+	return tx.Raw(`UPDATE cal_stages SET name = ?, capacity = ?, kind = ?, updated_at = now() WHERE id = ? AND venue_id = ? RETURNING updated_at`,
 		s.Name, s.Capacity, s.Kind, s.ID, s.VenueID).Row().Scan(&s.UpdatedAt)
 }
 
 func findStage(tx *gorm.DB, venueID, id uuid.UUID, lock bool) (Stage, error) {
-	q := `SELECT ` + stageCols + ` FROM stages WHERE id = ? AND venue_id = ?`
+	q := `SELECT ` + stageCols + ` FROM cal_stages WHERE id = ? AND venue_id = ?`
 	if lock {
 		q += ` FOR NO KEY UPDATE`
 	}
@@ -155,12 +164,12 @@ func listStages(tx *gorm.DB, venueIDs []uuid.UUID) ([]Stage, error) {
 	if len(venueIDs) == 0 {
 		return ss, nil
 	}
-	err := tx.Raw(`SELECT `+stageCols+` FROM stages WHERE venue_id IN ? ORDER BY venue_id, created_at, id`, venueIDs).Scan(&ss).Error
+	err := tx.Raw(`SELECT `+stageCols+` FROM cal_stages WHERE venue_id IN ? ORDER BY venue_id, created_at, id`, venueIDs).Scan(&ss).Error
 	return ss, err
 }
 
 func deleteStage(tx *gorm.DB, venueID, id uuid.UUID) error {
-	res := tx.Exec(`DELETE FROM stages WHERE id = ? AND venue_id = ?`, id, venueID)
+	res := tx.Exec(`DELETE FROM cal_stages WHERE id = ? AND venue_id = ?`, id, venueID)
 	if res.Error != nil {
 		if code, _ := pgCode(res.Error); code == pgForeignKey {
 			return app.Conflict("stage_in_use", "the stage has events or holds; it cannot be deleted")
@@ -192,19 +201,19 @@ func insertEvent(tx *gorm.DB, e *Event) (timezone string, placed bool, err error
 	}
 	err = tx.Raw(`
 WITH placed AS (
-    INSERT INTO occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
+    INSERT INTO cal_occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
     VALUES (@id, 1, @venue, @stage, @exclusive, tstzrange(@lo, @hi, '[)'))
     ON CONFLICT DO NOTHING
     RETURNING event_id
 )
-INSERT INTO events (id, venue_id, stage_id, exclusive, title, category, status, promoter_id,
+INSERT INTO cal_events (id, venue_id, stage_id, exclusive, title, category, status, promoter_id,
                     starts_at, ends_at, setup_minutes, teardown_minutes, occupied, version, hold_id)
 SELECT event_id, CAST(@venue AS uuid), CAST(@stage AS uuid), CAST(@exclusive AS boolean), CAST(@title AS text),
        CAST(@category AS text), CAST(@status AS text), CAST(@promoter AS uuid),
        CAST(@starts AS timestamptz), CAST(@ends AS timestamptz), CAST(@setup AS integer), CAST(@teardown AS integer),
        tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)'), 1, CAST(@hold AS uuid)
 FROM placed
-RETURNING created_at, updated_at, (SELECT v.timezone FROM venues v WHERE v.id = events.venue_id) AS timezone`, map[string]any{
+RETURNING created_at, updated_at, (SELECT v.timezone FROM cal_venues v WHERE v.id = cal_events.venue_id) AS timezone`, map[string]any{
 		"id": e.ID, "venue": e.VenueID, "stage": e.StageID, "exclusive": e.Exclusive, "lo": w.From, "hi": w.To,
 		"title": e.Title, "category": e.Category, "status": string(e.Status), "promoter": e.PromoterID,
 		"starts": e.StartsAt, "ends": e.EndsAt, "setup": e.SetupMinutes, "teardown": e.TeardownMinutes, "hold": e.HoldID,
@@ -243,14 +252,14 @@ func explainRefusal(tx *gorm.DB, e *Event) (refusal, error) {
 SELECT t.timezone, t.stage_ok, b.id AS blocker_id, b.id, b.title, b.status, b.stage_id, b.stage_name, b.exclusive,
        b.starts_at, b.ends_at, b.setup_minutes, b.teardown_minutes
 FROM (SELECT v.timezone, (s.id IS NULL) = CAST(@exclusive AS boolean) AS stage_ok
-      FROM venues v LEFT JOIN stages s ON s.id = CAST(@stage AS uuid) AND s.venue_id = v.id
+      FROM cal_venues v LEFT JOIN cal_stages s ON s.id = CAST(@stage AS uuid) AND s.venue_id = v.id
       WHERE v.id = CAST(@venue AS uuid)) t
 LEFT JOIN LATERAL (
     SELECT e.id, e.title, e.status, e.stage_id, coalesce(st.name, '') AS stage_name, e.exclusive,
            e.starts_at, e.ends_at, e.setup_minutes, e.teardown_minutes, lower(o.occupied) AS from_at
-    FROM occupancy o
-    JOIN events e ON e.id = o.event_id
-    LEFT JOIN stages st ON st.id = e.stage_id
+    FROM cal_occupancy o
+    JOIN cal_events e ON e.id = o.event_id
+    LEFT JOIN cal_stages st ON st.id = e.stage_id
     WHERE t.stage_ok AND o.venue_id = CAST(@venue AS uuid) AND o.event_id <> CAST(@self AS uuid)
       AND o.occupied && tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)')
       AND (o.exclusive OR CAST(@exclusive AS boolean) OR o.stage_id = CAST(@stage AS uuid))
@@ -282,7 +291,7 @@ func movePlacement(tx *gorm.DB, e Event) (placed bool, err error) {
 	var got []struct {
 		EventID uuid.UUID `gorm:"column:event_id"`
 	}
-	err = tx.Raw(`INSERT INTO occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
+	err = tx.Raw(`INSERT INTO cal_occupancy (event_id, version, venue_id, stage_id, exclusive, occupied)
 		VALUES (?, ?, ?, ?, ?, tstzrange(?, ?, '[)'))
 		ON CONFLICT DO NOTHING
 		RETURNING event_id`, e.ID, e.Version, e.VenueID, e.StageID, e.Exclusive, w.From, w.To).Scan(&got).Error
@@ -292,17 +301,17 @@ func movePlacement(tx *gorm.DB, e Event) (placed bool, err error) {
 	if err != nil || len(got) == 0 {
 		return false, err
 	}
-	return true, tx.Exec(`DELETE FROM occupancy WHERE event_id = ? AND version <> ?`, e.ID, e.Version).Error
+	return true, tx.Exec(`DELETE FROM cal_occupancy WHERE event_id = ? AND version <> ?`, e.ID, e.Version).Error
 }
 
 // freePlacement removes an event's occupancy: its window is free at once.
 func freePlacement(tx *gorm.DB, eventID uuid.UUID) error {
-	return tx.Exec(`DELETE FROM occupancy WHERE event_id = ?`, eventID).Error
+	return tx.Exec(`DELETE FROM cal_occupancy WHERE event_id = ?`, eventID).Error
 }
 
 func saveEvent(tx *gorm.DB, e *Event) error {
 	w := e.Occupied()
-	return tx.Raw(`UPDATE events SET stage_id = ?, exclusive = ?, title = ?, category = ?, status = ?, promoter_id = ?,
+	return tx.Raw(`UPDATE cal_events SET stage_id = ?, exclusive = ?, title = ?, category = ?, status = ?, promoter_id = ?,
 		starts_at = ?, ends_at = ?, setup_minutes = ?, teardown_minutes = ?, occupied = tstzrange(?, ?, '[)'),
 		version = ?, updated_at = now()
 		WHERE id = ? RETURNING updated_at`,
@@ -317,9 +326,9 @@ func blockersOf(tx *gorm.DB, venueID uuid.UUID, stage *uuid.UUID, exclusive bool
 	var bs []Blocker
 	err := tx.Raw(`SELECT e.id, e.title, e.status, e.stage_id, coalesce(s.name, '') AS stage_name, e.exclusive,
 			e.starts_at, e.ends_at, e.setup_minutes, e.teardown_minutes
-		FROM occupancy o
-		JOIN events e ON e.id = o.event_id
-		LEFT JOIN stages s ON s.id = e.stage_id
+		FROM cal_occupancy o
+		JOIN cal_events e ON e.id = o.event_id
+		LEFT JOIN cal_stages s ON s.id = e.stage_id
 		WHERE o.venue_id = ? AND o.occupied && tstzrange(?, ?, '[)') AND o.event_id <> ?
 		  AND (o.exclusive OR ? OR o.stage_id = ?)
 		ORDER BY lower(o.occupied), e.id
@@ -328,7 +337,7 @@ func blockersOf(tx *gorm.DB, venueID uuid.UUID, stage *uuid.UUID, exclusive bool
 }
 
 func findEvent(tx *gorm.DB, venueID, id uuid.UUID, lock bool) (Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events e WHERE e.id = ? AND e.venue_id = ?`
+	q := `SELECT ` + eventCols + ` FROM cal_events e WHERE e.id = ? AND e.venue_id = ?`
 	if lock {
 		q += ` FOR UPDATE`
 	}
@@ -353,7 +362,7 @@ type EventFilter struct {
 }
 
 func listEvents(tx *gorm.DB, venueID uuid.UUID, f EventFilter) ([]Event, error) {
-	q := tx.Table("events e").Select(eventCols).Where("e.venue_id = ?", venueID)
+	q := tx.Table("cal_events e").Select(eventCols).Where("e.venue_id = ?", venueID)
 	if f.Status != "" {
 		q = q.Where("e.status = ?", string(f.Status))
 	}
@@ -377,7 +386,7 @@ func liveEvents(tx *gorm.DB, venueIDs []uuid.UUID, w Window) ([]Event, error) {
 	if len(venueIDs) == 0 {
 		return es, nil
 	}
-	err := tx.Raw(`SELECT `+eventCols+` FROM events e
+	err := tx.Raw(`SELECT `+eventCols+` FROM cal_events e
 		WHERE e.venue_id IN ? AND e.status <> 'cancelled' AND e.occupied && tstzrange(?, ?, '[)')
 		ORDER BY e.starts_at, e.id`, venueIDs, w.From, w.To).Scan(&es).Error
 	return es, err
@@ -390,13 +399,13 @@ const holdQuery = `SELECT h.id, h.venue_id, h.stage_id, h.title, h.category, h.p
 	h.setup_minutes, h.teardown_minutes, h.arrival, h.expires_at, h.event_id, h.created_at, h.closed_at,
 	CASE WHEN h.status = 'active' AND h.expires_at <= now() THEN 'expired' ELSE h.status END AS status,
 	CASE WHEN h.status = 'active' AND (h.expires_at IS NULL OR h.expires_at > now()) THEN
-		1 + (SELECT count(*) FROM holds o
+		1 + (SELECT count(*) FROM cal_holds o
 		     WHERE o.stage_id = h.stage_id AND o.status = 'active' AND (o.expires_at IS NULL OR o.expires_at > now())
 		       AND o.occupied && h.occupied AND o.arrival < h.arrival)
 	ELSE 0 END AS rank,
-	EXISTS (SELECT 1 FROM occupancy x
+	EXISTS (SELECT 1 FROM cal_occupancy x
 	        WHERE x.venue_id = h.venue_id AND x.occupied && h.occupied AND (x.exclusive OR x.stage_id = h.stage_id)) AS blocked
-	FROM holds h `
+	FROM cal_holds h `
 
 func findHold(tx *gorm.DB, venueID, id uuid.UUID) (Hold, error) {
 	var hs []Hold
@@ -415,7 +424,7 @@ func lockHold(tx *gorm.DB, venueID, id uuid.UUID) (Hold, error) {
 	err := tx.Raw(`SELECT id, venue_id, stage_id, title, category, promoter_id, starts_at, ends_at, setup_minutes, teardown_minutes,
 			arrival, expires_at, event_id, created_at, closed_at,
 			CASE WHEN status = 'active' AND expires_at <= now() THEN 'expired' ELSE status END AS status
-		FROM holds WHERE id = ? AND venue_id = ? FOR UPDATE`, id, venueID).Scan(&hs).Error
+		FROM cal_holds WHERE id = ? AND venue_id = ? FOR UPDATE`, id, venueID).Scan(&hs).Error
 	if err != nil {
 		return Hold{}, err
 	}
@@ -438,7 +447,7 @@ func liveHolds(tx *gorm.DB, venueIDs []uuid.UUID, w Window) ([]Hold, error) {
 
 func insertHold(tx *gorm.DB, h Hold) error {
 	w := h.Occupied()
-	return tx.Exec(`INSERT INTO holds (id, venue_id, stage_id, title, category, promoter_id, starts_at, ends_at,
+	return tx.Exec(`INSERT INTO cal_holds (id, venue_id, stage_id, title, category, promoter_id, starts_at, ends_at,
 			setup_minutes, teardown_minutes, occupied, status, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, tstzrange(?, ?, '[)'), 'active', ?)`,
 		h.ID, h.VenueID, h.StageID, h.Title, h.Category, h.PromoterID, h.StartsAt, h.EndsAt,
@@ -447,7 +456,7 @@ func insertHold(tx *gorm.DB, h Hold) error {
 
 // closeHold ends a live hold; it reports false when the hold was not live.
 func closeHold(tx *gorm.DB, id uuid.UUID, status HoldStatus, eventID *uuid.UUID) (bool, error) {
-	res := tx.Exec(`UPDATE holds SET status = ?, event_id = ?, closed_at = now() WHERE id = ? AND status = 'active'`,
+	res := tx.Exec(`UPDATE cal_holds SET status = ?, event_id = ?, closed_at = now() WHERE id = ? AND status = 'active'`,
 		string(status), eventID, id)
 	return res.RowsAffected == 1, res.Error
 }
@@ -455,7 +464,7 @@ func closeHold(tx *gorm.DB, id uuid.UUID, status HoldStatus, eventID *uuid.UUID)
 // expireHold marks one hold expired if, and only if, it is still active and
 // its time has come: running it twice, early or after a release is harmless.
 func expireHold(tx *gorm.DB, id uuid.UUID) (bool, error) {
-	res := tx.Exec(`UPDATE holds SET status = 'expired', closed_at = now()
+	res := tx.Exec(`UPDATE cal_holds SET status = 'expired', closed_at = now()
 		WHERE id = ? AND status = 'active' AND expires_at <= now()`, id)
 	return res.RowsAffected == 1, res.Error
 }
@@ -464,8 +473,8 @@ func expireHold(tx *gorm.DB, id uuid.UUID) (bool, error) {
 // sweepers (or a sweeper and a request releasing a hold) run at once without
 // waiting on each other; each lapsed hold is expired exactly once.
 func sweepHolds(tx *gorm.DB, batch int) (int64, error) {
-	res := tx.Exec(`UPDATE holds SET status = 'expired', closed_at = now()
-		WHERE id IN (SELECT id FROM holds
+	res := tx.Exec(`UPDATE cal_holds SET status = 'expired', closed_at = now()
+		WHERE id IN (SELECT id FROM cal_holds
 		             WHERE status = 'active' AND expires_at <= now()
 		             ORDER BY expires_at
 		             LIMIT ? FOR UPDATE SKIP LOCKED)`, batch)

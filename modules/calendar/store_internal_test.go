@@ -24,6 +24,12 @@ func TestMapStoreError(t *testing.T) {
 		{&pgconn.PgError{Code: "23503", ConstraintName: "events_promoter_id_fkey"}, 400, "invalid_request"},
 		{&pgconn.PgError{Code: "23503", ConstraintName: "events_stage_fkey"}, 404, "not_found"},
 		{&pgconn.PgError{Code: "23505", ConstraintName: "stages_venue_name_key"}, 409, "stage_name_taken"},
+		// The names after the contract migration (cal_ + the old name) map the same.
+		{&pgconn.PgError{Code: "23P01", ConstraintName: "cal_occupancy_stage_overlap"}, 409, "schedule_conflict"},
+		{&pgconn.PgError{Code: "23503", ConstraintName: "cal_events_promoter_id_fkey"}, 400, "invalid_request"},
+		{&pgconn.PgError{Code: "23503", ConstraintName: "cal_holds_stage_fkey"}, 404, "not_found"},
+		{&pgconn.PgError{Code: "23503", ConstraintName: "cal_holds_venue_id_fkey"}, 404, "not_found"},
+		{&pgconn.PgError{Code: "23505", ConstraintName: "cal_stages_venue_name_key"}, 409, "stage_name_taken"},
 	}
 	for _, c := range cases {
 		var e *app.Error

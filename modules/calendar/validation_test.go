@@ -126,7 +126,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if res.Status != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB body: %d", res.Status)
 	}
-	if n := c.count(t, "events") + c.count(t, "occupancy"); n != 0 {
+	if n := c.count(t, "cal_events") + c.count(t, "cal_occupancy"); n != 0 {
 		t.Fatalf("bad input wrote %d rows", n)
 	}
 
@@ -161,7 +161,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 
 	// Venues: timezone, coordinates, capacity.
-	venuesBefore := c.count(t, "venues")
+	venuesBefore := c.count(t, "cal_venues")
 	for _, body := range []map[string]any{
 		{"name": "X", "timezone": "", "capacity": 10},
 		{"name": "X", "timezone": "Local", "capacity": 10},
@@ -180,7 +180,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}
 	}
 	mustStatus(t, c.do(t, "PATCH", "/api/v1/venues/"+c.venue, map[string]any{"timezone": "Local"}), http.StatusBadRequest)
-	if c.count(t, "venues") != venuesBefore {
+	if c.count(t, "cal_venues") != venuesBefore {
 		t.Fatal("bad venues were written")
 	}
 }

@@ -12,8 +12,8 @@ import (
 
 // Objects the inventory's permissions are about.
 const (
-	ObjInventory = "inventory" // zones, seat maps, tiers, quotas, settings
-	ObjOrders    = "orders"    // orders: read, refund
+	ObjInventory = "inventory.catalogue" // zones, seat maps, tiers, quotas, settings (was "inventory" before control migration 00070)
+	ObjOrders    = "inventory.orders"    // orders: read, refund (was "orders")
 )
 
 // Module is the inventory feature module.

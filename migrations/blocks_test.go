@@ -1,0 +1,144 @@
+package migrations_test
+
+import (
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"marquee/migrations"
+)
+
+// block is a range of migration numbers and who may write files in it (see
+// README.md). Add a row here, and in the README, to claim the next block.
+type block struct {
+	from, to int
+	owners   []string
+	what     string
+}
+
+var blocks = []block{
+	{1, 29, []string{"core"}, "the core (and the founding files listed in founding)"},
+	{30, 39, []string{"inventory"}, "inventory money"},
+	{40, 49, []string{"inventory"}, "inventory holds"},
+	{50, 59, []string{"core"}, "core security notices"},
+	{60, 69, []string{"inventory"}, "reserved: the cart"},
+	{70, 79, []string{"calendar", "core"}, "names that scale"},
+}
+
+// owners are the names a migration file may start with after its number.
+var owners = []string{"core", "calendar", "inventory"}
+
+// founding are the files named before the owner convention, with their
+// owner; "founding" marks the calendar's and inventory's first files, allowed
+// in the core's block 00001–00029 only. Closed: new files follow the convention.
+var founding = map[string]string{
+	"control/00001_platform.sql":                    "core",
+	"tenant/00002_calendar.sql":                     "founding",
+	"tenant/00003_idempotency.sql":                  "core",
+	"tenant/00004_inventory.sql":                    "founding",
+	"tenant/00020_waiting_room.sql":                 "founding",
+	"tenant/00021_calendar_idempotency_to_core.sql": "founding",
+	"tenant/00022_ledger_append.sql":                "core",
+	"tenant/00030_payment_reviews.sql":              "inventory",
+	"tenant/00031_close_unpaid_orders.sql":          "inventory",
+	"tenant/00032_event_cancellations.sql":          "inventory",
+	"tenant/00040_holds_by_buyer.sql":               "inventory",
+	"tenant/00050_security_notices.sql":             "core",
+}
+
+// checkBlocks returns every breach of the numbering rules in one tree
+// (applied and pending files together), named by tree/file.
+func checkBlocks(tree string, trees ...fs.FS) []error {
+	var errs []error
+	seen := map[int]string{}
+	for _, fsys := range trees {
+		names, err := fs.Glob(fsys, "*.sql")
+		if err != nil {
+			return []error{err}
+		}
+		for _, name := range names {
+			path := tree + "/" + name
+			num, rest, ok := strings.Cut(strings.TrimSuffix(name, ".sql"), "_")
+			n, err := strconv.Atoi(num)
+			if !ok || err != nil || len(num) != 5 {
+				errs = append(errs, fmt.Errorf("%s: not NNNNN_<owner>_<what>.sql", path))
+				continue
+			}
+			if other, dup := seen[n]; dup {
+				errs = append(errs, fmt.Errorf("%s: number %05d already used by %s", path, n, other))
+			}
+			seen[n] = path
+			owner, isFounding := founding[path]
+			if !isFounding {
+				owner, _, _ = strings.Cut(rest, "_")
+				if !slices.Contains(owners, owner) {
+					errs = append(errs, fmt.Errorf("%s: the name does not start with its owner (one of %v) after the number", path, owners))
+					continue
+				}
+			}
+			i := slices.IndexFunc(blocks, func(b block) bool { return b.from <= n && n <= b.to })
+			switch {
+			case i < 0:
+				errs = append(errs, fmt.Errorf("%s: number %05d is in no block; claim one in migrations/README.md and blocks_test.go", path, n))
+			case owner == "founding" && blocks[i].from != 1:
+				errs = append(errs, fmt.Errorf("%s: a founding file outside block 00001–00029", path))
+			case owner != "founding" && !slices.Contains(blocks[i].owners, owner):
+				errs = append(errs, fmt.Errorf("%s: %s's file in block %05d–%05d (%s) of %v", path, owner, blocks[i].from, blocks[i].to, blocks[i].what, blocks[i].owners))
+			}
+		}
+	}
+	return errs
+}
+
+func TestMigrationBlocks(t *testing.T) {
+	for _, tr := range []struct {
+		name  string
+		trees []fs.FS
+	}{
+		{"tenant", []fs.FS{migrations.TenantFS(), migrations.ContractTenantFS()}},
+		{"control", []fs.FS{migrations.ControlFS(), migrations.ContractControlFS()}},
+	} {
+		for _, err := range checkBlocks(tr.name, tr.trees...) {
+			t.Error(err)
+		}
+	}
+	// The founding list names files that exist: it cannot hide a new one.
+	for path := range founding {
+		tree, name, _ := strings.Cut(path, "/")
+		fsys := migrations.TenantFS()
+		if tree == "control" {
+			fsys = migrations.ControlFS()
+		}
+		if _, err := fs.Stat(fsys, name); err != nil {
+			t.Errorf("founding file %s: %v", path, err)
+		}
+	}
+}
+
+// The check itself catches each kind of breach.
+func TestMigrationBlocksRefuse(t *testing.T) {
+	applied := fstest.MapFS{
+		"00071_calendar_prefix.sql":     file(""),
+		"00033_calendar_things.sql":     file(""), // inventory's block
+		"00095_core_later.sql":          file(""), // no block
+		"00072_notes.sql":               file(""), // no owner in the name
+		"00073_inventory_wrong_blk.sql": file(""), // not an owner of 0007x
+	}
+	pending := fstest.MapFS{"00071_calendar_prefix_contract.sql": file("")} // shares 00071
+	errs := checkBlocks("tenant", applied, pending)
+	want := []string{"00033_calendar_things.sql: calendar's file in block", "00095_core_later.sql: number 00095 is in no block",
+		"00072_notes.sql: the name does not start", "00073_inventory_wrong_blk.sql: inventory's file in block",
+		"00071_calendar_prefix_contract.sql: number 00071 already used"}
+	if len(errs) != len(want) {
+		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(errs, func(e error) bool { return strings.Contains(e.Error(), w) }) {
+			t.Errorf("no error %q among %v", w, errs)
+		}
+	}
+}
