@@ -20,9 +20,7 @@ import (
 
 var dbURL string
 
-const redisDB = 1
-
-func TestMain(m *testing.M) { apptest.Main(m, "app", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "app", &dbURL) }
 
 // probeModule is a module used only in tests: it registers one of everything
 // the contract offers and records what the core did with it.
@@ -120,7 +118,7 @@ func startProbe(t *testing.T, opts ...func(*apptest.Options)) (*apptest.Env, *pr
 	for _, f := range opts {
 		f(&o)
 	}
-	return apptest.Start(t, dbURL, redisDB, o), p
+	return apptest.Start(t, dbURL, o), p
 }
 
 func ownerOf(tn tenants.Tenant) string { return "owner@" + tn.Slug + ".test" }

@@ -137,10 +137,13 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	}
 	client := asynq.NewClient(redisOpt(t, env))
 	defer client.Close()
-	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"ghost-tenant"}`)), asynq.TaskID("ghost"), asynq.MaxRetry(5)); err != nil {
+	// On this deployment's queue, which its workers serve (Asynq's own
+	// "default" queue would be shared by every test package).
+	queue := env.App.Jobs.Queue(jobs.QueueDefault)
+	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"ghost-tenant"}`)), asynq.TaskID("ghost"), asynq.MaxRetry(5), asynq.Queue(queue)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"x'; drop schema public;--"}`)), asynq.TaskID("evil"), asynq.MaxRetry(5)); err != nil {
+	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"x'; drop schema public;--"}`)), asynq.TaskID("evil"), asynq.MaxRetry(5), asynq.Queue(queue)); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.App.Tenants.Suspend(ctx, tn.Slug); err != nil {
@@ -148,7 +151,6 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	}
 	serve(t, env)
 	ins := inspector(t, env)
-	queue := env.App.Jobs.Queue(jobs.QueueDefault)
 	var archived []*asynq.TaskInfo
 	// The suspended tenant's task is archived; the unknown tenants' are
 	// dropped (done, gone from the queue) without ever being retried.
@@ -297,12 +299,13 @@ func TestFailedTaskRetriesVisibly(t *testing.T) {
 func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 	opt := redisOpt(t, start(t, &probe{rec: &recorder{}}))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	deployment := apptest.UniqueDeployment(t, "jobs-test")
 	for _, p := range []jobs.Periodic{
 		{Cron: "@every 1m", Type: "test:nobody"},
 		{Cron: "@every 1m", Type: probeType, Bucket: 500 * time.Millisecond},
 		{Cron: "@every 1m", Type: probeType, Bucket: 1500 * time.Millisecond},
 	} {
-		j := jobs.New(opt, "jobs-test", nil, quiet, nil)
+		j := jobs.New(opt, deployment, nil, quiet, nil)
 		j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
 		j.Every(p)
 		if s, err := j.NewScheduler(); err == nil {
@@ -311,7 +314,7 @@ func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 		}
 		j.Close()
 	}
-	j := jobs.New(opt, "jobs-test", nil, quiet, nil)
+	j := jobs.New(opt, deployment, nil, quiet, nil)
 	defer j.Close()
 	j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
 	j.Every(jobs.Periodic{Cron: "@every 1m", Type: probeType}) // default bucket: a minute
@@ -343,8 +346,8 @@ func TestDueAtNeverEarly(t *testing.T) {
 func TestDeploymentsSharingRedisKeepTheirTasks(t *testing.T) {
 	recA, recB := &recorder{}, &recorder{}
 	a := start(t, &probe{rec: recA})
-	b := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{&probe{rec: recB}},
-		Configure: func(c *config.Config) { c.DeploymentID = "other-deployment" }})
+	b := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{&probe{rec: recB}},
+		Configure: func(c *config.Config) { c.DeploymentID = apptest.UniqueDeployment(t, "other-deployment") }})
 	if a.App.Jobs.Queue(jobs.QueueDefault) == b.App.Jobs.Queue(jobs.QueueDefault) {
 		t.Fatalf("both deployments use queue %s", a.App.Jobs.Queue(jobs.QueueDefault))
 	}

@@ -18,11 +18,9 @@ import (
 	"marquee/tenants"
 )
 
-const redisDB = 3
-
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "jobs", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "jobs", &dbURL) }
 
 const probeType = "test:probe"
 
@@ -100,13 +98,15 @@ func (p *probe) Register(r *app.Registrar) error {
 	return nil
 }
 
-// start builds an App with the probe module on an emptied Redis database;
-// tenants left active by earlier tests are suspended at the end of each test
-// so that fan-outs only see the current test's tenants.
+// start builds an App with the probe module and deletes this package's
+// keys from Redis (tasks left by earlier tests; other packages' keys in the
+// shared database are not touched); tenants left active by earlier tests
+// are suspended at the end of each test so that fan-outs only see the
+// current test's tenants.
 func start(t *testing.T, p *probe) *apptest.Env {
 	t.Helper()
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{p}})
-	if err := env.App.Redis.FlushDB(context.Background()).Err(); err != nil {
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{p}})
+	if err := apptest.ClearRedis(context.Background(), env.App.Config.Deployment()); err != nil {
 		t.Fatal(err)
 	}
 	return env

@@ -17,11 +17,9 @@ import (
 	"marquee/policies"
 )
 
-const redisDB = 5
-
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "policies", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "policies", &dbURL) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -46,7 +44,7 @@ func ruleCount(t *testing.T, env *apptest.Env) int64 {
 // TestModel checks the role model through the real enforcer, policy stored
 // in PostgreSQL, for two tenants whose names are prefixes of each other.
 func TestModel(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	e := env.App.Enforcer
 	const a, ax = "acme", "acme-x"
 	for _, tn := range []string{a, ax} {
@@ -212,7 +210,7 @@ func TestModel(t *testing.T) {
 // object and action of CoreGrants, at chain level, at the role's venue and at
 // another venue, and checks the enforcer agrees.
 func TestGrantsMatrix(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	e := env.App.Enforcer
 	const tn = "matrix"
 	grants := policies.CoreGrants()
@@ -276,7 +274,7 @@ func TestGrantsMatrix(t *testing.T) {
 // venue ids that would be patterns or paths, or with non-UUID users, are
 // refused and store nothing.
 func TestAssignRejects(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	e := env.App.Enforcer
 	const tn = "reject"
 	user, v := newID(), newID()
@@ -350,7 +348,7 @@ func waitAllowed(t *testing.T, e *policies.Enforcer, want bool, within time.Dura
 // other within a second, including chain roles matched at venue domains
 // after the reload.
 func TestChangesReachOtherInstances(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	e1 := env.App.Enforcer
 	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
@@ -404,7 +402,7 @@ func TestChangesReachOtherInstances(t *testing.T) {
 // policy (a stable grant is always allowed, a stranger always denied), and
 // the race detector sees no unsynchronised reload.
 func TestReloadUnderLoad(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	e1 := env.App.Enforcer
 	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)

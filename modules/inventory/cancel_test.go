@@ -134,7 +134,7 @@ func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing
 	stripeSrv := httptest.NewServer(proxy)
 	defer stripeSrv.Close()
 	inv := inventory.New()
-	env := apptest.Start(t, dbURL, 7, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
 		Configure: func(c *config.Config) {
 			c.StripeAPIURL = stripeSrv.URL
 			c.StripeSecretKey = config.DevStripeSecretKey

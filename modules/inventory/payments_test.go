@@ -20,7 +20,7 @@ import (
 
 func asynqOpt(t testing.TB) asynq.RedisConnOpt {
 	t.Helper()
-	opt, err := asynq.ParseRedisURI(apptest.RedisURL(7))
+	opt, err := asynq.ParseRedisURI(apptest.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}

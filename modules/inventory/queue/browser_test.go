@@ -21,7 +21,7 @@ import (
 func TestBrowserWaitingRoom(t *testing.T) {
 	inv := inventory.New()
 	wr := NewModule(inv)
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}})
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}})
 	ctx := apptest.Browser(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("hot"))
 	owner := env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")
