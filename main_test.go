@@ -220,21 +220,18 @@ func startBackground(t *testing.T, bin string, env []string, out *lockedBuffer, 
 // output if it does not within the given time.
 func waitUp(t *testing.T, url, host string, within time.Duration, logs *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	up := apptest.Poll(within, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.Host = host
 		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come up:\n%s", url, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	if !up {
+		t.Fatalf("%s did not come up:\n%s", url, logs.String())
 	}
 }
 

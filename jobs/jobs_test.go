@@ -41,7 +41,7 @@ func TestTasksRunInTheirTenant(t *testing.T) {
 	}
 	serve(t, env)
 	apptest.Eventually(t, 10*time.Second, "all tasks handled", func() bool { return len(rec.all()) >= 2*perTenant })
-	time.Sleep(200 * time.Millisecond)
+	idle(t, env)
 	runs := rec.all()
 	if len(runs) != 2*perTenant {
 		t.Fatalf("%d runs, want %d", len(runs), 2*perTenant)
@@ -105,7 +105,7 @@ func TestFanOut(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("fan-out after processing, same bucket, enqueued %d (%v), want 0", n, err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	idle(t, env)
 	if rec.count(a.Slug) != 1 || rec.count(b.Slug) != 1 || rec.count(off.Slug) != 0 || len(rec.all()) != 2 {
 		t.Fatalf("runs %+v: want one for %s, one for %s, none for suspended %s", rec.all(), a.Slug, b.Slug, off.Slug)
 	}
@@ -116,7 +116,7 @@ func TestFanOut(t *testing.T) {
 		t.Fatalf("fan-out in the next bucket enqueued %d (%v), want 2", n, err)
 	}
 	apptest.Eventually(t, 10*time.Second, "next bucket handled", func() bool { return len(rec.all()) >= 4 })
-	time.Sleep(200 * time.Millisecond)
+	idle(t, env)
 	if rec.count(a.Slug) != 2 || rec.count(b.Slug) != 2 || rec.count(off.Slug) != 0 {
 		t.Fatalf("after two buckets: %+v", rec.all())
 	}
@@ -227,13 +227,14 @@ func TestPeriodicFansOutOncePerBucket(t *testing.T) {
 	if err := sched.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	// The schedule fires every second: let the fan-out run three times.
+	apptest.Eventually(t, 10*time.Second, "three fan-outs", func() bool { return jobsTotal(t, env, jobs.FanoutType, "ok") >= 3 })
 	sched.Shutdown()
 	apptest.Eventually(t, 10*time.Second, "periodic tasks handled", func() bool { return rec.count(a.Slug) >= 1 && rec.count(b.Slug) >= 1 })
-	time.Sleep(500 * time.Millisecond)
+	idle(t, env)
 	fanouts := jobsTotal(t, env, jobs.FanoutType, "ok")
 	if fanouts < 2 {
-		t.Fatalf("the fan-out ran %v times in 3.5 s, want at least 2 (nothing was deduplicated)", fanouts)
+		t.Fatalf("the fan-out ran %v times, want at least 2 (nothing was deduplicated)", fanouts)
 	}
 	if rec.count(a.Slug) != 1 || rec.count(b.Slug) != 1 || rec.count(off.Slug) != 0 {
 		t.Fatalf("after %v fan-outs: %+v; want exactly one run for %s and %s, none for %s", fanouts, rec.all(), a.Slug, b.Slug, off.Slug)

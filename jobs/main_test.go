@@ -177,11 +177,37 @@ func payloadFor(t *testing.T, raw string) (string, int) {
 	return p.For, p.N
 }
 
+// idle waits until the deployment's queues hold nothing left to run
+// (pending, active, scheduled or retrying), as Asynq's inspector reports:
+// from then on no further run can happen, so counting runs is final.
+func idle(t *testing.T, env *apptest.Env) {
+	t.Helper()
+	ins := inspector(t, env)
+	apptest.Eventually(t, 10*time.Second, "the queues drained", func() bool {
+		used, err := ins.Queues() // every deployment's: keep ours
+		if err != nil {
+			return false
+		}
+		for _, q := range used {
+			if _, ours := env.App.Jobs.ServerQueues()[q]; !ours {
+				continue
+			}
+			info, err := ins.GetQueueInfo(q)
+			if err != nil || info.Pending+info.Active+info.Scheduled+info.Retry > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// avoidBucketEdge waits out the end of the current bucket (wall-clock time
+// the fan-out's bucket is derived from) when it is within margin.
 func avoidBucketEdge(t *testing.T, bucket, margin time.Duration) {
 	t.Helper()
 	now := time.Now().UTC()
 	if left := now.Truncate(bucket).Add(bucket).Sub(now); left < margin {
 		t.Logf("waiting %v for the next bucket", left)
-		time.Sleep(left + 100*time.Millisecond)
+		time.Sleep(left + 100*time.Millisecond) // not synchronisation: the real scheduler buckets by the wall clock
 	}
 }

@@ -294,21 +294,18 @@ func TestCacheNotStaleUnderLoad(t *testing.T) {
 			}
 			want = tenants.StatusSuspended
 		}
-		deadline := time.Now().Add(time.Second)
-		for {
-			got, err := b.App.Tenants.Lookup(ctx, tn.Slug)
-			if err != nil {
+		var got tenants.Tenant
+		reached := func() bool {
+			var err error
+			if got, err = b.App.Tenants.Lookup(ctx, tn.Slug); err != nil {
 				t.Fatal(err)
 			}
-			if got.Status == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				close(stop)
-				wg.Wait()
-				t.Fatalf("round %d: other instance still serves %s a second after the change to %s", round, got.Status, want)
-			}
-			time.Sleep(5 * time.Millisecond)
+			return got.Status == want
+		}
+		if !apptest.Poll(time.Second, reached) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("round %d: other instance still serves %s a second after the change to %s", round, got.Status, want)
 		}
 	}
 	close(stop)

@@ -389,11 +389,21 @@ func Main(m *testing.M, name string, url *string) {
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
+	if !Poll(within, cond) {
+		t.Fatalf("%s: not within %v", what, within)
+	}
+	return time.Since(start)
+}
+
+// Poll is Eventually for a test that must tidy up (stop goroutines, show a
+// page) before failing: it reports whether cond held within the bound.
+func Poll(within time.Duration, cond func() bool) bool {
+	start := time.Now()
 	for !cond() {
 		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v", what, within)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return time.Since(start)
+	return true
 }
