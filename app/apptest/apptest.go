@@ -50,9 +50,10 @@ func DatabaseURL() string {
 }
 
 // RedisDB is the Redis database every test package uses when
-// MARQUEE_TEST_REDIS_URL names none. It is not 14, the database
-// `marquee bench` empties.
-const RedisDB = 15
+// MARQUEE_TEST_REDIS_URL names none: not 0 (deployments' default), 14
+// (`marquee bench` empties it) or 15 (deployments/local/crash-onsale.sh
+// empties it).
+const RedisDB = 1
 
 // RedisURL returns the URL of the test Redis database: MARQUEE_TEST_REDIS_URL
 // (default redis://127.0.0.1:6379), on database RedisDB unless the URL names
