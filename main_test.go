@@ -18,7 +18,7 @@ import (
 
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "main", 12, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "main", &dbURL) }
 
 // buildBinary compiles the CLI once per test run.
 func buildBinary(t *testing.T) string {
@@ -45,7 +45,7 @@ func TestCLI(t *testing.T) {
 	bin := buildBinary(t)
 	env := []string{
 		"MARQUEE_DATABASE_URL=" + dbURL,
-		"MARQUEE_REDIS_URL=" + apptest.RedisURL(12),
+		"MARQUEE_REDIS_URL=" + apptest.RedisURL(),
 		"MARQUEE_SECRET_KEY=cli-test-secret-key-long-enough-0123456789",
 		"MARQUEE_PASSWORD_COST=10",
 		"MARQUEE_OWNER_PASSWORD=cli-owner-password-1",
@@ -104,7 +104,7 @@ func TestUnreachableServicesAreExplained(t *testing.T) {
 		t.Fatalf("database missing: %v\n%s", err, out)
 	}
 	// migrate creates it.
-	if out, err := run(t, bin, []string{"MARQUEE_DATABASE_URL=" + missing, "MARQUEE_REDIS_URL=" + apptest.RedisURL(12)}, "migrate"); err != nil {
+	if out, err := run(t, bin, []string{"MARQUEE_DATABASE_URL=" + missing, "MARQUEE_REDIS_URL=" + apptest.RedisURL()}, "migrate"); err != nil {
 		t.Fatalf("migrate into a missing database: %v\n%s", err, out)
 	}
 }
@@ -115,7 +115,7 @@ func TestUnreachableServicesAreExplained(t *testing.T) {
 // them, and with real secrets the test-mode payment route does not exist.
 func TestServingRefusesDevelopmentSecrets(t *testing.T) {
 	bin := buildBinary(t)
-	base := []string{"MARQUEE_DATABASE_URL=" + dbURL, "MARQUEE_REDIS_URL=" + apptest.RedisURL(12), "MARQUEE_PASSWORD_COST=10"}
+	base := []string{"MARQUEE_DATABASE_URL=" + dbURL, "MARQUEE_REDIS_URL=" + apptest.RedisURL(), "MARQUEE_PASSWORD_COST=10"}
 	for _, role := range []string{"serve", "worker"} {
 		out, err := run(t, bin, base, role)
 		if err == nil {
@@ -190,7 +190,7 @@ func TestDemoServes(t *testing.T) {
 		}
 	})
 	var out lockedBuffer
-	startBackground(t, bin, []string{"MARQUEE_DATABASE_URL=" + u, "MARQUEE_REDIS_URL=" + apptest.RedisURL(12), "MARQUEE_HTTP_ADDR=" + addr,
+	startBackground(t, bin, []string{"MARQUEE_DATABASE_URL=" + u, "MARQUEE_REDIS_URL=" + apptest.RedisURL(), "MARQUEE_HTTP_ADDR=" + addr,
 		"MARQUEE_PASSWORD_COST=10"}, &out, "demo")
 	waitUp(t, "http://"+addr+"/portal/login", "acme.localhost", 90*time.Second, &out)
 	for _, want := range []string{"owner@acme.test", "owner@globex.test", "support@marquee.test", "demo-password-1"} {
@@ -220,21 +220,18 @@ func startBackground(t *testing.T, bin string, env []string, out *lockedBuffer, 
 // output if it does not within the given time.
 func waitUp(t *testing.T, url, host string, within time.Duration, logs *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	up := apptest.Poll(within, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.Host = host
 		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come up:\n%s", url, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	if !up {
+		t.Fatalf("%s did not come up:\n%s", url, logs.String())
 	}
 }
 
@@ -269,7 +266,7 @@ func TestBenchTargetsARunningDeployment(t *testing.T) {
 	addr := closedPort(t)
 	env := []string{
 		"MARQUEE_DATABASE_URL=" + u,
-		"MARQUEE_REDIS_URL=" + apptest.RedisURL(12),
+		"MARQUEE_REDIS_URL=" + apptest.RedisURL(),
 		"MARQUEE_SECRET_KEY=bench-target-secret-key-long-enough-0123456789",
 		"MARQUEE_PASSWORD_COST=10",
 		"MARQUEE_HTTP_ADDR=" + addr,

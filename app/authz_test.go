@@ -87,14 +87,16 @@ func TestVenueScopedRoles(t *testing.T) {
 	foreignMgr := env.Login(t, globex.Slug, "mgr@"+globex.Slug+".test")
 	thing := func(v uuid.UUID) string { return "/api/v1/probe/venues/" + v.String() + "/things" }
 
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, thing(v1), mgr, nil), http.StatusOK, "")
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, thing(v2), mgr, nil), http.StatusForbidden, "forbidden")
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, "/api/v1/users", mgr, nil), http.StatusForbidden, "forbidden")
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, thing(v1), admin, nil), http.StatusOK, "")
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, thing(v2), admin, nil), http.StatusOK, "")
-	// globex's manager of "the same" venue id has nothing in acme.
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, thing(v1), foreignMgr, nil), http.StatusForbidden, "wrong_tenant")
-	wantStatus(t, env.Do(t, http.MethodGet, acme.Slug, "/api/v1/probe/venues/not-a-uuid/things", admin, nil), http.StatusNotFound, "not_found")
+	apptest.RunScenarios(t, env, []apptest.Scenario{
+		{Name: "manager at own venue", Path: thing(v1), Tenant: acme.Slug, Token: mgr, Status: http.StatusOK},
+		{Name: "manager at another venue", Path: thing(v2), Tenant: acme.Slug, Token: mgr, Status: http.StatusForbidden, Code: "forbidden"},
+		{Name: "manager at chain level", Path: "/api/v1/users", Tenant: acme.Slug, Token: mgr, Status: http.StatusForbidden, Code: "forbidden"},
+		{Name: "chain admin at one venue", Path: thing(v1), Tenant: acme.Slug, Token: admin, Status: http.StatusOK},
+		{Name: "chain admin at another", Path: thing(v2), Tenant: acme.Slug, Token: admin, Status: http.StatusOK},
+		// globex's manager of "the same" venue id has nothing in acme.
+		{Name: "other tenant's manager", Path: thing(v1), Tenant: acme.Slug, Token: foreignMgr, Status: http.StatusForbidden, Code: "wrong_tenant"},
+		{Name: "venue id not a uuid", Path: "/api/v1/probe/venues/not-a-uuid/things", Tenant: acme.Slug, Token: admin, Status: http.StatusNotFound, Code: "not_found"},
+	})
 }
 
 // Role assignments made through the API take effect at once, also on another

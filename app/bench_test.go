@@ -59,5 +59,5 @@ func BenchmarkRequestOverhead(b *testing.B) {
 
 func startProbeB(b *testing.B) (*apptest.Env, *probeModule) {
 	p := newProbe()
-	return apptest.Start(b, dbURL, redisDB, apptest.Options{Modules: []app.Module{p}}), p
+	return apptest.Start(b, dbURL, apptest.Options{Modules: []app.Module{p}}), p
 }

@@ -112,7 +112,7 @@ func TestConsoleAndAuditedSupportVisit(t *testing.T) {
 	}
 
 	// The visit ends by itself.
-	time.Sleep(3100 * time.Millisecond)
+	time.Sleep(3100 * time.Millisecond) // not synchronisation: visit sessions expire on the wall clock, not the App's clock
 	if res, _ := visitor.do(t, http.MethodGet, "/portal", nil); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("expired visit still in: %d", res.StatusCode)
 	}

@@ -60,7 +60,7 @@ func noSeed(context.Context, tenants.Tenant, *app.Seeding) error { return nil }
 // error (nil: it started, and is closed again).
 func startModules(t *testing.T, modules ...app.Module) error {
 	t.Helper()
-	a, err := app.New(context.Background(), apptest.Config(dbURL, redisDB),
+	a, err := app.New(context.Background(), apptest.Config(dbURL),
 		app.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), DBMaxConns: 2}, modules...)
 	if err == nil {
 		a.Close()

@@ -27,30 +27,26 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	before := countUsers()
 	huge := `{"email":"a@b.test","name":"` + strings.Repeat("x", 2<<20) + `","password":"long-enough-1"}`
-	cases := []struct {
-		name   string
-		body   string
-		ctype  string
-		status int
-		code   string
-	}{
-		{"malformed", `{"email": "a@b.test",`, "application/json", 400, "invalid_json"},
-		{"empty", ``, "application/json", 400, "invalid_json"},
-		{"wrong type", `{"email": 42, "name": "x", "password": "long-enough-1"}`, "application/json", 400, "invalid_json"},
-		{"unknown field", `{"email": "a@b.test", "name": "x", "password": "long-enough-1", "role": "owner"}`, "application/json", 400, "invalid_json"},
-		{"two values", `{"email": "a@b.test", "name": "x", "password": "long-enough-1"} {}`, "application/json", 400, "invalid_json"},
-		{"not json", `email=a@b.test`, "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
-		{"huge", huge, "application/json", 413, "payload_too_large"},
-		{"sql in email", `{"email": "x'); DROP TABLE users;--@b.test", "name": "x", "password": "long-enough-1"}`, "application/json", 400, "invalid_email"},
-		{"weak password", `{"email": "weak@b.test", "name": "x", "password": "short"}`, "application/json", 400, "weak_password"},
-		{"array", `[]`, "application/json", 400, "invalid_json"},
+	// Each bad body to POST /api/v1/users: its status and problem code, and
+	// not a row more in users.
+	bad := func(name, body string, status int, code string) apptest.Scenario {
+		return apptest.Scenario{Name: name, Method: http.MethodPost, Path: "/api/v1/users", Tenant: tn.Slug, Token: owner,
+			Body: []byte(body), Status: status, Code: code, Changes: map[string]int{"users": 0}}
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			res := env.Do(t, http.MethodPost, tn.Slug, "/api/v1/users", owner, []byte(tc.body), "Content-Type", tc.ctype)
-			wantStatus(t, res, tc.status, tc.code)
-		})
-	}
+	form := bad("not json", `email=a@b.test`, 415, "unsupported_media_type")
+	form.Headers = map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	apptest.RunScenarios(t, env, []apptest.Scenario{
+		bad("malformed", `{"email": "a@b.test",`, 400, "invalid_json"),
+		bad("empty", ``, 400, "invalid_json"),
+		bad("wrong type", `{"email": 42, "name": "x", "password": "long-enough-1"}`, 400, "invalid_json"),
+		bad("unknown field", `{"email": "a@b.test", "name": "x", "password": "long-enough-1", "role": "owner"}`, 400, "invalid_json"),
+		bad("two values", `{"email": "a@b.test", "name": "x", "password": "long-enough-1"} {}`, 400, "invalid_json"),
+		form,
+		bad("huge", huge, 413, "payload_too_large"),
+		bad("sql in email", `{"email": "x'); DROP TABLE users;--@b.test", "name": "x", "password": "long-enough-1"}`, 400, "invalid_email"),
+		bad("weak password", `{"email": "weak@b.test", "name": "x", "password": "short"}`, 400, "weak_password"),
+		bad("array", `[]`, 400, "invalid_json"),
+	})
 	if after := countUsers(); after != before {
 		t.Fatalf("bad input changed the users table: %d → %d", before, after)
 	}

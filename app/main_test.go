@@ -20,9 +20,7 @@ import (
 
 var dbURL string
 
-const redisDB = 1
-
-func TestMain(m *testing.M) { apptest.Main(m, "app", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "app", &dbURL) }
 
 // probeModule is a module used only in tests: it registers one of everything
 // the contract offers and records what the core did with it.
@@ -63,7 +61,7 @@ func (p *probeModule) Register(r *app.Registrar) error {
 		err := a.Tx(c.Request.Context(), app.TenantOf(c), func(tx *gorm.DB) error {
 			var err error
 			e, err = a.Ledger.Append(tx, "probe.charge", "probe", req.Amount, "EUR", "")
-			time.Sleep(50 * time.Millisecond) // widen the window for concurrent retries
+			time.Sleep(50 * time.Millisecond) // not synchronisation: widens the window for concurrent retries
 			return err
 		})
 		if err != nil {
@@ -75,7 +73,7 @@ func (p *probeModule) Register(r *app.Registrar) error {
 	r.APIStream("/probe/stream", app.Public(), "probe stream", func(c *gin.Context) { a.Realtime.ServeSSE(c, "probe") })
 	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", func(c *gin.Context) {
 		<-p.slow
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // not synchronisation: keeps the request in flight after shutdown begins
 		c.JSON(http.StatusOK, gin.H{"done": true})
 	})
 	r.Portal(http.MethodGet, "/probe", app.Require("probe.things", policies.Read), func(c *gin.Context) {
@@ -120,7 +118,7 @@ func startProbe(t *testing.T, opts ...func(*apptest.Options)) (*apptest.Env, *pr
 	for _, f := range opts {
 		f(&o)
 	}
-	return apptest.Start(t, dbURL, redisDB, o), p
+	return apptest.Start(t, dbURL, o), p
 }
 
 func ownerOf(tn tenants.Tenant) string { return "owner@" + tn.Slug + ".test" }

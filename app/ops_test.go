@@ -122,17 +122,9 @@ func TestServingOpensTheDatabasePool(t *testing.T) {
 	_, cancel, served := serveInBackground(t, env)
 	defer func() { cancel(); <-served }()
 	want := env.App.SQL.Stats().MaxOpenConnections
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := env.App.SQL.Stats()
-		if st.OpenConnections == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d connections open after serving began", st.OpenConnections, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	apptest.Eventually(t, 5*time.Second, fmt.Sprintf("all %d connections open after serving began", want), func() bool {
+		return env.App.SQL.Stats().OpenConnections == want
+	})
 }
 
 // A tenant at its in-flight bound is shed at once with 503 and Retry-After,

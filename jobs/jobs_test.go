@@ -41,7 +41,7 @@ func TestTasksRunInTheirTenant(t *testing.T) {
 	}
 	serve(t, env)
 	apptest.Eventually(t, 10*time.Second, "all tasks handled", func() bool { return len(rec.all()) >= 2*perTenant })
-	time.Sleep(200 * time.Millisecond)
+	idle(t, env)
 	runs := rec.all()
 	if len(runs) != 2*perTenant {
 		t.Fatalf("%d runs, want %d", len(runs), 2*perTenant)
@@ -105,7 +105,7 @@ func TestFanOut(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("fan-out after processing, same bucket, enqueued %d (%v), want 0", n, err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	idle(t, env)
 	if rec.count(a.Slug) != 1 || rec.count(b.Slug) != 1 || rec.count(off.Slug) != 0 || len(rec.all()) != 2 {
 		t.Fatalf("runs %+v: want one for %s, one for %s, none for suspended %s", rec.all(), a.Slug, b.Slug, off.Slug)
 	}
@@ -116,7 +116,7 @@ func TestFanOut(t *testing.T) {
 		t.Fatalf("fan-out in the next bucket enqueued %d (%v), want 2", n, err)
 	}
 	apptest.Eventually(t, 10*time.Second, "next bucket handled", func() bool { return len(rec.all()) >= 4 })
-	time.Sleep(200 * time.Millisecond)
+	idle(t, env)
 	if rec.count(a.Slug) != 2 || rec.count(b.Slug) != 2 || rec.count(off.Slug) != 0 {
 		t.Fatalf("after two buckets: %+v", rec.all())
 	}
@@ -137,10 +137,13 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	}
 	client := asynq.NewClient(redisOpt(t, env))
 	defer client.Close()
-	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"ghost-tenant"}`)), asynq.TaskID("ghost"), asynq.MaxRetry(5)); err != nil {
+	// On this deployment's queue, which its workers serve (Asynq's own
+	// "default" queue would be shared by every test package).
+	queue := env.App.Jobs.Queue(jobs.QueueDefault)
+	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"ghost-tenant"}`)), asynq.TaskID("ghost"), asynq.MaxRetry(5), asynq.Queue(queue)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"x'; drop schema public;--"}`)), asynq.TaskID("evil"), asynq.MaxRetry(5)); err != nil {
+	if _, err := client.Enqueue(asynq.NewTask(probeType, []byte(`{"tenant":"x'; drop schema public;--"}`)), asynq.TaskID("evil"), asynq.MaxRetry(5), asynq.Queue(queue)); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.App.Tenants.Suspend(ctx, tn.Slug); err != nil {
@@ -148,7 +151,6 @@ func TestSuspendedTenantTaskArchived(t *testing.T) {
 	}
 	serve(t, env)
 	ins := inspector(t, env)
-	queue := env.App.Jobs.Queue(jobs.QueueDefault)
 	var archived []*asynq.TaskInfo
 	// The suspended tenant's task is archived; the unknown tenants' are
 	// dropped (done, gone from the queue) without ever being retried.
@@ -225,13 +227,14 @@ func TestPeriodicFansOutOncePerBucket(t *testing.T) {
 	if err := sched.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	// The schedule fires every second: let the fan-out run three times.
+	apptest.Eventually(t, 10*time.Second, "three fan-outs", func() bool { return jobsTotal(t, env, jobs.FanoutType, "ok") >= 3 })
 	sched.Shutdown()
 	apptest.Eventually(t, 10*time.Second, "periodic tasks handled", func() bool { return rec.count(a.Slug) >= 1 && rec.count(b.Slug) >= 1 })
-	time.Sleep(500 * time.Millisecond)
+	idle(t, env)
 	fanouts := jobsTotal(t, env, jobs.FanoutType, "ok")
 	if fanouts < 2 {
-		t.Fatalf("the fan-out ran %v times in 3.5 s, want at least 2 (nothing was deduplicated)", fanouts)
+		t.Fatalf("the fan-out ran %v times, want at least 2 (nothing was deduplicated)", fanouts)
 	}
 	if rec.count(a.Slug) != 1 || rec.count(b.Slug) != 1 || rec.count(off.Slug) != 0 {
 		t.Fatalf("after %v fan-outs: %+v; want exactly one run for %s and %s, none for %s", fanouts, rec.all(), a.Slug, b.Slug, off.Slug)
@@ -297,12 +300,13 @@ func TestFailedTaskRetriesVisibly(t *testing.T) {
 func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 	opt := redisOpt(t, start(t, &probe{rec: &recorder{}}))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	deployment := apptest.UniqueDeployment(t, "jobs-test")
 	for _, p := range []jobs.Periodic{
 		{Cron: "@every 1m", Type: "test:nobody"},
 		{Cron: "@every 1m", Type: probeType, Bucket: 500 * time.Millisecond},
 		{Cron: "@every 1m", Type: probeType, Bucket: 1500 * time.Millisecond},
 	} {
-		j := jobs.New(opt, "jobs-test", nil, quiet, nil)
+		j := jobs.New(opt, deployment, nil, quiet, nil)
 		j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
 		j.Every(p)
 		if s, err := j.NewScheduler(); err == nil {
@@ -311,7 +315,7 @@ func TestSchedulerRejectsBrokenSchedules(t *testing.T) {
 		}
 		j.Close()
 	}
-	j := jobs.New(opt, "jobs-test", nil, quiet, nil)
+	j := jobs.New(opt, deployment, nil, quiet, nil)
 	defer j.Close()
 	j.Handle(probeType, func(context.Context, tenants.Tenant, []byte) error { return nil })
 	j.Every(jobs.Periodic{Cron: "@every 1m", Type: probeType}) // default bucket: a minute
@@ -343,8 +347,8 @@ func TestDueAtNeverEarly(t *testing.T) {
 func TestDeploymentsSharingRedisKeepTheirTasks(t *testing.T) {
 	recA, recB := &recorder{}, &recorder{}
 	a := start(t, &probe{rec: recA})
-	b := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{&probe{rec: recB}},
-		Configure: func(c *config.Config) { c.DeploymentID = "other-deployment" }})
+	b := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{&probe{rec: recB}},
+		Configure: func(c *config.Config) { c.DeploymentID = apptest.UniqueDeployment(t, "other-deployment") }})
 	if a.App.Jobs.Queue(jobs.QueueDefault) == b.App.Jobs.Queue(jobs.QueueDefault) {
 		t.Fatalf("both deployments use queue %s", a.App.Jobs.Queue(jobs.QueueDefault))
 	}

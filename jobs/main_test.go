@@ -18,11 +18,9 @@ import (
 	"marquee/tenants"
 )
 
-const redisDB = 3
-
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "jobs", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "jobs", &dbURL) }
 
 const probeType = "test:probe"
 
@@ -100,13 +98,15 @@ func (p *probe) Register(r *app.Registrar) error {
 	return nil
 }
 
-// start builds an App with the probe module on an emptied Redis database;
-// tenants left active by earlier tests are suspended at the end of each test
-// so that fan-outs only see the current test's tenants.
+// start builds an App with the probe module and deletes this package's
+// keys from Redis (tasks left by earlier tests; other packages' keys in the
+// shared database are not touched); tenants left active by earlier tests
+// are suspended at the end of each test so that fan-outs only see the
+// current test's tenants.
 func start(t *testing.T, p *probe) *apptest.Env {
 	t.Helper()
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{p}})
-	if err := env.App.Redis.FlushDB(context.Background()).Err(); err != nil {
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{p}})
+	if err := apptest.ClearRedis(context.Background(), env.App.Config.Deployment()); err != nil {
 		t.Fatal(err)
 	}
 	return env
@@ -177,11 +177,37 @@ func payloadFor(t *testing.T, raw string) (string, int) {
 	return p.For, p.N
 }
 
+// idle waits until the deployment's queues hold nothing left to run
+// (pending, active, scheduled or retrying), as Asynq's inspector reports:
+// from then on no further run can happen, so counting runs is final.
+func idle(t *testing.T, env *apptest.Env) {
+	t.Helper()
+	ins := inspector(t, env)
+	apptest.Eventually(t, 10*time.Second, "the queues drained", func() bool {
+		used, err := ins.Queues() // every deployment's: keep ours
+		if err != nil {
+			return false
+		}
+		for _, q := range used {
+			if _, ours := env.App.Jobs.ServerQueues()[q]; !ours {
+				continue
+			}
+			info, err := ins.GetQueueInfo(q)
+			if err != nil || info.Pending+info.Active+info.Scheduled+info.Retry > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// avoidBucketEdge waits out the end of the current bucket (wall-clock time
+// the fan-out's bucket is derived from) when it is within margin.
 func avoidBucketEdge(t *testing.T, bucket, margin time.Duration) {
 	t.Helper()
 	now := time.Now().UTC()
 	if left := now.Truncate(bucket).Add(bucket).Sub(now); left < margin {
 		t.Logf("waiting %v for the next bucket", left)
-		time.Sleep(left + 100*time.Millisecond)
+		time.Sleep(left + 100*time.Millisecond) // not synchronisation: the real scheduler buckets by the wall clock
 	}
 }

@@ -14,11 +14,9 @@ import (
 	"marquee/migrations"
 )
 
-const redisDB = 4
-
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "migrations", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "migrations", &dbURL) }
 
 // openDB opens a plain database/sql pool on url, closed with the test.
 func openDB(t testing.TB, url string) *sql.DB {

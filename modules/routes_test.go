@@ -18,7 +18,7 @@ import (
 
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "modules", 14, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "modules", &dbURL) }
 
 var pathParam = regexp.MustCompile(`[:*][A-Za-z_]+`)
 
@@ -35,7 +35,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	env := apptest.Start(t, dbURL, 14, apptest.Options{Modules: modules.All()})
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: modules.All()})
 	tn := env.Tenant(t, apptest.UniqueSlug("walk"))
 	w := &world{env: env, slug: tn.Slug, owner: env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")}
 	id := func(res apptest.Response) string {
@@ -215,7 +215,7 @@ func TestEveryListIsAnArray(t *testing.T) {
 // permission; this holds the assembled app to it too, so a route added by
 // any other way than the Registrar is caught as well.
 func TestEveryRouteDeclaresPermission(t *testing.T) {
-	env := apptest.Start(t, dbURL, 14, apptest.Options{Modules: modules.All()})
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: modules.All()})
 	routes := env.App.Routes()
 	if len(routes) < 50 {
 		t.Fatalf("the app registered only %d routes", len(routes))

@@ -3,6 +3,7 @@ package policies_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -17,11 +18,9 @@ import (
 	"marquee/policies"
 )
 
-const redisDB = 5
-
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "policies", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "policies", &dbURL) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -46,7 +45,7 @@ func ruleCount(t *testing.T, env *apptest.Env) int64 {
 // TestModel checks the role model through the real enforcer, policy stored
 // in PostgreSQL, for two tenants whose names are prefixes of each other.
 func TestModel(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	e := env.App.Enforcer
 	const a, ax = "acme", "acme-x"
 	for _, tn := range []string{a, ax} {
@@ -212,7 +211,7 @@ func TestModel(t *testing.T) {
 // object and action of CoreGrants, at chain level, at the role's venue and at
 // another venue, and checks the enforcer agrees.
 func TestGrantsMatrix(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	e := env.App.Enforcer
 	const tn = "matrix"
 	grants := policies.CoreGrants()
@@ -276,7 +275,7 @@ func TestGrantsMatrix(t *testing.T) {
 // venue ids that would be patterns or paths, or with non-UUID users, are
 // refused and store nothing.
 func TestAssignRejects(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	e := env.App.Enforcer
 	const tn = "reject"
 	user, v := newID(), newID()
@@ -329,20 +328,13 @@ func TestAssignRejects(t *testing.T) {
 
 func waitAllowed(t *testing.T, e *policies.Enforcer, want bool, within time.Duration, sub, dom, obj, act string) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
+	return apptest.Eventually(t, within, fmt.Sprintf("Allowed(%s, %s, %s, %s) becoming %v", sub, dom, obj, act, want), func() bool {
 		got, err := e.Allowed(sub, dom, obj, act)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("Allowed(%s, %s, %s, %s) still %v after %v", sub, dom, obj, act, got, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return got == want
+	})
 }
 
 // TestChangesReachOtherInstances: two enforcers on one database and Redis
@@ -350,7 +342,7 @@ func waitAllowed(t *testing.T, e *policies.Enforcer, want bool, within time.Dura
 // other within a second, including chain roles matched at venue domains
 // after the reload.
 func TestChangesReachOtherInstances(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	e1 := env.App.Enforcer
 	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
@@ -404,7 +396,7 @@ func TestChangesReachOtherInstances(t *testing.T) {
 // policy (a stable grant is always allowed, a stranger always denied), and
 // the race detector sees no unsynchronised reload.
 func TestReloadUnderLoad(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	e1 := env.App.Enforcer
 	e2, err := policies.NewEnforcer(ctx, env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
@@ -450,7 +442,11 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the last reloads land
+	// The readers keep checking until a last change has reached e2: every
+	// reload before it has landed.
+	last := newID()
+	mustAssign(t, e1, tn, last, policies.RoleDoorStaff, venue)
+	waitAllowed(t, e2, true, time.Second, policies.Subject(tn, last), policies.VenueDomain(tn, venue), "portal", policies.Read)
 	stop.Store(true)
 	wg.Wait()
 	if failures.Load() != 0 {

@@ -22,7 +22,7 @@ import (
 // sees only its tenant's rows, a rollback or failing statement leaves
 // nothing behind, and the scope never outlives the transaction.
 func TestPgxTxIsolationOverSmallPool(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{DBMaxConns: 2})
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 2})
 	ctx := context.Background()
 	ts := []tenants.Tenant{env.Tenant(t, apptest.UniqueSlug("pgx")), env.Tenant(t, apptest.UniqueSlug("pgx"))}
 	for _, tn := range ts {
@@ -119,7 +119,7 @@ func TestPgxTxIsolationOverSmallPool(t *testing.T) {
 // TestTxReadOnly: a read-only transaction reads its tenant's rows, and
 // PostgreSQL refuses its writes, on both doors.
 func TestTxReadOnly(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	tn := env.Tenant(t, apptest.UniqueSlug("ro"))
 	env.User(t, tn, "seed@"+tn.Slug+".test", "", "")
@@ -159,7 +159,7 @@ func TestTxReadOnly(t *testing.T) {
 // serialization or deadlock victim again, whole, four times in all, and say
 // so; otherwise, or for any other error, once.
 func TestTxRetry(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	tn := env.Tenant(t, apptest.UniqueSlug("retry"))
 	raise := func(code string) string {

@@ -24,7 +24,7 @@ var errRollback = errors.New("deliberate rollback")
 // No tenant may ever see a row of the other, a rolled-back write must vanish,
 // and the search_path set inside a Tx must never outlive it on the pool.
 func TestTxIsolationOverSmallPool(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{DBMaxConns: 2})
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 2})
 	if st := env.App.SQL.Stats(); st.MaxOpenConnections != 2 {
 		t.Fatalf("pool allows %d connections, want 2", st.MaxOpenConnections)
 	}
@@ -196,7 +196,7 @@ func TestTxIsolationOverSmallPool(t *testing.T) {
 // TestTxRefusesUncheckedTenant: Tx and PgxTx never build a scope from a tenant whose
 // slug is not valid or that has no schema.
 func TestTxRefusesUncheckedTenant(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ran := false
 	fn := func(*gorm.DB) error { ran = true; return nil }
 	for _, tn := range []tenants.Tenant{

@@ -6,9 +6,6 @@ import (
 	"marquee/app/apptest"
 )
 
-// redisDB is this package's Redis database (see apptest).
-const redisDB = 2
-
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "tenants", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "tenants", &dbURL) }

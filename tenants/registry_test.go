@@ -34,7 +34,7 @@ func tableExists(t *testing.T, env *apptest.Env, schema, table string) bool {
 }
 
 func TestCreate(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	reg := env.App.Tenants
 	slug := apptest.UniqueSlug("create")
@@ -104,7 +104,7 @@ func TestCreate(t *testing.T) {
 // TestCreateConcurrentSameSlug: many simultaneous Creates of one slug give
 // one tenant, one success, and ErrExists for every other caller.
 func TestCreateConcurrentSameSlug(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	slug := apptest.UniqueSlug("race")
 	const n = 8
@@ -149,7 +149,7 @@ func TestCreateConcurrentSameSlug(t *testing.T) {
 // whose pool has two connections all come up (creation's lock does not hold
 // a pooled connection, so it cannot starve the work it waits for).
 func TestCreateManyOverSmallPool(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{DBMaxConns: 2})
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const n = 6
@@ -177,7 +177,7 @@ func TestCreateManyOverSmallPool(t *testing.T) {
 }
 
 func TestSuspendResume(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	reg := env.App.Tenants
 	tn, err := reg.Create(ctx, apptest.UniqueSlug("susp"), "")
@@ -224,8 +224,8 @@ func TestSuspendResume(t *testing.T) {
 // server instances; a suspension on one is refused by the other within a
 // second, far below the cache TTL.
 func TestStatusChangeReachesOtherInstance(t *testing.T) {
-	a := apptest.Start(t, dbURL, redisDB, apptest.Options{})
-	b := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	a := apptest.Start(t, dbURL, apptest.Options{})
+	b := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	tn, err := a.App.Tenants.Create(ctx, apptest.UniqueSlug("xinst"), "")
 	if err != nil {
@@ -257,8 +257,8 @@ func TestStatusChangeReachesOtherInstance(t *testing.T) {
 // stale status: a lookup that read the old row before the change committed
 // must not store it after the change's invalidation arrived.
 func TestCacheNotStaleUnderLoad(t *testing.T) {
-	a := apptest.Start(t, dbURL, redisDB, apptest.Options{})
-	b := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	a := apptest.Start(t, dbURL, apptest.Options{})
+	b := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	tn, err := a.App.Tenants.Create(ctx, apptest.UniqueSlug("stale"), "")
 	if err != nil {
@@ -294,21 +294,18 @@ func TestCacheNotStaleUnderLoad(t *testing.T) {
 			}
 			want = tenants.StatusSuspended
 		}
-		deadline := time.Now().Add(time.Second)
-		for {
-			got, err := b.App.Tenants.Lookup(ctx, tn.Slug)
-			if err != nil {
+		var got tenants.Tenant
+		reached := func() bool {
+			var err error
+			if got, err = b.App.Tenants.Lookup(ctx, tn.Slug); err != nil {
 				t.Fatal(err)
 			}
-			if got.Status == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				close(stop)
-				wg.Wait()
-				t.Fatalf("round %d: other instance still serves %s a second after the change to %s", round, got.Status, want)
-			}
-			time.Sleep(5 * time.Millisecond)
+			return got.Status == want
+		}
+		if !apptest.Poll(time.Second, reached) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("round %d: other instance still serves %s a second after the change to %s", round, got.Status, want)
 		}
 	}
 	close(stop)
@@ -319,7 +316,7 @@ func TestCacheNotStaleUnderLoad(t *testing.T) {
 // "provisioning" (the process died before its schema was made) is finished by
 // the next Create of that slug, keeping its id.
 func TestCreateResumesInterruptedProvisioning(t *testing.T) {
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{})
+	env := apptest.Start(t, dbURL, apptest.Options{})
 	ctx := context.Background()
 	slug := apptest.UniqueSlug("halfway")
 	schema, _ := tenants.SchemaName(slug)

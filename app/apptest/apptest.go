@@ -1,12 +1,15 @@
 // Package apptest starts a real App for tests: its own PostgreSQL database
-// (created, migrated, dropped at the end) and its own Redis database number,
-// so test packages run in parallel without seeing each other's data.
+// (created, migrated, dropped at the end), so test packages run in parallel
+// without seeing each other's data.
 //
-// Redis database numbers by package (asynq queues live per Redis database):
-//
-//	1 app   2 tenants   3 jobs   4 migrations   5 policies   6 calendar
-//	7 inventory   8 staffing   9 ops   10 integrations   11 booking   12 main
-//	13 inventory/queue   14 modules
+// Every test package shares one Redis database (RedisURL). They stay apart
+// the way deployments sharing a Redis do: every key, channel and Asynq
+// queue starts with the deployment's name, which is the database's name
+// (marquee_test_<package>_<pid>), so a package sees only its own keys and
+// Main and Database delete only those (ClearRedis), never the whole
+// database. A test that inspects Redis must look only at its deployment's
+// keys; one that starts a second deployment on purpose names it uniquely
+// (UniqueDeployment) and clears it.
 package apptest
 
 import (
@@ -47,19 +50,89 @@ func DatabaseURL() string {
 	return "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// RedisURL returns the Redis URL of a database number (MARQUEE_TEST_REDIS_URL is the server).
-func RedisURL(db int) string {
+// RedisDB is the Redis database every test package uses when
+// MARQUEE_TEST_REDIS_URL names none: not 0 (deployments' default), 14
+// (`marquee bench` empties it) or 15 (deployments/local/crash-onsale.sh
+// empties it).
+const RedisDB = 1
+
+// RedisURL returns the URL of the test Redis database: MARQUEE_TEST_REDIS_URL
+// (default redis://127.0.0.1:6379), on database RedisDB unless the URL names
+// one.
+func RedisURL() string {
 	base := os.Getenv("MARQUEE_TEST_REDIS_URL")
 	if base == "" {
 		base = "redis://127.0.0.1:6379"
 	}
-	return fmt.Sprintf("%s/%d", strings.TrimRight(base, "/"), db)
+	u, err := neturl.Parse(base)
+	if err != nil || strings.Trim(u.Path, "/") != "" {
+		return base // a database of its own choosing (or a URL Redis will refuse)
+	}
+	u.Path = fmt.Sprintf("/%d", RedisDB)
+	return u.String()
+}
+
+// ClearRedis deletes a deployment's keys from the test Redis: its own keys
+// and channels ("<deployment>:*"), its Asynq queues ("asynq:{<deployment>:*"
+// and their names in asynq:queues). Keys of other deployments, which other
+// test packages may be using right now, are left alone.
+func ClearRedis(ctx context.Context, deployment string) error {
+	opt, err := redis.ParseURL(RedisURL())
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	for _, pattern := range []string{deployment + ":*", "asynq:{" + deployment + ":*"} {
+		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		for iter.Next(ctx) {
+			if batch = append(batch, iter.Val()); len(batch) == 500 {
+				if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+		}
+	}
+	queues, err := rdb.SMembers(ctx, "asynq:queues").Result()
+	if err != nil {
+		return err
+	}
+	var ours []any
+	for _, q := range queues {
+		if strings.HasPrefix(q, deployment+":") {
+			ours = append(ours, q)
+		}
+	}
+	if len(ours) > 0 {
+		return rdb.SRem(ctx, "asynq:queues", ours...).Err()
+	}
+	return nil
+}
+
+// UniqueDeployment returns a deployment id (config.DeploymentID) not used
+// by any other test process, cleared from Redis when the test ends.
+func UniqueDeployment(t testing.TB, prefix string) string {
+	t.Helper()
+	d := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq.Add(1))
+	t.Cleanup(func() { _ = ClearRedis(context.Background(), d) })
+	return d
 }
 
 var dbNameUnsafe = regexp.MustCompile(`[^a-z0-9_]`)
 
 // Database creates a fresh database for a test package and returns its URL
-// and a function that drops it.
+// and a function that drops it. The deployment named after the database
+// starts and ends with no keys in the test Redis (ClearRedis).
 func Database(name string) (string, func(), error) {
 	cfg, err := pgx.ParseConfig(DatabaseURL())
 	if err != nil {
@@ -85,7 +158,12 @@ func Database(name string) (string, func(), error) {
 	}
 	parsed.Path = "/" + db
 	url := parsed.String()
+	deployment := config.Config{DatabaseURL: url}.Deployment()
+	if err := ClearRedis(ctx, deployment); err != nil {
+		return "", nil, fmt.Errorf("test Redis unreachable (%s): %w", RedisURL(), err)
+	}
 	drop := func() {
+		_ = ClearRedis(ctx, deployment)
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
 			return
@@ -119,11 +197,11 @@ type Options struct {
 	MigrationsControl, MigrationsTenant fs.FS
 }
 
-// Config returns the test configuration for a database URL and Redis db.
-func Config(databaseURL string, redisDB int) config.Config {
+// Config returns the test configuration for a database URL.
+func Config(databaseURL string) config.Config {
 	cfg := config.Defaults()
 	cfg.DatabaseURL = databaseURL
-	cfg.RedisURL = RedisURL(redisDB)
+	cfg.RedisURL = RedisURL()
 	cfg.SecretKey = "test-secret-key-that-is-long-enough-0123456789"
 	cfg.Development = true // the test-mode payment step; production checks have their own tests
 	cfg.BaseDomain = "localhost"
@@ -135,12 +213,12 @@ func Config(databaseURL string, redisDB int) config.Config {
 	return cfg
 }
 
-// Start builds an App on databaseURL and Redis database redisDB and serves
-// it on a loopback port. Several Starts on one database act as several
-// server instances.
-func Start(t testing.TB, databaseURL string, redisDB int, opts Options) *Env {
+// Start builds an App on databaseURL and the test Redis and serves it on a
+// loopback port. Several Starts on one database act as several server
+// instances.
+func Start(t testing.TB, databaseURL string, opts Options) *Env {
 	t.Helper()
-	cfg := Config(databaseURL, redisDB)
+	cfg := Config(databaseURL)
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -296,23 +374,13 @@ func (e *Env) Try(method, slug, path, token string, body any, headers ...string)
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, err
 }
 
-// Main runs a test package against its own database and its own Redis
-// database (emptied first): call it from TestMain. It stores the database
-// URL that Start should use in *url.
-func Main(m *testing.M, name string, redisDB int, url *string) {
+// Main runs a test package against its own database, and its own keys in
+// the shared test Redis (none at the start, deleted at the end): call it
+// from TestMain. It stores the database URL that Start should use in *url.
+func Main(m *testing.M, name string, url *string) {
 	u, drop, err := Database(name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apptest:", err)
-		os.Exit(1)
-	}
-	opt, err := redis.ParseURL(RedisURL(redisDB))
-	if err == nil {
-		rdb := redis.NewClient(opt)
-		err = rdb.FlushDB(context.Background()).Err()
-		rdb.Close()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "apptest: test Redis unreachable:", err)
 		os.Exit(1)
 	}
 	*url = u
@@ -328,11 +396,21 @@ func Main(m *testing.M, name string, redisDB int, url *string) {
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
+	if !Poll(within, cond) {
+		t.Fatalf("%s: not within %v", what, within)
+	}
+	return time.Since(start)
+}
+
+// Poll is Eventually for a test that must tidy up (stop goroutines, show a
+// page) before failing: it reports whether cond held within the bound.
+func Poll(within time.Duration, cond func() bool) bool {
+	start := time.Now()
 	for !cond() {
 		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v", what, within)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return time.Since(start)
+	return true
 }

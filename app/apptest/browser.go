@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -75,4 +77,35 @@ func Screenshot(t *testing.T, ctx context.Context, name string) string {
 	}
 	t.Logf("screenshot: %s", path)
 	return path
+}
+
+// StreamOpen is a JavaScript expression, true once a page watched by
+// WatchEventStreams has an event stream open.
+const StreamOpen = "(window.__apptestStreamsOpen || 0) > 0"
+
+// WatchEventStreams makes every page the browser opens from now on count its
+// event streams that have opened (StreamOpen). The server subscribes before
+// it answers a stream with ": connected", so once a stream is open the page
+// receives whatever is published next: the signal to wait for, instead of a
+// pause, before publishing something a test expects the page to show.
+func WatchEventStreams(t *testing.T, ctx context.Context) {
+	t.Helper()
+	const script = `(function () {
+  var ES = window.EventSource;
+  if (!ES) return;
+  window.__apptestStreamsOpen = 0;
+  window.EventSource = function (url, init) {
+    var es = new ES(url, init);
+    es.addEventListener('open', function () { window.__apptestStreamsOpen++; });
+    return es;
+  };
+  window.EventSource.prototype = ES.prototype;
+})();`
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+		return err
+	}))
+	if err != nil {
+		t.Fatalf("watch event streams: %v", err)
+	}
 }

@@ -232,16 +232,12 @@ func TestBrowserDemoManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait(`#agenda`)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		agenda, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#agenda`)))
-		if strings.Contains(agenda, "2nd hold") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ranked holds two weeks out: %q", agenda)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var agenda string
+	if !apptest.Poll(10*time.Second, func() bool {
+		agenda, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#agenda`)))
+		return strings.Contains(agenda, "2nd hold")
+	}) {
+		t.Fatalf("no ranked holds two weeks out: %q", agenda)
 	}
 	apptest.Screenshot(t, ctx, "demo-manager-calendar-in-two-weeks")
 }

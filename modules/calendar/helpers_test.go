@@ -16,7 +16,7 @@ import (
 
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "calendar", 6, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "calendar", &dbURL) }
 
 // chain is a tenant with its owner signed in, one venue and two stages.
 type chain struct {
@@ -41,7 +41,7 @@ func startEnv(t testing.TB, opts ...func(*apptest.Options)) (*apptest.Env, *cale
 	for _, f := range opts {
 		f(&o)
 	}
-	return apptest.Start(t, dbURL, 6, o), mod
+	return apptest.Start(t, dbURL, o), mod
 }
 
 func newChain(t testing.TB, env *apptest.Env, mod *calendar.Module, prefix string) *chain {

@@ -105,7 +105,7 @@ func TestNamesMigrationFromSeededDatabase(t *testing.T) {
 	ctx := context.Background()
 
 	// --- Today: a chain provisioned and used before the names work.
-	old := apptest.Start(t, url, 6, apptest.Options{Modules: []app.Module{calendar.New()},
+	old := apptest.Start(t, url, apptest.Options{Modules: []app.Module{calendar.New()},
 		MigrationsControl: through(t, migrations.ControlFS(), todayVersion),
 		MigrationsTenant:  through(t, migrations.TenantFS(), todayVersion)})
 	tn := old.Tenant(t, apptest.UniqueSlug("names"))
@@ -178,7 +178,7 @@ func TestNamesMigrationFromSeededDatabase(t *testing.T) {
 
 	// --- This release: a process starts (control migrations, then the
 	// enforcer loads) and `marquee migrate` brings every tenant schema up.
-	cur := apptest.Start(t, url, 6, apptest.Options{Modules: []app.Module{calendar.New()}})
+	cur := apptest.Start(t, url, apptest.Options{Modules: []app.Module{calendar.New()}})
 	if err := cur.App.MigrateAll(ctx, nil); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -246,7 +246,7 @@ func TestNamesMigrationFromSeededDatabase(t *testing.T) {
 	checkAPI(t, cur, tn.Slug, "manager@"+tn.Slug+".test", venue, stageA, ev1, holdLive, manager, "2031-08-01T18:00:00Z")
 
 	// --- The next release: the contract steps run.
-	next := apptest.Start(t, url, 6, apptest.Options{Modules: []app.Module{calendar.New()},
+	next := apptest.Start(t, url, apptest.Options{Modules: []app.Module{calendar.New()},
 		MigrationsControl: through(t, migrations.ControlFS(), 1<<30, migrations.ContractControlFS()),
 		MigrationsTenant:  through(t, migrations.TenantFS(), 1<<30, migrations.ContractTenantFS())})
 	if err := next.App.MigrateAll(ctx, nil); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"marquee/app/apptest"
 	"marquee/modules/calendar"
 )
 
@@ -72,6 +73,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}
 		return m
 	}
+	// Each bad body to POST events: a clean problem document, no event and no
+	// occupancy written.
+	unchanged := map[string]int{"cal_events": 0, "cal_occupancy": 0}
+	scenario := func(name string, body any, status int) apptest.Scenario {
+		return apptest.Scenario{Name: name, Method: "POST", Path: events, Tenant: c.slug, Token: c.tok, Body: body,
+			Status: status, Problem: true, Changes: unchanged}
+	}
 	cases := []struct {
 		name   string
 		body   any
@@ -108,24 +116,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"completed on creation", with("status", "completed"), 400},
 		{"unknown status", with("status", "postponed"), 400},
 	}
+	var scenarios []apptest.Scenario
 	for _, tc := range cases {
-		res := c.do(t, "POST", events, tc.body)
-		if res.Status != tc.status {
-			t.Errorf("%s: %d %s, want %d", tc.name, res.Status, res.Body, tc.status)
-			continue
-		}
-		if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" || res.Code() == "" || res.Code() == "internal" {
-			t.Errorf("%s: not a clean problem: %s %s", tc.name, ct, res.Body)
-		}
+		scenarios = append(scenarios, scenario(tc.name, tc.body, tc.status))
 	}
-	res := env.Do(t, "POST", c.slug, events, c.tok, "title=x", "Content-Type", "text/plain")
-	if res.Status != http.StatusUnsupportedMediaType {
-		t.Errorf("text/plain: %d %s", res.Status, res.Body)
-	}
-	res = c.do(t, "POST", events, `{"title": "`+strings.Repeat("x", 2<<20)+`"}`)
-	if res.Status != http.StatusRequestEntityTooLarge {
-		t.Errorf("2 MiB body: %d", res.Status)
-	}
+	scenarios = append(scenarios,
+		apptest.Scenario{Name: "text/plain", Method: "POST", Path: events, Tenant: c.slug, Token: c.tok, Body: "title=x",
+			Headers: map[string]string{"Content-Type": "text/plain"}, Status: http.StatusUnsupportedMediaType, Changes: unchanged},
+		apptest.Scenario{Name: "2 MiB body", Method: "POST", Path: events, Tenant: c.slug, Token: c.tok,
+			Body: `{"title": "` + strings.Repeat("x", 2<<20) + `"}`, Status: http.StatusRequestEntityTooLarge, Changes: unchanged})
+	apptest.RunScenarios(t, env, scenarios)
 	if n := c.count(t, "cal_events") + c.count(t, "cal_occupancy"); n != 0 {
 		t.Fatalf("bad input wrote %d rows", n)
 	}
@@ -142,44 +142,43 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 	// A bad patch leaves the event as it was.
 	e := c.createEvent(t, c.venue, ev(c.stageB, 50, 52))
-	for _, body := range []any{
-		map[string]any{"ends_at": at(49)},
-		map[string]any{"setup_minutes": 99999},
-		map[string]any{"stage_id": ""},
-		map[string]any{"stage_id": c.stageA, "exclusive": true},
-		map[string]any{"title": 42},
-		map[string]any{"nonsense": true},
-		map[string]any{},
-	} {
-		res := c.do(t, "PATCH", events+"/"+e.ID, body)
-		if res.Status != http.StatusBadRequest {
-			t.Errorf("patch %v: %d %s", body, res.Status, res.Body)
-		}
+	patch := func(name string, body map[string]any) apptest.Scenario {
+		return apptest.Scenario{Name: "patch " + name, Method: "PATCH", Path: events + "/" + e.ID, Tenant: c.slug, Token: c.tok,
+			Body: body, Status: http.StatusBadRequest}
 	}
+	apptest.RunScenarios(t, env, []apptest.Scenario{
+		patch("ends before start", map[string]any{"ends_at": at(49)}),
+		patch("absurd setup", map[string]any{"setup_minutes": 99999}),
+		patch("empty stage", map[string]any{"stage_id": ""}),
+		patch("exclusive with stage", map[string]any{"stage_id": c.stageA, "exclusive": true}),
+		patch("title a number", map[string]any{"title": 42}),
+		patch("unknown field", map[string]any{"nonsense": true}),
+		patch("nothing", map[string]any{}),
+	})
 	if got := decode[eventOut](t, c.do(t, "GET", events+"/"+e.ID, nil).Body); got.Version != 1 || got.StartsAt != at(50) {
 		t.Fatalf("bad patches changed the event: %+v", got)
 	}
 
 	// Venues: timezone, coordinates, capacity.
 	venuesBefore := c.count(t, "cal_venues")
-	for _, body := range []map[string]any{
-		{"name": "X", "timezone": "", "capacity": 10},
-		{"name": "X", "timezone": "Local", "capacity": 10},
-		{"name": "X", "timezone": "Mars/Olympus_Mons", "capacity": 10},
-		{"name": "X", "capacity": 10},
-		{"name": "X", "timezone": "UTC", "capacity": 0},
-		{"name": "X", "timezone": "UTC", "capacity": 10, "latitude": 91, "longitude": 0},
-		{"name": "X", "timezone": "UTC", "capacity": 10, "latitude": 10, "longitude": -181},
-		{"name": "X", "timezone": "UTC", "capacity": 10, "latitude": 10},
-		{"name": "", "timezone": "UTC", "capacity": 10},
-		{"name": "X", "timezone": "UTC", "capacity": "ten"},
-	} {
-		res := c.do(t, "POST", "/api/v1/venues", body)
-		if res.Status != http.StatusBadRequest {
-			t.Errorf("venue %v: %d %s", body, res.Status, res.Body)
-		}
+	venue := func(name string, body map[string]any) apptest.Scenario {
+		return apptest.Scenario{Name: "venue " + name, Method: "POST", Path: "/api/v1/venues", Tenant: c.slug, Token: c.tok,
+			Body: body, Status: http.StatusBadRequest, Changes: map[string]int{"cal_venues": 0}}
 	}
-	mustStatus(t, c.do(t, "PATCH", "/api/v1/venues/"+c.venue, map[string]any{"timezone": "Local"}), http.StatusBadRequest)
+	apptest.RunScenarios(t, env, []apptest.Scenario{
+		venue("empty timezone", map[string]any{"name": "X", "timezone": "", "capacity": 10}),
+		venue("Local timezone", map[string]any{"name": "X", "timezone": "Local", "capacity": 10}),
+		venue("unknown timezone", map[string]any{"name": "X", "timezone": "Mars/Olympus_Mons", "capacity": 10}),
+		venue("no timezone", map[string]any{"name": "X", "capacity": 10}),
+		venue("no capacity", map[string]any{"name": "X", "timezone": "UTC", "capacity": 0}),
+		venue("latitude 91", map[string]any{"name": "X", "timezone": "UTC", "capacity": 10, "latitude": 91, "longitude": 0}),
+		venue("longitude -181", map[string]any{"name": "X", "timezone": "UTC", "capacity": 10, "latitude": 10, "longitude": -181}),
+		venue("latitude alone", map[string]any{"name": "X", "timezone": "UTC", "capacity": 10, "latitude": 10}),
+		venue("empty name", map[string]any{"name": "", "timezone": "UTC", "capacity": 10}),
+		venue("capacity a word", map[string]any{"name": "X", "timezone": "UTC", "capacity": "ten"}),
+		{Name: "patch venue to Local time", Method: "PATCH", Path: "/api/v1/venues/" + c.venue, Tenant: c.slug, Token: c.tok,
+			Body: map[string]any{"timezone": "Local"}, Status: http.StatusBadRequest},
+	})
 	if c.count(t, "cal_venues") != venuesBefore {
 		t.Fatal("bad venues were written")
 	}

@@ -91,12 +91,8 @@ func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
 			defer wg.Done()
 			r.res, r.err = s.hold(ev, r.buyer, r.body, "Idempotency-Key", r.key)
 		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for queued() < i+1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("request %q never reached the hold queue (%d queued)", r.name, queued())
-			}
-			time.Sleep(time.Millisecond)
+		if !apptest.Poll(10*time.Second, func() bool { return queued() >= i+1 }) {
+			t.Fatalf("request %q never reached the hold queue (%d queued)", r.name, queued())
 		}
 	}
 	resume()
@@ -180,12 +176,8 @@ func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
 
 	// Drained, the event's queue leaves memory; a later hold gets a new one.
 	queueGone := func(when string) {
-		deadline := time.Now().Add(5 * time.Second)
-		for inv.HasHoldQueue(s.t, evID) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the event's hold queue is still in memory", when)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !apptest.Poll(5*time.Second, func() bool { return !inv.HasHoldQueue(s.t, evID) }) {
+			t.Fatalf("%s: the event's hold queue is still in memory", when)
 		}
 	}
 	queueGone("after the batch")

@@ -153,7 +153,7 @@ func TestHoldThroughput(t *testing.T) {
 		code, err := post(apiEvent, []byte(`{"seats":["`+seatID(i%40000)+`"]}`))
 		return code == http.StatusCreated, err
 	})
-	time.Sleep(600 * time.Millisecond) // statistics are flushed about every 0.5 s
+	time.Sleep(600 * time.Millisecond) // not synchronisation: other backends flush their statistics about every 0.5 s, unsignalled
 	perHold := float64(commits()-c0) / float64(apiSeats.ok+apiSeats.failed)
 	apiGA := run(func(i int) (bool, error) {
 		code, err := post(apiEvent, []byte(`{"tier_id":"`+floor+`","quantity":1}`))

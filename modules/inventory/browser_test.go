@@ -21,6 +21,7 @@ func TestBrowserPurchase(t *testing.T) {
 	ev := s.event(t, "Aurora Live")
 	s.configure(t, ev, simpleSetup(8, 24, 200, map[string]int{"web": 392}))
 	ctx := apptest.Browser(t)
+	apptest.WatchEventStreams(t, ctx)
 	host := env.HostURL(s.slug)
 
 	wait := func(sel string) {
@@ -50,13 +51,7 @@ func TestBrowserPurchase(t *testing.T) {
 	}
 	until := func(js, what string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !eval(js) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out: %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		apptest.Eventually(t, 10*time.Second, what, func() bool { return eval(js) })
 	}
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(host+"/events")); err != nil {
@@ -74,7 +69,7 @@ func TestBrowserPurchase(t *testing.T) {
 	wait(`#seatmap svg`)
 	until(`document.querySelectorAll('#seatmap .seat').length === 192`, "192 seats drawn")
 	// Someone else holds A-1-1 through the API: the open map turns it live.
-	time.Sleep(300 * time.Millisecond) // let the event stream connect
+	until(apptest.StreamOpen, "the event stream connected")
 	s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1"}})
 	until(`document.getElementById('seat-A-1-1').classList.contains('held')`, "live update of a seat held elsewhere")
 

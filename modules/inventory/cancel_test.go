@@ -109,7 +109,7 @@ func (p *recordingStripe) snapshot() (made, received map[string]int) {
 	return made, received
 }
 
-// worker starts an Asynq worker on the package's Redis database, serving
+// worker starts an Asynq worker on the test Redis for the package's queues, serving
 // the app's tasks (as `marquee worker` does), with a short shutdown grace.
 func worker(t *testing.T, env *apptest.Env) *asynq.Server {
 	t.Helper()
@@ -134,7 +134,7 @@ func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing
 	stripeSrv := httptest.NewServer(proxy)
 	defer stripeSrv.Close()
 	inv := inventory.New()
-	env := apptest.Start(t, dbURL, 7, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
 		Configure: func(c *config.Config) {
 			c.StripeAPIURL = stripeSrv.URL
 			c.StripeSecretKey = config.DevStripeSecretKey

@@ -44,20 +44,16 @@ func TestBrowserOneCart(t *testing.T) {
 	// until polls the page (no signal reaches the test from inside it).
 	until := func(js, what string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		held := apptest.Poll(10*time.Second, func() bool {
 			v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
 			if err != nil {
 				t.Fatalf("eval %s: %v", js, err)
 			}
-			if v {
-				return
-			}
-			if time.Now().After(deadline) {
-				summary, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#shop`)))
-				t.Fatalf("timed out: %s (page: %s)", what, summary)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return v
+		})
+		if !held {
+			summary, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#shop`)))
+			t.Fatalf("timed out: %s (page: %s)", what, summary)
 		}
 	}
 	click := func(sel string) {

@@ -22,7 +22,7 @@ import (
 
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "inventory", 7, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "inventory", &dbURL) }
 
 // startEnv starts the app with the calendar and the inventory, talking to
 // stripe-mock.
@@ -44,7 +44,7 @@ func startEnvLogging(t testing.TB, log *slog.Logger, configure func(*config.Conf
 	stripe := apptest.StripeMock(t)
 	cal := calendar.New()
 	inv := inventory.New(opts...)
-	env := apptest.Start(t, dbURL, 7, apptest.Options{
+	env := apptest.Start(t, dbURL, apptest.Options{
 		DBMaxConns: 40,
 		Logger:     log,
 		Modules:    []app.Module{cal, inv},

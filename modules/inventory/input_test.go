@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"marquee/app"
+	"marquee/app/apptest"
 	"marquee/modules/inventory"
 	"marquee/policies"
 	"marquee/tenants"
@@ -45,70 +46,54 @@ func TestBadInputChangesNothing(t *testing.T) {
 	for i := range huge {
 		huge[i] = fmt.Sprintf("A-1-%d", i+1)
 	}
-	cases := []struct {
-		name   string
-		body   any
-		status int
-		code   string
-		hdr    []string
-	}{
-		{"malformed", `{"seats": [`, 400, "invalid_json", nil},
-		{"not an object", `[]`, 400, "invalid_json", nil},
-		{"wrong type", `{"seats": "A-1-2"}`, 400, "invalid_json", nil},
-		{"quantity as string", map[string]any{"tier_id": floor, "quantity": "2"}, 400, "invalid_json", nil},
-		{"unknown field", map[string]any{"seats": []string{"A-1-2"}, "price": 0}, 400, "invalid_json", nil},
-		{"two values", `{"seats":["A-1-2"]}{"seats":["A-1-3"]}`, 400, "invalid_json", nil},
-		{"negative quantity", map[string]any{"tier_id": floor, "quantity": -3}, 400, "invalid_quantity", nil},
-		{"zero quantity", map[string]any{"tier_id": floor, "quantity": 0}, 400, "invalid_quantity", nil},
-		{"quantity over max per order", map[string]any{"tier_id": floor, "quantity": 11}, 400, "invalid_quantity", nil},
-		{"huge cart", map[string]any{"seats": huge}, 400, "invalid_seats", nil},
-		{"sql in seat id", map[string]any{"seats": []string{"A-1-2'; DROP TABLE inv_seats; --"}}, 400, "invalid_seats", nil},
-		{"sql-ish but valid form", map[string]any{"seats": []string{"OR1-1-1"}}, 409, "seats_unavailable", nil},
-		{"duplicate seat", map[string]any{"seats": []string{"A-1-2", "A-1-2"}}, 400, "invalid_seats", nil},
-		{"seats and quantity", map[string]any{"seats": []string{"A-1-2"}, "quantity": 1}, 400, "invalid_request", nil},
-		{"nothing", map[string]any{}, 400, "invalid_request", nil},
-		{"tier not uuid", map[string]any{"tier_id": "1 OR 1=1", "quantity": 1}, 400, "invalid_tier_id", nil},
-		{"unknown tier", map[string]any{"tier_id": uuid.NewString(), "quantity": 1}, 404, "not_found", nil},
-		{"reserved tier by quantity", map[string]any{"tier_id": tierID(t, cfg, "Stalls"), "quantity": 1}, 400, "invalid_tier_id", nil},
-		{"unknown channel", map[string]any{"seats": []string{"A-1-2"}, "channel": "black_market"}, 400, "invalid_channel", nil},
-		{"other channel as a buyer", map[string]any{"seats": []string{"A-1-2"}, "channel": "box_office"}, 403, "forbidden", nil},
-		{"partly taken cart", map[string]any{"seats": []string{"A-1-2", "A-1-1"}}, 409, "seats_unavailable", nil},
-		{"no such seat", map[string]any{"seats": []string{"Z-9-99"}}, 409, "seats_unavailable", nil},
-		{"text body", "seats=A-1-2", 400, "invalid_json", nil},
+	// Every refused hold leaves the event's state as it was.
+	unchanged := func(t testing.TB, _ *apptest.Env, _ apptest.Response) {
+		t.Helper()
+		if after := s.snapshot(t); after != before {
+			t.Fatalf("state changed: %s -> %s", before, after)
+		}
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			res, err := s.hold(ev, buyer, c.body, c.hdr...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Status != c.status || res.Code() != c.code {
-				t.Fatalf("%d %s, want %d %s", res.Status, res.Body, c.status, c.code)
-			}
-			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-				t.Fatalf("content type %q", ct)
-			}
-			if after := s.snapshot(t); after != before {
-				t.Fatalf("state changed: %s -> %s", before, after)
-			}
-		})
+	holds := "/api/v1/events/" + ev + "/holds"
+	hold := func(name string, body any, status int, code string) apptest.Scenario {
+		return apptest.Scenario{Name: name, Method: "POST", Path: holds, Tenant: s.slug, Body: body,
+			Headers: map[string]string{"Idempotency-Key": uuid.NewString(), "X-Buyer-Token": buyer},
+			Status:  status, Code: code, After: unchanged}
 	}
-	// Header problems.
-	res, _ := s.env.Try("POST", s.slug, "/api/v1/events/"+ev+"/holds", "", map[string]any{"seats": []string{"A-1-2"}}, "X-Buyer-Token", buyer)
-	if res.Status != 400 || res.Code() != "idempotency_key_required" {
-		t.Fatalf("no idempotency key: %d %s", res.Status, res.Body)
-	}
-	res, _ = s.env.Try("POST", s.slug, "/api/v1/events/"+ev+"/holds", "", map[string]any{"seats": []string{"A-1-2"}},
-		"Idempotency-Key", uuid.NewString(), "X-Buyer-Token", "forged."+strings.Repeat("x", 43))
-	if res.Status != 400 || res.Code() != "buyer_required" {
-		t.Fatalf("forged buyer token: %d %s", res.Status, res.Body)
-	}
-	res, _ = s.env.Try("POST", s.slug, "/api/v1/events/not-a-uuid/holds", "", map[string]any{"seats": []string{"A-1-2"}},
-		"Idempotency-Key", uuid.NewString(), "X-Buyer-Token", buyer)
-	mustStatus(t, res, http.StatusNotFound)
-	res, _ = s.env.Try("POST", s.slug, "/api/v1/events/"+uuid.NewString()+"/holds", "", map[string]any{"seats": []string{"A-1-2"}},
-		"Idempotency-Key", uuid.NewString(), "X-Buyer-Token", buyer)
-	mustStatus(t, res, http.StatusNotFound)
+	apptest.RunScenarios(t, env, []apptest.Scenario{
+		hold("malformed", `{"seats": [`, 400, "invalid_json"),
+		hold("not an object", `[]`, 400, "invalid_json"),
+		hold("wrong type", `{"seats": "A-1-2"}`, 400, "invalid_json"),
+		hold("quantity as string", map[string]any{"tier_id": floor, "quantity": "2"}, 400, "invalid_json"),
+		hold("unknown field", map[string]any{"seats": []string{"A-1-2"}, "price": 0}, 400, "invalid_json"),
+		hold("two values", `{"seats":["A-1-2"]}{"seats":["A-1-3"]}`, 400, "invalid_json"),
+		hold("negative quantity", map[string]any{"tier_id": floor, "quantity": -3}, 400, "invalid_quantity"),
+		hold("zero quantity", map[string]any{"tier_id": floor, "quantity": 0}, 400, "invalid_quantity"),
+		hold("quantity over max per order", map[string]any{"tier_id": floor, "quantity": 11}, 400, "invalid_quantity"),
+		hold("huge cart", map[string]any{"seats": huge}, 400, "invalid_seats"),
+		hold("sql in seat id", map[string]any{"seats": []string{"A-1-2'; DROP TABLE inv_seats; --"}}, 400, "invalid_seats"),
+		hold("sql-ish but valid form", map[string]any{"seats": []string{"OR1-1-1"}}, 409, "seats_unavailable"),
+		hold("duplicate seat", map[string]any{"seats": []string{"A-1-2", "A-1-2"}}, 400, "invalid_seats"),
+		hold("seats and quantity", map[string]any{"seats": []string{"A-1-2"}, "quantity": 1}, 400, "invalid_request"),
+		hold("nothing", map[string]any{}, 400, "invalid_request"),
+		hold("tier not uuid", map[string]any{"tier_id": "1 OR 1=1", "quantity": 1}, 400, "invalid_tier_id"),
+		hold("unknown tier", map[string]any{"tier_id": uuid.NewString(), "quantity": 1}, 404, "not_found"),
+		hold("reserved tier by quantity", map[string]any{"tier_id": tierID(t, cfg, "Stalls"), "quantity": 1}, 400, "invalid_tier_id"),
+		hold("unknown channel", map[string]any{"seats": []string{"A-1-2"}, "channel": "black_market"}, 400, "invalid_channel"),
+		hold("other channel as a buyer", map[string]any{"seats": []string{"A-1-2"}, "channel": "box_office"}, 403, "forbidden"),
+		hold("partly taken cart", map[string]any{"seats": []string{"A-1-2", "A-1-1"}}, 409, "seats_unavailable"),
+		hold("no such seat", map[string]any{"seats": []string{"Z-9-99"}}, 409, "seats_unavailable"),
+		hold("text body", "seats=A-1-2", 400, "invalid_json"),
+		// Header problems.
+		{Name: "no idempotency key", Method: "POST", Path: holds, Tenant: s.slug, Body: map[string]any{"seats": []string{"A-1-2"}},
+			Headers: map[string]string{"X-Buyer-Token": buyer}, Status: 400, Code: "idempotency_key_required", After: unchanged},
+		{Name: "forged buyer token", Method: "POST", Path: holds, Tenant: s.slug, Body: map[string]any{"seats": []string{"A-1-2"}},
+			Headers: map[string]string{"Idempotency-Key": uuid.NewString(), "X-Buyer-Token": "forged." + strings.Repeat("x", 43)},
+			Status:  400, Code: "buyer_required", After: unchanged},
+		{Name: "event id not a uuid", Method: "POST", Path: "/api/v1/events/not-a-uuid/holds", Tenant: s.slug, Body: map[string]any{"seats": []string{"A-1-2"}},
+			Headers: map[string]string{"Idempotency-Key": uuid.NewString(), "X-Buyer-Token": buyer}, Status: http.StatusNotFound, After: unchanged},
+		{Name: "unknown event", Method: "POST", Path: "/api/v1/events/" + uuid.NewString() + "/holds", Tenant: s.slug, Body: map[string]any{"seats": []string{"A-1-2"}},
+			Headers: map[string]string{"Idempotency-Key": uuid.NewString(), "X-Buyer-Token": buyer}, Status: http.StatusNotFound, After: unchanged},
+	})
 	// Orders and setup.
 	for _, c := range []struct {
 		body any
@@ -142,7 +127,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}
 	}
 	// Reconfiguring once something is held is refused.
-	res = s.do(t, "PUT", "/api/v1/events/"+ev+"/inventory", simpleSetup(1, 5, 0, nil))
+	res := s.do(t, "PUT", "/api/v1/events/"+ev+"/inventory", simpleSetup(1, 5, 0, nil))
 	if res.Status != http.StatusConflict || res.Code() != "inventory_in_use" {
 		t.Fatalf("reconfigure in use: %d %s", res.Status, res.Body)
 	}

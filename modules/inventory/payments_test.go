@@ -20,7 +20,7 @@ import (
 
 func asynqOpt(t testing.TB) asynq.RedisConnOpt {
 	t.Helper()
-	opt, err := asynq.ParseRedisURI(apptest.RedisURL(7))
+	opt, err := asynq.ParseRedisURI(apptest.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +83,9 @@ func TestExpiryThroughAsynqWorker(t *testing.T) {
 	if st := s.seatState(t, ev, "A-1-1"); st != "held" {
 		t.Fatalf("seat %s before expiry", st)
 	}
-	deadline := due.Add(8 * time.Second) // the worker looks at scheduled tasks every 5 s
-	for s.seatState(t, ev, "A-1-1") != "available" {
-		if time.Now().After(deadline) {
-			t.Fatal("seats not returned after the hold's time")
-		}
-		time.Sleep(100 * time.Millisecond)
+	// The worker looks at scheduled tasks every 5 s.
+	if !apptest.Poll(time.Until(due.Add(8*time.Second)), func() bool { return s.seatState(t, ev, "A-1-1") == "available" }) {
+		t.Fatal("seats not returned after the hold's time")
 	}
 	t.Logf("seats back %v after the hold's time", time.Since(due).Round(10*time.Millisecond))
 	if time.Now().Before(due) {

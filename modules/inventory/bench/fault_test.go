@@ -150,7 +150,7 @@ func webhookCounter(nth int) func([]byte) bool {
 func faultEnv(t *testing.T) (*apptest.Env, bench.Options) {
 	t.Helper()
 	stripe := apptest.StripeMock(t)
-	env := apptest.Start(t, dbURL, 8, apptest.Options{DBMaxConns: 10, Modules: modules.All(), Configure: func(c *config.Config) {
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 10, Modules: modules.All(), Configure: func(c *config.Config) {
 		c.StripeAPIURL = stripe
 		c.StripeSecretKey = config.DevStripeSecretKey
 		c.StripeWebhookSecret = "whsec_test_bench"

@@ -17,14 +17,14 @@ import (
 
 var dbURL string
 
-func TestMain(m *testing.M) { apptest.Main(m, "bench", 8, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "bench", &dbURL) }
 
 // A small on-sale run end to end, as `marquee bench onsale` runs it: every
 // ticket sold exactly once, the database check passing, both saturation
 // phases measured, and the JSON report and chart written.
 func TestSmallOnSaleSellsOutAndChecksOut(t *testing.T) {
 	stripe := apptest.StripeMock(t)
-	env := apptest.Start(t, dbURL, 8, apptest.Options{DBMaxConns: 10, Modules: modules.All(), Configure: func(c *config.Config) {
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 10, Modules: modules.All(), Configure: func(c *config.Config) {
 		c.StripeAPIURL = stripe
 		c.StripeSecretKey = config.DevStripeSecretKey
 		c.StripeWebhookSecret = "whsec_test_bench"

@@ -21,7 +21,7 @@ import (
 func TestBrowserWaitingRoom(t *testing.T) {
 	inv := inventory.New()
 	wr := NewModule(inv)
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}})
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}})
 	ctx := apptest.Browser(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("hot"))
 	owner := env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")
@@ -67,21 +67,14 @@ func TestBrowserWaitingRoom(t *testing.T) {
 		t.Fatalf("event page did not send the buyer to the queue: %v", err)
 	}
 	var position string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	apptest.Eventually(t, 10*time.Second, "a position shown", func() bool {
 		p, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#wr-position`)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p != "…" && p != "" {
-			position = p
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no position shown")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		position = p
+		return p != "…" && p != ""
+	})
 	if position != "4" {
 		t.Fatalf("position %q, want 4 (three buyers arrived first)", position)
 	}
@@ -94,7 +87,7 @@ func TestBrowserWaitingRoom(t *testing.T) {
 	// Open the gates: everyone ahead and our buyer are admitted.
 	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", map[string]any{"enabled": true, "admit_per_second": 1000, "max_active": 100}, nil)
 	for range 20 {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond) // not synchronisation: paces admission rounds as the admitter's ticker would
 		if _, err := wr.Room().AdmitOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -33,7 +33,7 @@ func newHotSale(t *testing.T) *hotSale {
 	stripe := apptest.StripeMock(t)
 	inv := inventory.New()
 	wr := NewModule(inv)
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}, Configure: func(c *config.Config) {
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}, Configure: func(c *config.Config) {
 		c.StripeAPIURL = stripe
 		c.StripeSecretKey = config.DevStripeSecretKey
 		c.StripeWebhookSecret = "whsec_test_queue"

@@ -22,9 +22,7 @@ import (
 
 var dbURL string
 
-const redisDB = 13
-
-func TestMain(m *testing.M) { apptest.Main(m, "queue", redisDB, &dbURL) }
+func TestMain(m *testing.M) { apptest.Main(m, "queue", &dbURL) }
 
 // roomModule wires the room with a test buyer identity (a header) and a
 // stand-in for the hold endpoint that asks the room first.
@@ -66,7 +64,7 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 func setup(t *testing.T, s Settings) (*apptest.Env, *Room, tenants.Tenant, *clock) {
 	t.Helper()
 	m := &roomModule{}
-	env := apptest.Start(t, dbURL, redisDB, apptest.Options{Modules: []app.Module{m}})
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{m}})
 	tn := env.Tenant(t, apptest.UniqueSlug("onsale"))
 	clk := &clock{t: time.Now()}
 	m.room.now = clk.now
