@@ -112,7 +112,7 @@ func TestRoleAssignmentsAcrossInstances(t *testing.T) {
 
 	grant := map[string]string{"user_id": u.ID.String(), "role": policies.RoleChainAdmin}
 	wantStatus(t, one.Do(t, http.MethodPost, tn.Slug, "/api/v1/role-assignments", owner, grant), http.StatusCreated, "")
-	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 2*time.Second, "the grant reaching the other instance", func() bool {
 		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/users", later, nil).Status == http.StatusOK
 	})
 	// A chain admin manages roles but cannot make anyone an owner.
@@ -144,7 +144,7 @@ func TestRoleAssignmentsAcrossInstances(t *testing.T) {
 
 	q := "/api/v1/role-assignments?user_id=" + u.ID.String() + "&role=" + policies.RoleChainAdmin
 	wantStatus(t, one.Do(t, http.MethodDelete, tn.Slug, q, owner, nil), http.StatusNoContent, "")
-	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 2*time.Second, "the revocation reaching the other instance", func() bool {
 		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/users", later, nil).Status == http.StatusForbidden
 	})
 	wantStatus(t, one.Do(t, http.MethodDelete, tn.Slug, q, owner, nil), http.StatusNotFound, "not_found")
@@ -182,7 +182,7 @@ func TestModuleRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	apptest.Eventually(t, 5*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 5*time.Second, "the periodic task run", func() bool {
 		probe.mu.Lock()
 		defer probe.mu.Unlock()
 		for _, s := range probe.tasks {

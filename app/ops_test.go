@@ -145,7 +145,7 @@ func TestLoadSheddingKeepsOtherTenantsServed(t *testing.T) {
 		}()
 	}
 	// Wait until both occupy the hot tenant's slots.
-	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 2*time.Second, "both slow requests holding the hot tenant's slots", func() bool {
 		return env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil).Status == http.StatusServiceUnavailable
 	})
 	shed := env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/ping", "", nil)

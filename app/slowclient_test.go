@@ -134,7 +134,7 @@ func TestStreamsAreLimitedPerClientAddress(t *testing.T) {
 		t.Fatal("refused stream without Retry-After")
 	}
 	cancels[0]()
-	apptest.Eventually(t, 5*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 5*time.Second, "a stream slot freed by the closed stream", func() bool {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		res, err := openStream(ctx, addr, tn.Slug)

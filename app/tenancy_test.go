@@ -100,7 +100,7 @@ func TestSuspendAcrossInstances(t *testing.T) {
 	if err := one.App.Tenants.Suspend(context.Background(), tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 2*time.Second, "the suspension reaching the other instance", func() bool {
 		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusForbidden
 	})
 	wantStatus(t, two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusForbidden, "tenant_suspended")
@@ -113,7 +113,7 @@ func TestSuspendAcrossInstances(t *testing.T) {
 	if err := two.App.Tenants.Resume(context.Background(), tn.Slug); err != nil {
 		t.Fatal(err)
 	}
-	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 2*time.Second, "the resumption reaching the other instance", func() bool {
 		return one.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusOK
 	})
 }
@@ -132,7 +132,7 @@ func TestLogoutReachesOtherInstancesAtOnce(t *testing.T) {
 	wantStatus(t, one.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/logout", tok, nil), http.StatusNoContent, "")
 	wantStatus(t, one.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusUnauthorized, "invalid_token")
 	start := time.Now()
-	apptest.Eventually(t, 2*time.Second, "the condition", func() bool {
+	apptest.Eventually(t, 2*time.Second, "the logout reaching the other instance", func() bool {
 		return two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil).Status == http.StatusUnauthorized
 	})
 	t.Logf("revocation seen by the other instance after %s", time.Since(start))
