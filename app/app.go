@@ -99,6 +99,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if log == nil {
 		log = NewLogger(os.Stderr, cfg.LogLevel)
 	}
+	// The deployment's Redis name is settled once: every key, queue and
+	// channel of this process must agree on it, and parsing the database URL
+	// on every key would cost file reads per request.
+	cfg.DeploymentID = cfg.Deployment()
 	a := &App{Config: cfg, Log: log, Metrics: prometheus.NewRegistry(), clock: opts.Clock}
 	if a.clock == nil {
 		a.clock = time.Now

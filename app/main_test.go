@@ -32,6 +32,10 @@ type probeModule struct {
 	slow   chan struct{}
 }
 
+// bigAnswer is larger than any socket buffer on loopback: a client that does
+// not read it blocks its writer.
+var bigAnswer = make([]byte, 32<<20)
+
 func newProbe() *probeModule {
 	return &probeModule{venues: map[uuid.UUID]bool{}, slow: make(chan struct{})}
 }
@@ -49,6 +53,9 @@ func (p *probeModule) Register(r *app.Registrar) error {
 			c.JSON(http.StatusOK, gin.H{"venue": c.Param("venueId"), "tenant": app.TenantOf(c).Slug})
 		})
 	r.API(http.MethodGet, "/probe/ping", app.Public(), "public probe", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"ok": true}) })
+	r.API(http.MethodGet, "/probe/big", app.Public(), "a large answer", func(c *gin.Context) {
+		c.Data(http.StatusOK, "application/octet-stream", bigAnswer)
+	})
 	r.API(http.MethodPost, "/probe/charges", app.SignedIn(), "idempotent probe", a.Idempotent(), func(c *gin.Context) {
 		var req struct {
 			Amount int64 `json:"amount"`

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"bytes"
+	"net/http"
 	"sync"
 	"time"
 
@@ -78,11 +80,115 @@ func (s *shedder) limit(c *gin.Context) {
 		<-mine
 		return
 	}
+	// The answer is kept in memory until the handler is done and the slots
+	// are given back, then sent: a client that stops reading (or reads
+	// slowly) holds a connection and a goroutine, never one of its tenant's
+	// slots. A handler that parks or flushes goes straight to the client.
+	bw := &bufferedWriter{ResponseWriter: c.Writer}
 	var once sync.Once
 	release := func() { once.Do(func() { <-s.global; <-mine }) }
-	defer release()
-	c.Set(parkKey, release)
+	bw.release = release
+	c.Writer = bw
+	defer func() {
+		c.Writer = bw.ResponseWriter
+		release()
+		bw.passThrough()
+	}()
+	c.Set(parkKey, func() {
+		release()
+		bw.passThrough()
+	})
 	c.Next()
+}
+
+// bufferedWriter holds a handler's answer until its slots are given back.
+type bufferedWriter struct {
+	gin.ResponseWriter
+	release func()
+	buf     bytes.Buffer
+	status  int
+	direct  bool
+}
+
+// passThrough sends what was held and lets later writes through.
+func (w *bufferedWriter) passThrough() {
+	if w.direct {
+		return
+	}
+	w.direct = true
+	if w.status != 0 {
+		w.ResponseWriter.WriteHeader(w.status)
+	}
+	if w.buf.Len() > 0 {
+		_, _ = w.ResponseWriter.Write(w.buf.Bytes())
+		w.buf = bytes.Buffer{}
+	}
+}
+
+func (w *bufferedWriter) WriteHeader(code int) {
+	if w.direct {
+		w.ResponseWriter.WriteHeader(code)
+	} else if code > 0 {
+		w.status = code
+	}
+}
+
+func (w *bufferedWriter) WriteHeaderNow() {
+	if w.direct {
+		w.ResponseWriter.WriteHeaderNow()
+	}
+}
+
+func (w *bufferedWriter) Write(b []byte) (int, error) {
+	if w.direct {
+		return w.ResponseWriter.Write(b)
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.buf.Write(b)
+}
+
+func (w *bufferedWriter) WriteString(s string) (int, error) {
+	if w.direct {
+		return w.ResponseWriter.WriteString(s)
+	}
+	return w.Write([]byte(s))
+}
+
+func (w *bufferedWriter) Status() int {
+	if w.direct {
+		return w.ResponseWriter.Status()
+	}
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *bufferedWriter) Size() int {
+	if w.direct {
+		return w.ResponseWriter.Size()
+	}
+	if w.buf.Len() == 0 {
+		return -1
+	}
+	return w.buf.Len()
+}
+
+func (w *bufferedWriter) Written() bool {
+	if w.direct {
+		return w.ResponseWriter.Written()
+	}
+	return w.buf.Len() > 0
+}
+
+// Flush means the handler streams to the client: it does so without its
+// slots, as a parked request does.
+func (w *bufferedWriter) Flush() {
+	w.release()
+	w.passThrough()
+	w.ResponseWriter.Flush()
 }
 
 const parkKey = "marquee.shed.release"

@@ -172,3 +172,35 @@ func TestShutdownEndsStreamsAtOnce(t *testing.T) {
 		t.Fatal("server still shutting down 10 s after the signal")
 	}
 }
+
+// A client that asks for a large answer and stops reading holds a
+// connection, never one of its chain's slots: the answer is sent after the
+// slot is given back.
+func TestSlowReadersDoNotHoldSlots(t *testing.T) {
+	env, _ := startProbe(t, func(o *apptest.Options) {
+		o.Configure = func(c *config.Config) { c.TenantMaxInFlight, c.MaxInFlight, c.ShedWait = 2, 128, 100*time.Millisecond }
+	})
+	tn := env.Tenant(t, apptest.UniqueSlug("slowread"))
+	addr := env.Server.Listener.Addr().String()
+	for i := range 6 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := fmt.Fprintf(conn, "GET /api/v1/probe/big HTTP/1.1\r\nHost: %s.localhost\r\n\r\n", tn.Slug); err != nil {
+			t.Fatal(err)
+		}
+		// The answer has begun: from here on its writer blocks on a
+		// client that reads no further.
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("slow reader %d: no answer began: %v", i, err)
+		}
+	}
+	for i := range 20 {
+		if res := env.Do(t, http.MethodGet, tn.Slug, "/api/v1/probe/ping", "", nil); res.Status != http.StatusOK {
+			t.Fatalf("request %d while six clients stopped reading: %d %s", i, res.Status, res.Body)
+		}
+	}
+}

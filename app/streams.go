@@ -45,7 +45,7 @@ func newStreamLimiter(perClient int, reg prometheus.Registerer) *streamLimiter {
 
 // limit is the middleware of stream routes, in place of the shedder.
 func (l *streamLimiter) limit(c *gin.Context) {
-	client := c.ClientIP()
+	client := addressBlock(c.ClientIP())
 	l.mu.Lock()
 	if l.open[client] >= l.perClient {
 		l.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/bits"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -104,10 +105,11 @@ type signInAttempt struct {
 func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*signInAttempt, error) {
 	sum := sha256.Sum256([]byte(scope + "\x00" + email))
 	acct := hex.EncodeToString(sum[:12])
+	source := addressBlock(clientIP)
 	at := &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
-		a.RedisKey("login", "pair", acct, clientIP),
+		a.RedisKey("login", "pair", acct, source),
 		a.RedisKey("login", "account", acct),
-		a.RedisKey("login", "ip", clientIP),
+		a.RedisKey("login", "ip", source),
 	}}
 	ctx, cancel := context.WithTimeout(ctx, signInRedisTimeout)
 	defer cancel()
@@ -209,4 +211,20 @@ func (a *App) takeSecurityNotices(ctx context.Context, t tenants.Tenant, userID 
 	})
 	slices.SortFunc(out, func(x, y SecurityNotice) int { return x.CreatedAt.Compare(y.CreatedAt) })
 	return out, err
+}
+
+// addressBlock is what per-address limits count: an IPv4 address, or the
+// /64 an IPv6 address belongs to. One subscriber (or attacker) commonly
+// holds a whole /64, so counting single IPv6 addresses would give them
+// unlimited fresh addresses.
+func addressBlock(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Is4() || addr.Is4In6() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

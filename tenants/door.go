@@ -32,11 +32,15 @@ type TxOptions struct {
 const maxAttempts = 4
 
 // Retryable reports whether err is PostgreSQL aborting a transaction as a
-// deadlock (40P01) or serialization (40001) victim: running it again may
-// succeed.
+// deadlock (40P01) or serialization (40001) victim, or a stale cached plan
+// (0A000): running it again may succeed.
 func Retryable(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+	// 0A000 is also "cached plan must not change result type": while a
+	// migration rolls across tenant schemas, a statement cached on this
+	// connection for another shape fails once; pgx drops it, and the next
+	// attempt prepares it afresh.
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001" || pe.Code == "0A000")
 }
 
 func (o TxOptions) run(once func() error) error {
