@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,8 @@ type recordingStripe struct {
 	made     map[string]int // key -> refunds made at stripe-mock
 	received map[string]int // key -> requests
 	answers  map[string]recordedAnswer
-	order    []string // keys in the order refunds were made
+	order    []string        // keys in the order refunds were made
+	refuse   map[string]bool // keys Stripe refuses for good (as charge_already_refunded)
 }
 
 type recordedAnswer struct {
@@ -48,7 +50,7 @@ type recordedAnswer struct {
 
 func newRecordingStripe(target string, holdAt int) *recordingStripe {
 	return &recordingStripe{target: target, holdAt: holdAt, held: make(chan string, 1),
-		made: map[string]int{}, received: map[string]int{}, answers: map[string]recordedAnswer{}}
+		made: map[string]int{}, received: map[string]int{}, answers: map[string]recordedAnswer{}, refuse: map[string]bool{}}
 }
 
 func (p *recordingStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +61,14 @@ func (p *recordingStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.received[key]++
 		a, seen := p.answers[key]
+		refused := p.refuse[key]
 		p.mu.Unlock()
+		if refused {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":{"type":"invalid_request_error","code":"charge_already_refunded","message":"Charge has already been refunded."}}`))
+			return
+		}
 		if seen {
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(a.status)
@@ -302,3 +311,59 @@ func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A refund Stripe refuses for good holds up nobody else's: the job refunds
+// every other order, ends with an error (so it is retried), and a later run
+// settles the refused one once Stripe takes it.
+func TestCancellationRefundRefusedDoesNotBlockTheOthers(t *testing.T) {
+	proxy := newRecordingStripe(apptest.StripeMock(t), -1)
+	stripeSrv := httptest.NewServer(proxy)
+	defer stripeSrv.Close()
+	inv := inventory.New()
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
+		Configure: func(c *config.Config) {
+			c.StripeAPIURL = stripeSrv.URL
+			c.StripeSecretKey = config.DevStripeSecretKey
+			c.StripeWebhookSecret = "whsec_test_inventory"
+			c.TrustedProxies = []string{"127.0.0.1/32"}
+		}})
+	s := newShop(t, env, inv, "refused")
+	ev := s.event(t, "Refused Night")
+	floor := tierID(t, s.configure(t, ev, simpleSetup(1, 1, 100, nil)), "Floor")
+	var ids []string
+	for range 5 {
+		b := s.buyer(t)
+		o := s.order(t, b, s.mustHold(t, ev, b, map[string]any{"tier_id": floor, "quantity": 1}).ID)
+		if res := s.webhook(t, "evt_refused_"+o.ID.String(), "payment_intent.succeeded", o.Order); !strings.Contains(string(res.Body), `"outcome":"paid"`) {
+			t.Fatalf("payment: %s", res.Body)
+		}
+		ids = append(ids, o.ID.String())
+	}
+	slices.Sort(ids)
+	first := ids[0] // the job takes orders in id order: the refused one comes first
+	proxy.mu.Lock()
+	proxy.refuse["refund:"+first] = true
+	proxy.mu.Unlock()
+	mustStatus(t, s.do(t, "PATCH", "/api/v1/venues/"+s.venue+"/events/"+ev, map[string]any{"status": "cancelled"}), http.StatusOK)
+	evID := uuid.MustParse(ev)
+
+	n, err := inv.Service().SettleCancellation(t.Context(), s.t, evID)
+	if err == nil || n != 4 {
+		t.Fatalf("first run: %d refunded, err %v; want the 4 others refunded and an error", n, err)
+	}
+	if got := s.count(t, `SELECT count(*) FROM inv_orders WHERE event_id = ? AND status = 'refunded'`, ev); got != 4 {
+		t.Fatalf("%d orders refunded after the first run", got)
+	}
+	if got := s.count(t, `SELECT count(*) FROM inv_orders WHERE id = ? AND status = 'paid'`, first); got != 1 {
+		t.Fatal("the refused order is no longer paid")
+	}
+	proxy.mu.Lock()
+	delete(proxy.refuse, "refund:"+first)
+	proxy.mu.Unlock()
+	if n, err := inv.Service().SettleCancellation(t.Context(), s.t, evID); err != nil || n != 1 {
+		t.Fatalf("second run: %d refunded, err %v", n, err)
+	}
+	if got := s.count(t, `SELECT count(*) FROM inv_event_cancellations WHERE event_id = ? AND status = 'done'`, ev); got != 1 {
+		t.Fatal("cancellation not done after the refused refund went through")
+	}
+}

@@ -85,14 +85,14 @@ func (c cancellations) EventCancelled(tx *gorm.DB, _ tenants.Tenant, eventID uui
 // StartCancellation implements app.EventCancellations.
 func (c cancellations) StartCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
 	c.s.events.Delete(eventKey(t, eventID)) // holds see the cancelled status at once
-	c.s.enqueueCancellation(ctx, t, eventID)
+	c.s.enqueueCancellation(ctx, t, eventID, "")
 }
 
 // enqueueCancellation queues the event's cancellation job unless it is
 // queued or running already (its task id is the event's).
-func (s *Service) enqueueCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
+func (s *Service) enqueueCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, bucket string) {
 	_, err := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskEventCancel, cancelTask{EventID: eventID},
-		asynq.TaskID("event-cancel:"+t.Slug+":"+eventID.String()), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
+		asynq.TaskID("event-cancel:"+t.Slug+":"+eventID.String()+bucket), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		s.app.Log.Warn("event cancellation not queued; the sweeper resumes it", "tenant", t.Slug, "event", eventID, "err", err)
 	}
@@ -111,8 +111,13 @@ func (s *Service) ResumeCancellations(ctx context.Context, t tenants.Tenant) (in
 		}
 		return tx.Raw(`SELECT event_id FROM inv_event_cancellations WHERE status = 'open' ORDER BY created_at LIMIT 100`).Scan(&ids).Error
 	})
+	// Under an hourly id: a job that used up its retries stays archived
+	// under its own id (visible, for review), and an open cancellation
+	// still gets a fresh one. Two runs at once are safe: every order is
+	// claimed under its row lock.
+	bucket := ":" + time.Now().UTC().Truncate(time.Hour).Format("2006010215")
 	for _, id := range ids {
-		s.enqueueCancellation(ctx, t, id)
+		s.enqueueCancellation(ctx, t, id, bucket)
 	}
 	return len(ids), err
 }
@@ -134,6 +139,11 @@ func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, even
 		return 0, nil
 	}
 	refunded := 0
+	// Orders whose refund failed in this run are passed over, so one refund
+	// Stripe keeps refusing never holds up every other buyer's; the run then
+	// ends with an error and the next one tries them again.
+	var failed []uuid.UUID
+	var firstErr error
 	for {
 		if err := s.stopSelling(ctx, t, eventID); err != nil {
 			return refunded, err
@@ -142,7 +152,7 @@ func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, even
 			if err := ctx.Err(); err != nil {
 				return refunded, err
 			}
-			orderID, ok, err := s.nextCancellationRefund(ctx, t, eventID)
+			orderID, ok, err := s.nextCancellationRefund(ctx, t, eventID, failed)
 			if err != nil || !ok {
 				if err != nil {
 					return refunded, err
@@ -150,9 +160,17 @@ func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, even
 				break
 			}
 			if err := s.refundForCancellation(ctx, t, orderID); err != nil {
-				return refunded, err
+				s.app.Log.Warn("cancellation refund failed; the others go on", "tenant", t.Slug, "event", eventID, "order", orderID, "err", err)
+				failed = append(failed, orderID)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
 			refunded++
+		}
+		if len(failed) > 0 {
+			return refunded, fmt.Errorf("%d refunds of the cancellation failed (retried with the job): %w", len(failed), firstErr)
 		}
 		done, err := s.finishCancellation(ctx, t, eventID)
 		if err != nil || done {
@@ -196,14 +214,18 @@ func (s *Service) stopSelling(ctx context.Context, t tenants.Tenant, eventID uui
 
 // nextCancellationRefund lists the event's paid orders (those paid since
 // the last look too) and returns one not refunded yet.
-func (s *Service) nextCancellationRefund(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (uuid.UUID, bool, error) {
+func (s *Service) nextCancellationRefund(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, skip []uuid.UUID) (uuid.UUID, bool, error) {
 	var ids []uuid.UUID
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		if err := tx.Exec(`INSERT INTO inv_cancellation_refunds (order_id, event_id)
 			SELECT id, event_id FROM inv_orders WHERE event_id = ? AND status = 'paid' ON CONFLICT (order_id) DO NOTHING`, eventID).Error; err != nil {
 			return err
 		}
-		return tx.Raw(`SELECT order_id FROM inv_cancellation_refunds WHERE event_id = ? AND state <> 'refunded' ORDER BY order_id LIMIT 1`, eventID).Scan(&ids).Error
+		q, args := `SELECT order_id FROM inv_cancellation_refunds WHERE event_id = ? AND state <> 'refunded'`, []any{eventID}
+		if len(skip) > 0 {
+			q, args = q+` AND order_id NOT IN ?`, append(args, skip)
+		}
+		return tx.Raw(q+` ORDER BY order_id LIMIT 1`, args...).Scan(&ids).Error
 	})
 	if err != nil || len(ids) == 0 {
 		return uuid.Nil, false, err
