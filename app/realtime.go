@@ -57,6 +57,11 @@ func (r *Realtime) PublishIn(ctx context.Context, pipe redis.Pipeliner, t tenant
 	return nil
 }
 
+// streamLifetime is how long a stream lasts at least before the page is
+// asked to reconnect (a few minutes more, spread, so pages do not return
+// together).
+const streamLifetime = 30 * time.Minute
+
 // streamWriteTimeout bounds each write of an event stream.
 const streamWriteTimeout = 20 * time.Second
 
@@ -90,6 +95,7 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 2000\n: connected\n\n")
 	w.Flush()
+	endOfLife := time.Now().Add(streamLifetime + time.Duration(rand.Int64N(int64(5*time.Minute))))
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	msgs := sub.Channel()
@@ -105,6 +111,14 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 			w.Flush()
 			return
 		case <-heartbeat.C:
+			// A stream is a request that lasts: it ends when its chain stops
+			// being served (suspended) and after a bounded life, so the page
+			// comes back through every check a new request passes.
+			if _, err := r.a.Tenants.Active(ctx, TenantOf(c).Slug); err != nil || time.Now().After(endOfLife) {
+				fmt.Fprintf(w, "retry: %d\n: stream ends; reconnect\n\n", 1000+rand.IntN(4000))
+				w.Flush()
+				return
+			}
 			fmt.Fprint(w, ": heartbeat\n\n")
 		case m, ok := <-msgs:
 			if !ok {

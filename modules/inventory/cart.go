@@ -111,6 +111,14 @@ func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.U
 			if ev.Status != "on_sale" {
 				return errNotOnSale("this event is not on sale")
 			}
+			// The calendar's status may be cached for a moment; the
+			// cancellation's own record is read here, in the transaction.
+			if cancelled, err := eventCancelled(tx, cur.EventID); err != nil || cancelled {
+				if err == nil {
+					err = errNotOnSale("this event is cancelled")
+				}
+				return err
+			}
 			var err error
 			out, added, err = s.addToHoldTx(tx, holdID, req)
 			return err
