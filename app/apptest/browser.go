@@ -109,3 +109,25 @@ func WatchEventStreams(t *testing.T, ctx context.Context) {
 		t.Fatalf("watch event streams: %v", err)
 	}
 }
+
+// WaitVisible waits up to 20 s for an element to show, failing the test with
+// what the page says instead.
+func WaitVisible(t testing.TB, ctx context.Context, sel string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
+		t.Fatalf("waiting for %s: %v; the page says %q", sel, err, body)
+	}
+}
+
+// Text reads an element's text.
+func Text(t testing.TB, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	return s
+}

@@ -73,24 +73,9 @@ func TestBrowserCalendarBookingAndConflict(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
-	wait := func(sel string) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
-			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
-			t.Fatalf("waiting for %s: %v; the page says %q", sel, err, body)
-		}
-	}
+	wait := func(sel string) { t.Helper(); apptest.WaitVisible(t, ctx, sel) }
 	wait(`#week-grid`)
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
+	text := func(sel string) string { t.Helper(); return apptest.Text(t, ctx, sel) }
 	if grid := text(`#week-grid`); !strings.Contains(grid, "The Headliners") || !strings.Contains(grid, "1st") || !strings.Contains(grid, "3rd") {
 		t.Fatalf("week grid shows %q", grid)
 	}
@@ -200,15 +185,7 @@ func TestBrowserDemoManager(t *testing.T) {
 	}
 	ctx := apptest.Browser(t)
 	host := env.HostURL("acme")
-	wait := func(sel string) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
-			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
-			t.Fatalf("waiting for %s: %v; the page says %q", sel, err, body)
-		}
-	}
+	wait := func(sel string) { t.Helper(); apptest.WaitVisible(t, ctx, sel) }
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(host+"/portal/login?next="+url.QueryEscape("/portal/calendar")),
 		chromedp.WaitVisible(chromedp.CSS(`#login-form`)),

@@ -1,7 +1,6 @@
 package inventory_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -24,23 +23,8 @@ func TestBrowserPurchase(t *testing.T) {
 	apptest.WatchEventStreams(t, ctx)
 	host := env.HostURL(s.slug)
 
-	wait := func(sel string) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
-			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
-			t.Fatalf("waiting for %s: %v\npage: %s", sel, err, body)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return v
-	}
+	wait := func(sel string) { t.Helper(); apptest.WaitVisible(t, ctx, sel) }
+	text := func(sel string) string { t.Helper(); return apptest.Text(t, ctx, sel) }
 	eval := func(js string) bool {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))

@@ -118,6 +118,22 @@ func (p *recordingStripe) snapshot() (made, received map[string]int) {
 	return made, received
 }
 
+// startBehind starts the app with its Stripe calls going through proxy.
+func startBehind(t *testing.T, proxy http.Handler) (*apptest.Env, *inventory.Module) {
+	t.Helper()
+	stripeSrv := httptest.NewServer(proxy)
+	t.Cleanup(stripeSrv.Close)
+	inv := inventory.New()
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
+		Configure: func(c *config.Config) {
+			c.StripeAPIURL = stripeSrv.URL
+			c.StripeSecretKey = config.DevStripeSecretKey
+			c.StripeWebhookSecret = "whsec_test_inventory"
+			c.TrustedProxies = []string{"127.0.0.1/32"}
+		}})
+	return env, inv
+}
+
 // worker starts an Asynq worker on the test Redis for the package's queues, serving
 // the app's tasks (as `marquee worker` does), with a short shutdown grace.
 func worker(t *testing.T, env *apptest.Env) *asynq.Server {
@@ -140,16 +156,7 @@ func worker(t *testing.T, env *apptest.Env) *asynq.Server {
 func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing.T) {
 	const orders, killAfter = 50, 20
 	proxy := newRecordingStripe(apptest.StripeMock(t), killAfter+1)
-	stripeSrv := httptest.NewServer(proxy)
-	defer stripeSrv.Close()
-	inv := inventory.New()
-	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
-		Configure: func(c *config.Config) {
-			c.StripeAPIURL = stripeSrv.URL
-			c.StripeSecretKey = config.DevStripeSecretKey
-			c.StripeWebhookSecret = "whsec_test_inventory"
-			c.TrustedProxies = []string{"127.0.0.1/32"}
-		}})
+	env, inv := startBehind(t, proxy)
 	s := newShop(t, env, inv, "cancel")
 	ev := s.event(t, "Cancelled Night")
 	cfg := s.configure(t, ev, simpleSetup(5, 10, 100, nil))
@@ -317,16 +324,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // settles the refused one once Stripe takes it.
 func TestCancellationRefundRefusedDoesNotBlockTheOthers(t *testing.T) {
 	proxy := newRecordingStripe(apptest.StripeMock(t), -1)
-	stripeSrv := httptest.NewServer(proxy)
-	defer stripeSrv.Close()
-	inv := inventory.New()
-	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 20, Modules: []app.Module{calendar.New(), inv},
-		Configure: func(c *config.Config) {
-			c.StripeAPIURL = stripeSrv.URL
-			c.StripeSecretKey = config.DevStripeSecretKey
-			c.StripeWebhookSecret = "whsec_test_inventory"
-			c.TrustedProxies = []string{"127.0.0.1/32"}
-		}})
+	env, inv := startBehind(t, proxy)
 	s := newShop(t, env, inv, "refused")
 	ev := s.event(t, "Refused Night")
 	floor := tierID(t, s.configure(t, ev, simpleSetup(1, 1, 100, nil)), "Floor")

@@ -85,14 +85,14 @@ func (c cancellations) EventCancelled(tx *gorm.DB, _ tenants.Tenant, eventID uui
 // StartCancellation implements app.EventCancellations.
 func (c cancellations) StartCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
 	c.s.events.Delete(eventKey(t, eventID)) // holds see the cancelled status at once
-	c.s.enqueueCancellation(ctx, t, eventID, "")
+	c.s.enqueueCancellation(ctx, t, eventID)
 }
 
 // enqueueCancellation queues the event's cancellation job unless it is
 // queued or running already (its task id is the event's).
-func (s *Service) enqueueCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, bucket string) {
+func (s *Service) enqueueCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
 	_, err := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskEventCancel, cancelTask{EventID: eventID},
-		asynq.TaskID("event-cancel:"+t.Slug+":"+eventID.String()+bucket), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
+		asynq.TaskID("event-cancel:"+t.Slug+":"+eventID.String()), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		s.app.Log.Warn("event cancellation not queued; the sweeper resumes it", "tenant", t.Slug, "event", eventID, "err", err)
 	}
@@ -111,13 +111,10 @@ func (s *Service) ResumeCancellations(ctx context.Context, t tenants.Tenant) (in
 		}
 		return tx.Raw(`SELECT event_id FROM inv_event_cancellations WHERE status = 'open' ORDER BY created_at LIMIT 100`).Scan(&ids).Error
 	})
-	// Under an hourly id: a job that used up its retries stays archived
-	// under its own id (visible, for review), and an open cancellation
-	// still gets a fresh one. Two runs at once are safe: every order is
-	// claimed under its row lock.
-	bucket := ":" + time.Now().UTC().Truncate(time.Hour).Format("2006010215")
+	// One job per event at a time (its task id is the event's): two runs
+	// at once could both send a refund that is in flight.
 	for _, id := range ids {
-		s.enqueueCancellation(ctx, t, id, bucket)
+		s.enqueueCancellation(ctx, t, id)
 	}
 	return len(ids), err
 }
