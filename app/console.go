@@ -107,6 +107,19 @@ func (a *App) consoleLoginPage(c *gin.Context) {
 	a.renderLogin(c, http.StatusOK, loginView{Action: "/console/login", Next: safeNext(c.Query("next"), "/console", "/console")})
 }
 
+// refuseLogin shows a sign-in refusal on the form, with its status (and
+// Retry-After when throttled); anything else is a failure of the server.
+func (a *App) refuseLogin(c *gin.Context, v loginView, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		Fail(c, err)
+		return
+	}
+	v.Error = e.Detail
+	e.setHeaders(c)
+	a.renderLogin(c, e.Status(), v)
+}
+
 func (a *App) consoleLogin(c *gin.Context) {
 	v := loginView{Action: "/console/login", Next: safeNext(c.PostForm("next"), "/console", "/console"), Email: c.PostForm("email")}
 	if !a.validPreAuthCSRF(c) {
@@ -118,14 +131,7 @@ func (a *App) consoleLogin(c *gin.Context) {
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
 	attempt, err := a.beginSignIn(ctx, "support", email, c.ClientIP())
 	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			Fail(c, err)
-			return
-		}
-		v.Error = e.Detail
-		e.setHeaders(c)
-		a.renderLogin(c, e.Status(), v)
+		a.refuseLogin(c, v, err)
 		return
 	}
 	var rows []struct {
@@ -133,6 +139,7 @@ func (a *App) consoleLogin(c *gin.Context) {
 		PasswordHash string    `gorm:"column:password_hash"`
 	}
 	if err := a.DB.WithContext(ctx).Raw(`SELECT id, password_hash FROM `+controlPlatformUsers+` WHERE lower(email) = ?`, email).Scan(&rows).Error; err != nil {
+		a.signInUndone(ctx, attempt) // the database failed, not the password
 		Fail(c, err)
 		return
 	}

@@ -360,6 +360,7 @@ func (a *App) Login(ctx context.Context, t tenants.Tenant, email, password, clie
 		return tx.Raw(`SELECT id, password_hash FROM users WHERE lower(email) = ? AND disabled_at IS NULL`, email).Scan(&rows).Error
 	})
 	if err != nil {
+		a.signInUndone(ctx, attempt) // the database failed, not the password
 		return "", Session{}, err
 	}
 	hash, userID := a.dummyHash, uuid.Nil

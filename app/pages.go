@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"embed"
-	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -230,14 +229,7 @@ func (a *App) portalLogin(c *gin.Context) {
 	}
 	token, s, err := a.Login(c.Request.Context(), TenantOf(c), c.PostForm("email"), c.PostForm("password"), c.ClientIP())
 	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			Fail(c, err)
-			return
-		}
-		v.Error = e.Detail
-		e.setHeaders(c)
-		a.renderLogin(c, e.Status(), v)
+		a.refuseLogin(c, v, err)
 		return
 	}
 	a.setCookie(c, SessionCookie, token, time.Until(s.ExpiresAt))

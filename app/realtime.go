@@ -86,8 +86,8 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 	rc := http.NewResponseController(w)
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) }
 	deadline()
-	// Nor may the server's read timeout end it: the request is read, and a
-	// read deadline would cancel the stream's context when it passes.
+	// No read deadline either: a stream reads nothing after its request
+	// (net/http clears it once the body is read; this keeps it so).
 	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")

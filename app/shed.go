@@ -94,10 +94,7 @@ func (s *shedder) limit(c *gin.Context) {
 		release()
 		bw.passThrough()
 	}()
-	c.Set(parkKey, func() {
-		release()
-		bw.passThrough()
-	})
+	c.Set(parkKey, bw.letGo)
 	c.Next()
 }
 
@@ -108,6 +105,13 @@ type bufferedWriter struct {
 	buf     bytes.Buffer
 	status  int
 	direct  bool
+}
+
+// letGo gives the slots back and sends the answer on directly from here:
+// the request waits elsewhere (parked) or streams (flushes).
+func (w *bufferedWriter) letGo() {
+	w.release()
+	w.passThrough()
 }
 
 // passThrough sends what was held and lets later writes through.
@@ -186,8 +190,7 @@ func (w *bufferedWriter) Written() bool {
 // Flush means the handler streams to the client: it does so without its
 // slots, as a parked request does.
 func (w *bufferedWriter) Flush() {
-	w.release()
-	w.passThrough()
+	w.letGo()
 	w.ResponseWriter.Flush()
 }
 

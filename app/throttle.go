@@ -136,6 +136,11 @@ func retryText(secs int) string {
 	return fmt.Sprintf("%d minutes", (secs+59)/60)
 }
 
+// signInUndone takes back the count of an attempt that could not be
+// checked (the database failed): an outage must not throttle the people
+// who tried to sign in during it.
+func (a *App) signInUndone(ctx context.Context, at *signInAttempt) { a.signInSucceeded(ctx, at) }
+
 // signInSucceeded takes back the failure the attempt counted.
 func (a *App) signInSucceeded(ctx context.Context, at *signInAttempt) {
 	if !at.counted {
