@@ -24,29 +24,9 @@ func TestBrowserWaitingRoom(t *testing.T) {
 	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), inv, wr}})
 	ctx := apptest.Browser(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("hot"))
-	owner := env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")
-	do := func(method, path string, body any, into any) {
-		t.Helper()
-		res := env.Do(t, method, tn.Slug, path, owner, body)
-		if res.Status >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.Status, res.Body)
-		}
-		if into != nil {
-			res.JSON(t, into)
-		}
-	}
-	var v, st, ev struct{ ID string }
-	do("POST", "/api/v1/venues", map[string]any{"name": "Hot Hall", "address": "1 Queue St", "timezone": "Europe/Berlin", "latitude": 52.5, "longitude": 13.4, "capacity": 5000}, &v)
-	do("POST", "/api/v1/venues/"+v.ID+"/stages", map[string]any{"name": "Main", "capacity": 5000, "type": "main"}, &st)
-	start := time.Now().UTC().Truncate(time.Hour).AddDate(0, 2, 0)
-	do("POST", "/api/v1/venues/"+v.ID+"/events", map[string]any{"stage_id": st.ID, "title": "Hot Night", "category": "concert", "status": "on_sale",
-		"starts_at": start.Format(time.RFC3339), "ends_at": start.Add(3 * time.Hour).Format(time.RFC3339)}, &ev)
-	do("PUT", "/api/v1/events/"+ev.ID+"/inventory", map[string]any{
-		"zones":  []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 500}},
-		"tiers":  []map[string]any{{"name": "Floor", "zone": "Floor", "price": 4000, "currency": "EUR"}},
-		"quotas": map[string]int{"web": 500}}, nil)
 	// A room that admits nobody until the test says so: other buyers are ahead.
-	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", map[string]any{"enabled": true, "admit_per_second": 1, "max_active": 1}, nil)
+	ev := onSaleBehindRoom(t, env, tn.Slug, "Hot", map[string]int{"web": 500},
+		map[string]any{"enabled": true, "admit_per_second": 1, "max_active": 1})
 	for i := range 3 {
 		tok := buyerToken(t, env, tn.Slug)
 		if res := env.Do(t, "POST", tn.Slug, "/api/v1/events/"+ev.ID+"/queue", "", nil, inventory.BuyerHeader, tok); res.Status != http.StatusOK {
@@ -85,7 +65,11 @@ func TestBrowserWaitingRoom(t *testing.T) {
 	apptest.Screenshot(t, ctx, "waiting-room")
 
 	// Open the gates: everyone ahead and our buyer are admitted.
-	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", map[string]any{"enabled": true, "admit_per_second": 1000, "max_active": 100}, nil)
+	owner := env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")
+	if res := env.Do(t, "PUT", tn.Slug, "/api/v1/events/"+ev.ID+"/waiting-room", owner,
+		map[string]any{"enabled": true, "admit_per_second": 1000, "max_active": 100}); res.Status != http.StatusOK {
+		t.Fatalf("open the room: %d %s", res.Status, res.Body)
+	}
 	for range 20 {
 		time.Sleep(150 * time.Millisecond) // not synchronisation: paces admission rounds as the admitter's ticker would
 		if _, err := wr.Room().AdmitOnce(context.Background()); err != nil {
@@ -104,6 +88,44 @@ func TestBrowserWaitingRoom(t *testing.T) {
 	}
 	apptest.Screenshot(t, ctx, "waiting-room-admitted-hold")
 }
+
+// onSaleBehindRoom books an on-sale GA event (500 on the Floor, EUR 40) at a
+// new venue of the tenant, behind a waiting room with the given settings,
+// and returns it (its id and its one tier).
+func onSaleBehindRoom(t *testing.T, env *apptest.Env, slug, name string, quotas map[string]int, room map[string]any) onSale {
+	t.Helper()
+	owner := env.Login(t, slug, "owner@"+slug+".test")
+	do := func(method, path string, body any, into any) {
+		t.Helper()
+		res := env.Do(t, method, slug, path, owner, body)
+		if res.Status >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, res.Status, res.Body)
+		}
+		if into != nil {
+			res.JSON(t, into)
+		}
+	}
+	var v, st, ev struct{ ID string }
+	do("POST", "/api/v1/venues", map[string]any{"name": name + " Hall", "address": "1 Queue St", "timezone": "Europe/Berlin", "latitude": 52.5, "longitude": 13.4, "capacity": 5000}, &v)
+	do("POST", "/api/v1/venues/"+v.ID+"/stages", map[string]any{"name": "Main", "capacity": 5000, "type": "main"}, &st)
+	// Its own day, so events of one package never share a stage's window.
+	start := time.Now().UTC().Truncate(time.Hour).AddDate(0, 2, int(time.Now().UnixNano()%300))
+	do("POST", "/api/v1/venues/"+v.ID+"/events", map[string]any{"stage_id": st.ID, "title": name + " Night", "category": "concert", "status": "on_sale",
+		"starts_at": start.Format(time.RFC3339), "ends_at": start.Add(3 * time.Hour).Format(time.RFC3339)}, &ev)
+	setup := map[string]any{"max_buyer_holds": 3, "max_ip_holds": 0,
+		"zones": []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 500}},
+		"tiers": []map[string]any{{"name": "Floor", "zone": "Floor", "price": 4000, "currency": "EUR"}}}
+	if quotas != nil {
+		setup["quotas"] = quotas
+	}
+	var cfg inventory.Inventory
+	do("PUT", "/api/v1/events/"+ev.ID+"/inventory", setup, &cfg)
+	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", room, nil)
+	return onSale{ID: ev.ID, Tier: cfg.Tiers[0].ID.String()}
+}
+
+// onSale is an event on sale and its one tier.
+type onSale struct{ ID, Tier string }
 
 func buyerToken(t *testing.T, env *apptest.Env, slug string) string {
 	t.Helper()

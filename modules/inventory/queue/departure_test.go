@@ -41,29 +41,9 @@ func newHotSale(t *testing.T) *hotSale {
 	clk := &clock{t: time.Now()}
 	wr.Room().now = clk.now
 	tn := env.Tenant(t, apptest.UniqueSlug("leave"))
-	owner := env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")
-	do := func(method, path string, body any, into any) {
-		t.Helper()
-		res := env.Do(t, method, tn.Slug, path, owner, body)
-		if res.Status >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.Status, res.Body)
-		}
-		if into != nil {
-			res.JSON(t, into)
-		}
-	}
-	var v, st, ev struct{ ID string }
-	do("POST", "/api/v1/venues", map[string]any{"name": "Leave Hall", "address": "1 Queue St", "timezone": "Europe/Berlin", "latitude": 52.5, "longitude": 13.4, "capacity": 5000}, &v)
-	do("POST", "/api/v1/venues/"+v.ID+"/stages", map[string]any{"name": "Main", "capacity": 5000, "type": "main"}, &st)
-	start := time.Now().UTC().Truncate(time.Hour).AddDate(0, 3, int(time.Now().UnixNano()%300))
-	do("POST", "/api/v1/venues/"+v.ID+"/events", map[string]any{"stage_id": st.ID, "title": "Leave Night", "category": "concert", "status": "on_sale",
-		"starts_at": start.Format(time.RFC3339), "ends_at": start.Add(3 * time.Hour).Format(time.RFC3339)}, &ev)
-	var cfg inventory.Inventory
-	do("PUT", "/api/v1/events/"+ev.ID+"/inventory", map[string]any{"max_buyer_holds": 3, "max_ip_holds": 0,
-		"zones": []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 500}},
-		"tiers": []map[string]any{{"name": "Floor", "zone": "Floor", "price": 4000, "currency": "EUR"}}}, &cfg)
-	do("PUT", "/api/v1/events/"+ev.ID+"/waiting-room", map[string]any{"enabled": true, "admit_per_second": 1000, "max_active": 1, "idle_timeout_seconds": 60}, nil)
-	return &hotSale{env: env, inv: inv, room: wr.Room(), clk: clk, slug: tn.Slug, event: ev.ID, tier: cfg.Tiers[0].ID.String()}
+	ev := onSaleBehindRoom(t, env, tn.Slug, "Leave", nil,
+		map[string]any{"enabled": true, "admit_per_second": 1000, "max_active": 1, "idle_timeout_seconds": 60})
+	return &hotSale{env: env, inv: inv, room: wr.Room(), clk: clk, slug: tn.Slug, event: ev.ID, tier: ev.Tier}
 }
 
 // buyer mints a buyer token and joins the queue with it.
