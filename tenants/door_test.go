@@ -183,6 +183,7 @@ func TestTxRetry(t *testing.T) {
 		}{
 			{"40001", true, 4, []int{1, 2, 3}},
 			{"40P01", true, 4, []int{1, 2, 3}},
+			{"0A000", true, 4, []int{1, 2, 3}}, // a stale cached plan during a rolling migration
 			{"40001", false, 1, nil},
 			{"P0001", true, 1, nil},
 		} {
