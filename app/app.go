@@ -56,6 +56,7 @@ type App struct {
 	dummyHash  []byte
 	redisOpt   asynq.RedisConnOpt
 	routes     []Route
+	apiDoc     openAPIDoc
 	nav        []NavItem
 	grants     []policies.Grant
 	seeds      []moduleSeed // in seed order once New returns

@@ -36,20 +36,21 @@ func (a *App) registerCore(r *Registrar) {
 	a.registerHealth(r)
 	a.registerPages(r)
 	a.registerConsole(r)
-	r.API(http.MethodGet, "/openapi.json", Public(), "This API's OpenAPI document", a.openAPI)
-	r.API(http.MethodPost, "/auth/login", Public(), "Sign in with email and password; returns a bearer token", a.apiLogin)
-	r.API(http.MethodPost, "/auth/logout", SignedIn(), "End the current session", a.apiLogout).NoBody()
-	r.API(http.MethodGet, "/me", SignedIn(), "The signed-in principal and its roles", a.apiMe)
-	r.API(http.MethodGet, "/users", Require("users", policies.Read), "List staff users", a.apiListUsers)
-	r.API(http.MethodPost, "/users", Require("users", policies.Write), "Add a staff user", a.apiCreateUser)
-	r.API(http.MethodGet, "/role-assignments", Require("role_assignments", policies.Read), "List role assignments", a.apiListAssignments)
-	r.API(http.MethodPost, "/role-assignments", Require("role_assignments", policies.Write), "Grant a role", a.apiAssign)
-	r.API(http.MethodDelete, "/role-assignments", Require("role_assignments", policies.Write), "Revoke a role", a.apiUnassign)
-	r.API(http.MethodGet, "/ledger", Require("ledger", policies.Read), "Ledger entries (JSON, or CSV with format=csv)", a.apiLedger)
-	r.API(http.MethodGet, "/ledger/verify", Require("ledger", policies.Read), "Verify the ledger's hash chain", a.apiLedgerVerify)
+	r.API(http.MethodGet, "/openapi.json", Public(), "This API's OpenAPI document", Raw(a.openAPI).Produces(mediaJSON, nil))
+	r.API(http.MethodPost, "/auth/login", Public(), "Sign in with email and password; returns a bearer token", Handle(a.apiLogin))
+	r.API(http.MethodPost, "/auth/logout", SignedIn(), "End the current session", Handle(a.apiLogout)).NoBody()
+	r.API(http.MethodGet, "/me", SignedIn(), "The signed-in principal and its roles", Handle(a.apiMe))
+	r.API(http.MethodGet, "/users", Require("users", policies.Read), "List staff users", Handle(a.apiListUsers).Query("after", "cursor from the previous page's next").Query("limit", "1 to 200 (50)"))
+	r.API(http.MethodPost, "/users", Require("users", policies.Write), "Add a staff user", Handle(a.apiCreateUser).Created())
+	r.API(http.MethodGet, "/role-assignments", Require("role_assignments", policies.Read), "List role assignments", Handle(a.apiListAssignments).Query("user_id", "only this user's"))
+	r.API(http.MethodPost, "/role-assignments", Require("role_assignments", policies.Write), "Grant a role", Handle(a.apiAssign).Created())
+	r.API(http.MethodDelete, "/role-assignments", Require("role_assignments", policies.Write), "Revoke a role", Handle(a.apiUnassign).Query("user_id", "").Query("role", "").Query("venue_id", "for a venue role"))
+	r.API(http.MethodGet, "/ledger", Require("ledger", policies.Read), "Ledger entries (JSON, or CSV with format=csv)",
+		Raw(a.apiLedger).Produces(mediaJSON, Page[LedgerEntry]{}).Produces("text/csv", "").Query("format", "csv for the whole ledger as a file").Query("after", "cursor").Query("limit", "1 to 200 (50)"))
+	r.API(http.MethodGet, "/ledger/verify", Require("ledger", policies.Read), "Verify the ledger's hash chain", Handle(a.apiLedgerVerify))
 	r.Task(idempotencySweepTask, a.sweepIdempotencyKeys)
 	r.Every(jobs.Periodic{Cron: "17 * * * *", Type: idempotencySweepTask, Queue: jobs.QueueDefault, Bucket: time.Hour})
-	r.API(http.MethodGet, "/support-access", Require("support_access", policies.Read), "Support staff visits and their changes", a.apiSupportAccess)
+	r.API(http.MethodGet, "/support-access", Require("support_access", policies.Read), "Support staff visits and their changes", Handle(a.apiSupportAccess))
 }
 
 type loginRequest struct {
@@ -57,60 +58,82 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-func (a *App) apiLogin(c *gin.Context) {
-	var req loginRequest
-	if err := DecodeJSON(c, &req); err != nil {
-		Fail(c, err)
-		return
+func (r loginRequest) Validate() error {
+	if r.Email == "" || r.Password == "" {
+		return Invalid("invalid_request", "email and password are required")
 	}
-	if req.Email == "" || req.Password == "" {
-		Fail(c, Invalid("invalid_request", "email and password are required"))
-		return
-	}
+	return nil
+}
+
+// LoginResponse is a new session.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// SecurityNotices about this account (repeated failed sign-ins) are
+	// handed over once, with the sign-in.
+	SecurityNotices []SecurityNotice `json:"security_notices"`
+}
+
+func (a *App) apiLogin(c *gin.Context, req loginRequest) (LoginResponse, error) {
 	token, s, err := a.Login(c.Request.Context(), TenantOf(c), req.Email, req.Password, c.ClientIP())
 	if err != nil {
-		Fail(c, err)
-		return
+		return LoginResponse{}, err
 	}
-	// Notices about this account (repeated failed sign-ins) are handed over
-	// once, with the sign-in.
 	notices, err := a.takeSecurityNotices(c.Request.Context(), TenantOf(c), s.UserID)
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"token": token, "expires_at": s.ExpiresAt, "security_notices": notices})
+	return LoginResponse{Token: token, ExpiresAt: s.ExpiresAt, SecurityNotices: NonNil(notices)}, err
 }
 
-func (a *App) apiLogout(c *gin.Context) {
-	if err := a.RevokeSession(c.Request.Context(), PrincipalOf(c).SessionID); err != nil {
-		Fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+func (a *App) apiLogout(c *gin.Context, _ None) (None, error) {
+	return None{}, a.RevokeSession(c.Request.Context(), PrincipalOf(c).SessionID)
 }
 
-func (a *App) apiMe(c *gin.Context) {
+// MeResponse is who is asking: a user, or a support visit.
+type MeResponse struct {
+	Kind             string                `json:"kind"`
+	Tenant           TenantRef             `json:"tenant"`
+	SessionExpiresAt time.Time             `json:"session_expires_at"`
+	Roles            []policies.Assignment `json:"roles"`
+	VisitID          *uuid.UUID            `json:"visit_id,omitempty"`
+	ID               *uuid.UUID            `json:"id,omitempty"`
+	Email            string                `json:"email,omitempty"`
+	Name             string                `json:"name,omitempty"`
+}
+
+// TenantRef names a tenant.
+type TenantRef struct {
+	ID   uuid.UUID `json:"id"`
+	Slug string    `json:"slug"`
+	Name string    `json:"name"`
+}
+
+func (a *App) apiMe(c *gin.Context, _ None) (MeResponse, error) {
 	p, t := PrincipalOf(c), TenantOf(c)
-	out := gin.H{"kind": p.Kind, "tenant": gin.H{"id": t.ID, "slug": t.Slug, "name": t.Name}, "session_expires_at": p.ExpiresAt}
+	out := MeResponse{Kind: p.Kind, Tenant: TenantRef{ID: t.ID, Slug: t.Slug, Name: t.Name}, SessionExpiresAt: p.ExpiresAt}
 	if p.Kind == KindSupportVisit {
-		out["roles"] = []policies.Assignment{{Role: policies.RoleSupport}}
-		out["visit_id"] = p.VisitID
-		c.JSON(http.StatusOK, out)
-		return
+		out.Roles, out.VisitID = []policies.Assignment{{Role: policies.RoleSupport}}, &p.VisitID
+		return out, nil
 	}
 	u, err := a.UserByID(c.Request.Context(), t, p.UserID)
 	if err != nil {
-		Fail(c, err)
-		return
+		return out, err
 	}
 	roles, err := a.Enforcer.Assignments(t.Slug, p.UserID.String())
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	out["id"], out["email"], out["name"], out["roles"] = u.ID, u.Email, u.Name, roles
-	c.JSON(http.StatusOK, out)
+	out.ID, out.Email, out.Name, out.Roles = &u.ID, u.Email, u.Name, NonNil(roles)
+	return out, err
+}
+
+// List is a whole list.
+type List[T any] struct {
+	Items []T `json:"items"`
+}
+
+// ListOf answers items as a list, [] when empty.
+func ListOf[T any](items []T) List[T] { return List[T]{Items: NonNil(items)} }
+
+// Page is one page of a list and the cursor of the next (absent on the last).
+type Page[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
 }
 
 // NonNil is list as it should be written in JSON: an empty list is [],
@@ -135,32 +158,26 @@ func pageParams(c *gin.Context) (after string, limit int, err error) {
 	return c.Query("after"), limit, nil
 }
 
-func (a *App) apiListUsers(c *gin.Context) {
+func (a *App) apiListUsers(c *gin.Context, _ None) (Page[User], error) {
 	after, limit, err := pageParams(c)
 	if err != nil {
-		Fail(c, err)
-		return
+		return Page[User]{}, err
 	}
 	cursor := uuid.Nil
 	if after != "" {
 		if cursor, err = uuid.Parse(after); err != nil {
-			Fail(c, InvalidField("invalid_cursor", "after", "after must be a cursor returned by this list"))
-			return
+			return Page[User]{}, InvalidField("invalid_cursor", "after", "after must be a cursor returned by this list")
 		}
 	}
 	var users []User
 	err = a.Tx(c.Request.Context(), TenantOf(c), func(tx *gorm.DB) error {
 		return tx.Raw("SELECT id, email, name, created_at FROM users WHERE id > ? ORDER BY id LIMIT ?", cursor, limit).Scan(&users).Error
 	})
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	out := gin.H{"items": NonNil(users)}
+	out := Page[User]{Items: NonNil(users)}
 	if len(users) == limit {
-		out["next"] = users[len(users)-1].ID
+		out.Next = users[len(users)-1].ID.String()
 	}
-	c.JSON(http.StatusOK, out)
+	return out, err
 }
 
 type createUserRequest struct {
@@ -169,34 +186,19 @@ type createUserRequest struct {
 	Password string `json:"password"`
 }
 
-func (a *App) apiCreateUser(c *gin.Context) {
-	var req createUserRequest
-	if err := DecodeJSON(c, &req); err != nil {
-		Fail(c, err)
-		return
-	}
-	u, err := a.CreateUser(c.Request.Context(), TenantOf(c), req.Email, req.Name, req.Password)
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, u)
+func (a *App) apiCreateUser(c *gin.Context, req createUserRequest) (User, error) {
+	return a.CreateUser(c.Request.Context(), TenantOf(c), req.Email, req.Name, req.Password)
 }
 
-func (a *App) apiListAssignments(c *gin.Context) {
+func (a *App) apiListAssignments(c *gin.Context, _ None) (List[policies.Assignment], error) {
 	userID := c.Query("user_id")
 	if userID != "" {
 		if _, err := uuid.Parse(userID); err != nil {
-			Fail(c, InvalidField("invalid_user_id", "user_id", "user_id must be a UUID"))
-			return
+			return List[policies.Assignment]{}, InvalidField("invalid_user_id", "user_id", "user_id must be a UUID")
 		}
 	}
 	list, err := a.Enforcer.Assignments(TenantOf(c).Slug, userID)
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"items": NonNil(list)})
+	return ListOf(list), err
 }
 
 type assignmentRequest struct {
@@ -257,49 +259,35 @@ func (a *App) isOwner(c *gin.Context) bool {
 	return false
 }
 
-func (a *App) apiAssign(c *gin.Context) {
-	var req assignmentRequest
-	if err := DecodeJSON(c, &req); err != nil {
-		Fail(c, err)
-		return
-	}
+func (a *App) apiAssign(c *gin.Context, req assignmentRequest) (policies.Assignment, error) {
 	asg, err := a.checkAssignment(c, req)
 	if err != nil {
-		Fail(c, err)
-		return
+		return asg, err
 	}
-	if err := a.Enforcer.Assign(TenantOf(c).Slug, asg); err != nil {
-		if errors.Is(err, policies.ErrInvalidAssignment) {
-			Fail(c, Invalid("invalid_assignment", "%v", err))
-			return
-		}
-		Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, asg)
+	return asg, assignmentError(a.Enforcer.Assign(TenantOf(c).Slug, asg))
 }
 
-func (a *App) apiUnassign(c *gin.Context) {
+func assignmentError(err error) error {
+	if errors.Is(err, policies.ErrInvalidAssignment) {
+		return Invalid("invalid_assignment", "%v", err)
+	}
+	return err
+}
+
+func (a *App) apiUnassign(c *gin.Context, _ None) (None, error) {
 	req := assignmentRequest{UserID: c.Query("user_id"), Role: c.Query("role"), VenueID: c.Query("venue_id")}
 	asg, err := a.checkAssignment(c, req)
 	if err != nil {
-		Fail(c, err)
-		return
+		return None{}, err
 	}
 	held, err := a.Enforcer.Unassign(TenantOf(c).Slug, asg)
 	if err != nil {
-		if errors.Is(err, policies.ErrInvalidAssignment) {
-			Fail(c, Invalid("invalid_assignment", "%v", err))
-			return
-		}
-		Fail(c, err)
-		return
+		return None{}, assignmentError(err)
 	}
 	if !held {
-		Fail(c, NotFound("role assignment"))
-		return
+		return None{}, NotFound("role assignment")
 	}
-	c.Status(http.StatusNoContent)
+	return None{}, nil
 }
 
 func (a *App) apiLedger(c *gin.Context) {
@@ -325,9 +313,9 @@ func (a *App) apiLedger(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	out := gin.H{"items": NonNil(entries)}
+	out := Page[LedgerEntry]{Items: NonNil(entries)}
 	if len(entries) == limit {
-		out["next"] = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
+		out.Next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -366,13 +354,8 @@ func csvSafe(s string) string {
 	return s
 }
 
-func (a *App) apiLedgerVerify(c *gin.Context) {
-	res, err := a.Ledger.Verify(c.Request.Context(), TenantOf(c))
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
+func (a *App) apiLedgerVerify(c *gin.Context, _ None) (VerifyResult, error) {
+	return a.Ledger.Verify(c.Request.Context(), TenantOf(c))
 }
 
 // AccessLogEntry is one line of the support access log.
@@ -395,13 +378,9 @@ func (a *App) supportAccessLog(ctx context.Context, c *gin.Context, limit int) (
 	return out, err
 }
 
-func (a *App) apiSupportAccess(c *gin.Context) {
+func (a *App) apiSupportAccess(c *gin.Context, _ None) (List[AccessLogEntry], error) {
 	list, err := a.supportAccessLog(c.Request.Context(), c, 500)
-	if err != nil {
-		Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"items": NonNil(list)})
+	return ListOf(list), err
 }
 
 // auditSupportVisit records every change a support visit makes, with its

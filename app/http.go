@@ -46,6 +46,16 @@ func PathID(c *gin.Context, param, what string) (uuid.UUID, bool) {
 	return id, true
 }
 
+// PathUUID reads a UUID path parameter; a malformed one is a 404 (what was
+// asked for cannot exist).
+func PathUUID(c *gin.Context, param, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(param))
+	if err != nil {
+		return uuid.Nil, NotFound(what)
+	}
+	return id, nil
+}
+
 // PrincipalOf returns who is making the request (zero if anonymous).
 func PrincipalOf(c *gin.Context) Principal {
 	p, _ := c.Get(ctxPrincipal)

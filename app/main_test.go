@@ -40,6 +40,28 @@ func newProbe() *probeModule {
 	return &probeModule{venues: map[uuid.UUID]bool{}, slow: make(chan struct{})}
 }
 
+type probeThing struct {
+	Venue  string `json:"venue"`
+	Tenant string `json:"tenant"`
+}
+
+type probeOK struct {
+	OK bool `json:"ok"`
+}
+
+type probeCharge struct {
+	Amount int64 `json:"amount"`
+}
+
+type probeCharged struct {
+	Seq int64     `json:"seq"`
+	ID  uuid.UUID `json:"id"`
+}
+
+type probeDone struct {
+	Done bool `json:"done"`
+}
+
 func (p *probeModule) Name() string { return "probe" }
 
 func (p *probeModule) Register(r *app.Registrar) error {
@@ -49,21 +71,14 @@ func (p *probeModule) Register(r *app.Registrar) error {
 		policies.Grant{Role: policies.RoleChainAdmin, Object: "probe.things", Action: policies.Read},
 	)
 	r.API(http.MethodGet, "/probe/venues/:venueId/things", app.RequireAtVenue("probe.things", policies.Read, "venueId"), "probe",
-		func(c *gin.Context) {
-			c.JSON(http.StatusOK, gin.H{"venue": c.Param("venueId"), "tenant": app.TenantOf(c).Slug})
-		})
-	r.API(http.MethodGet, "/probe/ping", app.Public(), "public probe", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"ok": true}) })
-	r.API(http.MethodGet, "/probe/big", app.Public(), "a large answer", func(c *gin.Context) {
+		app.Handle(func(c *gin.Context, _ app.None) (probeThing, error) {
+			return probeThing{Venue: c.Param("venueId"), Tenant: app.TenantOf(c).Slug}, nil
+		}))
+	r.API(http.MethodGet, "/probe/ping", app.Public(), "public probe", app.Handle(func(*gin.Context, app.None) (probeOK, error) { return probeOK{OK: true}, nil }))
+	r.API(http.MethodGet, "/probe/big", app.Public(), "a large answer", app.Raw(func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/octet-stream", bigAnswer)
-	})
-	r.API(http.MethodPost, "/probe/charges", app.SignedIn(), "idempotent probe", a.Idempotent(), func(c *gin.Context) {
-		var req struct {
-			Amount int64 `json:"amount"`
-		}
-		if err := app.DecodeJSON(c, &req); err != nil {
-			app.Fail(c, err)
-			return
-		}
+	}).Produces("application/octet-stream", ""))
+	r.API(http.MethodPost, "/probe/charges", app.SignedIn(), "idempotent probe", app.Handle(func(c *gin.Context, req probeCharge) (probeCharged, error) {
 		var e app.LedgerEntry
 		err := a.Tx(c.Request.Context(), app.TenantOf(c), func(tx *gorm.DB) error {
 			var err error
@@ -71,18 +86,18 @@ func (p *probeModule) Register(r *app.Registrar) error {
 			time.Sleep(50 * time.Millisecond) // not synchronisation: widens the window for concurrent retries
 			return err
 		})
-		if err != nil {
-			app.Fail(c, err)
-			return
-		}
-		c.JSON(http.StatusCreated, gin.H{"seq": e.Seq, "id": e.ID})
-	})
+		return probeCharged{Seq: e.Seq, ID: e.ID}, err
+	}).Created().Before(a.Idempotent()))
+	// It documents one shape and answers another: the response check must see it.
+	r.API(http.MethodGet, "/probe/lies", app.Public(), "a probe whose answer breaks its document", app.Raw(func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"ok": "not a boolean"})
+	}).Produces("application/json", probeOK{}))
 	r.APIStream("/probe/stream", app.Public(), "probe stream", func(c *gin.Context) { a.Realtime.ServeSSE(c, "probe") })
-	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", func(c *gin.Context) {
+	r.API(http.MethodGet, "/probe/slow", app.Public(), "slow probe", app.Handle(func(*gin.Context, app.None) (probeDone, error) {
 		<-p.slow
 		time.Sleep(300 * time.Millisecond) // not synchronisation: keeps the request in flight after shutdown begins
-		c.JSON(http.StatusOK, gin.H{"done": true})
-	})
+		return probeDone{Done: true}, nil
+	}))
 	r.Portal(http.MethodGet, "/probe", app.Require("probe.things", policies.Read), func(c *gin.Context) {
 		a.RenderPortal(c, http.StatusOK, "Probe", "<p id=probe>probe page</p>")
 	})

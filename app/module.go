@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 
@@ -139,7 +140,9 @@ type Route struct {
 	// NoBody says the route reads no request body: a non-empty one is
 	// refused before any handler runs, without being read. GET, HEAD,
 	// DELETE and OPTIONS routes take none; others declare it (NoBody).
-	NoBody   bool
+	NoBody bool
+	// Doc is what the OpenAPI document says about an API route's bodies.
+	Doc      EndpointDoc
 	handlers []gin.HandlerFunc
 }
 
@@ -269,9 +272,13 @@ func (r *Registrar) add(s Surface, method, path string, perm Permission, summary
 	return Declared{app: r.app, i: len(r.app.routes) - 1}
 }
 
-// API registers a JSON route under /api/v1 on tenant hosts.
-func (r *Registrar) API(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) Declared {
-	return r.add(SurfaceAPI, method, path, perm, summary, h)
+// API registers a route under /api/v1 on tenant hosts. Its endpoint (Handle
+// or Raw) carries the request and response types the OpenAPI document is
+// generated from.
+func (r *Registrar) API(method, path string, perm Permission, summary string, ep Endpoint) Declared {
+	d := r.add(SurfaceAPI, method, path, perm, summary, ep.handlers())
+	r.app.routes[d.i].Doc = ep.doc
+	return d
 }
 
 // APIStream registers a server-sent event stream under /api/v1 (GET). Streams
@@ -280,6 +287,7 @@ func (r *Registrar) API(method, path string, perm Permission, summary string, h 
 func (r *Registrar) APIStream(path string, perm Permission, summary string, h ...gin.HandlerFunc) Declared {
 	d := r.add(SurfaceAPI, http.MethodGet, path, perm, summary, h)
 	r.app.routes[d.i].Stream = true
+	r.app.routes[d.i].Doc = EndpointDoc{Status: http.StatusOK, Produces: []Media{{"text/event-stream", reflect.TypeFor[string]()}}}
 	return d
 }
 
@@ -301,8 +309,10 @@ func (r *Registrar) Platform(method, path string, perm Permission, h ...gin.Hand
 // PlatformAPI registers a machine-to-machine route on the base host (a
 // provider's webhook, e.g.). Unlike console pages it carries a summary and
 // is listed in the OpenAPI document.
-func (r *Registrar) PlatformAPI(method, path string, perm Permission, summary string, h ...gin.HandlerFunc) Declared {
-	return r.add(SurfacePlatform, method, path, perm, summary, h)
+func (r *Registrar) PlatformAPI(method, path string, perm Permission, summary string, ep Endpoint) Declared {
+	d := r.add(SurfacePlatform, method, path, perm, summary, ep.handlers())
+	r.app.routes[d.i].Doc = ep.doc
+	return d
 }
 
 // Global registers a public route answered on every host without a tenant.

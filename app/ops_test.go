@@ -39,7 +39,7 @@ func TestHealthReadinessMetricsAndOpenAPI(t *testing.T) {
 		Paths   map[string]map[string]map[string]any `json:"paths"`
 	}
 	res.JSON(t, &doc)
-	if doc.OpenAPI != "3.1.0" || doc.Paths["/role-assignments"]["post"]["x-permission"] != "role_assignments:write" ||
+	if doc.OpenAPI != "3.0.3" || doc.Paths["/role-assignments"]["post"]["x-permission"] != "role_assignments:write" ||
 		doc.Paths["/probe/venues/{venueId}/things"]["get"] == nil {
 		t.Fatalf("openapi: %s", res.Body)
 	}

@@ -180,6 +180,7 @@ type Env struct {
 	Server *httptest.Server
 	Client *http.Client
 	cfg    config.Config
+	doc    documented
 }
 
 // Options tune Start.
@@ -328,6 +329,7 @@ func (e *Env) Do(t testing.TB, method, slug, path, token string, body any, heade
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
+	e.checkDocumented(t, method, slug, path, res)
 	return res
 }
 

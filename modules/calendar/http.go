@@ -3,7 +3,6 @@ package calendar
 import (
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -44,13 +43,9 @@ func (r venueRequest) input() VenueInput {
 	return VenueInput(r)
 }
 
-func (m *Module) listVenues(c *gin.Context) {
+func (m *Module) listVenues(c *gin.Context, _ app.None) (app.List[Venue], error) {
 	vs, err := m.visibleVenues(c)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"items": app.NonNil(vs)})
+	return app.ListOf(vs), err
 }
 
 // visibleVenues lists the venues the principal may read: all of them for
@@ -72,62 +67,36 @@ func (m *Module) visibleVenues(c *gin.Context) ([]Venue, error) {
 	return out, nil
 }
 
-func (m *Module) createVenue(c *gin.Context) {
-	var req venueRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
-	}
+func (m *Module) createVenue(c *gin.Context, req venueRequest) (Venue, error) {
 	v, err := m.svc.CreateVenue(c.Request.Context(), app.TenantOf(c), req.input())
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		c.Header("Location", "/api/v1/venues/"+v.ID.String())
 	}
-	c.Header("Location", "/api/v1/venues/"+v.ID.String())
-	c.JSON(http.StatusCreated, v)
+	return v, err
 }
 
-func (m *Module) getVenue(c *gin.Context) {
-	id, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	v, err := m.svc.Venue(c.Request.Context(), app.TenantOf(c), id)
+func (m *Module) getVenue(c *gin.Context, _ app.None) (Venue, error) {
+	id, err := app.PathUUID(c, "venueId", "venue")
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Venue{}, err
 	}
-	c.JSON(http.StatusOK, v)
+	return m.svc.Venue(c.Request.Context(), app.TenantOf(c), id)
 }
 
-func (m *Module) updateVenue(c *gin.Context) {
-	id, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	var req venueRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	v, err := m.svc.UpdateVenue(c.Request.Context(), app.TenantOf(c), id, req.input())
+func (m *Module) updateVenue(c *gin.Context, req venueRequest) (Venue, error) {
+	id, err := app.PathUUID(c, "venueId", "venue")
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Venue{}, err
 	}
-	c.JSON(http.StatusOK, v)
+	return m.svc.UpdateVenue(c.Request.Context(), app.TenantOf(c), id, req.input())
 }
 
-func (m *Module) deleteVenue(c *gin.Context) {
-	id, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
+func (m *Module) deleteVenue(c *gin.Context, _ app.None) (app.None, error) {
+	id, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return app.None{}, err
 	}
-	if err := m.svc.DeleteVenue(c.Request.Context(), app.TenantOf(c), id); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return app.None{}, m.svc.DeleteVenue(c.Request.Context(), app.TenantOf(c), id)
 }
 
 // ---- stages
@@ -142,91 +111,58 @@ func (r stageRequest) input() StageInput {
 	return StageInput{Name: r.Name, Capacity: r.Capacity, Kind: r.Type}
 }
 
-func (m *Module) listStages(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
+func (m *Module) listStages(c *gin.Context, _ app.None) (app.List[Stage], error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return app.List[Stage]{}, err
 	}
 	ss, err := m.svc.Stages(c.Request.Context(), app.TenantOf(c), vid)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"items": app.NonNil(ss)})
+	return app.ListOf(ss), err
 }
 
-func (m *Module) createStage(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	var req stageRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
+func (m *Module) createStage(c *gin.Context, req stageRequest) (Stage, error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return Stage{}, err
 	}
 	st, err := m.svc.CreateStage(c.Request.Context(), app.TenantOf(c), vid, req.input())
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		c.Header("Location", fmt.Sprintf("/api/v1/venues/%s/stages/%s", vid, st.ID))
 	}
-	c.Header("Location", fmt.Sprintf("/api/v1/venues/%s/stages/%s", vid, st.ID))
-	c.JSON(http.StatusCreated, st)
+	return st, err
 }
 
-func (m *Module) getStage(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	sid, ok := app.PathID(c, "stageId", "stage")
-	if !ok {
-		return
-	}
-	st, err := m.svc.Stage(c.Request.Context(), app.TenantOf(c), vid, sid)
+func (m *Module) getStage(c *gin.Context, _ app.None) (Stage, error) {
+	vid, sid, err := stagePath(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Stage{}, err
 	}
-	c.JSON(http.StatusOK, st)
+	return m.svc.Stage(c.Request.Context(), app.TenantOf(c), vid, sid)
 }
 
-func (m *Module) updateStage(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
+// stagePath reads /venues/:venueId/stages/:stageId.
+func stagePath(c *gin.Context) (venue, stage uuid.UUID, err error) {
+	if venue, err = app.PathUUID(c, "venueId", "venue"); err != nil {
 		return
 	}
-	sid, ok := app.PathID(c, "stageId", "stage")
-	if !ok {
-		return
-	}
-	var req stageRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	st, err := m.svc.UpdateStage(c.Request.Context(), app.TenantOf(c), vid, sid, req.input())
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, st)
+	stage, err = app.PathUUID(c, "stageId", "stage")
+	return
 }
 
-func (m *Module) deleteStage(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
+func (m *Module) updateStage(c *gin.Context, req stageRequest) (Stage, error) {
+	vid, sid, err := stagePath(c)
+	if err != nil {
+		return Stage{}, err
 	}
-	sid, ok := app.PathID(c, "stageId", "stage")
-	if !ok {
-		return
+	return m.svc.UpdateStage(c.Request.Context(), app.TenantOf(c), vid, sid, req.input())
+}
+
+func (m *Module) deleteStage(c *gin.Context, _ app.None) (app.None, error) {
+	vid, sid, err := stagePath(c)
+	if err != nil {
+		return app.None{}, err
 	}
-	if err := m.svc.DeleteStage(c.Request.Context(), app.TenantOf(c), vid, sid); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return app.None{}, m.svc.DeleteStage(c.Request.Context(), app.TenantOf(c), vid, sid)
 }
 
 // ---- events
@@ -266,57 +202,49 @@ func idempotencyKey(c *gin.Context, req any) (*app.IdempotencyKey, error) {
 	return app.KeyFrom(c, req, "", false)
 }
 
-func created(c *gin.Context, location string, replayed bool, body any) {
+// created sets the headers of a creation's answer (201, or its replay).
+func created(c *gin.Context, location string, replayed bool) {
 	c.Header("Location", location)
 	if replayed {
 		c.Header("Idempotent-Replayed", "true")
 	}
-	c.JSON(http.StatusCreated, body)
 }
 
-func (m *Module) createEvent(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	var req eventRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
+func (m *Module) createEvent(c *gin.Context, req eventRequest) (EventView, error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return EventView{}, err
 	}
 	in, err := req.input()
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return EventView{}, err
 	}
 	key, err := idempotencyKey(c, req)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return EventView{}, err
 	}
 	ev, replayed, err := m.svc.CreateEvent(c.Request.Context(), app.TenantOf(c), vid, in, key)
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		created(c, fmt.Sprintf("/api/v1/venues/%s/events/%s", vid, ev.ID), replayed)
 	}
-	created(c, fmt.Sprintf("/api/v1/venues/%s/events/%s", vid, ev.ID), replayed, ev)
+	return ev, err
 }
 
-func (m *Module) getEvent(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	eid, ok := app.PathID(c, "eventId", "event")
-	if !ok {
-		return
-	}
-	ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), vid, eid)
+func (m *Module) getEvent(c *gin.Context, _ app.None) (EventView, error) {
+	vid, eid, err := eventPath(c)
 	if err != nil {
-		app.Fail(c, err)
+		return EventView{}, err
+	}
+	return m.svc.Event(c.Request.Context(), app.TenantOf(c), vid, eid)
+}
+
+// eventPath reads /venues/:venueId/events/:eventId.
+func eventPath(c *gin.Context) (venue, event uuid.UUID, err error) {
+	if venue, err = app.PathUUID(c, "venueId", "venue"); err != nil {
 		return
 	}
-	c.JSON(http.StatusOK, ev)
+	event, err = app.PathUUID(c, "eventId", "event")
+	return
 }
 
 // cursors are opaque to clients: the (starts_at, id) of the last item.
@@ -342,32 +270,43 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 	return time.UnixMicro(n).UTC(), id, nil
 }
 
-func (m *Module) listEvents(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
+func (m *Module) listEvents(c *gin.Context, _ app.None) (app.Page[EventView], error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return app.Page[EventView]{}, err
 	}
+	f, err := eventFilter(c)
+	if err != nil {
+		return app.Page[EventView]{}, err
+	}
+	page, err := m.svc.Events(c.Request.Context(), app.TenantOf(c), vid, f)
+	out := app.Page[EventView]{Items: app.NonNil(page.Items)}
+	if page.Next != nil {
+		out.Next = encodeCursor(page.Next.StartsAt, page.Next.ID)
+	}
+	return out, err
+}
+
+// eventFilter reads the list's query: limit, after, status, from, to.
+func eventFilter(c *gin.Context) (EventFilter, error) {
 	f := EventFilter{Limit: 50}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 200 {
-			app.Fail(c, app.InvalidField("invalid_limit", "limit", "limit must be an integer from 1 to 200"))
-			return
+			return f, app.InvalidField("invalid_limit", "limit", "limit must be an integer from 1 to 200")
 		}
 		f.Limit = n
 	}
 	if v := c.Query("after"); v != "" {
 		at, id, err := decodeCursor(v)
 		if err != nil {
-			app.Fail(c, err)
-			return
+			return f, err
 		}
 		f.AfterStart, f.AfterID, f.HasCursor = at, id, true
 	}
 	if v := c.Query("status"); v != "" {
 		if !ValidStatus(Status(v)) {
-			app.Fail(c, invalid("status", "unknown status %q", v))
-			return
+			return f, invalid("status", "unknown status %q", v)
 		}
 		f.Status = Status(v)
 	}
@@ -378,22 +317,12 @@ func (m *Module) listEvents(c *gin.Context) {
 		if v := c.Query(q.name); v != "" {
 			t, err := parseInstant(q.name, v)
 			if err != nil {
-				app.Fail(c, err)
-				return
+				return f, err
 			}
 			*q.dst = &t
 		}
 	}
-	page, err := m.svc.Events(c.Request.Context(), app.TenantOf(c), vid, f)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	out := gin.H{"items": app.NonNil(page.Items)}
-	if page.Next != nil {
-		out["next"] = encodeCursor(page.Next.StartsAt, page.Next.ID)
-	}
-	c.JSON(http.StatusOK, out)
+	return f, nil
 }
 
 type eventPatchRequest struct {
@@ -450,31 +379,16 @@ func (r eventPatchRequest) patch() (EventPatch, error) {
 	return p, nil
 }
 
-func (m *Module) updateEvent(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	eid, ok := app.PathID(c, "eventId", "event")
-	if !ok {
-		return
-	}
-	var req eventPatchRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
+func (m *Module) updateEvent(c *gin.Context, req eventPatchRequest) (EventView, error) {
+	vid, eid, err := eventPath(c)
+	if err != nil {
+		return EventView{}, err
 	}
 	p, err := req.patch()
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return EventView{}, err
 	}
-	ev, err := m.svc.UpdateEvent(c.Request.Context(), app.TenantOf(c), vid, eid, p)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, ev)
+	return m.svc.UpdateEvent(c.Request.Context(), app.TenantOf(c), vid, eid, p)
 }
 
 // ---- holds
@@ -519,85 +433,63 @@ func (r holdRequest) input() (HoldInput, error) {
 	return in, nil
 }
 
-func (m *Module) createHold(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	var req holdRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
+func (m *Module) createHold(c *gin.Context, req holdRequest) (HoldView, error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return HoldView{}, err
 	}
 	in, err := req.input()
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return HoldView{}, err
 	}
 	key, err := idempotencyKey(c, req)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return HoldView{}, err
 	}
 	h, replayed, err := m.svc.CreateHold(c.Request.Context(), app.TenantOf(c), vid, in, key)
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		created(c, fmt.Sprintf("/api/v1/venues/%s/holds/%s", vid, h.ID), replayed)
 	}
-	created(c, fmt.Sprintf("/api/v1/venues/%s/holds/%s", vid, h.ID), replayed, h)
+	return h, err
 }
 
-func (m *Module) getHold(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	hid, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
-	}
-	h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), vid, hid)
+func (m *Module) getHold(c *gin.Context, _ app.None) (HoldView, error) {
+	vid, hid, err := holdPath(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return HoldView{}, err
 	}
-	c.JSON(http.StatusOK, h)
+	return m.svc.Hold(c.Request.Context(), app.TenantOf(c), vid, hid)
 }
 
-func (m *Module) listHolds(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
+// holdPath reads /venues/:venueId/holds/:holdId.
+func holdPath(c *gin.Context) (venue, hold uuid.UUID, err error) {
+	if venue, err = app.PathUUID(c, "venueId", "venue"); err != nil {
 		return
+	}
+	hold, err = app.PathUUID(c, "holdId", "hold")
+	return
+}
+
+func (m *Module) listHolds(c *gin.Context, _ app.None) (app.List[HoldView], error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return app.List[HoldView]{}, err
 	}
 	now := time.Now().UTC()
 	w := Window{From: now.Add(-24 * time.Hour), To: now.Add(365 * 24 * time.Hour)}
 	if err := queryWindow(c, &w, time.UTC, 400*24*time.Hour); err != nil {
-		app.Fail(c, err)
-		return
+		return app.List[HoldView]{}, err
 	}
 	hs, err := m.svc.Holds(c.Request.Context(), app.TenantOf(c), vid, w)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"items": app.NonNil(hs)})
+	return app.ListOf(hs), err
 }
 
-func (m *Module) releaseHold(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	hid, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
-	}
-	h, err := m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), vid, hid)
+func (m *Module) releaseHold(c *gin.Context, _ app.None) (HoldView, error) {
+	vid, hid, err := holdPath(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return HoldView{}, err
 	}
-	c.JSON(http.StatusOK, h)
+	return m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), vid, hid)
 }
 
 type confirmRequest struct {
@@ -606,34 +498,21 @@ type confirmRequest struct {
 	Status   string `json:"status"`
 }
 
-func (m *Module) confirmHold(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
-	}
-	hid, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
-	}
-	var req confirmRequest
-	if c.Request.ContentLength != 0 { // the body is optional
-		if err := app.DecodeJSON(c, &req); err != nil {
-			app.Fail(c, err)
-			return
-		}
+func (m *Module) confirmHold(c *gin.Context, req confirmRequest) (EventView, error) {
+	vid, hid, err := holdPath(c)
+	if err != nil {
+		return EventView{}, err
 	}
 	key, err := idempotencyKey(c, req)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return EventView{}, err
 	}
 	in := ConfirmInput{Title: req.Title, Category: req.Category, Status: Status(req.Status)}
 	ev, replayed, err := m.svc.ConfirmHold(c.Request.Context(), app.TenantOf(c), vid, hid, in, key)
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		created(c, fmt.Sprintf("/api/v1/venues/%s/events/%s", vid, ev.ID), replayed)
 	}
-	created(c, fmt.Sprintf("/api/v1/venues/%s/events/%s", vid, ev.ID), replayed, ev)
+	return ev, err
 }
 
 // ---- calendar reads
@@ -676,53 +555,55 @@ func startOfDay(t time.Time, loc *time.Location) time.Time {
 	return time.Date(y, mo, d, 0, 0, 0, 0, loc)
 }
 
-func (m *Module) venueCalendar(c *gin.Context) {
-	vid, ok := app.PathID(c, "venueId", "venue")
-	if !ok {
-		return
+func (m *Module) venueCalendar(c *gin.Context, _ app.None) (VenueCalendar, error) {
+	vid, err := app.PathUUID(c, "venueId", "venue")
+	if err != nil {
+		return VenueCalendar{}, err
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
 	v, err := m.svc.Venue(ctx, t, vid)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return VenueCalendar{}, err
 	}
 	loc := v.Location()
 	from := startOfDay(time.Now(), loc)
 	w := Window{From: from.UTC(), To: from.AddDate(0, 0, 7).UTC()}
 	if err := queryWindow(c, &w, loc, MaxCalendarRange); err != nil {
-		app.Fail(c, err)
-		return
+		return VenueCalendar{}, err
 	}
 	cals, err := m.svc.Calendar(ctx, t, []uuid.UUID{vid}, w)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return VenueCalendar{}, err
 	}
 	if !m.app.CanAtVenue(c, vid, ObjHolds, policies.Read) {
 		withoutHolds(&cals[0])
 	}
-	c.JSON(http.StatusOK, cals[0])
+	return cals[0], nil
 }
 
-func (m *Module) chainCalendar(c *gin.Context) {
+// ChainCalendar is every venue's calendar over one range.
+type ChainCalendar struct {
+	From   time.Time       `json:"from"`
+	To     time.Time       `json:"to"`
+	Venues []VenueCalendar `json:"venues"`
+}
+
+func (m *Module) chainCalendar(c *gin.Context, _ app.None) (ChainCalendar, error) {
 	from := startOfDay(time.Now(), time.UTC)
 	w := Window{From: from, To: from.AddDate(0, 0, 7)}
 	if err := queryWindow(c, &w, time.UTC, MaxCalendarRange); err != nil {
-		app.Fail(c, err)
-		return
+		return ChainCalendar{}, err
 	}
 	cals, err := m.svc.Calendar(c.Request.Context(), app.TenantOf(c), nil, w)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return ChainCalendar{}, err
 	}
 	if !m.app.Can(c, ObjHolds, policies.Read) {
 		for i := range cals {
 			withoutHolds(&cals[i])
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"from": w.From.UTC(), "to": w.To.UTC(), "venues": cals})
+	return ChainCalendar{From: w.From.UTC(), To: w.To.UTC(), Venues: app.NonNil(cals)}, nil
 }
 
 // withoutHolds strips holds from a calendar read by someone who may see the

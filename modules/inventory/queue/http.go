@@ -41,11 +41,11 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 		policies.Grant{Role: policies.RolePromoter, Object: ObjWaitingRoom, Action: policies.Write},
 		policies.Grant{Role: policies.RoleSupport, Object: ObjWaitingRoom, Action: policies.Read},
 	)
-	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", h.join).NoBody()
-	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", h.status)
-	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", h.leave)
-	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", h.getSettings)
-	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", h.putSettings)
+	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", app.Handle(h.join)).NoBody()
+	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", app.Handle(h.status))
+	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", app.Handle(h.leave))
+	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", app.Handle(h.getSettings))
+	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", app.Handle(h.putSettings))
 	r.Storefront(http.MethodGet, "/events/:eventId/queue", app.Public(), h.page)
 	r.Background("waiting-room-admitter", func(ctx context.Context) error { return room.RunAdmitter(ctx, AdmitInterval) })
 }
@@ -70,68 +70,45 @@ func (h *handlers) event(c *gin.Context) (uuid.UUID, error) {
 	return id, nil
 }
 
-func (h *handlers) join(c *gin.Context) {
+func (h *handlers) join(c *gin.Context, _ app.None) (Status, error) {
 	event, err := h.event(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Status{}, err
 	}
 	buyer, err := h.buyer(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Status{}, err
 	}
-	st, err := h.room.Join(c.Request.Context(), app.TenantOf(c), event, buyer)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, st)
+	return h.room.Join(c.Request.Context(), app.TenantOf(c), event, buyer)
 }
 
-func (h *handlers) status(c *gin.Context) {
-	event, ok := app.PathID(c, "eventId", "event")
-	if !ok {
-		return
+func (h *handlers) status(c *gin.Context, _ app.None) (Status, error) {
+	event, err := app.PathUUID(c, "eventId", "event")
+	if err != nil {
+		return Status{}, err
 	}
 	buyer, err := h.buyer(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	st, err := h.room.StatusOf(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"))
-	if err != nil {
-		app.Fail(c, err)
-		return
+		return Status{}, err
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, st)
+	return h.room.StatusOf(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"))
 }
 
-func (h *handlers) leave(c *gin.Context) {
-	event, ok := app.PathID(c, "eventId", "event")
-	if !ok {
-		return
+func (h *handlers) leave(c *gin.Context, _ app.None) (app.None, error) {
+	event, err := app.PathUUID(c, "eventId", "event")
+	if err != nil {
+		return app.None{}, err
 	}
-	if err := h.room.Leave(c.Request.Context(), app.TenantOf(c), event, c.GetHeader("X-Queue-Token")); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return app.None{}, h.room.Leave(c.Request.Context(), app.TenantOf(c), event, c.GetHeader("X-Queue-Token"))
 }
 
-func (h *handlers) getSettings(c *gin.Context) {
+func (h *handlers) getSettings(c *gin.Context, _ app.None) (Settings, error) {
 	event, err := h.event(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Settings{}, err
 	}
-	s, err := h.room.Settings(c.Request.Context(), app.TenantOf(c), event)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, s)
+	return h.room.Settings(c.Request.Context(), app.TenantOf(c), event)
 }
 
 type settingsRequest struct {
@@ -144,16 +121,10 @@ type settingsRequest struct {
 	FallbackFraction *float64   `json:"fallback_fraction"`
 }
 
-func (h *handlers) putSettings(c *gin.Context) {
+func (h *handlers) putSettings(c *gin.Context, req settingsRequest) (Settings, error) {
 	event, err := h.event(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	var req settingsRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
+		return Settings{}, err
 	}
 	s := DefaultSettings(event)
 	s.Enabled, s.OpensAt = req.Enabled, req.OpensAt
@@ -172,11 +143,7 @@ func (h *handlers) putSettings(c *gin.Context) {
 	if req.FallbackFraction != nil {
 		s.FallbackFraction = *req.FallbackFraction
 	}
-	if err := h.room.Configure(c.Request.Context(), app.TenantOf(c), s); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, s)
+	return s, h.room.Configure(c.Request.Context(), app.TenantOf(c), s)
 }
 
 // page is the storefront's waiting page: it joins, then polls its position

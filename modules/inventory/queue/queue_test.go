@@ -40,16 +40,17 @@ func (m *roomModule) Register(r *app.Registrar) error {
 		return b, nil
 	}
 	Register(r, m.room, buyer)
-	r.API(http.MethodPost, "/test-holds/:eventId", app.Public(), "gate probe", func(c *gin.Context) {
+	r.API(http.MethodPost, "/test-holds/:eventId", app.Public(), "gate probe", app.Handle(func(c *gin.Context, _ app.None) (gateProbe, error) {
 		ev, _ := uuid.Parse(c.Param("eventId"))
 		b, _ := buyer(c)
-		if err := m.room.Check(c.Request.Context(), app.TenantOf(c), ev, b, c.GetHeader("X-Queue-Token")); err != nil {
-			app.Fail(c, err)
-			return
-		}
-		c.JSON(http.StatusCreated, gin.H{"held": true})
-	})
+		err := m.room.Check(c.Request.Context(), app.TenantOf(c), ev, b, c.GetHeader("X-Queue-Token"))
+		return gateProbe{Held: err == nil}, err
+	}).Created()).NoBody()
 	return nil
+}
+
+type gateProbe struct {
+	Held bool `json:"held"`
 }
 
 // clock is a settable time source for the room.
