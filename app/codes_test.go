@@ -44,8 +44,9 @@ var constructors = map[string]struct {
 // wrappers are modules' own one-field validation helpers, whose code the
 // test derives from their first argument: func(dir, arg) code.
 var wrappers = map[string]func(arg string) string{
-	"modules/inventory.invalid": func(field string) string { return "invalid_" + field },
-	"modules/calendar.invalid":  func(string) string { return "invalid_request" },
+	"modules/inventory.invalid":                func(field string) string { return "invalid_" + field },
+	"modules/inventory/internal/model.Invalid": func(field string) string { return "invalid_" + field },
+	"modules/calendar.invalid":                 func(string) string { return "invalid_request" },
 }
 
 type codeUse struct {
@@ -107,12 +108,23 @@ func sourceCodes(t *testing.T, root string) (uses []codeUse, problems []string) 
 		inApp := dir == "app"
 		// appName is what the file calls package app ("" for none).
 		appName := ""
+		// imported maps what the file calls a package of the repository
+		// to its directory (a wrapper may be called qualified).
+		imported := map[string]string{}
 		for _, im := range f.Imports {
-			if p, _ := strconv.Unquote(im.Path.Value); p == "marquee/app" {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if p == "marquee/app" {
 				appName = "app"
 				if im.Name != nil {
 					appName = im.Name.Name
 				}
+			}
+			if rest, ok := strings.CutPrefix(p, "marquee/"); ok {
+				name := rest[strings.LastIndex(rest, "/")+1:]
+				if im.Name != nil {
+					name = im.Name.Name
+				}
+				imported[name] = rest
 			}
 		}
 		for _, decl := range f.Decls {
@@ -179,6 +191,13 @@ func sourceCodes(t *testing.T, root string) (uses []codeUse, problems []string) 
 					case *ast.SelectorExpr:
 						if id, ok := ff.X.(*ast.Ident); ok && id.Name == appName && appName != "" {
 							name = ff.Sel.Name
+						} else if ok {
+							if w, ok := wrappers[imported[id.Name]+"."+ff.Sel.Name]; ok && len(x.Args) > 0 {
+								if s, ok := str(x.Args[0]); ok {
+									uses = append(uses, codeUse{w(s), KindInvalid, pos()})
+								}
+								return true
+							}
 						}
 					}
 					c, ok := constructors[name]

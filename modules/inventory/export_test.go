@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"marquee/modules/inventory/internal/holds"
 	"marquee/tenants"
 )
 
@@ -12,39 +13,22 @@ import (
 // until resume; queued counts them. A test can so put requests, in an order
 // it chooses, into one batch.
 func (m *Module) PauseHoldBatches(t tenants.Tenant, eventID uuid.UUID) (queued func() int, resume func()) {
-	q := m.svc.lockedHoldQueue(eventKey(t, eventID))
-	q.workers += holdWorkersPerEvent // every worker slot looks taken
-	q.mu.Unlock()
-	queued = func() int {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		return len(q.pending)
-	}
-	resume = func() {
-		q.mu.Lock()
-		q.workers -= holdWorkersPerEvent - 1 // one worker, started here
-		q.mu.Unlock()
-		go m.svc.drainHolds(t, q)
-	}
-	return queued, resume
+	return m.svc.holds.PauseBatches(t, eventID)
 }
 
 // HasHoldQueue says whether the event's hold queue is in memory.
 func (m *Module) HasHoldQueue(t tenants.Tenant, eventID uuid.UUID) bool {
-	_, ok := m.svc.holdQueues.Load(eventKey(t, eventID))
-	return ok
+	return m.svc.holds.HasQueue(t, eventID)
 }
 
 // PanicInHoldBatches makes every hold batch of the event panic inside its
 // open transaction, until the returned func is called.
 func PanicInHoldBatches(eventID uuid.UUID) (stop func()) {
-	f := func(ev uuid.UUID) {
+	return holds.InjectBatchFault(func(ev uuid.UUID) {
 		if ev == eventID {
 			panic("injected fault in a hold batch")
 		}
-	}
-	batchFault.Store(&f)
-	return func() { batchFault.Store(nil) }
+	})
 }
 
 // CrashAfterOrderCommit makes the next order request die (panic) right
@@ -52,10 +36,9 @@ func PanicInHoldBatches(eventID uuid.UUID) (stop func()) {
 // process would leave it.
 func (m *Module) CrashAfterOrderCommit() {
 	var once atomic.Bool
-	f := func(uuid.UUID) {
+	m.svc.orders.AfterOrderCommit(func(uuid.UUID) {
 		if once.CompareAndSwap(false, true) {
 			panic("injected crash between the order's commit and its PaymentIntent")
 		}
-	}
-	m.svc.afterOrderCommit.Store(&f)
+	})
 }

@@ -14,9 +14,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
-	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/orders"
+	"marquee/modules/inventory/internal/stock"
 	"marquee/policies"
 	"marquee/tenants"
 )
@@ -87,14 +88,6 @@ func (m *Module) isStaff(c *gin.Context) bool {
 }
 
 // ---- public catalogue
-
-// CatalogueItem is an on-sale event with its prices and availability.
-type CatalogueItem struct {
-	app.EventInfo
-	MinPrice  *int64 `json:"min_price"`
-	Currency  string `json:"currency,omitempty"`
-	Available int    `json:"available"`
-}
 
 func (m *Module) catalogue(c *gin.Context) {
 	f, err := catalogueFilter(c)
@@ -278,7 +271,7 @@ func (m *Module) stream(c *gin.Context) {
 	if !ok {
 		return
 	}
-	m.app.Realtime.ServeSSE(c, topic(ev.ID))
+	m.app.Realtime.ServeSSE(c, stock.Topic(ev.ID))
 }
 
 func (m *Module) publicKey(c *gin.Context) {
@@ -353,7 +346,7 @@ func (m *Module) createHold(c *gin.Context) {
 		}
 		req.TierID = &tid
 	}
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		app.Fail(c, err)
 		return
 	}
@@ -698,10 +691,8 @@ func (m *Module) testPay(c *gin.Context) {
 	}
 	t := app.TenantOf(c)
 	if req.Outcome == "succeeded" {
-		params := &stripe.PaymentIntentConfirmParams{PaymentMethod: stripe.String("pm_card_visa")}
-		params.Context = c.Request.Context()
-		if _, err := m.svc.stripe.PaymentIntents.Confirm(*o.PaymentIntentID, params); err != nil {
-			app.Fail(c, app.Upstream("payment_provider_unavailable", 0, "test payment not confirmed: %s", stripeErrorSummary(err)))
+		if err := m.svc.orders.ConfirmTestPayment(c.Request.Context(), *o.PaymentIntentID); err != nil {
+			app.Fail(c, app.Upstream("payment_provider_unavailable", 0, "test payment not confirmed: %s", orders.StripeErrorSummary(err)))
 			return
 		}
 	}
@@ -744,55 +735,4 @@ func TestWebhookEvent(secret, eventID, eventType, paymentIntentID string, amount
 	}
 	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret, Timestamp: time.Now()})
 	return signed.Payload, signed.Header, nil
-}
-
-// Catalogue lists events through the event directory, with this module's
-// prices and availability (events without tickets are left out).
-func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFilter) ([]CatalogueItem, error) {
-	dir := s.app.Events()
-	if dir == nil {
-		return nil, app.Unavailable("events_unavailable", 0, "no module provides events")
-	}
-	evs, err := dir.Events(ctx, t, f)
-	if err != nil {
-		return nil, err
-	}
-	out := []CatalogueItem{}
-	if len(evs) == 0 {
-		return out, nil
-	}
-	ids := make([]uuid.UUID, len(evs))
-	for i, e := range evs {
-		ids[i] = e.ID
-	}
-	var rows []struct {
-		EventID   uuid.UUID `gorm:"column:event_id"`
-		MinPrice  *int64    `gorm:"column:min_price"`
-		Currency  *string   `gorm:"column:currency"`
-		Available int       `gorm:"column:available"`
-	}
-	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT e.event_id,
-				(SELECT min(price_minor) FROM inv_tiers t WHERE t.event_id = e.event_id) AS min_price,
-				(SELECT currency FROM inv_tiers t WHERE t.event_id = e.event_id ORDER BY price_minor LIMIT 1) AS currency,
-				(SELECT count(*) FROM inv_seats s WHERE s.event_id = e.event_id AND s.state = 'available')
-				+ (SELECT coalesce(sum(sh.capacity - sh.held - sh.sold), 0) FROM inv_counters c JOIN inv_counter_shards sh ON sh.counter_id = c.id
-				   WHERE c.event_id = e.event_id AND c.kind = 'pool') AS available
-			FROM inv_events e WHERE e.event_id IN ?`, ids).Scan(&rows).Error
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range evs {
-		for _, r := range rows {
-			if r.EventID == e.ID {
-				it := CatalogueItem{EventInfo: e, MinPrice: r.MinPrice, Available: r.Available}
-				if r.Currency != nil {
-					it.Currency = *r.Currency
-				}
-				out = append(out, it)
-			}
-		}
-	}
-	return out, nil
 }

@@ -13,222 +13,122 @@
 // events move through their states with conditional updates and unique
 // keys, so a retried request, a duplicated webhook or a racing expiry acts
 // once. Redis only caches availability and carries live updates.
+//
+// This package is the module's face: what it registers (module.go), its
+// HTTP handlers and pages, its jobs and seed, and the Service façade. The
+// rules live in rooms under internal/, one per subdomain (see README.md):
+// catalogue, stock, holds, orders, tickets, buyers, with their shared plain
+// types in internal/model.
 package inventory
 
 import (
-	"context"
-	"regexp"
-	"time"
+	"crypto/ed25519"
 
-	"github.com/google/uuid"
-
-	"marquee/app"
-	"marquee/tenants"
+	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/holds"
+	"marquee/modules/inventory/internal/model"
+	"marquee/modules/inventory/internal/orders"
+	"marquee/modules/inventory/internal/stock"
+	"marquee/modules/inventory/internal/tickets"
 )
 
-// Sales channels. Each may have a quota; together they never exceed capacity.
+// The module's types, owned by its rooms, under the names its API, pages,
+// tests and the waiting room use.
+type (
+	Settings         = model.Settings
+	Zone             = model.Zone
+	Tier             = model.Tier
+	Hold             = model.Hold
+	HoldLine         = model.HoldLine
+	Order            = model.Order
+	Ticket           = model.Ticket
+	SeatState        = model.SeatState
+	AdmissionGate    = model.AdmissionGate
+	AdmissionLeaver  = model.AdmissionLeaver
+	NotDueError      = model.NotDueError
+	Setup            = catalogue.Setup
+	ZoneInput        = catalogue.ZoneInput
+	TierInput        = catalogue.TierInput
+	SettingsPatch    = catalogue.SettingsPatch
+	Layout           = catalogue.Layout
+	LayoutSection    = catalogue.LayoutSection
+	LayoutRow        = catalogue.LayoutRow
+	SeatMap          = catalogue.SeatMap
+	Inventory        = catalogue.Inventory
+	ZoneView         = catalogue.ZoneView
+	CounterView      = catalogue.CounterView
+	SeatCounts       = catalogue.SeatCounts
+	CatalogueItem    = catalogue.CatalogueItem
+	Availability     = stock.Availability
+	TierAvailability = stock.TierAvailability
+	// BitmapAvailability is the compact availability form.
+	BitmapAvailability = stock.BitmapAvailability
+	HoldRequest        = holds.HoldRequest
+	AddItemsRequest    = holds.AddItemsRequest
+	TierQuantity       = holds.TierQuantity
+	BuyerInfo          = orders.BuyerInfo
+	WebhookResult      = orders.WebhookResult
+	TokenClaims        = tickets.TokenClaims
+)
+
+// Sales channels, zone kinds, and the states of seats, holds and orders.
 const (
-	ChannelWeb          = "web"
-	ChannelBoxOffice    = "box_office"
-	ChannelTicketmaster = "ticketmaster"
-	ChannelEventbrite   = "eventbrite"
+	ChannelWeb          = model.ChannelWeb
+	ChannelBoxOffice    = model.ChannelBoxOffice
+	ChannelTicketmaster = model.ChannelTicketmaster
+	ChannelEventbrite   = model.ChannelEventbrite
+
+	KindGA       = model.KindGA
+	KindReserved = model.KindReserved
+
+	SeatAvailable = model.SeatAvailable
+	SeatHeld      = model.SeatHeld
+	SeatSold      = model.SeatSold
+
+	HoldActive   = model.HoldActive
+	HoldSold     = model.HoldSold
+	HoldReleased = model.HoldReleased
+	HoldExpired  = model.HoldExpired
+
+	OrderPending   = model.OrderPending
+	OrderPaid      = model.OrderPaid
+	OrderFailed    = model.OrderFailed
+	OrderRefunded  = model.OrderRefunded
+	OrderCancelled = model.OrderCancelled
+
+	MaxSeatsPerHold   = model.MaxSeatsPerHold
+	MaxSeatsPerLayout = model.MaxSeatsPerLayout
+	DefaultHoldTTL    = model.DefaultHoldTTL
+)
+
+// Task types of the inventory.
+const (
+	TaskHoldExpire  = holds.TaskHoldExpire
+	TaskHoldSweep   = holds.TaskHoldSweep
+	TaskExpirySweep = holds.TaskExpirySweep
+	TaskRefund      = orders.TaskRefund
+	TaskEventCancel = orders.TaskEventCancel
+	TaskOutbox      = orders.TaskOutbox
 )
 
 // Channels lists the sales channels.
-var Channels = []string{ChannelWeb, ChannelBoxOffice, ChannelTicketmaster, ChannelEventbrite}
+var Channels = model.Channels
 
-func validChannel(c string) bool {
-	for _, x := range Channels {
-		if x == c {
-			return true
-		}
-	}
-	return false
+// ErrBadToken is returned for a ticket token that does not verify.
+var ErrBadToken = tickets.ErrBadToken
+
+// SignToken signs ticket claims with a private key.
+func SignToken(priv ed25519.PrivateKey, c TokenClaims) (string, error) {
+	return tickets.SignToken(priv, c)
 }
 
-// Zone kinds.
-const (
-	KindGA       = "ga"       // a pool of interchangeable places
-	KindReserved = "reserved" // numbered seats from the seat map
-)
-
-// Seat states.
-const (
-	SeatAvailable = "available"
-	SeatHeld      = "held"
-	SeatSold      = "sold"
-)
-
-// Hold states: active, then exactly one of sold, released or expired.
-const (
-	HoldActive   = "active"
-	HoldSold     = "sold"
-	HoldReleased = "released"
-	HoldExpired  = "expired"
-)
-
-// Order states: pending → paid → refunded; pending → failed (→ paid on a
-// later successful attempt); pending → cancelled when its hold ends before
-// it got a PaymentIntent (→ paid if a payment still arrives);
-// pending|failed|cancelled → refunded when a payment came too late and its
-// seats were gone.
-const (
-	OrderPending   = "pending"
-	OrderPaid      = "paid"
-	OrderFailed    = "failed"
-	OrderRefunded  = "refunded"
-	OrderCancelled = "cancelled"
-)
-
-// Limits of what one request may ask for.
-const (
-	MaxSeatsPerHold   = 50
-	MaxSeatsPerLayout = 100_000
-	DefaultHoldTTL    = 10 * time.Minute
-)
-
-// AdmissionGate decides whether a buyer may hold now: the virtual waiting
-// room implements it. Check returns nil to admit, or an error passed to the
-// client through app.Fail (an *app.Error such as 403 queue_required).
-type AdmissionGate interface {
-	Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string, accessToken string) error
+// VerifyToken checks a ticket token against a public key and returns its claims.
+func VerifyToken(pub ed25519.PublicKey, token string) (TokenClaims, error) {
+	return tickets.VerifyToken(pub, token)
 }
 
-// AdmissionLeaver is an AdmissionGate that keeps a place for each buyer it
-// admits (the waiting room's active slots). The inventory calls LeaveBuyer
-// when a buyer is done (their order paid, their last hold released), so
-// the place goes to the next buyer at once, not after an idle timeout.
-type AdmissionLeaver interface {
-	LeaveBuyer(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string) error
-}
+// QRSVG draws a QR code of text as an SVG document.
+func QRSVG(text string, size int) (string, error) { return tickets.QRSVG(text, size) }
 
-// Settings are an event's inventory settings.
-type Settings struct {
-	EventID         uuid.UUID `gorm:"column:event_id" json:"event_id"`
-	VenueID         uuid.UUID `gorm:"column:venue_id" json:"venue_id"`
-	Capacity        int       `gorm:"column:capacity" json:"capacity"`
-	HoldMinutes     int       `gorm:"column:hold_minutes" json:"hold_minutes"`
-	MaxBuyerHolds   int       `gorm:"column:max_buyer_holds" json:"max_buyer_holds"`
-	MaxBuyerTickets int       `gorm:"column:max_buyer_tickets" json:"max_buyer_tickets"`
-	MaxIPHolds      int       `gorm:"column:max_ip_holds" json:"max_ip_holds"`
-}
-
-// Zone is an area of the event with its own capacity and access.
-type Zone struct {
-	ID       uuid.UUID `gorm:"column:id" json:"id"`
-	Name     string    `gorm:"column:name" json:"name"`
-	Kind     string    `gorm:"column:kind" json:"kind"`
-	Capacity int       `gorm:"column:capacity" json:"capacity"`
-	Sort     int       `gorm:"column:sort" json:"-"`
-}
-
-// Tier is a ticket type: a price in a zone, sold within a window.
-type Tier struct {
-	ID          uuid.UUID  `gorm:"column:id" json:"id"`
-	ZoneID      uuid.UUID  `gorm:"column:zone_id" json:"zone_id"`
-	Name        string     `gorm:"column:name" json:"name"`
-	PriceMinor  int64      `gorm:"column:price_minor" json:"price"`
-	Currency    string     `gorm:"column:currency" json:"currency"`
-	SaleStarts  *time.Time `gorm:"column:sale_starts" json:"sale_starts,omitempty"`
-	SaleEnds    *time.Time `gorm:"column:sale_ends" json:"sale_ends,omitempty"`
-	MaxPerOrder int        `gorm:"column:max_per_order" json:"max_per_order"`
-	Sort        int        `gorm:"column:sort" json:"-"`
-}
-
-// OnSale reports whether the tier sells at now.
-func (t Tier) OnSale(now time.Time) bool {
-	return (t.SaleStarts == nil || !now.Before(*t.SaleStarts)) && (t.SaleEnds == nil || now.Before(*t.SaleEnds))
-}
-
-// Hold is seats or GA units kept for one buyer until ExpiresAt.
-type Hold struct {
-	ID          uuid.UUID  `json:"hold_id"`
-	EventID     uuid.UUID  `json:"event_id"`
-	Status      string     `json:"status"`
-	Channel     string     `json:"channel"`
-	Quantity    int        `json:"quantity"`
-	AmountMinor int64      `json:"amount"`
-	Currency    string     `json:"currency"`
-	ExpiresAt   time.Time  `json:"expires_at"`
-	Seats       []string   `json:"seats"`
-	Lines       []HoldLine `json:"lines"`
-	BuyerID     string     `json:"-"`
-}
-
-// HoldLine is one seat, or one GA tier's quantity, of a hold.
-type HoldLine struct {
-	TierID     uuid.UUID `gorm:"column:tier_id" json:"tier_id"`
-	ZoneID     uuid.UUID `gorm:"column:zone_id" json:"zone_id"`
-	SeatID     *string   `gorm:"column:seat_id" json:"seat_id,omitempty"`
-	Quantity   int       `gorm:"column:quantity" json:"quantity"`
-	UnitPrice  int64     `gorm:"column:unit_price_minor" json:"unit_price"`
-	TierName   string    `gorm:"-" json:"tier_name,omitempty"`
-	ZoneName   string    `gorm:"-" json:"zone_name,omitempty"`
-	lineNumber int
-}
-
-// Order is a buyer's purchase of one hold.
-type Order struct {
-	ID              uuid.UUID `gorm:"column:id" json:"order_id"`
-	EventID         uuid.UUID `gorm:"column:event_id" json:"event_id"`
-	HoldID          uuid.UUID `gorm:"column:hold_id" json:"hold_id"`
-	BuyerID         string    `gorm:"column:buyer_id" json:"-"`
-	Email           string    `gorm:"column:email" json:"email"`
-	Name            string    `gorm:"column:name" json:"name"`
-	AmountMinor     int64     `gorm:"column:amount_minor" json:"amount"`
-	Currency        string    `gorm:"column:currency" json:"currency"`
-	Status          string    `gorm:"column:status" json:"status"`
-	PaymentIntentID *string   `gorm:"column:payment_intent_id" json:"payment_intent_id,omitempty"`
-	// ClientSecret lets a browser confirm the PaymentIntent: it goes out
-	// only through orderView, to the order's buyer (never to staff or logs).
-	ClientSecret *string    `gorm:"column:client_secret" json:"-"`
-	CreatedAt    time.Time  `gorm:"column:created_at" json:"created_at"`
-	PaidAt       *time.Time `gorm:"column:paid_at" json:"paid_at,omitempty"`
-	Note         string     `gorm:"column:note" json:"note,omitempty"`
-}
-
-// Ticket is one admission, with its signed QR token.
-type Ticket struct {
-	ID          uuid.UUID `gorm:"column:id" json:"id"`
-	OrderID     uuid.UUID `gorm:"column:order_id" json:"order_id"`
-	EventID     uuid.UUID `gorm:"column:event_id" json:"event_id"`
-	ZoneID      uuid.UUID `gorm:"column:zone_id" json:"zone_id"`
-	ZoneName    string    `gorm:"column:zone_name" json:"zone"`
-	TierID      uuid.UUID `gorm:"column:tier_id" json:"tier_id"`
-	TierName    string    `gorm:"column:tier_name" json:"tier"`
-	SeatID      *string   `gorm:"column:seat_id" json:"seat,omitempty"`
-	HolderName  string    `gorm:"column:holder_name" json:"holder_name"`
-	HolderEmail string    `gorm:"column:holder_email" json:"holder_email"`
-	Status      string    `gorm:"column:status" json:"status"`
-	Token       string    `gorm:"column:token" json:"token"`
-	IssuedAt    time.Time `gorm:"column:issued_at" json:"issued_at"`
-}
-
-// seatIDPattern is the only form of seat id accepted anywhere: section, row
-// and number joined by dashes (A-12-7).
-var seatIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,12}-[A-Za-z0-9]{1,12}-[0-9]{1,5}$`)
-
-// Domain errors with stable codes.
-func errSeatsUnavailable(ids []string) error {
-	return app.Conflict("seats_unavailable", "some of the seats are no longer available; nothing was held").With("unavailable", ids)
-}
-
-func errSoldOut(what string, left int) error {
-	return app.Conflict("sold_out", "not enough %s left; nothing was held", what).With("available", left)
-}
-
-func errQuota(channel string) error {
-	return app.Conflict("quota_exceeded", "the %s channel has no more tickets to sell; nothing was held", channel).With("channel", channel)
-}
-
-func errHoldLimit(detail string) error {
-	return app.RateLimited("hold_limit", time.Minute, "%s", detail)
-}
-
-func errNotOnSale(detail string) error {
-	return app.Conflict("not_on_sale", "%s", detail)
-}
-
-func invalid(field, format string, args ...any) error {
-	return app.InvalidField("invalid_"+field, field, format, args...)
-}
+// invalid refuses a field of a request (the handlers' shorthand).
+func invalid(field, format string, args ...any) error { return model.Invalid(field, format, args...) }

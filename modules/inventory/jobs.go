@@ -11,6 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"marquee/jobs"
+	"marquee/modules/inventory/internal/holds"
+	"marquee/modules/inventory/internal/orders"
 	"marquee/tenants"
 )
 
@@ -23,7 +25,7 @@ const maxExpiryWait = 2 * time.Second
 // expireTask runs TaskHoldExpire for each of its holds. Running it twice,
 // or for holds already sold, released or expired, changes nothing.
 func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
-	var p holdTask
+	var p holds.HoldTask
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return fmt.Errorf("%w: bad hold-expire payload", asynq.SkipRetry)
 	}
@@ -89,13 +91,13 @@ func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) erro
 	if n > 0 {
 		m.app.Log.Info("lapsed holds expired by the sweeper", "tenant", t.Slug, "count", n)
 	}
-	orders, rerr := m.svc.pendingRefunds(ctx, t)
+	orders, rerr := m.svc.orders.PendingRefunds(ctx, t)
 	for _, id := range orders {
 		if e := m.svc.SendRefund(ctx, t, id); e != nil {
 			rerr = errors.Join(rerr, e)
 		}
 	}
-	payments, perr := m.svc.pendingReviewRefunds(ctx, t)
+	payments, perr := m.svc.orders.PendingReviewRefunds(ctx, t)
 	for _, pi := range payments {
 		if e := m.svc.SendReviewRefund(ctx, t, pi); e != nil {
 			perr = errors.Join(perr, e)
@@ -107,7 +109,7 @@ func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) erro
 
 // refundTask runs TaskRefund until Stripe accepts the refund.
 func (m *Module) refundTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
-	var p refundTask
+	var p orders.RefundTask
 	if err := json.Unmarshal(payload, &p); err != nil || (p.OrderID == uuid.Nil) == (p.PaymentIntentID == "") {
 		return fmt.Errorf("%w: bad refund payload", asynq.SkipRetry)
 	}
@@ -115,4 +117,23 @@ func (m *Module) refundTask(ctx context.Context, t tenants.Tenant, payload []byt
 		return m.svc.SendReviewRefund(ctx, t, p.PaymentIntentID)
 	}
 	return m.svc.SendRefund(ctx, t, p.OrderID)
+}
+
+// cancelTaskRun runs TaskEventCancel.
+func (m *Module) cancelTaskRun(ctx context.Context, t tenants.Tenant, payload []byte) error {
+	var p orders.CancelTask
+	if err := json.Unmarshal(payload, &p); err != nil || p.EventID == uuid.Nil {
+		return fmt.Errorf("%w: bad event-cancel payload", asynq.SkipRetry)
+	}
+	_, err := m.svc.SettleCancellation(ctx, t, p.EventID)
+	if err == nil {
+		m.svc.orders.EnqueueOutbox(ctx, t)
+	}
+	return err
+}
+
+// outboxTask runs TaskOutbox.
+func (m *Module) outboxTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
+	_, err := m.svc.DrainOutbox(ctx, t, 1000)
+	return err
 }

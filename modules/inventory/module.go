@@ -138,7 +138,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	// period of its time (the sweep is one indexed query on an idle tenant).
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
-	r.ProvideCancellations(cancellations{m.svc})
+	r.ProvideCancellations(m.svc.orders.Cancellations())
 	r.Needs(app.EventDirectoryContract) // it sells for events it never owns
 	r.Seed(m.seed, "calendar")          // it sells the calendar's demo events
 	return nil

@@ -188,10 +188,10 @@ func TestLatePaymentRefundedWhenSeatsGone(t *testing.T) {
 }
 
 // A late payment whose seats are still free is honoured: same seats, sold.
-func TestLatePaymentResoldWhenSeatsFree(t *testing.T) {
+func TestLatePaymentRetakesFreeSeats(t *testing.T) {
 	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "resell")
-	ev := s.event(t, "Resell Night")
+	s := newShop(t, env, inv, "retake")
+	ev := s.event(t, "Retake Night")
 	cfg := s.configure(t, ev, simpleSetup(1, 10, 20, map[string]int{"web": 30}))
 	b1 := s.buyer(t)
 	h := s.mustHold(t, ev, b1, map[string]any{"seats": []string{"A-1-3", "A-1-4"}})
@@ -200,7 +200,7 @@ func TestLatePaymentResoldWhenSeatsFree(t *testing.T) {
 	if _, err := inv.Service().SweepHolds(t.Context(), s.t, 10); err != nil {
 		t.Fatal(err)
 	}
-	res := s.webhook(t, "evt_resell_1", "payment_intent.succeeded", o.Order)
+	res := s.webhook(t, "evt_retake_1", "payment_intent.succeeded", o.Order)
 	if !strings.Contains(string(res.Body), `"outcome":"resold"`) {
 		t.Fatalf("late payment with free seats: %s", res.Body)
 	}
@@ -218,7 +218,7 @@ func TestLatePaymentResoldWhenSeatsFree(t *testing.T) {
 	if _, err := inv.Service().ExpireHold(t.Context(), s.t, h2.ID); err != nil {
 		t.Fatal(err)
 	}
-	res = s.webhook(t, "evt_resell_2", "payment_intent.succeeded", o2.Order)
+	res = s.webhook(t, "evt_retake_2", "payment_intent.succeeded", o2.Order)
 	if !strings.Contains(string(res.Body), `"outcome":"resold"`) {
 		t.Fatalf("late GA payment: %s", res.Body)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"marquee/app"
 	"marquee/tenants"
 )
@@ -128,10 +126,4 @@ func DemoSetup(capacity, seats, ga int, currency string) Setup {
 	}
 	web := seats + ga
 	return Setup{Zones: zones, Tiers: tiers, Layout: &layout, Quotas: map[string]int{ChannelWeb: web}}
-}
-
-// CreateOrderWithoutPayment creates a pending order without asking Stripe
-// for a PaymentIntent (demo seeding and box-office cash sales).
-func (s *Service) CreateOrderWithoutPayment(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
-	return s.createOrder(ctx, t, holdID, buyerID, b, nil, false)
 }

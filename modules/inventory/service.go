@@ -2,696 +2,231 @@ package inventory
 
 import (
 	"context"
-	"errors"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
+	"crypto/ed25519"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
-	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/buyers"
+	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/holds"
+	"marquee/modules/inventory/internal/orders"
+	"marquee/modules/inventory/internal/stock"
+	"marquee/modules/inventory/internal/tickets"
 	"marquee/tenants"
 )
 
-// Service holds the inventory's rules. Public methods open one tenant
-// transaction and pass it to small helpers; effects outside the database
-// (cache invalidation, live updates, Stripe, task scheduling) happen after
-// the commit.
+// Service is the inventory's one door for its handlers, jobs, seed and
+// tests (and the waiting room and bench, which hold the module): each
+// method hands the call to the room that owns it (internal/…). The rooms
+// share one *deps.Deps.
 type Service struct {
-	app    *app.Core
-	stripe *client.API
-	now    func() time.Time
+	d         *deps.Deps
+	stock     *stock.Service
+	catalogue *catalogue.Service
+	holds     *holds.Service
+	orders    *orders.Service
+	tickets   *tickets.Service
+	buyers    *buyers.Signer
+}
 
-	events     sync.Map // tenant/event -> cachedEvent
-	holdQueues sync.Map // tenant/event -> *holdQueue
-	batchSizes prometheus.Histogram
-	keys       sync.Map        // tenant slug -> *signingKey
-	leaver     AdmissionLeaver // nil without a waiting room
-
-	// afterOrderCommit, when set (tests), runs between an order's commit
-	// and its PaymentIntent: where a crash leaves an order without one.
-	afterOrderCommit atomic.Pointer[func(orderID uuid.UUID)]
+// NewService builds the inventory's rooms on the core.
+func NewService(a *app.Core) *Service {
+	d := deps.New(a)
+	st := stock.New(d)
+	cat := catalogue.New(d, st)
+	tk := tickets.New(d)
+	by := buyers.New(a.Config.SecretKey)
+	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by}
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.
-func (s *Service) setGate(g AdmissionGate) {
-	s.leaver, _ = g.(AdmissionLeaver)
-}
+func (s *Service) setGate(g AdmissionGate) { s.d.SetGate(g) }
 
-// buyerDone frees the buyer's waiting-room place after the commit that
-// finished their purchase (or released their last hold). Redis trouble only
-// costs the next buyer the idle timeout, so it is logged, not returned.
-func (s *Service) buyerDone(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string) {
-	if s.leaver == nil || buyerID == "" {
-		return
-	}
-	if err := s.leaver.LeaveBuyer(context.WithoutCancel(ctx), t, eventID, buyerID); err != nil {
-		s.app.Log.Warn("waiting-room place not freed; it lapses at its idle timeout", "tenant", t.Slug, "event", eventID, "err", err)
-	}
-}
+// ---- catalogue
 
-type cachedEvent struct {
-	info app.EventInfo
-	at   time.Time
-}
-
-// eventCacheTTL bounds how long an event's calendar facts (status, venue)
-// are reused by the hold path. Inventory rows stay the authority on what
-// can be sold; this only spares a calendar read per request.
-const eventCacheTTL = 2 * time.Second
-
-// NewService builds the inventory service on the core.
-func NewService(a *app.Core) *Service {
-	cfg := &stripe.BackendConfig{LeveledLogger: app.PrintfLogger{Log: a.Log, Source: "stripe"}, MaxNetworkRetries: stripe.Int64(2)}
-	if a.Config.StripeAPIURL != "" {
-		cfg.URL = stripe.String(a.Config.StripeAPIURL)
-	}
-	backends := &stripe.Backends{
-		API:     stripe.GetBackendWithConfig(stripe.APIBackend, cfg),
-		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, cfg),
-		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, cfg),
-	}
-	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "marquee_inventory_hold_batch_size",
-		Help: "Hold requests decided in one transaction.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}})
-	a.Metrics.MustRegister(sizes)
-	return &Service{app: a, stripe: client.New(a.Config.StripeSecretKey, backends), now: time.Now, batchSizes: sizes}
-}
-
-// tx runs fn in the tenant's scope, retrying a transaction PostgreSQL chose
-// as a deadlock or serialization victim (fn has no effects outside it), and
-// maps the database's refusals to the API's errors.
-func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
-	return mapStoreError(s.app.TxWith(ctx, t, s.retried(t), fn))
-}
-
-// retried asks the door to run a transaction again, whole, while PostgreSQL
-// chooses it as a deadlock or serialization victim (a few times at most),
-// logging each rerun.
-func (s *Service) retried(t tenants.Tenant) tenants.TxOptions {
-	return tenants.TxOptions{Retry: true, OnRetry: func(attempt int, err error) {
-		s.app.Log.Warn("inventory transaction retried", "tenant", t.Slug, "attempt", attempt, "err", err)
-	}}
-}
-
-// eventKey names an event among all tenants' (the service's per-event maps).
-func eventKey(t tenants.Tenant, eventID uuid.UUID) string { return t.Slug + "/" + eventID.String() }
-
-// mapStoreError turns the database's refusals into the API's errors.
-func mapStoreError(err error) error {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return err
-	}
-	switch {
-	case pe.ConstraintName == "inv_quota_sum":
-		return app.Conflict("quota_exceeds_capacity", "%s", pe.Message)
-	case pe.ConstraintName == "inv_zone_sum":
-		return app.Conflict("zones_exceed_capacity", "%s", pe.Message)
-	case pe.ConstraintName == "inv_counter_shards_within_capacity":
-		return app.Conflict("sold_out", "not enough tickets left")
-	case pe.Code == "23505":
-		return app.Conflict("duplicate", "a record with these values exists already: %s", pe.ConstraintName)
-	case pe.Code == "23514" || pe.Code == "22001" || pe.Code == "22003":
-		return app.Invalid("invalid_input", "value refused by the database: %s", pe.Message)
-	}
-	return err
-}
-
-// Event returns the calendar's facts about an event, through the core's
-// event directory (never the calendar's tables), briefly cached.
+// Event returns the calendar's facts about an event, briefly cached.
 func (s *Service) Event(ctx context.Context, t tenants.Tenant, id uuid.UUID) (app.EventInfo, error) {
-	if v, ok := s.events.Load(eventKey(t, id)); ok {
-		ce := v.(cachedEvent)
-		if time.Since(ce.at) < eventCacheTTL {
-			return ce.info, nil
-		}
-	}
-	return s.freshEvent(ctx, t, id)
+	return s.catalogue.Event(ctx, t, id)
 }
 
-func (s *Service) freshEvent(ctx context.Context, t tenants.Tenant, id uuid.UUID) (app.EventInfo, error) {
-	dir := s.app.Events()
-	if dir == nil {
-		return app.EventInfo{}, app.Unavailable("events_unavailable", 0, "no module provides events; inventory cannot look them up")
-	}
-	ev, err := dir.Event(ctx, t, id)
-	if err != nil {
-		var e *app.Error
-		if errors.As(err, &e) && e.Kind == app.KindNotFound {
-			return app.EventInfo{}, app.NotFound("event")
-		}
-		return app.EventInfo{}, err
-	}
-	s.events.Store(eventKey(t, id), cachedEvent{info: ev, at: time.Now()})
-	return ev, nil
+// Catalogue lists events with this module's prices and availability.
+func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFilter) ([]CatalogueItem, error) {
+	return s.catalogue.Catalogue(ctx, t, f)
 }
 
-// Setup is an event's whole inventory configuration.
-type Setup struct {
-	Capacity        *int           `json:"capacity"`
-	HoldMinutes     *int           `json:"hold_minutes"`
-	MaxBuyerHolds   *int           `json:"max_buyer_holds"`
-	MaxBuyerTickets *int           `json:"max_buyer_tickets"`
-	MaxIPHolds      *int           `json:"max_ip_holds"`
-	Zones           []ZoneInput    `json:"zones"`
-	Tiers           []TierInput    `json:"tiers"`
-	Quotas          map[string]int `json:"quotas"`
-	Layout          *Layout        `json:"layout"`
-}
-
-// ZoneInput declares a zone.
-type ZoneInput struct {
-	Name     string `json:"name"`
-	Kind     string `json:"kind"`
-	Capacity int    `json:"capacity"`
-}
-
-// TierInput declares a tier in a zone named by Zone.
-type TierInput struct {
-	Name        string     `json:"name"`
-	Zone        string     `json:"zone"`
-	Price       int64      `json:"price"`
-	Currency    string     `json:"currency"`
-	SaleStarts  *time.Time `json:"sale_starts"`
-	SaleEnds    *time.Time `json:"sale_ends"`
-	MaxPerOrder int        `json:"max_per_order"`
-}
-
-// SettingsPatch changes hold duration and limits; nil fields stay.
-type SettingsPatch struct {
-	HoldMinutes     *int `json:"hold_minutes"`
-	MaxBuyerHolds   *int `json:"max_buyer_holds"`
-	MaxBuyerTickets *int `json:"max_buyer_tickets"`
-	MaxIPHolds      *int `json:"max_ip_holds"`
-}
-
-func checkRange(field string, v *int, lo, hi int) error {
-	if v != nil && (*v < lo || *v > hi) {
-		return invalid(field, "%s must be from %d to %d", field, lo, hi)
-	}
-	return nil
-}
-
-func (p SettingsPatch) validate() error {
-	return errors.Join(
-		checkRange("hold_minutes", p.HoldMinutes, 1, 120),
-		checkRange("max_buyer_holds", p.MaxBuyerHolds, 1, 1000),
-		checkRange("max_buyer_tickets", p.MaxBuyerTickets, 1, 100000),
-		checkRange("max_ip_holds", p.MaxIPHolds, 0, 1000000),
-	)
-}
-
-func firstErr(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		if es := j.Unwrap(); len(es) > 0 {
-			return es[0]
-		}
-	}
-	return err
-}
-
-var (
-	nameOK = func(s string) bool {
-		return len(strings.TrimSpace(s)) >= 1 && len(s) <= 80 && s == strings.TrimSpace(s)
-	}
-	currencyOK = func(s string) bool {
-		if len(s) != 3 {
-			return false
-		}
-		for _, r := range s {
-			if r < 'A' || r > 'Z' {
-				return false
-			}
-		}
-		return true
-	}
-)
-
-// plan is a validated Setup, ready to write.
-type plan struct {
-	settings Settings
-	zones    []Zone
-	tiers    []Tier
-	quotas   map[string]int
-	seats    []seatRow
-}
-
-func (in Setup) plan(ev app.EventInfo) (plan, error) {
-	p := plan{settings: Settings{EventID: ev.ID, VenueID: ev.VenueID, Capacity: ev.VenueCapacity, HoldMinutes: 10,
-		MaxBuyerHolds: 3, MaxBuyerTickets: 10, MaxIPHolds: 50}, quotas: map[string]int{}}
-	if err := firstErr(errors.Join(
-		checkRange("capacity", in.Capacity, 0, 1000000),
-		SettingsPatch{in.HoldMinutes, in.MaxBuyerHolds, in.MaxBuyerTickets, in.MaxIPHolds}.validate(),
-	)); err != nil {
-		return p, err
-	}
-	set := func(dst *int, v *int) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&p.settings.Capacity, in.Capacity)
-	set(&p.settings.HoldMinutes, in.HoldMinutes)
-	set(&p.settings.MaxBuyerHolds, in.MaxBuyerHolds)
-	set(&p.settings.MaxBuyerTickets, in.MaxBuyerTickets)
-	set(&p.settings.MaxIPHolds, in.MaxIPHolds)
-	if len(in.Zones) == 0 || len(in.Zones) > 50 {
-		return p, invalid("zones", "an event needs 1 to 50 zones")
-	}
-	byName := map[string]*Zone{}
-	for i, z := range in.Zones {
-		if !nameOK(z.Name) {
-			return p, invalid("zones", "zone %d: name must be 1 to 80 characters", i+1)
-		}
-		if z.Kind != KindGA && z.Kind != KindReserved {
-			return p, invalid("zones", "zone %q: kind must be ga or reserved", z.Name)
-		}
-		if z.Capacity < 0 || z.Capacity > 1000000 {
-			return p, invalid("zones", "zone %q: capacity must be from 0 to 1000000", z.Name)
-		}
-		if _, dup := byName[strings.ToLower(z.Name)]; dup {
-			return p, invalid("zones", "zone %q is declared twice", z.Name)
-		}
-		p.zones = append(p.zones, Zone{ID: uuid.Must(uuid.NewV7()), Name: z.Name, Kind: z.Kind, Capacity: z.Capacity, Sort: i})
-		byName[strings.ToLower(z.Name)] = &p.zones[len(p.zones)-1]
-	}
-	// Re-point the map at the final slice (append may have moved it).
-	for i := range p.zones {
-		byName[strings.ToLower(p.zones[i].Name)] = &p.zones[i]
-	}
-	if in.Layout != nil {
-		seats, err := in.Layout.seats(byName)
-		if err != nil {
-			return p, err
-		}
-		p.seats = seats
-	}
-	perZone := map[uuid.UUID]int{}
-	for _, s := range p.seats {
-		perZone[s.ZoneID]++
-	}
-	for i := range p.zones {
-		z := &p.zones[i]
-		if z.Kind != KindReserved {
-			continue
-		}
-		n := perZone[z.ID]
-		if z.Capacity == 0 {
-			z.Capacity = n
-		}
-		if z.Capacity != n {
-			return p, invalid("zones", "reserved zone %q declares capacity %d but its seat map has %d seats", z.Name, z.Capacity, n)
-		}
-	}
-	// The event's capacity is what its zones can sell, unless set lower;
-	// never above the venue's licensed capacity.
-	total := 0
-	for _, z := range p.zones {
-		total += z.Capacity
-	}
-	if in.Capacity == nil {
-		p.settings.Capacity = total
-	}
-	if ev.VenueCapacity > 0 && p.settings.Capacity > ev.VenueCapacity {
-		return p, invalid("capacity", "capacity %d exceeds the venue's licensed capacity %d", p.settings.Capacity, ev.VenueCapacity)
-	}
-	if len(in.Tiers) == 0 || len(in.Tiers) > 100 {
-		return p, invalid("tiers", "an event needs 1 to 100 tiers")
-	}
-	tierNames := map[string]bool{}
-	for i, ti := range in.Tiers {
-		z, ok := byName[strings.ToLower(ti.Zone)]
-		switch {
-		case !nameOK(ti.Name):
-			return p, invalid("tiers", "tier %d: name must be 1 to 80 characters", i+1)
-		case tierNames[strings.ToLower(ti.Name)]:
-			return p, invalid("tiers", "tier %q is declared twice", ti.Name)
-		case !ok:
-			return p, invalid("tiers", "tier %q: no zone named %q", ti.Name, ti.Zone)
-		case ti.Price < 0 || ti.Price > 100_000_000:
-			return p, invalid("tiers", "tier %q: price must be from 0 to 100000000 minor units", ti.Name)
-		case !currencyOK(ti.Currency):
-			return p, invalid("tiers", "tier %q: currency must be an ISO 4217 code such as EUR", ti.Name)
-		case ti.SaleStarts != nil && ti.SaleEnds != nil && !ti.SaleEnds.After(*ti.SaleStarts):
-			return p, invalid("tiers", "tier %q: sale_ends must be after sale_starts", ti.Name)
-		case ti.MaxPerOrder < 0 || ti.MaxPerOrder > 100:
-			return p, invalid("tiers", "tier %q: max_per_order must be from 1 to 100", ti.Name)
-		}
-		tierNames[strings.ToLower(ti.Name)] = true
-		max := ti.MaxPerOrder
-		if max == 0 {
-			max = 8
-		}
-		p.tiers = append(p.tiers, Tier{ID: uuid.Must(uuid.NewV7()), ZoneID: z.ID, Name: ti.Name, PriceMinor: ti.Price,
-			Currency: ti.Currency, SaleStarts: ti.SaleStarts, SaleEnds: ti.SaleEnds, MaxPerOrder: max, Sort: i})
-	}
-	for ch, q := range in.Quotas {
-		if !validChannel(ch) {
-			return p, invalid("quotas", "unknown channel %q (web, box_office, ticketmaster, eventbrite)", ch)
-		}
-		if q < 0 || q > 1000000 {
-			return p, invalid("quotas", "quota of %s must be from 0 to 1000000", ch)
-		}
-		p.quotas[ch] = q
-	}
-	return p, nil
-}
-
-// Configure replaces an event's whole inventory. It is refused once anything
-// was held or sold: from then on quotas and settings change on their own.
+// Configure replaces an event's whole inventory (before anything is held).
 func (s *Service) Configure(ctx context.Context, t tenants.Tenant, ev app.EventInfo, in Setup) error {
-	p, err := in.plan(ev)
-	if err != nil {
-		return err
-	}
-	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		// Every hold takes row locks on the seats or pool shards it sells
-		// before it commits. Locking all of them first means a hold in
-		// flight either commits before the count below (and is counted) or
-		// finds its rows gone afterwards (and sells nothing).
-		if err := tx.Exec(`SELECT 1 FROM inv_seats WHERE event_id = ? ORDER BY id FOR UPDATE`, ev.ID).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec(`SELECT 1 FROM inv_counter_shards s JOIN inv_counters c ON c.id = s.counter_id
-			WHERE c.event_id = ? ORDER BY c.kind, c.id, s.shard FOR UPDATE OF s`, ev.ID).Error; err != nil {
-			return err
-		}
-		var used int64
-		if err := tx.Raw(`SELECT count(*) FROM inv_holds WHERE event_id = ?`, ev.ID).Row().Scan(&used); err != nil {
-			return err
-		}
-		if used > 0 {
-			return app.Conflict("inventory_in_use", "tickets of this event were held or sold; change quotas and settings instead")
-		}
-		if err := tx.Exec(`DELETE FROM inv_events WHERE event_id = ?`, ev.ID).Error; err != nil {
-			return err
-		}
-		st := p.settings
-		if err := tx.Exec(`INSERT INTO inv_events (event_id, venue_id, capacity, hold_minutes, max_buyer_holds, max_buyer_tickets, max_ip_holds)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, st.EventID, st.VenueID, st.Capacity, st.HoldMinutes, st.MaxBuyerHolds, st.MaxBuyerTickets, st.MaxIPHolds).Error; err != nil {
-			return err
-		}
-		for _, z := range p.zones {
-			if err := tx.Exec(`INSERT INTO inv_zones (id, event_id, name, kind, capacity, sort) VALUES (?, ?, ?, ?, ?, ?)`,
-				z.ID, ev.ID, z.Name, z.Kind, z.Capacity, z.Sort).Error; err != nil {
-				return err
-			}
-			if z.Kind == KindGA {
-				if err := createCounter(tx, ev.ID, "pool", &z.ID, nil, z.Capacity); err != nil {
-					return err
-				}
-			}
-		}
-		if err := insertSeats(tx, ev.ID, p.seats); err != nil {
-			return err
-		}
-		for _, ti := range p.tiers {
-			if err := tx.Exec(`INSERT INTO inv_tiers (id, event_id, zone_id, name, price_minor, currency, sale_starts, sale_ends, max_per_order, sort)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ti.ID, ev.ID, ti.ZoneID, ti.Name, ti.PriceMinor, ti.Currency,
-				ti.SaleStarts, ti.SaleEnds, ti.MaxPerOrder, ti.Sort).Error; err != nil {
-				return err
-			}
-		}
-		for _, ch := range Channels {
-			if q, ok := p.quotas[ch]; ok {
-				c := ch
-				if err := createCounter(tx, ev.ID, "quota", nil, &c, q); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		s.changed(ctx, t, ev.ID, nil)
-	}
-	return err
+	return s.catalogue.Configure(ctx, t, ev, in)
 }
 
-// shardsFor chooses how many shards a counter gets: enough that 64
-// concurrent buyers rarely meet on one row, few enough that each shard can
-// still serve a full order.
-func shardsFor(capacity int) int {
-	n := capacity / 32
-	switch {
-	case n < 1:
-		return 1
-	case n > 16:
-		return 16
-	}
-	return n
-}
-
-func createCounter(tx *gorm.DB, eventID uuid.UUID, kind string, zoneID *uuid.UUID, channel *string, capacity int) error {
-	id := uuid.Must(uuid.NewV7())
-	if err := tx.Exec(`INSERT INTO inv_counters (id, event_id, kind, zone_id, channel, capacity) VALUES (?, ?, ?, ?, ?, ?)`,
-		id, eventID, kind, zoneID, channel, capacity).Error; err != nil {
-		return err
-	}
-	n := shardsFor(capacity)
-	for i := 0; i < n; i++ {
-		share := capacity / n
-		if i < capacity%n {
-			share++
-		}
-		if err := tx.Exec(`INSERT INTO inv_counter_shards (counter_id, shard, capacity) VALUES (?, ?, ?)`, id, i, share).Error; err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// SetQuotas sets the channel quotas of an event: listed channels get the
-// given quota, unlisted ones none. A quota can never fall below what its
-// channel already holds or sold; the database refuses quotas whose sum
-// exceeds the event's capacity.
+// SetQuotas sets an event's channel quotas.
 func (s *Service) SetQuotas(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, quotas map[string]int) error {
-	for ch, q := range quotas {
-		if !validChannel(ch) {
-			return invalid("quotas", "unknown channel %q (web, box_office, ticketmaster, eventbrite)", ch)
-		}
-		if q < 0 || q > 1000000 {
-			return invalid("quotas", "quota of %s must be from 0 to 1000000", ch)
-		}
-	}
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		if _, err := loadSettings(tx, eventID); err != nil {
-			return err
-		}
-		for _, ch := range Channels {
-			var ids []struct {
-				ID uuid.UUID `gorm:"column:id"`
-			}
-			if err := tx.Raw(`SELECT id FROM inv_counters WHERE event_id = ? AND kind = 'quota' AND channel = ? FOR UPDATE`, eventID, ch).Scan(&ids).Error; err != nil {
-				return err
-			}
-			q, want := quotas[ch]
-			switch {
-			case len(ids) == 0 && want:
-				c := ch
-				if err := createCounter(tx, eventID, "quota", nil, &c, q); err != nil {
-					return err
-				}
-			case len(ids) == 1 && want:
-				if err := resizeCounter(tx, ids[0].ID, q, ch); err != nil {
-					return err
-				}
-			case len(ids) == 1 && !want:
-				var used int64
-				if err := tx.Raw(`SELECT coalesce(sum(held + sold), 0) FROM inv_counter_shards WHERE counter_id = ?`, ids[0].ID).Row().Scan(&used); err != nil {
-					return err
-				}
-				if used > 0 {
-					return app.Conflict("quota_in_use", "the %s channel already holds or sold %d tickets; set its quota instead of removing it", ch, used)
-				}
-				if err := tx.Exec(`DELETE FROM inv_counters WHERE id = ?`, ids[0].ID).Error; err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		s.changed(ctx, t, eventID, nil)
-	}
-	return err
-}
-
-// resizeCounter gives a counter a new capacity, spreading the free units
-// over its shards again. Its shards are locked in order (as every path that
-// waits on shards does), so no hold slips in between.
-func resizeCounter(tx *gorm.DB, counterID uuid.UUID, capacity int, what string) error {
-	var shards []struct {
-		Shard int `gorm:"column:shard"`
-		Used  int `gorm:"column:used"`
-	}
-	if err := tx.Raw(`SELECT shard, held + sold AS used FROM inv_counter_shards WHERE counter_id = ? ORDER BY shard FOR UPDATE`, counterID).Scan(&shards).Error; err != nil {
-		return err
-	}
-	used := 0
-	for _, sh := range shards {
-		used += sh.Used
-	}
-	if capacity < used {
-		return app.Conflict("quota_below_sold", "%s already holds or sold %d; the quota cannot be lower", what, used)
-	}
-	free, n := capacity-used, len(shards)
-	for i, sh := range shards {
-		share := free / n
-		if i < free%n {
-			share++
-		}
-		if err := tx.Exec(`UPDATE inv_counter_shards SET capacity = ? WHERE counter_id = ? AND shard = ?`, sh.Used+share, counterID, sh.Shard).Error; err != nil {
-			return err
-		}
-	}
-	return tx.Exec(`UPDATE inv_counters SET capacity = ? WHERE id = ?`, capacity, counterID).Error
+	return s.catalogue.SetQuotas(ctx, t, eventID, quotas)
 }
 
 // UpdateSettings changes an event's hold duration and limits.
 func (s *Service) UpdateSettings(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, p SettingsPatch) (Settings, error) {
-	if err := firstErr(p.validate()); err != nil {
-		return Settings{}, err
-	}
-	var out Settings
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE inv_events SET hold_minutes = coalesce(?, hold_minutes), max_buyer_holds = coalesce(?, max_buyer_holds),
-			max_buyer_tickets = coalesce(?, max_buyer_tickets), max_ip_holds = coalesce(?, max_ip_holds), updated_at = now()
-			WHERE event_id = ?`, p.HoldMinutes, p.MaxBuyerHolds, p.MaxBuyerTickets, p.MaxIPHolds, eventID)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return app.NotFound("inventory")
-		}
-		var err error
-		out, err = loadSettings(tx, eventID)
-		return err
-	})
-	return out, err
-}
-
-const settingsCols = `event_id, venue_id, capacity, hold_minutes, max_buyer_holds, max_buyer_tickets, max_ip_holds`
-
-func loadSettings(tx *gorm.DB, eventID uuid.UUID) (Settings, error) {
-	var ss []Settings
-	if err := tx.Raw(`SELECT `+settingsCols+` FROM inv_events WHERE event_id = ?`, eventID).Scan(&ss).Error; err != nil {
-		return Settings{}, err
-	}
-	if len(ss) == 0 {
-		return Settings{}, app.NotFoundCode("no_inventory", "this event has no tickets configured")
-	}
-	return ss[0], nil
-}
-
-func loadZones(tx *gorm.DB, eventID uuid.UUID) ([]Zone, error) {
-	var zs []Zone
-	err := tx.Raw(`SELECT id, name, kind, capacity, sort FROM inv_zones WHERE event_id = ? ORDER BY sort`, eventID).Scan(&zs).Error
-	return zs, err
-}
-
-func loadTiers(tx *gorm.DB, eventID uuid.UUID) ([]Tier, error) {
-	var ts []Tier
-	err := tx.Raw(`SELECT id, zone_id, name, price_minor, currency, sale_starts, sale_ends, max_per_order, sort
-		FROM inv_tiers WHERE event_id = ? ORDER BY sort`, eventID).Scan(&ts).Error
-	return ts, err
-}
-
-// CounterView is a pool or quota with its totals.
-type CounterView struct {
-	ID       uuid.UUID  `gorm:"column:id" json:"id"`
-	Kind     string     `gorm:"column:kind" json:"kind"`
-	ZoneID   *uuid.UUID `gorm:"column:zone_id" json:"zone_id,omitempty"`
-	Channel  *string    `gorm:"column:channel" json:"channel,omitempty"`
-	Capacity int        `gorm:"column:capacity" json:"capacity"`
-	Held     int        `gorm:"column:held" json:"held"`
-	Sold     int        `gorm:"column:sold" json:"sold"`
-	Shards   int        `gorm:"column:shards" json:"shards"`
-}
-
-func loadCounters(tx *gorm.DB, eventID uuid.UUID) ([]CounterView, error) {
-	var cs []CounterView
-	err := tx.Raw(`SELECT c.id, c.kind, c.zone_id, c.channel, c.capacity,
-			coalesce(sum(s.held), 0) AS held, coalesce(sum(s.sold), 0) AS sold, count(s.shard) AS shards
-		FROM inv_counters c LEFT JOIN inv_counter_shards s ON s.counter_id = c.id
-		WHERE c.event_id = ? GROUP BY c.id ORDER BY c.kind, c.channel, c.id`, eventID).Scan(&cs).Error
-	return cs, err
-}
-
-// Inventory is an event's configuration with its live counts.
-type Inventory struct {
-	Settings Settings      `json:"settings"`
-	Zones    []ZoneView    `json:"zones"`
-	Tiers    []Tier        `json:"tiers"`
-	Counters []CounterView `json:"counters"`
-	Seats    SeatCounts    `json:"seats"`
-}
-
-// ZoneView is a zone with its seat or pool counts.
-type ZoneView struct {
-	Zone
-	Held int `json:"held"`
-	Sold int `json:"sold"`
-}
-
-// SeatCounts counts seats by state.
-type SeatCounts struct {
-	Total     int `gorm:"column:total" json:"total"`
-	Available int `gorm:"column:available" json:"available"`
-	Held      int `gorm:"column:held" json:"held"`
-	Sold      int `gorm:"column:sold" json:"sold"`
+	return s.catalogue.UpdateSettings(ctx, t, eventID, p)
 }
 
 // Inventory reads an event's configuration and counts.
 func (s *Service) Inventory(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (Inventory, error) {
-	var out Inventory
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		var err error
-		if out.Settings, err = loadSettings(tx, eventID); err != nil {
-			return err
-		}
-		zones, err := loadZones(tx, eventID)
-		if err != nil {
-			return err
-		}
-		if out.Tiers, err = loadTiers(tx, eventID); err != nil {
-			return err
-		}
-		if out.Counters, err = loadCounters(tx, eventID); err != nil {
-			return err
-		}
-		var perZone []struct {
-			ZoneID uuid.UUID `gorm:"column:zone_id"`
-			Held   int       `gorm:"column:held"`
-			Sold   int       `gorm:"column:sold"`
-		}
-		if err := tx.Raw(`SELECT zone_id, count(*) FILTER (WHERE state = 'held') AS held, count(*) FILTER (WHERE state = 'sold') AS sold
-			FROM inv_seats WHERE event_id = ? GROUP BY zone_id`, eventID).Scan(&perZone).Error; err != nil {
-			return err
-		}
-		for _, z := range zones {
-			zv := ZoneView{Zone: z}
-			for _, pz := range perZone {
-				if pz.ZoneID == z.ID {
-					zv.Held, zv.Sold = pz.Held, pz.Sold
-				}
-			}
-			for _, c := range out.Counters {
-				if c.ZoneID != nil && *c.ZoneID == z.ID {
-					zv.Held, zv.Sold = c.Held, c.Sold
-				}
-			}
-			out.Zones = append(out.Zones, zv)
-		}
-		return tx.Raw(`SELECT count(*) AS total, count(*) FILTER (WHERE state = 'available') AS available,
-			count(*) FILTER (WHERE state = 'held') AS held, count(*) FILTER (WHERE state = 'sold') AS sold
-			FROM inv_seats WHERE event_id = ?`, eventID).Scan(&out.Seats).Error
-	})
-	return out, err
+	return s.catalogue.Inventory(ctx, t, eventID)
+}
+
+// SeatMap reads the layout of an event.
+func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (SeatMap, error) {
+	return s.catalogue.SeatMap(ctx, t, eventID)
+}
+
+// ---- stock
+
+// Availability reads the event's availability from the database.
+func (s *Service) Availability(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (Availability, error) {
+	return s.stock.Availability(ctx, t, eventID)
+}
+
+// AvailabilityJSON returns the event's availability document, cached.
+func (s *Service) AvailabilityJSON(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, bitmap bool) ([]byte, error) {
+	return s.stock.AvailabilityJSON(ctx, t, eventID, bitmap)
+}
+
+// ---- holds
+
+// CreateHold holds seats (all or none) or GA units for a buyer.
+func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (Hold, error) {
+	return s.holds.CreateHold(ctx, t, ev, req)
+}
+
+// Hold reads a hold with its lines.
+func (s *Service) Hold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Hold, error) {
+	return s.holds.Hold(ctx, t, id)
+}
+
+// BuyerHolds lists a buyer's active holds, newest first.
+func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID string, eventID *uuid.UUID) ([]Hold, error) {
+	return s.holds.BuyerHolds(ctx, t, buyerID, eventID)
+}
+
+// ReleaseHold gives a hold's seats and units back.
+func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {
+	return s.holds.ReleaseHold(ctx, t, id, buyerID, asStaff)
+}
+
+// ExpireHold expires a hold whose time is up (*NotDueError before).
+func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
+	return s.holds.ExpireHold(ctx, t, id)
+}
+
+// SweepHolds expires every lapsed hold of a tenant; it returns how many.
+func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
+	return s.holds.SweepHolds(ctx, t, limit)
+}
+
+// AddToHold adds seats and GA units to a buyer's active hold, all or none.
+func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, req AddItemsRequest) (Hold, error) {
+	return s.holds.AddToHold(ctx, t, holdID, req)
+}
+
+// RemoveSeat takes one seat out of a buyer's active hold.
+func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, seatID, buyerID string) (Hold, error) {
+	return s.holds.RemoveSeat(ctx, t, holdID, seatID, buyerID)
+}
+
+// ---- orders
+
+// CreateOrderOnce turns a buyer's live hold into a pending order with a
+// PaymentIntent, under the request's Idempotency-Key.
+func (s *Service) CreateOrderOnce(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey) (Order, error) {
+	return s.orders.CreateOrderOnce(ctx, t, holdID, buyerID, b, key)
+}
+
+// CreateOrderWithoutPayment creates a pending order without a PaymentIntent
+// (demo seeding and box-office cash sales).
+func (s *Service) CreateOrderWithoutPayment(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (Order, error) {
+	return s.orders.CreateOrderWithoutPayment(ctx, t, holdID, buyerID, b)
+}
+
+// Order reads an order.
+func (s *Service) Order(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Order, error) {
+	return s.orders.Order(ctx, t, id)
+}
+
+// Tickets lists an order's tickets.
+func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) ([]Ticket, error) {
+	return s.orders.Tickets(ctx, t, orderID)
+}
+
+// RefundOrder refunds a paid order.
+func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, reason string) (Order, error) {
+	return s.orders.RefundOrder(ctx, t, orderID, reason)
+}
+
+// HandleWebhook settles a Stripe webhook delivered to a chain's own host.
+func (s *Service) HandleWebhook(ctx context.Context, t tenants.Tenant, payload []byte, signature string) (WebhookResult, error) {
+	return s.orders.HandleWebhook(ctx, t, payload, signature)
+}
+
+// HandlePlatformWebhook settles a Stripe webhook delivered to the platform.
+func (s *Service) HandlePlatformWebhook(ctx context.Context, payload []byte, signature string) (WebhookResult, error) {
+	return s.orders.HandlePlatformWebhook(ctx, payload, signature)
+}
+
+// PaymentSucceeded marks an order paid, sells its hold and issues its tickets.
+func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripeEventID, paymentIntentID string, amount int64, currency string, orderID uuid.UUID) (WebhookResult, error) {
+	return s.orders.PaymentSucceeded(ctx, t, stripeEventID, paymentIntentID, amount, currency, orderID)
+}
+
+// SendRefund sends an order's recorded refund to Stripe if it was not sent.
+func (s *Service) SendRefund(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) error {
+	return s.orders.SendRefund(ctx, t, orderID)
+}
+
+// SendReviewRefund refunds a payment under review unless done.
+func (s *Service) SendReviewRefund(ctx context.Context, t tenants.Tenant, paymentIntentID string) error {
+	return s.orders.SendReviewRefund(ctx, t, paymentIntentID)
+}
+
+// ResumeCancellations queues the job of every cancellation not done yet.
+func (s *Service) ResumeCancellations(ctx context.Context, t tenants.Tenant) (int, error) {
+	return s.orders.ResumeCancellations(ctx, t)
+}
+
+// SettleCancellation does what an event's cancellation owes.
+func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (int, error) {
+	return s.orders.SettleCancellation(ctx, t, eventID)
+}
+
+// DrainOutbox sends up to limit unsent mails.
+func (s *Service) DrainOutbox(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
+	return s.orders.DrainOutbox(ctx, t, limit)
+}
+
+// ---- tickets and buyers
+
+// PublicKey returns the tenant's ticket-verification key.
+func (s *Service) PublicKey(ctx context.Context, t tenants.Tenant) (ed25519.PublicKey, error) {
+	return s.tickets.PublicKey(ctx, t)
+}
+
+// NewBuyerToken mints an anonymous buyer id and its signed token.
+func (s *Service) NewBuyerToken(t tenants.Tenant) (id, token string) {
+	return s.buyers.NewBuyerToken(t)
+}
+
+// BuyerFromToken checks a buyer token and returns its buyer id.
+func (s *Service) BuyerFromToken(t tenants.Tenant, token string) (string, bool) {
+	return s.buyers.BuyerFromToken(t, token)
+}
+
+// OrderLinkOK checks an order link's signature.
+func (s *Service) OrderLinkOK(t tenants.Tenant, orderID uuid.UUID, sig string) bool {
+	return s.buyers.OrderLinkOK(t, orderID, sig)
+}
+
+// OrderPath is the buyer's order page.
+func (s *Service) OrderPath(t tenants.Tenant, orderID uuid.UUID) string {
+	return s.buyers.OrderPath(t, orderID)
 }

@@ -1,4 +1,4 @@
-package inventory
+package catalogue
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"marquee/modules/inventory/internal/model"
 	"marquee/tenants"
 )
 
@@ -49,7 +50,8 @@ const (
 	sectionHead = 18.0
 )
 
-type seatRow struct {
+// SeatRow is one seat of the map.
+type SeatRow struct {
 	ID      string    `gorm:"column:id" json:"id"`
 	ZoneID  uuid.UUID `gorm:"column:zone_id" json:"zone_id"`
 	Section string    `gorm:"column:section" json:"section"`
@@ -60,23 +62,23 @@ type seatRow struct {
 	Y       float64   `gorm:"column:y" json:"y"`
 }
 
-func (l Layout) seats(zones map[string]*Zone) ([]seatRow, error) {
+func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 	if len(l.Sections) == 0 || len(l.Sections) > 500 {
-		return nil, invalid("layout", "a seat map needs 1 to 500 sections")
+		return nil, model.Invalid("layout", "a seat map needs 1 to 500 sections")
 	}
-	var out []seatRow
+	var out []SeatRow
 	seen := map[string]bool{}
 	x := 0.0
 	for si, sec := range l.Sections {
 		if !labelPattern.MatchString(sec.Name) {
-			return nil, invalid("layout", "section %d: name must be 1 to 12 letters or digits", si+1)
+			return nil, model.Invalid("layout", "section %d: name must be 1 to 12 letters or digits", si+1)
 		}
 		z, ok := zones[strings.ToLower(sec.Zone)]
-		if !ok || z.Kind != KindReserved {
-			return nil, invalid("layout", "section %s: zone %q is not a reserved zone of this event", sec.Name, sec.Zone)
+		if !ok || z.Kind != model.KindReserved {
+			return nil, model.Invalid("layout", "section %s: zone %q is not a reserved zone of this event", sec.Name, sec.Zone)
 		}
 		if len(sec.Rows) == 0 || len(sec.Rows) > 500 {
-			return nil, invalid("layout", "section %s needs 1 to 500 rows", sec.Name)
+			return nil, model.Invalid("layout", "section %s needs 1 to 500 rows", sec.Name)
 		}
 		ox, oy := x, 0.0
 		if sec.X != nil {
@@ -88,12 +90,12 @@ func (l Layout) seats(zones map[string]*Zone) ([]seatRow, error) {
 		widest := 0
 		for ri, row := range sec.Rows {
 			if !labelPattern.MatchString(row.Label) {
-				return nil, invalid("layout", "section %s row %d: label must be 1 to 12 letters or digits", sec.Name, ri+1)
+				return nil, model.Invalid("layout", "section %s row %d: label must be 1 to 12 letters or digits", sec.Name, ri+1)
 			}
 			nums := row.Numbers
 			if len(nums) == 0 {
 				if row.Seats < 1 || row.Seats > 1000 {
-					return nil, invalid("layout", "section %s row %s: give 1 to 1000 seats or a list of numbers", sec.Name, row.Label)
+					return nil, model.Invalid("layout", "section %s row %s: give 1 to 1000 seats or a list of numbers", sec.Name, row.Label)
 				}
 				start := row.Start
 				if start == 0 {
@@ -103,27 +105,27 @@ func (l Layout) seats(zones map[string]*Zone) ([]seatRow, error) {
 					nums = append(nums, start+n)
 				}
 			} else if row.Seats != 0 && row.Seats != len(nums) {
-				return nil, invalid("layout", "section %s row %s: seats and numbers disagree", sec.Name, row.Label)
+				return nil, model.Invalid("layout", "section %s row %s: seats and numbers disagree", sec.Name, row.Label)
 			}
 			if len(nums) > 1000 {
-				return nil, invalid("layout", "section %s row %s: at most 1000 seats a row", sec.Name, row.Label)
+				return nil, model.Invalid("layout", "section %s row %s: at most 1000 seats a row", sec.Name, row.Label)
 			}
 			if len(nums) > widest {
 				widest = len(nums)
 			}
 			for i, n := range nums {
 				if n < 0 || n > 99999 {
-					return nil, invalid("layout", "section %s row %s: seat numbers must be from 0 to 99999", sec.Name, row.Label)
+					return nil, model.Invalid("layout", "section %s row %s: seat numbers must be from 0 to 99999", sec.Name, row.Label)
 				}
 				id := fmt.Sprintf("%s-%s-%d", sec.Name, row.Label, n)
 				if seen[id] {
-					return nil, invalid("layout", "seat %s appears twice", id)
+					return nil, model.Invalid("layout", "seat %s appears twice", id)
 				}
 				seen[id] = true
-				out = append(out, seatRow{ID: id, ZoneID: z.ID, Section: sec.Name, Row: row.Label, Number: n, Ord: len(out),
+				out = append(out, SeatRow{ID: id, ZoneID: z.ID, Section: sec.Name, Row: row.Label, Number: n, Ord: len(out),
 					X: ox + float64(i)*seatPitch, Y: oy + sectionHead + float64(ri)*rowPitch})
-				if len(out) > MaxSeatsPerLayout {
-					return nil, invalid("layout", "a seat map holds at most %d seats", MaxSeatsPerLayout)
+				if len(out) > model.MaxSeatsPerLayout {
+					return nil, model.Invalid("layout", "a seat map holds at most %d seats", model.MaxSeatsPerLayout)
 				}
 			}
 		}
@@ -134,7 +136,7 @@ func (l Layout) seats(zones map[string]*Zone) ([]seatRow, error) {
 
 // insertSeats writes the seat map in batches (a bounded number of
 // parameters per statement).
-func insertSeats(tx *gorm.DB, eventID uuid.UUID, seats []seatRow) error {
+func insertSeats(tx *gorm.DB, eventID uuid.UUID, seats []SeatRow) error {
 	const batch = 2000
 	for start := 0; start < len(seats); start += batch {
 		end := min(start+batch, len(seats))
@@ -157,21 +159,21 @@ func insertSeats(tx *gorm.DB, eventID uuid.UUID, seats []seatRow) error {
 
 // SeatMap is the static layout of an event's seats, for drawing.
 type SeatMap struct {
-	Zones  []Zone    `json:"zones"`
-	Seats  []seatRow `json:"seats"`
-	Width  float64   `json:"width"`
-	Height float64   `json:"height"`
+	Zones  []model.Zone `json:"zones"`
+	Seats  []SeatRow    `json:"seats"`
+	Width  float64      `json:"width"`
+	Height float64      `json:"height"`
 }
 
 // SeatMap reads the layout of an event.
 func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (SeatMap, error) {
 	var m SeatMap
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		if _, err := loadSettings(tx, eventID); err != nil {
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		if _, err := LoadSettings(tx, eventID); err != nil {
 			return err
 		}
 		var err error
-		if m.Zones, err = loadZones(tx, eventID); err != nil {
+		if m.Zones, err = LoadZones(tx, eventID); err != nil {
 			return err
 		}
 		return tx.Raw(`SELECT id, zone_id, section, row_label, number, ord, x, y FROM inv_seats WHERE event_id = ? ORDER BY ord`, eventID).Scan(&m.Seats).Error
@@ -181,7 +183,7 @@ func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UU
 		m.Height = max(m.Height, st.Y+rowPitch)
 	}
 	if m.Seats == nil {
-		m.Seats = []seatRow{}
+		m.Seats = []SeatRow{}
 	}
 	return m, err
 }

@@ -1,11 +1,9 @@
-package inventory
+package orders
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -14,6 +12,8 @@ import (
 
 	"marquee/app"
 	"marquee/jobs"
+	"marquee/modules/inventory/internal/holds"
+	"marquee/modules/inventory/internal/model"
 	"marquee/tenants"
 )
 
@@ -38,6 +38,9 @@ import (
 // idempotency key, which Stripe answers with the refund it made the first
 // time, so no order is refunded twice.
 
+// Cancellations returns the inventory's side of app.EventCancellations.
+func (s *Service) Cancellations() Cancellations { return Cancellations{s} }
+
 // Task types of event cancellations and the outbox.
 const (
 	// TaskEventCancel settles one event's cancellation (task id
@@ -45,26 +48,29 @@ const (
 	TaskEventCancel = "inventory:event-cancel"
 	// TaskOutbox sends the mail waiting in the outbox.
 	TaskOutbox = "inventory:outbox"
+	// TaskRefund sends a recorded refund to Stripe until it succeeds.
+	TaskRefund = "inventory:refund"
 )
 
-type cancelTask struct {
+// CancelTask names the event a TaskEventCancel settles.
+type CancelTask struct {
 	EventID uuid.UUID `json:"event_id"`
 }
 
 // cancellationReason is what buyers and the ledger are told.
 const cancellationReason = "the event was cancelled"
 
-// cancellations is the inventory's side of app.EventCancellations.
-type cancellations struct{ s *Service }
+// Cancellations is the inventory's side of app.EventCancellations.
+type Cancellations struct{ s *Service }
 
 // CancellationImpact implements app.EventCancellations.
-func (c cancellations) CancellationImpact(ctx context.Context, t tenants.Tenant, eventIDs []uuid.UUID) (map[uuid.UUID]app.CancellationImpact, error) {
+func (c Cancellations) CancellationImpact(ctx context.Context, t tenants.Tenant, eventIDs []uuid.UUID) (map[uuid.UUID]app.CancellationImpact, error) {
 	var rows []struct {
 		EventID uuid.UUID `gorm:"column:event_id"`
 		Orders  int       `gorm:"column:orders"`
 		Tickets int       `gorm:"column:tickets"`
 	}
-	err := c.s.tx(ctx, t, func(tx *gorm.DB) error {
+	err := c.s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT o.event_id, count(DISTINCT o.id) AS orders, count(tk.id) AS tickets
 			FROM inv_orders o LEFT JOIN inv_tickets tk ON tk.order_id = o.id AND tk.status = 'valid'
 			WHERE o.event_id IN ? AND o.status = 'paid' GROUP BY o.event_id`, eventIDs).Scan(&rows).Error
@@ -78,23 +84,23 @@ func (c cancellations) CancellationImpact(ctx context.Context, t tenants.Tenant,
 
 // EventCancelled implements app.EventCancellations: it records the
 // cancellation in the calendar's transaction.
-func (c cancellations) EventCancelled(tx *gorm.DB, _ tenants.Tenant, eventID uuid.UUID) error {
+func (c Cancellations) EventCancelled(tx *gorm.DB, _ tenants.Tenant, eventID uuid.UUID) error {
 	return tx.Exec(`INSERT INTO inv_event_cancellations (event_id) VALUES (?) ON CONFLICT (event_id) DO NOTHING`, eventID).Error
 }
 
 // StartCancellation implements app.EventCancellations.
-func (c cancellations) StartCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
-	c.s.events.Delete(eventKey(t, eventID)) // holds see the cancelled status at once
+func (c Cancellations) StartCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
+	c.s.catalogue.ForgetEvent(t, eventID) // holds see the cancelled status at once
 	c.s.enqueueCancellation(ctx, t, eventID)
 }
 
 // enqueueCancellation queues the event's cancellation job unless it is
 // queued or running already (its task id is the event's).
 func (s *Service) enqueueCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
-	_, err := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskEventCancel, cancelTask{EventID: eventID},
+	_, err := s.d.App.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskEventCancel, CancelTask{EventID: eventID},
 		asynq.TaskID("event-cancel:"+t.Slug+":"+eventID.String()), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(25))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		s.app.Log.Warn("event cancellation not queued; the sweeper resumes it", "tenant", t.Slug, "event", eventID, "err", err)
+		s.d.App.Log.Warn("event cancellation not queued; the sweeper resumes it", "tenant", t.Slug, "event", eventID, "err", err)
 	}
 }
 
@@ -102,7 +108,7 @@ func (s *Service) enqueueCancellation(ctx context.Context, t tenants.Tenant, eve
 // (the sweeper's part: a lost or killed job is picked up again).
 func (s *Service) ResumeCancellations(ctx context.Context, t tenants.Tenant) (int, error) {
 	var ids []uuid.UUID
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		// A payment that slipped past a finished cancellation (it read the
 		// event before the cancellation committed) reopens it.
 		if err := tx.Exec(`UPDATE inv_event_cancellations c SET status = 'open', finished_at = NULL
@@ -124,7 +130,7 @@ func (s *Service) ResumeCancellations(ctx context.Context, t tenants.Tenant) (in
 // It stops at the first error (the job is retried) or when ctx ends.
 func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (int, error) {
 	var status []string
-	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	if err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT status FROM inv_event_cancellations WHERE event_id = ?`, eventID).Scan(&status).Error
 	}); err != nil {
 		return 0, err
@@ -157,7 +163,7 @@ func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, even
 				break
 			}
 			if err := s.refundForCancellation(ctx, t, orderID); err != nil {
-				s.app.Log.Warn("cancellation refund failed; the others go on", "tenant", t.Slug, "event", eventID, "order", orderID, "err", err)
+				s.d.App.Log.Warn("cancellation refund failed; the others go on", "tenant", t.Slug, "event", eventID, "order", orderID, "err", err)
 				failed = append(failed, orderID)
 				if firstErr == nil {
 					firstErr = err
@@ -172,8 +178,8 @@ func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, even
 		done, err := s.finishCancellation(ctx, t, eventID)
 		if err != nil || done {
 			if done {
-				s.changed(ctx, t, eventID, nil)
-				s.app.Log.Info("event cancellation settled", "tenant", t.Slug, "event", eventID, "refunded", refunded)
+				s.stock.Changed(ctx, t, eventID, nil)
+				s.d.App.Log.Info("event cancellation settled", "tenant", t.Slug, "event", eventID, "refunded", refunded)
 			}
 			return refunded, err
 		}
@@ -183,16 +189,16 @@ func (s *Service) SettleCancellation(ctx context.Context, t tenants.Tenant, even
 // stopSelling releases the event's open holds and closes its waiting room.
 func (s *Service) stopSelling(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) error {
 	for {
-		var closed *holdRow
+		var closed *model.HoldRow
 		var seats []string
-		err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 			closed, seats = nil, nil
 			var ids []uuid.UUID
 			if err := tx.Raw(`SELECT id FROM inv_holds WHERE event_id = ? AND status = 'active' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, eventID).Scan(&ids).Error; err != nil || len(ids) == 0 {
 				return err
 			}
 			var err error
-			closed, seats, err = closeHold(tx, ids[0], HoldReleased, false)
+			closed, seats, err = holds.CloseHold(tx, ids[0], model.HoldReleased, false)
 			return err
 		})
 		if err != nil {
@@ -201,10 +207,10 @@ func (s *Service) stopSelling(ctx context.Context, t tenants.Tenant, eventID uui
 		if closed == nil {
 			break
 		}
-		s.changed(ctx, t, eventID, seatStates(seats, SeatAvailable))
+		s.stock.Changed(ctx, t, eventID, model.SeatStates(seats, model.SeatAvailable))
 	}
 	// The room's admission stops with it; its Redis state lapses by itself.
-	return s.tx(ctx, t, func(tx *gorm.DB) error {
+	return s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Exec(`UPDATE waiting_rooms SET enabled = false, updated_at = now() WHERE event_id = ? AND enabled`, eventID).Error
 	})
 }
@@ -213,7 +219,7 @@ func (s *Service) stopSelling(ctx context.Context, t tenants.Tenant, eventID uui
 // the last look too) and returns one not refunded yet.
 func (s *Service) nextCancellationRefund(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, skip []uuid.UUID) (uuid.UUID, bool, error) {
 	var ids []uuid.UUID
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		if err := tx.Exec(`INSERT INTO inv_cancellation_refunds (order_id, event_id)
 			SELECT id, event_id FROM inv_orders WHERE event_id = ? AND status = 'paid' ON CONFLICT (order_id) DO NOTHING`, eventID).Error; err != nil {
 			return err
@@ -234,15 +240,15 @@ func (s *Service) nextCancellationRefund(ctx context.Context, t tenants.Tenant, 
 // refunded through Stripe (idempotency key refund:<order>), then undone in
 // one transaction.
 func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) error {
-	var o Order
+	var o model.Order
 	var settled bool
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		settled = false
 		var err error
 		// The order row first (the lock order of every order path): a staff
 		// refund of it either committed before (seen here) or sees this
 		// claim and refuses.
-		if o, err = readOrder(tx, orderID, true); err != nil {
+		if o, err = ReadOrder(tx, orderID, true); err != nil {
 			return err
 		}
 		var state string
@@ -253,7 +259,7 @@ func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, o
 		case state == "refunded":
 			settled = true
 			return nil
-		case o.Status != OrderPaid:
+		case o.Status != model.OrderPaid:
 			// Refunded some other way before the cancellation listed it.
 			settled = true
 			return tx.Exec(`UPDATE inv_cancellation_refunds SET state = 'refunded', stripe_refund_id = 'none', updated_at = now() WHERE order_id = ?`, orderID).Error
@@ -273,16 +279,16 @@ func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, o
 		params.AddMetadata("reason", "event cancelled")
 		r, err := s.stripe.Refunds.New(params)
 		if err != nil {
-			return fmt.Errorf("refund of order %s: %s", o.ID, stripeErrorSummary(err))
+			return fmt.Errorf("refund of order %s: %s", o.ID, StripeErrorSummary(err))
 		}
 		refundID = r.ID
 	}
 	var seats []string
-	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+	err = s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		seats = nil
-		upd := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid' RETURNING `+orderCols,
+		upd := tx.Raw(`UPDATE inv_orders SET status = 'refunded', closed_at = now(), note = ? WHERE id = ? AND status = 'paid' RETURNING `+model.OrderCols,
 			cancellationReason, orderID)
-		var os []Order
+		var os []model.Order
 		if err := upd.Scan(&os).Error; err != nil {
 			return err
 		}
@@ -298,7 +304,7 @@ func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, o
 			refundID, orderID).Error
 	})
 	if err == nil && len(seats) > 0 {
-		s.changed(ctx, t, o.EventID, seatStates(seats, SeatAvailable))
+		s.stock.Changed(ctx, t, o.EventID, model.SeatStates(seats, model.SeatAvailable))
 	}
 	return err
 }
@@ -307,7 +313,7 @@ func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, o
 // open hold, no paid order, no unsettled refund.
 func (s *Service) finishCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (bool, error) {
 	var done bool
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		res := tx.Exec(`UPDATE inv_event_cancellations SET status = 'done', finished_at = now()
 			WHERE event_id = ? AND status = 'open'
 			AND NOT EXISTS (SELECT 1 FROM inv_holds WHERE event_id = ? AND status = 'active')
@@ -318,72 +324,4 @@ func (s *Service) finishCancellation(ctx context.Context, t tenants.Tenant, even
 		return res.Error
 	})
 	return done, err
-}
-
-// eventCancelled says whether the event's cancellation has committed.
-func eventCancelled(tx *gorm.DB, eventID uuid.UUID) (bool, error) {
-	var n int64
-	err := tx.Raw(`SELECT count(*) FROM inv_event_cancellations WHERE event_id = ?`, eventID).Row().Scan(&n)
-	return n > 0, err
-}
-
-// cancelTaskRun runs TaskEventCancel.
-func (m *Module) cancelTaskRun(ctx context.Context, t tenants.Tenant, payload []byte) error {
-	var p cancelTask
-	if err := json.Unmarshal(payload, &p); err != nil || p.EventID == uuid.Nil {
-		return fmt.Errorf("%w: bad event-cancel payload", asynq.SkipRetry)
-	}
-	_, err := m.svc.SettleCancellation(ctx, t, p.EventID)
-	if err == nil {
-		m.svc.enqueueOutbox(ctx, t)
-	}
-	return err
-}
-
-// The outbox: mail written in the transaction of what it tells, sent by a
-// task. Sending here is recording it as sent and logging it; a real mail
-// transport plugs in at sendMail.
-
-// enqueueOutbox asks for the outbox to be drained soon.
-func (s *Service) enqueueOutbox(ctx context.Context, t tenants.Tenant) {
-	_, err := s.app.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskOutbox, struct{}{},
-		asynq.TaskID("outbox:"+t.Slug+":"+time.Now().UTC().Truncate(10*time.Second).Format(time.RFC3339)), asynq.Queue(jobs.QueueDefault))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		s.app.Log.Warn("outbox drain not queued; the periodic drain sends it", "tenant", t.Slug, "err", err)
-	}
-}
-
-// DrainOutbox sends up to limit unsent mails, each marked sent in the
-// transaction that sends it (SKIP LOCKED: drains running at once split the
-// work). It returns how many it sent.
-func (s *Service) DrainOutbox(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
-	n := 0
-	for n < limit {
-		var sent bool
-		err := s.tx(ctx, t, func(tx *gorm.DB) error {
-			var rows []struct {
-				ID      uuid.UUID  `gorm:"column:id"`
-				OrderID *uuid.UUID `gorm:"column:order_id"`
-				Subject string     `gorm:"column:subject"`
-			}
-			if err := tx.Raw(`SELECT id, order_id, subject FROM inv_email_outbox WHERE sent_at IS NULL ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&rows).Error; err != nil || len(rows) == 0 {
-				return err
-			}
-			// No address or body in the log: they are the buyer's.
-			s.app.Log.Info("mail sent", "tenant", t.Slug, "mail", rows[0].ID, "order", rows[0].OrderID, "subject", rows[0].Subject)
-			sent = true
-			return tx.Exec(`UPDATE inv_email_outbox SET sent_at = now() WHERE id = ?`, rows[0].ID).Error
-		})
-		if err != nil || !sent {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
-// outboxTask runs TaskOutbox.
-func (m *Module) outboxTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
-	_, err := m.svc.DrainOutbox(ctx, t, 1000)
-	return err
 }

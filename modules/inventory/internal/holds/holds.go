@@ -1,18 +1,43 @@
-package inventory
+// Package holds keeps seats and GA units for buyers until they pay or the
+// hold lapses: new holds, decided in batches (group commit, batch_*.go), a
+// buyer's one cart (cart.go), release, expiry and its sweep.
+package holds
 
 import (
 	"context"
-	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/jobs"
+	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/model"
+	"marquee/modules/inventory/internal/stock"
 	"marquee/tenants"
 )
+
+// Service makes, changes and ends holds.
+type Service struct {
+	d          *deps.Deps
+	stock      *stock.Service
+	catalogue  *catalogue.Service
+	holdQueues sync.Map // tenant/event -> *holdQueue
+	batchSizes prometheus.Histogram
+}
+
+// New returns the holds service; its batch sizes go to the core's metrics.
+func New(d *deps.Deps, st *stock.Service, cat *catalogue.Service) *Service {
+	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "marquee_inventory_hold_batch_size",
+		Help: "Hold requests decided in one transaction.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}})
+	d.App.Metrics.MustRegister(sizes)
+	return &Service{d: d, stock: st, catalogue: cat, batchSizes: sizes}
+}
 
 // HoldRequest asks for seats, or for a quantity of a GA tier.
 type HoldRequest struct {
@@ -25,30 +50,31 @@ type HoldRequest struct {
 	ClientIP string
 }
 
-func (r *HoldRequest) validate() error {
+// Validate checks a request before it joins a batch (defaulting the channel).
+func (r *HoldRequest) Validate() error {
 	if r.Channel == "" {
-		r.Channel = ChannelWeb
+		r.Channel = model.ChannelWeb
 	}
-	if !validChannel(r.Channel) {
-		return invalid("channel", "unknown channel %q", r.Channel)
+	if !model.ValidChannel(r.Channel) {
+		return model.Invalid("channel", "unknown channel %q", r.Channel)
 	}
 	switch {
 	case len(r.Seats) > 0 && r.Quantity != 0:
-		return invalid("request", "ask for seats or for a quantity of a tier, not both")
-	case len(r.Seats) > MaxSeatsPerHold:
-		return invalid("seats", "at most %d seats in one hold", MaxSeatsPerHold)
+		return model.Invalid("request", "ask for seats or for a quantity of a tier, not both")
+	case len(r.Seats) > model.MaxSeatsPerHold:
+		return model.Invalid("seats", "at most %d seats in one hold", model.MaxSeatsPerHold)
 	case len(r.Seats) == 0 && r.TierID == nil:
-		return invalid("request", "give seats, or tier_id and quantity")
+		return model.Invalid("request", "give seats, or tier_id and quantity")
 	case len(r.Seats) == 0 && (r.Quantity < 1 || r.Quantity > 100):
-		return invalid("quantity", "quantity must be from 1 to 100")
+		return model.Invalid("quantity", "quantity must be from 1 to 100")
 	}
 	seen := map[string]bool{}
 	for _, id := range r.Seats {
-		if !seatIDPattern.MatchString(id) {
-			return invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", truncate(id, 40))
+		if !model.SeatIDPattern.MatchString(id) {
+			return model.Invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", model.Truncate(id, 40))
 		}
 		if seen[id] {
-			return invalid("seats", "seat %s is listed twice", id)
+			return model.Invalid("seats", "seat %s is listed twice", id)
 		}
 		seen[id] = true
 	}
@@ -58,116 +84,48 @@ func (r *HoldRequest) validate() error {
 	return nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// tierRow is a tier with what a hold needs to know about its zone.
-type tierRow struct {
-	Tier
-	ZoneKind string
-	ZoneName string
-	PoolID   *uuid.UUID
-}
-
 // CreateHold holds seats (all or none) or GA units for a buyer. The request
-// joins its event's next hold batch (holdbatch.go), which decides it against
+// joins its event's next hold batch (batch_*.go), which decides it against
 // locked rows and writes it with conditional statements in one transaction:
 // seats no longer available, a pool or quota without room, or a buyer over a
 // limit refuse this request alone, changing nothing.
-func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (Hold, error) {
-	if err := req.validate(); err != nil {
-		return Hold{}, err
+func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (model.Hold, error) {
+	if err := req.Validate(); err != nil {
+		return model.Hold{}, err
 	}
 	if ev.Status != "on_sale" {
-		return Hold{}, errNotOnSale("this event is not on sale")
+		return model.Hold{}, model.ErrNotOnSale("this event is not on sale")
 	}
 	out, err := s.submitHold(ctx, t, ev, req)
 	return out.hold, err
 }
 
-func findTier(tiers []tierRow, id uuid.UUID) (tierRow, bool) {
-	for _, t := range tiers {
-		if t.ID == id {
-			return t, true
-		}
-	}
-	return tierRow{}, false
-}
-
-func tierCurrency(tiers []tierRow, id uuid.UUID) string {
-	t, _ := findTier(tiers, id)
-	return t.Currency
-}
-
-// seatTier picks the tier a seat sells at: the one asked for (it must be of
-// the seat's zone), or the zone's first tier on sale.
-func seatTier(tiers []tierRow, zoneID uuid.UUID, want *uuid.UUID, now time.Time) (tierRow, error) {
-	if want != nil {
-		t, ok := findTier(tiers, *want)
-		switch {
-		case !ok:
-			return tierRow{}, app.NotFound("tier")
-		case t.ZoneID != zoneID:
-			return tierRow{}, invalid("tier_id", "tier %s is not sold in every requested seat's zone", t.Name)
-		case !t.OnSale(now):
-			return tierRow{}, errNotOnSale("tier " + t.Name + " is not on sale now")
-		}
-		return t, nil
-	}
-	for _, t := range tiers {
-		if t.ZoneID == zoneID && t.OnSale(now) {
-			return t, nil
-		}
-	}
-	return tierRow{}, errNotOnSale("no tier of this seat's zone is on sale now")
-}
-
-// holdRow is a hold as stored.
-type holdRow struct {
-	ID          uuid.UUID `gorm:"column:id"`
-	EventID     uuid.UUID `gorm:"column:event_id"`
-	BuyerID     string    `gorm:"column:buyer_id"`
-	ClientIP    string    `gorm:"column:client_ip"`
-	IPCounted   bool      `gorm:"column:ip_counted"`
-	Channel     string    `gorm:"column:channel"`
-	Status      string    `gorm:"column:status"`
-	Quantity    int       `gorm:"column:quantity"`
-	AmountMinor int64     `gorm:"column:amount_minor"`
-	Currency    string    `gorm:"column:currency"`
-	ExpiresAt   time.Time `gorm:"column:expires_at"`
-}
-
-const holdCols = `id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at`
-
 // Hold reads a hold with its lines.
-func (s *Service) Hold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Hold, error) {
-	var h Hold
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+func (s *Service) Hold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (model.Hold, error) {
+	var h model.Hold
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		var err error
-		h, err = readHold(tx, id)
+		h, err = ReadHold(tx, id)
 		return err
 	})
 	return h, err
 }
 
-func readHold(tx *gorm.DB, id uuid.UUID) (Hold, error) {
-	var rows []holdRow
-	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
-		return Hold{}, err
+// ReadHold reads a hold with its lines in tx.
+func ReadHold(tx *gorm.DB, id uuid.UUID) (model.Hold, error) {
+	var rows []model.HoldRow
+	if err := tx.Raw(`SELECT `+model.HoldCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+		return model.Hold{}, err
 	}
 	if len(rows) == 0 {
-		return Hold{}, app.NotFound("hold")
+		return model.Hold{}, app.NotFound("hold")
 	}
 	r := rows[0]
-	h := Hold{ID: r.ID, EventID: r.EventID, Status: r.Status, Channel: r.Channel, Quantity: r.Quantity, AmountMinor: r.AmountMinor,
+	h := model.Hold{ID: r.ID, EventID: r.EventID, Status: r.Status, Channel: r.Channel, Quantity: r.Quantity, AmountMinor: r.AmountMinor,
 		Currency: r.Currency, ExpiresAt: r.ExpiresAt, BuyerID: r.BuyerID, Seats: []string{}}
 	if err := tx.Raw(`SELECT l.tier_id, l.zone_id, l.seat_id, l.quantity, l.unit_price_minor FROM inv_hold_lines l
 		WHERE l.hold_id = ? ORDER BY l.line`, id).Scan(&h.Lines).Error; err != nil {
-		return Hold{}, err
+		return model.Hold{}, err
 	}
 	for _, l := range h.Lines {
 		if l.SeatID != nil {
@@ -180,9 +138,9 @@ func readHold(tx *gorm.DB, id uuid.UUID) (Hold, error) {
 // BuyerHolds lists a buyer's active holds, newest first, of one event (or
 // of every event when eventID is nil), so a page reloaded mid-purchase finds
 // its cart again.
-func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID string, eventID *uuid.UUID) ([]Hold, error) {
-	out := []Hold{}
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID string, eventID *uuid.UUID) ([]model.Hold, error) {
+	out := []model.Hold{}
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		out = out[:0]
 		var ids []uuid.UUID
 		q := tx.Raw(`SELECT id FROM inv_holds WHERE buyer_id = ? AND status = 'active' AND expires_at > now() ORDER BY id DESC LIMIT 100`, buyerID)
@@ -194,7 +152,7 @@ func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID stri
 			return err
 		}
 		for _, id := range ids {
-			h, err := readHold(tx, id)
+			h, err := ReadHold(tx, id)
 			if err != nil {
 				return err
 			}
@@ -208,31 +166,31 @@ func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID stri
 // ReleaseHold gives a hold's seats and units back. Only its buyer (or staff,
 // asStaff) may; releasing twice changes nothing the second time.
 func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {
-	var closed *holdRow
+	var closed *model.HoldRow
 	var seats []string
 	var lastHold bool
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		closed, seats, lastHold = nil, nil, false
-		var rows []holdRow
-		if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+		var rows []model.HoldRow
+		if err := tx.Raw(`SELECT `+model.HoldCols+` FROM inv_holds WHERE id = ?`, id).Scan(&rows).Error; err != nil {
 			return err
 		}
 		if len(rows) == 0 || (!asStaff && rows[0].BuyerID != buyerID) {
 			return app.NotFound("hold")
 		}
 		var err error
-		if closed, seats, err = closeHold(tx, id, HoldReleased, false); err != nil || closed == nil || asStaff {
+		if closed, seats, err = CloseHold(tx, id, model.HoldReleased, false); err != nil || closed == nil || asStaff {
 			return err
 		}
 		lastHold, err = buyerHoldsNone(tx, closed.EventID, buyerID)
 		return err
 	})
 	if err == nil && closed != nil {
-		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		s.stock.Changed(ctx, t, closed.EventID, model.SeatStates(seats, model.SeatAvailable))
 		if lastHold {
 			// The buyer gave back all they held: their waiting-room place
 			// goes to the next buyer.
-			s.buyerDone(ctx, t, closed.EventID, buyerID)
+			s.d.BuyerDone(ctx, t, closed.EventID, buyerID)
 		}
 	}
 	return err
@@ -243,13 +201,13 @@ func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUI
 // reported with a *NotDueError saying how long it has left (by the
 // database's clock, which set its expiry), so the caller may come back then.
 func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (expired bool, err error) {
-	var closed *holdRow
+	var closed *model.HoldRow
 	var seats []string
 	var lastHold bool
-	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+	err = s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		var err error
 		closed, seats, lastHold = nil, nil, false
-		closed, seats, err = closeHold(tx, id, HoldExpired, true)
+		closed, seats, err = CloseHold(tx, id, model.HoldExpired, true)
 		if err != nil {
 			return err
 		}
@@ -265,12 +223,12 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 			return err
 		}
 		if len(due) == 1 {
-			return &NotDueError{In: time.Duration(due[0].Left * float64(time.Second))}
+			return &model.NotDueError{In: time.Duration(due[0].Left * float64(time.Second))}
 		}
 		return nil
 	})
 	if err == nil && closed != nil {
-		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		s.stock.Changed(ctx, t, closed.EventID, model.SeatStates(seats, model.SeatAvailable))
 		s.expiredFor(ctx, t, closed, lastHold)
 	}
 	return closed != nil, err
@@ -278,9 +236,9 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 
 // expiredFor frees the waiting-room place of a buyer whose last hold just
 // expired: they walked away, and the place is the next buyer's.
-func (s *Service) expiredFor(ctx context.Context, t tenants.Tenant, closed *holdRow, lastHold bool) {
+func (s *Service) expiredFor(ctx context.Context, t tenants.Tenant, closed *model.HoldRow, lastHold bool) {
 	if lastHold {
-		s.buyerDone(ctx, t, closed.EventID, closed.BuyerID)
+		s.d.BuyerDone(ctx, t, closed.EventID, closed.BuyerID)
 	}
 }
 
@@ -293,22 +251,17 @@ func buyerHoldsNone(tx *gorm.DB, eventID uuid.UUID, buyerID string) (bool, error
 	return none, err
 }
 
-// NotDueError says a hold's expiry ran before its time; In is what is left.
-type NotDueError struct{ In time.Duration }
-
-func (e *NotDueError) Error() string { return fmt.Sprintf("hold not due yet (due in %v)", e.In) }
-
-// closeHold moves an active hold to released or expired and returns its
+// CloseHold moves an active hold to released or expired and returns its
 // seats and units to sale. The conditional UPDATE on the hold row decides:
 // of a racing release, expiry and payment exactly one moves it. It returns
 // nil when the hold was not active (or, for expiry, not yet due).
-func closeHold(tx *gorm.DB, id uuid.UUID, status string, onlyIfDue bool) (*holdRow, []string, error) {
-	var rows []holdRow
+func CloseHold(tx *gorm.DB, id uuid.UUID, status string, onlyIfDue bool) (*model.HoldRow, []string, error) {
+	var rows []model.HoldRow
 	q := `UPDATE inv_holds SET status = ?, closed_at = now() WHERE id = ? AND status = 'active'`
 	if onlyIfDue {
 		q += ` AND expires_at <= now()`
 	}
-	if err := tx.Raw(q+` RETURNING `+holdCols, status, id).Scan(&rows).Error; err != nil {
+	if err := tx.Raw(q+` RETURNING `+model.HoldCols, status, id).Scan(&rows).Error; err != nil {
 		return nil, nil, err
 	}
 	if len(rows) == 0 {
@@ -321,32 +274,23 @@ func closeHold(tx *gorm.DB, id uuid.UUID, status string, onlyIfDue bool) (*holdR
 
 // returnHeldInventory puts a closed hold's seats and units back on sale and
 // lowers its buyer's counters.
-func returnHeldInventory(tx *gorm.DB, h holdRow) ([]string, error) {
-	var seats []struct {
-		ID string `gorm:"column:id"`
-	}
-	if err := tx.Raw(`UPDATE inv_seats s SET state = 'available', hold_id = NULL
-		FROM (SELECT id FROM inv_seats WHERE event_id = ? AND hold_id = ? ORDER BY id FOR UPDATE) l
-		WHERE s.event_id = ? AND s.id = l.id AND s.state = 'held' AND s.hold_id = ?
-		RETURNING s.id`, h.EventID, h.ID, h.EventID, h.ID).Scan(&seats).Error; err != nil {
+func returnHeldInventory(tx *gorm.DB, h model.HoldRow) ([]string, error) {
+	ids, err := stock.ReleaseHeldSeats(tx, h.EventID, h.ID)
+	if err != nil {
 		return nil, err
 	}
-	if err := moveAllocs(tx, h.ID, releaseHeld, true); err != nil {
+	if err := stock.MoveAllocs(tx, h.ID, stock.ReleaseHeld, true); err != nil {
 		return nil, err
 	}
-	if err := releaseBuyer(tx, h, true); err != nil {
+	if err := ReleaseBuyer(tx, h, true); err != nil {
 		return nil, err
-	}
-	ids := make([]string, len(seats))
-	for i, s := range seats {
-		ids[i] = s.ID
 	}
 	return ids, nil
 }
 
-// releaseBuyer lowers the buyer's active holds (and units, unless they were
+// ReleaseBuyer lowers the buyer's active holds (and units, unless they were
 // bought) and the address's active holds.
-func releaseBuyer(tx *gorm.DB, h holdRow, units bool) error {
+func ReleaseBuyer(tx *gorm.DB, h model.HoldRow, units bool) error {
 	n := 0
 	if units {
 		n = h.Quantity
@@ -368,10 +312,10 @@ func releaseBuyer(tx *gorm.DB, h holdRow, units bool) error {
 func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
 	n := 0
 	for n < limit {
-		var closed *holdRow
+		var closed *model.HoldRow
 		var seats []string
 		var lastHold bool
-		err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 			closed, seats, lastHold = nil, nil, false
 			var ids []struct {
 				ID uuid.UUID `gorm:"column:id"`
@@ -384,7 +328,7 @@ func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (
 				return nil
 			}
 			var err error
-			if closed, seats, err = closeHold(tx, ids[0].ID, HoldExpired, true); err != nil || closed == nil {
+			if closed, seats, err = CloseHold(tx, ids[0].ID, model.HoldExpired, true); err != nil || closed == nil {
 				return err
 			}
 			lastHold, err = buyerHoldsNone(tx, closed.EventID, closed.BuyerID)
@@ -397,7 +341,7 @@ func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant, limit int) (
 			return n, nil
 		}
 		n++
-		s.changed(ctx, t, closed.EventID, seatStates(seats, SeatAvailable))
+		s.stock.Changed(ctx, t, closed.EventID, model.SeatStates(seats, model.SeatAvailable))
 		s.expiredFor(ctx, t, closed, lastHold)
 	}
 	return n, nil
@@ -416,25 +360,23 @@ const (
 	// its commit and the enqueue, or a worker died running it) comes back
 	// seconds late, not a minute.
 	TaskExpirySweep = "inventory:expiry-sweep"
-	// TaskRefund sends a recorded refund to Stripe until it succeeds.
-	TaskRefund = "inventory:refund"
 )
 
 // scheduleExpiry queues one task expiring a batch's holds at their common
 // expiry time (rounded up to the second Asynq keeps, so it never runs early).
 func (s *Service) scheduleExpiry(ctx context.Context, t tenants.Tenant, holdIDs []uuid.UUID, at time.Time) {
-	_, err := s.app.Jobs.Enqueue(ctx, t, TaskHoldExpire, holdTask{HoldIDs: holdIDs},
+	_, err := s.d.App.Jobs.Enqueue(ctx, t, TaskHoldExpire, HoldTask{HoldIDs: holdIDs},
 		asynq.ProcessAt(jobs.DueAt(at)), asynq.TaskID("hold-expire:"+t.Slug+":"+holdIDs[0].String()),
 		asynq.Queue(jobs.QueueCritical), asynq.Retention(time.Hour), asynq.MaxRetry(10))
 	if err != nil {
 		// The expiry sweeper returns them within seconds of their time anyway.
-		s.app.Log.Warn("hold expiry not scheduled; the sweeper will catch it", "tenant", t.Slug, "holds", len(holdIDs), "err", err)
+		s.d.App.Log.Warn("hold expiry not scheduled; the sweeper will catch it", "tenant", t.Slug, "holds", len(holdIDs), "err", err)
 	}
 }
 
-// holdTask names the holds one expiry task expires (hold_id: one hold, as
+// HoldTask names the holds one expiry task expires (hold_id: one hold, as
 // queued before holds were batched).
-type holdTask struct {
+type HoldTask struct {
 	HoldID  uuid.UUID   `json:"hold_id,omitempty"`
 	HoldIDs []uuid.UUID `json:"hold_ids,omitempty"`
 }

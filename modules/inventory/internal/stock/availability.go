@@ -1,4 +1,4 @@
-package inventory
+package stock
 
 import (
 	"context"
@@ -10,14 +10,24 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/model"
 	"marquee/tenants"
 )
+
+// Service keeps the availability readers see: the cache and live updates.
+type Service struct {
+	d *deps.Deps
+}
+
+// New returns the stock service.
+func New(d *deps.Deps) *Service { return &Service{d: d} }
 
 // Availability is what a buyer can still get for an event.
 type Availability struct {
 	EventID uuid.UUID          `json:"event_id"`
 	Tiers   []TierAvailability `json:"tiers"`
-	Seats   []SeatState        `json:"seats"`
+	Seats   []model.SeatState  `json:"seats"`
 	AsOf    time.Time          `json:"as_of"`
 }
 
@@ -35,12 +45,6 @@ type TierAvailability struct {
 	OnSale      bool      `json:"on_sale"`
 }
 
-// SeatState is one seat's state.
-type SeatState struct {
-	ID    string `gorm:"column:id" json:"id"`
-	State string `gorm:"column:state" json:"state"`
-}
-
 // BitmapAvailability is the compact form: two bits per seat in map order
 // (00 available, 01 held, 10 sold), base64, next to the tiers.
 type BitmapAvailability struct {
@@ -50,14 +54,6 @@ type BitmapAvailability struct {
 	Bitmap    string             `json:"bitmap"`
 	Encoding  string             `json:"encoding"`
 	AsOf      time.Time          `json:"as_of"`
-}
-
-func seatStates(ids []string, state string) []SeatState {
-	out := make([]SeatState, len(ids))
-	for i, id := range ids {
-		out[i] = SeatState{ID: id, State: state}
-	}
-	return out
 }
 
 // The availability cache. Every change bumps the event's version key
@@ -77,31 +73,32 @@ func seatStates(ids []string, state string) []SeatState {
 const cacheTTL = 10 * time.Second
 
 func (s *Service) versionKey(t tenants.Tenant, eventID uuid.UUID) string {
-	return s.app.RedisKey("inv", "avail-version", t.Slug, eventID.String())
+	return s.d.App.RedisKey("inv", "avail-version", t.Slug, eventID.String())
 }
 
 func (s *Service) entryKey(t tenants.Tenant, eventID uuid.UUID, version, format string) string {
-	return s.app.RedisKey("inv", "avail", t.Slug, eventID.String(), version, format)
+	return s.d.App.RedisKey("inv", "avail", t.Slug, eventID.String(), version, format)
 }
 
-func topic(eventID uuid.UUID) string { return "inv:" + eventID.String() }
+// Topic is the realtime topic of an event's live availability.
+func Topic(eventID uuid.UUID) string { return "inv:" + eventID.String() }
 
-// changed runs after a commit that changed an event's availability: bump
+// Changed runs after a commit that changed an event's availability: bump
 // the cache version, then tell open seat maps.
-func (s *Service) changed(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, seats []SeatState) {
+func (s *Service) Changed(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, seats []model.SeatState) {
 	ctx = context.WithoutCancel(ctx)
 	if seats == nil {
-		seats = []SeatState{}
+		seats = []model.SeatState{}
 	}
 	// One round trip: the version bump, then the live update.
-	pipe := s.app.Redis.Pipeline()
+	pipe := s.d.App.Redis.Pipeline()
 	pipe.Incr(ctx, s.versionKey(t, eventID))
 	pipe.Expire(ctx, s.versionKey(t, eventID), 24*time.Hour)
-	if err := s.app.Realtime.PublishIn(ctx, pipe, t, topic(eventID), "availability", map[string]any{"seats": seats}); err != nil {
-		s.app.Log.Warn("live availability not published", "tenant", t.Slug, "event", eventID, "err", err)
+	if err := s.d.App.Realtime.PublishIn(ctx, pipe, t, Topic(eventID), "availability", map[string]any{"seats": seats}); err != nil {
+		s.d.App.Log.Warn("live availability not published", "tenant", t.Slug, "event", eventID, "err", err)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		s.app.Log.Warn("availability cache not invalidated nor live update sent; entries expire on their own", "tenant", t.Slug, "event", eventID, "err", err)
+		s.d.App.Log.Warn("availability cache not invalidated nor live update sent; entries expire on their own", "tenant", t.Slug, "event", eventID, "err", err)
 	}
 }
 
@@ -112,13 +109,13 @@ func (s *Service) AvailabilityJSON(ctx context.Context, t tenants.Tenant, eventI
 	if bitmap {
 		format = "bitmap"
 	}
-	version, err := s.app.Redis.Get(ctx, s.versionKey(t, eventID)).Result()
+	version, err := s.d.App.Redis.Get(ctx, s.versionKey(t, eventID)).Result()
 	cacheUp := err == nil || err == redis.Nil
 	if err == redis.Nil {
 		version = "0"
 	}
 	if cacheUp {
-		if raw, err := s.app.Redis.Get(ctx, s.entryKey(t, eventID, version, format)).Bytes(); err == nil {
+		if raw, err := s.d.App.Redis.Get(ctx, s.entryKey(t, eventID, version, format)).Bytes(); err == nil {
 			return raw, nil
 		}
 	}
@@ -136,7 +133,7 @@ func (s *Service) AvailabilityJSON(ctx context.Context, t tenants.Tenant, eventI
 		return nil, err
 	}
 	if cacheUp {
-		s.app.Redis.Set(ctx, s.entryKey(t, eventID, version, format), raw, cacheTTL)
+		s.d.App.Redis.Set(ctx, s.entryKey(t, eventID, version, format), raw, cacheTTL)
 	}
 	return raw, nil
 }
@@ -146,9 +143,9 @@ func (a Availability) bitmap() BitmapAvailability {
 	for i, st := range a.Seats {
 		var v byte
 		switch st.State {
-		case SeatHeld:
+		case model.SeatHeld:
 			v = 1
-		case SeatSold:
+		case model.SeatSold:
 			v = 2
 		}
 		bits[i/4] |= v << (6 - 2*(i%4))
@@ -159,16 +156,16 @@ func (a Availability) bitmap() BitmapAvailability {
 
 // Availability reads the event's availability from the database.
 func (s *Service) Availability(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (Availability, error) {
-	av := Availability{EventID: eventID, Tiers: []TierAvailability{}, Seats: []SeatState{}}
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		if _, err := loadSettings(tx, eventID); err != nil {
+	av := Availability{EventID: eventID, Tiers: []TierAvailability{}, Seats: []model.SeatState{}}
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		if err := configured(tx, eventID); err != nil {
 			return err
 		}
 		if err := tx.Raw(`SELECT now()`).Row().Scan(&av.AsOf); err != nil {
 			return err
 		}
 		var err error
-		av.Tiers, err = tierAvailability(tx, eventID, s.now())
+		av.Tiers, err = tierAvailability(tx, eventID, s.d.Now())
 		if err != nil {
 			return err
 		}
@@ -214,7 +211,19 @@ func tierAvailability(tx *gorm.DB, eventID uuid.UUID, now time.Time) ([]TierAvai
 			free = min(free, quota[0].Free)
 		}
 		out = append(out, TierAvailability{ID: r.ID, Name: r.Name, Zone: r.ZoneName, ZoneKind: r.ZoneKind, Price: r.PriceMinor,
-			Currency: r.Currency, Available: free, MaxPerOrder: r.MaxPerOrder, OnSale: Tier{SaleStarts: r.SaleStarts, SaleEnds: r.SaleEnds}.OnSale(now)})
+			Currency: r.Currency, Available: free, MaxPerOrder: r.MaxPerOrder, OnSale: model.Tier{SaleStarts: r.SaleStarts, SaleEnds: r.SaleEnds}.OnSale(now)})
 	}
 	return out, nil
+}
+
+// configured refuses an event without inventory (no_inventory).
+func configured(tx *gorm.DB, eventID uuid.UUID) error {
+	var n int64
+	if err := tx.Raw(`SELECT count(*) FROM inv_events WHERE event_id = ?`, eventID).Row().Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return model.ErrNoInventory()
+	}
+	return nil
 }

@@ -1,16 +1,17 @@
-package inventory
+package holds
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 
-	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/model"
+	"marquee/modules/inventory/internal/stock"
 	"marquee/tenants"
 )
 
@@ -37,37 +38,38 @@ type AddItemsRequest struct {
 	ClientIP string
 }
 
-func (r *AddItemsRequest) validate() error {
+// Validate checks an addition before its transaction.
+func (r *AddItemsRequest) Validate() error {
 	if r.BuyerID == "" {
 		return app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
 	}
 	if len(r.Seats) == 0 && len(r.Tiers) == 0 {
-		return invalid("request", "give seats, or tiers with a tier_id and quantity each")
+		return model.Invalid("request", "give seats, or tiers with a tier_id and quantity each")
 	}
-	if len(r.Seats) > MaxSeatsPerHold {
-		return invalid("seats", "at most %d seats in one hold", MaxSeatsPerHold)
+	if len(r.Seats) > model.MaxSeatsPerHold {
+		return model.Invalid("seats", "at most %d seats in one hold", model.MaxSeatsPerHold)
 	}
 	seen := map[string]bool{}
 	for _, id := range r.Seats {
-		if !seatIDPattern.MatchString(id) {
-			return invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", truncate(id, 40))
+		if !model.SeatIDPattern.MatchString(id) {
+			return model.Invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", model.Truncate(id, 40))
 		}
 		if seen[id] {
-			return invalid("seats", "seat %s is listed twice", id)
+			return model.Invalid("seats", "seat %s is listed twice", id)
 		}
 		seen[id] = true
 	}
 	tiers := map[uuid.UUID]bool{}
 	for _, tq := range r.Tiers {
 		if tq.TierID == uuid.Nil {
-			return invalid("tier_id", "each tier needs a tier_id")
+			return model.Invalid("tier_id", "each tier needs a tier_id")
 		}
 		if tiers[tq.TierID] {
-			return invalid("tiers", "tier %s is listed twice", tq.TierID)
+			return model.Invalid("tiers", "tier %s is listed twice", tq.TierID)
 		}
 		tiers[tq.TierID] = true
 		if tq.Quantity < 1 || tq.Quantity > 100 {
-			return invalid("quantity", "quantity must be from 1 to 100")
+			return model.Invalid("quantity", "quantity must be from 1 to 100")
 		}
 	}
 	return nil
@@ -85,37 +87,37 @@ var errHoldHasOrder = app.Conflict("hold_has_order", "an order was already made 
 // Only the hold's buyer may, while the hold is active, not lapsed, and has no
 // order; per-order and per-buyer limits apply to the whole cart. The hold
 // keeps its expiry.
-func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, req AddItemsRequest) (Hold, error) {
-	if err := req.validate(); err != nil {
-		return Hold{}, err
+func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, req AddItemsRequest) (model.Hold, error) {
+	if err := req.Validate(); err != nil {
+		return model.Hold{}, err
 	}
 	// The event's status comes from the calendar (not our tables): read it
 	// before the transaction, as a new hold does.
 	cur, err := s.Hold(ctx, t, holdID)
 	if err != nil {
-		return Hold{}, err
+		return model.Hold{}, err
 	}
 	if cur.BuyerID != req.BuyerID {
-		return Hold{}, app.NotFound("hold")
+		return model.Hold{}, app.NotFound("hold")
 	}
-	ev, err := s.Event(ctx, t, cur.EventID)
+	ev, err := s.catalogue.Event(ctx, t, cur.EventID)
 	if err != nil {
-		return Hold{}, err
+		return model.Hold{}, err
 	}
-	var out Hold
+	var out model.Hold
 	var added []string
 	fresh := false
-	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		out, added = Hold{}, nil
+	err = s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		out, added = model.Hold{}, nil
 		replayed, err := app.Once(tx, req.Key, &out, func() error {
 			if ev.Status != "on_sale" {
-				return errNotOnSale("this event is not on sale")
+				return model.ErrNotOnSale("this event is not on sale")
 			}
 			// The calendar's status may be cached for a moment; the
 			// cancellation's own record is read here, in the transaction.
-			if cancelled, err := eventCancelled(tx, cur.EventID); err != nil || cancelled {
+			if cancelled, err := catalogue.EventCancelled(tx, cur.EventID); err != nil || cancelled {
 				if err == nil {
-					err = errNotOnSale("this event is cancelled")
+					err = model.ErrNotOnSale("this event is cancelled")
 				}
 				return err
 			}
@@ -127,37 +129,37 @@ func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.U
 		return err
 	})
 	if err != nil {
-		return Hold{}, err
+		return model.Hold{}, err
 	}
 	if fresh {
 		// GA units change the tier counts even when no seat changes state.
-		s.changed(ctx, t, out.EventID, seatStates(added, SeatHeld))
+		s.stock.Changed(ctx, t, out.EventID, model.SeatStates(added, model.SeatHeld))
 	}
 	return out, nil
 }
 
 // addToHoldTx is AddToHold inside its transaction.
-func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest) (Hold, []string, error) {
+func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest) (model.Hold, []string, error) {
 	// The hold row first (the lock order): a racing release, expiry, order
 	// or other addition waits for this one, or this one for it.
 	h, err := lockCartHold(tx, holdID, req.BuyerID)
 	if err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
-	set, err := loadSettings(tx, h.EventID)
+	set, err := catalogue.LoadSettings(tx, h.EventID)
 	if err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
-	tiers, err := loadTierRows(tx, h.EventID)
+	tiers, err := catalogue.LoadTierRows(tx, h.EventID)
 	if err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
-	cart, err := readHold(tx, holdID)
+	cart, err := ReadHold(tx, holdID)
 	if err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
-	if len(cart.Seats)+len(req.Seats) > MaxSeatsPerHold {
-		return Hold{}, nil, invalid("seats", "at most %d seats in one hold", MaxSeatsPerHold)
+	if len(cart.Seats)+len(req.Seats) > model.MaxSeatsPerHold {
+		return model.Hold{}, nil, model.Invalid("seats", "at most %d seats in one hold", model.MaxSeatsPerHold)
 	}
 	perTier := map[uuid.UUID]int{} // the whole cart's tickets per tier
 	for _, l := range cart.Lines {
@@ -165,14 +167,14 @@ func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest
 	}
 	var lastLine int
 	if err := tx.Raw(`SELECT coalesce(max(line), 0) FROM inv_hold_lines WHERE hold_id = ?`, holdID).Row().Scan(&lastLine); err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
 	nextLine := lastLine + 1
-	now := s.now()
-	var lines []HoldLine
-	overOrder := func(tr tierRow) error {
+	now := s.d.Now()
+	var lines []model.HoldLine
+	overOrder := func(tr model.TierRow) error {
 		if perTier[tr.ID] > tr.MaxPerOrder {
-			return invalid("quantity", "at most %d %s tickets in one order", tr.MaxPerOrder, tr.Name)
+			return model.Invalid("quantity", "at most %d %s tickets in one order", tr.MaxPerOrder, tr.Name)
 		}
 		return nil
 	}
@@ -187,7 +189,7 @@ func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest
 		}
 		if err := tx.Raw(`SELECT id, zone_id FROM inv_seats WHERE event_id = ? AND id IN ? AND state = 'available' ORDER BY id FOR UPDATE`,
 			h.EventID, seats).Scan(&free).Error; err != nil {
-			return Hold{}, nil, err
+			return model.Hold{}, nil, err
 		}
 		zone := map[string]uuid.UUID{}
 		for _, f := range free {
@@ -200,76 +202,76 @@ func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest
 			}
 		}
 		if len(missing) > 0 {
-			return Hold{}, nil, errSeatsUnavailable(missing)
+			return model.Hold{}, nil, model.ErrSeatsUnavailable(missing)
 		}
 		for _, id := range seats {
-			tr, err := seatTier(tiers, zone[id], nil, now)
+			tr, err := model.SeatTier(tiers, zone[id], nil, now)
 			if err != nil {
-				return Hold{}, nil, err
+				return model.Hold{}, nil, err
 			}
 			perTier[tr.ID]++
 			if err := overOrder(tr); err != nil {
-				return Hold{}, nil, err
+				return model.Hold{}, nil, err
 			}
 			seat := id
-			lines = append(lines, HoldLine{TierID: tr.ID, ZoneID: tr.ZoneID, SeatID: &seat, Quantity: 1, UnitPrice: tr.PriceMinor})
+			lines = append(lines, model.HoldLine{TierID: tr.ID, ZoneID: tr.ZoneID, SeatID: &seat, Quantity: 1, UnitPrice: tr.PriceMinor})
 		}
 		// Every seat was locked available just above: all must change.
 		res := tx.Exec(`UPDATE inv_seats SET state = 'held', hold_id = ? WHERE event_id = ? AND id IN ? AND state = 'available'`,
 			holdID, h.EventID, seats)
 		if res.Error != nil {
-			return Hold{}, nil, res.Error
+			return model.Hold{}, nil, res.Error
 		}
 		if res.RowsAffected != int64(len(seats)) {
-			return Hold{}, nil, errSeatsUnavailable(seats)
+			return model.Hold{}, nil, model.ErrSeatsUnavailable(seats)
 		}
 	}
 
 	// GA pools, in counter id order (pools before quotas: the lock order).
 	type gaAsk struct {
-		tr tierRow
+		tr model.TierRow
 		n  int
 	}
 	var asks []gaAsk
 	for _, tq := range req.Tiers {
-		tr, ok := findTier(tiers, tq.TierID)
+		tr, ok := model.FindTier(tiers, tq.TierID)
 		switch {
 		case !ok:
-			return Hold{}, nil, app.NotFound("tier")
-		case tr.ZoneKind != KindGA || tr.PoolID == nil:
-			return Hold{}, nil, invalid("tier_id", "tier %s sells reserved seats: hold seats by id", tr.Name)
+			return model.Hold{}, nil, app.NotFound("tier")
+		case tr.ZoneKind != model.KindGA || tr.PoolID == nil:
+			return model.Hold{}, nil, model.Invalid("tier_id", "tier %s sells reserved seats: hold seats by id", tr.Name)
 		case !tr.OnSale(now):
-			return Hold{}, nil, errNotOnSale("tier " + tr.Name + " is not on sale now")
+			return model.Hold{}, nil, model.ErrNotOnSale("tier " + tr.Name + " is not on sale now")
 		}
 		perTier[tr.ID] += tq.Quantity
 		if err := overOrder(tr); err != nil {
-			return Hold{}, nil, err
+			return model.Hold{}, nil, err
 		}
 		asks = append(asks, gaAsk{tr, tq.Quantity})
 	}
 	slices.SortFunc(asks, func(a, b gaAsk) int { return slices.Compare(a.tr.PoolID[:], b.tr.PoolID[:]) })
-	var allocs []alloc
+	var allocs []stock.Alloc
 	for _, a := range asks {
-		got, ok, left, err := take(tx, *a.tr.PoolID, a.n, colHeld)
+		got, ok, left, err := stock.TakeUnits(tx, *a.tr.PoolID, a.n, stock.ColHeld)
 		if err != nil {
-			return Hold{}, nil, err
+			return model.Hold{}, nil, err
 		}
 		if !ok {
-			return Hold{}, nil, errSoldOut(a.tr.ZoneName+" tickets", left)
+			return model.Hold{}, nil, model.ErrSoldOut(a.tr.ZoneName+" tickets", left)
 		}
 		allocs = append(allocs, got...)
-		lines = append(lines, HoldLine{TierID: a.tr.ID, ZoneID: a.tr.ZoneID, Quantity: a.n, UnitPrice: a.tr.PriceMinor})
+		lines = append(lines, model.HoldLine{TierID: a.tr.ID, ZoneID: a.tr.ZoneID, Quantity: a.n, UnitPrice: a.tr.PriceMinor})
 	}
 
 	var qty int
 	var amount int64
 	for i := range lines {
 		l := &lines[i]
-		l.lineNumber = nextLine + i
+		l.Line = nextLine + i
 		qty += l.Quantity
 		amount += l.UnitPrice * int64(l.Quantity)
-		if c := tierCurrency(tiers, l.TierID); c != h.Currency {
-			return Hold{}, nil, invalid("tiers", "one hold cannot mix currencies (%s and %s)", h.Currency, c)
+		if c := model.TierCurrency(tiers, l.TierID); c != h.Currency {
+			return model.Hold{}, nil, model.Invalid("tiers", "one hold cannot mix currencies (%s and %s)", h.Currency, c)
 		}
 	}
 
@@ -277,15 +279,15 @@ func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest
 	var quota []uuid.UUID
 	if err := tx.Raw(`SELECT id FROM inv_counters WHERE event_id = ? AND kind = 'quota' AND channel = ?`, h.EventID, h.Channel).
 		Scan(&quota).Error; err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
 	if len(quota) == 1 {
-		got, ok, _, err := take(tx, quota[0], qty, colHeld)
+		got, ok, _, err := stock.TakeUnits(tx, quota[0], qty, stock.ColHeld)
 		if err != nil {
-			return Hold{}, nil, err
+			return model.Hold{}, nil, err
 		}
 		if !ok {
-			return Hold{}, nil, errQuota(h.Channel)
+			return model.Hold{}, nil, model.ErrQuota(h.Channel)
 		}
 		allocs = append(allocs, got...)
 	}
@@ -293,121 +295,51 @@ func (s *Service) addToHoldTx(tx *gorm.DB, holdID uuid.UUID, req AddItemsRequest
 	// The buyer's counter last: the per-buyer ticket limit covers the
 	// whole cart (the hold itself is counted already).
 	if h.Quantity+qty > set.MaxBuyerTickets {
-		return Hold{}, nil, errHoldLimit(fmt.Sprintf("at most %d tickets per buyer for this event", set.MaxBuyerTickets))
+		return model.Hold{}, nil, model.ErrHoldLimit(fmt.Sprintf("at most %d tickets per buyer for this event", set.MaxBuyerTickets))
 	}
 	res := tx.Exec(`UPDATE inv_buyer_counters SET units = units + ? WHERE event_id = ? AND subject = ? AND units + ? <= ?`,
 		qty, h.EventID, "b:"+h.BuyerID, qty, set.MaxBuyerTickets)
 	if res.Error != nil {
-		return Hold{}, nil, res.Error
+		return model.Hold{}, nil, res.Error
 	}
 	if res.RowsAffected != 1 {
-		return Hold{}, nil, errHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", set.MaxBuyerHolds, set.MaxBuyerTickets))
+		return model.Hold{}, nil, model.ErrHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", set.MaxBuyerHolds, set.MaxBuyerTickets))
 	}
 
-	if err := saveAllocs(tx, holdID, allocs); err != nil {
-		return Hold{}, nil, err
+	if err := stock.SaveAllocs(tx, holdID, allocs); err != nil {
+		return model.Hold{}, nil, err
 	}
 	for _, l := range lines {
 		if err := tx.Exec(`INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			holdID, l.lineNumber, l.TierID, l.ZoneID, l.SeatID, l.Quantity, l.UnitPrice).Error; err != nil {
-			return Hold{}, nil, err
+			holdID, l.Line, l.TierID, l.ZoneID, l.SeatID, l.Quantity, l.UnitPrice).Error; err != nil {
+			return model.Hold{}, nil, err
 		}
 	}
 	if err := tx.Exec(`UPDATE inv_holds SET quantity = quantity + ?, amount_minor = amount_minor + ? WHERE id = ? AND status = 'active'`,
 		qty, amount, holdID).Error; err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
-	out, err := readHold(tx, holdID)
+	out, err := ReadHold(tx, holdID)
 	if err != nil {
-		return Hold{}, nil, err
+		return model.Hold{}, nil, err
 	}
-	nameLines(&out, tiers)
+	model.NameLines(&out, tiers)
 	return out, seats, nil
-}
-
-// nameLines fills in each line's tier and zone names, as a new hold shows them.
-func nameLines(h *Hold, tiers []tierRow) {
-	for i := range h.Lines {
-		if tr, ok := findTier(tiers, h.Lines[i].TierID); ok {
-			h.Lines[i].TierName, h.Lines[i].ZoneName = tr.Name, tr.ZoneName
-		}
-	}
-}
-
-// loadTierRows reads an event's tiers with their zones and GA pools.
-func loadTierRows(tx *gorm.DB, eventID uuid.UUID) ([]tierRow, error) {
-	var rows []tierRow
-	err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
-			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id
-		FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
-		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'
-		WHERE t.event_id = ? ORDER BY t.sort`, eventID).Scan(&rows).Error
-	return rows, err
-}
-
-// addItemsBody is the body of POST /holds/{holdId}/items.
-type addItemsBody struct {
-	Seats []string           `json:"seats"`
-	Tiers []addItemsTierBody `json:"tiers"`
-}
-
-type addItemsTierBody struct {
-	TierID   string `json:"tier_id"`
-	Quantity int    `json:"quantity"`
-}
-
-// addHoldItems answers POST /holds/{holdId}/items: more seats or GA tickets
-// into the buyer's existing hold (its expiry unchanged).
-func (m *Module) addHoldItems(c *gin.Context) {
-	id, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
-	}
-	buyer := m.buyer(c)
-	if buyer == "" {
-		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
-		return
-	}
-	var body addItemsBody
-	if err := app.DecodeJSON(c, &body); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	key, err := app.KeyFrom(c, body, buyer, true)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	req := AddItemsRequest{Key: key, Seats: body.Seats, BuyerID: buyer, ClientIP: c.ClientIP()}
-	for _, tb := range body.Tiers {
-		tid, err := uuid.Parse(tb.TierID)
-		if err != nil {
-			app.Fail(c, invalid("tier_id", "tier_id must be a UUID"))
-			return
-		}
-		req.Tiers = append(req.Tiers, TierQuantity{TierID: tid, Quantity: tb.Quantity})
-	}
-	h, err := m.svc.AddToHold(c.Request.Context(), app.TenantOf(c), id, req)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, h)
 }
 
 // RemoveSeat takes one seat out of a buyer's active hold and puts it back on
 // sale, with the quota unit it took. A hold's last item is not removed: the
 // buyer releases the hold instead. Like an addition, it is refused once the
 // hold has an order.
-func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, seatID, buyerID string) (Hold, error) {
+func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, seatID, buyerID string) (model.Hold, error) {
 	if buyerID == "" {
-		return Hold{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
+		return model.Hold{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
 	}
-	if !seatIDPattern.MatchString(seatID) {
-		return Hold{}, invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", truncate(seatID, 40))
+	if !model.SeatIDPattern.MatchString(seatID) {
+		return model.Hold{}, model.Invalid("seats", "%q is not a seat id (section-row-number, e.g. A-12-7)", model.Truncate(seatID, 40))
 	}
-	var out Hold
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+	var out model.Hold
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		// The lock order of an addition: hold row, seat, quota shard, buyer counter.
 		h, err := lockCartHold(tx, holdID, buyerID)
 		if err != nil {
@@ -435,7 +367,7 @@ func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.
 			return fmt.Errorf("inventory: seat %s of hold %s not held by it", seatID, holdID)
 		}
 		// The one quota unit the seat took (seats take no pool units).
-		var qa []alloc
+		var qa []stock.Alloc
 		if err := tx.Raw(`SELECT a.counter_id, a.shard, a.quantity FROM inv_hold_allocs a JOIN inv_counters c ON c.id = a.counter_id
 			WHERE a.hold_id = ? AND c.kind = 'quota' ORDER BY a.counter_id, a.shard LIMIT 1`, holdID).Scan(&qa).Error; err != nil {
 			return err
@@ -464,61 +396,47 @@ func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.
 			line[0].UnitPrice, holdID).Error; err != nil {
 			return err
 		}
-		if out, err = readHold(tx, holdID); err != nil {
+		if out, err = ReadHold(tx, holdID); err != nil {
 			return err
 		}
-		tiers, err := loadTierRows(tx, h.EventID)
-		nameLines(&out, tiers)
+		tiers, err := catalogue.LoadTierRows(tx, h.EventID)
+		model.NameLines(&out, tiers)
 		return err
 	})
 	if err != nil {
-		return Hold{}, err
+		return model.Hold{}, err
 	}
-	s.changed(ctx, t, out.EventID, seatStates([]string{seatID}, SeatAvailable))
+	s.stock.Changed(ctx, t, out.EventID, model.SeatStates([]string{seatID}, model.SeatAvailable))
 	return out, nil
 }
 
 // lockCartHold locks a hold that its buyer may still change: theirs (else
 // not found), active and not lapsed (else gone), without an order (else
 // conflict).
-func lockCartHold(tx *gorm.DB, holdID uuid.UUID, buyerID string) (holdRow, error) {
-	var hs []holdRow
-	if err := tx.Raw(`SELECT `+holdCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
-		return holdRow{}, err
+func lockCartHold(tx *gorm.DB, holdID uuid.UUID, buyerID string) (model.HoldRow, error) {
+	var hs []model.HoldRow
+	if err := tx.Raw(`SELECT `+model.HoldCols+` FROM inv_holds WHERE id = ? FOR UPDATE`, holdID).Scan(&hs).Error; err != nil {
+		return model.HoldRow{}, err
 	}
 	if len(hs) == 0 || hs[0].BuyerID != buyerID {
-		return holdRow{}, app.NotFound("hold")
+		return model.HoldRow{}, app.NotFound("hold")
 	}
 	h := hs[0]
 	var lapsed bool // by the database's clock, which set the expiry
 	if err := tx.Raw(`SELECT ?::timestamptz <= now()`, h.ExpiresAt).Row().Scan(&lapsed); err != nil {
-		return holdRow{}, err
+		return model.HoldRow{}, err
 	}
-	if h.Status != HoldActive || lapsed {
-		return holdRow{}, errHoldClosed
+	if h.Status != model.HoldActive || lapsed {
+		return model.HoldRow{}, errHoldClosed
 	}
 	// Order creation locks the hold row before it reads or inserts the
 	// order, so under this lock an order either exists now or comes after.
 	var orders int64
 	if err := tx.Raw(`SELECT count(*) FROM inv_orders WHERE hold_id = ?`, holdID).Row().Scan(&orders); err != nil {
-		return holdRow{}, err
+		return model.HoldRow{}, err
 	}
 	if orders > 0 {
-		return holdRow{}, errHoldHasOrder
+		return model.HoldRow{}, errHoldHasOrder
 	}
 	return h, nil
-}
-
-// removeHoldSeat answers DELETE /holds/{holdId}/items/{seatId}.
-func (m *Module) removeHoldSeat(c *gin.Context) {
-	id, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
-	}
-	h, err := m.svc.RemoveSeat(c.Request.Context(), app.TenantOf(c), id, c.Param("seatId"), m.buyer(c))
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, h)
 }

@@ -1,4 +1,7 @@
-package inventory
+// Package tickets issues an order's tickets: the offline-verifiable token
+// format, each tenant's Ed25519 signing key (stored sealed), issuance in the
+// payment's transaction, and QR rendering.
+package tickets
 
 import (
 	"context"
@@ -8,20 +11,31 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/skip2/go-qrcode"
 	"gorm.io/gorm"
 
+	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/model"
 	"marquee/tenants"
 )
+
+// Service issues tickets and keeps each tenant's signing key.
+type Service struct {
+	d    *deps.Deps
+	keys sync.Map // tenant slug -> *signingKey
+}
+
+// New returns the ticket service.
+func New(d *deps.Deps) *Service { return &Service{d: d} }
 
 // Ticket tokens are verifiable offline: base64url(payload) "." base64url(sig),
 // where sig is the tenant's Ed25519 signature over the payload bytes. The
@@ -78,7 +92,7 @@ type signingKey struct {
 // key at rest, from the platform secret and the tenant: a database dump
 // alone does not yield any private key.
 func (s *Service) keyEncryptionKey(t tenants.Tenant) []byte {
-	m := hmac.New(sha256.New, []byte(s.app.Config.SecretKey))
+	m := hmac.New(sha256.New, []byte(s.d.App.Config.SecretKey))
 	m.Write([]byte("marquee/inventory/ticket-signing-key/v1:" + t.Slug))
 	return m.Sum(nil)
 }
@@ -155,7 +169,7 @@ func (s *Service) signingKey(ctx context.Context, t tenants.Tenant, tx *gorm.DB)
 	if tx != nil {
 		k, err = load(tx)
 	} else {
-		err = s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+		err = s.d.App.Tx(ctx, t, func(tx *gorm.DB) error {
 			k, err = load(tx)
 			return err
 		})
@@ -176,8 +190,9 @@ func (s *Service) PublicKey(ctx context.Context, t tenants.Tenant) (ed25519.Publ
 	return k.pub, nil
 }
 
-// issueTickets writes one ticket per seat or GA unit of a sold hold.
-func (s *Service) issueTickets(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o orderRow) (int, error) {
+// Issue writes one ticket per seat or GA unit of a sold hold, in the
+// payment's transaction tx.
+func (s *Service) Issue(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o model.Order) (int, error) {
 	k, err := s.signingKey(ctx, t, tx)
 	if err != nil {
 		return 0, err
@@ -243,54 +258,4 @@ func QRSVG(text string, size int) (string, error) {
 	}
 	b.WriteString(`"/></svg>`)
 	return b.String(), nil
-}
-
-// Signed values: buyer tokens and order links are HMACs of the platform
-// secret, bound to the tenant, so they need no storage.
-
-func (s *Service) mac(parts ...string) string {
-	m := hmac.New(sha256.New, []byte(s.app.Config.SecretKey))
-	m.Write([]byte(strings.Join(parts, "\x00")))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (s *Service) macOK(got string, parts ...string) bool {
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.mac(parts...))) == 1
-}
-
-// NewBuyerToken mints an anonymous buyer id and its signed token.
-func (s *Service) NewBuyerToken(t tenants.Tenant) (id, token string) {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	id = base64.RawURLEncoding.EncodeToString(b)
-	return id, s.BuyerToken(t, id)
-}
-
-// BuyerToken is the signed token of a buyer id.
-func (s *Service) BuyerToken(t tenants.Tenant, id string) string {
-	return id + "." + s.mac("buyer", t.Slug, id)
-}
-
-// BuyerFromToken checks a buyer token and returns its buyer id.
-func (s *Service) BuyerFromToken(t tenants.Tenant, token string) (string, bool) {
-	id, sig, ok := strings.Cut(token, ".")
-	if !ok || len(id) < 8 || len(id) > 64 || !s.macOK(sig, "buyer", t.Slug, id) {
-		return "", false
-	}
-	return id, true
-}
-
-// OrderSignature signs an order id for the buyer's no-login order link.
-func (s *Service) OrderSignature(t tenants.Tenant, orderID uuid.UUID) string {
-	return s.mac("order", t.Slug, orderID.String())
-}
-
-// OrderLinkOK checks an order link's signature.
-func (s *Service) OrderLinkOK(t tenants.Tenant, orderID uuid.UUID, sig string) bool {
-	return s.macOK(sig, "order", t.Slug, orderID.String())
-}
-
-// OrderPath is the buyer's order page.
-func (s *Service) OrderPath(t tenants.Tenant, orderID uuid.UUID) string {
-	return "/orders/" + orderID.String() + "?sig=" + s.OrderSignature(t, orderID)
 }
