@@ -180,7 +180,15 @@ func schemaOf(t reflect.Type) (*openapi3.SchemaRef, error) {
 		}
 		return nil
 	}))
-	return g.GenerateSchemaRef(t)
+	ref, err := g.GenerateSchemaRef(t)
+	// The generator names reused types by their Go name; the document
+	// inlines every schema (only Problem is a component).
+	for r := range g.SchemaRefs {
+		if !strings.HasPrefix(r.Ref, "#/components/") {
+			r.Ref = ""
+		}
+	}
+	return ref, err
 }
 
 // problemRef points at the Problem component; it carries the schema too, so

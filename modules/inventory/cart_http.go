@@ -1,8 +1,6 @@
 package inventory
 
 import (
-	"net/http"
-
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
@@ -24,53 +22,35 @@ type addItemsTierBody struct {
 
 // addHoldItems answers POST /holds/{holdId}/items: more seats or GA tickets
 // into the buyer's existing hold (its expiry unchanged).
-func (m *Module) addHoldItems(c *gin.Context) {
-	id, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
+func (m *Module) addHoldItems(c *gin.Context, body addItemsBody) (Hold, error) {
+	id, err := app.PathUUID(c, "holdId", "hold")
+	if err != nil {
+		return Hold{}, err
 	}
 	buyer := m.buyer(c)
 	if buyer == "" {
-		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
-		return
-	}
-	var body addItemsBody
-	if err := app.DecodeJSON(c, &body); err != nil {
-		app.Fail(c, err)
-		return
+		return Hold{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
 	}
 	key, err := app.KeyFrom(c, body, buyer, true)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Hold{}, err
 	}
 	req := AddItemsRequest{Key: key, Seats: body.Seats, BuyerID: buyer, ClientIP: c.ClientIP()}
 	for _, tb := range body.Tiers {
 		tid, err := uuid.Parse(tb.TierID)
 		if err != nil {
-			app.Fail(c, invalid("tier_id", "tier_id must be a UUID"))
-			return
+			return Hold{}, invalid("tier_id", "tier_id must be a UUID")
 		}
 		req.Tiers = append(req.Tiers, TierQuantity{TierID: tid, Quantity: tb.Quantity})
 	}
-	h, err := m.svc.AddToHold(c.Request.Context(), app.TenantOf(c), id, req)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, h)
+	return m.svc.AddToHold(c.Request.Context(), app.TenantOf(c), id, req)
 }
 
 // removeHoldSeat answers DELETE /holds/{holdId}/items/{seatId}.
-func (m *Module) removeHoldSeat(c *gin.Context) {
-	id, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
-	}
-	h, err := m.svc.RemoveSeat(c.Request.Context(), app.TenantOf(c), id, c.Param("seatId"), m.buyer(c))
+func (m *Module) removeHoldSeat(c *gin.Context, _ app.None) (Hold, error) {
+	id, err := app.PathUUID(c, "holdId", "hold")
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Hold{}, err
 	}
-	c.JSON(http.StatusOK, h)
+	return m.svc.RemoveSeat(c.Request.Context(), app.TenantOf(c), id, c.Param("seatId"), m.buyer(c))
 }

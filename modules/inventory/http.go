@@ -33,31 +33,25 @@ const (
 )
 
 // event reads the event of the path; staff routes then check the venue.
-func (m *Module) event(c *gin.Context) (app.EventInfo, bool) {
-	id, ok := app.PathID(c, "eventId", "event")
-	if !ok {
-		return app.EventInfo{}, false
-	}
-	ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), id)
+func (m *Module) event(c *gin.Context) (app.EventInfo, error) {
+	id, err := app.PathUUID(c, "eventId", "event")
 	if err != nil {
-		app.Fail(c, err)
-		return app.EventInfo{}, false
+		return app.EventInfo{}, err
 	}
-	return ev, true
+	return m.svc.Event(c.Request.Context(), app.TenantOf(c), id)
 }
 
 // staffEvent reads the event of the path and requires a permission at its
 // venue (chain roles hold it at every venue).
-func (m *Module) staffEvent(c *gin.Context, object, action string) (app.EventInfo, bool) {
-	ev, ok := m.event(c)
-	if !ok {
-		return ev, false
+func (m *Module) staffEvent(c *gin.Context, object, action string) (app.EventInfo, error) {
+	ev, err := m.event(c)
+	if err != nil {
+		return ev, err
 	}
 	if !m.app.CanAtVenue(c, ev.VenueID, object, action) {
-		app.Fail(c, app.Forbidden("forbidden", "your roles do not allow "+action+" on "+object+" at this event's venue"))
-		return ev, false
+		return ev, app.Forbidden("forbidden", "your roles do not allow "+action+" on "+object+" at this event's venue")
 	}
-	return ev, true
+	return ev, nil
 }
 
 // buyer returns the request's anonymous buyer id from its signed token.
@@ -89,22 +83,17 @@ func (m *Module) isStaff(c *gin.Context) bool {
 
 // ---- public catalogue
 
-func (m *Module) catalogue(c *gin.Context) {
+func (m *Module) catalogue(c *gin.Context, _ app.None) (app.Page[CatalogueItem], error) {
 	f, err := catalogueFilter(c)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return app.Page[CatalogueItem]{}, err
 	}
 	items, err := m.svc.Catalogue(c.Request.Context(), app.TenantOf(c), f)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	out := gin.H{"items": app.NonNil(items)}
+	out := app.Page[CatalogueItem]{Items: app.NonNil(items)}
 	if len(items) == f.Limit && f.Limit > 0 {
-		out["next"] = items[len(items)-1].ID
+		out.Next = items[len(items)-1].ID.String()
 	}
-	c.JSON(http.StatusOK, out)
+	return out, err
 }
 
 func catalogueFilter(c *gin.Context) (app.EventFilter, error) {
@@ -162,94 +151,68 @@ func catalogueFilter(c *gin.Context) (app.EventFilter, error) {
 // ---- setup (staff)
 
 // respondInventory answers with an event's inventory as it now stands.
-func (m *Module) respondInventory(c *gin.Context, eventID uuid.UUID) {
-	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), eventID)
+// staffInventory checks the permission at the event's venue and answers
+// with its inventory as it stands after change (nil: a read).
+func (m *Module) staffInventory(c *gin.Context, action string, change func(ev app.EventInfo) error) (Inventory, error) {
+	ev, err := m.staffEvent(c, ObjInventory, action)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Inventory{}, err
 	}
-	c.JSON(http.StatusOK, inv)
+	if change != nil {
+		if err := change(ev); err != nil {
+			return Inventory{}, err
+		}
+	}
+	return m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
 }
 
-func (m *Module) getInventory(c *gin.Context) {
-	ev, ok := m.staffEvent(c, ObjInventory, policies.Read)
-	if !ok {
-		return
-	}
-	m.respondInventory(c, ev.ID)
+func (m *Module) getInventory(c *gin.Context, _ app.None) (Inventory, error) {
+	return m.staffInventory(c, policies.Read, nil)
 }
 
-func (m *Module) putInventory(c *gin.Context) {
-	ev, ok := m.staffEvent(c, ObjInventory, policies.Write)
-	if !ok {
-		return
-	}
-	var in Setup
-	if err := app.DecodeJSON(c, &in); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	if err := m.svc.Configure(c.Request.Context(), app.TenantOf(c), ev, in); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	m.respondInventory(c, ev.ID)
+func (m *Module) putInventory(c *gin.Context, in Setup) (Inventory, error) {
+	return m.staffInventory(c, policies.Write, func(ev app.EventInfo) error {
+		return m.svc.Configure(c.Request.Context(), app.TenantOf(c), ev, in)
+	})
 }
 
-func (m *Module) putQuotas(c *gin.Context) {
-	ev, ok := m.staffEvent(c, ObjInventory, policies.Write)
-	if !ok {
-		return
-	}
-	var in map[string]int
-	if err := app.DecodeJSON(c, &in); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	if err := m.svc.SetQuotas(c.Request.Context(), app.TenantOf(c), ev.ID, in); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	m.respondInventory(c, ev.ID)
+// Quotas are channel quotas by channel name.
+type Quotas map[string]int
+
+func (m *Module) putQuotas(c *gin.Context, in Quotas) (Inventory, error) {
+	return m.staffInventory(c, policies.Write, func(ev app.EventInfo) error {
+		return m.svc.SetQuotas(c.Request.Context(), app.TenantOf(c), ev.ID, in)
+	})
 }
 
-func (m *Module) patchSettings(c *gin.Context) {
-	ev, ok := m.staffEvent(c, ObjInventory, policies.Write)
-	if !ok {
-		return
-	}
-	var in SettingsPatch
-	if err := app.DecodeJSON(c, &in); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	st, err := m.svc.UpdateSettings(c.Request.Context(), app.TenantOf(c), ev.ID, in)
+func (m *Module) patchSettings(c *gin.Context, in SettingsPatch) (Settings, error) {
+	ev, err := m.staffEvent(c, ObjInventory, policies.Write)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Settings{}, err
 	}
-	c.JSON(http.StatusOK, st)
+	return m.svc.UpdateSettings(c.Request.Context(), app.TenantOf(c), ev.ID, in)
 }
 
 // ---- public reads
 
-func (m *Module) seatmap(c *gin.Context) {
-	ev, ok := m.event(c)
-	if !ok {
-		return
+func (m *Module) seatmap(c *gin.Context, _ app.None) (SeatMap, error) {
+	ev, err := m.event(c)
+	if err != nil {
+		return SeatMap{}, err
 	}
 	sm, err := m.svc.SeatMap(c.Request.Context(), app.TenantOf(c), ev.ID)
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		c.Header("Cache-Control", "public, max-age=60")
 	}
-	c.Header("Cache-Control", "public, max-age=60")
-	c.JSON(http.StatusOK, sm)
+	return sm, err
 }
 
+// availability answers the cached document as stored (bytes, not decoded
+// and encoded again): a raw endpoint.
 func (m *Module) availability(c *gin.Context) {
-	ev, ok := m.event(c)
-	if !ok {
+	ev, err := m.event(c)
+	if err != nil {
+		app.Fail(c, err)
 		return
 	}
 	format := c.Query("format")
@@ -266,40 +229,59 @@ func (m *Module) availability(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", raw)
 }
 
+// AvailabilityDocument is either form of the availability answer: the full
+// one (tiers and every seat's state) or, with ?format=bitmap, the compact one
+// (tiers, seat_count, bitmap, encoding).
+type AvailabilityDocument struct {
+	Availability
+	SeatCount int    `json:"seat_count,omitempty"`
+	Bitmap    string `json:"bitmap,omitempty"`
+	Encoding  string `json:"encoding,omitempty"`
+}
+
 func (m *Module) stream(c *gin.Context) {
-	ev, ok := m.event(c)
-	if !ok {
+	ev, err := m.event(c)
+	if err != nil {
+		app.Fail(c, err)
 		return
 	}
 	m.app.Realtime.ServeSSE(c, stock.Topic(ev.ID))
 }
 
-func (m *Module) publicKey(c *gin.Context) {
-	ev, ok := m.event(c)
-	if !ok {
-		return
+// PublicKey is the key that verifies an event's ticket tokens.
+type PublicKey struct {
+	Algorithm string    `json:"algorithm"`
+	PublicKey string    `json:"public_key"`
+	EventID   uuid.UUID `json:"event_id"`
+	Tenant    string    `json:"tenant"`
+	Token     string    `json:"token"`
+}
+
+func (m *Module) publicKey(c *gin.Context, _ app.None) (PublicKey, error) {
+	ev, err := m.event(c)
+	if err != nil {
+		return PublicKey{}, err
 	}
 	pub, err := m.svc.PublicKey(c.Request.Context(), app.TenantOf(c))
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return PublicKey{}, err
 	}
 	c.Header("Content-Disposition", `attachment; filename="ticket-key-`+ev.ID.String()+`.json"`)
-	c.JSON(http.StatusOK, gin.H{
-		"algorithm":  "Ed25519",
-		"public_key": base64.RawURLEncoding.EncodeToString(pub),
-		"event_id":   ev.ID,
-		"tenant":     app.TenantOf(c).Slug,
-		"token":      "base64url(JSON claims) '.' base64url(Ed25519 signature over the claims bytes)",
-	})
+	return PublicKey{Algorithm: "Ed25519", PublicKey: base64.RawURLEncoding.EncodeToString(pub), EventID: ev.ID,
+		Tenant: app.TenantOf(c).Slug, Token: "base64url(JSON claims) '.' base64url(Ed25519 signature over the claims bytes)"}, nil
 }
 
-func (m *Module) buyerSession(c *gin.Context) {
-	t := app.TenantOf(c)
-	id, token := m.svc.NewBuyerToken(t)
+// BuyerSession is a new anonymous buyer and its signed token.
+type BuyerSession struct {
+	BuyerID    string `json:"buyer_id"`
+	BuyerToken string `json:"buyer_token"`
+}
+
+func (m *Module) buyerSession(c *gin.Context, _ app.None) (BuyerSession, error) {
+	id, token := m.svc.NewBuyerToken(app.TenantOf(c))
 	http.SetCookie(c.Writer, &http.Cookie{Name: BuyerCookie, Value: token, Path: "/", MaxAge: 30 * 24 * 3600,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil})
-	c.JSON(http.StatusCreated, gin.H{"buyer_id": id, "buyer_token": token})
+	return BuyerSession{BuyerID: id, BuyerToken: token}, nil
 }
 
 // ---- holds
@@ -311,10 +293,10 @@ type holdRequest struct {
 	Channel  string   `json:"channel"`
 }
 
-func (m *Module) createHold(c *gin.Context) {
-	id, ok := app.PathID(c, "eventId", "event")
-	if !ok {
-		return
+func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
+	id, err := app.PathUUID(c, "eventId", "event")
+	if err != nil {
+		return Hold{}, err
 	}
 	t := app.TenantOf(c)
 	buyer := m.buyer(c)
@@ -323,67 +305,50 @@ func (m *Module) createHold(c *gin.Context) {
 	}
 	if m.gate != nil {
 		if err := m.gate.Check(c.Request.Context(), t, id, buyer, c.GetHeader(QueueHeader)); err != nil {
-			app.Fail(c, err)
-			return
+			return Hold{}, err
 		}
-	}
-	var body holdRequest
-	if err := app.DecodeJSON(c, &body); err != nil {
-		app.Fail(c, err)
-		return
 	}
 	key, err := app.KeyFrom(c, body, buyer, true)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Hold{}, err
 	}
 	req := HoldRequest{Key: key, Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP()}
 	if body.TierID != nil {
 		tid, err := uuid.Parse(*body.TierID)
 		if err != nil {
-			app.Fail(c, invalid("tier_id", "tier_id must be a UUID"))
-			return
+			return Hold{}, invalid("tier_id", "tier_id must be a UUID")
 		}
 		req.TierID = &tid
 	}
 	if err := req.Validate(); err != nil {
-		app.Fail(c, err)
-		return
+		return Hold{}, err
 	}
 	ev, err := m.svc.Event(c.Request.Context(), t, id)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Hold{}, err
 	}
 	if req.Channel != ChannelWeb && !m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write) {
-		app.Fail(c, app.Forbidden("forbidden", "only staff may sell on the "+req.Channel+" channel"))
-		return
+		return Hold{}, app.Forbidden("forbidden", "only staff may sell on the "+req.Channel+" channel")
 	}
 	// The hold waits in its event's batch queue, which bounds the work.
 	app.Park(c)
 	h, err := m.svc.CreateHold(c.Request.Context(), t, ev, req)
-	if err != nil {
-		app.Fail(c, err)
-		return
+	if err == nil {
+		c.Header("Location", "/api/v1/holds/"+h.ID.String())
 	}
-	c.Header("Location", "/api/v1/holds/"+h.ID.String())
-	c.JSON(http.StatusCreated, h)
+	return h, err
 }
 
-func (m *Module) getHold(c *gin.Context) {
-	id, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
+func (m *Module) getHold(c *gin.Context, _ app.None) (Hold, error) {
+	id, err := app.PathUUID(c, "holdId", "hold")
+	if err != nil {
+		return Hold{}, err
 	}
 	h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), id)
 	if err == nil && h.BuyerID != m.buyer(c) && !m.staffAt(c, h.EventID, ObjOrders, policies.Read) {
 		err = app.NotFound("hold")
 	}
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, h)
+	return h, err
 }
 
 // myHoldsResponse is a buyer's active holds.
@@ -393,54 +358,42 @@ type myHoldsResponse struct {
 
 // myHolds answers GET /holds?mine[&event_id=…]: the requesting buyer's
 // active holds (the buyer token names the buyer; nobody lists others').
-func (m *Module) myHolds(c *gin.Context) {
+func (m *Module) myHolds(c *gin.Context, _ app.None) (myHoldsResponse, error) {
 	if _, mine := c.GetQuery("mine"); !mine {
-		app.Fail(c, app.Invalid("mine_required", "ask for your own holds: GET /api/v1/holds?mine with X-Buyer-Token"))
-		return
+		return myHoldsResponse{}, app.Invalid("mine_required", "ask for your own holds: GET /api/v1/holds?mine with X-Buyer-Token")
 	}
 	buyer := m.buyer(c)
 	if buyer == "" {
-		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
-		return
+		return myHoldsResponse{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
 	}
 	var event *uuid.UUID
 	if raw := c.Query("event_id"); raw != "" {
 		id, err := uuid.Parse(raw)
 		if err != nil {
-			app.Fail(c, invalid("event_id", "event_id is not an id"))
-			return
+			return myHoldsResponse{}, invalid("event_id", "event_id is not an id")
 		}
 		event = &id
 	}
 	hs, err := m.svc.BuyerHolds(c.Request.Context(), app.TenantOf(c), buyer, event)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, myHoldsResponse{Holds: hs})
+	return myHoldsResponse{Holds: app.NonNil(hs)}, err
 }
 
-func (m *Module) releaseHold(c *gin.Context) {
-	id, ok := app.PathID(c, "holdId", "hold")
-	if !ok {
-		return
+func (m *Module) releaseHold(c *gin.Context, _ app.None) (app.None, error) {
+	id, err := app.PathUUID(c, "holdId", "hold")
+	if err != nil {
+		return app.None{}, err
 	}
 	staff := false
 	if m.isStaff(c) {
 		h, err := m.svc.Hold(c.Request.Context(), app.TenantOf(c), id)
 		if err != nil {
-			app.Fail(c, err)
-			return
+			return app.None{}, err
 		}
 		ev, err := m.svc.Event(c.Request.Context(), app.TenantOf(c), h.EventID)
 		staff = err == nil && m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write)
 	}
-	if err := m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), id, m.buyer(c), staff); err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return app.None{}, m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), id, m.buyer(c), staff)
 }
 
 // ---- orders
@@ -470,76 +423,63 @@ func buyerView(o Order, orderURL string, tickets []Ticket) orderView {
 	return v
 }
 
-func (m *Module) createOrder(c *gin.Context) {
-	var req orderRequest
-	if err := app.DecodeJSON(c, &req); err != nil {
-		app.Fail(c, err)
-		return
-	}
+func (m *Module) createOrder(c *gin.Context, req orderRequest) (orderView, error) {
 	holdID, err := uuid.Parse(req.HoldID)
 	if err != nil {
-		app.Fail(c, invalid("hold_id", "hold_id must be a UUID"))
-		return
+		return orderView{}, invalid("hold_id", "hold_id must be a UUID")
 	}
 	buyer := m.buyer(c)
 	if buyer == "" && m.isStaff(c) {
 		buyer = "staff:" + app.PrincipalOf(c).UserID.String()
 	}
 	if buyer == "" {
-		app.Fail(c, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)"))
-		return
+		return orderView{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")
 	}
 	key, err := app.KeyFrom(c, req, buyer, true)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return orderView{}, err
 	}
 	t := app.TenantOf(c)
 	o, err := m.svc.CreateOrderOnce(c.Request.Context(), t, holdID, buyer, req.Buyer, key)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return orderView{}, err
 	}
 	c.Header("Location", "/api/v1/orders/"+o.ID.String())
-	c.JSON(http.StatusCreated, buyerView(o, m.svc.OrderPath(t, o.ID), nil))
+	return buyerView(o, m.svc.OrderPath(t, o.ID), nil), nil
 }
 
 // orderAccess reads the order of the path if the request may see it: a
 // valid signed link (?sig=), its buyer, or staff allowed at its venue.
 // byBuyer says it was the buyer (link or buyer token), not staff.
-func (m *Module) orderAccess(c *gin.Context) (o Order, byBuyer, ok bool) {
-	id, ok := app.PathID(c, "orderId", "order")
-	if !ok {
-		return Order{}, false, false
+func (m *Module) orderAccess(c *gin.Context) (o Order, byBuyer bool, err error) {
+	id, err := app.PathUUID(c, "orderId", "order")
+	if err != nil {
+		return Order{}, false, err
 	}
 	t := app.TenantOf(c)
-	o, err := m.svc.Order(c.Request.Context(), t, id)
-	if err != nil {
-		app.Fail(c, err)
-		return Order{}, false, false
+	if o, err = m.svc.Order(c.Request.Context(), t, id); err != nil {
+		return Order{}, false, err
 	}
 	if m.svc.OrderLinkOK(t, id, c.Query("sig")) || (o.BuyerID != "" && o.BuyerID == m.buyer(c)) {
-		return o, true, true
+		return o, true, nil
 	}
 	if m.isStaff(c) {
 		if ev, err := m.svc.Event(c.Request.Context(), t, o.EventID); err == nil && m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Read) {
-			return o, false, true
+			return o, false, nil
 		}
 	}
-	app.Fail(c, app.NotFound("order"))
-	return Order{}, false, false
+	return Order{}, false, app.NotFound("order")
 }
 
-func (m *Module) getOrder(c *gin.Context) {
-	o, byBuyer, ok := m.orderAccess(c)
-	if !ok {
-		return
+func (m *Module) getOrder(c *gin.Context, _ app.None) (orderView, error) {
+	o, byBuyer, err := m.orderAccess(c)
+	if err != nil {
+		return orderView{}, err
 	}
 	t := app.TenantOf(c)
 	tickets, err := m.svc.Tickets(c.Request.Context(), t, o.ID)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return orderView{}, err
 	}
 	v := orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID), Tickets: tickets}
 	if byBuyer {
@@ -547,49 +487,50 @@ func (m *Module) getOrder(c *gin.Context) {
 	}
 	// The answer may carry the client secret: no shared cache keeps it.
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, v)
+	return v, nil
 }
 
 type refundRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (m *Module) refundOrder(c *gin.Context) {
-	id, ok := app.PathID(c, "orderId", "order")
-	if !ok {
-		return
-	}
-	var req refundRequest
-	if c.Request.ContentLength != 0 {
-		if err := app.DecodeJSON(c, &req); err != nil {
-			app.Fail(c, err)
-			return
-		}
+func (m *Module) refundOrder(c *gin.Context, req refundRequest) (Order, error) {
+	id, err := app.PathUUID(c, "orderId", "order")
+	if err != nil {
+		return Order{}, err
 	}
 	t := app.TenantOf(c)
 	o, err := m.svc.Order(c.Request.Context(), t, id)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Order{}, err
 	}
 	ev, err := m.svc.Event(c.Request.Context(), t, o.EventID)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return Order{}, err
 	}
 	if !m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write) {
-		app.Fail(c, app.Forbidden("forbidden", "your roles do not allow refunds at this event's venue"))
-		return
+		return Order{}, app.Forbidden("forbidden", "your roles do not allow refunds at this event's venue")
 	}
-	o, err = m.svc.RefundOrder(c.Request.Context(), t, id, req.Reason)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, o)
+	return m.svc.RefundOrder(c.Request.Context(), t, id, req.Reason)
 }
 
 // ---- Stripe
+
+// StripeEvent is the part of a Stripe event delivery the webhook reads (the
+// signature covers the raw body, so the handler reads it as bytes).
+type StripeEvent struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Data struct {
+		Object struct {
+			ID       string            `json:"id"`
+			Object   string            `json:"object"`
+			Amount   int64             `json:"amount"`
+			Currency string            `json:"currency"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"object"`
+	} `json:"data"`
+}
 
 // maxWebhookBody bounds a Stripe event delivery.
 const maxWebhookBody = 256 << 10
@@ -666,51 +607,43 @@ type testPayRequest struct {
 // locally), then builds the event Stripe would send, signs it with the
 // webhook secret, and hands it to the platform endpoint's verifying path. It does
 // is registered only in development mode with a test-mode key.
-func (m *Module) testPay(c *gin.Context) {
-	o, _, ok := m.orderAccess(c)
-	if !ok {
-		return
-	}
-	var req testPayRequest
-	if c.Request.ContentLength != 0 {
-		if err := app.DecodeJSON(c, &req); err != nil {
-			app.Fail(c, err)
-			return
-		}
+// TestPayment is what the test-mode pay step did.
+type TestPayment struct {
+	TestMode bool          `json:"test_mode"`
+	Result   WebhookResult `json:"result"`
+	OrderURL string        `json:"order_url"`
+}
+
+func (m *Module) testPay(c *gin.Context, req testPayRequest) (TestPayment, error) {
+	o, _, err := m.orderAccess(c)
+	if err != nil {
+		return TestPayment{}, err
 	}
 	if req.Outcome == "" {
 		req.Outcome = "succeeded"
 	}
 	if req.Outcome != "succeeded" && req.Outcome != "failed" {
-		app.Fail(c, invalid("outcome", "outcome is succeeded or failed"))
-		return
+		return TestPayment{}, invalid("outcome", "outcome is succeeded or failed")
 	}
 	if o.PaymentIntentID == nil {
-		app.Fail(c, app.Conflict("no_payment_intent", "this order has nothing to pay"))
-		return
+		return TestPayment{}, app.Conflict("no_payment_intent", "this order has nothing to pay")
 	}
 	t := app.TenantOf(c)
 	if req.Outcome == "succeeded" {
 		if err := m.svc.orders.ConfirmTestPayment(c.Request.Context(), *o.PaymentIntentID); err != nil {
-			app.Fail(c, app.Upstream("payment_provider_unavailable", 0, "test payment not confirmed: %s", orders.StripeErrorSummary(err)))
-			return
+			return TestPayment{}, app.Upstream("payment_provider_unavailable", 0, "test payment not confirmed: %s", orders.StripeErrorSummary(err))
 		}
 	}
 	payload, header, err := TestWebhookEvent(m.app.Config.StripeWebhookSecret, "evt_test_"+strings.ReplaceAll(uuid.NewString(), "-", ""),
 		"payment_intent."+map[string]string{"succeeded": "succeeded", "failed": "payment_failed"}[req.Outcome],
 		*o.PaymentIntentID, o.AmountMinor, o.Currency, t.Slug, o.ID)
 	if err != nil {
-		app.Fail(c, err)
-		return
+		return TestPayment{}, err
 	}
 	// Delivered as Stripe would: to the platform's endpoint, routed by the
 	// metadata and checked against this chain's order.
 	res, err := m.svc.HandlePlatformWebhook(c.Request.Context(), payload, header)
-	if err != nil {
-		app.Fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"test_mode": true, "result": res, "order_url": m.svc.OrderPath(t, o.ID)})
+	return TestPayment{TestMode: true, Result: res, OrderURL: m.svc.OrderPath(t, o.ID)}, err
 }
 
 // TestWebhookEvent builds and signs a Stripe PaymentIntent event the way

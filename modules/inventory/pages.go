@@ -145,8 +145,9 @@ type sectionLabel struct {
 }
 
 func (m *Module) storeEventPage(c *gin.Context) {
-	ev, ok := m.event(c)
-	if !ok {
+	ev, err := m.event(c)
+	if err != nil {
+		app.Fail(c, err)
 		return
 	}
 	if ev.Status == "cancelled" {
@@ -230,8 +231,9 @@ type storeOrderView struct {
 }
 
 func (m *Module) storeOrderPage(c *gin.Context) {
-	o, _, ok := m.orderAccess(c)
-	if !ok {
+	o, _, err := m.orderAccess(c)
+	if err != nil {
+		app.Fail(c, err)
 		return
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
@@ -307,8 +309,9 @@ type portalEventView struct {
 }
 
 func (m *Module) portalEventPage(c *gin.Context) {
-	ev, ok := m.staffEvent(c, ObjInventory, policies.Read)
-	if !ok {
+	ev, err := m.staffEvent(c, ObjInventory, policies.Read)
+	if err != nil {
+		app.Fail(c, err)
 		return
 	}
 	v := portalEventView{Event: ev, When: localTime(ev), CanWrite: m.app.CanAtVenue(c, ev.VenueID, ObjInventory, policies.Write), Example: exampleSetup}

@@ -555,5 +555,6 @@ func (s *Service) Inventory(ctx context.Context, t tenants.Tenant, eventID uuid.
 			count(*) FILTER (WHERE state = 'held') AS held, count(*) FILTER (WHERE state = 'sold') AS sold
 			FROM inv_seats WHERE event_id = ?`, eventID).Scan(&out.Seats).Error
 	})
+	out.Zones, out.Tiers, out.Counters = app.NonNil(out.Zones), app.NonNil(out.Tiers), app.NonNil(out.Counters)
 	return out, err
 }
