@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"html/template"
 	"log/slog"
 	"time"
@@ -90,6 +92,23 @@ func (c *Core) Now() time.Time { return c.a.Now() }
 // it is read when called, and a module that declared Needs(EventDirectoryContract)
 // never sees nil.
 func (c *Core) Events() EventDirectory { return c.a.events }
+
+// Holds returns the calendar holds (nil when no module provides them; a
+// module that declared Needs(CalendarHoldsContract) never sees nil).
+func (c *Core) Holds() CalendarHolds { return c.a.holds }
+
+// TicketFacts returns the ticket facts, or nil when no module provides
+// them: a caller that can work without them says what it used instead.
+func (c *Core) TicketFacts() TicketFacts { return c.a.tickets }
+
+// SigningKey derives a module's HMAC key for one purpose from the
+// deployment's secret, so links signed for one purpose never verify for
+// another, and the secret itself never leaves the core.
+func (c *Core) SigningKey(purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(c.a.Config.SecretKey))
+	m.Write([]byte("marquee signing key v1\x00" + purpose))
+	return m.Sum(nil)
+}
 
 // Cancellations returns the modules told of event cancellations.
 func (c *Core) Cancellations() []EventCancellations { return c.a.cancellations }
