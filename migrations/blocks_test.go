@@ -27,10 +27,11 @@ var blocks = []block{
 	{50, 59, []string{"core"}, "core security notices"},
 	{60, 69, []string{"inventory"}, "reserved: the cart"},
 	{70, 79, []string{"calendar", "core"}, "names that scale"},
+	{80, 89, []string{"booking"}, "booking: offers, terms, settlement"},
 }
 
 // owners are the names a migration file may start with after its number.
-var owners = []string{"core", "calendar", "inventory"}
+var owners = []string{"core", "calendar", "inventory", "booking"}
 
 // founding are the files named before the owner convention, with their
 // owner; "founding" marks the calendar's and inventory's first files, allowed
