@@ -126,6 +126,11 @@ func (c *Core) CanAtVenue(g *gin.Context, venueID uuid.UUID, object, action stri
 	return c.a.CanAtVenue(g, venueID, object, action)
 }
 
+// UserByID reads a staff member of the chain (to name who acted, say).
+func (c *Core) UserByID(ctx context.Context, t tenants.Tenant, id uuid.UUID) (User, error) {
+	return c.a.UserByID(ctx, t, id)
+}
+
 // CSRFToken is the form token of a session (App.CSRFToken).
 func (c *Core) CSRFToken(sessionID string) string { return c.a.CSRFToken(sessionID) }
 

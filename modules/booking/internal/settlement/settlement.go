@@ -172,15 +172,36 @@ type Sheet struct {
 	WithholdingsMinor int64             `json:"withholdings_minor"`
 	WalkoutMinor      int64             `json:"walkout_minor"`
 
-	// The promoter's side (the internal view): every cost as it was, capped
-	// or not, in the deal or not.
+	// Internal is the promoter's side; External drops it.
+	Internal *Internal `json:"internal,omitempty"`
+
+	Rounding string `json:"rounding"`
+}
+
+// Internal is the promoter's P&L: every cost as it was, capped or not, in
+// the deal or not.
+type Internal struct {
 	ActualExpensesMinor int64 `json:"actual_expenses_minor"`
 	PromoterNetMinor    int64 `json:"promoter_net_minor"`
 	// BreakevenTickets is how many tickets, at this show's average net
 	// gross per ticket, cover the actual expenses and the guarantee.
 	BreakevenTickets int `json:"breakeven_tickets"`
+}
 
-	Rounding string `json:"rounding"`
+// External is the artist-facing sheet: expenses at what they are charged
+// (the reported costs), lines outside the deal left out, no P&L.
+func (s Sheet) External() Sheet {
+	out := s
+	out.Internal = nil
+	out.Expenses = []ExpenseLine{}
+	for _, e := range s.Expenses {
+		if e.NotInDeal {
+			continue
+		}
+		e.ActualMinor = e.ChargedMinor
+		out.Expenses = append(out.Expenses, e)
+	}
+	return out
 }
 
 // RoundingRule is stated on every sheet.
@@ -192,7 +213,7 @@ func Compute(t terms.Terms, a Actuals) Sheet {
 	s := Sheet{Currency: t.Currency, DealType: t.Deal.Type, DealBasis: t.Deal.Basis, ArtistBps: t.Deal.ArtistBps,
 		GuaranteeMinor: t.GuaranteeMinor, Rounding: RoundingRule,
 		Tiers: []TierLine{}, Expenses: []ExpenseLine{}, Bonuses: []BonusLine{}, Adjustments: []AdjustmentLine{},
-		Deposits: []DepositLine{}, Withholdings: []WithholdingLine{}}
+		Deposits: []DepositLine{}, Withholdings: []WithholdingLine{}, Internal: &Internal{}}
 
 	sold := map[string]int{}
 	for _, x := range a.Sales {
@@ -239,12 +260,12 @@ func Compute(t terms.Terms, a Actuals) Sheet {
 		}
 		s.Expenses = append(s.Expenses, l)
 		s.ExpensesMinor += l.ChargedMinor
-		s.ActualExpensesMinor += l.ActualMinor
+		s.Internal.ActualExpensesMinor += l.ActualMinor
 	}
 	for _, e := range a.Expenses {
 		if !inDeal[strings.ToLower(e.Name)] {
 			s.Expenses = append(s.Expenses, ExpenseLine{Name: e.Name, ActualMinor: e.ActualMinor, NotInDeal: true})
-			s.ActualExpensesMinor += e.ActualMinor
+			s.Internal.ActualExpensesMinor += e.ActualMinor
 		}
 	}
 	s.PromoterProfitMinor = terms.MulBps(s.ExpensesMinor, t.PromoterProfitBps)
@@ -348,8 +369,8 @@ func Compute(t terms.Terms, a Actuals) Sheet {
 	}
 	s.WalkoutMinor = s.EarningsMinor - s.DepositsPaidMinor - s.WithholdingsMinor
 
-	s.PromoterNetMinor = s.NetGrossMinor - s.ActualExpensesMinor - s.EarningsMinor
-	s.BreakevenTickets = breakeven(t, s)
+	s.Internal.PromoterNetMinor = s.NetGrossMinor - s.Internal.ActualExpensesMinor - s.EarningsMinor
+	s.Internal.BreakevenTickets = breakeven(t, s)
 	return s
 }
 
@@ -357,7 +378,7 @@ func Compute(t terms.Terms, a Actuals) Sheet {
 // net per ticket being this show's average, or (before any sale) the
 // allotment-weighted average of the tiers' prices less fee and tax.
 func breakeven(t terms.Terms, s Sheet) int {
-	costs := s.ActualExpensesMinor + t.GuaranteeMinor
+	costs := s.Internal.ActualExpensesMinor + t.GuaranteeMinor
 	if costs <= 0 {
 		return 0
 	}

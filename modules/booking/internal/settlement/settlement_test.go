@@ -197,9 +197,9 @@ func TestWaterfall(t *testing.T) {
 			check("deposits paid", s.DepositsPaidMinor, w.depositsPaid)
 			check("withholdings", s.WithholdingsMinor, w.withholdings)
 			check("walkout", s.WalkoutMinor, w.walkout)
-			check("actual expenses", s.ActualExpensesMinor, w.actualExpenses)
-			check("promoter net", s.PromoterNetMinor, w.promoterNet)
-			check("breakeven tickets", int64(s.BreakevenTickets), int64(w.breakeven))
+			check("actual expenses", s.Internal.ActualExpensesMinor, w.actualExpenses)
+			check("promoter net", s.Internal.PromoterNetMinor, w.promoterNet)
+			check("breakeven tickets", int64(s.Internal.BreakevenTickets), int64(w.breakeven))
 			if s.Winner != w.winner {
 				t.Errorf("winner %q, want %q", s.Winner, w.winner)
 			}
@@ -248,8 +248,14 @@ func TestExpenseNotInDeal(t *testing.T) {
 	if !last.NotInDeal || last.ChargedMinor != 0 || last.ActualMinor != 90000 {
 		t.Fatalf("unlisted expense: %+v", last)
 	}
-	if s.ExpensesMinor != 300000+200000 || s.ActualExpensesMinor != 300000+200000+90000 {
-		t.Fatalf("charged %d, actual %d", s.ExpensesMinor, s.ActualExpensesMinor)
+	if s.ExpensesMinor != 300000+200000 || s.Internal.ActualExpensesMinor != 300000+200000+90000 {
+		t.Fatalf("charged %d, actual %d", s.ExpensesMinor, s.Internal.ActualExpensesMinor)
+	}
+	// The artist's sheet shows the charged (reported) cost of each line,
+	// leaves the unlisted one out, and carries no P&L.
+	ext := s.External()
+	if ext.Internal != nil || len(ext.Expenses) != 2 || ext.Expenses[1].ActualMinor != 200000 || ext.WalkoutMinor != s.WalkoutMinor {
+		t.Fatalf("external sheet: %+v", ext)
 	}
 }
 
