@@ -25,12 +25,6 @@ func parsePages() (*template.Template, error) {
 		"prev":  func(n int) int { return n - 1 },
 		"pct":   func(bps int) string { return strconv.FormatFloat(float64(bps)/100, 'f', -1, 64) + " %" },
 		"utc":   func(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 UTC") },
-		"value": func(v any) string {
-			if v == nil {
-				return "—"
-			}
-			return fmt.Sprint(v)
-		},
 	}).ParseFS(templateFS, "templates/*.html")
 }
 
@@ -172,8 +166,32 @@ type detailView struct {
 	Countdown string
 	Deadline  string
 	Diff      *DiffView
+	Changes   []changeRow
 	From, To  int
 	DiffError string
+}
+
+// changeRow is a diff line as read: money and percentages formatted.
+type changeRow struct{ Field, From, To string }
+
+func changeRows(changes []terms.Change, currency string) []changeRow {
+	show := func(field string, v any) string {
+		n, isInt := v.(int64)
+		switch {
+		case v == nil:
+			return "—"
+		case isInt && strings.HasSuffix(field, "_minor"):
+			return terms.Format(n, currency)
+		case isInt && strings.HasSuffix(field, "_bps"):
+			return strconv.FormatFloat(float64(n)/100, 'f', -1, 64) + " %"
+		}
+		return fmt.Sprint(v)
+	}
+	out := make([]changeRow, 0, len(changes))
+	for _, ch := range changes {
+		out = append(out, changeRow{ch.Field, show(ch.Field, ch.From), show(ch.Field, ch.To)})
+	}
+	return out
 }
 
 func (m *Module) detailPage(c *gin.Context) {
@@ -205,7 +223,7 @@ func (m *Module) detailPage(c *gin.Context) {
 		if err != nil {
 			v.DiffError = fmt.Sprintf("No diff between versions %d and %d: %v", v.From, v.To, err)
 		} else {
-			v.Diff = &diff
+			v.Diff, v.Changes = &diff, changeRows(diff.Changes, d.Terms.Currency)
 		}
 	}
 	content, err := app.RenderTemplate(m.pages, "detail", v)
