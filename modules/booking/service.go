@@ -39,10 +39,19 @@ func (s *Service) tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB)
 // termsProblem turns a refused term into the API's error.
 func termsProblem(err error) error {
 	var p *terms.Problem
-	if errors.As(err, &p) {
-		return app.InvalidField(p.Code, p.Field, "%s", p.Detail)
+	if !errors.As(err, &p) {
+		return err
 	}
-	return err
+	// Each code written out, so the codes test can check it is listed.
+	switch p.Code {
+	case "invalid_amount":
+		return app.InvalidField("invalid_amount", p.Field, "%s", p.Detail)
+	case "invalid_percentage":
+		return app.InvalidField("invalid_percentage", p.Field, "%s", p.Detail)
+	case "invalid_currency":
+		return app.InvalidField("invalid_currency", p.Field, "%s", p.Detail)
+	}
+	return app.InvalidField("invalid_terms", p.Field, "%s", p.Detail)
 }
 
 func checkTerms(t *terms.Terms) error {
