@@ -63,6 +63,8 @@ type App struct {
 	contracts  contracts
 	venues     VenueDirectory
 	events     EventDirectory
+	holds      CalendarHolds
+	tickets    TicketFacts
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).
 	storefrontLanding string

@@ -16,6 +16,8 @@ const (
 	VenueDirectoryContract     Contract = "venue directory"
 	EventDirectoryContract     Contract = "event directory"
 	EventCancellationsContract Contract = "event cancellations"
+	CalendarHoldsContract      Contract = "calendar holds"
+	TicketFactsContract        Contract = "ticket facts"
 )
 
 // contracts is what the modules declared while registering; check turns a
