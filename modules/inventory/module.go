@@ -139,7 +139,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(m.svc.orders.Cancellations())
-	r.ProvideTicketFacts(m.svc) // sold tickets per tier, for settlements
+	r.ProvideTicketFacts(m.svc)         // sold tickets per tier, for settlements
 	r.Needs(app.EventDirectoryContract) // it sells for events it never owns
 	r.Seed(m.seed, "calendar")          // it sells the calendar's demo events
 	return nil
