@@ -93,6 +93,12 @@ func (c *Core) Now() time.Time { return c.a.Now() }
 // never sees nil.
 func (c *Core) Events() EventDirectory { return c.a.events }
 
+// Venues returns the venue directory (nil when no module provides one; a
+// module that declared Needs(VenueDirectoryContract) never sees nil), so a
+// module can check a venue id it is handed (a staff member's home venues)
+// without the owner's tables.
+func (c *Core) Venues() VenueDirectory { return c.a.venues }
+
 // Holds returns the calendar holds (nil when no module provides them; a
 // module that declared Needs(CalendarHoldsContract) never sees nil).
 func (c *Core) Holds() CalendarHolds { return c.a.holds }

@@ -7,6 +7,7 @@ import (
 	"marquee/modules/calendar"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/queue"
+	"marquee/modules/staffing"
 )
 
 // All returns every feature module, in registration order. Adding a module
@@ -18,5 +19,6 @@ func All() []app.Module {
 		inv,
 		queue.NewModule(inv), // the waiting room in front of the inventory's holds
 		booking.New(),
+		staffing.New(),
 	}
 }

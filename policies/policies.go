@@ -18,6 +18,12 @@ const (
 	RoleChainAdmin = "chain_admin"
 	RoleFinance    = "finance"
 	RolePromoter   = "promoter"
+	// RoleStaffMember is a person on the chain's rota (crew, security, bar):
+	// chain-wide because their shifts may be at any venue, and granted
+	// nothing but the portal: their own schedule is theirs by who they are
+	// (staffing matches the signed-in user to their staff record), not by a
+	// permission over others' data.
+	RoleStaffMember = "staff_member"
 )
 
 // Venue-level roles grant nothing outside the venue they were given at.
@@ -34,7 +40,7 @@ const RoleSupport = "support"
 
 // ChainRoles and VenueRoles list the assignable roles.
 var (
-	ChainRoles = []string{RoleOwner, RoleChainAdmin, RoleFinance, RolePromoter}
+	ChainRoles = []string{RoleOwner, RoleChainAdmin, RoleFinance, RolePromoter, RoleStaffMember}
 	VenueRoles = []string{RoleVenueManager, RoleBoxOffice, RoleOpsLead, RoleSecurityLead, RoleDoorStaff}
 )
 
