@@ -742,7 +742,7 @@ func (s *Service) managerChange(ctx context.Context, t tenants.Tenant, venueID, 
 			return err
 		}
 		if !contains(from, la.Status) {
-			return app.Conflict("invalid_transition", "the assignment is %s", la.Status).With("status", la.Status)
+			return app.Conflict("invalid_transition", "the assignment is %s", la.Status).With("assignment_status", la.Status)
 		}
 		if out, err = setStatus(tx, la, to); err != nil {
 			return err
@@ -777,7 +777,7 @@ func (s *Service) Answer(ctx context.Context, t tenants.Tenant, staffID, id uuid
 			to, from = StatusConfirmed, []string{StatusAssigned, StatusConfirmed}
 		}
 		if !contains(from, la.Status) {
-			return app.Conflict("invalid_transition", "the assignment is %s", la.Status).With("status", la.Status)
+			return app.Conflict("invalid_transition", "the assignment is %s", la.Status).With("assignment_status", la.Status)
 		}
 		out, err = setStatus(tx, la, to)
 		return err

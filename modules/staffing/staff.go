@@ -626,7 +626,7 @@ func (s *Service) ExpiringCerts(ctx context.Context, t tenants.Tenant, days int,
 		q := `SELECT sc.staff_id, s.name AS staff_name, sc.cert_id, c.name AS cert_name,
 				to_char(sc.expires_on, 'YYYY-MM-DD') AS expires_on, (sc.expires_on - ?::date) AS days_left
 			FROM stf_staff_certs sc JOIN stf_staff s ON s.id = sc.staff_id JOIN stf_certs c ON c.id = sc.cert_id
-			WHERE sc.expires_on >= ?::date AND sc.expires_on <= ?::date + ? AND s.active`
+			WHERE sc.expires_on >= ?::date AND sc.expires_on <= ?::date + ?::integer AND s.active`
 		args := []any{today, today, today, days}
 		if staffID != uuid.Nil {
 			q, args = q+` AND sc.staff_id = ?`, append(args, staffID)

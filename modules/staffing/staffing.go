@@ -18,7 +18,7 @@ type Certification struct {
 	ID        uuid.UUID   `json:"id"`
 	Key       string      `json:"key"`
 	Name      string      `json:"name"`
-	Includes  []uuid.UUID `json:"includes"`
+	Includes  []uuid.UUID `json:"includes" gorm:"-"`
 	CreatedAt time.Time   `json:"created_at"`
 }
 
@@ -55,10 +55,10 @@ type Staff struct {
 	Name       string      `json:"name"`
 	Email      string      `json:"email"`
 	Phone      string      `json:"phone"`
-	HomeVenues []uuid.UUID `json:"home_venues"`
+	HomeVenues []uuid.UUID `json:"home_venues" gorm:"-"`
 	Active     bool        `json:"active"`
-	Roles      []uuid.UUID `json:"roles"`
-	Certs      []HeldCert  `json:"certifications"`
+	Roles      []uuid.UUID `json:"roles" gorm:"-"`
+	Certs      []HeldCert  `json:"certifications" gorm:"-"`
 	CreatedAt  time.Time   `json:"created_at"`
 	UpdatedAt  time.Time   `json:"updated_at"`
 }
@@ -97,7 +97,7 @@ type Settings struct {
 	CrowdMinimum   int        `json:"crowd_minimum"`
 	CrowdPer       int        `json:"crowd_per"`
 	SecurityRoleID *uuid.UUID `json:"security_role_id"`
-	SecurityBands  []Band     `json:"security_bands"`
+	SecurityBands  []Band     `json:"security_bands" gorm:"-"`
 }
 
 // Assignment statuses. Requested, assigned and confirmed are active (they
@@ -137,7 +137,7 @@ type Assignment struct {
 	StaffName  string    `json:"staff_name"`
 	Status     string    `json:"status"`
 	ByManager  bool      `json:"by_manager"`
-	Warnings   []string  `json:"warnings"`
+	Warnings   []string  `json:"warnings" gorm:"-"`
 	AssignedAt time.Time `json:"assigned_at"`
 }
 
