@@ -71,7 +71,10 @@ func (s *Service) MySchedule(ctx context.Context, t tenants.Tenant, st Staff) (S
 			  AND EXISTS (SELECT 1 FROM stf_staff_roles sr WHERE sr.staff_id = ? AND sr.role_id = s.role_id)
 			  AND EXISTS (SELECT 1 FROM stf_publications p WHERE p.venue_id = s.venue_id AND p.day = s.day)
 			  AND NOT EXISTS (SELECT 1 FROM stf_assignments a WHERE a.shift_id = s.id AND a.staff_id = ? AND a.status <> 'cancelled')
-			ORDER BY lower(s.during), s.id LIMIT 100`, s.app.Now().UTC(), st.ID, st.ID).Scan(&out.Open).Error; err != nil {
+			  -- a shift the person could not take (they work then) is not offered
+			  AND NOT EXISTS (SELECT 1 FROM stf_assignments a WHERE a.staff_id = ? AND a.during && s.during
+			                  AND a.status IN ('requested', 'assigned', 'confirmed'))
+			ORDER BY lower(s.during), s.id LIMIT 100`, s.app.Now().UTC(), st.ID, st.ID, st.ID).Scan(&out.Open).Error; err != nil {
 			return err
 		}
 		for i := range out.Open {
