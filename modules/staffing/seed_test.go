@@ -1,0 +1,64 @@
+package staffing_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"marquee/app"
+	"marquee/app/apptest"
+	"marquee/modules/calendar"
+	"marquee/modules/inventory"
+	"marquee/modules/staffing"
+)
+
+// The demo chain has about 60 staff, certifications running out within 30
+// days, a staffed weekend with published and draft days, and one gap that
+// ticket sales made (the inventory's demo sells tickets for one event).
+func TestDemoSeed(t *testing.T) {
+	mod := staffing.New()
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), inventory.New(), mod}})
+	if _, err := env.App.SeedDemo(context.Background()); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	res := env.Do(t, "POST", "acme", "/api/v1/auth/login", "", map[string]string{"email": "owner@acme.test", "password": app.DemoPassword})
+	mustStatus(t, res, http.StatusOK)
+	tok := decode[struct{ Token string }](t, res.Body).Token
+	staff := decode[app.Page[staffing.Staff]](t, env.Do(t, "GET", "acme", "/api/v1/staffing/staff?limit=200", tok, nil).Body)
+	if len(staff.Items) != 60 {
+		t.Fatalf("%d demo staff at acme", len(staff.Items))
+	}
+	expiring := decode[app.List[staffing.Expiring]](t, env.Do(t, "GET", "acme", "/api/v1/staffing/certifications/expiring", tok, nil).Body)
+	if len(expiring.Items) == 0 {
+		t.Fatal("no certification runs out within 30 days")
+	}
+	// Somewhere in the next two weeks: a gap made by sales.
+	fromSales, events := 0, 0
+	for d := range 15 {
+		day := time.Now().UTC().AddDate(0, 0, d).Format(time.DateOnly)
+		night := decode[staffing.NightCoverage](t, env.Do(t, "GET", "acme", "/api/v1/staffing/coverage?date="+day, tok, nil).Body)
+		for _, ev := range night.Events {
+			if len(ev.Roles) > 0 {
+				events++
+			}
+			for _, r := range ev.Roles {
+				fromSales += r.GapFromSales
+			}
+		}
+	}
+	if fromSales == 0 || events < 3 {
+		t.Fatalf("%d staffed events, gap from sales %d", events, fromSales)
+	}
+	// The demo staff member sees published shifts only.
+	res = env.Do(t, "POST", "acme", "/api/v1/auth/login", "", map[string]string{"email": staffing.DemoStaffEmail, "password": app.DemoPassword})
+	mustStatus(t, res, http.StatusOK)
+	crew := decode[struct{ Token string }](t, res.Body).Token
+	sc := decode[staffing.Schedule](t, env.Do(t, "GET", "acme", "/api/v1/staffing/me", crew, nil).Body)
+	for _, s := range sc.Shifts {
+		if !s.Shift.Published {
+			t.Fatalf("a draft shift on the demo staff member's schedule: %+v", s)
+		}
+	}
+	t.Logf("%d staff, %d expiring, %d staffed events, gap from sales %d, Casey has %d shifts and %d open", len(staff.Items), len(expiring.Items), events, fromSales, len(sc.Shifts), len(sc.Open))
+}
