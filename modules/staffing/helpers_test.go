@@ -59,9 +59,8 @@ func newClock(at time.Time) *clock {
 	c.set(at)
 	return c
 }
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) set(at time.Time)    { c.ns.Store(at.UnixNano()) }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(at time.Time) { c.ns.Store(at.UnixNano()) }
 
 type env struct {
 	*apptest.Env
