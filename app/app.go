@@ -63,6 +63,7 @@ type App struct {
 	contracts  contracts
 	venues     VenueDirectory
 	events     EventDirectory
+	attendance Attendance
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).
 	storefrontLanding string

@@ -91,6 +91,10 @@ func (c *Core) Now() time.Time { return c.a.Now() }
 // never sees nil.
 func (c *Core) Events() EventDirectory { return c.a.events }
 
+// Attendance returns the door count. Like Events, it is read when called;
+// a module that declared Needs(AttendanceContract) never sees nil.
+func (c *Core) Attendance() Attendance { return c.a.attendance }
+
 // Cancellations returns the modules told of event cancellations.
 func (c *Core) Cancellations() []EventCancellations { return c.a.cancellations }
 

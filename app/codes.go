@@ -125,6 +125,22 @@ var Codes = []CodeInfo{
 	{"queue_unavailable", KindUnavailable, "the waiting room is overloaded; Retry-After says when to retry"},
 	{"queue_expired", KindNotFound, "the place in the queue is unknown or lapsed"},
 	{"queue_token_foreign", KindForbidden, "the place in the queue belongs to another buyer"},
+	{"ticket_invalid", KindInvalid, "the ticket token does not verify (forged, damaged, another chain's): result invalid, nothing recorded"},
+	{"ticket_not_valid", KindConflict, "the ticket is void or was re-issued already"},
+	{"invalid_ticket_token", KindInvalid, "token is missing or longer than 2,048 characters"},
+	{"invalid_type", KindInvalid, "type is not entry or exit"},
+	{"invalid_gate", KindInvalid, "gate is not 1 to 40 characters"},
+	{"invalid_device_id", KindInvalid, "device_id is not 1 to 64 characters"},
+	{"invalid_nonce", KindInvalid, "nonce is not 1 to 64 characters"},
+	{"invalid_scanned_at", KindInvalid, "scanned_at is more than an hour ahead or a week behind the server"},
+	{"invalid_since", KindInvalid, "since is not a revocation sequence number"},
+	{"invalid_before", KindInvalid, "before is not a check-in id"},
+	{"invalid_validity", KindInvalid, "valid_from is not before valid_until"},
+	{"invalid_gates", KindInvalid, "a gate is unnamed, repeated, admits no zone or names another event's zone"},
+	{"annul_other_device", KindForbidden, "only the device that made a scan may annul it"},
+	{"annul_unsuccessful", KindConflict, "the scan admitted or let out nobody: nothing to annul"},
+	{"annul_too_late", KindConflict, "the scan is older than the 15-minute annul window"},
+	{"annul_not_latest", KindConflict, "the ticket was scanned again since: only its latest passage can be annulled"},
 }
 
 // codeKinds indexes Codes.

@@ -16,6 +16,7 @@ const (
 	VenueDirectoryContract     Contract = "venue directory"
 	EventDirectoryContract     Contract = "event directory"
 	EventCancellationsContract Contract = "event cancellations"
+	AttendanceContract         Contract = "attendance"
 )
 
 // contracts is what the modules declared while registering; check turns a

@@ -27,6 +27,7 @@ var blocks = []block{
 	{50, 59, []string{"core"}, "core security notices"},
 	{60, 69, []string{"inventory"}, "reserved: the cart"},
 	{70, 79, []string{"calendar", "core"}, "names that scale"},
+	{90, 99, []string{"inventory"}, "inventory at the door: check-in, revocations, keys"},
 }
 
 // owners are the names a migration file may start with after its number.
@@ -124,13 +125,13 @@ func TestMigrationBlocksRefuse(t *testing.T) {
 	applied := fstest.MapFS{
 		"00071_calendar_prefix.sql":     file(""),
 		"00033_calendar_things.sql":     file(""), // inventory's block
-		"00095_core_later.sql":          file(""), // no block
+		"00195_core_later.sql":          file(""), // no block
 		"00072_notes.sql":               file(""), // no owner in the name
 		"00073_inventory_wrong_blk.sql": file(""), // not an owner of 0007x
 	}
 	pending := fstest.MapFS{"00071_calendar_prefix_contract.sql": file("")} // shares 00071
 	errs := checkBlocks("tenant", applied, pending)
-	want := []string{"00033_calendar_things.sql: calendar's file in block", "00095_core_later.sql: number 00095 is in no block",
+	want := []string{"00033_calendar_things.sql: calendar's file in block", "00195_core_later.sql: number 00195 is in no block",
 		"00072_notes.sql: the name does not start", "00073_inventory_wrong_blk.sql: inventory's file in block",
 		"00071_calendar_prefix_contract.sql: number 00071 already used"}
 	if len(errs) != len(want) {
