@@ -3,6 +3,8 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,11 @@ func TestSmallDoorNightChecksOut(t *testing.T) {
 	o := bench.DoorsDefaults()
 	o.Tickets, o.RawTickets, o.Scanners, o.DBConns, o.Sellers = 300, 200, 16, 10, 3
 	o.ExitShare, o.DupShare, o.Phase = 0.2, 0.1, 2*time.Second
+	// MARQUEE_BENCH_DOORS_TICKETS sizes a bigger night (for profiling with
+	// -cpuprofile: client and server run in this one process).
+	if v, err := strconv.Atoi(os.Getenv("MARQUEE_BENCH_DOORS_TICKETS")); err == nil && v > 0 {
+		o.Tickets, o.RawTickets, o.Scanners = v, min(v, 10000), 64
+	}
 	var out bytes.Buffer
 	rep, err := bench.RunDoors(context.Background(), env.App, env.Server.URL, o, &out, &bytes.Buffer{})
 	if err != nil {
