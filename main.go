@@ -383,6 +383,7 @@ Server, database and Redis as for bench onsale (--target drives a running one).`
 	f.IntVar(&o.Scanners, "scanners", o.Scanners, "scanning devices at once")
 	f.Float64Var(&o.ExitShare, "exit-share", o.ExitShare, "share of holders who go out and come back in")
 	f.Float64Var(&o.DupShare, "dup-share", o.DupShare, "share of tickets scanned again by a second device")
+	f.IntVar(&o.Rate, "rate", o.Rate, "arrivals per second (0: as fast as the server answers)")
 	f.IntVar(&o.RawTickets, "raw-tickets", o.RawTickets, "tickets of the raw baseline's event (0: min(tickets, 10000))")
 	f.DurationVar(&o.Phase, "phase", o.Phase, "the raw phase stops after this")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
