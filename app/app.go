@@ -64,6 +64,8 @@ type App struct {
 	venues     VenueDirectory
 	events     EventDirectory
 	attendance Attendance
+	holds      CalendarHolds
+	tickets    TicketFacts
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).
 	storefrontLanding string

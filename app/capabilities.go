@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"html/template"
 	"log/slog"
 	"time"
@@ -95,6 +97,23 @@ func (c *Core) Events() EventDirectory { return c.a.events }
 // a module that declared Needs(AttendanceContract) never sees nil.
 func (c *Core) Attendance() Attendance { return c.a.attendance }
 
+// Holds returns the calendar holds (nil when no module provides them; a
+// module that declared Needs(CalendarHoldsContract) never sees nil).
+func (c *Core) Holds() CalendarHolds { return c.a.holds }
+
+// TicketFacts returns the ticket facts, or nil when no module provides
+// them: a caller that can work without them says what it used instead.
+func (c *Core) TicketFacts() TicketFacts { return c.a.tickets }
+
+// SigningKey derives a module's HMAC key for one purpose from the
+// deployment's secret, so links signed for one purpose never verify for
+// another, and the secret itself never leaves the core.
+func (c *Core) SigningKey(purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(c.a.Config.SecretKey))
+	m.Write([]byte("marquee signing key v1\x00" + purpose))
+	return m.Sum(nil)
+}
+
 // Cancellations returns the modules told of event cancellations.
 func (c *Core) Cancellations() []EventCancellations { return c.a.cancellations }
 
@@ -109,6 +128,11 @@ func (c *Core) CanAnywhere(g *gin.Context, object, action string) bool {
 // CanAtVenue reports whether the principal holds the permission at a venue.
 func (c *Core) CanAtVenue(g *gin.Context, venueID uuid.UUID, object, action string) bool {
 	return c.a.CanAtVenue(g, venueID, object, action)
+}
+
+// UserByID reads a staff member of the chain (to name who acted, say).
+func (c *Core) UserByID(ctx context.Context, t tenants.Tenant, id uuid.UUID) (User, error) {
+	return c.a.UserByID(ctx, t, id)
 }
 
 // CSRFToken is the form token of a session (App.CSRFToken).

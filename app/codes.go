@@ -66,8 +66,8 @@ var Codes = []CodeInfo{
 	{"idempotency_in_progress", KindConflict, "the first request with this key is still running; Retry-After says when to retry"},
 	{"idempotency_key_reused", KindUnprocessable, "the Idempotency-Key was used with a different request"},
 	{"schedule_conflict", KindConflict, "the window overlaps other events; conflicts lists them"},
-	{"invalid_transition", KindConflict, "the event cannot move to that status; allowed lists where it can"},
-	{"version_mismatch", KindConflict, "the event changed meanwhile; reload and retry"},
+	{"invalid_transition", KindConflict, "the event or booking cannot move to that status or state; allowed lists where it can"},
+	{"version_mismatch", KindConflict, "the event or booking changed meanwhile (its version moved on); reload and retry"},
 	{"event_final", KindConflict, "the event is in a final status and cannot change"},
 	{"hold_confirmed", KindConflict, "the calendar hold already became an event; event_id names it"},
 	{"hold_not_active", KindConflict, "the calendar hold is released or expired"},
@@ -141,6 +141,15 @@ var Codes = []CodeInfo{
 	{"annul_unsuccessful", KindConflict, "the scan admitted or let out nobody: nothing to annul"},
 	{"annul_too_late", KindConflict, "the scan is older than the 15-minute annul window"},
 	{"annul_not_latest", KindConflict, "the ticket was scanned again since: only its latest passage can be annulled"},
+	{"invalid_terms", KindInvalid, "an offer's terms are refused; field names the term"},
+	{"invalid_amount", KindInvalid, "an amount is negative or beyond the limit; field names it"},
+	{"invalid_percentage", KindInvalid, "a percentage (in basis points) is outside 0 to 10000; field names it"},
+	{"invalid_currency", KindInvalid, "currency is not an ISO 4217 code the platform knows"},
+	{"invalid_version", KindInvalid, "version is missing, or not a version the resource had"},
+	{"invalid_state", KindInvalid, "the state filter is not a booking state"},
+	{"agent_link_invalid", KindUnauthenticated, "the agent link is missing, malformed or not signed for this chain"},
+	{"agent_link_expired", KindUnauthenticated, "the agent link has expired; ask the promoter for a new one"},
+	{"no_accepted_terms", KindConflict, "the booking has no accepted terms yet"},
 }
 
 // codeKinds indexes Codes.

@@ -17,6 +17,8 @@ const (
 	EventDirectoryContract     Contract = "event directory"
 	EventCancellationsContract Contract = "event cancellations"
 	AttendanceContract         Contract = "attendance"
+	CalendarHoldsContract      Contract = "calendar holds"
+	TicketFactsContract        Contract = "ticket facts"
 )
 
 // contracts is what the modules declared while registering; check turns a

@@ -269,6 +269,56 @@ type Attendance interface {
 	Attendance(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (EventAttendance, error)
 }
 
+// HoldInfo is what other modules may know about a tentative calendar hold.
+// Times are UTC. Status is active, released, expired or confirmed (then
+// EventID names the event it became).
+type HoldInfo struct {
+	ID        uuid.UUID  `json:"id"`
+	VenueID   uuid.UUID  `json:"venue_id"`
+	StageID   uuid.UUID  `json:"stage_id"`
+	Title     string     `json:"title"`
+	Status    string     `json:"status"`
+	Rank      int        `json:"rank"`
+	StartsAt  time.Time  `json:"starts_at"`
+	EndsAt    time.Time  `json:"ends_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	EventID   *uuid.UUID `json:"event_id,omitempty"`
+}
+
+// CalendarHolds is provided by the module that owns holds (calendar), so a
+// module that negotiates a date (booking) can read a hold and turn it into
+// an event without the calendar's tables.
+type CalendarHolds interface {
+	// Hold returns one hold, or an *Error of kind not found.
+	Hold(ctx context.Context, t tenants.Tenant, id uuid.UUID) (HoldInfo, error)
+	// ActiveHolds lists live holds starting from now on, by start time.
+	ActiveHolds(ctx context.Context, t tenants.Tenant, limit int) ([]HoldInfo, error)
+	// ConfirmHold books the hold's window as an event, inside the caller's
+	// tenant transaction, so the event and the caller's change commit
+	// together. A hold already confirmed returns its event (a retried
+	// transaction); a released or expired one, or an event in the way, is
+	// an *Error of kind conflict.
+	ConfirmHold(tx *gorm.DB, t tenants.Tenant, id uuid.UUID, title string) (uuid.UUID, error)
+}
+
+// TierSales is what a module that sells tickets knows of one tier of an
+// event after (or during) its sale.
+type TierSales struct {
+	Tier       string `json:"tier"`
+	Sold       int    `json:"sold"`
+	Comps      int    `json:"comps"`
+	PriceMinor int64  `json:"price_minor"`
+	Currency   string `json:"currency"`
+}
+
+// TicketFacts is provided by the module that sells tickets (inventory), so
+// a settlement can read sold tickets per tier without its tables.
+type TicketFacts interface {
+	// SalesByTier lists the event's tiers with what each sold; an event
+	// without tickets has none.
+	SalesByTier(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]TierSales, error)
+}
+
 // Registrar is what a module registers through.
 type Registrar struct {
 	app    *App
@@ -417,6 +467,22 @@ func (r *Registrar) ProvideEvents(d EventDirectory) {
 func (r *Registrar) ProvideAttendance(a Attendance) {
 	if r.provide(AttendanceContract) {
 		r.app.attendance = a
+	}
+}
+
+// ProvideHolds makes this module the calendar holds of the core. Only one
+// module may: a second fails start-up.
+func (r *Registrar) ProvideHolds(h CalendarHolds) {
+	if r.provide(CalendarHoldsContract) {
+		r.app.holds = h
+	}
+}
+
+// ProvideTicketFacts makes this module the ticket facts of the core. Only
+// one module may: a second fails start-up.
+func (r *Registrar) ProvideTicketFacts(f TicketFacts) {
+	if r.provide(TicketFactsContract) {
+		r.app.tickets = f
 	}
 }
 

@@ -3,6 +3,7 @@ package modules
 
 import (
 	"marquee/app"
+	"marquee/modules/booking"
 	"marquee/modules/calendar"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/queue"
@@ -16,5 +17,6 @@ func All() []app.Module {
 		calendar.New(),
 		inv,
 		queue.NewModule(inv), // the waiting room in front of the inventory's holds
+		booking.New(),
 	}
 }

@@ -54,7 +54,8 @@ func newWorld(t *testing.T) *world {
 	event := id(env.Do(t, "POST", tn.Slug, "/api/v1/venues/"+venue+"/events", w.owner, map[string]any{"stage_id": stage, "title": "Walk",
 		"category": "concert", "status": "confirmed", "starts_at": start.Format(time.RFC3339), "ends_at": start.Add(2 * time.Hour).Format(time.RFC3339)}))
 	w.params = map[string]string{":venueId": venue, ":stageId": stage, ":eventId": event, ":holdId": "01900000-0000-7000-8000-000000000001",
-		":orderId": "01900000-0000-7000-8000-000000000002", ":seatId": "A-1-1", ":queueToken": "x", ":slug": tn.Slug, "*path": "/", "*filepath": "/marquee.css"}
+		":orderId":   "01900000-0000-7000-8000-000000000002",
+		":bookingId": "01900000-0000-7000-8000-000000000003", ":agentId": "01900000-0000-7000-8000-000000000004", ":checkinId": "01900000-0000-7000-8000-000000000005", ":n": "1", ":seatId": "A-1-1", ":queueToken": "x", ":slug": tn.Slug, "*path": "/", "*filepath": "/marquee.css"}
 
 	// Support staff on the console, with the form token its unsafe requests need.
 	email := apptest.UniqueSlug("support") + "@marquee.test"

@@ -17,7 +17,7 @@
 -- Constraint and index names stay as they are here: the old code maps
 -- errors by constraint name (occupancy_*, events_stage_fkey,
 -- stages_venue_name_key, ...). The new code accepts both spellings; the
--- contract step (migrations/contract/tenant/00071_calendar_prefix_contract.sql)
+-- contract step (migrations/contract/tenant/00110_calendar_prefix_contract.sql)
 -- drops the views and renames the constraints once no old code runs.
 --
 -- Rolling order: run this migration on every tenant, then deploy the new

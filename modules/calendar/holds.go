@@ -185,33 +185,41 @@ func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id
 			if err != nil {
 				return err
 			}
-			switch h.Status {
-			case HoldConfirmed:
+			if h.Status == HoldConfirmed {
 				return app.Conflict("hold_confirmed", "the hold is already confirmed").With("event_id", h.EventID)
-			case HoldReleased, HoldExpired:
-				return app.Conflict("hold_not_active", "the hold is %s", h.Status)
 			}
-			stage := h.StageID
-			e, err := EventInput{StageID: &stage, Title: or(in.Title, h.Title), Category: or(in.Category, h.Category),
-				Status: in.Status, PromoterID: h.PromoterID, StartsAt: h.StartsAt, EndsAt: h.EndsAt,
-				SetupMinutes: h.SetupMinutes, TeardownMinutes: h.TeardownMinutes}.event(venueID)
-			if err != nil {
-				return err
-			}
-			e.HoldID = &h.ID
-			tz, err := place(tx, &e)
-			if err != nil {
-				return err
-			}
-			if _, err := closeHold(tx, h.ID, HoldConfirmed, &e.ID); err != nil {
-				return err
-			}
-			out = viewEvent(e, tz)
-			return nil
+			out, err = confirmLocked(tx, h, in)
+			return err
 		})
 		return err
 	})
 	return out, replayed, err
+}
+
+// confirmLocked books a hold locked by lockHold as an event and closes it.
+func confirmLocked(tx *gorm.DB, h Hold, in ConfirmInput) (EventView, error) {
+	switch h.Status {
+	case HoldConfirmed:
+		return EventView{}, app.Conflict("hold_confirmed", "the hold is already confirmed").With("event_id", h.EventID)
+	case HoldReleased, HoldExpired:
+		return EventView{}, app.Conflict("hold_not_active", "the hold is %s", h.Status)
+	}
+	stage := h.StageID
+	e, err := EventInput{StageID: &stage, Title: or(in.Title, h.Title), Category: or(in.Category, h.Category),
+		Status: in.Status, PromoterID: h.PromoterID, StartsAt: h.StartsAt, EndsAt: h.EndsAt,
+		SetupMinutes: h.SetupMinutes, TeardownMinutes: h.TeardownMinutes}.event(h.VenueID)
+	if err != nil {
+		return EventView{}, err
+	}
+	e.HoldID = &h.ID
+	tz, err := place(tx, &e)
+	if err != nil {
+		return EventView{}, err
+	}
+	if _, err := closeHold(tx, h.ID, HoldConfirmed, &e.ID); err != nil {
+		return EventView{}, err
+	}
+	return viewEvent(e, tz), nil
 }
 
 func or(a, b string) string {

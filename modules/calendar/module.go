@@ -68,6 +68,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	m.pages = pages
 	r.ProvideVenues(m.svc)
 	r.ProvideEvents(directory{m.svc})
+	r.ProvideHolds(holdBook{m.svc})
 	r.Grants(grants()...)
 
 	const v = "venueId"

@@ -28,7 +28,7 @@ const (
 // constraint comes back without the calendar's table prefix: migration 00070
 // renamed the tables (venues -> cal_venues, ...) but left their constraints'
 // names as they were, so code of the release before it maps them too; the
-// contract migration (migrations/contract/tenant/00071) then renames them to
+// contract migration (migrations/contract/tenant/00110) then renames them to
 // cal_<old name>. Both spellings map to the same error here.
 func pgCode(err error) (code, constraint string) {
 	var pe *pgconn.PgError

@@ -213,10 +213,7 @@ func batchSizes(t *testing.T, env *apptest.Env) histogram {
 // 500, rolls back, and leaves the worker and the pool able to serve the next
 // hold for the same seat.
 func TestPanickingBatchRollsBackAndServingGoesOn(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "panic")
-	ev := s.event(t, "Fault Night")
-	s.configure(t, ev, simpleSetup(2, 5, 0, nil))
+	s, ev, _ := onSale(t, "panic", "Fault Night", simpleSetup(2, 5, 0, nil))
 	stop := inventory.PanicInHoldBatches(uuid.MustParse(ev))
 	res, err := s.hold(ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1"}})
 	stop()

@@ -15,10 +15,8 @@ import (
 // countdown, checkout, the test-mode payment, and the order page with QR
 // tickets. Screenshots are saved and were looked at.
 func TestBrowserPurchase(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "browser")
-	ev := s.event(t, "Aurora Live")
-	s.configure(t, ev, simpleSetup(8, 24, 200, map[string]int{"web": 392}))
+	s, ev, _ := onSale(t, "browser", "Aurora Live", simpleSetup(8, 24, 200, map[string]int{"web": 392}))
+	env := s.env
 	ctx := apptest.Browser(t)
 	apptest.WatchEventStreams(t, ctx)
 	host := env.HostURL(s.slug)

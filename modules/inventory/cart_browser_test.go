@@ -16,10 +16,8 @@ import (
 // or GA tickets picked afterwards join that hold, which keeps its expiry.
 // Screenshots are saved and were looked at.
 func TestBrowserOneCart(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "cartweb")
-	ev := s.event(t, "One Cart Night")
-	s.configure(t, ev, simpleSetup(2, 10, 50, nil))
+	s, ev, _ := onSale(t, "cartweb", "One Cart Night", simpleSetup(2, 10, 50, nil))
+	env := s.env
 	ctx := apptest.Browser(t)
 	host := env.HostURL(s.slug)
 

@@ -73,10 +73,8 @@ func (s *shop) checkCounters(t testing.TB) {
 // kept, its amount and the counters following, and the live availability
 // told.
 func TestAddToHoldSeatsAndGA(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "cartadd")
-	ev := s.event(t, "Cart Night")
-	cfg := s.configure(t, ev, simpleSetup(1, 10, 20, map[string]int{"web": 25}))
+	s, ev, cfg := onSale(t, "cartadd", "Cart Night", simpleSetup(1, 10, 20, map[string]int{"web": 25}))
+	env := s.env
 	floor := tierID(t, cfg, "Floor")
 	a := s.buyer(t)
 	h := s.mustHold(t, ev, a, map[string]any{"seats": []string{"A-1-1"}})
@@ -293,10 +291,7 @@ func TestAddToHoldRefusalsAndRetry(t *testing.T) {
 // once: each seat ends in exactly one hold, no pool, quota or buyer counter
 // goes over, and every counter equals what the holds contain.
 func TestRaceAddToHoldsForLastSeatsAndUnits(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "cartrace")
-	ev := s.event(t, "Cart Race")
-	cfg := s.configure(t, ev, simpleSetup(1, 10, 30, map[string]int{"web": 30}))
+	s, ev, cfg := onSale(t, "cartrace", "Cart Race", simpleSetup(1, 10, 30, map[string]int{"web": 30}))
 	floor := tierID(t, cfg, "Floor")
 
 	// 20 buyers hold a GA unit each, 4 a seat each (A-1-1..4): 10 pool

@@ -12,10 +12,8 @@ import (
 // goes to the order's buyer only (buyer token or signed link), and only while
 // there is something to pay; staff reading the order never see it.
 func TestClientSecretOnlyToBuyer(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "secret")
-	ev := s.event(t, "Secret Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "secret", "Secret Night", simpleSetup(1, 10, 0, nil))
+	env := s.env
 	buyer := s.buyer(t)
 	h := s.mustHold(t, ev, buyer, map[string]any{"seats": []string{"A-1-1"}})
 	o := s.order(t, buyer, h.ID)

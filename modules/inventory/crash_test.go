@@ -17,10 +17,8 @@ import (
 // retries is closed when its hold ends. A payment that still arrives for
 // the closed order is honoured, not lost.
 func TestOrderRequestKilledMidwayRetriesAndCloses(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "ordcrash")
-	ev := s.event(t, "Crash Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "ordcrash", "Crash Night", simpleSetup(1, 10, 0, nil))
+	env, inv := s.env, s.inv
 	post := func(buyer, key string, holdID uuid.UUID) (int, orderOut, string) {
 		res := env.Do(t, "POST", s.slug, "/api/v1/orders", "", map[string]any{"hold_id": holdID, "buyer": map[string]string{"email": "fan@example.com", "name": "A Fan"}},
 			"Idempotency-Key", key, "X-Buyer-Token", buyer)

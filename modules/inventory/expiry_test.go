@@ -48,10 +48,8 @@ func (s *shop) lateness(t testing.TB, holdID uuid.UUID) time.Duration {
 // one before (which started it up to a second early, to fail and be retried
 // 15 to 45 s later).
 func TestExpiryTaskNeverScheduledEarly(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "due")
-	ev := s.event(t, "Due Night")
-	s.configure(t, ev, simpleSetup(1, 40, 0, nil))
+	s, ev, _ := onSale(t, "due", "Due Night", simpleSetup(1, 40, 0, nil))
+	env := s.env
 	insp := asynq.NewInspector(asynqOpt(t))
 	defer insp.Close()
 	early := 0
@@ -79,10 +77,8 @@ func TestExpiryTaskNeverScheduledEarly(t *testing.T) {
 // runs far too early asks to run again exactly when the hold is due, not
 // after Asynq's backoff.
 func TestExpiryTaskRunEarlyWaitsForTheHold(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "early")
-	ev := s.event(t, "Early Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "early", "Early Night", simpleSetup(1, 10, 0, nil))
+	env := s.env
 	soon := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1"}})
 	later := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-2"}})
 	run := func(ids ...uuid.UUID) error {
@@ -119,10 +115,8 @@ func TestExpiryTaskRunEarlyWaitsForTheHold(t *testing.T) {
 // the sweeper within seconds of its time, through the scheduler and worker
 // alone, not at the next minute.
 func TestLostExpiryTaskSweptWithinSeconds(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "lost")
-	ev := s.event(t, "Lost Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "lost", "Lost Night", simpleSetup(1, 10, 0, nil))
+	env := s.env
 	// Keep a minute's turn out of the window: a per-minute sweep would then
 	// be more than 10 s late for sure.
 	if now := time.Now().UTC(); now.Second() >= 45 {

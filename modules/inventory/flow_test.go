@@ -15,10 +15,8 @@ import (
 // The whole purchase through the API: configure, hold seats, order, pay by
 // a signed webhook, tickets that verify offline with the published key.
 func TestPurchaseFlow(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "flow")
-	ev := s.event(t, "Flow Night")
-	cfg := s.configure(t, ev, simpleSetup(3, 10, 100, map[string]int{"web": 120, "box_office": 10}))
+	s, ev, cfg := onSale(t, "flow", "Flow Night", simpleSetup(3, 10, 100, map[string]int{"web": 120, "box_office": 10}))
+	env := s.env
 	if cfg.Seats.Total != 30 || len(cfg.Zones) != 2 || len(cfg.Counters) != 3 {
 		t.Fatalf("configured: %+v", cfg)
 	}

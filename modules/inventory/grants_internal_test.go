@@ -12,7 +12,7 @@ import (
 // The control migration that gives chains made before the door its default
 // grants lists exactly the module's door grants.
 func TestDoorGrantsMigrationMatchesModule(t *testing.T) {
-	raw, err := fs.ReadFile(migrations.ControlFS(), "00090_inventory_door_grants.sql")
+	raw, err := fs.ReadFile(migrations.ControlFS(), "00100_inventory_door_grants.sql")
 	if err != nil {
 		t.Fatal(err)
 	}

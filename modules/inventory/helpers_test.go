@@ -242,3 +242,13 @@ func tierID(t testing.TB, inv inventory.Inventory, name string) string {
 	t.Fatalf("no tier %s", name)
 	return ""
 }
+
+// onSale starts an inventory app with a fresh chain and one event on sale,
+// configured with setup: the shop, the event and its inventory.
+func onSale(t testing.TB, prefix, title string, setup any) (*shop, string, inventory.Inventory) {
+	t.Helper()
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, prefix)
+	ev := s.event(t, title)
+	return s, ev, s.configure(t, ev, setup)
+}

@@ -33,10 +33,8 @@ func (s *shop) snapshot(t testing.TB) string {
 
 // Bad input gets a clean problem document and changes nothing.
 func TestBadInputChangesNothing(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "badin")
-	ev := s.event(t, "Bad Input Night")
-	cfg := s.configure(t, ev, simpleSetup(2, 10, 50, map[string]int{"web": 60}))
+	s, ev, cfg := onSale(t, "badin", "Bad Input Night", simpleSetup(2, 10, 50, map[string]int{"web": 60}))
+	env := s.env
 	floor := tierID(t, cfg, "Floor")
 	buyer := s.buyer(t)
 	s.mustHold(t, ev, buyer, map[string]any{"seats": []string{"A-1-1"}}) // something to leave alone

@@ -17,10 +17,8 @@ import (
 // it changes nothing more. The same payment against an unpaid order leaves
 // that order pending too.
 func TestMismatchedPaymentRecordedForReviewNotRefundingTheOrder(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "mismatch")
-	ev := s.event(t, "Mismatch Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "mismatch", "Mismatch Night", simpleSetup(1, 10, 0, nil))
+	env, inv := s.env, s.inv
 
 	b := s.buyer(t)
 	h := s.mustHold(t, ev, b, map[string]any{"seats": []string{"A-1-1", "A-1-2"}})
@@ -123,10 +121,8 @@ func TestMismatchedPaymentRecordedForReviewNotRefundingTheOrder(t *testing.T) {
 
 // The database refuses a refunded order that keeps a valid ticket.
 func TestRefundedOrderCannotKeepValidTickets(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "refguard")
-	ev := s.event(t, "Guard Night")
-	s.configure(t, ev, simpleSetup(1, 4, 0, nil))
+	s, ev, _ := onSale(t, "refguard", "Guard Night", simpleSetup(1, 4, 0, nil))
+	env := s.env
 	b := s.buyer(t)
 	h := s.mustHold(t, ev, b, map[string]any{"seats": []string{"A-1-1"}})
 	o := s.order(t, b, h.ID)

@@ -82,7 +82,7 @@ func grants() []policies.Grant {
 	add(ObjInventory, policies.Write, policies.RoleChainAdmin, policies.RolePromoter, policies.RoleVenueManager, policies.RoleSupport)
 	add(ObjOrders, policies.Read, policies.RoleChainAdmin, policies.RoleFinance, policies.RoleVenueManager, policies.RoleBoxOffice, policies.RoleSupport)
 	add(ObjOrders, policies.Write, policies.RoleChainAdmin, policies.RoleFinance, policies.RoleVenueManager, policies.RoleBoxOffice)
-	// The door: control migration 00090 gives chains that existed before
+	// The door: control migration 00100 gives chains that existed before
 	// the same defaults (TestDoorGrantsMigrationMatchesModule).
 	add(ObjDoor, policies.Read, doorReaders...)
 	add(ObjDoor, policies.Write, doorWriters...)
@@ -162,6 +162,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(m.svc.orders.Cancellations())
 	r.ProvideAttendance(m.svc)
+	r.ProvideTicketFacts(m.svc)         // sold tickets per tier, for settlements
 	r.Needs(app.EventDirectoryContract) // it sells for events it never owns
 	r.Seed(m.seed, "calendar")          // it sells the calendar's demo events
 	return nil

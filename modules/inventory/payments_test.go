@@ -47,10 +47,8 @@ func (s *shop) seatState(t testing.TB, ev, seat string) string {
 // The expiry task scheduled with the hold, run by a real Asynq worker,
 // returns the seats at the hold's time; running it again changes nothing.
 func TestExpiryThroughAsynqWorker(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "expiry")
-	ev := s.event(t, "Expiry Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "expiry", "Expiry Night", simpleSetup(1, 10, 0, nil))
+	env, inv := s.env, s.inv
 	h := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1", "A-1-2"}})
 
 	srv := env.App.Jobs.NewServer(4)
@@ -110,10 +108,8 @@ func TestExpiryThroughAsynqWorker(t *testing.T) {
 
 // The sweeper expires lapsed holds whose task was lost; twice is once.
 func TestSweeperExpiresLapsedHolds(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "sweep")
-	ev := s.event(t, "Sweep Night")
-	cfg := s.configure(t, ev, simpleSetup(1, 10, 50, nil))
+	s, ev, cfg := onSale(t, "sweep", "Sweep Night", simpleSetup(1, 10, 50, nil))
+	env, inv := s.env, s.inv
 	h1 := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-5"}})
 	h2 := s.mustHold(t, ev, s.buyer(t), map[string]any{"tier_id": tierID(t, cfg, "Floor"), "quantity": 3})
 	h3 := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-6"}})
@@ -140,10 +136,8 @@ func TestSweeperExpiresLapsedHolds(t *testing.T) {
 // A payment that succeeds after its hold expired and its seats went to
 // someone else is refunded automatically, recorded and told; not lost.
 func TestLatePaymentRefundedWhenSeatsGone(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "late")
-	ev := s.event(t, "Late Night")
-	s.configure(t, ev, simpleSetup(1, 10, 0, nil))
+	s, ev, _ := onSale(t, "late", "Late Night", simpleSetup(1, 10, 0, nil))
+	inv := s.inv
 	b1 := s.buyer(t)
 	h := s.mustHold(t, ev, b1, map[string]any{"seats": []string{"A-1-1", "A-1-2"}})
 	o := s.order(t, b1, h.ID)
@@ -189,10 +183,8 @@ func TestLatePaymentRefundedWhenSeatsGone(t *testing.T) {
 
 // A late payment whose seats are still free is honoured: same seats, sold.
 func TestLatePaymentRetakesFreeSeats(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "retake")
-	ev := s.event(t, "Retake Night")
-	cfg := s.configure(t, ev, simpleSetup(1, 10, 20, map[string]int{"web": 30}))
+	s, ev, cfg := onSale(t, "retake", "Retake Night", simpleSetup(1, 10, 20, map[string]int{"web": 30}))
+	inv := s.inv
 	b1 := s.buyer(t)
 	h := s.mustHold(t, ev, b1, map[string]any{"seats": []string{"A-1-3", "A-1-4"}})
 	o := s.order(t, b1, h.ID)
@@ -236,10 +228,7 @@ func TestLatePaymentRetakesFreeSeats(t *testing.T) {
 // A webhook delivered twice, or many times at once, issues tickets once;
 // so do distinct events for one order arriving together.
 func TestDuplicateWebhooksIssueTicketsOnce(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "dupwh")
-	ev := s.event(t, "Dup Night")
-	cfg := s.configure(t, ev, simpleSetup(1, 10, 100, nil))
+	s, ev, cfg := onSale(t, "dupwh", "Dup Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 
 	newOrder := func() orderOut {

@@ -252,10 +252,8 @@ func TestPlatformWebhookIgnoresWhatNoChainHolds(t *testing.T) {
 // A payment started before its chain was suspended is still settled when
 // Stripe reports it to the platform's endpoint.
 func TestPlatformWebhookSettlesSuspendedChain(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "platsusp")
-	ev := s.event(t, "Suspended Platform Night")
-	s.configure(t, ev, simpleSetup(1, 5, 0, nil))
+	s, ev, _ := onSale(t, "platsusp", "Suspended Platform Night", simpleSetup(1, 5, 0, nil))
+	env := s.env
 	o := pendingOrder(t, s, ev, "A-1-3")
 	if err := env.App.Tenants.Suspend(context.Background(), s.slug); err != nil {
 		t.Fatal(err)

@@ -45,10 +45,7 @@ type outcome struct {
 // its seats, every loser got a clean 409 naming a seat, and nothing else
 // changed.
 func TestRaceSeats200BuyersFor50Seats(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "seatrace")
-	ev := s.event(t, "Seat Race")
-	s.configure(t, ev, simpleSetup(5, 10, 0, nil))
+	s, ev, _ := onSale(t, "seatrace", "Seat Race", simpleSetup(5, 10, 0, nil))
 
 	const buyers = 200
 	tokens := make([]string, buyers)

@@ -164,6 +164,11 @@ func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UU
 	return s.orders.Tickets(ctx, t, orderID)
 }
 
+// SalesByTier is what the event's tiers sold (app.TicketFacts).
+func (s *Service) SalesByTier(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]app.TierSales, error) {
+	return s.tickets.SalesByTier(ctx, t, eventID)
+}
+
 // RefundOrder refunds a paid order.
 func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, reason string) (Order, error) {
 	return s.orders.RefundOrder(ctx, t, orderID, reason)

@@ -13,10 +13,8 @@ import (
 // who paid keep their order pages and tickets, and a payment started before
 // the suspension is still settled when Stripe reports it.
 func TestSuspensionKeepsTicketHoldersAndStartedPayments(t *testing.T) {
-	env, inv := startEnv(t)
-	s := newShop(t, env, inv, "susp")
-	ev := s.event(t, "Suspended Night")
-	s.configure(t, ev, simpleSetup(2, 5, 0, nil))
+	s, ev, _ := onSale(t, "susp", "Suspended Night", simpleSetup(2, 5, 0, nil))
+	env := s.env
 
 	paidBuyer := s.buyer(t)
 	paid := s.order(t, paidBuyer, s.mustHold(t, ev, paidBuyer, map[string]any{"seats": []string{"A-1-1"}}).ID)

@@ -327,7 +327,7 @@ func (h *doorsHarness) sold(ctx context.Context, event string) ([]soldTicket, er
 	return ts, err
 }
 
-func (h *doorsHarness) bar() *progress { return &progress{w: h.log, start: time.Now()} }
+func (h *doorsHarness) bar() *progress { return newProgress(h.log, time.Now()) }
 
 func (h *doorsHarness) note(result string) {
 	v, _ := h.results.LoadOrStore(result, new(atomic.Int64))

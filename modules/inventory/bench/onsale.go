@@ -176,7 +176,7 @@ func Run(ctx context.Context, a *app.App, base string, o Options, out, progressO
 			h.count(h.buyer(runCtx, i))
 		}()
 	}
-	bar := &progress{w: progressOut, start: h.started}
+	bar := newProgress(progressOut, h.started)
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	tick := time.NewTicker(250 * time.Millisecond)

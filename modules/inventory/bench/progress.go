@@ -6,42 +6,48 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mattn/go-isatty"
 )
 
-// progress redraws one status line on a terminal; written anywhere else (a
-// file, a pipe, CI's log) it draws nothing, since every redraw would be a
-// line of its own.
+// progress reports how far a run is: a bar redrawn in place on a terminal,
+// a plain line every plainEvery otherwise (a log or a CI job keeps every
+// line, so a redrawn bar would fill it with carriage returns).
 type progress struct {
 	w     io.Writer
 	start time.Time
+	tty   bool
+	last  time.Time
 }
 
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
+const plainEvery = 5 * time.Second
+
+func newProgress(w io.Writer, start time.Time) *progress {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return &progress{w: w, start: start, tty: ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))}
 }
 
 func (p *progress) draw(done, total int, extra string) {
-	if !isTerminal(p.w) {
-		return
-	}
-	const width = 30
 	frac := 0.0
 	if total > 0 {
 		frac = float64(done) / float64(total)
 	}
+	elapsed := time.Since(p.start).Round(time.Second)
+	if !p.tty {
+		if time.Since(p.last) < plainEvery {
+			return
+		}
+		p.last = time.Now()
+		fmt.Fprintf(p.w, "%s  %5.1f%%  %s\n", elapsed, 100*frac, extra)
+		return
+	}
+	const width = 30
 	n := int(frac * width)
-	fmt.Fprintf(p.w, "\r[%s%s] %5.1f%%  %s  %s   ", strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac,
-		time.Since(p.start).Round(time.Second), extra)
+	fmt.Fprintf(p.w, "\r[%s%s] %5.1f%%  %s  %s   ", strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac, elapsed, extra)
 }
 
 func (p *progress) finish() {
-	if isTerminal(p.w) {
+	if p.tty {
 		fmt.Fprintln(p.w)
 	}
 }

@@ -4,7 +4,7 @@
 // scanners sync by delta, and each event's door settings (re-entry, token
 // validity, gates that serve only some zones).
 //
-// What decides is in PostgreSQL (migration 00090): a scan is one statement
+// What decides is in PostgreSQL (migration 00100): a scan is one statement
 // whose conditional upsert on the ticket's row of inv_door_state (INSERT …
 // ON CONFLICT DO UPDATE … WHERE NOT inside) admits it at most once however
 // many devices scan it at the same instant, and whose log insert is unique

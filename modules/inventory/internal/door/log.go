@@ -166,7 +166,7 @@ type Revocations struct {
 }
 
 // RevocationsSince reads the revocations after seq since, at most limit.
-// Sequence numbers are gapless and commit in order (see migration 00090),
+// Sequence numbers are gapless and commit in order (see migration 00100),
 // so a scanner that keeps the last one it saw never misses one.
 func (s *Service) RevocationsSince(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, since int64, limit int) (Revocations, error) {
 	out := Revocations{EventID: eventID, Since: since, Until: since, Revocations: []Revocation{}}
