@@ -323,61 +323,10 @@ stripe-mock it uses): this process creates the run's tenants, checks the
 database and measures the raw baseline; the deployment's worker admits from
 the waiting room. Its Redis database is not emptied.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			cfg, err := config.Load()
-			if err != nil {
+			return benchServer(cmd.Context(), target, o.DBConns, func(ctx context.Context, a *app.App, base string) error {
+				_, err := bench.Run(ctx, a, base, o, os.Stdout, os.Stderr)
 				return err
-			}
-			cfg.LogLevel = "warn"
-			cfg.Development = true // signs its own webhooks; a --target deployment has its own secrets
-			if target != "" {
-				if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)
-				}
-			} else {
-				if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
-					return err
-				}
-				if cfg.RedisURL, err = benchRedis(cfg.RedisURL); err != nil {
-					return err
-				}
-				if cfg.StripeAPIURL == "" {
-					cfg.StripeAPIURL = localStripeMock
-				}
-				if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
-					return err
-				}
-			}
-			a, err := app.New(ctx, cfg, app.Options{DBMaxConns: o.DBConns}, modules.All()...)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if target != "" {
-				_, err = bench.Run(ctx, a, strings.TrimSuffix(target, "/"), o, os.Stdout, os.Stderr)
-				return err
-			}
-			if err := a.Redis.FlushDB(ctx).Err(); err != nil {
-				return err
-			}
-			if err := a.MigrateAll(ctx, nil); err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return err
-			}
-			srvCtx, stop := context.WithCancel(ctx)
-			g, gctx := errgroup.WithContext(srvCtx)
-			g.Go(func() error { return a.Serve(gctx, ln) })
-			// With the scheduler: the expiry sweeps are part of what is measured.
-			g.Go(func() error { return a.RunWorker(gctx, true) })
-			_, runErr := bench.Run(ctx, a, "http://"+ln.Addr().String(), o, os.Stdout, os.Stderr)
-			stop()
-			if err := g.Wait(); err != nil && runErr == nil {
-				runErr = err
-			}
-			return runErr
+			})
 		},
 	}
 	f := onsale.Flags()
@@ -398,8 +347,107 @@ the waiting room. Its Redis database is not emptied.`,
 	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
-	cmd.AddCommand(onsale)
+	cmd.AddCommand(onsale, doorsCmd())
 	return cmd
+}
+
+func doorsCmd() *cobra.Command {
+	o := bench.DoorsDefaults()
+	var target string
+	doors := &cobra.Command{
+		Use:   "doors",
+		Short: "A night at the door: tickets sold, then scanned over HTTP by concurrent scanners (entries, exits, re-entries, duplicates), against the raw check-in statement and a database check",
+		Long: `Sells --tickets tickets on three GA zones through the real buying path (orders of
+100, signed payment webhooks; needs stripe-mock like bench onsale), then scans
+every ticket over HTTP from --scanners concurrent scanners signed in as the
+venue's door staff: every ticket enters, --exit-share go out and back in,
+--dup-share are scanned again by a second device. It prints admits per second
+and scan latencies, the same check-in statement run straight through the
+tenant door on a second event of the same night (the raw baseline) and the
+ratio, and a database check: nobody admitted twice without an exit between,
+each ticket's state equal to its log, and per zone inside = entries - exits.
+Server, database and Redis as for bench onsale (--target drives a running one).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchServer(cmd.Context(), target, o.DBConns, func(ctx context.Context, a *app.App, base string) error {
+				rep, err := bench.RunDoors(ctx, a, base, o, os.Stdout, os.Stderr)
+				if err == nil && !rep.Check.OK {
+					err = fmt.Errorf("the database check failed")
+				}
+				return err
+			})
+		},
+	}
+	f := doors.Flags()
+	f.StringVar(&target, "target", "", "drive the deployment already running at this URL (same configuration) instead of starting one")
+	f.IntVar(&o.Tickets, "tickets", o.Tickets, "tickets of the night (50000 for a stadium)")
+	f.IntVar(&o.Scanners, "scanners", o.Scanners, "scanning devices at once")
+	f.Float64Var(&o.ExitShare, "exit-share", o.ExitShare, "share of holders who go out and come back in")
+	f.Float64Var(&o.DupShare, "dup-share", o.DupShare, "share of tickets scanned again by a second device")
+	f.IntVar(&o.Rate, "rate", o.Rate, "arrivals per second (0: as fast as the server answers)")
+	f.IntVar(&o.RawTickets, "raw-tickets", o.RawTickets, "tickets of the raw baseline's event (0: min(tickets, 10000))")
+	f.DurationVar(&o.Phase, "phase", o.Phase, "the raw phase stops after this")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
+	return doors
+}
+
+// benchServer runs a bench: against the deployment at target, or against a
+// server and worker it starts on loopback over a database and a Redis
+// database of its own (the configured database name with "_bench"
+// appended, created and migrated; Redis database 14, emptied).
+func benchServer(ctx context.Context, target string, dbConns int, run func(ctx context.Context, a *app.App, base string) error) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	cfg.LogLevel = "warn"
+	cfg.Development = true // signs its own webhooks; a --target deployment has its own secrets
+	if target != "" {
+		if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)
+		}
+	} else {
+		if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
+			return err
+		}
+		if cfg.RedisURL, err = benchRedis(cfg.RedisURL); err != nil {
+			return err
+		}
+		if cfg.StripeAPIURL == "" {
+			cfg.StripeAPIURL = localStripeMock
+		}
+		if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	a, err := app.New(ctx, cfg, app.Options{DBMaxConns: dbConns}, modules.All()...)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if target != "" {
+		return run(ctx, a, strings.TrimSuffix(target, "/"))
+	}
+	if err := a.Redis.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	if err := a.MigrateAll(ctx, nil); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srvCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(srvCtx)
+	g.Go(func() error { return a.Serve(gctx, ln) })
+	// With the scheduler: the expiry sweeps are part of what is measured.
+	g.Go(func() error { return a.RunWorker(gctx, true) })
+	runErr := run(ctx, a, "http://"+ln.Addr().String())
+	stop()
+	if err := g.Wait(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
 }
 
 // benchRedisDB is the Redis database bench runs own (the tests use 1 to 13).

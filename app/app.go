@@ -63,6 +63,7 @@ type App struct {
 	contracts  contracts
 	venues     VenueDirectory
 	events     EventDirectory
+	attendance Attendance
 	holds      CalendarHolds
 	tickets    TicketFacts
 	background []backgroundLoop

@@ -99,6 +99,10 @@ func (c *Core) Events() EventDirectory { return c.a.events }
 // without the owner's tables.
 func (c *Core) Venues() VenueDirectory { return c.a.venues }
 
+// Attendance returns the door count. Like Events, it is read when called;
+// a module that declared Needs(AttendanceContract) never sees nil.
+func (c *Core) Attendance() Attendance { return c.a.attendance }
+
 // Holds returns the calendar holds (nil when no module provides them; a
 // module that declared Needs(CalendarHoldsContract) never sees nil).
 func (c *Core) Holds() CalendarHolds { return c.a.holds }

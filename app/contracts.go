@@ -16,6 +16,7 @@ const (
 	VenueDirectoryContract     Contract = "venue directory"
 	EventDirectoryContract     Contract = "event directory"
 	EventCancellationsContract Contract = "event cancellations"
+	AttendanceContract         Contract = "attendance"
 	CalendarHoldsContract      Contract = "calendar holds"
 	TicketFactsContract        Contract = "ticket facts"
 )

@@ -54,6 +54,12 @@ func (noCancellations) EventCancelled(*gorm.DB, tenants.Tenant, uuid.UUID) error
 
 func (noCancellations) StartCancellation(context.Context, tenants.Tenant, uuid.UUID) {}
 
+type noAttendance struct{}
+
+func (noAttendance) Attendance(context.Context, tenants.Tenant, uuid.UUID) (app.EventAttendance, error) {
+	return app.EventAttendance{}, nil
+}
+
 func noSeed(context.Context, tenants.Tenant, *app.Seeding) error { return nil }
 
 // startModules starts an App with the given modules and returns its start-up
@@ -95,6 +101,12 @@ func TestContractsCheckedAtStartUp(t *testing.T) {
 		}, nil},
 		{"needed, not provided", []app.Module{mod("seller", needsEvents), mod("staff", func(r *app.Registrar) { r.Needs(app.VenueDirectoryContract) })},
 			[]string{"module seller needs the event directory, which no module provides", "module staff needs the venue directory, which no module provides"}},
+		{"attendance provided twice", []app.Module{
+			mod("a", func(r *app.Registrar) { r.ProvideAttendance(noAttendance{}) }),
+			mod("b", func(r *app.Registrar) { r.ProvideAttendance(noAttendance{}) }),
+		}, []string{"module b provides the attendance, already provided by module a"}},
+		{"attendance needed, not provided", []app.Module{mod("ops", func(r *app.Registrar) { r.Needs(app.AttendanceContract) })},
+			[]string{"module ops needs the attendance, which no module provides"}},
 		{"two modules with one name", []app.Module{mod("a", func(*app.Registrar) {}), mod("a", func(*app.Registrar) {})},
 			[]string{"two modules are named a"}},
 		{"seeds after a module not registered", []app.Module{mod("a", func(r *app.Registrar) { r.Seed(noSeed, "calendar") })},

@@ -238,6 +238,37 @@ type EventCancellations interface {
 	StartCancellation(ctx context.Context, t tenants.Tenant, eventID uuid.UUID)
 }
 
+// ZoneAttendance is one zone's door count.
+type ZoneAttendance struct {
+	ZoneID   uuid.UUID `json:"zone_id"`
+	Zone     string    `json:"zone"`
+	Sold     int       `json:"sold"`     // valid tickets
+	Admitted int       `json:"admitted"` // tickets admitted (each once, whatever its passages)
+	// Inside counts tickets whose latest passage is an entry (each ticket's
+	// entries minus exits: 0 or 1), never scans.
+	Inside   int        `json:"inside"`
+	LastScan *time.Time `json:"last_scan,omitempty"` // latest entry or exit
+}
+
+// EventAttendance is an event's door count, per zone and in total.
+type EventAttendance struct {
+	EventID  uuid.UUID        `json:"event_id"`
+	Sold     int              `json:"sold"`
+	Admitted int              `json:"admitted"`
+	Inside   int              `json:"inside"`
+	LastScan *time.Time       `json:"last_scan,omitempty"`
+	Zones    []ZoneAttendance `json:"zones"`
+	AsOf     time.Time        `json:"as_of"` // the database's time of the count
+}
+
+// Attendance is provided by the module that checks tickets in (inventory),
+// so the live dashboard (ops) can count who is inside without its tables.
+type Attendance interface {
+	// Attendance counts an event's door; an event without tickets has
+	// no zones and zero counts.
+	Attendance(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (EventAttendance, error)
+}
+
 // HoldInfo is what other modules may know about a tentative calendar hold.
 // Times are UTC. Status is active, released, expired or confirmed (then
 // EventID names the event it became).
@@ -431,6 +462,14 @@ func (r *Registrar) ProvideEvents(d EventDirectory) {
 	}
 }
 
+// ProvideAttendance makes this module the core's door count. Only one
+// module may: a second fails start-up.
+func (r *Registrar) ProvideAttendance(a Attendance) {
+	if r.provide(AttendanceContract) {
+		r.app.attendance = a
+	}
+}
+
 // ProvideHolds makes this module the calendar holds of the core. Only one
 // module may: a second fails start-up.
 func (r *Registrar) ProvideHolds(h CalendarHolds) {
@@ -485,6 +524,9 @@ func (r *Registrar) provide(c Contract) bool {
 
 // Cancellations returns the modules told of event cancellations.
 func (a *App) Cancellations() []EventCancellations { return a.cancellations }
+
+// Attendance returns the door count (nil when no module provides one).
+func (a *App) Attendance() Attendance { return a.attendance }
 
 // Events returns the event directory (nil when no module provides one).
 func (a *App) Events() EventDirectory { return a.events }

@@ -29,7 +29,7 @@ var blocks = []block{
 	{70, 79, []string{"calendar", "core"}, "names that scale"},
 	{80, 89, []string{"booking"}, "booking: offers, terms, settlement"},
 	{90, 99, []string{"calendar", "core"}, "unused (held a pending contract step for a while)"},
-	{100, 109, []string{"inventory"}, "reserved: inventory, the door"},
+	{100, 109, []string{"inventory"}, "inventory at the door: keys, revocations, check-ins"},
 	{110, 119, []string{"staffing"}, "staffing: staff, certifications, shifts, requirements"},
 	{120, 129, []string{"calendar", "core"}, "unused (held a pending contract step for a while)"},
 	// Pending contract steps wait above every block a release can ship

@@ -456,3 +456,33 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("only %d decisions made", checks.Load())
 	}
 }
+
+// Answers are cached, and every change on this instance is seen by the
+// very next question (a cached denial or grant never outlives a change).
+func TestCachedDecisionsFollowChanges(t *testing.T) {
+	env := apptest.Start(t, dbURL, apptest.Options{})
+	e := env.App.Enforcer
+	const tn = "cachedec"
+	if err := e.InstallDefaults(tn, policies.CoreGrants()); err != nil {
+		t.Fatal(err)
+	}
+	user, venue := newID(), newID()
+	sub, dom := policies.Subject(tn, user), policies.VenueDomain(tn, venue)
+	for range 3 {
+		if ok, _ := e.Allowed(sub, dom, "portal", policies.Read); ok {
+			t.Fatal("allowed before any role")
+		}
+	}
+	mustAssign(t, e, tn, user, policies.RoleDoorStaff, venue)
+	for range 3 {
+		if ok, _ := e.Allowed(sub, dom, "portal", policies.Read); !ok {
+			t.Fatal("the assignment is not seen at once")
+		}
+	}
+	if _, err := e.Unassign(tn, policies.Assignment{UserID: user, Role: policies.RoleDoorStaff, Venue: venue}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := e.Allowed(sub, dom, "portal", policies.Read); ok {
+		t.Fatal("a cached grant outlived its role")
+	}
+}

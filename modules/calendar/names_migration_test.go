@@ -270,7 +270,9 @@ func TestNamesMigrationFromSeededDatabase(t *testing.T) {
 			t.Errorf("old rule %v left after the contract step", r)
 		}
 	}
-	after = rules(t, db, tn.Slug)
+	// Later releases' migrations may add default rules for new objects
+	// (control 00100: inventory.door); the count is of the others.
+	after = slices.DeleteFunc(rules(t, db, tn.Slug), func(r [4]string) bool { return r[2] == "inventory.door" })
 	if !slices.Contains(after, [4]string{policies.RoleDoorStaff, tn.Slug + "/*", calendar.ObjHolds, policies.Read}) {
 		t.Errorf("the rule the old release wrote during the rollout was not carried into the namespace")
 	}

@@ -79,12 +79,15 @@ func TestPurchaseFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tk := range paid.Tickets {
-		c, err := inventory.VerifyToken(ed25519.PublicKey(pub), tk.Token)
-		if err != nil || c.TicketID != tk.ID.String() || c.EventID != ev || c.Zone != "Stalls" || c.Seat == "" {
+		c, err := inventory.VerifyTicketV2(ed25519.PublicKey(pub), s.slug, tk.Token)
+		if err != nil || c.TicketID != tk.ID || c.EventID.String() != ev || c.ZoneID != tk.ZoneID || c.KeyID != 1 || tk.SeatID == nil {
 			t.Fatalf("token of %s: %+v %v", tk.ID, c, err)
 		}
-		if _, err := inventory.VerifyToken(ed25519.PublicKey(pub), tk.Token[:len(tk.Token)-3]+"AAA"); err == nil {
+		if _, err := inventory.VerifyTicketV2(ed25519.PublicKey(pub), s.slug, tk.Token[:len(tk.Token)-3]+"AAA"); err == nil {
 			t.Fatal("a tampered token verified")
+		}
+		if _, err := inventory.VerifyTicketV2(ed25519.PublicKey(pub), "another-chain", tk.Token); err == nil {
+			t.Fatal("a token verified for another chain")
 		}
 	}
 	if n := s.count(t, `SELECT count(*) FROM inv_seats WHERE state = 'sold'`); n != 2 {

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -246,29 +245,6 @@ func (m *Module) stream(c *gin.Context) {
 		return
 	}
 	m.app.Realtime.ServeSSE(c, stock.Topic(ev.ID))
-}
-
-// PublicKey is the key that verifies an event's ticket tokens.
-type PublicKey struct {
-	Algorithm string    `json:"algorithm"`
-	PublicKey string    `json:"public_key"`
-	EventID   uuid.UUID `json:"event_id"`
-	Tenant    string    `json:"tenant"`
-	Token     string    `json:"token"`
-}
-
-func (m *Module) publicKey(c *gin.Context, _ app.None) (PublicKey, error) {
-	ev, err := m.event(c)
-	if err != nil {
-		return PublicKey{}, err
-	}
-	pub, err := m.svc.PublicKey(c.Request.Context(), app.TenantOf(c))
-	if err != nil {
-		return PublicKey{}, err
-	}
-	c.Header("Content-Disposition", `attachment; filename="ticket-key-`+ev.ID.String()+`.json"`)
-	return PublicKey{Algorithm: "Ed25519", PublicKey: base64.RawURLEncoding.EncodeToString(pub), EventID: ev.ID,
-		Tenant: app.TenantOf(c).Slug, Token: "base64url(JSON claims) '.' base64url(Ed25519 signature over the claims bytes)"}, nil
 }
 
 // BuyerSession is a new anonymous buyer and its signed token.

@@ -23,8 +23,13 @@ package inventory
 
 import (
 	"crypto/ed25519"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
 	"marquee/modules/inventory/internal/model"
 	"marquee/modules/inventory/internal/orders"
@@ -69,7 +74,52 @@ type (
 	BuyerInfo          = orders.BuyerInfo
 	WebhookResult      = orders.WebhookResult
 	TokenClaims        = tickets.TokenClaims
+	// TicketClaims are what a v2 token says; TicketKey is one of an
+	// event's verification keys; VerifiedTicket is a verified token of
+	// either version.
+	TicketClaims   = tickets.Claims
+	TicketKey      = tickets.EventKey
+	TicketHolder   = tickets.Holder
+	VerifiedTicket = tickets.Verified
+	Scan           = door.Scan
+	ScanResult     = door.Result
+	Passage        = door.Passage
+	Checkin        = door.Checkin
+	Attendance     = door.Attendance
+	ZoneAttendance = door.ZoneAttendance
+	Revocations    = door.Revocations
+	Revocation     = door.Revocation
+	DoorSettings   = door.Settings
+	DoorGate       = door.Gate
 )
+
+// Scan types and results at the door.
+const (
+	ScanEntry = door.Entry
+	ScanExit  = door.Exit
+
+	ResultAdmit           = door.Admit
+	ResultExited          = door.Exited
+	ResultAlreadyAdmitted = door.AlreadyAdmitted
+	ResultNotInside       = door.NotInside
+	ResultWrongZone       = door.WrongZone
+	ResultWrongEvent      = door.WrongEvent
+	ResultRevoked         = door.Revoked
+	ResultNotYetValid     = door.NotYetValid
+	ResultExpired         = door.Expired
+	ResultInvalid         = door.Invalid
+)
+
+// CheckinStatement is the one statement a scan runs, and CheckinArgs its
+// arguments: the bench drives it straight at the database for its raw
+// baseline.
+const CheckinStatement = door.ScanSQL
+
+// CheckinArgs are CheckinStatement's arguments for a scan of ticketID
+// judged pre ("" or a refusal decided before the database).
+func CheckinArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received time.Time) pgx.NamedArgs {
+	return door.ScanArgs(sc, ticketID, pre, id, received)
+}
 
 // Sales channels, zone kinds, and the states of seats, holds and orders.
 const (
@@ -117,7 +167,24 @@ var Channels = model.Channels
 // ErrBadToken is returned for a ticket token that does not verify.
 var ErrBadToken = tickets.ErrBadToken
 
-// SignToken signs ticket claims with a private key.
+// SignTicketV2 signs a v2 ticket token for tenant's chain.
+func SignTicketV2(priv ed25519.PrivateKey, tenant string, c TicketClaims) string {
+	return tickets.SignV2(priv, tenant, c)
+}
+
+// VerifyTicketV2 checks a v2 token against one of its event's keys, as an
+// offline scanner does (ParseTicketV2 tells which event and key).
+func VerifyTicketV2(pub ed25519.PublicKey, tenant, token string) (TicketClaims, error) {
+	return tickets.VerifyV2(pub, tenant, token)
+}
+
+// ParseTicketV2 reads a v2 token's claims without verifying them.
+func ParseTicketV2(token string) (TicketClaims, error) {
+	c, _, err := tickets.ParseV2(token)
+	return c, err
+}
+
+// SignToken signs v1 ticket claims with a private key.
 func SignToken(priv ed25519.PrivateKey, c TokenClaims) (string, error) {
 	return tickets.SignToken(priv, c)
 }

@@ -14,6 +14,7 @@ import (
 const (
 	ObjInventory = "inventory.catalogue" // zones, seat maps, tiers, quotas, settings (was "inventory" before control migration 00070)
 	ObjOrders    = "inventory.orders"    // orders: read, refund (was "orders")
+	ObjDoor      = "inventory.door"      // scan and annul (write); the log, attendance, revocations, door rules (read)
 )
 
 // Module is the inventory feature module.
@@ -57,6 +58,15 @@ func (m *Module) Service() *Service { return m.svc }
 // expirySweepEvery is the period of TaskExpirySweep.
 const expirySweepEvery = 5 * time.Second
 
+// Who may read the door (the log, attendance, revocations, its rules) and
+// who may scan, by default; each at their venue only when the role is a
+// venue role.
+var (
+	doorReaders = []string{policies.RoleChainAdmin, policies.RolePromoter, policies.RoleVenueManager, policies.RoleBoxOffice,
+		policies.RoleOpsLead, policies.RoleSecurityLead, policies.RoleDoorStaff, policies.RoleSupport}
+	doorWriters = []string{policies.RoleChainAdmin, policies.RoleVenueManager, policies.RoleBoxOffice, policies.RoleOpsLead, policies.RoleDoorStaff}
+)
+
 // grants are the default permissions of each role. Configuring inventory is
 // checked at the event's venue, so a venue manager may configure the events
 // of their own venues only; chain roles pass everywhere.
@@ -72,6 +82,10 @@ func grants() []policies.Grant {
 	add(ObjInventory, policies.Write, policies.RoleChainAdmin, policies.RolePromoter, policies.RoleVenueManager, policies.RoleSupport)
 	add(ObjOrders, policies.Read, policies.RoleChainAdmin, policies.RoleFinance, policies.RoleVenueManager, policies.RoleBoxOffice, policies.RoleSupport)
 	add(ObjOrders, policies.Write, policies.RoleChainAdmin, policies.RoleFinance, policies.RoleVenueManager, policies.RoleBoxOffice)
+	// The door: control migration 00100 gives chains that existed before
+	// the same defaults (TestDoorGrantsMigrationMatchesModule).
+	add(ObjDoor, policies.Read, doorReaders...)
+	add(ObjDoor, policies.Write, doorWriters...)
 	return g
 }
 
@@ -98,7 +112,15 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/seatmap", pub, "The seat map layout (public)", app.Handle(m.seatmap))
 	r.API(http.MethodGet, "/events/:eventId/availability", pub, "Tier and seat availability, cached (public; ?format=bitmap for a compact form)", app.Raw(m.availability).Produces("application/json", AvailabilityDocument{}).Query("format", "full (default) or bitmap"))
 	r.APIStream("/events/:eventId/stream", pub, "Live availability changes (server-sent events)", m.stream)
-	r.API(http.MethodGet, "/events/:eventId/public-key", pub.EvenWhenSuspended(), "The Ed25519 key that verifies this event's ticket tokens", app.Handle(m.publicKey))
+	r.API(http.MethodGet, "/events/:eventId/public-key", pub.EvenWhenSuspended(), "The Ed25519 keys that verify this event's ticket tokens offline (every key id, the newest on top, the chain's v1 key)", app.Handle(m.publicKey))
+	r.API(http.MethodPost, "/events/:eventId/ticket-keys", signed, "Rotate the event's ticket key (optionally re-issuing every ticket under older keys, their tokens revoked)", app.Handle(m.rotateKey).Created())
+	r.API(http.MethodPost, "/events/:eventId/checkins", signed, "Scan a ticket at the door (entry or exit); the answer is the result, retries with the same nonce get the first answer", app.Handle(m.checkIn))
+	r.API(http.MethodPost, "/events/:eventId/checkins/:checkinId/annul", signed, "Undo a scan the turnstile did not let through (same device, within 15 minutes)", app.Handle(m.annulCheckin))
+	r.API(http.MethodGet, "/events/:eventId/checkins", signed, "The event's entry/exit log, newest first", app.Handle(m.listCheckins).Query("before", "cursor: next of the previous page").Query("limit", "1 to 500 (100)"))
+	r.API(http.MethodGet, "/events/:eventId/attendance", signed, "Door count per zone: sold, admitted, inside now, last scan", app.Handle(m.attendance))
+	r.API(http.MethodGet, "/events/:eventId/revocations", signed, "Revoked ticket tokens after a sequence number (scanners sync the delta)", app.Handle(m.revocations).Query("since", "last seq seen (0)").Query("limit", "1 to 5000 (1000)"))
+	r.API(http.MethodGet, "/events/:eventId/door", signed, "The event's door rules: re-entry, token validity, gates and their zones", app.Handle(m.getDoorSettings))
+	r.API(http.MethodPut, "/events/:eventId/door", signed, "Replace the event's door rules (validity applies to tokens issued from then on)", app.Handle(m.putDoorSettings))
 	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", app.Handle(m.buyerSession).Created()).NoBody()
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", app.Handle(m.createHold).Created())
 	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", app.Handle(m.myHolds).Query("mine", "required: your own holds").Query("event_id", "only this event's"))
@@ -139,6 +161,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(m.svc.orders.Cancellations())
+	r.ProvideAttendance(m.svc)
 	r.ProvideTicketFacts(m.svc)         // sold tickets per tier, for settlements
 	r.Needs(app.EventDirectoryContract) // it sells for events it never owns
 	r.Seed(m.seed, "calendar")          // it sells the calendar's demo events

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"marquee/app"
 	"marquee/tenants"
 )
@@ -55,7 +57,11 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 			return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
 		}
 		if i == 0 {
-			if err := m.sellSome(ctx, t, ev); err != nil {
+			orders, err := m.sellSome(ctx, t, ev)
+			if err != nil {
+				return err
+			}
+			if err := m.doorsOpen(ctx, t, ev, orders); err != nil {
 				return err
 			}
 		}
@@ -64,22 +70,68 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 }
 
 // sellSome sells part of an event through the real hold → paid path, so
-// its tickets and ledger entries are real too.
-func (m *Module) sellSome(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+// its tickets and ledger entries are real too; it returns the orders.
+func (m *Module) sellSome(ctx context.Context, t tenants.Tenant, ev app.EventInfo) ([]uuid.UUID, error) {
+	var orders []uuid.UUID
 	for b := 0; b < 24; b++ {
 		buyer := fmt.Sprintf("demo-buyer-%d", b)
 		row, first := b%12+1, 3+(b/12)*6
 		seats := []string{fmt.Sprintf("A-%d-%d", row, first), fmt.Sprintf("A-%d-%d", row, first+1)}
 		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: seats, BuyerID: buyer})
 		if err != nil {
-			return fmt.Errorf("inventory demo hold: %w", err)
+			return nil, fmt.Errorf("inventory demo hold: %w", err)
 		}
 		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: fmt.Sprintf("fan%d@example.com", b), Name: fmt.Sprintf("Demo Fan %d", b)})
 		if err != nil {
-			return fmt.Errorf("inventory demo order: %w", err)
+			return nil, fmt.Errorf("inventory demo order: %w", err)
 		}
 		if _, err := m.svc.PaymentSucceeded(ctx, t, "demo-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID); err != nil {
-			return fmt.Errorf("inventory demo payment: %w", err)
+			return nil, fmt.Errorf("inventory demo payment: %w", err)
+		}
+		orders = append(orders, o.ID)
+	}
+	return orders, nil
+}
+
+// doorsOpen scans the sold tickets of the demo's night through the real
+// check-in path, so the attendance endpoint and the log have something to
+// show: three of four holders are in, one in eight of those went out again,
+// and a few were scanned twice at another gate.
+func (m *Module) doorsOpen(ctx context.Context, t tenants.Tenant, ev app.EventInfo, orders []uuid.UUID) error {
+	if _, err := m.svc.SetDoorSettings(ctx, t, DoorSettings{EventID: ev.ID, Reentry: true}); err != nil {
+		return fmt.Errorf("inventory demo door: %w", err)
+	}
+	n := 0
+	for _, id := range orders {
+		tickets, err := m.svc.Tickets(ctx, t, id)
+		if err != nil {
+			return err
+		}
+		for _, tk := range tickets {
+			n++
+			gate := []string{"North", "South"}[n%2]
+			scan := func(typ string) error {
+				_, err := m.svc.CheckIn(ctx, t, Scan{EventID: ev.ID, Token: tk.Token, Type: typ, Gate: gate, DeviceID: "demo-scanner-" + gate,
+					Nonce: uuid.NewString()})
+				return err
+			}
+			if n%4 == 0 {
+				continue // not arrived yet
+			}
+			if err := scan(ScanEntry); err != nil {
+				return fmt.Errorf("inventory demo check-in: %w", err)
+			}
+			if n%7 == 0 {
+				gate = "VIP Lane"
+				if err := scan(ScanEntry); err != nil { // already admitted
+					return err
+				}
+			}
+			if n%8 == 1 {
+				if err := scan(ScanExit); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

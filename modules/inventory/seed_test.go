@@ -4,6 +4,10 @@ import (
 	"net/http"
 	"testing"
 
+	"gorm.io/gorm"
+
+	"marquee/app"
+
 	"marquee/modules/inventory"
 )
 
@@ -36,6 +40,22 @@ func TestDemoSeed(t *testing.T) {
 		}
 		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 48 {
 			t.Fatalf("%d demo tickets", n)
+		}
+		// The night's door is open: 36 of 48 holders admitted, some out
+		// again; the attendance endpoint shows it.
+		var ev string
+		s.sql(t, func(tx *gorm.DB) error { return tx.Raw(`SELECT DISTINCT event_id FROM inv_checkins`).Row().Scan(&ev) })
+		login := env.Do(t, "POST", "acme", "/api/v1/auth/login", "", map[string]string{"email": "owner@acme.test", "password": app.DemoPassword})
+		mustStatus(t, login, http.StatusOK)
+		var tok struct{ Token string }
+		login.JSON(t, &tok)
+		s.tok = tok.Token
+		res = s.do(t, "GET", "/api/v1/events/"+ev+"/attendance", nil)
+		mustStatus(t, res, http.StatusOK)
+		var at inventory.Attendance
+		res.JSON(t, &at)
+		if at.Sold != 48 || at.Admitted != 36 || at.Inside == 0 || at.Inside >= 36 || at.LastScan == nil {
+			t.Fatalf("demo attendance %+v", at)
 		}
 		// Demo sales are settled without a payment intent, and their ledger
 		// memos say so instead of ending with an empty id.

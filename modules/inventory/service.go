@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 
+	"gorm.io/gorm"
+
 	"github.com/google/uuid"
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/buyers"
 	"marquee/modules/inventory/internal/catalogue"
 	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/modules/inventory/internal/stock"
@@ -29,6 +32,7 @@ type Service struct {
 	orders    *orders.Service
 	tickets   *tickets.Service
 	buyers    *buyers.Signer
+	door      *door.Service
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -38,7 +42,8 @@ func NewService(a *app.Core) *Service {
 	cat := catalogue.New(d, st)
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
-	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by}
+	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
+		door: door.New(d, tk)}
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.
@@ -211,9 +216,91 @@ func (s *Service) DrainOutbox(ctx context.Context, t tenants.Tenant, limit int) 
 
 // ---- tickets and buyers
 
-// PublicKey returns the tenant's ticket-verification key.
-func (s *Service) PublicKey(ctx context.Context, t tenants.Tenant) (ed25519.PublicKey, error) {
-	return s.tickets.PublicKey(ctx, t)
+// TicketKeys lists an event's token-verification keys (v2), oldest first,
+// creating the first when there is none yet.
+func (s *Service) TicketKeys(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]TicketKey, error) {
+	return s.tickets.EventKeys(ctx, t, eventID)
+}
+
+// LegacyTicketKey returns the chain's v1 key (nil if it never issued v1
+// tokens): it verifies tickets issued before v2.
+func (s *Service) LegacyTicketKey(ctx context.Context, t tenants.Tenant) (ed25519.PublicKey, error) {
+	return s.tickets.LegacyKey(ctx, t)
+}
+
+// RotateTicketKey adds a newer key to the event; with reissue, every valid
+// ticket under an older key is re-issued under it (old tokens revoked), in
+// batches, and it returns how many.
+func (s *Service) RotateTicketKey(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, reissue bool) (uint16, int, error) {
+	kid, err := s.tickets.RotateKey(ctx, t, eventID)
+	if err != nil || !reissue {
+		return kid, 0, err
+	}
+	total := 0
+	for {
+		n, err := s.tickets.ReissueOlder(ctx, t, eventID, 500)
+		total += n
+		if err != nil || n == 0 {
+			return kid, total, err
+		}
+	}
+}
+
+// ReissueTicket replaces a valid ticket by a new one with a new token (for
+// the holder h, or the same holder), revoking the old token, in one
+// transaction. Transfer and resale build on it.
+func (s *Service) ReissueTicket(ctx context.Context, t tenants.Tenant, ticketID uuid.UUID, h TicketHolder) (Ticket, error) {
+	var out Ticket
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		var err error
+		out, err = s.tickets.Reissue(ctx, t, tx, ticketID, h)
+		return err
+	})
+	return out, err
+}
+
+// VerifyTicketToken checks a token of the chain (either version) as the
+// door does, from cached keys.
+func (s *Service) VerifyTicketToken(ctx context.Context, t tenants.Tenant, token string) (VerifiedTicket, error) {
+	return s.tickets.Verify(ctx, t, token)
+}
+
+// ---- the door
+
+// CheckIn answers one scan at the door.
+func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (ScanResult, error) {
+	return s.door.CheckIn(ctx, t, sc)
+}
+
+// AnnulCheckin undoes a scan the turnstile did not let through.
+func (s *Service) AnnulCheckin(ctx context.Context, t tenants.Tenant, eventID, checkinID uuid.UUID, deviceID string) (Checkin, error) {
+	return s.door.Annul(ctx, t, eventID, checkinID, deviceID)
+}
+
+// Checkins lists an event's entry/exit log, newest first.
+func (s *Service) Checkins(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, before *uuid.UUID, limit int) ([]Checkin, error) {
+	return s.door.Checkins(ctx, t, eventID, before, limit)
+}
+
+// Attendance counts an event's door per zone: sold, admitted, inside now,
+// last scan. The ops module reads it through app.Attendance.
+func (s *Service) Attendance(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (Attendance, error) {
+	return s.door.Attendance(ctx, t, eventID)
+}
+
+// Revocations reads the delta of an event's revocation list after since.
+func (s *Service) Revocations(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, since int64, limit int) (Revocations, error) {
+	return s.door.RevocationsSince(ctx, t, eventID, since, limit)
+}
+
+// DoorSettings reads an event's door rules.
+func (s *Service) DoorSettings(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (DoorSettings, error) {
+	return s.door.Settings(ctx, t, eventID)
+}
+
+// SetDoorSettings replaces an event's door rules.
+func (s *Service) SetDoorSettings(ctx context.Context, t tenants.Tenant, in DoorSettings) (DoorSettings, error) {
+	return s.door.SetSettings(ctx, t, in)
 }
 
 // NewBuyerToken mints an anonymous buyer id and its signed token.

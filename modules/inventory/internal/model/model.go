@@ -193,6 +193,10 @@ type Ticket struct {
 	Status      string    `gorm:"column:status" json:"status"`
 	Token       string    `gorm:"column:token" json:"token"`
 	IssuedAt    time.Time `gorm:"column:issued_at" json:"issued_at"`
+	// Replaces and ReplacedBy link a re-issued ticket (transfer, zone
+	// change, key rotation) and its successor.
+	Replaces   *uuid.UUID `gorm:"column:replaces" json:"replaces,omitempty"`
+	ReplacedBy *uuid.UUID `gorm:"column:replaced_by" json:"replaced_by,omitempty"`
 }
 
 // SeatIDPattern is the only form of seat id accepted anywhere: section, row

@@ -268,7 +268,7 @@ func (s *Service) Order(ctx context.Context, t tenants.Tenant, id uuid.UUID) (mo
 func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) ([]model.Ticket, error) {
 	out := []model.Ticket{}
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at
+		return tx.Raw(`SELECT `+tickets.TicketCols+`
 			FROM inv_tickets WHERE order_id = ? ORDER BY seat_id NULLS LAST, issued_at, id`, orderID).Scan(&out).Error
 	})
 	return out, err

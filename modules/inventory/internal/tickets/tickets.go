@@ -1,6 +1,7 @@
 // Package tickets issues an order's tickets: the offline-verifiable token
-// format, each tenant's Ed25519 signing key (stored sealed), issuance in the
-// payment's transaction, and QR rendering.
+// formats (v2: token.go; v1 below, still verified), each event's Ed25519
+// keys (keys.go, stored sealed, rotatable), issuance in the payment's
+// transaction, re-issue with revocation, and QR rendering.
 package tickets
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/skip2/go-qrcode"
 	"gorm.io/gorm"
 
+	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
 	"marquee/modules/inventory/internal/model"
 	"marquee/tenants"
@@ -31,15 +33,16 @@ import (
 // Service issues tickets and keeps each tenant's signing key.
 type Service struct {
 	d    *deps.Deps
-	keys sync.Map // tenant slug -> *signingKey
+	keys sync.Map // tenant slug -> *signingKey (v1)
+	keyCaches
 }
 
 // New returns the ticket service.
 func New(d *deps.Deps) *Service { return &Service{d: d} }
 
-// Ticket tokens are verifiable offline: base64url(payload) "." base64url(sig),
-// where sig is the tenant's Ed25519 signature over the payload bytes. The
-// scanner needs only the public key (GET /api/v1/events/{id}/public-key).
+// Version 1 tokens (issued before v2, still verified at the door):
+// base64url(JSON claims) "." base64url(sig), where sig is the tenant's
+// Ed25519 signature over the claims bytes, under the tenant's one key.
 
 // TokenClaims are what a ticket token says.
 type TokenClaims struct {
@@ -97,7 +100,10 @@ func (s *Service) keyEncryptionKey(t tenants.Tenant) []byte {
 	return m.Sum(nil)
 }
 
-func (s *Service) seal(t tenants.Tenant, plain []byte) ([]byte, error) {
+// seal encrypts plain under the tenant's key-encryption key, bound to aad
+// (what the key is: the tenant, or the tenant, event and key id), so a
+// sealed key copied to another row does not open.
+func (s *Service) seal(t tenants.Tenant, plain, aad []byte) ([]byte, error) {
 	block, err := aes.NewCipher(s.keyEncryptionKey(t))
 	if err != nil {
 		return nil, err
@@ -110,10 +116,10 @@ func (s *Service) seal(t tenants.Tenant, plain []byte) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return gcm.Seal(nonce, nonce, plain, []byte(t.Slug)), nil
+	return gcm.Seal(nonce, nonce, plain, aad), nil
 }
 
-func (s *Service) open(t tenants.Tenant, sealed []byte) ([]byte, error) {
+func (s *Service) open(t tenants.Tenant, sealed, aad []byte) ([]byte, error) {
 	block, err := aes.NewCipher(s.keyEncryptionKey(t))
 	if err != nil {
 		return nil, err
@@ -125,7 +131,7 @@ func (s *Service) open(t tenants.Tenant, sealed []byte) ([]byte, error) {
 	if len(sealed) < gcm.NonceSize() {
 		return nil, errors.New("sealed key too short")
 	}
-	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], []byte(t.Slug))
+	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], aad)
 }
 
 // signingKey returns the tenant's key pair, creating it on first use (the
@@ -147,7 +153,7 @@ func (s *Service) signingKey(ctx context.Context, t tenants.Tenant, tx *gorm.DB)
 			if err != nil {
 				return nil, err
 			}
-			sealed, err := s.seal(t, priv.Seed())
+			sealed, err := s.seal(t, priv.Seed(), []byte(t.Slug))
 			if err != nil {
 				return nil, err
 			}
@@ -158,7 +164,7 @@ func (s *Service) signingKey(ctx context.Context, t tenants.Tenant, tx *gorm.DB)
 				return nil, fmt.Errorf("signing key not stored: %v", err)
 			}
 		}
-		seed, err := s.open(t, rows[0].Private)
+		seed, err := s.open(t, rows[0].Private, []byte(t.Slug))
 		if err != nil {
 			return nil, fmt.Errorf("open signing key of %s: %w", t.Slug, err)
 		}
@@ -181,19 +187,47 @@ func (s *Service) signingKey(ctx context.Context, t tenants.Tenant, tx *gorm.DB)
 	return k, nil
 }
 
-// PublicKey returns the tenant's ticket-verification key.
-func (s *Service) PublicKey(ctx context.Context, t tenants.Tenant) (ed25519.PublicKey, error) {
-	k, err := s.signingKey(ctx, t, nil)
+// issueContext is what every ticket of an event issued now is signed with:
+// the event's newest key and the door's validity window.
+type issueContext struct {
+	signer   signer
+	validity Validity
+}
+
+func (s *Service) issueContext(ctx context.Context, t tenants.Tenant, tx *gorm.DB, eventID uuid.UUID) (issueContext, error) {
+	sg, err := s.currentSigner(ctx, t, tx, eventID)
 	if err != nil {
-		return nil, err
+		return issueContext{}, err
 	}
-	return k.pub, nil
+	var rows []struct {
+		From  *time.Time `gorm:"column:valid_from"`
+		Until *time.Time `gorm:"column:valid_until"`
+	}
+	if err := tx.Raw(`SELECT valid_from, valid_until FROM inv_door_events WHERE event_id = ?`, eventID).Scan(&rows).Error; err != nil {
+		return issueContext{}, err
+	}
+	ic := issueContext{signer: sg}
+	if len(rows) == 1 {
+		if rows[0].From != nil {
+			ic.validity.From = *rows[0].From
+		}
+		if rows[0].Until != nil {
+			ic.validity.Until = *rows[0].Until
+		}
+	}
+	return ic, nil
+}
+
+func (ic issueContext) token(t tenants.Tenant, eventID, ticketID, zoneID uuid.UUID) string {
+	return SignV2(ic.signer.priv, t.Slug, Claims{KeyID: ic.signer.kid, EventID: eventID, TicketID: ticketID, ZoneID: zoneID,
+		NotBefore: ic.validity.From, Expires: ic.validity.Until})
 }
 
 // Issue writes one ticket per seat or GA unit of a sold hold, in the
-// payment's transaction tx.
+// payment's transaction tx, each with a v2 token signed by the event's
+// newest key.
 func (s *Service) Issue(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o model.Order) (int, error) {
-	k, err := s.signingKey(ctx, t, tx)
+	ic, err := s.issueContext(ctx, t, tx, o.EventID)
 	if err != nil {
 		return 0, err
 	}
@@ -215,23 +249,100 @@ func (s *Service) Issue(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o mo
 	for _, l := range lines {
 		for i := 0; i < l.Quantity; i++ {
 			id := uuid.Must(uuid.NewV7())
-			c := TokenClaims{Version: 1, Tenant: t.Slug, TicketID: id.String(), EventID: o.EventID.String(), Zone: l.ZoneName, IssuedAt: now.Unix()}
-			if l.SeatID != nil {
-				c.Seat = *l.SeatID
-			}
-			token, err := SignToken(k.priv, c)
-			if err != nil {
-				return n, err
-			}
-			if err := tx.Exec(`INSERT INTO inv_tickets (id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)`,
-				id, o.ID, o.EventID, l.ZoneID, l.ZoneName, l.TierID, l.TierName, l.SeatID, o.Name, o.Email, token, now).Error; err != nil {
+			token := ic.token(t, o.EventID, id, l.ZoneID)
+			if err := tx.Exec(`INSERT INTO inv_tickets (id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at, key_id)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?, ?)`,
+				id, o.ID, o.EventID, l.ZoneID, l.ZoneName, l.TierID, l.TierName, l.SeatID, o.Name, o.Email, token, now, int(ic.signer.kid)).Error; err != nil {
 				return n, err
 			}
 			n++
 		}
 	}
 	return n, nil
+}
+
+// Holder names who a re-issued ticket is for (zero: the same holder).
+type Holder struct {
+	Name, Email string
+}
+
+// TicketCols are the columns of model.Ticket.
+const TicketCols = `id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at, replaces, replaced_by`
+
+// Reissue replaces a valid ticket, in tx, by a new one (new id, new token
+// under the event's newest key; same order, zone, tier and seat; the new
+// holder if given): the old ticket becomes void and points to the new, and
+// the void puts its token on the event's revocation list (the trigger
+// inv_tickets_revoke), all in tx. Transfer, resale and zone changes build on
+// it. A ticket that is not valid any more answers 409 ticket_not_valid.
+func (s *Service) Reissue(ctx context.Context, t tenants.Tenant, tx *gorm.DB, ticketID uuid.UUID, h Holder) (model.Ticket, error) {
+	newID := uuid.Must(uuid.NewV7())
+	var old []model.Ticket
+	// The conditional void decides: of two re-issues racing, one finds the
+	// ticket valid; the other changes nothing.
+	if err := tx.Raw(`UPDATE inv_tickets SET status = 'void', voided_at = now(), replaced_by = ? WHERE id = ? AND status = 'valid' RETURNING `+TicketCols,
+		newID, ticketID).Scan(&old).Error; err != nil {
+		return model.Ticket{}, err
+	}
+	if len(old) == 0 {
+		return model.Ticket{}, app.Conflict("ticket_not_valid", "the ticket is void or re-issued already; nothing was changed")
+	}
+	o := old[0]
+	ic, err := s.issueContext(ctx, t, tx, o.EventID)
+	if err != nil {
+		return model.Ticket{}, err
+	}
+	if h.Name == "" {
+		h.Name = o.HolderName
+	}
+	if h.Email == "" {
+		h.Email = o.HolderEmail
+	}
+	var out []model.Ticket
+	if err := tx.Raw(`INSERT INTO inv_tickets (id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at, key_id, replaces)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, date_trunc('second', now()), ?, ?) RETURNING `+TicketCols,
+		newID, o.OrderID, o.EventID, o.ZoneID, o.ZoneName, o.TierID, o.TierName, o.SeatID, h.Name, h.Email,
+		ic.token(t, o.EventID, newID, o.ZoneID), int(ic.signer.kid), o.ID).Scan(&out).Error; err != nil {
+		return model.Ticket{}, err
+	}
+	return out[0], nil
+}
+
+// ReissueOlder re-issues up to limit valid tickets of the event whose
+// tokens are signed by a key older than its newest (or are v1 tokens), each
+// in the transaction of its batch; it returns how many. After a rotation,
+// calling it until it answers 0 leaves no valid token under an old key.
+func (s *Service) ReissueOlder(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, limit int) (int, error) {
+	n := 0
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		n = 0
+		var ids []uuid.UUID
+		if err := tx.Raw(`SELECT id FROM inv_tickets WHERE event_id = ? AND status = 'valid'
+			AND (key_id IS NULL OR key_id < (SELECT max(kid) FROM inv_ticket_keys WHERE event_id = ?)) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
+			eventID, eventID, limit).Scan(&ids).Error; err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := s.Reissue(ctx, t, tx, id, Holder{}); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// SignV1 signs a first-format token with the tenant's v1 key, creating it
+// if needed: tokens issued before v2 are still in buyers' hands, and tests
+// make such tokens to check they still scan.
+func (s *Service) SignV1(ctx context.Context, t tenants.Tenant, c TokenClaims) (string, error) {
+	k, err := s.signingKey(ctx, t, nil)
+	if err != nil {
+		return "", err
+	}
+	s.legacy.Delete(t.Slug)
+	return SignToken(k.priv, c)
 }
 
 // QRSVG draws a QR code of text as an SVG document (crisp at any size).

@@ -1,0 +1,286 @@
+// Package door is the inventory's room for tickets at the door: online
+// check-in (entries and exits) with idempotent retries, annulment, the
+// per-zone attendance folded from one entry/exit log, the revocation list
+// scanners sync by delta, and each event's door settings (re-entry, token
+// validity, gates that serve only some zones).
+//
+// What decides is in PostgreSQL (migration 00100): a scan is one statement
+// whose conditional upsert on the ticket's row of inv_door_state (INSERT …
+// ON CONFLICT DO UPDATE … WHERE NOT inside) admits it at most once however
+// many devices scan it at the same instant, and whose log insert is unique
+// per (event, ticket, nonce), so a retried scan gets its first answer.
+package door
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"marquee/app"
+	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/tickets"
+	"marquee/tenants"
+)
+
+// Service is the door room.
+type Service struct {
+	d  *deps.Deps
+	tk *tickets.Service
+}
+
+// New returns the door room over the ticket room (keys, verification).
+func New(d *deps.Deps, tk *tickets.Service) *Service { return &Service{d: d, tk: tk} }
+
+// Scan types.
+const (
+	Entry = "entry"
+	Exit  = "exit"
+)
+
+// Results of a scan. Admit and Exited change who is inside; the others are
+// answers a scanner shows, recorded in the log (Invalid is not: a token
+// that does not verify names no ticket, and nothing is written).
+const (
+	Admit           = "admit"
+	Exited          = "exited"
+	AlreadyAdmitted = "already_admitted"
+	NotInside       = "not_inside"
+	WrongZone       = "wrong_zone"
+	WrongEvent      = "wrong_event"
+	Revoked         = "revoked"
+	NotYetValid     = "not_yet_valid"
+	Expired         = "expired"
+	Invalid         = "invalid"
+)
+
+// AnnulWindow is how long after a successful scan its device may annul it
+// (pretix's turnstile rule: the gate did not turn).
+const AnnulWindow = 15 * time.Minute
+
+// Scan is one check-in request, as a scanner sends it.
+type Scan struct {
+	EventID  uuid.UUID
+	Token    string
+	Type     string
+	Gate     string
+	DeviceID string
+	Nonce    string
+	// ScannedAt is the device's time of the scan (zero: now).
+	ScannedAt time.Time
+	// Force marks a scan that already happened (an offline device let the
+	// holder through): it is judged at ScannedAt, not the server's time, and
+	// recorded as forced. Its answer is still the truth (already_admitted if
+	// someone was admitted first), for the conflict report.
+	Force   bool
+	StaffID *uuid.UUID
+}
+
+// Passage is one logged scan: when (device and server), where, by what.
+type Passage struct {
+	CheckinID  uuid.UUID `json:"checkin_id"`
+	ScannedAt  time.Time `json:"scanned_at"`
+	ReceivedAt time.Time `json:"received_at"`
+	Gate       string    `json:"gate"`
+	DeviceID   string    `json:"device_id"`
+}
+
+// Result is the answer to a scan.
+type Result struct {
+	Result string `json:"result"`
+	Type   string `json:"type"`
+	// CheckinID is this scan's log record (the first one's, for a replay).
+	CheckinID uuid.UUID `json:"checkin_id"`
+	TicketID  uuid.UUID `json:"ticket_id"`
+	ZoneID    uuid.UUID `json:"zone_id"`
+	// Replayed: this nonce was scanned before; this is that scan's answer.
+	Replayed   bool      `json:"replayed"`
+	Forced     bool      `json:"forced"`
+	ScannedAt  time.Time `json:"scanned_at"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Admission is the scan that admitted the holder, for already_admitted.
+	Admission *Passage `json:"admission,omitempty"`
+}
+
+// ErrInvalid answers a token that does not verify: forged, garbled,
+// truncated, another chain's, or signed by a key its event does not have.
+func ErrInvalid() error {
+	return app.Invalid("ticket_invalid", "the ticket token does not verify: forged, damaged or not this chain's; nothing was recorded").With("result", Invalid)
+}
+
+// errReplayRaced unwinds a scan whose nonce was committed by a concurrent
+// twin while it ran: its effects roll back, and the twin's answer is read.
+var errReplayRaced = errors.New("door: nonce committed concurrently")
+
+// scanSQL is the whole decision of a scan, one statement: the earlier
+// answer under this nonce if any; else the ticket's verdict (other event,
+// revoked, a refusal decided before the database such as the validity
+// window, a gate serving other zones; an exit is refused only for another
+// event's ticket: whoever is inside may leave), then the one conditional write that admits
+// (upsert WHERE NOT inside, and re-entry only when the event allows it) or
+// lets out (UPDATE WHERE inside), and the log record with its result. The
+// log insert's unique nonce makes a concurrent retry with the same nonce
+// insert nothing: the caller then rolls the statement back and answers what
+// the first committed.
+const scanSQL = `WITH prior AS (
+	SELECT c.id, c.result, c.type, c.zone_id, c.forced, c.scanned_at, c.received_at
+	FROM inv_checkins c WHERE c.event_id = @event::uuid AND c.ticket_id = @ticket::uuid AND c.nonce = @nonce::text
+), tk AS (
+	SELECT t.zone_id, t.event_id, t.status FROM inv_tickets t WHERE t.id = @ticket::uuid
+), verdict AS (
+	SELECT tk.zone_id, CASE
+		WHEN tk.event_id <> @event::uuid THEN 'wrong_event'
+		WHEN @type::text = 'exit' THEN 'ok'
+		WHEN tk.status <> 'valid' THEN 'revoked'
+		WHEN @pre::text <> '' THEN @pre::text
+		WHEN EXISTS (SELECT 1 FROM inv_door_gates g WHERE g.event_id = @event::uuid AND g.name = @gate::text AND NOT (tk.zone_id = ANY (g.zone_ids))) THEN 'wrong_zone'
+		ELSE 'ok' END AS v
+	FROM tk WHERE NOT EXISTS (SELECT 1 FROM prior)
+), enter AS (
+	INSERT INTO inv_door_state AS s (ticket_id, event_id, zone_id, inside, entries, exits, first_checkin, last_checkin, last_at)
+	SELECT @ticket::uuid, @event::uuid, verdict.zone_id, true, 1, 0, @id::uuid, @id::uuid, @received::timestamptz FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'entry'
+	ON CONFLICT (ticket_id) DO UPDATE SET inside = true, entries = s.entries + 1, first_checkin = coalesce(s.first_checkin, EXCLUDED.first_checkin),
+		last_checkin = EXCLUDED.last_checkin, last_at = EXCLUDED.last_at
+	WHERE NOT s.inside AND (s.entries = 0 OR coalesce((SELECT d.reentry FROM inv_door_events d WHERE d.event_id = @event::uuid), false))
+	RETURNING s.ticket_id
+), leave AS (
+	UPDATE inv_door_state s SET inside = false, exits = s.exits + 1, last_checkin = @id::uuid, last_at = @received::timestamptz
+	FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'exit' AND s.ticket_id = @ticket::uuid AND s.inside
+	RETURNING s.ticket_id
+), rec AS (
+	INSERT INTO inv_checkins (id, event_id, ticket_id, zone_id, type, result, successful, gate, device_id, nonce, forced, scanned_by, scanned_at, received_at)
+	SELECT @id::uuid, @event::uuid, @ticket::uuid, verdict.zone_id, @type::text, r.result, r.result IN ('admit', 'exited'), @gate::text, @device::text, @nonce::text, @forced::boolean, @staff::uuid, @scanned::timestamptz, @received::timestamptz
+	FROM verdict CROSS JOIN LATERAL (SELECT CASE
+		WHEN verdict.v <> 'ok' THEN verdict.v
+		WHEN @type::text = 'entry' AND EXISTS (SELECT 1 FROM enter) THEN 'admit'
+		WHEN @type::text = 'entry' THEN 'already_admitted'
+		WHEN EXISTS (SELECT 1 FROM leave) THEN 'exited'
+		ELSE 'not_inside' END AS result) r
+	ON CONFLICT (event_id, ticket_id, nonce) DO NOTHING
+	RETURNING result, zone_id
+)
+SELECT EXISTS (SELECT 1 FROM tk), p.id, p.result, p.type, p.zone_id, p.forced, p.scanned_at, p.received_at, rec.result, rec.zone_id
+FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true`
+
+// ScanArgs are scanSQL's arguments for one scan whose pre-database verdict
+// (wrong event, validity) is pre ("" when none).
+func ScanArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received time.Time) pgx.NamedArgs {
+	return pgx.NamedArgs{"event": sc.EventID, "ticket": ticketID, "nonce": sc.Nonce, "pre": pre, "type": sc.Type, "gate": sc.Gate,
+		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt}
+}
+
+// ScanSQL is the statement a scan runs, for the bench's raw baseline.
+const ScanSQL = scanSQL
+
+type scanRow struct {
+	known                       bool
+	priorID                     *uuid.UUID
+	priorResult, priorType      *string
+	priorZone                   *uuid.UUID
+	priorForced                 *bool
+	priorScanned, priorReceived *time.Time
+	recResult                   *string
+	recZone                     *uuid.UUID
+}
+
+// CheckIn answers one scan. The token's signature is checked first, from
+// cached keys: a forged token costs no database work and writes nothing.
+func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (Result, error) {
+	v, err := s.tk.Verify(ctx, t, sc.Token)
+	if errors.Is(err, tickets.ErrBadToken) {
+		return Result{}, ErrInvalid()
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	received := s.d.Now().UTC()
+	if sc.ScannedAt.IsZero() {
+		sc.ScannedAt = received
+	}
+	pre := ""
+	switch {
+	case v.EventID != sc.EventID:
+		pre = WrongEvent
+	case sc.Type == Entry:
+		// An online scan is judged now; a forced (offline) one when it happened.
+		at := received
+		if sc.Force {
+			at = sc.ScannedAt
+		}
+		pre = v.Validity.Check(at)
+	}
+	id := uuid.Must(uuid.NewV7())
+	var row scanRow
+	err = s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
+		row = scanRow{}
+		if err := tx.QueryRow(scanSQL, ScanArgs(sc, v.TicketID, pre, id, received)).Scan(&row.known, &row.priorID, &row.priorResult, &row.priorType,
+			&row.priorZone, &row.priorForced, &row.priorScanned, &row.priorReceived, &row.recResult, &row.recZone); err != nil {
+			return err
+		}
+		if row.priorID == nil && row.known && row.recResult == nil {
+			return errReplayRaced
+		}
+		return nil
+	})
+	if errors.Is(err, errReplayRaced) {
+		return s.replay(ctx, t, sc.EventID, v.TicketID, sc.Nonce)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	switch {
+	case row.priorID != nil:
+		res := Result{Result: *row.priorResult, Type: *row.priorType, CheckinID: *row.priorID, TicketID: v.TicketID, ZoneID: *row.priorZone,
+			Replayed: true, Forced: *row.priorForced, ScannedAt: row.priorScanned.UTC(), ReceivedAt: row.priorReceived.UTC()}
+		return s.withAdmission(ctx, t, res)
+	case !row.known:
+		// Signed by this event's key but not a ticket here (a database
+		// restored to before its sale): nothing to admit, nothing written.
+		return Result{}, ErrInvalid()
+	}
+	res := Result{Result: *row.recResult, Type: sc.Type, CheckinID: id, TicketID: v.TicketID, ZoneID: *row.recZone, Forced: sc.Force,
+		ScannedAt: sc.ScannedAt.UTC(), ReceivedAt: received}
+	return s.withAdmission(ctx, t, res)
+}
+
+// replay answers a scan whose nonce a concurrent request committed first.
+func (s *Service) replay(ctx context.Context, t tenants.Tenant, eventID, ticketID uuid.UUID, nonce string) (Result, error) {
+	res := Result{TicketID: ticketID, Replayed: true}
+	err := s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
+		return tx.QueryRow(`SELECT id, result, type, zone_id, forced, scanned_at, received_at FROM inv_checkins
+			WHERE event_id = $1 AND ticket_id = $2 AND nonce = $3`, eventID, ticketID, nonce).
+			Scan(&res.CheckinID, &res.Result, &res.Type, &res.ZoneID, &res.Forced, &res.ScannedAt, &res.ReceivedAt)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	res.ScannedAt, res.ReceivedAt = res.ScannedAt.UTC(), res.ReceivedAt.UTC()
+	return s.withAdmission(ctx, t, res)
+}
+
+// withAdmission adds, to an already_admitted answer, the scan that let the
+// holder in: the entry that has them inside now, else (re-entry refused)
+// their first. It is read after the deciding statement, so it sees the
+// admission a concurrent scan committed while this one waited for it.
+func (s *Service) withAdmission(ctx context.Context, t tenants.Tenant, res Result) (Result, error) {
+	if res.Result != AlreadyAdmitted {
+		return res, nil
+	}
+	var p Passage
+	err := s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
+		return tx.QueryRow(`SELECT c.id, c.scanned_at, c.received_at, c.gate, c.device_id FROM inv_door_state s
+			JOIN inv_checkins c ON c.id = CASE WHEN s.inside THEN s.last_checkin ELSE s.first_checkin END
+			WHERE s.ticket_id = $1`, res.TicketID).Scan(&p.CheckinID, &p.ScannedAt, &p.ReceivedAt, &p.Gate, &p.DeviceID)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return res, nil // annulled meanwhile
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	p.ScannedAt, p.ReceivedAt = p.ScannedAt.UTC(), p.ReceivedAt.UTC()
+	res.Admission = &p
+	return res, nil
+}
