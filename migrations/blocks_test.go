@@ -32,6 +32,7 @@ var blocks = []block{
 	// applied; booking's 00080 shipped first, and goose refuses a version
 	// below one applied, so the step is renumbered above it (README).
 	{90, 99, []string{"calendar", "core"}, "contract steps of 00070–00079 that follow 00080"},
+	{120, 129, []string{"core"}, "fleet: placement on servers, moves, tenant status history"},
 }
 
 // owners are the names a migration file may start with after its number.

@@ -23,15 +23,22 @@ const (
 	StatusProvisioning Status = "provisioning"
 	StatusActive       Status = "active"
 	StatusSuspended    Status = "suspended"
+	// StatusMoving is a tenant being copied to another database server:
+	// it is answered with a maintenance error (retry shortly) until the
+	// move ends, on whichever server.
+	StatusMoving Status = "moving"
 )
 
 // Tenant is one venue chain.
 type Tenant struct {
-	ID        uuid.UUID `gorm:"column:id"`
-	Slug      string    `gorm:"column:slug"`
-	Name      string    `gorm:"column:name"`
-	Schema    string    `gorm:"column:schema_name"`
-	Status    Status    `gorm:"column:status"`
+	ID     uuid.UUID `gorm:"column:id"`
+	Slug   string    `gorm:"column:slug"`
+	Name   string    `gorm:"column:name"`
+	Schema string    `gorm:"column:schema_name"`
+	Status Status    `gorm:"column:status"`
+	// Server names the database server holding the schema (DefaultServer
+	// when empty). Only the door reads it, to pick the pool.
+	Server    string    `gorm:"column:server"`
 	CreatedAt time.Time `gorm:"column:created_at"`
 }
 
@@ -45,6 +52,7 @@ var (
 	ErrSuspended   = errors.New("tenant suspended")
 	ErrExists      = errors.New("tenant already exists")
 	ErrNotActive   = errors.New("tenant is not active")
+	ErrMoving      = errors.New("tenant is moving to another database server")
 )
 
 var slugPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,38}$`)
