@@ -233,9 +233,15 @@ func (a *App) consoleCreateTenant(c *gin.Context) {
 	consoleRedirect(c, "Created "+slug+": its schema is migrated and it is active.")
 }
 
-// CreateTenant provisions a tenant and its first owner.
+// CreateTenant provisions a tenant and its first owner, on the server with
+// the fewest tenants.
 func (a *App) CreateTenant(ctx context.Context, slug, name, ownerEmail, ownerName, ownerPassword string) (tenants.Tenant, error) {
-	t, err := a.Tenants.Create(ctx, slug, name)
+	return a.CreateTenantOn(ctx, slug, name, "", ownerEmail, ownerName, ownerPassword)
+}
+
+// CreateTenantOn is CreateTenant on a named database server ("" picks one).
+func (a *App) CreateTenantOn(ctx context.Context, slug, name, server, ownerEmail, ownerName, ownerPassword string) (tenants.Tenant, error) {
+	t, err := a.Tenants.CreateOn(ctx, slug, name, server)
 	if err != nil {
 		return t, err
 	}

@@ -175,6 +175,17 @@ func (r *Runner) SchemaOn(ctx context.Context, server, schema string) (Result, e
 	return res, res.Err
 }
 
+// PrepareServer creates on a server what tenant schemas need outside
+// themselves (the extensions in public), as the control migration does on
+// the default server. Copying a schema there needs it first.
+func (r *Runner) PrepareServer(ctx context.Context, server string) error {
+	cfg, err := r.server(server)
+	if err != nil {
+		return err
+	}
+	return r.prepare(ctx, server, cfg)
+}
+
 // prepare creates on a server other than the default what the control
 // migration creates there for tenant schemas: the extensions in public.
 func (r *Runner) prepare(ctx context.Context, name string, cfg *pgx.ConnConfig) error {
