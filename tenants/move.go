@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // MoveOptions tune Move.
@@ -179,7 +181,7 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 	if rep.Method == "pg_dump" {
 		err = dumpRestore(copyCtx, src.URL, dst.URL, t.Schema)
 	} else {
-		err = logicalCopy(copyCtx, srcTx, dst.SQL, t.Schema, tables)
+		err = r.logicalCopy(copyCtx, conn, dst, t.Schema, tables)
 	}
 	if err == nil {
 		err = copyCtx.Err() // a copy cancelled just as it ended
@@ -374,35 +376,47 @@ func dumpToolsFound() bool {
 // go through the environment, never the command line (ps shows it).
 func dumpRestore(ctx context.Context, srcURL, dstURL, schema string) error {
 	dump := exec.CommandContext(ctx, "pg_dump", "--format=custom", "--no-owner", "--no-privileges", "--schema="+schema)
-	restore := exec.CommandContext(ctx, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction")
-	var err error
+	dstCfg, err := pgx.ParseConfig(dstURL)
+	if err != nil {
+		return err
+	}
+	restore := exec.CommandContext(ctx, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+		"--dbname="+dstCfg.Database)
 	if dump.Env, err = pgEnv(srcURL); err != nil {
 		return err
 	}
 	if restore.Env, err = pgEnv(dstURL); err != nil {
 		return err
 	}
-	pr, pw := io.Pipe()
+	// An OS pipe, not an io.Pipe: should pg_restore die, pg_dump's writes
+	// fail (EPIPE) and it exits, instead of blocking a copying goroutine.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
 	dump.Stdout = pw
 	restore.Stdin = pr
 	var dumpErr, restoreErr bytes.Buffer
 	dump.Stderr, restore.Stderr = &dumpErr, &restoreErr
 	if err := restore.Start(); err != nil {
+		pr.Close()
+		pw.Close()
 		return fmt.Errorf("pg_restore: %w", err)
 	}
+	pr.Close() // pg_restore holds its own copy
 	if err := dump.Start(); err != nil {
 		pw.Close()
 		_ = restore.Wait()
 		return fmt.Errorf("pg_dump: %w", err)
 	}
+	pw.Close()
 	derr := dump.Wait()
-	pw.CloseWithError(derr)
 	rerr := restore.Wait()
-	if derr != nil {
-		return fmt.Errorf("pg_dump: %w: %s", derr, strings.TrimSpace(dumpErr.String()))
-	}
 	if rerr != nil {
 		return fmt.Errorf("pg_restore: %w: %s", rerr, strings.TrimSpace(restoreErr.String()))
+	}
+	if derr != nil {
+		return fmt.Errorf("pg_dump: %w: %s", derr, strings.TrimSpace(dumpErr.String()))
 	}
 	return nil
 }
@@ -431,13 +445,133 @@ func pgEnv(databaseURL string) ([]string, error) {
 	return env, nil
 }
 
-// logicalCopy copies a schema without PostgreSQL's tools: the schema's DDL
-// cannot be read back portably, so the target is built from the same
-// migrations, then every table's rows are copied over COPY (triggers and
-// foreign keys off while they load, as pg_restore does) and sequences set.
-func logicalCopy(ctx context.Context, srcTx *sql.Tx, dst *sql.DB, schema string, tables []string) error {
-	return errors.New("logical copy: not available in this build; install pg_dump and pg_restore")
+// logicalCopy copies a schema without PostgreSQL's tools: the target is
+// built from the same migrations (so the source must be at the latest
+// version), then every table's rows are copied over COPY in one target
+// transaction with triggers and foreign keys off while they load (as
+// pg_restore does; it takes a superuser), and the sequences are set. src is
+// the connection whose open transaction holds the source's tables.
+func (r *Registry) logicalCopy(ctx context.Context, src *sql.Conn, dst *Server, schema string, tables []string) error {
+	if _, err := r.runner.SchemaOn(ctx, dst.Name, schema); err != nil {
+		return err
+	}
+	qs := pgx.Identifier{schema}.Sanitize()
+	var srcV, dstV int64
+	if err := src.QueryRowContext(ctx, "SELECT coalesce(max(version_id), 0) FROM "+qs+".goose_db_version WHERE is_applied").Scan(&srcV); err != nil {
+		return err
+	}
+	if err := dst.SQL.QueryRowContext(ctx, "SELECT coalesce(max(version_id), 0) FROM "+qs+".goose_db_version WHERE is_applied").Scan(&dstV); err != nil {
+		return err
+	}
+	if srcV != dstV {
+		return fmt.Errorf("the source schema is at migration %d and this release's latest is %d: run migrate first", srcV, dstV)
+	}
+	// Columns to copy, per table, as the source has them (generated ones
+	// are computed again on the target).
+	cols := map[string]string{}
+	for _, tb := range tables {
+		var list string
+		err := src.QueryRowContext(ctx, `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
+			pgx.Identifier{schema, tb}.Sanitize()).Scan(&list)
+		if err != nil {
+			return err
+		}
+		cols[tb] = list
+	}
+	type seq struct {
+		name   string
+		last   int64
+		called bool
+	}
+	var seqs []seq
+	rows, err := src.QueryContext(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'S'`, schema)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var sq seq
+		if err := rows.Scan(&sq.name); err != nil {
+			rows.Close()
+			return err
+		}
+		seqs = append(seqs, sq)
+	}
+	rows.Close()
+	for i := range seqs {
+		if err := src.QueryRowContext(ctx, "SELECT last_value, is_called FROM "+pgx.Identifier{schema, seqs[i].name}.Sanitize()).Scan(&seqs[i].last, &seqs[i].called); err != nil {
+			return err
+		}
+	}
+
+	dc, err := dst.SQL.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	return dc.Raw(func(dconn any) error {
+		d := dconn.(*stdlib.Conn).Conn().PgConn()
+		exec := func(q string) error { return d.Exec(ctx, q).Close() }
+		if err := exec("BEGIN; SET LOCAL session_replication_role = replica"); err != nil {
+			return fmt.Errorf("target (a superuser is needed to load with triggers off): %w", err)
+		}
+		ok := false
+		defer func() {
+			if !ok {
+				_ = exec("ROLLBACK")
+			}
+		}()
+		names := make([]string, len(tables))
+		for i, tb := range tables {
+			names[i] = pgx.Identifier{schema, tb}.Sanitize()
+		}
+		// The migrations may have written rows (goose's own): the copy
+		// replaces them.
+		if err := exec("TRUNCATE " + strings.Join(names, ", ")); err != nil {
+			return err
+		}
+		for i, tb := range tables {
+			if err := copyTable(ctx, src, d, names[i], cols[tb]); err != nil {
+				return fmt.Errorf("table %s: %w", tb, err)
+			}
+		}
+		for _, sq := range seqs {
+			q := fmt.Sprintf("SELECT setval(%s, %d, %t)", quoteLiteral(pgx.Identifier{schema, sq.name}.Sanitize()), sq.last, sq.called)
+			if err := exec(q); err != nil {
+				return err
+			}
+		}
+		if err := exec("COMMIT"); err != nil {
+			return err
+		}
+		ok = true
+		return nil
+	})
 }
+
+// copyTable streams one table's rows from the source transaction's
+// connection into the target's.
+func copyTable(ctx context.Context, src *sql.Conn, dst *pgconn.PgConn, table, cols string) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := src.Raw(func(sconn any) error {
+			_, err := sconn.(*stdlib.Conn).Conn().PgConn().CopyTo(ctx, pw, "COPY "+table+" ("+cols+") TO STDOUT")
+			return err
+		})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	_, err := dst.CopyFrom(ctx, pr, "COPY "+table+" ("+cols+") FROM STDIN")
+	pr.CloseWithError(err) // unblocks the source side if the target failed
+	if serr := <-done; serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 func cmpOr(a, b string) string {
 	if a != "" {
