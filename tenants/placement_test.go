@@ -81,7 +81,7 @@ func TestPlacementIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 		away, _ := env.App.Servers.Get(c.away)
-		if _, err := away.SQL.Exec("INSERT INTO "+pgx.Identifier{c.tn.Schema, "users"}.Sanitize()+
+		if _, err := away.SQL.Exec("INSERT INTO " + pgx.Identifier{c.tn.Schema, "users"}.Sanitize() +
 			" (id, email, name, password_hash) VALUES (gen_random_uuid(), 'poison@wrong.server', 'Poison', 'x')"); err != nil {
 			t.Fatal(err)
 		}
