@@ -82,6 +82,11 @@ type App struct {
 	stop         context.CancelFunc
 	clock        func() time.Time
 
+	usage []usageFigure
+	tally *requestTally
+	// inspector reads and retries the deployment's Asynq tasks (console).
+	inspector *asynq.Inspector
+
 	// cancellations are told when an event is cancelled.
 	cancellations []EventCancellations
 }
@@ -155,6 +160,8 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if err := a.Tenants.Watch(watchCtx); err != nil {
 		return nil, err
 	}
+	a.tally = newRequestTally()
+	go a.flushTallyEvery(watchCtx, 5*time.Second)
 	a.sessions = newSessionCache()
 	if err := a.sessions.watch(watchCtx, a.Redis, a.RedisKey(sessionRevokedChannel)); err != nil {
 		return nil, err
@@ -163,6 +170,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 		return nil, err
 	}
 	a.Jobs = jobs.New(a.redisOpt, cfg.Deployment(), a.Tenants, log, a.Metrics)
+	a.inspector = asynq.NewInspector(a.redisOpt)
 	a.Ledger = &Ledger{servers: a.Servers}
 	a.Realtime = &Realtime{a: a}
 	a.http = newHTTPMetrics(a.Metrics)
@@ -205,6 +213,9 @@ func (a *App) Close() {
 	}
 	if a.Jobs != nil {
 		_ = a.Jobs.Close()
+	}
+	if a.inspector != nil {
+		_ = a.inspector.Close()
 	}
 	if a.Redis != nil {
 		_ = a.Redis.Close()

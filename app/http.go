@@ -161,6 +161,7 @@ func (a *App) observe(c *gin.Context) {
 	}
 	if t := TenantOf(c); t.Slug != "" {
 		attrs = append(attrs, slog.String("tenant", t.Slug))
+		a.tally.add(t.Slug, status, start)
 	}
 	if p := PrincipalOf(c); p.Kind != "" {
 		attrs = append(attrs, slog.String("principal", p.Kind+":"+p.UserID.String()))

@@ -13,6 +13,8 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -388,6 +390,24 @@ func lockID(name string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	return int64(h.Sum64() & 0x7fffffffffffffff)
+}
+
+// Latest is the highest version of the tenant migrations this binary holds.
+func (r *Runner) Latest() (int64, error) {
+	names, err := fs.Glob(r.tenant, "*.sql")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, n := range names {
+		num, _, _ := strings.Cut(n, "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: no version number", n)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
 }
 
 // Version reports the applied version of a schema (0 if none).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,7 +60,7 @@ func NewRegistry(db *gorm.DB, rdb *redis.Client, deployment string, runner *migr
 // OnProvision adds a step run for every new tenant before it becomes active.
 func (r *Registry) OnProvision(p Provisioner) { r.provisioners = append(r.provisioners, p) }
 
-const tenantColumns = "id, slug, name, schema_name, status, server, created_at"
+const tenantColumns = "id, slug, name, schema_name, status, server, coalesce(owner_email, '') AS owner_email, created_at"
 
 // controlTenants is the registry's table, in the control schema.
 const controlTenants = migrations.ControlSchema + ".tenants"
@@ -136,6 +137,21 @@ func (r *Registry) List(ctx context.Context) ([]Tenant, error) {
 	var ts []Tenant
 	err := r.db.WithContext(ctx).Raw("SELECT " + tenantColumns + " FROM " + controlTenants + " ORDER BY slug").Scan(&ts).Error
 	return ts, err
+}
+
+// Search returns up to limit tenants whose slug, name or owner e-mail
+// contains q (case-insensitively), ordered by slug.
+func (r *Registry) Search(ctx context.Context, q string, limit int) ([]Tenant, error) {
+	var ts []Tenant
+	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(strings.TrimSpace(q))) + "%"
+	err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM "+controlTenants+
+		" WHERE lower(slug) LIKE ? OR lower(name) LIKE ? OR lower(owner_email) LIKE ? ORDER BY slug LIMIT ?", like, like, like, limit).Scan(&ts).Error
+	return ts, err
+}
+
+// SetOwnerEmail records the e-mail of a tenant's owner, for search.
+func (r *Registry) SetOwnerEmail(ctx context.Context, id uuid.UUID, email string) error {
+	return r.db.WithContext(ctx).Exec("UPDATE "+controlTenants+" SET owner_email = ? WHERE id = ?", email, id).Error
 }
 
 // ListActive returns the tenants that are served (and whose jobs run).

@@ -38,8 +38,10 @@ type Tenant struct {
 	Status Status    `gorm:"column:status"`
 	// Server names the database server holding the schema (DefaultServer
 	// when empty). Only the door reads it, to pick the pool.
-	Server    string    `gorm:"column:server"`
-	CreatedAt time.Time `gorm:"column:created_at"`
+	Server string `gorm:"column:server"`
+	// OwnerEmail is the first owner's e-mail, for support's search.
+	OwnerEmail string    `gorm:"column:owner_email"`
+	CreatedAt  time.Time `gorm:"column:created_at"`
 }
 
 // Domain is the tenant's Casbin domain prefix.
