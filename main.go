@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 
 	"marquee/app"
 	"marquee/config"
+	"marquee/internal/fleetbench"
 	"marquee/migrations"
 	"marquee/modules"
 	"marquee/modules/inventory/bench"
@@ -451,7 +453,67 @@ the waiting room. Its Redis database is not emptied.`,
 	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
-	cmd.AddCommand(onsale)
+	cmd.AddCommand(onsale, fleetCmd())
+	return cmd
+}
+
+func fleetCmd() *cobra.Command {
+	o := fleetbench.Options{Parallel: 4, Requests: 20000, Sample: 50, Password: "fleet-owner-password-1"}
+	sizes := "10,100,1000"
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "Grow a fleet to 10, 100 and 1,000 tenants on a database of its own; time creating and migrating them and the per-request cost of tenant resolution and authorization at each size",
+		Long: `Uses a database of its own (the configured name with "_fleet" appended; created
+and migrated), and any further servers MARQUEE_DATABASE_SERVERS names (new
+tenants spread over them). Tenants are named fleet-0001, fleet-0002, ...; a run
+reuses those an earlier run created, so a stopped run resumes. For each size it
+prints one line: the time to create the tenants missing (each schema created
+and migrated), one migrate pass over every tenant, and in-process request
+times: GET /api/v1/role-assignments as an owner (tenant resolution, bearer
+token, Casbin, a handler that reads only policy) against GET /healthz, and the
+registry lookup plus Casbin check alone. Progress shows only on a terminal.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			for _, s := range strings.Split(sizes, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil || n < 1 {
+					return fmt.Errorf("--sizes %q: want ascending positive counts like 10,100,1000", sizes)
+				}
+				o.Sizes = append(o.Sizes, n)
+			}
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			cfg.LogLevel = "warn"
+			cfg.Development = true
+			cfg.PasswordCost = 10 // owners of bench tenants; the figures are not about bcrypt
+			if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_fleet"); err != nil {
+				return err
+			}
+			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+				return err
+			}
+			for name, url := range cfg.DatabaseServers {
+				if err := app.EnsureDatabase(ctx, url); err != nil {
+					return fmt.Errorf("database server %s: %w", name, err)
+				}
+			}
+			a, err := app.New(ctx, cfg, app.Options{}, modules.All()...)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			o.Out, o.Progress = os.Stdout, os.Stderr
+			_, err = fleetbench.Run(ctx, a, o)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&sizes, "sizes", sizes, "fleet sizes to reach and measure, ascending")
+	f.IntVar(&o.Parallel, "parallel", o.Parallel, "tenants created at once")
+	f.IntVar(&o.Requests, "requests", o.Requests, "requests per measurement (each stops after 5 s)")
+	f.IntVar(&o.Sample, "sample", o.Sample, "tenants the measured requests are spread over")
 	return cmd
 }
 

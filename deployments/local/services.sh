@@ -122,4 +122,6 @@ for arg in "$@"; do
     *) say "unknown option $arg"; exit 2 ;;
   esac
 done
-say "PostgreSQL 127.0.0.1:$PG_PORT and Redis 127.0.0.1:$REDIS_PORT are up"
+extra=""
+if port_open "$PG_SECOND_PORT"; then extra=" (second PostgreSQL on 127.0.0.1:$PG_SECOND_PORT)"; fi
+say "PostgreSQL 127.0.0.1:$PG_PORT and Redis 127.0.0.1:$REDIS_PORT are up$extra"
