@@ -82,7 +82,7 @@ func CoreGrants() []Grant {
 // out, instances of the release before it authorize by the old names only,
 // and may still write rules under them (defaults of a tenant they
 // provision); 00070 copied the rules that existed then. So until the
-// contract step (migrations/contract/control/00071) ships, this release
+// contract step (migrations/contract/control/00129) ships, this release
 // writes default grants under both names and, when a namespaced object is
 // denied, asks again under its old name. Empty this map in the release that
 // ships the contract step.

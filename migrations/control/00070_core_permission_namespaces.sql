@@ -13,7 +13,7 @@
 -- this release loads the copies; processes of the old release keep reading
 -- the old rules they already hold.
 --
--- The contract step (migrations/contract/control/00071) copies again whatever
+-- The contract step (migrations/contract/control/00129) copies again whatever
 -- old code wrote meanwhile, then deletes the old rules.
 
 -- +goose Up
