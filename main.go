@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -19,9 +20,11 @@ import (
 
 	"marquee/app"
 	"marquee/config"
+	"marquee/internal/fleetbench"
 	"marquee/migrations"
 	"marquee/modules"
 	"marquee/modules/inventory/bench"
+	"marquee/tenants"
 )
 
 func main() {
@@ -117,6 +120,11 @@ func migrateCmd() *cobra.Command {
 			if err := app.EnsureDatabase(cmd.Context(), cfg.DatabaseURL); err != nil {
 				return err
 			}
+			for name, url := range cfg.DatabaseServers {
+				if err := app.EnsureDatabase(cmd.Context(), url); err != nil {
+					return fmt.Errorf("database server %s: %w", name, err)
+				}
+			}
 			a, err := open(cmd.Context())
 			if err != nil {
 				return err
@@ -144,7 +152,7 @@ func migrateAll(ctx context.Context, a *app.App) error {
 
 func tenantCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants (venue chains)"}
-	var name, ownerEmail string
+	var name, ownerEmail, server string
 	create := &cobra.Command{
 		Use:   "create <slug>",
 		Short: "Create a tenant, migrate its schema and add its owner (password from MARQUEE_OWNER_PASSWORD)",
@@ -159,16 +167,17 @@ func tenantCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			t, err := a.CreateTenant(cmd.Context(), args[0], name, ownerEmail, "Owner", pw)
+			t, err := a.CreateTenantOn(cmd.Context(), args[0], name, server, ownerEmail, "Owner", pw)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("created %s (schema %s), owner %s\n", t.Slug, t.Schema, ownerEmail)
+			fmt.Printf("created %s (schema %s on server %s), owner %s\n", t.Slug, t.Schema, t.Server, ownerEmail)
 			return nil
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&ownerEmail, "owner-email", "", "email of the first owner")
+	create.Flags().StringVar(&server, "server", "", "database server to place it on (default: the one with the fewest tenants)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tenants",
@@ -183,9 +192,9 @@ func tenantCmd() *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SLUG\tNAME\tSTATUS\tSCHEMA\tCREATED")
+			fmt.Fprintln(w, "SLUG\tNAME\tSTATUS\tSERVER\tSCHEMA\tCREATED")
 			for _, t := range ts {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Name, t.Status, t.Schema, t.CreatedAt.UTC().Format("2006-01-02 15:04"))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Name, t.Status, t.Server, t.Schema, t.CreatedAt.UTC().Format("2006-01-02 15:04"))
 			}
 			return w.Flush()
 		},
@@ -211,7 +220,53 @@ func tenantCmd() *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(create, list, status("suspend", "Suspend a tenant everywhere at once", true), status("resume", "Resume a suspended tenant", false))
+	cmd.AddCommand(create, list, moveCmd(), status("suspend", "Suspend a tenant everywhere at once", true), status("resume", "Resume a suspended tenant", false))
+	return cmd
+}
+
+func moveCmd() *cobra.Command {
+	var to, reason string
+	var logical bool
+	cmd := &cobra.Command{
+		Use:   "move <slug> --to <server>",
+		Short: "Move a tenant's schema to another database server (it answers 503 with Retry-After meanwhile)",
+		Long: `Suspends the tenant for maintenance (its requests answer 503 with Retry-After),
+waits for its in-flight writes, copies its schema to the target server
+(pg_dump | pg_restore in one transaction, or a logical copy), verifies every
+table's row count and the ledger's hash chain there, then points the registry
+at the target and resumes it. On any failure it stays on its source, resumed,
+with nothing lost. The source schema is kept, renamed <schema>__moved_<time>,
+for the operator to drop.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return errors.New("--to <server> is required (a name from MARQUEE_DATABASE_SERVERS, or default)")
+			}
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			actor := "cli:" + os.Getenv("USER")
+			rep, err := a.MoveTenant(cmd.Context(), args[0], to, actor, reason, tenants.MoveOptions{
+				Logical:  logical,
+				Progress: func(step string) { fmt.Printf("%s: %s\n", args[0], step) },
+			})
+			if err != nil {
+				return err
+			}
+			var rows int64
+			for _, n := range rep.Rows {
+				rows += n
+			}
+			fmt.Printf("%s: moved from %s to %s (%s) in %s: %d tables, %d rows verified; the source schema is kept as %s\n",
+				args[0], rep.From, rep.To, rep.Method, rep.Duration.Round(1e6), len(rep.Rows), rows, rep.Backup)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "target database server")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the status history)")
+	cmd.Flags().BoolVar(&logical, "logical", false, "copy table by table even when pg_dump and pg_restore are installed")
 	return cmd
 }
 
@@ -347,7 +402,67 @@ the waiting room. Its Redis database is not emptied.`,
 	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
-	cmd.AddCommand(onsale, doorsCmd())
+	cmd.AddCommand(onsale, doorsCmd(), fleetCmd())
+	return cmd
+}
+
+func fleetCmd() *cobra.Command {
+	o := fleetbench.Options{Parallel: 4, Requests: 20000, Sample: 50, Password: "fleet-owner-password-1"}
+	sizes := "10,100,1000"
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "Grow a fleet to 10, 100 and 1,000 tenants on a database of its own; time creating and migrating them and the per-request cost of tenant resolution and authorization at each size",
+		Long: `Uses a database of its own (the configured name with "_fleet" appended; created
+and migrated), and any further servers MARQUEE_DATABASE_SERVERS names (new
+tenants spread over them). Tenants are named fleet-0001, fleet-0002, ...; a run
+reuses those an earlier run created, so a stopped run resumes. For each size it
+prints one line: the time to create the tenants missing (each schema created
+and migrated), one migrate pass over every tenant, and in-process request
+times: GET /api/v1/role-assignments as an owner (tenant resolution, bearer
+token, Casbin, a handler that reads only policy) against GET /healthz, and the
+registry lookup plus Casbin check alone. Progress shows only on a terminal.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			for _, s := range strings.Split(sizes, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil || n < 1 {
+					return fmt.Errorf("--sizes %q: want ascending positive counts like 10,100,1000", sizes)
+				}
+				o.Sizes = append(o.Sizes, n)
+			}
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			cfg.LogLevel = "warn"
+			cfg.Development = true
+			cfg.PasswordCost = 10 // owners of bench tenants; the figures are not about bcrypt
+			if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_fleet"); err != nil {
+				return err
+			}
+			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+				return err
+			}
+			for name, url := range cfg.DatabaseServers {
+				if err := app.EnsureDatabase(ctx, url); err != nil {
+					return fmt.Errorf("database server %s: %w", name, err)
+				}
+			}
+			a, err := app.New(ctx, cfg, app.Options{}, modules.All()...)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			o.Out, o.Progress = os.Stdout, os.Stderr
+			_, err = fleetbench.Run(ctx, a, o)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&sizes, "sizes", sizes, "fleet sizes to reach and measure, ascending")
+	f.IntVar(&o.Parallel, "parallel", o.Parallel, "tenants created at once")
+	f.IntVar(&o.Requests, "requests", o.Requests, "requests per measurement (each stops after 5 s)")
+	f.IntVar(&o.Sample, "sample", o.Sample, "tenants the measured requests are spread over")
 	return cmd
 }
 

@@ -38,12 +38,15 @@ import (
 // App is one running Marquee process: everything the core and the modules
 // need, built once from the configuration.
 type App struct {
-	Config   config.Config
-	Log      *slog.Logger
-	DB       *gorm.DB
-	SQL      *sql.DB
-	Redis    *redis.Client
-	Tenants  *tenants.Registry
+	Config  config.Config
+	Log     *slog.Logger
+	DB      *gorm.DB
+	SQL     *sql.DB
+	Redis   *redis.Client
+	Tenants *tenants.Registry
+	// Servers are the PostgreSQL servers tenants are placed on, one pool
+	// each; DB and SQL are the default server's (the control plane's).
+	Servers  *tenants.Servers
 	Migrator *migrations.Runner
 	Enforcer *policies.Enforcer
 	Jobs     *jobs.Jobs
@@ -79,6 +82,11 @@ type App struct {
 	sessions     *sessionCache
 	stop         context.CancelFunc
 	clock        func() time.Time
+
+	usage []usageFigure
+	tally *requestTally
+	// inspector reads and retries the deployment's Asynq tasks (console).
+	inspector *asynq.Inspector
 
 	// cancellations are told when an event is cancelled.
 	cancellations []EventCancellations
@@ -123,6 +131,9 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if a.SQL, a.DB, err = OpenDatabase(ctx, cfg.DatabaseURL, opts.DBMaxConns); err != nil {
 		return nil, err
 	}
+	if a.Servers, err = a.openServers(ctx, cfg, opts.DBMaxConns); err != nil {
+		return nil, err
+	}
 	if a.Redis, a.redisOpt, err = OpenRedis(ctx, cfg.RedisURL); err != nil {
 		return nil, err
 	}
@@ -136,6 +147,11 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if a.Migrator, err = migrations.NewRunner(cfg.DatabaseURL, control, tenant, cfg.MigrateParallel); err != nil {
 		return nil, err
 	}
+	for name, url := range cfg.DatabaseServers {
+		if err := a.Migrator.AddServer(name, url); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := a.Migrator.Control(ctx); err != nil {
 		return nil, err
 	}
@@ -145,6 +161,8 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if err := a.Tenants.Watch(watchCtx); err != nil {
 		return nil, err
 	}
+	a.tally = newRequestTally()
+	go a.flushTallyEvery(watchCtx, 5*time.Second)
 	a.sessions = newSessionCache()
 	if err := a.sessions.watch(watchCtx, a.Redis, a.RedisKey(sessionRevokedChannel)); err != nil {
 		return nil, err
@@ -153,7 +171,8 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 		return nil, err
 	}
 	a.Jobs = jobs.New(a.redisOpt, cfg.Deployment(), a.Tenants, log, a.Metrics)
-	a.Ledger = &Ledger{db: a.DB}
+	a.inspector = asynq.NewInspector(a.redisOpt)
+	a.Ledger = &Ledger{servers: a.Servers}
 	a.Realtime = &Realtime{a: a}
 	a.http = newHTTPMetrics(a.Metrics)
 	a.shedder = newShedder(cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait, a.Metrics)
@@ -196,12 +215,42 @@ func (a *App) Close() {
 	if a.Jobs != nil {
 		_ = a.Jobs.Close()
 	}
+	if a.inspector != nil {
+		_ = a.inspector.Close()
+	}
 	if a.Redis != nil {
 		_ = a.Redis.Close()
+	}
+	if a.Servers != nil {
+		a.Servers.Close()
 	}
 	if a.SQL != nil {
 		_ = a.SQL.Close()
 	}
+}
+
+// openServers opens one pool per configured tenant server; the default
+// server's pool is the App's own (DB, SQL), opened before.
+func (a *App) openServers(ctx context.Context, cfg config.Config, maxConns int) (*tenants.Servers, error) {
+	list := []*tenants.Server{{Name: tenants.DefaultServer, URL: cfg.DatabaseURL, SQL: a.SQL, DB: a.DB}}
+	closeAll := func() {
+		for _, sv := range list[1:] {
+			_ = sv.SQL.Close()
+		}
+	}
+	for name, url := range cfg.DatabaseServers {
+		sqlDB, gdb, err := OpenDatabase(ctx, url, maxConns)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("database server %s: %w", name, err)
+		}
+		list = append(list, &tenants.Server{Name: name, URL: url, SQL: sqlDB, DB: gdb})
+	}
+	s, err := tenants.NewServers(list...)
+	if err != nil {
+		closeAll()
+	}
+	return s, err
 }
 
 // RedisKey names a key or channel of this deployment in Redis: the
@@ -211,22 +260,23 @@ func (a *App) RedisKey(parts ...string) string {
 	return a.Config.Deployment() + ":" + strings.Join(parts, ":")
 }
 
-// Tx runs fn in the tenant's scope; it is tenants.Tx on the App's database.
-// Modules reach tenant data only through Tx, TxWith and PgxTx, never
-// through DB or SQL (the architecture test checks it).
+// Tx runs fn in the tenant's scope on the tenant's server (tenants.Tx
+// through Servers, which picks the pool). Modules reach tenant data only
+// through Tx, TxWith and PgxTx, never through DB or SQL (the architecture
+// test checks it), so where a tenant is placed is invisible to them.
 func (a *App) Tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error {
-	return tenants.Tx(ctx, a.DB, t, fn)
+	return a.Servers.Tx(ctx, t, fn)
 }
 
 // TxWith is Tx with options (read-only, retried).
 func (a *App) TxWith(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(tx *gorm.DB) error) error {
-	return tenants.TxWith(ctx, a.DB, t, o, fn)
+	return a.Servers.TxWith(ctx, t, o, fn)
 }
 
-// PgxTx runs fn in a pgx transaction in the tenant's scope, on the App's
-// pool (tenants.PgxTx): for hot paths.
+// PgxTx runs fn in a pgx transaction in the tenant's scope, on the pool of
+// the tenant's server (tenants.PgxTx): for hot paths.
 func (a *App) PgxTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(tx *tenants.Pgx) error) error {
-	return tenants.PgxTx(ctx, a.SQL, t, o, fn)
+	return a.Servers.PgxTx(ctx, t, o, fn)
 }
 
 // PrintfLogger adapts the structured logger to a library that logs with

@@ -49,6 +49,7 @@ var Codes = []CodeInfo{
 	{"tenant_required", KindNotFound, "the route belongs to a chain and none was named"},
 	{"tenant_mismatch", KindInvalid, "the chain named twice disagrees, or a payment belongs to another chain"},
 	{"tenant_suspended", KindForbidden, "the chain is suspended"},
+	{"tenant_moving", KindUnavailable, "the chain is being moved to another database server; retry after Retry-After seconds"},
 	{"wrong_tenant", KindForbidden, "the credentials belong to another chain"},
 	{"invalid_token", KindUnauthenticated, "the API token is unknown, expired or revoked"},
 	{"invalid_credentials", KindUnauthenticated, "email or password is wrong"},

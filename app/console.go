@@ -34,6 +34,8 @@ func (a *App) registerConsole(r *Registrar) {
 	r.Platform(http.MethodPost, "/console/tenants/:slug/suspend", SupportOnly(), a.consoleSetStatus(true))
 	r.Platform(http.MethodPost, "/console/tenants/:slug/resume", SupportOnly(), a.consoleSetStatus(false))
 	r.Platform(http.MethodPost, "/console/tenants/:slug/visit", SupportOnly(), a.consoleVisit)
+	r.Platform(http.MethodGet, "/console/tenants/:slug", SupportOnly(), a.consoleTenant)
+	r.Platform(http.MethodPost, "/console/tenants/:slug/jobs/retry", SupportOnly(), a.consoleRetryJob)
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/console/queues", RedisConnOpt: a.redisOpt})
 	// asynqmon is a single-page app with its own API; all of it sits behind
 	// the support login. Its API is not CSRF-protected by itself, so unsafe
@@ -180,7 +182,17 @@ func (a *App) consoleHome(c *gin.Context) {
 
 func (a *App) renderConsole(c *gin.Context, status int, flash string) {
 	p := PrincipalOf(c)
-	list, err := a.Tenants.List(c.Request.Context())
+	q := strings.TrimSpace(c.Query("q"))
+	if len(q) > 100 {
+		q = q[:100]
+	}
+	var list []tenants.Tenant
+	var err error
+	if q == "" {
+		list, err = a.Tenants.List(c.Request.Context())
+	} else {
+		list, err = a.Tenants.Search(c.Request.Context(), q, 200)
+	}
 	if err != nil {
 		Fail(c, err)
 		return
@@ -189,7 +201,8 @@ func (a *App) renderConsole(c *gin.Context, status int, flash string) {
 	content, err := RenderTemplate(coreTemplates, "console_tenants", struct {
 		Tenants []tenants.Tenant
 		CSRF    string
-	}{list, csrf})
+		Query   string
+	}{list, csrf, q})
 	if err != nil {
 		Fail(c, err)
 		return
@@ -233,9 +246,15 @@ func (a *App) consoleCreateTenant(c *gin.Context) {
 	consoleRedirect(c, "Created "+slug+": its schema is migrated and it is active.")
 }
 
-// CreateTenant provisions a tenant and its first owner.
+// CreateTenant provisions a tenant and its first owner, on the server with
+// the fewest tenants.
 func (a *App) CreateTenant(ctx context.Context, slug, name, ownerEmail, ownerName, ownerPassword string) (tenants.Tenant, error) {
-	t, err := a.Tenants.Create(ctx, slug, name)
+	return a.CreateTenantOn(ctx, slug, name, "", ownerEmail, ownerName, ownerPassword)
+}
+
+// CreateTenantOn is CreateTenant on a named database server ("" picks one).
+func (a *App) CreateTenantOn(ctx context.Context, slug, name, server, ownerEmail, ownerName, ownerPassword string) (tenants.Tenant, error) {
+	t, err := a.Tenants.CreateOn(ctx, slug, name, server)
 	if err != nil {
 		return t, err
 	}
@@ -243,6 +262,10 @@ func (a *App) CreateTenant(ctx context.Context, slug, name, ownerEmail, ownerNam
 	if err != nil {
 		return t, fmt.Errorf("create owner: %w", err)
 	}
+	if err := a.Tenants.SetOwnerEmail(ctx, t.ID, u.Email); err != nil {
+		return t, err
+	}
+	t.OwnerEmail = u.Email
 	return t, a.Enforcer.Assign(t.Slug, policies.Assignment{UserID: u.ID.String(), Role: policies.RoleOwner})
 }
 
@@ -254,17 +277,23 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 			consoleRedirect(c, "No tenant "+slug)
 			return
 		}
+		who := a.supportEmail(ctx, PrincipalOf(c).UserID)
+		why := strings.TrimSpace(c.PostForm("reason"))
+		if len(why) > 500 {
+			why = why[:500]
+		}
+		change := tenants.Change{Actor: who, Reason: why}
 		action, done := "tenant.resume", "resumed"
 		if suspend {
-			action, done, err = "tenant.suspend", "suspended", a.Tenants.Suspend(ctx, slug)
+			action, done, err = "tenant.suspend", "suspended", a.Tenants.SuspendAs(ctx, slug, change)
 		} else {
-			err = a.Tenants.Resume(ctx, slug)
+			err = a.Tenants.ResumeAs(ctx, slug, change)
 		}
 		if err != nil {
 			consoleRedirect(c, err.Error())
 			return
 		}
-		a.platformAudit(ctx, a.supportEmail(ctx, PrincipalOf(c).UserID), action, &t.ID, "")
+		a.platformAudit(ctx, who, action, &t.ID, why)
 		consoleRedirect(c, slug+": "+done)
 	}
 }

@@ -161,6 +161,7 @@ func (a *App) observe(c *gin.Context) {
 	}
 	if t := TenantOf(c); t.Slug != "" {
 		attrs = append(attrs, slog.String("tenant", t.Slug))
+		a.tally.add(t.Slug, status, start)
 	}
 	if p := PrincipalOf(c); p.Kind != "" {
 		attrs = append(attrs, slog.String("principal", p.Kind+":"+p.UserID.String()))
@@ -205,6 +206,10 @@ func (a *App) requireBaseHost(c *gin.Context) {
 	c.Next()
 }
 
+// movingRetryAfter is what a tenant being moved tells clients: a move of a
+// chain's schema takes seconds to a minute.
+const movingRetryAfter = 15 * time.Second
+
 // resolveTenant binds the request to its tenant, refusing unknown ones (and
 // suspended ones, unless the route is served during suspension) before
 // anything else runs.
@@ -242,6 +247,11 @@ func (a *App) bindTenant(c *gin.Context, duringSuspension bool) {
 	case errors.Is(err, tenants.ErrSuspended) && duringSuspension:
 	case errors.Is(err, tenants.ErrSuspended):
 		Fail(c, Forbidden("tenant_suspended", "this chain is suspended; contact platform support"))
+		return
+	case errors.Is(err, tenants.ErrMoving):
+		// Maintenance, not a refusal: even the routes served during a
+		// suspension wait, since nothing may write while the copy runs.
+		Fail(c, Unavailable("tenant_moving", movingRetryAfter, "this chain is under maintenance for a moment; retry shortly"))
 		return
 	case errors.Is(err, tenants.ErrNotFound), errors.Is(err, tenants.ErrNotActive):
 		Fail(c, NotFoundCode("tenant_not_found", "no such chain"))

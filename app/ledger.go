@@ -21,7 +21,7 @@ import (
 // the hash of the previous one, so any tampering below the trigger (a
 // superuser, a restore) is detected by Verify.
 type Ledger struct {
-	db *gorm.DB
+	servers *tenants.Servers
 }
 
 // LedgerEntry is one financial fact. Amounts are integer minor units of Currency.
@@ -104,7 +104,7 @@ const ledgerColumns = "seq, id, recorded_at, kind, reference, amount_minor, curr
 // Page returns up to limit entries after seq.
 func (l *Ledger) Page(ctx context.Context, t tenants.Tenant, afterSeq int64, limit int) ([]LedgerEntry, error) {
 	var out []LedgerEntry
-	err := tenants.Tx(ctx, l.db, t, func(tx *gorm.DB) error {
+	err := l.servers.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw("SELECT "+ledgerColumns+" FROM ledger_entries WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit).Scan(&out).Error
 	})
 	return out, err

@@ -123,7 +123,7 @@ func (a *App) MigrateAll(ctx context.Context, progress migrations.Progress) erro
 	if err != nil {
 		return err
 	}
-	return a.Migrator.All(ctx, schemas, progress)
+	return a.Migrator.AllPlaced(ctx, schemas, progress)
 }
 
 // warmDatabasePool opens the pool's connections before serving starts, so the

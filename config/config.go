@@ -17,11 +17,17 @@ import (
 // Config is everything a Marquee process needs to start. It is built once by
 // Load and passed explicitly; nothing reads the environment after that.
 type Config struct {
-	DatabaseURL string // MARQUEE_DATABASE_URL
-	RedisURL    string // MARQUEE_REDIS_URL
-	HTTPAddr    string // MARQUEE_HTTP_ADDR
-	BaseDomain  string // MARQUEE_BASE_DOMAIN: tenants live at {slug}.{BaseDomain}
-	SecretKey   string // MARQUEE_SECRET_KEY: signs CSRF tokens and links
+	DatabaseURL string // MARQUEE_DATABASE_URL: the control plane, and the "default" tenant server
+	// DatabaseServers are the further PostgreSQL servers tenants may be
+	// placed on, by name (MARQUEE_DATABASE_SERVERS: "name=url" pairs
+	// separated by whitespace or commas). The registry records each
+	// tenant's server by this name, so a name must keep meaning the same
+	// server for as long as tenants live there.
+	DatabaseServers map[string]string
+	RedisURL        string // MARQUEE_REDIS_URL
+	HTTPAddr        string // MARQUEE_HTTP_ADDR
+	BaseDomain      string // MARQUEE_BASE_DOMAIN: tenants live at {slug}.{BaseDomain}
+	SecretKey       string // MARQUEE_SECRET_KEY: signs CSRF tokens and links
 	// DeploymentID names this deployment's keys, queues and channels in
 	// Redis (MARQUEE_DEPLOYMENT_ID); empty: the database's name. See Deployment.
 	DeploymentID string
@@ -127,6 +133,13 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	str("MARQUEE_DATABASE_URL", &c.DatabaseURL)
 	str("MARQUEE_REDIS_URL", &c.RedisURL)
+	if v, ok := lookup("MARQUEE_DATABASE_SERVERS"); ok && strings.TrimSpace(v) != "" {
+		servers, err := ParseServers(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MARQUEE_DATABASE_SERVERS: %w", err))
+		}
+		c.DatabaseServers = servers
+	}
 	str("MARQUEE_HTTP_ADDR", &c.HTTPAddr)
 	str("MARQUEE_BASE_DOMAIN", &c.BaseDomain)
 	str("MARQUEE_SECRET_KEY", &c.SecretKey)
@@ -195,6 +208,36 @@ func (c Config) checkPublishableKey() error {
 		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY and MARQUEE_STRIPE_SECRET_KEY must both be test-mode or both live-mode keys")
 	}
 	return nil
+}
+
+// DefaultServer is the name of the server MARQUEE_DATABASE_URL points at.
+const DefaultServer = "default"
+
+// ServerPattern is the form of a database server's name.
+var ServerPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,30}$`)
+
+// ParseServers reads "name=url" pairs separated by whitespace or commas.
+// Only the first "=" of a pair separates, since a URL's query may hold more.
+func ParseServers(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
+		name, url, ok := strings.Cut(pair, "=")
+		switch {
+		case !ok || url == "":
+			return nil, fmt.Errorf("%q is not name=url", pair)
+		case !ServerPattern.MatchString(name):
+			return nil, fmt.Errorf("server name %q must match %s", name, ServerPattern)
+		case name == DefaultServer:
+			return nil, fmt.Errorf("%q names MARQUEE_DATABASE_URL's server; give the others other names", name)
+		case out[name] != "":
+			return nil, fmt.Errorf("server %q named twice", name)
+		}
+		if _, err := pgconn.ParseConfig(url); err != nil {
+			return nil, fmt.Errorf("server %s: %w", name, err)
+		}
+		out[name] = url
+	}
+	return out, nil
 }
 
 var (

@@ -89,3 +89,16 @@ func TestDeploymentNamesRedisAfterTheDatabase(t *testing.T) {
 		t.Fatal("a deployment id with a colon accepted")
 	}
 }
+
+func TestDatabaseServers(t *testing.T) {
+	t.Setenv("MARQUEE_DATABASE_SERVERS", "second=postgres://u:p@db2:5432/m?sslmode=disable&a=b, third=postgres://db3/m")
+	c, err := config.Load()
+	if err != nil || len(c.DatabaseServers) != 2 || c.DatabaseServers["second"] != "postgres://u:p@db2:5432/m?sslmode=disable&a=b" {
+		t.Fatalf("servers %v, %v", c.DatabaseServers, err)
+	}
+	for _, bad := range []string{"default=postgres://x/y", "Second=postgres://x/y", "second", "a=postgres://x/y a=postgres://x/z", "b=::not a url"} {
+		if _, err := config.ParseServers(bad); err == nil {
+			t.Errorf("ParseServers(%q) accepted", bad)
+		}
+	}
+}

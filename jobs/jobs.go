@@ -177,6 +177,10 @@ func (j *Jobs) tenantTask(taskType string, h Handler) asynq.HandlerFunc {
 		}
 		t, err := j.registry.Active(ctx, env.Tenant)
 		switch {
+		case errors.Is(err, tenants.ErrMoving):
+			// Even settling work waits: nothing may write while the schema
+			// is copied. It runs again, on the tenant's new server, shortly.
+			return &RetryIn{After: 20 * time.Second, Err: fmt.Errorf("tenant %s is moving", env.Tenant)}
 		case errors.Is(err, tenants.ErrSuspended) && j.settling[taskType]:
 		case errors.Is(err, tenants.ErrSuspended):
 			// Kept in the archive, visible, and retryable once the tenant is resumed.

@@ -31,7 +31,7 @@ var blocks = []block{
 	{90, 99, []string{"calendar", "core"}, "unused (held a pending contract step for a while)"},
 	{100, 109, []string{"inventory"}, "inventory at the door: keys, revocations, check-ins"},
 	{110, 119, []string{"staffing"}, "staffing: staff, certifications, shifts, requirements"},
-	{120, 129, []string{"calendar", "core"}, "unused (held a pending contract step for a while)"},
+	{120, 129, []string{"core"}, "fleet: placement on servers, moves, tenant status history"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

@@ -4,6 +4,7 @@
 package migrations
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -11,6 +12,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,11 +70,28 @@ func mustSub(dir string) fs.FS {
 // Runner applies migrations to one schema at a time. Each schema keeps its
 // own goose version table, so a failure in one tenant leaves the others as
 // they are and a rerun resumes exactly where that tenant stopped.
+//
+// Tenant schemas may live on several PostgreSQL servers (AddServer); the
+// control schema lives on the default one, the server of the URL NewRunner
+// was given.
 type Runner struct {
 	base     *pgx.ConnConfig
+	servers  map[string]*pgx.ConnConfig
 	control  fs.FS
 	tenant   fs.FS
 	parallel int
+
+	mu       sync.Mutex
+	prepared map[string]bool // servers whose platform extensions exist
+}
+
+// DefaultServer names the server of the URL NewRunner was given.
+const DefaultServer = "default"
+
+// Placed is a tenant schema and the server it lives on.
+type Placed struct {
+	Server string
+	Schema string
 }
 
 // NewRunner parses the database URL once; control and tenant are the
@@ -83,7 +104,44 @@ func NewRunner(databaseURL string, control, tenant fs.FS, parallel int) (*Runner
 	if parallel < 1 {
 		parallel = 1
 	}
-	return &Runner{base: cfg, control: control, tenant: tenant, parallel: parallel}, nil
+	return &Runner{base: cfg, servers: map[string]*pgx.ConnConfig{DefaultServer: cfg}, control: control, tenant: tenant,
+		parallel: parallel, prepared: map[string]bool{DefaultServer: true}}, nil
+}
+
+// AddServer makes another server, by name, a place for tenant schemas.
+func (r *Runner) AddServer(name, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parse database url of server %s: %w", name, err)
+	}
+	if r.servers[name] != nil {
+		return fmt.Errorf("server %s added twice", name)
+	}
+	r.servers[name] = cfg
+	return nil
+}
+
+// Servers lists the servers' names, DefaultServer first.
+func (r *Runner) Servers() []string {
+	out := []string{DefaultServer}
+	for n := range r.servers {
+		if n != DefaultServer {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
+func (r *Runner) server(name string) (*pgx.ConnConfig, error) {
+	if name == "" {
+		name = DefaultServer
+	}
+	cfg := r.servers[name]
+	if cfg == nil {
+		return nil, fmt.Errorf("no database server %q is configured", name)
+	}
+	return cfg, nil
 }
 
 // Result is the outcome for one schema.
@@ -96,15 +154,63 @@ type Result struct {
 
 // Control creates the control schema if needed and brings it up to date.
 func (r *Runner) Control(ctx context.Context) (Result, error) {
-	res := r.apply(ctx, ControlSchema, r.control)
+	res := r.apply(ctx, r.base, ControlSchema, r.control)
 	return res, res.Err
 }
 
 // Schema creates one tenant schema if needed and brings it up to date.
 // schema must already be a validated schema name (tenants.SchemaName).
 func (r *Runner) Schema(ctx context.Context, schema string) (Result, error) {
-	res := r.apply(ctx, schema, r.tenant)
+	return r.SchemaOn(ctx, DefaultServer, schema)
+}
+
+// SchemaOn is Schema on a named server.
+func (r *Runner) SchemaOn(ctx context.Context, server, schema string) (Result, error) {
+	cfg, err := r.server(server)
+	if err != nil {
+		return Result{Schema: schema, Err: err}, err
+	}
+	if err := r.prepare(ctx, server, cfg); err != nil {
+		return Result{Schema: schema, Err: err}, err
+	}
+	res := r.apply(ctx, cfg, schema, r.tenant)
 	return res, res.Err
+}
+
+// PrepareServer creates on a server what tenant schemas need outside
+// themselves (the extensions in public), as the control migration does on
+// the default server. Copying a schema there needs it first.
+func (r *Runner) PrepareServer(ctx context.Context, server string) error {
+	cfg, err := r.server(server)
+	if err != nil {
+		return err
+	}
+	return r.prepare(ctx, server, cfg)
+}
+
+// prepare creates on a server other than the default what the control
+// migration creates there for tenant schemas: the extensions in public.
+func (r *Runner) prepare(ctx context.Context, name string, cfg *pgx.ConnConfig) error {
+	r.mu.Lock()
+	done := r.prepared[name]
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	db := stdlib.OpenDB(*cfg.Copy())
+	defer db.Close()
+	_, err := db.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // created meanwhile by another session
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("prepare server %s: %w", name, err)
+	}
+	r.mu.Lock()
+	r.prepared[name] = true
+	r.mu.Unlock()
+	return nil
 }
 
 // Progress is called after each tenant schema, from one goroutine at a time.
@@ -115,25 +221,54 @@ type Progress func(done, total int, res Result)
 // never roll migrations at the same time. It goes on past a failing schema
 // and returns the joined errors; rerunning resumes the failed ones.
 func (r *Runner) All(ctx context.Context, schemas []string, progress Progress) error {
-	unlock, err := r.Lock(ctx, "marquee:migrate:all")
-	if err != nil {
-		return err
+	placed := make([]Placed, len(schemas))
+	for i, s := range schemas {
+		placed[i] = Placed{Server: DefaultServer, Schema: s}
 	}
-	defer unlock()
+	return r.AllPlaced(ctx, placed, progress)
+}
+
+// AllPlaced is All over schemas on several servers, with the advisory lock
+// of every server involved (taken in name order, so two runs never hold one
+// each while waiting for the other).
+func (r *Runner) AllPlaced(ctx context.Context, schemas []Placed, progress Progress) error {
+	servers := map[string]*pgx.ConnConfig{DefaultServer: r.base}
+	for _, p := range schemas {
+		cfg, err := r.server(p.Server)
+		if err != nil {
+			return fmt.Errorf("schema %s: %w", p.Schema, err)
+		}
+		servers[cmp.Or(p.Server, DefaultServer)] = cfg
+	}
+	names := make([]string, 0, len(servers))
+	for n := range servers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		unlock, err := r.LockOn(ctx, n, "marquee:migrate:all")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if err := r.prepare(ctx, n, servers[n]); err != nil {
+			return err
+		}
+	}
 
 	var (
 		mu   sync.Mutex
 		done int
 		errs []error
 		wg   sync.WaitGroup
-		next = make(chan string)
+		next = make(chan Placed)
 	)
 	for range min(r.parallel, max(len(schemas), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for schema := range next {
-				res := r.apply(ctx, schema, r.tenant)
+			for p := range next {
+				res := r.apply(ctx, servers[cmp.Or(p.Server, DefaultServer)], p.Schema, r.tenant)
 				mu.Lock()
 				done++
 				if res.Err != nil {
@@ -166,7 +301,16 @@ func (r *Runner) All(ctx context.Context, schemas []string, progress Progress) e
 // is released with its connection. It serialises whole migration runs
 // ("marquee:migrate:all") and tenant provisioning.
 func (r *Runner) Lock(ctx context.Context, name string) (func(), error) {
-	db := stdlib.OpenDB(*r.base.Copy())
+	return r.LockOn(ctx, DefaultServer, name)
+}
+
+// LockOn is Lock on a named server.
+func (r *Runner) LockOn(ctx context.Context, server, name string) (func(), error) {
+	cfg, err := r.server(server)
+	if err != nil {
+		return nil, err
+	}
+	db := stdlib.OpenDB(*cfg.Copy())
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
@@ -185,7 +329,7 @@ func (r *Runner) Lock(ctx context.Context, name string) (func(), error) {
 	}, nil
 }
 
-func (r *Runner) apply(ctx context.Context, schema string, migrations fs.FS) Result {
+func (r *Runner) apply(ctx context.Context, base *pgx.ConnConfig, schema string, migrations fs.FS) Result {
 	start := time.Now()
 	res := Result{Schema: schema}
 	fail := func(err error) Result {
@@ -194,7 +338,7 @@ func (r *Runner) apply(ctx context.Context, schema string, migrations fs.FS) Res
 		return res
 	}
 	quoted := pgx.Identifier{schema}.Sanitize()
-	cfg := r.base.Copy()
+	cfg := base.Copy()
 	cfg.RuntimeParams["search_path"] = quoted + ", public"
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
@@ -246,6 +390,24 @@ func lockID(name string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	return int64(h.Sum64() & 0x7fffffffffffffff)
+}
+
+// Latest is the highest version of the tenant migrations this binary holds.
+func (r *Runner) Latest() (int64, error) {
+	names, err := fs.Glob(r.tenant, "*.sql")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, n := range names {
+		num, _, _ := strings.Cut(n, "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: no version number", n)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
 }
 
 // Version reports the applied version of a schema (0 if none).

@@ -64,7 +64,7 @@ func Tx(ctx context.Context, db *gorm.DB, t Tenant, fn func(tx *gorm.DB) error) 
 // TxWith is Tx with options. The scope is SET LOCAL: it ends with the
 // transaction, so a pooled connection never carries it into another request.
 func TxWith(ctx context.Context, db *gorm.DB, t Tenant, o TxOptions, fn func(tx *gorm.DB) error) error {
-	path, err := searchPath(t)
+	path, schema, err := searchPath(t)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func TxWith(ctx context.Context, db *gorm.DB, t Tenant, o TxOptions, fn func(tx 
 	}
 	return o.run(func() error {
 		return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec(scopeSQL, path).Error; err != nil {
+			if err := tx.Exec(scopeSQL, path, schema).Error; err != nil {
 				return fmt.Errorf("scope to tenant %s: %w", t.Slug, err)
 			}
 			return fn(tx)
@@ -82,21 +82,26 @@ func TxWith(ctx context.Context, db *gorm.DB, t Tenant, o TxOptions, fn func(tx 
 	})
 }
 
-// scopeSQL scopes the current transaction to a tenant; its one parameter is
-// searchPath's value.
-const scopeSQL = "SELECT set_config('search_path', ?, true)"
+// scopeSQL scopes the current transaction to a tenant; its parameters are
+// searchPath's values. The cast to regnamespace fails the transaction at once
+// when the schema is not on this server: a tenant whose work reached the
+// wrong server (or the source of a finished move, whose schema was renamed)
+// gets an error, never an empty or foreign answer. It costs no round trip.
+const scopeSQL = "SELECT set_config('search_path', ?, true), ?::regnamespace"
 
-// searchPath is a tenant's search_path: its schema, then public.
-func searchPath(t Tenant) (string, error) {
+// searchPath is a tenant's search_path (its schema, then public) and its
+// quoted schema.
+func searchPath(t Tenant) (path, schema string, err error) {
 	// The schema is derived from the checked slug, never trusted as given.
-	schema, err := SchemaName(t.Slug)
+	name, err := SchemaName(t.Slug)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	if t.Schema != schema {
-		return "", fmt.Errorf("tenants: tenant %q does not carry its own schema", t.Slug)
+	if t.Schema != name {
+		return "", "", fmt.Errorf("tenants: tenant %q does not carry its own schema", t.Slug)
 	}
-	return pgx.Identifier{schema}.Sanitize() + ", public", nil
+	quoted := pgx.Identifier{name}.Sanitize()
+	return quoted + ", public", quoted, nil
 }
 
 // Pgx is a tenant transaction on a pgx connection of the pool, for hot paths
@@ -117,7 +122,7 @@ type Pgx struct {
 
 // PgxTx runs fn in one pgx transaction scoped to t, on a connection of db.
 func PgxTx(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, fn func(tx *Pgx) error) error {
-	path, err := searchPath(t)
+	path, schema, err := searchPath(t)
 	if err != nil {
 		return err
 	}
@@ -127,7 +132,8 @@ func PgxTx(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, fn func(tx *P
 	if o.ReadOnly {
 		begin = "BEGIN READ ONLY"
 	}
-	begin += "; " + strings.Replace(scopeSQL, "?", "'"+strings.ReplaceAll(path, "'", "''")+"'", 1)
+	literal := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	begin += "; " + strings.Replace(strings.Replace(scopeSQL, "?", literal(path), 1), "?", literal(schema), 1)
 	return o.run(func() error { return pgxTxOnce(ctx, db, begin, fn) })
 }
 

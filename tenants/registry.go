@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +60,7 @@ func NewRegistry(db *gorm.DB, rdb *redis.Client, deployment string, runner *migr
 // OnProvision adds a step run for every new tenant before it becomes active.
 func (r *Registry) OnProvision(p Provisioner) { r.provisioners = append(r.provisioners, p) }
 
-const tenantColumns = "id, slug, name, schema_name, status, created_at"
+const tenantColumns = "id, slug, name, schema_name, status, server, coalesce(owner_email, '') AS owner_email, created_at"
 
 // controlTenants is the registry's table, in the control schema.
 const controlTenants = migrations.ControlSchema + ".tenants"
@@ -99,6 +101,8 @@ func (r *Registry) Active(ctx context.Context, slug string) (Tenant, error) {
 		return t, nil
 	case StatusSuspended:
 		return t, ErrSuspended
+	case StatusMoving:
+		return t, ErrMoving
 	default:
 		return t, ErrNotActive
 	}
@@ -135,6 +139,21 @@ func (r *Registry) List(ctx context.Context) ([]Tenant, error) {
 	return ts, err
 }
 
+// Search returns up to limit tenants whose slug, name or owner e-mail
+// contains q (case-insensitively), ordered by slug.
+func (r *Registry) Search(ctx context.Context, q string, limit int) ([]Tenant, error) {
+	var ts []Tenant
+	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(strings.TrimSpace(q))) + "%"
+	err := r.db.WithContext(ctx).Raw("SELECT "+tenantColumns+" FROM "+controlTenants+
+		" WHERE lower(slug) LIKE ? OR lower(name) LIKE ? OR lower(owner_email) LIKE ? ORDER BY slug LIMIT ?", like, like, like, limit).Scan(&ts).Error
+	return ts, err
+}
+
+// SetOwnerEmail records the e-mail of a tenant's owner, for search.
+func (r *Registry) SetOwnerEmail(ctx context.Context, id uuid.UUID, email string) error {
+	return r.db.WithContext(ctx).Exec("UPDATE "+controlTenants+" SET owner_email = ? WHERE id = ?", email, id).Error
+}
+
 // ListActive returns the tenants that are served (and whose jobs run).
 func (r *Registry) ListActive(ctx context.Context) ([]Tenant, error) {
 	var ts []Tenant
@@ -142,10 +161,17 @@ func (r *Registry) ListActive(ctx context.Context) ([]Tenant, error) {
 	return ts, err
 }
 
-// Create registers a tenant, creates and migrates its schema, runs the
-// provisioners and only then marks it active. A failed creation leaves the
-// tenant in "provisioning"; calling Create again with the same slug resumes it.
+// Create registers a tenant on the server with the fewest tenants (Place).
 func (r *Registry) Create(ctx context.Context, slug, name string) (Tenant, error) {
+	return r.CreateOn(ctx, slug, name, "")
+}
+
+// CreateOn registers a tenant on a named server ("" picks one: Place),
+// creates and migrates its schema there, runs the provisioners and only
+// then marks it active. A failed creation leaves the tenant in
+// "provisioning"; calling it again with the same slug resumes it, on the
+// server first chosen.
+func (r *Registry) CreateOn(ctx context.Context, slug, name, server string) (Tenant, error) {
 	schema, err := SchemaName(slug)
 	if err != nil {
 		return Tenant{}, err
@@ -161,10 +187,17 @@ func (r *Registry) Create(ctx context.Context, slug, name string) (Tenant, error
 		return Tenant{}, err
 	}
 	defer unlock()
-	t := Tenant{ID: uuid.Must(uuid.NewV7()), Slug: slug, Name: name, Schema: schema, Status: StatusProvisioning}
+	if server == "" {
+		if server, err = r.Place(ctx); err != nil {
+			return Tenant{}, err
+		}
+	} else if !slices.Contains(r.runner.Servers(), server) {
+		return Tenant{}, fmt.Errorf("%w: %q", ErrUnknownServer, server)
+	}
+	t := Tenant{ID: uuid.Must(uuid.NewV7()), Slug: slug, Name: name, Schema: schema, Status: StatusProvisioning, Server: server}
 	err = r.db.WithContext(ctx).Exec(
-		"INSERT INTO "+controlTenants+" (id, slug, name, schema_name, status) VALUES (?, ?, ?, ?, ?)",
-		t.ID, t.Slug, t.Name, t.Schema, t.Status).Error
+		"INSERT INTO "+controlTenants+" (id, slug, name, schema_name, status, server) VALUES (?, ?, ?, ?, ?, ?)",
+		t.ID, t.Slug, t.Name, t.Schema, t.Status, t.Server).Error
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
@@ -179,7 +212,7 @@ func (r *Registry) Create(ctx context.Context, slug, name string) (Tenant, error
 		}
 		t = existing // resume an interrupted provisioning
 	}
-	if _, err := r.runner.Schema(ctx, t.Schema); err != nil {
+	if _, err := r.runner.SchemaOn(ctx, t.Server, t.Schema); err != nil {
 		return t, err
 	}
 	for _, p := range r.provisioners {
@@ -187,44 +220,155 @@ func (r *Registry) Create(ctx context.Context, slug, name string) (Tenant, error
 			return t, fmt.Errorf("provision %s: %w", slug, err)
 		}
 	}
-	if err := r.setStatus(ctx, t.Slug, StatusProvisioning, StatusActive); err != nil {
+	if err := r.setStatus(ctx, t.Slug, StatusProvisioning, StatusActive, Change{Actor: "system", Reason: "created"}); err != nil {
 		return t, err
 	}
 	t.Status = StatusActive
 	return t, nil
 }
 
+// ErrUnknownServer is a server name the configuration does not define.
+var ErrUnknownServer = errors.New("no such database server is configured")
+
+// Place names the configured server with the fewest tenants (the default
+// server on a tie), where a new tenant goes unless one is named.
+func (r *Registry) Place(ctx context.Context) (string, error) {
+	counts, err := r.ServerCounts(ctx)
+	if err != nil {
+		return "", err
+	}
+	best := ""
+	for _, n := range r.runner.Servers() { // the default first: it wins ties
+		if best == "" || counts[n] < counts[best] {
+			best = n
+		}
+	}
+	return best, nil
+}
+
+// ServerCounts returns how many tenants each server holds (configured
+// servers with none are absent).
+func (r *Registry) ServerCounts(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Server string `gorm:"column:server"`
+		N      int    `gorm:"column:n"`
+	}
+	if err := r.db.WithContext(ctx).Raw("SELECT server, count(*) AS n FROM " + controlTenants + " GROUP BY server").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(rows))
+	for _, row := range rows {
+		out[row.Server] = row.N
+	}
+	return out, nil
+}
+
+// Change says who changed a tenant's status and why (the status history).
+type Change struct {
+	Actor  string
+	Reason string
+}
+
 // Suspend stops serving a tenant everywhere at once.
 func (r *Registry) Suspend(ctx context.Context, slug string) error {
-	return r.setStatus(ctx, slug, StatusActive, StatusSuspended)
+	return r.SuspendAs(ctx, slug, Change{Actor: "system"})
 }
 
 // Resume serves a suspended tenant again.
 func (r *Registry) Resume(ctx context.Context, slug string) error {
-	return r.setStatus(ctx, slug, StatusSuspended, StatusActive)
+	return r.ResumeAs(ctx, slug, Change{Actor: "system"})
 }
 
-func (r *Registry) setStatus(ctx context.Context, slug string, from, to Status) error {
+// SuspendAs is Suspend, recording who and why in the status history.
+func (r *Registry) SuspendAs(ctx context.Context, slug string, c Change) error {
+	return r.setStatus(ctx, slug, StatusActive, StatusSuspended, c)
+}
+
+// ResumeAs is Resume, recording who and why in the status history.
+func (r *Registry) ResumeAs(ctx context.Context, slug string, c Change) error {
+	return r.setStatus(ctx, slug, StatusSuspended, StatusActive, c)
+}
+
+// setStatus moves a tenant from one status to another (staying in "to" is
+// no change and no error) and announces it to every server.
+func (r *Registry) setStatus(ctx context.Context, slug string, from, to Status, c Change) error {
+	return r.update(ctx, slug, from, to, "", c)
+}
+
+// update changes a tenant's status, and its server when server is not "",
+// with a history row in the same transaction, then drops it from every
+// server's cache.
+func (r *Registry) update(ctx context.Context, slug string, from, to Status, server string, c Change) error {
 	if err := ValidateSlug(slug); err != nil {
 		return err
 	}
-	res := r.db.WithContext(ctx).Exec(
-		"UPDATE "+controlTenants+" SET status = ?, updated_at = now() WHERE slug = ? AND status IN (?, ?)", to, slug, from, to)
-	if res.Error != nil {
-		return res.Error
+	if c.Actor == "" {
+		c.Actor = "system"
 	}
-	if res.RowsAffected == 0 {
-		if _, err := r.load(ctx, slug); err != nil {
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []struct {
+			ID     uuid.UUID `gorm:"column:id"`
+			Status Status    `gorm:"column:status"`
+		}
+		// The old status is read under the row lock so the history's
+		// "from" is the one this change replaced.
+		if err := tx.Raw("SELECT id, status FROM "+controlTenants+" WHERE slug = ? FOR UPDATE", slug).Scan(&rows).Error; err != nil {
 			return err
 		}
-		return fmt.Errorf("tenant %s cannot go from %s to %s", slug, from, to)
+		if len(rows) == 0 {
+			return ErrNotFound
+		}
+		cur := rows[0]
+		if cur.Status != from && cur.Status != to {
+			return fmt.Errorf("tenant %s cannot go from %s to %s (it is %s)", slug, from, to, cur.Status)
+		}
+		q, args := "UPDATE "+controlTenants+" SET status = ?, updated_at = now() WHERE id = ?", []any{to, cur.ID}
+		if server != "" {
+			q, args = "UPDATE "+controlTenants+" SET status = ?, server = ?, updated_at = now() WHERE id = ?", []any{to, server, cur.ID}
+		}
+		if err := tx.Exec(q, args...).Error; err != nil {
+			return err
+		}
+		if cur.Status == to && server == "" {
+			return nil
+		}
+		return tx.Exec("INSERT INTO "+controlHistory+" (tenant_id, from_status, to_status, actor, reason) VALUES (?, ?, ?, ?, ?)",
+			cur.ID, cur.Status, to, c.Actor, c.Reason).Error
+	})
+	if err != nil {
+		return err
 	}
+	r.announce(ctx, slug)
+	return nil
+}
+
+// announce drops a tenant from this process's cache and tells the others.
+func (r *Registry) announce(ctx context.Context, slug string) {
 	r.forget(slug)
 	if err := r.rdb.Publish(ctx, r.changed, slug).Err(); err != nil {
 		// Other servers fall back to the cache TTL.
 		r.log.Warn("tenant change not broadcast", "tenant", slug, "err", err)
 	}
-	return nil
+}
+
+// controlHistory is the status history, in the control schema.
+const controlHistory = migrations.ControlSchema + ".tenant_status_history"
+
+// StatusEvent is one row of a tenant's status history.
+type StatusEvent struct {
+	At     time.Time `gorm:"column:at"`
+	From   Status    `gorm:"column:from_status"`
+	To     Status    `gorm:"column:to_status"`
+	Actor  string    `gorm:"column:actor"`
+	Reason string    `gorm:"column:reason"`
+}
+
+// History returns a tenant's status changes, newest first.
+func (r *Registry) History(ctx context.Context, id uuid.UUID, limit int) ([]StatusEvent, error) {
+	var out []StatusEvent
+	err := r.db.WithContext(ctx).Raw("SELECT at, from_status, to_status, actor, reason FROM "+controlHistory+
+		" WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", id, limit).Scan(&out).Error
+	return out, err
 }
 
 func (r *Registry) forget(slug string) {
@@ -260,15 +404,15 @@ func (r *Registry) Watch(ctx context.Context) error {
 	return nil
 }
 
-// Schemas returns the schema of every tenant, for migrations.
-func (r *Registry) Schemas(ctx context.Context) ([]string, error) {
+// Schemas returns the schema of every tenant with its server, for migrations.
+func (r *Registry) Schemas(ctx context.Context) ([]migrations.Placed, error) {
 	ts, err := r.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(ts))
+	out := make([]migrations.Placed, len(ts))
 	for i, t := range ts {
-		out[i] = t.Schema
+		out[i] = migrations.Placed{Server: t.Server, Schema: t.Schema}
 	}
 	return out, nil
 }

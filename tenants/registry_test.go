@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"marquee/app/apptest"
+	"marquee/migrations"
 	"marquee/policies"
 	"marquee/tenants"
 )
@@ -67,7 +68,7 @@ func TestCreate(t *testing.T) {
 	}
 	found := false
 	for _, s := range schemas {
-		found = found || s == want
+		found = found || s == (migrations.Placed{Server: tenants.DefaultServer, Schema: want})
 	}
 	if !found {
 		t.Fatalf("Schemas() = %v, missing %s", schemas, want)

@@ -23,16 +23,25 @@ const (
 	StatusProvisioning Status = "provisioning"
 	StatusActive       Status = "active"
 	StatusSuspended    Status = "suspended"
+	// StatusMoving is a tenant being copied to another database server:
+	// it is answered with a maintenance error (retry shortly) until the
+	// move ends, on whichever server.
+	StatusMoving Status = "moving"
 )
 
 // Tenant is one venue chain.
 type Tenant struct {
-	ID        uuid.UUID `gorm:"column:id"`
-	Slug      string    `gorm:"column:slug"`
-	Name      string    `gorm:"column:name"`
-	Schema    string    `gorm:"column:schema_name"`
-	Status    Status    `gorm:"column:status"`
-	CreatedAt time.Time `gorm:"column:created_at"`
+	ID     uuid.UUID `gorm:"column:id"`
+	Slug   string    `gorm:"column:slug"`
+	Name   string    `gorm:"column:name"`
+	Schema string    `gorm:"column:schema_name"`
+	Status Status    `gorm:"column:status"`
+	// Server names the database server holding the schema (DefaultServer
+	// when empty). Only the door reads it, to pick the pool.
+	Server string `gorm:"column:server"`
+	// OwnerEmail is the first owner's e-mail, for support's search.
+	OwnerEmail string    `gorm:"column:owner_email"`
+	CreatedAt  time.Time `gorm:"column:created_at"`
 }
 
 // Domain is the tenant's Casbin domain prefix.
@@ -45,6 +54,7 @@ var (
 	ErrSuspended   = errors.New("tenant suspended")
 	ErrExists      = errors.New("tenant already exists")
 	ErrNotActive   = errors.New("tenant is not active")
+	ErrMoving      = errors.New("tenant is moving to another database server")
 )
 
 var slugPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,38}$`)

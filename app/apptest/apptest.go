@@ -50,6 +50,69 @@ func DatabaseURL() string {
 	return "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
+// SecondServer is the name tests give the second PostgreSQL server.
+const SecondServer = "second"
+
+// SecondServerURL returns the second PostgreSQL server tests place tenants
+// on (MARQUEE_TEST_DATABASE_URL_2; deployments/local/services.sh
+// --with-second-postgres starts it on 5433).
+func SecondServerURL() string {
+	if v := os.Getenv("MARQUEE_TEST_DATABASE_URL_2"); v != "" {
+		return v
+	}
+	return "postgres://postgres:postgres@127.0.0.1:5433/postgres?sslmode=disable"
+}
+
+// DatabaseOn creates a fresh database named like Database's on the server
+// of serverURL and returns its URL and a function that drops it. It touches
+// no Redis: the deployment is the control database's.
+func DatabaseOn(serverURL, name string) (string, func(), error) {
+	cfg, err := pgx.ParseConfig(serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	db := "marquee_test_" + dbNameUnsafe.ReplaceAllString(strings.ToLower(name), "_") + fmt.Sprintf("_%d", os.Getpid())
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", nil, fmt.Errorf("test PostgreSQL unreachable (%s:%d; deployments/local/services.sh --with-second-postgres starts the second one): %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(ctx)
+	q := pgx.Identifier{db}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)"); err != nil {
+		return "", nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+q); err != nil {
+		return "", nil, err
+	}
+	parsed, err := neturl.Parse(serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	parsed.Path = "/" + db
+	drop := func() {
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)")
+	}
+	return parsed.String(), drop, nil
+}
+
+// SecondDatabase creates a database for a test package on the second
+// server (DatabaseOn), dropped when the test ends, and returns its URL.
+func SecondDatabase(t testing.TB, name string) string {
+	t.Helper()
+	url, drop, err := DatabaseOn(SecondServerURL(), name)
+	if err != nil {
+		t.Fatalf("second server: %v", err)
+	}
+	t.Cleanup(drop)
+	return url
+}
+
 // RedisDB is the Redis database every test package uses when
 // MARQUEE_TEST_REDIS_URL names none: not 0 (deployments' default), 14
 // (`marquee bench` empties it) or 15 (deployments/local/crash-onsale.sh
@@ -262,10 +325,17 @@ func UniqueSlug(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, seq.Add(1))
 }
 
-// Tenant creates a tenant with an owner "owner@<slug>.test".
+// Tenant creates a tenant with an owner "owner@<slug>.test", on the server
+// with the fewest tenants.
 func (e *Env) Tenant(t testing.TB, slug string) tenants.Tenant {
 	t.Helper()
-	tn, err := e.App.CreateTenant(context.Background(), slug, strings.ToUpper(slug[:1])+slug[1:]+" Chain", "owner@"+slug+".test", "Owner of "+slug, Password)
+	return e.TenantOn(t, slug, "")
+}
+
+// TenantOn is Tenant on a named database server (Options.SecondServer).
+func (e *Env) TenantOn(t testing.TB, slug, server string) tenants.Tenant {
+	t.Helper()
+	tn, err := e.App.CreateTenantOn(context.Background(), slug, strings.ToUpper(slug[:1])+slug[1:]+" Chain", server, "owner@"+slug+".test", "Owner of "+slug, Password)
 	if err != nil {
 		t.Fatalf("create tenant %s: %v", slug, err)
 	}

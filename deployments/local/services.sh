@@ -4,7 +4,9 @@
 # Debian's packages when missing, starts them when down, and does nothing when
 # they already answer. --with-stripe-mock also starts Stripe's stripe-mock on
 # 127.0.0.1:12111 (the demo's test-mode payments). --for-tests also provides what the tests need beyond
-# those: Stripe's stripe-mock on 127.0.0.1:12111 and Debian's chromium.
+# those: Stripe's stripe-mock on 127.0.0.1:12111, Debian's chromium, and a second
+# PostgreSQL cluster on 127.0.0.1:5433 (--with-second-postgres alone: the tenant
+# placement and move tests, or a local fleet spread over two servers).
 set -euo pipefail
 
 PG_PORT=5432
@@ -51,6 +53,27 @@ ensure_postgres() {
   fi
 }
 
+PG_SECOND_PORT=5433
+
+# ensure_postgres_second creates (once) and starts a second cluster of the
+# main cluster's version, named "second", on PG_SECOND_PORT, with the main
+# cluster's client authentication and the default URL's superuser password, so
+# one URL shape reaches both: postgres://postgres:postgres@127.0.0.1:5433/…
+ensure_postgres_second() {
+  if port_open "$PG_SECOND_PORT"; then return; fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$version second"; then
+    say "creating PostgreSQL $version cluster \"second\" on port $PG_SECOND_PORT"
+    as_root pg_createcluster "$version" second --port "$PG_SECOND_PORT" >/dev/null
+    as_root cp "/etc/postgresql/$version/main/pg_hba.conf" "/etc/postgresql/$version/second/pg_hba.conf"
+  fi
+  say "starting PostgreSQL $version cluster \"second\""
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" second start
+  wait_for "$PG_SECOND_PORT" "PostgreSQL (second cluster)"
+  as_root runuser -u postgres -- psql -p "$PG_SECOND_PORT" -qc "ALTER USER postgres PASSWORD 'postgres'"
+}
+
 ensure_redis() {
   if port_open "$REDIS_PORT"; then return; fi
   if ! command -v redis-server >/dev/null; then
@@ -94,8 +117,11 @@ for arg in "$@"; do
   case "$arg" in
     --with-chromium) ensure_chromium ;;
     --with-stripe-mock) ensure_stripe_mock ;;
-    --for-tests) ensure_stripe_mock; ensure_chromium ;;
+    --with-second-postgres) ensure_postgres_second ;;
+    --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac
 done
-say "PostgreSQL 127.0.0.1:$PG_PORT and Redis 127.0.0.1:$REDIS_PORT are up"
+extra=""
+if port_open "$PG_SECOND_PORT"; then extra=" (second PostgreSQL on 127.0.0.1:$PG_SECOND_PORT)"; fi
+say "PostgreSQL 127.0.0.1:$PG_PORT and Redis 127.0.0.1:$REDIS_PORT are up$extra"

@@ -1,9 +1,12 @@
 package calendar
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"time"
+
+	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/jobs"
@@ -70,6 +73,12 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.ProvideEvents(directory{m.svc})
 	r.ProvideHolds(holdBook{m.svc})
 	r.Grants(grants()...)
+	r.Usage("Venues", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
+		return n, tx.Raw("SELECT count(*) FROM cal_venues").Scan(&n).Error
+	})
+	r.Usage("Events", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
+		return n, tx.Raw("SELECT count(*) FROM cal_events").Scan(&n).Error
+	})
 
 	const v = "venueId"
 	atVenue := func(obj, act string) app.Permission { return app.RequireAtVenue(obj, act, v) }

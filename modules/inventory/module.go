@@ -1,9 +1,12 @@
 package inventory
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"time"
+
+	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/jobs"
@@ -100,6 +103,9 @@ func (m *Module) Register(r *app.Registrar) error {
 	}
 	m.pages = pages
 	r.Grants(grants()...)
+	r.Usage("Tickets sold this month", func(ctx context.Context, tx *gorm.DB, month time.Time) (n int64, err error) {
+		return n, tx.Raw("SELECT count(*) FROM inv_tickets WHERE issued_at >= ? AND status = 'valid'", month).Scan(&n).Error
+	})
 
 	pub, signed := app.Public(), app.SignedIn()
 	// Staff routes are SignedIn at the router and checked at the event's

@@ -1,0 +1,34 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"marquee/tenants"
+)
+
+// MoveTenant moves a tenant's schema to another database server
+// (tenants.Registry.Move), verifying on the target that its ledger's hash
+// chain is intact before the registry points there, and audits the move.
+func (a *App) MoveTenant(ctx context.Context, slug, to, actor, reason string, o tenants.MoveOptions) (tenants.MoveReport, error) {
+	o.To, o.Actor, o.Reason = to, actor, reason
+	o.Verify = func(ctx context.Context, t tenants.Tenant) error {
+		res, err := a.Ledger.Verify(ctx, t)
+		if err != nil {
+			return fmt.Errorf("ledger on %s: %w", t.Server, err)
+		}
+		if !res.OK {
+			return fmt.Errorf("ledger on %s is broken at entry %d (%s)", t.Server, res.BrokenAt, res.Reason)
+		}
+		return nil
+	}
+	rep, err := a.Tenants.Move(ctx, a.Servers, slug, o)
+	if t, lerr := a.Tenants.Lookup(context.WithoutCancel(ctx), slug); lerr == nil {
+		detail := fmt.Sprintf("%s → %s", rep.From, rep.To)
+		if err != nil {
+			detail += " failed: " + err.Error()
+		}
+		a.platformAudit(context.WithoutCancel(ctx), actor, "tenant.move", &t.ID, detail)
+	}
+	return rep, err
+}

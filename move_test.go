@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/app/apptest"
+	"marquee/config"
+	"marquee/modules"
+	"marquee/tenants"
+)
+
+// fingerprint is every table of a tenant's schema on its server, as a
+// digest of all its rows: equal fingerprints are equal data.
+func fingerprint(t *testing.T, env *apptest.Env, tn tenants.Tenant) map[string]string {
+	t.Helper()
+	sv, err := env.App.Servers.For(tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := sv.SQL.Query(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'r'`, tn.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	out := map[string]string{}
+	for _, tb := range tables {
+		var n int64
+		var digest *string
+		q := fmt.Sprintf("SELECT count(*), md5(string_agg(r::text, '|' ORDER BY r::text)) FROM %s r", pgx.Identifier{tn.Schema, tb}.Sanitize())
+		if err := sv.SQL.QueryRow(q).Scan(&n, &digest); err != nil {
+			t.Fatal(err)
+		}
+		d := ""
+		if digest != nil {
+			d = *digest
+		}
+		out[tb] = fmt.Sprintf("%d rows %s", n, d)
+	}
+	return out
+}
+
+// answers reads a tenant's API as its owner: staff, venues, the public
+// catalogue, each on-sale event's inventory, offers, the ledger and its
+// verification.
+func answers(t *testing.T, env *apptest.Env, slug, token string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	get := func(path string) []byte {
+		res := env.Do(t, http.MethodGet, slug, path, token, nil)
+		if res.Status != http.StatusOK {
+			t.Fatalf("GET %s on %s: %d %s", path, slug, res.Status, res.Body)
+		}
+		out[path] = string(res.Body)
+		return res.Body
+	}
+	for _, p := range []string{"/api/v1/users?limit=200", "/api/v1/venues", "/api/v1/bookings", "/api/v1/ledger?limit=200", "/api/v1/ledger/verify"} {
+		get(p)
+	}
+	var events struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(get("/api/v1/events?limit=200"), &events); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		get("/api/v1/events/" + e.ID + "/inventory")
+	}
+	return out
+}
+
+func diff(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	keys := make([]string, 0, len(before))
+	for k := range before {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if before[k] != after[k] {
+			t.Errorf("%s %s differs after the move:\nbefore %.300s\nafter  %.300s", what, k, before[k], after[k])
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("%s: %d entries before, %d after", what, len(before), len(after))
+	}
+}
+
+// TestTenantMove moves a demo chain with orders, tickets and ledger entries
+// from the first PostgreSQL server to the second while another chain on the
+// second keeps serving, with a write in flight when the move starts; then
+// fails a move back by killing its copy. After the move the chain's data,
+// ledger and API answers are identical and the in-flight write is there;
+// after the failed one it is where it was, serving, unchanged.
+func TestTenantMove(t *testing.T) {
+	control, drop, err := apptest.Database("main_move")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	second := apptest.SecondDatabase(t, "main_move")
+	env := apptest.Start(t, control, apptest.Options{Modules: modules.All(), Configure: func(c *config.Config) {
+		c.DatabaseServers = map[string]string{apptest.SecondServer: second}
+	}})
+	ctx := context.Background()
+	if _, err := env.App.SeedDemo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acme, err := env.App.Tenants.Lookup(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	globex, _ := env.App.Tenants.Lookup(ctx, "globex")
+	if acme.Server != tenants.DefaultServer || globex.Server != apptest.SecondServer {
+		t.Fatalf("demo placed acme on %s and globex on %s; want default and second", acme.Server, globex.Server)
+	}
+	fpBefore := fingerprint(t, env, acme)
+	for _, tb := range []string{"inv_orders", "inv_tickets", "ledger_entries"} {
+		if strings.HasPrefix(fpBefore[tb], "0 rows") {
+			t.Fatalf("the demo chain has no %s to move: %v", tb, fpBefore[tb])
+		}
+	}
+	acmeTok, globexTok := demoLogin(t, env, "acme"), demoLogin(t, env, "globex")
+	apiBefore := answers(t, env, "acme", acmeTok)
+
+	// Globex, on the target server, is read all through the move.
+	stop := make(chan struct{})
+	var served, refused atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			res, err := env.Try(http.MethodGet, "globex", "/api/v1/ledger/verify", globexTok, nil)
+			if err != nil || res.Status != http.StatusOK {
+				refused.Add(1)
+				continue
+			}
+			served.Add(1)
+		}
+	})
+
+	// A write in flight when the move starts: the move waits for it and
+	// carries it over.
+	inserted, release := make(chan struct{}), make(chan struct{})
+	writeErr := make(chan error, 1)
+	go func() {
+		writeErr <- env.App.Tx(ctx, acme, func(tx *gorm.DB) error {
+			if _, err := env.App.Ledger.Append(tx, "venue.deposit", "in-flight-during-move", 1234, "USD", "written as the move began"); err != nil {
+				return err
+			}
+			close(inserted)
+			<-release
+			return nil
+		})
+	}()
+	<-inserted
+	var steps []string
+	var during []int
+	rep, err := env.App.MoveTenant(ctx, "acme", apptest.SecondServer, "test", "placement test", tenants.MoveOptions{
+		Progress: func(step string) {
+			steps = append(steps, step)
+			if step == "waiting for in-flight writes" {
+				// The write commits once the move is seen waiting for it.
+				go func() {
+					def, _ := env.App.Servers.Get(tenants.DefaultServer)
+					apptest.Poll(10*time.Second, func() bool {
+						var n int
+						_ = def.SQL.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'").Scan(&n)
+						return n > 0
+					})
+					close(release)
+				}()
+			}
+			if strings.HasPrefix(step, "copying") {
+				res := env.Do(t, http.MethodGet, "acme", "/api/v1/venues", acmeTok, nil)
+				during = append(during, res.Status)
+				if res.Status != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || res.Code() != "tenant_moving" {
+					t.Errorf("acme during its move: %d %q Retry-After %q, want 503 tenant_moving with Retry-After", res.Status, res.Code(), res.Header.Get("Retry-After"))
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("move: %v (steps %v)", err, steps)
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatalf("the in-flight write: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("moved in %s by %s; %d tables; globex served %d reads meanwhile, refused %d; acme answered %v mid-move",
+		rep.Duration, rep.Method, len(rep.Rows), served.Load(), refused.Load(), during)
+	if refused.Load() != 0 || served.Load() == 0 {
+		t.Fatalf("globex, on the target, served %d and refused %d reads during the move", served.Load(), refused.Load())
+	}
+
+	acme, _ = env.App.Tenants.Lookup(ctx, "acme")
+	if acme.Server != apptest.SecondServer || acme.Status != tenants.StatusActive {
+		t.Fatalf("after the move acme is %s on %s", acme.Status, acme.Server)
+	}
+	if schemaOnServer(t, env, tenants.DefaultServer, acme.Schema) {
+		t.Fatal("the source schema is still reachable under its name")
+	}
+	fpAfter := fingerprint(t, env, acme)
+	// The in-flight write is the one difference: one more ledger entry.
+	if fpAfter["ledger_entries"] == fpBefore["ledger_entries"] {
+		t.Fatal("the write in flight when the move began did not arrive")
+	}
+	var n int64
+	_ = env.App.Tx(ctx, acme, func(tx *gorm.DB) error {
+		return tx.Raw("SELECT count(*) FROM ledger_entries WHERE reference = 'in-flight-during-move'").Scan(&n).Error
+	})
+	if n != 1 {
+		t.Fatalf("the in-flight ledger entry is there %d times on the target", n)
+	}
+	// Re-read "before" to include the in-flight entry, from the source's
+	// renamed schema, and compare everything.
+	delete(fpBefore, "ledger_entries")
+	delete(fpAfter, "ledger_entries")
+	diff(t, "table", fpBefore, fpAfter)
+	res, err := env.App.Ledger.Verify(ctx, acme)
+	if err != nil || !res.OK {
+		t.Fatalf("ledger on the target: %+v %v", res, err)
+	}
+	apiAfter := answers(t, env, "acme", acmeTok)
+	for _, p := range []string{"/api/v1/ledger?limit=200", "/api/v1/ledger/verify"} {
+		delete(apiBefore, p) // one entry more, by design
+		delete(apiAfter, p)
+	}
+	diff(t, "answer", apiBefore, apiAfter)
+	hist, _ := env.App.Tenants.History(ctx, acme.ID, 5)
+	if len(hist) < 2 || hist[0].To != tenants.StatusActive || hist[1].To != tenants.StatusMoving || hist[1].Actor != "test" {
+		t.Fatalf("status history: %+v", hist)
+	}
+
+	// A move back whose copy is killed midway leaves acme on the second
+	// server, serving, unchanged, and nothing of it on the first.
+	fpStay := fingerprint(t, env, acme)
+	apiStay := answers(t, env, "acme", acmeTok)
+	_, err = env.App.MoveTenant(ctx, "acme", tenants.DefaultServer, "test", "doomed", tenants.MoveOptions{
+		CopyFault: func(copyCtx context.Context, kill context.CancelFunc) {
+			// Kill the copy once pg_restore (or the logical copy) is at work
+			// on the target, or at once if it is already done.
+			def, _ := env.App.Servers.Get(tenants.DefaultServer)
+			apptest.Poll(10*time.Second, func() bool {
+				var n int
+				_ = def.SQL.QueryRowContext(copyCtx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore'").Scan(&n)
+				return n > 0 || copyCtx.Err() != nil
+			})
+			kill()
+		},
+	})
+	if err == nil || !strings.Contains(err.Error(), "failed at copy") {
+		t.Fatalf("a killed copy: %v, want the move failed at copy", err)
+	}
+	acme, _ = env.App.Tenants.Lookup(ctx, "acme")
+	if acme.Server != apptest.SecondServer || acme.Status != tenants.StatusActive {
+		t.Fatalf("after a failed move acme is %s on %s", acme.Status, acme.Server)
+	}
+	if schemaOnServer(t, env, tenants.DefaultServer, acme.Schema) {
+		t.Fatal("the failed move left a partial copy on the target")
+	}
+	diff(t, "table", fpStay, fingerprint(t, env, acme))
+	diff(t, "answer", apiStay, answers(t, env, "acme", acmeTok))
+	moves, _ := env.App.Tenants.Moves(ctx, acme, 5)
+	if len(moves) != 2 || moves[0].Outcome != "failed" || moves[1].Outcome != "moved" {
+		t.Fatalf("move records: %+v", moves)
+	}
+	// And it still takes writes.
+	if err := env.App.Tx(ctx, acme, func(tx *gorm.DB) error {
+		_, err := env.App.Ledger.Append(tx, "venue.deposit", "after-failed-move", 1, "USD", "")
+		return err
+	}); err != nil {
+		t.Fatalf("write after the failed move: %v", err)
+	}
+
+	// Without pg_dump: the logical copy moves it back, identical too.
+	fpStay, apiStay = fingerprint(t, env, acme), answers(t, env, "acme", acmeTok)
+	rep, err = env.App.MoveTenant(ctx, "acme", tenants.DefaultServer, "test", "logical", tenants.MoveOptions{Logical: true})
+	if err != nil {
+		t.Fatalf("logical move: %v", err)
+	}
+	acme, _ = env.App.Tenants.Lookup(ctx, "acme")
+	if acme.Server != tenants.DefaultServer || rep.Method != "logical" {
+		t.Fatalf("after the logical move acme is on %s (%s)", acme.Server, rep.Method)
+	}
+	fpBack := fingerprint(t, env, acme)
+	// goose's table is rebuilt by the migrations (own timestamps), then
+	// replaced by the source's rows: identical as well.
+	diff(t, "table", fpStay, fpBack)
+	diff(t, "answer", apiStay, answers(t, env, "acme", acmeTok))
+	// Sequences continue where they were: a new ledger entry follows on.
+	if err := env.App.Tx(ctx, acme, func(tx *gorm.DB) error {
+		_, err := env.App.Ledger.Append(tx, "venue.deposit", "after-logical-move", 1, "USD", "")
+		return err
+	}); err != nil {
+		t.Fatalf("write after the logical move: %v", err)
+	}
+	if res, err := env.App.Ledger.Verify(ctx, acme); err != nil || !res.OK {
+		t.Fatalf("ledger after the logical move: %+v %v", res, err)
+	}
+}
+
+func demoLogin(t *testing.T, env *apptest.Env, slug string) string {
+	t.Helper()
+	res := env.Do(t, http.MethodPost, slug, "/api/v1/auth/login", "", map[string]string{"email": "owner@" + slug + ".test", "password": app.DemoPassword})
+	if res.Status != http.StatusOK {
+		t.Fatalf("login to %s: %d %s", slug, res.Status, res.Body)
+	}
+	var out struct{ Token string }
+	res.JSON(t, &out)
+	return out.Token
+}
+
+func schemaOnServer(t *testing.T, env *apptest.Env, server, schema string) bool {
+	t.Helper()
+	sv, err := env.App.Servers.Get(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := sv.SQL.QueryRow("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
