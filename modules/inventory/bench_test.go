@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"gorm.io/gorm"
 
 	"marquee/tenants"
 )
@@ -192,12 +193,14 @@ func TestHoldThroughput(t *testing.T) {
 	}
 	// Give the pool's shards room for every raw increment (the API phase
 	// took some; each shard holds only 6,250 of the 100,000).
-	if _, err := pool.Exec(context.Background(), `BEGIN;
-		UPDATE "`+schema+`".inv_counter_shards SET capacity = capacity + 50000 WHERE counter_id = (SELECT id FROM "`+schema+`".inv_counters WHERE event_id = '`+apiEvent+`' AND kind = 'pool');
-		UPDATE "`+schema+`".inv_counters SET capacity = capacity + 800000 WHERE event_id = '`+apiEvent+`' AND kind = 'pool';
-		COMMIT`); err != nil {
-		t.Fatalf("grow the pool for the raw phases: %v", err)
-	}
+	// Through the tenant door: the counters' triggers name the tenant's
+	// tables unqualified.
+	s.sql(t, func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE inv_counter_shards SET capacity = capacity + 50000 WHERE counter_id = (SELECT id FROM inv_counters WHERE event_id = ? AND kind = 'pool')`, apiEvent).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE inv_counters SET capacity = capacity + 800000 WHERE event_id = ? AND kind = 'pool'`, apiEvent).Error
+	})
 	hot := run(func(i int) (bool, error) {
 		tag, err := pool.Exec(context.Background(), counterSQL(1), apiEvent, 0)
 		return err == nil && tag.RowsAffected() == 1, err
