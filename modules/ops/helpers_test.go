@@ -139,7 +139,9 @@ func (c *chain) push(t testing.TB, body map[string]any) ops.ReadingResult {
 
 func (c *chain) zone(t testing.TB, name string) ops.ZoneOccupancy {
 	t.Helper()
-	list := decode[app.List[ops.ZoneOccupancy]](t, c.do(t, "GET", "/api/v1/events/"+c.event+"/occupancy", nil).Body)
+	res := c.do(t, "GET", "/api/v1/events/"+c.event+"/occupancy", nil)
+	mustStatus(t, res, http.StatusOK)
+	list := decode[app.List[ops.ZoneOccupancy]](t, res.Body)
 	for _, z := range list.Items {
 		if z.Zone == name {
 			return z

@@ -32,7 +32,7 @@ type Incident struct {
 	// Redacted: the incident is confidential and the caller may not read
 	// it in full (description and notes are withheld).
 	Redacted bool            `json:"redacted"`
-	Timeline []TimelineEntry `json:"timeline,omitempty"`
+	Timeline []TimelineEntry `json:"timeline,omitempty" gorm:"-"`
 }
 
 // TimelineEntry is one step of an incident's history; entries are only

@@ -47,7 +47,7 @@ type Connector struct {
 	Provider        string        `json:"provider"`
 	MerchantID      string        `json:"merchant_id"`
 	NotificationURL string        `json:"notification_url"`
-	Locations       []POSLocation `json:"locations"`
+	Locations       []POSLocation `json:"locations" gorm:"-"`
 	CreatedAt       time.Time     `json:"created_at"`
 }
 
@@ -500,17 +500,17 @@ func revenueLines(tx *gorm.DB, event uuid.UUID) ([]RevenueLine, error) {
 // Revenue sums an event's sales live.
 func (s *Service) Revenue(ctx context.Context, t tenants.Tenant, event uuid.UUID) (Revenue, error) {
 	var lines []RevenueLine
-	var rolled *time.Time
+	var rolled struct{ At *time.Time }
 	err := s.tx(ctx, t, func(tx *gorm.DB) (err error) {
 		if lines, err = revenueLines(tx, event); err != nil {
 			return err
 		}
-		return tx.Raw(`SELECT max(rolled_up_at) FROM ops_revenue_totals WHERE event_id = ?`, event).Scan(&rolled).Error
+		return tx.Raw(`SELECT max(rolled_up_at) AS at FROM ops_revenue_totals WHERE event_id = ?`, event).Scan(&rolled).Error
 	})
 	if err != nil {
 		return Revenue{}, err
 	}
-	return summarize(lines, rolled), nil
+	return summarize(lines, rolled.At), nil
 }
 
 func summarize(lines []RevenueLine, rolled *time.Time) Revenue {
@@ -538,16 +538,16 @@ func summarize(lines []RevenueLine, rolled *time.Time) Revenue {
 // RolledUpRevenue reads the totals as the last rollup wrote them.
 func (s *Service) RolledUpRevenue(ctx context.Context, t tenants.Tenant, event uuid.UUID) (Revenue, error) {
 	var lines []RevenueLine
-	var rolled *time.Time
+	var rolled struct{ At *time.Time }
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		if err := tx.Raw(`SELECT category, stand, currency, sales_minor, refunds_minor, net_minor, payments FROM ops_revenue_totals
 			WHERE event_id = ? ORDER BY category, stand, currency`, event).Scan(&lines).Error; err != nil {
 			return err
 		}
-		return tx.Raw(`SELECT max(rolled_up_at) FROM ops_revenue_totals WHERE event_id = ?`, event).Scan(&rolled).Error
+		return tx.Raw(`SELECT max(rolled_up_at) AS at FROM ops_revenue_totals WHERE event_id = ?`, event).Scan(&rolled).Error
 	})
 	if err != nil {
 		return Revenue{}, err
 	}
-	return summarize(lines, rolled), nil
+	return summarize(lines, rolled.At), nil
 }
