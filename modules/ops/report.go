@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -90,8 +91,11 @@ func (s *Service) Report(ctx context.Context, t tenants.Tenant, ev app.EventInfo
 		}
 		rep.Zones = append(rep.Zones, rz)
 	}
-	rep.Alerts, err = s.Alerts(ctx, t, ev.ID, 500)
-	return rep, err
+	if rep.Alerts, err = s.Alerts(ctx, t, ev.ID, 500); err != nil {
+		return rep, err
+	}
+	slices.Reverse(rep.Alerts) // a compliance record reads in time order
+	return rep, nil
 }
 
 // WriteCSV writes one row per zone and minute.
