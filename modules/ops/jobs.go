@@ -92,4 +92,6 @@ func (s *Service) Rollup(ctx context.Context, t tenants.Tenant) (int, error) {
 }
 
 // SampleNow runs the per-minute sampler for a chain at once (tests, bench).
-func (m *Module) SampleNow(ctx context.Context, t tenants.Tenant) error { return m.sampleTask(ctx, t, nil) }
+func (m *Module) SampleNow(ctx context.Context, t tenants.Tenant) error {
+	return m.sampleTask(ctx, t, nil)
+}
