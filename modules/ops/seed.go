@@ -29,7 +29,9 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 	venueCap := max(ev.VenueCapacity, 400)
 	zones := []ZoneInput{
 		{Name: "Stalls", Capacity: venueCap * 6 / 10},
-		{Name: "Standing", Capacity: venueCap * 3 / 10},
+		// The floor trusts its turnstiles (the door's count shows beside
+		// it): the discrepancy ops staff should see.
+		{Name: "Standing", Capacity: venueCap * 3 / 10, Source: "turnstile"},
 		{Name: "Terrace bar", DoorZone: "-", Capacity: max(venueCap/10, 40), Source: "manual"},
 	}
 	if _, err := s.SetZones(ctx, t, *ev, zones); err != nil {
@@ -40,14 +42,15 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 	// of its licence along an S-curve; the south counter resets once.
 	standing := zones[1].Capacity
 	fill := func(k int) float64 { return 1 / (1 + math.Exp(-float64(k-45)/10)) }
-	southBase := 0
+	southBase, lastSouth := 0, 0
 	for k := 0; k <= 90; k += 5 {
 		at := now.Add(time.Duration(k-90) * time.Minute)
 		total := int(fill(k) * 0.93 * float64(standing))
 		north, south := total*55/100, total-total*55/100
-		if k == 60 {
-			southBase = south // the counter restarted at zero here
+		if k == 65 {
+			southBase = lastSouth // the counter restarted at zero just after its last reading
 		}
+		lastSouth = south
 		south -= southBase
 		for src, n := range map[string]int{"turnstile:north-1": north, "turnstile:south-1": south} {
 			if _, err := s.PushReading(ctx, t, *ev, nil, Reading{Zone: "Standing", Source: src, Count: &n, At: &at}); err != nil {
