@@ -13,6 +13,7 @@ import (
 
 	"marquee/app"
 	"marquee/policies"
+	"marquee/tenants"
 )
 
 // Handlers read top to bottom: decode and validate, check the permission at
@@ -258,6 +259,13 @@ func (m *Module) stream(c *gin.Context) {
 			w.Flush()
 			return
 		case <-heartbeat.C:
+			// A stream is a request that lasts: it ends when its chain
+			// stops being served, like every new request would.
+			if cur, err := m.app.Tenants.Lookup(ctx, t.Slug); err != nil || cur.Status != tenants.StatusActive {
+				fmt.Fprintf(w, "retry: %d\n: stream ends; reconnect\n\n", 1000+rand.IntN(4000))
+				w.Flush()
+				return
+			}
 			fmt.Fprint(w, ": heartbeat\n\n")
 		case msg := <-v.C:
 			send(msg)
