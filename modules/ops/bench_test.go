@@ -22,6 +22,7 @@ import (
 	"marquee/config"
 	"marquee/modules/calendar"
 	"marquee/modules/ops"
+	"marquee/modules/ops/fakepos"
 )
 
 // BenchmarkFanout: N dashboard viewers (OPS_BENCH_VIEWERS, default 500)
@@ -170,4 +171,74 @@ func envInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// BenchmarkPOSWebhooks: OPS_BENCH_SALES sales (default 2,000), each created
+// then completed, 5% redelivered and 5% out of order, sent by 32 senders as
+// fast as the server takes them; reports deliveries/s and p50/p99, and
+// fails unless the ledger holds exactly the sales.
+//
+//	MARQUEE_TEST_REDIS_URL=redis://127.0.0.1:6383 go test ./modules/ops -run '^$' -bench POSWebhooks -benchtime 1x
+func BenchmarkPOSWebhooks(b *testing.B) {
+	sales := envInt("OPS_BENCH_SALES", 2000)
+	e := startEnv(b, nil)
+	c := newChain(b, e, "posbench")
+	_, pos := c.connect(b)
+	var deliveries []fakepos.Delivery
+	want := 0
+	for i := range sales {
+		p := fakepos.Payment{ID: fmt.Sprintf("P%d", i), Status: "APPROVED", Version: 1, AmountMoney: fakepos.Money{Amount: int64(500 + i%900), Currency: "EUR"}, LocationID: []string{"L-BAR", "L-MERCH"}[i%2]}
+		a := pos.PaymentEvent(p)
+		p.Status, p.Version = "COMPLETED", 2
+		d := pos.PaymentEvent(p)
+		want += 500 + i%900
+		switch {
+		case i%20 == 0:
+			deliveries = append(deliveries, d, a) // out of order
+		case i%20 == 1:
+			deliveries = append(deliveries, a, d, d) // redelivered
+		default:
+			deliveries = append(deliveries, a, d)
+		}
+	}
+	next := make(chan fakepos.Delivery)
+	lat := make([][]time.Duration, 32)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range next {
+				t0 := time.Now()
+				status, body, err := pos.Send(context.Background(), d)
+				lat[w] = append(lat[w], time.Since(t0))
+				if err != nil || status != http.StatusOK {
+					b.Errorf("deliver: %v %d %s", err, status, body)
+				}
+			}
+		}()
+	}
+	for _, d := range deliveries {
+		next <- d
+	}
+	close(next)
+	wg.Wait()
+	took := time.Since(start)
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	got := c.ledgerSum(b)
+	rate := float64(len(deliveries)) / took.Seconds()
+	b.ReportMetric(rate, "deliveries/s")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99_ms")
+	fmt.Fprintf(os.Stderr, "POS: %d sales, %d deliveries (5%% redelivered, 5%% out of order) in %v: %.0f deliveries/s, p50 %v, p99 %v; ledger %d, expected %d\n",
+		sales, len(deliveries), took.Round(time.Millisecond), rate, all[len(all)/2], all[len(all)*99/100], got, want)
+	if got != want {
+		b.Fatalf("ledger %d, want %d", got, want)
+	}
 }

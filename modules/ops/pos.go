@@ -323,6 +323,10 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 	if err := json.Unmarshal(body, &evt); err != nil || evt.EventID == "" || len(evt.EventID) > 200 || evt.Type == "" {
 		return WebhookResult{}, app.Invalid("invalid_pos_event", "the body is not a Square event envelope with event_id and type")
 	}
+	obj, err := s.prepare(ctx, t, connector, evt)
+	if err != nil {
+		return WebhookResult{}, err
+	}
 	var applied saleApplied
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
 		applied = saleApplied{}
@@ -334,7 +338,7 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 			applied.result.Outcome = "duplicate"
 			return nil
 		}
-		if err := s.apply(ctx, tx, t, connector, evt, &applied); err != nil {
+		if err := s.apply(tx, connector, obj, &applied); err != nil {
 			return err
 		}
 		return tx.Exec(`UPDATE ops_pos_events SET outcome = ? WHERE connector_id = ? AND event_id = ?`, applied.result.Outcome, connector, evt.EventID).Error
@@ -350,8 +354,23 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 	return applied.result, nil
 }
 
-// apply reads the payment or refund of a delivery and keeps it if newer.
-func (s *Service) apply(ctx context.Context, tx *gorm.DB, t tenants.Tenant, connector uuid.UUID, evt SquareEvent, out *saleApplied) error {
+// posObject is a delivery's payment or refund, with where it was sold and
+// for which event, resolved before the transaction that applies it (the
+// event directory has transactions of its own; nesting them inside ours
+// would hold two connections per delivery).
+type posObject struct {
+	kind     string
+	p        SquarePayment
+	occurred time.Time
+	venue    *uuid.UUID
+	event    *uuid.UUID
+	stand    string
+	category string
+}
+
+// prepare reads a delivery's object and resolves its stand and event; nil
+// for types ops does not read.
+func (s *Service) prepare(ctx context.Context, t tenants.Tenant, connector uuid.UUID, evt SquareEvent) (*posObject, error) {
 	var kind string
 	switch evt.Type {
 	case "payment.created", "payment.updated":
@@ -359,43 +378,59 @@ func (s *Service) apply(ctx context.Context, tx *gorm.DB, t tenants.Tenant, conn
 	case "refund.created", "refund.updated":
 		kind = "refund"
 	default:
-		out.result.Outcome = "ignored"
-		return nil
+		return nil, nil
 	}
 	raw, ok := evt.Data.Object[kind]
 	if !ok {
-		return app.Invalid("invalid_pos_event", "a %s event carries data.object.%s", evt.Type, kind)
+		return nil, app.Invalid("invalid_pos_event", "a %s event carries data.object.%s", evt.Type, kind)
 	}
-	var p SquarePayment
-	if err := json.Unmarshal(raw, &p); err != nil || p.ID == "" || len(p.ID) > 200 || p.AmountMoney.Amount < 0 ||
+	o := &posObject{kind: kind}
+	p := &o.p
+	if err := json.Unmarshal(raw, p); err != nil || p.ID == "" || len(p.ID) > 200 || p.AmountMoney.Amount < 0 ||
 		!currencyPattern.MatchString(p.AmountMoney.Currency) || len(p.LocationID) > 120 || len(p.OrderID) > 200 {
-		return app.Invalid("invalid_pos_event", "the %s has no id, a negative amount or no currency", kind)
+		return nil, app.Invalid("invalid_pos_event", "the %s has no id, a negative amount or no currency", kind)
 	}
-	occurred := p.CreatedAt
-	if occurred.IsZero() {
-		occurred = s.app.Now()
+	o.occurred = p.CreatedAt
+	if o.occurred.IsZero() {
+		o.occurred = s.app.Now()
 	}
 	// Where and for which event: the location's stand, and the event live
 	// at its venue when the sale happened.
-	var loc struct {
+	var locs []struct {
 		VenueID  *uuid.UUID
 		Stand    string
 		Category string
 	}
-	if err := tx.Raw(`SELECT venue_id, stand, category FROM ops_pos_locations WHERE connector_id = ? AND location_id = ?`, connector, p.LocationID).Scan(&loc).Error; err != nil {
-		return err
+	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT venue_id, stand, category FROM ops_pos_locations WHERE connector_id = ? AND location_id = ?`, connector, p.LocationID).Scan(&locs).Error
+	}); err != nil {
+		return nil, err
 	}
-	if loc.Category == "" {
-		loc.Category, loc.Stand = "other", "unmapped:"+p.LocationID
-	}
-	var event *uuid.UUID
-	if loc.VenueID != nil {
-		id, err := s.eventAt(ctx, t, *loc.VenueID, occurred)
+	o.category, o.stand = "other", "unmapped:"+p.LocationID
+	if len(locs) == 1 {
+		o.venue, o.stand, o.category = locs[0].VenueID, locs[0].Stand, locs[0].Category
+		id, err := s.eventAt(ctx, t, *o.venue, o.occurred)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		event = id
+		o.event = id
 	}
+	return o, nil
+}
+
+// apply keeps a payment or refund if it is newer than the one kept, and
+// gives the ledger the difference in what it counts.
+func (s *Service) apply(tx *gorm.DB, connector uuid.UUID, o *posObject, out *saleApplied) error {
+	if o == nil {
+		out.result.Outcome = "ignored"
+		return nil
+	}
+	kind, p, occurred, event := o.kind, o.p, o.occurred, o.event
+	loc := struct {
+		VenueID  *uuid.UUID
+		Stand    string
+		Category string
+	}{o.venue, o.stand, o.category}
 	counted := int64(0)
 	if p.Status == "COMPLETED" {
 		counted = p.AmountMoney.Amount
