@@ -6,7 +6,7 @@
 -- rollups, and incidents with an append-only timeline.
 --
 -- Correctness lives here: a turnstile reading is stored once per (zone,
--- source, at) so a redelivered delta is not counted twice; an alert fires once
+-- source, direction, at) so a redelivered delta is not counted twice; an alert fires once
 -- per crossing because crossing is a conditional UPDATE of ops_alert_state
 -- (only the evaluator that flips "above" wins) and ops_alerts is unique per
 -- crossing; a POS event_id is stored once per connector, so a redelivery
@@ -37,15 +37,17 @@ CREATE TABLE ops_readings (
     id          bigserial PRIMARY KEY,
     zone_id     uuid NOT NULL REFERENCES ops_zones (id),
     source      text NOT NULL CHECK (source ~ '^(manual|turnstile:[A-Za-z0-9._-]{1,64})$'),
+    -- in: the counter counts people entering; out: people leaving
+    direction   text NOT NULL DEFAULT 'in' CHECK (direction IN ('in', 'out')),
     count       integer CHECK (count BETWEEN 0 AND 1000000),
     delta       integer CHECK (delta BETWEEN -100000 AND 100000),
     at          timestamptz NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
     actor_id    uuid,
     CHECK ((count IS NULL) <> (delta IS NULL)),
-    CHECK (source <> 'manual' OR count IS NOT NULL),
-    -- a device never reports twice for one instant: a redelivery is a duplicate
-    UNIQUE (zone_id, source, at)
+    CHECK (source <> 'manual' OR (count IS NOT NULL AND direction = 'in')),
+    -- a counter never reports twice for one instant: a redelivery is a duplicate
+    UNIQUE (zone_id, source, direction, at)
 );
 
 -- Per minute per zone, for compliance reports: the last and the highest

@@ -73,7 +73,10 @@ type ZoneOccupancy struct {
 type Reading struct {
 	Zone   string     `json:"zone"`
 	Source string     `json:"source"`
-	Count  *int       `json:"count,omitempty"`
+	// Direction of a turnstile counter: in (default) counts people
+	// entering, out people leaving (its count or delta is subtracted).
+	Direction string     `json:"direction,omitempty"`
+	Count     *int       `json:"count,omitempty"`
 	Delta  *int       `json:"delta,omitempty"`
 	At     *time.Time `json:"at,omitempty"`
 }
@@ -238,6 +241,12 @@ func validateReading(r Reading, now time.Time) (time.Time, error) {
 	if r.Source != "manual" && !turnstileSource.MatchString(r.Source) {
 		return time.Time{}, app.InvalidField("invalid_reading", "source", `source is "manual" or "turnstile:<id>" (id: 1 to 64 letters, digits, . _ -)`)
 	}
+	switch {
+	case r.Direction != "" && r.Direction != "in" && r.Direction != "out":
+		return time.Time{}, app.InvalidField("invalid_reading", "direction", "direction is in or out")
+	case r.Direction == "out" && r.Source == "manual":
+		return time.Time{}, app.InvalidField("invalid_reading", "direction", "a manual reading is a head count, not an exit counter")
+	}
 	if (r.Count == nil) == (r.Delta == nil) {
 		return time.Time{}, app.InvalidField("invalid_reading", "count", "give exactly one of count and delta")
 	}
@@ -281,8 +290,12 @@ func (s *Service) PushReading(ctx context.Context, t tenants.Tenant, ev app.Even
 		}
 		// The unique key (zone, source, at) makes a redelivered reading a
 		// no-op: a delta is never added twice.
-		q := tx.Exec(`INSERT INTO ops_readings (zone_id, source, count, delta, at, actor_id) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (zone_id, source, at) DO NOTHING`, zones[0].ID, r.Source, r.Count, r.Delta, at, actor)
+		direction := r.Direction
+		if direction == "" {
+			direction = "in"
+		}
+		q := tx.Exec(`INSERT INTO ops_readings (zone_id, source, direction, count, delta, at, actor_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (zone_id, source, direction, at) DO NOTHING`, zones[0].ID, r.Source, direction, r.Count, r.Delta, at, actor)
 		if q.Error != nil {
 			return q.Error
 		}
@@ -305,40 +318,26 @@ func (s *Service) PushReading(ctx context.Context, t tenants.Tenant, ev app.Even
 	return res, nil
 }
 
-// turnstileTotal is the people a turnstile's readings let in, in order of
-// their instant: a cumulative count adds what it grew by since the reading
-// before; one lower than the one before means the counter was reset (to
-// zero, then counted up to it), so it adds itself; a delta adds itself. The
-// order is the devices' instants, not arrival, so late readings fall into
-// place.
-func turnstileTotal(readings []turnstileRow) int {
-	total, prev, havePrev := 0, 0, false
-	for _, r := range readings {
-		switch {
-		case r.Delta != nil:
-			total += *r.Delta
-		case r.Count != nil:
-			c := *r.Count
-			if !havePrev {
-				total += c // counters start at zero at doors
-			} else if c >= prev {
-				total += c - prev
-			} else {
-				total += c // reset
-			}
-			prev, havePrev = c, true
-		}
-	}
-	return total
-}
-
-type turnstileRow struct {
-	ZoneID uuid.UUID
-	Source string
-	Count  *int
-	Delta  *int
-	At     time.Time
-}
+// turnstileTotals sums each zone's turnstile counters in the database. A
+// counter's readings are taken in the order of the device's instants, not
+// of arrival, so late readings fall into place: a cumulative count adds what
+// it grew by since the count before; one below half the count before means
+// the counter was reset (to zero, then counted up to it), so it adds
+// itself, while one only a little lower is a device's glitch and adds
+// nothing (taken for a reset, it would count the whole crowd again); the
+// first adds itself (counters start at zero at doors); a delta
+// adds itself. Exit counters subtract.
+const turnstileTotals = `
+WITH r AS (
+	SELECT r.zone_id, r.source, r.direction, r.count, r.delta, r.at,
+		lag(r.count) OVER (PARTITION BY r.zone_id, r.source, r.direction, (r.count IS NULL) ORDER BY r.at, r.id) AS prev
+	FROM ops_readings r JOIN ops_zones z ON z.id = r.zone_id
+	WHERE z.event_id = ? AND r.source <> 'manual')
+SELECT zone_id,
+	sum(CASE WHEN delta IS NOT NULL THEN delta WHEN prev IS NULL OR count * 2 < prev THEN count WHEN count < prev THEN 0 ELSE count - prev END
+		* CASE direction WHEN 'out' THEN -1 ELSE 1 END) AS inside,
+	max(at) AS last_at, count(DISTINCT source) AS devices
+FROM r GROUP BY zone_id`
 
 // door reads the event's door count through the attendance contract (nil
 // when no module checks tickets in).
@@ -372,7 +371,12 @@ func (s *Service) Occupancy(ctx context.Context, t tenants.Tenant, ev app.EventI
 // the door count read before it.
 func (s *Service) occupancyIn(tx *gorm.DB, ev app.EventInfo, door *app.EventAttendance) ([]ZoneOccupancy, error) {
 	var (
-		turns   []turnstileRow
+		turns []struct {
+			ZoneID  uuid.UUID
+			Inside  int
+			LastAt  time.Time
+			Devices int
+		}
 		manuals []struct {
 			ZoneID uuid.UUID
 			Count  int
@@ -383,8 +387,7 @@ func (s *Service) occupancyIn(tx *gorm.DB, ev app.EventInfo, door *app.EventAtte
 	if err != nil {
 		return nil, err
 	}
-	if err = tx.Raw(`SELECT r.zone_id, r.source, r.count, r.delta, r.at FROM ops_readings r JOIN ops_zones z ON z.id = r.zone_id
-		WHERE z.event_id = ? AND r.source <> 'manual' ORDER BY r.zone_id, r.source, r.at, r.id`, ev.ID).Scan(&turns).Error; err != nil {
+	if err = tx.Raw(turnstileTotals, ev.ID).Scan(&turns).Error; err != nil {
 		return nil, err
 	}
 	if err = tx.Raw(`SELECT DISTINCT ON (r.zone_id) r.zone_id, r.count, r.at FROM ops_readings r JOIN ops_zones z ON z.id = r.zone_id
@@ -402,29 +405,12 @@ func (s *Service) occupancyIn(tx *gorm.DB, ev app.EventInfo, door *app.EventAtte
 				}
 			}
 		}
-		// turnstiles of this zone, device by device
-		var tc *SourceCount
-		for i := 0; i < len(turns); {
-			j := i
-			for j < len(turns) && turns[j].ZoneID == turns[i].ZoneID && turns[j].Source == turns[i].Source {
-				j++
+		for _, tr := range turns {
+			if tr.ZoneID == z.ID {
+				at := tr.LastAt
+				// exits counted before their entries cannot make a negative crowd
+				srcs = append(srcs, SourceCount{Source: "turnstile", Inside: max(tr.Inside, 0), AsOf: &at, Devices: tr.Devices})
 			}
-			if turns[i].ZoneID == z.ID {
-				if tc == nil {
-					tc = &SourceCount{Source: "turnstile"}
-				}
-				tc.Inside += turnstileTotal(turns[i:j])
-				tc.Devices++
-				last := turns[j-1].At
-				if tc.AsOf == nil || last.After(*tc.AsOf) {
-					tc.AsOf = &last
-				}
-			}
-			i = j
-		}
-		if tc != nil {
-			tc.Inside = max(tc.Inside, 0) // exits counted before their entries cannot make a negative crowd
-			srcs = append(srcs, *tc)
 		}
 		for _, mr := range manuals {
 			if mr.ZoneID == z.ID {

@@ -34,11 +34,14 @@ func TestTurnstileResetOutOfOrderAndDuplicates(t *testing.T) {
 		c.push(t, map[string]any{"zone": "Floor", "source": "turnstile:s2", "delta": 3, "at": at})
 	}
 	c.push(t, map[string]any{"zone": "Floor", "source": "turnstile:s2", "delta": -1, "at": ago(30 * time.Second)})
+	// An exit counter on the same device as n1: 2 then 5 people out.
+	c.push(t, map[string]any{"zone": "Floor", "source": "turnstile:n1", "direction": "out", "count": 5, "at": now.Add(-time.Minute)})
+	c.push(t, map[string]any{"zone": "Floor", "source": "turnstile:n1", "direction": "out", "count": 2, "at": now.Add(-3 * time.Minute)})
 	z := c.zone(t, "Floor")
-	if z.Inside != 44 || z.Source != "turnstile" || z.Stale {
+	if z.Inside != 39 || z.Source != "turnstile" || z.Stale || z.Sources[0].Devices != 2 {
 		t.Fatalf("floor: %+v", z)
 	}
-	if got := c.count(t, `SELECT count(*) FROM ops_readings`); got != 6 {
+	if got := c.count(t, `SELECT count(*) FROM ops_readings`); got != 8 {
 		t.Fatalf("%d readings stored", got)
 	}
 }
@@ -146,6 +149,8 @@ func TestBadReadingsChangeNothing(t *testing.T) {
 		sc("neither", map[string]any{"zone": "Floor", "source": "turnstile:a"}, 400, "invalid_reading"),
 		sc("zero delta", map[string]any{"zone": "Floor", "source": "turnstile:a", "delta": 0}, 400, "invalid_reading"),
 		sc("manual delta", map[string]any{"zone": "Floor", "source": "manual", "delta": 3}, 400, "invalid_reading"),
+		sc("bad direction", map[string]any{"zone": "Floor", "source": "turnstile:a", "direction": "up", "count": 1}, 400, "invalid_reading"),
+		sc("manual exit", map[string]any{"zone": "Floor", "source": "manual", "direction": "out", "count": 1}, 400, "invalid_reading"),
 		sc("bad source", map[string]any{"zone": "Floor", "source": "turnstile:../x", "count": 1}, 400, "invalid_reading"),
 		sc("huge count", map[string]any{"zone": "Floor", "source": "manual", "count": 10_000_000}, 400, "invalid_reading"),
 		sc("unknown field", map[string]any{"zone": "Floor", "source": "manual", "count": 1, "extra": true}, 400, ""),
