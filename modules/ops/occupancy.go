@@ -71,14 +71,14 @@ type ZoneOccupancy struct {
 
 // Reading is a turnstile or manual count pushed to a zone.
 type Reading struct {
-	Zone   string     `json:"zone"`
-	Source string     `json:"source"`
+	Zone   string `json:"zone"`
+	Source string `json:"source"`
 	// Direction of a turnstile counter: in (default) counts people
 	// entering, out people leaving (its count or delta is subtracted).
 	Direction string     `json:"direction,omitempty"`
 	Count     *int       `json:"count,omitempty"`
-	Delta  *int       `json:"delta,omitempty"`
-	At     *time.Time `json:"at,omitempty"`
+	Delta     *int       `json:"delta,omitempty"`
+	At        *time.Time `json:"at,omitempty"`
 }
 
 // ReadingResult is what a pushed reading did.
