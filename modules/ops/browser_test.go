@@ -18,13 +18,18 @@ import (
 
 func signIn(t *testing.T, env *apptest.Env, slug, email, next string) context.Context {
 	t.Helper()
+	return signInAs(t, env, slug, email, apptest.Password, next)
+}
+
+func signInAs(t *testing.T, env *apptest.Env, slug, email, password, next string) context.Context {
+	t.Helper()
 	ctx := apptest.Browser(t)
 	apptest.WatchEventStreams(t, ctx)
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(env.HostURL(slug)+"/portal/login?next="+url.QueryEscape(next)),
 		chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), email),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), apptest.Password),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
 		chromedp.Submit(chromedp.CSS(`#login-form`)),
 	)
 	if err != nil {

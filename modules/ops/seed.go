@@ -108,20 +108,22 @@ func (m *Module) demoEvent(ctx context.Context, t tenants.Tenant) (*app.EventInf
 	return &evs[0], nil
 }
 
-// seedHistory writes the minutes before now as the sampler would have.
+// seedHistory writes the minutes before now as the sampler would have,
+// each zone rising along the S-curve to the count it shows now.
 func (s *Service) seedHistory(ctx context.Context, t tenants.Tenant, ev app.EventInfo, now time.Time, fill func(int) float64) error {
-	zones, err := s.Zones(ctx, t, ev.ID)
+	zones, err := s.Occupancy(ctx, t, ev)
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, t, func(tx *gorm.DB) error {
 		for _, z := range zones {
-			share := map[string]float64{"Stalls": 0.71, "Standing": 0.93, "Terrace bar": 0.6}[z.Name]
-			src := map[string]string{"Stalls": "door", "Standing": "turnstile", "Terrace bar": "manual"}[z.Name]
+			if z.Source == "none" {
+				continue
+			}
 			for k := 0; k < 90; k++ {
-				n := int(fill(k) * share * float64(z.Capacity))
+				n := int(fill(k) / fill(90) * float64(z.Inside))
 				if err := tx.Exec(`INSERT INTO ops_occupancy_minutes (zone_id, event_id, minute, inside, peak, capacity, source) VALUES (?, ?, ?, ?, ?, ?, ?)
-					ON CONFLICT DO NOTHING`, z.ID, ev.ID, now.Add(time.Duration(k-90)*time.Minute), n, n+k%3, z.Capacity, src).Error; err != nil {
+					ON CONFLICT DO NOTHING`, z.ZoneID, ev.ID, now.Add(time.Duration(k-90)*time.Minute), n, n+k%3, z.Capacity, z.Source).Error; err != nil {
 					return err
 				}
 			}
