@@ -170,6 +170,11 @@ var Codes = []CodeInfo{
 	{"week_hours_exceeded", KindConflict, "the chain's maximum hours in a week would be passed (hard rule)"},
 	{"signup_closed", KindForbidden, "shifts of this role are assigned by managers, not signed up for"},
 	{"places_below_assigned", KindConflict, "a shift's places cannot drop below the people holding them"},
+	{"unknown_zone", KindInvalid, "zone names no zone configured for this event's dashboard"},
+	{"invalid_reading", KindInvalid, "an occupancy reading is refused (negative count, both or neither of count and delta); field names it"},
+	{"invalid_at", KindInvalid, "at is more than two minutes ahead of the server or more than two days behind"},
+	{"incident_resolved", KindConflict, "the incident is resolved; its timeline is closed"},
+	{"invalid_pos_event", KindInvalid, "the POS webhook body is not a recognisable event envelope"},
 }
 
 // codeKinds indexes Codes.

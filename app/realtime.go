@@ -136,3 +136,8 @@ func (r *Realtime) ServeSSE(c *gin.Context, topic string) {
 		w.Flush()
 	}
 }
+
+// Draining is closed when the server begins to shut down, so a module that
+// serves its own long-lived stream can end it (and tell the client to come
+// back, to another instance) instead of holding the shutdown up.
+func (r *Realtime) Draining() <-chan struct{} { return r.a.draining }

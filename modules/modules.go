@@ -7,6 +7,7 @@ import (
 	"marquee/modules/calendar"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/queue"
+	"marquee/modules/ops"
 	"marquee/modules/staffing"
 )
 
@@ -20,5 +21,6 @@ func All() []app.Module {
 		queue.NewModule(inv), // the waiting room in front of the inventory's holds
 		booking.New(),
 		staffing.New(),
+		ops.New(),
 	}
 }

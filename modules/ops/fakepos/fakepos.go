@@ -1,0 +1,146 @@
+// Package fakepos is a local stand-in for a Square point of sale: it builds
+// payment and refund webhooks as Square delivers them (envelope, object
+// versions, x-square-hmacsha256-signature over the notification URL and the
+// raw body) and sends them. Tests and the demo seed drive the ops module's
+// real webhook path with it.
+package fakepos
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// POS is one merchant account with a webhook subscription.
+type POS struct {
+	MerchantID      string
+	SignatureKey    string
+	NotificationURL string // what the subscription signs, byte for byte
+	// Target is where Send posts (the notification URL itself unless a
+	// test server stands in for the public host); Host overrides the
+	// request's Host header.
+	Target string
+	Host   string
+	Client *http.Client
+
+	seq atomic.Int64
+}
+
+// Delivery is one signed webhook.
+type Delivery struct {
+	EventID   string
+	Type      string
+	Body      []byte
+	Signature string
+}
+
+// Money is an amount in minor units.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Payment is a Square payment (or, with PaymentID set, a refund) object.
+type Payment struct {
+	ID          string    `json:"id"`
+	Status      string    `json:"status"` // APPROVED, COMPLETED, CANCELED, FAILED; refunds PENDING, COMPLETED
+	Version     int64     `json:"version"`
+	AmountMoney Money     `json:"amount_money"`
+	TotalMoney  *Money    `json:"total_money,omitempty"`
+	LocationID  string    `json:"location_id"`
+	OrderID     string    `json:"order_id,omitempty"`
+	PaymentID   string    `json:"payment_id,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Sign is Square's signature of a body delivered to notificationURL.
+func Sign(key, notificationURL string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(notificationURL))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// EventID returns a new unique delivery id.
+func (p *POS) EventID() string {
+	return fmt.Sprintf("evt-%s-%d-%d", p.MerchantID, time.Now().UnixNano(), p.seq.Add(1))
+}
+
+// PaymentEvent builds payment.created (version 1) or payment.updated.
+func (p *POS) PaymentEvent(pay Payment) Delivery {
+	typ := "payment.updated"
+	if pay.Version <= 1 {
+		typ = "payment.created"
+	}
+	if pay.TotalMoney == nil {
+		pay.TotalMoney = &pay.AmountMoney
+	}
+	return p.build(typ, "payment", pay)
+}
+
+// RefundEvent builds refund.created (version 1) or refund.updated.
+func (p *POS) RefundEvent(ref Payment) Delivery {
+	typ := "refund.updated"
+	if ref.Version <= 1 {
+		typ = "refund.created"
+	}
+	return p.build(typ, "refund", ref)
+}
+
+func (p *POS) build(typ, kind string, obj Payment) Delivery {
+	id := p.EventID()
+	if obj.UpdatedAt.IsZero() {
+		obj.UpdatedAt = time.Now().UTC()
+	}
+	if obj.CreatedAt.IsZero() {
+		obj.CreatedAt = obj.UpdatedAt
+	}
+	env := map[string]any{
+		"merchant_id": p.MerchantID, "type": typ, "event_id": id, "created_at": time.Now().UTC().Format(time.RFC3339Nano),
+		"data": map[string]any{"type": kind, "id": obj.ID, "object": map[string]any{kind: obj}},
+	}
+	body, err := json.Marshal(env)
+	if err != nil {
+		panic(err) // plain values always encode
+	}
+	return Delivery{EventID: id, Type: typ, Body: body, Signature: Sign(p.SignatureKey, p.NotificationURL, body)}
+}
+
+// Send posts a delivery as Square would, returning the status and body.
+func (p *POS) Send(ctx context.Context, d Delivery) (int, []byte, error) {
+	target := p.Target
+	if target == "" {
+		target = p.NotificationURL
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-square-hmacsha256-signature", d.Signature)
+	req.Header.Set("square-environment", "Sandbox")
+	req.Header.Set("Square-Initial-Delivery-Timestamp", time.Now().UTC().Format(time.RFC3339))
+	if p.Host != "" {
+		req.Host = p.Host
+	}
+	client := p.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	return res.StatusCode, body, err
+}

@@ -1,0 +1,588 @@
+package ops
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/tenants"
+)
+
+// POS revenue arrives as Square-shaped webhooks on the chain's own host
+// (POST /api/v1/webhooks/pos/{connectorId}): each chain subscribes its own
+// Square account, whose signature key is the connector's, so the connector
+// (and its key) is found in the chain's schema and no platform-wide
+// registry is needed. The notification URL the signature covers is stored
+// with the connector, byte for byte as subscribed: rebuilding it from the
+// request would break behind a proxy that rewrites the host or scheme.
+//
+// A delivery is stored once by its event_id; payments and refunds are kept
+// as their latest version (a stale version changes nothing, so arrival order
+// does not matter), and the ledger receives the difference between what a
+// new version counts and what the ledger holds for the object: a completed
+// payment counts its amount, a completed refund minus its amount, anything
+// else nothing. So a sale or refund reaches the ledger exactly once,
+// whatever the duplicates and the order.
+
+// Connector is a POS account of the chain. Its signature key is never returned.
+type Connector struct {
+	ID              uuid.UUID     `json:"id"`
+	Name            string        `json:"name"`
+	Provider        string        `json:"provider"`
+	MerchantID      string        `json:"merchant_id"`
+	NotificationURL string        `json:"notification_url"`
+	Locations       []POSLocation `json:"locations" gorm:"-"`
+	CreatedAt       time.Time     `json:"created_at"`
+}
+
+// POSLocation maps a POS location to a venue's bar or merch stand.
+type POSLocation struct {
+	LocationID string    `json:"location_id"`
+	VenueID    uuid.UUID `json:"venue_id"`
+	Stand      string    `json:"stand"`
+	Category   string    `json:"category"` // bar, merch, food, other
+}
+
+// ConnectorInput connects a POS account.
+type ConnectorInput struct {
+	Name       string `json:"name"`
+	Provider   string `json:"provider"` // square
+	MerchantID string `json:"merchant_id"`
+	// SignatureKey is the webhook subscription's signature key; it is
+	// sealed at rest and never shown again.
+	SignatureKey string `json:"signature_key"`
+	// NotificationURL is the URL subscribed at the provider; by default
+	// https://<chain host>/api/v1/webhooks/pos/<connector id>.
+	NotificationURL string `json:"notification_url"`
+}
+
+// SquareEvent is the envelope of a Square webhook delivery.
+type SquareEvent struct {
+	MerchantID string `json:"merchant_id"`
+	Type       string `json:"type"`
+	EventID    string `json:"event_id"`
+	CreatedAt  string `json:"created_at"`
+	Data       struct {
+		Type   string                     `json:"type"`
+		ID     string                     `json:"id"`
+		Object map[string]json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+// SquareMoney is an amount in minor units.
+type SquareMoney struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// SquarePayment is the payment (or refund) object of a delivery.
+type SquarePayment struct {
+	ID          string      `json:"id"`
+	Status      string      `json:"status"`
+	Version     int64       `json:"version"`
+	AmountMoney SquareMoney `json:"amount_money"`
+	LocationID  string      `json:"location_id"`
+	OrderID     string      `json:"order_id"`
+	PaymentID   string      `json:"payment_id"` // refunds: the payment refunded
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+}
+
+// WebhookResult says what a delivery did.
+type WebhookResult struct {
+	// Outcome: applied, duplicate (event_id seen), stale (an older version
+	// than the one kept) or ignored (a type ops does not read).
+	Outcome string `json:"outcome"`
+	// LedgerMinor is what the ledger received for it (0: nothing).
+	LedgerMinor int64 `json:"ledger_minor"`
+}
+
+// maxPOSBody bounds a delivery (Square's are a few kilobytes).
+const maxPOSBody = 64 << 10
+
+var (
+	merchantPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,120}$`)
+	categories      = []string{"bar", "merch", "food", "other"}
+)
+
+// sealer seals connector keys under a key derived from the deployment's
+// secret for this purpose only.
+func (s *Service) aead() cipher.AEAD {
+	block, err := aes.NewCipher(s.app.SigningKey("ops pos connector signature keys v1"))
+	if err != nil {
+		panic(err) // a 32-byte key always makes a cipher
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
+func (s *Service) seal(connector uuid.UUID, key string) []byte {
+	g := s.aead()
+	nonce := make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err)
+	}
+	// The connector id is the additional data: a sealed key copied to
+	// another connector's row does not open.
+	return g.Seal(nonce, nonce, []byte(key), connector[:])
+}
+
+func (s *Service) open(connector uuid.UUID, sealed []byte) ([]byte, error) {
+	g := s.aead()
+	if len(sealed) < g.NonceSize() {
+		return nil, errors.New("ops: sealed key too short")
+	}
+	return g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], connector[:])
+}
+
+// CreateConnector connects a POS account and seals its signature key.
+func (s *Service) CreateConnector(ctx context.Context, t tenants.Tenant, in ConnectorInput) (Connector, error) {
+	if in.Provider == "" {
+		in.Provider = "square"
+	}
+	switch {
+	case strings.TrimSpace(in.Name) == "" || len(in.Name) > 120:
+		return Connector{}, app.InvalidField("invalid_name", "name", "name is 1 to 120 characters")
+	case in.Provider != "square":
+		return Connector{}, app.InvalidField("invalid_request", "provider", "provider is square")
+	case !merchantPattern.MatchString(in.MerchantID):
+		return Connector{}, app.InvalidField("invalid_request", "merchant_id", "merchant_id is 1 to 120 letters, digits, . _ : -")
+	case len(in.SignatureKey) < 16 || len(in.SignatureKey) > 200:
+		return Connector{}, app.InvalidField("invalid_request", "signature_key", "signature_key is 16 to 200 characters")
+	}
+	id := newID()
+	if in.NotificationURL == "" {
+		in.NotificationURL = fmt.Sprintf("https://%s.%s/api/v1/webhooks/pos/%s", t.Slug, s.app.Config.BaseDomain, id)
+	}
+	if u, err := url.Parse(in.NotificationURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(in.NotificationURL) > 500 {
+		return Connector{}, app.InvalidField("invalid_request", "notification_url", "notification_url is an http(s) URL of at most 500 characters")
+	}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`INSERT INTO ops_pos_connectors (id, name, provider, merchant_id, notification_url, key_sealed) VALUES (?, ?, ?, ?, ?, ?)`,
+			id, in.Name, in.Provider, in.MerchantID, in.NotificationURL, s.seal(id, in.SignatureKey)).Error
+	})
+	if err != nil {
+		return Connector{}, err
+	}
+	return s.Connector(ctx, t, id)
+}
+
+// Connectors lists the chain's POS connectors with their locations.
+func (s *Service) Connectors(ctx context.Context, t tenants.Tenant) ([]Connector, error) {
+	var out []Connector
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		if err := tx.Raw(`SELECT id, name, provider, merchant_id, notification_url, created_at FROM ops_pos_connectors ORDER BY created_at`).Scan(&out).Error; err != nil {
+			return err
+		}
+		var locs []struct {
+			ConnectorID uuid.UUID
+			POSLocation
+		}
+		if err := tx.Raw(`SELECT connector_id, location_id, venue_id, stand, category FROM ops_pos_locations ORDER BY location_id`).Scan(&locs).Error; err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].Locations = []POSLocation{}
+			for _, l := range locs {
+				if l.ConnectorID == out[i].ID {
+					out[i].Locations = append(out[i].Locations, l.POSLocation)
+				}
+			}
+		}
+		return nil
+	})
+	return app.NonNil(out), err
+}
+
+// Connector reads one connector.
+func (s *Service) Connector(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Connector, error) {
+	all, err := s.Connectors(ctx, t)
+	if err != nil {
+		return Connector{}, err
+	}
+	for _, c := range all {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return Connector{}, app.NotFound("POS connector")
+}
+
+// SetLocations maps POS locations to venues and stands (by location id;
+// locations not named stay).
+func (s *Service) SetLocations(ctx context.Context, t tenants.Tenant, connector uuid.UUID, locs []POSLocation) (Connector, error) {
+	if len(locs) == 0 || len(locs) > 200 {
+		return Connector{}, app.InvalidField("invalid_request", "locations", "give 1 to 200 locations")
+	}
+	for i, l := range locs {
+		f := func(n string) string { return fmt.Sprintf("locations[%d].%s", i, n) }
+		switch {
+		case !merchantPattern.MatchString(l.LocationID):
+			return Connector{}, app.InvalidField("invalid_request", f("location_id"), "location_id is 1 to 120 letters, digits, . _ : -")
+		case !validZoneName(l.Stand):
+			return Connector{}, app.InvalidField("invalid_request", f("stand"), "stand is 1 to 80 characters")
+		case !slices.Contains(categories, l.Category):
+			return Connector{}, app.InvalidField("invalid_category", f("category"), "category is bar, merch, food or other")
+		}
+		if v := s.app.Venues(); v != nil {
+			ok, err := v.VenueExists(ctx, t, l.VenueID)
+			if err != nil {
+				return Connector{}, err
+			}
+			if !ok {
+				return Connector{}, app.InvalidField("unknown_venue", f("venue_id"), "no venue %s in this chain", l.VenueID)
+			}
+		}
+	}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Raw(`SELECT count(*) FROM ops_pos_connectors WHERE id = ?`, connector).Scan(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return app.NotFound("POS connector")
+		}
+		for _, l := range locs {
+			if err := tx.Exec(`INSERT INTO ops_pos_locations (connector_id, location_id, venue_id, stand, category) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (connector_id, location_id) DO UPDATE SET venue_id = EXCLUDED.venue_id, stand = EXCLUDED.stand, category = EXCLUDED.category`,
+				connector, l.LocationID, l.VenueID, l.Stand, l.Category).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Connector{}, err
+	}
+	return s.Connector(ctx, t, connector)
+}
+
+// SquareSignature is the x-square-hmacsha256-signature of a body delivered
+// to notificationURL: base64(HMAC-SHA256(key, notificationURL + body)).
+func SquareSignature(key, notificationURL string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(notificationURL))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// saleApplied is what a delivery changed, for the dashboard.
+type saleApplied struct {
+	event    *uuid.UUID
+	result   WebhookResult
+	category string
+	stand    string
+}
+
+// HandlePOSWebhook verifies a delivery's signature before reading it, then
+// applies it once.
+func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connector uuid.UUID, body []byte, signature string) (WebhookResult, error) {
+	var conns []struct {
+		KeySealed       []byte
+		NotificationURL string
+	}
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT key_sealed, notification_url FROM ops_pos_connectors WHERE id = ?`, connector).Scan(&conns).Error
+	})
+	if err != nil {
+		return WebhookResult{}, err
+	}
+	if len(conns) == 0 {
+		return WebhookResult{}, app.NotFound("POS connector")
+	}
+	notify := conns[0].NotificationURL
+	key, err := s.open(connector, conns[0].KeySealed)
+	if err != nil {
+		return WebhookResult{}, fmt.Errorf("ops: connector %s key does not open: %w", connector, err)
+	}
+	got, err := base64.StdEncoding.DecodeString(signature)
+	want, _ := base64.StdEncoding.DecodeString(SquareSignature(string(key), notify, body))
+	if err != nil || !hmac.Equal(got, want) {
+		return WebhookResult{}, app.Unauthenticated("the x-square-hmacsha256-signature does not verify for this connector")
+	}
+	var evt SquareEvent
+	if err := json.Unmarshal(body, &evt); err != nil || evt.EventID == "" || len(evt.EventID) > 200 || evt.Type == "" {
+		return WebhookResult{}, app.Invalid("invalid_pos_event", "the body is not a Square event envelope with event_id and type")
+	}
+	obj, err := s.prepare(ctx, t, connector, evt)
+	if err != nil {
+		return WebhookResult{}, err
+	}
+	var applied saleApplied
+	err = s.tx(ctx, t, func(tx *gorm.DB) error {
+		applied = saleApplied{}
+		q := tx.Exec(`INSERT INTO ops_pos_events (connector_id, event_id, type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, connector, evt.EventID, evt.Type)
+		if q.Error != nil {
+			return q.Error
+		}
+		if q.RowsAffected == 0 {
+			applied.result.Outcome = "duplicate"
+			return nil
+		}
+		if err := s.apply(tx, connector, obj, &applied); err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE ops_pos_events SET outcome = ? WHERE connector_id = ? AND event_id = ?`, applied.result.Outcome, connector, evt.EventID).Error
+	})
+	if err != nil {
+		return WebhookResult{}, err
+	}
+	if applied.event != nil && applied.result.LedgerMinor != 0 {
+		if rev, err := s.Revenue(ctx, t, *applied.event); err == nil {
+			s.publish(ctx, t, *applied.event, "revenue", rev)
+		}
+	}
+	return applied.result, nil
+}
+
+// posObject is a delivery's payment or refund, with where it was sold and
+// for which event, resolved before the transaction that applies it (the
+// event directory has transactions of its own; nesting them inside ours
+// would hold two connections per delivery).
+type posObject struct {
+	kind     string
+	p        SquarePayment
+	occurred time.Time
+	venue    *uuid.UUID
+	event    *uuid.UUID
+	stand    string
+	category string
+}
+
+// prepare reads a delivery's object and resolves its stand and event; nil
+// for types ops does not read.
+func (s *Service) prepare(ctx context.Context, t tenants.Tenant, connector uuid.UUID, evt SquareEvent) (*posObject, error) {
+	var kind string
+	switch evt.Type {
+	case "payment.created", "payment.updated":
+		kind = "payment"
+	case "refund.created", "refund.updated":
+		kind = "refund"
+	default:
+		return nil, nil
+	}
+	raw, ok := evt.Data.Object[kind]
+	if !ok {
+		return nil, app.Invalid("invalid_pos_event", "a %s event carries data.object.%s", evt.Type, kind)
+	}
+	o := &posObject{kind: kind}
+	p := &o.p
+	if err := json.Unmarshal(raw, p); err != nil || p.ID == "" || len(p.ID) > 200 || p.AmountMoney.Amount < 0 ||
+		!currencyPattern.MatchString(p.AmountMoney.Currency) || len(p.LocationID) > 120 || len(p.OrderID) > 200 {
+		return nil, app.Invalid("invalid_pos_event", "the %s has no id, a negative amount or no currency", kind)
+	}
+	o.occurred = p.CreatedAt
+	if o.occurred.IsZero() {
+		o.occurred = s.app.Now()
+	}
+	// Where and for which event: the location's stand, and the event live
+	// at its venue when the sale happened.
+	var locs []struct {
+		VenueID  *uuid.UUID
+		Stand    string
+		Category string
+	}
+	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT venue_id, stand, category FROM ops_pos_locations WHERE connector_id = ? AND location_id = ?`, connector, p.LocationID).Scan(&locs).Error
+	}); err != nil {
+		return nil, err
+	}
+	o.category, o.stand = "other", "unmapped:"+p.LocationID
+	if len(locs) == 1 {
+		o.venue, o.stand, o.category = locs[0].VenueID, locs[0].Stand, locs[0].Category
+		id, err := s.eventAt(ctx, t, *o.venue, o.occurred)
+		if err != nil {
+			return nil, err
+		}
+		o.event = id
+	}
+	return o, nil
+}
+
+// apply keeps a payment or refund if it is newer than the one kept, and
+// gives the ledger the difference in what it counts.
+func (s *Service) apply(tx *gorm.DB, connector uuid.UUID, o *posObject, out *saleApplied) error {
+	if o == nil {
+		out.result.Outcome = "ignored"
+		return nil
+	}
+	kind, p, occurred, event := o.kind, o.p, o.occurred, o.event
+	loc := struct {
+		VenueID  *uuid.UUID
+		Stand    string
+		Category string
+	}{o.venue, o.stand, o.category}
+	counted := int64(0)
+	if p.Status == "COMPLETED" {
+		counted = p.AmountMoney.Amount
+	}
+	// The object's row, locked: the first delivery inserts it at version
+	// -1 (counting nothing), so "newer than kept" is one comparison.
+	if err := tx.Exec(`INSERT INTO ops_pos_objects (connector_id, kind, object_id, version, status, amount_minor, currency, occurred_at)
+		VALUES (?, ?, ?, -1, '', 0, ?, ?) ON CONFLICT DO NOTHING`, connector, kind, p.ID, p.AmountMoney.Currency, occurred).Error; err != nil {
+		return err
+	}
+	var cur struct {
+		Version      int64
+		CountedMinor int64
+		Currency     string
+	}
+	if err := tx.Raw(`SELECT version, counted_minor, currency FROM ops_pos_objects WHERE connector_id = ? AND kind = ? AND object_id = ? FOR UPDATE`,
+		connector, kind, p.ID).Scan(&cur).Error; err != nil {
+		return err
+	}
+	if p.Version <= cur.Version {
+		out.result.Outcome = "stale"
+		return nil
+	}
+	if cur.Version >= 0 && cur.Currency != p.AmountMoney.Currency {
+		return app.Invalid("invalid_pos_event", "the %s changed currency", kind)
+	}
+	if err := tx.Exec(`UPDATE ops_pos_objects SET version = ?, status = ?, amount_minor = ?, counted_minor = ?, currency = ?, location_id = ?, order_id = ?,
+		venue_id = ?, event_id = ?, stand = ?, category = ?, occurred_at = ?, updated_at = now()
+		WHERE connector_id = ? AND kind = ? AND object_id = ?`,
+		p.Version, p.Status, p.AmountMoney.Amount, counted, p.AmountMoney.Currency, p.LocationID, p.OrderID,
+		loc.VenueID, event, loc.Stand, loc.Category, occurred, connector, kind, p.ID).Error; err != nil {
+		return err
+	}
+	out.result.Outcome, out.event, out.category, out.stand = "applied", event, loc.Category, loc.Stand
+	diff := counted - cur.CountedMinor
+	if diff == 0 {
+		return nil
+	}
+	ledgerKind, amount := "pos.sale", diff
+	if kind == "refund" {
+		ledgerKind, amount = "pos.refund", -diff
+	}
+	memo := fmt.Sprintf("%s %s at %s (%s)", loc.Category, kind, loc.Stand, p.ID)
+	if _, err := s.app.Ledger.Append(tx, ledgerKind, "pos:"+connector.String()+":"+p.ID, amount, p.AmountMoney.Currency, memo); err != nil {
+		return err
+	}
+	out.result.LedgerMinor = amount
+	return nil
+}
+
+var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// eventAt is the event live at a venue at an instant, if any.
+func (s *Service) eventAt(ctx context.Context, t tenants.Tenant, venue uuid.UUID, at time.Time) (*uuid.UUID, error) {
+	dir := s.app.Events()
+	evs, err := dir.Events(ctx, t, app.EventFilter{VenueID: venue, From: at.Add(-24 * time.Hour), To: at.Add(3 * time.Hour), Limit: 50})
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		if ev.Status != "cancelled" && liveWindow(ev, at) {
+			id := ev.ID
+			return &id, nil
+		}
+	}
+	return nil, nil
+}
+
+// RevenueLine is revenue of one category or stand in one currency.
+type RevenueLine struct {
+	Category     string `json:"category"`
+	Stand        string `json:"stand,omitempty"`
+	Currency     string `json:"currency"`
+	SalesMinor   int64  `json:"sales_minor"`
+	RefundsMinor int64  `json:"refunds_minor"`
+	NetMinor     int64  `json:"net_minor"`
+	Payments     int    `json:"payments"`
+}
+
+// Revenue is an event's bar and merch revenue.
+type Revenue struct {
+	Totals     []RevenueLine `json:"totals"` // per currency
+	ByCategory []RevenueLine `json:"by_category"`
+	ByStand    []RevenueLine `json:"by_stand"`
+	// RolledUpAt is when the totals were last rolled up (live figures
+	// come from the sales themselves; nil before the first rollup).
+	RolledUpAt *time.Time `json:"rolled_up_at,omitempty"`
+}
+
+// revenueLines sums an event's payments and refunds per category and stand.
+func revenueLines(tx *gorm.DB, event uuid.UUID) ([]RevenueLine, error) {
+	var lines []RevenueLine
+	err := tx.Raw(`SELECT category, stand, currency,
+			coalesce(sum(counted_minor) FILTER (WHERE kind = 'payment'), 0) AS sales_minor,
+			coalesce(sum(counted_minor) FILTER (WHERE kind = 'refund'), 0) AS refunds_minor,
+			coalesce(sum(counted_minor) FILTER (WHERE kind = 'payment'), 0) - coalesce(sum(counted_minor) FILTER (WHERE kind = 'refund'), 0) AS net_minor,
+			count(*) FILTER (WHERE kind = 'payment' AND counted_minor > 0) AS payments
+		FROM ops_pos_objects WHERE event_id = ? GROUP BY category, stand, currency ORDER BY category, stand, currency`, event).Scan(&lines).Error
+	return lines, err
+}
+
+// Revenue sums an event's sales live.
+func (s *Service) Revenue(ctx context.Context, t tenants.Tenant, event uuid.UUID) (Revenue, error) {
+	var lines []RevenueLine
+	var rolled struct{ At *time.Time }
+	err := s.tx(ctx, t, func(tx *gorm.DB) (err error) {
+		if lines, err = revenueLines(tx, event); err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT max(rolled_up_at) AS at FROM ops_revenue_totals WHERE event_id = ?`, event).Scan(&rolled).Error
+	})
+	if err != nil {
+		return Revenue{}, err
+	}
+	return summarize(lines, rolled.At), nil
+}
+
+func summarize(lines []RevenueLine, rolled *time.Time) Revenue {
+	r := Revenue{Totals: []RevenueLine{}, ByCategory: []RevenueLine{}, ByStand: app.NonNil(lines), RolledUpAt: rolled}
+	add := func(list []RevenueLine, key RevenueLine, l RevenueLine) []RevenueLine {
+		for i := range list {
+			if list[i].Category == key.Category && list[i].Currency == key.Currency {
+				list[i].SalesMinor += l.SalesMinor
+				list[i].RefundsMinor += l.RefundsMinor
+				list[i].NetMinor += l.NetMinor
+				list[i].Payments += l.Payments
+				return list
+			}
+		}
+		key.SalesMinor, key.RefundsMinor, key.NetMinor, key.Payments = l.SalesMinor, l.RefundsMinor, l.NetMinor, l.Payments
+		return append(list, key)
+	}
+	for _, l := range lines {
+		r.ByCategory = add(r.ByCategory, RevenueLine{Category: l.Category, Currency: l.Currency}, l)
+		r.Totals = add(r.Totals, RevenueLine{Category: "all", Currency: l.Currency}, l)
+	}
+	return r
+}
+
+// RolledUpRevenue reads the totals as the last rollup wrote them.
+func (s *Service) RolledUpRevenue(ctx context.Context, t tenants.Tenant, event uuid.UUID) (Revenue, error) {
+	var lines []RevenueLine
+	var rolled struct{ At *time.Time }
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		if err := tx.Raw(`SELECT category, stand, currency, sales_minor, refunds_minor, net_minor, payments FROM ops_revenue_totals
+			WHERE event_id = ? ORDER BY category, stand, currency`, event).Scan(&lines).Error; err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT max(rolled_up_at) AS at FROM ops_revenue_totals WHERE event_id = ?`, event).Scan(&rolled).Error
+	})
+	if err != nil {
+		return Revenue{}, err
+	}
+	return summarize(lines, rolled.At), nil
+}
