@@ -75,11 +75,14 @@ func Handle[In, Out any](fn func(c *gin.Context, in In) (Out, error)) Endpoint {
 		return func(c *gin.Context) {
 			status := opt.status
 			var req In
-			if in != noneType && !(opt.optionalBody && c.Request.ContentLength == 0) {
-				if err := DecodeJSON(c, &req); err != nil {
-					Fail(c, err)
-					return
+			if in != noneType {
+				if !(opt.optionalBody && c.Request.ContentLength == 0) {
+					if err := DecodeJSON(c, &req); err != nil {
+						Fail(c, err)
+						return
+					}
 				}
+				// An absent optional body is the zero request: checked too.
 				if v, ok := any(&req).(Validator); ok {
 					if err := v.Validate(); err != nil {
 						Fail(c, err)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -120,7 +121,7 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		actor = "system"
 	}
 	why := strings.TrimSpace("move to " + dst.Name + ": " + o.Reason)
-	if err := r.update(ctx, slug, prior, StatusMoving, "", Change{Actor: actor, Reason: why}); err != nil {
+	if err := r.claim(ctx, slug, prior, StatusMoving, Change{Actor: actor, Reason: why}); err != nil {
 		r.finishMove(moveID, "failed", err.Error())
 		return rep, err
 	}
@@ -224,6 +225,13 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		return fail("rename source", err)
 	}
 	if err := r.update(bg, slug, StatusMoving, prior, dst.Name, Change{Actor: actor, Reason: "moved from " + src.Name + " to " + dst.Name}); err != nil {
+		if on, rerr := r.serverOf(bg, t.ID); rerr == nil && on == dst.Name {
+			// The switch committed though its answer was lost: the move
+			// is done, and the copy on the target is the tenant's data.
+			rep.Duration = time.Since(start)
+			r.finishMove(moveID, "moved", "registry switched (its answer was lost: "+err.Error()+"), source kept as "+rep.Backup)
+			return rep, nil
+		}
 		// The registry still names the source: put the schema back there.
 		if _, rerr := src.SQL.ExecContext(bg, "ALTER SCHEMA "+pgx.Identifier{rep.Backup}.Sanitize()+" RENAME TO "+pgx.Identifier{t.Schema}.Sanitize()); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("rename the source back from %s: %w", rep.Backup, rerr))
@@ -238,15 +246,30 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 // moveFailed undoes a move that did not switch over: the copy on the target
 // goes, the tenant returns to its former status on its source.
 func (r *Registry) moveFailed(ctx context.Context, t Tenant, prior Status, dst *Server, moveID int64, at string, cause error, actor string) error {
-	err := fmt.Errorf("move %s to %s failed at %s (it stays on %s, %s): %w", t.Slug, dst.Name, at, cmpOr(t.Server, DefaultServer), prior, cause)
+	source := cmpOr(t.Server, DefaultServer)
+	err := fmt.Errorf("move %s to %s failed at %s (it stays on %s, %s): %w", t.Slug, dst.Name, at, source, prior, cause)
+	// The copy on the target goes only while the registry does not name
+	// the target: never drop the schema the tenant is served from.
+	if on, rerr := r.serverOf(ctx, t.ID); rerr != nil || on == dst.Name {
+		err = errors.Join(err, fmt.Errorf("the registry names %q (read error: %v): the copy on %s is kept", on, rerr, dst.Name))
+		r.finishMove(moveID, "failed", at+": "+cause.Error())
+		return err
+	}
 	if _, derr := dst.SQL.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{t.Schema}.Sanitize()+" CASCADE"); derr != nil {
 		err = errors.Join(err, fmt.Errorf("drop the partial copy on %s: %w", dst.Name, derr))
 	}
-	if uerr := r.update(ctx, t.Slug, StatusMoving, prior, "", Change{Actor: actor, Reason: "move to " + dst.Name + " failed at " + at}); uerr != nil {
+	if uerr := r.update(ctx, t.Slug, StatusMoving, prior, source, Change{Actor: actor, Reason: "move to " + dst.Name + " failed at " + at}); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("restore status %s: %w", prior, uerr))
 	}
 	r.finishMove(moveID, "failed", at+": "+cause.Error())
 	return err
+}
+
+// serverOf reads the server the registry names for a tenant, uncached.
+func (r *Registry) serverOf(ctx context.Context, id uuid.UUID) (string, error) {
+	var server string
+	err := r.db.WithContext(ctx).Raw("SELECT coalesce(server, '') FROM "+controlTenants+" WHERE id = ?", id).Row().Scan(&server)
+	return cmpOr(server, DefaultServer), err
 }
 
 // controlMoves records move attempts, in the control schema.

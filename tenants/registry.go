@@ -299,6 +299,17 @@ func (r *Registry) setStatus(ctx context.Context, slug string, from, to Status, 
 // with a history row in the same transaction, then drops it from every
 // server's cache.
 func (r *Registry) update(ctx context.Context, slug string, from, to Status, server string, c Change) error {
+	return r.change(ctx, slug, from, to, server, c, false)
+}
+
+// claim is update for a change only one caller may make: the tenant must be
+// in from, not already in to (two moves of one tenant: the second is
+// refused instead of taking the first one's "moving" as its own).
+func (r *Registry) claim(ctx context.Context, slug string, from, to Status, c Change) error {
+	return r.change(ctx, slug, from, to, "", c, true)
+}
+
+func (r *Registry) change(ctx context.Context, slug string, from, to Status, server string, c Change, strict bool) error {
 	if err := ValidateSlug(slug); err != nil {
 		return err
 	}
@@ -319,7 +330,7 @@ func (r *Registry) update(ctx context.Context, slug string, from, to Status, ser
 			return ErrNotFound
 		}
 		cur := rows[0]
-		if cur.Status != from && cur.Status != to {
+		if cur.Status != from && (strict || cur.Status != to) {
 			return fmt.Errorf("tenant %s cannot go from %s to %s (it is %s)", slug, from, to, cur.Status)
 		}
 		q, args := "UPDATE "+controlTenants+" SET status = ?, updated_at = now() WHERE id = ?", []any{to, cur.ID}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/modules/inventory"
 	"marquee/policies"
@@ -387,6 +388,22 @@ func TestTicketKeyRotation(t *testing.T) {
 	if v := n.count(t, `SELECT count(*) FROM inv_tickets WHERE event_id = ? AND status = 'valid' AND key_id <> 3`, n.ev); v != 0 {
 		t.Fatalf("%d valid tickets under old keys", v)
 	}
+	// Someone holding the old key 1 signs a token for a re-issued, valid
+	// ticket (ids are in every token): refused, the ticket is key 3's now.
+	var reissued string
+	s.sql(t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT token FROM inv_tickets WHERE event_id = ? AND status = 'valid' AND key_id = 3 ORDER BY id LIMIT 1`, n.ev).Scan(&reissued).Error
+	})
+	claims, err := inventory.ParseTicketV2(reissued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := inv.SignTicketWithKey(t.Context(), s.t, 1, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mustScan(t, forged, "entry", inventory.ResultRevoked)
+	n.mustScan(t, reissued, "entry", inventory.ResultAdmit)
 	// The admitted holder's ticket was re-issued: the new one is a new
 	// ticket, outside (its door state starts afresh).
 	if r := n.count(t, `SELECT count(*) FROM inv_ticket_revocations WHERE event_id = ?`, n.ev); r != 4 {

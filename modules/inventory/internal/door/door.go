@@ -76,6 +76,12 @@ type Scan struct {
 	// someone was admitted first), for the conflict report.
 	Force   bool
 	StaffID *uuid.UUID
+	// SignedBy is the event key that signed a v2 token (1…); 0 for a v1
+	// token or when not known (the bench's raw baseline). A ticket issued
+	// under a key refuses v2 tokens signed by any other: after a key leak,
+	// rotate-and-reissue shuts the old key out even for ticket ids that are
+	// still valid. (v1 tokens are not tied to a key this way.)
+	SignedBy int
 }
 
 // Passage is one logged scan: when (device and server), where, by what.
@@ -128,12 +134,13 @@ const scanSQL = `WITH prior AS (
 	SELECT c.id, c.result, c.type, c.zone_id, c.forced, c.scanned_at, c.received_at
 	FROM inv_checkins c WHERE c.event_id = @event::uuid AND c.ticket_id = @ticket::uuid AND c.nonce = @nonce::text
 ), tk AS (
-	SELECT t.zone_id, t.event_id, t.status FROM inv_tickets t WHERE t.id = @ticket::uuid
+	SELECT t.zone_id, t.event_id, t.status, t.key_id FROM inv_tickets t WHERE t.id = @ticket::uuid
 ), verdict AS (
 	SELECT tk.zone_id, CASE
 		WHEN tk.event_id <> @event::uuid THEN 'wrong_event'
 		WHEN @type::text = 'exit' THEN 'ok'
 		WHEN tk.status <> 'valid' THEN 'revoked'
+		WHEN @kid::integer > 0 AND tk.key_id IS NOT NULL AND tk.key_id <> @kid::integer THEN 'revoked'
 		WHEN @pre::text <> '' THEN @pre::text
 		WHEN EXISTS (SELECT 1 FROM inv_door_gates g WHERE g.event_id = @event::uuid AND g.name = @gate::text AND NOT (tk.zone_id = ANY (g.zone_ids))) THEN 'wrong_zone'
 		ELSE 'ok' END AS v
@@ -168,7 +175,7 @@ FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true`
 // (wrong event, validity) is pre ("" when none).
 func ScanArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received time.Time) pgx.NamedArgs {
 	return pgx.NamedArgs{"event": sc.EventID, "ticket": ticketID, "nonce": sc.Nonce, "pre": pre, "type": sc.Type, "gate": sc.Gate,
-		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt}
+		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy}
 }
 
 // ScanSQL is the statement a scan runs, for the bench's raw baseline.
@@ -199,6 +206,7 @@ func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (Resul
 	if sc.ScannedAt.IsZero() {
 		sc.ScannedAt = received
 	}
+	sc.SignedBy = int(v.KeyID) // 0 for a v1 token
 	pre := ""
 	switch {
 	case v.EventID != sc.EventID:
