@@ -486,3 +486,21 @@ func Poll(within time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// MustStatus fails the test unless res has the status want.
+func MustStatus(t testing.TB, res Response, want int) {
+	t.Helper()
+	if res.Status != want {
+		t.Fatalf("want %d, got %d: %s", want, res.Status, res.Body)
+	}
+}
+
+// Decode decodes a JSON body into a T, failing the test on bad JSON.
+func Decode[T any](t testing.TB, raw []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
+}

@@ -57,22 +57,10 @@ func (e *Env) checkDocumented(t testing.TB, method, slug, path string, res Respo
 	if res.Status == http.StatusNotModified || method == http.MethodHead {
 		return
 	}
-	if undocumented(route.Operation) {
-		return // a raw endpoint that documents no answer yet: the document test names it
-	}
 	in.SetBodyBytes(res.Body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		t.Errorf("%s %s answered %d outside its OpenAPI document: %v\nbody: %s", method, path, res.Status, err, abbreviate(res.Body))
 	}
-}
-
-func undocumented(op *openapi3.Operation) bool {
-	for code, r := range op.Responses.Map() {
-		if strings.HasPrefix(code, "2") && (code == "204" || len(r.Value.Content) > 0) {
-			return false
-		}
-	}
-	return true
 }
 
 func abbreviate(b []byte) []byte {

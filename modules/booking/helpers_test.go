@@ -1,7 +1,6 @@
 package booking_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -146,18 +145,7 @@ func (c *chain) count(t testing.TB, table string) int {
 	return n
 }
 
-func mustStatus(t testing.TB, res apptest.Response, want int) {
-	t.Helper()
-	if res.Status != want {
-		t.Fatalf("want %d, got %d: %s", want, res.Status, res.Body)
-	}
-}
+// mustStatus and decode are apptest's, under the names these tests use.
+var mustStatus = apptest.MustStatus
 
-func decode[T any](t testing.TB, raw []byte) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("decode %s: %v", raw, err)
-	}
-	return v
-}
+func decode[T any](t testing.TB, raw []byte) T { t.Helper(); return apptest.Decode[T](t, raw) }

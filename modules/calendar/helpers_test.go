@@ -1,7 +1,6 @@
 package calendar_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -150,21 +149,10 @@ func (c *chain) conflict(t testing.TB, res apptest.Response) conflictOut {
 	return co
 }
 
-func mustStatus(t testing.TB, res apptest.Response, want int) {
-	t.Helper()
-	if res.Status != want {
-		t.Fatalf("want %d, got %d: %s", want, res.Status, res.Body)
-	}
-}
+// mustStatus and decode are apptest's, under the names these tests use.
+var mustStatus = apptest.MustStatus
 
-func decode[T any](t testing.TB, raw []byte) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("decode %s: %v", raw, err)
-	}
-	return v
-}
+func decode[T any](t testing.TB, raw []byte) T { t.Helper(); return apptest.Decode[T](t, raw) }
 
 // liveOverlaps asks PostgreSQL directly whether any two live events of the
 // tenant overlap where they must not: the invariant every race test checks.

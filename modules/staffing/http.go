@@ -52,10 +52,6 @@ func (m *Module) me(c *gin.Context) (Staff, error) {
 	return m.svc.StaffByUser(c.Request.Context(), app.TenantOf(c), p.UserID)
 }
 
-func pathID(c *gin.Context, param, what string) (uuid.UUID, error) {
-	return app.PathUUID(c, param, what)
-}
-
 // ---- certifications and roles
 
 type certRequest struct {
@@ -86,7 +82,7 @@ func (m *Module) createCert(c *gin.Context, req certRequest) (Certification, err
 }
 
 func (m *Module) updateCert(c *gin.Context, req certRequest) (Certification, error) {
-	id, err := pathID(c, "certId", "certification")
+	id, err := app.PathUUID(c, "certId", "certification")
 	if err != nil {
 		return Certification{}, err
 	}
@@ -154,7 +150,7 @@ func (m *Module) createRole(c *gin.Context, req roleRequest) (Role, error) {
 }
 
 func (m *Module) updateRole(c *gin.Context, req roleRequest) (Role, error) {
-	id, err := pathID(c, "roleId", "role")
+	id, err := app.PathUUID(c, "roleId", "role")
 	if err != nil {
 		return Role{}, err
 	}
@@ -284,7 +280,7 @@ func (m *Module) getStaff(c *gin.Context, _ app.None) (Staff, error) {
 	if err := m.canReadDirectory(c); err != nil {
 		return Staff{}, err
 	}
-	id, err := pathID(c, "staffId", "staff member")
+	id, err := app.PathUUID(c, "staffId", "staff member")
 	if err != nil {
 		return Staff{}, err
 	}
@@ -292,7 +288,7 @@ func (m *Module) getStaff(c *gin.Context, _ app.None) (Staff, error) {
 }
 
 func (m *Module) updateStaff(c *gin.Context, req staffRequest) (Staff, error) {
-	id, err := pathID(c, "staffId", "staff member")
+	id, err := app.PathUUID(c, "staffId", "staff member")
 	if err != nil {
 		return Staff{}, err
 	}
@@ -322,7 +318,7 @@ type shiftRequest struct {
 	Places   int       `json:"places"`
 }
 
-func venueID(c *gin.Context) (uuid.UUID, error) { return pathID(c, "venueId", "venue") }
+func venueID(c *gin.Context) (uuid.UUID, error) { return app.PathUUID(c, "venueId", "venue") }
 
 func (m *Module) createShift(c *gin.Context, req shiftRequest) (ShiftDetail, error) {
 	v, err := venueID(c)
@@ -376,7 +372,7 @@ func (m *Module) updateShift(c *gin.Context, req shiftPatchRequest) (ShiftDetail
 	if err != nil {
 		return ShiftDetail{}, err
 	}
-	id, err := pathID(c, "shiftId", "shift")
+	id, err := app.PathUUID(c, "shiftId", "shift")
 	if err != nil {
 		return ShiftDetail{}, err
 	}
@@ -399,7 +395,7 @@ func (m *Module) assign(c *gin.Context, req assignRequest) (Assignment, error) {
 	if err != nil {
 		return Assignment{}, err
 	}
-	shift, err := pathID(c, "shiftId", "shift")
+	shift, err := app.PathUUID(c, "shiftId", "shift")
 	if err != nil {
 		return Assignment{}, err
 	}
@@ -415,7 +411,7 @@ func (m *Module) approve(c *gin.Context, _ app.None) (Assignment, error) {
 	if err != nil {
 		return Assignment{}, err
 	}
-	id, err := pathID(c, "assignmentId", "assignment")
+	id, err := app.PathUUID(c, "assignmentId", "assignment")
 	if err != nil {
 		return Assignment{}, err
 	}
@@ -427,7 +423,7 @@ func (m *Module) unassign(c *gin.Context, _ app.None) (Assignment, error) {
 	if err != nil {
 		return Assignment{}, err
 	}
-	id, err := pathID(c, "assignmentId", "assignment")
+	id, err := app.PathUUID(c, "assignmentId", "assignment")
 	if err != nil {
 		return Assignment{}, err
 	}
@@ -567,7 +563,7 @@ func (m *Module) signUp(c *gin.Context, _ app.None) (Assignment, error) {
 	if err != nil {
 		return Assignment{}, err
 	}
-	shift, err := pathID(c, "shiftId", "shift")
+	shift, err := app.PathUUID(c, "shiftId", "shift")
 	if err != nil {
 		return Assignment{}, err
 	}
@@ -579,7 +575,7 @@ func (m *Module) answer(c *gin.Context, confirm bool) (Assignment, error) {
 	if err != nil {
 		return Assignment{}, err
 	}
-	id, err := pathID(c, "assignmentId", "assignment")
+	id, err := app.PathUUID(c, "assignmentId", "assignment")
 	if err != nil {
 		return Assignment{}, err
 	}
