@@ -486,3 +486,64 @@ func TestCachedDecisionsFollowChanges(t *testing.T) {
 		t.Fatal("a cached grant outlived its role")
 	}
 }
+
+// TestEachChainHoldsOnlyItsRules: a chain's decisions scan its own rules,
+// never the fleet's, so the cost of a decision does not grow with the
+// number of chains; chains whose slugs share a prefix ("pfx", "pfx-x",
+// "pfx_x") never see each other's rules.
+func TestEachChainHoldsOnlyItsRules(t *testing.T) {
+	env := apptest.Start(t, dbURL, apptest.Options{})
+	e := env.App.Enforcer
+	grants := policies.CoreGrants()
+	slugs := []string{"pfx", "pfx-x", "pfx_x", "pfxx"}
+	for i := range 20 {
+		slugs = append(slugs, fmt.Sprintf("many%02d", i))
+	}
+	owners := map[string]string{}
+	for _, tn := range slugs {
+		if err := e.InstallDefaults(tn, grants); err != nil {
+			t.Fatal(err)
+		}
+		owners[tn] = newID()
+		mustAssign(t, e, tn, owners[tn], policies.RoleOwner, "")
+	}
+	// A fresh instance loads each chain from the database.
+	e2, err := policies.NewEnforcer(context.Background(), env.App.DB, env.App.Redis, env.App.Config.Deployment(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	for _, tn := range slugs {
+		n, err := policies.LoadedRules(e2, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := len(grants) + 1; n != want {
+			t.Fatalf("chain %s holds %d rules, want its own %d", tn, n, want)
+		}
+	}
+	for _, a := range []string{"pfx", "pfx-x", "pfx_x", "pfxx"} {
+		for _, b := range []string{"pfx", "pfx-x", "pfx_x", "pfxx"} {
+			ok, err := e2.Allowed(policies.Subject(a, owners[a]), policies.ChainDomain(b), "users", policies.Write)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != (a == b) {
+				t.Fatalf("owner of %s in %s: allowed=%v", a, b, ok)
+			}
+		}
+	}
+	if _, err := e2.Allowed("owner", "no-chain-here", "users", policies.Read); err == nil {
+		t.Fatal("a domain without a chain was decided")
+	}
+
+	// A change to one chain makes other instances drop that chain only.
+	mustAssign(t, e, "many00", newID(), policies.RoleFinance, "")
+	apptest.Eventually(t, time.Second, "the other instance drops many00", func() bool { return !policies.IsLoaded(e2, "many00") })
+	if !policies.IsLoaded(e2, "many01") || !policies.IsLoaded(e2, "pfx") {
+		t.Fatal("a change to one chain dropped other chains' policy")
+	}
+	if n, _ := policies.LoadedRules(e2, "many00"); n != len(grants)+2 {
+		t.Fatalf("many00 reloaded with %d rules, want %d", n, len(grants)+2)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -14,7 +15,10 @@ import (
 // instances of a deployment (after its prefix).
 const policyChannel = "policy:changed"
 
-// redisWatcher implements casbin's persist.Watcher over Redis pub/sub.
+// redisWatcher tells the server instances of a deployment which chain's
+// policy changed, over Redis pub/sub. A notice is "<instance id>\t<tenant>";
+// a notice without a tenant (as an instance of the previous release sends)
+// means every chain.
 type redisWatcher struct {
 	rdb      *redis.Client
 	channel  string
@@ -49,23 +53,24 @@ func (w *redisWatcher) listen(ctx context.Context) {
 			if !ok {
 				return
 			}
+			from, tenant, _ := strings.Cut(msg.Payload, "\t")
 			// Our own changes are already in memory.
-			if cb := w.callback.Load(); msg.Payload != w.id && cb != nil {
-				(*cb)(msg.Payload)
+			if cb := w.callback.Load(); from != w.id && cb != nil {
+				(*cb)(tenant)
 			}
 		}
 	}
 }
 
-// SetUpdateCallback is called by casbin with the reload function.
-func (w *redisWatcher) SetUpdateCallback(fn func(string)) error {
+// onChange sets what runs when another instance changed a chain's policy
+// (with the chain's slug, or "" for every chain).
+func (w *redisWatcher) onChange(fn func(tenant string)) {
 	w.callback.Store(&fn)
-	return nil
 }
 
-// Update announces a local policy change to the other instances.
-func (w *redisWatcher) Update() error {
-	if err := w.rdb.Publish(context.Background(), w.channel, w.id).Err(); err != nil {
+// announce tells the other instances that a chain's policy changed.
+func (w *redisWatcher) announce(tenant string) error {
+	if err := w.rdb.Publish(context.Background(), w.channel, w.id+"\t"+tenant).Err(); err != nil {
 		w.log.Warn("policy change not broadcast; other instances keep stale policy until restart", "err", err)
 		return err
 	}
