@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -220,7 +221,53 @@ func tenantCmd() *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(create, list, moveCmd(), status("suspend", "Suspend a tenant everywhere at once", true), status("resume", "Resume a suspended tenant", false))
+	cmd.AddCommand(create, list, moveCmd(), deleteCmd(), status("suspend", "Suspend a tenant everywhere at once", true), status("resume", "Resume a suspended tenant", false))
+	return cmd
+}
+
+func deleteCmd() *cobra.Command {
+	var reason string
+	var after time.Duration
+	var cancel, complete bool
+	cmd := &cobra.Command{
+		Use:   "delete <slug> --reason R [--after 72h] | --cancel | --complete",
+		Short: "Delete a tenant in two steps: a request stops serving it at once; once --after has passed, --complete drops its schema and control-plane records (--cancel takes the request back)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cancel && complete {
+				return errors.New("--cancel and --complete exclude each other")
+			}
+			a, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ch := tenants.Change{Actor: "cli:" + os.Getenv("USER"), Reason: reason}
+			switch {
+			case cancel:
+				if err := a.Tenants.CancelDeletion(cmd.Context(), args[0], ch); err != nil {
+					return err
+				}
+				fmt.Printf("deletion of %s cancelled; it stays suspended (marquee tenant resume %s serves it again)\n", args[0], args[0])
+			case complete:
+				if err := a.CompleteTenantDeletion(cmd.Context(), args[0], ch); err != nil {
+					return err
+				}
+				fmt.Printf("deleted %s: schema dropped, rules and sessions removed; its slug stays reserved\n", args[0])
+			default:
+				due, err := a.Tenants.RequestDeletion(cmd.Context(), args[0], after, ch)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s is no longer served; complete the deletion after %s with: marquee tenant delete %s --complete\n", args[0], due.UTC().Format(time.RFC3339), args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the status history and audit log)")
+	cmd.Flags().DurationVar(&after, "after", 72*time.Hour, "earliest deletion, from now (at least 24h)")
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "take back a deletion request")
+	cmd.Flags().BoolVar(&complete, "complete", false, "delete now that the request is due")
 	return cmd
 }
 

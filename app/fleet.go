@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"marquee/tenants"
 )
@@ -31,4 +32,25 @@ func (a *App) MoveTenant(ctx context.Context, slug, to, actor, reason string, o 
 		a.platformAudit(context.WithoutCancel(ctx), actor, "tenant.move", &t.ID, detail)
 	}
 	return rep, err
+}
+
+// ExportTenant writes the archive of all of a tenant's data
+// (tenants.Export), with its ledger verified at export time.
+func (a *App) ExportTenant(ctx context.Context, t tenants.Tenant, w io.Writer) (tenants.ExportManifest, error) {
+	res, err := a.Ledger.Verify(ctx, t)
+	if err != nil {
+		return tenants.ExportManifest{}, err
+	}
+	return tenants.Export(ctx, a.Servers, t, w, a.Now(), map[string]any{"ledger_verification": res})
+}
+
+// CompleteTenantDeletion deletes a tenant whose deletion is due
+// (tenants.Registry.CompleteDeletion) and forgets its policy here and on
+// every other instance.
+func (a *App) CompleteTenantDeletion(ctx context.Context, slug string, c tenants.Change) error {
+	if err := a.Tenants.CompleteDeletion(ctx, a.Servers, slug, c); err != nil {
+		return err
+	}
+	a.Enforcer.Forget(slug)
+	return nil
 }

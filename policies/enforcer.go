@@ -113,6 +113,13 @@ func (en *Enforcer) forget(tenant string) {
 	en.chains.Clear()
 }
 
+// Forget drops a chain's loaded policy here and on every other instance
+// (a deleted chain).
+func (en *Enforcer) Forget(tenant string) {
+	en.forget(tenant)
+	_ = en.w.announce(tenant)
+}
+
 // chain returns a tenant's policy, loading it on first use. Concurrent
 // first requests share one load; a failed load is not kept.
 func (en *Enforcer) chain(tenant string) (*chainPolicy, error) {

@@ -421,9 +421,12 @@ func (r *Registry) Schemas(ctx context.Context) ([]migrations.Placed, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]migrations.Placed, len(ts))
-	for i, t := range ts {
-		out[i] = migrations.Placed{Server: t.Server, Schema: t.Schema}
+	out := make([]migrations.Placed, 0, len(ts))
+	for _, t := range ts {
+		if t.Status == StatusDeleted {
+			continue // its schema is gone; migrating would create it again
+		}
+		out = append(out, migrations.Placed{Server: t.Server, Schema: t.Schema})
 	}
 	return out, nil
 }
