@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -45,6 +47,38 @@ func TestBrowserPortalAndConsole(t *testing.T) {
 		t.Fatalf("portal home shows %q / %q", heading, body)
 	}
 	apptest.Screenshot(t, ctx, "portal-home")
+
+	// The owner requires consent; support asks; the owner lets them in.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(env.HostURL(tn.Slug)+"/portal/access-log"),
+		chromedp.WaitVisible(chromedp.CSS(`#support-consent input[name=required]`)),
+		chromedp.Click(chromedp.CSS(`#support-consent input[name=required]`)),
+		chromedp.Submit(chromedp.CSS(`#support-consent form`)),
+		chromedp.WaitVisible(chromedp.CSS(`#support-consent input[name=required]:checked`)),
+	); err != nil {
+		t.Fatalf("require consent: %v", err)
+	}
+	asker, askerEmail := consoleSession(t, env)
+	asker.do(t, http.MethodPost, "/console/tenants/"+tn.Slug+"/visit", url.Values{"csrf_token": {formToken(t, asker.get(t, "/console"))}, "reason": {"ticket #88: refund stuck"}})
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(env.HostURL(tn.Slug)+"/portal/access-log"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-request] button`)),
+	); err != nil {
+		t.Fatalf("pending request: %v", err)
+	}
+	if row := text(`tr[data-request]`); !strings.Contains(row, askerEmail) || !strings.Contains(row, "ticket #88") {
+		t.Fatalf("request row: %q", row)
+	}
+	apptest.Screenshot(t, ctx, "portal-support-consent")
+	if err := chromedp.Do(ctx,
+		chromedp.Submit(chromedp.CSS(`tr[data-request] form`)),
+		chromedp.WaitVisible(chromedp.CSS(`#support-consent input[name=required]`)),
+	); err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	if row := text(`tr[data-request]`); !strings.Contains(row, "allowed to start a visit until") {
+		t.Fatalf("after granting: %q", row)
+	}
 
 	login(env.HostURL("")+"/console", support, `#tenants`)
 	if tenants := text(`#tenants`); !strings.Contains(tenants, tn.Slug) || !strings.Contains(tenants, "active") {

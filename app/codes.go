@@ -54,6 +54,8 @@ var Codes = []CodeInfo{
 	{"invalid_token", KindUnauthenticated, "the API token is unknown, expired or revoked"},
 	{"invalid_credentials", KindUnauthenticated, "email or password is wrong"},
 	{"invalid_entry", KindForbidden, "a support entry link is invalid, used or expired"},
+	{"invalid_minutes", KindInvalid, "a support visit grant lasts 5 to 1440 minutes"},
+	{"request_decided", KindConflict, "the support visit request was granted or refused already"},
 	{"csrf_failed", KindForbidden, "the form's CSRF token does not match the session"},
 	{"weak_password", KindInvalid, "the password is not 10 to 72 characters"},
 	{"invalid_email", KindInvalid, "the email address is not valid"},

@@ -315,8 +315,22 @@ func (a *App) consoleVisit(c *gin.Context) {
 	ttl := a.Config.SupportVisitTTL
 	visitID := uuid.Must(uuid.NewV7())
 	email := a.supportEmail(ctx, p.UserID)
-	err = a.DB.WithContext(ctx).Exec(`INSERT INTO `+controlSupportVisits+` (id, support_user_id, tenant_id, reason, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		visitID, p.UserID, t.ID, reason, time.Now().Add(ttl)).Error
+	err = a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO `+controlSupportVisits+` (id, support_user_id, tenant_id, reason, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			visitID, p.UserID, t.ID, reason, time.Now().Add(ttl)).Error; err != nil {
+			return err
+		}
+		return a.consentGate(tx, t, p.UserID, visitID)
+	})
+	if errors.Is(err, errConsentNeeded) {
+		if err := a.requestVisit(ctx, t, p.UserID, reason); err != nil {
+			Fail(c, err)
+			return
+		}
+		a.platformAudit(ctx, email, "tenant.visit.request", &t.ID, reason)
+		consoleRedirect(c, t.Slug+": its owner approves support visits first; your request waits in their portal (Support access)")
+		return
+	}
 	if err != nil {
 		Fail(c, err)
 		return

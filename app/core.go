@@ -36,6 +36,7 @@ func (a *App) registerCore(r *Registrar) {
 	a.registerHealth(r)
 	a.registerPages(r)
 	a.registerConsole(r)
+	a.registerConsent(r)
 	r.API(http.MethodGet, "/openapi.json", Public(), "This API's OpenAPI document", Raw(a.openAPI).Produces(mediaJSON, nil))
 	r.API(http.MethodPost, "/auth/login", Public(), "Sign in with email and password; returns a bearer token", Handle(a.apiLogin))
 	r.API(http.MethodPost, "/auth/logout", SignedIn(), "End the current session", Handle(a.apiLogout)).NoBody()

@@ -29,6 +29,9 @@ type PageData struct {
 	Tenant     tenants.Tenant
 	Who        string
 	Visit      string
+	// SupportHere announces a support visit going on now to the chain's
+	// own staff (see consent.go).
+	SupportHere string
 	Nav        []NavItem
 	Path       string
 	Home       string
@@ -59,6 +62,8 @@ func (a *App) RenderPortal(c *gin.Context, status int, title string, content tem
 		d.Who = a.displayName(c)
 		if p.Kind == KindSupportVisit {
 			d.Visit = p.ExpiresAt.UTC().Format("15:04 UTC")
+		} else {
+			d.SupportHere = a.supportHereNotice(c.Request.Context(), t)
 		}
 	}
 	a.writePage(c, status, d)
@@ -279,7 +284,17 @@ func (a *App) portalAccessLog(c *gin.Context) {
 		Fail(c, err)
 		return
 	}
-	content, err := RenderTemplate(coreTemplates, "access_log", list)
+	consent, err := a.supportConsent(c.Request.Context(), TenantOf(c))
+	if err != nil {
+		Fail(c, err)
+		return
+	}
+	content, err := RenderTemplate(coreTemplates, "access_log", struct {
+		Log      []AccessLogEntry
+		Consent  SupportConsent
+		CanGrant bool
+		CSRF     string
+	}{list, consent, a.Can(c, "support_consent", policies.Write), a.CSRFToken(PrincipalOf(c).SessionID.String())})
 	if err != nil {
 		Fail(c, err)
 		return
