@@ -24,21 +24,21 @@ var coreTemplates = template.Must(template.New("core").ParseFS(webFS, "web/templ
 
 // PageData feeds the shared layout.
 type PageData struct {
-	Title      string
-	Surface    string
-	Tenant     tenants.Tenant
-	Who        string
-	Visit      string
+	Title   string
+	Surface string
+	Tenant  tenants.Tenant
+	Who     string
+	Visit   string
 	// SupportHere announces a support visit going on now to the chain's
 	// own staff (see consent.go).
 	SupportHere string
-	Nav        []NavItem
-	Path       string
-	Home       string
-	LogoutPath string
-	CSRF       string
-	Flash      string
-	Content    template.HTML
+	Nav         []NavItem
+	Path        string
+	Home        string
+	LogoutPath  string
+	CSRF        string
+	Flash       string
+	Content     template.HTML
 }
 
 // RenderTemplate executes a template into HTML for a page's content.
