@@ -44,7 +44,9 @@ func (s *Service) TransferTicket(ctx context.Context, t tenants.Tenant, ticketID
 
 // TicketPath is a ticket's own signed page (what a transfer's recipient
 // gets).
-func (s *Service) TicketPath(t tenants.Tenant, ticketID uuid.UUID) string { return s.links.Path(t, ticketID) }
+func (s *Service) TicketPath(t tenants.Tenant, ticketID uuid.UUID) string {
+	return s.links.Path(t, ticketID)
+}
 
 // TicketLinkOK checks a ticket link's signature.
 func (s *Service) TicketLinkOK(t tenants.Tenant, ticketID uuid.UUID, sig string) bool {

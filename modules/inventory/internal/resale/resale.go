@@ -173,8 +173,8 @@ func PaidFor(tx *gorm.DB, ticketID uuid.UUID) (int64, string, error) {
 	// The order's amount split over its tickets in proportion to their
 	// prices (no fee is left out, none counted twice); a hold without
 	// lines is a resale reservation of one ticket.
-	if err := tx.Raw(`SELECT o.currency, CASE WHEN lt.total IS NULL OR lt.total = 0 THEN o.amount_minor / greatest(lt.n, 1)
-			ELSE (o.amount_minor * coalesce(mine.unit, 0)) / lt.total END AS paid
+	if err := tx.Raw(`SELECT o.currency, floor(CASE WHEN lt.total IS NULL OR lt.total = 0 THEN o.amount_minor / greatest(coalesce(lt.n, 1), 1)
+			ELSE (o.amount_minor * coalesce(mine.unit, 0)) / lt.total END)::bigint AS paid
 		FROM inv_tickets t JOIN inv_orders o ON o.id = t.order_id
 		LEFT JOIN LATERAL (SELECT sum(l.unit_price_minor * l.quantity) AS total, sum(l.quantity) AS n FROM inv_hold_lines l WHERE l.hold_id = o.hold_id) lt ON true
 		LEFT JOIN LATERAL (SELECT l.unit_price_minor AS unit FROM inv_hold_lines l WHERE l.hold_id = o.hold_id AND l.tier_id = t.tier_id
