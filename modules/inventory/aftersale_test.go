@@ -1,6 +1,7 @@
 package inventory_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -392,5 +393,255 @@ func TestResaleRacesTransfer(t *testing.T) {
 	// A refunded buyer's money went back on the ledger.
 	if got := n.count(t, `SELECT count(*) FROM inv_orders WHERE status = 'refunded'`); got != int64(transfers) {
 		t.Fatalf("%d refunded orders for %d lost purchases", got, transfers)
+	}
+}
+
+// waitNight is an event whose GA floor holds capacity places.
+func waitNight(t testing.TB, prefix string, capacity int) (*shop, string, string) {
+	t.Helper()
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, prefix)
+	ev := s.event(t, "Sold Out Night")
+	in := s.configure(t, ev, simpleSetup(1, 1, capacity, nil))
+	return s, ev, tierID(t, in, "Floor")
+}
+
+func (s *shop) join(t testing.TB, ev string, body map[string]any) (int, waitOut) {
+	t.Helper()
+	res, err := s.env.Try("POST", s.slug, "/api/v1/events/"+ev+"/waitlist", "", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w waitOut
+	if res.Status == http.StatusCreated {
+		res.JSON(t, &w)
+	} else {
+		w.Code = codeOf(t, res)
+	}
+	return res.Status, w
+}
+
+type waitOut struct {
+	inventory.WaitlistEntry
+	URL  string `json:"url"`
+	Code string `json:"-"`
+}
+
+func (s *shop) entry(t testing.TB, w waitOut) waitOut {
+	t.Helper()
+	res := s.env.Do(t, "GET", s.slug, "/api/v1"+w.URL, "", nil)
+	mustStatus(t, res, 200)
+	var out waitOut
+	res.JSON(t, &out)
+	return out
+}
+
+func (s *shop) serve(t testing.TB, ev string) int {
+	t.Helper()
+	n, err := s.inv.Service().ServeWaitlist(context.Background(), s.t, uuid.MustParse(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// holdOne holds one floor place as a fresh buyer: (buyer token, hold).
+func (s *shop) holdOne(t testing.TB, ev, tier string) (string, inventory.Hold) {
+	t.Helper()
+	b := s.buyer(t)
+	return b, s.mustHold(t, ev, b, map[string]any{"tier_id": tier, "quantity": 1})
+}
+
+func (s *shop) release(t testing.TB, b string, h inventory.Hold) {
+	t.Helper()
+	res, err := s.env.Try("DELETE", s.slug, "/api/v1/holds/"+h.ID.String(), "", nil, "X-Buyer-Token", b)
+	if err != nil || res.Status != 200 && res.Status != 204 {
+		t.Fatalf("release: %v %d %s", err, res.Status, res.Body)
+	}
+}
+
+func TestWaitlistOffersInJoinOrder(t *testing.T) {
+	s, ev, floor := waitNight(t, "wait", 4)
+	join := func(email string, qty int) (int, waitOut) {
+		return s.join(t, ev, map[string]any{"tier_id": floor, "email": email, "quantity": qty})
+	}
+	if st, w := join("early@example.com", 1); st != 409 || w.Code != "tier_available" {
+		t.Fatalf("join with tickets on sale: %d %s", st, w.Code)
+	}
+	var bs []string
+	var hs []inventory.Hold
+	for i := 0; i < 4; i++ {
+		b, h := s.holdOne(t, ev, floor)
+		bs, hs = append(bs, b), append(hs, h)
+	}
+	// Bad input: problems, nothing written.
+	stalls := ""
+	s.sql(t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT id::text FROM inv_tiers WHERE event_id = ? AND name = 'Stalls'`, ev).Row().Scan(&stalls)
+	})
+	for _, c := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"tier_id": floor, "email": "x@example.com", "quantity": 0}, "invalid_quantity"},
+		{map[string]any{"tier_id": floor, "email": "nope", "quantity": 1}, "invalid_email"},
+		{map[string]any{"tier_id": "nope", "email": "x@example.com", "quantity": 1}, "invalid_tier_id"},
+		{map[string]any{"tier_id": stalls, "email": "x@example.com", "quantity": 1}, "invalid_tier_id"},
+		{map[string]any{"tier_id": uuid.NewString(), "email": "x@example.com", "quantity": 1}, "not_found"},
+	} {
+		if st, w := s.join(t, ev, c.body); w.Code != c.code || st < 400 {
+			t.Fatalf("join %v: %d %s, want %s", c.body, st, w.Code, c.code)
+		}
+	}
+	if got := s.count(t, `SELECT count(*) FROM inv_waitlist`); got != 0 {
+		t.Fatalf("bad input wrote %d entries", got)
+	}
+	_, e1 := join("one@example.com", 1)
+	_, e2 := join("two@example.com", 2)
+	_, e3 := join("three@example.com", 1)
+	if e1.Position != 1 || e2.Position != 2 || e3.Position != 3 {
+		t.Fatalf("positions %d %d %d", e1.Position, e2.Position, e3.Position)
+	}
+	if st, w := join("ONE@example.com", 1); st != 409 || w.Code != "waitlist_joined" {
+		t.Fatalf("joined twice: %d %s", st, w.Code)
+	}
+	if res := s.env.Do(t, "GET", s.slug, "/api/v1/waitlist/"+e2.ID.String()+"?wsig=forged", "", nil); res.Status != 404 {
+		t.Fatalf("forged entry link: %d", res.Status)
+	}
+	mustStatus(t, s.do(t, "PUT", "/api/v1/events/"+ev+"/waitlist/settings", map[string]any{"offer_minutes": 3}), 400)
+	mustStatus(t, s.do(t, "PUT", "/api/v1/events/"+ev+"/waitlist/settings", map[string]any{"offer_minutes": 45}), 200)
+
+	// One place comes back: the head of the line gets it.
+	s.release(t, bs[0], hs[0])
+	s.serve(t, ev)
+	if w := s.entry(t, e1); w.Status != "offered" || w.HoldID == nil || w.OfferExpiresAt == nil {
+		t.Fatalf("e1 %+v", w)
+	}
+	// One more: not enough for e2 (2), and e3 behind it is not served first.
+	s.release(t, bs[1], hs[1])
+	s.serve(t, ev)
+	if w := s.entry(t, e2); w.Status != "waiting" || w.Position != 1 {
+		t.Fatalf("e2 %+v", w)
+	}
+	if w := s.entry(t, e3); w.Status != "waiting" || w.Position != 2 {
+		t.Fatalf("e3 served before e2: %+v", w)
+	}
+	s.release(t, bs[2], hs[2])
+	s.serve(t, ev)
+	w2 := s.entry(t, e2)
+	if w2.Status != "offered" {
+		t.Fatalf("e2 %+v", w2)
+	}
+	// e1 takes the offer through the normal order and payment.
+	res, _ := s.env.Try("POST", s.slug, "/api/v1"+strings.Replace(e1.URL, "?", "/order?", 1), "", map[string]any{"name": "One"})
+	mustStatus(t, res, http.StatusCreated)
+	var o orderOut
+	res.JSON(t, &o)
+	if o.AmountMinor != 3000 || o.Email != "one@example.com" {
+		t.Fatalf("offer order %+v", o)
+	}
+	mustStatus(t, s.webhook(t, "evt_"+uuid.NewString(), "payment_intent.succeeded", o.Order), 200)
+	// e2 lets its offer lapse: the places pass to e3.
+	s.sql(t, func(tx *gorm.DB) error {
+		return tx.Exec(`UPDATE inv_holds SET expires_at = now() - interval '1 second' WHERE id = ?`, *w2.HoldID).Error
+	})
+	if _, err := s.inv.Service().SweepHolds(context.Background(), s.t, 100); err != nil {
+		t.Fatal(err)
+	}
+	s.serve(t, ev)
+	if w := s.entry(t, e1); w.Status != "accepted" {
+		t.Fatalf("e1 after paying: %+v", w)
+	}
+	if w := s.entry(t, e2); w.Status != "lapsed" {
+		t.Fatalf("e2 after its offer lapsed: %+v", w)
+	}
+	w3 := s.entry(t, e3)
+	if w3.Status != "offered" || w3.OfferExpiresAt == nil || w3.OfferExpiresAt.Sub(*w3.OfferedAt).Minutes() < 44 {
+		t.Fatalf("e3 %+v", w3)
+	}
+	// Never more than the capacity out: 1 sold, 1 held (h4), 1 offered; 1 free.
+	if got := s.count(t, `SELECT sum(held + sold) FROM inv_counter_shards sh JOIN inv_counters c ON c.id = sh.counter_id WHERE c.event_id = ? AND c.kind = 'pool' AND c.zone_id = (SELECT zone_id FROM inv_tiers WHERE id = ?)`, ev, floor); got != 3 {
+		t.Fatalf("%d places out, want 3", got)
+	}
+	res = s.do(t, "GET", "/api/v1/events/"+ev+"/waitlist", nil)
+	mustStatus(t, res, 200)
+	// Leaving with an open offer gives it back.
+	res, _ = s.env.Try("DELETE", s.slug, "/api/v1"+e3.URL, "", nil)
+	mustStatus(t, res, 200)
+	if got := s.count(t, `SELECT count(*) FROM inv_holds WHERE id = ? AND status = 'released'`, *w3.HoldID); got != 1 {
+		t.Fatal("leaving did not release the offer")
+	}
+}
+
+// Concurrent joins and concurrent releases while several runs serve the
+// line: places numbered once each, no place offered twice, never more out
+// than the capacity, offers in join order.
+func TestWaitlistRaces(t *testing.T) {
+	const capacity, waiting = 24, 32
+	s, ev, floor := waitNight(t, "waitrace", capacity)
+	bs := make([]string, capacity)
+	hs := make([]inventory.Hold, capacity)
+	for i := range bs {
+		bs[i], hs[i] = s.holdOne(t, ev, floor)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < waiting; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if st, w := s.join(t, ev, map[string]any{"tier_id": floor, "email": fmt.Sprintf("fan%d@example.com", i), "quantity": 1}); st != 201 {
+				t.Errorf("join %d: %d %s", i, st, w.Code)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if got := s.count(t, `SELECT count(DISTINCT seq) FROM inv_waitlist WHERE tier_id = ? AND seq BETWEEN 1 AND ?`, floor, waiting); got != waiting {
+		t.Fatalf("%d distinct places 1..%d", got, waiting)
+	}
+	done := make(chan struct{})
+	var servers sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := s.inv.Service().ServeWaitlist(context.Background(), s.t, uuid.MustParse(ev)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range bs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s.release(t, bs[i], hs[i])
+		}(i)
+	}
+	wg.Wait()
+	close(done)
+	servers.Wait()
+	s.serve(t, ev)
+	if got := s.count(t, `SELECT count(*) FROM inv_waitlist WHERE tier_id = ? AND status = 'offered'`, floor); got != capacity {
+		t.Fatalf("%d offers for %d places", got, capacity)
+	}
+	if got := s.count(t, `SELECT max(seq) FROM inv_waitlist WHERE tier_id = ? AND status = 'offered'`, floor); got != capacity {
+		t.Fatalf("offers not in join order: the last offered place is %d", got)
+	}
+	if got := s.count(t, `SELECT count(DISTINCT w.hold_id) FROM inv_waitlist w JOIN inv_holds h ON h.id = w.hold_id WHERE w.tier_id = ? AND h.status = 'active' AND h.quantity = 1`, floor); got != capacity {
+		t.Fatalf("%d distinct live offer holds", got)
+	}
+	if got := s.count(t, `SELECT sum(held + sold) FROM inv_counter_shards sh JOIN inv_counters c ON c.id = sh.counter_id WHERE c.event_id = ? AND c.kind = 'pool'
+		AND c.zone_id = (SELECT zone_id FROM inv_tiers WHERE id = ?)`, ev, floor); got != capacity {
+		t.Fatalf("%d places out for a capacity of %d", got, capacity)
+	}
+	if got := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev); got != capacity {
+		t.Fatalf("%d active holds", got)
 	}
 }
