@@ -151,6 +151,7 @@ var Codes = []CodeInfo{
 	{"waitlist_joined", KindConflict, "the address is in the tier's waiting list already"},
 	{"tier_available", KindConflict, "the tier has tickets on sale now: buy them instead of waiting"},
 	{"waitlist_closed", KindConflict, "the waiting-list entry is not waiting any more"},
+	{"hold_not_a_cart", KindConflict, "the hold reserves one resale ticket and takes nothing more"},
 	{"no_offer", KindConflict, "the waiting-list entry has no open offer"},
 	{"invalid_offer_minutes", KindInvalid, "offer_minutes is not 5 to 2880"},
 	{"annul_other_device", KindForbidden, "only the device that made a scan may annul it"},

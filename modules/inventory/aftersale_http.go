@@ -5,7 +5,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/policies"
@@ -106,7 +105,11 @@ func (m *Module) holderTicket(c *gin.Context, _ app.None) (holderTicketView, err
 func (m *Module) holderTicketView(c *gin.Context, tk Ticket) (holderTicketView, error) {
 	ctx, t := c.Request.Context(), app.TenantOf(c)
 	v := holderTicketView{Ticket: tk, TicketURL: m.svc.TicketPath(t, tk.ID)}
-	v.Transferable = tk.Status == "valid" && m.transferable(c, tk.ID)
+	flags, err := m.svc.TransferableTickets(ctx, t, []uuid.UUID{tk.ID})
+	if err != nil {
+		return v, err
+	}
+	v.Transferable = tk.Status == "valid" && flags[tk.ID]
 	open, err := m.svc.OpenListings(ctx, t, []uuid.UUID{tk.ID})
 	if err != nil {
 		return v, err
@@ -117,16 +120,6 @@ func (m *Module) holderTicketView(c *gin.Context, tk Ticket) (holderTicketView, 
 	}
 	c.Header("Cache-Control", "no-store")
 	return v, nil
-}
-
-// transferable reads the ticket's transfer flag (a re-issued ticket keeps
-// its predecessor's).
-func (m *Module) transferable(c *gin.Context, id uuid.UUID) bool {
-	ok := false
-	_ = m.app.Tx(c.Request.Context(), app.TenantOf(c), func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT transferable FROM inv_tickets WHERE id = ?`, id).Row().Scan(&ok)
-	})
-	return ok
 }
 
 type listRequest struct {

@@ -169,6 +169,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Storefront(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), m.storeOrderPage)
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
+	m.registerAfterSalePages(r)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
 
 	// Returning seats and money goes on while a chain is suspended.

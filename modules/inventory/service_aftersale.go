@@ -64,6 +64,11 @@ func (s *Service) ReceivedTickets(ctx context.Context, t tenants.Tenant, ids []u
 	return s.transfer.Received(ctx, t, ids)
 }
 
+// TransferableTickets reads which of the tickets may still be transferred.
+func (s *Service) TransferableTickets(ctx context.Context, t tenants.Tenant, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	return s.transfer.Transferable(ctx, t, ids)
+}
+
 // Transfers lists an event's transfers, newest first.
 func (s *Service) Transfers(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]TransferRecord, error) {
 	return s.transfer.History(ctx, t, eventID, 500)

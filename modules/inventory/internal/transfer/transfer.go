@@ -213,6 +213,25 @@ func (s *Service) Received(ctx context.Context, t tenants.Tenant, ticketIDs []uu
 	return out, err
 }
 
+// Transferable reads which of the tickets may still be transferred.
+func (s *Service) Transferable(ctx context.Context, t tenants.Tenant, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		ID uuid.UUID `gorm:"column:id"`
+		OK bool      `gorm:"column:transferable"`
+	}
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT id, transferable FROM inv_tickets WHERE id IN ?`, ids).Scan(&rows).Error
+	})
+	for _, r := range rows {
+		out[r.ID] = r.OK
+	}
+	return out, err
+}
+
 // Ticket reads one ticket.
 func (s *Service) Ticket(ctx context.Context, t tenants.Tenant, id uuid.UUID) (model.Ticket, error) {
 	var ts []model.Ticket
