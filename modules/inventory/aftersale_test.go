@@ -645,3 +645,52 @@ func TestWaitlistRaces(t *testing.T) {
 		t.Fatalf("%d active holds", got)
 	}
 }
+
+// With first refusal on, a new listing goes to the waiting list before the
+// public: the head of the line is offered it, buys it through the normal
+// payment, and the listing never shows publicly.
+func TestResaleWaitlistFirstRefusal(t *testing.T) {
+	s, ev, floor := waitNight(t, "firstref", 2)
+	n := &doorNight{shop: s, ev: ev}
+	res := s.do(t, "GET", "/api/v1/events/"+ev+"/inventory", nil)
+	res.JSON(t, &n.inv)
+	paid := n.paidOrder(t, map[string]any{"tier_id": floor, "quantity": 2})
+	mustStatus(t, s.do(t, "PUT", "/api/v1/resale/settings", map[string]any{"cap_percent": 100, "commission_bps": 1500, "waitlist_first": true}), 200)
+	_, e1 := s.join(t, ev, map[string]any{"tier_id": floor, "email": "first@example.com", "quantity": 1})
+	_, e2 := s.join(t, ev, map[string]any{"tier_id": floor, "email": "second@example.com", "quantity": 1})
+	st, l, _ := n.list(t, paid.Tickets[0].ID, sigOf(t, paid.OrderURL), 3000)
+	if st != 201 || l.WaitlistUntil == nil {
+		t.Fatalf("list under first refusal: %d %+v", st, l)
+	}
+	var pub struct{ Items []inventory.ResaleListing }
+	s.env.Do(t, "GET", s.slug, "/api/v1/events/"+ev+"/resale", "", nil).JSON(t, &pub)
+	if len(pub.Items) != 0 {
+		t.Fatalf("listing public during first refusal: %+v", pub.Items)
+	}
+	if code, st, _ := n.reserve(t, l.ID); st != 409 || code != "listing_unavailable" {
+		t.Fatalf("public reservation during first refusal: %d %s", st, code)
+	}
+	s.serve(t, ev)
+	w1 := s.entry(t, e1)
+	if w1.Status != "offered" || w1.ListingID == nil || *w1.ListingID != l.ID {
+		t.Fatalf("head of the line: %+v", w1)
+	}
+	if w := s.entry(t, e2); w.Status != "waiting" {
+		t.Fatalf("second in line: %+v", w)
+	}
+	res, _ = s.env.Try("POST", s.slug, "/api/v1"+strings.Replace(e1.URL, "?", "/order?", 1), "", map[string]any{"name": "First"})
+	mustStatus(t, res, http.StatusCreated)
+	var o orderOut
+	res.JSON(t, &o)
+	var wh inventory.WebhookResult
+	s.webhook(t, "evt_"+uuid.NewString(), "payment_intent.succeeded", o.Order).JSON(t, &wh)
+	if wh.Outcome != "resale" || o.AmountMinor != 3000 {
+		t.Fatalf("first refusal purchase: %q %d", wh.Outcome, o.AmountMinor)
+	}
+	if w := s.entry(t, e1); w.Status != "accepted" {
+		t.Fatalf("after buying: %+v", w)
+	}
+	if got := s.count(t, `SELECT count(*) FROM inv_tickets WHERE order_id = ? AND status = 'valid' AND holder_email = 'first@example.com'`, o.ID); got != 1 {
+		t.Fatalf("%d tickets for the waiting buyer", got)
+	}
+}

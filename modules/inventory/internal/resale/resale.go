@@ -370,7 +370,7 @@ func (s *Service) ForEvent(ctx context.Context, t tenants.Tenant, eventID uuid.U
 	out := []Listing{}
 	q := listingSelect + ` WHERE l.event_id = ?`
 	if public {
-		q += ` AND l.status = 'listed' AND (l.waitlist_until IS NULL OR l.waitlist_until <= now()) AND (l.held_until IS NULL OR l.held_until <= now())`
+		q += ` AND l.status = 'listed' AND t.status = 'valid' AND (l.waitlist_until IS NULL OR l.waitlist_until <= now()) AND (l.held_until IS NULL OR l.held_until <= now())`
 	}
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(q+` ORDER BY l.created_at DESC, l.id DESC LIMIT 500`, eventID).Scan(&out).Error

@@ -31,6 +31,7 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/catalogue"
 	"marquee/modules/inventory/internal/deps"
 	"marquee/modules/inventory/internal/holds"
 	"marquee/modules/inventory/internal/model"
@@ -173,6 +174,12 @@ func (s *Service) Join(ctx context.Context, t tenants.Tenant, eventID uuid.UUID,
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		tf, err := readTier(tx, eventID, tierID)
 		if err != nil {
+			return err
+		}
+		if cancelled, err := catalogue.EventCancelled(tx, eventID); err != nil || cancelled {
+			if err == nil {
+				err = app.Gone("event_cancelled", "the event was cancelled")
+			}
 			return err
 		}
 		if tf.Kind != model.KindGA {
@@ -362,6 +369,9 @@ func (s *Service) serveTier(_ context.Context, t tenants.Tenant, tx *gorm.DB, ev
 	// One run per tier at a time, after every join that committed.
 	if err := tx.Exec(`SELECT 1 FROM inv_waitlist_tiers WHERE tier_id = ? FOR UPDATE`, tierID).Error; err != nil {
 		return 0, err
+	}
+	if cancelled, err := catalogue.EventCancelled(tx, eventID); err != nil || cancelled {
+		return 0, err // nothing is offered for a cancelled event
 	}
 	if err := tx.Exec(`UPDATE inv_waitlist w SET status = CASE WHEN h.status = 'sold' THEN 'accepted' ELSE 'lapsed' END, closed_at = now()
 		FROM inv_holds h WHERE w.tier_id = ? AND w.status = 'offered' AND h.id = w.hold_id AND h.status <> 'active'`, tierID).Error; err != nil {
