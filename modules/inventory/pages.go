@@ -20,9 +20,18 @@ var templateFS embed.FS
 
 func parsePages() (*template.Template, error) {
 	return template.New("inventory").Funcs(template.FuncMap{
-		"money": Money,
-		"human": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
-		"deref": func(p *int64) int64 { return *p },
+		"money":  Money,
+		"human":  func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+		"deref":  func(p *int64) int64 { return *p },
+		"timeOf": func(p *time.Time) time.Time { return *p },
+		// at shows a time in the venue's zone (stored UTC).
+		"at": func(t time.Time, tz string) string {
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				loc = time.UTC
+			}
+			return t.In(loc).Format("Mon 2 Jan 15:04 MST")
+		},
 	}).ParseFS(templateFS, "templates/*.html")
 }
 
