@@ -459,6 +459,9 @@ func (m *Module) getOrder(c *gin.Context, _ app.None) (orderView, error) {
 	}
 	v := orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID), Tickets: tickets}
 	if byBuyer {
+		if tickets, _, err = m.hideGivenAway(c.Request.Context(), t, tickets); err != nil {
+			return orderView{}, err
+		}
 		v = buyerView(o, v.OrderURL, tickets)
 	}
 	// The answer may carry the client secret: no shared cache keeps it.

@@ -107,6 +107,7 @@ const (
 	ResultRevoked         = door.Revoked
 	ResultNotYetValid     = door.NotYetValid
 	ResultExpired         = door.Expired
+	ResultListed          = door.Listed
 	ResultInvalid         = door.Invalid
 )
 

@@ -53,6 +53,7 @@ func (m *Module) expireTask(ctx context.Context, t tenants.Tenant, payload []byt
 	if errs == nil && later > 0 {
 		return &jobs.RetryIn{After: later, Err: fmt.Errorf("holds not due yet")}
 	}
+	m.svc.KickWaitlist(ctx, t) // expired units may be owed to a waiting list
 	return errs
 }
 
@@ -80,6 +81,19 @@ func (m *Module) expirySweepTask(ctx context.Context, t tenants.Tenant, _ []byte
 	n, err := m.svc.SweepHolds(ctx, t, 10000)
 	if n > 0 {
 		m.app.Log.Info("lapsed holds expired by the sweeper", "tenant", t.Slug, "count", n)
+	}
+	// Capacity that came back by any path (expiry, release, refund, a
+	// lapsed offer) reaches the waiting lists within this period even if
+	// its kick was lost.
+	_, werr := m.svc.ServeWaitlists(ctx, t)
+	return errors.Join(err, werr)
+}
+
+// waitlistTask runs TaskWaitlistServe.
+func (m *Module) waitlistTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
+	n, err := m.svc.ServeWaitlists(ctx, t)
+	if n > 0 {
+		m.app.Log.Info("waiting-list offers made", "tenant", t.Slug, "count", n)
 	}
 	return err
 }

@@ -127,6 +127,23 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/revocations", signed, "Revoked ticket tokens after a sequence number (scanners sync the delta)", app.Handle(m.revocations).Query("since", "last seq seen (0)").Query("limit", "1 to 5000 (1000)"))
 	r.API(http.MethodGet, "/events/:eventId/door", signed, "The event's door rules: re-entry, token validity, gates and their zones", app.Handle(m.getDoorSettings))
 	r.API(http.MethodPut, "/events/:eventId/door", signed, "Replace the event's door rules (validity applies to tokens issued from then on)", app.Handle(m.putDoorSettings))
+	// After the sale: transfer once, the waiting list, capped resale.
+	r.API(http.MethodGet, "/tickets/:ticketId", pub, "Read a ticket as its holder (order link ?sig=, ticket link ?tsig=, buyer token or staff)", app.Handle(m.holderTicket).Query("sig", "the order link's signature").Query("tsig", "the ticket link's signature"))
+	r.API(http.MethodPost, "/tickets/:ticketId/transfer", pub, "Transfer a ticket to a name and e-mail, once: a new ticket and token, the old one revoked, both told", app.Handle(m.transferTicket).Created().Query("sig", "the order link's signature").Query("tsig", "the ticket link's signature"))
+	r.API(http.MethodPost, "/tickets/:ticketId/resale", pub, "List a ticket for resale at no more than the cap (what it cost its buyer, per chain percentage)", app.Handle(m.listTicket).Created().Query("sig", "the order link's signature").Query("tsig", "the ticket link's signature"))
+	r.API(http.MethodDelete, "/tickets/:ticketId/resale", pub, "Withdraw a ticket's resale listing at once", app.Handle(m.delistTicket).Query("sig", "the order link's signature").Query("tsig", "the ticket link's signature")).NoBody()
+	r.API(http.MethodGet, "/events/:eventId/resale", pub, "Resale listings of an event (public: those on sale now; staff: all)", app.Handle(m.eventListings))
+	r.API(http.MethodPost, "/resale/:listingId/holds", pub, "Reserve a resale listing (X-Buyer-Token): a hold to order and pay like any other", app.Handle(m.buyListing).Created()).NoBody()
+	r.API(http.MethodGet, "/resale/settings", app.Require(ObjInventory, policies.Read), "The chain's resale rules: cap, commission, waiting list first", app.Handle(m.getResaleSettings))
+	r.API(http.MethodPut, "/resale/settings", app.Require(ObjInventory, policies.Write), "Replace the chain's resale rules (cap 50-120% of what a ticket cost, commission in basis points)", app.Handle(m.putResaleSettings))
+	r.API(http.MethodPost, "/events/:eventId/waitlist", pub, "Join a tier's waiting list (e-mail, quantity); the answer has the place in line and the entry's signed link", app.Handle(m.joinWaitlist).Created())
+	r.API(http.MethodGet, "/events/:eventId/waitlist", signed, "An event's waiting lists in line order (staff)", app.Handle(m.eventWaitlist))
+	r.API(http.MethodGet, "/events/:eventId/waitlist/settings", signed, "The event's waiting-list offer window", app.Handle(m.getWaitlistSettings))
+	r.API(http.MethodPut, "/events/:eventId/waitlist/settings", signed, "Set the event's waiting-list offer window (minutes)", app.Handle(m.putWaitlistSettings))
+	r.API(http.MethodGet, "/waitlist/:entryId", pub, "A waiting-list entry: place in line, status, offer (signed link ?wsig=)", app.Handle(m.getWaitlistEntry).Query("wsig", "the entry link's signature"))
+	r.API(http.MethodDelete, "/waitlist/:entryId", pub, "Leave the waiting list (an open offer is released to the next in line)", app.Handle(m.leaveWaitlist).Query("wsig", "the entry link's signature")).NoBody()
+	r.API(http.MethodPost, "/waitlist/:entryId/order", pub, "Take a waiting-list offer: an order and its PaymentIntent for the held tickets", app.Handle(m.orderOffer).Created().Query("wsig", "the entry link's signature"))
+	r.API(http.MethodGet, "/events/:eventId/transfers", signed, "An event's ticket transfers, newest first (staff)", app.Handle(m.eventTransfers))
 	r.API(http.MethodPost, "/buyer-sessions", pub, "Mint a signed anonymous buyer token", app.Handle(m.buyerSession).Created()).NoBody()
 	r.API(http.MethodPost, "/events/:eventId/holds", pub, "Hold seats or GA tickets (Idempotency-Key required; X-Buyer-Token)", app.Handle(m.createHold).Created())
 	r.API(http.MethodGet, "/holds", pub, "The requesting buyer's active holds (?mine, X-Buyer-Token; optional event_id)", app.Handle(m.myHolds).Query("mine", "required: your own holds").Query("event_id", "only this event's"))
@@ -152,6 +169,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Storefront(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), m.storeOrderPage)
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
+	m.registerAfterSalePages(r)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
 
 	// Returning seats and money goes on while a chain is suspended.
@@ -161,6 +179,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.TaskEvenWhenSuspended(TaskEventCancel, m.cancelTaskRun)
 	r.TaskEvenWhenSuspended(TaskOutbox, m.outboxTask) // refund notices still go out
 	r.Task(TaskExpirySweep, m.expirySweepTask)
+	r.Task(TaskWaitlistServe, m.waitlistTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
 	// Seats of a hold whose task was lost come back within about this
 	// period of its time (the sweep is one indexed query on an idle tenant).

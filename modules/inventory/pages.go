@@ -20,8 +20,18 @@ var templateFS embed.FS
 
 func parsePages() (*template.Template, error) {
 	return template.New("inventory").Funcs(template.FuncMap{
-		"money": Money,
-		"human": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+		"money":  Money,
+		"human":  func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+		"deref":  func(p *int64) int64 { return *p },
+		"timeOf": func(p *time.Time) time.Time { return *p },
+		// at shows a time in the venue's zone (stored UTC).
+		"at": func(t time.Time, tz string) string {
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				loc = time.UTC
+			}
+			return t.In(loc).Format("Mon 2 Jan 15:04 MST")
+		},
 	}).ParseFS(templateFS, "templates/*.html")
 }
 
@@ -124,6 +134,8 @@ type storeEventView struct {
 	// PublishableKey turns on the Stripe.js card form (public by design).
 	PublishableKey string
 	StripeJS       string
+	// Listings are resale tickets anyone may buy now.
+	Listings []ResaleListing
 }
 
 // StripeJS is where Stripe requires Stripe.js to be loaded from (never a copy).
@@ -214,12 +226,21 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	for _, ti := range av.Tiers {
 		v.Available += ti.Available
 	}
+	if v.Listings, err = m.svc.ResaleListings(ctx, t, ev.ID, true); err != nil {
+		app.Fail(c, err)
+		return
+	}
 	m.render(c, "store_event", ev.Title, v, false)
 }
 
 type ticketView struct {
 	Ticket
 	QR template.HTML
+	// After the sale: whom a given-away ticket went to, its open listing,
+	// whether it may still be transferred.
+	GivenTo      string
+	Listing      *ResaleListing
+	Transferable bool
 }
 
 type storeOrderView struct {
@@ -228,6 +249,8 @@ type storeOrderView struct {
 	When    string
 	Tickets []ticketView
 	Amount  string
+	// Holder is the order link's signature query the page's buttons send.
+	Holder string
 }
 
 func (m *Module) storeOrderPage(c *gin.Context) {
@@ -248,9 +271,25 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 		return
 	}
 	v := storeOrderView{Order: o, Event: ev, When: localTime(ev), Amount: Money(o.AmountMinor, o.Currency)}
+	if c.Query("sig") != "" {
+		v.Holder = "sig=" + c.Query("sig")
+	}
+	tickets, given, err := m.hideGivenAway(ctx, t, tickets)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	after, err := m.afterSale(c, tickets)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
 	for _, tk := range tickets {
-		tv := ticketView{Ticket: tk}
-		if tk.Status == "valid" {
+		tv := after[tk.ID]
+		if g, ok := given[tk.ID]; ok {
+			tv.GivenTo = g.ToName
+		}
+		if tk.Status == "valid" && tk.Token != "" {
 			svg, err := QRSVG(tk.Token, 220)
 			if err != nil {
 				app.Fail(c, err)

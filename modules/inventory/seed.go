@@ -65,6 +65,67 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 				return err
 			}
 		}
+		if i == 1 {
+			if err := m.seedAfterSale(ctx, t, ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// seedAfterSale makes the demo's second night a sold-out floor: its
+// Standing places sold through the real paid path, a waiting list, two
+// resale listings and one transfer, so the storefront shows "Join the
+// waitlist" and resale tickets and the portal's after-sale page is alive.
+func (m *Module) seedAfterSale(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+	const standing = 30
+	cur := demoCurrency(ev)
+	if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, min(200, ev.VenueCapacity/2), standing, cur)); err != nil {
+		return fmt.Errorf("inventory demo sold-out %s: %w", ev.Title, err)
+	}
+	inv, err := m.svc.Inventory(ctx, t, ev.ID)
+	if err != nil {
+		return err
+	}
+	var tier uuid.UUID
+	for _, ti := range inv.Tiers {
+		if ti.Name == "Standing" {
+			tier = ti.ID
+		}
+	}
+	var tickets []Ticket
+	for b := 0; b < standing/10; b++ {
+		buyer := fmt.Sprintf("demo-floor-%d", b)
+		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{TierID: &tier, Quantity: 10, BuyerID: buyer})
+		if err != nil {
+			return fmt.Errorf("inventory demo floor hold: %w", err)
+		}
+		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: fmt.Sprintf("floor%d@example.com", b), Name: fmt.Sprintf("Floor Fan %d", b)})
+		if err != nil {
+			return fmt.Errorf("inventory demo floor order: %w", err)
+		}
+		if _, err := m.svc.PaymentSucceeded(ctx, t, "demo-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID); err != nil {
+			return fmt.Errorf("inventory demo floor payment: %w", err)
+		}
+		ts, err := m.svc.Tickets(ctx, t, o.ID)
+		if err != nil {
+			return err
+		}
+		tickets = append(tickets, ts...)
+	}
+	for i, who := range []string{"ada", "grace", "linus", "margaret"} {
+		if _, err := m.svc.JoinWaitlist(ctx, t, ev.ID, WaitlistJoin{TierID: tier.String(), Email: who + "@example.com", Quantity: 1 + i%2}); err != nil {
+			return fmt.Errorf("inventory demo waitlist: %w", err)
+		}
+	}
+	for i, price := range []int64{3900, 3500} {
+		if _, err := m.svc.ListForResale(ctx, t, tickets[i].ID, price); err != nil {
+			return fmt.Errorf("inventory demo resale: %w", err)
+		}
+	}
+	if _, err := m.svc.TransferTicket(ctx, t, tickets[len(tickets)-1].ID, TransferRecipient{Name: "Sam Friend", Email: "sam@example.com"}, nil); err != nil {
+		return fmt.Errorf("inventory demo transfer: %w", err)
 	}
 	return nil
 }

@@ -38,8 +38,20 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
 			t.Fatalf("%d partly sold events", n)
 		}
-		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 48 {
+		// 48 on the door's night, 30 on the sold-out floor of the next.
+		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 78 {
 			t.Fatalf("%d demo tickets", n)
+		}
+		// After the sale: a waiting list on the sold-out floor, two
+		// listings on sale, one transfer.
+		if n := s.count(t, `SELECT count(*) FROM inv_waitlist WHERE status = 'waiting'`); n != 4 {
+			t.Fatalf("%d waiting", n)
+		}
+		if n := s.count(t, `SELECT count(*) FROM inv_resale_listings WHERE status = 'listed'`); n != 2 {
+			t.Fatalf("%d listings", n)
+		}
+		if n := s.count(t, `SELECT count(*) FROM inv_ticket_transfers`); n != 1 {
+			t.Fatalf("%d transfers", n)
 		}
 		// The night's door is open: 36 of 48 holders admitted, some out
 		// again; the attendance endpoint shows it.

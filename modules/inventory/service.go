@@ -15,8 +15,11 @@ import (
 	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
 	"marquee/modules/inventory/internal/orders"
+	"marquee/modules/inventory/internal/resale"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/modules/inventory/internal/tickets"
+	"marquee/modules/inventory/internal/transfer"
+	"marquee/modules/inventory/internal/waitlist"
 	"marquee/tenants"
 )
 
@@ -33,6 +36,10 @@ type Service struct {
 	tickets   *tickets.Service
 	buyers    *buyers.Signer
 	door      *door.Service
+	transfer  *transfer.Service
+	resale    *resale.Service
+	waitlist  *waitlist.Service
+	links     transfer.Links
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -42,8 +49,12 @@ func NewService(a *app.Core) *Service {
 	cat := catalogue.New(d, st)
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
-	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
-		door: door.New(d, tk)}
+	s := &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
+		door: door.New(d, tk), transfer: transfer.New(d, tk), resale: resale.New(d, tk), waitlist: waitlist.New(d, st), links: transfer.NewLinks(a)}
+	s.orders.SetResale(s.resale)
+	s.resale.Kick = func(ctx context.Context, t tenants.Tenant, _ uuid.UUID) { s.KickWaitlist(ctx, t) }
+	s.waitlist.Link = s.WaitlistPath
+	return s
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.
@@ -117,7 +128,11 @@ func (s *Service) BuyerHolds(ctx context.Context, t tenants.Tenant, buyerID stri
 
 // ReleaseHold gives a hold's seats and units back.
 func (s *Service) ReleaseHold(ctx context.Context, t tenants.Tenant, id uuid.UUID, buyerID string, asStaff bool) error {
-	return s.holds.ReleaseHold(ctx, t, id, buyerID, asStaff)
+	err := s.holds.ReleaseHold(ctx, t, id, buyerID, asStaff)
+	if err == nil {
+		s.KickWaitlist(ctx, t) // the units may be owed to a waiting list
+	}
+	return err
 }
 
 // ExpireHold expires a hold whose time is up (*NotDueError before).
@@ -171,7 +186,11 @@ func (s *Service) SalesByTier(ctx context.Context, t tenants.Tenant, eventID uui
 
 // RefundOrder refunds a paid order.
 func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, reason string) (Order, error) {
-	return s.orders.RefundOrder(ctx, t, orderID, reason)
+	o, err := s.orders.RefundOrder(ctx, t, orderID, reason)
+	if err == nil {
+		s.KickWaitlist(ctx, t) // the refunded units may be owed to a waiting list
+	}
+	return o, err
 }
 
 // HandleWebhook settles a Stripe webhook delivered to a chain's own host.

@@ -56,6 +56,10 @@ const (
 	Invalid         = "invalid"
 )
 
+// Listed answers a scan of a ticket offered for resale: its holder must
+// delist it before it admits anyone (whoever buys it gets a new token).
+const Listed = "listed"
+
 // AnnulWindow is how long after a successful scan its device may annul it
 // (pretix's turnstile rule: the gate did not turn).
 const AnnulWindow = 15 * time.Minute
@@ -142,6 +146,7 @@ const scanSQL = `WITH prior AS (
 		WHEN tk.status <> 'valid' THEN 'revoked'
 		WHEN @kid::integer > 0 AND tk.key_id IS NOT NULL AND tk.key_id <> @kid::integer THEN 'revoked'
 		WHEN @pre::text <> '' THEN @pre::text
+		WHEN EXISTS (SELECT 1 FROM inv_resale_listings l WHERE l.ticket_id = @ticket::uuid AND l.status = 'listed') THEN 'listed'
 		WHEN EXISTS (SELECT 1 FROM inv_door_gates g WHERE g.event_id = @event::uuid AND g.name = @gate::text AND NOT (tk.zone_id = ANY (g.zone_ids))) THEN 'wrong_zone'
 		ELSE 'ok' END AS v
 	FROM tk WHERE NOT EXISTS (SELECT 1 FROM prior)

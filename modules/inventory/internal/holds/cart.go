@@ -431,12 +431,18 @@ func lockCartHold(tx *gorm.DB, holdID uuid.UUID, buyerID string) (model.HoldRow,
 	}
 	// Order creation locks the hold row before it reads or inserts the
 	// order, so under this lock an order either exists now or comes after.
-	var orders int64
-	if err := tx.Raw(`SELECT count(*) FROM inv_orders WHERE hold_id = ?`, holdID).Row().Scan(&orders); err != nil {
+	var orders, resale int64
+	if err := tx.Raw(`SELECT (SELECT count(*) FROM inv_orders WHERE hold_id = ?), (SELECT count(*) FROM inv_resale_holds WHERE hold_id = ?)`, holdID, holdID).
+		Row().Scan(&orders, &resale); err != nil {
 		return model.HoldRow{}, err
 	}
 	if orders > 0 {
 		return model.HoldRow{}, errHoldHasOrder
+	}
+	if resale > 0 {
+		// A resale reservation is one listed ticket at its price: the
+		// payment settles exactly that (resale.SettlePayment).
+		return model.HoldRow{}, app.Conflict("hold_not_a_cart", "this hold reserves one resale ticket and takes nothing more; hold other tickets separately")
 	}
 	return h, nil
 }

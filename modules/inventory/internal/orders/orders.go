@@ -37,6 +37,10 @@ type Service struct {
 	buyers    *buyers.Signer
 	stripe    *client.API
 
+	// resale settles payments of holds that reserved a resale listing
+	// (the resale room, above this one; nil: no marketplace).
+	resale ResaleSettler
+
 	// afterOrderCommit, when set (tests), runs between an order's commit
 	// and its PaymentIntent: where a crash leaves an order without one.
 	afterOrderCommit atomic.Pointer[func(orderID uuid.UUID)]
@@ -56,6 +60,16 @@ func New(d *deps.Deps, st *stock.Service, cat *catalogue.Service, tk *tickets.Se
 	}
 	return &Service{d: d, stock: st, catalogue: cat, tickets: tk, buyers: by, stripe: client.New(a.Config.StripeSecretKey, backends)}
 }
+
+// ResaleSettler settles, in the payment's transaction, an order whose hold
+// reserved a resale listing: handled=false for any other order; refund
+// non-empty says why the payment is refunded instead.
+type ResaleSettler interface {
+	SettlePayment(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o model.Order, paymentIntentID string) (handled bool, outcome, refund string, err error)
+}
+
+// SetResale plugs the resale room's settlement in (before serving).
+func (s *Service) SetResale(r ResaleSettler) { s.resale = r }
 
 // AfterOrderCommit sets a hook run between an order's commit and its
 // PaymentIntent (tests: a crash there).

@@ -88,6 +88,20 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			}
 			return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, cancellationReason, &res)
 		}
+		if s.resale != nil {
+			// A hold that reserved a resale listing is settled by the resale
+			// room, in this transaction.
+			handled, outcome, refund, err := s.resale.SettlePayment(ctx, t, tx, o, paymentIntentID)
+			switch {
+			case err != nil:
+				return err
+			case handled && refund != "":
+				return s.refundUnsellable(ctx, t, tx, o, paymentIntentID, refund, &res)
+			case handled:
+				res.Outcome = outcome
+				return nil
+			}
+		}
 		// The conditional transition decides: only one payment event moves
 		// an order to paid.
 		// A cancelled order (closed when its hold ended) is paid late like

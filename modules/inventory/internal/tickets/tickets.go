@@ -264,6 +264,12 @@ func (s *Service) Issue(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o mo
 // Holder names who a re-issued ticket is for (zero: the same holder).
 type Holder struct {
 	Name, Email string
+	// OrderID moves the new ticket to another order (a resale buyer's);
+	// zero keeps the old ticket's order.
+	OrderID uuid.UUID
+	// Transferable sets whether the new ticket may be transferred (a
+	// transfer's is not: transfer once); nil carries the old one's over.
+	Transferable *bool
 }
 
 // TicketCols are the columns of model.Ticket.
@@ -298,11 +304,15 @@ func (s *Service) Reissue(ctx context.Context, t tenants.Tenant, tx *gorm.DB, ti
 	if h.Email == "" {
 		h.Email = o.HolderEmail
 	}
+	if h.OrderID == uuid.Nil {
+		h.OrderID = o.OrderID
+	}
 	var out []model.Ticket
-	if err := tx.Raw(`INSERT INTO inv_tickets (id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at, key_id, replaces)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, date_trunc('second', now()), ?, ?) RETURNING `+TicketCols,
-		newID, o.OrderID, o.EventID, o.ZoneID, o.ZoneName, o.TierID, o.TierName, o.SeatID, h.Name, h.Email,
-		ic.token(t, o.EventID, newID, o.ZoneID), int(ic.signer.kid), o.ID).Scan(&out).Error; err != nil {
+	if err := tx.Raw(`INSERT INTO inv_tickets (id, order_id, event_id, zone_id, zone_name, tier_id, tier_name, seat_id, holder_name, holder_email, status, token, issued_at, key_id, replaces, transferable)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, date_trunc('second', now()), ?, ?,
+			coalesce(?::boolean, (SELECT transferable FROM inv_tickets WHERE id = ?))) RETURNING `+TicketCols,
+		newID, h.OrderID, o.EventID, o.ZoneID, o.ZoneName, o.TierID, o.TierName, o.SeatID, h.Name, h.Email,
+		ic.token(t, o.EventID, newID, o.ZoneID), int(ic.signer.kid), o.ID, h.Transferable, o.ID).Scan(&out).Error; err != nil {
 		return model.Ticket{}, err
 	}
 	return out[0], nil
