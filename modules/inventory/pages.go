@@ -195,6 +195,13 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	// A person reads the status (sold out, cancelled): the calendar's own,
+	// not the hold path's few-seconds cache.
+	if dir := m.app.Events(); dir != nil {
+		if fresh, err := dir.Event(c.Request.Context(), app.TenantOf(c), ev.ID); err == nil {
+			ev = fresh
+		}
+	}
 	if ev.Status == "cancelled" {
 		app.Fail(c, app.Gone("event_cancelled",
 			"This event was cancelled. Every ticket bought for it is refunded in full, and each buyer is told by email."))
