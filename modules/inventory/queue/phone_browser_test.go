@@ -29,8 +29,8 @@ func TestBrowserQueueBeforeTheMap(t *testing.T) {
 	owner := env.Login(t, tn.Slug, "owner@"+tn.Slug+".test")
 	rows := []map[string]any{{"label": "1", "seats": 10}, {"label": "2", "seats": 10}, {"label": "3", "seats": 10}}
 	if res := env.Do(t, "PUT", tn.Slug, "/api/v1/events/"+ev.ID+"/inventory", owner, map[string]any{"max_ip_holds": 0,
-		"zones": []map[string]any{{"name": "Stalls", "kind": "reserved"}},
-		"tiers": []map[string]any{{"name": "Stalls", "zone": "Stalls", "price": 4500, "currency": "EUR"}},
+		"zones":  []map[string]any{{"name": "Stalls", "kind": "reserved"}},
+		"tiers":  []map[string]any{{"name": "Stalls", "zone": "Stalls", "price": 4500, "currency": "EUR"}},
 		"layout": map[string]any{"sections": []map[string]any{{"name": "A", "zone": "Stalls", "rows": rows}, {"name": "B", "zone": "Stalls", "rows": rows}}}}); res.Status != http.StatusOK {
 		t.Fatalf("seat map: %d %s", res.Status, res.Body)
 	}
