@@ -15,9 +15,9 @@ import (
 	"marquee/app/apptest"
 )
 
-// twoSections is an event with sections A and B (rows×perRow seats each,
-// one reserved zone) and a GA floor of ga places.
-func twoSections(rows, perRow, ga int) map[string]any {
+// threeSections is an event with sections A, B and C (rows×perRow seats
+// each, one reserved zone) and a GA floor of ga places.
+func threeSections(rows, perRow, ga int) map[string]any {
 	var rs []map[string]any
 	for r := 1; r <= rows; r++ {
 		rs = append(rs, map[string]any{"label": fmt.Sprint(r), "seats": perRow})
@@ -28,7 +28,7 @@ func twoSections(rows, perRow, ga int) map[string]any {
 			{"name": "Stalls", "zone": "Stalls", "price": 5000, "currency": "EUR", "max_per_order": 20},
 			{"name": "Floor", "zone": "Floor", "price": 3000, "currency": "EUR", "max_per_order": 10}},
 		"layout": map[string]any{"sections": []map[string]any{
-			{"name": "A", "zone": "Stalls", "rows": rs}, {"name": "B", "zone": "Stalls", "rows": rs}}}}
+			{"name": "A", "zone": "Stalls", "rows": rs}, {"name": "B", "zone": "Stalls", "rows": rs}, {"name": "C", "zone": "Stalls", "rows": rs}}}}
 }
 
 // rawUUID finds a UUID in text a person reads.
@@ -107,7 +107,7 @@ func TestBrowserBuyOnPhoneAndDesktop(t *testing.T) {
 	}{{"phone", 390, 844, true}, {"desktop", 1280, 900, false}} {
 		t.Run(size.name, func(t *testing.T) {
 			ev := s.event(t, "Pocket Night")
-			s.configure(t, ev, twoSections(10, 20, 100))
+			s.configure(t, ev, threeSections(10, 20, 100))
 			ctx := apptest.Browser(t)
 			p := browserPage{t, ctx}
 			if size.phone {
@@ -124,7 +124,7 @@ func TestBrowserBuyOnPhoneAndDesktop(t *testing.T) {
 
 			p.do(chromedp.Navigate(host + "/events/" + ev))
 			p.wait(`#seatmap svg`)
-			p.until(`document.querySelectorAll('#seatmap .seat').length === 400`, "400 seats drawn")
+			p.until(`document.querySelectorAll('#seatmap .seat').length === 600`, "600 seats drawn")
 			if w := p.num(`document.documentElement.scrollWidth`); w > float64(size.w) {
 				t.Fatalf("the page is %v px wide at %d px", w, size.w)
 			}
