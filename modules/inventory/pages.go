@@ -168,6 +168,7 @@ type storeEventView struct {
 	// event has started, so nothing is offered.
 	SoldOut bool
 	Past    bool
+	Now     time.Time
 	// Queue: the event's waiting room is in force; the page sends a buyer
 	// without an access token to it before the map.
 	Queue bool
@@ -285,7 +286,8 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		v.Available += ti.Available
 	}
 	v.SoldOut = ev.Status == "sold_out" || v.Available == 0
-	v.Past = !ev.StartsAt.After(time.Now())
+	v.Now = time.Now()
+	v.Past = !ev.StartsAt.After(v.Now)
 	if room, ok := m.gate.(AdmissionRoom); ok && !v.SoldOut && !v.Past {
 		// A room that cannot be read counts as on: the hold would be
 		// refused without an access token anyway.

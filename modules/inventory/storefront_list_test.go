@@ -40,7 +40,7 @@ func TestStorefrontSoldOutAndPast(t *testing.T) {
 	if ev := page("/events/" + gone); !strings.Contains(ev, `id="sold-out"`) || strings.Contains(ev, `class="hold-ga"`) {
 		t.Fatalf("the sold-out event's page offers tickets: banner %v, hold button %v", strings.Contains(ev, `id="sold-out"`), strings.Contains(ev, `class="hold-ga"`))
 	}
-	if ev := page("/events/" + past.ID); !strings.Contains(ev, `id="event-past"`) || strings.Contains(ev, `id="seatmap"`) {
+	if ev := page("/events/" + past.ID); !strings.Contains(ev, `id="event-past"`) || !strings.Contains(ev, "This event has started") || strings.Contains(ev, `id="seatmap"`) {
 		t.Fatal("the started event's page offers tickets")
 	}
 	if ev := page("/events/" + live); strings.Contains(ev, `id="sold-out"`) || !strings.Contains(ev, `class="hold-ga"`) {
