@@ -62,7 +62,7 @@ func TestBrowserPurchase(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(`document.querySelectorAll('#seatmap .seat.selected').length === 2`, "two seats picked")
-	if p := text(`#picked`); !strings.Contains(p, "A-4-11") || !strings.Contains(p, "A-4-12") {
+	if p := text(`#picked`); p != "Picked: Section A, Row 4, Seats 11, 12" {
 		t.Fatalf("picked: %q", p)
 	}
 	apptest.Screenshot(t, ctx, "inventory-seatmap-picked")
@@ -71,7 +71,7 @@ func TestBrowserPurchase(t *testing.T) {
 	}
 	wait(`#hold`)
 	until(`/^(09|10):\d\d$/.test(document.getElementById('countdown').textContent)`, "countdown running")
-	if sum := text(`#hold-summary`); !strings.Contains(sum, "A-4-11") || !strings.Contains(sum, "EUR 100.00") {
+	if sum := text(`#hold-summary`); !strings.Contains(sum, "Section A, Row 4, Seats 11, 12") || !strings.Contains(sum, "EUR 100.00") {
 		t.Fatalf("hold summary %q", sum)
 	}
 	if st := s.seatState(t, ev, "A-4-11"); st != "held" {
@@ -94,7 +94,7 @@ func TestBrowserPurchase(t *testing.T) {
 		t.Fatalf("order status %q", st)
 	}
 	until(`document.querySelectorAll('#tickets .ticket svg.qr').length === 2`, "two QR tickets")
-	if tk := text(`#tickets`); !strings.Contains(tk, "A-4-11") || !strings.Contains(tk, "Ada Lovelace") {
+	if tk := text(`#tickets`); !strings.Contains(tk, "Section A, Row 4, Seat 11") || !strings.Contains(tk, "Ada Lovelace") {
 		t.Fatalf("tickets: %q", tk)
 	}
 	apptest.Screenshot(t, ctx, "inventory-order")

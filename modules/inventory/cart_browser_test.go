@@ -60,7 +60,7 @@ func TestBrowserOneCart(t *testing.T) {
 	wait(`#seatmap svg`)
 	until(`document.querySelectorAll('#seatmap .seat').length === 20`, "20 seats drawn")
 	click(`#seat-A-1-1`)
-	until(`document.getElementById('picked').textContent.indexOf('A-1-1') >= 0`, "seat picked")
+	until(`document.getElementById('picked').textContent.indexOf('Section A, Row 1, Seat 1') >= 0`, "seat picked")
 	click(`#hold-seats`)
 	wait(`#hold`)
 	until(`/^(09|10):\d\d$/.test(document.getElementById('countdown').textContent)`, "countdown running")
@@ -75,8 +75,8 @@ func TestBrowserOneCart(t *testing.T) {
 	}
 	wait(`#hold`)
 	until(`/^(09|10):\d\d$/.test(document.getElementById('countdown').textContent)`, "countdown running after the reload")
-	until(`document.getElementById('seat-A-1-1').classList.contains('selected')`, "the held seat marked as the buyer's own")
-	if sum := text(`#hold-summary`); !strings.Contains(sum, "A-1-1") || !strings.Contains(sum, "EUR 50.00") {
+	until(`document.getElementById('seat-A-1-1').classList.contains('mine')`, "the held seat marked as the buyer's own")
+	if sum := text(`#hold-summary`); !strings.Contains(sum, "Section A, Row 1, Seat 1 ") || !strings.Contains(sum, "EUR 50.00") {
 		t.Fatalf("summary after the reload: %q", sum)
 	}
 	apptest.Screenshot(t, ctx, "inventory-cart-reloaded")
@@ -86,11 +86,11 @@ func TestBrowserOneCart(t *testing.T) {
 	until(`document.getElementById('hold-seats').textContent === 'Add selected seats to your hold' && !document.getElementById('hold-seats').disabled`,
 		"the seat button adds to the hold")
 	click(`#hold-seats`)
-	until(`document.getElementById('hold-summary').textContent.indexOf('A-2-5') >= 0`, "the added seat in the cart")
+	until(`document.getElementById('hold-summary').textContent.indexOf('Row 2, Seat 5') >= 0`, "the added seat in the cart")
 	click(`.tier[data-tier] .hold-ga`)
 	until(`document.getElementById('hold-summary').textContent.indexOf('Floor: 2 tickets') >= 0`, "GA tickets in the cart")
 	sum := text(`#hold-summary`)
-	if !strings.Contains(sum, "Seats A-1-1, A-2-5") || !strings.Contains(sum, "EUR 160.00") {
+	if !strings.Contains(sum, "Section A, Row 1, Seat 1; Section A, Row 2, Seat 5") || !strings.Contains(sum, "EUR 160.00") {
 		t.Fatalf("cart summary %q", sum)
 	}
 	if e := text(`#shop-error`); e != "" {
@@ -111,7 +111,7 @@ func TestBrowserOneCart(t *testing.T) {
 	}
 	wait(`#hold`)
 	until(`document.getElementById('hold-summary').textContent.indexOf('Floor: 2 tickets') >= 0`, "the whole cart after a reload")
-	if sum := text(`#hold-summary`); !strings.Contains(sum, "A-2-5") || !strings.Contains(sum, "EUR 160.00") {
+	if sum := text(`#hold-summary`); !strings.Contains(sum, "Row 2, Seat 5") || !strings.Contains(sum, "EUR 160.00") {
 		t.Fatalf("cart after reload %q", sum)
 	}
 }

@@ -50,6 +50,7 @@ type (
 	SeatState        = model.SeatState
 	AdmissionGate    = model.AdmissionGate
 	AdmissionLeaver  = model.AdmissionLeaver
+	AdmissionRoom    = model.AdmissionRoom
 	NotDueError      = model.NotDueError
 	Setup            = catalogue.Setup
 	ZoneInput        = catalogue.ZoneInput

@@ -83,6 +83,13 @@ func (m *Module) storeEventsPage(c *gin.Context) {
 		return
 	}
 	f.Limit = 200
+	if c.Query("status") == "" {
+		// Buyers see sold-out events too (marked so), never past ones.
+		f.Statuses = []string{"on_sale", "sold_out"}
+	}
+	if now := time.Now().UTC(); f.From.Before(now) {
+		f.From = now
+	}
 	t := app.TenantOf(c)
 	items, err := m.svc.Catalogue(c.Request.Context(), t, f)
 	if err != nil {
@@ -93,6 +100,9 @@ func (m *Module) storeEventsPage(c *gin.Context) {
 	seen := map[uuid.UUID]bool{}
 	for _, it := range items {
 		si := storeEventItem{CatalogueItem: it, When: localTime(it.EventInfo)}
+		if it.Status == "sold_out" {
+			si.Available = 0
+		}
 		if it.MinPrice != nil {
 			si.Price = "from " + Money(*it.MinPrice, it.Currency)
 		}
@@ -106,14 +116,46 @@ func (m *Module) storeEventsPage(c *gin.Context) {
 }
 
 type seatView struct {
-	ID     string
-	X, Y   float64
-	State  string
-	Zone   string
-	Label  string
-	Price  string
-	Tier   string
-	TierID string
+	ID      string
+	X, Y    float64
+	State   string
+	Zone    string
+	Section string
+	Label   string
+	Price   string
+	Tier    string
+	TierID  string
+}
+
+// SeatLabel names a seat for people: "Section A, Row 1, Seat 11".
+func SeatLabel(section, row string, number int) string {
+	return fmt.Sprintf("Section %s, Row %s, Seat %d", section, row, number)
+}
+
+// OrderRef is an order's short reference for people (its id's last eight
+// hex digits; the leading ones of a UUIDv7 are a clock, shared by orders of
+// the same minute).
+func OrderRef(id uuid.UUID) string {
+	h := strings.ToUpper(strings.ReplaceAll(id.String(), "-", ""))
+	return h[len(h)-8:len(h)-4] + "-" + h[len(h)-4:]
+}
+
+// rowLabel names a row at its left end, for the zoomed map.
+type rowLabel struct {
+	Label string
+	X, Y  float64
+}
+
+// sectionView is one section of the map: a button that zooms the map to it
+// (section first on a phone), with its box in map units.
+type sectionView struct {
+	Name       string
+	Zone       string
+	Price      string
+	Available  int
+	X, Y, W, H float64 // seat centres' extent
+	// The box drawn round the seats (and zoomed to), and its label's line.
+	BoxX, BoxY, BoxW, BoxH, LabelY float64
 }
 
 type storeEventView struct {
@@ -121,7 +163,8 @@ type storeEventView struct {
 	When      string
 	Tiers     []TierAvailability
 	Seats     []seatView
-	Sections  []sectionLabel
+	Sections  []sectionView
+	Rows      []rowLabel
 	Width     float64
 	Height    float64
 	ViewH     float64
@@ -131,6 +174,14 @@ type storeEventView struct {
 	HasSeats  bool
 	Available int
 	TestMode  bool
+	// SoldOut: nothing left to buy (or the calendar says so); Past: the
+	// event has started, so nothing is offered.
+	SoldOut bool
+	Past    bool
+	Now     time.Time
+	// Queue: the event's waiting room is in force; the page sends a buyer
+	// without an access token to it before the map.
+	Queue bool
 	// PublishableKey turns on the Stripe.js card form (public by design).
 	PublishableKey string
 	StripeJS       string
@@ -151,16 +202,18 @@ func allowStripeJS(c *gin.Context) {
 	app.AllowPageSources(c, "connect-src", "https://api.stripe.com")
 }
 
-type sectionLabel struct {
-	Name string
-	X, Y float64
-}
-
 func (m *Module) storeEventPage(c *gin.Context) {
 	ev, err := m.event(c)
 	if err != nil {
 		app.Fail(c, err)
 		return
+	}
+	// A person reads the status (sold out, cancelled): the calendar's own,
+	// not the hold path's few-seconds cache.
+	if dir := m.app.Events(); dir != nil {
+		if fresh, err := dir.Event(c.Request.Context(), app.TenantOf(c), ev.ID); err == nil {
+			ev = fresh
+		}
 	}
 	if ev.Status == "cancelled" {
 		app.Fail(c, app.Gone("event_cancelled",
@@ -208,23 +261,50 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	v.StageW = max(40, v.Width*0.6)
 	v.StageX = (v.Width - v.StageW) / 2
 	v.StageMid = v.Width / 2
-	lastSection := ""
+	index, rows := map[string]int{}, map[string]bool{}
 	for _, s := range sm.Seats {
 		zn := zoneName[s.ZoneID]
 		ti := zoneTier[zn]
-		sv := seatView{ID: s.ID, X: s.X + 5, Y: s.Y + 5, State: state[s.ID], Zone: zn,
-			Label: fmt.Sprintf("Section %s, row %s, seat %d", s.Section, s.Row, s.Number)}
+		sv := seatView{ID: s.ID, X: s.X + 5, Y: s.Y + 5, State: state[s.ID], Zone: zn, Section: s.Section,
+			Label: SeatLabel(s.Section, s.Row, s.Number)}
 		if ti.ID != uuid.Nil {
 			sv.Price, sv.Tier, sv.TierID = Money(ti.Price, ti.Currency), ti.Name, ti.ID.String()
 		}
 		v.Seats = append(v.Seats, sv)
-		if s.Section != lastSection {
-			lastSection = s.Section
-			v.Sections = append(v.Sections, sectionLabel{Name: s.Section, X: s.X + 5, Y: s.Y - 6})
+		if rk := s.Section + "\x00" + s.Row; !rows[rk] {
+			rows[rk] = true
+			v.Rows = append(v.Rows, rowLabel{Label: s.Row, X: sv.X - 8, Y: sv.Y + 2})
 		}
+		i, ok := index[s.Section]
+		if !ok {
+			i = len(v.Sections)
+			index[s.Section] = i
+			v.Sections = append(v.Sections, sectionView{Name: s.Section, Zone: zn, Price: sv.Price, X: sv.X, Y: sv.Y})
+		}
+		sec := &v.Sections[i]
+		// The box grows to cover every seat (seats are 10 units across).
+		x0, y0 := min(sec.X, sv.X), min(sec.Y, sv.Y)
+		sec.W, sec.H = max(sec.X+sec.W, sv.X)-x0, max(sec.Y+sec.H, sv.Y)-y0
+		sec.X, sec.Y = x0, y0
+		if sv.State == "available" {
+			sec.Available++
+		}
+	}
+	for i := range v.Sections {
+		sec := &v.Sections[i]
+		sec.BoxX, sec.BoxY, sec.BoxW, sec.BoxH, sec.LabelY = sec.X-7, sec.Y-7, sec.W+14, sec.H+14, sec.Y-9
 	}
 	for _, ti := range av.Tiers {
 		v.Available += ti.Available
+	}
+	v.SoldOut = ev.Status == "sold_out" || v.Available == 0
+	v.Now = time.Now()
+	v.Past = !ev.StartsAt.After(v.Now)
+	if room, ok := m.gate.(AdmissionRoom); ok && !v.SoldOut && !v.Past {
+		// A room that cannot be read counts as on: the hold would be
+		// refused without an access token anyway.
+		on, err := room.Required(ctx, t, ev.ID)
+		v.Queue = on || err != nil
 	}
 	if v.Listings, err = m.svc.ResaleListings(ctx, t, ev.ID, true); err != nil {
 		app.Fail(c, err)
@@ -241,10 +321,14 @@ type ticketView struct {
 	GivenTo      string
 	Listing      *ResaleListing
 	Transferable bool
+	// Seat is the ticket's seat in words; N counts the tickets from 1.
+	Seat string
+	N    int
 }
 
 type storeOrderView struct {
 	Order   Order
+	Ref     string
 	Event   app.EventInfo
 	When    string
 	Tickets []ticketView
@@ -270,7 +354,7 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	v := storeOrderView{Order: o, Event: ev, When: localTime(ev), Amount: Money(o.AmountMinor, o.Currency)}
+	v := storeOrderView{Order: o, Ref: OrderRef(o.ID), Event: ev, When: localTime(ev), Amount: Money(o.AmountMinor, o.Currency)}
 	if c.Query("sig") != "" {
 		v.Holder = "sig=" + c.Query("sig")
 	}
@@ -284,8 +368,26 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	labels := map[string]string{}
 	for _, tk := range tickets {
+		if tk.SeatID != nil {
+			sm, err := m.svc.SeatMap(ctx, t, o.EventID)
+			if err != nil {
+				app.Fail(c, err)
+				return
+			}
+			for _, s := range sm.Seats {
+				labels[s.ID] = SeatLabel(s.Section, s.Row, s.Number)
+			}
+			break
+		}
+	}
+	for i, tk := range tickets {
 		tv := after[tk.ID]
+		tv.N = i + 1
+		if tk.SeatID != nil {
+			tv.Seat = labels[*tk.SeatID]
+		}
 		if g, ok := given[tk.ID]; ok {
 			tv.GivenTo = g.ToName
 		}

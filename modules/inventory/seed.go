@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -71,6 +72,18 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 			}
 		}
 	}
+	// The calendar's sold-out shows of the coming days are sold out here
+	// too (a small floor, every place sold through the real path), so the
+	// storefront shows them as sold out rather than leaving them off.
+	gone, err := dir.Events(ctx, t, app.EventFilter{Statuses: []string{"sold_out"}, From: time.Now().UTC(), Limit: 2})
+	if err != nil {
+		return err
+	}
+	for _, ev := range gone {
+		if err := m.sellOut(ctx, t, ev); err != nil {
+			return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
+		}
+	}
 	return nil
 }
 
@@ -126,6 +139,44 @@ func (m *Module) seedAfterSale(ctx context.Context, t tenants.Tenant, ev app.Eve
 	}
 	if _, err := m.svc.TransferTicket(ctx, t, tickets[len(tickets)-1].ID, TransferRecipient{Name: "Sam Friend", Email: "sam@example.com"}, nil); err != nil {
 		return fmt.Errorf("inventory demo transfer: %w", err)
+	}
+	return nil
+}
+
+// soldOutPlaces is the floor of each demo sold-out show, sold in orders of 10.
+const soldOutPlaces = 20
+
+// sellOut gives a sold-out show a small standing floor and sells all of it.
+func (m *Module) sellOut(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+	cur := demoCurrency(ev)
+	setup := Setup{Zones: []ZoneInput{{Name: "Standing", Kind: KindGA, Capacity: soldOutPlaces}},
+		Tiers:  []TierInput{{Name: "Standing", Zone: "Standing", Price: 3900, Currency: cur, MaxPerOrder: 10}},
+		Quotas: map[string]int{ChannelWeb: soldOutPlaces}}
+	if err := m.svc.Configure(ctx, t, ev, setup); err != nil {
+		return err
+	}
+	inv, err := m.svc.Inventory(ctx, t, ev.ID)
+	if err != nil {
+		return err
+	}
+	tier := inv.Tiers[0].ID
+	// Sold while it was on sale: the calendar's seed books these shows on
+	// sale and marks them sold out at once, before this seed runs.
+	onSale := ev
+	onSale.Status = "on_sale"
+	for b := 0; b < soldOutPlaces/10; b++ {
+		buyer := fmt.Sprintf("demo-soldout-%d", b)
+		h, err := m.svc.CreateHold(ctx, t, onSale, HoldRequest{TierID: &tier, Quantity: 10, BuyerID: buyer})
+		if err != nil {
+			return err
+		}
+		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: fmt.Sprintf("early%d@example.com", b), Name: fmt.Sprintf("Early Fan %d", b)})
+		if err != nil {
+			return err
+		}
+		if _, err := m.svc.PaymentSucceeded(ctx, t, "demo-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -38,9 +38,21 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
 			t.Fatalf("%d partly sold events", n)
 		}
-		// 48 on the door's night, 30 on the sold-out floor of the next.
-		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 78 {
-			t.Fatalf("%d demo tickets", n)
+		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid' AND seat_id IS NOT NULL`); n != 48 {
+			t.Fatalf("%d demo seat tickets", n)
+		}
+		// The calendar's coming sold-out shows are sold out on the storefront too.
+		res = env.Do(t, "GET", "acme", "/api/v1/events?status=sold_out", "", nil)
+		mustStatus(t, res, http.StatusOK)
+		var gone struct{ Items []inventory.CatalogueItem }
+		res.JSON(t, &gone)
+		if len(gone.Items) == 0 {
+			t.Fatalf("no sold-out show in the catalogue: %s", res.Body)
+		}
+		for _, it := range gone.Items {
+			if it.Available != 0 || it.MinPrice == nil {
+				t.Fatalf("sold-out show %s: %d left, price %v", it.Title, it.Available, it.MinPrice)
+			}
 		}
 		// After the sale: a waiting list on the sold-out floor, two
 		// listings on sale, one transfer.

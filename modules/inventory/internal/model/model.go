@@ -84,6 +84,13 @@ type AdmissionGate interface {
 	Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string, accessToken string) error
 }
 
+// AdmissionRoom is an AdmissionGate that can say, before any hold is
+// tried, whether the event's room is in force now: the storefront then sends
+// the buyer to the queue before they pick seats, not after.
+type AdmissionRoom interface {
+	Required(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (bool, error)
+}
+
 // AdmissionLeaver is an AdmissionGate that keeps a place for each buyer it
 // admits (the waiting room's active slots). The inventory calls LeaveBuyer
 // when a buyer is done (their order paid, their last hold released), so
