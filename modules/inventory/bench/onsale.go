@@ -37,6 +37,7 @@ type Options struct {
 	WalkAway       float64       `json:"walk_away"`        // share of buyers who leave their hold to expire (neither pay nor release)
 	HoldMinutes    int           `json:"hold_minutes"`     // how long a hold lasts (1 lets walked-away holds expire within the run)
 	ClientLeave    bool          `json:"client_leave"`     // buyers leave the waiting room themselves when done (DELETE …/queue)
+	LongPoll       bool          `json:"long_poll"`        // buyers at the front wait on the status route (?wait=) instead of polling every second
 	Think          time.Duration `json:"think_ns"`         // pause between hold and order
 	Arrival        time.Duration `json:"arrival_ns"`       // buyers arrive spread over this window
 	MaxDuration    time.Duration `json:"max_duration_ns"`  // the buying phase stops after this, sold out or not
@@ -49,7 +50,7 @@ type Options struct {
 
 // Defaults finish in well under 3 minutes on a 2-core machine.
 func Defaults() Options {
-	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, Arrival: 5 * time.Second,
+	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, LongPoll: true, Arrival: 5 * time.Second,
 		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, Phase: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
 }
 
@@ -109,6 +110,7 @@ type Harness struct {
 	base   string
 	o      Options
 	client *http.Client
+	waiter *http.Client // long polls: idle connections, many at once
 	sem    chan struct{}
 	rec    *Recorder
 	out    io.Writer
@@ -135,7 +137,8 @@ type Harness struct {
 func Run(ctx context.Context, a *app.App, base string, o Options, out, progressOut io.Writer) (*Report, error) {
 	h := &Harness{a: a, base: base, o: o, out: out, log: progressOut, sem: make(chan struct{}, o.Concurrency), rec: NewRecorder(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: o.Concurrency * 2,
-			MaxIdleConnsPerHost: o.Concurrency * 2, MaxConnsPerHost: o.Concurrency * 2}}}
+			MaxIdleConnsPerHost: o.Concurrency * 2, MaxConnsPerHost: o.Concurrency * 2}},
+		waiter: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 8192}}}
 	if err := h.checkStripeMock(); err != nil {
 		return nil, err
 	}
@@ -292,6 +295,30 @@ func (h *Harness) call(ctx context.Context, method, slug, path, token string, bo
 	sent := time.Now()
 	res, err := h.client.Do(req)
 	<-h.sem
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests {
+		h.shed.Add(1)
+	}
+	return response{status: res.StatusCode, body: raw, header: res.Header, sent: sent}, err
+}
+
+// waitCall sends a long poll (GET path on the run's tenant) on the waiting
+// connections, outside the Concurrency slots.
+func (h *Harness) waitCall(ctx context.Context, path string, headers ...string) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+path, nil)
+	if err != nil {
+		return response{}, err
+	}
+	req.Host = h.slug + "." + h.a.Config.BaseDomain
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	sent := time.Now()
+	res, err := h.waiter.Do(req)
 	if err != nil {
 		return response{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,7 +28,7 @@ var templatesFS embed.FS
 var pages = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
 
 // AdmitInterval is how often the admitter lets buyers through.
-const AdmitInterval = 250 * time.Millisecond
+const AdmitInterval = 100 * time.Millisecond
 
 // Register mounts the room's routes, its storefront page and its admitter on
 // a module's registrar.
@@ -42,7 +43,8 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 		policies.Grant{Role: policies.RoleSupport, Object: ObjWaitingRoom, Action: policies.Read},
 	)
 	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", app.Handle(h.join)).NoBody()
-	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", app.Handle(h.status))
+	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted; with ?wait=N a queued buyer's request waits up to N seconds and answers the moment they are admitted",
+		app.Handle(h.status).Query("wait", "seconds (0 to 25) to wait for admission before answering; 0 or absent answers at once"))
 	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", app.Handle(h.leave))
 	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", app.Handle(h.getSettings))
 	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", app.Handle(h.putSettings))
@@ -91,8 +93,19 @@ func (h *handlers) status(c *gin.Context, _ app.None) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	wait := 0
+	if v := c.Query("wait"); v != "" {
+		if wait, err = strconv.Atoi(v); err != nil || wait < 0 || wait > int(MaxWait/time.Second) {
+			return Status{}, app.InvalidField("invalid_request", "wait", "wait must be a whole number of seconds from 0 to 25")
+		}
+	}
 	c.Header("Cache-Control", "no-store")
-	return h.room.StatusOf(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"))
+	if wait > 0 {
+		// A waiting request does no work: it does not count against the
+		// chain's in-flight bound (the room bounds waiters per instance).
+		app.Park(c)
+	}
+	return h.room.StatusWait(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"), time.Duration(wait)*time.Second)
 }
 
 func (h *handlers) leave(c *gin.Context, _ app.None) (app.None, error) {

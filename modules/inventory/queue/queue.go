@@ -104,6 +104,9 @@ type Room struct {
 
 	mu       sync.Mutex
 	settings map[string]cachedSettings
+
+	waits    *notifier       // status requests waiting for admission on this instance
+	draining <-chan struct{} // closed when the server begins to shut down
 }
 
 type cachedSettings struct {
@@ -122,7 +125,8 @@ const settingsTTL = 2 * time.Second
 func New(a *app.Core) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
-	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
+	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{},
+		waits: newNotifier(a.Redis), draining: a.Realtime.Draining()}
 }
 
 // Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
@@ -343,6 +347,39 @@ func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, 
 	return Status{}, ErrUnknownTicket
 }
 
+// StatusWait is StatusOf that, for a queued buyer, waits up to wait for
+// their admission and answers the moment it happens (on any instance's
+// admitter), else at the deadline with the place read again. A server too
+// busy to keep more waiters, or a Redis that cannot subscribe, answers at
+// once: the buyer then polls as before.
+func (r *Room) StatusWait(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer, ticket string, wait time.Duration) (Status, error) {
+	st, err := r.StatusOf(ctx, t, event, buyer, ticket)
+	if err != nil || wait <= 0 || st.State != "queued" {
+		return st, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, min(wait, MaxWait))
+	defer cancel()
+	w, done, err := r.waits.wait(wctx, r.keys(t, event).admittedChannel(), ticket)
+	if err != nil {
+		return st, nil
+	}
+	defer done()
+	// Admitted between the first read and the subscription: nothing more
+	// will be published for this ticket.
+	if st, err = r.StatusOf(ctx, t, event, buyer, ticket); err != nil || st.State != "queued" {
+		return st, err
+	}
+	select {
+	case <-w.admitted:
+	case <-wctx.Done():
+	case <-r.draining:
+	}
+	if ctx.Err() != nil {
+		return Status{}, ctx.Err()
+	}
+	return r.StatusOf(ctx, t, event, buyer, ticket)
+}
+
 // claims are the contents of an access token.
 type claims struct {
 	Tenant   string `json:"t"`
@@ -430,7 +467,12 @@ func (r *Room) Leave(ctx context.Context, t tenants.Tenant, event uuid.UUID, tok
 	if !ok || c.Tenant != t.Slug || c.Event != event.String() || c.Degraded {
 		return nil
 	}
-	return r.rdb.ZRem(ctx, r.keys(t, event).active, c.Ticket).Err()
+	k := r.keys(t, event)
+	n, err := r.rdb.ZRem(ctx, k.active, c.Ticket).Result()
+	if err == nil && n > 0 {
+		r.admitNow(ctx, k)
+	}
+	return err
 }
 
 // leaveBuyerScript frees the active slot of a buyer's place, found by the
@@ -449,7 +491,23 @@ func (r *Room) LeaveBuyer(ctx context.Context, t tenants.Tenant, event uuid.UUID
 	k := r.keys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
-	return leaveBuyerScript.Run(ctx, r.rdb, []string{k.buyers, k.active}, buyer).Err()
+	n, err := leaveBuyerScript.Run(ctx, r.rdb, []string{k.buyers, k.active}, buyer).Int()
+	if err == nil && n > 0 {
+		r.admitNow(ctx, k)
+	}
+	return err
+}
+
+// admitNow runs the room's admission step right after a slot was freed, so
+// the next buyer gets in now rather than at the admitter's next tick (the
+// step keeps the rate and the cap whoever runs it). An error is left to the
+// admitter's next tick.
+func (r *Room) admitNow(ctx context.Context, k keys) {
+	_, _ = r.admitRoom(ctx, k, r.now().UnixMilli())
+}
+
+func (r *Room) admitRoom(ctx context.Context, k keys, now int64) (int, error) {
+	return admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg}, now, k.admittedChannel()).Int()
 }
 
 // admitScript lets buyers through for one room: lapsed slots are dropped,
@@ -472,10 +530,14 @@ local n = math.floor(math.min(allowance, free))
 local admitted = 0
 if n > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], n)
+  local tickets = {}
   for i = 1, #popped, 2 do
     redis.call('ZADD', KEYS[2], now + idle, popped[i])
     admitted = admitted + 1
+    tickets[admitted] = popped[i]
   end
+  -- Tell whoever waits on these tickets, on any instance, that they are in.
+  if admitted > 0 then redis.call('PUBLISH', ARGV[2], table.concat(tickets, ',')) end
 end
 -- The admission rate actually achieved (the cap may bind before the rate),
 -- averaged over about ten seconds, for buyers' estimated waits. A shorter
@@ -508,7 +570,7 @@ func (r *Room) AdmitOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		k := r.keys(tenants.Tenant{Slug: slug}, event)
-		n, err := admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg}, now).Int()
+		n, err := r.admitRoom(ctx, k, now)
 		if err != nil {
 			return total, fmt.Errorf("admit %s: %w", room, err)
 		}
