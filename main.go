@@ -393,6 +393,8 @@ the waiting room. Its Redis database is not emptied.`,
 	f.Float64Var(&o.Abandon, "abandon", o.Abandon, "share of buyers who release their hold instead of paying")
 	f.Float64Var(&o.WalkAway, "walk-away", o.WalkAway, "share of buyers who leave their hold to expire (with --hold-minutes 1 the run measures expiry lateness)")
 	f.IntVar(&o.HoldMinutes, "hold-minutes", o.HoldMinutes, "how long a hold lasts")
+	f.BoolVar(&o.E2E, "e2e", o.E2E, "after the hold saturation phase, whole purchases (hold, order, signed webhook) through the API against the same writes straight at PostgreSQL, with a CPU profile and database wait samples")
+	f.BoolVar(&o.Adaptive, "adaptive", o.Adaptive, "the waiting room adapts its rate and cap to the measured latency (--admit-rate and --max-active are then ceilings)")
 	f.BoolVar(&o.LongPoll, "long-poll", o.LongPoll, "buyers at the front of the queue wait on the status route (?wait=20) instead of polling every second")
 	f.BoolVar(&o.ClientLeave, "client-leave", o.ClientLeave, "buyers leave the waiting room themselves when done (false: only the server frees their slot)")
 	f.DurationVar(&o.Think, "think", o.Think, "pause between hold and order")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,12 @@ func (h *Harness) finish(ctx context.Context, rep *Report) (*Report, error) {
 			h.o.Concurrency, h.o.Phase, h.o.DBConns)
 		if err = h.saturation(ctx, rep); err != nil {
 			err = fmt.Errorf("saturation phase: %w", err)
+		} else if h.o.E2E {
+			fmt.Fprintf(h.out, "whole purchases: %d clients buying single seats for %s through the API (hold, order, signed webhook), then the same writes straight against PostgreSQL\n",
+				h.o.Concurrency, h.o.Phase)
+			if err = h.e2e(ctx, rep); err != nil {
+				err = fmt.Errorf("purchase saturation phase: %w", err)
+			}
 		}
 	}
 	if err != nil {
@@ -323,9 +330,20 @@ func (h *Harness) print(rep *Report) {
 		fmt.Fprintf(w, "hold expiry: %d expired, seats back after their time p50 %.0f ms, p99 %.0f ms, max %.0f ms; due but still active %d\n",
 			e.Expired, e.P50ms, e.P99ms, e.MaxMs, e.Active)
 	}
+	if len(rep.Room) > 0 {
+		fmt.Fprintf(w, "waiting room (adaptive %v, ceilings %d/s, cap %d), every few seconds: ", h.o.Adaptive, h.o.AdmitPerSecond, h.o.MaxActive)
+		step := max(1, len(rep.Room)/12)
+		for i, s := range rep.Room {
+			if i%step == 0 || i == len(rep.Room)-1 {
+				fmt.Fprintf(w, "[%.0fs q%d a%d rate %.0f cap %.0f %s]", s.At, s.Queued, s.Active, s.Rate, s.Cap, strings.SplitN(s.Decision, ":", 2)[0])
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "other tenant's catalogue p99: idle %.1f ms, during the on-sale %.1f ms (×%.2f)\n", rep.OtherIdleP99, rep.OtherBusyP99, rep.OtherBusyP99/max(rep.OtherIdleP99, 0.001))
 	fmt.Fprintf(w, "saturated holds, %d clients: API %.0f/s (p50 %.1f ms, p99 %.1f ms)   raw conditional UPDATE %.0f/s (p99 %.1f ms)   API/raw = %.2f\n",
 		h.o.Concurrency, rep.SatHoldsPerS, rep.SatHoldP50, rep.SatHoldP99, rep.RawHoldsPerS, rep.RawP99, rep.Ratio)
+	h.printE2E(rep)
 	if f := rep.Faults; f.SaturationErrors+f.RawErrors > 0 {
 		fmt.Fprintf(w, "saturation requests failed (left out of the figures above): API %d, raw %d; first: %s\n", f.SaturationErrors, f.RawErrors, f.FirstError)
 	}

@@ -37,6 +37,8 @@ type Options struct {
 	WalkAway       float64       `json:"walk_away"`        // share of buyers who leave their hold to expire (neither pay nor release)
 	HoldMinutes    int           `json:"hold_minutes"`     // how long a hold lasts (1 lets walked-away holds expire within the run)
 	ClientLeave    bool          `json:"client_leave"`     // buyers leave the waiting room themselves when done (DELETE …/queue)
+	E2E            bool          `json:"e2e"`              // measure whole purchases at saturation through the API against the raw writes
+	Adaptive       bool          `json:"adaptive"`         // the room adapts its rate and cap (AdmitPerSecond and MaxActive are then ceilings)
 	LongPoll       bool          `json:"long_poll"`        // buyers at the front wait on the status route (?wait=) instead of polling every second
 	Think          time.Duration `json:"think_ns"`         // pause between hold and order
 	Arrival        time.Duration `json:"arrival_ns"`       // buyers arrive spread over this window
@@ -50,7 +52,7 @@ type Options struct {
 
 // Defaults finish in well under 3 minutes on a 2-core machine.
 func Defaults() Options {
-	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, LongPoll: true, Arrival: 5 * time.Second,
+	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, LongPoll: true, Adaptive: true, E2E: true, Arrival: 5 * time.Second,
 		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, Phase: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
 }
 
@@ -70,6 +72,7 @@ type Report struct {
 	Checks        Checks           `json:"checks"`
 	Faults        Faults           `json:"faults"`
 	Expiry        ExpiryStats      `json:"expiry"`
+	Room          []RoomSample     `json:"room,omitempty"` // the waiting room each second: queue, active, the controller's rate and cap
 	OtherIdleP99  float64          `json:"other_tenant_idle_p99_ms"`
 	OtherBusyP99  float64          `json:"other_tenant_during_onsale_p99_ms"`
 	SatHoldsPerS  float64          `json:"api_holds_per_second_saturated"`
@@ -78,6 +81,7 @@ type Report struct {
 	RawHoldsPerS  float64          `json:"raw_conditional_updates_per_second"`
 	RawP99        float64          `json:"raw_update_p99_ms"`
 	Ratio         float64          `json:"api_over_raw"`
+	E2E           E2E              `json:"e2e"`
 	JSONPath      string           `json:"-"`
 	ChartPath     string           `json:"-"`
 	shedResponses int64
@@ -183,12 +187,18 @@ func Run(ctx context.Context, a *app.App, base string, o Options, out, progressO
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	tick := time.NewTicker(250 * time.Millisecond)
+	lastSample := time.Now()
+	h.sampleRoom(ctx, rep)
 loop:
 	for {
 		select {
 		case <-finished:
 			break loop
 		case <-tick.C:
+			if time.Since(lastSample) >= time.Second {
+				lastSample = time.Now()
+				h.sampleRoom(ctx, rep)
+			}
 			bar.draw(int(h.tickets.Load()), o.Seats+o.GA, fmt.Sprintf("sold %d/%d  buyers done %d/%d  holds %d",
 				h.tickets.Load(), o.Seats+o.GA, done.Load(), o.Buyers, h.rec.Count("hold")))
 		}
@@ -440,7 +450,7 @@ func (h *Harness) setup(ctx context.Context) error {
 		return err
 	}
 	if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+h.event+"/waiting-room", map[string]any{"enabled": true,
-		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 120, "access_ttl_seconds": 900}); err != nil {
+		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 120, "access_ttl_seconds": 900, "adaptive": h.o.Adaptive}); err != nil {
 		return err
 	}
 	h.seatFree = make([]bool, h.o.Seats)
@@ -499,4 +509,53 @@ func (h *Harness) probeInto(ctx context.Context, slug string, rec *Recorder) {
 			}
 		}
 	}
+}
+
+// RoomSample is the waiting room at one moment of the run, as its state
+// route reports it.
+type RoomSample struct {
+	At       float64 `json:"at_seconds"`
+	Queued   int64   `json:"queued"`
+	Active   int64   `json:"active"`
+	Rate     float64 `json:"rate"`
+	Cap      float64 `json:"cap"`
+	Decision string  `json:"decision"`
+	Requests int64   `json:"window_requests"`
+	Slow     int64   `json:"window_slow"`
+	Failed   int64   `json:"window_failed"`
+	MeanMs   float64 `json:"window_mean_ms"`
+}
+
+// sampleRoom reads the room's state (GET …/waiting-room/state, as the
+// settings page does) and notes it.
+func (h *Harness) sampleRoom(ctx context.Context, rep *Report) {
+	res, err := h.call(ctx, "GET", h.slug, "/api/v1/events/"+h.event+"/waiting-room/state", h.owner, nil)
+	if err != nil || res.status != http.StatusOK {
+		return
+	}
+	var st struct {
+		Queued  int64 `json:"queued"`
+		Active  int64 `json:"active"`
+		Control *struct {
+			Rate     float64 `json:"rate"`
+			Cap      float64 `json:"cap"`
+			Decision string  `json:"decision"`
+			Signals  struct {
+				Requests int64   `json:"requests"`
+				Slow     int64   `json:"slow"`
+				Failed   int64   `json:"failed"`
+				MeanMs   float64 `json:"mean_ms"`
+			} `json:"signals"`
+		} `json:"control"`
+	}
+	if json.Unmarshal(res.body, &st) != nil {
+		return
+	}
+	s := RoomSample{At: time.Since(h.started).Seconds(), Queued: st.Queued, Active: st.Active,
+		Rate: float64(h.o.AdmitPerSecond), Cap: float64(h.o.MaxActive), Decision: "fixed"}
+	if c := st.Control; c != nil {
+		s.Rate, s.Cap, s.Decision = c.Rate, c.Cap, c.Decision
+		s.Requests, s.Slow, s.Failed, s.MeanMs = c.Signals.Requests, c.Signals.Slow, c.Signals.Failed, c.Signals.MeanMs
+	}
+	rep.Room = append(rep.Room, s)
 }

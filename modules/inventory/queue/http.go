@@ -47,6 +47,8 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 		app.Handle(h.status).Query("wait", "seconds (0 to 25) to wait for admission before answering; 0 or absent answers at once"))
 	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", app.Handle(h.leave))
 	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", app.Handle(h.getSettings))
+	r.API(http.MethodGet, "/events/:eventId/waiting-room/state", app.Require(ObjWaitingRoom, policies.Read), "The room now: queue, active buyers, and the adaptive controller's rate, cap, last signals and decision",
+		app.Handle(h.getState))
 	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", app.Handle(h.putSettings))
 	r.Storefront(http.MethodGet, "/events/:eventId/queue", app.Public(), h.page)
 	r.Background("waiting-room-admitter", func(ctx context.Context) error { return room.RunAdmitter(ctx, AdmitInterval) })
@@ -124,6 +126,26 @@ func (h *handlers) getSettings(c *gin.Context, _ app.None) (Settings, error) {
 	return h.room.Settings(c.Request.Context(), app.TenantOf(c), event)
 }
 
+// RoomState is a room as it runs now.
+type RoomState struct {
+	Settings Settings `json:"settings"`
+	Queued   int64    `json:"queued"`  // buyers waiting
+	Active   int64    `json:"active"`  // buyers shopping (slots in use)
+	Waiting  int      `json:"waiting"` // status requests waiting for admission on the instance that answered
+	// The adaptive controller (null before its first step, or when the room
+	// is not adaptive): admission rate and cap now, the signals it saw last,
+	// and what it decided.
+	Control *Control `json:"control"`
+}
+
+func (h *handlers) getState(c *gin.Context, _ app.None) (RoomState, error) {
+	event, err := h.event(c)
+	if err != nil {
+		return RoomState{}, err
+	}
+	return h.room.State(c.Request.Context(), app.TenantOf(c), event)
+}
+
 type settingsRequest struct {
 	Enabled          bool       `json:"enabled"`
 	OpensAt          *time.Time `json:"opens_at"`
@@ -132,6 +154,7 @@ type settingsRequest struct {
 	IdleTimeout      int        `json:"idle_timeout_seconds"`
 	AccessTTL        int        `json:"access_ttl_seconds"`
 	FallbackFraction *float64   `json:"fallback_fraction"`
+	Adaptive         *bool      `json:"adaptive"` // absent: on
 }
 
 func (h *handlers) putSettings(c *gin.Context, req settingsRequest) (Settings, error) {
@@ -155,6 +178,9 @@ func (h *handlers) putSettings(c *gin.Context, req settingsRequest) (Settings, e
 	}
 	if req.FallbackFraction != nil {
 		s.FallbackFraction = *req.FallbackFraction
+	}
+	if req.Adaptive != nil {
+		s.Adaptive = *req.Adaptive
 	}
 	return s, h.room.Configure(c.Request.Context(), app.TenantOf(c), s)
 }

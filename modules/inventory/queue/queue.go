@@ -42,11 +42,15 @@ type Settings struct {
 	IdleTimeout      int        `gorm:"column:idle_timeout_seconds" json:"idle_timeout_seconds"`
 	AccessTTL        int        `gorm:"column:access_ttl_seconds" json:"access_ttl_seconds"`
 	FallbackFraction float64    `gorm:"column:fallback_fraction" json:"fallback_fraction"`
+	// Adaptive: the room finds how many buyers the platform serves within
+	// its objective, AdmitPerSecond and MaxActive being upper bounds (see
+	// adaptive.go); off, it admits at exactly those.
+	Adaptive bool `gorm:"column:adaptive" json:"adaptive"`
 }
 
 // DefaultSettings are those of a room that was never configured.
 func DefaultSettings(event uuid.UUID) Settings {
-	return Settings{EventID: event, AdmitPerSecond: 50, MaxActive: 2000, IdleTimeout: 300, AccessTTL: 900, FallbackFraction: 0.05}
+	return Settings{EventID: event, AdmitPerSecond: 50, MaxActive: 2000, IdleTimeout: 300, AccessTTL: 900, FallbackFraction: 0.05, Adaptive: true}
 }
 
 // Open reports whether the room is in force at now.
@@ -107,6 +111,7 @@ type Room struct {
 
 	waits    *notifier       // status requests waiting for admission on this instance
 	draining <-chan struct{} // closed when the server begins to shut down
+	meter    meter           // the buyers' steps measured here, for the adaptive rooms
 }
 
 type cachedSettings struct {
@@ -126,15 +131,16 @@ func New(a *app.Core) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
 	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{},
-		waits: newNotifier(a.Redis), draining: a.Realtime.Draining()}
+		waits: newNotifier(a.Redis), draining: a.Realtime.Draining(), meter: meter{rooms: map[keys]*window{}}}
 }
 
 // Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
-type keys struct{ seq, queue, active, buyers, owners, state, cfg string }
+type keys struct{ seq, queue, active, buyers, owners, state, cfg, signal, ctlLock, log string }
 
 func (r *Room) keys(t tenants.Tenant, event uuid.UUID) keys {
 	p := r.prefix + "wr:{" + t.Slug + ":" + event.String() + "}:"
-	return keys{seq: p + "seq", queue: p + "queue", active: p + "active", buyers: p + "buyers", owners: p + "owners", state: p + "state", cfg: p + "cfg"}
+	return keys{seq: p + "seq", queue: p + "queue", active: p + "active", buyers: p + "buyers", owners: p + "owners", state: p + "state", cfg: p + "cfg",
+		signal: p + "signal", ctlLock: p + "ctl", log: p + "log"}
 }
 
 // roomsKey lists "tenant event" pairs whose rooms the admitter serves.
@@ -152,7 +158,7 @@ func (r *Room) Settings(ctx context.Context, t tenants.Tenant, event uuid.UUID) 
 	s := DefaultSettings(event)
 	var rows []Settings
 	err := r.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction
+		return tx.Raw(`SELECT event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, adaptive
 			FROM waiting_rooms WHERE event_id = ?`, event).Scan(&rows).Error
 	})
 	if err != nil {
@@ -180,13 +186,13 @@ func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) erro
 		return err
 	}
 	err := r.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
+		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, adaptive, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())
 			ON CONFLICT (event_id) DO UPDATE SET enabled = EXCLUDED.enabled, opens_at = EXCLUDED.opens_at,
 			  admit_per_second = EXCLUDED.admit_per_second, max_active = EXCLUDED.max_active,
 			  idle_timeout_seconds = EXCLUDED.idle_timeout_seconds, access_ttl_seconds = EXCLUDED.access_ttl_seconds,
-			  fallback_fraction = EXCLUDED.fallback_fraction, updated_at = now()`,
-			s.EventID, s.Enabled, s.OpensAt, s.AdmitPerSecond, s.MaxActive, s.IdleTimeout, s.AccessTTL, s.FallbackFraction).Error
+			  fallback_fraction = EXCLUDED.fallback_fraction, adaptive = EXCLUDED.adaptive, updated_at = now()`,
+			s.EventID, s.Enabled, s.OpensAt, s.AdmitPerSecond, s.MaxActive, s.IdleTimeout, s.AccessTTL, s.FallbackFraction, s.Adaptive).Error
 	})
 	if err != nil {
 		return err
@@ -201,7 +207,11 @@ func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) erro
 func (r *Room) publishSettings(ctx context.Context, t tenants.Tenant, s Settings) error {
 	k := r.keys(t, s.EventID)
 	pipe := r.rdb.TxPipeline()
-	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000)
+	adaptive := 0
+	if s.Adaptive {
+		adaptive = 1
+	}
+	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000, "adaptive", adaptive)
 	pipe.HSetNX(ctx, k.state, "last", r.now().UnixMilli()) // starts the admission clock
 	pipe.SAdd(ctx, r.roomsKey(), t.Slug+" "+s.EventID.String())
 	_, err := pipe.Exec(ctx)
@@ -408,8 +418,10 @@ func (r *Room) verify(token string) (claims, bool) {
 	if !ok || len(token) > 1024 {
 		return claims{}, false
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	sig, err2 := base64.RawURLEncoding.DecodeString(s)
+	// Strict: a token altered in the unused bits of its last character is
+	// refused, not decoded to the same bytes.
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(p)
+	sig, err2 := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err1 != nil || err2 != nil {
 		return claims{}, false
 	}
@@ -520,6 +532,14 @@ local rate = tonumber(redis.call('HGET', KEYS[4], 'rate') or '0')
 local maxa = tonumber(redis.call('HGET', KEYS[4], 'max') or '0')
 local idle = tonumber(redis.call('HGET', KEYS[4], 'idle_ms') or '0')
 if rate <= 0 then return -1 end
+-- An adaptive room admits at its controller's rate and cap, never above
+-- the configured ones.
+if redis.call('HGET', KEYS[4], 'adaptive') == '1' then
+  local ar = tonumber(redis.call('HGET', KEYS[4], 'arate') or rate)
+  local am = tonumber(redis.call('HGET', KEYS[4], 'amax') or maxa)
+  if ar < rate then rate = ar end
+  if am < maxa then maxa = am end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local last = tonumber(redis.call('HGET', KEYS[3], 'last') or ARGV[1])
 local carry = tonumber(redis.call('HGET', KEYS[3], 'carry') or '0')
@@ -537,7 +557,10 @@ if n > 0 then
     tickets[admitted] = popped[i]
   end
   -- Tell whoever waits on these tickets, on any instance, that they are in.
-  if admitted > 0 then redis.call('PUBLISH', ARGV[2], table.concat(tickets, ',')) end
+  if admitted > 0 then
+    redis.call('PUBLISH', ARGV[2], table.concat(tickets, ','))
+    redis.call('HINCRBY', KEYS[3], 'admitted', admitted)
+  end
 end
 -- The admission rate actually achieved (the cap may bind before the rate),
 -- averaged over about ten seconds, for buyers' estimated waits. A shorter
@@ -570,6 +593,9 @@ func (r *Room) AdmitOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		k := r.keys(tenants.Tenant{Slug: slug}, event)
+		if err := r.stepControl(ctx, k, r.now()); err != nil {
+			return total, fmt.Errorf("control %s: %w", room, err)
+		}
 		n, err := r.admitRoom(ctx, k, now)
 		if err != nil {
 			return total, fmt.Errorf("admit %s: %w", room, err)

@@ -77,7 +77,8 @@ func setup(t *testing.T, s Settings) (*apptest.Env, *Room, tenants.Tenant, *cloc
 
 func openRoom(rate, maxActive int) Settings {
 	s := DefaultSettings(uuid.Must(uuid.NewV7()))
-	s.Enabled, s.AdmitPerSecond, s.MaxActive = true, rate, maxActive
+	// Exactly the configured rate and cap: these tests count admissions.
+	s.Enabled, s.AdmitPerSecond, s.MaxActive, s.Adaptive = true, rate, maxActive, false
 	return s
 }
 
