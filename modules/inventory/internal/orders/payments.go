@@ -149,10 +149,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		// held through the rest of the transaction's round trips, and the
 		// payments behind it waited for all of them.
 		if res.Outcome == "paid" {
-			if err := stock.MoveAllocs(tx, o.HoldID, stock.SellHeld, false); err != nil {
-				return err
-			}
-			if err := holds.ReleaseBuyer(tx, hs[0], false); err != nil {
+			if err := holds.SellHeld(tx, hs[0]); err != nil {
 				return err
 			}
 		}
