@@ -64,6 +64,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	}
 	h.rec.Observe("join", res.sent)
 	_ = json.Unmarshal(res.body, &st)
+	h.arr.joined(n, res.sent, time.Now(), st.QueueToken)
 	for st.Status == "queued" {
 		if h.soldOut.Load() {
 			return "sold_out_in_queue"

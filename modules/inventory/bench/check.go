@@ -56,6 +56,8 @@ func (h *Harness) finish(ctx context.Context, rep *Report) (*Report, error) {
 	var err error
 	if rep.Checks, err = h.check(cctx); err != nil {
 		err = fmt.Errorf("check: %w", err)
+	} else if rep.Fairness, err = h.fairness(cctx); err != nil {
+		err = fmt.Errorf("admission order: %w", err)
 	} else if err = ctx.Err(); err == nil {
 		fmt.Fprintf(h.out, "saturation: %d clients holding single seats for %s through the API, then the raw conditional UPDATE over %d connections\n",
 			h.o.Concurrency, h.o.Phase, h.o.DBConns)
@@ -326,6 +328,7 @@ func (h *Harness) print(rep *Report) {
 		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.PendingWithoutPayment, c.ValidTickets, rep.TicketsSold)
 	fmt.Fprintf(w, "per buyer: confirmed purchases missing %d, other ticket counts %d; lost answers: paid orders whose buyer never heard %d (%d tickets), recovered by a retry %d\n",
 		c.ConfirmedNotInDatabase, c.TicketsNotAsBought, c.PaidAnswerLost, c.PaidAnswerLostTickets, c.AnswersLostRecovered)
+	fmt.Fprintln(w, rep.Fairness)
 	if e := rep.Expiry; e.Expired > 0 || e.Active > 0 {
 		fmt.Fprintf(w, "hold expiry: %d expired, seats back after their time p50 %.0f ms, p99 %.0f ms, max %.0f ms; due but still active %d\n",
 			e.Expired, e.P50ms, e.P99ms, e.MaxMs, e.Active)

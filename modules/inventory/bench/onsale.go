@@ -70,6 +70,7 @@ type Report struct {
 	Capacity      int              `json:"capacity"`
 	TicketsSold   int64            `json:"tickets_sold"`
 	Checks        Checks           `json:"checks"`
+	Fairness      Fairness         `json:"admission_order"`
 	Faults        Faults           `json:"faults"`
 	Expiry        ExpiryStats      `json:"expiry"`
 	Room          []RoomSample     `json:"room,omitempty"` // the waiting room each second: queue, active, the controller's rate and cap
@@ -135,6 +136,7 @@ type Harness struct {
 	acct     accounts
 	tickets  atomic.Int64
 	shed     atomic.Int64
+	arr      arrivals
 }
 
 // Run drives a whole on-sale against the server at base (in front of a).
@@ -180,7 +182,9 @@ func Run(ctx context.Context, a *app.App, base string, o Options, out, progressO
 		go func() {
 			defer wg.Done()
 			defer done.Add(1)
-			h.count(h.buyer(runCtx, i))
+			outcome := h.buyer(runCtx, i)
+			h.arr.ended(i, outcome)
+			h.count(outcome)
 		}()
 	}
 	bar := newProgress(progressOut, h.started)

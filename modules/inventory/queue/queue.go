@@ -519,7 +519,7 @@ func (r *Room) admitNow(ctx context.Context, k keys) {
 }
 
 func (r *Room) admitRoom(ctx context.Context, k keys, now int64) (int, error) {
-	return admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg}, now, k.admittedChannel()).Int()
+	return admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg, k.log}, now, k.admittedChannel()).Int()
 }
 
 // admitScript lets buyers through for one room: lapsed slots are dropped,
@@ -560,6 +560,10 @@ if n > 0 then
   if admitted > 0 then
     redis.call('PUBLISH', ARGV[2], table.concat(tickets, ','))
     redis.call('HINCRBY', KEYS[3], 'admitted', admitted)
+    -- The admission log, in admission order: fairness can be checked
+    -- against arrival order after the sale (kept two days).
+    redis.call('RPUSH', KEYS[5], unpack(tickets))
+    redis.call('PEXPIRE', KEYS[5], 172800000)
   end
 end
 -- The admission rate actually achieved (the cap may bind before the rate),
@@ -621,4 +625,13 @@ func (r *Room) RunAdmitter(ctx context.Context, interval time.Duration) error {
 			}
 		}
 	}
+}
+
+// AdmissionOrder returns the queue tickets a room admitted, in the order it
+// admitted them (the log the admission script keeps for two days), from
+// position from on, at most limit: the record against which a sale's
+// fairness (admission in arrival order) is checked.
+func AdmissionOrder(ctx context.Context, rdb *redis.Client, prefix string, t tenants.Tenant, event uuid.UUID, from, limit int64) ([]string, error) {
+	r := Room{prefix: prefix}
+	return rdb.LRange(ctx, r.keys(t, event).log, from, from+limit-1).Result()
 }
