@@ -22,7 +22,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		return "timed_out"
 	}
 	res, _, err := h.retrying(ctx, "session", func() (response, error) {
-		return h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+		return h.queueCall(ctx, "POST", "/api/v1/buyer-sessions")
 	})
 	if err != nil || res.status != http.StatusCreated {
 		return h.failed("session", res, err)
@@ -44,7 +44,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		PollAfter   int64  `json:"poll_after_seconds"`
 	}
 	for {
-		res, err = h.call(ctx, "POST", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, buyer...)
+		res, err = h.queueCall(ctx, "POST", "/api/v1/events/"+h.event+"/queue", buyer...)
 		if err == nil && res.status == http.StatusOK {
 			break
 		}
@@ -87,7 +87,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 			// Concurrency slots of requests that make the server work.
 			res, err = h.waitCall(ctx, path, buyer...)
 		} else {
-			res, err = h.call(ctx, "GET", h.slug, path, "", nil, buyer...)
+			res, err = h.queueCall(ctx, "GET", path, buyer...)
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -51,7 +51,9 @@ type Faults struct {
 func (h *Harness) finish(ctx context.Context, rep *Report) (*Report, error) {
 	fmt.Fprintln(h.out, "checking the database for double sales, oversells and lost payments")
 	// The check reads what is there even when the run was cancelled.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	// Minutes, not one: after a large run the database is still busy with
+	// the run's aftermath, and the per-seat checks read every seat.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	var err error
 	if rep.Checks, err = h.check(cctx); err != nil {
