@@ -104,8 +104,11 @@ func (a *App) Handler() http.Handler {
 		case SurfaceGlobal:
 		default:
 			limit := a.shedder.limit
-			if rt.Stream {
+			switch {
+			case rt.Stream:
 				limit = a.streams.limit
+			case rt.Light:
+				limit = a.shedder.limitGlobal
 			}
 			chain = append(chain, a.resolveTenant(rt.Perm.DuringSuspension), limit, a.identify, a.auditSupportVisit)
 		}

@@ -137,6 +137,12 @@ type Route struct {
 	// Stream marks a long-lived server-sent event stream: it is bounded per
 	// client address instead of counting against the tenant's request slots.
 	Stream bool
+	// Light marks a route that does no database work (Redis and caches
+	// only; a waiting room's join and status): it counts against the
+	// server's in-flight bound but not its tenant's, which is sized to the
+	// database pool, so a crowd waiting in a queue does not take the slots
+	// its chain's buyers check out with.
+	Light bool
 	// NoBody says the route reads no request body: a non-empty one is
 	// refused before any handler runs, without being read. GET, HEAD,
 	// DELETE and OPTIONS routes take none; others declare it (NoBody).
@@ -156,6 +162,13 @@ type Declared struct {
 // acts on its path alone): a non-empty body is refused with 400, or 413
 // past the size limit, without reading it.
 func (d Declared) NoBody() { d.app.routes[d.i].NoBody = true }
+
+// Light declares a route that does no database work (see Route.Light): it
+// is bounded by the server's in-flight bound only, not its tenant's.
+func (d Declared) Light() Declared {
+	d.app.routes[d.i].Light = true
+	return d
+}
 
 func methodTakesNoBody(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodDelete || m == http.MethodOptions

@@ -154,6 +154,9 @@ func TestLoadSheddingKeepsOtherTenantsServed(t *testing.T) {
 		t.Fatal("shed without Retry-After")
 	}
 	wantStatus(t, env.Do(t, http.MethodGet, calm.Slug, "/api/v1/probe/ping", "", nil), http.StatusOK, "")
+	// A light route (no database work) of the hot tenant is bounded by the
+	// server's slots only: still served.
+	wantStatus(t, env.Do(t, http.MethodGet, hot.Slug, "/api/v1/probe/light", "", nil), http.StatusOK, "")
 	probe.slow <- struct{}{}
 	probe.slow <- struct{}{}
 	for range 2 {

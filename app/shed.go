@@ -51,7 +51,13 @@ func (s *shedder) tenantSlots(slug string) chan struct{} {
 
 // limit is the middleware for tenant routes (after tenant resolution and
 // after the body has been read). Stream routes use the stream limiter instead.
-func (s *shedder) limit(c *gin.Context) {
+func (s *shedder) limit(c *gin.Context) { s.limitIn(c, true) }
+
+// limitGlobal is limit for light routes (Route.Light): the server's bound
+// only.
+func (s *shedder) limitGlobal(c *gin.Context) { s.limitIn(c, false) }
+
+func (s *shedder) limitIn(c *gin.Context, perTenant bool) {
 	deadline := time.NewTimer(s.wait)
 	defer deadline.Stop()
 	acquire := func(slots chan struct{}, reason string) bool {
@@ -72,7 +78,10 @@ func (s *shedder) limit(c *gin.Context) {
 			return false
 		}
 	}
-	mine := s.tenantSlots(TenantOf(c).Slug)
+	mine := make(chan struct{}, 1) // a light route's own: never contended
+	if perTenant {
+		mine = s.tenantSlots(TenantOf(c).Slug)
+	}
 	if !acquire(mine, "tenant") {
 		return
 	}

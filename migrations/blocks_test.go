@@ -34,6 +34,7 @@ var blocks = []block{
 	{120, 129, []string{"core"}, "fleet: placement on servers, moves, tenant status history"},
 	{130, 139, []string{"ops"}, "ops: zones, occupancy, alerts, POS, revenue, incidents"},
 	{150, 159, []string{"inventory"}, "inventory after the sale: transfer, waitlist, resale"},
+	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

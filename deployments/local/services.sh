@@ -7,6 +7,8 @@
 # those: Stripe's stripe-mock on 127.0.0.1:12111, Debian's chromium, and a second
 # PostgreSQL cluster on 127.0.0.1:5433 (--with-second-postgres alone: the tenant
 # placement and move tests, or a local fleet spread over two servers).
+# --with-pg-stat-statements makes the main cluster load pg_stat_statements
+# (restarting it once if it did not; a cluster this script installs has it).
 set -euo pipefail
 
 PG_PORT=5432
@@ -50,7 +52,25 @@ ensure_postgres() {
     # A fresh Debian cluster asks for a password on TCP; give the superuser the
     # one in the default MARQUEE_DATABASE_URL (local development only).
     as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'"
+    # A cluster this script creates loads pg_stat_statements, so bench
+    # onsale's purchase phase can list the statements that took the time.
+    enable_pg_stat_statements "$version"
   fi
+}
+
+# enable_pg_stat_statements makes the main cluster load pg_stat_statements
+# (shared_preload_libraries) and restarts it if it did not already: a restart
+# drops every connection, so an existing cluster gets it only when asked
+# (--with-pg-stat-statements).
+enable_pg_stat_statements() {
+  local version="$1" loaded
+  loaded=$(as_root runuser -u postgres -- psql -p "$PG_PORT" -tAc "SHOW shared_preload_libraries")
+  case "$loaded" in *pg_stat_statements*) return ;; esac
+  say "loading pg_stat_statements (restarts PostgreSQL $version)"
+  as_root runuser -u postgres -- psql -p "$PG_PORT" -qc \
+    "ALTER SYSTEM SET shared_preload_libraries = '${loaded:+$loaded,}pg_stat_statements'"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+  wait_for "$PG_PORT" PostgreSQL
 }
 
 PG_SECOND_PORT=5433
@@ -118,6 +138,7 @@ for arg in "$@"; do
     --with-chromium) ensure_chromium ;;
     --with-stripe-mock) ensure_stripe_mock ;;
     --with-second-postgres) ensure_postgres_second ;;
+    --with-pg-stat-statements) enable_pg_stat_statements "$(ls /etc/postgresql | sort -V | tail -n 1)" ;;
     --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac

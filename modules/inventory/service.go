@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"crypto/ed25519"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -113,7 +114,10 @@ func (s *Service) AvailabilityJSON(ctx context.Context, t tenants.Tenant, eventI
 
 // CreateHold holds seats (all or none) or GA units for a buyer.
 func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (Hold, error) {
-	return s.holds.CreateHold(ctx, t, ev, req)
+	began := time.Now()
+	h, err := s.holds.CreateHold(ctx, t, ev, req)
+	s.d.Observe(t, ev.ID, "hold", began, err)
+	return h, err
 }
 
 // Hold reads a hold with its lines.
@@ -160,7 +164,10 @@ func (s *Service) RemoveSeat(ctx context.Context, t tenants.Tenant, holdID uuid.
 // CreateOrderOnce turns a buyer's live hold into a pending order with a
 // PaymentIntent, under the request's Idempotency-Key.
 func (s *Service) CreateOrderOnce(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo, key *app.IdempotencyKey) (Order, error) {
-	return s.orders.CreateOrderOnce(ctx, t, holdID, buyerID, b, key)
+	began := time.Now()
+	o, err := s.orders.CreateOrderOnce(ctx, t, holdID, buyerID, b, key)
+	s.d.Observe(t, o.EventID, "order", began, err) // a failed order names no event: only its time is lost
+	return o, err
 }
 
 // CreateOrderWithoutPayment creates a pending order without a PaymentIntent

@@ -22,7 +22,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		return "timed_out"
 	}
 	res, _, err := h.retrying(ctx, "session", func() (response, error) {
-		return h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+		return h.queueCall(ctx, "POST", "/api/v1/buyer-sessions")
 	})
 	if err != nil || res.status != http.StatusCreated {
 		return h.failed("session", res, err)
@@ -44,7 +44,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		PollAfter   int64  `json:"poll_after_seconds"`
 	}
 	for {
-		res, err = h.call(ctx, "POST", h.slug, "/api/v1/events/"+h.event+"/queue", "", nil, buyer...)
+		res, err = h.queueCall(ctx, "POST", "/api/v1/events/"+h.event+"/queue", buyer...)
 		if err == nil && res.status == http.StatusOK {
 			break
 		}
@@ -64,16 +64,31 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 	}
 	h.rec.Observe("join", res.sent)
 	_ = json.Unmarshal(res.body, &st)
+	h.arr.joined(n, res.sent, time.Now(), st.QueueToken)
 	for st.Status == "queued" {
 		if h.soldOut.Load() {
 			return "sold_out_in_queue"
 		}
-		// As the waiting page does: ask again when the room says to, jittered.
-		wait := time.Duration(max(st.PollAfter, 1))*time.Second + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
-		if sleep(ctx, wait) {
-			return "timed_out"
+		// As the waiting page does: at the front (asked back within a
+		// second) ask at once with ?wait=, answered the moment the room lets
+		// this buyer in; further back ask again when the room says to,
+		// jittered.
+		path, step := "/api/v1/events/"+h.event+"/queue/"+st.QueueToken, "poll"
+		if st.PollAfter <= 1 && h.o.LongPoll {
+			path, step = path+"?wait=20", "wait"
+		} else {
+			wait := time.Duration(max(st.PollAfter, 1))*time.Second + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
+			if sleep(ctx, wait) {
+				return "timed_out"
+			}
 		}
-		res, err = h.call(ctx, "GET", h.slug, "/api/v1/events/"+h.event+"/queue/"+st.QueueToken, "", nil, buyer...)
+		if step == "wait" {
+			// An idle open request, as a browser's: not one of the
+			// Concurrency slots of requests that make the server work.
+			res, err = h.waitCall(ctx, path, buyer...)
+		} else {
+			res, err = h.queueCall(ctx, "GET", path, buyer...)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			h.rec.Fail("poll", "transport") // the page polls again a little later
@@ -83,7 +98,7 @@ func (h *Harness) buyer(ctx context.Context, n int) string {
 		case err != nil:
 			return h.failed("poll", res, err)
 		case res.status == http.StatusOK:
-			h.rec.Observe("poll", res.sent)
+			h.rec.Observe(step, res.sent)
 			_ = json.Unmarshal(res.body, &st)
 		case retryable(res):
 		default:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,16 +51,26 @@ type Faults struct {
 func (h *Harness) finish(ctx context.Context, rep *Report) (*Report, error) {
 	fmt.Fprintln(h.out, "checking the database for double sales, oversells and lost payments")
 	// The check reads what is there even when the run was cancelled.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	// Minutes, not one: after a large run the database is still busy with
+	// the run's aftermath, and the per-seat checks read every seat.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	var err error
 	if rep.Checks, err = h.check(cctx); err != nil {
 		err = fmt.Errorf("check: %w", err)
+	} else if rep.Fairness, err = h.fairness(cctx); err != nil {
+		err = fmt.Errorf("admission order: %w", err)
 	} else if err = ctx.Err(); err == nil {
 		fmt.Fprintf(h.out, "saturation: %d clients holding single seats for %s through the API, then the raw conditional UPDATE over %d connections\n",
 			h.o.Concurrency, h.o.Phase, h.o.DBConns)
 		if err = h.saturation(ctx, rep); err != nil {
 			err = fmt.Errorf("saturation phase: %w", err)
+		} else if h.o.E2E {
+			fmt.Fprintf(h.out, "whole purchases: %d clients buying single seats for %s through the API (hold, order, signed webhook), then the same writes straight against PostgreSQL\n",
+				h.o.Concurrency, h.o.Phase)
+			if err = h.e2e(ctx, rep); err != nil {
+				err = fmt.Errorf("purchase saturation phase: %w", err)
+			}
 		}
 	}
 	if err != nil {
@@ -319,13 +330,25 @@ func (h *Harness) print(rep *Report) {
 		verdict, c.SeatsSoldTwice, c.SeatStateMismatch, c.CountersOverCapacity, c.GATicketsOverPool, c.PaidWithoutTickets, c.SucceededNotSettled, c.PendingWithoutPayment, c.ValidTickets, rep.TicketsSold)
 	fmt.Fprintf(w, "per buyer: confirmed purchases missing %d, other ticket counts %d; lost answers: paid orders whose buyer never heard %d (%d tickets), recovered by a retry %d\n",
 		c.ConfirmedNotInDatabase, c.TicketsNotAsBought, c.PaidAnswerLost, c.PaidAnswerLostTickets, c.AnswersLostRecovered)
+	fmt.Fprintln(w, rep.Fairness)
 	if e := rep.Expiry; e.Expired > 0 || e.Active > 0 {
 		fmt.Fprintf(w, "hold expiry: %d expired, seats back after their time p50 %.0f ms, p99 %.0f ms, max %.0f ms; due but still active %d\n",
 			e.Expired, e.P50ms, e.P99ms, e.MaxMs, e.Active)
 	}
+	if len(rep.Room) > 0 {
+		fmt.Fprintf(w, "waiting room (adaptive %v, ceilings %d/s, cap %d), every few seconds: ", h.o.Adaptive, h.o.AdmitPerSecond, h.o.MaxActive)
+		step := max(1, len(rep.Room)/12)
+		for i, s := range rep.Room {
+			if i%step == 0 || i == len(rep.Room)-1 {
+				fmt.Fprintf(w, "[%.0fs q%d a%d rate %.0f cap %.0f %s]", s.At, s.Queued, s.Active, s.Rate, s.Cap, strings.SplitN(s.Decision, ":", 2)[0])
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "other tenant's catalogue p99: idle %.1f ms, during the on-sale %.1f ms (×%.2f)\n", rep.OtherIdleP99, rep.OtherBusyP99, rep.OtherBusyP99/max(rep.OtherIdleP99, 0.001))
 	fmt.Fprintf(w, "saturated holds, %d clients: API %.0f/s (p50 %.1f ms, p99 %.1f ms)   raw conditional UPDATE %.0f/s (p99 %.1f ms)   API/raw = %.2f\n",
 		h.o.Concurrency, rep.SatHoldsPerS, rep.SatHoldP50, rep.SatHoldP99, rep.RawHoldsPerS, rep.RawP99, rep.Ratio)
+	h.printE2E(rep)
 	if f := rep.Faults; f.SaturationErrors+f.RawErrors > 0 {
 		fmt.Fprintf(w, "saturation requests failed (left out of the figures above): API %d, raw %d; first: %s\n", f.SaturationErrors, f.RawErrors, f.FirstError)
 	}

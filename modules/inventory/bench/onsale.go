@@ -29,27 +29,31 @@ import (
 // Options size a run. Defaults are sized for a 2-core machine. In the JSON
 // report durations are nanoseconds (their field names say so).
 type Options struct {
-	Seats          int           `json:"seats"`            // reserved seats of the event
-	GA             int           `json:"ga"`               // general-admission tickets
-	Buyers         int           `json:"buyers"`           // virtual buyers
-	Concurrency    int           `json:"concurrency"`      // HTTP requests in flight at once (the "clients")
-	Abandon        float64       `json:"abandon"`          // share of buyers who release their hold instead of paying
-	WalkAway       float64       `json:"walk_away"`        // share of buyers who leave their hold to expire (neither pay nor release)
-	HoldMinutes    int           `json:"hold_minutes"`     // how long a hold lasts (1 lets walked-away holds expire within the run)
-	ClientLeave    bool          `json:"client_leave"`     // buyers leave the waiting room themselves when done (DELETE …/queue)
-	Think          time.Duration `json:"think_ns"`         // pause between hold and order
-	Arrival        time.Duration `json:"arrival_ns"`       // buyers arrive spread over this window
-	MaxDuration    time.Duration `json:"max_duration_ns"`  // the buying phase stops after this, sold out or not
-	AdmitPerSecond int           `json:"admit_per_second"` // waiting-room admission rate
-	MaxActive      int           `json:"max_active"`       // waiting-room cap on buyers shopping at once
-	Phase          time.Duration `json:"phase_ns"`         // length of the saturation and raw phases
-	DBConns        int           `json:"db_conns"`         // the app's pool size; the raw phase gets as many
-	OutDir         string        `json:"out_dir"`          // where JSON and SVG go
+	Seats            int           `json:"seats"`             // reserved seats of the event
+	GA               int           `json:"ga"`                // general-admission tickets
+	Buyers           int           `json:"buyers"`            // virtual buyers
+	Concurrency      int           `json:"concurrency"`       // HTTP requests of the buying path (hold, order, payment) in flight at once (the "clients")
+	QueueConcurrency int           `json:"queue_concurrency"` // the waiting room's requests (session, join, poll) in flight at once
+	Abandon          float64       `json:"abandon"`           // share of buyers who release their hold instead of paying
+	WalkAway         float64       `json:"walk_away"`         // share of buyers who leave their hold to expire (neither pay nor release)
+	HoldMinutes      int           `json:"hold_minutes"`      // how long a hold lasts (1 lets walked-away holds expire within the run)
+	ClientLeave      bool          `json:"client_leave"`      // buyers leave the waiting room themselves when done (DELETE …/queue)
+	E2E              bool          `json:"e2e"`               // measure whole purchases at saturation through the API against the raw writes
+	Adaptive         bool          `json:"adaptive"`          // the room adapts its rate and cap (AdmitPerSecond and MaxActive are then ceilings)
+	LongPoll         bool          `json:"long_poll"`         // buyers at the front wait on the status route (?wait=) instead of polling every second
+	Think            time.Duration `json:"think_ns"`          // pause between hold and order
+	Arrival          time.Duration `json:"arrival_ns"`        // buyers arrive spread over this window
+	MaxDuration      time.Duration `json:"max_duration_ns"`   // the buying phase stops after this, sold out or not
+	AdmitPerSecond   int           `json:"admit_per_second"`  // waiting-room admission rate
+	MaxActive        int           `json:"max_active"`        // waiting-room cap on buyers shopping at once
+	Phase            time.Duration `json:"phase_ns"`          // length of the saturation and raw phases
+	DBConns          int           `json:"db_conns"`          // the app's pool size; the raw phase gets as many
+	OutDir           string        `json:"out_dir"`           // where JSON and SVG go
 }
 
 // Defaults finish in well under 3 minutes on a 2-core machine.
 func Defaults() Options {
-	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, Arrival: 5 * time.Second,
+	return Options{Seats: 2000, GA: 1000, Buyers: 6000, Concurrency: 64, QueueConcurrency: 64, Abandon: 0.1, HoldMinutes: 10, ClientLeave: true, LongPoll: true, Adaptive: true, E2E: true, Arrival: 5 * time.Second,
 		MaxDuration: 100 * time.Second, AdmitPerSecond: 400, MaxActive: 200, Phase: 5 * time.Second, DBConns: 20, OutDir: "bench-out"}
 }
 
@@ -67,8 +71,10 @@ type Report struct {
 	Capacity      int              `json:"capacity"`
 	TicketsSold   int64            `json:"tickets_sold"`
 	Checks        Checks           `json:"checks"`
+	Fairness      Fairness         `json:"admission_order"`
 	Faults        Faults           `json:"faults"`
 	Expiry        ExpiryStats      `json:"expiry"`
+	Room          []RoomSample     `json:"room,omitempty"` // the waiting room each second: queue, active, the controller's rate and cap
 	OtherIdleP99  float64          `json:"other_tenant_idle_p99_ms"`
 	OtherBusyP99  float64          `json:"other_tenant_during_onsale_p99_ms"`
 	SatHoldsPerS  float64          `json:"api_holds_per_second_saturated"`
@@ -77,6 +83,7 @@ type Report struct {
 	RawHoldsPerS  float64          `json:"raw_conditional_updates_per_second"`
 	RawP99        float64          `json:"raw_update_p99_ms"`
 	Ratio         float64          `json:"api_over_raw"`
+	E2E           E2E              `json:"e2e"`
 	JSONPath      string           `json:"-"`
 	ChartPath     string           `json:"-"`
 	shedResponses int64
@@ -109,7 +116,9 @@ type Harness struct {
 	base   string
 	o      Options
 	client *http.Client
+	waiter *http.Client // long polls: idle connections, many at once
 	sem    chan struct{}
+	qsem   chan struct{} // the waiting room's requests
 	rec    *Recorder
 	out    io.Writer
 	log    io.Writer
@@ -129,13 +138,15 @@ type Harness struct {
 	acct     accounts
 	tickets  atomic.Int64
 	shed     atomic.Int64
+	arr      arrivals
 }
 
 // Run drives a whole on-sale against the server at base (in front of a).
 func Run(ctx context.Context, a *app.App, base string, o Options, out, progressOut io.Writer) (*Report, error) {
-	h := &Harness{a: a, base: base, o: o, out: out, log: progressOut, sem: make(chan struct{}, o.Concurrency), rec: NewRecorder(),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: o.Concurrency * 2,
-			MaxIdleConnsPerHost: o.Concurrency * 2, MaxConnsPerHost: o.Concurrency * 2}}}
+	h := &Harness{a: a, base: base, o: o, out: out, log: progressOut, sem: make(chan struct{}, o.Concurrency), qsem: make(chan struct{}, max(o.QueueConcurrency, 1)), rec: NewRecorder(),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: (o.Concurrency + o.QueueConcurrency) * 2,
+			MaxIdleConnsPerHost: (o.Concurrency + o.QueueConcurrency) * 2, MaxConnsPerHost: (o.Concurrency + o.QueueConcurrency) * 2}},
+		waiter: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 8192}}}
 	if err := h.checkStripeMock(); err != nil {
 		return nil, err
 	}
@@ -173,19 +184,27 @@ func Run(ctx context.Context, a *app.App, base string, o Options, out, progressO
 		go func() {
 			defer wg.Done()
 			defer done.Add(1)
-			h.count(h.buyer(runCtx, i))
+			outcome := h.buyer(runCtx, i)
+			h.arr.ended(i, outcome)
+			h.count(outcome)
 		}()
 	}
 	bar := newProgress(progressOut, h.started)
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	tick := time.NewTicker(250 * time.Millisecond)
+	lastSample := time.Now()
+	h.sampleRoom(ctx, rep)
 loop:
 	for {
 		select {
 		case <-finished:
 			break loop
 		case <-tick.C:
+			if time.Since(lastSample) >= time.Second {
+				lastSample = time.Now()
+				h.sampleRoom(ctx, rep)
+			}
 			bar.draw(int(h.tickets.Load()), o.Seats+o.GA, fmt.Sprintf("sold %d/%d  buyers done %d/%d  holds %d",
 				h.tickets.Load(), o.Seats+o.GA, done.Load(), o.Buyers, h.rec.Count("hold")))
 		}
@@ -251,6 +270,18 @@ func (r response) code() string {
 
 // call sends one request, holding one of the Concurrency slots while it runs.
 func (h *Harness) call(ctx context.Context, method, slug, path, token string, body any, headers ...string) (response, error) {
+	return h.callOn(h.sem, ctx, method, slug, path, token, body, headers...)
+}
+
+// queueCall sends one of the waiting room's requests (buyer session, join,
+// poll), holding one of the QueueConcurrency slots: the crowd in the queue
+// is other browsers than the buyers shopping, and their requests do not
+// wait in line behind each other's.
+func (h *Harness) queueCall(ctx context.Context, method, path string, headers ...string) (response, error) {
+	return h.callOn(h.qsem, ctx, method, h.slug, path, "", nil, headers...)
+}
+
+func (h *Harness) callOn(sem chan struct{}, ctx context.Context, method, slug, path, token string, body any, headers ...string) (response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -284,14 +315,40 @@ func (h *Harness) call(ctx context.Context, method, slug, path, token string, bo
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	select {
-	case h.sem <- struct{}{}:
-	case <-ctx.Done():
-		return response{}, ctx.Err()
+	if sem != nil {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return response{}, ctx.Err()
+		}
+		defer func() { <-sem }()
 	}
 	sent := time.Now()
 	res, err := h.client.Do(req)
-	<-h.sem
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests {
+		h.shed.Add(1)
+	}
+	return response{status: res.StatusCode, body: raw, header: res.Header, sent: sent}, err
+}
+
+// waitCall sends a long poll (GET path on the run's tenant) on the waiting
+// connections, outside the Concurrency slots.
+func (h *Harness) waitCall(ctx context.Context, path string, headers ...string) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+path, nil)
+	if err != nil {
+		return response{}, err
+	}
+	req.Host = h.slug + "." + h.a.Config.BaseDomain
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	sent := time.Now()
+	res, err := h.waiter.Do(req)
 	if err != nil {
 		return response{}, err
 	}
@@ -413,7 +470,7 @@ func (h *Harness) setup(ctx context.Context) error {
 		return err
 	}
 	if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+h.event+"/waiting-room", map[string]any{"enabled": true,
-		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 120, "access_ttl_seconds": 900}); err != nil {
+		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 120, "access_ttl_seconds": 900, "adaptive": h.o.Adaptive}); err != nil {
 		return err
 	}
 	h.seatFree = make([]bool, h.o.Seats)
@@ -472,4 +529,54 @@ func (h *Harness) probeInto(ctx context.Context, slug string, rec *Recorder) {
 			}
 		}
 	}
+}
+
+// RoomSample is the waiting room at one moment of the run, as its state
+// route reports it.
+type RoomSample struct {
+	At       float64 `json:"at_seconds"`
+	Queued   int64   `json:"queued"`
+	Active   int64   `json:"active"`
+	Rate     float64 `json:"rate"`
+	Cap      float64 `json:"cap"`
+	Decision string  `json:"decision"`
+	Requests int64   `json:"window_requests"`
+	Slow     int64   `json:"window_slow"`
+	Failed   int64   `json:"window_failed"`
+	MeanMs   float64 `json:"window_mean_ms"`
+}
+
+// sampleRoom reads the room's state (GET …/waiting-room/state, as the
+// settings page does) and notes it.
+func (h *Harness) sampleRoom(ctx context.Context, rep *Report) {
+	// Outside both budgets, as the probe of the other tenant: an operator's page.
+	res, err := h.callOn(nil, ctx, "GET", h.slug, "/api/v1/events/"+h.event+"/waiting-room/state", h.owner, nil)
+	if err != nil || res.status != http.StatusOK {
+		return
+	}
+	var st struct {
+		Queued  int64 `json:"queued"`
+		Active  int64 `json:"active"`
+		Control *struct {
+			Rate     float64 `json:"rate"`
+			Cap      float64 `json:"cap"`
+			Decision string  `json:"decision"`
+			Signals  struct {
+				Requests int64   `json:"requests"`
+				Slow     int64   `json:"slow"`
+				Failed   int64   `json:"failed"`
+				MeanMs   float64 `json:"mean_ms"`
+			} `json:"signals"`
+		} `json:"control"`
+	}
+	if json.Unmarshal(res.body, &st) != nil {
+		return
+	}
+	s := RoomSample{At: time.Since(h.started).Seconds(), Queued: st.Queued, Active: st.Active,
+		Rate: float64(h.o.AdmitPerSecond), Cap: float64(h.o.MaxActive), Decision: "fixed"}
+	if c := st.Control; c != nil {
+		s.Rate, s.Cap, s.Decision = c.Rate, c.Cap, c.Decision
+		s.Requests, s.Slow, s.Failed, s.MeanMs = c.Signals.Requests, c.Signals.Slow, c.Signals.Failed, c.Signals.MeanMs
+	}
+	rep.Room = append(rep.Room, s)
 }

@@ -51,6 +51,16 @@ func TestSmallOnSaleSellsOutAndChecksOut(t *testing.T) {
 	if rep.SatHoldsPerS <= 0 || rep.RawHoldsPerS <= 0 || rep.Ratio <= 0 {
 		t.Fatalf("saturation not measured: API %.0f/s, raw %.0f/s\n%s", rep.SatHoldsPerS, rep.RawHoldsPerS, out.String())
 	}
+	if e := rep.E2E; e.APIPerS <= 0 || e.RawPerS <= 0 || e.Ratio <= 0 || len(e.Waits) == 0 || e.Profile == "" {
+		t.Fatalf("whole purchases not measured or not profiled: %+v\n%s", e, out.String())
+	}
+	if f := rep.Fairness; !f.OK || f.Admitted < o.Seats/4 || f.Joined != o.Buyers || !strings.Contains(out.String(), "admission order OK") {
+		t.Fatalf("admission order: %+v\n%s", f, out.String())
+	}
+	if len(rep.Room) == 0 || rep.Room[len(rep.Room)-1].Decision == "fixed" {
+		t.Fatalf("the adaptive room's state not sampled: %+v\n%s", rep.Room, out.String())
+	}
+	t.Log(out.String())
 	for _, f := range []string{rep.JSONPath, rep.ChartPath} {
 		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
 			t.Fatalf("report file %q: %v", f, err)

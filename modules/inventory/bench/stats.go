@@ -102,7 +102,7 @@ func (r *Recorder) Summary(elapsed time.Duration) []StepStats {
 	return out
 }
 
-var order = []string{"join", "admitted", "hold", "order", "pay", "other-tenant"}
+var order = []string{"join", "wait", "admitted", "hold", "order", "pay", "other-tenant"}
 
 func stepOrder(s string) int {
 	if i := slices.Index(order, s); i >= 0 {

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,7 +28,7 @@ var templatesFS embed.FS
 var pages = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
 
 // AdmitInterval is how often the admitter lets buyers through.
-const AdmitInterval = 250 * time.Millisecond
+const AdmitInterval = 100 * time.Millisecond
 
 // Register mounts the room's routes, its storefront page and its admitter on
 // a module's registrar.
@@ -41,10 +42,16 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 		policies.Grant{Role: policies.RolePromoter, Object: ObjWaitingRoom, Action: policies.Write},
 		policies.Grant{Role: policies.RoleSupport, Object: ObjWaitingRoom, Action: policies.Read},
 	)
-	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", app.Handle(h.join)).NoBody()
-	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted", app.Handle(h.status))
+	// Join and status read Redis and the room's cached settings only: light
+	// routes, so the crowd in the queue does not take the chain's in-flight
+	// slots from the buyers checking out.
+	r.API(http.MethodPost, "/events/:eventId/queue", app.Public(), "Join an event's waiting room", app.Handle(h.join)).Light().NoBody()
+	r.API(http.MethodGet, "/events/:eventId/queue/:queueToken", app.Public(), "Position in the waiting room, or the access token once admitted; with ?wait=N a queued buyer's request waits up to N seconds and answers the moment they are admitted",
+		app.Handle(h.status).Query("wait", "seconds (0 to 25) to wait for admission before answering; 0 or absent answers at once")).Light()
 	r.API(http.MethodDelete, "/events/:eventId/queue", app.Public(), "Leave the room after checkout (X-Queue-Token), freeing the slot for the next buyer", app.Handle(h.leave))
 	r.API(http.MethodGet, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Read), "Waiting room settings", app.Handle(h.getSettings))
+	r.API(http.MethodGet, "/events/:eventId/waiting-room/state", app.Require(ObjWaitingRoom, policies.Read), "The room now: queue, active buyers, and the adaptive controller's rate, cap, last signals and decision",
+		app.Handle(h.getState))
 	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", app.Handle(h.putSettings))
 	r.Storefront(http.MethodGet, "/events/:eventId/queue", app.Public(), h.page)
 	r.Background("waiting-room-admitter", func(ctx context.Context) error { return room.RunAdmitter(ctx, AdmitInterval) })
@@ -71,7 +78,7 @@ func (h *handlers) event(c *gin.Context) (uuid.UUID, error) {
 }
 
 func (h *handlers) join(c *gin.Context, _ app.None) (Status, error) {
-	event, err := h.event(c)
+	event, err := app.PathUUID(c, "eventId", "event")
 	if err != nil {
 		return Status{}, err
 	}
@@ -79,7 +86,16 @@ func (h *handlers) join(c *gin.Context, _ app.None) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return h.room.Join(c.Request.Context(), app.TenantOf(c), event, buyer)
+	st, err := h.room.Join(c.Request.Context(), app.TenantOf(c), event, buyer)
+	if err == nil && st.State == "not_required" {
+		// No open room: say so only for an event that exists. An open
+		// room's event was checked when the room was configured, so a
+		// join (50,000 in a few seconds) costs no database round trip.
+		if _, err := h.event(c); err != nil {
+			return Status{}, err
+		}
+	}
+	return st, err
 }
 
 func (h *handlers) status(c *gin.Context, _ app.None) (Status, error) {
@@ -91,8 +107,19 @@ func (h *handlers) status(c *gin.Context, _ app.None) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	wait := 0
+	if v := c.Query("wait"); v != "" {
+		if wait, err = strconv.Atoi(v); err != nil || wait < 0 || wait > int(MaxWait/time.Second) {
+			return Status{}, app.InvalidField("invalid_request", "wait", "wait must be a whole number of seconds from 0 to 25")
+		}
+	}
 	c.Header("Cache-Control", "no-store")
-	return h.room.StatusOf(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"))
+	if wait > 0 {
+		// A waiting request does no work: it does not count against the
+		// chain's in-flight bound (the room bounds waiters per instance).
+		app.Park(c)
+	}
+	return h.room.StatusWait(c.Request.Context(), app.TenantOf(c), event, buyer, c.Param("queueToken"), time.Duration(wait)*time.Second)
 }
 
 func (h *handlers) leave(c *gin.Context, _ app.None) (app.None, error) {
@@ -111,6 +138,26 @@ func (h *handlers) getSettings(c *gin.Context, _ app.None) (Settings, error) {
 	return h.room.Settings(c.Request.Context(), app.TenantOf(c), event)
 }
 
+// RoomState is a room as it runs now.
+type RoomState struct {
+	Settings Settings `json:"settings"`
+	Queued   int64    `json:"queued"`  // buyers waiting
+	Active   int64    `json:"active"`  // buyers shopping (slots in use)
+	Waiting  int      `json:"waiting"` // status requests waiting for admission on the instance that answered
+	// The adaptive controller (null before its first step, or when the room
+	// is not adaptive): admission rate and cap now, the signals it saw last,
+	// and what it decided.
+	Control *Control `json:"control"`
+}
+
+func (h *handlers) getState(c *gin.Context, _ app.None) (RoomState, error) {
+	event, err := h.event(c)
+	if err != nil {
+		return RoomState{}, err
+	}
+	return h.room.State(c.Request.Context(), app.TenantOf(c), event)
+}
+
 type settingsRequest struct {
 	Enabled          bool       `json:"enabled"`
 	OpensAt          *time.Time `json:"opens_at"`
@@ -119,6 +166,7 @@ type settingsRequest struct {
 	IdleTimeout      int        `json:"idle_timeout_seconds"`
 	AccessTTL        int        `json:"access_ttl_seconds"`
 	FallbackFraction *float64   `json:"fallback_fraction"`
+	Adaptive         *bool      `json:"adaptive"` // absent: on
 }
 
 func (h *handlers) putSettings(c *gin.Context, req settingsRequest) (Settings, error) {
@@ -142,6 +190,9 @@ func (h *handlers) putSettings(c *gin.Context, req settingsRequest) (Settings, e
 	}
 	if req.FallbackFraction != nil {
 		s.FallbackFraction = *req.FallbackFraction
+	}
+	if req.Adaptive != nil {
+		s.Adaptive = *req.Adaptive
 	}
 	return s, h.room.Configure(c.Request.Context(), app.TenantOf(c), s)
 }

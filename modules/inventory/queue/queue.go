@@ -42,11 +42,15 @@ type Settings struct {
 	IdleTimeout      int        `gorm:"column:idle_timeout_seconds" json:"idle_timeout_seconds"`
 	AccessTTL        int        `gorm:"column:access_ttl_seconds" json:"access_ttl_seconds"`
 	FallbackFraction float64    `gorm:"column:fallback_fraction" json:"fallback_fraction"`
+	// Adaptive: the room finds how many buyers the platform serves within
+	// its objective, AdmitPerSecond and MaxActive being upper bounds (see
+	// adaptive.go); off, it admits at exactly those.
+	Adaptive bool `gorm:"column:adaptive" json:"adaptive"`
 }
 
 // DefaultSettings are those of a room that was never configured.
 func DefaultSettings(event uuid.UUID) Settings {
-	return Settings{EventID: event, AdmitPerSecond: 50, MaxActive: 2000, IdleTimeout: 300, AccessTTL: 900, FallbackFraction: 0.05}
+	return Settings{EventID: event, AdmitPerSecond: 50, MaxActive: 2000, IdleTimeout: 300, AccessTTL: 900, FallbackFraction: 0.05, Adaptive: true}
 }
 
 // Open reports whether the room is in force at now.
@@ -104,6 +108,10 @@ type Room struct {
 
 	mu       sync.Mutex
 	settings map[string]cachedSettings
+
+	waits    *notifier       // status requests waiting for admission on this instance
+	draining <-chan struct{} // closed when the server begins to shut down
+	meter    meter           // the buyers' steps measured here, for the adaptive rooms
 }
 
 type cachedSettings struct {
@@ -122,15 +130,17 @@ const settingsTTL = 2 * time.Second
 func New(a *app.Core) *Room {
 	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee waiting room access v1"))
-	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{}}
+	return &Room{tx: a.Tx, rdb: a.Redis, prefix: a.RedisKey(""), key: m.Sum(nil), now: time.Now, random: rand.Float64, settings: map[string]cachedSettings{},
+		waits: newNotifier(a.Redis), draining: a.Realtime.Draining(), meter: meter{rooms: map[keys]*window{}}}
 }
 
 // Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
-type keys struct{ seq, queue, active, buyers, owners, state, cfg string }
+type keys struct{ seq, queue, active, buyers, owners, state, cfg, signal, ctlLock, log string }
 
 func (r *Room) keys(t tenants.Tenant, event uuid.UUID) keys {
 	p := r.prefix + "wr:{" + t.Slug + ":" + event.String() + "}:"
-	return keys{seq: p + "seq", queue: p + "queue", active: p + "active", buyers: p + "buyers", owners: p + "owners", state: p + "state", cfg: p + "cfg"}
+	return keys{seq: p + "seq", queue: p + "queue", active: p + "active", buyers: p + "buyers", owners: p + "owners", state: p + "state", cfg: p + "cfg",
+		signal: p + "signal", ctlLock: p + "ctl", log: p + "log"}
 }
 
 // roomsKey lists "tenant event" pairs whose rooms the admitter serves.
@@ -148,7 +158,7 @@ func (r *Room) Settings(ctx context.Context, t tenants.Tenant, event uuid.UUID) 
 	s := DefaultSettings(event)
 	var rows []Settings
 	err := r.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction
+		return tx.Raw(`SELECT event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, adaptive
 			FROM waiting_rooms WHERE event_id = ?`, event).Scan(&rows).Error
 	})
 	if err != nil {
@@ -176,13 +186,13 @@ func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) erro
 		return err
 	}
 	err := r.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
+		return tx.Exec(`INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_second, max_active, idle_timeout_seconds, access_ttl_seconds, fallback_fraction, adaptive, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())
 			ON CONFLICT (event_id) DO UPDATE SET enabled = EXCLUDED.enabled, opens_at = EXCLUDED.opens_at,
 			  admit_per_second = EXCLUDED.admit_per_second, max_active = EXCLUDED.max_active,
 			  idle_timeout_seconds = EXCLUDED.idle_timeout_seconds, access_ttl_seconds = EXCLUDED.access_ttl_seconds,
-			  fallback_fraction = EXCLUDED.fallback_fraction, updated_at = now()`,
-			s.EventID, s.Enabled, s.OpensAt, s.AdmitPerSecond, s.MaxActive, s.IdleTimeout, s.AccessTTL, s.FallbackFraction).Error
+			  fallback_fraction = EXCLUDED.fallback_fraction, adaptive = EXCLUDED.adaptive, updated_at = now()`,
+			s.EventID, s.Enabled, s.OpensAt, s.AdmitPerSecond, s.MaxActive, s.IdleTimeout, s.AccessTTL, s.FallbackFraction, s.Adaptive).Error
 	})
 	if err != nil {
 		return err
@@ -197,7 +207,11 @@ func (r *Room) Configure(ctx context.Context, t tenants.Tenant, s Settings) erro
 func (r *Room) publishSettings(ctx context.Context, t tenants.Tenant, s Settings) error {
 	k := r.keys(t, s.EventID)
 	pipe := r.rdb.TxPipeline()
-	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000)
+	adaptive := 0
+	if s.Adaptive {
+		adaptive = 1
+	}
+	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000, "adaptive", adaptive)
 	pipe.HSetNX(ctx, k.state, "last", r.now().UnixMilli()) // starts the admission clock
 	pipe.SAdd(ctx, r.roomsKey(), t.Slug+" "+s.EventID.String())
 	_, err := pipe.Exec(ctx)
@@ -343,6 +357,39 @@ func (r *Room) StatusOf(ctx context.Context, t tenants.Tenant, event uuid.UUID, 
 	return Status{}, ErrUnknownTicket
 }
 
+// StatusWait is StatusOf that, for a queued buyer, waits up to wait for
+// their admission and answers the moment it happens (on any instance's
+// admitter), else at the deadline with the place read again. A server too
+// busy to keep more waiters, or a Redis that cannot subscribe, answers at
+// once: the buyer then polls as before.
+func (r *Room) StatusWait(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer, ticket string, wait time.Duration) (Status, error) {
+	st, err := r.StatusOf(ctx, t, event, buyer, ticket)
+	if err != nil || wait <= 0 || st.State != "queued" {
+		return st, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, min(wait, MaxWait))
+	defer cancel()
+	w, done, err := r.waits.wait(wctx, r.keys(t, event).admittedChannel(), ticket)
+	if err != nil {
+		return st, nil
+	}
+	defer done()
+	// Admitted between the first read and the subscription: nothing more
+	// will be published for this ticket.
+	if st, err = r.StatusOf(ctx, t, event, buyer, ticket); err != nil || st.State != "queued" {
+		return st, err
+	}
+	select {
+	case <-w.admitted:
+	case <-wctx.Done():
+	case <-r.draining:
+	}
+	if ctx.Err() != nil {
+		return Status{}, ctx.Err()
+	}
+	return r.StatusOf(ctx, t, event, buyer, ticket)
+}
+
 // claims are the contents of an access token.
 type claims struct {
 	Tenant   string `json:"t"`
@@ -371,8 +418,10 @@ func (r *Room) verify(token string) (claims, bool) {
 	if !ok || len(token) > 1024 {
 		return claims{}, false
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	sig, err2 := base64.RawURLEncoding.DecodeString(s)
+	// Strict: a token altered in the unused bits of its last character is
+	// refused, not decoded to the same bytes.
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(p)
+	sig, err2 := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err1 != nil || err2 != nil {
 		return claims{}, false
 	}
@@ -430,7 +479,12 @@ func (r *Room) Leave(ctx context.Context, t tenants.Tenant, event uuid.UUID, tok
 	if !ok || c.Tenant != t.Slug || c.Event != event.String() || c.Degraded {
 		return nil
 	}
-	return r.rdb.ZRem(ctx, r.keys(t, event).active, c.Ticket).Err()
+	k := r.keys(t, event)
+	n, err := r.rdb.ZRem(ctx, k.active, c.Ticket).Result()
+	if err == nil && n > 0 {
+		r.admitNow(ctx, k)
+	}
+	return err
 }
 
 // leaveBuyerScript frees the active slot of a buyer's place, found by the
@@ -449,7 +503,23 @@ func (r *Room) LeaveBuyer(ctx context.Context, t tenants.Tenant, event uuid.UUID
 	k := r.keys(t, event)
 	ctx, cancel := context.WithTimeout(ctx, redisBudget)
 	defer cancel()
-	return leaveBuyerScript.Run(ctx, r.rdb, []string{k.buyers, k.active}, buyer).Err()
+	n, err := leaveBuyerScript.Run(ctx, r.rdb, []string{k.buyers, k.active}, buyer).Int()
+	if err == nil && n > 0 {
+		r.admitNow(ctx, k)
+	}
+	return err
+}
+
+// admitNow runs the room's admission step right after a slot was freed, so
+// the next buyer gets in now rather than at the admitter's next tick (the
+// step keeps the rate and the cap whoever runs it). An error is left to the
+// admitter's next tick.
+func (r *Room) admitNow(ctx context.Context, k keys) {
+	_, _ = r.admitRoom(ctx, k, r.now().UnixMilli())
+}
+
+func (r *Room) admitRoom(ctx context.Context, k keys, now int64) (int, error) {
+	return admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg, k.log}, now, k.admittedChannel()).Int()
 }
 
 // admitScript lets buyers through for one room: lapsed slots are dropped,
@@ -462,6 +532,14 @@ local rate = tonumber(redis.call('HGET', KEYS[4], 'rate') or '0')
 local maxa = tonumber(redis.call('HGET', KEYS[4], 'max') or '0')
 local idle = tonumber(redis.call('HGET', KEYS[4], 'idle_ms') or '0')
 if rate <= 0 then return -1 end
+-- An adaptive room admits at its controller's rate and cap, never above
+-- the configured ones.
+if redis.call('HGET', KEYS[4], 'adaptive') == '1' then
+  local ar = tonumber(redis.call('HGET', KEYS[4], 'arate') or rate)
+  local am = tonumber(redis.call('HGET', KEYS[4], 'amax') or maxa)
+  if ar < rate then rate = ar end
+  if am < maxa then maxa = am end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local last = tonumber(redis.call('HGET', KEYS[3], 'last') or ARGV[1])
 local carry = tonumber(redis.call('HGET', KEYS[3], 'carry') or '0')
@@ -472,9 +550,20 @@ local n = math.floor(math.min(allowance, free))
 local admitted = 0
 if n > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], n)
+  local tickets = {}
   for i = 1, #popped, 2 do
     redis.call('ZADD', KEYS[2], now + idle, popped[i])
     admitted = admitted + 1
+    tickets[admitted] = popped[i]
+  end
+  -- Tell whoever waits on these tickets, on any instance, that they are in.
+  if admitted > 0 then
+    redis.call('PUBLISH', ARGV[2], table.concat(tickets, ','))
+    redis.call('HINCRBY', KEYS[3], 'admitted', admitted)
+    -- The admission log, in admission order: fairness can be checked
+    -- against arrival order after the sale (kept two days).
+    redis.call('RPUSH', KEYS[5], unpack(tickets))
+    redis.call('PEXPIRE', KEYS[5], 172800000)
   end
 end
 -- The admission rate actually achieved (the cap may bind before the rate),
@@ -508,7 +597,10 @@ func (r *Room) AdmitOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		k := r.keys(tenants.Tenant{Slug: slug}, event)
-		n, err := admitScript.Run(ctx, r.rdb, []string{k.queue, k.active, k.state, k.cfg}, now).Int()
+		if err := r.stepControl(ctx, k, r.now()); err != nil {
+			return total, fmt.Errorf("control %s: %w", room, err)
+		}
+		n, err := r.admitRoom(ctx, k, now)
 		if err != nil {
 			return total, fmt.Errorf("admit %s: %w", room, err)
 		}
@@ -533,4 +625,13 @@ func (r *Room) RunAdmitter(ctx context.Context, interval time.Duration) error {
 			}
 		}
 	}
+}
+
+// AdmissionOrder returns the queue tickets a room admitted, in the order it
+// admitted them (the log the admission script keeps for two days), from
+// position from on, at most limit: the record against which a sale's
+// fairness (admission in arrival order) is checked.
+func AdmissionOrder(ctx context.Context, rdb *redis.Client, prefix string, t tenants.Tenant, event uuid.UUID, from, limit int64) ([]string, error) {
+	r := Room{prefix: prefix}
+	return rdb.LRange(ctx, r.keys(t, event).log, from, from+limit-1).Result()
 }

@@ -26,6 +26,9 @@ type Deps struct {
 	// Leaver frees a done buyer's waiting-room place (nil without a
 	// waiting room). Set before serving.
 	Leaver model.AdmissionLeaver
+	// Meter hears how the buyers' steps went (nil without a waiting room
+	// that adapts). Set before serving.
+	Meter model.AdmissionMeter
 }
 
 // New returns the shared state on the core.
@@ -34,6 +37,31 @@ func New(a *app.Core) *Deps { return &Deps{App: a, Now: time.Now} }
 // SetGate notes the admission gate's way to free a done buyer's place.
 func (d *Deps) SetGate(g model.AdmissionGate) {
 	d.Leaver, _ = g.(model.AdmissionLeaver)
+	d.Meter, _ = g.(model.AdmissionMeter)
+}
+
+// Observe tells the admission gate how one of an event's buying steps
+// (hold, order, pay) went: its time since began, and whether the platform
+// failed it. A refusal that is the buyer's answer (seats taken, limits,
+// bad input) is neither slow nor failed for the gate: only errors that
+// say the platform could not serve (unavailable, or not a problem the API
+// describes) count.
+func (d *Deps) Observe(t tenants.Tenant, eventID uuid.UUID, step string, began time.Time, err error) {
+	if d.Meter == nil || eventID == uuid.Nil {
+		return
+	}
+	failed := false
+	if err != nil {
+		var ae *app.Error
+		if !errors.As(err, &ae) {
+			failed = true
+		} else if ae.Kind == app.KindUnavailable {
+			failed = true
+		} else {
+			return
+		}
+	}
+	d.Meter.ObserveStep(t, eventID, step, time.Since(began), failed)
 }
 
 // BuyerDone frees the buyer's waiting-room place after the commit that

@@ -5,6 +5,7 @@ package holds
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -286,6 +287,39 @@ func returnHeldInventory(tx *gorm.DB, h model.HoldRow) ([]string, error) {
 		return nil, err
 	}
 	return ids, nil
+}
+
+// SellHeld is a paid hold's last writes in one statement: its units move
+// from held to sold on the shards they came from (locked in lock order:
+// pools before quotas, then counter and shard) and its buyer's (and
+// address's) active holds go down by one. These are the rows concurrent
+// payments queue for, held until the commit; as separate statements (read
+// the allocations, one update per shard, one per counter) a payment held
+// the first shard through three or four round trips before the ledger and
+// the commit, and the payments of one hold batch (which share a shard)
+// queued behind each other for all of them (the purchase saturation
+// phase of bench onsale: the shard update was the statement most often
+// active, waiting on Lock:transactionid).
+func SellHeld(tx *gorm.DB, h model.HoldRow) error {
+	var allocs, moved int64
+	err := tx.Raw(`WITH locked AS (
+			SELECT s.counter_id, s.shard, a.quantity FROM inv_hold_allocs a
+			JOIN inv_counters c ON c.id = a.counter_id
+			JOIN inv_counter_shards s ON s.counter_id = a.counter_id AND s.shard = a.shard
+			WHERE a.hold_id = ? ORDER BY c.kind, a.counter_id, a.shard FOR UPDATE OF s
+		), moved AS (
+			UPDATE inv_counter_shards s SET held = s.held - l.quantity, sold = s.sold + l.quantity
+			FROM locked l WHERE s.counter_id = l.counter_id AND s.shard = l.shard RETURNING 1
+		), buyer AS (
+			UPDATE inv_buyer_counters SET holds = greatest(holds - 1, 0)
+			WHERE event_id = ? AND (subject = ? OR (? AND subject = ?)) RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM buyer)`,
+		h.ID, h.EventID, "b:"+h.BuyerID, h.IPCounted, "ip:"+h.ClientIP).Row().Scan(&allocs, &moved, new(int64))
+	if err == nil && moved != allocs {
+		err = fmt.Errorf("hold %s: %d of its %d allocations moved to sold", h.ID, moved, allocs)
+	}
+	return err
 }
 
 // ReleaseBuyer lowers the buyer's active holds (and units, unless they were

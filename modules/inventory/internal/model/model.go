@@ -99,6 +99,15 @@ type AdmissionLeaver interface {
 	LeaveBuyer(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, buyerID string) error
 }
 
+// AdmissionMeter is an AdmissionGate that adapts how fast it admits to
+// how the platform serves the buyers it let in: the inventory tells it how
+// long each of an event's holds, orders and payments took, and whether the
+// platform failed it (shed, overloaded, broken: not a buyer's refusal such
+// as seats taken).
+type AdmissionMeter interface {
+	ObserveStep(t tenants.Tenant, eventID uuid.UUID, step string, took time.Duration, failed bool)
+}
+
 // Settings are an event's inventory settings.
 type Settings struct {
 	EventID         uuid.UUID `gorm:"column:event_id" json:"event_id"`

@@ -10,6 +10,7 @@ import (
 	"marquee/modules/inventory/internal/model"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/tenants"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -59,6 +60,7 @@ func recordStripeEvent(tx *gorm.DB, id, typ string, orderID uuid.UUID) (bool, er
 // free; otherwise the order is refunded automatically and the buyer told.
 func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripeEventID, paymentIntentID string, amount int64, currency string, orderID uuid.UUID) (WebhookResult, error) {
 	var res WebhookResult
+	began := time.Now()
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		res = WebhookResult{EventID: stripeEventID, Type: "payment_intent.succeeded", OrderID: &orderID}
 		fresh, err := recordStripeEvent(tx, stripeEventID, res.Type, orderID)
@@ -161,10 +163,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		// held through the rest of the transaction's round trips, and the
 		// payments behind it waited for all of them.
 		if res.Outcome == "paid" {
-			if err := stock.MoveAllocs(tx, o.HoldID, stock.SellHeld, false); err != nil {
-				return err
-			}
-			if err := holds.ReleaseBuyer(tx, hs[0], false); err != nil {
+			if err := holds.SellHeld(tx, hs[0]); err != nil {
 				return err
 			}
 		}
@@ -172,6 +171,7 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			fmt.Sprintf("%s, event %s, %s", ticketCount(res.Tickets), o.EventID, paymentMemo(paymentIntentID, o)))
 		return err
 	})
+	s.d.Observe(t, res.eventID, "pay", began, err)
 	if err != nil {
 		return WebhookResult{}, err
 	}
