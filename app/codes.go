@@ -110,6 +110,8 @@ var Codes = []CodeInfo{
 	{"quota_exceeds_capacity", KindConflict, "the channel quotas add up to more than the capacity"},
 	{"zones_exceed_capacity", KindConflict, "the zones add up to more than the capacity"},
 	{"quota_below_sold", KindConflict, "a quota is below what the channel sold already"},
+	{"tier_not_ga", KindConflict, "outside channels sell general-admission tiers only"},
+	{"channel_return_exceeds_sold", KindConflict, "a channel refund returns more units than the channel sold"},
 	{"quota_in_use", KindConflict, "the channel holds or sold tickets; set its quota instead of removing it"},
 	{"inventory_in_use", KindConflict, "tickets were held or sold; change quotas and settings instead"},
 	{"duplicate", KindConflict, "a record with these values exists already"},
