@@ -344,6 +344,16 @@ type ChannelStock struct {
 	Held     int            `json:"held"`
 	Sold     int            `json:"sold"`
 	Channels []ChannelQuota `json:"channels"`
+	// Tiers are the general-admission tiers channels may sell.
+	Tiers []ChannelTier `json:"tiers"`
+}
+
+// ChannelTier is a GA tier a listing may map a channel's ticket type to.
+type ChannelTier struct {
+	ID         uuid.UUID `json:"id"`
+	Name       string    `json:"name"`
+	PriceMinor int64     `json:"price_minor"`
+	Currency   string    `json:"currency"`
 }
 
 // ChannelSales is provided by the module that sells tickets (inventory), so

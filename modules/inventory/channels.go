@@ -143,7 +143,7 @@ func (c channelSales) StockChanged(ctx context.Context, t tenants.Tenant, eventI
 
 // ChannelStock implements app.ChannelSales.
 func (c channelSales) ChannelStock(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (app.ChannelStock, error) {
-	out := app.ChannelStock{EventID: eventID, Channels: []app.ChannelQuota{}}
+	out := app.ChannelStock{EventID: eventID, Channels: []app.ChannelQuota{}, Tiers: []app.ChannelTier{}}
 	err := c.s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		st, err := catalogue.LoadSettings(tx, eventID)
 		if err != nil {
@@ -156,6 +156,10 @@ func (c channelSales) ChannelStock(ctx context.Context, t tenants.Tenant, eventI
 				coalesce((SELECT sum(s.sold) FROM inv_counters c JOIN inv_counter_shards s ON s.counter_id = c.id WHERE c.event_id = @e AND c.kind = 'pool'), 0)
 				+ (SELECT count(*) FROM inv_seats WHERE event_id = @e AND state = 'sold') AS sold`,
 			map[string]any{"e": eventID}).Row().Scan(&out.Held, &out.Sold); err != nil {
+			return err
+		}
+		if err := tx.Raw(`SELECT t.id, t.name, t.price_minor, t.currency FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
+			WHERE t.event_id = ? AND z.kind = 'ga' ORDER BY t.sort`, eventID).Scan(&out.Tiers).Error; err != nil {
 			return err
 		}
 		return tx.Raw(`SELECT c.channel, c.capacity AS quota, coalesce(sum(s.held), 0) AS held, coalesce(sum(s.sold), 0) AS sold
