@@ -74,7 +74,7 @@ func startEnv(t testing.TB) *env {
 			c.TrustedProxies = []string{"127.0.0.1/32"}
 		},
 	})
-	mod.Service().Backoff = integrations.Backoff{Attempts: 4, Base: 20 * time.Millisecond, Budget: 2 * time.Second}
+	mod.Service().Backoff = integrations.Backoff{Attempts: 4, Base: 20 * time.Millisecond, Budget: 3 * time.Second}
 	mod.Service().DiscoveryPerSecond = 1000
 	return &env{Env: e, mod: mod, logs: logs}
 }
