@@ -123,8 +123,8 @@ func (s *Service) Reconcile(ctx context.Context, t tenants.Tenant, eventID uuid.
 					causes = append(causes, fmt.Sprintf("%d units of orders that did not fit our inventory (recorded oversells)", counts.Oversold))
 				case d > 0:
 					causes = append(causes, fmt.Sprintf("%d sold on %s not received yet (webhook or poll lag)", d, l.Channel))
-				case d < 0 && l.Channel == ProviderEventbrite && status[l.ID] == "live" && counts.Orders > 0 && counts.Sold == 0 && *r.TheirSold == 0:
-					causes = append(causes, "every order was refunded but the event is still live in Eventbrite's API: cancelled on their site (a known Eventbrite drift)")
+				case d < 0 && l.Channel == ProviderEventbrite && status[l.ID] == "live" && *r.TheirSold == 0:
+					causes = append(causes, fmt.Sprintf("Eventbrite shows nothing sold where our books hold %d, yet the event is still live in its API: cancelled on their site (a known Eventbrite drift); its refunds have not reached us", r.OurSold))
 				case d < 0 && l.Channel == ProviderTicketmaster:
 					causes = append(causes, fmt.Sprintf("Ticketmaster reports %d fewer: its availability is cached (Partner data may be stale for long)", -d))
 				case d < 0:
