@@ -571,3 +571,10 @@ func (s *Server) Cancelled(eventID string) bool {
 	e := s.events[eventID]
 	return e != nil && e.cancelledOnSite
 }
+
+// ResetFailures drops the failures FailNext queued and not yet served.
+func (s *Server) ResetFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext = nil
+}

@@ -533,3 +533,10 @@ func (s *Server) reconciliation(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, map[string]any{"eventId": e.ID, "allocated": e.Allocated, "sold": sold, "pending": pending, "sequence": s.seq})
 }
+
+// ResetFailures drops the failures FailNext queued and not yet served.
+func (s *Server) ResetFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext = nil
+}
