@@ -127,45 +127,49 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 			break
 		}
 		out.Pages++
-		for _, o := range page.Embedded.Orders {
-			l, ok := byEvent[o.EventID]
-			tier, mapped := l.tierFor(o.TicketTypeID)
-			var placed bool
-			switch {
-			case !ok || !mapped:
-			case o.Status == ticketmaster.Confirmed:
-				placed = true
-			case o.Status == ticketmaster.Cancelled:
-			default: // booked or released: nothing sold
-				ok = false
-			}
-			var theirAt *time.Time
-			if ts, perr := time.Parse(time.RFC3339, o.Updated); perr == nil {
-				theirAt = &ts
-			}
-			err = s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
-				if ok && mapped {
+		// One transaction per page: its orders and the cursor after them
+		// commit together (a page replayed after a crash sells nothing twice:
+		// each order line is stored once).
+		var pageSold, pageOrders int
+		var cursor int64
+		pageChanged := map[uuid.UUID]bool{}
+		err = s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
+			pageSold, pageOrders, cursor = 0, 0, out.Cursor
+			clear(pageChanged)
+			for _, o := range page.Embedded.Orders {
+				l, ok := byEvent[o.EventID]
+				tier, mapped := l.tierFor(o.TicketTypeID)
+				placed := o.Status == ticketmaster.Confirmed
+				if ok && mapped && (placed || o.Status == ticketmaster.Cancelled) {
+					var theirAt *time.Time
+					if ts, perr := time.Parse(time.RFC3339Nano, o.Updated); perr == nil {
+						theirAt = &ts
+					}
 					lo, ch, err := s.applyOrder(tx, l, o.ID, []saleLine{{Tier: tier, Quantity: o.Quantity}}, placed, theirAt)
 					if err != nil {
 						return err
 					}
 					if ch {
-						changed[l.EventID] = true
+						pageChanged[l.EventID] = true
 					}
 					if len(lo) == 1 && lo[0] == OutcomeSold {
-						out.Sold += o.Quantity
+						pageSold += o.Quantity
 					}
 				}
-				return tx.Exec(`UPDATE int_connectors SET poll_cursor = ? WHERE id = ? AND poll_cursor < ?`, o.Seq, connectorID, o.Seq).Error
-			})
-			if err != nil {
-				break
+				// booked or released orders sold nothing; they move the cursor only
+				pageOrders++
+				cursor = max(cursor, o.Seq)
 			}
-			out.Orders++
-			out.Cursor = o.Seq
-		}
+			return tx.Exec(`UPDATE int_connectors SET poll_cursor = ? WHERE id = ? AND poll_cursor < ?`, cursor, connectorID, cursor).Error
+		})
 		if err != nil {
 			break
+		}
+		out.Sold += pageSold
+		out.Orders += pageOrders
+		out.Cursor = cursor
+		for ev := range pageChanged {
+			changed[ev] = true
 		}
 		ref = ""
 		if page.Links.Next != nil {

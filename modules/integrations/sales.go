@@ -61,8 +61,8 @@ func (s *Service) applyOrder(tx *gorm.DB, l Listing, orderID string, lines []sal
 	for _, ln := range lines {
 		sale := app.ChannelSale{EventID: l.EventID, TierID: ln.Tier, Channel: l.Channel, Quantity: ln.Quantity}
 		if placed {
-			res := tx.Exec(`INSERT INTO int_orders (connector_id, external_order_id, tier_id, listing_id, event_id, quantity, status, their_at)
-				VALUES (?, ?, ?, ?, ?, ?, 'sold', ?) ON CONFLICT DO NOTHING`, l.ConnectorID, orderID, ln.Tier, l.ID, l.EventID, ln.Quantity, theirAt)
+			res := tx.Exec(`INSERT INTO int_orders (connector_id, external_order_id, tier_id, listing_id, event_id, quantity, status, their_at, received_at)
+				VALUES (?, ?, ?, ?, ?, ?, 'sold', ?, clock_timestamp()) ON CONFLICT DO NOTHING`, l.ConnectorID, orderID, ln.Tier, l.ID, l.EventID, ln.Quantity, theirAt)
 			if res.Error != nil {
 				return nil, false, res.Error
 			}

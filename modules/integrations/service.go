@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,6 +40,26 @@ type Service struct {
 	Backoff Backoff
 	// DiscoveryPerSecond paces catalogue calls per connector.
 	DiscoveryPerSecond float64
+	throttle           throttle
+}
+
+// throttle lets one thing through per key and second.
+type throttle struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (th *throttle) allow(key string, now time.Time) bool {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if th.last == nil {
+		th.last = map[string]time.Time{}
+	}
+	if now.Sub(th.last[key]) < time.Second {
+		return false
+	}
+	th.last[key] = now
+	return true
 }
 
 // NewService builds the service on the core.
@@ -261,6 +282,12 @@ func checkPathSecret(stored []byte, given string) bool {
 // of the sync timeline.
 func (s *Service) health(ctx context.Context, t tenants.Tenant, c *client, connector uuid.UUID, listing *uuid.UUID, kind, detail string, callErr error) {
 	now := s.app.Now()
+	// Successful webhooks come in bursts: the connector's row (which every
+	// one would otherwise queue to update) and the timeline get one line a
+	// second per connector; failures are always recorded.
+	if callErr == nil && kind == "webhook" && !s.throttle.allow(t.Slug+"/"+connector.String(), now) {
+		return
+	}
 	var q struct{ allowed, avail *int }
 	if c != nil && c.quota.Known {
 		q.allowed, q.avail = &c.quota.Allowed, &c.quota.Available

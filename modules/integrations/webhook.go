@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,7 +121,9 @@ func (s *Service) HandleWebhook(ctx context.Context, t tenants.Tenant, connector
 		}
 		return WebhookResult{}, err
 	}
-	s.alertOversells(ctx, t)
+	if slices.Contains(res.Lines, OutcomeOversold) {
+		s.alertOversells(ctx, t)
+	}
 	return res, nil
 }
 

@@ -175,7 +175,7 @@ func (s *Server) Allocated(eventID string) int {
 
 func (s *Server) touch(o *Order, status string) {
 	s.seq++
-	o.Status, o.Seq, o.Updated = status, s.seq, s.Now().UTC().Format(time.RFC3339)
+	o.Status, o.Seq, o.Updated = status, s.seq, s.Now().UTC().Format(time.RFC3339Nano)
 	// keep the slice in sequence order of the last change
 	for i, x := range s.orders {
 		if x == o {
