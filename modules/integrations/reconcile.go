@@ -290,10 +290,24 @@ func (s *Service) Channels(ctx context.Context, t tenants.Tenant, eventID uuid.U
 			   OR (s.listing_id IS NULL AND s.connector_id IN (SELECT connector_id FROM int_listings WHERE event_id = ?))
 			ORDER BY s.at DESC, s.id DESC LIMIT 100`, eventID, eventID).Scan(&v.Timeline).Error
 	})
+	cursors := map[uuid.UUID]int64{}
+	if err == nil {
+		var rows []struct {
+			ID     uuid.UUID `gorm:"column:id"`
+			Cursor int64     `gorm:"column:poll_cursor"`
+		}
+		err = s.app.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT id, poll_cursor FROM int_connectors`).Scan(&rows).Error
+		})
+		for _, r := range rows {
+			cursors[r.ID] = r.Cursor
+		}
+	}
 	for i := range v.Reconciliations {
 		for _, l := range v.Listings {
 			if l.ID == v.Reconciliations[i].ListingID {
 				v.Reconciliations[i].LastHookAt = l.LastWebhookAt
+				v.Reconciliations[i].Cursor = cursors[l.ConnectorID]
 			}
 		}
 	}
