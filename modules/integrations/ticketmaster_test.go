@@ -146,3 +146,48 @@ func TestTicketmasterMaintenanceAndTasks(t *testing.T) {
 		t.Fatalf("poll in the provider's maintenance window answered 200: %s", res.Body)
 	}
 }
+
+// Drift mode (Ticketmaster's counts served from a stale cache) shows as a
+// delta with its cause; a slow provider fails the poll within the client's
+// timeout and is recorded on the connector.
+func TestTicketmasterDriftAndSlow(t *testing.T) {
+	e := startEnv(t)
+	c := newChain(t, e, 100, map[string]int{"web": 60, "ticketmaster": 20, "eventbrite": 20})
+	apptest.MustStatus(t, c.allocate(t, "ticketmaster", 20), http.StatusOK)
+	c.tm.Drift = true
+	c.tm.Sell(c.tmEvent, 5)
+	c.poll(t) // their cache now holds 5
+	c.tm.Sell(c.tmEvent, 3)
+	if p := c.poll(t); p.Sold != 3 {
+		t.Fatalf("poll sold %d, want 3", p.Sold)
+	}
+	var rec integrations.EventReconciliation
+	res := c.do(t, "POST", "/api/v1/integrations/events/"+c.event.String()+"/reconcile", nil)
+	apptest.MustStatus(t, res, http.StatusOK)
+	res.JSON(t, &rec)
+	for _, r := range rec.Channels {
+		if r.Channel != "ticketmaster" {
+			continue
+		}
+		if r.OurSold != 8 || *r.Delta != -3 || r.Cause == nil || !strings.Contains(*r.Cause, "cached") {
+			t.Fatalf("drift: %+v (cause %v)", r, r.Cause)
+		}
+	}
+
+	svc := e.mod.Service()
+	old := svc.HTTP
+	svc.HTTP = &http.Client{Timeout: 200 * time.Millisecond}
+	defer func() { svc.HTTP = old }()
+	c.tm.Slow(time.Second)
+	start := time.Now()
+	res = c.do(t, "POST", "/api/v1/integrations/connectors/"+c.tmConn.ID.String()+"/poll", nil)
+	c.tm.Slow(0)
+	if res.Status != http.StatusBadGateway || time.Since(start) > 900*time.Millisecond {
+		t.Fatalf("slow provider: %d after %v: %s", res.Status, time.Since(start), res.Body)
+	}
+	var con integrations.Connector
+	c.do(t, "GET", "/api/v1/integrations/connectors/"+c.tmConn.ID.String(), nil).JSON(t, &con)
+	if con.Health.LastError == nil || !strings.Contains(*con.Health.LastError, "Client.Timeout") {
+		t.Fatalf("health after a slow provider: %+v", con.Health)
+	}
+}

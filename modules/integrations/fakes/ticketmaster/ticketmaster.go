@@ -531,6 +531,14 @@ func (s *Server) reconciliation(w http.ResponseWriter, r *http.Request) {
 			pending += o.Quantity
 		}
 	}
+	if s.Drift {
+		// Drift: the reconciliation answers from the same stale cache.
+		if v, ok := s.staleTotal["rec:"+e.ID]; ok {
+			sold = v
+		} else {
+			s.staleTotal["rec:"+e.ID] = sold
+		}
+	}
 	writeJSON(w, map[string]any{"eventId": e.ID, "allocated": e.Allocated, "sold": sold, "pending": pending, "sequence": s.seq})
 }
 
