@@ -67,6 +67,13 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Usage("Channel connectors", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
 		return n, tx.Raw("SELECT count(*) FROM int_connectors").Scan(&n).Error
 	})
+	// Connector health on the support console: connectors whose last call failed.
+	r.Usage("Channel connectors failing", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
+		return n, tx.Raw("SELECT count(*) FROM int_connectors WHERE last_error_at IS NOT NULL AND (last_success_at IS NULL OR last_error_at > last_success_at)").Scan(&n).Error
+	})
+	r.Usage("Channel oversells", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
+		return n, tx.Raw("SELECT count(*) FROM int_oversells").Scan(&n).Error
+	})
 
 	read, write := app.Require(ObjChannels, policies.Read), app.Require(ObjChannels, policies.Write)
 	r.API(http.MethodPost, "/integrations/connectors", write, "Connect a Ticketmaster or Eventbrite account: credentials are sealed and never returned; an Eventbrite connector's webhook URL (with its secret) is shown once",
