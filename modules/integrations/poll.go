@@ -15,7 +15,6 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/jobs"
-	"marquee/modules/integrations/fakes/ticketmaster"
 	"marquee/tenants"
 )
 
@@ -117,7 +116,7 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 	for ref != "" && out.Pages < 100 {
 		var page struct {
 			Embedded struct {
-				Orders []ticketmaster.Order `json:"orders"`
+				Orders []tmOrder `json:"orders"`
 			} `json:"_embedded"`
 			Links struct {
 				Next *struct{ Href string } `json:"next"`
@@ -139,8 +138,8 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 			for _, o := range page.Embedded.Orders {
 				l, ok := byEvent[o.EventID]
 				tier, mapped := l.tierFor(o.TicketTypeID)
-				placed := o.Status == ticketmaster.Confirmed
-				if ok && mapped && (placed || o.Status == ticketmaster.Cancelled) {
+				placed := o.Status == tmConfirmed
+				if ok && mapped && (placed || o.Status == tmCancelled) {
 					var theirAt *time.Time
 					if ts, perr := time.Parse(time.RFC3339Nano, o.Updated); perr == nil {
 						theirAt = &ts
@@ -187,6 +186,23 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 	s.alertOversells(ctx, t)
 	return out, err
 }
+
+// tmOrder is an order on Ticketmaster's allocation channel.
+type tmOrder struct {
+	ID           string `json:"id"`
+	EventID      string `json:"eventId"`
+	TicketTypeID string `json:"ticketTypeId"`
+	Quantity     int    `json:"quantity"`
+	Status       string `json:"status"` // BOOKED, CONFIRMED, RELEASED, CANCELLED
+	Seq          int64  `json:"sequence"`
+	Updated      string `json:"updated"`
+}
+
+// The order states that move units: confirmed sells, cancelled returns.
+const (
+	tmConfirmed = "CONFIRMED"
+	tmCancelled = "CANCELLED"
+)
 
 var errNoConnector = errors.New("integrations: no such connector")
 
