@@ -175,7 +175,7 @@ func (c channelSales) SetChannelQuota(ctx context.Context, t tenants.Tenant, eve
 		return model.Invalid("channel", "unknown channel %q", channel)
 	}
 	if quota < 0 || quota > 1000000 {
-		return model.Invalid("quota", "a quota is from 0 to 1000000")
+		return model.Invalid("quotas", "a quota is from 0 to 1000000")
 	}
 	err := c.s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		if _, err := catalogue.LoadSettings(tx, eventID); err != nil {
