@@ -24,6 +24,7 @@ import (
 	"marquee/internal/fleetbench"
 	"marquee/migrations"
 	"marquee/modules"
+	"marquee/modules/integrations"
 	"marquee/modules/inventory/bench"
 	"marquee/tenants"
 )
@@ -44,7 +45,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), workerCmd(), migrateCmd(), tenantCmd(), demoCmd(), ledgerCmd(), benchCmd())
+	cmd.AddCommand(serveCmd(), workerCmd(), migrateCmd(), tenantCmd(), demoCmd(), ledgerCmd(), benchCmd(), integrationsCmd())
 	return cmd
 }
 
@@ -637,4 +638,56 @@ func suffixDatabase(databaseURL, suffix string) (string, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + suffix
 	return u.String(), nil
+}
+
+func integrationsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "integrations", Short: "Outside sales channels (Ticketmaster, Eventbrite)"}
+	var slug string
+	rotate := &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Re-seal every channel connector's credentials under the next key generation of MARQUEE_SECRET_KEY",
+		Long: `Each chain's connectors are re-sealed in one transaction (all or none). After
+MARQUEE_SECRET_KEY changed, set MARQUEE_PREVIOUS_SECRET_KEY to the old secret
+so that values sealed under it open; they are sealed under the new one.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := config.Load()
+			if err != nil {
+				return err
+			}
+			mods := modules.All()
+			var im *integrations.Module
+			for _, m := range mods {
+				if x, ok := m.(*integrations.Module); ok {
+					im = x
+				}
+			}
+			a, err := app.New(ctx, cfg, app.Options{}, mods...)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var ts []tenants.Tenant
+			if slug != "" {
+				t, err := a.Tenants.Lookup(ctx, slug)
+				if err != nil {
+					return err
+				}
+				ts = append(ts, t)
+			} else if ts, err = a.Tenants.List(ctx); err != nil {
+				return err
+			}
+			for _, t := range ts {
+				n, kid, err := im.Service().RotateKeys(ctx, t, os.Getenv("MARQUEE_PREVIOUS_SECRET_KEY"))
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.Slug, err)
+				}
+				fmt.Printf("%-20s %d connectors re-sealed under %s\n", t.Slug, n, kid)
+			}
+			return nil
+		},
+	}
+	rotate.Flags().StringVar(&slug, "tenant", "", "only this chain (default: every chain)")
+	cmd.AddCommand(rotate)
+	return cmd
 }

@@ -69,6 +69,7 @@ type App struct {
 	attendance Attendance
 	holds      CalendarHolds
 	tickets    TicketFacts
+	channels   ChannelSales
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).
 	storefrontLanding string

@@ -111,6 +111,10 @@ func (c *Core) Holds() CalendarHolds { return c.a.holds }
 // them: a caller that can work without them says what it used instead.
 func (c *Core) TicketFacts() TicketFacts { return c.a.tickets }
 
+// ChannelSales returns the channel sales (nil when no module provides them;
+// a module that declared Needs(ChannelSalesContract) never sees nil).
+func (c *Core) ChannelSales() ChannelSales { return c.a.channels }
+
 // SigningKey derives a module's HMAC key for one purpose from the
 // deployment's secret, so links signed for one purpose never verify for
 // another, and the secret itself never leaves the core.

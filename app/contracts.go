@@ -19,6 +19,7 @@ const (
 	AttendanceContract         Contract = "attendance"
 	CalendarHoldsContract      Contract = "calendar holds"
 	TicketFactsContract        Contract = "ticket facts"
+	ChannelSalesContract       Contract = "channel sales"
 )
 
 // contracts is what the modules declared while registering; check turns a

@@ -332,6 +332,65 @@ type TicketFacts interface {
 	SalesByTier(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]TierSales, error)
 }
 
+// ChannelSale is units of one GA tier sold on an outside channel
+// (Ticketmaster, Eventbrite) against that channel's quota.
+type ChannelSale struct {
+	EventID  uuid.UUID
+	TierID   uuid.UUID
+	Channel  string
+	Quantity int
+}
+
+// ChannelQuota is one channel's quota of an event with what it holds and sold.
+type ChannelQuota struct {
+	Channel string `json:"channel"`
+	Quota   int    `json:"quota"`
+	Held    int    `json:"held"`
+	Sold    int    `json:"sold"`
+}
+
+// ChannelStock is an event's capacity, what all its zones sold and held,
+// and its channel quotas.
+type ChannelStock struct {
+	EventID  uuid.UUID      `json:"event_id"`
+	Capacity int            `json:"capacity"`
+	Held     int            `json:"held"`
+	Sold     int            `json:"sold"`
+	Channels []ChannelQuota `json:"channels"`
+	// Tiers are the general-admission tiers channels may sell.
+	Tiers []ChannelTier `json:"tiers"`
+}
+
+// ChannelTier is a GA tier a listing may map a channel's ticket type to.
+type ChannelTier struct {
+	ID         uuid.UUID `json:"id"`
+	Name       string    `json:"name"`
+	PriceMinor int64     `json:"price_minor"`
+	Currency   string    `json:"currency"`
+}
+
+// ChannelSales is provided by the module that sells tickets (inventory), so
+// a module connecting outside channels sells inside their quotas with the
+// same conditional writes as the storefront, without its tables.
+type ChannelSales interface {
+	// SellOnChannel takes the units from the tier's zone and the channel's
+	// quota straight into sold, inside tx (the caller's tenant transaction,
+	// so its record of the outside order commits with the units). ok=false
+	// takes nothing: the zone or the quota has too few (left: what the
+	// quota had), or the channel has no quota.
+	SellOnChannel(tx *gorm.DB, s ChannelSale) (ok bool, left int, err error)
+	// ReturnOnChannel gives units sold on the channel back (a refund there).
+	ReturnOnChannel(tx *gorm.DB, s ChannelSale) error
+	// StockChanged tells the event's availability readers (cache, live
+	// seat maps) of a change, after the transaction that sold committed.
+	StockChanged(ctx context.Context, t tenants.Tenant, eventID uuid.UUID)
+	// ChannelStock reads an event's capacity and channel quotas.
+	ChannelStock(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (ChannelStock, error)
+	// SetChannelQuota sets one channel's quota, the others unchanged;
+	// refused (409 quota_below_sold) below what the channel holds or sold.
+	SetChannelQuota(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, channel string, quota int) error
+}
+
 // Registrar is what a module registers through.
 type Registrar struct {
 	app    *App
@@ -496,6 +555,14 @@ func (r *Registrar) ProvideHolds(h CalendarHolds) {
 func (r *Registrar) ProvideTicketFacts(f TicketFacts) {
 	if r.provide(TicketFactsContract) {
 		r.app.tickets = f
+	}
+}
+
+// ProvideChannelSales makes this module the channel sales of the core.
+// Only one module may: a second fails start-up.
+func (r *Registrar) ProvideChannelSales(c ChannelSales) {
+	if r.provide(ChannelSalesContract) {
+		r.app.channels = c
 	}
 }
 

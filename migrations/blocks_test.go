@@ -35,6 +35,7 @@ var blocks = []block{
 	{130, 139, []string{"ops"}, "ops: zones, occupancy, alerts, POS, revenue, incidents"},
 	{150, 159, []string{"inventory"}, "inventory after the sale: transfer, waitlist, resale"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
+	{160, 169, []string{"integrations"}, "integrations: Ticketmaster and Eventbrite connectors, listings, channel orders, reconciliation"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the
@@ -43,7 +44,7 @@ var blocks = []block{
 }
 
 // owners are the names a migration file may start with after its number.
-var owners = []string{"core", "calendar", "inventory", "booking", "staffing", "ops"}
+var owners = []string{"core", "calendar", "inventory", "booking", "staffing", "ops", "integrations"}
 
 // founding are the files named before the owner convention, with their
 // owner; "founding" marks the calendar's and inventory's first files, allowed

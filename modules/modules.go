@@ -5,6 +5,7 @@ import (
 	"marquee/app"
 	"marquee/modules/booking"
 	"marquee/modules/calendar"
+	"marquee/modules/integrations"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/queue"
 	"marquee/modules/ops"
@@ -22,5 +23,6 @@ func All() []app.Module {
 		booking.New(),
 		staffing.New(),
 		ops.New(),
+		integrations.New(), // Ticketmaster and Eventbrite inside their channel quotas
 	}
 }

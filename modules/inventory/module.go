@@ -187,8 +187,9 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(m.svc.orders.Cancellations())
 	r.ProvideAttendance(m.svc)
-	r.ProvideTicketFacts(m.svc)         // sold tickets per tier, for settlements
-	r.Needs(app.EventDirectoryContract) // it sells for events it never owns
-	r.Seed(m.seed, "calendar")          // it sells the calendar's demo events
+	r.ProvideTicketFacts(m.svc)                 // sold tickets per tier, for settlements
+	r.ProvideChannelSales(m.svc.ChannelSales()) // outside channels sell inside their quotas
+	r.Needs(app.EventDirectoryContract)         // it sells for events it never owns
+	r.Seed(m.seed, "calendar")                  // it sells the calendar's demo events
 	return nil
 }
