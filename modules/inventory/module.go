@@ -156,6 +156,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
+	r.Portal(http.MethodGet, "/scanner", signed, m.scannerPage)
+	r.Portal(http.MethodGet, "/scanner/conflicts", signed, m.conflictsPage)
+	r.Portal(http.MethodGet, "/scanner/:file", pub, m.scannerFile) // the page's files (public: nothing secret, and the worker fetches them)
+	r.Nav("Door scanner", "/portal/scanner", 25, app.Require(ObjDoor, policies.Write))
+	r.Nav("Door conflicts", "/portal/scanner/conflicts", 26, app.Require(ObjDoor, policies.Read))
 
 	// Returning seats and money goes on while a chain is suspended.
 	r.TaskEvenWhenSuspended(TaskHoldExpire, m.expireTask)

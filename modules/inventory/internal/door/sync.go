@@ -124,12 +124,12 @@ type SyncResult struct {
 	DeviceID string    `json:"device_id"`
 	// ClockOffsetMS is server minus device time at sending, added to every
 	// scanned_at of the batch.
-	ClockOffsetMS int64           `json:"clock_offset_ms"`
-	ReceivedAt    time.Time       `json:"received_at"`
-	Scans         []SyncDecision  `json:"scans"`
-	Admitted      int             `json:"admitted"`
-	Conflicts     int             `json:"conflicts"`
-	Replayed      int             `json:"replayed"`
+	ClockOffsetMS int64            `json:"clock_offset_ms"`
+	ReceivedAt    time.Time        `json:"received_at"`
+	Scans         []SyncDecision   `json:"scans"`
+	Admitted      int              `json:"admitted"`
+	Conflicts     int              `json:"conflicts"`
+	Replayed      int              `json:"replayed"`
 	Unenforced    []UnenforcedRule `json:"unenforced"`
 	// RevocationSeq is the server's latest: fetch the manifest delta.
 	RevocationSeq int64 `json:"revocation_seq"`
