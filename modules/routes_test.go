@@ -57,7 +57,7 @@ func newWorld(t *testing.T) *world {
 		":orderId":   "01900000-0000-7000-8000-000000000002",
 		":bookingId": "01900000-0000-7000-8000-000000000003", ":agentId": "01900000-0000-7000-8000-000000000004", ":n": "1", ":seatId": "A-1-1", ":queueToken": "x",
 		":certId": "01900000-0000-7000-8000-000000000005", ":roleId": "01900000-0000-7000-8000-000000000006", ":staffId": "01900000-0000-7000-8000-000000000007",
-		":checkinId": "01900000-0000-7000-8000-00000000000a", ":incidentId": "01900000-0000-7000-8000-00000000000b", ":connectorId": "01900000-0000-7000-8000-00000000000c", ":shiftId": "01900000-0000-7000-8000-000000000008", ":assignmentId": "01900000-0000-7000-8000-000000000009", ":day": "2031-01-01", ":slug": tn.Slug, "*path": "/", "*filepath": "/marquee.css"}
+		":checkinId": "01900000-0000-7000-8000-00000000000a", ":incidentId": "01900000-0000-7000-8000-00000000000b", ":connectorId": "01900000-0000-7000-8000-00000000000c", ":shiftId": "01900000-0000-7000-8000-000000000008", ":assignmentId": "01900000-0000-7000-8000-000000000009", ":day": "2031-01-01", ":slug": tn.Slug, "*path": "/", "*filepath": "/marquee.css", ":file": "scanner.js"}
 
 	// Support staff on the console, with the form token its unsafe requests need.
 	email := apptest.UniqueSlug("support") + "@marquee.test"

@@ -48,7 +48,7 @@ type OfflineOptions struct {
 // OfflineDefaults: the numbers (50,000 and 20,000 tickets; 10
 // devices × 2,000 scans).
 func OfflineDefaults() OfflineOptions {
-	return OfflineOptions{Tickets: 50000, SmallTickets: 20000, Devices: 10, DeviceScans: 2000, Planted: 500, Batch: 500, DBConns: 20, Sellers: 6}
+	return OfflineOptions{Tickets: 50000, SmallTickets: 20000, Devices: 10, DeviceScans: 2000, Planted: 500, Batch: 100, DBConns: 20, Sellers: 6}
 }
 
 // ManifestStats is one manifest download.

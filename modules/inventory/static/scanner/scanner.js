@@ -11,7 +11,7 @@
   var events = JSON.parse(root.dataset.events || '[]');
   var csrf = (document.querySelector('meta[name=csrf-token]') || {}).content || '';
   var $ = function (id) { return document.getElementById(id); };
-  var BATCH = 500; // below the server's limit of 1,000 scans a batch
+  var BATCH = 100; // small batches hold their tickets' locks briefly (the server takes up to 1,000)
 
   // ---------- IndexedDB: meta (manifest, keys, cursors) and the scan log ----------
   var dbp = new Promise(function (resolve, reject) {
