@@ -35,13 +35,10 @@ func newCuttable(t *testing.T, target string) *cuttable {
 		t.Fatal(err)
 	}
 	c := &cuttable{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		host := r.Host
-		director(r)
-		r.Host = host // the chain is named by the host
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = r.In.Host // the chain is named by the host
+	}}
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.down.Load() {
 			if hj, ok := w.(http.Hijacker); ok {
