@@ -521,6 +521,8 @@ registry lookup plus Casbin check alone. Progress shows only on a terminal.`,
 func doorsCmd() *cobra.Command {
 	o := bench.DoorsDefaults()
 	var target string
+	var offline bool
+	oo := bench.OfflineDefaults()
 	doors := &cobra.Command{
 		Use:   "doors",
 		Short: "A night at the door: tickets sold, then scanned over HTTP by concurrent scanners (entries, exits, re-entries, duplicates), against the raw check-in statement and a database check",
@@ -535,6 +537,16 @@ ratio, and a database check: nobody admitted twice without an exit between,
 each ticket's state equal to its log, and per zone inside = entries - exits.
 Server, database and Redis as for bench onsale (--target drives a running one).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if offline {
+				oo.DBConns = o.DBConns
+				return benchServer(cmd.Context(), target, oo.DBConns, func(ctx context.Context, a *app.App, base string) error {
+					rep, err := bench.RunDoorsOffline(ctx, a, base, oo, os.Stdout, os.Stderr)
+					if err == nil && !rep.OK {
+						err = fmt.Errorf("the offline check failed")
+					}
+					return err
+				})
+			}
 			return benchServer(cmd.Context(), target, o.DBConns, func(ctx context.Context, a *app.App, base string) error {
 				rep, err := bench.RunDoors(ctx, a, base, o, os.Stdout, os.Stderr)
 				if err == nil && !rep.Check.OK {
@@ -554,6 +566,13 @@ Server, database and Redis as for bench onsale (--target drives a running one).`
 	f.IntVar(&o.RawTickets, "raw-tickets", o.RawTickets, "tickets of the raw baseline's event (0: min(tickets, 10000))")
 	f.DurationVar(&o.Phase, "phase", o.Phase, "the raw phase stops after this")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
+	f.BoolVar(&offline, "offline", false, "measure offline scanning instead: manifest size and download time for --offline-tickets and --offline-small-tickets, and --devices × --device-scans offline scans synced at once with --planted conflicts")
+	f.IntVar(&oo.Tickets, "offline-tickets", oo.Tickets, "with --offline: tickets of the big event")
+	f.IntVar(&oo.SmallTickets, "offline-small-tickets", oo.SmallTickets, "with --offline: tickets of the second event (its manifest measured too)")
+	f.IntVar(&oo.Devices, "devices", oo.Devices, "with --offline: offline devices syncing at once")
+	f.IntVar(&oo.DeviceScans, "device-scans", oo.DeviceScans, "with --offline: offline scans per device")
+	f.IntVar(&oo.Planted, "planted", oo.Planted, "with --offline: tickets two devices both admitted (conflicts to find)")
+	f.IntVar(&oo.Batch, "batch", oo.Batch, "with --offline: scans per sync request (at most 1000)")
 	return doors
 }
 

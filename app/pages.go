@@ -38,7 +38,9 @@ type PageData struct {
 	LogoutPath  string
 	CSRF        string
 	Flash       string
-	Content     template.HTML
+	// Manifest links a web app manifest (an installable page's).
+	Manifest string
+	Content  template.HTML
 }
 
 // RenderTemplate executes a template into HTML for a page's content.
@@ -56,6 +58,9 @@ func (a *App) RenderPortal(c *gin.Context, status int, title string, content tem
 	p, t := PrincipalOf(c), TenantOf(c)
 	d := PageData{Title: title, Surface: "portal", Tenant: t, Path: c.Request.URL.Path, Home: "/portal",
 		LogoutPath: "/portal/logout", Content: content}
+	if v, ok := c.Get(ctxPageManifest); ok {
+		d.Manifest, _ = v.(string)
+	}
 	if p.Kind != "" {
 		d.CSRF = a.CSRFToken(p.SessionID.String())
 		d.Nav = a.navFor(c)
@@ -84,6 +89,13 @@ func (a *App) writePage(c *gin.Context, status int, d PageData) {
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
+
+// ctxPageManifest holds the web app manifest a page links.
+const ctxPageManifest = "marquee.page_manifest"
+
+// SetPageManifest makes this one portal page installable: the layout links
+// the web app manifest at href (a same-origin path).
+func SetPageManifest(c *gin.Context, href string) { c.Set(ctxPageManifest, href) }
 
 // ctxPageSources holds the origins a page handler added to its policy.
 const ctxPageSources = "marquee.page_sources"

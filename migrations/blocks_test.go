@@ -36,6 +36,7 @@ var blocks = []block{
 	{150, 159, []string{"inventory"}, "inventory after the sale: transfer, waitlist, resale"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
 	{160, 169, []string{"integrations"}, "integrations: Ticketmaster and Eventbrite connectors, listings, channel orders, reconciliation"},
+	{140, 149, []string{"inventory"}, "inventory offline scanning: synced scans, conflicts"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

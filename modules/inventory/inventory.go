@@ -92,7 +92,34 @@ type (
 	Revocation     = door.Revocation
 	DoorSettings   = door.Settings
 	DoorGate       = door.Gate
+	SyncBatch      = door.SyncBatch
+	SyncScan       = door.SyncScan
+	SyncResult     = door.SyncResult
+	SyncDecision   = door.SyncDecision
+	UnenforcedRule = door.UnenforcedRule
+	DoorConflict   = door.Conflict
+	ConflictReport = door.ConflictReport
+	ConflictScan   = door.ConflictScan
+	ManifestHeader = door.ManifestHeader
+	ManifestRecord = door.ManifestRecord
 )
+
+// Offline scanning: the batch bound, the manifest's record states, and its
+// decoder (for tests, the bench and tools).
+const (
+	MaxSyncScans             = door.MaxSyncScans
+	ManifestStateValid       = door.ManifestValid
+	ManifestStateInside      = door.ManifestInside
+	ManifestStateOutside     = door.ManifestOutside
+	ManifestStateRevoked     = door.ManifestRevoked
+	ManifestRecordSize       = door.RecordSize
+	RuleAdmittedElsewhere    = door.RuleAdmittedElsewhere
+	RuleReentryOffline       = door.RuleReentry
+	RuleRevokedAfterManifest = door.RuleRevokedAfterManifest
+)
+
+// ParseManifest decodes a door manifest.
+func ParseManifest(b []byte) (ManifestHeader, []ManifestRecord, error) { return door.ParseManifest(b) }
 
 // Scan types and results at the door.
 const (

@@ -125,6 +125,9 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/checkins", signed, "The event's entry/exit log, newest first", app.Handle(m.listCheckins).Query("before", "cursor: next of the previous page").Query("limit", "1 to 500 (100)"))
 	r.API(http.MethodGet, "/events/:eventId/attendance", signed, "Door count per zone: sold, admitted, inside now, last scan", app.Handle(m.attendance))
 	r.API(http.MethodGet, "/events/:eventId/revocations", signed, "Revoked ticket tokens after a sequence number (scanners sync the delta)", app.Handle(m.revocations).Query("since", "last seq seen (0)").Query("limit", "1 to 5000 (1000)"))
+	r.API(http.MethodPost, "/events/:eventId/checkins/sync", signed, "Upload a device's offline scans (a batch with nonces, idempotent): the earliest admission of a ticket wins, the others are conflicts; the answer says per scan what was recorded and which rules could not be enforced offline", app.Handle(m.syncCheckins))
+	r.API(http.MethodGet, "/events/:eventId/checkin-conflicts", signed, "The conflict report: tickets let in by more than one scan (devices, gates, how far apart)", app.Handle(m.doorConflicts).Query("limit", "1 to 1000 (200)"))
+	r.API(http.MethodGet, "/events/:eventId/door-manifest", signed, "The offline scanner's manifest: every ticket with its zone and state, binary (DESIGN.md), or the delta since a cursor", app.Raw(m.doorManifest).Produces(ManifestMediaType, "").Query("since", "the cursor of the previous manifest (delta)"))
 	r.API(http.MethodGet, "/events/:eventId/door", signed, "The event's door rules: re-entry, token validity, gates and their zones", app.Handle(m.getDoorSettings))
 	r.API(http.MethodPut, "/events/:eventId/door", signed, "Replace the event's door rules (validity applies to tokens issued from then on)", app.Handle(m.putDoorSettings))
 	// After the sale: transfer once, the waiting list, capped resale.
@@ -171,6 +174,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
 	m.registerAfterSalePages(r)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
+	r.Portal(http.MethodGet, "/scanner", signed, m.scannerPage)
+	r.Portal(http.MethodGet, "/scanner/conflicts", signed, m.conflictsPage)
+	r.Portal(http.MethodGet, "/scanner/:file", pub, m.scannerFile) // the page's files (public: nothing secret, and the worker fetches them)
+	r.Nav("Door scanner", "/portal/scanner", 25, app.Require(ObjDoor, policies.Write))
+	r.Nav("Door conflicts", "/portal/scanner/conflicts", 26, app.Require(ObjDoor, policies.Read))
 
 	// Returning seats and money goes on while a chain is suspended.
 	r.TaskEvenWhenSuspended(TaskHoldExpire, m.expireTask)

@@ -214,6 +214,7 @@ func (m *Module) doorsOpen(ctx context.Context, t tenants.Tenant, ev app.EventIn
 		return fmt.Errorf("inventory demo door: %w", err)
 	}
 	n := 0
+	var notYet, online []string
 	for _, id := range orders {
 		tickets, err := m.svc.Tickets(ctx, t, id)
 		if err != nil {
@@ -228,10 +229,14 @@ func (m *Module) doorsOpen(ctx context.Context, t tenants.Tenant, ev app.EventIn
 				return err
 			}
 			if n%4 == 0 {
+				notYet = append(notYet, tk.Token)
 				continue // not arrived yet
 			}
 			if err := scan(ScanEntry); err != nil {
 				return fmt.Errorf("inventory demo check-in: %w", err)
+			}
+			if n%8 != 1 {
+				online = append(online, tk.Token)
 			}
 			if n%7 == 0 {
 				gate = "VIP Lane"
@@ -244,6 +249,39 @@ func (m *Module) doorsOpen(ctx context.Context, t tenants.Tenant, ev app.EventIn
 					return err
 				}
 			}
+		}
+	}
+	return m.offlineDoors(ctx, t, ev, notYet, online)
+}
+
+// offlineDoors syncs two handheld scanners' offline logs, so the conflict
+// report has something to show: the west handheld admitted the late
+// arrivals 20 minutes ago, the east one (its clock two minutes fast) half of
+// them again a few minutes later, and three holders the turnstiles admitted
+// just now had already been let in by the west handheld (earlier: its scan
+// becomes the admission).
+func (m *Module) offlineDoors(ctx context.Context, t tenants.Tenant, ev app.EventInfo, notYet, online []string) error {
+	now := m.app.Now().UTC()
+	west := SyncBatch{EventID: ev.ID, DeviceID: "demo-handheld-west", SentAt: now}
+	east := SyncBatch{EventID: ev.ID, DeviceID: "demo-handheld-east", SentAt: now.Add(2 * time.Minute)}
+	for i, tok := range notYet {
+		at := now.Add(-20*time.Minute + time.Duration(i)*17*time.Second)
+		west.Scans = append(west.Scans, SyncScan{Token: tok, Type: ScanEntry, Gate: "West", Nonce: uuid.NewString(), ScannedAt: at, DeviceResult: ResultAdmit})
+		if i%2 == 0 {
+			east.Scans = append(east.Scans, SyncScan{Token: tok, Type: ScanEntry, Gate: "East", Nonce: uuid.NewString(),
+				ScannedAt: at.Add(2*time.Minute + time.Duration(i)*23*time.Second), DeviceResult: ResultAdmit})
+		}
+	}
+	for i, tok := range online[:min(3, len(online))] {
+		west.Scans = append(west.Scans, SyncScan{Token: tok, Type: ScanEntry, Gate: "West", Nonce: uuid.NewString(),
+			ScannedAt: now.Add(-30*time.Minute + time.Duration(i)*time.Minute), DeviceResult: ResultAdmit})
+	}
+	for _, b := range []SyncBatch{west, east} {
+		if len(b.Scans) == 0 {
+			continue
+		}
+		if _, err := m.svc.SyncCheckins(ctx, t, b); err != nil {
+			return fmt.Errorf("inventory demo offline sync: %w", err)
 		}
 	}
 	return nil

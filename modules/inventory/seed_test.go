@@ -65,8 +65,9 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(*) FROM inv_ticket_transfers`); n != 1 {
 			t.Fatalf("%d transfers", n)
 		}
-		// The night's door is open: 36 of 48 holders admitted, some out
-		// again; the attendance endpoint shows it.
+		// The night's door is open: 36 of 48 holders admitted online, some
+		// out again, the other 12 by offline handhelds; the attendance
+		// endpoint shows it.
 		var ev string
 		s.sql(t, func(tx *gorm.DB) error { return tx.Raw(`SELECT DISTINCT event_id FROM inv_checkins`).Row().Scan(&ev) })
 		login := env.Do(t, "POST", "acme", "/api/v1/auth/login", "", map[string]string{"email": "owner@acme.test", "password": app.DemoPassword})
@@ -78,8 +79,17 @@ func TestDemoSeed(t *testing.T) {
 		mustStatus(t, res, http.StatusOK)
 		var at inventory.Attendance
 		res.JSON(t, &at)
-		if at.Sold != 48 || at.Admitted != 36 || at.Inside == 0 || at.Inside >= 36 || at.LastScan == nil {
+		if at.Sold != 48 || at.Admitted != 48 || at.Inside == 0 || at.Inside >= 48 || at.LastScan == nil {
 			t.Fatalf("demo attendance %+v", at)
+		}
+		// The conflict report: 6 late arrivals admitted by both handhelds,
+		// 3 online admissions preceded by the west handheld's.
+		res = s.do(t, "GET", "/api/v1/events/"+ev+"/checkin-conflicts", nil)
+		mustStatus(t, res, http.StatusOK)
+		var rep inventory.ConflictReport
+		res.JSON(t, &rep)
+		if rep.Total != 9 || rep.Tickets != 9 {
+			t.Fatalf("demo conflicts %+v", rep)
 		}
 		// Demo sales are settled without a payment intent, and their ledger
 		// memos say so instead of ending with an empty id.

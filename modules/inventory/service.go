@@ -329,6 +329,23 @@ func (s *Service) SetDoorSettings(ctx context.Context, t tenants.Tenant, in Door
 	return s.door.SetSettings(ctx, t, in)
 }
 
+// SyncCheckins records a device's offline scans (earliest admission wins,
+// the others conflicts).
+func (s *Service) SyncCheckins(ctx context.Context, t tenants.Tenant, b SyncBatch) (SyncResult, error) {
+	return s.door.Sync(ctx, t, b)
+}
+
+// DoorConflicts reads an event's conflict report.
+func (s *Service) DoorConflicts(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, limit int) (ConflictReport, error) {
+	return s.door.Conflicts(ctx, t, eventID, limit)
+}
+
+// DoorManifest builds an event's offline manifest (whole, or the delta
+// since a cursor it handed out).
+func (s *Service) DoorManifest(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, since string) ([]byte, ManifestHeader, error) {
+	return s.door.Manifest(ctx, t, eventID, since)
+}
+
 // NewBuyerToken mints an anonymous buyer id and its signed token.
 func (s *Service) NewBuyerToken(t tenants.Tenant) (id, token string) {
 	return s.buyers.NewBuyerToken(t)

@@ -26,9 +26,16 @@ type Checkin struct {
 	ScannedAt  time.Time  `gorm:"column:scanned_at" json:"scanned_at"`
 	ReceivedAt time.Time  `gorm:"column:received_at" json:"received_at"`
 	AnnulledAt *time.Time `gorm:"column:annulled_at" json:"annulled_at,omitempty"`
+	// Offline scans (synced): what the device showed, its clock offset and
+	// the corrected time the scan happened.
+	Offline       bool       `gorm:"column:offline" json:"offline"`
+	DeviceResult  *string    `gorm:"column:device_result" json:"device_result,omitempty"`
+	ClockOffsetMS *int64     `gorm:"column:clock_offset_ms" json:"clock_offset_ms,omitempty"`
+	HappenedAt    *time.Time `gorm:"column:happened_at" json:"happened_at,omitempty"`
 }
 
-const checkinCols = `id, event_id, ticket_id, zone_id, type, result, successful, gate, device_id, forced, scanned_at, received_at, annulled_at`
+const checkinCols = `id, event_id, ticket_id, zone_id, type, result, successful, gate, device_id, forced, scanned_at, received_at, annulled_at,
+	offline, device_result, clock_offset_ms, happened_at`
 
 // Annul undoes a successful scan the turnstile did not let through: only
 // the device that made it, within AnnulWindow of its arrival, and only the
