@@ -33,6 +33,7 @@ var blocks = []block{
 	{110, 119, []string{"staffing"}, "staffing: staff, certifications, shifts, requirements"},
 	{120, 129, []string{"core"}, "fleet: placement on servers, moves, tenant status history"},
 	{130, 139, []string{"ops"}, "ops: zones, occupancy, alerts, POS, revenue, incidents"},
+	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the
