@@ -255,17 +255,50 @@ func (m *Mailer) sendTask(ctx context.Context, t tenants.Tenant, payload []byte)
 	return err
 }
 
-// sweepTask sends what is due and has no task (its enqueue failed, or the
-// task ran out of retries before the message's own attempts did).
-func (m *Mailer) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
+// DispatchQueued asks for every queued message that is due to be sent now
+// (after a bulk change queued many: an event's cancellation).
+func (m *Mailer) DispatchQueued(ctx context.Context, t tenants.Tenant) error {
+	return m.dispatchDue(ctx, t, 0)
+}
+
+// SendDue sends up to limit due messages now, in this goroutine, and
+// answers how many it sent (tests, and a drain that must finish).
+func (m *Mailer) SendDue(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
 	var ids []uuid.UUID
 	if err := m.a.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= now() - interval '30 seconds' ORDER BY next_attempt_at LIMIT 1000`).Scan(&ids).Error
+		return tx.Raw(`SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT ?`, limit).Scan(&ids).Error
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		s, err := m.Send(ctx, t, id)
+		if err != nil {
+			return n, err
+		}
+		if s == MailSent {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *Mailer) dispatchDue(ctx context.Context, t tenants.Tenant, age time.Duration) error {
+	var ids []uuid.UUID
+	if err := m.a.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= now() - make_interval(secs => ?) ORDER BY next_attempt_at LIMIT 5000`, age.Seconds()).Scan(&ids).Error
 	}); err != nil {
 		return err
 	}
 	m.Dispatch(ctx, t, ids...)
 	return nil
+}
+
+// sweepTask sends what is due and has no task (its enqueue failed, or the
+// task ran out of retries before the message's own attempts did).
+func (m *Mailer) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
+	// Only what has waited a while: a fresh message's own task is running.
+	return m.dispatchDue(ctx, t, 30*time.Second)
 }
 
 // ErrNoMailTransport keeps mail queued when no SMTP server is configured.
