@@ -11,6 +11,7 @@ import (
 	"marquee/app"
 	"marquee/modules/inventory/internal/buyers"
 	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/delivery"
 	"marquee/modules/inventory/internal/deps"
 	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
@@ -33,6 +34,7 @@ type Service struct {
 	tickets   *tickets.Service
 	buyers    *buyers.Signer
 	door      *door.Service
+	delivery  *delivery.Service
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -43,7 +45,7 @@ func NewService(a *app.Core) *Service {
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
 	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
-		door: door.New(d, tk)}
+		door: door.New(d, tk), delivery: delivery.New(d, nil, nil, by)}
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -29,6 +30,25 @@ func (s *Service) queueMail(tx *gorm.DB, o model.Order, purpose, kind, subject, 
 		To: o.Email, Subject: subject, Body: body,
 	})
 	return id, err
+}
+
+// QueueTicketsMail queues the order's tickets mail again under a purpose
+// (a resend bucket), in its own transaction.
+func (s *Service) QueueTicketsMail(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, purpose string) (uuid.UUID, bool, error) {
+	var id uuid.UUID
+	var fresh bool
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		o, err := ReadOrder(tx, orderID, false)
+		if err != nil {
+			return err
+		}
+		id, fresh, err = s.d.App.Mail.Queue(tx, app.MailMessage{
+			Key: "order:" + o.ID.String() + ":" + purpose, Kind: MailTickets, Ref: o.ID.String(), To: o.Email,
+			Subject: "Your tickets (sent again)", Body: fmt.Sprintf("Hello %s,\n\nhere are your tickets again, attached as a PDF. Your order page has them too:\n%s\n", o.Name, s.buyers.OrderPath(t, o.ID)),
+		})
+		return err
+	})
+	return id, fresh, err
 }
 
 // EnqueueOutbox asks for every due message to be sent now (after a bulk
