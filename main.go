@@ -21,8 +21,10 @@ import (
 	"marquee/app"
 	"marquee/config"
 	"marquee/internal/fleetbench"
+	"marquee/internal/mailcatch"
 	"marquee/migrations"
 	"marquee/modules"
+	"marquee/modules/inventory"
 	"marquee/modules/inventory/bench"
 	"marquee/tenants"
 )
@@ -314,6 +316,28 @@ func demoCmd() *cobra.Command {
 			if cfg.StripeAPIURL == "" && cfg.StripeSecretKey == config.DevStripeSecretKey {
 				// Test-mode keys and no Stripe URL: pay against the local stripe-mock.
 				cfg.StripeAPIURL = localStripeMock
+			}
+			if cfg.SMTPURL == "" {
+				// No mail server: a local catcher takes the demo's mail
+				// (bounce.invalid and tempfail.invalid addresses are refused).
+				catcher, err := mailcatch.Start("127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				defer func() { _ = catcher.Close() }()
+				cfg.SMTPURL = catcher.URL()
+				fmt.Printf("  mail goes to a local SMTP catcher at %s (set MARQUEE_SMTP_URL for another server, e.g. mailpit from deployments/local/services.sh)\n", catcher.Addr())
+			}
+			if cfg.WalletCertFile == "" {
+				dir, err := os.MkdirTemp("", "marquee-demo-wallet-")
+				if err != nil {
+					return err
+				}
+				defer func() { _ = os.RemoveAll(dir) }()
+				if err := inventory.DevWallet(dir, &cfg); err != nil {
+					return err
+				}
+				fmt.Println("  wallet passes are signed with throwaway demo certificates (they install on no real phone)")
 			}
 			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"marquee/app"
+	"marquee/config"
 	"marquee/modules/inventory/internal/delivery"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/tenants"
@@ -316,4 +317,18 @@ func (m *Module) walletLog(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{})
+}
+
+// DevWallet writes throwaway wallet signing credentials into dir and points
+// c at them (the demo; never a deployment: they chain to no Apple root).
+func DevWallet(dir string, c *config.Config) error {
+	const passType, team = "pass.localhost.marquee.tickets", "DEMOTEAM00"
+	creds, err := delivery.NewDevCredentials(dir, passType, team)
+	if err != nil {
+		return err
+	}
+	c.WalletPassTypeID, c.WalletTeamID = passType, team
+	c.WalletCertFile, c.WalletKeyFile, c.WalletWWDRFile = creds.CertFile, creds.KeyFile, creds.WWDRFile
+	c.GoogleWalletIssuerID, c.GoogleWalletServiceAccount, c.GoogleWalletKeyFile = "3388000000000000000", "demo-wallet@marquee.localhost", creds.GoogleKeyFile
+	return nil
 }

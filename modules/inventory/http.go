@@ -387,6 +387,9 @@ type orderView struct {
 	// ClientSecret is set for the order's buyer while the order can still be
 	// paid: Stripe.js needs it to confirm the payment in their browser.
 	ClientSecret *string `json:"client_secret,omitempty"`
+	// Mail is the order's mail and its delivery status (staff only: box
+	// office sees a bounce and can send again).
+	Mail []app.QueuedMail `json:"mail,omitempty"`
 }
 
 // buyerView is the order as its own buyer sees it, client secret included
@@ -460,6 +463,8 @@ func (m *Module) getOrder(c *gin.Context, _ app.None) (orderView, error) {
 	v := orderView{Order: o, OrderURL: m.svc.OrderPath(t, o.ID), Tickets: tickets}
 	if byBuyer {
 		v = buyerView(o, v.OrderURL, tickets)
+	} else if v.Mail, err = m.app.Mail.ByRef(c.Request.Context(), t, o.ID.String()); err != nil {
+		return orderView{}, err
 	}
 	// The answer may carry the client secret: no shared cache keeps it.
 	c.Header("Cache-Control", "no-store")

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/delivery"
 	"marquee/policies"
 )
 
@@ -219,7 +220,11 @@ func (m *Module) storeEventPage(c *gin.Context) {
 
 type ticketView struct {
 	Ticket
-	QR template.HTML
+	QR           template.HTML
+	Seat         string // in words
+	Apple        string // the signed pass's link, when Apple Wallet is set up
+	Google       string // the save link, when Google Wallet is set up
+	GoogleButton bool
 }
 
 type storeOrderView struct {
@@ -228,6 +233,8 @@ type storeOrderView struct {
 	When    string
 	Tickets []ticketView
 	Amount  string
+	// PDF and Resend are the signed link's API paths.
+	PDF, Resend string
 }
 
 func (m *Module) storeOrderPage(c *gin.Context) {
@@ -248,9 +255,17 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 		return
 	}
 	v := storeOrderView{Order: o, Event: ev, When: localTime(ev), Amount: Money(o.AmountMinor, o.Currency)}
+	if o.Status == "paid" {
+		sig := "?sig=" + m.svc.buyers.OrderSignature(t, o.ID)
+		v.PDF, v.Resend = "/api/v1/orders/"+o.ID.String()+"/tickets.pdf"+sig, "/api/v1/orders/"+o.ID.String()+"/resend"+sig
+	}
 	for _, tk := range tickets {
-		tv := ticketView{Ticket: tk}
+		tv := ticketView{Ticket: tk, Seat: seatInWords(tk.SeatID)}
 		if tk.Status == "valid" {
+			tv.Apple, _ = m.svc.delivery.TicketLinks(t, "", tk.ID)
+			if u, err := m.svc.delivery.GoogleSaveURL(ctx, t, m.publicBase(t), tk.ID); err == nil {
+				tv.Google = u
+			}
 			svg, err := QRSVG(tk.Token, 220)
 			if err != nil {
 				app.Fail(c, err)
@@ -352,4 +367,11 @@ func (m *Module) render(c *gin.Context, name, title string, data any, portal boo
 		return
 	}
 	m.app.RenderStorefront(c, http.StatusOK, title, content)
+}
+
+func seatInWords(seat *string) string {
+	if seat == nil {
+		return delivery.SeatInWords("")
+	}
+	return delivery.SeatInWords(*seat)
 }
