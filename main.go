@@ -426,7 +426,7 @@ the waiting room. Its Redis database is not emptied.`,
 	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
-	cmd.AddCommand(onsale, doorsCmd(), fleetCmd())
+	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd())
 	return cmd
 }
 
@@ -527,6 +527,41 @@ Server, database and Redis as for bench onsale (--target drives a running one).`
 	f.DurationVar(&o.Phase, "phase", o.Phase, "the raw phase stops after this")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	return doors
+}
+
+func deliveryCmd() *cobra.Command {
+	o := bench.DeliveryDefaults()
+	cmd := &cobra.Command{
+		Use:   "delivery",
+		Short: "Pay many orders in a burst and time until every buyer has their tickets mail, PDF attached",
+		Long: `Prepares --orders unpaid orders of one ticket (hold, order and PaymentIntent over
+HTTP, against stripe-mock), pays them all at once with signed payment webhooks (a share
+delivered twice), and waits until the in-process SMTP catcher the server sends to has one
+mail with a PDF per order: the time from the burst to the last mail, mails per second, and a
+check that no order was mailed twice. Database and Redis as for bench onsale.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			catcher, err := mailcatch.Start("127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = catcher.Close() }()
+			// The bench's own server sends its mail to the catcher.
+			if err := os.Setenv("MARQUEE_SMTP_URL", catcher.URL()); err != nil {
+				return err
+			}
+			return benchServer(cmd.Context(), "", o.DBConns, func(ctx context.Context, a *app.App, base string) error {
+				_, err := bench.RunDelivery(ctx, a, base, o, catcher, os.Stdout, os.Stderr)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Orders, "orders", o.Orders, "orders paid in the burst")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests in flight")
+	f.Float64Var(&o.Replays, "replays", o.Replays, "share of payment webhooks delivered twice")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "the mail must all arrive within it")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server")
+	return cmd
 }
 
 // benchServer runs a bench: against the deployment at target, or against a
