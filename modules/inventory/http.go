@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/limits"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/policies"
@@ -284,6 +285,11 @@ func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
 			return Hold{}, err
 		}
 	}
+	if !m.isStaff(c) {
+		if err := m.svc.limits.AllowIP(c.Request.Context(), t, "hold", c.ClientIP()); err != nil {
+			return Hold{}, err
+		}
+	}
 	key, err := app.KeyFrom(c, body, buyer, true)
 	if err != nil {
 		return Hold{}, err
@@ -419,6 +425,15 @@ func (m *Module) createOrder(c *gin.Context, req orderRequest) (orderView, error
 		return orderView{}, err
 	}
 	t := app.TenantOf(c)
+	if !m.isStaff(c) {
+		ctx := c.Request.Context()
+		if err := m.svc.limits.AllowIP(ctx, t, "order", c.ClientIP()); err != nil {
+			return orderView{}, err
+		}
+		if _, err := m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: holdID, BuyerID: buyer, Email: req.Buyer.Email, IP: c.ClientIP()}); err != nil {
+			return orderView{}, err
+		}
+	}
 	o, err := m.svc.CreateOrderOnce(c.Request.Context(), t, holdID, buyer, req.Buyer, key)
 	if err != nil {
 		return orderView{}, err

@@ -105,6 +105,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	if err := m.registerDelivery(r); err != nil {
 		return err
 	}
+	m.registerLimits(r)
 	r.Grants(grants()...)
 	r.Usage("Tickets sold this month", func(ctx context.Context, tx *gorm.DB, month time.Time) (n int64, err error) {
 		return n, tx.Raw("SELECT count(*) FROM inv_tickets WHERE issued_at >= ? AND status = 'valid'", month).Scan(&n).Error

@@ -15,6 +15,7 @@ import (
 	"marquee/modules/inventory/internal/deps"
 	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
+	"marquee/modules/inventory/internal/limits"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/modules/inventory/internal/tickets"
@@ -35,6 +36,7 @@ type Service struct {
 	buyers    *buyers.Signer
 	door      *door.Service
 	delivery  *delivery.Service
+	limits    *limits.Service
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -45,7 +47,7 @@ func NewService(a *app.Core) *Service {
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
 	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
-		door: door.New(d, tk), delivery: delivery.New(d, nil, nil, by)}
+		door: door.New(d, tk), delivery: delivery.New(d, nil, nil, by), limits: limits.New(d)}
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.

@@ -204,8 +204,25 @@ func (h *Harness) each(ctx context.Context, n int, fn func(i int) error) error {
 	return ctx.Err()
 }
 
+// callShed is call, asking again while the server sheds the request (503:
+// the tenant's in-flight bound; nothing ran, so the same idempotency key
+// is safe).
+func (h *Harness) callShed(ctx context.Context, method, slug, path, token string, body any, headers ...string) (response, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := h.call(ctx, method, slug, path, token, body, headers...)
+		if err != nil || res.status != http.StatusServiceUnavailable || attempt == 100 {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(time.Duration(min(attempt, 10)) * 50 * time.Millisecond):
+		}
+	}
+}
+
 func (h *Harness) prepareOrder(ctx context.Context, event, tier string, i int) (inventory.Order, error) {
-	res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
+	res, err := h.callShed(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
 	if err != nil || res.status != http.StatusCreated {
 		return inventory.Order{}, fmt.Errorf("buyer session: %v %s", err, res.body)
 	}
@@ -214,14 +231,14 @@ func (h *Harness) prepareOrder(ctx context.Context, event, tier string, i int) (
 	}
 	_ = json.Unmarshal(res.body, &sess)
 	buyer := []string{inventory.BuyerHeader, sess.Token}
-	res, err = h.call(ctx, "POST", h.slug, "/api/v1/events/"+event+"/holds", "", map[string]any{"tier_id": tier, "quantity": 1},
+	res, err = h.callShed(ctx, "POST", h.slug, "/api/v1/events/"+event+"/holds", "", map[string]any{"tier_id": tier, "quantity": 1},
 		append(buyer, "Idempotency-Key", uuid.NewString())...)
 	if err != nil || res.status != http.StatusCreated {
 		return inventory.Order{}, fmt.Errorf("hold: %v %d %s", err, res.status, res.body)
 	}
 	var hold inventory.Hold
 	_ = json.Unmarshal(res.body, &hold)
-	res, err = h.call(ctx, "POST", h.slug, "/api/v1/orders", "", map[string]any{"hold_id": hold.ID,
+	res, err = h.callShed(ctx, "POST", h.slug, "/api/v1/orders", "", map[string]any{"hold_id": hold.ID,
 		"buyer": map[string]string{"email": fmt.Sprintf("fan-%d@bench.test", i), "name": "Bench Fan"}}, append(buyer, "Idempotency-Key", uuid.NewString())...)
 	if err != nil || res.status != http.StatusCreated {
 		return inventory.Order{}, fmt.Errorf("order: %v %d %s", err, res.status, res.body)
@@ -239,7 +256,7 @@ func (h *Harness) pay(ctx context.Context, eventID string, o inventory.Order) er
 	if err != nil {
 		return err
 	}
-	res, err := h.call(ctx, "POST", "", inventory.PlatformWebhookPath, "", payload, "Stripe-Signature", sig)
+	res, err := h.callShed(ctx, "POST", "", inventory.PlatformWebhookPath, "", payload, "Stripe-Signature", sig)
 	if err != nil || res.status != http.StatusOK {
 		return fmt.Errorf("pay: %v %d %s", err, res.status, res.body)
 	}
