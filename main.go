@@ -413,6 +413,7 @@ the waiting room. Its Redis database is not emptied.`,
 	f.IntVar(&o.Seats, "seats", o.Seats, "reserved seats")
 	f.IntVar(&o.GA, "ga", o.GA, "general-admission tickets")
 	f.IntVar(&o.Buyers, "buyers", o.Buyers, "virtual buyers")
+	f.BoolVar(&o.Limits, "limits", o.Limits, "turn the chain's limits on (per-IP rates on holds and orders, the checkout rule engine)")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "HTTP requests in flight at once")
 	f.Float64Var(&o.Abandon, "abandon", o.Abandon, "share of buyers who release their hold instead of paying")
 	f.Float64Var(&o.WalkAway, "walk-away", o.WalkAway, "share of buyers who leave their hold to expire (with --hold-minutes 1 the run measures expiry lateness)")
