@@ -76,7 +76,7 @@ func (m *Module) reviewDecision(c *gin.Context, req reviewRequest) (Reviewed, er
 	if !m.app.CanAnywhere(c, ObjOrders, policies.Write) {
 		return Reviewed{}, app.Forbidden("forbidden", "your roles do not allow reviewing orders")
 	}
-	return Reviewed{Outcome: req.Outcome}, m.svc.limits.Resolve(c.Request.Context(), app.TenantOf(c), id, req.Outcome, app.PrincipalOf(c).UserID)
+	return Reviewed(req), m.svc.limits.Resolve(c.Request.Context(), app.TenantOf(c), id, req.Outcome, app.PrincipalOf(c).UserID)
 }
 
 var reviewTemplate = template.Must(template.New("review").Parse(`<p>Checkouts the limits did not simply allow: blocked and challenged ones for the record, and those let through for review, waiting for box office. Limits are <strong>{{if .Enabled}}on{{else}}off{{end}}</strong> for this chain.</p>
