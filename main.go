@@ -22,9 +22,11 @@ import (
 	"marquee/app"
 	"marquee/config"
 	"marquee/internal/fleetbench"
+	"marquee/internal/mailcatch"
 	"marquee/migrations"
 	"marquee/modules"
 	"marquee/modules/integrations"
+	"marquee/modules/inventory"
 	"marquee/modules/inventory/bench"
 	"marquee/tenants"
 )
@@ -363,6 +365,28 @@ func demoCmd() *cobra.Command {
 				// Test-mode keys and no Stripe URL: pay against the local stripe-mock.
 				cfg.StripeAPIURL = localStripeMock
 			}
+			if cfg.SMTPURL == "" {
+				// No mail server: a local catcher takes the demo's mail
+				// (bounce.invalid and tempfail.invalid addresses are refused).
+				catcher, err := mailcatch.Start("127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				defer func() { _ = catcher.Close() }()
+				cfg.SMTPURL = catcher.URL()
+				fmt.Printf("  mail goes to a local SMTP catcher at %s (set MARQUEE_SMTP_URL for another server, e.g. mailpit from deployments/local/services.sh)\n", catcher.Addr())
+			}
+			if cfg.WalletCertFile == "" {
+				dir, err := os.MkdirTemp("", "marquee-demo-wallet-")
+				if err != nil {
+					return err
+				}
+				defer func() { _ = os.RemoveAll(dir) }()
+				if err := inventory.DevWallet(dir, &cfg); err != nil {
+					return err
+				}
+				fmt.Println("  wallet passes are signed with throwaway demo certificates (they install on no real phone)")
+			}
 			if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 				return err
 			}
@@ -437,6 +461,7 @@ the waiting room. Its Redis database is not emptied.`,
 	f.IntVar(&o.Seats, "seats", o.Seats, "reserved seats")
 	f.IntVar(&o.GA, "ga", o.GA, "general-admission tickets")
 	f.IntVar(&o.Buyers, "buyers", o.Buyers, "virtual buyers")
+	f.BoolVar(&o.Limits, "limits", o.Limits, "turn the chain's limits on (per-IP rates on holds and orders, the checkout rule engine)")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "HTTP requests of the buying path (hold, order, payment) in flight at once")
 	f.IntVar(&o.QueueConcurrency, "queue-concurrency", o.QueueConcurrency, "HTTP requests of the waiting room (buyer session, join, poll) in flight at once, apart from the buying path's")
 	f.Float64Var(&o.Abandon, "abandon", o.Abandon, "share of buyers who release their hold instead of paying")
@@ -454,7 +479,7 @@ the waiting room. Its Redis database is not emptied.`,
 	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
-	cmd.AddCommand(onsale, doorsCmd(), fleetCmd())
+	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd())
 	return cmd
 }
 
@@ -574,6 +599,41 @@ Server, database and Redis as for bench onsale (--target drives a running one).`
 	f.IntVar(&oo.Planted, "planted", oo.Planted, "with --offline: tickets two devices both admitted (conflicts to find)")
 	f.IntVar(&oo.Batch, "batch", oo.Batch, "with --offline: scans per sync request (at most 1000)")
 	return doors
+}
+
+func deliveryCmd() *cobra.Command {
+	o := bench.DeliveryDefaults()
+	cmd := &cobra.Command{
+		Use:   "delivery",
+		Short: "Pay many orders in a burst and time until every buyer has their tickets mail, PDF attached",
+		Long: `Prepares --orders unpaid orders of one ticket (hold, order and PaymentIntent over
+HTTP, against stripe-mock), pays them all at once with signed payment webhooks (a share
+delivered twice), and waits until the in-process SMTP catcher the server sends to has one
+mail with a PDF per order: the time from the burst to the last mail, mails per second, and a
+check that no order was mailed twice. Database and Redis as for bench onsale.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			catcher, err := mailcatch.Start("127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = catcher.Close() }()
+			// The bench's own server sends its mail to the catcher.
+			if err := os.Setenv("MARQUEE_SMTP_URL", catcher.URL()); err != nil {
+				return err
+			}
+			return benchServer(cmd.Context(), "", o.DBConns, func(ctx context.Context, a *app.App, base string) error {
+				_, err := bench.RunDelivery(ctx, a, base, o, catcher, os.Stdout, os.Stderr)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Orders, "orders", o.Orders, "orders paid in the burst")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests in flight")
+	f.Float64Var(&o.Replays, "replays", o.Replays, "share of payment webhooks delivered twice")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "the mail must all arrive within it")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server")
+	return cmd
 }
 
 // benchServer runs a bench: against the deployment at target, or against a

@@ -53,6 +53,7 @@ type App struct {
 	Metrics  *prometheus.Registry
 	Ledger   *Ledger
 	Realtime *Realtime
+	Mail     *Mailer
 
 	// dummyHash is compared against when an account does not exist, so a
 	// missing account takes as long to refuse as a wrong password.
@@ -175,6 +176,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.inspector = asynq.NewInspector(a.redisOpt)
 	a.Ledger = &Ledger{servers: a.Servers}
 	a.Realtime = &Realtime{a: a}
+	a.Mail = newMailer(a)
 	a.http = newHTTPMetrics(a.Metrics)
 	a.shedder = newShedder(cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait, a.Metrics)
 	a.streams = newStreamLimiter(cfg.StreamsPerClient, a.Metrics)
@@ -184,6 +186,9 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.contracts = newContracts()
 	core := &Registrar{app: a, module: "core"}
 	a.registerCore(core)
+	if err := a.registerMail(core); err != nil {
+		return nil, err
+	}
 	for _, m := range modules {
 		a.contracts.register(m.Name())
 		if err := m.Register(&Registrar{app: a, module: m.Name()}); err != nil {

@@ -47,6 +47,9 @@ type Core struct {
 	// Tenants resolves a chain by its slug (a provider's webhook names the
 	// chain it is about); it cannot create, change or suspend one.
 	Tenants TenantLookup
+	// Mail queues messages into the chain's outbox (inside the caller's
+	// transaction) and sends them over SMTP with retries; see mail.go.
+	Mail *Mailer
 
 	a *App
 }
@@ -64,7 +67,7 @@ type TenantLookup interface {
 
 func newCore(a *App) *Core {
 	return &Core{Config: a.Config, Log: a.Log, Redis: a.Redis, Jobs: a.Jobs, Metrics: a.Metrics,
-		Ledger: a.Ledger, Realtime: a.Realtime, Tenants: a.Tenants, a: a}
+		Ledger: a.Ledger, Realtime: a.Realtime, Tenants: a.Tenants, Mail: a.Mail, a: a}
 }
 
 // RedisKey names a key or channel of this deployment (App.RedisKey).

@@ -59,6 +59,27 @@ type Config struct {
 	// StripePublishableKey (MARQUEE_STRIPE_PUBLISHABLE_KEY) is the pk_test_/pk_live_
 	// key the storefront hands Stripe.js for the card form; it is public by design.
 	StripePublishableKey string
+
+	// Mail: the SMTP server every message goes through
+	// (MARQUEE_SMTP_URL: smtp://[user:pass@]host:port[?tls=none|required]
+	// or smtps://…; empty: mail stays queued, and `demo` starts a local
+	// catcher) and the sender (MARQUEE_MAIL_FROM).
+	SMTPURL  string
+	MailFrom string
+
+	// Apple Wallet: the Pass Type ID certificate and its key (PEM files),
+	// Apple's WWDR intermediate (PEM), the pass type and team identifiers.
+	// Unset: no Apple Wallet passes (demo generates throwaway ones).
+	WalletPassTypeID string // MARQUEE_WALLET_PASS_TYPE_ID
+	WalletTeamID     string // MARQUEE_WALLET_TEAM_ID
+	WalletCertFile   string // MARQUEE_WALLET_CERT_FILE
+	WalletKeyFile    string // MARQUEE_WALLET_KEY_FILE
+	WalletWWDRFile   string // MARQUEE_WALLET_WWDR_FILE
+	// Google Wallet: the issuer id, the service account's e-mail and its
+	// RSA private key (PEM file). Unset: no Google Wallet links.
+	GoogleWalletIssuerID       string // MARQUEE_GOOGLE_WALLET_ISSUER_ID
+	GoogleWalletServiceAccount string // MARQUEE_GOOGLE_WALLET_SERVICE_ACCOUNT
+	GoogleWalletKeyFile        string // MARQUEE_GOOGLE_WALLET_KEY_FILE
 }
 
 // Development Stripe credentials: test mode keys that stripe-mock accepts.
@@ -95,6 +116,7 @@ func Defaults() Config {
 		StreamsPerClient:    32,
 		StripeSecretKey:     DevStripeSecretKey,
 		StripeWebhookSecret: DevStripeWebhookSecret,
+		MailFrom:            "Marquee Tickets <tickets@marquee.localhost>",
 	}
 }
 
@@ -149,6 +171,16 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
 	str("MARQUEE_METRICS_TOKEN", &c.MetricsToken)
 	str("MARQUEE_DEPLOYMENT_ID", &c.DeploymentID)
+	str("MARQUEE_SMTP_URL", &c.SMTPURL)
+	str("MARQUEE_MAIL_FROM", &c.MailFrom)
+	str("MARQUEE_WALLET_PASS_TYPE_ID", &c.WalletPassTypeID)
+	str("MARQUEE_WALLET_TEAM_ID", &c.WalletTeamID)
+	str("MARQUEE_WALLET_CERT_FILE", &c.WalletCertFile)
+	str("MARQUEE_WALLET_KEY_FILE", &c.WalletKeyFile)
+	str("MARQUEE_WALLET_WWDR_FILE", &c.WalletWWDRFile)
+	str("MARQUEE_GOOGLE_WALLET_ISSUER_ID", &c.GoogleWalletIssuerID)
+	str("MARQUEE_GOOGLE_WALLET_SERVICE_ACCOUNT", &c.GoogleWalletServiceAccount)
+	str("MARQUEE_GOOGLE_WALLET_KEY_FILE", &c.GoogleWalletKeyFile)
 	if c.DeploymentID != "" && !deploymentPattern.MatchString(c.DeploymentID) {
 		errs = append(errs, fmt.Errorf("MARQUEE_DEPLOYMENT_ID: %q must match %s", c.DeploymentID, deploymentPattern))
 	}

@@ -33,10 +33,11 @@ var blocks = []block{
 	{110, 119, []string{"staffing"}, "staffing: staff, certifications, shifts, requirements"},
 	{120, 129, []string{"core"}, "fleet: placement on servers, moves, tenant status history"},
 	{130, 139, []string{"ops"}, "ops: zones, occupancy, alerts, POS, revenue, incidents"},
-	{150, 159, []string{"inventory"}, "inventory after the sale: transfer, waitlist, resale"},
-	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
-	{160, 169, []string{"integrations"}, "integrations: Ticketmaster and Eventbrite connectors, listings, channel orders, reconciliation"},
 	{140, 149, []string{"inventory"}, "inventory offline scanning: synced scans, conflicts"},
+	{150, 159, []string{"inventory"}, "inventory after the sale: transfer, waitlist, resale"},
+	{160, 169, []string{"integrations"}, "integrations: Ticketmaster and Eventbrite connectors, listings, channel orders, reconciliation"},
+	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
+	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

@@ -80,6 +80,10 @@ func CoreGrants() []Grant {
 	// Support may fix accounts during a visit; every change is in the access log.
 	add("users", Write, RoleChainAdmin, RoleSupport)
 	add("ledger", Read, RoleFinance)
+	// The chain's outgoing mail and its delivery status (control migration
+	// 00180 gives chains that exist already the same).
+	add("mail", Read, RoleChainAdmin, RoleSupport)
+	add("mail", Write, RoleChainAdmin, RoleSupport)
 	return g
 }
 

@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"marquee/internal/mailcatch"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -239,7 +240,10 @@ func Database(name string) (string, func(), error) {
 
 // Env is a running App with an HTTP server in front of it.
 type Env struct {
-	App    *app.App
+	App *app.App
+	// Mail is the SMTP catcher the App sends through (unless the test
+	// configured another server): tests read what was mailed from it.
+	Mail   *mailcatch.Server
 	Server *httptest.Server
 	Client *http.Client
 	cfg    config.Config
@@ -283,6 +287,12 @@ func Config(databaseURL string) config.Config {
 func Start(t testing.TB, databaseURL string, opts Options) *Env {
 	t.Helper()
 	cfg := Config(databaseURL)
+	catcher, err := mailcatch.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("start the SMTP catcher: %v", err)
+	}
+	t.Cleanup(func() { _ = catcher.Close() })
+	cfg.SMTPURL = catcher.URL()
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -307,7 +317,7 @@ func Start(t testing.TB, databaseURL string, opts Options) *Env {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = a.HTTPServer() // the timeouts and stream draining of a real server
 	srv.Start()
-	e := &Env{App: a, Server: srv, cfg: cfg, Client: &http.Client{
+	e := &Env{App: a, Server: srv, Mail: catcher, cfg: cfg, Client: &http.Client{
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}

@@ -9,6 +9,11 @@
 # placement and move tests, or a local fleet spread over two servers).
 # --with-pg-stat-statements makes the main cluster load pg_stat_statements
 # (restarting it once if it did not; a cluster this script installs has it).
+# --with-mailpit installs and starts mailpit, an SMTP catcher with a web inbox
+# (SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8025): run the server or demo
+# with MARQUEE_SMTP_URL='smtp://127.0.0.1:1025?tls=none' to read its mail there.
+# Without it, `demo` and the tests start an in-process catcher of their own.
+# --for-tests also installs poppler-utils (pdftoppm: ticket PDFs to PNG).
 set -euo pipefail
 
 PG_PORT=5432
@@ -125,6 +130,32 @@ ensure_stripe_mock() {
   wait_for "$STRIPE_MOCK_PORT" stripe-mock
 }
 
+MAILPIT_VERSION=v1.33.1
+MAILPIT_SMTP_PORT=1025
+MAILPIT_UI_PORT=8025
+
+ensure_mailpit() {
+  if port_open "$MAILPIT_SMTP_PORT"; then return; fi
+  local bin
+  bin="$(go env GOPATH)/bin/mailpit"
+  if [ ! -x "$bin" ]; then
+    say "installing mailpit $MAILPIT_VERSION (a few minutes: it is compiled)"
+    GOFLAGS= go install "github.com/axllent/mailpit@$MAILPIT_VERSION"
+  fi
+  say "starting mailpit"
+  mkdir -p "${TMPDIR:-/tmp}/marquee-services"
+  nohup "$bin" --smtp "127.0.0.1:$MAILPIT_SMTP_PORT" --listen "127.0.0.1:$MAILPIT_UI_PORT" --smtp-auth-accept-any --smtp-auth-allow-insecure \
+    >"${TMPDIR:-/tmp}/marquee-services/mailpit.log" 2>&1 &
+  wait_for "$MAILPIT_SMTP_PORT" mailpit
+  say "mail: MARQUEE_SMTP_URL='smtp://127.0.0.1:$MAILPIT_SMTP_PORT?tls=none', inbox http://127.0.0.1:$MAILPIT_UI_PORT"
+}
+
+ensure_pdftoppm() {
+  if command -v pdftoppm >/dev/null; then return; fi
+  say "installing poppler-utils (ticket PDFs to PNG)"
+  apt_install poppler-utils
+}
+
 ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then return; fi
   say "installing chromium (browser tests)"
@@ -139,7 +170,8 @@ for arg in "$@"; do
     --with-stripe-mock) ensure_stripe_mock ;;
     --with-second-postgres) ensure_postgres_second ;;
     --with-pg-stat-statements) enable_pg_stat_statements "$(ls /etc/postgresql | sort -V | tail -n 1)" ;;
-    --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second ;;
+    --with-mailpit) ensure_mailpit ;;
+    --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second; ensure_pdftoppm ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac
 done

@@ -268,18 +268,18 @@ func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing
 		t.Fatalf("refund rows at the end: %v", end)
 	}
 	checks := map[string]int64{
-		`SELECT count(*) FROM inv_orders WHERE event_id = '` + ev + `' AND status = 'refunded'`:                                                                     orders,
-		`SELECT count(*) FROM inv_tickets WHERE event_id = '` + ev + `' AND status = 'valid'`:                                                                       0,
-		`SELECT count(*) FROM inv_tickets WHERE event_id = '` + ev + `' AND status = 'void'`:                                                                        tickets,
-		`SELECT count(*) FROM inv_refunds r JOIN inv_orders o ON o.id = r.order_id WHERE o.event_id = '` + ev + `' AND r.stripe_refund_id LIKE 're_%'`:              orders,
-		`SELECT count(*) FROM inv_cancellation_refunds WHERE event_id = '` + ev + `' AND stripe_refund_id LIKE 're_%'`:                                              orders,
-		`SELECT count(*) FROM inv_seats WHERE event_id = '` + ev + `' AND state <> 'available'`:                                                                     0,
-		`SELECT coalesce(sum(sh.held + sh.sold), 0) FROM inv_counter_shards sh JOIN inv_counters c ON c.id = sh.counter_id WHERE c.event_id = '` + ev + `'`:         0,
-		`SELECT count(*) FROM inv_holds WHERE event_id = '` + ev + `' AND status = 'active'`:                                                                        0,
-		`SELECT count(*) FROM waiting_rooms WHERE event_id = '` + ev + `' AND enabled`:                                                                              0,
-		`SELECT count(*) FROM inv_email_outbox e JOIN inv_orders o ON o.id = e.order_id WHERE o.event_id = '` + ev + `' AND e.subject = 'Your event was cancelled'`: orders,
-		`SELECT count(*) FROM ledger_entries l JOIN inv_orders o ON l.reference = 'order:' || o.id WHERE o.event_id = '` + ev + `' AND l.kind = 'ticket.refund'`:    orders,
-		`SELECT coalesce(sum(l.amount_minor), 0) FROM ledger_entries l JOIN inv_orders o ON l.reference = 'order:' || o.id WHERE o.event_id = '` + ev + `'`:         0,
+		`SELECT count(*) FROM inv_orders WHERE event_id = '` + ev + `' AND status = 'refunded'`:                                                                  orders,
+		`SELECT count(*) FROM inv_tickets WHERE event_id = '` + ev + `' AND status = 'valid'`:                                                                    0,
+		`SELECT count(*) FROM inv_tickets WHERE event_id = '` + ev + `' AND status = 'void'`:                                                                     tickets,
+		`SELECT count(*) FROM inv_refunds r JOIN inv_orders o ON o.id = r.order_id WHERE o.event_id = '` + ev + `' AND r.stripe_refund_id LIKE 're_%'`:           orders,
+		`SELECT count(*) FROM inv_cancellation_refunds WHERE event_id = '` + ev + `' AND stripe_refund_id LIKE 're_%'`:                                           orders,
+		`SELECT count(*) FROM inv_seats WHERE event_id = '` + ev + `' AND state <> 'available'`:                                                                  0,
+		`SELECT coalesce(sum(sh.held + sh.sold), 0) FROM inv_counter_shards sh JOIN inv_counters c ON c.id = sh.counter_id WHERE c.event_id = '` + ev + `'`:      0,
+		`SELECT count(*) FROM inv_holds WHERE event_id = '` + ev + `' AND status = 'active'`:                                                                     0,
+		`SELECT count(*) FROM waiting_rooms WHERE event_id = '` + ev + `' AND enabled`:                                                                           0,
+		`SELECT count(*) FROM mail_outbox e JOIN inv_orders o ON o.id::text = e.ref WHERE o.event_id = '` + ev + `' AND e.subject = 'Your event was cancelled'`:  orders,
+		`SELECT count(*) FROM ledger_entries l JOIN inv_orders o ON l.reference = 'order:' || o.id WHERE o.event_id = '` + ev + `' AND l.kind = 'ticket.refund'`: orders,
+		`SELECT coalesce(sum(l.amount_minor), 0) FROM ledger_entries l JOIN inv_orders o ON l.reference = 'order:' || o.id WHERE o.event_id = '` + ev + `'`:      0,
 	}
 	for q, want := range checks {
 		if n := s.count(t, q); n != want {
@@ -296,7 +296,7 @@ func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing
 		if _, err := inv.Service().DrainOutbox(t.Context(), s.t, 1000); err != nil {
 			t.Fatal(err)
 		}
-		return s.count(t, `SELECT count(*) FROM inv_email_outbox WHERE sent_at IS NULL`) == 0
+		return s.count(t, `SELECT count(*) FROM mail_outbox WHERE status = 'queued'`) == 0
 	})
 	// A payment still arriving for the released hold's order is refunded.
 	if res := s.webhook(t, "evt_cancel_late", "payment_intent.succeeded", late.Order); !strings.Contains(string(res.Body), `"outcome":"refunded"`) {

@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"marquee/app"
+	"marquee/modules/inventory/internal/limits"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/policies"
@@ -284,6 +285,11 @@ func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
 			return Hold{}, err
 		}
 	}
+	if !m.isStaff(c) {
+		if err := m.svc.limits.AllowIP(c.Request.Context(), t, "hold", c.ClientIP()); err != nil {
+			return Hold{}, err
+		}
+	}
 	key, err := app.KeyFrom(c, body, buyer, true)
 	if err != nil {
 		return Hold{}, err
@@ -387,6 +393,9 @@ type orderView struct {
 	// ClientSecret is set for the order's buyer while the order can still be
 	// paid: Stripe.js needs it to confirm the payment in their browser.
 	ClientSecret *string `json:"client_secret,omitempty"`
+	// Mail is the order's mail and its delivery status (staff only: box
+	// office sees a bounce and can send again).
+	Mail []app.QueuedMail `json:"mail,omitempty"`
 }
 
 // buyerView is the order as its own buyer sees it, client secret included
@@ -416,6 +425,15 @@ func (m *Module) createOrder(c *gin.Context, req orderRequest) (orderView, error
 		return orderView{}, err
 	}
 	t := app.TenantOf(c)
+	if !m.isStaff(c) {
+		ctx := c.Request.Context()
+		if err := m.svc.limits.AllowIP(ctx, t, "order", c.ClientIP()); err != nil {
+			return orderView{}, err
+		}
+		if _, err := m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: holdID, BuyerID: buyer, Email: req.Buyer.Email, IP: c.ClientIP()}); err != nil {
+			return orderView{}, err
+		}
+	}
 	o, err := m.svc.CreateOrderOnce(c.Request.Context(), t, holdID, buyer, req.Buyer, key)
 	if err != nil {
 		return orderView{}, err
@@ -463,6 +481,8 @@ func (m *Module) getOrder(c *gin.Context, _ app.None) (orderView, error) {
 			return orderView{}, err
 		}
 		v = buyerView(o, v.OrderURL, tickets)
+	} else if v.Mail, err = m.app.Mail.ByRef(c.Request.Context(), t, o.ID.String()); err != nil {
+		return orderView{}, err
 	}
 	// The answer may carry the client secret: no shared cache keeps it.
 	c.Header("Cache-Control", "no-store")

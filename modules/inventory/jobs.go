@@ -148,6 +148,5 @@ func (m *Module) cancelTaskRun(ctx context.Context, t tenants.Tenant, payload []
 
 // outboxTask runs TaskOutbox.
 func (m *Module) outboxTask(ctx context.Context, t tenants.Tenant, _ []byte) error {
-	_, err := m.svc.DrainOutbox(ctx, t, 1000)
-	return err
+	return m.app.Mail.DispatchQueued(ctx, t)
 }

@@ -102,6 +102,10 @@ func (m *Module) Register(r *app.Registrar) error {
 		return err
 	}
 	m.pages = pages
+	if err := m.registerDelivery(r); err != nil {
+		return err
+	}
+	m.registerLimits(r)
 	r.Grants(grants()...)
 	r.Usage("Tickets sold this month", func(ctx context.Context, tx *gorm.DB, month time.Time) (n int64, err error) {
 		return n, tx.Raw("SELECT count(*) FROM inv_tickets WHERE issued_at >= ? AND status = 'valid'", month).Scan(&n).Error
@@ -185,14 +189,15 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Task(TaskHoldSweep, m.sweepTask)
 	r.TaskEvenWhenSuspended(TaskRefund, m.refundTask)
 	r.TaskEvenWhenSuspended(TaskEventCancel, m.cancelTaskRun)
-	r.TaskEvenWhenSuspended(TaskOutbox, m.outboxTask) // refund notices still go out
+	// Tasks queued by the release before mail moved to the core: each asks
+	// the core to send what is due.
+	r.TaskEvenWhenSuspended(TaskOutbox, m.outboxTask)
 	r.Task(TaskExpirySweep, m.expirySweepTask)
 	r.Task(TaskWaitlistServe, m.waitlistTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
 	// Seats of a hold whose task was lost come back within about this
 	// period of its time (the sweep is one indexed query on an idle tenant).
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
-	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskOutbox, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(m.svc.orders.Cancellations())
 	r.ProvideAttendance(m.svc)
 	r.ProvideTicketFacts(m.svc)                 // sold tickets per tier, for settlements

@@ -324,6 +324,9 @@ type ticketView struct {
 	// Seat is the ticket's seat in words; N counts the tickets from 1.
 	Seat string
 	N    int
+	// Apple and Google are the wallet links, when the wallets are set up.
+	Apple  string
+	Google string
 }
 
 type storeOrderView struct {
@@ -335,6 +338,8 @@ type storeOrderView struct {
 	Amount  string
 	// Holder is the order link's signature query the page's buttons send.
 	Holder string
+	// PDF and Resend are the signed link's API paths.
+	PDF, Resend string
 }
 
 func (m *Module) storeOrderPage(c *gin.Context) {
@@ -357,6 +362,10 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 	v := storeOrderView{Order: o, Ref: OrderRef(o.ID), Event: ev, When: localTime(ev), Amount: Money(o.AmountMinor, o.Currency)}
 	if c.Query("sig") != "" {
 		v.Holder = "sig=" + c.Query("sig")
+	}
+	if o.Status == "paid" {
+		sig := "?sig=" + m.svc.buyers.OrderSignature(t, o.ID)
+		v.PDF, v.Resend = "/api/v1/orders/"+o.ID.String()+"/tickets.pdf"+sig, "/api/v1/orders/"+o.ID.String()+"/resend"+sig
 	}
 	tickets, given, err := m.hideGivenAway(ctx, t, tickets)
 	if err != nil {
@@ -392,6 +401,10 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 			tv.GivenTo = g.ToName
 		}
 		if tk.Status == "valid" && tk.Token != "" {
+			tv.Apple, _ = m.svc.delivery.TicketLinks(t, "", tk.ID)
+			if u, err := m.svc.delivery.GoogleSaveURL(ctx, t, m.publicBase(t), tk.ID); err == nil {
+				tv.Google = u
+			}
 			svg, err := QRSVG(tk.Token, 220)
 			if err != nil {
 				app.Fail(c, err)
@@ -494,3 +507,4 @@ func (m *Module) render(c *gin.Context, name, title string, data any, portal boo
 	}
 	m.app.RenderStorefront(c, http.StatusOK, title, content)
 }
+

@@ -162,7 +162,7 @@ func TestLatePaymentRefundedWhenSeatsGone(t *testing.T) {
 		`SELECT count(*) FROM inv_orders WHERE status = 'refunded'`:                                  1,
 		`SELECT count(*) FROM inv_refunds WHERE stripe_refund_id LIKE 're_%'`:                        1,
 		`SELECT count(*) FROM inv_tickets`:                                                           0,
-		`SELECT count(*) FROM inv_email_outbox WHERE subject = 'Your payment is being refunded'`:     1,
+		`SELECT count(*) FROM mail_outbox WHERE subject = 'Your payment is being refunded'`:          1,
 		`SELECT count(*) FROM ledger_entries WHERE kind = 'ticket.sale' AND amount_minor = 10000`:    1,
 		`SELECT count(*) FROM ledger_entries WHERE kind = 'ticket.refund' AND amount_minor = -10000`: 1,
 	}

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"marquee/modules/inventory/internal/limits"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 				return err
 			}
 			if err := m.doorsOpen(ctx, t, ev, orders); err != nil {
+				return err
+			}
+			if err := m.seedLimits(ctx, t, ev); err != nil {
 				return err
 			}
 		}
@@ -193,7 +197,16 @@ func (m *Module) sellSome(ctx context.Context, t tenants.Tenant, ev app.EventInf
 		if err != nil {
 			return nil, fmt.Errorf("inventory demo hold: %w", err)
 		}
-		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: fmt.Sprintf("fan%d@example.com", b), Name: fmt.Sprintf("Demo Fan %d", b)})
+		email := fmt.Sprintf("fan%d@example.com", b)
+		switch b {
+		case 5:
+			// The local SMTP catcher refuses these for good and for now:
+			// the mail page shows a bounce and a message being retried.
+			email = "fan5@bounce.invalid"
+		case 9:
+			email = "fan9@tempfail.invalid"
+		}
+		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: email, Name: fmt.Sprintf("Demo Fan %d", b)})
 		if err != nil {
 			return nil, fmt.Errorf("inventory demo order: %w", err)
 		}
@@ -328,4 +341,42 @@ func DemoSetup(capacity, seats, ga int, currency string) Setup {
 	}
 	web := seats + ga
 	return Setup{Zones: zones, Tiers: tiers, Layout: &layout, Quotas: map[string]int{ChannelWeb: web}}
+}
+
+// seedLimits turns the chain's limits on and runs a few checkouts through
+// the rule engine, so the review queue has something to show: quick
+// checkouts waiting for review, and a card tester blocked.
+func (m *Module) seedLimits(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+	st := limits.Settings{Enabled: true, Thresholds: limits.DefaultThresholds()}
+	if _, err := m.svc.limits.SetSettings(ctx, t, st); err != nil {
+		return err
+	}
+	for i := range 4 {
+		buyer := fmt.Sprintf("demo-quick-%d", i)
+		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{fmt.Sprintf("A-%d-20", i+1)}, BuyerID: buyer, ClientIP: fmt.Sprintf("198.51.100.%d", 10+i)})
+		if err != nil {
+			return fmt.Errorf("inventory demo limits hold: %w", err)
+		}
+		email := fmt.Sprintf("quick%d@example.com", i)
+		if i == 3 {
+			// Declined cards from this address in the last hour.
+			for j := range 3 {
+				dh, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{fmt.Sprintf("A-%d-21", j+6)}, BuyerID: buyer + "-d", ClientIP: "198.51.100.13"})
+				if err != nil {
+					return fmt.Errorf("inventory demo declines: %w", err)
+				}
+				o, err := m.svc.CreateOrderWithoutPayment(ctx, t, dh.ID, buyer+"-d", BuyerInfo{Email: email, Name: "Card Tester"})
+				if err != nil {
+					return fmt.Errorf("inventory demo declines: %w", err)
+				}
+				// Declined through the real path: the order fails, its hold is released.
+				if _, err := m.svc.orders.PaymentFailed(ctx, t, "demo-decline-"+o.ID.String(), "", o.ID); err != nil {
+					return fmt.Errorf("inventory demo declines: %w", err)
+				}
+			}
+		}
+		// Refusals are what the demo shows: they are recorded, not errors.
+		_, _ = m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: h.ID, BuyerID: buyer, Email: email})
+	}
+	return nil
 }

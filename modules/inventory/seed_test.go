@@ -38,6 +38,17 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
 			t.Fatalf("%d partly sold events", n)
 		}
+		// The review queue and the mail page have something to show.
+		for q, want := range map[string]int64{
+			`SELECT count(*) FROM inv_risk_decisions WHERE action = 'review' AND reviewed_at IS NULL`: 3,
+			`SELECT count(*) FROM inv_risk_decisions WHERE action = 'block'`:                          1,
+			`SELECT count(*) FROM mail_outbox WHERE kind = 'inventory.tickets'`:                       24,
+			`SELECT count(*) FROM mail_outbox WHERE to_email LIKE '%@bounce.invalid'`:                 1,
+		} {
+			if n := s.count(t, q); n != want {
+				t.Errorf("%s = %d, want %d", q, n, want)
+			}
+		}
 		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid' AND seat_id IS NOT NULL`); n != 48 {
 			t.Fatalf("%d demo seat tickets", n)
 		}

@@ -12,9 +12,11 @@ import (
 	"marquee/app"
 	"marquee/modules/inventory/internal/buyers"
 	"marquee/modules/inventory/internal/catalogue"
+	"marquee/modules/inventory/internal/delivery"
 	"marquee/modules/inventory/internal/deps"
 	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
+	"marquee/modules/inventory/internal/limits"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/modules/inventory/internal/resale"
 	"marquee/modules/inventory/internal/stock"
@@ -41,6 +43,8 @@ type Service struct {
 	resale    *resale.Service
 	waitlist  *waitlist.Service
 	links     transfer.Links
+	delivery  *delivery.Service
+	limits    *limits.Service
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -51,7 +55,8 @@ func NewService(a *app.Core) *Service {
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
 	s := &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
-		door: door.New(d, tk), transfer: transfer.New(d, tk), resale: resale.New(d, tk), waitlist: waitlist.New(d, st), links: transfer.NewLinks(a)}
+		door: door.New(d, tk), transfer: transfer.New(d, tk), resale: resale.New(d, tk), waitlist: waitlist.New(d, st), links: transfer.NewLinks(a),
+		delivery: delivery.New(d, nil, nil, by), limits: limits.New(d)}
 	s.orders.SetResale(s.resale)
 	s.resale.Kick = func(ctx context.Context, t tenants.Tenant, _ uuid.UUID) { s.KickWaitlist(ctx, t) }
 	s.waitlist.Link = s.WaitlistPath

@@ -37,6 +37,7 @@ type Options struct {
 	Abandon          float64       `json:"abandon"`           // share of buyers who release their hold instead of paying
 	WalkAway         float64       `json:"walk_away"`         // share of buyers who leave their hold to expire (neither pay nor release)
 	HoldMinutes      int           `json:"hold_minutes"`      // how long a hold lasts (1 lets walked-away holds expire within the run)
+	Limits           bool          `json:"limits"`            // the chain's limits on: per-IP rates checked on every hold and order, the rule engine on every order
 	ClientLeave      bool          `json:"client_leave"`      // buyers leave the waiting room themselves when done (DELETE …/queue)
 	E2E              bool          `json:"e2e"`               // measure whole purchases at saturation through the API against the raw writes
 	Adaptive         bool          `json:"adaptive"`          // the room adapts its rate and cap (AdmitPerSecond and MaxActive are then ceilings)
@@ -472,6 +473,16 @@ func (h *Harness) setup(ctx context.Context) error {
 	if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+h.event+"/waiting-room", map[string]any{"enabled": true,
 		"admit_per_second": h.o.AdmitPerSecond, "max_active": h.o.MaxActive, "idle_timeout_seconds": 120, "access_ttl_seconds": 900, "adaptive": h.o.Adaptive}); err != nil {
 		return err
+	}
+	if h.o.Limits {
+		// Every buyer arrives from loopback: the per-address rates and
+		// ticket count are set out of reach so that the run measures what
+		// checking them costs, not the throttling.
+		if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/limits", map[string]any{"enabled": true, "max_tickets_per_email": 8,
+			"max_tickets_per_ip": 100000, "declines_to_challenge": 2, "declines_to_block": 3, "min_checkout_seconds": 4,
+			"ip_holds_per_minute": 100000, "ip_orders_per_minute": 100000}); err != nil {
+			return err
+		}
 	}
 	h.seatFree = make([]bool, h.o.Seats)
 	for i := range h.seatFree {

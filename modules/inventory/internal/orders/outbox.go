@@ -2,54 +2,64 @@ package orders
 
 import (
 	"context"
-	"errors"
-	"marquee/jobs"
-	"marquee/tenants"
-	"time"
+	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/modules/inventory/internal/model"
+	"marquee/tenants"
 )
 
-// The outbox: mail written in the transaction of what it tells, sent by a
-// task. Sending here is recording it as sent and logging it; a real mail
-// transport plugs in at sendMail.
+// Mail goes through the core's outbox (Core.Mail): written in the
+// transaction of what it tells, once per order and purpose, and sent by the
+// core's retried task.
 
-// EnqueueOutbox asks for the outbox to be drained soon.
+// Kinds of inventory mail. MailTickets is composed with the order's PDF and
+// wallet links when it is sent (the delivery room registers its composer).
+const (
+	MailTickets = "inventory.tickets"
+	MailNotice  = "inventory.notice"
+)
+
+// queueMail queues one message about an order, once per purpose.
+func (s *Service) queueMail(tx *gorm.DB, o model.Order, purpose, kind, subject, body string) (uuid.UUID, error) {
+	id, _, err := s.d.App.Mail.Queue(tx, app.MailMessage{
+		Key: "order:" + o.ID.String() + ":" + purpose, Kind: kind, Ref: o.ID.String(),
+		To: o.Email, Subject: subject, Body: body,
+	})
+	return id, err
+}
+
+// QueueTicketsMail queues the order's tickets mail again under a purpose
+// (a resend bucket), in its own transaction.
+func (s *Service) QueueTicketsMail(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, purpose string) (uuid.UUID, bool, error) {
+	var id uuid.UUID
+	var fresh bool
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		o, err := ReadOrder(tx, orderID, false)
+		if err != nil {
+			return err
+		}
+		id, fresh, err = s.d.App.Mail.Queue(tx, app.MailMessage{
+			Key: "order:" + o.ID.String() + ":" + purpose, Kind: MailTickets, Ref: o.ID.String(), To: o.Email,
+			Subject: "Your tickets (sent again)", Body: fmt.Sprintf("Hello %s,\n\nhere are your tickets again, attached as a PDF. Your order page has them too:\n%s\n", o.Name, s.buyers.OrderPath(t, o.ID)),
+		})
+		return err
+	})
+	return id, fresh, err
+}
+
+// EnqueueOutbox asks for every due message to be sent now (after a bulk
+// change, an event's cancellation, queued many).
 func (s *Service) EnqueueOutbox(ctx context.Context, t tenants.Tenant) {
-	_, err := s.d.App.Jobs.Enqueue(context.WithoutCancel(ctx), t, TaskOutbox, struct{}{},
-		asynq.TaskID("outbox:"+t.Slug+":"+time.Now().UTC().Truncate(10*time.Second).Format(time.RFC3339)), asynq.Queue(jobs.QueueDefault))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		s.d.App.Log.Warn("outbox drain not queued; the periodic drain sends it", "tenant", t.Slug, "err", err)
+	if err := s.d.App.Mail.DispatchQueued(ctx, t); err != nil {
+		s.d.App.Log.Warn("mail not dispatched; the core's sweep sends it", "tenant", t.Slug, "err", err)
 	}
 }
 
-// DrainOutbox sends up to limit unsent mails, each marked sent in the
-// transaction that sends it (SKIP LOCKED: drains running at once split the
-// work). It returns how many it sent.
+// DrainOutbox sends up to limit due messages now and answers how many.
 func (s *Service) DrainOutbox(ctx context.Context, t tenants.Tenant, limit int) (int, error) {
-	n := 0
-	for n < limit {
-		var sent bool
-		err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
-			var rows []struct {
-				ID      uuid.UUID  `gorm:"column:id"`
-				OrderID *uuid.UUID `gorm:"column:order_id"`
-				Subject string     `gorm:"column:subject"`
-			}
-			if err := tx.Raw(`SELECT id, order_id, subject FROM inv_email_outbox WHERE sent_at IS NULL ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&rows).Error; err != nil || len(rows) == 0 {
-				return err
-			}
-			// No address or body in the log: they are the buyer's.
-			s.d.App.Log.Info("mail sent", "tenant", t.Slug, "mail", rows[0].ID, "order", rows[0].OrderID, "subject", rows[0].Subject)
-			sent = true
-			return tx.Exec(`UPDATE inv_email_outbox SET sent_at = now() WHERE id = ?`, rows[0].ID).Error
-		})
-		if err != nil || !sent {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+	return s.d.App.Mail.SendDue(ctx, t, limit)
 }

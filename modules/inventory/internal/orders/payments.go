@@ -153,7 +153,8 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			return err
 		}
 		link := s.buyers.OrderPath(t, o.ID)
-		if err := outbox(tx, o, "Your tickets", fmt.Sprintf("Hello %s,\n\nyour payment was received and %s ready:\n%s\n", o.Name, yourTickets(res.Tickets), link)); err != nil {
+		if res.mail, err = s.queueMail(tx, o, "tickets", MailTickets, "Your tickets",
+			fmt.Sprintf("Hello %s,\n\nyour payment was received and %s ready. They are attached as a PDF, and your order page has them too:\n%s\n", o.Name, yourTickets(res.Tickets), link)); err != nil {
 			return err
 		}
 		// Last before the commit, in the lock order of every inventory
@@ -174,6 +175,9 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 	s.d.Observe(t, res.eventID, "pay", began, err)
 	if err != nil {
 		return WebhookResult{}, err
+	}
+	if res.mail != uuid.Nil {
+		s.d.App.Mail.Dispatch(ctx, t, res.mail)
 	}
 	if res.Outcome == "paid" || res.Outcome == "resold" {
 		s.stock.Changed(ctx, t, res.eventID, res.seats)
@@ -294,13 +298,10 @@ func (s *Service) refundUnsellable(ctx context.Context, t tenants.Tenant, tx *go
 		return err
 	}
 	res.Outcome, res.refund = "refunded", true
-	return outbox(tx, o, "Your payment is being refunded",
+	var err error
+	res.mail, err = s.queueMail(tx, o, "refund", MailNotice, "Your payment is being refunded",
 		fmt.Sprintf("Hello %s,\n\n%s. The full amount is being refunded to you; no tickets were issued.\n", o.Name, reason))
-}
-
-func outbox(tx *gorm.DB, o model.Order, subject, body string) error {
-	return tx.Exec(`INSERT INTO inv_email_outbox (id, order_id, to_email, subject, body) VALUES (?, ?, ?, ?, ?)`,
-		uuid.Must(uuid.NewV7()), o.ID, o.Email, subject, body).Error
+	return err
 }
 
 // PaymentFailed marks a pending order failed and releases its hold.

@@ -66,6 +66,7 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 		s.stock.Changed(ctx, t, o.EventID, model.SeatStates(seats, model.SeatAvailable))
 	}
 	s.sendRefund(ctx, t, o.ID)
+	s.EnqueueOutbox(ctx, t) // the buyer's notice
 	return o, nil
 }
 
@@ -85,7 +86,7 @@ func (s *Service) returnOrder(tx *gorm.DB, o model.Order, reason string, stripeR
 		o.ID, o.AmountMinor, o.Currency, reason, stripeRefundID).Error; err != nil {
 		return nil, err
 	}
-	if err := outbox(tx, o, subject, body); err != nil {
+	if _, err := s.queueMail(tx, o, "refund", MailNotice, subject, body); err != nil {
 		return nil, err
 	}
 	// Shards, buyer counter, then the ledger, last: see PaymentSucceeded.

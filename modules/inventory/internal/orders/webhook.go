@@ -25,7 +25,8 @@ type WebhookResult struct {
 	seats     []model.SeatState
 	eventID   uuid.UUID
 	refund    bool
-	review    string // a payment recorded for review, to refund after the commit
+	mail      uuid.UUID // the message queued in the transaction, dispatched after it
+	review    string    // a payment recorded for review, to refund after the commit
 	changedEv bool
 	buyerID   string
 }

@@ -1,0 +1,90 @@
+// Package limits stops hoarders and card testers: per-IP hold and order
+// rates (Redis, go-redis/redis_rate), and at checkout a small rule engine
+// over what the database knows of the buyer (tickets per e-mail and per IP
+// across orders, declined payments in the last hour, how fast the checkout
+// was) that scores the order and decides allow, challenge, review or block,
+// each decision recorded with its reasons. Thresholds are the chain's.
+package limits
+
+import "fmt"
+
+// Actions, from mild to severe.
+const (
+	Allow     = "allow"
+	Challenge = "challenge" // prove a human (a CAPTCHA) before trying again
+	Review    = "review"    // let it through, and put it in box office's queue
+	Block     = "block"
+)
+
+var severity = map[string]int{Allow: 0, Review: 1, Challenge: 2, Block: 3}
+
+// Thresholds are a chain's tunable limits.
+type Thresholds struct {
+	MaxTicketsPerEmail  int `json:"max_tickets_per_email" gorm:"column:max_tickets_per_email"`
+	MaxTicketsPerIP     int `json:"max_tickets_per_ip" gorm:"column:max_tickets_per_ip"`
+	DeclinesToChallenge int `json:"declines_to_challenge" gorm:"column:declines_to_challenge"`
+	DeclinesToBlock     int `json:"declines_to_block" gorm:"column:declines_to_block"`
+	MinCheckoutSeconds  int `json:"min_checkout_seconds" gorm:"column:min_checkout_seconds"`
+	IPHoldsPerMinute    int `json:"ip_holds_per_minute" gorm:"column:ip_holds_per_minute"`
+	IPOrdersPerMinute   int `json:"ip_orders_per_minute" gorm:"column:ip_orders_per_minute"`
+}
+
+// DefaultThresholds are those of a chain that set none (the table's defaults).
+func DefaultThresholds() Thresholds {
+	return Thresholds{MaxTicketsPerEmail: 8, MaxTicketsPerIP: 24, DeclinesToChallenge: 2, DeclinesToBlock: 3,
+		MinCheckoutSeconds: 4, IPHoldsPerMinute: 60, IPOrdersPerMinute: 20}
+}
+
+// Signals are what is known of a checkout when it is decided.
+type Signals struct {
+	Tickets         int // in this order
+	TicketsByEmail  int // the e-mail's other paid or pending tickets for the event
+	TicketsByIP     int // the address's other paid or pending tickets for the event
+	DeclinesByBuyer int // declined payments of the buyer (token or e-mail) in the last hour
+	DeclinesByIP    int // declined payments from the address in the last hour
+	CheckoutSeconds float64
+}
+
+// Reason is one rule that fired.
+type Reason struct {
+	Rule   string `json:"rule"`
+	Points int    `json:"points"`
+	Detail string `json:"detail"`
+}
+
+// Decision is the engine's answer.
+type Decision struct {
+	Score   int      `json:"score"`
+	Action  string   `json:"action"`
+	Reasons []Reason `json:"reasons"`
+}
+
+// Decide runs the rules. Each rule that fires adds points and asks for an
+// action; the most severe action asked for wins.
+func Decide(s Signals, th Thresholds) Decision {
+	d := Decision{Action: Allow, Reasons: []Reason{}}
+	fire := func(rule string, points int, action, detail string) {
+		d.Score += points
+		d.Reasons = append(d.Reasons, Reason{Rule: rule, Points: points, Detail: detail})
+		if severity[action] > severity[d.Action] {
+			d.Action = action
+		}
+	}
+	if total := s.TicketsByEmail + s.Tickets; total > th.MaxTicketsPerEmail {
+		fire("tickets_per_email", 60, Block, fmt.Sprintf("%d tickets for this e-mail at this event, the limit is %d", total, th.MaxTicketsPerEmail))
+	}
+	if total := s.TicketsByIP + s.Tickets; total > th.MaxTicketsPerIP {
+		fire("tickets_per_ip", 30, Review, fmt.Sprintf("%d tickets from this address at this event, more than %d", total, th.MaxTicketsPerIP))
+	}
+	declines := max(s.DeclinesByBuyer, s.DeclinesByIP)
+	switch {
+	case declines >= th.DeclinesToBlock:
+		fire("card_testing", 80, Block, fmt.Sprintf("%d declined payments in the last hour (block from %d)", declines, th.DeclinesToBlock))
+	case declines >= th.DeclinesToChallenge:
+		fire("card_testing", 40, Challenge, fmt.Sprintf("%d declined payments in the last hour (challenge from %d)", declines, th.DeclinesToChallenge))
+	}
+	if th.MinCheckoutSeconds > 0 && s.CheckoutSeconds < float64(th.MinCheckoutSeconds) {
+		fire("fast_checkout", 25, Review, fmt.Sprintf("checked out %.1f s after the hold, faster than %d s", s.CheckoutSeconds, th.MinCheckoutSeconds))
+	}
+	return d
+}

@@ -1,0 +1,52 @@
+package limits_test
+
+import (
+	"testing"
+
+	"marquee/modules/inventory/internal/limits"
+)
+
+func TestDecide(t *testing.T) {
+	th := limits.DefaultThresholds()
+	calm := limits.Signals{Tickets: 2, CheckoutSeconds: 60}
+	cases := []struct {
+		name   string
+		s      limits.Signals
+		action string
+		rules  []string
+	}{
+		{"an ordinary checkout", calm, limits.Allow, nil},
+		{"at the e-mail's limit", limits.Signals{Tickets: 2, TicketsByEmail: 6, CheckoutSeconds: 60}, limits.Allow, nil},
+		{"past the e-mail's limit", limits.Signals{Tickets: 2, TicketsByEmail: 7, CheckoutSeconds: 60}, limits.Block, []string{"tickets_per_email"}},
+		{"many from one address", limits.Signals{Tickets: 2, TicketsByIP: 23, CheckoutSeconds: 60}, limits.Review, []string{"tickets_per_ip"}},
+		{"one decline", limits.Signals{Tickets: 1, DeclinesByBuyer: 1, CheckoutSeconds: 60}, limits.Allow, nil},
+		{"two declines", limits.Signals{Tickets: 1, DeclinesByIP: 2, CheckoutSeconds: 60}, limits.Challenge, []string{"card_testing"}},
+		{"three declines: the fourth try is blocked", limits.Signals{Tickets: 1, DeclinesByBuyer: 3, CheckoutSeconds: 60}, limits.Block, []string{"card_testing"}},
+		{"impossibly fast", limits.Signals{Tickets: 1, CheckoutSeconds: 0.8}, limits.Review, []string{"fast_checkout"}},
+		{"fast and testing cards", limits.Signals{Tickets: 1, DeclinesByIP: 5, CheckoutSeconds: 0.5}, limits.Block, []string{"card_testing", "fast_checkout"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := limits.Decide(c.s, th)
+			if d.Action != c.action || len(d.Reasons) != len(c.rules) {
+				t.Fatalf("%+v, want %s with %v", d, c.action, c.rules)
+			}
+			sum := 0
+			for i, r := range d.Reasons {
+				if r.Rule != c.rules[i] || r.Detail == "" {
+					t.Fatalf("reason %d: %+v, want %s", i, r, c.rules[i])
+				}
+				sum += r.Points
+			}
+			if sum != d.Score {
+				t.Fatalf("score %d, reasons add to %d", d.Score, sum)
+			}
+		})
+	}
+	// A chain that tunes its thresholds gets its own answers.
+	strict := th
+	strict.DeclinesToChallenge, strict.DeclinesToBlock = 1, 1
+	if d := limits.Decide(limits.Signals{Tickets: 1, DeclinesByBuyer: 1, CheckoutSeconds: 60}, strict); d.Action != limits.Block {
+		t.Fatalf("strict chain: %+v", d)
+	}
+}

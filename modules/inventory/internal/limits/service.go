@@ -1,0 +1,261 @@
+package limits
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"marquee/app"
+	"marquee/modules/inventory/internal/deps"
+	"marquee/tenants"
+)
+
+// Settings are a chain's limits: on or off, and the thresholds.
+type Settings struct {
+	Enabled bool `json:"enabled" gorm:"column:enabled"`
+	Thresholds
+}
+
+// Service applies the limits.
+type Service struct {
+	d     *deps.Deps
+	rl    *redis_rate.Limiter
+	cache sync.Map // tenant slug -> cachedSettings
+}
+
+type cachedSettings struct {
+	s  Settings
+	at time.Time
+}
+
+// settingsTTL is how long a chain's settings are kept in memory: the hold
+// path reads them on every request.
+const settingsTTL = 10 * time.Second
+
+// New returns the limits service.
+func New(d *deps.Deps) *Service {
+	return &Service{d: d, rl: redis_rate.NewLimiter(d.App.Redis)}
+}
+
+// Settings reads the chain's limits (briefly cached).
+func (s *Service) Settings(ctx context.Context, t tenants.Tenant) (Settings, error) {
+	if v, ok := s.cache.Load(t.Slug); ok && time.Since(v.(cachedSettings).at) < settingsTTL {
+		return v.(cachedSettings).s, nil
+	}
+	out := Settings{Thresholds: DefaultThresholds()}
+	var rows []Settings
+	err := s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT enabled, max_tickets_per_email, max_tickets_per_ip, declines_to_challenge, declines_to_block,
+			min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute FROM inv_limit_thresholds WHERE id = 1`).Scan(&rows).Error
+	})
+	if err != nil {
+		return out, err
+	}
+	if len(rows) == 1 {
+		out = rows[0]
+	}
+	s.cache.Store(t.Slug, cachedSettings{s: out, at: time.Now()})
+	return out, nil
+}
+
+// Validate checks settings a chain sends.
+func (st Settings) Validate() error {
+	th := st.Thresholds
+	in := func(field string, v, lo, hi int) error {
+		if v < lo || v > hi {
+			return app.InvalidField("invalid_threshold", field, "%s must be from %d to %d", field, lo, hi)
+		}
+		return nil
+	}
+	for _, c := range []error{
+		in("max_tickets_per_email", th.MaxTicketsPerEmail, 1, 10000), in("max_tickets_per_ip", th.MaxTicketsPerIP, 1, 100000),
+		in("declines_to_challenge", th.DeclinesToChallenge, 1, 100), in("declines_to_block", th.DeclinesToBlock, 1, 100),
+		in("min_checkout_seconds", th.MinCheckoutSeconds, 0, 600), in("ip_holds_per_minute", th.IPHoldsPerMinute, 1, 100000),
+		in("ip_orders_per_minute", th.IPOrdersPerMinute, 1, 100000),
+	} {
+		if c != nil {
+			return c
+		}
+	}
+	if th.DeclinesToChallenge > th.DeclinesToBlock {
+		return app.InvalidField("invalid_threshold", "declines_to_challenge", "declines_to_challenge cannot be above declines_to_block")
+	}
+	return nil
+}
+
+// SetSettings replaces the chain's limits.
+func (s *Service) SetSettings(ctx context.Context, t tenants.Tenant, st Settings) (Settings, error) {
+	if err := st.Validate(); err != nil {
+		return Settings{}, err
+	}
+	th := st.Thresholds
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`INSERT INTO inv_limit_thresholds (id, enabled, max_tickets_per_email, max_tickets_per_ip, declines_to_challenge, declines_to_block,
+				min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, now())
+			ON CONFLICT (id) DO UPDATE SET enabled = EXCLUDED.enabled, max_tickets_per_email = EXCLUDED.max_tickets_per_email,
+				max_tickets_per_ip = EXCLUDED.max_tickets_per_ip, declines_to_challenge = EXCLUDED.declines_to_challenge,
+				declines_to_block = EXCLUDED.declines_to_block, min_checkout_seconds = EXCLUDED.min_checkout_seconds,
+				ip_holds_per_minute = EXCLUDED.ip_holds_per_minute, ip_orders_per_minute = EXCLUDED.ip_orders_per_minute, updated_at = now()`,
+			st.Enabled, th.MaxTicketsPerEmail, th.MaxTicketsPerIP, th.DeclinesToChallenge, th.DeclinesToBlock, th.MinCheckoutSeconds,
+			th.IPHoldsPerMinute, th.IPOrdersPerMinute).Error
+	})
+	s.cache.Delete(t.Slug)
+	return st, err
+}
+
+// AllowIP counts one hold or order from an address against the chain's
+// per-minute rate (GCRA in Redis through redis_rate). Redis trouble lets
+// the request through: the limit is a guard, not the hold path's gate.
+func (s *Service) AllowIP(ctx context.Context, t tenants.Tenant, kind, ip string) error {
+	st, err := s.Settings(ctx, t)
+	if err != nil || !st.Enabled || ip == "" {
+		return err
+	}
+	rate := st.IPHoldsPerMinute
+	if kind == "order" {
+		rate = st.IPOrdersPerMinute
+	}
+	res, err := s.rl.Allow(ctx, s.d.App.RedisKey("limits", t.Slug, kind, ip), redis_rate.PerMinute(rate))
+	if err != nil {
+		s.d.App.Log.Warn("rate limit not checked; let through", "tenant", t.Slug, "err", err)
+		return nil
+	}
+	if res.Allowed == 0 {
+		return app.RateLimited("ip_rate_limited", max(res.RetryAfter, time.Second),
+			"too many %ss from your address; try again in %d seconds", kind, int(max(res.RetryAfter, time.Second).Seconds()))
+	}
+	return nil
+}
+
+// Checkout is an order about to be created.
+type Checkout struct {
+	HoldID  uuid.UUID
+	BuyerID string
+	Email   string
+	IP      string
+}
+
+// CheckOrder decides a checkout, records the decision with its reasons
+// (unless it is a plain allow), and answers a block or a challenge as a
+// refusal.
+func (s *Service) CheckOrder(ctx context.Context, t tenants.Tenant, c Checkout) (Decision, error) {
+	st, err := s.Settings(ctx, t)
+	if err != nil || !st.Enabled {
+		return Decision{Action: Allow}, err
+	}
+	var hold []struct {
+		EventID   uuid.UUID `gorm:"column:event_id"`
+		Quantity  int       `gorm:"column:quantity"`
+		ClientIP  string    `gorm:"column:client_ip"`
+		CreatedAt time.Time `gorm:"column:created_at"`
+	}
+	var sig Signals
+	email := strings.ToLower(strings.TrimSpace(c.Email))
+	err = s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+		if err := tx.Raw(`SELECT event_id, quantity, client_ip, created_at FROM inv_holds WHERE id = ?`, c.HoldID).Scan(&hold).Error; err != nil || len(hold) == 0 {
+			return err
+		}
+		h := hold[0]
+		if c.IP == "" {
+			c.IP = h.ClientIP
+		}
+		sig.Tickets, sig.CheckoutSeconds = h.Quantity, s.d.App.Now().Sub(h.CreatedAt).Seconds()
+		// Tickets of the buyer's other live orders for the event: by e-mail, by address.
+		row := tx.Raw(`SELECT
+				coalesce(sum(h.quantity) FILTER (WHERE lower(o.email) = ?), 0),
+				coalesce(sum(h.quantity) FILTER (WHERE ? <> '' AND h.client_ip = ?), 0)
+			FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
+			WHERE o.event_id = ? AND o.status IN ('pending', 'paid') AND o.hold_id <> ?`, email, c.IP, c.IP, h.EventID, c.HoldID).Row()
+		if err := row.Scan(&sig.TicketsByEmail, &sig.TicketsByIP); err != nil {
+			return err
+		}
+		// Declined payments in the last hour, at any event of the chain.
+		row = tx.Raw(`SELECT
+				count(*) FILTER (WHERE o.buyer_id = ? OR lower(o.email) = ?),
+				count(*) FILTER (WHERE ? <> '' AND h.client_ip = ?)
+			FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
+			WHERE o.status = 'failed' AND coalesce(o.closed_at, o.created_at) > now() - interval '1 hour'`, c.BuyerID, email, c.IP, c.IP).Row()
+		return row.Scan(&sig.DeclinesByBuyer, &sig.DeclinesByIP)
+	})
+	if err != nil || len(hold) == 0 {
+		return Decision{Action: Allow}, err // an unknown hold: the order path answers it
+	}
+	d := Decide(sig, st.Thresholds)
+	if d.Action == Allow {
+		return d, nil
+	}
+	reasons, _ := json.Marshal(d.Reasons)
+	if err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Exec(`INSERT INTO inv_risk_decisions (id, event_id, hold_id, buyer_id, email, client_ip, score, action, reasons)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, uuid.Must(uuid.NewV7()), hold[0].EventID, c.HoldID, c.BuyerID, email, c.IP, d.Score, d.Action, string(reasons)).Error
+	}); err != nil {
+		return d, err
+	}
+	why := make([]string, 0, len(d.Reasons))
+	for _, r := range d.Reasons {
+		why = append(why, r.Detail)
+	}
+	switch d.Action {
+	case Block:
+		return d, app.Forbidden("risk_blocked", "this order cannot be placed: "+strings.Join(why, "; ")).With("reasons", d.Reasons)
+	case Challenge:
+		return d, app.Forbidden("challenge_required", "please confirm you are not a robot before trying again: "+strings.Join(why, "; ")).With("reasons", d.Reasons)
+	}
+	return d, nil
+}
+
+// Decided is a recorded decision, as box office reviews it.
+type Decided struct {
+	ID            uuid.UUID  `json:"id" gorm:"column:id"`
+	EventID       uuid.UUID  `json:"event_id" gorm:"column:event_id"`
+	HoldID        *uuid.UUID `json:"hold_id,omitempty" gorm:"column:hold_id"`
+	BuyerID       string     `json:"-" gorm:"column:buyer_id"`
+	Email         string     `json:"email" gorm:"column:email"`
+	ClientIP      string     `json:"client_ip" gorm:"column:client_ip"`
+	Score         int        `json:"score" gorm:"column:score"`
+	Action        string     `json:"action" gorm:"column:action"`
+	Reasons       []Reason   `json:"reasons" gorm:"-"`
+	RawReasons    string     `json:"-" gorm:"column:reasons"`
+	CreatedAt     time.Time  `json:"created_at" gorm:"column:created_at"`
+	ReviewedAt    *time.Time `json:"reviewed_at,omitempty" gorm:"column:reviewed_at"`
+	ReviewOutcome *string    `json:"review_outcome,omitempty" gorm:"column:review_outcome"`
+}
+
+// Decisions lists recent decisions, the unreviewed reviews first.
+func (s *Service) Decisions(ctx context.Context, t tenants.Tenant, limit int) ([]Decided, error) {
+	var out []Decided
+	err := s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT id, event_id, hold_id, buyer_id, email, client_ip, score, action, reasons::text AS reasons, created_at, reviewed_at, review_outcome
+			FROM inv_risk_decisions ORDER BY (action = 'review' AND reviewed_at IS NULL) DESC, created_at DESC LIMIT ?`, limit).Scan(&out).Error
+	})
+	for i := range out {
+		out[i].Reasons = []Reason{}
+		_ = json.Unmarshal([]byte(out[i].RawReasons), &out[i].Reasons)
+	}
+	return out, err
+}
+
+// Resolve records box office's review of a decision, once.
+func (s *Service) Resolve(ctx context.Context, t tenants.Tenant, id uuid.UUID, outcome string, by uuid.UUID) error {
+	if outcome != "approved" && outcome != "rejected" {
+		return app.InvalidField("invalid_outcome", "outcome", "outcome must be approved or rejected")
+	}
+	var n int64
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		// The conditional update decides: a decision is reviewed once.
+		res := tx.Exec(`UPDATE inv_risk_decisions SET reviewed_at = now(), reviewed_by = ?, review_outcome = ? WHERE id = ? AND action = 'review' AND reviewed_at IS NULL`, by, outcome, id)
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err == nil && n == 0 {
+		err = app.Conflict("already_reviewed", "%s", fmt.Sprintf("decision %s is not waiting for a review", id))
+	}
+	return err
+}
