@@ -361,6 +361,7 @@ func (a *App) registerPages(r *Registrar) {
 	r.Nav("Overview", "/portal", 0, SignedIn())
 	r.Nav("Support access log", "/portal/access-log", 90, Require("support_access", policies.Read))
 	r.Storefront(http.MethodGet, "/", Public(), a.storefrontHome)
+	a.registerLedgerPages(r)
 }
 
 type loginView struct {
