@@ -152,6 +152,9 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Storefront(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), m.storeOrderPage)
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
+	r.Portal(http.MethodGet, "/inventory/:eventId/orders", signed, m.portalOrdersPage)
+	r.Portal(http.MethodGet, "/inventory/:eventId/orders/:orderId", signed, m.portalOrderPage)
+	r.Portal(http.MethodPost, "/inventory/:eventId/orders/:orderId/refund", signed, m.portalRefundOrder)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
 
 	// Returning seats and money goes on while a chain is suspended.
