@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -169,6 +168,3 @@ func (m *Module) portalUpdateEvent(c *gin.Context) {
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/portal/venues/%s/events/%s?done=saved", v.ID, eid))
 }
-
-// localDay is a date's value for links (YYYY-MM-DD in the venue's zone).
-func localDay(t time.Time, loc *time.Location) string { return t.In(loc).Format("2006-01-02") }
