@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -45,12 +46,76 @@ func (a *App) registerConsole(r *Registrar) {
 			Fail(c, Forbidden("csrf_failed", "cross-origin request refused"))
 			return
 		}
-		mon.ServeHTTP(c.Writer, c.Request)
+		if c.Request.Method != http.MethodGet {
+			mon.ServeHTTP(c.Writer, c.Request)
+			return
+		}
+		w := &backLinkWriter{ResponseWriter: c.Writer, status: http.StatusOK}
+		mon.ServeHTTP(w, c.Request)
+		w.finish()
 	}
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodPut} {
 		r.Platform(m, "/console/queues/*path", SupportOnly(), monitor)
 	}
 	r.Platform(http.MethodGet, "/console/queues", SupportOnly(), monitor)
+}
+
+// backLinkWriter adds a way back to the console to the queue monitor's
+// page: asynqmon is a separate single-page app with no link out of itself.
+// Only its HTML answers are held and changed; assets and its API pass
+// through untouched.
+type backLinkWriter struct {
+	gin.ResponseWriter
+	status  int
+	decided bool
+	html    bool
+	buf     bytes.Buffer
+}
+
+// consoleBackLink is fixed in the corner, above asynqmon's own layout.
+const consoleBackLink = `<a href="/console" id="back-to-console" style="position:fixed;right:12px;bottom:12px;z-index:99999;` +
+	`background:#1d1b26;color:#fff;padding:8px 14px;border-radius:6px;font:14px system-ui,sans-serif;text-decoration:none">← Back to the support console</a>`
+
+func (w *backLinkWriter) decide() {
+	if !w.decided {
+		w.decided = true
+		// asynqmon writes its index page without a Content-Type (Go
+		// sniffs it): hold untyped answers too, and sniff them at the end.
+		ct := w.Header().Get("Content-Type")
+		w.html = ct == "" || strings.HasPrefix(ct, "text/html")
+		if !w.html {
+			w.ResponseWriter.WriteHeader(w.status)
+		}
+	}
+}
+
+func (w *backLinkWriter) WriteHeader(code int) { w.status = code }
+
+func (w *backLinkWriter) Write(b []byte) (int, error) {
+	w.decide()
+	if w.html {
+		return w.buf.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *backLinkWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+func (w *backLinkWriter) finish() {
+	w.decide()
+	if !w.html {
+		return
+	}
+	page := w.buf.Bytes()
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", http.DetectContentType(page))
+	}
+	if i := bytes.LastIndex(page, []byte("</body>")); i >= 0 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		page = append(page[:i:i], append([]byte(consoleBackLink), page[i:]...)...)
+	}
+	w.Header().Del("Content-Length")
+	w.ResponseWriter.WriteHeader(w.status)
+	_, _ = w.ResponseWriter.Write(page)
 }
 
 func sameOrigin(c *gin.Context) bool {
@@ -222,20 +287,20 @@ func (a *App) consoleCreateTenant(c *gin.Context) {
 	ctx := c.Request.Context()
 	slug, name := strings.TrimSpace(c.PostForm("slug")), strings.TrimSpace(c.PostForm("name"))
 	if err := tenants.ValidateSlug(slug); err != nil {
-		a.renderConsole(c, http.StatusBadRequest, "Slug must match ^[a-z][a-z0-9-]{1,38}$")
+		consoleRedirect(c, "Not created: the slug must start with a letter and hold 2 to 39 lower-case letters, digits or dashes.")
 		return
 	}
 	if _, err := normalizeEmail(c.PostForm("owner_email")); err != nil {
-		a.renderConsole(c, http.StatusBadRequest, "Owner email is not valid")
+		consoleRedirect(c, "Not created: the owner e-mail address is not valid.")
 		return
 	}
 	if err := validatePassword(c.PostForm("owner_password")); err != nil {
-		a.renderConsole(c, http.StatusBadRequest, "Owner password must be 10 to 72 characters")
+		consoleRedirect(c, "Not created: the owner password must be 10 to 72 characters.")
 		return
 	}
 	t, err := a.CreateTenant(ctx, slug, name, c.PostForm("owner_email"), "Owner", c.PostForm("owner_password"))
 	if errors.Is(err, tenants.ErrExists) {
-		a.renderConsole(c, http.StatusConflict, "Tenant "+slug+" already exists")
+		consoleRedirect(c, "Not created: a chain with the slug "+slug+" already exists.")
 		return
 	}
 	if err != nil {
@@ -282,6 +347,12 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 		if len(why) > 500 {
 			why = why[:500]
 		}
+		if suspend && len(why) < 3 {
+			// Suspending stops a chain's sales and sign-ins: the reason
+			// goes into its status history, and none is no reason.
+			consoleRedirect(c, "Not suspended: give a reason for suspending "+slug+" (at least 3 characters).")
+			return
+		}
 		change := tenants.Change{Actor: who, Reason: why}
 		action, done := "tenant.resume", "resumed"
 		if suspend {
@@ -294,7 +365,7 @@ func (a *App) consoleSetStatus(suspend bool) gin.HandlerFunc {
 			return
 		}
 		a.platformAudit(ctx, who, action, &t.ID, why)
-		consoleRedirect(c, slug+": "+done)
+		consoleRedirect(c, t.Name+" ("+slug+") is now "+done+".")
 	}
 }
 
@@ -304,7 +375,7 @@ func (a *App) consoleVisit(c *gin.Context) {
 	ctx, p := c.Request.Context(), PrincipalOf(c)
 	reason := strings.TrimSpace(c.PostForm("reason"))
 	if len(reason) < 3 || len(reason) > 500 {
-		a.renderConsole(c, http.StatusBadRequest, "Give a reason for the visit (3 to 500 characters)")
+		consoleRedirect(c, "Give a reason for the visit (3 to 500 characters).")
 		return
 	}
 	t, err := a.Tenants.Active(ctx, c.Param("slug"))

@@ -60,8 +60,12 @@ func TestConsoleAndAuditedSupportVisit(t *testing.T) {
 	}
 	res, body := support.do(t, http.MethodPost, "/console/tenants", url.Values{"csrf_token": {csrf}, "slug": {"Bad Slug!"}, "name": {"x"},
 		"owner_email": {"o@x.test"}, "owner_password": {apptest.Password}})
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Slug must match") {
-		t.Fatalf("bad slug: %d", res.StatusCode)
+	// Refusals redirect back (post/redirect/get) and say why on the page.
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bad slug: %d %s", res.StatusCode, body)
+	}
+	if page := support.get(t, res.Header.Get("Location")); !strings.Contains(page, "the slug must start with a letter") {
+		t.Fatal("bad slug: the console does not say why")
 	}
 	// Without the console's CSRF token nothing happens.
 	res, _ = support.do(t, http.MethodPost, "/console/tenants/"+slug+"/suspend", url.Values{})
@@ -117,15 +121,23 @@ func TestConsoleAndAuditedSupportVisit(t *testing.T) {
 		t.Fatalf("expired visit still in: %d", res.StatusCode)
 	}
 
-	// Suspend and resume from the console.
-	support.do(t, http.MethodPost, "/console/tenants/"+slug+"/suspend", url.Values{"csrf_token": {csrf}})
+	// Suspend and resume from the console; a suspension needs a reason.
+	res, _ = support.do(t, http.MethodPost, "/console/tenants/"+slug+"/suspend", url.Values{"csrf_token": {csrf}})
+	if page := support.get(t, res.Header.Get("Location")); !strings.Contains(page, "give a reason for suspending") {
+		t.Fatal("suspend without a reason: the console does not say why")
+	}
+	wantStatus(t, env.Do(t, http.MethodGet, slug, "/api/v1/me", owner, nil), http.StatusOK, "")
+	res, _ = support.do(t, http.MethodPost, "/console/tenants/"+slug+"/suspend", url.Values{"csrf_token": {csrf}, "reason": {"unpaid invoice"}})
+	if page := support.get(t, res.Header.Get("Location")); !strings.Contains(page, "("+slug+") is now suspended.") {
+		t.Fatal("suspend: the console does not confirm it")
+	}
 	wantStatus(t, env.Do(t, http.MethodGet, slug, "/api/v1/me", owner, nil), http.StatusForbidden, "tenant_suspended")
 	support.do(t, http.MethodPost, "/console/tenants/"+slug+"/resume", url.Values{"csrf_token": {csrf}})
 	wantStatus(t, env.Do(t, http.MethodGet, slug, "/api/v1/me", owner, nil), http.StatusOK, "")
 
 	// The queue monitor sits behind the support login.
-	if res, _ := support.do(t, http.MethodGet, "/console/queues", nil); res.StatusCode != http.StatusOK {
-		t.Fatalf("queues monitor: %d", res.StatusCode)
+	if res, body := support.do(t, http.MethodGet, "/console/queues", nil); res.StatusCode != http.StatusOK || !strings.Contains(body, `id="back-to-console"`) {
+		t.Fatalf("queues monitor: %d, with a way back to the console: %v", res.StatusCode, strings.Contains(body, `id="back-to-console"`))
 	}
 	if res, _ := newBrowser(env, "").do(t, http.MethodGet, "/console/queues/api/queues", nil); res.StatusCode == http.StatusOK {
 		t.Fatal("queue monitor API open to anonymous users")

@@ -26,6 +26,7 @@ const (
 	ctxTenant    = "marquee.tenant"
 	ctxPrincipal = "marquee.principal"
 	ctxSurface   = "marquee.surface"
+	ctxApp       = "marquee.app"
 )
 
 // TenantOf returns the tenant the request was resolved to.
@@ -90,10 +91,10 @@ func (a *App) Handler() http.Handler {
 	// from X-Forwarded-For, unless a deployment names its proxies.
 	_ = r.SetTrustedProxies(a.Config.TrustedProxies)
 	r.HandleMethodNotAllowed = true
-	r.Use(a.requestID, a.observe, a.recoverPanic, a.limitBody, a.readBody)
-	r.NoRoute(func(c *gin.Context) { Fail(c, NotFound("route")) })
+	r.Use(func(c *gin.Context) { c.Set(ctxApp, a) }, a.requestID, a.observe, a.recoverPanic, a.limitBody, a.readBody)
+	r.NoRoute(a.noRoute(NotFound("route")))
 	r.NoMethod(func(c *gin.Context) {
-		Fail(c, Errorf(KindMethodNotAllowed, "method_not_allowed", "%s is not allowed here", c.Request.Method))
+		a.noRoute(Errorf(KindMethodNotAllowed, "method_not_allowed", "%s is not allowed here", c.Request.Method))(c)
 	})
 	for _, rt := range a.routes {
 		var chain []gin.HandlerFunc
@@ -319,7 +320,7 @@ func (a *App) authorize(perm Permission) gin.HandlerFunc {
 						return
 					}
 				}
-				Fail(c, Forbidden("forbidden", "your roles do not allow "+perm.Action+" on "+perm.Object+" here"))
+				Fail(c, Forbidden("forbidden", "your role does not allow you to "+perm.Action+" "+humanObject(perm.Object)+" here"))
 				return
 			}
 			c.Next()
@@ -382,6 +383,15 @@ func (a *App) needLogin(c *gin.Context, loginPath string) {
 		return
 	}
 	Fail(c, Unauthenticated("sign in first"))
+}
+
+// humanObject names a permission object in words ("calendar.events" →
+// "events").
+func humanObject(object string) string {
+	if _, after, ok := strings.Cut(object, "."); ok {
+		object = after
+	}
+	return strings.ReplaceAll(object, "_", " ")
 }
 
 func wantsHTML(c *gin.Context) bool {

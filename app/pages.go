@@ -178,19 +178,188 @@ func (a *App) navFor(c *gin.Context) []NavItem {
 	return out
 }
 
-// renderErrorPage is Fail's HTML form for browsers on page surfaces.
-func renderErrorPage(c *gin.Context, e *Error) {
-	content, err := RenderTemplate(coreTemplates, "error", e)
-	if err != nil {
-		content = template.HTML(template.HTMLEscapeString(e.Detail))
+// errorView is what an error page shows a person: a plain sentence, what
+// they can do next, where to go back to, and the request id support asks for.
+type errorView struct {
+	Heading, Sentence, Detail, Hint string
+	Back, BackLabel, RequestID      string
+	Status                          int
+}
+
+// humanError says a refusal in words a person reads: the kind decides the
+// sentence; the detail is shown only where modules write it for people
+// (invalid input, conflicts, limits), never for internal failures.
+func humanError(c *gin.Context, e *Error) errorView {
+	v := errorView{Status: e.Status(), RequestID: c.GetString(ctxRequestID)}
+	switch e.Kind {
+	case KindNotFound:
+		v.Heading, v.Sentence = "Page not found", "We could not find what you asked for. It may have been removed, or the link may be mistyped."
+		if e.Code == "tenant_not_found" {
+			v.Sentence = "There is no chain at this address. Check the link you followed."
+		}
+	case KindForbidden:
+		v.Heading, v.Sentence = "Not allowed", "Your account cannot open this page."
+		switch e.Code {
+		case "forbidden":
+			v.Hint = "Your role does not include this part of the chain. Ask an owner of the chain to give you access if you need it."
+		case "csrf_failed":
+			v.Sentence = "This form had expired. Go back, reload the page and try again."
+		case "tenant_suspended":
+			v.Sentence = "This chain is suspended for now. Contact platform support."
+		default:
+			v.Detail = e.Detail
+		}
+	case KindUnauthenticated:
+		v.Heading, v.Sentence = "Please sign in", "You need to sign in to open this page."
+	case KindInvalid, KindConflict, KindGone, KindPayloadTooLarge, KindUnprocessable:
+		v.Heading, v.Sentence, v.Detail = "That did not work", "We could not do what you asked:", sentence(e.Detail)
+		if e.Kind == KindGone {
+			v.Heading = "No longer available"
+		}
+	case KindRateLimited:
+		v.Heading, v.Sentence = "Too many tries", "Please wait a moment and try again."
+	case KindUnavailable, KindUpstream, KindRequestTimeout:
+		v.Heading, v.Sentence = "Please try again shortly", "This is temporarily unavailable. Wait a moment and reload the page."
+	case KindMethodNotAllowed, KindUnsupportedMediaType:
+		v.Heading, v.Sentence = "Page not found", "This address does not take that kind of request. Go back and use the page's own links and buttons."
+	default:
+		v.Heading, v.Sentence = "Something went wrong on our side", "The problem is recorded. Please try again; if it keeps happening, give support the request id below."
 	}
-	d := PageData{Title: http.StatusText(e.Status()), Surface: "error", Tenant: TenantOf(c), Home: "/", Content: content}
+	return v
+}
+
+// sentence starts a detail with a capital and ends it with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+		s += "."
+	}
+	return s
+}
+
+// renderErrorPage is Fail's HTML form for browsers on page surfaces: inside
+// the chrome of the surface the request was for (the portal keeps its
+// navigation for a signed-in person), with a way back.
+func renderErrorPage(c *gin.Context, e *Error) {
+	v := humanError(c, e)
+	s, _ := c.Get(ctxSurface)
+	surface, _ := s.(Surface)
+	a, _ := c.MustGet(ctxApp).(*App)
+	d := PageData{Title: v.Heading, Tenant: TenantOf(c), Home: "/"}
+	switch surface {
+	case SurfacePortal:
+		d.Surface, d.Home, d.LogoutPath = "portal", "/portal", "/portal/logout"
+		v.Back, v.BackLabel = "/portal", "Back to the portal overview"
+		if p := PrincipalOf(c); p.Kind != "" && a != nil {
+			d.CSRF = a.CSRFToken(p.SessionID.String())
+			d.Nav = a.navFor(c)
+			d.Who = a.displayName(c)
+			d.Path = c.Request.URL.Path
+		} else {
+			v.Back, v.BackLabel = "/portal/login", "Go to the sign-in page"
+		}
+	case SurfacePlatform:
+		d.Surface, d.Home, d.LogoutPath = "console", "/console", "/console/logout"
+		v.Back, v.BackLabel = "/console", "Back to the support console"
+		if p := PrincipalOf(c); p.Kind == KindSupport && a != nil {
+			d.CSRF = a.CSRFToken(p.SessionID.String())
+			d.Who = a.supportEmail(c.Request.Context(), p.UserID)
+		}
+	default:
+		d.Surface = "storefront"
+		v.Back, v.BackLabel = "/", "Back to the events"
+		if d.Tenant.Name == "" {
+			v.Back, v.BackLabel = "/console", "Go to the start page"
+		}
+	}
+	if e.Kind == KindUnauthenticated && surface == SurfacePortal {
+		v.Back, v.BackLabel = "/portal/login", "Go to the sign-in page"
+	}
+	content, err := RenderTemplate(coreTemplates, "error", v)
+	if err != nil {
+		content = template.HTML(template.HTMLEscapeString(v.Sentence))
+	}
+	d.Content = content
 	var buf bytes.Buffer
 	if err := coreTemplates.ExecuteTemplate(&buf, "layout", d); err != nil {
 		buf.Reset()
-		buf.WriteString(template.HTMLEscapeString(e.Detail))
+		buf.WriteString(template.HTMLEscapeString(v.Sentence))
 	}
+	c.Header("Content-Security-Policy", contentSecurityPolicy(c))
+	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(e.Status(), "text/html; charset=utf-8", buf.Bytes())
+}
+
+// noRoute answers a URL no route serves. A browser gets the error page of
+// the surface the URL belongs to (the portal's with its navigation when the
+// person is signed in); any other client a problem document.
+func (a *App) noRoute(e *Error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !strings.Contains(c.GetHeader("Accept"), "text/html") || strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			Fail(c, e)
+			return
+		}
+		slug, err := tenants.SlugFromRequest(c.Request.Host, c.GetHeader("X-Tenant"), a.Config.BaseDomain)
+		switch {
+		case err != nil:
+			c.Set(ctxSurface, SurfaceStorefront)
+			Fail(c, NotFoundCode("tenant_not_found", "no such chain"))
+			return
+		case slug == "":
+			c.Set(ctxSurface, SurfacePlatform)
+			a.lookupSupport(c)
+		default:
+			c.Set(ctxSurface, SurfaceStorefront)
+			if p := c.Request.URL.Path; p == "/portal" || strings.HasPrefix(p, "/portal/") {
+				c.Set(ctxSurface, SurfacePortal)
+			}
+			t, err := a.Tenants.Active(c.Request.Context(), slug)
+			if err != nil {
+				Fail(c, NotFoundCode("tenant_not_found", "no such chain"))
+				return
+			}
+			c.Set(ctxTenant, t)
+			a.lookupUser(c)
+		}
+		Fail(c, e)
+	}
+}
+
+// lookupUser sets the principal of a portal session cookie, if one is
+// valid for this tenant (for an error page's navigation; nothing is allowed
+// by it).
+func (a *App) lookupUser(c *gin.Context) {
+	token, viaCookie, _ := requestToken(c, SessionCookie)
+	if token == "" {
+		return
+	}
+	s, ok, err := a.LookupSession(c.Request.Context(), token)
+	t := TenantOf(c)
+	if err != nil || !ok || s.Kind == KindSupport || s.TenantID == nil || *s.TenantID != t.ID {
+		return
+	}
+	p := Principal{Kind: s.Kind, UserID: s.UserID, TenantID: t.ID, SessionID: s.ID, ExpiresAt: s.ExpiresAt, ViaCookie: viaCookie, tenantSlug: t.Slug}
+	if s.VisitID != nil {
+		p.VisitID = *s.VisitID
+	}
+	c.Set(ctxPrincipal, p)
+}
+
+// lookupSupport sets the principal of a console session cookie, if valid.
+func (a *App) lookupSupport(c *gin.Context) {
+	token, err := c.Cookie(ConsoleCookie)
+	if err != nil || token == "" {
+		return
+	}
+	s, ok, err := a.LookupSession(c.Request.Context(), token)
+	if err != nil || !ok || s.Kind != KindSupport {
+		return
+	}
+	c.Set(ctxPrincipal, Principal{Kind: KindSupport, UserID: s.UserID, SessionID: s.ID, ExpiresAt: s.ExpiresAt, ViaCookie: true})
 }
 
 func (a *App) registerPages(r *Registrar) {
@@ -209,6 +378,7 @@ func (a *App) registerPages(r *Registrar) {
 	r.Nav("Overview", "/portal", 0, SignedIn())
 	r.Nav("Support access log", "/portal/access-log", 90, Require("support_access", policies.Read))
 	r.Storefront(http.MethodGet, "/", Public(), a.storefrontHome)
+	a.registerLedgerPages(r)
 }
 
 type loginView struct {

@@ -50,7 +50,7 @@ func TestLoginNextNeverLeavesTheHost(t *testing.T) {
 			res, page := b.do(t, http.MethodGet, s.loginPath+"?next="+url.QueryEscape(next), nil)
 			if !utf8.ValidString(next) || strings.ContainsRune(next, 0) {
 				// Text that cannot be stored is refused before any handler.
-				if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "invalid_text") {
+				if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "UTF-8 text") {
 					t.Fatalf("next %q: %d", next, res.StatusCode)
 				}
 				return s.home, s.home

@@ -105,7 +105,7 @@ func TestSuspendAcrossInstances(t *testing.T) {
 	})
 	wantStatus(t, two.Do(t, http.MethodGet, tn.Slug, "/api/v1/me", tok, nil), http.StatusForbidden, "tenant_suspended")
 	page := two.Do(t, http.MethodGet, tn.Slug, "/portal/login", "", nil, "Accept", "text/html")
-	if page.Status != http.StatusForbidden || !strings.Contains(string(page.Body), "tenant_suspended") {
+	if page.Status != http.StatusForbidden || !strings.Contains(string(page.Body), "This chain is suspended") {
 		t.Fatalf("portal of suspended tenant: %d %s", page.Status, page.Body)
 	}
 	wantStatus(t, two.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/login", "", map[string]string{"email": ownerOf(tn), "password": apptest.Password}), http.StatusForbidden, "tenant_suspended")

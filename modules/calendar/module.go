@@ -115,6 +115,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodGet, "/calendar", app.SignedIn(), m.calendarHome)
 	r.Portal(http.MethodGet, "/venues/:venueId/calendar", atVenue(ObjEvents, read), m.calendarPage)
 	r.Portal(http.MethodPost, "/venues/:venueId/events", atVenue(ObjEvents, write), m.portalCreateEvent)
+	r.Portal(http.MethodGet, "/venues/:venueId/events/:eventId", atVenue(ObjEvents, read), m.eventPage)
+	r.Portal(http.MethodPost, "/venues/:venueId/events/:eventId", atVenue(ObjEvents, write), m.portalUpdateEvent)
 	r.Portal(http.MethodPost, "/venues/:venueId/events/:eventId/cancel", atVenue(ObjEvents, write), m.portalCancelEvent)
 	r.Portal(http.MethodPost, "/venues/:venueId/holds", atVenue(ObjHolds, write), m.portalCreateHold)
 	r.Portal(http.MethodPost, "/venues/:venueId/holds/:holdId/release", atVenue(ObjHolds, write), m.portalReleaseHold)

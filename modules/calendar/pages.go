@@ -370,9 +370,42 @@ type calendarAt struct {
 	instant time.Time
 }
 
-// renderCalendar draws the week view of a venue. failure and form carry a
-// failed submission back to the page (a conflict names the events in the way).
-func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt, status int, failure error, form *eventForm) {
+// formFailure is a refused submission carried to the page the browser is
+// redirected to: what was typed, and what was wrong in words (a conflict
+// names the events in the way).
+type formFailure struct {
+	Form      *eventForm     `json:"form,omitempty"`
+	Error     string         `json:"error"`
+	Field     string         `json:"field,omitempty"`
+	Conflicts []conflictLine `json:"conflicts,omitempty"`
+}
+
+// describeFailure says a refusal for the page; an error that is not a
+// refusal is the server's fault and is returned as such.
+func describeFailure(err error, loc *time.Location, form *eventForm) (formFailure, error) {
+	var e *app.Error
+	if !errors.As(err, &e) {
+		return formFailure{}, err
+	}
+	f := formFailure{Form: form, Error: e.Detail, Field: e.Field}
+	if e.Code == "schedule_conflict" {
+		f.Error = "Schedule conflict: this window is taken."
+		bs, _ := e.Extra["conflicts"].([]BlockerView)
+		for _, b := range bs {
+			where := "whole venue (exclusive use)"
+			if !b.Exclusive {
+				where = b.StageName
+			}
+			f.Conflicts = append(f.Conflicts, conflictLine{Title: b.Title, Where: where,
+				Status: strings.ReplaceAll(string(b.Status), "_", " "), Window: fmtRange(Window{b.OccupiedFrom, b.OccupiedTo}, loc)})
+		}
+	}
+	return f, nil
+}
+
+// renderCalendar draws the week view of a venue; failure, when set, is a
+// refused submission shown on the page.
+func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt, status int, failure *formFailure) {
 	ctx, t := c.Request.Context(), app.TenantOf(c)
 	v, err := m.svc.Venue(ctx, t, venueID)
 	if err != nil {
@@ -435,36 +468,13 @@ func (m *Module) renderCalendar(c *gin.Context, venueID uuid.UUID, at calendarAt
 	for _, sc := range vc.Stages {
 		view.Stages = append(view.Stages, sc.Stage)
 	}
-	if form != nil {
-		view.Form = *form
+	if failure != nil && failure.Form != nil {
+		view.Form = *failure.Form
 	} else {
-		start := time.Date(monday.Year(), monday.Month(), monday.Day(), 20, 0, 0, 0, loc)
-		if weekOf(now, loc).Equal(monday) {
-			n := now.In(loc)
-			start = time.Date(n.Year(), n.Month(), n.Day(), 20, 0, 0, 0, loc)
-		}
-		view.Form = eventForm{Category: "concert", Starts: start.Format(localInput), Ends: start.Add(3 * time.Hour).Format(localInput),
-			Setup: "120", Teardown: "60", Status: "confirmed"}
+		view.Form = m.defaultForm(vc, monday, now, loc)
 	}
 	if failure != nil {
-		var e *app.Error
-		if !errors.As(failure, &e) {
-			app.Fail(c, failure)
-			return
-		}
-		view.Error = e.Detail
-		if e.Code == "schedule_conflict" {
-			view.Error = "Schedule conflict: this window is taken."
-			bs, _ := e.Extra["conflicts"].([]BlockerView)
-			for _, b := range bs {
-				where := "whole venue (exclusive use)"
-				if !b.Exclusive {
-					where = b.StageName
-				}
-				view.Conflicts = append(view.Conflicts, conflictLine{Title: b.Title, Where: where,
-					Status: strings.ReplaceAll(string(b.Status), "_", " "), Window: fmtRange(Window{b.OccupiedFrom, b.OccupiedTo}, loc)})
-			}
-		}
+		view.Error, view.Conflicts = failure.Error, failure.Conflicts
 	}
 	content, err := app.RenderTemplate(m.pages, "calendar", view)
 	if err != nil {
@@ -487,7 +497,58 @@ func (m *Module) calendarPage(c *gin.Context) {
 		app.Fail(c, app.InvalidField("invalid_week", "week", "week must be a date, YYYY-MM-DD"))
 		return
 	}
-	m.renderCalendar(c, vid, calendarAt{date: week}, http.StatusOK, nil, nil)
+	var failure *formFailure
+	if key := c.Query("form"); key != "" {
+		var f formFailure
+		if m.app.TakeForm(c, key, &f) {
+			failure = &f
+		}
+	}
+	m.renderCalendar(c, vid, calendarAt{date: week}, http.StatusOK, failure)
+}
+
+// defaultForm proposes a booking that fits: the first evening (20:00 to
+// 23:00, from today on in this week) with a stage free for the show and
+// its setup and teardown, so submitting it as it is does not collide.
+func (m *Module) defaultForm(vc VenueCalendar, monday, now time.Time, loc *time.Location) eventForm {
+	f := eventForm{Category: "concert", Setup: "120", Teardown: "60", Status: "confirmed"}
+	free := func(sc StageCalendar, occ Window) bool {
+		for _, e := range vc.ExclusiveEvents {
+			if !e.Status.Final() && occ.Overlaps(Window{e.OccupiedFrom, e.OccupiedTo}) {
+				return false
+			}
+		}
+		for _, e := range sc.Events {
+			if !e.Status.Final() && occ.Overlaps(Window{e.OccupiedFrom, e.OccupiedTo}) {
+				return false
+			}
+		}
+		for _, h := range sc.Holds {
+			if occ.Overlaps(Window{h.OccupiedFrom, h.OccupiedTo}) {
+				return false
+			}
+		}
+		return true
+	}
+	first := time.Date(monday.Year(), monday.Month(), monday.Day(), 20, 0, 0, 0, loc)
+	for d := 0; d < 7; d++ {
+		start := first.AddDate(0, 0, d)
+		if start.Before(now) {
+			continue
+		}
+		occ := Window{start.Add(-2 * time.Hour), start.Add(4 * time.Hour)}
+		for _, sc := range vc.Stages {
+			if free(sc, occ) {
+				f.Stage, f.Starts, f.Ends = sc.Stage.ID.String(), start.Format(localInput), start.Add(3*time.Hour).Format(localInput)
+				return f
+			}
+		}
+	}
+	// A full week: propose the next week's Monday, which the page will
+	// check again when it is shown.
+	start := first.AddDate(0, 0, 7)
+	f.Starts, f.Ends = start.Format(localInput), start.Add(3*time.Hour).Format(localInput)
+	return f
 }
 
 func (m *Module) calendarHome(c *gin.Context) {
@@ -500,7 +561,13 @@ func (m *Module) calendarHome(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/portal/venues")
 		return
 	}
-	c.Redirect(http.StatusSeeOther, "/portal/venues/"+vs[0].ID.String()+"/calendar")
+	q := ""
+	if week := c.Query("week"); week != "" {
+		if _, err := time.Parse("2006-01-02", week); err == nil {
+			q = "?week=" + week
+		}
+	}
+	c.Redirect(http.StatusSeeOther, "/portal/venues/"+vs[0].ID.String()+"/calendar"+q)
 }
 
 type venueRow struct {
@@ -525,7 +592,17 @@ func (m *Module) venuesPage(c *gin.Context) {
 		}
 		rows = append(rows, venueRow{Venue: v, Stages: ss, LocalNow: time.Now().In(v.Location()).Format("Mon 15:04 MST")})
 	}
-	m.renderVenues(c, http.StatusOK, rows, "", venueForm{})
+	var f venueFailure
+	if key := c.Query("form"); key == "" || !m.app.TakeForm(c, key, &f) {
+		f = venueFailure{Form: venueForm{Timezone: "America/New_York"}}
+	}
+	m.renderVenues(c, http.StatusOK, rows, f.Error, f.Form)
+}
+
+// venueFailure is a refused venue form, carried to the venues page.
+type venueFailure struct {
+	Form  venueForm `json:"form"`
+	Error string    `json:"error"`
 }
 
 type venueForm struct{ Name, Address, Timezone, Capacity string }
@@ -537,7 +614,9 @@ func (m *Module) renderVenues(c *gin.Context, status int, rows []venueRow, msg s
 		CSRF      string
 		Error     string
 		Form      venueForm
-	}{rows, m.app.Can(c, ObjVenues, policies.Write), m.app.CSRFToken(app.PrincipalOf(c).SessionID.String()), msg, form})
+		Zones     []zoneChoice
+	}{rows, m.app.Can(c, ObjVenues, policies.Write), m.app.CSRFToken(app.PrincipalOf(c).SessionID.String()), msg, form,
+		zoneOptions(form.Timezone, time.Now())})
 	if err != nil {
 		app.Fail(c, err)
 		return
@@ -601,16 +680,32 @@ func (m *Module) formVenue(c *gin.Context) (Venue, bool) {
 	return v, true
 }
 
-// redisplay shows the calendar again with the failure, on the week the
-// submission was about.
+// redisplay sends the browser back to the calendar, on the week the
+// submission was about, with what was typed and what was wrong
+// (post/redirect/get: reloading the page does not submit it again).
 func (m *Module) redisplay(c *gin.Context, v Venue, err error, form eventForm) {
-	week, _ := time.ParseInLocation(localInput, form.Starts, v.Location())
-	status := http.StatusBadRequest
-	var e *app.Error
-	if errors.As(err, &e) {
-		status = e.Status()
+	week := c.PostForm("week")
+	if at, perr := time.ParseInLocation(localInput, form.Starts, v.Location()); perr == nil {
+		week = weekOf(at, v.Location()).Format("2006-01-02")
 	}
-	m.renderCalendar(c, v.ID, calendarAt{instant: week, date: c.PostForm("week")}, status, err, &form)
+	m.refuse(c, v, week, err, &form)
+}
+
+// refuse redirects to the calendar's week with a refusal to show.
+func (m *Module) refuse(c *gin.Context, v Venue, week string, err error, form *eventForm) {
+	f, err := describeFailure(err, v.Location(), form)
+	if err != nil {
+		app.Fail(c, err)
+		return
+	}
+	q := url.Values{}
+	if _, perr := time.Parse("2006-01-02", week); perr == nil {
+		q.Set("week", week)
+	}
+	if key := m.app.StashForm(c, f); key != "" {
+		q.Set("form", key)
+	}
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/portal/venues/%s/calendar?%s", v.ID, q.Encode()))
 }
 
 func doneRedirect(c *gin.Context, v Venue, at time.Time, what string) {
@@ -689,7 +784,7 @@ func (m *Module) portalReleaseHold(c *gin.Context) {
 	}
 	h, err := m.svc.ReleaseHold(c.Request.Context(), app.TenantOf(c), v.ID, hid)
 	if err != nil {
-		m.renderCalendar(c, v.ID, calendarAt{date: c.PostForm("week")}, http.StatusConflict, err, nil)
+		m.refuse(c, v, c.PostForm("week"), err, nil)
 		return
 	}
 	doneRedirect(c, v, h.StartsAt, "released")
@@ -711,7 +806,7 @@ func (m *Module) portalConfirmHold(c *gin.Context) {
 		return
 	}
 	if _, _, err := m.svc.ConfirmHold(ctx, t, v.ID, hid, ConfirmInput{}, nil); err != nil {
-		m.renderCalendar(c, v.ID, calendarAt{instant: h.StartsAt}, http.StatusConflict, err, nil)
+		m.refuse(c, v, weekOf(h.StartsAt, v.Location()).Format("2006-01-02"), err, nil)
 		return
 	}
 	doneRedirect(c, v, h.StartsAt, "confirmed")
@@ -771,7 +866,7 @@ func (m *Module) portalCancelEvent(c *gin.Context) {
 	cancelled := StatusCancelled
 	e, err := m.svc.UpdateEvent(c.Request.Context(), app.TenantOf(c), v.ID, eid, EventPatch{Status: &cancelled})
 	if err != nil {
-		m.renderCalendar(c, v.ID, calendarAt{date: c.PostForm("week")}, http.StatusConflict, err, nil)
+		m.refuse(c, v, c.PostForm("week"), err, nil)
 		return
 	}
 	doneRedirect(c, v, e.StartsAt, "cancelled")
@@ -788,7 +883,7 @@ func (m *Module) portalCreateStage(c *gin.Context) {
 		capacity = -1
 	}
 	if _, err := m.svc.CreateStage(c.Request.Context(), app.TenantOf(c), v.ID, StageInput{Name: &name, Capacity: &capacity, Kind: &kind}); err != nil {
-		m.renderCalendar(c, v.ID, calendarAt{date: c.PostForm("week")}, http.StatusBadRequest, err, nil)
+		m.refuse(c, v, c.PostForm("week"), err, nil)
 		return
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/portal/venues/%s/calendar?done=stage", v.ID))
@@ -808,12 +903,11 @@ func (m *Module) portalCreateVenue(c *gin.Context) {
 			app.Fail(c, err)
 			return
 		}
-		vs, _ := m.visibleVenues(c)
-		rows := make([]venueRow, 0, len(vs))
-		for _, v := range vs {
-			rows = append(rows, venueRow{Venue: v, LocalNow: time.Now().In(v.Location()).Format("Mon 15:04 MST")})
+		q := ""
+		if key := m.app.StashForm(c, venueFailure{Form: form, Error: e.Detail}); key != "" {
+			q = "?form=" + key
 		}
-		m.renderVenues(c, e.Status(), rows, e.Detail, form)
+		c.Redirect(http.StatusSeeOther, "/portal/venues"+q+"#venue-form")
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/portal/venues/"+v.ID.String()+"/calendar")

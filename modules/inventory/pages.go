@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -422,17 +423,35 @@ func (m *Module) storeOrderPage(c *gin.Context) {
 }
 
 type portalEventsView struct {
-	Items []portalEventItem
+	Items            []portalEventItem
+	Query, Status    string
+	VenueID, When    string
+	Venues           []venueOption
+	Statuses         []string
+	Total, Shown     int
+	NoneConfigurable bool
 }
 
 type portalEventItem struct {
 	app.EventInfo
-	When string
+	When       string
+	Configured bool
+	Sold       int
+	Capacity   int
+	Pct        int
+	Past       bool
 }
 
+// portalListLimit bounds the rows (each reads its event's counts).
+const portalListLimit = 100
+
+// portalEventsPage lists the events whose tickets the person may see:
+// upcoming first (soonest at the top), or past ones (latest first), with
+// search by title or venue, filters by status and venue, and how much of
+// each is sold.
 func (m *Module) portalEventsPage(c *gin.Context) {
 	if !m.app.CanAnywhere(c, ObjInventory, policies.Read) {
-		app.Fail(c, app.Forbidden("forbidden", "your roles do not allow reading inventory"))
+		app.Fail(c, app.Forbidden("forbidden", "your role does not allow you to see ticketing"))
 		return
 	}
 	dir := m.app.Events()
@@ -440,18 +459,74 @@ func (m *Module) portalEventsPage(c *gin.Context) {
 		app.Fail(c, app.Unavailable("events_unavailable", 0, "no module provides events"))
 		return
 	}
-	evs, err := dir.Events(c.Request.Context(), app.TenantOf(c), app.EventFilter{Limit: 500})
+	ctx, t := c.Request.Context(), app.TenantOf(c)
+	v := portalEventsView{Query: strings.TrimSpace(c.Query("q")), Status: c.Query("status"), VenueID: c.Query("venue"), When: c.Query("when"),
+		Statuses: []string{"draft", "confirmed", "on_sale", "sold_out", "completed", "cancelled"}}
+	if v.When != "past" && v.When != "all" {
+		v.When = "upcoming"
+	}
+	now := time.Now()
+	f := app.EventFilter{Limit: 500}
+	if v.Status != "" {
+		f.Statuses = []string{v.Status}
+	}
+	if id, err := uuid.Parse(v.VenueID); err == nil {
+		f.VenueID = id
+	}
+	switch v.When {
+	case "upcoming":
+		f.From = now.Add(-6 * time.Hour) // a show under way still counts as today's
+	case "past":
+		f.To = now
+	}
+	evs, err := dir.Events(ctx, t, f)
 	if err != nil {
 		app.Fail(c, err)
 		return
 	}
-	var v portalEventsView
+	seenVenue := map[uuid.UUID]bool{}
+	q := strings.ToLower(v.Query)
+	var rows []portalEventItem
 	for _, e := range evs {
-		if m.app.CanAtVenue(c, e.VenueID, ObjInventory, policies.Read) {
-			v.Items = append(v.Items, portalEventItem{EventInfo: e, When: localTime(e)})
+		if !m.app.CanAtVenue(c, e.VenueID, ObjInventory, policies.Read) {
+			continue
+		}
+		if !seenVenue[e.VenueID] {
+			seenVenue[e.VenueID] = true
+			v.Venues = append(v.Venues, venueOption{ID: e.VenueID.String(), Name: e.VenueName})
+		}
+		if q != "" && !strings.Contains(strings.ToLower(e.Title), q) && !strings.Contains(strings.ToLower(e.VenueName), q) {
+			continue
+		}
+		rows = append(rows, portalEventItem{EventInfo: e, When: localTime(e), Past: e.EndsAt.Before(now)})
+	}
+	if v.When == "past" {
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].StartsAt.After(rows[j].StartsAt) })
+	}
+	v.Total = len(rows)
+	if len(rows) > portalListLimit {
+		rows = rows[:portalListLimit]
+	}
+	for i := range rows {
+		inv, err := m.svc.Inventory(ctx, t, rows[i].ID)
+		if err != nil {
+			if e, ok := err.(*app.Error); ok && e.Code == "no_inventory" {
+				continue
+			}
+			app.Fail(c, err)
+			return
+		}
+		rows[i].Configured, rows[i].Capacity = true, inv.Settings.Capacity
+		for _, z := range inv.Zones {
+			rows[i].Sold += z.Sold
+		}
+		if rows[i].Capacity > 0 {
+			rows[i].Pct = min(100, rows[i].Sold*100/rows[i].Capacity)
 		}
 	}
-	m.render(c, "portal_events", "Inventory", v, true)
+	v.Items, v.Shown = rows, len(rows)
+	sort.Slice(v.Venues, func(i, j int) bool { return v.Venues[i].Name < v.Venues[j].Name })
+	m.render(c, "portal_events", "Tickets", v, true)
 }
 
 type portalEventView struct {
@@ -459,7 +534,13 @@ type portalEventView struct {
 	When     string
 	Inv      *Inventory
 	CanWrite bool
+	// CanSetUp is false for an event that is over or cancelled: there is
+	// nothing left to sell.
+	CanSetUp bool
+	Closed   string
+	Sold     int
 	Example  string
+	Currency string
 }
 
 func (m *Module) portalEventPage(c *gin.Context) {
@@ -468,15 +549,56 @@ func (m *Module) portalEventPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	v := portalEventView{Event: ev, When: localTime(ev), CanWrite: m.app.CanAtVenue(c, ev.VenueID, ObjInventory, policies.Write), Example: exampleSetup}
+	cur := venueCurrency(ev.Timezone)
+	v := portalEventView{Event: ev, When: localTime(ev), CanWrite: m.app.CanAtVenue(c, ev.VenueID, ObjInventory, policies.Write),
+		Currency: cur, Example: strings.ReplaceAll(exampleSetup, `"EUR"`, `"`+cur+`"`)}
+	switch {
+	case ev.Status == "cancelled":
+		v.Closed = "This event is cancelled: its tickets can no longer be set up or sold."
+	case ev.Status == "completed" || ev.EndsAt.Before(time.Now()):
+		v.Closed = "This event is over: its tickets can no longer be set up or sold."
+	default:
+		v.CanSetUp = v.CanWrite
+	}
 	inv, err := m.svc.Inventory(c.Request.Context(), app.TenantOf(c), ev.ID)
 	if err == nil {
 		v.Inv = &inv
+		for _, z := range inv.Zones {
+			v.Sold += z.Sold
+		}
 	} else if e, ok := err.(*app.Error); !ok || e.Code != "no_inventory" {
 		app.Fail(c, err)
 		return
 	}
 	m.render(c, "portal_event", ev.Title, v, true)
+}
+
+// venueCurrency is the currency a venue sells in, from where it is (its
+// timezone): events carry no currency of their own until tiers name one.
+func venueCurrency(tz string) string {
+	switch {
+	case tz == "Europe/London":
+		return "GBP"
+	case tz == "Europe/Zurich":
+		return "CHF"
+	case tz == "Europe/Stockholm":
+		return "SEK"
+	case tz == "Europe/Oslo":
+		return "NOK"
+	case tz == "Europe/Copenhagen":
+		return "DKK"
+	case tz == "Europe/Warsaw":
+		return "PLN"
+	case strings.HasPrefix(tz, "Europe/"):
+		return "EUR"
+	case tz == "Asia/Tokyo":
+		return "JPY"
+	case strings.HasPrefix(tz, "Australia/"):
+		return "AUD"
+	case tz == "America/Toronto" || tz == "America/Vancouver":
+		return "CAD"
+	}
+	return "USD"
 }
 
 const exampleSetup = `{

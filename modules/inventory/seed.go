@@ -25,7 +25,7 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 		m.app.Log.Warn("inventory demo: no event directory; nothing seeded", "tenant", t.Slug)
 		return nil
 	}
-	evs, err := dir.Events(ctx, t, app.EventFilter{Statuses: []string{"on_sale"}, Limit: 50})
+	evs, err := dir.Events(ctx, t, app.EventFilter{Statuses: []string{"on_sale"}, Limit: 500})
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,13 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 	others := append(append([]app.EventInfo(nil), evs[:big]...), evs[big+1:]...)
 	for i, ev := range others {
 		if i >= 6 {
-			break
+			// Every event the portal shows as on sale sells on the
+			// storefront: the rest get a small map and floor.
+			seats := min(100, ev.VenueCapacity/2)
+			if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, seats, min(200, ev.VenueCapacity-seats), demoCurrency(ev))); err != nil {
+				return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
+			}
+			continue
 		}
 		seats := min(600, ev.VenueCapacity*6/10)
 		if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, seats, min(300, ev.VenueCapacity-seats), demoCurrency(ev))); err != nil {

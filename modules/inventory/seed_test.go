@@ -35,6 +35,10 @@ func TestDemoSeed(t *testing.T) {
 			AND EXISTS (SELECT 1 FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'pool' AND c.capacity = 1000)`); n != 1 {
 			t.Fatalf("%d flagship events", n)
 		}
+		// One story: every event the portal shows as on sale has tickets.
+		if n := s.count(t, `SELECT count(*) FROM cal_events e WHERE e.status = 'on_sale' AND NOT EXISTS (SELECT 1 FROM inv_events i WHERE i.event_id = e.id)`); n != 0 {
+			t.Fatalf("%d on-sale events without tickets", n)
+		}
 		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
 			t.Fatalf("%d partly sold events", n)
 		}

@@ -186,6 +186,11 @@ func (s *Service) Order(ctx context.Context, t tenants.Tenant, id uuid.UUID) (Or
 	return s.orders.Order(ctx, t, id)
 }
 
+// SearchOrders lists an event's orders for the portal, newest first.
+func (s *Service) SearchOrders(ctx context.Context, t tenants.Tenant, f orders.OrderSearch) ([]Order, error) {
+	return s.orders.Search(ctx, t, f)
+}
+
 // Tickets lists an order's tickets.
 func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) ([]Ticket, error) {
 	return s.orders.Tickets(ctx, t, orderID)

@@ -293,3 +293,42 @@ func (s *Service) Tickets(ctx context.Context, t tenants.Tenant, orderID uuid.UU
 func (s *Service) CreateOrderWithoutPayment(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, buyerID string, b BuyerInfo) (model.Order, error) {
 	return s.createOrder(ctx, t, holdID, buyerID, b, nil, false)
 }
+
+// OrderSearch selects one event's orders for the portal: Text matches the
+// buyer's name or e-mail, the start of the order id, or a seat of a ticket
+// in it; Before is the keyset cursor (created_at, id) of the last order
+// shown, the newest coming first.
+type OrderSearch struct {
+	EventID  uuid.UUID
+	Text     string
+	Status   string
+	Tier     string
+	Before   *time.Time
+	BeforeID uuid.UUID
+	Limit    int
+}
+
+// Search lists an event's orders, newest first.
+func (s *Service) Search(ctx context.Context, t tenants.Tenant, f OrderSearch) ([]model.Order, error) {
+	out := []model.Order{}
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		q := tx.Table("inv_orders").Select(model.OrderCols).Where("event_id = ?", f.EventID)
+		if f.Text != "" {
+			like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Text) + "%"
+			q = q.Where(`(name ILIKE ? OR email ILIKE ? OR id::text LIKE ? OR EXISTS (SELECT 1 FROM inv_tickets k
+				WHERE k.order_id = inv_orders.id AND (k.seat_id ILIKE ? OR k.holder_name ILIKE ? OR k.holder_email ILIKE ?)))`,
+				like, like, strings.ToLower(strings.TrimSpace(f.Text))+"%", like, like, like)
+		}
+		if f.Status != "" {
+			q = q.Where("status = ?", f.Status)
+		}
+		if f.Tier != "" {
+			q = q.Where("EXISTS (SELECT 1 FROM inv_tickets k WHERE k.order_id = inv_orders.id AND k.tier_name = ?)", f.Tier)
+		}
+		if f.Before != nil {
+			q = q.Where("(created_at, id) < (?, ?)", *f.Before, f.BeforeID)
+		}
+		return q.Order("created_at DESC, id DESC").Limit(f.Limit).Scan(&out).Error
+	})
+	return out, err
+}
