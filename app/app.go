@@ -69,6 +69,8 @@ type App struct {
 	attendance Attendance
 	holds      CalendarHolds
 	tickets    TicketFacts
+	offers     TicketOffers
+	hooks      hooks
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).
 	storefrontLanding string

@@ -33,6 +33,7 @@ var blocks = []block{
 	{110, 119, []string{"staffing"}, "staffing: staff, certifications, shifts, requirements"},
 	{120, 129, []string{"core"}, "fleet: placement on servers, moves, tenant status history"},
 	{130, 139, []string{"ops"}, "ops: zones, occupancy, alerts, POS, revenue, incidents"},
+	{170, 179, []string{"search", "inventory"}, "storefront search and trending; demand-based pricing"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the
@@ -41,7 +42,7 @@ var blocks = []block{
 }
 
 // owners are the names a migration file may start with after its number.
-var owners = []string{"core", "calendar", "inventory", "booking", "staffing", "ops"}
+var owners = []string{"core", "calendar", "inventory", "booking", "staffing", "ops", "search"}
 
 // founding are the files named before the owner convention, with their
 // owner; "founding" marks the calendar's and inventory's first files, allowed

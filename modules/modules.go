@@ -8,6 +8,7 @@ import (
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/queue"
 	"marquee/modules/ops"
+	"marquee/modules/search"
 	"marquee/modules/staffing"
 )
 
@@ -22,5 +23,6 @@ func All() []app.Module {
 		booking.New(),
 		staffing.New(),
 		ops.New(),
+		search.New(), // after inventory: it takes over the storefront home
 	}
 }

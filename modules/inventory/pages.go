@@ -108,6 +108,7 @@ type seatView struct {
 
 type storeEventView struct {
 	Event     app.EventInfo
+	Prices    []PriceRange // demand-priced tiers, from their notice on
 	When      string
 	Tiers     []TierAvailability
 	Seats     []seatView
@@ -189,6 +190,10 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	v := storeEventView{Event: ev, When: localTime(ev), Tiers: av.Tiers, Width: sm.Width + 10, Height: sm.Height + 10,
 		HasSeats: len(sm.Seats) > 0, TestMode: m.app.Config.TestModePayments(),
 		PublishableKey: m.app.Config.StripePublishableKey, StripeJS: StripeJS}
+	if v.Prices, err = m.svc.PriceRanges(ctx, t, ev.ID); err != nil {
+		app.Fail(c, err)
+		return
+	}
 	if v.PublishableKey != "" {
 		allowStripeJS(c)
 	}

@@ -15,6 +15,7 @@ import (
 	"marquee/modules/inventory/internal/door"
 	"marquee/modules/inventory/internal/holds"
 	"marquee/modules/inventory/internal/orders"
+	"marquee/modules/inventory/internal/pricing"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/modules/inventory/internal/tickets"
 	"marquee/tenants"
@@ -33,6 +34,7 @@ type Service struct {
 	tickets   *tickets.Service
 	buyers    *buyers.Signer
 	door      *door.Service
+	pricing   *pricing.Service
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -42,12 +44,21 @@ func NewService(a *app.Core) *Service {
 	cat := catalogue.New(d, st)
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
+	pr := pricing.New(d)
+	pr.Event = cat.Event
+	pr.Changed = func(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
+		st.Changed(ctx, t, eventID, nil) // cached availability carries prices
+		a.OffersChanged(ctx, t, eventID)
+	}
 	return &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
-		door: door.New(d, tk)}
+		door: door.New(d, tk), pricing: pr}
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.
-func (s *Service) setGate(g AdmissionGate) { s.d.SetGate(g) }
+func (s *Service) setGate(g AdmissionGate) {
+	s.d.SetGate(g)
+	s.pricing.Queue, _ = g.(pricing.QueueMeter) // the queue's length is a demand signal
+}
 
 // ---- catalogue
 
