@@ -22,7 +22,7 @@ func parsePages() (*template.Template, error) {
 		"money": money,
 		"human": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 		// Highlights are built by highlight(): the text escaped, only <mark> added.
-		"marked": func(s string) template.HTML { return template.HTML(s) }, // #nosec: escaped by highlight
+		"marked":  func(s string) template.HTML { return template.HTML(s) }, // #nosec: escaped by highlight
 		"deref":   func(f *float64) float64 { return *f },
 		"deref64": func(n *int64) int64 { return *n },
 		"inc":     func(i int) int { return i + 1 },

@@ -25,7 +25,9 @@ func (s *Service) hourKey(t tenants.Tenant, hour int64) string {
 	return s.app.RedisKey("srch", "trend", t.Slug, strconv.FormatInt(hour, 10))
 }
 
-func (s *Service) builtKey(t tenants.Tenant) string { return s.app.RedisKey("srch", "trend", t.Slug, "built") }
+func (s *Service) builtKey(t tenants.Tenant) string {
+	return s.app.RedisKey("srch", "trend", t.Slug, "built")
+}
 func (s *Service) dirtyKey(t tenants.Tenant) string { return s.app.RedisKey("srch", "dirty", t.Slug) }
 
 func hourOf(at time.Time) int64 { return at.UTC().Unix() / 3600 }

@@ -114,9 +114,9 @@ type Zone struct {
 
 // Tier is a ticket type: a price in a zone, sold within a window.
 type Tier struct {
-	ID          uuid.UUID  `gorm:"column:id" json:"id"`
-	ZoneID      uuid.UUID  `gorm:"column:zone_id" json:"zone_id"`
-	Name        string     `gorm:"column:name" json:"name"`
+	ID     uuid.UUID `gorm:"column:id" json:"id"`
+	ZoneID uuid.UUID `gorm:"column:zone_id" json:"zone_id"`
+	Name   string    `gorm:"column:name" json:"name"`
 	// PriceMinor is the all-in price a buyer pays (fees included) when
 	// read; FeeMinor the mandatory fees it includes.
 	PriceMinor  int64      `gorm:"column:price_minor" json:"price"`

@@ -47,8 +47,8 @@ const sensitivity = 0.10
 // sell out by the event (0 on pace, up to +3 ahead, down to -1 when nothing
 // sells), plus scarcity when under a fifth remains, plus the queue against
 // what remains, minus a push down when over half is unsold two days out.
-// The target is the price moved by 10% per unit of pressure, then limited to
-// one step and to the bounds.
+// The target is the price moved by 10% per unit of pressure; a move under
+// 1% is not made; the rest is limited to one step and to the bounds.
 func Decide(current int64, b Bounds, s Signals) (int64, Signals) {
 	hours := math.Max(s.HoursToEvent, 0.25)
 	window := float64(s.WindowMin) / 60
@@ -74,6 +74,9 @@ func Decide(current int64, b Bounds, s Signals) (int64, Signals) {
 	s.Pressure = math.Round(p*1000) / 1000
 	target := int64(math.Round(float64(current) * (1 + sensitivity*p)))
 	s.Target = target
+	if d := target - current; d*100 < current && -d*100 < current {
+		return current, s // under 1%: not worth a change buyers would notice as jitter
+	}
 	next := target
 	if next > current+b.MaxStep {
 		next = current + b.MaxStep

@@ -160,7 +160,7 @@ func (s *Service) setRule(ctx context.Context, t tenants.Tenant, eventID, tierID
 			return app.Conflict("price_outside_bounds", "the tier's price %d lies outside [%d, %d]", price[0], in.Floor, in.Ceiling).With("price", price[0])
 		}
 		err := tx.Exec(`INSERT INTO inv_price_rules (tier_id, event_id, enabled, floor_minor, ceiling_minor, max_step_minor, min_interval_sec, notice_from, effective_from)
-			VALUES (@tier, @event, @enabled, @floor, @ceiling, @step, @interval, @now, @now::timestamptz + interval '24 hours')
+			VALUES (@tier, @event, @enabled, @floor, @ceiling, @step, @interval, @now, CAST(@now AS timestamptz) + interval '24 hours')
 			ON CONFLICT (tier_id) DO UPDATE SET enabled = EXCLUDED.enabled, floor_minor = EXCLUDED.floor_minor,
 				ceiling_minor = EXCLUDED.ceiling_minor, max_step_minor = EXCLUDED.max_step_minor,
 				min_interval_sec = EXCLUDED.min_interval_sec, updated_at = now(),
@@ -219,7 +219,7 @@ func (s *Service) Recompute(ctx context.Context, t tenants.Tenant) (int, error) 
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT `+ruleCols+` FROM inv_price_rules r JOIN inv_tiers t ON t.id = r.tier_id
 			WHERE r.enabled AND r.effective_from <= @now
-			  AND (r.last_change_at IS NULL OR r.last_change_at <= @now::timestamptz - make_interval(secs => r.min_interval_sec))
+			  AND (r.last_change_at IS NULL OR r.last_change_at <= CAST(@now AS timestamptz) - make_interval(secs => r.min_interval_sec))
 			  AND (t.sale_ends IS NULL OR t.sale_ends > @now)`, map[string]any{"now": s.d.Now()}).Scan(&due).Error
 	})
 	if err != nil {
@@ -262,7 +262,7 @@ func (s *Service) recomputeOne(ctx context.Context, t tenants.Tenant, r Rule) (b
 		var rs []Rule
 		if err := tx.Raw(`SELECT `+ruleCols+` FROM inv_price_rules r JOIN inv_tiers t ON t.id = r.tier_id
 			WHERE r.tier_id = @tier AND r.enabled AND r.effective_from <= @now
-			  AND (r.last_change_at IS NULL OR r.last_change_at <= @now::timestamptz - make_interval(secs => r.min_interval_sec))
+			  AND (r.last_change_at IS NULL OR r.last_change_at <= CAST(@now AS timestamptz) - make_interval(secs => r.min_interval_sec))
 			FOR UPDATE OF r, t`, map[string]any{"tier": r.TierID, "now": now}).Scan(&rs).Error; err != nil || len(rs) == 0 {
 			return err
 		}
@@ -274,7 +274,7 @@ func (s *Service) recomputeOne(ctx context.Context, t tenants.Tenant, r Rule) (b
 		}
 		if err := tx.Raw(`SELECT
 				(SELECT count(*) FROM inv_tickets k WHERE k.event_id = t.event_id AND k.tier_id = t.id AND k.status = 'valid'
-				   AND k.issued_at > @now::timestamptz - make_interval(secs => @window)) AS sold,
+				   AND k.issued_at > CAST(@now AS timestamptz) - make_interval(secs => @window)) AS sold,
 				CASE WHEN z.kind = 'ga' THEN
 					(SELECT coalesce(sum(sh.capacity - sh.held - sh.sold), 0) FROM inv_counters c JOIN inv_counter_shards sh ON sh.counter_id = c.id
 					 WHERE c.zone_id = z.id AND c.kind = 'pool')
