@@ -311,6 +311,15 @@ type portalEventView struct {
 	Inv      *Inventory
 	CanWrite bool
 	Example  string
+	Pricing  []pricingRow
+	History  []PriceChange
+}
+
+// pricingRow is a tier with its demand-pricing rule (zero when it has none).
+type pricingRow struct {
+	Tier Tier
+	Rule PriceRule
+	Has  bool
 }
 
 func (m *Module) portalEventPage(c *gin.Context) {
@@ -326,6 +335,23 @@ func (m *Module) portalEventPage(c *gin.Context) {
 	} else if e, ok := err.(*app.Error); !ok || e.Code != "no_inventory" {
 		app.Fail(c, err)
 		return
+	}
+	if v.Inv != nil {
+		pv, err := m.svc.Pricing(c.Request.Context(), app.TenantOf(c), ev.ID, 50)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		for _, ti := range v.Inv.Tiers {
+			row := pricingRow{Tier: ti}
+			for _, r := range pv.Rules {
+				if r.TierID == ti.ID {
+					row.Rule, row.Has = r, true
+				}
+			}
+			v.Pricing = append(v.Pricing, row)
+		}
+		v.History = pv.History
 	}
 	m.render(c, "portal_event", ev.Title, v, true)
 }

@@ -65,9 +65,35 @@ func matches(word, term string) bool {
 		len(word) >= 4 && strings.HasPrefix(term, word) && len(term)-len(word) <= 3:
 		return true
 	case len(term) >= 4 && len(word) >= 4:
-		return similarity(word, term) >= 0.45
+		limit := 1
+		if len(term) >= 8 {
+			limit = 2
+		}
+		return similarity(word, term) >= 0.45 || editDistance(word, term) <= limit
 	}
 	return false
+}
+
+// editDistance is the Levenshtein distance between two words (runes).
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
 }
 
 // highlight returns the field as HTML with the words that match the query

@@ -348,3 +348,31 @@ func TestSearchFollowsOwners(t *testing.T) {
 		t.Fatalf("after rebuild: %v", got)
 	}
 }
+
+// sell pays an order of n tickets for an event through the real hold →
+// order → payment path (trending counts it from the payment's hook).
+func (c *catalogue) sell(t testing.TB, key string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	svc := c.e.inv.Service()
+	ev, err := svc.Event(ctx, c.t, uuid.MustParse(c.events[key]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := svc.Inventory(ctx, c.t, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := "buyer-" + uuid.NewString()
+	h, err := svc.CreateHold(ctx, c.t, ev, inventory.HoldRequest{TierID: &inv.Tiers[0].ID, Quantity: n, BuyerID: buyer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := svc.CreateOrderWithoutPayment(ctx, c.t, h.ID, buyer, inventory.BuyerInfo{Email: "fan@example.com", Name: "Fan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PaymentSucceeded(ctx, c.t, "evt-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID); err != nil {
+		t.Fatal(err)
+	}
+}

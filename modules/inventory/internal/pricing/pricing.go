@@ -215,12 +215,18 @@ func (s *Service) Ranges(ctx context.Context, t tenants.Tenant, eventID uuid.UUI
 // and in effect, changing each price that its signals move, at most once
 // per rule's interval. It returns how many prices changed.
 func (s *Service) Recompute(ctx context.Context, t tenants.Tenant) (int, error) {
+	return s.RecomputeAt(ctx, t, s.d.Now())
+}
+
+// RecomputeAt is Recompute as if run at now (the demo's seed replays the
+// last hour).
+func (s *Service) RecomputeAt(ctx context.Context, t tenants.Tenant, now time.Time) (int, error) {
 	var due []Rule
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT `+ruleCols+` FROM inv_price_rules r JOIN inv_tiers t ON t.id = r.tier_id
 			WHERE r.enabled AND r.effective_from <= @now
 			  AND (r.last_change_at IS NULL OR r.last_change_at <= CAST(@now AS timestamptz) - make_interval(secs => r.min_interval_sec))
-			  AND (t.sale_ends IS NULL OR t.sale_ends > @now)`, map[string]any{"now": s.d.Now()}).Scan(&due).Error
+			  AND (t.sale_ends IS NULL OR t.sale_ends > @now)`, map[string]any{"now": now}).Scan(&due).Error
 	})
 	if err != nil {
 		return 0, err
@@ -228,7 +234,7 @@ func (s *Service) Recompute(ctx context.Context, t tenants.Tenant) (int, error) 
 	changed := 0
 	var errs []error
 	for _, r := range due {
-		ok, err := s.recomputeOne(ctx, t, r)
+		ok, err := s.recomputeOne(ctx, t, r, now)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -239,12 +245,11 @@ func (s *Service) Recompute(ctx context.Context, t tenants.Tenant) (int, error) 
 	return changed, errors.Join(errs...)
 }
 
-func (s *Service) recomputeOne(ctx context.Context, t tenants.Tenant, r Rule) (bool, error) {
+func (s *Service) recomputeOne(ctx context.Context, t tenants.Tenant, r Rule, now time.Time) (bool, error) {
 	ev, err := s.Event(ctx, t, r.EventID)
 	if err != nil {
 		return false, err
 	}
-	now := s.d.Now()
 	if !ev.StartsAt.After(now) || ev.Status == "cancelled" {
 		return false, nil
 	}
