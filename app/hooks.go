@@ -21,12 +21,15 @@ type TicketSale struct {
 // the words a buyer reads: prices are all-in (every mandatory fee included),
 // in minor units.
 type EventOffer struct {
-	EventID   uuid.UUID
-	MinPrice  int64 // lowest all-in price of a tier on sale or to come
-	MaxPrice  int64 // highest; with Dynamic, the bounds a demand-priced tier may reach
-	Currency  string
-	Available int  // tickets left to sell (the seller's counters)
-	Dynamic   bool // a tier is demand-priced
+	EventID  uuid.UUID
+	MinPrice int64 // lowest all-in price of a tier on sale or to come, now
+	MaxPrice int64 // highest, now
+	// RangeMin and RangeMax are the all-in bounds prices may move in (the
+	// demand-priced tiers' floors and ceilings; MinPrice/MaxPrice otherwise).
+	RangeMin, RangeMax int64
+	Currency           string
+	Available          int  // tickets left to sell (the seller's counters)
+	Dynamic            bool // a tier is demand-priced
 }
 
 // TicketOffers is provided by the module that sells tickets (inventory), so

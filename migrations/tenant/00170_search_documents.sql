@@ -29,6 +29,8 @@ CREATE TABLE srch_documents (
     sells        boolean NOT NULL DEFAULT false, -- the inventory offers tickets
     min_price    bigint,                         -- all-in, minor units
     max_price    bigint,
+    range_min    bigint,                         -- all-in bounds of demand-priced tiers
+    range_max    bigint,
     currency     char(3),
     available    integer NOT NULL DEFAULT 0,
     dynamic      boolean NOT NULL DEFAULT false,

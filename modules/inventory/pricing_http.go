@@ -121,26 +121,29 @@ func (s *Service) Offers(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)
 		EventID   uuid.UUID `gorm:"column:event_id"`
 		MinPrice  int64     `gorm:"column:min_price"`
 		MaxPrice  int64     `gorm:"column:max_price"`
+		RangeMin  int64     `gorm:"column:range_min"`
+		RangeMax  int64     `gorm:"column:range_max"`
 		Currency  string    `gorm:"column:currency"`
 		Available int       `gorm:"column:available"`
 		Dynamic   bool      `gorm:"column:dynamic"`
 	}
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT e.event_id, p.min_price, p.max_price, p.currency, p.dynamic,
+		return tx.Raw(`SELECT e.event_id, p.min_price, p.max_price, p.range_min, p.range_max, p.currency, p.dynamic,
 				(SELECT count(*) FROM inv_seats s WHERE s.event_id = e.event_id AND s.state = 'available')
 				+ (SELECT coalesce(sum(sh.capacity - sh.held - sh.sold), 0) FROM inv_counters c JOIN inv_counter_shards sh ON sh.counter_id = c.id
 				   WHERE c.event_id = e.event_id AND c.kind = 'pool') AS available
 			FROM inv_events e
 			CROSS JOIN LATERAL (
-				SELECT min(CASE WHEN r.enabled THEN least(t.price_minor, r.floor_minor) ELSE t.price_minor END + t.fee_minor) AS min_price,
-				       max(CASE WHEN r.enabled THEN greatest(t.price_minor, r.ceiling_minor) ELSE t.price_minor END + t.fee_minor) AS max_price,
+				SELECT min(t.price_minor + t.fee_minor) AS min_price, max(t.price_minor + t.fee_minor) AS max_price,
+				       min(CASE WHEN r.enabled THEN least(t.price_minor, r.floor_minor) ELSE t.price_minor END + t.fee_minor) AS range_min,
+				       max(CASE WHEN r.enabled THEN greatest(t.price_minor, r.ceiling_minor) ELSE t.price_minor END + t.fee_minor) AS range_max,
 				       min(t.currency) AS currency, coalesce(bool_or(r.enabled), false) AS dynamic
 				FROM inv_tiers t LEFT JOIN inv_price_rules r ON r.tier_id = t.id
 				WHERE t.event_id = e.event_id AND (t.sale_ends IS NULL OR t.sale_ends > now())) p
 			WHERE e.event_id IN ? AND p.min_price IS NOT NULL`, ids).Scan(&rows).Error
 	})
 	for _, r := range rows {
-		out[r.EventID] = app.EventOffer{EventID: r.EventID, MinPrice: r.MinPrice, MaxPrice: r.MaxPrice, Currency: r.Currency,
+		out[r.EventID] = app.EventOffer{EventID: r.EventID, MinPrice: r.MinPrice, MaxPrice: r.MaxPrice, RangeMin: r.RangeMin, RangeMax: r.RangeMax, Currency: r.Currency,
 			Available: r.Available, Dynamic: r.Dynamic}
 	}
 	return out, err

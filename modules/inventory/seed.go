@@ -3,8 +3,8 @@ package inventory
 import (
 	"context"
 	"fmt"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 

@@ -44,6 +44,8 @@ type Hit struct {
 	Timezone    string    `json:"timezone"`
 	MinPrice    *int64    `json:"min_price,omitempty"` // all-in, every mandatory fee included
 	MaxPrice    *int64    `json:"max_price,omitempty"`
+	RangeMin    *int64    `json:"range_min,omitempty"` // all-in bounds a demand price may move in
+	RangeMax    *int64    `json:"range_max,omitempty"`
 	Currency    string    `json:"currency,omitempty"`
 	Available   int       `json:"available"`
 	Dynamic     bool      `json:"dynamic_pricing"`
@@ -113,7 +115,7 @@ func (q Query) Statement() (string, pgx.NamedArgs) {
 		dist = `round((public.earth_distance(public.ll_to_earth(@lat, @lng), public.ll_to_earth(d.latitude, d.longitude)) / 1000)::numeric, 3)::float8`
 	}
 	inner := `SELECT d.event_id, d.venue_id, d.title, d.artist, d.venue_name, d.description, d.category, d.status, d.starts_at, d.timezone,
-			d.min_price, d.max_price, d.currency, d.available, d.dynamic,
+			d.min_price, d.max_price, d.range_min, d.range_max, d.currency, d.available, d.dynamic,
 			` + score + ` AS score, ` + dist + ` AS distance_km, coalesce(d.min_price, 9000000000000000) AS price_key
 		FROM srch_documents d
 		WHERE d.starts_at > now() AND d.status = ANY(@statuses)`
@@ -172,7 +174,8 @@ func (s *Service) Run(ctx context.Context, t tenants.Tenant, q Query) ([]Hit, er
 	err := s.app.PgxTx(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *tenants.Pgx) error {
 		hits = hits[:0]
 		if q.Text != "" {
-			if _, err := tx.Exec(`SELECT set_config('pg_trgm.word_similarity_threshold', '` + trigramThreshold + `', true)`); err != nil {
+			// For this transaction only: how alike counts as a typo.
+			if _, err := tx.Exec(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold); err != nil {
 				return err
 			}
 		}
@@ -186,7 +189,7 @@ func (s *Service) Run(ctx context.Context, t tenants.Tenant, q Query) ([]Hit, er
 			var cur *string
 			var priceKey int64
 			if err := rows.Scan(&h.EventID, &h.VenueID, &h.Title, &h.Artist, &h.VenueName, &h.description, &h.Category, &h.Status,
-				&h.StartsAt, &h.Timezone, &h.MinPrice, &h.MaxPrice, &cur, &h.Available, &h.Dynamic, &h.Score, &h.DistanceKm, &priceKey); err != nil {
+				&h.StartsAt, &h.Timezone, &h.MinPrice, &h.MaxPrice, &h.RangeMin, &h.RangeMax, &cur, &h.Available, &h.Dynamic, &h.Score, &h.DistanceKm, &priceKey); err != nil {
 				return err
 			}
 			if cur != nil {
@@ -261,6 +264,8 @@ type docRow struct {
 	Sells       bool      `json:"sells"`
 	MinPrice    *int64    `json:"min_price"`
 	MaxPrice    *int64    `json:"max_price"`
+	RangeMin    *int64    `json:"range_min"`
+	RangeMax    *int64    `json:"range_max"`
 	Currency    *string   `json:"currency"`
 	Available   int       `json:"available"`
 	Dynamic     bool      `json:"dynamic"`
@@ -354,8 +359,9 @@ func (s *Service) store(ctx context.Context, t tenants.Tenant, evs []app.EventIn
 				r.Artist, r.Description = listings[i].Artist, listings[i].Description
 			}
 			if o, ok := offers[ev.ID]; ok {
-				minP, maxP, cur := o.MinPrice, o.MaxPrice, o.Currency
+				minP, maxP, lo, hi, cur := o.MinPrice, o.MaxPrice, o.RangeMin, o.RangeMax, o.Currency
 				r.Sells, r.MinPrice, r.MaxPrice, r.Currency, r.Available, r.Dynamic = true, &minP, &maxP, &cur, o.Available, o.Dynamic
+				r.RangeMin, r.RangeMax = &lo, &hi
 			}
 			rows = append(rows, r)
 		}
@@ -364,16 +370,16 @@ func (s *Service) store(ctx context.Context, t tenants.Tenant, evs []app.EventIn
 			return err
 		}
 		return tx.Exec(`INSERT INTO srch_documents (event_id, venue_id, title, artist, venue_name, description, category, status,
-				starts_at, ends_at, timezone, latitude, longitude, sells, min_price, max_price, currency, available, dynamic, refreshed_at)
+				starts_at, ends_at, timezone, latitude, longitude, sells, min_price, max_price, range_min, range_max, currency, available, dynamic, refreshed_at)
 			SELECT r.event_id, r.venue_id, r.title, r.artist, r.venue_name, r.description, r.category, r.status,
-				r.starts_at, r.ends_at, r.timezone, r.latitude, r.longitude, r.sells, r.min_price, r.max_price, r.currency, r.available, r.dynamic, now()
+				r.starts_at, r.ends_at, r.timezone, r.latitude, r.longitude, r.sells, r.min_price, r.max_price, r.range_min, r.range_max, r.currency, r.available, r.dynamic, now()
 			FROM jsonb_to_recordset(?::jsonb) AS r(event_id uuid, venue_id uuid, title text, artist text, venue_name text, description text,
 				category text, status text, starts_at timestamptz, ends_at timestamptz, timezone text, latitude float8, longitude float8,
-				sells boolean, min_price bigint, max_price bigint, currency text, available int, dynamic boolean)
+				sells boolean, min_price bigint, max_price bigint, range_min bigint, range_max bigint, currency text, available int, dynamic boolean)
 			ON CONFLICT (event_id) DO UPDATE SET venue_id = EXCLUDED.venue_id, title = EXCLUDED.title, artist = EXCLUDED.artist,
 				venue_name = EXCLUDED.venue_name, description = EXCLUDED.description, category = EXCLUDED.category, status = EXCLUDED.status,
 				starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, timezone = EXCLUDED.timezone, latitude = EXCLUDED.latitude,
-				longitude = EXCLUDED.longitude, sells = EXCLUDED.sells, min_price = EXCLUDED.min_price, max_price = EXCLUDED.max_price,
+				longitude = EXCLUDED.longitude, sells = EXCLUDED.sells, min_price = EXCLUDED.min_price, max_price = EXCLUDED.max_price, range_min = EXCLUDED.range_min, range_max = EXCLUDED.range_max,
 				currency = EXCLUDED.currency, available = EXCLUDED.available, dynamic = EXCLUDED.dynamic, refreshed_at = now()`, string(raw)).Error
 	})
 }

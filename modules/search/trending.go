@@ -132,18 +132,20 @@ func (s *Service) docs(ctx context.Context, t tenants.Tenant, ids []uuid.UUID) (
 		Timezone  string    `gorm:"column:timezone"`
 		MinPrice  *int64    `gorm:"column:min_price"`
 		MaxPrice  *int64    `gorm:"column:max_price"`
+		RangeMin  *int64    `gorm:"column:range_min"`
+		RangeMax  *int64    `gorm:"column:range_max"`
 		Currency  *string   `gorm:"column:currency"`
 		Available int       `gorm:"column:available"`
 		Dynamic   bool      `gorm:"column:dynamic"`
 	}
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT event_id, venue_id, title, artist, venue_name, category, status, starts_at, timezone, min_price, max_price, currency, available, dynamic
+		return tx.Raw(`SELECT event_id, venue_id, title, artist, venue_name, category, status, starts_at, timezone, min_price, max_price, range_min, range_max, currency, available, dynamic
 			FROM srch_documents WHERE event_id IN ? AND starts_at > now() AND status IN ?`, ids, public).Scan(&rows).Error
 	})
 	out := make(map[uuid.UUID]Hit, len(rows))
 	for _, r := range rows {
 		h := Hit{EventID: r.EventID, VenueID: r.VenueID, Title: r.Title, Artist: r.Artist, VenueName: r.VenueName, Category: r.Category,
-			Status: r.Status, StartsAt: r.StartsAt, Timezone: r.Timezone, MinPrice: r.MinPrice, MaxPrice: r.MaxPrice,
+			Status: r.Status, StartsAt: r.StartsAt, Timezone: r.Timezone, MinPrice: r.MinPrice, MaxPrice: r.MaxPrice, RangeMin: r.RangeMin, RangeMax: r.RangeMax,
 			Available: r.Available, Dynamic: r.Dynamic}
 		if r.Currency != nil {
 			h.Currency = *r.Currency
