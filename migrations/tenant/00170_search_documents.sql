@@ -42,17 +42,27 @@ CREATE TABLE srch_documents (
         setweight(to_tsvector('public.marquee_search', artist), 'A') ||
         setweight(to_tsvector('public.marquee_search', venue_name), 'B') ||
         setweight(to_tsvector('public.marquee_search', description), 'C')) STORED,
-    -- Folded words of the short fields, for typo tolerance (trigrams).
-    words text GENERATED ALWAYS AS (public.marquee_fold(title || ' ' || artist || ' ' || venue_name)) STORED,
+    -- The venue's point on the earth, computed once per document rather
+    -- than per row a distance query reads.
+    earth public.earth GENERATED ALWAYS AS (public.ll_to_earth(latitude, longitude)) STORED,
     CHECK ((latitude IS NULL) = (longitude IS NULL))
 );
 CREATE INDEX srch_documents_doc_idx ON srch_documents USING gin (doc);
-CREATE INDEX srch_documents_words_idx ON srch_documents USING gin (words public.gin_trgm_ops);
 CREATE INDEX srch_documents_starts_idx ON srch_documents (starts_at, event_id);
 CREATE INDEX srch_documents_price_idx ON srch_documents (min_price, event_id);
-CREATE INDEX srch_documents_earth_idx ON srch_documents USING gist (public.ll_to_earth(latitude, longitude))
-    WHERE latitude IS NOT NULL;
+CREATE INDEX srch_documents_earth_idx ON srch_documents USING gist (earth) WHERE earth IS NOT NULL;
+
+-- The lexicon: every folded word of the documents' titles, artists and
+-- venue names. A query word that is not in it is looked up here by
+-- trigram similarity (typos) and the closest words are searched for as
+-- well: a small table scanned through its trigram index, instead of a
+-- similarity computed for every document.
+CREATE TABLE srch_words (
+    word text PRIMARY KEY CHECK (length(word) BETWEEN 3 AND 80)
+);
+CREATE INDEX srch_words_trgm_idx ON srch_words USING gin (word public.gin_trgm_ops);
 
 -- +goose Down
+DROP TABLE srch_words;
 DROP TABLE srch_documents;
 DROP TABLE srch_listings;

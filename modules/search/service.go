@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,9 +74,53 @@ type Results struct {
 	Sort       string `json:"sort"`
 }
 
-// trigramThreshold is how alike a query and a title/artist/venue must be
-// (pg_trgm word similarity) to count as a typo of it.
-const trigramThreshold = "0.45"
+// trigramThreshold is how alike a query word and a word of the lexicon
+// must be (pg_trgm similarity) to be searched for as its typo.
+const trigramThreshold = "0.3"
+
+// expand turns the query's words into a tsquery: each word folded as the
+// documents are, and, when the lexicon does not know it, or-ed with the up
+// to three lexicon words most like it (typos). The words are split on
+// anything but letters and digits, so the tsquery holds quoted lexemes only.
+func expand(tx *tenants.Pgx, text string) (string, error) {
+	if _, err := tx.Exec(`SET LOCAL pg_trgm.similarity_threshold = ` + trigramThreshold); err != nil {
+		return "", err
+	}
+	rows, err := tx.Query(`SELECT t.term, w.word IS NOT NULL AS known,
+			CASE WHEN w.word IS NULL AND length(t.term) >= 4 THEN
+				array(SELECT l.word FROM srch_words l WHERE l.word % t.term ORDER BY public.similarity(l.word, t.term) DESC, l.word LIMIT 3)
+			ELSE '{}'::text[] END AS alts
+		FROM unnest(regexp_split_to_array(public.marquee_fold($1), '[^[:alnum:]]+')) WITH ORDINALITY AS t(term, n)
+		LEFT JOIN srch_words w ON w.word = t.term
+		WHERE t.term <> '' ORDER BY t.n`, text)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var term string
+		var known bool
+		var alts []string
+		if err := rows.Scan(&term, &known, &alts); err != nil {
+			return "", err
+		}
+		words := []string{quoteLexeme(term)}
+		for _, a := range alts {
+			words = append(words, quoteLexeme(a))
+		}
+		if len(words) == 1 {
+			parts = append(parts, words[0])
+		} else {
+			parts = append(parts, "("+strings.Join(words, " | ")+")")
+		}
+	}
+	return strings.Join(parts, " & "), rows.Err()
+}
+
+// quoteLexeme quotes a word for to_tsquery (it holds letters and digits
+// only; a quote is doubled all the same).
+func quoteLexeme(w string) string { return "'" + strings.ReplaceAll(w, "'", "''") + "'" }
 
 // Statement builds the search's SQL and named arguments (the bench runs
 // the same statement directly).
@@ -84,9 +129,9 @@ func (q Query) Statement() (string, pgx.NamedArgs) {
 	var where []string
 	score, dist := "NULL::float8", "NULL::float8"
 	if q.Text != "" {
-		args["q"], args["fq"] = q.Text, fold(q.Text)
-		where = append(where, `(d.doc @@ websearch_to_tsquery('public.marquee_search', @q) OR @fq <% d.words)`)
-		score = `round((ts_rank(d.doc, websearch_to_tsquery('public.marquee_search', @q)) + public.word_similarity(@fq, d.words))::numeric, 6)::float8`
+		args["tsq"] = "" // the expanded words: Run fills them in from the lexicon
+		where = append(where, `d.doc @@ to_tsquery('public.marquee_search', @tsq)`)
+		score = `round(ts_rank(d.doc, to_tsquery('public.marquee_search', @tsq))::numeric, 6)::float8`
 	}
 	if q.From != nil {
 		where, args["from"] = append(where, `d.starts_at >= @from`), *q.From
@@ -110,9 +155,9 @@ func (q Query) Statement() (string, pgx.NamedArgs) {
 		args["lat"], args["lng"], args["radius_m"] = q.Near.Lat, q.Near.Lng, q.RadiusKm*1000
 		// The box finds candidates through the GiST index; the distance
 		// keeps those truly inside the circle.
-		where = append(where, `public.earth_box(public.ll_to_earth(@lat, @lng), @radius_m) @> public.ll_to_earth(d.latitude, d.longitude)`,
-			`public.earth_distance(public.ll_to_earth(@lat, @lng), public.ll_to_earth(d.latitude, d.longitude)) <= @radius_m`, `d.latitude IS NOT NULL`)
-		dist = `round((public.earth_distance(public.ll_to_earth(@lat, @lng), public.ll_to_earth(d.latitude, d.longitude)) / 1000)::numeric, 3)::float8`
+		where = append(where, `public.earth_box(public.ll_to_earth(@lat, @lng), @radius_m) @> d.earth`,
+			`public.earth_distance(public.ll_to_earth(@lat, @lng), d.earth) <= @radius_m`, `d.earth IS NOT NULL`)
+		dist = `round((public.earth_distance(public.ll_to_earth(@lat, @lng), d.earth) / 1000)::numeric, 3)::float8`
 	}
 	inner := `SELECT d.event_id, d.venue_id, d.title, d.artist, d.venue_name, d.description, d.category, d.status, d.starts_at, d.timezone,
 			d.min_price, d.max_price, d.range_min, d.range_max, d.currency, d.available, d.dynamic,
@@ -174,10 +219,14 @@ func (s *Service) Run(ctx context.Context, t tenants.Tenant, q Query) ([]Hit, er
 	err := s.app.PgxTx(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *tenants.Pgx) error {
 		hits = hits[:0]
 		if q.Text != "" {
-			// For this transaction only: how alike counts as a typo.
-			if _, err := tx.Exec(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold); err != nil {
+			tsq, err := expand(tx, q.Text)
+			if err != nil {
 				return err
 			}
+			if tsq == "" {
+				return nil // no words to find
+			}
+			args["tsq"] = tsq
 		}
 		rows, err := tx.Query(stmt, args)
 		if err != nil {
@@ -369,7 +418,7 @@ func (s *Service) store(ctx context.Context, t tenants.Tenant, evs []app.EventIn
 		if err != nil {
 			return err
 		}
-		return tx.Exec(`INSERT INTO srch_documents (event_id, venue_id, title, artist, venue_name, description, category, status,
+		if err := tx.Exec(`INSERT INTO srch_documents (event_id, venue_id, title, artist, venue_name, description, category, status,
 				starts_at, ends_at, timezone, latitude, longitude, sells, min_price, max_price, range_min, range_max, currency, available, dynamic, refreshed_at)
 			SELECT r.event_id, r.venue_id, r.title, r.artist, r.venue_name, r.description, r.category, r.status,
 				r.starts_at, r.ends_at, r.timezone, r.latitude, r.longitude, r.sells, r.min_price, r.max_price, r.range_min, r.range_max, r.currency, r.available, r.dynamic, now()
@@ -380,7 +429,16 @@ func (s *Service) store(ctx context.Context, t tenants.Tenant, evs []app.EventIn
 				venue_name = EXCLUDED.venue_name, description = EXCLUDED.description, category = EXCLUDED.category, status = EXCLUDED.status,
 				starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, timezone = EXCLUDED.timezone, latitude = EXCLUDED.latitude,
 				longitude = EXCLUDED.longitude, sells = EXCLUDED.sells, min_price = EXCLUDED.min_price, max_price = EXCLUDED.max_price, range_min = EXCLUDED.range_min, range_max = EXCLUDED.range_max,
-				currency = EXCLUDED.currency, available = EXCLUDED.available, dynamic = EXCLUDED.dynamic, refreshed_at = now()`, string(raw)).Error
+				currency = EXCLUDED.currency, available = EXCLUDED.available, dynamic = EXCLUDED.dynamic, refreshed_at = now()`, string(raw)).Error; err != nil {
+			return err
+		}
+		// The lexicon learns the words of these documents (it only grows;
+		// a word no document holds any more finds nothing).
+		return tx.Exec(`INSERT INTO srch_words (word)
+			SELECT DISTINCT w FROM srch_documents d,
+				regexp_split_to_table(public.marquee_fold(d.title || ' ' || d.artist || ' ' || d.venue_name), '[^[:alnum:]]+') AS w
+			WHERE d.event_id IN ? AND length(w) BETWEEN 3 AND 80
+			ON CONFLICT DO NOTHING`, ids).Error
 	})
 }
 
