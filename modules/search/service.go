@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -334,7 +335,7 @@ func (s *Service) Refresh(ctx context.Context, t tenants.Tenant, ids []uuid.UUID
 		ev, err := dir.Event(ctx, t, id)
 		if err != nil {
 			var e *app.Error
-			if ok := asAppError(err, &e); ok && e.Kind == app.KindNotFound {
+			if errors.As(err, &e) && e.Kind == app.KindNotFound {
 				gone = append(gone, id)
 				continue
 			}
@@ -343,14 +344,6 @@ func (s *Service) Refresh(ctx context.Context, t tenants.Tenant, ids []uuid.UUID
 		evs = append(evs, ev)
 	}
 	return s.store(ctx, t, evs, gone)
-}
-
-func asAppError(err error, target **app.Error) bool {
-	e, ok := err.(*app.Error)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // store writes documents for events (the visible ones) and deletes those of
