@@ -42,9 +42,11 @@ CREATE TABLE srch_documents (
         setweight(to_tsvector('public.marquee_search', artist), 'A') ||
         setweight(to_tsvector('public.marquee_search', venue_name), 'B') ||
         setweight(to_tsvector('public.marquee_search', description), 'C')) STORED,
-    -- The venue's point on the earth, computed once per document rather
-    -- than per row a distance query reads.
-    earth public.earth GENERATED ALWAYS AS (public.ll_to_earth(latitude, longitude)) STORED,
+    -- The venue's point on the earth, computed once when the document is
+    -- written rather than per row a distance query reads. Not a generated
+    -- column: ll_to_earth names earthdistance's functions without their
+    -- schema, and a restore (tenant move) runs with an empty search_path.
+    earth public.earth,
     CHECK ((latitude IS NULL) = (longitude IS NULL))
 );
 CREATE INDEX srch_documents_doc_idx ON srch_documents USING gin (doc);

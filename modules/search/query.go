@@ -72,26 +72,23 @@ var categoryRE = regexp.MustCompile(`^[a-z][a-z0-9_]{1,39}$`)
 // problem naming the field.
 func ParseQuery(v url.Values) (Query, error) {
 	q := Query{Limit: DefaultLimit}
-	bad := func(code, field, format string, args ...any) (Query, error) {
-		return Query{}, app.InvalidField(code, field, format, args...)
-	}
 	for k, vs := range v {
 		switch k {
 		case "q", "from", "to", "category", "min_price", "max_price", "available", "near", "radius_km", "sort", "cursor", "limit":
 			if len(vs) > 1 {
-				return bad("invalid_filter", k, "%s is given more than once", k)
+				return Query{}, app.InvalidField("invalid_filter", k, "%s is given more than once", k)
 			}
 		default:
-			return bad("invalid_filter", k, "unknown parameter %q", k)
+			return Query{}, app.InvalidField("invalid_filter", k, "unknown parameter %q", k)
 		}
 	}
 	text := strings.TrimSpace(v.Get("q"))
 	if !utf8.ValidString(text) || utf8.RuneCountInString(text) > MaxQueryLen {
-		return bad("invalid_query", "q", "q must be UTF-8 text of at most %d characters", MaxQueryLen)
+		return Query{}, app.InvalidField("invalid_query", "q", "q must be UTF-8 text of at most %d characters", MaxQueryLen)
 	}
 	for _, r := range text {
 		if !queryChar(r) {
-			return bad("invalid_query", "q", "q may not contain %q: search with words, numbers and ordinary punctuation", r)
+			return Query{}, app.InvalidField("invalid_query", "q", "q may not contain %q: search with words, numbers and ordinary punctuation", r)
 		}
 	}
 	q.Text = strings.Join(strings.Fields(text), " ")
@@ -107,7 +104,7 @@ func ParseQuery(v url.Values) (Query, error) {
 		if err != nil {
 			d, err2 := time.Parse("2006-01-02", s)
 			if err2 != nil {
-				return bad("invalid_filter", f.name, "%s must be a date (2026-05-01) or an RFC 3339 time", f.name)
+				return Query{}, app.InvalidField("invalid_filter", f.name, "%s must be a date (2026-05-01) or an RFC 3339 time", f.name)
 			}
 			t = d
 		}
@@ -115,11 +112,11 @@ func ParseQuery(v url.Values) (Query, error) {
 		*f.dst = &t
 	}
 	if q.From != nil && q.To != nil && !q.To.After(*q.From) {
-		return bad("invalid_filter", "to", "to must be after from")
+		return Query{}, app.InvalidField("invalid_filter", "to", "to must be after from")
 	}
 	if c := v.Get("category"); c != "" {
 		if !categoryRE.MatchString(c) {
-			return bad("invalid_filter", "category", "category must be a category name such as concert")
+			return Query{}, app.InvalidField("invalid_filter", "category", "category must be a category name such as concert")
 		}
 		q.Category = c
 	}
@@ -133,24 +130,24 @@ func ParseQuery(v url.Values) (Query, error) {
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 || n > 100_000_000 {
-			return bad("invalid_filter", f.name, "%s must be an amount in minor units from 0 to 100000000", f.name)
+			return Query{}, app.InvalidField("invalid_filter", f.name, "%s must be an amount in minor units from 0 to 100000000", f.name)
 		}
 		*f.dst = &n
 	}
 	if q.MinPrice != nil && q.MaxPrice != nil && *q.MaxPrice < *q.MinPrice {
-		return bad("invalid_filter", "max_price", "max_price must be at least min_price")
+		return Query{}, app.InvalidField("invalid_filter", "max_price", "max_price must be at least min_price")
 	}
 	switch v.Get("available") {
 	case "", "false":
 	case "true":
 		q.Available = true
 	default:
-		return bad("invalid_filter", "available", "available must be true or false")
+		return Query{}, app.InvalidField("invalid_filter", "available", "available must be true or false")
 	}
 	if s := v.Get("near"); s != "" {
 		p, ok := parsePoint(s)
 		if !ok {
-			return bad("invalid_near", "near", "near must be latitude,longitude in decimal degrees (e.g. 52.52,13.405)")
+			return Query{}, app.InvalidField("invalid_near", "near", "near must be latitude,longitude in decimal degrees (e.g. 52.52,13.405)")
 		}
 		q.Near = &p
 		q.RadiusKm = 50
@@ -159,9 +156,9 @@ func ParseQuery(v url.Values) (Query, error) {
 		r, err := strconv.ParseFloat(s, 64)
 		switch {
 		case q.Near == nil:
-			return bad("invalid_radius", "radius_km", "radius_km needs near")
+			return Query{}, app.InvalidField("invalid_radius", "radius_km", "radius_km needs near")
 		case err != nil || math.IsNaN(r) || r <= 0 || r > MaxRadiusKm:
-			return bad("invalid_radius", "radius_km", "radius_km must be above 0 and at most %g", MaxRadiusKm)
+			return Query{}, app.InvalidField("invalid_radius", "radius_km", "radius_km must be above 0 and at most %g", MaxRadiusKm)
 		}
 		q.RadiusKm = r
 	}
@@ -174,20 +171,20 @@ func ParseQuery(v url.Values) (Query, error) {
 		}
 	case SortRelevance:
 		if q.Text == "" {
-			return bad("invalid_filter", "sort", "sort=relevance needs q")
+			return Query{}, app.InvalidField("invalid_filter", "sort", "sort=relevance needs q")
 		}
 	case SortDate, SortPrice:
 	case SortDistance:
 		if q.Near == nil {
-			return bad("invalid_filter", "sort", "sort=distance needs near")
+			return Query{}, app.InvalidField("invalid_filter", "sort", "sort=distance needs near")
 		}
 	default:
-		return bad("invalid_filter", "sort", "sort must be relevance, date, price or distance")
+		return Query{}, app.InvalidField("invalid_filter", "sort", "sort must be relevance, date, price or distance")
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxLimit {
-			return bad("invalid_filter", "limit", "limit must be 1 to %d", MaxLimit)
+			return Query{}, app.InvalidField("invalid_filter", "limit", "limit must be 1 to %d", MaxLimit)
 		}
 		q.Limit = n
 	}

@@ -412,16 +412,16 @@ func (s *Service) store(ctx context.Context, t tenants.Tenant, evs []app.EventIn
 			return err
 		}
 		if err := tx.Exec(`INSERT INTO srch_documents (event_id, venue_id, title, artist, venue_name, description, category, status,
-				starts_at, ends_at, timezone, latitude, longitude, sells, min_price, max_price, range_min, range_max, currency, available, dynamic, refreshed_at)
+				starts_at, ends_at, timezone, latitude, longitude, earth, sells, min_price, max_price, range_min, range_max, currency, available, dynamic, refreshed_at)
 			SELECT r.event_id, r.venue_id, r.title, r.artist, r.venue_name, r.description, r.category, r.status,
-				r.starts_at, r.ends_at, r.timezone, r.latitude, r.longitude, r.sells, r.min_price, r.max_price, r.range_min, r.range_max, r.currency, r.available, r.dynamic, now()
+				r.starts_at, r.ends_at, r.timezone, r.latitude, r.longitude, public.ll_to_earth(r.latitude, r.longitude), r.sells, r.min_price, r.max_price, r.range_min, r.range_max, r.currency, r.available, r.dynamic, now()
 			FROM jsonb_to_recordset(?::jsonb) AS r(event_id uuid, venue_id uuid, title text, artist text, venue_name text, description text,
 				category text, status text, starts_at timestamptz, ends_at timestamptz, timezone text, latitude float8, longitude float8,
 				sells boolean, min_price bigint, max_price bigint, range_min bigint, range_max bigint, currency text, available int, dynamic boolean)
 			ON CONFLICT (event_id) DO UPDATE SET venue_id = EXCLUDED.venue_id, title = EXCLUDED.title, artist = EXCLUDED.artist,
 				venue_name = EXCLUDED.venue_name, description = EXCLUDED.description, category = EXCLUDED.category, status = EXCLUDED.status,
 				starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, timezone = EXCLUDED.timezone, latitude = EXCLUDED.latitude,
-				longitude = EXCLUDED.longitude, sells = EXCLUDED.sells, min_price = EXCLUDED.min_price, max_price = EXCLUDED.max_price, range_min = EXCLUDED.range_min, range_max = EXCLUDED.range_max,
+				longitude = EXCLUDED.longitude, earth = EXCLUDED.earth, sells = EXCLUDED.sells, min_price = EXCLUDED.min_price, max_price = EXCLUDED.max_price, range_min = EXCLUDED.range_min, range_max = EXCLUDED.range_max,
 				currency = EXCLUDED.currency, available = EXCLUDED.available, dynamic = EXCLUDED.dynamic, refreshed_at = now()`, string(raw)).Error; err != nil {
 			return err
 		}
