@@ -38,8 +38,12 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
 			t.Fatalf("%d partly sold events", n)
 		}
-		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 48 {
+		// 48 seats at the night's show, 40 floor tickets at the demand-priced one.
+		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid'`); n != 88 {
 			t.Fatalf("%d demo tickets", n)
+		}
+		if n := s.count(t, `SELECT count(*) FROM inv_price_history WHERE new_price > old_price`); n < 1 {
+			t.Fatalf("the demand-priced tier has %d rises in its history", n)
 		}
 		// The night's door is open: 36 of 48 holders admitted, some out
 		// again; the attendance endpoint shows it.
