@@ -4,12 +4,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,11 +25,13 @@ import (
 	"marquee/config"
 	"marquee/internal/fleetbench"
 	"marquee/internal/mailcatch"
+	"marquee/internal/searchbench"
 	"marquee/migrations"
 	"marquee/modules"
 	"marquee/modules/integrations"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/bench"
+	"marquee/modules/search"
 	"marquee/tenants"
 )
 
@@ -479,7 +483,8 @@ the waiting room. Its Redis database is not emptied.`,
 	f.DurationVar(&o.Phase, "phase", o.Phase, "length of the saturation and raw phases")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
-	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd())
+	f.BoolVar(&o.Pricing, "pricing", o.Pricing, "tier fees and demand pricing in effect on every tier, the pricing job every second")
+	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd())
 	return cmd
 }
 
@@ -641,6 +646,12 @@ check that no order was mailed twice. Database and Redis as for bench onsale.`,
 // database of its own (the configured database name with "_bench"
 // appended, created and migrated; Redis database 14, emptied).
 func benchServer(ctx context.Context, target string, dbConns int, run func(ctx context.Context, a *app.App, base string) error) error {
+	return benchServerWith(ctx, target, dbConns, modules.All(), run)
+}
+
+// benchServerWith is benchServer over the given modules (a bench that
+// needs a module's service keeps the instance it passes).
+func benchServerWith(ctx context.Context, target string, dbConns int, mods []app.Module, run func(ctx context.Context, a *app.App, base string) error) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
@@ -665,7 +676,7 @@ func benchServer(ctx context.Context, target string, dbConns int, run func(ctx c
 			return err
 		}
 	}
-	a, err := app.New(ctx, cfg, app.Options{DBMaxConns: dbConns}, modules.All()...)
+	a, err := app.New(ctx, cfg, app.Options{DBMaxConns: dbConns}, mods...)
 	if err != nil {
 		return err
 	}
@@ -768,5 +779,53 @@ so that values sealed under it open; they are sealed under the new one.`,
 	}
 	rotate.Flags().StringVar(&slug, "tenant", "", "only this chain (default: every chain)")
 	cmd.AddCommand(rotate)
+	return cmd
+}
+
+func searchBenchCmd() *cobra.Command {
+	o := searchbench.Defaults()
+	var target string
+	cmd := &cobra.Command{
+		Use:   "search",
+		Short: "Storefront search at chain scale: p50/p99 of text, geo and combined queries through the API next to the same SQL run directly",
+		Long: `Starts a server on 127.0.0.1 over a database of its own (as bench onsale does), creates a
+chain with --venues venues × --per-venue upcoming events plus --past past events (written
+in bulk into the calendar's tables), builds the search documents through the search
+module's rebuild, then runs each query kind (text with typos, geo within 50 km sorted by
+distance, text + geo + category + availability + price + dates) from --clients
+concurrent clients for --phase through the API, and the very same statement through
+the tenant door without HTTP, and prints p50/p99 and their ratio.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mods := modules.All()
+			var srch *search.Module
+			for _, m := range mods {
+				if s, ok := m.(*search.Module); ok {
+					srch = s
+				}
+			}
+			return benchServerWith(cmd.Context(), target, o.DBConns, mods, func(ctx context.Context, a *app.App, base string) error {
+				rep, err := searchbench.Run(ctx, a, srch.Service(), base, o, os.Stdout)
+				if err != nil {
+					return err
+				}
+				if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+					return err
+				}
+				raw, _ := json.MarshalIndent(rep, "", "  ")
+				path := filepath.Join(o.OutDir, "search.json")
+				fmt.Fprintf(os.Stdout, "report: %s\n", path)
+				return os.WriteFile(path, raw, 0o644)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&target, "target", "", "drive the deployment already running at this URL (same configuration) instead of starting one")
+	f.IntVar(&o.Venues, "venues", o.Venues, "venues of the chain")
+	f.IntVar(&o.PerVenue, "per-venue", o.PerVenue, "upcoming events per venue")
+	f.IntVar(&o.Past, "past", o.Past, "past events")
+	f.IntVar(&o.Clients, "clients", o.Clients, "concurrent clients")
+	f.DurationVar(&o.Phase, "phase", o.Phase, "length of each measured phase")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server")
+	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report")
 	return cmd
 }

@@ -71,6 +71,8 @@ type App struct {
 	holds      CalendarHolds
 	tickets    TicketFacts
 	channels   ChannelSales
+	offers     TicketOffers
+	hooks      hooks
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).
 	storefrontLanding string

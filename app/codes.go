@@ -43,7 +43,7 @@ var Codes = []CodeInfo{
 	{"body_not_allowed", KindInvalid, "the route takes no request body"},
 	{"invalid_request", KindInvalid, "a field's value is refused; field names it (also: an empty change)"},
 	{"invalid_input", KindInvalid, "a value was refused by a database check"},
-	{"invalid_cursor", KindInvalid, "after is not a cursor this list returned"},
+	{"invalid_cursor", KindInvalid, "after (or a search's cursor) is not a cursor this list returned: malformed, altered, or of another search"},
 	{"invalid_limit", KindInvalid, "limit is not an integer from 1 to 200"},
 	{"tenant_not_found", KindNotFound, "no chain has this name"},
 	{"tenant_required", KindNotFound, "the route belongs to a chain and none was named"},
@@ -229,6 +229,13 @@ var Codes = []CodeInfo{
 	{"invalid_at", KindInvalid, "at is more than two minutes ahead of the server or more than two days behind"},
 	{"incident_resolved", KindConflict, "the incident is resolved; its timeline is closed"},
 	{"invalid_pos_event", KindInvalid, "the POS webhook body is not a recognisable event envelope"},
+	{"invalid_pricing", KindInvalid, "demand-pricing bounds are refused (floor above ceiling, step or interval out of range); field names it"},
+	{"price_outside_bounds", KindConflict, "the tier's current price lies outside the bounds asked for; set bounds that contain it"},
+	{"invalid_query", KindInvalid, "the search text is too long or holds characters a search never needs (; < > = \\ and the like)"},
+	{"invalid_near", KindInvalid, "near must be two decimal degrees, latitude,longitude (latitude -90..90, longitude -180..180)"},
+	{"invalid_radius", KindInvalid, "radius_km must be above 0 and at most 500, and needs near"},
+	{"invalid_filter", KindInvalid, "a search filter is malformed (dates, prices, category, available, sort); field names it"},
+	{"invalid_listing", KindInvalid, "the storefront copy of an event is refused (artist or description too long); field names it"},
 }
 
 // codeKinds indexes Codes.

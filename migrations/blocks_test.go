@@ -36,6 +36,7 @@ var blocks = []block{
 	{140, 149, []string{"inventory"}, "inventory offline scanning: synced scans, conflicts"},
 	{150, 159, []string{"inventory"}, "inventory after the sale: transfer, waitlist, resale"},
 	{160, 169, []string{"integrations"}, "integrations: Ticketmaster and Eventbrite connectors, listings, channel orders, reconciliation"},
+	{170, 179, []string{"search", "inventory"}, "storefront search and trending; demand-based pricing"},
 	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
 	// Pending contract steps wait above every block a release can ship
@@ -46,7 +47,7 @@ var blocks = []block{
 }
 
 // owners are the names a migration file may start with after its number.
-var owners = []string{"core", "calendar", "inventory", "booking", "staffing", "ops", "integrations"}
+var owners = []string{"core", "calendar", "inventory", "booking", "staffing", "ops", "integrations", "search"}
 
 // founding are the files named before the owner convention, with their
 // owner; "founding" marks the calendar's and inventory's first files, allowed

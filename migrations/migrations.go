@@ -204,6 +204,18 @@ func (r *Runner) prepare(ctx context.Context, name string, cfg *pgx.ConnConfig) 
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // created meanwhile by another session
 		err = nil
 	}
+	if err == nil {
+		// The search's extensions, folding function and text search
+		// configuration: the Up part of their control migration, which is
+		// written to be run again (IF NOT EXISTS, OR REPLACE).
+		var up string
+		if up, err = upSection(ControlFS(), serverPrelude); err == nil {
+			_, err = db.ExecContext(ctx, up)
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+				err = nil
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("prepare server %s: %w", name, err)
 	}
@@ -416,4 +428,32 @@ func (r *Runner) Version(ctx context.Context, db *sql.DB, schema string) (int64,
 	err := db.QueryRowContext(ctx,
 		fmt.Sprintf("SELECT max(version_id) FROM %s.goose_db_version WHERE is_applied", pgx.Identifier{schema}.Sanitize())).Scan(&v)
 	return v.Int64, err
+}
+
+// serverPrelude is the control migration whose Up part every database
+// server holding tenant schemas needs in its public schema too.
+const serverPrelude = "00170_search_extensions.sql"
+
+// upSection returns a migration file's statements between "-- +goose Up"
+// and "-- +goose Down", without goose's annotations (one multi-statement
+// string, run over the simple protocol).
+func upSection(fsys fs.FS, name string) (string, error) {
+	raw, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return "", err
+	}
+	text := string(raw)
+	if i := strings.Index(text, "-- +goose Up"); i >= 0 {
+		text = text[i:]
+	}
+	if i := strings.Index(text, "-- +goose Down"); i >= 0 {
+		text = text[:i]
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "-- +goose") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String(), nil
 }

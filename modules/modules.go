@@ -9,6 +9,7 @@ import (
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/queue"
 	"marquee/modules/ops"
+	"marquee/modules/search"
 	"marquee/modules/staffing"
 )
 
@@ -24,5 +25,6 @@ func All() []app.Module {
 		staffing.New(),
 		ops.New(),
 		integrations.New(), // Ticketmaster and Eventbrite inside their channel quotas
+		search.New(), // after inventory: it takes over the storefront home
 	}
 }

@@ -193,6 +193,9 @@ func (s *Service) ConfirmHold(ctx context.Context, t tenants.Tenant, venueID, id
 		})
 		return err
 	})
+	if err == nil && !replayed {
+		s.app.EventsChanged(ctx, t, out.ID)
+	}
 	return out, replayed, err
 }
 

@@ -146,6 +146,9 @@ func (s *Service) UpdateVenue(ctx context.Context, t tenants.Tenant, id uuid.UUI
 		}
 		return updateVenue(tx, &v)
 	})
+	if err == nil {
+		s.venueChanged(ctx, t, id)
+	}
 	return v, err
 }
 
@@ -382,6 +385,9 @@ func (s *Service) CreateEvent(ctx context.Context, t tenants.Tenant, venueID uui
 		})
 		return err
 	})
+	if err == nil && !replayed {
+		s.app.EventsChanged(ctx, t, out.ID) // search documents, after the commit
+	}
 	return out, replayed, err
 }
 
@@ -597,6 +603,9 @@ func (s *Service) UpdateEvent(ctx context.Context, t tenants.Tenant, venueID, id
 			c.StartCancellation(ctx, t, id)
 		}
 	}
+	if err == nil {
+		s.app.EventsChanged(ctx, t, id)
+	}
 	return out, err
 }
 
@@ -617,4 +626,18 @@ func (s *Service) CancellationImpact(ctx context.Context, t tenants.Tenant, ids 
 		}
 	}
 	return out, nil
+}
+
+// venueChanged tells the listeners of event changes that the venue's
+// upcoming events changed with it (name, coordinates, timezone).
+func (s *Service) venueChanged(ctx context.Context, t tenants.Tenant, venueID uuid.UUID) {
+	var ids []uuid.UUID
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT id FROM cal_events WHERE venue_id = ? AND ends_at > now()`, venueID).Scan(&ids).Error
+	})
+	if err != nil {
+		s.app.Log.Warn("calendar: venue change not told to listeners; their rebuild catches up", "tenant", t.Slug, "venue", venueID, "err", err)
+		return
+	}
+	s.app.EventsChanged(ctx, t, ids...)
 }

@@ -170,6 +170,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/webhooks/stripe", pub.EvenWhenSuspended(), "DEPRECATED (use the platform's POST /webhooks/stripe): Stripe webhook for this chain (signature verified)", app.Raw(m.stripeWebhook).Accepts("application/json", StripeEvent{}).Produces("application/json", WebhookResult{}))
 	r.PlatformAPI(http.MethodPost, PlatformWebhookPath, pub, "Stripe webhook for every chain, on the base host (signature verified; routed by the PaymentIntent's metadata to the chain holding it)", app.Raw(m.platformStripeWebhook).Accepts("application/json", StripeEvent{}).Produces("application/json", WebhookResult{}))
 
+	r.API(http.MethodGet, "/events/:eventId/pricing", signed, "The event's demand-pricing rules per tier and its price history, newest first (inventory read at its venue)",
+		app.Handle(m.getPricing).Query("limit", "history rows, 1 to 500 (100)"))
+	r.API(http.MethodPut, "/events/:eventId/tiers/:tierId/pricing", signed, "Turn demand pricing of a tier on or off within bounds: floor, ceiling, max step, min interval (inventory write at its venue; prices move 24 h after it is turned on)",
+		app.Handle(m.putPriceRule))
+
 	r.Storefront(http.MethodGet, "/events", pub, m.storeEventsPage)
 	r.StorefrontHome("/events")
 	r.Storefront(http.MethodGet, "/events/:eventId", pub, m.storeEventPage)
@@ -201,9 +206,12 @@ func (m *Module) Register(r *app.Registrar) error {
 	// Seats of a hold whose task was lost come back within about this
 	// period of its time (the sweep is one indexed query on an idle tenant).
 	r.Every(jobs.Periodic{Cron: "@every " + expirySweepEvery.String(), Type: TaskExpirySweep, Queue: jobs.QueueCritical, Bucket: expirySweepEvery})
+	r.Task(TaskReprice, m.repriceTask)
+	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskReprice, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.ProvideCancellations(m.svc.orders.Cancellations())
 	r.ProvideAttendance(m.svc)
 	r.ProvideTicketFacts(m.svc)                 // sold tickets per tier, for settlements
+	r.ProvideTicketOffers(m.svc)                // all-in prices and availability, for search
 	r.ProvideChannelSales(m.svc.ChannelSales()) // outside channels sell inside their quotas
 	r.Needs(app.EventDirectoryContract)         // it sells for events it never owns
 	r.Seed(m.seed, "calendar")                  // it sells the calendar's demo events

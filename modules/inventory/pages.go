@@ -161,6 +161,7 @@ type sectionView struct {
 
 type storeEventView struct {
 	Event     app.EventInfo
+	Prices    []PriceRange // demand-priced tiers, from their notice on
 	When      string
 	Tiers     []TierAvailability
 	Seats     []seatView
@@ -255,6 +256,10 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	v := storeEventView{Event: ev, When: localTime(ev), Tiers: av.Tiers, Width: sm.Width + 10, Height: sm.Height + 10,
 		HasSeats: len(sm.Seats) > 0, TestMode: m.app.Config.TestModePayments(),
 		PublishableKey: m.app.Config.StripePublishableKey, StripeJS: StripeJS}
+	if v.Prices, err = m.svc.PriceRanges(ctx, t, ev.ID); err != nil {
+		app.Fail(c, err)
+		return
+	}
 	if v.PublishableKey != "" {
 		allowStripeJS(c)
 	}
@@ -541,6 +546,15 @@ type portalEventView struct {
 	Sold     int
 	Example  string
 	Currency string
+	Pricing  []pricingRow
+	History  []PriceChange
+}
+
+// pricingRow is a tier with its demand-pricing rule (zero when it has none).
+type pricingRow struct {
+	Tier Tier
+	Rule PriceRule
+	Has  bool
 }
 
 func (m *Module) portalEventPage(c *gin.Context) {
@@ -569,6 +583,23 @@ func (m *Module) portalEventPage(c *gin.Context) {
 	} else if e, ok := err.(*app.Error); !ok || e.Code != "no_inventory" {
 		app.Fail(c, err)
 		return
+	}
+	if v.Inv != nil {
+		pv, err := m.svc.Pricing(c.Request.Context(), app.TenantOf(c), ev.ID, 50)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		for _, ti := range v.Inv.Tiers {
+			row := pricingRow{Tier: ti}
+			for _, r := range pv.Rules {
+				if r.TierID == ti.ID {
+					row.Rule, row.Has = r, true
+				}
+			}
+			v.Pricing = append(v.Pricing, row)
+		}
+		v.History = pv.History
 	}
 	m.render(c, "portal_event", ev.Title, v, true)
 }

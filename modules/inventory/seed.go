@@ -64,6 +64,11 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 		if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, seats, min(300, ev.VenueCapacity-seats), demoCurrency(ev))); err != nil {
 			return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
 		}
+		if i == 1 {
+			if err := m.seedPricing(ctx, t, ev); err != nil {
+				return fmt.Errorf("inventory demo pricing %s: %w", ev.Title, err)
+			}
+		}
 		if i == 0 {
 			orders, err := m.sellSome(ctx, t, ev)
 			if err != nil {
@@ -383,6 +388,54 @@ func (m *Module) seedLimits(ctx context.Context, t tenants.Tenant, ev app.EventI
 		}
 		// Refusals are what the demo shows: they are recorded, not errors.
 		_, _ = m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: h.ID, BuyerID: buyer, Email: email})
+	}
+	return nil
+}
+
+// seedPricing turns on demand pricing for the event's GA tier (as if three
+// days ago, so the notice has run), sells part of it through the real hold
+// → paid path, and replays the last hour of the pricing job so the price
+// history shows the price rising with demand.
+func (m *Module) seedPricing(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+	inv, err := m.svc.Inventory(ctx, t, ev.ID)
+	if err != nil {
+		return err
+	}
+	var tier *Tier
+	for i, ti := range inv.Tiers {
+		for _, z := range inv.Zones {
+			if z.ID == ti.ZoneID && z.Kind == KindGA {
+				tier = &inv.Tiers[i]
+			}
+		}
+	}
+	if tier == nil {
+		return nil
+	}
+	face := tier.PriceMinor - tier.FeeMinor
+	now := time.Now()
+	if _, err := m.svc.SetPriceRuleAt(ctx, t, ev.ID, tier.ID, PriceRuleInput{Enabled: true, Floor: face * 8 / 10, Ceiling: face * 16 / 10,
+		MaxStep: max(face/20, 1), MinIntervalSeconds: 300}, now.Add(-72*time.Hour)); err != nil {
+		return err
+	}
+	for b := 0; b < 10; b++ {
+		buyer := fmt.Sprintf("demo-pricing-buyer-%d", b)
+		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{TierID: &tier.ID, Quantity: 4, BuyerID: buyer})
+		if err != nil {
+			return err
+		}
+		o, err := m.svc.CreateOrderWithoutPayment(ctx, t, h.ID, buyer, BuyerInfo{Email: fmt.Sprintf("floor%d@example.com", b), Name: fmt.Sprintf("Floor Fan %d", b)})
+		if err != nil {
+			return err
+		}
+		if _, err := m.svc.PaymentSucceeded(ctx, t, "demo-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID); err != nil {
+			return err
+		}
+	}
+	for step := 5; step >= 0; step-- {
+		if _, err := m.svc.pricing.RecomputeAt(ctx, t, now.Add(-time.Duration(step)*10*time.Minute)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -80,6 +80,9 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(*) FROM inv_ticket_transfers`); n != 1 {
 			t.Fatalf("%d transfers", n)
 		}
+		if n := s.count(t, `SELECT count(*) FROM inv_price_history WHERE new_price > old_price`); n < 1 {
+			t.Fatalf("the demand-priced tier has %d rises in its history", n)
+		}
 		// The night's door is open: 36 of 48 holders admitted online, some
 		// out again, the other 12 by offline handhelds; the attendance
 		// endpoint shows it.

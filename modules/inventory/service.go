@@ -19,6 +19,7 @@ import (
 	"marquee/modules/inventory/internal/limits"
 	"marquee/modules/inventory/internal/orders"
 	"marquee/modules/inventory/internal/resale"
+	"marquee/modules/inventory/internal/pricing"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/modules/inventory/internal/tickets"
 	"marquee/modules/inventory/internal/transfer"
@@ -45,6 +46,7 @@ type Service struct {
 	links     transfer.Links
 	delivery  *delivery.Service
 	limits    *limits.Service
+	pricing   *pricing.Service
 }
 
 // NewService builds the inventory's rooms on the core.
@@ -54,9 +56,15 @@ func NewService(a *app.Core) *Service {
 	cat := catalogue.New(d, st)
 	tk := tickets.New(d)
 	by := buyers.New(a.Config.SecretKey)
+	pr := pricing.New(d)
+	pr.Event = cat.Event
+	pr.Changed = func(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) {
+		st.Changed(ctx, t, eventID, nil) // cached availability carries prices
+		a.OffersChanged(ctx, t, eventID)
+	}
 	s := &Service{d: d, stock: st, catalogue: cat, holds: holds.New(d, st, cat), orders: orders.New(d, st, cat, tk, by), tickets: tk, buyers: by,
 		door: door.New(d, tk), transfer: transfer.New(d, tk), resale: resale.New(d, tk), waitlist: waitlist.New(d, st), links: transfer.NewLinks(a),
-		delivery: delivery.New(d, nil, nil, by), limits: limits.New(d)}
+		delivery: delivery.New(d, nil, nil, by), limits: limits.New(d), pricing: pr}
 	s.orders.SetResale(s.resale)
 	s.resale.Kick = func(ctx context.Context, t tenants.Tenant, _ uuid.UUID) { s.KickWaitlist(ctx, t) }
 	s.waitlist.Link = s.WaitlistPath
@@ -64,7 +72,10 @@ func NewService(a *app.Core) *Service {
 }
 
 // setGate notes the admission gate's way to free a done buyer's place.
-func (s *Service) setGate(g AdmissionGate) { s.d.SetGate(g) }
+func (s *Service) setGate(g AdmissionGate) {
+	s.d.SetGate(g)
+	s.pricing.Queue, _ = g.(pricing.QueueMeter) // the queue's length is a demand signal
+}
 
 // ---- catalogue
 

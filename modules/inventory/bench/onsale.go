@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/modules/inventory"
@@ -50,6 +51,9 @@ type Options struct {
 	Phase            time.Duration `json:"phase_ns"`          // length of the saturation and raw phases
 	DBConns          int           `json:"db_conns"`          // the app's pool size; the raw phase gets as many
 	OutDir           string        `json:"out_dir"`           // where JSON and SVG go
+	// Pricing gives every tier a mandatory fee and demand pricing in
+	// effect, and runs the pricing job every second during the run.
+	Pricing bool `json:"pricing"`
 }
 
 // Defaults finish in well under 3 minutes on a 2-core machine.
@@ -155,6 +159,11 @@ func Run(ctx context.Context, a *app.App, base string, o Options, out, progressO
 		o.Seats, o.GA, o.AdmitPerSecond, o.MaxActive)
 	if err := h.setup(ctx); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
+	}
+	if o.Pricing {
+		repriceCtx, stopReprice := context.WithCancel(ctx)
+		defer stopReprice()
+		go h.repriceLoop(repriceCtx)
 	}
 	// The run's tenants are suspended when it ends (their data stays to be
 	// looked at): the expiry tasks of their many holds, due long after the
@@ -437,9 +446,19 @@ func (h *Harness) newEvent(ctx context.Context, title string, seats, ga, day, pe
 		tiers = append(tiers, map[string]any{"name": "Floor", "zone": "Floor", "price": 4500, "currency": "EUR", "max_per_order": 4})
 	}
 	setup["zones"], setup["tiers"] = zones, tiers
+	if h.o.Pricing {
+		for _, t := range tiers {
+			t["fee"] = 450
+		}
+	}
 	var inv inventory.Inventory
 	if err := h.mustJSON(ctx, http.StatusOK, &inv, "PUT", "/api/v1/events/"+ev.ID+"/inventory", setup); err != nil {
 		return "", "", err
+	}
+	if h.o.Pricing {
+		if err := h.demandPricing(ctx, ev.ID, inv); err != nil {
+			return "", "", err
+		}
 	}
 	floor := ""
 	for _, t := range inv.Tiers {
@@ -590,4 +609,38 @@ func (h *Harness) sampleRoom(ctx context.Context, rep *Report) {
 		s.Requests, s.Slow, s.Failed, s.MeanMs = c.Signals.Requests, c.Signals.Slow, c.Signals.Failed, c.Signals.MeanMs
 	}
 	rep.Room = append(rep.Room, s)
+}
+
+// demandPricing turns demand pricing on for every tier of the event, within
+// bounds around its price, and backdates the notice so prices may move
+// during the run (the bench's shortcut past the 24 hours' notice).
+func (h *Harness) demandPricing(ctx context.Context, eventID string, inv inventory.Inventory) error {
+	for _, t := range inv.Tiers {
+		face := t.PriceMinor - t.FeeMinor
+		if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/events/"+eventID+"/tiers/"+t.ID.String()+"/pricing", map[string]any{
+			"enabled": true, "floor": face / 2, "ceiling": face * 3, "max_step": face / 10, "min_interval_seconds": 60}); err != nil {
+			return err
+		}
+	}
+	return h.a.Tx(ctx, h.t, func(tx *gorm.DB) error {
+		return tx.Exec(`UPDATE inv_price_rules SET notice_from = now() - interval '48 hours', effective_from = now() - interval '24 hours'
+			WHERE event_id = ?`, eventID).Error
+	})
+}
+
+// repriceLoop queues the pricing job every second (the schedule runs it
+// every minute), so the run holds while prices are being recomputed.
+func (h *Harness) repriceLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := h.a.Jobs.Enqueue(ctx, h.t, inventory.TaskReprice, nil); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(h.log, "reprice: %v\n", err)
+			}
+		}
+	}
 }

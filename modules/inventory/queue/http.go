@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"marquee/app"
+	"marquee/modules/inventory"
 	"marquee/policies"
 )
 
@@ -25,7 +26,7 @@ const ObjWaitingRoom = "inventory.waiting_room"
 //go:embed templates/*.html
 var templatesFS embed.FS
 
-var pages = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
+var pages = template.Must(template.New("queue").Funcs(template.FuncMap{"money": inventory.Money}).ParseFS(templatesFS, "templates/*.html"))
 
 // AdmitInterval is how often the admitter lets buyers through.
 const AdmitInterval = 100 * time.Millisecond
@@ -211,7 +212,11 @@ func (h *handlers) page(c *gin.Context) {
 			title = info.Title
 		}
 	}
-	content, err := app.RenderTemplate(pages, "waiting", map[string]any{"EventID": event.String(), "Title": title})
+	var prices []inventory.PriceRange
+	if h.room.Prices != nil {
+		prices, _ = h.room.Prices(c.Request.Context(), app.TenantOf(c), event)
+	}
+	content, err := app.RenderTemplate(pages, "waiting", map[string]any{"EventID": event.String(), "Title": title, "Prices": prices})
 	if err != nil {
 		app.Fail(c, err)
 		return

@@ -27,6 +27,7 @@ func (m *Module) Room() *Room { return m.room }
 // room as the inventory's admission gate.
 func (m *Module) Register(r *app.Registrar) error {
 	m.room = New(r.Core())
+	m.room.Prices = m.inv.Service().PriceRanges
 	m.inv.SetAdmissionGate(m.room)
 	Register(r, m.room, m.buyer)
 	return nil

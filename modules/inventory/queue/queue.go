@@ -29,6 +29,7 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/modules/inventory"
 	"marquee/tenants"
 )
 
@@ -86,6 +87,9 @@ type Status struct {
 	AccessToken   string    `json:"access_token,omitempty"`
 	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	Degraded      bool      `json:"degraded,omitempty"`
+	// Prices are the event's demand-priced tiers with the all-in range
+	// they may move in, told on joining (the CMA's undertakings).
+	Prices []inventory.PriceRange `json:"prices,omitempty"`
 }
 
 // Errors a buyer can meet.
@@ -112,6 +116,30 @@ type Room struct {
 	waits    *notifier       // status requests waiting for admission on this instance
 	draining <-chan struct{} // closed when the server begins to shut down
 	meter    meter           // the buyers' steps measured here, for the adaptive rooms
+
+	// Prices lists an event's demand-priced tiers (the inventory's), told
+	// to buyers as they join; nil tells none.
+	Prices func(ctx context.Context, t tenants.Tenant, event uuid.UUID) ([]inventory.PriceRange, error)
+}
+
+// QueueLength is how many buyers wait in the event's room (a demand signal
+// for pricing); 0 when the room is off.
+func (r *Room) QueueLength(ctx context.Context, t tenants.Tenant, event uuid.UUID) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisBudget)
+	defer cancel()
+	return r.rdb.ZCard(ctx, r.keys(t, event).queue).Result()
+}
+
+// withPrices adds the event's demand-price ranges to a joining buyer's
+// status; failing to read them only leaves them out.
+func (r *Room) withPrices(ctx context.Context, t tenants.Tenant, event uuid.UUID, s Status) Status {
+	if r.Prices == nil {
+		return s
+	}
+	if ps, err := r.Prices(ctx, t, event); err == nil && len(ps) > 0 {
+		s.Prices = ps
+	}
+	return s
 }
 
 type cachedSettings struct {
@@ -238,6 +266,14 @@ return {ARGV[1], redis.call('ZRANK', KEYS[2], ARGV[1]) + 1, redis.call('ZCARD', 
 
 // Join puts a buyer in an event's queue, or reports that no queue is needed.
 func (r *Room) Join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer string) (Status, error) {
+	s, err := r.join(ctx, t, event, buyer)
+	if err != nil {
+		return s, err
+	}
+	return r.withPrices(ctx, t, event, s), nil
+}
+
+func (r *Room) join(ctx context.Context, t tenants.Tenant, event uuid.UUID, buyer string) (Status, error) {
 	s, err := r.Settings(ctx, t, event)
 	if err != nil {
 		return Status{}, err

@@ -99,7 +99,8 @@ type ZoneInput struct {
 type TierInput struct {
 	Name        string     `json:"name"`
 	Zone        string     `json:"zone"`
-	Price       int64      `json:"price"`
+	Price       int64      `json:"price"` // the face price, before fees
+	Fee         int64      `json:"fee"`   // mandatory fees per ticket, shown inside the all-in price
 	Currency    string     `json:"currency"`
 	SaleStarts  *time.Time `json:"sale_starts"`
 	SaleEnds    *time.Time `json:"sale_ends"`
@@ -259,6 +260,8 @@ func (in Setup) plan(ev app.EventInfo) (plan, error) {
 			return p, model.Invalid("tiers", "tier %q: no zone named %q", ti.Name, ti.Zone)
 		case ti.Price < 0 || ti.Price > 100_000_000:
 			return p, model.Invalid("tiers", "tier %q: price must be from 0 to 100000000 minor units", ti.Name)
+		case ti.Fee < 0 || ti.Fee > 100_000_000:
+			return p, model.Invalid("tiers", "tier %q: fee must be from 0 to 100000000 minor units", ti.Name)
 		case !currencyOK(ti.Currency):
 			return p, model.Invalid("tiers", "tier %q: currency must be an ISO 4217 code such as EUR", ti.Name)
 		case ti.SaleStarts != nil && ti.SaleEnds != nil && !ti.SaleEnds.After(*ti.SaleStarts):
@@ -271,7 +274,7 @@ func (in Setup) plan(ev app.EventInfo) (plan, error) {
 		if max == 0 {
 			max = 8
 		}
-		p.tiers = append(p.tiers, model.Tier{ID: uuid.Must(uuid.NewV7()), ZoneID: z.ID, Name: ti.Name, PriceMinor: ti.Price,
+		p.tiers = append(p.tiers, model.Tier{ID: uuid.Must(uuid.NewV7()), ZoneID: z.ID, Name: ti.Name, PriceMinor: ti.Price, FeeMinor: ti.Fee,
 			Currency: ti.Currency, SaleStarts: ti.SaleStarts, SaleEnds: ti.SaleEnds, MaxPerOrder: max, Sort: i})
 	}
 	for ch, q := range in.Quotas {
@@ -335,8 +338,8 @@ func (s *Service) Configure(ctx context.Context, t tenants.Tenant, ev app.EventI
 			return err
 		}
 		for _, ti := range p.tiers {
-			if err := tx.Exec(`INSERT INTO inv_tiers (id, event_id, zone_id, name, price_minor, currency, sale_starts, sale_ends, max_per_order, sort)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ti.ID, ev.ID, ti.ZoneID, ti.Name, ti.PriceMinor, ti.Currency,
+			if err := tx.Exec(`INSERT INTO inv_tiers (id, event_id, zone_id, name, price_minor, fee_minor, currency, sale_starts, sale_ends, max_per_order, sort)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ti.ID, ev.ID, ti.ZoneID, ti.Name, ti.PriceMinor, ti.FeeMinor, ti.Currency,
 				ti.SaleStarts, ti.SaleEnds, ti.MaxPerOrder, ti.Sort).Error; err != nil {
 				return err
 			}
@@ -460,7 +463,7 @@ func LoadZones(tx *gorm.DB, eventID uuid.UUID) ([]model.Zone, error) {
 // LoadTiers reads an event's tiers in order.
 func LoadTiers(tx *gorm.DB, eventID uuid.UUID) ([]model.Tier, error) {
 	var ts []model.Tier
-	err := tx.Raw(`SELECT id, zone_id, name, price_minor, currency, sale_starts, sale_ends, max_per_order, sort
+	err := tx.Raw(`SELECT id, zone_id, name, price_minor + fee_minor AS price_minor, fee_minor, currency, sale_starts, sale_ends, max_per_order, sort
 		FROM inv_tiers WHERE event_id = ? ORDER BY sort`, eventID).Scan(&ts).Error
 	return ts, err
 }

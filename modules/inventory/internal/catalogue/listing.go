@@ -46,8 +46,8 @@ func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFi
 	}
 	err = s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT e.event_id,
-				(SELECT min(price_minor) FROM inv_tiers t WHERE t.event_id = e.event_id) AS min_price,
-				(SELECT currency FROM inv_tiers t WHERE t.event_id = e.event_id ORDER BY price_minor LIMIT 1) AS currency,
+				(SELECT min(price_minor + fee_minor) FROM inv_tiers t WHERE t.event_id = e.event_id) AS min_price,
+				(SELECT currency FROM inv_tiers t WHERE t.event_id = e.event_id ORDER BY price_minor + fee_minor LIMIT 1) AS currency,
 				(SELECT count(*) FROM inv_seats s WHERE s.event_id = e.event_id AND s.state = 'available')
 				+ (SELECT coalesce(sum(sh.capacity - sh.held - sh.sold), 0) FROM inv_counters c JOIN inv_counter_shards sh ON sh.counter_id = c.id
 				   WHERE c.event_id = e.event_id AND c.kind = 'pool') AS available
@@ -73,7 +73,7 @@ func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFi
 // LoadTierRows reads an event's tiers with their zones and GA pools.
 func LoadTierRows(tx *gorm.DB, eventID uuid.UUID) ([]model.TierRow, error) {
 	var rows []model.TierRow
-	err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
+	err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor + t.fee_minor AS price_minor, t.fee_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id
 		FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
 		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'

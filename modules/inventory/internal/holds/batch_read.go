@@ -125,7 +125,7 @@ var batchConfigSQL = `SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes,
 			(SELECT json_object_agg(l.id, l.zone_id) FROM (SELECT s.id, s.zone_id FROM inv_seats s
 				WHERE s.event_id = @event AND s.id = ANY(ARRAY(SELECT jsonb_array_elements_text(@seats::jsonb))) AND s.state = 'available'
 				ORDER BY s.id FOR UPDATE) l) AS free_seats,
-			t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
+			t.id, t.zone_id, t.name, t.price_minor + t.fee_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id, now() AS db_now
 		FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id
 		LEFT JOIN inv_counters p ON p.zone_id = t.zone_id AND p.kind = 'pool'

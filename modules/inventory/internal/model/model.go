@@ -130,10 +130,13 @@ type Zone struct {
 
 // Tier is a ticket type: a price in a zone, sold within a window.
 type Tier struct {
-	ID          uuid.UUID  `gorm:"column:id" json:"id"`
-	ZoneID      uuid.UUID  `gorm:"column:zone_id" json:"zone_id"`
-	Name        string     `gorm:"column:name" json:"name"`
+	ID     uuid.UUID `gorm:"column:id" json:"id"`
+	ZoneID uuid.UUID `gorm:"column:zone_id" json:"zone_id"`
+	Name   string    `gorm:"column:name" json:"name"`
+	// PriceMinor is the all-in price a buyer pays (fees included) when
+	// read; FeeMinor the mandatory fees it includes.
 	PriceMinor  int64      `gorm:"column:price_minor" json:"price"`
+	FeeMinor    int64      `gorm:"column:fee_minor" json:"fee"`
 	Currency    string     `gorm:"column:currency" json:"currency"`
 	SaleStarts  *time.Time `gorm:"column:sale_starts" json:"sale_starts,omitempty"`
 	SaleEnds    *time.Time `gorm:"column:sale_ends" json:"sale_ends,omitempty"`

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"marquee/app"
 	"marquee/jobs"
 	"marquee/modules/inventory/internal/catalogue"
 	"marquee/modules/inventory/internal/holds"
 	"marquee/modules/inventory/internal/model"
 	"marquee/modules/inventory/internal/stock"
 	"marquee/tenants"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -181,6 +183,9 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 	}
 	if res.Outcome == "paid" || res.Outcome == "resold" {
 		s.stock.Changed(ctx, t, res.eventID, res.seats)
+		// Trending lists count the sale (they rebuild from the tickets if
+		// this is lost).
+		s.d.App.TicketsSold(ctx, t, app.TicketSale{EventID: res.eventID, Quantity: res.Tickets, At: time.Now()})
 		// Paid: the buyer is done, their waiting-room place goes to the next.
 		s.d.BuyerDone(ctx, t, res.eventID, res.buyerID)
 	}

@@ -38,7 +38,8 @@ type TierAvailability struct {
 	Name        string    `json:"name"`
 	Zone        string    `json:"zone"`
 	ZoneKind    string    `json:"zone_kind"`
-	Price       int64     `json:"price"`
+	Price       int64     `json:"price"` // all-in: every mandatory fee included
+	Fee         int64     `json:"fee"`   // the fees included in Price
 	Currency    string    `json:"currency"`
 	Available   int       `json:"available"`
 	MaxPerOrder int       `json:"max_per_order"`
@@ -179,6 +180,7 @@ func tierAvailability(tx *gorm.DB, eventID uuid.UUID, now time.Time) ([]TierAvai
 		ID          uuid.UUID  `gorm:"column:id"`
 		Name        string     `gorm:"column:name"`
 		PriceMinor  int64      `gorm:"column:price_minor"`
+		FeeMinor    int64      `gorm:"column:fee_minor"`
 		Currency    string     `gorm:"column:currency"`
 		SaleStarts  *time.Time `gorm:"column:sale_starts"`
 		SaleEnds    *time.Time `gorm:"column:sale_ends"`
@@ -187,7 +189,7 @@ func tierAvailability(tx *gorm.DB, eventID uuid.UUID, now time.Time) ([]TierAvai
 		ZoneName    string     `gorm:"column:zone_name"`
 		Free        int        `gorm:"column:free"`
 	}
-	if err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
+	if err := tx.Raw(`SELECT t.id, t.zone_id, t.name, t.price_minor + t.fee_minor AS price_minor, t.fee_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name,
 			CASE WHEN z.kind = 'ga' THEN
 				(SELECT coalesce(sum(s.capacity - s.held - s.sold), 0) FROM inv_counters c JOIN inv_counter_shards s ON s.counter_id = c.id
@@ -210,7 +212,7 @@ func tierAvailability(tx *gorm.DB, eventID uuid.UUID, now time.Time) ([]TierAvai
 		if len(quota) == 1 {
 			free = min(free, quota[0].Free)
 		}
-		out = append(out, TierAvailability{ID: r.ID, Name: r.Name, Zone: r.ZoneName, ZoneKind: r.ZoneKind, Price: r.PriceMinor,
+		out = append(out, TierAvailability{ID: r.ID, Name: r.Name, Zone: r.ZoneName, ZoneKind: r.ZoneKind, Price: r.PriceMinor, Fee: r.FeeMinor,
 			Currency: r.Currency, Available: free, MaxPerOrder: r.MaxPerOrder, OnSale: model.Tier{SaleStarts: r.SaleStarts, SaleEnds: r.SaleEnds}.OnSale(now)})
 	}
 	return out, nil
