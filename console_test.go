@@ -80,9 +80,20 @@ func TestConsoleTenantPage(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), app.DemoPassword),
 		chromedp.Submit(chromedp.CSS(`#login-form`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants`)),
-		// Suspend acme with a reason, then resume it: both in its history.
-		chromedp.SendKeys(chromedp.CSS(`tr[data-slug=acme] input[name=reason]`), "chargeback review"),
-		chromedp.Click(chromedp.CSS(`tr[data-slug=acme] button.danger`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Suspending asks for confirmation: the test says yes.
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`)); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(b,
+		// Suspend acme with a reason (behind its panel), then resume it:
+		// both in its history.
+		chromedp.Click(chromedp.CSS(`tr[data-slug=acme] details.suspend summary`)),
+		chromedp.SendKeys(chromedp.CSS(`tr[data-slug=acme] details.suspend input[name=reason]`), "chargeback review"),
+		chromedp.Click(chromedp.CSS(`tr[data-slug=acme] details.suspend button.danger`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-slug=acme] form[action$="/resume"]`)),
 		chromedp.Click(chromedp.CSS(`tr[data-slug=acme] form[action$="/resume"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-slug=acme] form.visit`)),

@@ -235,7 +235,7 @@ var Codes = []CodeInfo{
 	{"invalid_near", KindInvalid, "near must be two decimal degrees, latitude,longitude (latitude -90..90, longitude -180..180)"},
 	{"invalid_radius", KindInvalid, "radius_km must be above 0 and at most 500, and needs near"},
 	{"invalid_filter", KindInvalid, "a search filter is malformed (dates, prices, category, available, sort); field names it"},
-	{"invalid_listing", KindInvalid, "the storefront copy of an event is refused (artist or description too long); field names it"},
+	{"invalid_storefront_listing", KindInvalid, "the storefront copy of an event is refused (artist or description too long); field names it"},
 }
 
 // codeKinds indexes Codes.

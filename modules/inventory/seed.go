@@ -64,7 +64,7 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 		if err := m.svc.Configure(ctx, t, ev, DemoSetup(ev.VenueCapacity, seats, min(300, ev.VenueCapacity-seats), demoCurrency(ev))); err != nil {
 			return fmt.Errorf("inventory demo %s: %w", ev.Title, err)
 		}
-		if i == 1 {
+		if i == 2 {
 			if err := m.seedPricing(ctx, t, ev); err != nil {
 				return fmt.Errorf("inventory demo pricing %s: %w", ev.Title, err)
 			}

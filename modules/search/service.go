@@ -490,9 +490,9 @@ type Listing struct {
 func (l Listing) Validate() error {
 	switch {
 	case len([]rune(l.Artist)) > 200:
-		return app.InvalidField("invalid_listing", "artist", "artist must be at most 200 characters")
+		return app.InvalidField("invalid_storefront_listing", "artist", "artist must be at most 200 characters")
 	case len([]rune(l.Description)) > 4000:
-		return app.InvalidField("invalid_listing", "description", "description must be at most 4000 characters")
+		return app.InvalidField("invalid_storefront_listing", "description", "description must be at most 4000 characters")
 	}
 	return nil
 }
