@@ -60,8 +60,9 @@ func localTime(ev app.EventInfo) string {
 }
 
 type storeEventsView struct {
-	Items    []storeEventItem
-	Category string
+	Items      []storeEventItem
+	Category   string
+	Categories []string
 	From, To string
 	Venues   []venueOption
 	VenueID  string
@@ -113,8 +114,13 @@ func (m *Module) storeEventsPage(c *gin.Context) {
 			v.Venues = append(v.Venues, venueOption{ID: it.VenueID.String(), Name: it.VenueName})
 		}
 	}
+	v.Categories = buyerCategories
 	m.render(c, "store_events", "Events", v, false)
 }
+
+// buyerCategories are the calendar's event categories a buyer may filter
+// by (a select: the values are exact, a typed "club night" matched nothing).
+var buyerCategories = []string{"concert", "club_night", "comedy", "theatre", "festival", "other"}
 
 type seatView struct {
 	ID      string

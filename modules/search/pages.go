@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -65,6 +67,16 @@ func (m *Module) searchPage(c *gin.Context) {
 	for k, vs := range form {
 		if len(vs) > 0 && vs[0] != "" {
 			params[k] = vs[:1]
+		}
+	}
+	// People type a price as money ("45.50"); the API takes minor units.
+	// Two decimals: every currency the chains sell in has them.
+	if max := params.Get("max"); max != "" {
+		params.Del("max")
+		if f, err := strconv.ParseFloat(max, 64); err == nil && f >= 0 && f < 1e9 {
+			params.Set("max_price", strconv.FormatInt(int64(math.Round(f*100)), 10))
+		} else {
+			params.Set("max_price", max) // refused below, with the API's words
 		}
 	}
 	status := http.StatusOK
