@@ -25,6 +25,6 @@ func All() []app.Module {
 		staffing.New(),
 		ops.New(),
 		integrations.New(), // Ticketmaster and Eventbrite inside their channel quotas
-		search.New(), // after inventory: it takes over the storefront home
+		search.New(),       // after inventory: it takes over the storefront home
 	}
 }

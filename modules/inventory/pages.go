@@ -63,9 +63,9 @@ type storeEventsView struct {
 	Items      []storeEventItem
 	Category   string
 	Categories []string
-	From, To string
-	Venues   []venueOption
-	VenueID  string
+	From, To   string
+	Venues     []venueOption
+	VenueID    string
 }
 
 type venueOption struct {
@@ -666,4 +666,3 @@ func (m *Module) render(c *gin.Context, name, title string, data any, portal boo
 	}
 	m.app.RenderStorefront(c, http.StatusOK, title, content)
 }
-
