@@ -53,8 +53,11 @@ func TestBrowserPortalAndConsole(t *testing.T) {
 		chromedp.Navigate(env.HostURL(tn.Slug)+"/portal/access-log"),
 		chromedp.WaitVisible(chromedp.CSS(`#support-consent input[name=required]`)),
 		chromedp.Click(chromedp.CSS(`#support-consent input[name=required]`)),
+		// The box is checked before the form goes: mark this page, so the
+		// wait below is for the page the redirect brings back.
+		chromedp.SetAttributeValue(chromedp.CSS(`#support-consent`), "data-before-save", "1"),
 		chromedp.Submit(chromedp.CSS(`#support-consent form`)),
-		chromedp.WaitVisible(chromedp.CSS(`#support-consent input[name=required]:checked`)),
+		chromedp.WaitVisible(chromedp.CSS(`#support-consent:not([data-before-save]) input[name=required]:checked`)),
 	); err != nil {
 		t.Fatalf("require consent: %v", err)
 	}
@@ -71,8 +74,9 @@ func TestBrowserPortalAndConsole(t *testing.T) {
 	}
 	apptest.Screenshot(t, ctx, "portal-support-consent")
 	if err := chromedp.Do(ctx,
+		chromedp.SetAttributeValue(chromedp.CSS(`#support-consent`), "data-before-save", "1"),
 		chromedp.Submit(chromedp.CSS(`tr[data-request] form`)),
-		chromedp.WaitVisible(chromedp.CSS(`#support-consent input[name=required]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#support-consent:not([data-before-save]) tr[data-request]`)),
 	); err != nil {
 		t.Fatalf("grant: %v", err)
 	}

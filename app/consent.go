@@ -99,11 +99,19 @@ func (a *App) supportConsent(ctx context.Context, t tenants.Tenant) (SupportCons
 		WHERE r.tenant_id = ? ORDER BY r.requested_at DESC LIMIT 50`, t.ID).Scan(&out.Requests).Error; err != nil {
 		return out, err
 	}
-	err := db.Raw(`SELECT u.email AS support_email, v.reason, v.started_at, v.expires_at
-		FROM `+controlSupportVisits+` v JOIN `+migrations.ControlSchema+`.platform_users u ON u.id = v.support_user_id
-		WHERE v.tenant_id = ? AND v.expires_at > now() ORDER BY v.started_at`, t.ID).Scan(&out.ActiveVisits).Error
-	out.Requests, out.ActiveVisits = NonNil(out.Requests), NonNil(out.ActiveVisits)
+	visits, err := a.activeVisits(ctx, t)
+	out.Requests, out.ActiveVisits = NonNil(out.Requests), NonNil(visits)
 	return out, err
+}
+
+// activeVisits lists the support visits going on now in a chain, latest
+// ending last.
+func (a *App) activeVisits(ctx context.Context, t tenants.Tenant) ([]ActiveVisit, error) {
+	var visits []ActiveVisit
+	err := a.DB.WithContext(ctx).Raw(`SELECT u.email AS support_email, v.reason, v.started_at, v.expires_at
+		FROM `+controlSupportVisits+` v JOIN `+migrations.ControlSchema+`.platform_users u ON u.id = v.support_user_id
+		WHERE v.tenant_id = ? AND v.expires_at > now() ORDER BY v.expires_at`, t.ID).Scan(&visits).Error
+	return visits, err
 }
 
 func (a *App) apiConsent(c *gin.Context, _ None) (SupportConsent, error) {
@@ -254,12 +262,10 @@ func (a *App) requestVisit(ctx context.Context, t tenants.Tenant, supportUser uu
 // supportHereNotice is the sentence every portal page of the chain shows
 // while support staff are in it ("" when nobody is).
 func (a *App) supportHereNotice(ctx context.Context, t tenants.Tenant) string {
-	var visits []ActiveVisit
-	if err := a.DB.WithContext(ctx).Raw(`SELECT u.email AS support_email, v.reason, v.started_at, v.expires_at
-		FROM `+controlSupportVisits+` v JOIN `+migrations.ControlSchema+`.platform_users u ON u.id = v.support_user_id
-		WHERE v.tenant_id = ? AND v.expires_at > now() ORDER BY v.expires_at DESC LIMIT 1`, t.ID).Scan(&visits).Error; err != nil || len(visits) == 0 {
+	visits, err := a.activeVisits(ctx, t)
+	if err != nil || len(visits) == 0 {
 		return ""
 	}
-	v := visits[0]
+	v := visits[len(visits)-1] // the one that lasts longest
 	return fmt.Sprintf("Platform support (%s) is in your portal until %s: %s. Everything they do is in the support access log.", v.SupportEmail, v.ExpiresAt.UTC().Format("15:04 UTC"), v.Reason)
 }
