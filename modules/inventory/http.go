@@ -648,16 +648,16 @@ func (m *Module) testPay(c *gin.Context, req testPayRequest) (TestPayment, error
 // TestWebhookEvent builds and signs a Stripe PaymentIntent event the way
 // Stripe would deliver it (for tests and the test-mode pay step).
 func TestWebhookEvent(secret, eventID, eventType, paymentIntentID string, amount int64, currency, tenant string, orderID uuid.UUID) ([]byte, string, error) {
-	status := "succeeded"
+	status, card := "succeeded", any("pm_card_visa") // Stripe's test card: stripe-mock answers its PaymentMethod
 	if eventType == "payment_intent.payment_failed" {
-		status = "requires_payment_method"
+		status, card = "requires_payment_method", nil
 	}
 	evt := map[string]any{
 		"id": eventID, "object": "event", "api_version": stripe.APIVersion, "created": time.Now().Unix(), "type": eventType,
 		"livemode": false, "pending_webhooks": 1,
 		"data": map[string]any{"object": map[string]any{
 			"id": paymentIntentID, "object": "payment_intent", "amount": amount, "amount_received": amount,
-			"currency": strings.ToLower(currency), "status": status,
+			"currency": strings.ToLower(currency), "status": status, "payment_method": card,
 			"metadata": map[string]string{"tenant": tenant, "order_id": orderID.String()},
 		}},
 	}

@@ -1,7 +1,9 @@
 package inventory_test
 
 import (
+	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -127,4 +129,79 @@ func TestLimitsPerEmailRateAndReviewQueue(t *testing.T) {
 	mustStatus(t, s.do(t, http.MethodPut, "/api/v1/limits", map[string]any{"enabled": true, "max_tickets_per_email": 0}), http.StatusBadRequest)
 	res = s.do(t, http.MethodGet, "/portal/inventory-review", nil)
 	mustStatus(t, res, http.StatusOK)
+}
+
+// Tickets per payment card: six buyers with six e-mails and six addresses
+// pay at the same instant with one card (Stripe's test card: its
+// fingerprint comes from stripe-mock), the limit per card is two. Exactly
+// two payments become tickets; the other four are refunded, their holds
+// released, and each refusal is recorded with its reason.
+func TestTicketsPerCardAcrossEmailsAndAddresses(t *testing.T) {
+	s, ev, cfg := onSale(t, "cardlimit", "Card Limit Night", simpleSetup(1, 10, 100, nil))
+	floor := tierID(t, cfg, "Floor")
+	setLimits(t, s, map[string]any{"max_tickets_per_card": 2, "min_checkout_seconds": 0})
+	orders := make([]inventory.Order, 6)
+	for i := range orders {
+		o, status, code := checkout(t, s, ev, floor, s.buyer(t), fmt.Sprintf("fan%d@example.com", i), fmt.Sprintf("198.51.100.%d", 10+i))
+		if status != http.StatusCreated {
+			t.Fatalf("order %d: %d %s", i, status, code)
+		}
+		orders[i] = o
+	}
+	outcomes := make([]string, len(orders))
+	var wg sync.WaitGroup
+	for i, o := range orders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.tryWebhook("evt_card_"+o.ID.String(), "payment_intent.succeeded", o)
+			if err != nil || res.Status != http.StatusOK {
+				outcomes[i] = fmt.Sprintf("error %v %d %s", err, res.Status, res.Body)
+				return
+			}
+			var out struct{ Outcome string }
+			res.JSON(t, &out)
+			outcomes[i] = out.Outcome
+		}()
+	}
+	wg.Wait()
+	count := map[string]int{}
+	for _, o := range outcomes {
+		count[o]++
+	}
+	if count["paid"] != 2 || count["refunded"] != 4 {
+		t.Fatalf("outcomes %v, want 2 paid and 4 refunded", outcomes)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_orders WHERE event_id = ? AND status = 'paid' AND card_fingerprint IS NOT NULL`, ev); n != 2 {
+		t.Fatalf("%d paid orders carry the card, want 2", n)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_tickets t JOIN inv_orders o ON o.id = t.order_id WHERE o.event_id = ?`, ev); n != 2 {
+		t.Fatalf("%d tickets issued, want 2", n)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev); n != 0 {
+		t.Fatalf("%d holds of refused payments still active", n)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_refunds r JOIN inv_orders o ON o.id = r.order_id WHERE o.event_id = ?`, ev); n != 4 {
+		t.Fatalf("%d refunds recorded, want 4", n)
+	}
+	res := s.do(t, http.MethodGet, "/api/v1/risk/decisions", nil)
+	mustStatus(t, res, http.StatusOK)
+	var list struct{ Items []inventory.RiskDecision }
+	res.JSON(t, &list)
+	blocks := 0
+	for _, d := range list.Items {
+		if d.Action == "block" && len(d.Reasons) == 1 && d.Reasons[0].Rule == "tickets_per_card" {
+			blocks++
+		}
+	}
+	if blocks != 4 {
+		t.Fatalf("%d card blocks recorded, want 4: %+v", blocks, list.Items)
+	}
+	// A replay of a refused payment's event changes nothing.
+	var out struct{ Outcome string }
+	res = s.webhook(t, "evt_card_"+orders[0].ID.String(), "payment_intent.succeeded", orders[0])
+	res.JSON(t, &out)
+	if out.Outcome != "duplicate" {
+		t.Fatalf("replay: %s", out.Outcome)
+	}
 }

@@ -66,6 +66,7 @@ func NewService(a *app.Core) *Service {
 		door: door.New(d, tk), transfer: transfer.New(d, tk), resale: resale.New(d, tk), waitlist: waitlist.New(d, st), links: transfer.NewLinks(a),
 		delivery: delivery.New(d, nil, nil, by), limits: limits.New(d), pricing: pr}
 	s.orders.SetResale(s.resale)
+	s.orders.SetCardLimiter(s.limits)
 	s.resale.Kick = func(ctx context.Context, t tenants.Tenant, _ uuid.UUID) { s.KickWaitlist(ctx, t) }
 	s.waitlist.Link = s.WaitlistPath
 	return s

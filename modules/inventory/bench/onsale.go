@@ -498,7 +498,7 @@ func (h *Harness) setup(ctx context.Context) error {
 		// ticket count are set out of reach so that the run measures what
 		// checking them costs, not the throttling.
 		if err := h.mustJSON(ctx, http.StatusOK, nil, "PUT", "/api/v1/limits", map[string]any{"enabled": true, "max_tickets_per_email": 8,
-			"max_tickets_per_ip": 100000, "declines_to_challenge": 2, "declines_to_block": 3, "min_checkout_seconds": 4,
+			"max_tickets_per_ip": 100000, "max_tickets_per_card": 10000, "declines_to_challenge": 2, "declines_to_block": 3, "min_checkout_seconds": 4,
 			"ip_holds_per_minute": 100000, "ip_orders_per_minute": 100000}); err != nil {
 			return err
 		}

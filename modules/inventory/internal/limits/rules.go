@@ -27,12 +27,15 @@ type Thresholds struct {
 	MinCheckoutSeconds  int `json:"min_checkout_seconds" gorm:"column:min_checkout_seconds"`
 	IPHoldsPerMinute    int `json:"ip_holds_per_minute" gorm:"column:ip_holds_per_minute"`
 	IPOrdersPerMinute   int `json:"ip_orders_per_minute" gorm:"column:ip_orders_per_minute"`
+	// MaxTicketsPerCard counts paid tickets per payment card and event,
+	// whatever e-mail or address paid; 0 in a request means the default.
+	MaxTicketsPerCard int `json:"max_tickets_per_card,omitempty" gorm:"column:max_tickets_per_card"`
 }
 
 // DefaultThresholds are those of a chain that set none (the table's defaults).
 func DefaultThresholds() Thresholds {
 	return Thresholds{MaxTicketsPerEmail: 8, MaxTicketsPerIP: 24, DeclinesToChallenge: 2, DeclinesToBlock: 3,
-		MinCheckoutSeconds: 4, IPHoldsPerMinute: 60, IPOrdersPerMinute: 20}
+		MinCheckoutSeconds: 4, IPHoldsPerMinute: 60, IPOrdersPerMinute: 20, MaxTicketsPerCard: 8}
 }
 
 // Signals are what is known of a checkout when it is decided.
@@ -85,6 +88,18 @@ func Decide(s Signals, th Thresholds) Decision {
 	}
 	if th.MinCheckoutSeconds > 0 && s.CheckoutSeconds < float64(th.MinCheckoutSeconds) {
 		fire("fast_checkout", 25, Review, fmt.Sprintf("checked out %.1f s after the hold, faster than %d s", s.CheckoutSeconds, th.MinCheckoutSeconds))
+	}
+	return d
+}
+
+// DecideCard is the payment-time rule: a card's paid tickets for an event,
+// this payment's included, above the chain's limit are refused (the payment
+// is refunded), however many e-mails and addresses the card was used from.
+func DecideCard(ticketsByCard, tickets int, th Thresholds) Decision {
+	d := Decision{Action: Allow, Reasons: []Reason{}}
+	if total := ticketsByCard + tickets; total > th.MaxTicketsPerCard {
+		d = Decision{Score: 60, Action: Block, Reasons: []Reason{{Rule: "tickets_per_card", Points: 60,
+			Detail: fmt.Sprintf("%d tickets paid with this card at this event, the limit is %d", total, th.MaxTicketsPerCard)}}}
 	}
 	return d
 }

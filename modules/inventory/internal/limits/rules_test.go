@@ -50,3 +50,22 @@ func TestDecide(t *testing.T) {
 		t.Fatalf("strict chain: %+v", d)
 	}
 }
+
+func TestDecideCard(t *testing.T) {
+	th := limits.DefaultThresholds() // 8 per card
+	cases := []struct {
+		paid, tickets int
+		action        string
+	}{
+		{0, 2, limits.Allow}, {6, 2, limits.Allow}, {7, 2, limits.Block}, {0, 9, limits.Block},
+	}
+	for _, c := range cases {
+		d := limits.DecideCard(c.paid, c.tickets, th)
+		if d.Action != c.action {
+			t.Errorf("%d paid + %d: %s, want %s", c.paid, c.tickets, d.Action, c.action)
+		}
+		if c.action == limits.Block && (len(d.Reasons) != 1 || d.Reasons[0].Rule != "tickets_per_card") {
+			t.Errorf("%d paid + %d: reasons %+v", c.paid, c.tickets, d.Reasons)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
+	"marquee/modules/inventory/internal/model"
 	"marquee/tenants"
 )
 
@@ -53,7 +54,7 @@ func (s *Service) Settings(ctx context.Context, t tenants.Tenant) (Settings, err
 	var rows []Settings
 	err := s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT enabled, max_tickets_per_email, max_tickets_per_ip, declines_to_challenge, declines_to_block,
-			min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute FROM inv_limit_thresholds WHERE id = 1`).Scan(&rows).Error
+			min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, max_tickets_per_card FROM inv_limit_thresholds WHERE id = 1`).Scan(&rows).Error
 	})
 	if err != nil {
 		return out, err
@@ -66,7 +67,10 @@ func (s *Service) Settings(ctx context.Context, t tenants.Tenant) (Settings, err
 }
 
 // Validate checks settings a chain sends.
-func (st Settings) Validate() error {
+func (st *Settings) Validate() error {
+	if st.MaxTicketsPerCard == 0 {
+		st.MaxTicketsPerCard = DefaultThresholds().MaxTicketsPerCard
+	}
 	th := st.Thresholds
 	in := func(field string, v, lo, hi int) error {
 		if v < lo || v > hi {
@@ -78,7 +82,7 @@ func (st Settings) Validate() error {
 		in("max_tickets_per_email", th.MaxTicketsPerEmail, 1, 10000), in("max_tickets_per_ip", th.MaxTicketsPerIP, 1, 100000),
 		in("declines_to_challenge", th.DeclinesToChallenge, 1, 100), in("declines_to_block", th.DeclinesToBlock, 1, 100),
 		in("min_checkout_seconds", th.MinCheckoutSeconds, 0, 600), in("ip_holds_per_minute", th.IPHoldsPerMinute, 1, 100000),
-		in("ip_orders_per_minute", th.IPOrdersPerMinute, 1, 100000),
+		in("ip_orders_per_minute", th.IPOrdersPerMinute, 1, 100000), in("max_tickets_per_card", th.MaxTicketsPerCard, 1, 10000),
 	} {
 		if c != nil {
 			return c
@@ -98,13 +102,14 @@ func (s *Service) SetSettings(ctx context.Context, t tenants.Tenant, st Settings
 	th := st.Thresholds
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Exec(`INSERT INTO inv_limit_thresholds (id, enabled, max_tickets_per_email, max_tickets_per_ip, declines_to_challenge, declines_to_block,
-				min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, now())
+				min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, max_tickets_per_card, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
 			ON CONFLICT (id) DO UPDATE SET enabled = EXCLUDED.enabled, max_tickets_per_email = EXCLUDED.max_tickets_per_email,
 				max_tickets_per_ip = EXCLUDED.max_tickets_per_ip, declines_to_challenge = EXCLUDED.declines_to_challenge,
 				declines_to_block = EXCLUDED.declines_to_block, min_checkout_seconds = EXCLUDED.min_checkout_seconds,
-				ip_holds_per_minute = EXCLUDED.ip_holds_per_minute, ip_orders_per_minute = EXCLUDED.ip_orders_per_minute, updated_at = now()`,
+				ip_holds_per_minute = EXCLUDED.ip_holds_per_minute, ip_orders_per_minute = EXCLUDED.ip_orders_per_minute,
+				max_tickets_per_card = EXCLUDED.max_tickets_per_card, updated_at = now()`,
 			st.Enabled, th.MaxTicketsPerEmail, th.MaxTicketsPerIP, th.DeclinesToChallenge, th.DeclinesToBlock, th.MinCheckoutSeconds,
-			th.IPHoldsPerMinute, th.IPOrdersPerMinute).Error
+			th.IPHoldsPerMinute, th.IPOrdersPerMinute, th.MaxTicketsPerCard).Error
 	})
 	s.cache.Delete(t.Slug)
 	return st, err
@@ -258,4 +263,47 @@ func (s *Service) Resolve(ctx context.Context, t tenants.Tenant, id uuid.UUID, o
 		err = app.Conflict("already_reviewed", "%s", fmt.Sprintf("decision %s is not waiting for a review", id))
 	}
 	return err
+}
+
+// Wanted says whether the chain's limits are on (the card is then looked
+// up at Stripe for CheckCard).
+func (s *Service) Wanted(ctx context.Context, t tenants.Tenant) bool {
+	st, err := s.Settings(ctx, t)
+	return err == nil && st.Enabled
+}
+
+// CheckCard is the per-card rule, in the payment's transaction: the card's
+// fingerprint is kept on the order, and the card's paid tickets for the
+// event are counted under a lock per event and card, so two payments with
+// one card at the same instant are counted one after the other. A refusal
+// is recorded as a block with its reason; the caller refunds.
+func (s *Service) CheckCard(ctx context.Context, t tenants.Tenant, tx *gorm.DB, o model.Order, fingerprint string) (string, error) {
+	st, err := s.Settings(ctx, t)
+	if err != nil || !st.Enabled {
+		return "", err
+	}
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('inv_card:' || ? || ':' || ?, 0))`, o.EventID.String(), fingerprint).Error; err != nil {
+		return "", err
+	}
+	var paid, tickets int
+	row := tx.Raw(`SELECT
+			coalesce((SELECT sum(h.quantity) FROM inv_orders p JOIN inv_holds h ON h.id = p.hold_id
+				WHERE p.event_id = ? AND p.card_fingerprint = ? AND p.status = 'paid' AND p.id <> ?), 0),
+			coalesce((SELECT quantity FROM inv_holds WHERE id = ?), 0)`, o.EventID, fingerprint, o.ID, o.HoldID).Row()
+	if err := row.Scan(&paid, &tickets); err != nil {
+		return "", err
+	}
+	if err := tx.Exec(`UPDATE inv_orders SET card_fingerprint = ? WHERE id = ?`, fingerprint, o.ID).Error; err != nil {
+		return "", err
+	}
+	d := DecideCard(paid, tickets, st.Thresholds)
+	if d.Action == Allow {
+		return "", nil
+	}
+	reasons, _ := json.Marshal(d.Reasons)
+	if err := tx.Exec(`INSERT INTO inv_risk_decisions (id, event_id, hold_id, buyer_id, email, score, action, reasons)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, uuid.Must(uuid.NewV7()), o.EventID, o.HoldID, o.BuyerID, strings.ToLower(o.Email), d.Score, d.Action, string(reasons)).Error; err != nil {
+		return "", err
+	}
+	return "this card has already paid for the most tickets one buyer may have for this event (" + d.Reasons[0].Detail + ")", nil
 }

@@ -40,6 +40,8 @@ type Service struct {
 	// resale settles payments of holds that reserved a resale listing
 	// (the resale room, above this one; nil: no marketplace).
 	resale ResaleSettler
+	// cards checks tickets per payment card (the limits room; nil: none).
+	cards CardLimiter
 
 	// afterOrderCommit, when set (tests), runs between an order's commit
 	// and its PaymentIntent: where a crash leaves an order without one.

@@ -61,6 +61,12 @@ func recordStripeEvent(tx *gorm.DB, id, typ string, orderID uuid.UUID) (bool, er
 // arrives after its hold lapsed re-sells the same seats if they are still
 // free; otherwise the order is refunded automatically and the buyer told.
 func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripeEventID, paymentIntentID string, amount int64, currency string, orderID uuid.UUID) (WebhookResult, error) {
+	return s.paymentSucceeded(ctx, t, stripeEventID, paymentIntentID, amount, currency, orderID, "")
+}
+
+// paymentSucceeded is PaymentSucceeded with the fingerprint of the card
+// that paid ("" when unknown or not checked).
+func (s *Service) paymentSucceeded(ctx context.Context, t tenants.Tenant, stripeEventID, paymentIntentID string, amount int64, currency string, orderID uuid.UUID, card string) (WebhookResult, error) {
 	var res WebhookResult
 	began := time.Now()
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
@@ -104,6 +110,22 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 			case handled:
 				res.Outcome = outcome
 				return nil
+			}
+		}
+		if card != "" && s.cards != nil && o.Status != model.OrderPaid && o.Status != model.OrderRefunded {
+			refuse, err := s.cards.CheckCard(ctx, t, tx, o, card)
+			if err != nil {
+				return err
+			}
+			if refuse != "" {
+				if err := s.refundUnsellable(ctx, t, tx, o, paymentIntentID, refuse, &res); err != nil {
+					return err
+				}
+				closed, seats, err := holds.CloseHold(tx, o.HoldID, model.HoldReleased, false)
+				if closed != nil {
+					res.seats, res.changedEv = model.SeatStates(seats, model.SeatAvailable), true
+				}
+				return err
 			}
 		}
 		// The conditional transition decides: only one payment event moves
@@ -188,6 +210,9 @@ func (s *Service) PaymentSucceeded(ctx context.Context, t tenants.Tenant, stripe
 		s.d.App.TicketsSold(ctx, t, app.TicketSale{EventID: res.eventID, Quantity: res.Tickets, At: time.Now()})
 		// Paid: the buyer is done, their waiting-room place goes to the next.
 		s.d.BuyerDone(ctx, t, res.eventID, res.buyerID)
+	}
+	if res.changedEv {
+		s.stock.Changed(ctx, t, res.eventID, res.seats)
 	}
 	if res.refund {
 		s.sendRefund(ctx, t, orderID)

@@ -149,7 +149,7 @@ func (s *Service) settlePayment(ctx context.Context, t tenants.Tenant, evt strip
 		return WebhookResult{EventID: evt.ID, Type: string(evt.Type), Outcome: "ignored"}, nil
 	}
 	if evt.Type == "payment_intent.succeeded" {
-		return s.PaymentSucceeded(ctx, t, evt.ID, pi.ID, pi.Amount, strings.ToUpper(string(pi.Currency)), orderID)
+		return s.paymentSucceeded(ctx, t, evt.ID, pi.ID, pi.Amount, strings.ToUpper(string(pi.Currency)), orderID, s.cardFingerprint(ctx, t, pi))
 	}
 	return s.PaymentFailed(ctx, t, evt.ID, pi.ID, orderID)
 }
