@@ -23,9 +23,14 @@ func fold(s string) string {
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) }
 
-// terms are the query's folded words.
+// terms are the query's folded words; the last ends in "*": the search
+// takes it as a prefix too.
 func terms(q string) []string {
-	return strings.FieldsFunc(fold(q), func(r rune) bool { return !isWordRune(r) })
+	ts := strings.FieldsFunc(fold(q), func(r rune) bool { return !isWordRune(r) })
+	if len(ts) > 0 {
+		ts[len(ts)-1] += "*"
+	}
+	return ts
 }
 
 // trigrams of a word as pg_trgm makes them (padded with two spaces before
@@ -56,8 +61,12 @@ func similarity(a, b string) float64 {
 
 // matches says whether a folded word of a field answers a folded query
 // term: the same word, the same stem (one is the other plus a short ending:
-// "concerts", "concert"), or a near spelling (typos).
+// "concerts", "concert"), or a near spelling (typos); a term ending in "*"
+// also matches every word it begins.
 func matches(word, term string) bool {
+	if p, ok := strings.CutSuffix(term, "*"); ok {
+		return strings.HasPrefix(word, p) || matches(word, p)
+	}
 	switch {
 	case word == term:
 		return true

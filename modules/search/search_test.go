@@ -175,6 +175,9 @@ func TestSearchRelevanceAndFilters(t *testing.T) {
 		{"accent folded: cafe finds Café in title first, description after", q("q", "cafe"), []string{"cafe", "comedy"}},
 		{"typo tolerated", q("q", "metalica"), []string{"metallica"}},
 		{"typo in an artist", q("q", "sigor"), []string{"sigur"}},
+		{"the last word is a prefix: as typed", q("q", "metal"), []string{"metallica"}},
+		{"a prefix after a whole word", q("q", "sigur r"), []string{"sigur"}},
+		{"a prefix folded", q("q", "lindenp"), []string{"metallica"}},
 		{"venue name", q("q", "lindenpark"), []string{"metallica"}},
 		{"venue name with ß folded", q("q", "grosse freiheit"), []string{"comedy"}},
 		{"description stem", q("q", "comedian"), []string{"comedy"}},
@@ -205,6 +208,9 @@ func TestSearchRelevanceAndFilters(t *testing.T) {
 		}
 		if strings.Join(it.MatchedIn, ",") != "title,artist" {
 			t.Fatalf("matched fields %v", it.MatchedIn)
+		}
+		if typed := c.search(t, q("q", "sigur r")).Items[0].Highlights.Artist; typed != "<mark>Sigur</mark> <mark>Rós</mark>" {
+			t.Fatalf("a prefix as typed is marked too: %s", typed)
 		}
 		if it.MinPrice == nil || *it.MinPrice != 5750 {
 			t.Fatalf("all-in price: got %v, want 5750 (5000 + 750 fee)", it.MinPrice)

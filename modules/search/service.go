@@ -81,8 +81,10 @@ const trigramThreshold = "0.3"
 
 // expand turns the query's words into a tsquery: each word folded as the
 // documents are, and, when the lexicon does not know it, or-ed with the up
-// to three lexicon words most like it (typos). The words are split on
-// anything but letters and digits, so the tsquery holds quoted lexemes only.
+// to three lexicon words most like it (typos). The last word is also a
+// prefix (people search as they type: "radi" finds Radiohead, "sigur r"
+// finds Sigur Rós). The words are split on anything but letters and digits, so
+// the tsquery holds quoted lexemes only.
 func expand(tx *tenants.Pgx, text string) (string, error) {
 	if _, err := tx.Exec(`SET LOCAL pg_trgm.similarity_threshold = ` + trigramThreshold); err != nil {
 		return "", err
@@ -98,7 +100,8 @@ func expand(tx *tenants.Pgx, text string) (string, error) {
 		return "", err
 	}
 	defer rows.Close()
-	var parts []string
+	var words [][]string
+	var last string
 	for rows.Next() {
 		var term string
 		var known bool
@@ -106,17 +109,25 @@ func expand(tx *tenants.Pgx, text string) (string, error) {
 		if err := rows.Scan(&term, &known, &alts); err != nil {
 			return "", err
 		}
-		words := []string{quoteLexeme(term)}
+		w := []string{quoteLexeme(term)}
 		for _, a := range alts {
-			words = append(words, quoteLexeme(a))
+			w = append(w, quoteLexeme(a))
 		}
-		if len(words) == 1 {
-			parts = append(parts, words[0])
-		} else {
-			parts = append(parts, "("+strings.Join(words, " | ")+")")
+		words, last = append(words, w), term
+	}
+	if err := rows.Err(); err != nil || len(words) == 0 {
+		return "", err
+	}
+	// The prefix covers the word itself.
+	words[len(words)-1][0] = quoteLexeme(last) + ":*"
+	parts := make([]string, len(words))
+	for i, w := range words {
+		parts[i] = w[0]
+		if len(w) > 1 {
+			parts[i] = "(" + strings.Join(w, " | ") + ")"
 		}
 	}
-	return strings.Join(parts, " & "), rows.Err()
+	return strings.Join(parts, " & "), nil
 }
 
 // quoteLexeme quotes a word for to_tsquery (it holds letters and digits
