@@ -36,7 +36,8 @@ func TestBrowserSearchPage(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=q]`), "sigor ros"),
 		chromedp.SetValue(chromedp.CSS(`select[name=category]`), "concert"),
 		chromedp.Submit(chromedp.CSS(`#search-form`)),
-		chromedp.WaitVisible(chromedp.CSS(`#results`)),
+		// The home page has results too: wait for the answer's marked words.
+		chromedp.WaitVisible(chromedp.CSS(`#results mark`)),
 	); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package search
 
 import (
 	"html"
+	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
@@ -11,8 +13,19 @@ import (
 )
 
 // fold lower-cases and strips accents, as public.marquee_fold does in the
-// database, so the page marks the words the query matched there.
+// database, so the page marks the words the query matched there. Plain
+// ASCII, most of what a page holds, needs only lower-casing.
 func fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToLower(s)
+	}
 	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 	out, _, err := transform.String(t, s)
 	if err != nil {
@@ -23,64 +36,102 @@ func fold(s string) string {
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) }
 
-// terms are the query's folded words; the last ends in "*": the search
-// takes it as a prefix too.
-func terms(q string) []string {
-	ts := strings.FieldsFunc(fold(q), func(r rune) bool { return !isWordRune(r) })
-	if len(ts) > 0 {
-		ts[len(ts)-1] += "*"
+// term is one folded word of the query, with its trigrams.
+type term struct {
+	word   string
+	prefix bool // the query's last word: every word it begins matches
+	grams  []string
+}
+
+// matcher marks the words of a page's fields that answer a query. It
+// remembers each folded word's answer: the words of a page repeat (venue
+// names, "live", the query's own words), and a typo check is the costly
+// part of a search answer.
+type matcher struct {
+	terms []term
+	seen  map[string]bool
+}
+
+// newMatcher folds the query's words; the last is also a prefix, as the
+// search takes it.
+func newMatcher(q string) *matcher {
+	ws := strings.FieldsFunc(fold(q), func(r rune) bool { return !isWordRune(r) })
+	m := &matcher{terms: make([]term, len(ws)), seen: map[string]bool{}}
+	for i, w := range ws {
+		m.terms[i] = term{word: w, prefix: i == len(ws)-1, grams: trigrams(w)}
 	}
-	return ts
+	return m
+}
+
+// matches says whether a folded word of a field answers one of the terms.
+func (m *matcher) matches(word string) bool {
+	if v, ok := m.seen[word]; ok {
+		return v
+	}
+	var grams []string // computed once, if a typo check needs them
+	ok := false
+	for _, t := range m.terms {
+		if t.prefix && strings.HasPrefix(word, t.word) {
+			ok = true
+			break
+		}
+		if sameWord(word, t.word) {
+			ok = true
+			break
+		}
+		if len(t.word) >= 4 && len(word) >= 4 {
+			limit := 1
+			if len(t.word) >= 8 {
+				limit = 2
+			}
+			if grams == nil {
+				grams = trigrams(word)
+			}
+			if similarity(grams, t.grams) >= 0.45 || editDistance(word, t.word) <= limit {
+				ok = true
+				break
+			}
+		}
+	}
+	m.seen[word] = ok
+	return ok
+}
+
+// sameWord: the same word, or the same stem (one is the other plus a short
+// ending: "concerts", "concert").
+func sameWord(word, term string) bool {
+	return word == term ||
+		len(term) >= 4 && strings.HasPrefix(word, term) && len(word)-len(term) <= 3 ||
+		len(word) >= 4 && strings.HasPrefix(term, word) && len(term)-len(word) <= 3
 }
 
 // trigrams of a word as pg_trgm makes them (padded with two spaces before
-// and one after).
-func trigrams(w string) map[string]bool {
+// and one after), each once.
+func trigrams(w string) []string {
 	r := []rune("  " + w + " ")
-	out := make(map[string]bool, len(r))
+	out := make([]string, 0, len(r))
 	for i := 0; i+3 <= len(r); i++ {
-		out[string(r[i:i+3])] = true
+		g := string(r[i : i+3])
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
 	}
 	return out
 }
 
-func similarity(a, b string) float64 {
-	ta, tb := trigrams(a), trigrams(b)
+// similarity is pg_trgm's: shared trigrams over all distinct trigrams.
+func similarity(a, b []string) float64 {
 	common := 0
-	for g := range ta {
-		if tb[g] {
+	for _, g := range a {
+		if slices.Contains(b, g) {
 			common++
 		}
 	}
-	union := len(ta) + len(tb) - common
+	union := len(a) + len(b) - common
 	if union == 0 {
 		return 0
 	}
 	return float64(common) / float64(union)
-}
-
-// matches says whether a folded word of a field answers a folded query
-// term: the same word, the same stem (one is the other plus a short ending:
-// "concerts", "concert"), or a near spelling (typos); a term ending in "*"
-// also matches every word it begins.
-func matches(word, term string) bool {
-	if p, ok := strings.CutSuffix(term, "*"); ok {
-		return strings.HasPrefix(word, p) || matches(word, p)
-	}
-	switch {
-	case word == term:
-		return true
-	case len(term) >= 4 && strings.HasPrefix(word, term) && len(word)-len(term) <= 3,
-		len(word) >= 4 && strings.HasPrefix(term, word) && len(term)-len(word) <= 3:
-		return true
-	case len(term) >= 4 && len(word) >= 4:
-		limit := 1
-		if len(term) >= 8 {
-			limit = 2
-		}
-		return similarity(word, term) >= 0.45 || editDistance(word, term) <= limit
-	}
-	return false
 }
 
 // editDistance is the Levenshtein distance between two words (runes).
@@ -108,8 +159,8 @@ func editDistance(a, b string) int {
 // highlight returns the field as HTML with the words that match the query
 // in <mark>, whether anything matched, and — for long text — a snippet of
 // about width runes around the first match.
-func highlight(text string, ts []string, width int) (string, bool) {
-	if len(ts) == 0 || text == "" {
+func highlight(text string, m *matcher, width int) (string, bool) {
+	if m == nil || len(m.terms) == 0 || text == "" {
 		return html.EscapeString(text), false
 	}
 	rs := []rune(text)
@@ -124,12 +175,8 @@ func highlight(text string, ts []string, width int) (string, bool) {
 		for j < len(rs) && isWordRune(rs[j]) {
 			j++
 		}
-		w := fold(string(rs[i:j]))
-		for _, t := range ts {
-			if matches(w, t) {
-				spans = append(spans, span{i, j})
-				break
-			}
+		if m.matches(fold(string(rs[i:j]))) {
+			spans = append(spans, span{i, j})
 		}
 		i = j
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -216,9 +217,9 @@ func (s *Service) Search(ctx context.Context, t tenants.Tenant, q Query, rawCurs
 		last := res.Items[q.Limit-1]
 		res.NextCursor = signCursor(s.key, cursor{Key: last.sortKey, ID: last.EventID, FP: fp})
 	}
-	ts := terms(q.Text)
+	m := newMatcher(q.Text)
 	for i := range res.Items {
-		decorate(&res.Items[i], ts)
+		decorate(&res.Items[i], m)
 	}
 	return res, nil
 }
@@ -275,16 +276,13 @@ func (s *Service) Run(ctx context.Context, t tenants.Tenant, q Query) ([]Hit, er
 
 // decorate fills what a hit says about itself: local time, highlights and
 // the fields that matched.
-func decorate(h *Hit, ts []string) {
+func decorate(h *Hit, m *matcher) {
 	h.StartsAt = h.StartsAt.UTC()
-	loc, err := time.LoadLocation(h.Timezone)
-	if err != nil {
-		loc = time.UTC
-	}
+	loc := location(h.Timezone)
 	h.LocalTime = h.StartsAt.In(loc).Format("Mon 2 Jan 2006, 15:04 MST")
 	h.MatchedIn = []string{}
 	mark := func(field, text string, width int) string {
-		out, ok := highlight(text, ts, width)
+		out, ok := highlight(text, m, width)
 		if ok {
 			h.MatchedIn = append(h.MatchedIn, field)
 		}
@@ -295,6 +293,22 @@ func decorate(h *Hit, ts []string) {
 	if h.Score != nil && math.IsNaN(*h.Score) {
 		h.Score = nil
 	}
+}
+
+// locations keeps the time zones hits are shown in: time.LoadLocation
+// reads the zone's file each time it is called.
+var locations sync.Map // name -> *time.Location
+
+func location(name string) *time.Location {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC // not kept: a name the zone database does not know is not looked up often
+	}
+	locations.Store(name, l)
+	return l
 }
 
 // Categories lists the categories of events buyers can find now.
