@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"marquee/app"
 	"marquee/app/apptest"
+	"marquee/internal/mailcatch"
 	"marquee/modules/calendar"
 	"marquee/modules/staffing"
 	"marquee/policies"
@@ -211,3 +213,15 @@ func (c *chain) count(t testing.TB, q string, args ...any) int {
 var mustStatus = apptest.MustStatus
 
 func decode[T any](t testing.TB, raw []byte) T { t.Helper(); return apptest.Decode[T](t, raw) }
+
+// mailsOf are the messages the SMTP catcher holds for addr with subject
+// starting with prefix.
+func mailsOf(e *env, addr, prefix string) []mailcatch.Message {
+	var out []mailcatch.Message
+	for _, m := range e.Mail.To(addr) {
+		if strings.HasPrefix(m.Subject, prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

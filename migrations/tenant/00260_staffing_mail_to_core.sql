@@ -1,0 +1,34 @@
+-- Staffing's notices move to the core's mail outbox: what stf_notifications
+-- still had unsent (it never had a sender) is queued there once, for staff
+-- with an email address, its id in the purpose key; then the module's own
+-- outbox goes. Staffing's first slice and this one ship in the same
+-- release, so no running code still writes the table: it is dropped at
+-- once rather than a release later (as inventory's 00181 had to).
+
+-- +goose Up
+INSERT INTO mail_outbox (id, purpose_key, kind, ref, to_email, subject, body, created_at)
+SELECT gen_random_uuid(), 'stf_notifications:' || n.id, 'staffing.' || n.kind, coalesce(n.assignment_id::text, ''), s.email,
+       'Your shifts: ' || n.kind || ' (' || coalesce(n.body ->> 'role', '') || ', ' || coalesce(n.body ->> 'day', '') || ')',
+       'Your shift (' || coalesce(n.body ->> 'role', '') || ') on ' || coalesce(n.body ->> 'day', '') || ' from ' ||
+       coalesce(n.body ->> 'starts_at', '') || ' to ' || coalesce(n.body ->> 'ends_at', '') || ': ' || n.kind || E'.\n',
+       n.created_at
+FROM stf_notifications n JOIN stf_staff s ON s.id = n.staff_id
+WHERE n.sent_at IS NULL AND s.email <> ''
+ON CONFLICT (purpose_key) DO NOTHING;
+
+DROP TABLE stf_notifications;
+
+-- +goose Down
+CREATE TABLE stf_notifications (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    staff_id      uuid NOT NULL REFERENCES stf_staff (id),
+    kind          text NOT NULL CHECK (kind IN ('published', 'assigned', 'moved', 'cancelled', 'removed', 'approved')),
+    shift_id      uuid,
+    assignment_id uuid,
+    body          jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    sent_at       timestamptz
+);
+CREATE INDEX stf_notifications_staff_idx ON stf_notifications (staff_id, id DESC);
+CREATE INDEX stf_notifications_unsent_idx ON stf_notifications (id) WHERE sent_at IS NULL;
+DELETE FROM mail_outbox WHERE purpose_key LIKE 'stf_notifications:%';
