@@ -132,6 +132,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Nav("My shifts", "/portal/staffing/me", 31, signed)
 
 	r.Task(TaskRecompute, m.recomputeTask)
+	r.Task(TaskRecomputeEvent, m.recomputeEventTask)
+	r.OnTicketsSold(m.svc.TicketsSold) // sales milestones (milestones.go); the periodic job stays the safety net
 	r.Every(jobs.Periodic{Cron: "*/5 * * * *", Type: TaskRecompute, Queue: jobs.QueueRollups, Bucket: 5 * time.Minute})
 	// The seed staffs the calendar's demo events. It finds the event with
 	// sold tickets when the inventory's seed ran before it, which the
