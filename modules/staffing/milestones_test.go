@@ -73,8 +73,8 @@ func TestSalesMilestoneRecomputesRequirements(t *testing.T) {
 	e := startSellingEnv(t)
 	c := newChain(t, e, "milestone")
 	res := c.do(t, "PUT", "/api/v1/events/"+c.event+"/inventory", map[string]any{
-		"zones": []any{map[string]any{"name": "Floor", "kind": "ga", "capacity": 500}},
-		"tiers": []any{map[string]any{"name": "Floor", "zone": "Floor", "price": 3000, "currency": "USD", "max_per_order": 10}},
+		"zones":        []any{map[string]any{"name": "Floor", "kind": "ga", "capacity": 500}},
+		"tiers":        []any{map[string]any{"name": "Floor", "zone": "Floor", "price": 3000, "currency": "USD", "max_per_order": 10}},
 		"max_ip_holds": 0, "max_buyer_holds": 5, "max_buyer_tickets": 60,
 	})
 	mustStatus(t, res, http.StatusOK)
