@@ -75,7 +75,13 @@ type env struct {
 func startEnv(t testing.TB, c *clock) *env {
 	t.Helper()
 	mod, facts := staffing.New(), &fakeFacts{sold: map[uuid.UUID]int{}}
-	o := apptest.Options{Modules: []app.Module{calendar.New(), facts, mod}, DBMaxConns: 20}
+	return startEnvWith(t, c, facts, mod)
+}
+
+// startEnvWith is startEnv with more modules after staffing.
+func startEnvWith(t testing.TB, c *clock, facts *fakeFacts, mod *staffing.Module, more ...app.Module) *env {
+	t.Helper()
+	o := apptest.Options{Modules: append([]app.Module{calendar.New(), facts, mod}, more...), DBMaxConns: 20}
 	if c != nil {
 		o.Clock = c.now
 	}
