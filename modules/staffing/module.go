@@ -151,6 +151,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodGet, "/staffing/me", signed, m.myPage)
 	r.Portal(http.MethodPost, "/staffing/me/assignments/:assignmentId/confirm", signed, m.portalAnswer(true))
 	r.Portal(http.MethodPost, "/staffing/me/assignments/:assignmentId/decline", signed, m.portalAnswer(false))
+	m.registerPortalMore(r)
 	r.Nav("Staffing", "/portal/staffing", 30, app.Require(ObjShifts, read))
 	r.Nav("My shifts", "/portal/staffing/me", 31, signed)
 

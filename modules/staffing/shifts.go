@@ -613,9 +613,9 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 		// rest and weekly hours are read after it, so two sign-ups of one
 		// person are checked one after the other.
 		var active bool
-		var restRule, weekRule string
-		err = tx.QueryRow(`SELECT s.active, st.rest_rule, st.week_rule FROM stf_staff s CROSS JOIN stf_settings st WHERE s.id = $1 FOR UPDATE OF s`, p.staffID).
-			Scan(&active, &restRule, &weekRule)
+		var restRule, weekRule, staffName string
+		err = tx.QueryRow(`SELECT s.active, st.rest_rule, st.week_rule, s.name FROM stf_staff s CROSS JOIN stf_settings st WHERE s.id = $1 FOR UPDATE OF s`, p.staffID).
+			Scan(&active, &restRule, &weekRule, &staffName)
 		if isNoRows(err) {
 			return app.InvalidField("unknown_staff", "staff_id", "no staff member %s in this chain", p.staffID)
 		}
@@ -655,10 +655,7 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 				}
 			}
 		}
-		out = Assignment{ID: id, ShiftID: p.shiftID, StaffID: p.staffID, Status: as, ByManager: !p.self, Warnings: warnings, AssignedAt: now}
-		if err := tx.QueryRow(`SELECT name FROM stf_staff WHERE id = $1`, p.staffID).Scan(&out.StaffName); err != nil {
-			return err
-		}
+		out = Assignment{ID: id, ShiftID: p.shiftID, StaffID: p.staffID, StaffName: staffName, Status: as, ByManager: !p.self, Warnings: warnings, AssignedAt: now}
 		if published && !p.self {
 			n := notice{StaffID: p.staffID, Kind: "assigned", ShiftID: p.shiftID, AssignmentID: id, StartsAt: start.UTC(), EndsAt: end.UTC(), Role: roleName, Day: day, Timezone: tz}
 			ns = append(ns, n)

@@ -199,10 +199,13 @@ const leadSlack = 12 * time.Hour
 
 func (s *Service) clockTime(cl Clocking, sh Shift) (time.Time, error) {
 	now := s.app.Now().UTC()
-	if cl.StaffID != uuid.Nil || cl.At == nil {
+	if cl.StaffID != uuid.Nil {
 		return now.Truncate(time.Second), nil
 	}
-	at := cl.At.UTC().Truncate(time.Second)
+	at := now.Truncate(time.Second)
+	if cl.At != nil {
+		at = cl.At.UTC().Truncate(time.Second)
+	}
 	if at.After(now.Add(time.Minute)) || at.Before(sh.StartsAt.Add(-leadSlack)) || at.After(sh.EndsAt.Add(leadSlack)) {
 		return at, app.InvalidField("timesheet_invalid_time", "at", "at is not in the future and within 12 hours of the shift")
 	}
