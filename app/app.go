@@ -72,6 +72,7 @@ type App struct {
 	tickets    TicketFacts
 	channels   ChannelSales
 	offers     TicketOffers
+	labour     LabourCosts
 	hooks      hooks
 	background []backgroundLoop
 	// storefrontLanding is where "/" on a tenant host leads (set by a module).

@@ -1,10 +1,15 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/google/uuid"
+
+	"marquee/tenants"
 )
 
 // Contract names a cross-module contract the core wires: one module
@@ -122,3 +127,39 @@ func orderSeeds(modules []string, seeds []moduleSeed) ([]moduleSeed, error) {
 	}
 	return out, nil
 }
+
+// LabourCostsContract is the name of the LabourCosts contract.
+const LabourCostsContract Contract = "labour costs"
+
+// LabourCost is what the staff of an event cost in one currency: worked
+// minutes from their timesheets (each span rounded as the provider says),
+// at the hourly rate of each one's role, in minor units.
+type LabourCost struct {
+	Currency    string `json:"currency"`
+	AmountMinor int64  `json:"amount_minor"`
+	Minutes     int    `json:"minutes"`
+	People      int    `json:"people"`
+	// Open counts people checked in and not out yet: their time is not in
+	// the figure until they check out.
+	Open int `json:"open"`
+}
+
+// LabourCosts is provided by the module that keeps timesheets (staffing),
+// so a settlement can count labour as an expense without its tables.
+type LabourCosts interface {
+	// EventLabourCost answers the event's labour cost per currency (none
+	// when nobody worked it).
+	EventLabourCost(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]LabourCost, error)
+}
+
+// ProvideLabourCosts makes this module the labour costs of the core. Only
+// one module may: a second fails start-up.
+func (r *Registrar) ProvideLabourCosts(l LabourCosts) {
+	if r.provide(LabourCostsContract) {
+		r.app.labour = l
+	}
+}
+
+// LabourCosts returns the labour costs (nil when no module provides them;
+// a module that declared Needs(LabourCostsContract) never sees nil).
+func (c *Core) LabourCosts() LabourCosts { return c.a.labour }

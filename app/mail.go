@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
 	gomail "github.com/wneessen/go-mail"
 	"gorm.io/gorm"
 
@@ -144,6 +145,28 @@ func (m *Mailer) Queue(tx *gorm.DB, msg MailMessage) (uuid.UUID, bool, error) {
 		return uuid.Nil, false, err
 	}
 	return ids[0], false, nil
+}
+
+// QueuePgx is Queue inside a pgx transaction (a module's hot path that
+// runs on tenants.Pgx rather than gorm): the same row, the same purpose key.
+func (m *Mailer) QueuePgx(tx *tenants.Pgx, msg MailMessage) (uuid.UUID, bool, error) {
+	if msg.Key == "" || msg.To == "" || msg.Kind == "" {
+		return uuid.Nil, false, errors.New("mail: a message needs a key, a kind and a recipient")
+	}
+	var id uuid.UUID
+	err := tx.QueryRow(`INSERT INTO mail_outbox (id, purpose_key, kind, ref, to_email, subject, body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (purpose_key) DO NOTHING RETURNING id`,
+		uuid.Must(uuid.NewV7()), msg.Key, msg.Kind, msg.Ref, msg.To, msg.Subject, msg.Body).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, false, err
+	}
+	if err := tx.QueryRow(`SELECT id FROM mail_outbox WHERE purpose_key = $1`, msg.Key).Scan(&id); err != nil {
+		return uuid.Nil, false, err
+	}
+	return id, false, nil
 }
 
 // Dispatch asks for messages queued by a committed transaction to be sent

@@ -3,9 +3,11 @@ package staffing_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"marquee/app"
 	"marquee/app/apptest"
 	"marquee/modules/staffing"
 	"marquee/policies"
@@ -170,8 +172,19 @@ func TestPublishingAndAnswers(t *testing.T) {
 	}
 	// Moving the shift tells Pat.
 	mustStatus(t, c.do(t, "PATCH", "/api/v1/venues/"+c.venue+"/staffing/shifts/"+bar, map[string]any{"starts_at": c.eventAt.Add(-2 * time.Hour).UTC().Format(time.RFC3339)}), http.StatusOK)
-	if n := c.count(t, `SELECT count(*) FROM stf_notifications WHERE staff_id = ? AND kind = 'moved'`, p.id); n != 1 {
+	if n := c.count(t, `SELECT count(*) FROM mail_outbox WHERE to_email = ? AND kind = 'staffing.moved'`, p.email); n != 1 {
 		t.Fatalf("%d moved notices", n)
+	}
+	// The core sends it: Pat reads the move, in the venue's time.
+	if _, err := e.App.Mail.SendDue(context.Background(), c.t, 100); err != nil {
+		t.Fatal(err)
+	}
+	moved := mailsOf(e, p.email, "Your shift has moved")
+	if len(moved) != 1 || !strings.Contains(moved[0].Text, c.eventAt.Add(-2*time.Hour).In(newYork).Format("15:04")) {
+		t.Fatalf("moved mail: %+v", moved)
+	}
+	if st, err := e.App.Mail.ByRef(context.Background(), c.t, a.ID.String()); err != nil || len(st) != 1 || st[0].Status != app.MailSent {
+		t.Fatalf("mail status of the assignment: %+v %v", st, err)
 	}
 	// Declining gives the place back: Quinn gets it.
 	mustStatus(t, e.Do(t, "POST", c.slug, "/api/v1/staffing/me/assignments/"+a.ID.String()+"/decline", p.tok, nil), http.StatusOK)
@@ -197,7 +210,7 @@ func TestPublishingAndAnswers(t *testing.T) {
 	}
 	// Cancelling the shift tells the person on it and frees the counter.
 	mustStatus(t, c.do(t, "PATCH", "/api/v1/venues/"+c.venue+"/staffing/shifts/"+sec, map[string]any{"status": "cancelled"}), http.StatusOK)
-	if n := c.count(t, `SELECT count(*) FROM stf_notifications WHERE staff_id = ? AND kind = 'cancelled'`, p.id); n != 1 {
+	if n := c.count(t, `SELECT count(*) FROM mail_outbox WHERE to_email = ? AND kind = 'staffing.cancelled'`, p.email); n != 1 {
 		t.Fatalf("%d cancelled notices", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"marquee/app"
 	"marquee/app/apptest"
+	"marquee/internal/mailcatch"
 	"marquee/modules/calendar"
 	"marquee/modules/staffing"
 	"marquee/policies"
@@ -73,7 +75,13 @@ type env struct {
 func startEnv(t testing.TB, c *clock) *env {
 	t.Helper()
 	mod, facts := staffing.New(), &fakeFacts{sold: map[uuid.UUID]int{}}
-	o := apptest.Options{Modules: []app.Module{calendar.New(), facts, mod}, DBMaxConns: 20}
+	return startEnvWith(t, c, facts, mod)
+}
+
+// startEnvWith is startEnv with more modules after staffing.
+func startEnvWith(t testing.TB, c *clock, facts *fakeFacts, mod *staffing.Module, more ...app.Module) *env {
+	t.Helper()
+	o := apptest.Options{Modules: append([]app.Module{calendar.New(), facts, mod}, more...), DBMaxConns: 20}
 	if c != nil {
 		o.Clock = c.now
 	}
@@ -211,3 +219,15 @@ func (c *chain) count(t testing.TB, q string, args ...any) int {
 var mustStatus = apptest.MustStatus
 
 func decode[T any](t testing.TB, raw []byte) T { t.Helper(); return apptest.Decode[T](t, raw) }
+
+// mailsOf are the messages the SMTP catcher holds for addr with subject
+// starting with prefix.
+func mailsOf(e *env, addr, prefix string) []mailcatch.Message {
+	var out []mailcatch.Message
+	for _, m := range e.Mail.To(addr) {
+		if strings.HasPrefix(m.Subject, prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

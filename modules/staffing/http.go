@@ -559,15 +559,15 @@ func (m *Module) mySchedule(c *gin.Context, _ app.None) (Schedule, error) {
 }
 
 func (m *Module) signUp(c *gin.Context, _ app.None) (Assignment, error) {
-	st, err := m.me(c)
-	if err != nil {
-		return Assignment{}, err
+	p := app.PrincipalOf(c)
+	if p.Kind != app.KindUser {
+		return Assignment{}, app.NotFound("staff member")
 	}
 	shift, err := app.PathUUID(c, "shiftId", "shift")
 	if err != nil {
 		return Assignment{}, err
 	}
-	return m.svc.SignUp(c.Request.Context(), app.TenantOf(c), st.ID, shift)
+	return m.svc.SignUpAsUser(c.Request.Context(), app.TenantOf(c), p.UserID, shift)
 }
 
 func (m *Module) answer(c *gin.Context, confirm bool) (Assignment, error) {

@@ -124,14 +124,41 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/decline", signed, "Decline one of your shifts (its place is given back)", app.Handle(m.decline)).NoBody()
 	r.APIStream("/staffing/me/stream", signed, "Your schedule's changes, live (server-sent events)", m.myStream)
 
+	r.API(http.MethodGet, "/staffing/rates", chain(ObjSettings, read), "Hourly rates per role (minor units and currency)", app.Handle(m.getRates))
+	r.API(http.MethodPut, "/staffing/rates", chain(ObjSettings, write), "Set the hourly rates of roles (check-ins from now on are paid at them)", app.Handle(m.putRates))
+	r.API(http.MethodPost, "/venues/:venueId/staffing/assignments/:assignmentId/check-in", atVenue(write), "Check a person in on their shift (a lead; at: when, if recorded late)",
+		app.Handle(m.leadClock(true)).OptionalBody())
+	r.API(http.MethodPost, "/venues/:venueId/staffing/assignments/:assignmentId/check-out", atVenue(write), "Check a person out of their shift (a lead; at: when, if recorded late)",
+		app.Handle(m.leadClock(false)).OptionalBody())
+	r.API(http.MethodGet, "/venues/:venueId/staffing/timesheets", atVenue(read), "An event's people with their check-ins, rounded minutes and cost",
+		app.Handle(m.listTimesheets).Query("event_id", "the event (required)"))
+	r.API(http.MethodGet, "/venues/:venueId/staffing/payroll", atVenue(read), "Hours per person for payroll (CSV): check-ins on the venue's local dates from..to, each span rounded to the nearest 15 minutes",
+		app.Raw(m.payroll).Produces("text/csv", "").Query("from", "first local date (YYYY-MM-DD)").Query("to", "last local date (YYYY-MM-DD), at most 93 days on"))
+	r.API(http.MethodGet, "/events/:eventId/staffing/labour-cost", signed, "The event's labour cost per currency from its timesheets (staffing.shifts:read at its venue)", app.Handle(m.labourCost))
+	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/check-in", signed, "Check yourself in on your shift (from two hours before it to its end)", app.Handle(m.selfClock(true))).NoBody()
+	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/check-out", signed, "Check yourself out of your shift", app.Handle(m.selfClock(false))).NoBody()
+	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/swap", signed, "Ask a colleague (or anyone who works the role) to take your place on a shift",
+		app.Handle(m.askSwap).Created().OptionalBody())
+	r.API(http.MethodGet, "/staffing/me/swaps", signed, "Swaps you asked for and those you may take", app.Handle(m.mySwaps))
+	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/accept", signed, "Take a colleague's shift (409 swap_taken when another colleague was first); a manager approves", app.Handle(m.mySwapAct(true))).NoBody()
+	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/withdraw", signed, "Take back a swap you asked for", app.Handle(m.mySwapAct(false))).NoBody()
+	r.API(http.MethodGet, "/venues/:venueId/staffing/swaps", atVenue(read), "The venue's swaps of shifts to come, live ones first", app.Handle(m.venueSwaps))
+	r.API(http.MethodPost, "/venues/:venueId/staffing/swaps/:swapId/approve", atVenue(write), "Approve an accepted swap: the place moves in one transaction under every rule of an assignment",
+		app.Handle(m.decideSwap(true))).NoBody()
+	r.API(http.MethodPost, "/venues/:venueId/staffing/swaps/:swapId/refuse", atVenue(write), "Refuse a swap", app.Handle(m.decideSwap(false))).NoBody()
+
 	r.Portal(http.MethodGet, "/staffing", signed, m.coveragePage)
 	r.Portal(http.MethodGet, "/staffing/me", signed, m.myPage)
 	r.Portal(http.MethodPost, "/staffing/me/assignments/:assignmentId/confirm", signed, m.portalAnswer(true))
 	r.Portal(http.MethodPost, "/staffing/me/assignments/:assignmentId/decline", signed, m.portalAnswer(false))
+	m.registerPortalMore(r)
 	r.Nav("Staffing", "/portal/staffing", 30, app.Require(ObjShifts, read))
 	r.Nav("My shifts", "/portal/staffing/me", 31, signed)
 
+	r.ProvideLabourCosts(m.svc) // booking's settlement reads labour as an expense through app.LabourCosts
 	r.Task(TaskRecompute, m.recomputeTask)
+	r.Task(TaskRecomputeEvent, m.recomputeEventTask)
+	r.OnTicketsSold(m.svc.TicketsSold) // sales milestones (milestones.go); the periodic job stays the safety net
 	r.Every(jobs.Periodic{Cron: "*/5 * * * *", Type: TaskRecompute, Queue: jobs.QueueRollups, Bucket: 5 * time.Minute})
 	// The seed staffs the calendar's demo events. It finds the event with
 	// sold tickets when the inventory's seed ran before it, which the

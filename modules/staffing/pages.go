@@ -98,6 +98,8 @@ type myShiftView struct {
 	Role, Title  string
 	When, Venue  string
 	Zone         string
+	Clock        clockState
+	Upcoming     bool
 }
 
 type openView struct {
@@ -115,6 +117,7 @@ func (m *Module) myPage(c *gin.Context) {
 		Shifts   []myShiftView
 		Open     []openView
 		Expiring []Expiring
+		Swaps    []mySwapView
 	}{CSRF: m.app.CSRFToken(app.PrincipalOf(c).SessionID.String())}
 	st, err := m.me(c)
 	if err == nil {
@@ -124,9 +127,24 @@ func (m *Module) myPage(c *gin.Context) {
 			return
 		}
 		data.Staff, data.Expiring = &st, sc.Expiring
+		clocks, err := m.svc.myClocks(c.Request.Context(), app.TenantOf(c), st.ID)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		swaps, err := m.svc.MySwaps(c.Request.Context(), app.TenantOf(c), st.ID)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
+		now := m.app.Now()
 		for _, s := range sc.Shifts {
 			data.Shifts = append(data.Shifts, myShiftView{AssignmentID: s.AssignmentID, Status: s.Status, Role: s.Shift.RoleName, Title: s.EventTitle,
-				When: localWhen(s.Shift.StartsAt, s.Shift.EndsAt, s.Shift.Timezone), Venue: s.VenueName, Zone: s.Shift.Zone})
+				When: localWhen(s.Shift.StartsAt, s.Shift.EndsAt, s.Shift.Timezone), Venue: s.VenueName, Zone: s.Shift.Zone,
+				Clock: clocks[s.AssignmentID], Upcoming: s.Shift.StartsAt.After(now)})
+		}
+		for _, w := range swaps {
+			data.Swaps = append(data.Swaps, mySwapView{Swap: w, When: localWhen(w.StartsAt, w.EndsAt, w.Timezone), Mine: w.FromStaff == st.ID})
 		}
 		for _, s := range sc.Open {
 			data.Open = append(data.Open, openView{RoleName: s.RoleName, When: localWhen(s.StartsAt, s.EndsAt, s.Timezone), Free: s.Places - s.Filled})

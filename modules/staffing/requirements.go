@@ -263,7 +263,9 @@ func (s *Service) recompute(ctx context.Context, t tenants.Tenant, ev app.EventI
 		return nil, err
 	}
 	var out []Requirement
+	var pers []int // the ratio rules' divisors: the sales milestones
 	err = s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
+		pers = nil
 		// The event's attendance row, locked: recomputations of one event
 		// (the job and a manager's) run one after the other.
 		if err := tx.Exec(`INSERT INTO stf_attendance (event_id) VALUES (?) ON CONFLICT DO NOTHING`, ev.ID).Error; err != nil {
@@ -298,6 +300,9 @@ func (s *Service) recompute(ctx context.Context, t tenants.Tenant, ev app.EventI
 			return err
 		}
 		for _, q := range rows {
+			if q.Rule == RuleRatio && q.PerAttendees != nil {
+				pers = append(pers, *q.PerAttendees)
+			}
 			n, a, b := required(q.Rule, q.FixedCount, q.PerAttendees, q.Minimum, attendance), attendance, basis
 			if q.Rule == RuleBand {
 				n, a, b = bandCount(set.SecurityBands, ev.VenueCapacity), ev.VenueCapacity, "capacity"
@@ -324,6 +329,9 @@ func (s *Service) recompute(ctx context.Context, t tenants.Tenant, ev app.EventI
 		out, err = eventRequirements(tx, []uuid.UUID{ev.ID})
 		return err
 	})
+	if err == nil && haveFacts && now.Before(ev.StartsAt) {
+		s.armMilestones(ctx, t, ev.ID, sold, milestoneStep(pers, ev.VenueCapacity))
+	}
 	return out, err
 }
 

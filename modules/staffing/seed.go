@@ -122,7 +122,94 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, sd *app.Seeding) er
 			}
 		}
 	}
+	return m.seedTimesheetsAndSwap(ctx, t, roles, weekend)
+}
+
+// demoRates are the hourly rates of the demo roles, in minor units.
+var demoRates = map[string]int64{"security": 2400, "crowd_manager": 2600, "steward": 1650, "bar": 1500, "crew": 1900, "first_aid": 2200}
+
+// seedTimesheetsAndSwap gives the demo hourly rates, a few timesheet rows
+// on the first published show of the weekend (as its lead will record
+// them: most in at the shift's start, two checked out at its end, one a
+// little late), and one swap a colleague accepted that waits for a
+// manager.
+func (m *Module) seedTimesheetsAndSwap(ctx context.Context, t tenants.Tenant, roles map[string]uuid.UUID, weekend []app.EventInfo) error {
+	s := m.svc
+	currency := "USD"
+	if t.Slug != "acme" {
+		currency = "EUR"
+	}
+	var rates []RateInput
+	for k, r := range demoRates {
+		rates = append(rates, RateInput{RoleID: roles[k], HourlyMinor: r, Currency: currency})
+	}
+	if _, err := s.SetRates(ctx, t, rates); err != nil {
+		return fmt.Errorf("staffing demo rates: %w", err)
+	}
+	err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+		var ev []uuid.UUID
+		if err := tx.Raw(`SELECT s.event_id FROM stf_shifts s JOIN stf_publications p ON p.venue_id = s.venue_id AND p.day = s.day
+			WHERE s.event_id = ANY(?::uuid[]) ORDER BY lower(s.during) LIMIT 1`, uuidArray(eventIDs(weekend))).Scan(&ev).Error; err != nil || len(ev) == 0 {
+			return err
+		}
+		// Six people of the show: in at the start (one 12 minutes late),
+		// the first two out at the shift's end.
+		return tx.Exec(`INSERT INTO stf_timesheets (assignment_id, staff_id, shift_id, event_id, venue_id, checked_in_at, checked_out_at, hourly_minor, currency)
+			SELECT a.id, a.staff_id, s.id, s.event_id, s.venue_id,
+			       lower(s.during) + CASE WHEN x.n = 3 THEN interval '12 minutes' ELSE interval '0' END,
+			       CASE WHEN x.n <= 2 THEN upper(s.during) END, rr.hourly_minor, rr.currency
+			FROM (SELECT a.id, row_number() OVER (ORDER BY a.assigned_at, a.id) AS n FROM stf_assignments a JOIN stf_shifts s ON s.id = a.shift_id
+			      WHERE s.event_id = ? AND a.status IN ('assigned', 'confirmed')) x
+			JOIN stf_assignments a ON a.id = x.id JOIN stf_shifts s ON s.id = a.shift_id LEFT JOIN stf_role_rates rr ON rr.role_id = s.role_id
+			WHERE x.n <= 6 ON CONFLICT DO NOTHING`, ev[0]).Error
+	})
+	if err != nil {
+		return fmt.Errorf("staffing demo timesheets: %w", err)
+	}
+	// A published shift to come (the demo staff member's, if they have
+	// one), offered to anyone who works its role, taken by the first
+	// colleague who qualifies.
+	var cands []struct {
+		AssignmentID, StaffID, ShiftID, RoleID uuid.UUID
+	}
+	if err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT a.id AS assignment_id, a.staff_id, a.shift_id, s.role_id FROM stf_assignments a JOIN stf_shifts s ON s.id = a.shift_id
+			JOIN stf_staff st ON st.id = a.staff_id JOIN stf_publications p ON p.venue_id = s.venue_id AND p.day = s.day
+			WHERE a.status IN ('assigned', 'confirmed') AND lower(s.during) > ? ORDER BY lower(st.email) = ? DESC, lower(s.during), a.id LIMIT 5`,
+			s.app.Now().UTC(), DemoStaffEmail).Scan(&cands).Error
+	}); err != nil {
+		return err
+	}
+	for _, c := range cands {
+		sw, err := s.AskSwap(ctx, t, c.StaffID, c.AssignmentID, nil)
+		if err != nil {
+			continue // a shift that cannot be offered: try the next
+		}
+		var colleagues []uuid.UUID
+		if err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT sr.staff_id FROM stf_staff_roles sr JOIN stf_staff st ON st.id = sr.staff_id
+				WHERE sr.role_id = ? AND sr.staff_id <> ? AND st.active AND NOT EXISTS (SELECT 1 FROM stf_assignments a
+				  WHERE a.staff_id = sr.staff_id AND a.status IN ('requested', 'assigned', 'confirmed')
+				    AND a.during && (SELECT during FROM stf_shifts WHERE id = ?)) ORDER BY st.name LIMIT 20`, c.RoleID, c.StaffID, c.ShiftID).Scan(&colleagues).Error
+		}); err != nil {
+			return err
+		}
+		for _, col := range colleagues {
+			if _, err := s.AcceptSwap(ctx, t, col, sw.ID); err == nil {
+				return nil
+			}
+		}
+		return nil // asked, nobody could take it: still a pending swap
+	}
 	return nil
+}
+
+func eventIDs(evs []app.EventInfo) []uuid.UUID {
+	out := make([]uuid.UUID, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
 }
 
 func uuidStrings(ids []uuid.UUID) []string {

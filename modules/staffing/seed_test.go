@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"marquee/app"
 	"marquee/app/apptest"
 	"marquee/modules/calendar"
@@ -59,6 +61,23 @@ func TestDemoSeed(t *testing.T) {
 		if !s.Shift.Published {
 			t.Fatalf("a draft shift on the demo staff member's schedule: %+v", s)
 		}
+	}
+	// A few timesheet rows and one swap waiting for its manager.
+	var timesheets, swaps int
+	acme, err := env.App.Tenants.Lookup(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.Tx(context.Background(), acme, func(tx *gorm.DB) error {
+		if err := tx.Raw(`SELECT count(*) FROM stf_timesheets`).Row().Scan(&timesheets); err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT count(*) FROM stf_swaps WHERE status IN ('asked', 'accepted')`).Row().Scan(&swaps)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if timesheets < 3 || swaps != 1 {
+		t.Fatalf("demo: %d timesheet rows, %d pending swaps", timesheets, swaps)
 	}
 	t.Logf("%d staff, %d expiring, %d staffed events, gap from sales %d, Casey has %d shifts and %d open", len(staff.Items), len(expiring.Items), events, fromSales, len(sc.Shifts), len(sc.Open))
 }

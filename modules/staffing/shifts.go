@@ -222,8 +222,9 @@ type ShiftPatch struct {
 	Cancel   bool
 }
 
-// notice is one thing to tell a staff member: written to the outbox inside
-// the change's transaction, pushed live after it commits.
+// notice is one thing to tell a staff member: queued as mail in the
+// core's outbox inside the change's transaction, pushed live after it
+// commits.
 type notice struct {
 	StaffID      uuid.UUID `json:"staff_id"`
 	Kind         string    `json:"kind"`
@@ -233,36 +234,110 @@ type notice struct {
 	EndsAt       time.Time `json:"ends_at"`
 	Role         string    `json:"role"`
 	Day          string    `json:"day"`
+	Timezone     string    `json:"-"`
+	Version      int       `json:"-"` // the shift's version: each move is its own message
 }
 
-// notify writes notices to the outbox, in the caller's transaction.
-func notify(tx *gorm.DB, ns []notice) error {
+// MailKindPrefix prefixes the kinds of staffing's mail (staffing.assigned,
+// staffing.moved, ...).
+const MailKindPrefix = "staffing."
+
+var noticeSubjects = map[string]string{
+	"published": "Your shift is scheduled",
+	"assigned":  "You are on a shift",
+	"moved":     "Your shift has moved",
+	"cancelled": "Your shift is cancelled",
+	"removed":   "You are off a shift",
+	"approved":  "Your shift request is approved",
+	"swapped":   "A shift swap went through",
+}
+
+// mail is the notice as a message. Its key names its purpose, so a retried
+// transaction or a repeated publish queues it once; a move carries the
+// shift's version, so each move is told.
+func (n notice) mail(to string) app.MailMessage {
+	key := fmt.Sprintf("shift:%s:%s:%s", n.ShiftID, n.Kind, n.AssignmentID)
+	if n.Kind == "moved" {
+		key += fmt.Sprintf(":v%d", n.Version)
+	}
+	loc, err := time.LoadLocation(n.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	from, to2 := n.StartsAt.In(loc), n.EndsAt.In(loc)
+	body := fmt.Sprintf("%s\n\nRole: %s\nWhen: %s, %s to %s (%s)\n\nOpen \"My shifts\" in the portal to confirm or decline.\n",
+		noticeSubjects[n.Kind], n.Role, from.Format("Monday 2 January 2006"), from.Format("15:04"), to2.Format("15:04"), loc.String())
+	return app.MailMessage{Key: key, Kind: MailKindPrefix + n.Kind, Ref: n.AssignmentID.String(), To: to,
+		Subject: noticeSubjects[n.Kind] + ": " + n.Role + " on " + n.Day, Body: body}
+}
+
+// notify queues the notices' mail in the caller's transaction (staff
+// without an email address are told live only) and answers the queued ids,
+// dispatched after the commit.
+func (s *Service) notify(tx *gorm.DB, ns []notice) ([]uuid.UUID, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	ids := make([]uuid.UUID, len(ns))
+	for i, n := range ns {
+		ids[i] = n.StaffID
+	}
+	var rows []struct {
+		ID    uuid.UUID
+		Email string
+	}
+	if err := tx.Raw(`SELECT id, email FROM stf_staff WHERE id = ANY(?::uuid[]) AND email <> ''`, uuidArray(ids)).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	emails := map[uuid.UUID]string{}
+	for _, r := range rows {
+		emails[r.ID] = r.Email
+	}
+	var mails []uuid.UUID
 	for _, n := range ns {
-		body := fmt.Sprintf(`{"role":%q,"day":%q,"starts_at":%q,"ends_at":%q}`, n.Role, n.Day,
-			n.StartsAt.UTC().Format(time.RFC3339), n.EndsAt.UTC().Format(time.RFC3339))
-		var asg *uuid.UUID
-		if n.AssignmentID != uuid.Nil {
-			asg = &n.AssignmentID
+		to := emails[n.StaffID]
+		if to == "" {
+			continue
 		}
-		if err := tx.Exec(`INSERT INTO stf_notifications (staff_id, kind, shift_id, assignment_id, body) VALUES (?, ?, ?, ?, ?::jsonb)`,
-			n.StaffID, n.Kind, n.ShiftID, asg, body).Error; err != nil {
-			return err
+		id, fresh, err := s.app.Mail.Queue(tx, n.mail(to))
+		if err != nil {
+			return nil, err
+		}
+		if fresh {
+			mails = append(mails, id)
 		}
 	}
-	return nil
+	return mails, nil
+}
+
+// notifyPgx is notify on the pgx path (the sign-up statement's transaction).
+func (s *Service) notifyPgx(tx *tenants.Pgx, n notice) ([]uuid.UUID, error) {
+	var to string
+	if err := tx.QueryRow(`SELECT email FROM stf_staff WHERE id = $1`, n.StaffID).Scan(&to); err != nil || to == "" {
+		return nil, err
+	}
+	id, fresh, err := s.app.Mail.QueuePgx(tx, n.mail(to))
+	if err != nil || !fresh {
+		return nil, err
+	}
+	return []uuid.UUID{id}, nil
 }
 
 // StaffTopic is the realtime topic of one staff member's schedule.
 func StaffTopic(staffID uuid.UUID) string { return "staffing:staff:" + staffID.String() }
 
-// push sends committed notices to the staff members' open pages, on any
-// server instance. Best effort: the page re-reads its schedule on each one,
-// and the outbox keeps them all.
-func (s *Service) push(ctx context.Context, t tenants.Tenant, ns []notice) {
+// tell sends committed notices to the staff members' open pages, on any
+// server instance, and asks the core to send their mail now. The push is
+// best effort: the page re-reads its schedule on each one, and the mail
+// stays in the core's outbox until it is sent.
+func (s *Service) tell(ctx context.Context, t tenants.Tenant, ns []notice, mails []uuid.UUID) {
 	for _, n := range ns {
 		if err := s.app.Realtime.Publish(context.WithoutCancel(ctx), t, StaffTopic(n.StaffID), "schedule", n); err != nil {
 			s.app.Log.Warn("staffing: live update not sent", "tenant", t.Slug, "staff", n.StaffID, "err", err)
 		}
+	}
+	if len(mails) > 0 {
+		s.app.Mail.Dispatch(ctx, t, mails...)
 	}
 }
 
@@ -318,8 +393,9 @@ func (s *Service) UpdateShift(ctx context.Context, t tenants.Tenant, venueID, id
 	}
 	var out ShiftDetail
 	var ns []notice
+	var mails []uuid.UUID
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
-		ns = nil
+		ns, mails = nil, nil
 		sh, err := lockShift(tx, venueID, id)
 		if err != nil {
 			return err
@@ -391,14 +467,16 @@ func (s *Service) UpdateShift(ctx context.Context, t tenants.Tenant, venueID, id
 				return err
 			}
 			for _, a := range people {
-				ns = append(ns, notice{StaffID: a.StaffID, Kind: kind, ShiftID: id, AssignmentID: a.ID, StartsAt: out.StartsAt, EndsAt: out.EndsAt, Role: out.RoleName, Day: out.Day})
+				ns = append(ns, notice{StaffID: a.StaffID, Kind: kind, ShiftID: id, AssignmentID: a.ID, StartsAt: out.StartsAt, EndsAt: out.EndsAt, Role: out.RoleName, Day: out.Day,
+					Timezone: out.Timezone, Version: out.Version})
 			}
-			return notify(tx, ns)
+			mails, err = s.notify(tx, ns)
+			return err
 		}
 		return nil
 	})
 	if err == nil {
-		s.push(ctx, t, ns)
+		s.tell(ctx, t, ns, mails)
 	}
 	return out, err
 }
@@ -415,6 +493,7 @@ type placement struct {
 	shiftID, staffID uuid.UUID
 	venueID          uuid.UUID // the shift must be at this venue (manager routes); zero: any
 	self             bool      // the person signs up themselves: published shifts, the role's policy
+	userID           uuid.UUID // set instead of staffID: the signed-in user's staff record
 }
 
 // eligibility are the rules a placement must pass, as SQL over the shift
@@ -505,16 +584,17 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 	id := uuid.Must(uuid.NewV7())
 	var out Assignment
 	var ns []notice
+	var mails []uuid.UUID
 	err := s.app.PgxTx(ctx, t, tenants.TxOptions{Retry: true}, func(tx *tenants.Pgx) error {
-		ns = nil
+		ns, mails = nil, nil
 		var venue uuid.UUID
-		var status, signup, roleName, day string
+		var status, signup, roleName, day, tz string
 		var published bool
 		var start, end time.Time
 		err := tx.QueryRow(`SELECT s.venue_id, s.status, r.signup, r.name, to_char(s.day, 'YYYY-MM-DD'), lower(s.during), upper(s.during),
-				EXISTS (SELECT 1 FROM stf_publications p WHERE p.venue_id = s.venue_id AND p.day = s.day)
+				EXISTS (SELECT 1 FROM stf_publications p WHERE p.venue_id = s.venue_id AND p.day = s.day), s.timezone
 			FROM stf_shifts s JOIN stf_roles r ON r.id = s.role_id WHERE s.id = $1`, p.shiftID).
-			Scan(&venue, &status, &signup, &roleName, &day, &start, &end, &published)
+			Scan(&venue, &status, &signup, &roleName, &day, &start, &end, &published, &tz)
 		if isNoRows(err) || (err == nil && p.venueID != uuid.Nil && venue != p.venueID) || (err == nil && p.self && !published) {
 			return app.NotFound("shift") // a draft day is not there for staff
 		}
@@ -534,9 +614,16 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 		// rest and weekly hours are read after it, so two sign-ups of one
 		// person are checked one after the other.
 		var active bool
-		var restRule, weekRule string
-		err = tx.QueryRow(`SELECT s.active, st.rest_rule, st.week_rule FROM stf_staff s CROSS JOIN stf_settings st WHERE s.id = $1 FOR UPDATE OF s`, p.staffID).
-			Scan(&active, &restRule, &weekRule)
+		var restRule, weekRule, staffName string
+		who, by := p.staffID, "s.id"
+		if p.userID != uuid.Nil {
+			who, by = p.userID, "s.user_id" // a sign-up finds the person by who is signed in, in this transaction
+		}
+		err = tx.QueryRow(`SELECT s.id, s.active, st.rest_rule, st.week_rule, s.name FROM stf_staff s CROSS JOIN stf_settings st WHERE `+by+` = $1 FOR UPDATE OF s`, who).
+			Scan(&p.staffID, &active, &restRule, &weekRule, &staffName)
+		if isNoRows(err) && p.userID != uuid.Nil {
+			return app.NotFound("staff member")
+		}
 		if isNoRows(err) {
 			return app.InvalidField("unknown_staff", "staff_id", "no staff member %s in this chain", p.staffID)
 		}
@@ -576,22 +663,17 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 				}
 			}
 		}
-		out = Assignment{ID: id, ShiftID: p.shiftID, StaffID: p.staffID, Status: as, ByManager: !p.self, Warnings: warnings, AssignedAt: now}
-		if err := tx.QueryRow(`SELECT name FROM stf_staff WHERE id = $1`, p.staffID).Scan(&out.StaffName); err != nil {
-			return err
-		}
+		out = Assignment{ID: id, ShiftID: p.shiftID, StaffID: p.staffID, StaffName: staffName, Status: as, ByManager: !p.self, Warnings: warnings, AssignedAt: now}
 		if published && !p.self {
-			n := notice{StaffID: p.staffID, Kind: "assigned", ShiftID: p.shiftID, AssignmentID: id, StartsAt: start.UTC(), EndsAt: end.UTC(), Role: roleName, Day: day}
+			n := notice{StaffID: p.staffID, Kind: "assigned", ShiftID: p.shiftID, AssignmentID: id, StartsAt: start.UTC(), EndsAt: end.UTC(), Role: roleName, Day: day, Timezone: tz}
 			ns = append(ns, n)
-			_, err := tx.Exec(`INSERT INTO stf_notifications (staff_id, kind, shift_id, assignment_id, body)
-				VALUES ($1, 'assigned', $2, $3, jsonb_build_object('role', $4::text, 'day', $5::text, 'starts_at', $6::timestamptz, 'ends_at', $7::timestamptz))`,
-				p.staffID, p.shiftID, id, roleName, day, start, end)
+			mails, err = s.notifyPgx(tx, n)
 			return err
 		}
 		return nil
 	})
 	if err == nil {
-		s.push(ctx, t, ns)
+		s.tell(ctx, t, ns, mails)
 	}
 	return out, err
 }
@@ -659,6 +741,13 @@ func (s *Service) Assign(ctx context.Context, t tenants.Tenant, venueID, shiftID
 // role's policy: instantly (open) or as a request (approve).
 func (s *Service) SignUp(ctx context.Context, t tenants.Tenant, staffID, shiftID uuid.UUID) (Assignment, error) {
 	return s.place(ctx, t, placement{shiftID: shiftID, staffID: staffID, self: true})
+}
+
+// SignUpAsUser is SignUp for the staff record of a signed-in user, found
+// inside the sign-up's own transaction (one round of the database fewer on
+// the storm's path).
+func (s *Service) SignUpAsUser(ctx context.Context, t tenants.Tenant, userID, shiftID uuid.UUID) (Assignment, error) {
+	return s.place(ctx, t, placement{shiftID: shiftID, userID: userID, self: true})
 }
 
 // lockedAssignment is an assignment read for a change, with its shift
@@ -735,8 +824,9 @@ func (s *Service) Unassign(ctx context.Context, t tenants.Tenant, venueID, id uu
 func (s *Service) managerChange(ctx context.Context, t tenants.Tenant, venueID, id uuid.UUID, to, kind string, from []string) (Assignment, error) {
 	var out Assignment
 	var ns []notice
+	var mails []uuid.UUID
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
-		ns = nil
+		ns, mails = nil, nil
 		la, err := lockAssignment(tx, venueID, id)
 		if err != nil {
 			return err
@@ -749,13 +839,14 @@ func (s *Service) managerChange(ctx context.Context, t tenants.Tenant, venueID, 
 		}
 		if la.Shift.Published {
 			ns = []notice{{StaffID: la.StaffID, Kind: kind, ShiftID: la.ShiftID, AssignmentID: la.ID, StartsAt: la.Shift.StartsAt,
-				EndsAt: la.Shift.EndsAt, Role: la.Shift.RoleName, Day: la.Shift.Day}}
-			return notify(tx, ns)
+				EndsAt: la.Shift.EndsAt, Role: la.Shift.RoleName, Day: la.Shift.Day, Timezone: la.Shift.Timezone}}
+			mails, err = s.notify(tx, ns)
+			return err
 		}
 		return nil
 	})
 	if err == nil {
-		s.push(ctx, t, ns)
+		s.tell(ctx, t, ns, mails)
 	}
 	return out, err
 }
@@ -811,8 +902,9 @@ func (s *Service) Publish(ctx context.Context, t tenants.Tenant, venueID uuid.UU
 	}
 	out := Publication{VenueID: venueID, Day: day}
 	var ns []notice
+	var mails []uuid.UUID
 	err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
-		ns = nil
+		ns, mails = nil, nil
 		res := tx.Exec(`INSERT INTO stf_publications (venue_id, day, published_at, published_by) VALUES (?, ?::date, ?, ?) ON CONFLICT DO NOTHING`,
 			venueID, day, s.app.Now().UTC(), by)
 		if res.Error != nil {
@@ -831,21 +923,23 @@ func (s *Service) Publish(ctx context.Context, t tenants.Tenant, venueID uuid.UU
 		var rows []struct {
 			StaffID, ShiftID, ID uuid.UUID
 			StartsAt, EndsAt     time.Time
-			Role                 string
+			Role, Timezone       string
 		}
-		if err := tx.Raw(`SELECT a.staff_id, a.shift_id, a.id, lower(s.during) AS starts_at, upper(s.during) AS ends_at, r.name AS role
+		if err := tx.Raw(`SELECT a.staff_id, a.shift_id, a.id, lower(s.during) AS starts_at, upper(s.during) AS ends_at, r.name AS role, s.timezone
 			FROM stf_assignments a JOIN stf_shifts s ON s.id = a.shift_id JOIN stf_roles r ON r.id = s.role_id
 			WHERE s.venue_id = ? AND s.day = ?::date AND s.status = 'open' AND a.status IN ('requested', 'assigned', 'confirmed')`, venueID, day).Scan(&rows).Error; err != nil {
 			return err
 		}
 		for _, r := range rows {
-			ns = append(ns, notice{StaffID: r.StaffID, Kind: "published", ShiftID: r.ShiftID, AssignmentID: r.ID, StartsAt: r.StartsAt.UTC(), EndsAt: r.EndsAt.UTC(), Role: r.Role, Day: day})
+			ns = append(ns, notice{StaffID: r.StaffID, Kind: "published", ShiftID: r.ShiftID, AssignmentID: r.ID, StartsAt: r.StartsAt.UTC(), EndsAt: r.EndsAt.UTC(), Role: r.Role, Day: day, Timezone: r.Timezone})
 		}
 		out.Notified = len(ns)
-		return notify(tx, ns)
+		var err error
+		mails, err = s.notify(tx, ns)
+		return err
 	})
 	if err == nil {
-		s.push(ctx, t, ns)
+		s.tell(ctx, t, ns, mails)
 	}
 	return out, err
 }
