@@ -248,6 +248,10 @@ func (s *Service) Transition(ctx context.Context, t tenants.Tenant, id uuid.UUID
 		}
 		deadline = in.RespondBy.UTC()
 	}
+	var showDate string
+	if action == ActAccept {
+		showDate = s.showDate(ctx, t, id)
+	}
 	var out Detail
 	var scheduled *time.Time
 	var frozen int
@@ -303,6 +307,9 @@ func (s *Service) Transition(ctx context.Context, t tenants.Tenant, id uuid.UUID
 			n := b.CurrentN
 			b.State, b.Awaiting, b.AcceptedN, termsN = Accepted, nil, &n, &n
 			if err := s.recordAccepted(tx, b); err != nil {
+				return err
+			}
+			if err := s.draftContract(ctx, tx, t, b, showDate, now); err != nil {
 				return err
 			}
 		case ActDecline:
@@ -528,6 +535,10 @@ type SettlementView struct {
 	SalesSource string           `json:"sales_source"`
 	Note        string           `json:"note"`
 	Sheet       settlement.Sheet `json:"sheet"`
+	// SheetSHA256 is the digest of the external sheet (what a party
+	// acknowledges); Acknowledgments are the parties' agreements.
+	SheetSHA256     string           `json:"sheet_sha256"`
+	Acknowledgments []Acknowledgment `json:"acknowledgments"`
 }
 
 // Settlement computes the sheet from the accepted terms and the actuals.
@@ -552,7 +563,7 @@ func (s *Service) Settlement(ctx context.Context, t tenants.Tenant, id uuid.UUID
 	if err != nil {
 		return SettlementView{}, err
 	}
-	out := SettlementView{BookingID: id, View: "external", TermsVersion: v.N, SalesSource: "recorded",
+	out := SettlementView{BookingID: id, View: "external", TermsVersion: v.N, SalesSource: "recorded", Acknowledgments: []Acknowledgment{},
 		Note: "tickets sold as recorded on the booking: no module provides ticket facts"}
 	if facts := s.app.TicketFacts(); facts != nil && b.EventID != nil {
 		sales, err := facts.SalesByTier(ctx, t, *b.EventID)
