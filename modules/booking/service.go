@@ -444,7 +444,14 @@ func (s *Service) RecordActuals(ctx context.Context, t tenants.Tenant, id uuid.U
 		if err := checkActuals(v.Terms, &a); err != nil {
 			return err
 		}
+		before, err := readActuals(tx, id)
+		if err != nil {
+			return err
+		}
 		if err := saveActuals(tx, id, a, version); err != nil {
+			return err
+		}
+		if err := s.recordDepositPayments(tx, b, v, before.PaidDeposits, a.PaidDeposits); err != nil {
 			return err
 		}
 		if err := addHistory(tx, id, actor, "record_actuals", b.State, b.State, b.AcceptedN, ""); err != nil {
@@ -454,6 +461,37 @@ func (s *Service) RecordActuals(ctx context.Context, t tenants.Tenant, id uuid.U
 		return err
 	})
 	return out, err
+}
+
+// recordDepositPayments puts each deposit newly marked paid on the ledger
+// (booking.deposit_paid), and a reversal (booking.deposit_unpaid, negative)
+// for one no longer marked paid, so the ledger's sum per deposit is what
+// was paid.
+func (s *Service) recordDepositPayments(tx *gorm.DB, b Booking, v Version, before, after []string) error {
+	was, is := map[string]bool{}, map[string]bool{}
+	for _, n := range before {
+		was[n] = true
+	}
+	for _, n := range after {
+		is[n] = true
+	}
+	ref := "booking:" + b.ID.String()
+	for _, d := range v.Terms.Deposits {
+		amount := v.Terms.DepositAmount(d)
+		switch {
+		case is[d.Name] && !was[d.Name]:
+			if _, err := s.app.Ledger.Append(tx, "booking.deposit_paid", ref, amount, v.Terms.Currency,
+				fmt.Sprintf("deposit %q paid to %s (terms v%d)", d.Name, b.ArtistName, v.N)); err != nil {
+				return err
+			}
+		case was[d.Name] && !is[d.Name]:
+			if _, err := s.app.Ledger.Append(tx, "booking.deposit_unpaid", ref, -amount, v.Terms.Currency,
+				fmt.Sprintf("deposit %q no longer recorded as paid (terms v%d)", d.Name, v.N)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkActuals refuses actuals that do not fit the accepted terms.

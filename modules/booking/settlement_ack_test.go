@@ -100,3 +100,37 @@ func TestSettlementExportAndAcknowledge(t *testing.T) {
 		t.Fatalf("ledger after both acknowledged: %+v", entries)
 	}
 }
+
+// TestDepositPaymentsOnLedger: a deposit recorded as paid goes to the
+// ledger once (recording the same actuals again adds nothing); one no
+// longer recorded as paid is reversed, so the sum per booking is what was paid.
+func TestDepositPaymentsOnLedger(t *testing.T) {
+	env, _ := startEnv(t)
+	c := newChain(t, env, "deposits")
+	d := c.settled(t, 9)
+	sum := func() (n int, total int64) {
+		t.Helper()
+		if err := env.App.DB.Raw(`SELECT count(*), coalesce(sum(amount_minor), 0) FROM "`+c.t.Schema+`".ledger_entries
+			WHERE reference = ? AND kind IN ('booking.deposit_paid', 'booking.deposit_unpaid')`, "booking:"+d.ID.String()).Row().Scan(&n, &total); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if n, total := sum(); n != 1 || total != 500000 {
+		t.Fatalf("after the deposit was paid: %d entries, %d", n, total)
+	}
+	record := func(paid []any) {
+		t.Helper()
+		res := c.do(t, "PUT", "/api/v1/bookings/"+d.ID.String()+"/actuals", map[string]any{"version": d.Version, "paid_deposits": paid})
+		mustStatus(t, res, http.StatusOK)
+		d = decode[booking.Detail](t, res.Body)
+	}
+	record([]any{"Half on signing"})
+	if n, total := sum(); n != 1 || total != 500000 {
+		t.Fatalf("the same actuals again: %d entries, %d", n, total)
+	}
+	record([]any{})
+	if n, total := sum(); n != 2 || total != 0 {
+		t.Fatalf("after the payment was taken back: %d entries, %d", n, total)
+	}
+}
