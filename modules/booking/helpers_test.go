@@ -149,3 +149,11 @@ func (c *chain) count(t testing.TB, table string) int {
 var mustStatus = apptest.MustStatus
 
 func decode[T any](t testing.TB, raw []byte) T { t.Helper(); return apptest.Decode[T](t, raw) }
+
+// mustProblem fails unless res is a problem document with this status and code.
+func mustProblem(t testing.TB, res apptest.Response, status int, code string) {
+	t.Helper()
+	if res.Status != status || res.Code() != code {
+		t.Fatalf("want %d %s, got %d %s: %s", status, code, res.Status, res.Code(), res.Body)
+	}
+}

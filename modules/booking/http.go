@@ -301,7 +301,7 @@ func (m *Module) settlement(c *gin.Context, _ app.None) (SettlementView, error) 
 	default:
 		return SettlementView{}, app.InvalidField("invalid_request", "view", "view is external or internal")
 	}
-	return m.svc.Settlement(c.Request.Context(), app.TenantOf(c), id, internal)
+	return m.svc.SettlementAs(c.Request.Context(), app.TenantOf(c), id, internal, Actor{Party: Promoter})
 }
 
 // ---- agents and artists

@@ -19,10 +19,20 @@ type Module struct {
 	app   *app.Core
 	svc   *Service
 	pages *template.Template
+	// esign is the external e-signature provider, if any, and connectKeys
+	// the HMAC keys its webhook deliveries are signed with.
+	esign       ESignProvider
+	connectKeys [][]byte
 }
 
 // New returns the booking module, ready to register.
-func New() *Module { return &Module{} }
+func New(opts ...Option) *Module {
+	m := &Module{}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
 
 // Name implements app.Module.
 func (m *Module) Name() string { return "booking" }
@@ -105,9 +115,45 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPut, "/agent/bookings/:bookingId/accept", agent, "Agent: accept the offer (X-Agent-Token)", app.Handle(m.agentAccept))
 	r.API(http.MethodPut, "/agent/bookings/:bookingId/decline", agent, "Agent: decline the offer (X-Agent-Token)", app.Handle(m.agentDecline))
 
+	// Contracts: rendered at acceptance, signed by each party, sealed once.
+	r.API(http.MethodGet, "/booking/contract-template", offers(read), "The chain's contract clauses (the default ones until edited)", app.Handle(m.getTemplate))
+	r.API(http.MethodPut, "/booking/contract-template", offers(write), "Replace the chain's contract clauses (contracts already rendered keep theirs)", app.Handle(m.putTemplate))
+	r.API(http.MethodGet, "/bookings/:bookingId/contract", offers(read), "The contract of an accepted offer: its document digest, signatures and seal", app.Handle(m.getContract))
+	r.API(http.MethodGet, "/bookings/:bookingId/contract/pdf", offers(read), "The contract PDF, or its signed copy (?copy=signed)",
+		app.Raw(m.contractPDF).Produces("application/pdf", "").Query("copy", "original (default) or signed"))
+	r.API(http.MethodPut, "/bookings/:bookingId/contract/sign", offers(write), "Sign the contract for the promoter (click-to-sign over its SHA-256)", app.Handle(m.signContract))
+	r.API(http.MethodPut, "/bookings/:bookingId/contract/seal", offers(write), "Seal the signed contract now (after a failed attempt; refused once sealed)", app.Handle(m.sealContract)).NoBody()
+	r.API(http.MethodPut, "/bookings/:bookingId/contract/esign", offers(write), "Send the contract to the e-signature provider instead of click-to-sign", app.Handle(m.esignContract)).NoBody()
+	r.API(http.MethodGet, "/agent/bookings/:bookingId/contract", agent, "Agent: the contract of one of your artists' offers (X-Agent-Token)", app.Handle(m.agentContract))
+	r.API(http.MethodGet, "/agent/bookings/:bookingId/contract/pdf", agent, "Agent: the contract PDF or its signed copy (X-Agent-Token)",
+		app.Raw(m.agentContractPDF).Produces("application/pdf", "").Query("copy", "original (default) or signed"))
+	r.API(http.MethodPut, "/agent/bookings/:bookingId/contract/sign", agent, "Agent: sign the contract for the artist (X-Agent-Token)", app.Handle(m.agentSign))
+	r.API(http.MethodPost, "/booking/esign/connect", app.Public(), "E-signature provider webhook (DocuSign Connect: HMAC-SHA256 of the raw body in X-DocuSign-Signature-1)",
+		app.Raw(m.connectWebhook).Accepts("application/json", ConnectMessage{}).Produces("application/json", ConnectResult{}))
+	r.Task(TaskContractSeal, m.sealTaskRun)
+
+	// Settlement: exports and both parties' acknowledgments.
+	r.API(http.MethodGet, "/bookings/:bookingId/settlement/export", offers(read), "The settlement sheet as PDF or CSV (view=internal: booking.settlements:read)",
+		app.Raw(m.settlementExport).Produces("application/pdf", "").Produces("text/csv", "").Query("format", "pdf (default) or csv").Query("view", "external (default) or internal"))
+	r.API(http.MethodPut, "/bookings/:bookingId/settlement/acknowledge", offers(write), "Acknowledge the settlement for the promoter (over the sheet's SHA-256)", app.Handle(m.acknowledge))
+	r.API(http.MethodGet, "/agent/bookings/:bookingId/settlement", agent, "Agent: the external settlement sheet (X-Agent-Token)", app.Handle(m.agentSettlement))
+	r.API(http.MethodGet, "/agent/bookings/:bookingId/settlement/export", agent, "Agent: the external settlement as PDF or CSV (X-Agent-Token)",
+		app.Raw(m.agentSettlementExport).Produces("application/pdf", "").Produces("text/csv", "").Query("format", "pdf (default) or csv"))
+	r.API(http.MethodPut, "/agent/bookings/:bookingId/settlement/acknowledge", agent, "Agent: acknowledge the settlement for the artist (X-Agent-Token)", app.Handle(m.agentAcknowledge))
+
 	r.Portal(http.MethodGet, "/bookings", offers(read), m.boardPage)
 	r.Portal(http.MethodGet, "/bookings/:bookingId", offers(read), m.detailPage)
 	r.Nav("Bookings", "/portal/bookings", 20, offers(read))
+	r.Portal(http.MethodPost, "/bookings/:bookingId/contract/sign", offers(write), m.portalSign)
+	r.Portal(http.MethodPost, "/bookings/:bookingId/contract/seal", offers(write), m.portalSeal)
+	// The agent's pages: the signed link's token in ?token=, no sign-in.
+	r.Storefront(http.MethodGet, "/agent", app.Public(), m.agentHomePage)
+	r.Storefront(http.MethodGet, "/agent/bookings/:bookingId", app.Public(), m.agentOfferPage)
+	r.Storefront(http.MethodGet, "/agent/bookings/:bookingId/contract.pdf", app.Public(), m.agentContractFile)
+	r.Storefront(http.MethodGet, "/agent/bookings/:bookingId/settlement", app.Public(), m.agentSettlementPage)
+	r.Storefront(http.MethodGet, "/agent/bookings/:bookingId/settlement/export", app.Public(), m.agentSettlementFile)
+	r.Portal(http.MethodGet, "/bookings/:bookingId/settlement", offers(read), m.settlementPage)
+	r.Portal(http.MethodPost, "/bookings/:bookingId/settlement/acknowledge", offers(write), m.portalAcknowledge)
 
 	r.Task(TaskOfferExpire, m.expireTask)
 	r.Task(TaskOfferSweep, m.sweepTask)

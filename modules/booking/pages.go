@@ -25,6 +25,7 @@ func parsePages() (*template.Template, error) {
 		"prev":  func(n int) int { return n - 1 },
 		"pct":   func(bps int) string { return strconv.FormatFloat(float64(bps)/100, 'f', -1, 64) + " %" },
 		"utc":   func(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 15:04 UTC") },
+		"utcp":  utcp,
 	}).ParseFS(templateFS, "templates/*.html")
 }
 
@@ -169,6 +170,7 @@ type detailView struct {
 	Changes   []changeRow
 	From, To  int
 	DiffError string
+	Contract  *contractSection
 }
 
 // changeRow is a diff line as read: money and percentages formatted.
@@ -207,6 +209,9 @@ func (m *Module) detailPage(c *gin.Context) {
 		return
 	}
 	v := detailView{Detail: d, Rows: termRows(d.Terms)}
+	if d.AcceptedN != nil {
+		v.Contract = m.portalContract(c, d)
+	}
 	if d.State.Open() && d.Deadline != nil {
 		v.Countdown, v.Deadline = countdown(*d.Deadline, m.app.Now()), d.Deadline.Format(time.RFC3339)
 	}

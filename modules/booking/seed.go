@@ -153,6 +153,21 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 		d, err = step(d, ActAccept, agentOf(maya), TransitionInput{})
 		return
 	}, func() (err error) {
+		// Both parties sign the contract and it is sealed, as the seal job
+		// would (the job queued by the last signature then finds it sealed).
+		ct, err := s.Contract(ctx, t, d.ID, staff)
+		if err != nil {
+			return err
+		}
+		if _, err = s.Sign(ctx, t, d.ID, SignInput{Name: "Dana Reyes, talent buyer", DocumentSHA256: ct.SHA256}, staff); err != nil {
+			return err
+		}
+		if _, err = s.Sign(ctx, t, d.ID, SignInput{Name: "Maya Ortiz for Hollow Pines", DocumentSHA256: ct.SHA256}, agentOf(maya)); err != nil {
+			return err
+		}
+		_, err = s.Seal(ctx, t, d.ID, systemActor)
+		return
+	}, func() (err error) {
 		d, err = step(d, ActContract, staff, TransitionInput{})
 		return
 	}, func() (err error) {
@@ -162,6 +177,22 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 			Adjustments:  []settlement.Adjustment{{Name: "Hotel buyout", Kind: settlement.Reimbursement, AmountMinor: 45000}, {Name: "Backline rental", Kind: settlement.Deduction, AmountMinor: 30000, MovesSplitPoint: true}},
 			PaidDeposits: []string{"On signing"}}, staff)
 		return
+	}, func() error {
+		// The night is settled: both sides acknowledged the sheet, so its
+		// walkout and withholdings are on the ledger.
+		for _, who := range []struct {
+			actor Actor
+			name  string
+		}{{staff, "Dana Reyes"}, {agentOf(maya), "Maya Ortiz"}} {
+			v, err := s.SettlementAs(ctx, t, d.ID, false, who.actor)
+			if err != nil {
+				return err
+			}
+			if _, err := s.Acknowledge(ctx, t, d.ID, AckInput{Name: who.name, SheetSHA256: v.SheetSHA256}, who.actor); err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
 	// Declined by the agent.
 	errs = append(errs, run("declined", func() (err error) {

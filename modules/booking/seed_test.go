@@ -48,7 +48,24 @@ func TestDemoSeed(t *testing.T) {
 	// Two accepted offers (the accepted and the contracted one): a guarantee
 	// and a deposit each.
 	var n int
-	if err := env.App.DB.Raw(`SELECT count(*) FROM "` + acme.Schema + `".ledger_entries WHERE kind LIKE 'booking.%'`).Row().Scan(&n); err != nil || n != 4 {
+	if err := env.App.DB.Raw(`SELECT count(*) FROM "` + acme.Schema + `".ledger_entries WHERE kind IN ('booking.guarantee', 'booking.deposit_due')`).Row().Scan(&n); err != nil || n != 4 {
 		t.Fatalf("booking ledger entries: %d %v", n, err)
+	}
+	// The contracted show: its contract signed by both and sealed, its
+	// settlement acknowledged by both, the walkout on the ledger.
+	res = env.Do(t, "GET", "acme", "/api/v1/bookings/"+contracted.ID.String()+"/contract", tok, nil)
+	mustStatus(t, res, http.StatusOK)
+	if ct := decode[booking.ContractView](t, res.Body); ct.Status != booking.ContractSealed || len(ct.Signatures) != 2 {
+		t.Fatalf("demo contract: %+v", ct)
+	}
+	res = env.Do(t, "GET", "acme", "/api/v1/bookings/"+contracted.ID.String()+"/settlement", tok, nil)
+	v := decode[booking.SettlementView](t, res.Body)
+	if len(v.Acknowledgments) != 2 || !v.Acknowledgments[0].Current || !v.Acknowledgments[1].Current {
+		t.Fatalf("demo settlement acknowledgments: %+v", v.Acknowledgments)
+	}
+	var walkout int64
+	if err := env.App.DB.Raw(`SELECT amount_minor FROM "`+acme.Schema+`".ledger_entries WHERE kind = 'booking.settlement_walkout' AND reference = ?`,
+		"booking:"+contracted.ID.String()).Row().Scan(&walkout); err != nil || walkout != v.Sheet.WalkoutMinor {
+		t.Fatalf("demo walkout on the ledger: %d (sheet %d) %v", walkout, v.Sheet.WalkoutMinor, err)
 	}
 }

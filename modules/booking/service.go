@@ -248,6 +248,10 @@ func (s *Service) Transition(ctx context.Context, t tenants.Tenant, id uuid.UUID
 		}
 		deadline = in.RespondBy.UTC()
 	}
+	var showDate string
+	if action == ActAccept {
+		showDate = s.showDate(ctx, t, id)
+	}
 	var out Detail
 	var scheduled *time.Time
 	var frozen int
@@ -303,6 +307,9 @@ func (s *Service) Transition(ctx context.Context, t tenants.Tenant, id uuid.UUID
 			n := b.CurrentN
 			b.State, b.Awaiting, b.AcceptedN, termsN = Accepted, nil, &n, &n
 			if err := s.recordAccepted(tx, b); err != nil {
+				return err
+			}
+			if err := s.draftContract(ctx, tx, t, b, showDate, now); err != nil {
 				return err
 			}
 		case ActDecline:
@@ -437,7 +444,14 @@ func (s *Service) RecordActuals(ctx context.Context, t tenants.Tenant, id uuid.U
 		if err := checkActuals(v.Terms, &a); err != nil {
 			return err
 		}
+		before, err := readActuals(tx, id)
+		if err != nil {
+			return err
+		}
 		if err := saveActuals(tx, id, a, version); err != nil {
+			return err
+		}
+		if err := s.recordDepositPayments(tx, b, v, before.PaidDeposits, a.PaidDeposits); err != nil {
 			return err
 		}
 		if err := addHistory(tx, id, actor, "record_actuals", b.State, b.State, b.AcceptedN, ""); err != nil {
@@ -447,6 +461,37 @@ func (s *Service) RecordActuals(ctx context.Context, t tenants.Tenant, id uuid.U
 		return err
 	})
 	return out, err
+}
+
+// recordDepositPayments puts each deposit newly marked paid on the ledger
+// (booking.deposit_paid), and a reversal (booking.deposit_unpaid, negative)
+// for one no longer marked paid, so the ledger's sum per deposit is what
+// was paid.
+func (s *Service) recordDepositPayments(tx *gorm.DB, b Booking, v Version, before, after []string) error {
+	was, is := map[string]bool{}, map[string]bool{}
+	for _, n := range before {
+		was[n] = true
+	}
+	for _, n := range after {
+		is[n] = true
+	}
+	ref := "booking:" + b.ID.String()
+	for _, d := range v.Terms.Deposits {
+		amount := v.Terms.DepositAmount(d)
+		switch {
+		case is[d.Name] && !was[d.Name]:
+			if _, err := s.app.Ledger.Append(tx, "booking.deposit_paid", ref, amount, v.Terms.Currency,
+				fmt.Sprintf("deposit %q paid to %s (terms v%d)", d.Name, b.ArtistName, v.N)); err != nil {
+				return err
+			}
+		case was[d.Name] && !is[d.Name]:
+			if _, err := s.app.Ledger.Append(tx, "booking.deposit_unpaid", ref, -amount, v.Terms.Currency,
+				fmt.Sprintf("deposit %q no longer recorded as paid (terms v%d)", d.Name, v.N)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkActuals refuses actuals that do not fit the accepted terms.
@@ -528,6 +573,10 @@ type SettlementView struct {
 	SalesSource string           `json:"sales_source"`
 	Note        string           `json:"note"`
 	Sheet       settlement.Sheet `json:"sheet"`
+	// SheetSHA256 is the digest of the external sheet (what a party
+	// acknowledges); Acknowledgments are the parties' agreements.
+	SheetSHA256     string           `json:"sheet_sha256"`
+	Acknowledgments []Acknowledgment `json:"acknowledgments"`
 }
 
 // Settlement computes the sheet from the accepted terms and the actuals.
@@ -552,7 +601,7 @@ func (s *Service) Settlement(ctx context.Context, t tenants.Tenant, id uuid.UUID
 	if err != nil {
 		return SettlementView{}, err
 	}
-	out := SettlementView{BookingID: id, View: "external", TermsVersion: v.N, SalesSource: "recorded",
+	out := SettlementView{BookingID: id, View: "external", TermsVersion: v.N, SalesSource: "recorded", Acknowledgments: []Acknowledgment{},
 		Note: "tickets sold as recorded on the booking: no module provides ticket facts"}
 	if facts := s.app.TicketFacts(); facts != nil && b.EventID != nil {
 		sales, err := facts.SalesByTier(ctx, t, *b.EventID)
