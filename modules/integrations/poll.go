@@ -85,7 +85,7 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 		return PollResult{}, err
 	}
 	out := PollResult{Cursor: st.Cursor}
-	now := s.app.Now()
+	now := s.now()
 	switch {
 	case st.Provider != ProviderTicketmaster:
 		out.Skipped = "not a Ticketmaster connector (Eventbrite sends webhooks)"
@@ -144,7 +144,11 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 					if ts, perr := time.Parse(time.RFC3339Nano, o.Updated); perr == nil {
 						theirAt = &ts
 					}
-					lo, ch, err := s.applyOrder(tx, l, o.ID, []saleLine{{Tier: tier, Quantity: o.Quantity}}, placed, theirAt)
+					line := saleLine{Tier: tier, Quantity: o.Quantity}
+					if minor, ok := majorToMinor(o.FaceValue); ok && minor > 0 && len(o.Currency) == 3 {
+						line.PriceMinor, line.Currency = minor, strings.ToUpper(o.Currency)
+					}
+					lo, ch, err := s.applyOrder(tx, l, o.ID, []saleLine{line}, placed, theirAt)
 					if err != nil {
 						return err
 					}
@@ -196,6 +200,28 @@ type tmOrder struct {
 	Status       string `json:"status"` // BOOKED, CONFIRMED, RELEASED, CANCELLED
 	Seq          int64  `json:"sequence"`
 	Updated      string `json:"updated"`
+	// FaceValue is the unit price in major units (Ticketmaster writes
+	// prices as decimal numbers), read exactly as written.
+	FaceValue json.Number `json:"faceValue"`
+	Currency  string      `json:"currency"`
+}
+
+// majorToMinor reads a decimal amount in major units ("45", "45.5",
+// "45.50") as minor units without going through a float; more than two
+// decimals, a sign or an exponent is refused.
+func majorToMinor(n json.Number) (int64, bool) {
+	whole, frac, _ := strings.Cut(n.String(), ".")
+	if whole == "" || len(frac) > 2 || len(whole) > 9 {
+		return 0, false
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	v, err := strconv.ParseInt(whole+frac, 10, 64)
+	if err != nil || v < 0 || strings.ContainsAny(whole+frac, "+-eE") {
+		return 0, false
+	}
+	return v, true
 }
 
 // The order states that move units: confirmed sells, cancelled returns.

@@ -263,6 +263,8 @@ type ChannelsView struct {
 	Reconciliations []Reconciliation `json:"reconciliations"`
 	Oversells       []Oversell       `json:"oversells"`
 	Timeline        []Sync           `json:"timeline"`
+	// Offers are the tier prices and sale windows told to each listing.
+	Offers []OfferPush `json:"offers"`
 }
 
 // Channels reads an event's channels view.
@@ -290,6 +292,9 @@ func (s *Service) Channels(ctx context.Context, t tenants.Tenant, eventID uuid.U
 			   OR (s.listing_id IS NULL AND s.connector_id IN (SELECT connector_id FROM int_listings WHERE event_id = ?))
 			ORDER BY s.at DESC, s.id DESC LIMIT 100`, eventID, eventID).Scan(&v.Timeline).Error
 	})
+	if err == nil {
+		v.Offers, err = s.OfferPushes(ctx, t, eventID)
+	}
 	cursors := map[uuid.UUID]int64{}
 	if err == nil {
 		var rows []struct {
