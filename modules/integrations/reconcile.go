@@ -199,6 +199,17 @@ func (s *Service) theirCount(ctx context.Context, t tenants.Tenant, l Listing) (
 	sold, status := 0, ""
 	switch l.Channel {
 	case ProviderTicketmaster:
+		// The Inventory Status API first: cheap, and it tells an event
+		// Ticketmaster does not know (or an API that refuses us) before
+		// the counts are asked for.
+		var statuses map[string]string
+		if statuses, err = s.readInventoryStatus(ctx, t, cl, []Listing{l}); err != nil {
+			break
+		}
+		if st := statuses[l.ExternalEventID]; st == "" || st == "UNKNOWN" {
+			err = &apiError{Status: 404, Code: "UNKNOWN", Text: "Ticketmaster's Inventory Status API does not know event " + l.ExternalEventID + ": its counts were not read"}
+			break
+		}
 		var rec struct {
 			Sold    int `json:"sold"`
 			Pending int `json:"pending"`

@@ -683,3 +683,10 @@ func (s *Server) inventoryStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, out)
 }
+
+// RemoveEvent delists an event (their side no longer knows it).
+func (s *Server) RemoveEvent(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.events, id)
+}
