@@ -74,6 +74,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Usage("Channel oversells", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
 		return n, tx.Raw("SELECT count(*) FROM int_oversells").Scan(&n).Error
 	})
+	r.ConsolePanel("channel-connectors", "Channel connectors", consolePanel)
 
 	read, write := app.Require(ObjChannels, policies.Read), app.Require(ObjChannels, policies.Write)
 	r.API(http.MethodPost, "/integrations/connectors", write, "Connect a Ticketmaster or Eventbrite account: credentials are sealed and never returned; an Eventbrite connector's webhook URL (with its secret) is shown once",
