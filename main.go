@@ -534,6 +534,7 @@ shows as a line redrawn on a terminal, a plain line every 5 s otherwise.`,
 	f.IntVar(&o.TMSales, "ticketmaster-sales", o.TMSales, "sales on Ticketmaster's side, one ticket each (past the quota: oversells)")
 	f.IntVar(&o.EBSales, "eventbrite-sales", o.EBSales, "orders on Eventbrite's side, one ticket each")
 	f.IntVar(&o.BaselineSales, "baseline", o.BaselineSales, "quiet sales per channel, one at a time, before the race")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests of the buyers and Eventbrite's deliveries in flight at once (a shed request is retried after its Retry-After)")
 	f.DurationVar(&o.CatchUpTimeout, "catch-up", o.CatchUpTimeout, "the poller must have read every Ticketmaster order within this after the buyers are done")
 	f.IntVar(&dbConns, "db-conns", dbConns, "database connections of the server")
 	return cmd

@@ -44,14 +44,19 @@ import (
 
 // Options size a run.
 type Options struct {
-	Capacity       int // tickets of the event (the last ones: nothing sold before)
-	WebQuota       int
-	TMQuota        int
-	EBQuota        int
-	WebBuyers      int // storefront buyers, one ticket each
-	TMSales        int // sales on Ticketmaster's side, one ticket each
-	EBSales        int // orders on Eventbrite's side, one ticket each
-	BaselineSales  int // quiet sales per channel before the race
+	Capacity      int // tickets of the event (the last ones: nothing sold before)
+	WebQuota      int
+	TMQuota       int
+	EBQuota       int
+	WebBuyers     int // storefront buyers, one ticket each
+	TMSales       int // sales on Ticketmaster's side, one ticket each
+	EBSales       int // orders on Eventbrite's side, one ticket each
+	BaselineSales int // quiet sales per channel before the race
+	// Concurrency caps the requests the buyers and Eventbrite's deliveries
+	// have in flight at once (a server sheds past its in-flight limit; an
+	// answer 503 overloaded is retried after its Retry-After, as a client
+	// and Eventbrite's redelivery do).
+	Concurrency    int
 	CatchUpTimeout time.Duration
 	// Slug names the bench's chain (empty: chbench-<unix time>).
 	Slug string
@@ -62,7 +67,7 @@ type Options struct {
 // selling 360 on its side.
 func Defaults() Options {
 	return Options{Capacity: 1000, WebQuota: 400, TMQuota: 300, EBQuota: 300, WebBuyers: 500, TMSales: 360, EBSales: 360,
-		BaselineSales: 10, CatchUpTimeout: 2 * time.Minute}
+		BaselineSales: 10, CatchUpTimeout: 2 * time.Minute, Concurrency: 16}
 }
 
 // Channel is one channel's figures.
@@ -100,6 +105,7 @@ const (
 )
 
 type harness struct {
+	sem    chan struct{}
 	a      *app.App
 	svc    *integrations.Service
 	base   string
@@ -123,7 +129,7 @@ type event struct {
 // Run sets up a chain and runs the race; out gets the figures, progress a
 // line now and then (redrawn in place on a terminal).
 func Run(ctx context.Context, a *app.App, svc *integrations.Service, base string, o Options, out, progress io.Writer) (Report, error) {
-	h := &harness{a: a, svc: svc, base: strings.TrimSuffix(base, "/"), client: &http.Client{Timeout: 60 * time.Second,
+	h := &harness{sem: make(chan struct{}, max(o.Concurrency, 1)), a: a, svc: svc, base: strings.TrimSuffix(base, "/"), client: &http.Client{Timeout: 60 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 2048, MaxConnsPerHost: 0}}}
 	if err := h.setup(ctx, o); err != nil {
 		return Report{}, fmt.Errorf("setting up: %w", err)
@@ -153,20 +159,41 @@ func Run(ctx context.Context, a *app.App, svc *integrations.Service, base string
 
 // do calls the server as the chain (X-Tenant) with the owner's token.
 func (h *harness) do(ctx context.Context, method, path string, body any, want int, into any, headers ...string) error {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
 			return err
 		}
+	}
+	for attempt := 0; ; attempt++ {
+		err := h.once(ctx, method, path, raw, body != nil, want, into, headers...)
+		var se *statusError
+		if !errors.As(err, &se) || se.status != http.StatusServiceUnavailable || attempt >= 50 {
+			return err
+		}
+		// Shed by the server: wait as it says, then again.
+		select {
+		case <-time.After(se.retryAfter):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (h *harness) once(ctx context.Context, method, path string, raw []byte, hasBody bool, want int, into any, headers ...string) error {
+	var rd io.Reader
+	if hasBody {
 		rd = bytes.NewReader(raw)
 	}
+	h.sem <- struct{}{}
+	defer func() { <-h.sem }()
 	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("X-Tenant", h.slug)
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
@@ -183,7 +210,7 @@ func (h *harness) do(ctx context.Context, method, path string, body any, want in
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	if want != 0 && res.StatusCode != want {
-		return &statusError{method: method, path: path, status: res.StatusCode, body: string(b)}
+		return &statusError{method: method, path: path, status: res.StatusCode, body: string(b), retryAfter: retryAfter(res)}
 	}
 	if into != nil {
 		return json.Unmarshal(b, into)
@@ -195,6 +222,17 @@ type statusError struct {
 	method, path string
 	status       int
 	body         string
+	retryAfter   time.Duration
+}
+
+// retryAfter reads a shed answer's Retry-After (seconds), bounded to
+// 100 ms – 2 s so that a run keeps moving.
+func retryAfter(res *http.Response) time.Duration {
+	d := 100 * time.Millisecond
+	if s, err := time.ParseDuration(res.Header.Get("Retry-After") + "s"); err == nil {
+		d = s
+	}
+	return min(max(d, 100*time.Millisecond), 2*time.Second)
 }
 
 func (e *statusError) Error() string {
@@ -234,19 +272,44 @@ func (h *harness) setup(ctx context.Context, o Options) error {
 	// the chain's header; they are answered after our commit.
 	hook := h.ebConn.WebhookURL
 	h.eb.WebhookURL = h.base + hook[strings.Index(hook, "/api/"):]
-	h.eb.Client = &http.Client{Transport: tenantHeader{slug: h.slug, rt: h.client.Transport}, Timeout: 60 * time.Second}
+	h.eb.Client = &http.Client{Transport: tenantHeader{slug: h.slug, rt: h.client.Transport, sem: h.sem}, Timeout: 120 * time.Second}
 	return nil
 }
 
+// tenantHeader sends Eventbrite's deliveries as the chain, within the
+// run's concurrency, and delivers again what the server shed (Eventbrite
+// redelivers what was not answered 2xx).
 type tenantHeader struct {
 	slug string
 	rt   http.RoundTripper
+	sem  chan struct{}
 }
 
 func (th tenantHeader) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("X-Tenant", th.slug)
-	return th.rt.RoundTrip(r)
+	for attempt := 0; ; attempt++ {
+		c := r.Clone(r.Context())
+		c.Header.Set("X-Tenant", th.slug)
+		if r.GetBody != nil {
+			body, err := r.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			c.Body = body
+		}
+		th.sem <- struct{}{}
+		res, err := th.rt.RoundTrip(c)
+		<-th.sem
+		if err != nil || res.StatusCode != http.StatusServiceUnavailable || attempt >= 50 {
+			return res, err
+		}
+		wait := retryAfter(res)
+		res.Body.Close()
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
 }
 
 var eventSeq atomic.Int64
@@ -447,8 +510,8 @@ func (h *harness) race(ctx context.Context, ev event, o Options, progress io.Wri
 	// Progress while the buyers race and the poller catches up.
 	pr := newProgress(progress)
 	total := o.TMSales
-	tmOrders := func() int {
-		n, _ := h.count(ctx, `SELECT count(*) FROM int_orders WHERE connector_id = ?`, h.tmConn.ID)
+	orders := func(conn uuid.UUID) int {
+		n, _ := h.count(ctx, `SELECT count(*) FROM int_orders WHERE connector_id = ? AND event_id = ?`, conn, ev.id)
 		return n
 	}
 	buyersDone := make(chan struct{})
@@ -466,8 +529,7 @@ func (h *harness) race(ctx context.Context, ev event, o Options, progress io.Wri
 			buyersDone = nil
 			deadline = time.Now().Add(o.CatchUpTimeout)
 		case <-tick.C:
-			n := tmOrders()
-			ebn, _ := h.count(ctx, `SELECT count(*) FROM int_orders WHERE connector_id = ?`, h.ebConn.ID)
+			n, ebn := orders(h.tmConn.ID), orders(h.ebConn.ID)
 			pr.draw(n+ebn+int(webHeld.Load()), total+o.EBSales+o.WebBuyers, fmt.Sprintf("web held %d, ticketmaster orders in %d, eventbrite orders in %d", webHeld.Load(), n, ebn))
 			if buyersDone == nil && n >= total {
 				caughtUp = true
