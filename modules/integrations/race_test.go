@@ -15,7 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/app/apptest"
-	"marquee/modules/integrations/channelsbench"
+	"marquee/internal/channelsbench"
 )
 
 // raceResult is what a race of the storefront and both channels did.
