@@ -23,6 +23,7 @@ import (
 
 	"marquee/app"
 	"marquee/config"
+	"marquee/internal/channelsbench"
 	"marquee/internal/fleetbench"
 	"marquee/internal/mailcatch"
 	"marquee/internal/searchbench"
@@ -484,7 +485,58 @@ the waiting room. Its Redis database is not emptied.`,
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	f.BoolVar(&o.Pricing, "pricing", o.Pricing, "tier fees and demand pricing in effect on every tier, the pricing job every second")
-	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd())
+	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd(), channelsBenchCmd())
+	return cmd
+}
+
+func channelsBenchCmd() *cobra.Command {
+	o := channelsbench.Defaults()
+	dbConns := 30
+	cmd := &cobra.Command{
+		Use:   "channels",
+		Short: "The storefront and two outside channels (fake Ticketmaster polled, fake Eventbrite by webhook) race for the last tickets of one event: zero oversell, sales/s per channel, channel sale → inventory p50/p99",
+		Long: `Starts a server and worker on loopback over a database and Redis database of their
+own (as bench onsale), creates a chain with a Ticketmaster and an Eventbrite
+connector against fakes run in this process, and an event whose last --capacity
+tickets are split into quotas (web, ticketmaster, eventbrite). Storefront buyers
+take HTTP holds while buyers on both channels' sides buy past their quotas
+(Ticketmaster orders read by two polling loops, Eventbrite orders delivered as
+webhooks). It then checks, from the database, that no quota and not the capacity
+was passed and that each channel's recorded orders equal its quota's sold
+units, reconciles, and prints per channel the units sold per second, the time
+from a sale on the channel to our inventory reflecting it (p50, p99) against a
+quiet baseline of one sale at a time measured first, and the reconciliation's
+deltas with their causes. It fails when an invariant does not hold. Progress
+shows as a line redrawn on a terminal, a plain line every 5 s otherwise.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mods := modules.All()
+			var im *integrations.Module
+			for _, m := range mods {
+				if x, ok := m.(*integrations.Module); ok {
+					im = x
+				}
+			}
+			return benchServerWith(cmd.Context(), "", dbConns, mods, func(ctx context.Context, a *app.App, base string) error {
+				rep, err := channelsbench.Run(ctx, a, im.Service(), base, o, os.Stdout, os.Stderr)
+				if err == nil && !rep.OK() {
+					err = fmt.Errorf("the channels check failed")
+				}
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Capacity, "capacity", o.Capacity, "tickets of the event (all of them contested)")
+	f.IntVar(&o.WebQuota, "web-quota", o.WebQuota, "the storefront's quota")
+	f.IntVar(&o.TMQuota, "ticketmaster-quota", o.TMQuota, "Ticketmaster's quota (its allocation)")
+	f.IntVar(&o.EBQuota, "eventbrite-quota", o.EBQuota, "Eventbrite's quota (its capacity)")
+	f.IntVar(&o.WebBuyers, "web-buyers", o.WebBuyers, "storefront buyers, one ticket each")
+	f.IntVar(&o.TMSales, "ticketmaster-sales", o.TMSales, "sales on Ticketmaster's side, one ticket each (past the quota: oversells)")
+	f.IntVar(&o.EBSales, "eventbrite-sales", o.EBSales, "orders on Eventbrite's side, one ticket each")
+	f.IntVar(&o.BaselineSales, "baseline", o.BaselineSales, "quiet sales per channel, one at a time, before the race")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests of the buyers and Eventbrite's deliveries in flight at once (a shed request is retried after its Retry-After)")
+	f.DurationVar(&o.CatchUpTimeout, "catch-up", o.CatchUpTimeout, "the poller must have read every Ticketmaster order within this after the buyers are done")
+	f.IntVar(&dbConns, "db-conns", dbConns, "database connections of the server")
 	return cmd
 }
 

@@ -90,7 +90,9 @@ type App struct {
 	clock        func() time.Time
 
 	usage []usageFigure
-	tally *requestTally
+	// panels are the modules' tables on a tenant's console page.
+	panels []consolePanel
+	tally  *requestTally
 	// inspector reads and retries the deployment's Asynq tasks (console).
 	inspector *asynq.Inspector
 

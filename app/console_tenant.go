@@ -77,6 +77,7 @@ type consoleTenantView struct {
 	T              tenants.Tenant
 	CSRF           string
 	Usage          []UsageFigure
+	Panels         []ConsolePanelView
 	SchemaBytes    int64
 	SchemaSize     string
 	Requests, Errs int64
@@ -109,6 +110,7 @@ func (a *App) consoleTenant(c *gin.Context) {
 	if t.Status != tenants.StatusMoving {
 		v.Usage, v.SchemaBytes, err = a.TenantUsage(ctx, t)
 		problem("usage", err)
+		v.Panels = a.TenantPanels(ctx, t)
 		if sv, err := a.Servers.For(t); err == nil {
 			v.Version, err = a.Migrator.Version(ctx, sv.SQL, t.Schema)
 			problem("migration version", err)

@@ -322,6 +322,10 @@ type TierSales struct {
 	Comps      int    `json:"comps"`
 	PriceMinor int64  `json:"price_minor"`
 	Currency   string `json:"currency"`
+	// Channel names the outside channel (ticketmaster, eventbrite) of a
+	// row of units sold there at that channel's price; empty for the
+	// seller's own sales. A tier may have several rows: readers sum by Tier.
+	Channel string `json:"channel,omitempty"`
 }
 
 // TicketFacts is provided by the module that sells tickets (inventory), so
@@ -339,6 +343,11 @@ type ChannelSale struct {
 	TierID   uuid.UUID
 	Channel  string
 	Quantity int
+	// PriceMinor and Currency are what the channel sold one unit at (its
+	// price may differ from ours); zero means the tier's price. A return
+	// names the price of the sale it reverses.
+	PriceMinor int64
+	Currency   string
 }
 
 // ChannelQuota is one channel's quota of an event with what it holds and sold.
@@ -367,6 +376,9 @@ type ChannelTier struct {
 	Name       string    `json:"name"`
 	PriceMinor int64     `json:"price_minor"`
 	Currency   string    `json:"currency"`
+	// SaleStarts and SaleEnds bound the tier's sale (nil: open).
+	SaleStarts *time.Time `json:"sale_starts"`
+	SaleEnds   *time.Time `json:"sale_ends"`
 }
 
 // ChannelSales is provided by the module that sells tickets (inventory), so
@@ -377,7 +389,8 @@ type ChannelSales interface {
 	// quota straight into sold, inside tx (the caller's tenant transaction,
 	// so its record of the outside order commits with the units). ok=false
 	// takes nothing: the zone or the quota has too few (left: what the
-	// quota had), or the channel has no quota.
+	// quota had), or the channel has no quota. A sale is also recorded at
+	// the channel's price, so TicketFacts counts it.
 	SellOnChannel(tx *gorm.DB, s ChannelSale) (ok bool, left int, err error)
 	// ReturnOnChannel gives units sold on the channel back (a refund there).
 	ReturnOnChannel(tx *gorm.DB, s ChannelSale) error

@@ -39,6 +39,7 @@ var blocks = []block{
 	{170, 179, []string{"search", "inventory"}, "storefront search and trending; demand-based pricing"},
 	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
+	{220, 229, []string{"integrations"}, "integrations: channel sales in the ticket facts, tier price and sale-window pushes, inventory status"},
 	{250, 259, []string{"booking"}, "booking: contracts, signatures and the seal; venue rental terms"},
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},

@@ -55,6 +55,7 @@ func (l *logBuffer) String() string {
 type env struct {
 	*apptest.Env
 	mod  *integrations.Module
+	inv  *inventory.Module
 	logs *logBuffer
 }
 
@@ -62,11 +63,11 @@ func startEnv(t testing.TB) *env {
 	t.Helper()
 	stripe := apptest.StripeMock(t)
 	logs := &logBuffer{}
-	mod := integrations.New()
+	mod, inv := integrations.New(), inventory.New()
 	e := apptest.Start(t, dbURL, apptest.Options{
 		DBMaxConns: 30,
 		Logger:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Modules:    []app.Module{calendar.New(), inventory.New(), mod},
+		Modules:    []app.Module{calendar.New(), inv, mod},
 		Configure: func(c *config.Config) {
 			c.StripeAPIURL = stripe
 			c.StripeSecretKey = config.DevStripeSecretKey
@@ -76,7 +77,7 @@ func startEnv(t testing.TB) *env {
 	})
 	mod.Service().Backoff = integrations.Backoff{Attempts: 4, Base: 20 * time.Millisecond, Budget: 3 * time.Second}
 	mod.Service().DiscoveryPerSecond = 1000
-	return &env{Env: e, mod: mod, logs: logs}
+	return &env{Env: e, mod: mod, inv: inv, logs: logs}
 }
 
 // chain is a tenant with an on-sale event: a GA zone Floor of capacity,
@@ -133,7 +134,7 @@ func newChain(t testing.TB, e *env, capacity int, quotas map[string]int) *chain 
 	c.eb = eventbrite.New(ebToken)
 	t.Cleanup(c.tm.Close)
 	t.Cleanup(c.eb.Close)
-	c.tm.AddEvent(ticketmaster.Event{ID: c.tmEvent, Name: "Channel Night", VenueID: "KovZ1", Timezone: "Europe/Berlin", Start: start, FaceValue: 25})
+	c.tm.AddEvent(ticketmaster.Event{ID: c.tmEvent, Name: "Channel Night", VenueID: "KovZ1", Timezone: "Europe/Berlin", Start: start, FaceValue: 25, Currency: "EUR"})
 	c.eb.AddEvent(eventbrite.Event{ID: c.ebEvent, OrgID: "org1", Name: "Channel Night", Start: start,
 		TicketClasses: []*eventbrite.TicketClass{{ID: c.ebClass, Name: "GA", CostMinor: 2500, Currency: "EUR", SalesEnd: start}}})
 

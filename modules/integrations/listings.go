@@ -36,6 +36,11 @@ type Listing struct {
 	TheirAt         *time.Time           `json:"their_at" gorm:"column:their_at"`
 	LastWebhookAt   *time.Time           `json:"last_webhook_at" gorm:"column:last_webhook_at"`
 	ClosedAt        *time.Time           `json:"closed_at" gorm:"column:closed_at"`
+	// TheirInventoryStatus is Ticketmaster's Inventory Status API's word
+	// for the event (TICKETS_AVAILABLE, FEW_TICKETS_LEFT,
+	// TICKETS_NOT_AVAILABLE, UNKNOWN), read before its counts.
+	TheirInventoryStatus   *string    `json:"their_inventory_status" gorm:"column:their_inventory_status"`
+	TheirInventoryStatusAt *time.Time `json:"their_inventory_status_at" gorm:"column:their_inventory_status_at"`
 }
 
 // ListingInput links an external event.
@@ -60,7 +65,7 @@ func (in ListingInput) Validate() error {
 }
 
 const listingCols = `id, connector_id, external_event_id, event_id, channel, tiers, allocated, push_state, push_error, pushed_at,
-	their_sold, their_pending, their_status, their_at, last_webhook_at, closed_at`
+	their_sold, their_pending, their_status, their_at, last_webhook_at, closed_at, their_inventory_status, their_inventory_status_at`
 
 func scanListings(tx *gorm.DB, where string, args ...any) ([]Listing, error) {
 	var ls []Listing

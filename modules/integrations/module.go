@@ -74,6 +74,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Usage("Channel oversells", func(ctx context.Context, tx *gorm.DB, _ time.Time) (n int64, err error) {
 		return n, tx.Raw("SELECT count(*) FROM int_oversells").Scan(&n).Error
 	})
+	r.ConsolePanel("channel-connectors", "Channel connectors", consolePanel)
 
 	read, write := app.Require(ObjChannels, policies.Read), app.Require(ObjChannels, policies.Write)
 	r.API(http.MethodPost, "/integrations/connectors", write, "Connect a Ticketmaster or Eventbrite account: credentials are sealed and never returned; an Eventbrite connector's webhook URL (with its secret) is shown once",
@@ -100,10 +101,20 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Nav("Channels", "/portal/channels", 45, read)
 
 	r.Task(TaskPollTenant, func(ctx context.Context, t tenants.Tenant, _ []byte) error {
-		_, err := m.svc.EnqueuePolls(ctx, t, m.app.Now())
+		now := m.app.Now()
+		_, err := m.svc.EnqueuePolls(ctx, t, now)
 		m.svc.alertOversells(ctx, t)
+		if now.Minute()%15 == 0 {
+			// What the offers hook missed (a crash after the inventory's
+			// commit) is pushed within a quarter of an hour.
+			if serr := m.svc.sweepOffers(ctx, t); serr != nil {
+				m.svc.log().Warn("sweeping offer pushes failed", "tenant", t.Slug, "err", serr)
+			}
+		}
 		return err
 	})
+	r.Task(TaskOffers, m.svc.offersTask)
+	r.OnOffersChanged(m.svc.offersChanged)
 	r.Task(TaskPoll, func(ctx context.Context, t tenants.Tenant, payload []byte) error {
 		id, err := decodeConnector(payload)
 		if err != nil {

@@ -38,6 +38,10 @@ type PollResult struct {
 	Pages   int    `json:"pages"`
 	Cursor  int64  `json:"cursor"`
 	Calls   int    `json:"calls"`
+	// CountsSkipped is the listings whose counts were not read: no order
+	// of theirs moved, the Inventory Status API said the same as before,
+	// and the counts read last are fresh.
+	CountsSkipped int `json:"counts_skipped"`
 }
 
 // InMaintenance says whether now is in Ticketmaster's nightly window in tz.
@@ -85,7 +89,7 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 		return PollResult{}, err
 	}
 	out := PollResult{Cursor: st.Cursor}
-	now := s.app.Now()
+	now := s.now()
 	switch {
 	case st.Provider != ProviderTicketmaster:
 		out.Skipped = "not a Ticketmaster connector (Eventbrite sends webhooks)"
@@ -112,6 +116,7 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 		ids = append(ids, l.ExternalEventID)
 	}
 	changed := map[uuid.UUID]bool{}
+	changedExternal := map[string]bool{} // external events with orders in this poll
 	ref := "partners/v1/orders?" + url.Values{"since": {strconv.FormatInt(st.Cursor, 10)}, "size": {"100"}, "eventId": {strings.Join(ids, ",")}}.Encode()
 	for ref != "" && out.Pages < 100 {
 		var page struct {
@@ -132,6 +137,9 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 		var pageSold, pageOrders int
 		var cursor int64
 		pageChanged := map[uuid.UUID]bool{}
+		for _, o := range page.Embedded.Orders {
+			changedExternal[o.EventID] = true
+		}
 		err = s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
 			pageSold, pageOrders, cursor = 0, 0, out.Cursor
 			clear(pageChanged)
@@ -144,7 +152,11 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 					if ts, perr := time.Parse(time.RFC3339Nano, o.Updated); perr == nil {
 						theirAt = &ts
 					}
-					lo, ch, err := s.applyOrder(tx, l, o.ID, []saleLine{{Tier: tier, Quantity: o.Quantity}}, placed, theirAt)
+					line := saleLine{Tier: tier, Quantity: o.Quantity}
+					if minor, ok := majorToMinor(o.FaceValue); ok && minor > 0 && len(o.Currency) == 3 {
+						line.PriceMinor, line.Currency = minor, strings.ToUpper(o.Currency)
+					}
+					lo, ch, err := s.applyOrder(tx, l, o.ID, []saleLine{line}, placed, theirAt)
 					if err != nil {
 						return err
 					}
@@ -179,7 +191,20 @@ func (s *Service) Poll(ctx context.Context, t tenants.Tenant, connectorID uuid.U
 		s.app.ChannelSales().StockChanged(ctx, t, ev)
 	}
 	if err == nil {
-		err = s.readAvailability(ctx, t, cl, listings)
+		// The Inventory Status API first (one call for every listing): a
+		// listing's counts (two calls) are read only when something moved.
+		var statuses map[string]string
+		if statuses, err = s.readInventoryStatus(ctx, t, cl, listings); err == nil {
+			var due []Listing
+			for _, l := range listings {
+				if countsDue(l, statuses[l.ExternalEventID], changedExternal[l.ExternalEventID], now) {
+					due = append(due, l)
+				} else {
+					out.CountsSkipped++
+				}
+			}
+			err = s.readAvailability(ctx, t, cl, due)
+		}
 	}
 	out.Calls = cl.calls
 	s.health(ctx, t, cl, connectorID, nil, "poll", fmt.Sprintf("%d orders (%d sold) in %d pages, cursor %d", out.Orders, out.Sold, out.Pages, out.Cursor), err)
@@ -196,6 +221,28 @@ type tmOrder struct {
 	Status       string `json:"status"` // BOOKED, CONFIRMED, RELEASED, CANCELLED
 	Seq          int64  `json:"sequence"`
 	Updated      string `json:"updated"`
+	// FaceValue is the unit price in major units (Ticketmaster writes
+	// prices as decimal numbers), read exactly as written.
+	FaceValue json.Number `json:"faceValue"`
+	Currency  string      `json:"currency"`
+}
+
+// majorToMinor reads a decimal amount in major units ("45", "45.5",
+// "45.50") as minor units without going through a float; more than two
+// decimals, a sign or an exponent is refused.
+func majorToMinor(n json.Number) (int64, bool) {
+	whole, frac, _ := strings.Cut(n.String(), ".")
+	if whole == "" || len(frac) > 2 || len(whole) > 9 {
+		return 0, false
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	v, err := strconv.ParseInt(whole+frac, 10, 64)
+	if err != nil || v < 0 || strings.ContainsAny(whole+frac, "+-eE") {
+		return 0, false
+	}
+	return v, true
 }
 
 // The order states that move units: confirmed sells, cancelled returns.
@@ -290,3 +337,52 @@ func decodeConnector(payload []byte) (uuid.UUID, error) {
 }
 
 func decodeJSON(payload []byte, v any) error { return json.Unmarshal(payload, v) }
+
+// countsFresh is how long counts read from the Partner API stand in for
+// new ones when nothing suggests they moved.
+const countsFresh = 15 * time.Minute
+
+// countsDue says whether a listing's counts must be read in this poll:
+// their orders moved, the inventory status changed (or is unknown), or the
+// counts are missing or stale.
+func countsDue(l Listing, status string, ordersMoved bool, now time.Time) bool {
+	return ordersMoved || status == "" || l.TheirInventoryStatus == nil || *l.TheirInventoryStatus != status ||
+		l.TheirAt == nil || now.Sub(*l.TheirAt) > countsFresh
+}
+
+// readInventoryStatus asks Ticketmaster's Inventory Status API about every
+// listing at once (GET /inventory-status/v1/availability?events=…, 50 ids
+// a call) and stores each answer on its listing. It returns the status per
+// external event id.
+func (s *Service) readInventoryStatus(ctx context.Context, t tenants.Tenant, cl *client, listings []Listing) (map[string]string, error) {
+	out := map[string]string{}
+	for from := 0; from < len(listings); from += 50 {
+		part := listings[from:min(from+50, len(listings))]
+		ids := make([]string, len(part))
+		for i, l := range part {
+			ids[i] = l.ExternalEventID
+		}
+		var answer []struct {
+			EventID string `json:"eventId"`
+			Status  string `json:"status"`
+		}
+		if err := cl.do(ctx, "GET", "inventory-status/v1/availability?"+url.Values{"events": {strings.Join(ids, ",")}}.Encode(), nil, &answer); err != nil {
+			return out, err
+		}
+		for _, a := range answer {
+			out[a.EventID] = a.Status
+		}
+	}
+	now := s.now()
+	err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+		for _, l := range listings {
+			if st, ok := out[l.ExternalEventID]; ok {
+				if err := tx.Exec(`UPDATE int_listings SET their_inventory_status = ?, their_inventory_status_at = ? WHERE id = ?`, st, now, l.ID).Error; err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}

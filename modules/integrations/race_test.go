@@ -3,8 +3,8 @@ package integrations_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/app/apptest"
-	"marquee/modules/integrations"
+	"marquee/internal/channelsbench"
 )
 
 // raceResult is what a race of the storefront and both channels did.
@@ -190,55 +190,24 @@ func TestRaceStorefrontAndChannels(t *testing.T) {
 	}
 }
 
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(float64(len(s))*p))]
-}
-
-// BenchmarkChannels races the storefront and both channels for the last
-// 1,000 tickets of an event and prints sales per second per channel, the
-// time from a channel sale to our inventory reflecting it, and the
-// reconciliation's deltas with their causes. Run:
+// BenchmarkChannels runs the race of `marquee bench channels`
+// (channelsbench: the storefront and both channels for the last 1,000
+// tickets) against a test server, and prints its figures. Run:
 //
 //	go test ./modules/integrations/ -run '^$' -bench BenchmarkChannels -benchtime 1x
 func BenchmarkChannels(b *testing.B) {
 	e := startEnv(b)
 	for i := 0; i < b.N; i++ {
-		c := newChain(b, e, 1000, map[string]int{"web": 400, "ticketmaster": 300, "eventbrite": 300})
-		apptest.MustStatus(b, c.allocate(b, "ticketmaster", 300), http.StatusOK)
-		apptest.MustStatus(b, c.allocate(b, "eventbrite", 300), http.StatusOK)
-		r := race(b, e, c, 500, 360, 360)
-		var rec integrations.EventReconciliation
-		res := c.do(b, "POST", "/api/v1/integrations/events/"+c.event.String()+"/reconcile", map[string]bool{"final": false})
-		apptest.MustStatus(b, res, http.StatusOK)
-		res.JSON(b, &rec)
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "\nrace for the last 1,000 tickets (web quota 400 via HTTP holds, ticketmaster 300 polled, eventbrite 300 by webhook; both channels sold 360 on their side) in %v\n", r.elapsed.Round(time.Millisecond))
-		fmt.Fprintf(&sb, "  web          held %d\n", r.webHeld)
-		fmt.Fprintf(&sb, "  ticketmaster sold %d  %.1f sales/s  sale→inventory p50 %v p99 %v (%d samples, their confirmation → our commit, two pollers looping)\n", r.tmSold, r.tmRate,
-			pct(r.tmLatency, .5).Round(time.Millisecond), pct(r.tmLatency, .99).Round(time.Millisecond), len(r.tmLatency))
-		fmt.Fprintf(&sb, "  eventbrite   sold %d  %.1f sales/s  sale→inventory p50 %v p99 %v (%d samples, webhook answered after commit)\n", r.ebSold, r.ebRate,
-			pct(r.ebLatency, .5).Round(time.Millisecond), pct(r.ebLatency, .99).Round(time.Millisecond), len(r.ebLatency))
-		fmt.Fprintf(&sb, "  oversold units recorded: %d\n", c.count(b, `SELECT coalesce(sum(quantity), 0) FROM int_oversells WHERE detected_by = 'sale'`))
-		for _, ch := range rec.Channels {
-			cause := "none"
-			if ch.Cause != nil {
-				cause = *ch.Cause
-			}
-			fmt.Fprintf(&sb, "  reconcile %-12s allocated %d theirs %d ours %d delta %d: %s\n", ch.Channel, ch.Allocated, deref(ch.TheirSold), ch.OurSold, deref(ch.Delta), cause)
+		o := channelsbench.Defaults()
+		o.Slug = apptest.UniqueSlug("chbench")
+		var out strings.Builder
+		rep, err := channelsbench.Run(context.Background(), e.App, e.mod.Service(), e.Server.URL, o, &out, io.Discard)
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.Log(sb.String())
-		fmt.Print(sb.String())
+		fmt.Print(out.String())
+		if !rep.OK() {
+			b.Fatalf("violations: %v", rep.Violations)
+		}
 	}
-}
-
-func deref(p *int) int {
-	if p == nil {
-		return -1
-	}
-	return *p
 }

@@ -199,6 +199,17 @@ func (s *Service) theirCount(ctx context.Context, t tenants.Tenant, l Listing) (
 	sold, status := 0, ""
 	switch l.Channel {
 	case ProviderTicketmaster:
+		// The Inventory Status API first: cheap, and it tells an event
+		// Ticketmaster does not know (or an API that refuses us) before
+		// the counts are asked for.
+		var statuses map[string]string
+		if statuses, err = s.readInventoryStatus(ctx, t, cl, []Listing{l}); err != nil {
+			break
+		}
+		if st := statuses[l.ExternalEventID]; st == "" || st == "UNKNOWN" {
+			err = &apiError{Status: 404, Code: "UNKNOWN", Text: "Ticketmaster's Inventory Status API does not know event " + l.ExternalEventID + ": its counts were not read"}
+			break
+		}
 		var rec struct {
 			Sold    int `json:"sold"`
 			Pending int `json:"pending"`
@@ -263,6 +274,8 @@ type ChannelsView struct {
 	Reconciliations []Reconciliation `json:"reconciliations"`
 	Oversells       []Oversell       `json:"oversells"`
 	Timeline        []Sync           `json:"timeline"`
+	// Offers are the tier prices and sale windows told to each listing.
+	Offers []OfferPush `json:"offers"`
 }
 
 // Channels reads an event's channels view.
@@ -290,6 +303,9 @@ func (s *Service) Channels(ctx context.Context, t tenants.Tenant, eventID uuid.U
 			   OR (s.listing_id IS NULL AND s.connector_id IN (SELECT connector_id FROM int_listings WHERE event_id = ?))
 			ORDER BY s.at DESC, s.id DESC LIMIT 100`, eventID, eventID).Scan(&v.Timeline).Error
 	})
+	if err == nil {
+		v.Offers, err = s.OfferPushes(ctx, t, eventID)
+	}
 	cursors := map[uuid.UUID]int64{}
 	if err == nil {
 		var rows []struct {

@@ -31,10 +31,13 @@ const (
 	OutcomeIgnored   = "ignored"
 )
 
-// saleLine is units of one of our tiers in an outside order.
+// saleLine is units of one of our tiers in an outside order, with the
+// unit price the channel sold at when it says (zero: our tier's price).
 type saleLine struct {
-	Tier     uuid.UUID
-	Quantity int
+	Tier       uuid.UUID
+	Quantity   int
+	PriceMinor int64
+	Currency   string
 }
 
 // Oversell is a channel sale that did not fit our inventory.
@@ -59,10 +62,15 @@ func (s *Service) applyOrder(tx *gorm.DB, l Listing, orderID string, lines []sal
 	var outcomes []string
 	changed := false
 	for _, ln := range lines {
-		sale := app.ChannelSale{EventID: l.EventID, TierID: ln.Tier, Channel: l.Channel, Quantity: ln.Quantity}
+		sale := app.ChannelSale{EventID: l.EventID, TierID: ln.Tier, Channel: l.Channel, Quantity: ln.Quantity, PriceMinor: ln.PriceMinor, Currency: ln.Currency}
+		var price *int64
+		var currency *string
+		if ln.PriceMinor > 0 {
+			price, currency = &ln.PriceMinor, &ln.Currency
+		}
 		if placed {
-			res := tx.Exec(`INSERT INTO int_orders (connector_id, external_order_id, tier_id, listing_id, event_id, quantity, status, their_at, received_at)
-				VALUES (?, ?, ?, ?, ?, ?, 'sold', ?, clock_timestamp()) ON CONFLICT DO NOTHING`, l.ConnectorID, orderID, ln.Tier, l.ID, l.EventID, ln.Quantity, theirAt)
+			res := tx.Exec(`INSERT INTO int_orders (connector_id, external_order_id, tier_id, listing_id, event_id, quantity, status, their_at, received_at, price_minor, currency)
+				VALUES (?, ?, ?, ?, ?, ?, 'sold', ?, clock_timestamp(), ?, ?) ON CONFLICT DO NOTHING`, l.ConnectorID, orderID, ln.Tier, l.ID, l.EventID, ln.Quantity, theirAt, price, currency)
 			if res.Error != nil {
 				return nil, false, res.Error
 			}
@@ -93,10 +101,25 @@ func (s *Service) applyOrder(tx *gorm.DB, l Listing, orderID string, lines []sal
 		}
 		// Refunded on their side: units sold here go back once; an order we
 		// never saw is recorded as returned (nothing to give back).
-		var prev []string
-		if err := tx.Raw(`SELECT status FROM int_orders WHERE connector_id = ? AND external_order_id = ? AND tier_id = ? FOR UPDATE`,
-			l.ConnectorID, orderID, ln.Tier).Scan(&prev).Error; err != nil {
+		var prevRows []struct {
+			Status     string  `gorm:"column:status"`
+			Quantity   int     `gorm:"column:quantity"`
+			PriceMinor *int64  `gorm:"column:price_minor"`
+			Currency   *string `gorm:"column:currency"`
+		}
+		if err := tx.Raw(`SELECT status, quantity, price_minor, currency FROM int_orders WHERE connector_id = ? AND external_order_id = ? AND tier_id = ? FOR UPDATE`,
+			l.ConnectorID, orderID, ln.Tier).Scan(&prevRows).Error; err != nil {
 			return nil, false, err
+		}
+		var prev []string
+		for _, p := range prevRows {
+			prev = append(prev, p.Status)
+			// The units and price of the sale go back, whatever the
+			// refund's copy of the order says.
+			sale.Quantity, sale.PriceMinor, sale.Currency = p.Quantity, 0, ""
+			if p.PriceMinor != nil && p.Currency != nil {
+				sale.PriceMinor, sale.Currency = *p.PriceMinor, *p.Currency
+			}
 		}
 		switch {
 		case len(prev) == 0:

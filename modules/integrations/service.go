@@ -40,7 +40,18 @@ type Service struct {
 	Backoff Backoff
 	// DiscoveryPerSecond paces catalogue calls per connector.
 	DiscoveryPerSecond float64
-	throttle           throttle
+	// OfferRetry is the delay before the n-th retry of a tier price or
+	// sale-window push that failed for a transient reason.
+	OfferRetry func(n int) time.Duration
+	// Clock, if set, replaces the App's clock for maintenance windows and
+	// offer pushes (tests).
+	Clock    func() time.Time
+	throttle throttle
+}
+
+// defaultOfferRetry doubles from 2 s up to 10 minutes.
+func defaultOfferRetry(n int) time.Duration {
+	return min(time.Duration(1<<min(n, 9))*2*time.Second, 10*time.Minute)
 }
 
 // throttle lets one thing through per key and second.
@@ -65,7 +76,7 @@ func (th *throttle) allow(key string, now time.Time) bool {
 // NewService builds the service on the core.
 func NewService(a *app.Core) *Service {
 	return &Service{app: a, keys: NewKeyring(a.Config.SecretKey), HTTP: &http.Client{Timeout: 15 * time.Second},
-		Backoff: DefaultBackoff, DiscoveryPerSecond: 5}
+		Backoff: DefaultBackoff, DiscoveryPerSecond: 5, OfferRetry: defaultOfferRetry}
 }
 
 func (s *Service) log() *slog.Logger { return s.app.Log.With("module", "integrations") }

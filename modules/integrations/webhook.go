@@ -155,6 +155,12 @@ type ebOrder struct {
 		CheckedIn     bool   `json:"checked_in"`
 		Refunded      bool   `json:"refunded"`
 		Cancelled     bool   `json:"cancelled"`
+		Costs         struct {
+			BasePrice *struct {
+				Currency string `json:"currency"`
+				Value    int64  `json:"value"`
+			} `json:"base_price"`
+		} `json:"costs"`
 	} `json:"attendees"`
 }
 
@@ -217,6 +223,7 @@ func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *clien
 				return nil
 			}
 			perTier := map[uuid.UUID]int{}
+			price := map[uuid.UUID]saleLine{}
 			var order_ []uuid.UUID
 			for _, a := range order.Attendees {
 				tier, ok := l.tierFor(a.TicketClassID)
@@ -227,10 +234,17 @@ func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *clien
 					order_ = append(order_, tier)
 				}
 				perTier[tier] += a.Quantity
+				// The channel's price: the attendee's base price per unit
+				// (the tier's when Eventbrite gives none).
+				if bp := a.Costs.BasePrice; bp != nil && bp.Value > 0 && bp.Value%int64(a.Quantity) == 0 && len(bp.Currency) == 3 {
+					if _, set := price[tier]; !set {
+						price[tier] = saleLine{PriceMinor: bp.Value / int64(a.Quantity), Currency: strings.ToUpper(bp.Currency)}
+					}
+				}
 			}
 			var lines []saleLine
 			for _, tier := range order_ {
-				lines = append(lines, saleLine{Tier: tier, Quantity: perTier[tier]})
+				lines = append(lines, saleLine{Tier: tier, Quantity: perTier[tier], PriceMinor: price[tier].PriceMinor, Currency: price[tier].Currency})
 			}
 			if len(lines) == 0 {
 				out.Outcome = OutcomeIgnored

@@ -82,7 +82,22 @@ func (c channelSales) SellOnChannel(tx *gorm.DB, sale app.ChannelSale) (bool, in
 	if err != nil || !ok {
 		return false, left, err
 	}
+	if err := recordChannelSale(tx, sale, sale.Quantity); err != nil {
+		return false, 0, err
+	}
 	return true, 0, tx.Exec(`RELEASE SAVEPOINT channel_sale`).Error
+}
+
+// recordChannelSale appends units sold (or, negative, returned) on a
+// channel at its price (the tier's when the sale names none) to what
+// SalesByTier sums: the counters know how many, not at what price.
+func recordChannelSale(tx *gorm.DB, sale app.ChannelSale, units int) error {
+	if sale.PriceMinor < 0 || sale.PriceMinor > 100000000 || (sale.PriceMinor > 0 && len(sale.Currency) != 3) {
+		return model.Invalid("price", "a channel price is 0 to 100000000 minor units with its currency")
+	}
+	return tx.Exec(`INSERT INTO inv_channel_sales (event_id, tier_id, channel, quantity, price_minor, currency)
+		SELECT t.event_id, t.id, ?, ?, CASE WHEN ? > 0 THEN ? ELSE t.price_minor END, CASE WHEN ? > 0 THEN ? ELSE t.currency END
+		FROM inv_tiers t WHERE t.id = ?`, sale.Channel, units, sale.PriceMinor, sale.PriceMinor, sale.PriceMinor, sale.Currency, sale.TierID).Error
 }
 
 func firstErr(errs ...error) error {
@@ -133,7 +148,7 @@ func (c channelSales) ReturnOnChannel(tx *gorm.DB, sale app.ChannelSale) error {
 			return app.Conflict("channel_return_exceeds_sold", "the counter sold %d fewer than the %d returned", n, sale.Quantity)
 		}
 	}
-	return nil
+	return recordChannelSale(tx, sale, -sale.Quantity)
 }
 
 // StockChanged implements app.ChannelSales.
@@ -158,7 +173,7 @@ func (c channelSales) ChannelStock(ctx context.Context, t tenants.Tenant, eventI
 			map[string]any{"e": eventID}).Row().Scan(&out.Held, &out.Sold); err != nil {
 			return err
 		}
-		if err := tx.Raw(`SELECT t.id, t.name, t.price_minor, t.currency FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
+		if err := tx.Raw(`SELECT t.id, t.name, t.price_minor, t.currency, t.sale_starts, t.sale_ends FROM inv_tiers t JOIN inv_zones z ON z.id = t.zone_id
 			WHERE t.event_id = ? AND z.kind = 'ga' ORDER BY t.sort`, eventID).Scan(&out.Tiers).Error; err != nil {
 			return err
 		}

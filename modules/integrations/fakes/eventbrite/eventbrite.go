@@ -30,7 +30,10 @@ type TicketClass struct {
 	QuantityTotal int
 	CostMinor     int64
 	Currency      string
+	SalesStart    time.Time // zero: on sale from publication
 	SalesEnd      time.Time
+	// Updates counts the changes of cost or sales window accepted.
+	Updates int
 }
 
 // Event is an organisation's event.
@@ -56,6 +59,9 @@ type Attendee struct {
 	Cancelled     bool   `json:"cancelled"`
 	Refunded      bool   `json:"refunded"`
 	Changed       string `json:"changed"`
+	// Costs are the attendee's: base_price is what its ticket class cost
+	// when bought ({currency, value in minor units, major_value, display}).
+	Costs map[string]any `json:"costs"`
 }
 
 // Order is an Eventbrite order.
@@ -234,8 +240,9 @@ func (s *Server) PlaceOrder(eventID, ticketClassID string, qty int) (Delivery, b
 	s.seq++
 	id := strconv.Itoa(1000000 + s.seq)
 	o := &Order{ID: id, EventID: eventID, Status: "placed", Changed: s.now(), Created: s.now(),
-		Costs:     map[string]any{"gross": map[string]any{"currency": tc.Currency, "value": tc.CostMinor * int64(qty), "display": ""}},
-		Attendees: []Attendee{{ID: "A" + id, OrderID: id, EventID: eventID, TicketClassID: tc.ID, Quantity: qty, Status: "Attending", Changed: s.now()}}}
+		Costs: map[string]any{"gross": map[string]any{"currency": tc.Currency, "value": tc.CostMinor * int64(qty), "display": ""}},
+		Attendees: []Attendee{{ID: "A" + id, OrderID: id, EventID: eventID, TicketClassID: tc.ID, Quantity: qty, Status: "Attending", Changed: s.now(),
+			Costs: map[string]any{"base_price": money(tc.Currency, tc.CostMinor*int64(qty)), "gross": money(tc.Currency, tc.CostMinor*int64(qty))}}}}
 	s.orders[id] = o
 	s.mu.Unlock()
 	return s.Deliver("order.placed", s.URL+"/v3/orders/"+id+"/"), true
@@ -377,8 +384,8 @@ func (s *Server) tcJSON(tc *TicketClass) map[string]any {
 		status = "SOLD_OUT"
 	}
 	return map[string]any{"id": tc.ID, "name": tc.Name, "quantity_total": tc.QuantityTotal, "quantity_sold": sold,
-		"cost":      map[string]any{"currency": tc.Currency, "value": tc.CostMinor, "display": fmt.Sprintf("%s %.2f", tc.Currency, float64(tc.CostMinor)/100), "major_value": fmt.Sprintf("%.2f", float64(tc.CostMinor)/100)},
-		"sales_end": tc.SalesEnd.UTC().Format("2006-01-02T15:04:05Z"), "on_sale_status": status,
+		"cost":        money(tc.Currency, tc.CostMinor),
+		"sales_start": ebTime(tc.SalesStart), "sales_end": ebTime(tc.SalesEnd), "on_sale_status": status,
 		"inventory_tier_id": tc.ID}
 }
 
@@ -462,18 +469,32 @@ func (s *Server) updateEvent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.eventJSON(e, ""))
 }
 
-// updateTicketClass sets a ticket class's (inventory tier's) quantity_total.
+// updateTicketClass changes a ticket class (`{"ticket_class": {…}}`: its
+// quantity_total, cost "CUR,value" in minor units, sales_start, sales_end)
+// or its inventory tier (`{"inventory_tier": {"quantity_total": …}}`).
+// Refused as Eventbrite refuses: a malformed cost or date, another
+// currency than the class's, a sales_end not after sales_start, a cost
+// changed once tickets sold (400 ARGUMENTS_ERROR), a quantity below what
+// sold (CAPACITY_TOTAL_TOO_SMALL).
 func (s *Server) updateTicketClass(w http.ResponseWriter, r *http.Request) {
 	var in map[string]struct {
-		QuantityTotal *int `json:"quantity_total"`
+		QuantityTotal *int    `json:"quantity_total"`
+		Cost          *string `json:"cost"`
+		SalesStart    *string `json:"sales_start"`
+		SalesEnd      *string `json:"sales_end"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in) != 1 {
 		apiError(w, http.StatusBadRequest, "ARGUMENTS_ERROR", "There are errors with your arguments: body")
 		return
 	}
 	var q *int
+	var cost, start, end *string
 	for _, v := range in {
-		q = v.QuantityTotal
+		q, cost, start, end = v.QuantityTotal, v.Cost, v.SalesStart, v.SalesEnd
+	}
+	if cost != nil || start != nil || end != nil {
+		s.updateOffer(w, r, cost, start, end)
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -577,4 +598,112 @@ func (s *Server) ResetFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext = nil
+}
+
+// money is Eventbrite's currency amount: value in minor units.
+func money(currency string, minor int64) map[string]any {
+	return map[string]any{"currency": currency, "value": minor, "major_value": fmt.Sprintf("%d.%02d", minor/100, minor%100),
+		"display": fmt.Sprintf("%s %d.%02d", currency, minor/100, minor%100)}
+}
+
+func ebTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05Z")
+}
+
+// updateOffer changes a ticket class's cost and sales window.
+func (s *Server) updateOffer(w http.ResponseWriter, r *http.Request, cost, start, end *string) {
+	var cur string
+	var value int64 = -1
+	if cost != nil {
+		c, v, ok := strings.Cut(*cost, ",")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || len(c) != 3 || err != nil || n < 0 {
+			apiError(w, http.StatusBadRequest, "ARGUMENTS_ERROR", "There are errors with your arguments: cost - INVALID (a currency and a value in minor units, like USD,2000)")
+			return
+		}
+		cur, value = c, n
+	}
+	parse := func(p *string) (*time.Time, bool) {
+		if p == nil {
+			return nil, true
+		}
+		t, err := time.Parse("2006-01-02T15:04:05Z", *p)
+		return &t, err == nil
+	}
+	st, ok1 := parse(start)
+	en, ok2 := parse(end)
+	if !ok1 || !ok2 {
+		apiError(w, http.StatusBadRequest, "ARGUMENTS_ERROR", "There are errors with your arguments: sales_start/sales_end - INVALID (UTC, like 2030-01-31T19:00:00Z)")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.events[r.PathValue("id")]
+	var tc *TicketClass
+	if e != nil {
+		for _, c := range e.TicketClasses {
+			if c.ID == r.PathValue("tc") {
+				tc = c
+			}
+		}
+	}
+	if tc == nil {
+		apiError(w, http.StatusNotFound, "NOT_FOUND", "The ticket class you requested does not exist.")
+		return
+	}
+	newStart, newEnd := tc.SalesStart, tc.SalesEnd
+	if st != nil {
+		newStart = *st
+	}
+	if en != nil {
+		newEnd = *en
+	}
+	switch {
+	case value >= 0 && cur != tc.Currency:
+		apiError(w, http.StatusBadRequest, "ARGUMENTS_ERROR", "There are errors with your arguments: cost - CURRENCY_MISMATCH (the event's currency is "+tc.Currency+")")
+		return
+	case value >= 0 && value != tc.CostMinor && s.soldLocked(tc.ID) > 0:
+		apiError(w, http.StatusBadRequest, "ARGUMENTS_ERROR", "There are errors with your arguments: cost - CANNOT_CHANGE_COST_AFTER_SALES (tickets of this class have been sold)")
+		return
+	case !newStart.IsZero() && !newEnd.IsZero() && !newEnd.After(newStart):
+		apiError(w, http.StatusBadRequest, "ARGUMENTS_ERROR", "There are errors with your arguments: sales_end - MUST_BE_AFTER_SALES_START")
+		return
+	}
+	if value >= 0 {
+		tc.CostMinor = value
+	}
+	tc.SalesStart, tc.SalesEnd = newStart, newEnd
+	tc.Updates++
+	writeJSON(w, s.tcJSON(tc))
+}
+
+// TicketClass returns a copy of a ticket class (zero if unknown).
+func (s *Server) TicketClass(id string) TicketClass {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		for _, tc := range e.TicketClasses {
+			if tc.ID == id {
+				return *tc
+			}
+		}
+	}
+	return TicketClass{}
+}
+
+// SetCost sets a ticket class's cost as the organiser would on the site
+// (before sales; the API refuses a change after).
+func (s *Server) SetCost(ticketClassID string, minor int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		for _, tc := range e.TicketClasses {
+			if tc.ID == ticketClassID {
+				tc.CostMinor = minor
+			}
+		}
+	}
 }

@@ -41,6 +41,11 @@ type Event struct {
 	Currency                    string
 	Allocated                   int // units we allocated to the channel
 	Total                       int // their ticket count as Partner availability reports it
+	// SalesStart and SalesEnd are the ticket type's on-sale window on the
+	// channel (zero: open), as we last pushed it.
+	SalesStart, SalesEnd time.Time
+	// OfferUpdates counts the offer changes accepted.
+	OfferUpdates int
 }
 
 // Order is one order on the allocation channel.
@@ -52,6 +57,10 @@ type Order struct {
 	Status       string `json:"status"`
 	Seq          int64  `json:"sequence"`
 	Updated      string `json:"updated"`
+	// FaceValue and Currency are the unit price the order was booked at
+	// (the offer's, in major units as Ticketmaster writes prices).
+	FaceValue float64 `json:"faceValue"`
+	Currency  string  `json:"currency"`
 }
 
 // Server is the fake. Zero knobs: a healthy Ticketmaster.
@@ -93,6 +102,8 @@ func New(apiKey string) *Server {
 	mux.HandleFunc("PUT /partners/v1/events/{id}/allocation", s.guard("partner", s.putAllocation))
 	mux.HandleFunc("GET /partners/v1/orders", s.guard("partner", s.listOrders))
 	mux.HandleFunc("GET /partners/v1/events/{id}/reconciliation", s.guard("partner", s.reconciliation))
+	mux.HandleFunc("PUT /partners/v1/events/{id}/offers/{ticketTypeId}", s.guard("partner", s.putOffer))
+	mux.HandleFunc("GET /inventory-status/v1/availability", s.guard("status", s.inventoryStatus))
 	s.Server = httptest.NewServer(mux)
 	return s
 }
@@ -146,6 +157,16 @@ func (s *Server) AddEvent(e Event) {
 	s.events[e.ID] = &ev
 }
 
+// Event returns a copy of a listed event (zero if unknown).
+func (s *Server) Event(id string) Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.events[id]; e != nil {
+		return *e
+	}
+	return Event{}
+}
+
 // Sold is what their side sold for the event (confirmed orders).
 func (s *Server) Sold(eventID string) int {
 	s.mu.Lock()
@@ -196,7 +217,8 @@ func (s *Server) Book(eventID string, qty int) (Order, bool) {
 		return Order{}, false
 	}
 	s.nextID++
-	o := &Order{ID: fmt.Sprintf("TM-%s-%d", eventID, s.nextID), EventID: eventID, TicketTypeID: e.TicketTypeID, Quantity: qty}
+	o := &Order{ID: fmt.Sprintf("TM-%s-%d", eventID, s.nextID), EventID: eventID, TicketTypeID: e.TicketTypeID, Quantity: qty,
+		FaceValue: e.FaceValue, Currency: e.Currency}
 	s.touch(o, Booked)
 	return *o, true
 }
@@ -299,7 +321,9 @@ func (s *Server) guard(api string, h func(w http.ResponseWriter, r *http.Request
 		s.mu.Lock()
 		now := s.Now()
 		var limited bool
-		if api == "discovery" {
+		switch api {
+		case "status": // the Inventory Status API: counted, not limited here
+		case "discovery":
 			perSec, perDay := or(s.perSecond, 5), or(s.perDay, 5000)
 			if now.Truncate(time.Second) != s.secWindow {
 				s.secWindow, s.secCount = now.Truncate(time.Second), 0
@@ -307,7 +331,7 @@ func (s *Server) guard(api string, h func(w http.ResponseWriter, r *http.Request
 			s.secCount++
 			s.dayCount++
 			limited = s.secCount > perSec || s.dayCount > perDay
-		} else {
+		default:
 			perHour := or(s.perHour, 3600)
 			if now.Truncate(time.Hour) != s.hourWindow {
 				s.hourWindow, s.hourCount = now.Truncate(time.Hour), 0
@@ -547,4 +571,122 @@ func (s *Server) ResetFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext = nil
+}
+
+// putOffer changes a ticket type's price and on-sale window on the
+// allocation channel: {"faceValue": 45.5, "currency": "EUR",
+// "onsaleDateTime": RFC 3339, "offsaleDateTime": RFC 3339}. Refused like
+// the Partner API refuses bad values: an unknown ticket type (404), a
+// negative or over-precise price, another currency than the event's, a
+// window that ends before it starts (400 with a fault body).
+func (s *Server) putOffer(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		FaceValue *json.Number `json:"faceValue"`
+		Currency  string       `json:"currency"`
+		Onsale    *string      `json:"onsaleDateTime"`
+		Offsale   *string      `json:"offsaleDateTime"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&in); err != nil || in.FaceValue == nil {
+		writeFault(w, http.StatusBadRequest, "faceValue is required", "OFFER400")
+		return
+	}
+	value, err := strconv.ParseFloat(in.FaceValue.String(), 64)
+	if dot := strings.IndexByte(in.FaceValue.String(), '.'); err != nil || value < 0 || dot >= 0 && len(in.FaceValue.String())-dot-1 > 2 {
+		writeFault(w, http.StatusBadRequest, "faceValue must be a non-negative amount with at most 2 decimals", "OFFER400")
+		return
+	}
+	var start, end time.Time
+	for _, f := range []struct {
+		in  *string
+		out *time.Time
+	}{{in.Onsale, &start}, {in.Offsale, &end}} {
+		if f.in == nil || *f.in == "" {
+			continue
+		}
+		if *f.out, err = time.Parse(time.RFC3339, *f.in); err != nil {
+			writeFault(w, http.StatusBadRequest, "onsaleDateTime and offsaleDateTime are ISO 8601 date-times", "OFFER400")
+			return
+		}
+	}
+	if !start.IsZero() && !end.IsZero() && !end.After(start) {
+		writeFault(w, http.StatusBadRequest, "offsaleDateTime must be after onsaleDateTime", "OFFER400")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.events[r.PathValue("id")]
+	if e == nil || e.TicketTypeID != r.PathValue("ticketTypeId") {
+		writeFault(w, http.StatusNotFound, "Ticket type not found", "OFFER404")
+		return
+	}
+	if in.Currency != e.Currency {
+		writeFault(w, http.StatusBadRequest, "currency must be the event's ("+e.Currency+")", "OFFER400")
+		return
+	}
+	e.FaceValue, e.SalesStart, e.SalesEnd = value, start, end
+	e.OfferUpdates++
+	writeJSON(w, map[string]any{"eventId": e.ID, "ticketTypeId": e.TicketTypeID, "faceValue": e.FaceValue, "currency": e.Currency,
+		"onsaleDateTime": timeOrNil(e.SalesStart), "offsaleDateTime": timeOrNil(e.SalesEnd)})
+}
+
+func timeOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Inventory statuses (Inventory Status API).
+const (
+	StatusAvailable    = "TICKETS_AVAILABLE"
+	StatusFewLeft      = "FEW_TICKETS_LEFT"
+	StatusNotAvailable = "TICKETS_NOT_AVAILABLE"
+	StatusUnknown      = "UNKNOWN"
+)
+
+// inventoryStatus answers the Inventory Status API:
+// GET /inventory-status/v1/availability?events=ID1,ID2 →
+// [{"eventId","status"}], one entry per id asked, in order; an id it does
+// not know is UNKNOWN. Few tickets left is a tenth of the allocation or
+// less. Drift mode answers from the same stale cache as availability.
+func (s *Server) inventoryStatus(w http.ResponseWriter, r *http.Request) {
+	ids := strings.Split(r.URL.Query().Get("events"), ",")
+	if r.URL.Query().Get("events") == "" || len(ids) > 50 {
+		writeFault(w, http.StatusBadRequest, "events takes 1 to 50 event ids", "INVSTATUS400")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]map[string]string, 0, len(ids))
+	for _, id := range ids {
+		e := s.events[id]
+		status := StatusUnknown
+		if e != nil {
+			total := max(e.Total, e.Allocated)
+			sold := s.soldLocked(id)
+			if v, ok := s.staleTotal[id]; ok && s.Drift {
+				sold = v
+			}
+			left := total - sold
+			switch {
+			case e.Status != "onsale" || left <= 0:
+				status = StatusNotAvailable
+			case left*10 <= total:
+				status = StatusFewLeft
+			default:
+				status = StatusAvailable
+			}
+		}
+		out = append(out, map[string]string{"eventId": id, "status": status})
+	}
+	writeJSON(w, out)
+}
+
+// RemoveEvent delists an event (their side no longer knows it).
+func (s *Server) RemoveEvent(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.events, id)
 }
