@@ -181,6 +181,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Storefront(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), m.storeOrderPage)
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
+	r.Portal(http.MethodGet, "/inventory/:eventId/ticketing", signed, m.portalTicketingPage)
+	r.Portal(http.MethodPost, "/inventory/:eventId/ticketing", signed, m.portalSaveTicketing)
 	m.registerAfterSalePages(r)
 	r.Portal(http.MethodGet, "/inventory/:eventId/orders", signed, m.portalOrdersPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId/orders/:orderId", signed, m.portalOrderPage)

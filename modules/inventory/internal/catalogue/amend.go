@@ -1,6 +1,7 @@
 package catalogue
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"marquee/app"
 	"marquee/modules/inventory/internal/model"
 	"marquee/modules/inventory/internal/stock"
+	"marquee/tenants"
 )
 
 // Once tickets of an event were held or sold, a new Setup no longer
@@ -410,4 +412,22 @@ func seatWords(id string) string {
 		return id
 	}
 	return fmt.Sprintf("Section %s, Row %s, Seat %s", parts[0], parts[1], parts[2])
+}
+
+// TiersInUse names the tiers with live or paid holds (their price, zone
+// and open sale window stay as sold).
+func (s *Service) TiersInUse(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		var ids []uuid.UUID
+		if err := tx.Raw(`SELECT DISTINCT l.tier_id FROM inv_hold_lines l JOIN inv_holds h ON h.id = l.hold_id
+			WHERE h.event_id = ? AND h.status IN ('active', 'sold')`, eventID).Scan(&ids).Error; err != nil {
+			return err
+		}
+		for _, id := range ids {
+			out[id] = true
+		}
+		return nil
+	})
+	return out, err
 }

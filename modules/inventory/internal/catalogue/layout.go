@@ -2,6 +2,7 @@ package catalogue
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -261,4 +262,75 @@ func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UU
 		m.Seats = []SeatRow{}
 	}
 	return m, err
+}
+
+// BuiltLayout is the event's seat map as a Layout: as it was built when it
+// was kept (curves, aisles), otherwise read back from its seats (straight
+// rows in map order). Nil when the event has no seats.
+func (s *Service) BuiltLayout(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (*Layout, error) {
+	var out *Layout
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		var kept []struct {
+			Layout *string `gorm:"column:layout"`
+		}
+		if err := tx.Raw(`SELECT layout::text AS layout FROM inv_events WHERE event_id = ?`, eventID).Scan(&kept).Error; err != nil {
+			return err
+		}
+		if len(kept) == 0 {
+			return model.ErrNoInventory()
+		}
+		var seats []struct {
+			SeatRow
+			Zone string `gorm:"column:zone"`
+		}
+		if err := tx.Raw(`SELECT s.id, s.section, s.row_label, s.number, s.accessible, z.name AS zone
+			FROM inv_seats s JOIN inv_zones z ON z.id = s.zone_id WHERE s.event_id = ? ORDER BY s.ord`, eventID).Scan(&seats).Error; err != nil {
+			return err
+		}
+		if kept[0].Layout != nil {
+			var l Layout
+			if err := json.Unmarshal([]byte(*kept[0].Layout), &l); err == nil {
+				out = &l
+				return nil
+			}
+		}
+		if len(seats) == 0 {
+			return nil
+		}
+		l := &Layout{}
+		secIndex := map[string]int{}
+		for _, st := range seats {
+			i, ok := secIndex[st.Section]
+			if !ok {
+				i = len(l.Sections)
+				secIndex[st.Section] = i
+				l.Sections = append(l.Sections, LayoutSection{Name: st.Section, Zone: st.Zone})
+			}
+			sec := &l.Sections[i]
+			if n := len(sec.Rows); n == 0 || sec.Rows[n-1].Label != st.Row {
+				sec.Rows = append(sec.Rows, LayoutRow{Label: st.Row})
+			}
+			row := &sec.Rows[len(sec.Rows)-1]
+			row.Numbers = append(row.Numbers, st.Number)
+			if st.Accessible {
+				row.Accessible = append(row.Accessible, st.Number)
+			}
+		}
+		// Consecutive numbers read back as a count and a start.
+		for si := range l.Sections {
+			for ri := range l.Sections[si].Rows {
+				row := &l.Sections[si].Rows[ri]
+				consecutive := true
+				for i := 1; i < len(row.Numbers); i++ {
+					consecutive = consecutive && row.Numbers[i] == row.Numbers[i-1]+1
+				}
+				if consecutive {
+					row.Seats, row.Start, row.Numbers = len(row.Numbers), row.Numbers[0], nil
+				}
+			}
+		}
+		out = l
+		return nil
+	})
+	return out, err
 }
