@@ -65,7 +65,7 @@ type ticketingView struct {
 	// they cover in the page (the server refuses it anyway).
 	Sold       int
 	SoldTiers  map[string]bool
-	SeatStates string // JSON: seat id -> held | sold
+	SeatStates map[string]string // seat id -> held | sold
 	Configured bool
 	CSRF       string
 }
@@ -134,7 +134,7 @@ func (m *Module) portalTicketingPage(c *gin.Context) {
 	}
 	v := ticketingView{Event: ev, When: localTime(ev), Closed: closed, CanWrite: m.app.CanAtVenue(c, ev.VenueID, ObjInventory, policies.Write),
 		Saved: c.Query("done") == "saved", Timezone: loc.String(), Channels: []string{"web", "box_office", "ticketmaster", "eventbrite"},
-		SoldTiers: map[string]bool{}, SeatStates: "{}", Errors: map[string]string{}}
+		SoldTiers: map[string]bool{}, SeatStates: map[string]string{}, Errors: map[string]string{}}
 	inv, err := m.svc.Inventory(ctx, t, ev.ID)
 	switch e := (*app.Error)(nil); {
 	case err == nil:
@@ -152,7 +152,7 @@ func (m *Module) portalTicketingPage(c *gin.Context) {
 		if v.Sold > 0 && len(inv.Tiers) > 0 {
 			v.Currency = inv.Tiers[0].Currency // what tickets were sold in stays
 		}
-		states := map[string]string{}
+		states := v.SeatStates
 		if av, err := m.svc.Availability(ctx, t, ev.ID); err == nil {
 			for _, st := range av.Seats {
 				if st.State != "available" {
@@ -169,9 +169,6 @@ func (m *Module) portalTicketingPage(c *gin.Context) {
 			if used[ti.ID] {
 				v.SoldTiers[strings.ToLower(ti.Name)] = true
 			}
-		}
-		if b, err := json.Marshal(states); err == nil {
-			v.SeatStates = string(b)
 		}
 	}
 	v.Step = "0.01"
