@@ -132,6 +132,8 @@ type seatView struct {
 	Price   string
 	Tier    string
 	TierID  string
+	// Accessible marks a wheelchair-accessible seat (ringed on the map).
+	Accessible bool
 }
 
 // SeatLabel names a seat for people: "Section A, Row 1, Seat 11".
@@ -278,7 +280,7 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		zn := zoneName[s.ZoneID]
 		ti := zoneTier[zn]
 		sv := seatView{ID: s.ID, X: s.X + 5, Y: s.Y + 5, State: state[s.ID], Zone: zn, Section: s.Section,
-			Label: SeatLabel(s.Section, s.Row, s.Number)}
+			Label: SeatLabel(s.Section, s.Row, s.Number), Accessible: s.Accessible}
 		if ti.ID != uuid.Nil {
 			sv.Price, sv.Tier, sv.TierID = Money(ti.Price, ti.Currency), ti.Name, ti.ID.String()
 		}

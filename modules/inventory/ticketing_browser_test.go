@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +100,7 @@ func TestBrowserBuildSeatMapAndSell(t *testing.T) {
 			}
 			p.do(chromedp.ScrollIntoView(chromedp.CSS(`#preview`)))
 			apptest.Screenshot(t, ctx, "ticketing-builder-"+size.name)
+			elementShot(t, ctx, `#builder-card`, "ticketing-builder-card-"+size.name)
 			built := evalString(t, p, `JSON.stringify(seatMapBuilder.seats().map(function(s){ return [s.id, s.x, s.y, s.accessible]; }))`)
 			p.do(chromedp.Click(chromedp.CSS(`#save`)))
 			p.wait(`#saved`)
@@ -174,6 +177,9 @@ func TestBrowserBuildSeatMapAndSell(t *testing.T) {
 			if st := s.seatState(t, ev, "A-2-3"); st != "sold" {
 				t.Fatalf("seat A-2-3 is %s after paying", st)
 			}
+			if !strings.Contains(s.storePage(t, ev), `aria-label="Section A, Row 1, Seat 1 (wheelchair accessible), EUR 45.50"`) {
+				t.Fatal("the storefront does not name the accessible seat")
+			}
 
 			// The editor shows the sold seat locked and says what may change.
 			p.do(chromedp.Navigate(host + "/portal/inventory/" + ev + "/ticketing"))
@@ -190,6 +196,7 @@ func TestBrowserBuildSeatMapAndSell(t *testing.T) {
 			}
 			p.do(chromedp.ScrollIntoView(chromedp.CSS(`#preview`)))
 			apptest.Screenshot(t, ctx, "ticketing-locked-"+size.name)
+			elementShot(t, ctx, `#builder-card`, "ticketing-locked-card-"+size.name)
 
 			// Removing row 2 of section A would remove the sold seat: refused in
 			// words, the form keeps the change, nothing moves.
@@ -224,6 +231,28 @@ func TestBrowserBuildSeatMapAndSell(t *testing.T) {
 			}
 		})
 	}
+}
+
+// elementShot saves a screenshot of one element (the full page of a phone
+// is too tall to look at).
+func elementShot(t *testing.T, ctx context.Context, sel, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v", sel, err)
+	}
+	path := filepath.Join(os.TempDir(), "marquee-screenshots", name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func (s *shop) storePage(t *testing.T, ev string) string {
+	t.Helper()
+	res := s.env.Do(t, "GET", s.slug, "/events/"+ev, "", nil, "Accept", "text/html")
+	mustStatus(t, res, http.StatusOK)
+	return string(res.Body)
 }
 
 func jsString(s string) string {
