@@ -552,7 +552,6 @@ type portalEventView struct {
 	CanSetUp bool
 	Closed   string
 	Sold     int
-	Example  string
 	Currency string
 	Pricing  []pricingRow
 	History  []PriceChange
@@ -573,7 +572,7 @@ func (m *Module) portalEventPage(c *gin.Context) {
 	}
 	cur := venueCurrency(ev.Timezone)
 	v := portalEventView{Event: ev, When: localTime(ev), CanWrite: m.app.CanAtVenue(c, ev.VenueID, ObjInventory, policies.Write),
-		Currency: cur, Example: strings.ReplaceAll(exampleSetup, `"EUR"`, `"`+cur+`"`)}
+		Currency: cur}
 	switch {
 	case ev.Status == "cancelled":
 		v.Closed = "This event is cancelled: its tickets can no longer be set up or sold."
@@ -639,22 +638,6 @@ func venueCurrency(tz string) string {
 	}
 	return "USD"
 }
-
-const exampleSetup = `{
-  "hold_minutes": 10,
-  "zones": [
-    {"name": "Stalls", "kind": "reserved"},
-    {"name": "Standing", "kind": "ga", "capacity": 300}
-  ],
-  "layout": {"sections": [
-    {"name": "A", "zone": "Stalls", "rows": [{"label": "1", "seats": 20}, {"label": "2", "seats": 20}]}
-  ]},
-  "tiers": [
-    {"name": "Stalls", "zone": "Stalls", "price": 5500, "currency": "EUR", "max_per_order": 8},
-    {"name": "Standing", "zone": "Standing", "price": 3500, "currency": "EUR", "max_per_order": 10}
-  ],
-  "quotas": {"web": 300, "box_office": 40}
-}`
 
 func (m *Module) render(c *gin.Context, name, title string, data any, portal bool) {
 	content, err := app.RenderTemplate(m.pages, name, data)
