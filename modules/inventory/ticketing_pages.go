@@ -230,6 +230,13 @@ func (m *Module) portalTicketingPage(c *gin.Context) {
 			if v.Form.Quotas == nil {
 				v.Form.Quotas = map[string]string{}
 			}
+			// The blank rows sent back are drawn once, below.
+			if n := len(v.Form.Zones); n > 0 && v.Form.Zones[n-1].Name == "" && v.Form.Zones[n-1].Capacity == "" && v.Errors[fmt.Sprintf("zone_name.%d", n-1)] == "" {
+				v.Form.Zones = v.Form.Zones[:n-1]
+			}
+			if n := len(v.Form.Tiers); n > 0 && v.Form.Tiers[n-1].Name == "" && v.Form.Tiers[n-1].Price == "" && v.Errors[fmt.Sprintf("tier_name.%d", n-1)] == "" {
+				v.Form.Tiers = v.Form.Tiers[:n-1]
+			}
 		}
 	}
 	for i := range v.Form.Tiers {

@@ -242,10 +242,10 @@ func amend(tx *gorm.DB, eventID uuid.UUID, p plan, layout *Layout, now time.Time
 			continue
 		}
 		if !ok {
-			return refuse("Seat %s is %s, so it cannot be removed or renumbered.", seatWords(st.ID), st.State)
+			return refuse("%s is %s, so it cannot be removed or renumbered.", seatWords(st.ID), st.State)
 		}
 		if ns.ZoneID != st.ZoneID {
-			return refuse("Seat %s is %s, so it stays in its zone.", seatWords(st.ID), st.State)
+			return refuse("%s is %s, so it stays in its zone.", seatWords(st.ID), st.State)
 		}
 	}
 
