@@ -142,7 +142,7 @@ var Codes = []CodeInfo{
 	{"foreign_api_url", KindInvalid, "the delivery's api_url is not on the connector's API host; nothing was fetched"},
 	{"reconciliation_failed", KindConflict, "the final reconciliation found a channel over its quota or sales over capacity"},
 	{"quota_in_use", KindConflict, "the channel holds or sold tickets; set its quota instead of removing it"},
-	{"inventory_in_use", KindConflict, "tickets were held or sold; change quotas and settings instead"},
+	{"inventory_in_use", KindConflict, "tickets were held or sold; the change would alter a sold ticket (the detail says which)"},
 	{"duplicate", KindConflict, "a record with these values exists already"},
 	{"hold_limit", KindRateLimited, "the buyer holds too many tickets; Retry-After says when to return"},
 	{"hold_expired", KindGone, "the hold expired or was released; hold again"},

@@ -40,6 +40,7 @@ var blocks = []block{
 	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
 	{220, 229, []string{"integrations"}, "integrations: channel sales in the ticket facts, tier price and sale-window pushes, inventory status"},
+	{230, 239, []string{"inventory"}, "inventory: the ticketing editor and seat-map builder"},
 	{250, 259, []string{"booking"}, "booking: contracts, signatures and the seal; venue rental terms"},
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},

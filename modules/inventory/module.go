@@ -116,7 +116,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	// venue in the handler (the venue is known only once the event is read).
 	r.API(http.MethodGet, "/events", pub, "On-sale events with prices and availability (public catalogue)", app.Handle(m.catalogue).Query("status", "on_sale,sold_out").Query("venue_id", "").Query("category", "").Query("from", "date or RFC 3339").Query("to", "").Query("after", "cursor").Query("limit", "1 to 200 (50)"))
 	r.API(http.MethodGet, "/events/:eventId/inventory", signed, "An event's inventory configuration and counts", app.Handle(m.getInventory))
-	r.API(http.MethodPut, "/events/:eventId/inventory", signed, "Configure an event's zones, seat map, tiers, quotas and settings (before sales start)", app.Handle(m.putInventory))
+	r.API(http.MethodPut, "/events/:eventId/inventory", signed, "Configure an event's zones, seat map, tiers, quotas and settings (after sales: only changes that keep every sold ticket as sold; inventory_in_use says what was refused)", app.Handle(m.putInventory))
 	r.API(http.MethodPut, "/events/:eventId/quotas", signed, "Set channel quotas (their sum never exceeds capacity)", app.Handle(m.putQuotas))
 	r.API(http.MethodPatch, "/events/:eventId/settings", signed, "Change hold duration and buyer limits", app.Handle(m.patchSettings))
 	r.API(http.MethodGet, "/events/:eventId/seatmap", pub, "The seat map layout (public)", app.Handle(m.seatmap))
@@ -181,6 +181,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Storefront(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), m.storeOrderPage)
 	r.Portal(http.MethodGet, "/inventory", signed, m.portalEventsPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId", signed, m.portalEventPage)
+	r.Portal(http.MethodGet, "/inventory/:eventId/ticketing", signed, m.portalTicketingPage)
+	r.Portal(http.MethodPost, "/inventory/:eventId/ticketing", signed, m.portalSaveTicketing)
 	m.registerAfterSalePages(r)
 	r.Portal(http.MethodGet, "/inventory/:eventId/orders", signed, m.portalOrdersPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId/orders/:orderId", signed, m.portalOrderPage)

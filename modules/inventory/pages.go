@@ -132,6 +132,8 @@ type seatView struct {
 	Price   string
 	Tier    string
 	TierID  string
+	// Accessible marks a wheelchair-accessible seat (ringed on the map).
+	Accessible bool
 }
 
 // SeatLabel names a seat for people: "Section A, Row 1, Seat 11".
@@ -278,7 +280,7 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		zn := zoneName[s.ZoneID]
 		ti := zoneTier[zn]
 		sv := seatView{ID: s.ID, X: s.X + 5, Y: s.Y + 5, State: state[s.ID], Zone: zn, Section: s.Section,
-			Label: SeatLabel(s.Section, s.Row, s.Number)}
+			Label: SeatLabel(s.Section, s.Row, s.Number), Accessible: s.Accessible}
 		if ti.ID != uuid.Nil {
 			sv.Price, sv.Tier, sv.TierID = Money(ti.Price, ti.Currency), ti.Name, ti.ID.String()
 		}
@@ -550,7 +552,6 @@ type portalEventView struct {
 	CanSetUp bool
 	Closed   string
 	Sold     int
-	Example  string
 	Currency string
 	Pricing  []pricingRow
 	History  []PriceChange
@@ -571,7 +572,7 @@ func (m *Module) portalEventPage(c *gin.Context) {
 	}
 	cur := venueCurrency(ev.Timezone)
 	v := portalEventView{Event: ev, When: localTime(ev), CanWrite: m.app.CanAtVenue(c, ev.VenueID, ObjInventory, policies.Write),
-		Currency: cur, Example: strings.ReplaceAll(exampleSetup, `"EUR"`, `"`+cur+`"`)}
+		Currency: cur}
 	switch {
 	case ev.Status == "cancelled":
 		v.Closed = "This event is cancelled: its tickets can no longer be set up or sold."
@@ -637,22 +638,6 @@ func venueCurrency(tz string) string {
 	}
 	return "USD"
 }
-
-const exampleSetup = `{
-  "hold_minutes": 10,
-  "zones": [
-    {"name": "Stalls", "kind": "reserved"},
-    {"name": "Standing", "kind": "ga", "capacity": 300}
-  ],
-  "layout": {"sections": [
-    {"name": "A", "zone": "Stalls", "rows": [{"label": "1", "seats": 20}, {"label": "2", "seats": 20}]}
-  ]},
-  "tiers": [
-    {"name": "Stalls", "zone": "Stalls", "price": 5500, "currency": "EUR", "max_per_order": 8},
-    {"name": "Standing", "zone": "Standing", "price": 3500, "currency": "EUR", "max_per_order": 10}
-  ],
-  "quotas": {"web": 300, "box_office": 40}
-}`
 
 func (m *Module) render(c *gin.Context, name, title string, data any, portal bool) {
 	content, err := app.RenderTemplate(m.pages, name, data)

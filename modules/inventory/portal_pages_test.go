@@ -52,11 +52,14 @@ func TestPortalTicketPages(t *testing.T) {
 		t.Error("status filter")
 	}
 	ev := page("/portal/inventory/" + pastEv.ID)
-	if strings.Contains(ev, "setup-form") || !strings.Contains(ev, "This event is over") {
+	if strings.Contains(ev, "configure-link") || !strings.Contains(ev, "This event is over") {
 		t.Error("a past event offers the ticket set-up")
 	}
+	if ed := page("/portal/inventory/" + pastEv.ID + "/ticketing"); strings.Contains(ed, `id="editor"`) || !strings.Contains(ed, "This event is over") {
+		t.Error("a past event's ticketing editor offers a form")
+	}
 	ev = page("/portal/inventory/" + later)
-	for _, want := range []string{"0 of 30 sold", "&#34;currency&#34;: &#34;EUR&#34;", "only while nothing is held or sold"} {
+	for _, want := range []string{"0 of 30 sold", "prices in EUR", `href="/portal/inventory/` + later + `/ticketing"`} {
 		if !strings.Contains(ev, want) {
 			t.Errorf("the event's ticket page lacks %q", want)
 		}
@@ -64,7 +67,7 @@ func TestPortalTicketPages(t *testing.T) {
 	if strings.Contains(ev, "Shards") {
 		t.Error("the event's ticket page shows the counters' shards")
 	}
-	if strings.Contains(page("/portal/inventory/"+sooner), "&#34;currency&#34;: &#34;USD&#34;") {
-		t.Error("a Berlin venue's example is not in euros")
+	if strings.Contains(page("/portal/inventory/"+sooner), "prices in USD") || !strings.Contains(page("/portal/inventory/"+later+"/ticketing"), "Prices in EUR") {
+		t.Error("a Berlin venue's prices are not in euros")
 	}
 }

@@ -324,7 +324,10 @@ func demoCurrency(ev app.EventInfo) string {
 }
 
 // DemoSetup is a configuration with a reserved map of about seats seats
-// (sections of 20 rows of 25) and a GA pool, fitted under capacity.
+// (sections of 20 rows of 25, as the portal's seat-map builder makes them:
+// rows curved round the stage, an aisle after seat 12, the two outer seats
+// of each section's front row accessible) and a GA pool, fitted under
+// capacity.
 func DemoSetup(capacity, seats, ga int, currency string) Setup {
 	if capacity > 0 && seats+ga > capacity {
 		ga = max(0, capacity-seats)
@@ -336,10 +339,14 @@ func DemoSetup(capacity, seats, ga int, currency string) Setup {
 	var layout Layout
 	left := seats
 	for s := 0; left > 0; s++ {
-		sec := LayoutSection{Name: string(rune('A' + s)), Zone: "Stalls"}
+		sec := LayoutSection{Name: string(rune('A' + s)), Zone: "Stalls", Curve: 30, Aisles: []int{12}}
 		for r := 1; r <= rows && left > 0; r++ {
 			n := min(perRow, left)
-			sec.Rows = append(sec.Rows, LayoutRow{Label: fmt.Sprint(r), Seats: n})
+			row := LayoutRow{Label: fmt.Sprint(r), Seats: n}
+			if r == 1 && n > 1 {
+				row.Accessible = []int{1, n}
+			}
+			sec.Rows = append(sec.Rows, row)
 			left -= n
 		}
 		layout.Sections = append(layout.Sections, sec)

@@ -35,6 +35,12 @@ func TestDemoSeed(t *testing.T) {
 			AND EXISTS (SELECT 1 FROM inv_counters c WHERE c.event_id = e.event_id AND c.kind = 'pool' AND c.capacity = 1000)`); n != 1 {
 			t.Fatalf("%d flagship events", n)
 		}
+		// The demo maps are built as the editor's builder builds them (and
+		// open in it as built): curved rows, an aisle, accessible seats.
+		if n := s.count(t, `SELECT count(*) FROM inv_events e WHERE e.layout->'sections'->0->>'curve' = '30'
+			AND e.layout->'sections'->0->'aisles'->>0 = '12' AND EXISTS (SELECT 1 FROM inv_seats s WHERE s.event_id = e.event_id AND s.accessible)`); n == 0 {
+			t.Fatal("no demo map made as the builder makes them")
+		}
 		// One story: every event the portal shows as on sale has tickets.
 		if n := s.count(t, `SELECT count(*) FROM cal_events e WHERE e.status = 'on_sale' AND NOT EXISTS (SELECT 1 FROM inv_events i WHERE i.event_id = e.id)`); n != 0 {
 			t.Fatalf("%d on-sale events without tickets", n)

@@ -387,3 +387,8 @@ func (s *Service) OrderLinkOK(t tenants.Tenant, orderID uuid.UUID, sig string) b
 func (s *Service) OrderPath(t tenants.Tenant, orderID uuid.UUID) string {
 	return s.buyers.OrderPath(t, orderID)
 }
+
+// BuiltLayout is an event's seat map as the layout it was built from.
+func (s *Service) BuiltLayout(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (*Layout, error) {
+	return s.catalogue.BuiltLayout(ctx, t, eventID)
+}

@@ -289,8 +289,9 @@ func (in Setup) plan(ev app.EventInfo) (plan, error) {
 	return p, nil
 }
 
-// Configure replaces an event's whole inventory. It is refused once anything
-// was held or sold: from then on quotas and settings change on their own.
+// Configure replaces an event's whole inventory. Once anything was held or
+// sold it amends it instead, keeping every ticket as sold and refusing (in
+// words) what would change one (see amend).
 func (s *Service) Configure(ctx context.Context, t tenants.Tenant, ev app.EventInfo, in Setup) error {
 	p, err := in.plan(ev)
 	if err != nil {
@@ -313,14 +314,18 @@ func (s *Service) Configure(ctx context.Context, t tenants.Tenant, ev app.EventI
 			return err
 		}
 		if used > 0 {
-			return app.Conflict("inventory_in_use", "tickets of this event were held or sold; change quotas and settings instead")
+			return amend(tx, ev.ID, p, in.Layout, s.d.Now())
+		}
+		layoutJSON, err := layoutText(in.Layout)
+		if err != nil {
+			return err
 		}
 		if err := tx.Exec(`DELETE FROM inv_events WHERE event_id = ?`, ev.ID).Error; err != nil {
 			return err
 		}
 		st := p.settings
-		if err := tx.Exec(`INSERT INTO inv_events (event_id, venue_id, capacity, hold_minutes, max_buyer_holds, max_buyer_tickets, max_ip_holds)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, st.EventID, st.VenueID, st.Capacity, st.HoldMinutes, st.MaxBuyerHolds, st.MaxBuyerTickets, st.MaxIPHolds).Error; err != nil {
+		if err := tx.Exec(`INSERT INTO inv_events (event_id, venue_id, capacity, hold_minutes, max_buyer_holds, max_buyer_tickets, max_ip_holds, layout)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?::jsonb)`, st.EventID, st.VenueID, st.Capacity, st.HoldMinutes, st.MaxBuyerHolds, st.MaxBuyerTickets, st.MaxIPHolds, layoutJSON).Error; err != nil {
 			return err
 		}
 		for _, z := range p.zones {
@@ -377,43 +382,49 @@ func (s *Service) SetQuotas(ctx context.Context, t tenants.Tenant, eventID uuid.
 		if _, err := LoadSettings(tx, eventID); err != nil {
 			return err
 		}
-		for _, ch := range model.Channels {
-			var ids []struct {
-				ID uuid.UUID `gorm:"column:id"`
-			}
-			if err := tx.Raw(`SELECT id FROM inv_counters WHERE event_id = ? AND kind = 'quota' AND channel = ? FOR UPDATE`, eventID, ch).Scan(&ids).Error; err != nil {
-				return err
-			}
-			q, want := quotas[ch]
-			switch {
-			case len(ids) == 0 && want:
-				c := ch
-				if err := stock.CreateCounter(tx, eventID, "quota", nil, &c, q); err != nil {
-					return err
-				}
-			case len(ids) == 1 && want:
-				if err := stock.ResizeCounter(tx, ids[0].ID, q, ch); err != nil {
-					return err
-				}
-			case len(ids) == 1 && !want:
-				var used int64
-				if err := tx.Raw(`SELECT coalesce(sum(held + sold), 0) FROM inv_counter_shards WHERE counter_id = ?`, ids[0].ID).Row().Scan(&used); err != nil {
-					return err
-				}
-				if used > 0 {
-					return app.Conflict("quota_in_use", "the %s channel already holds or sold %d tickets; set its quota instead of removing it", ch, used)
-				}
-				if err := tx.Exec(`DELETE FROM inv_counters WHERE id = ?`, ids[0].ID).Error; err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return setQuotas(tx, eventID, quotas)
 	})
 	if err == nil {
 		s.stock.Changed(ctx, t, eventID, nil)
 	}
 	return err
+}
+
+// setQuotas gives listed channels their quota and removes the others,
+// inside the caller's transaction.
+func setQuotas(tx *gorm.DB, eventID uuid.UUID, quotas map[string]int) error {
+	for _, ch := range model.Channels {
+		var ids []struct {
+			ID uuid.UUID `gorm:"column:id"`
+		}
+		if err := tx.Raw(`SELECT id FROM inv_counters WHERE event_id = ? AND kind = 'quota' AND channel = ? FOR UPDATE`, eventID, ch).Scan(&ids).Error; err != nil {
+			return err
+		}
+		q, want := quotas[ch]
+		switch {
+		case len(ids) == 0 && want:
+			c := ch
+			if err := stock.CreateCounter(tx, eventID, "quota", nil, &c, q); err != nil {
+				return err
+			}
+		case len(ids) == 1 && want:
+			if err := stock.ResizeCounter(tx, ids[0].ID, q, ch); err != nil {
+				return err
+			}
+		case len(ids) == 1 && !want:
+			var used int64
+			if err := tx.Raw(`SELECT coalesce(sum(held + sold), 0) FROM inv_counter_shards WHERE counter_id = ?`, ids[0].ID).Row().Scan(&used); err != nil {
+				return err
+			}
+			if used > 0 {
+				return app.Conflict("quota_in_use", "the %s channel already holds or sold %d tickets; set its quota instead of removing it", ch, used)
+			}
+			if err := tx.Exec(`DELETE FROM inv_counters WHERE id = ?`, ids[0].ID).Error; err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // UpdateSettings changes an event's hold duration and limits.

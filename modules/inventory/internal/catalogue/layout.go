@@ -2,8 +2,10 @@ package catalogue
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -30,6 +32,13 @@ type LayoutSection struct {
 	Rows []LayoutRow `json:"rows"`
 	X    *float64    `json:"x"`
 	Y    *float64    `json:"y"`
+	// Curve bends every row round the stage: how far the middle of a row
+	// sits below its ends, in map units (0: straight rows). The rows of a
+	// curved section are centred on each other.
+	Curve float64 `json:"curve,omitempty"`
+	// Aisles are gaps one seat wide after the n-th seat of every row,
+	// counted from the left.
+	Aisles []int `json:"aisles,omitempty"`
 }
 
 // LayoutRow is one row of a section.
@@ -38,6 +47,8 @@ type LayoutRow struct {
 	Seats   int    `json:"seats"`
 	Start   int    `json:"start"`
 	Numbers []int  `json:"numbers"`
+	// Accessible lists the row's wheelchair-accessible seats by number.
+	Accessible []int `json:"accessible,omitempty"`
 }
 
 var labelPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
@@ -60,6 +71,8 @@ type SeatRow struct {
 	Ord     int       `gorm:"column:ord" json:"-"`
 	X       float64   `gorm:"column:x" json:"x"`
 	Y       float64   `gorm:"column:y" json:"y"`
+	// Accessible marks a wheelchair-accessible seat.
+	Accessible bool `gorm:"column:accessible" json:"accessible"`
 }
 
 func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
@@ -87,6 +100,18 @@ func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 		if sec.Y != nil {
 			oy = *sec.Y
 		}
+		if sec.Curve < 0 || sec.Curve > maxCurve {
+			return nil, model.Invalid("layout", "section %s: the curve must be from 0 to %d", sec.Name, maxCurve)
+		}
+		if len(sec.Aisles) > 50 {
+			return nil, model.Invalid("layout", "section %s: at most 50 aisles", sec.Name)
+		}
+		for _, a := range sec.Aisles {
+			if a < 1 || a > 999 {
+				return nil, model.Invalid("layout", "section %s: an aisle comes after seat 1 to 999 of a row", sec.Name)
+			}
+		}
+		rowNums := make([][]int, len(sec.Rows))
 		widest := 0
 		for ri, row := range sec.Rows {
 			if !labelPattern.MatchString(row.Label) {
@@ -110,8 +135,21 @@ func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 			if len(nums) > 1000 {
 				return nil, model.Invalid("layout", "section %s row %s: at most 1000 seats a row", sec.Name, row.Label)
 			}
-			if len(nums) > widest {
-				widest = len(nums)
+			for _, a := range row.Accessible {
+				if !slices.Contains(nums, a) {
+					return nil, model.Invalid("layout", "section %s row %s: accessible seat %d is not in the row", sec.Name, row.Label, a)
+				}
+			}
+			rowNums[ri] = nums
+			widest = max(widest, slotsOf(len(nums), sec.Aisles))
+		}
+		for ri, row := range sec.Rows {
+			nums := rowNums[ri]
+			// A curved section centres its rows; a straight one starts
+			// them all at its left edge.
+			offset := 0.0
+			if sec.Curve > 0 {
+				offset = float64(widest-slotsOf(len(nums), sec.Aisles)) / 2
 			}
 			for i, n := range nums {
 				if n < 0 || n > 99999 {
@@ -122,8 +160,10 @@ func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 					return nil, model.Invalid("layout", "seat %s appears twice", id)
 				}
 				seen[id] = true
+				slot := offset + float64(i+aislesBefore(i, sec.Aisles))
 				out = append(out, SeatRow{ID: id, ZoneID: z.ID, Section: sec.Name, Row: row.Label, Number: n, Ord: len(out),
-					X: ox + float64(i)*seatPitch, Y: oy + sectionHead + float64(ri)*rowPitch})
+					X: ox + slot*seatPitch, Y: oy + sectionHead + float64(ri)*rowPitch + bend(sec.Curve, slot, widest),
+					Accessible: slices.Contains(row.Accessible, n)})
 				if len(out) > model.MaxSeatsPerLayout {
 					return nil, model.Invalid("layout", "a seat map holds at most %d seats", model.MaxSeatsPerLayout)
 				}
@@ -134,6 +174,42 @@ func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 	return out, nil
 }
 
+// maxCurve bounds a section's curve (map units).
+const maxCurve = 400
+
+// aislesBefore counts the aisles left of the seat at index i of a row
+// (an aisle after the a-th seat comes before index a).
+func aislesBefore(i int, aisles []int) int {
+	n := 0
+	for _, a := range aisles {
+		if a <= i {
+			n++
+		}
+	}
+	return n
+}
+
+// slotsOf is how many seat widths a row of n seats takes with its aisles.
+func slotsOf(n int, aisles []int) int {
+	if n == 0 {
+		return 0
+	}
+	return n + aislesBefore(n-1, aisles)
+}
+
+// bend is how far below its row's line a seat at a slot of a curved
+// section sits: the row is a parabola through the ends of the widest row,
+// its middle curve units lower (nearer the back, the ends turned towards
+// the stage above).
+func bend(curve, slot float64, widest int) float64 {
+	if curve == 0 || widest < 2 {
+		return 0
+	}
+	half := float64(widest-1) / 2
+	t := (slot - half) / half
+	return curve * (1 - t*t)
+}
+
 // insertSeats writes the seat map in batches (a bounded number of
 // parameters per statement).
 func insertSeats(tx *gorm.DB, eventID uuid.UUID, seats []SeatRow) error {
@@ -141,14 +217,14 @@ func insertSeats(tx *gorm.DB, eventID uuid.UUID, seats []SeatRow) error {
 	for start := 0; start < len(seats); start += batch {
 		end := min(start+batch, len(seats))
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO inv_seats (event_id, id, zone_id, section, row_label, number, ord, x, y) VALUES `)
-		args := make([]any, 0, (end-start)*9)
+		sb.WriteString(`INSERT INTO inv_seats (event_id, id, zone_id, section, row_label, number, ord, x, y, accessible) VALUES `)
+		args := make([]any, 0, (end-start)*10)
 		for i, s := range seats[start:end] {
 			if i > 0 {
 				sb.WriteString(",")
 			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, eventID, s.ID, s.ZoneID, s.Section, s.Row, s.Number, s.Ord, s.X, s.Y)
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, eventID, s.ID, s.ZoneID, s.Section, s.Row, s.Number, s.Ord, s.X, s.Y, s.Accessible)
 		}
 		if err := tx.Exec(sb.String(), args...).Error; err != nil {
 			return err
@@ -176,7 +252,7 @@ func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UU
 		if m.Zones, err = LoadZones(tx, eventID); err != nil {
 			return err
 		}
-		return tx.Raw(`SELECT id, zone_id, section, row_label, number, ord, x, y FROM inv_seats WHERE event_id = ? ORDER BY ord`, eventID).Scan(&m.Seats).Error
+		return tx.Raw(`SELECT id, zone_id, section, row_label, number, ord, x, y, accessible FROM inv_seats WHERE event_id = ? ORDER BY ord`, eventID).Scan(&m.Seats).Error
 	})
 	for _, st := range m.Seats {
 		m.Width = max(m.Width, st.X+seatPitch)
@@ -186,4 +262,75 @@ func (s *Service) SeatMap(ctx context.Context, t tenants.Tenant, eventID uuid.UU
 		m.Seats = []SeatRow{}
 	}
 	return m, err
+}
+
+// BuiltLayout is the event's seat map as a Layout: as it was built when it
+// was kept (curves, aisles), otherwise read back from its seats (straight
+// rows in map order). Nil when the event has no seats.
+func (s *Service) BuiltLayout(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (*Layout, error) {
+	var out *Layout
+	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
+		var kept []struct {
+			Layout *string `gorm:"column:layout"`
+		}
+		if err := tx.Raw(`SELECT layout::text AS layout FROM inv_events WHERE event_id = ?`, eventID).Scan(&kept).Error; err != nil {
+			return err
+		}
+		if len(kept) == 0 {
+			return model.ErrNoInventory()
+		}
+		var seats []struct {
+			SeatRow
+			Zone string `gorm:"column:zone"`
+		}
+		if err := tx.Raw(`SELECT s.id, s.section, s.row_label, s.number, s.accessible, z.name AS zone
+			FROM inv_seats s JOIN inv_zones z ON z.id = s.zone_id WHERE s.event_id = ? ORDER BY s.ord`, eventID).Scan(&seats).Error; err != nil {
+			return err
+		}
+		if kept[0].Layout != nil {
+			var l Layout
+			if err := json.Unmarshal([]byte(*kept[0].Layout), &l); err == nil {
+				out = &l
+				return nil
+			}
+		}
+		if len(seats) == 0 {
+			return nil
+		}
+		l := &Layout{}
+		secIndex := map[string]int{}
+		for _, st := range seats {
+			i, ok := secIndex[st.Section]
+			if !ok {
+				i = len(l.Sections)
+				secIndex[st.Section] = i
+				l.Sections = append(l.Sections, LayoutSection{Name: st.Section, Zone: st.Zone})
+			}
+			sec := &l.Sections[i]
+			if n := len(sec.Rows); n == 0 || sec.Rows[n-1].Label != st.Row {
+				sec.Rows = append(sec.Rows, LayoutRow{Label: st.Row})
+			}
+			row := &sec.Rows[len(sec.Rows)-1]
+			row.Numbers = append(row.Numbers, st.Number)
+			if st.Accessible {
+				row.Accessible = append(row.Accessible, st.Number)
+			}
+		}
+		// Consecutive numbers read back as a count and a start.
+		for si := range l.Sections {
+			for ri := range l.Sections[si].Rows {
+				row := &l.Sections[si].Rows[ri]
+				consecutive := true
+				for i := 1; i < len(row.Numbers); i++ {
+					consecutive = consecutive && row.Numbers[i] == row.Numbers[i-1]+1
+				}
+				if consecutive {
+					row.Seats, row.Start, row.Numbers = len(row.Numbers), row.Numbers[0], nil
+				}
+			}
+		}
+		out = l
+		return nil
+	})
+	return out, err
 }
