@@ -88,6 +88,17 @@ end
 return 1
 `)
 
+// signInTag is the hash tag of every sign-in throttle key
+// ("<deployment>:{login}:pair:…"): one attempt's script reads and counts
+// three keys at once, and an address's key spans every account, so no finer
+// tag keeps all three together on a Redis Cluster. Sign-ins come at human
+// rates; one slot carries them easily.
+//
+// The keys were "<deployment>:login:…" before: the rename forgets, once at
+// the deploy, failures of the last hour, as a Redis restart does (the
+// throttle holds nothing else).
+const signInTag = "{login}"
+
 // signInAttempt is one sign-in going through the throttle.
 type signInAttempt struct {
 	keys []string
@@ -107,9 +118,9 @@ func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*
 	acct := hex.EncodeToString(sum[:12])
 	source := addressBlock(clientIP)
 	at := &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
-		a.RedisKey("login", "pair", acct, source),
-		a.RedisKey("login", "account", acct),
-		a.RedisKey("login", "ip", source),
+		a.RedisKey(signInTag, "pair", acct, source),
+		a.RedisKey(signInTag, "account", acct),
+		a.RedisKey(signInTag, "ip", source),
 	}}
 	ctx, cancel := context.WithTimeout(ctx, signInRedisTimeout)
 	defer cancel()
