@@ -114,14 +114,7 @@ type signInAttempt struct {
 // Retry-After) or counts it. Without Redis, sign-ins go ahead unthrottled:
 // Redis is an accelerator, and the password check itself still holds.
 func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*signInAttempt, error) {
-	sum := sha256.Sum256([]byte(scope + "\x00" + email))
-	acct := hex.EncodeToString(sum[:12])
-	source := addressBlock(clientIP)
-	at := &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
-		a.RedisKey(signInTag, "pair", acct, source),
-		a.RedisKey(signInTag, "account", acct),
-		a.RedisKey(signInTag, "ip", source),
-	}}
+	at := a.signInKeys(scope, email, clientIP)
 	ctx, cancel := context.WithTimeout(ctx, signInRedisTimeout)
 	defer cancel()
 	res, err := signInAttemptScript.Run(ctx, a.Redis, at.keys,
@@ -138,6 +131,19 @@ func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*
 	}
 	at.counted, at.Pair, at.AccountTotal, at.Address = true, res[1], res[2], res[3]
 	return at, nil
+}
+
+// signInKeys names an attempt's account and its three throttle keys
+// (pair, account, address), all under signInTag.
+func (a *App) signInKeys(scope, email, clientIP string) *signInAttempt {
+	sum := sha256.Sum256([]byte(scope + "\x00" + email))
+	acct := hex.EncodeToString(sum[:12])
+	source := addressBlock(clientIP)
+	return &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
+		a.RedisKey(signInTag, "pair", acct, source),
+		a.RedisKey(signInTag, "account", acct),
+		a.RedisKey(signInTag, "ip", source),
+	}}
 }
 
 func retryText(secs int) string {
