@@ -480,6 +480,10 @@ func openRedisCluster(ctx context.Context, spec string) (redis.UniversalClient, 
 	return rdb, aopt, nil
 }
 
+// AsynqRedis is how Asynq reaches this deployment's Redis (single or
+// cluster), for a client or inspector of its own.
+func (a *App) AsynqRedis() asynq.RedisConnOpt { return a.redisOpt }
+
 // RedisCluster reports whether this deployment runs on a Redis Cluster.
 func (a *App) RedisCluster() bool { return a.Config.RedisCluster != "" }
 
