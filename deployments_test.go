@@ -42,7 +42,7 @@ func secretSetting(name string) bool {
 	if name == "MARQUEE_STRIPE_PUBLISHABLE_KEY" {
 		return false
 	}
-	for _, s := range []string{"SECRET", "TOKEN", "PASSWORD", "DATABASE_URL", "DATABASE_SERVERS", "REDIS_URL"} {
+	for _, s := range []string{"SECRET", "TOKEN", "PASSWORD", "DATABASE_URL", "DATABASE_SERVERS", "REDIS_URL", "REDIS_CLUSTER"} {
 		if strings.Contains(name, s) {
 			return true
 		}
@@ -209,10 +209,16 @@ func TestDeploymentsAreValid(t *testing.T) {
 				t.Errorf("%s: %s must come from a Secret", where, e.Name)
 			}
 		}
-		for _, need := range []string{"MARQUEE_DATABASE_URL", "MARQUEE_REDIS_URL", "MARQUEE_SECRET_KEY", "MARQUEE_DEPLOYMENT_ID"} {
+		for _, need := range []string{"MARQUEE_DATABASE_URL", "MARQUEE_SECRET_KEY", "MARQUEE_DEPLOYMENT_ID"} {
 			if _, ok := env[need]; !ok {
 				t.Errorf("%s: %s not set", where, need)
 			}
+		}
+		// One Redis or a Redis Cluster, never both (the configuration refuses both).
+		_, single := env["MARQUEE_REDIS_URL"]
+		_, cluster := env["MARQUEE_REDIS_CLUSTER"]
+		if single == cluster {
+			t.Errorf("%s: want exactly one of MARQUEE_REDIS_URL and MARQUEE_REDIS_CLUSTER", where)
 		}
 	}
 	if schedulers != 1 {

@@ -715,6 +715,10 @@ func benchServerWith(ctx context.Context, target string, dbConns int, mods []app
 			return fmt.Errorf("--target %q: want the deployment's base URL, like http://127.0.0.1:8080", target)
 		}
 	} else {
+		if cfg.RedisCluster != "" {
+			// A cluster has one database, and the bench empties the one it uses.
+			return errors.New("a local bench empties a Redis database of its own, which a Redis Cluster does not have: unset MARQUEE_REDIS_CLUSTER (and use MARQUEE_REDIS_URL), or bench a running deployment with --target")
+		}
 		if cfg.DatabaseURL, err = suffixDatabase(cfg.DatabaseURL, "_bench"); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ type App struct {
 	Log     *slog.Logger
 	DB      *gorm.DB
 	SQL     *sql.DB
-	Redis   *redis.Client
+	Redis   redis.UniversalClient
 	Tenants *tenants.Registry
 	// Servers are the PostgreSQL servers tenants are placed on, one pool
 	// each; DB and SQL are the default server's (the control plane's).
@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	if a.Servers, err = a.openServers(ctx, cfg, opts.DBMaxConns); err != nil {
 		return nil, err
 	}
-	if a.Redis, a.redisOpt, err = OpenRedis(ctx, cfg.RedisURL); err != nil {
+	if a.Redis, a.redisOpt, err = OpenRedis(ctx, cfg); err != nil {
 		return nil, err
 	}
 	control, tenant := opts.MigrationsControl, opts.MigrationsTenant
@@ -336,7 +336,7 @@ type UnreachableError struct {
 
 func (e *UnreachableError) Error() string {
 	return fmt.Sprintf("cannot reach %s at %s: %v\n  start it with: deployments/local/services.sh (or point %s at a running server)",
-		e.Service, e.Addr, e.Err, map[string]string{"PostgreSQL": "MARQUEE_DATABASE_URL", "Redis": "MARQUEE_REDIS_URL"}[e.Service])
+		e.Service, e.Addr, e.Err, map[string]string{"PostgreSQL": "MARQUEE_DATABASE_URL", "Redis": "MARQUEE_REDIS_URL", "Redis Cluster": "MARQUEE_REDIS_CLUSTER"}[e.Service])
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -435,8 +435,16 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	return err
 }
 
-// OpenRedis connects to Redis and checks it answers.
-func OpenRedis(ctx context.Context, redisURL string) (*redis.Client, asynq.RedisConnOpt, error) {
+// OpenRedis connects to the configured Redis — a Redis Cluster when
+// MARQUEE_REDIS_CLUSTER is set, else MARQUEE_REDIS_URL's single Redis — and
+// checks it answers. Both are a redis.UniversalClient, so nothing past this
+// point knows which: every multi-key script and transaction keeps its keys
+// in one hash slot (see RedisKey), which a single Redis never minds.
+func OpenRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, asynq.RedisConnOpt, error) {
+	if cfg.RedisCluster != "" {
+		return openRedisCluster(ctx, cfg.RedisCluster)
+	}
+	redisURL := cfg.RedisURL
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("MARQUEE_REDIS_URL: %w", err)
@@ -455,6 +463,36 @@ func OpenRedis(ctx context.Context, redisURL string) (*redis.Client, asynq.Redis
 	}
 	return rdb, aopt, nil
 }
+
+// openRedisCluster connects to a Redis Cluster through its seed nodes and
+// checks every master answers (a cluster missing a master cannot serve the
+// slots it holds). Asynq gets the same nodes and credentials.
+func openRedisCluster(ctx context.Context, spec string) (redis.UniversalClient, asynq.RedisConnOpt, error) {
+	opt, err := config.RedisClusterOptions(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MARQUEE_REDIS_CLUSTER: %w", err)
+	}
+	rdb := redis.NewClusterClient(opt)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = rdb.ForEachMaster(pingCtx, func(ctx context.Context, node *redis.Client) error {
+		return node.Ping(ctx).Err()
+	})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, &UnreachableError{Service: "Redis Cluster", Addr: strings.Join(opt.Addrs, ","), Err: err}
+	}
+	aopt := asynq.RedisClusterClientOpt{Addrs: opt.Addrs, MaxRedirects: opt.MaxRedirects, Username: opt.Username, Password: opt.Password,
+		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout, TLSConfig: opt.TLSConfig}
+	return rdb, aopt, nil
+}
+
+// AsynqRedis is how Asynq reaches this deployment's Redis (single or
+// cluster), for a client or inspector of its own.
+func (a *App) AsynqRedis() asynq.RedisConnOpt { return a.redisOpt }
+
+// RedisCluster reports whether this deployment runs on a Redis Cluster.
+func (a *App) RedisCluster() bool { return a.Config.RedisCluster != "" }
 
 // redactless strips query parameters asynq's parser does not accept.
 func redactless(u string) string {

@@ -36,7 +36,7 @@ type Core struct {
 	// Redis is the deployment's client, for scripts and pipelines. Every key
 	// and channel a module uses is named through RedisKey, so deployments
 	// sharing a Redis stay apart.
-	Redis *redis.Client
+	Redis redis.UniversalClient
 	// Jobs enqueues tenant tasks; task handlers and schedules are registered
 	// on the Registrar.
 	Jobs Enqueuer

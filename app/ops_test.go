@@ -173,7 +173,7 @@ func TestForwardedForNeedsATrustedProxy(t *testing.T) {
 	env, _ := startProbe(t)
 	tn := env.Tenant(t, apptest.UniqueSlug("xff"))
 	// This test spends loopback's failure budget; give it back to the other tests.
-	t.Cleanup(func() { env.App.Redis.Del(context.Background(), env.App.RedisKey("login", "ip", "127.0.0.1")) })
+	t.Cleanup(func() { env.App.Redis.Del(context.Background(), env.App.RedisKey("{login}", "ip", "127.0.0.1")) })
 	for i := range 30 {
 		bad := map[string]string{"email": fmt.Sprintf("nobody%d@%s.test", i, tn.Slug), "password": "not-the-password"}
 		env.Do(t, http.MethodPost, tn.Slug, "/api/v1/auth/login", "", bad, "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))

@@ -66,7 +66,7 @@ func (c *sessionCache) drop(id uuid.UUID) {
 }
 
 // watch drops sessions revoked on other instances until ctx ends.
-func (c *sessionCache) watch(ctx context.Context, rdb *redis.Client, channel string) error {
+func (c *sessionCache) watch(ctx context.Context, rdb redis.UniversalClient, channel string) error {
 	sub := rdb.Subscribe(ctx, channel)
 	if _, err := sub.Receive(ctx); err != nil {
 		sub.Close()

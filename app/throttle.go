@@ -88,6 +88,17 @@ end
 return 1
 `)
 
+// signInTag is the hash tag of every sign-in throttle key
+// ("<deployment>:{login}:pair:…"): one attempt's script reads and counts
+// three keys at once, and an address's key spans every account, so no finer
+// tag keeps all three together on a Redis Cluster. Sign-ins come at human
+// rates; one slot carries them easily.
+//
+// The keys were "<deployment>:login:…" before: the rename forgets, once at
+// the deploy, failures of the last hour, as a Redis restart does (the
+// throttle holds nothing else).
+const signInTag = "{login}"
+
 // signInAttempt is one sign-in going through the throttle.
 type signInAttempt struct {
 	keys []string
@@ -103,14 +114,7 @@ type signInAttempt struct {
 // Retry-After) or counts it. Without Redis, sign-ins go ahead unthrottled:
 // Redis is an accelerator, and the password check itself still holds.
 func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*signInAttempt, error) {
-	sum := sha256.Sum256([]byte(scope + "\x00" + email))
-	acct := hex.EncodeToString(sum[:12])
-	source := addressBlock(clientIP)
-	at := &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
-		a.RedisKey("login", "pair", acct, source),
-		a.RedisKey("login", "account", acct),
-		a.RedisKey("login", "ip", source),
-	}}
+	at := a.signInKeys(scope, email, clientIP)
 	ctx, cancel := context.WithTimeout(ctx, signInRedisTimeout)
 	defer cancel()
 	res, err := signInAttemptScript.Run(ctx, a.Redis, at.keys,
@@ -127,6 +131,19 @@ func (a *App) beginSignIn(ctx context.Context, scope, email, clientIP string) (*
 	}
 	at.counted, at.Pair, at.AccountTotal, at.Address = true, res[1], res[2], res[3]
 	return at, nil
+}
+
+// signInKeys names an attempt's account and its three throttle keys
+// (pair, account, address), all under signInTag.
+func (a *App) signInKeys(scope, email, clientIP string) *signInAttempt {
+	sum := sha256.Sum256([]byte(scope + "\x00" + email))
+	acct := hex.EncodeToString(sum[:12])
+	source := addressBlock(clientIP)
+	return &signInAttempt{Account: acct, ClientIP: clientIP, keys: []string{
+		a.RedisKey(signInTag, "pair", acct, source),
+		a.RedisKey(signInTag, "account", acct),
+		a.RedisKey(signInTag, "ip", source),
+	}}
 }
 
 func retryText(secs int) string {

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is everything a Marquee process needs to start. It is built once by
@@ -25,6 +27,7 @@ type Config struct {
 	// server for as long as tenants live there.
 	DatabaseServers map[string]string
 	RedisURL        string // MARQUEE_REDIS_URL
+	RedisCluster    string // MARQUEE_REDIS_CLUSTER: a Redis Cluster instead of RedisURL (RedisClusterOptions)
 	HTTPAddr        string // MARQUEE_HTTP_ADDR
 	BaseDomain      string // MARQUEE_BASE_DOMAIN: tenants live at {slug}.{BaseDomain}
 	SecretKey       string // MARQUEE_SECRET_KEY: signs CSRF tokens and links
@@ -166,6 +169,17 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	str("MARQUEE_DATABASE_URL", &c.DatabaseURL)
 	str("MARQUEE_REDIS_URL", &c.RedisURL)
+	str("MARQUEE_REDIS_CLUSTER", &c.RedisCluster)
+	if c.RedisCluster != "" {
+		if v, ok := lookup("MARQUEE_REDIS_URL"); ok && v != "" {
+			// Two answers to "which Redis" would leave one of them unused
+			// without anyone noticing.
+			errs = append(errs, errors.New("MARQUEE_REDIS_URL and MARQUEE_REDIS_CLUSTER are both set: set the one this deployment uses"))
+		}
+		if _, err := RedisClusterOptions(c.RedisCluster); err != nil {
+			errs = append(errs, fmt.Errorf("MARQUEE_REDIS_CLUSTER: %w", err))
+		}
+	}
 	if v, ok := lookup("MARQUEE_DATABASE_SERVERS"); ok && strings.TrimSpace(v) != "" {
 		servers, err := ParseServers(v)
 		if err != nil {
@@ -257,6 +271,35 @@ func (c Config) checkPublishableKey() error {
 		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY and MARQUEE_STRIPE_SECRET_KEY must both be test-mode or both live-mode keys")
 	}
 	return nil
+}
+
+// RedisClusterOptions reads MARQUEE_REDIS_CLUSTER: seed nodes separated by
+// commas ("10.0.0.1:6379,10.0.0.2:6379"), or go-redis's cluster URL
+// ("rediss://user:pass@10.0.0.1:6379?addr=10.0.0.2:6379") for credentials
+// and TLS. The seeds only start discovery: the client learns every node
+// and slot from the cluster itself.
+func RedisClusterOptions(v string) (*redis.ClusterOptions, error) {
+	v = strings.TrimSpace(v)
+	if strings.Contains(v, "://") {
+		o, err := redis.ParseClusterURL(v)
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	o := &redis.ClusterOptions{}
+	for _, addr := range strings.Split(v, ",") {
+		addr = strings.TrimSpace(addr)
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("%q is not host:port", addr)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: bad port", addr)
+		}
+		o.Addrs = append(o.Addrs, addr)
+	}
+	return o, nil
 }
 
 // DefaultServer is the name of the server MARQUEE_DATABASE_URL points at.

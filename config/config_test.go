@@ -102,3 +102,29 @@ func TestDatabaseServers(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisCluster(t *testing.T) {
+	t.Setenv("MARQUEE_REDIS_CLUSTER", "10.0.0.1:6379, 10.0.0.2:6379,10.0.0.3:6380")
+	c, err := config.Load()
+	if err != nil || c.RedisCluster == "" {
+		t.Fatalf("cluster %q, %v", c.RedisCluster, err)
+	}
+	o, err := config.RedisClusterOptions(c.RedisCluster)
+	if err != nil || len(o.Addrs) != 3 || o.Addrs[2] != "10.0.0.3:6380" {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	o, err = config.RedisClusterOptions("rediss://u:secret@10.0.0.1:6379?addr=10.0.0.2:6379&addr=10.0.0.3:6379")
+	if err != nil || len(o.Addrs) != 3 || o.Password != "secret" || o.TLSConfig == nil {
+		t.Fatalf("URL options %+v, %v", o, err)
+	}
+	for _, bad := range []string{"10.0.0.1", "10.0.0.1:0", "a:1,,b:2", ":6379", "http://x:1"} {
+		if _, err := config.RedisClusterOptions(bad); err == nil {
+			t.Errorf("RedisClusterOptions(%q) accepted", bad)
+		}
+	}
+	// Both variables set: one of them would silently go unused.
+	t.Setenv("MARQUEE_REDIS_URL", "redis://127.0.0.1:6379/0")
+	if _, err := config.Load(); err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Fatalf("both set: %v", err)
+	}
+}

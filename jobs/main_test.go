@@ -139,11 +139,7 @@ func serve(t *testing.T, env *apptest.Env) {
 
 func redisOpt(t *testing.T, env *apptest.Env) asynq.RedisConnOpt {
 	t.Helper()
-	opt, err := asynq.ParseRedisURI(env.App.Config.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return opt
+	return env.App.AsynqRedis() // the test Redis, or the cluster the App is on
 }
 
 func inspector(t *testing.T, env *apptest.Env) *asynq.Inspector {

@@ -78,7 +78,7 @@ func (cp *chainPolicy) changed() {
 
 // NewEnforcer prepares policy decisions over control.casbin_rule and
 // subscribes to changes made by other instances.
-func NewEnforcer(ctx context.Context, db *gorm.DB, rdb *redis.Client, deployment string, log *slog.Logger) (*Enforcer, error) {
+func NewEnforcer(ctx context.Context, db *gorm.DB, rdb redis.UniversalClient, deployment string, log *slog.Logger) (*Enforcer, error) {
 	if _, err := model.NewModelFromString(modelText); err != nil {
 		return nil, fmt.Errorf("casbin model: %w", err)
 	}

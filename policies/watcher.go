@@ -20,7 +20,7 @@ const policyChannel = "policy:changed"
 // a notice without a tenant (as an instance of the previous release sends)
 // means every chain.
 type redisWatcher struct {
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	channel  string
 	sub      *redis.PubSub
 	id       string
@@ -29,7 +29,7 @@ type redisWatcher struct {
 	cancel   context.CancelFunc
 }
 
-func newRedisWatcher(ctx context.Context, rdb *redis.Client, deployment string, log *slog.Logger) (*redisWatcher, error) {
+func newRedisWatcher(ctx context.Context, rdb redis.UniversalClient, deployment string, log *slog.Logger) (*redisWatcher, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	channel := deployment + ":" + policyChannel
 	sub := rdb.Subscribe(ctx, channel)

@@ -34,7 +34,7 @@ type Provisioner func(ctx context.Context, t Tenant) error
 // cache kept coherent across servers through Redis pub/sub.
 type Registry struct {
 	db           *gorm.DB
-	rdb          *redis.Client
+	rdb          redis.UniversalClient
 	runner       *migrations.Runner
 	provisioners []Provisioner
 	log          *slog.Logger
@@ -53,7 +53,7 @@ type cached struct {
 }
 
 // NewRegistry builds a registry over the control schema.
-func NewRegistry(db *gorm.DB, rdb *redis.Client, deployment string, runner *migrations.Runner, log *slog.Logger) *Registry {
+func NewRegistry(db *gorm.DB, rdb redis.UniversalClient, deployment string, runner *migrations.Runner, log *slog.Logger) *Registry {
 	return &Registry{db: db, rdb: rdb, runner: runner, log: log, changed: deployment + ":" + changedChannel, cache: map[string]cached{}}
 }
 

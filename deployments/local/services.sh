@@ -13,7 +13,9 @@
 # (SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8025): run the server or demo
 # with MARQUEE_SMTP_URL='smtp://127.0.0.1:1025?tls=none' to read its mail there.
 # Without it, `demo` and the tests start an in-process catcher of their own.
-# --for-tests also installs poppler-utils (pdftoppm: ticket PDFs to PNG).
+# --for-tests also installs poppler-utils (pdftoppm: ticket PDFs to PNG) and
+# makes sure redis-server and redis-cli are installed (the Redis Cluster tests
+# start their own three nodes on 127.0.0.1:7101-7103).
 set -euo pipefail
 
 PG_PORT=5432
@@ -112,6 +114,15 @@ ensure_redis() {
   wait_for "$REDIS_PORT" Redis
 }
 
+# ensure_redis_binaries makes sure redis-server and redis-cli are installed
+# even when the Redis on $REDIS_PORT runs elsewhere (a container): the Redis
+# Cluster tests start three cluster-mode nodes of their own on 7101-7103.
+ensure_redis_binaries() {
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then return; fi
+  say "installing redis-server and redis-cli (the Redis Cluster tests)"
+  apt_install redis-server redis-tools
+}
+
 STRIPE_MOCK_VERSION=v0.203.0
 STRIPE_MOCK_PORT=12111
 
@@ -171,7 +182,7 @@ for arg in "$@"; do
     --with-second-postgres) ensure_postgres_second ;;
     --with-pg-stat-statements) enable_pg_stat_statements "$(ls /etc/postgresql | sort -V | tail -n 1)" ;;
     --with-mailpit) ensure_mailpit ;;
-    --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second; ensure_pdftoppm ;;
+    --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second; ensure_pdftoppm; ensure_redis_binaries ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac
 done

@@ -60,7 +60,7 @@ type Message struct {
 
 // Hub is one instance's fan-out of event streams.
 type Hub struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	key func(parts ...string) string
 	log *slog.Logger
 
@@ -89,7 +89,7 @@ type Viewer struct {
 func (v *Viewer) drop() { v.once.Do(func() { close(v.Dropped) }) }
 
 // NewHub returns a hub over the deployment's Redis; key names its keys.
-func NewHub(rdb *redis.Client, key func(parts ...string) string, log *slog.Logger, reg prometheus.Registerer) *Hub {
+func NewHub(rdb redis.UniversalClient, key func(parts ...string) string, log *slog.Logger, reg prometheus.Registerer) *Hub {
 	h := &Hub{rdb: rdb, key: key, log: log, topics: map[string]*topic{},
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "marquee_ops_live_subscriptions", Help: "Redis subscriptions this instance holds for dashboard streams (one per event with viewers)."}),
 		dropped:       prometheus.NewCounter(prometheus.CounterOpts{Name: "marquee_ops_live_viewers_dropped_total", Help: "Dashboard viewers dropped for falling behind."}),

@@ -31,12 +31,15 @@ type env struct {
 	srch *search.Module
 }
 
-func startEnv(t testing.TB) *env {
+func startEnv(t testing.TB, configure ...func(*config.Config)) *env {
 	t.Helper()
 	stripe := apptest.StripeMock(t)
 	inv, srch := inventory.New(), search.New()
 	e := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), inv, srch}, DBMaxConns: 20,
 		Configure: func(c *config.Config) {
+			for _, f := range configure {
+				f(c)
+			}
 			c.StripeAPIURL = stripe
 			c.StripeSecretKey = config.DevStripeSecretKey
 			c.StripeWebhookSecret = "whsec_test_search"

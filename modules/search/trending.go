@@ -21,12 +21,20 @@ import (
 
 const trendHours = 24
 
+// A chain's trending keys share a hash tag ("<deployment>:srch:trend:{<tenant>}:…"):
+// the ranking unions its 24 hourly sets in one command and the rebuild
+// writes them with the marker in one transaction, which a Redis Cluster
+// allows only within one slot. (They were "…:trend:<tenant>:…" before; the
+// marker was renamed with them, so after the deploy the first ranking finds
+// it missing and rebuilds from the database: nothing is lost.)
+func trendTag(t tenants.Tenant) string { return "{" + t.Slug + "}" }
+
 func (s *Service) hourKey(t tenants.Tenant, hour int64) string {
-	return s.app.RedisKey("srch", "trend", t.Slug, strconv.FormatInt(hour, 10))
+	return s.app.RedisKey("srch", "trend", trendTag(t), strconv.FormatInt(hour, 10))
 }
 
 func (s *Service) builtKey(t tenants.Tenant) string {
-	return s.app.RedisKey("srch", "trend", t.Slug, "built")
+	return s.app.RedisKey("srch", "trend", trendTag(t), "built")
 }
 func (s *Service) dirtyKey(t tenants.Tenant) string { return s.app.RedisKey("srch", "dirty", t.Slug) }
 
@@ -170,7 +178,7 @@ func (s *Service) ensureTrending(ctx context.Context, t tenants.Tenant) error {
 // the seller's tickets into the hourly sets, and marks the chain rebuilt
 // for a day.
 func (s *Service) RebuildTrending(ctx context.Context, t tenants.Tenant) error {
-	lock := s.app.RedisKey("srch", "trend", t.Slug, "rebuilding")
+	lock := s.app.RedisKey("srch", "trend", trendTag(t), "rebuilding")
 	ok, err := s.app.Redis.SetNX(ctx, lock, "1", 30*time.Second).Result()
 	if err != nil || !ok {
 		return err

@@ -37,13 +37,13 @@ type roomTopic struct {
 // notifier fans one Redis subscription per room out to the requests waiting
 // on this instance.
 type notifier struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	mu     sync.Mutex
 	topics map[string]*roomTopic // channel → topic
 	count  int
 }
 
-func newNotifier(rdb *redis.Client) *notifier {
+func newNotifier(rdb redis.UniversalClient) *notifier {
 	return &notifier{rdb: rdb, topics: map[string]*roomTopic{}}
 }
 

@@ -104,7 +104,7 @@ var (
 // Room runs every waiting room of the deployment.
 type Room struct {
 	tx     func(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) error) error // the door: Core.Tx
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string // the deployment's Redis prefix
 	key    []byte
 	now    func() time.Time
@@ -162,7 +162,9 @@ func New(a *app.Core) *Room {
 		waits: newNotifier(a.Redis), draining: a.Realtime.Draining(), meter: meter{rooms: map[keys]*window{}}}
 }
 
-// Redis keys of one room share a hash tag, so the scripts work on Redis Cluster.
+// Redis keys of one room share a hash tag ("<deployment>:wr:{<tenant>:<event>}:…"),
+// so the scripts and transactions that take several of them find them in
+// one slot on a Redis Cluster. Rooms spread over the cluster's nodes.
 type keys struct{ seq, queue, active, buyers, owners, state, cfg, signal, ctlLock, log string }
 
 func (r *Room) keys(t tenants.Tenant, event uuid.UUID) keys {
@@ -241,9 +243,14 @@ func (r *Room) publishSettings(ctx context.Context, t tenants.Tenant, s Settings
 	}
 	pipe.HSet(ctx, k.cfg, "rate", s.AdmitPerSecond, "max", s.MaxActive, "idle_ms", s.IdleTimeout*1000, "adaptive", adaptive)
 	pipe.HSetNX(ctx, k.state, "last", r.now().UnixMilli()) // starts the admission clock
-	pipe.SAdd(ctx, r.roomsKey(), t.Slug+" "+s.EventID.String())
-	_, err := pipe.Exec(ctx)
-	return err
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	// The list of rooms is one key for the deployment, in another slot than
+	// the room's keys, so it cannot join their transaction on a Redis
+	// Cluster (CROSSSLOT). Registered after the settings, the admitter never
+	// meets a room it has no settings for.
+	return r.rdb.SAdd(ctx, r.roomsKey(), t.Slug+" "+s.EventID.String()).Err()
 }
 
 // joinScript puts a buyer in the queue once: a buyer who is already queued or
@@ -667,7 +674,7 @@ func (r *Room) RunAdmitter(ctx context.Context, interval time.Duration) error {
 // admitted them (the log the admission script keeps for two days), from
 // position from on, at most limit: the record against which a sale's
 // fairness (admission in arrival order) is checked.
-func AdmissionOrder(ctx context.Context, rdb *redis.Client, prefix string, t tenants.Tenant, event uuid.UUID, from, limit int64) ([]string, error) {
+func AdmissionOrder(ctx context.Context, rdb redis.UniversalClient, prefix string, t tenants.Tenant, event uuid.UUID, from, limit int64) ([]string, error) {
 	r := Room{prefix: prefix}
 	return rdb.LRange(ctx, r.keys(t, event).log, from, from+limit-1).Result()
 }
