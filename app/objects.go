@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -157,9 +158,11 @@ func spool(dir string, r io.Reader) (*os.File, int64, string, error) {
 	return f, n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// diskObjects keeps objects as files under root/data, with their media type
-// and digest beside them under root/meta (read back by Get without hashing
-// the file again).
+// diskObjects keeps each object as one file under root/data: a first line
+// of JSON (its media type, size and digest, read back by Get without hashing
+// the file again), then the content. One file renamed into place makes a
+// write atomic: two writers of one key leave one of them whole, never the
+// content of one with the digest of the other.
 type diskObjects struct{ root string }
 
 // DefaultObjectsDir is where objects go when MARQUEE_OBJECTS_DIR is unset.
@@ -178,7 +181,7 @@ func newDiskObjects(root string) (*diskObjects, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"data", "meta", "tmp"} {
+	for _, d := range []string{"data", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
 			return nil, fmt.Errorf("objects directory: %w", err)
 		}
@@ -202,58 +205,48 @@ func (d *diskObjects) put(_ context.Context, key, contentType string, r io.Reade
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	metaPath, err := d.path("meta", key+".json")
+	tmp := filepath.Join(d.root, "tmp")
+	content, size, sum, err := spool(tmp, r)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	f, size, sum, err := spool(filepath.Join(d.root, "tmp"), r)
+	defer func() { _ = content.Close(); _ = os.Remove(content.Name()) }()
+	info := ObjectInfo{Key: key, Size: size, SHA256: sum, ContentType: contentType}
+	header, _ := json.Marshal(info)
+	f, err := os.CreateTemp(tmp, ".object-*")
 	if err != nil {
 		return ObjectInfo{}, err
 	}
 	defer func() { _ = os.Remove(f.Name()) }()
-	if err := f.Close(); err != nil {
-		return ObjectInfo{}, err
+	_, err = f.Write(append(header, '\n'))
+	if err == nil {
+		_, err = io.Copy(f, content)
 	}
-	info := ObjectInfo{Key: key, Size: size, SHA256: sum, ContentType: contentType}
-	meta, _ := json.Marshal(info)
-	for _, p := range []string{dataPath, metaPath} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-			return ObjectInfo{}, err
-		}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	// The metadata is written first and the content renamed into place last,
-	// so a reader never finds content without its digest.
-	if err := writeFileAtomic(filepath.Join(d.root, "tmp"), metaPath, meta); err != nil {
-		return ObjectInfo{}, err
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(dataPath), 0o750)
 	}
-	if err := os.Rename(f.Name(), dataPath); err != nil {
+	if err == nil {
+		err = os.Rename(f.Name(), dataPath)
+	}
+	if err != nil {
 		return ObjectInfo{}, err
 	}
 	return info, nil
 }
 
-func writeFileAtomic(tmpDir, path string, b []byte) error {
-	f, err := os.CreateTemp(tmpDir, ".meta-*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+// objectFile reads an object's content after its header line.
+type objectFile struct {
+	*bufio.Reader
+	f *os.File
 }
+
+func (o objectFile) Close() error { return o.f.Close() }
 
 func (d *diskObjects) get(_ context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
 	dataPath, err := d.path("data", key)
-	if err != nil {
-		return nil, ObjectInfo{}, err
-	}
-	metaPath, err := d.path("meta", key+".json")
 	if err != nil {
 		return nil, ObjectInfo{}, err
 	}
@@ -264,16 +257,17 @@ func (d *diskObjects) get(_ context.Context, key string) (io.ReadCloser, ObjectI
 	if err != nil {
 		return nil, ObjectInfo{}, err
 	}
+	br := bufio.NewReader(f)
 	var info ObjectInfo
-	b, err := os.ReadFile(metaPath)
+	line, err := br.ReadBytes('\n')
 	if err == nil {
-		err = json.Unmarshal(b, &info)
+		err = json.Unmarshal(line, &info)
 	}
 	if err != nil {
 		_ = f.Close()
-		return nil, ObjectInfo{}, fmt.Errorf("object metadata: %w", err)
+		return nil, ObjectInfo{}, fmt.Errorf("object header: %w", err)
 	}
-	return f, info, nil
+	return objectFile{Reader: br, f: f}, info, nil
 }
 
 func (d *diskObjects) remove(_ context.Context, key string) error {
@@ -281,14 +275,8 @@ func (d *diskObjects) remove(_ context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	metaPath, err := d.path("meta", key+".json")
-	if err != nil {
+	if err := os.Remove(dataPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
-	}
-	for _, p := range []string{dataPath, metaPath} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
 	}
 	return nil
 }

@@ -182,8 +182,9 @@ func TestObjectsDiskLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "data", tenant.ID.String(), "a", "b.txt"))
-	if err != nil || string(b) != "hi" {
-		t.Fatalf("file under the tenant's directory: %q, %v", b, err)
+	header, content, _ := bytes.Cut(b, []byte("\n"))
+	if err != nil || string(content) != "hi" || !bytes.Contains(header, []byte(`"sha256"`)) {
+		t.Fatalf("file under the tenant's directory (a header line, then the content): %q, %v", b, err)
 	}
 	parent, err := os.ReadDir(filepath.Dir(dir))
 	if err != nil {

@@ -23,7 +23,9 @@ func TestOfferExpiry(t *testing.T) {
 	}
 	defer srv.Shutdown()
 
-	soon := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
+	// Far enough ahead that both offers are sent before it on a loaded
+	// machine (the send refuses a deadline in the past).
+	soon := time.Now().Add(8 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
 	lapse := c.act(t, c.create(t, c.artistA), "send", map[string]any{"respond_by": soon.Format(time.RFC3339)})
 	answered := c.act(t, c.create(t, c.artistA), "send", map[string]any{"respond_by": soon.Format(time.RFC3339)})
 	answered = c.agentAct(t, c.linkA, answered, "accept", nil)
@@ -31,7 +33,7 @@ func TestOfferExpiry(t *testing.T) {
 	state := func(id string) booking.State {
 		return decode[booking.Detail](t, c.do(t, "GET", "/api/v1/bookings/"+id, nil).Body).State
 	}
-	apptest.Eventually(t, 15*time.Second, "the offer expires at its deadline", func() bool { return state(lapse.ID.String()) == booking.Expired })
+	apptest.Eventually(t, 30*time.Second, "the offer expires at its deadline", func() bool { return state(lapse.ID.String()) == booking.Expired })
 	got := decode[booking.Detail](t, c.do(t, "GET", "/api/v1/bookings/"+lapse.ID.String(), nil).Body)
 	last := got.History[len(got.History)-1]
 	if last.ActorKind != "system" || last.Action != "expire" || last.FromState != "offer_sent" || got.Awaiting != nil {
