@@ -134,6 +134,11 @@ var errReplayRaced = errors.New("door: nonce committed concurrently")
 // log insert's unique nonce makes a concurrent retry with the same nonce
 // insert nothing: the caller then rolls the statement back and answers what
 // the first committed.
+//
+// After the event's "everyone out at" time, a ticket inside whose last
+// passage happened before it counts as out (clearedSQL): its entry is a
+// re-entry (and folds the implied exit into the state: exits + 1, so
+// entries - exits stays the inside flag), its exit answers not_inside.
 const scanSQL = `WITH prior AS (
 	SELECT c.id, c.result, c.type, c.zone_id, c.forced, c.scanned_at, c.received_at
 	FROM inv_checkins c WHERE c.event_id = @event::uuid AND c.ticket_id = @ticket::uuid AND c.nonce = @nonce::text
@@ -153,13 +158,13 @@ const scanSQL = `WITH prior AS (
 ), enter AS (
 	INSERT INTO inv_door_state AS s (ticket_id, event_id, zone_id, inside, entries, exits, first_checkin, last_checkin, last_at)
 	SELECT @ticket::uuid, @event::uuid, verdict.zone_id, true, 1, 0, @id::uuid, @id::uuid, @received::timestamptz FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'entry'
-	ON CONFLICT (ticket_id) DO UPDATE SET inside = true, entries = s.entries + 1, first_checkin = coalesce(s.first_checkin, EXCLUDED.first_checkin),
-		last_checkin = EXCLUDED.last_checkin, last_at = EXCLUDED.last_at
-	WHERE NOT s.inside AND (s.entries = 0 OR coalesce((SELECT d.reentry FROM inv_door_events d WHERE d.event_id = @event::uuid), false))
+	ON CONFLICT (ticket_id) DO UPDATE SET inside = true, entries = s.entries + 1, exits = s.exits + s.inside::integer,
+		first_checkin = coalesce(s.first_checkin, EXCLUDED.first_checkin), last_checkin = EXCLUDED.last_checkin, last_at = EXCLUDED.last_at
+	WHERE (NOT s.inside OR ` + clearedSQL + `) AND (s.entries = 0 OR coalesce((SELECT d.reentry FROM inv_door_events d WHERE d.event_id = @event::uuid), false))
 	RETURNING s.ticket_id
 ), leave AS (
 	UPDATE inv_door_state s SET inside = false, exits = s.exits + 1, last_checkin = @id::uuid, last_at = @received::timestamptz
-	FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'exit' AND s.ticket_id = @ticket::uuid AND s.inside
+	FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'exit' AND s.ticket_id = @ticket::uuid AND s.inside AND NOT ` + clearedSQL + `
 	RETURNING s.ticket_id
 ), rec AS (
 	INSERT INTO inv_checkins (id, event_id, ticket_id, zone_id, type, result, successful, gate, device_id, nonce, forced, scanned_by, scanned_at, received_at)
@@ -176,11 +181,21 @@ const scanSQL = `WITH prior AS (
 SELECT EXISTS (SELECT 1 FROM tk), p.id, p.result, p.type, p.zone_id, p.forced, p.scanned_at, p.received_at, rec.result, rec.zone_id
 FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true`
 
+// clearedSQL is whether the state row s counts as out at @at because the
+// event's "everyone out at" time lies between its last passage and @at.
+// The CASE keeps the log lookup off the path of events without one.
+const clearedSQL = `(CASE WHEN (@at::timestamptz < (SELECT d.everyone_out_at FROM inv_door_events d WHERE d.event_id = @event::uuid)) IS NOT FALSE THEN false
+	ELSE coalesce((SELECT ` + happenedSQL + ` FROM inv_checkins c WHERE c.id = s.last_checkin), s.last_at) < (SELECT d.everyone_out_at FROM inv_door_events d WHERE d.event_id = @event::uuid) END)`
+
 // ScanArgs are scanSQL's arguments for one scan whose pre-database verdict
 // (wrong event, validity) is pre ("" when none).
 func ScanArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received time.Time) pgx.NamedArgs {
+	at := received
+	if sc.Force {
+		at = sc.ScannedAt
+	}
 	return pgx.NamedArgs{"event": sc.EventID, "ticket": ticketID, "nonce": sc.Nonce, "pre": pre, "type": sc.Type, "gate": sc.Gate,
-		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy}
+		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy, "at": at}
 }
 
 // ScanSQL is the statement a scan runs, for the bench's raw baseline.

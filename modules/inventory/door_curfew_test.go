@@ -1,0 +1,176 @@
+package inventory_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"marquee/modules/inventory"
+)
+
+// putDoor replaces the event's door rules.
+func (n *doorNight) putDoor(t testing.TB, body map[string]any) inventory.DoorSettings {
+	t.Helper()
+	res := n.do(t, "PUT", "/api/v1/events/"+n.ev+"/door", body)
+	mustStatus(t, res, http.StatusOK)
+	var st inventory.DoorSettings
+	res.JSON(t, &st)
+	return st
+}
+
+// insideByLog counts, from the log alone, the tickets whose latest
+// successful passage is an entry that arrived at or after out: who is inside
+// once everyone was counted out at out.
+func (n *doorNight) insideByLog(t testing.TB, out time.Time) int64 {
+	t.Helper()
+	return n.count(t, `SELECT count(*) FROM (SELECT DISTINCT ON (ticket_id) ticket_id, result, received_at FROM inv_checkins
+		WHERE event_id = ? AND successful AND annulled_at IS NULL ORDER BY ticket_id, received_at DESC, id DESC) l
+		WHERE l.result = 'admit' AND l.received_at >= ?`, n.ev, out)
+}
+
+// "Everyone out at": after the time, attendance counts nobody inside who
+// came in before it; a later entry of such a ticket is a re-entry (refused
+// without re-entry, admitted with it), a later exit finds them not inside;
+// setting the same time twice changes nothing; clearing it brings them back.
+func TestEveryoneOutAt(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "curfew")
+	n := newDoorNight(t, s, 0, 6)
+	for _, tk := range n.floor[:4] {
+		n.mustScan(t, tk.Token, "entry", inventory.ResultAdmit)
+	}
+	n.mustScan(t, n.floor[1].Token, "exit", inventory.ResultExited)
+	if z := zoneOf(t, n.attendance(t), "Floor"); z.Inside != 3 || z.Admitted != 4 {
+		t.Fatalf("before the clear-out: %+v", z)
+	}
+
+	out := time.Now().UTC().Truncate(time.Millisecond)
+	st := n.putDoor(t, map[string]any{"reentry": false, "everyone_out_at": out})
+	if st.EveryoneOutAt == nil || !st.EveryoneOutAt.Equal(out) {
+		t.Fatalf("settings %+v, want everyone_out_at %s", st, out)
+	}
+	for range 2 { // idempotent: the same time again changes nothing
+		z := zoneOf(t, n.attendance(t), "Floor")
+		if z.Inside != 0 || z.Admitted != 4 {
+			t.Fatalf("after the clear-out: %+v", z)
+		}
+		n.putDoor(t, map[string]any{"reentry": false, "everyone_out_at": out})
+	}
+	if in := n.insideByLog(t, out); in != 0 {
+		t.Fatalf("the log has %d inside after the clear-out", in)
+	}
+	// Without re-entry, the cleared holder cannot come back; an exit finds
+	// nobody inside; a ticket never scanned still enters.
+	dup := n.mustScan(t, n.floor[0].Token, "entry", inventory.ResultAlreadyAdmitted)
+	if dup.Admission == nil {
+		t.Fatalf("already_admitted without the admission: %+v", dup)
+	}
+	n.mustScan(t, n.floor[2].Token, "exit", inventory.ResultNotInside)
+	n.mustScan(t, n.floor[4].Token, "entry", inventory.ResultAdmit)
+	if z := zoneOf(t, n.attendance(t), "Floor"); z.Inside != 1 || z.Admitted != 5 {
+		t.Fatalf("after a new entry: %+v", z)
+	}
+	// With re-entry, the cleared holder comes back in: one entry more, and
+	// the implied exit folded into the state (entries - exits = inside).
+	n.putDoor(t, map[string]any{"reentry": true, "everyone_out_at": out})
+	n.mustScan(t, n.floor[0].Token, "entry", inventory.ResultAdmit)
+	n.mustScan(t, n.floor[0].Token, "exit", inventory.ResultExited)
+	n.mustScan(t, n.floor[0].Token, "entry", inventory.ResultAdmit)
+	if e, x := n.count(t, `SELECT entries FROM inv_door_state WHERE ticket_id = ?`, n.floor[0].ID),
+		n.count(t, `SELECT exits FROM inv_door_state WHERE ticket_id = ?`, n.floor[0].ID); e != 3 || x != 2 {
+		t.Fatalf("state after the re-entries: entries %d exits %d", e, x)
+	}
+	z := zoneOf(t, n.attendance(t), "Floor")
+	if z.Inside != 2 {
+		t.Fatalf("after the re-entry: %+v", z)
+	}
+	if in := n.insideByLog(t, out); in != int64(z.Inside) {
+		t.Fatalf("log says %d inside, attendance %d", in, z.Inside)
+	}
+	// Taking the time away counts everyone by their passages again.
+	n.putDoor(t, map[string]any{"reentry": true})
+	if z := zoneOf(t, n.attendance(t), "Floor"); z.Inside != 4 {
+		t.Fatalf("without the clear-out: %+v", z)
+	}
+}
+
+// Scans racing the clear-out: while the time is set, holders leave and
+// others arrive. Whichever side of the time each scan falls on, fresh
+// tickets are admitted once, an exit only finds nobody inside when it
+// arrived after the time, and attendance equals the log's own count.
+func TestEveryoneOutAtRace(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "curfewrace")
+	n := newDoorNight(t, s, 0, 40)
+	inside, fresh := n.floor[:20], n.floor[20:]
+	for _, tk := range inside {
+		n.mustScan(t, tk.Token, "entry", inventory.ResultAdmit)
+	}
+	type answer struct {
+		ticket uuid.UUID
+		typ    string
+		out    scanOut
+	}
+	answers := make(chan answer, 40)
+	var outAt time.Time
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	scan := func(i int, tk inventory.Ticket, typ string) {
+		defer wg.Done()
+		<-start
+		res, err := env.Try("POST", s.slug, "/api/v1/events/"+n.ev+"/checkins", s.tok, map[string]any{"token": tk.Token, "type": typ,
+			"gate": "North", "device_id": fmt.Sprintf("dev-%d", i), "nonce": uuid.NewString()})
+		if err != nil || res.Status != http.StatusOK {
+			t.Errorf("scan %d: %v %d %s", i, err, res.Status, res.Body)
+			return
+		}
+		var o scanOut
+		res.JSON(t, &o)
+		answers <- answer{tk.ID, typ, o}
+	}
+	for i := range 20 {
+		wg.Add(2)
+		go scan(i, inside[i], "exit")
+		go scan(20+i, fresh[i], "entry")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-start
+		outAt = time.Now().UTC()
+		res, err := env.Try("PUT", s.slug, "/api/v1/events/"+n.ev+"/door", s.tok, map[string]any{"everyone_out_at": outAt})
+		if err != nil || res.Status != http.StatusOK {
+			t.Errorf("clear-out: %v %d %s", err, res.Status, res.Body)
+		}
+	}()
+	close(start)
+	wg.Wait()
+	close(answers)
+	if t.Failed() {
+		t.FailNow()
+	}
+	for a := range answers {
+		switch {
+		case a.typ == "entry" && a.out.Result != inventory.ResultAdmit:
+			t.Fatalf("fresh ticket %s: %+v", a.ticket, a.out)
+		case a.typ == "exit" && a.out.Result == inventory.ResultNotInside && a.out.ReceivedAt.Before(outAt):
+			t.Fatalf("exit before the clear-out found nobody inside: %+v (out at %s)", a.out, outAt)
+		case a.typ == "exit" && a.out.Result != inventory.ResultNotInside && a.out.Result != inventory.ResultExited:
+			t.Fatalf("exit %s: %+v", a.ticket, a.out)
+		}
+	}
+	if c := n.count(t, `SELECT count(*) FROM (SELECT ticket_id FROM inv_checkins WHERE event_id = ? AND result = 'admit' GROUP BY ticket_id HAVING count(*) > 1) x`, n.ev); c != 0 {
+		t.Fatalf("%d tickets admitted twice", c)
+	}
+	z := zoneOf(t, n.attendance(t), "Floor")
+	if in := n.insideByLog(t, outAt); in != int64(z.Inside) {
+		t.Fatalf("log says %d inside after the clear-out, attendance %+v", in, z)
+	}
+	if z.Admitted != 40 {
+		t.Fatalf("admitted %d, want 40", z.Admitted)
+	}
+}
