@@ -135,6 +135,14 @@ var errReplayRaced = errors.New("door: nonce committed concurrently")
 // insert nothing: the caller then rolls the statement back and answers what
 // the first committed.
 //
+// The ticket's row is read FOR SHARE: a re-issue (transfer, resale, key
+// rotation) holds it FOR UPDATE until it commits, so a scan at that instant
+// waits and then judges the ticket's new version (revoked), and a re-issue
+// that comes second waits for the scan's commit and sees the entry
+// (transfer.LockHolding reads it after taking the lock). Without the lock
+// the scan's snapshot could still see the ticket valid while the transfer's
+// saw no entry, and both would win.
+//
 // After the event's "everyone out at" time, a ticket inside whose last
 // passage happened before it counts as out (clearedSQL): its entry is a
 // re-entry (and folds the implied exit into the state: exits + 1, so
@@ -143,7 +151,7 @@ const scanSQL = `WITH prior AS (
 	SELECT c.id, c.result, c.type, c.zone_id, c.forced, c.scanned_at, c.received_at
 	FROM inv_checkins c WHERE c.event_id = @event::uuid AND c.ticket_id = @ticket::uuid AND c.nonce = @nonce::text
 ), tk AS (
-	SELECT t.zone_id, t.event_id, t.status, t.key_id FROM inv_tickets t WHERE t.id = @ticket::uuid
+	SELECT t.zone_id, t.event_id, t.status, t.key_id FROM inv_tickets t WHERE t.id = @ticket::uuid FOR SHARE
 ), verdict AS (
 	SELECT tk.zone_id, CASE
 		WHEN tk.event_id <> @event::uuid THEN 'wrong_event'

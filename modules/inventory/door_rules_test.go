@@ -174,3 +174,95 @@ func TestEveryoneOutAtRace(t *testing.T) {
 		t.Fatalf("admitted %d, want 40", z.Admitted)
 	}
 }
+
+// A transfer racing scans of the old token: 20 devices scan a ticket while
+// its holder transfers it. Either the old token was admitted first and the
+// transfer is refused (a used ticket cannot change hands), or the transfer
+// won and every scan of the old token is refused as revoked; never both
+// admitted and transferred. Several rounds, to land scans inside the
+// transfer's transaction.
+func TestTransferRacingScans(t *testing.T) {
+	env, inv := startEnv(t)
+	n := newDoorNight(t, newShop(t, env, inv, "xferscan"), 0, 0)
+	const rounds, scanners = 8, 20
+	outcomes := map[string]int{}
+	for r := range rounds {
+		paid := n.paidOrder(t, map[string]any{"tier_id": tierID(t, n.inv, "Floor"), "quantity": 1})
+		tk := paid.Tickets[0]
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		results := make([]string, scanners)
+		var xferStatus int
+		var xferCode string
+		wg.Add(scanners + 1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res, err := env.Try("POST", n.slug, "/api/v1/tickets/"+tk.ID.String()+"/transfer?"+sigOf(t, paid.OrderURL), "",
+				map[string]any{"name": "Bob", "email": fmt.Sprintf("bob%d@example.com", r)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			xferStatus = res.Status
+			if res.Status != http.StatusCreated {
+				xferCode = codeOf(t, res)
+			}
+		}()
+		for i := range scanners {
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := env.Try("POST", n.slug, "/api/v1/events/"+n.ev+"/checkins", n.tok, map[string]any{"token": tk.Token, "type": "entry",
+					"gate": "North", "device_id": fmt.Sprintf("dev-%d", i), "nonce": uuid.NewString()})
+				if err != nil || res.Status != http.StatusOK {
+					t.Errorf("scan %d: %v %d %s", i, err, res.Status, res.Body)
+					return
+				}
+				var o scanOut
+				res.JSON(t, &o)
+				results[i] = o.Result
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		admits := 0
+		for _, res := range results {
+			switch res {
+			case inventory.ResultAdmit:
+				admits++
+			case inventory.ResultAlreadyAdmitted, inventory.ResultRevoked:
+			default:
+				t.Fatalf("round %d: scan answered %q", r, res)
+			}
+		}
+		transferred := xferStatus == http.StatusCreated
+		switch {
+		case admits > 1:
+			t.Fatalf("round %d: the old token admitted %d times", r, admits)
+		case admits == 1 && transferred:
+			t.Fatalf("round %d: the old token was admitted and the ticket transferred", r)
+		case admits == 1 && (xferStatus != http.StatusConflict || xferCode != "ticket_checked_in"):
+			t.Fatalf("round %d: admitted, transfer answered %d %s", r, xferStatus, xferCode)
+		case admits == 0 && !transferred:
+			t.Fatalf("round %d: nobody admitted and no transfer: %d %s", r, xferStatus, xferCode)
+		}
+		if transferred {
+			for _, res := range results {
+				if res != inventory.ResultRevoked {
+					t.Fatalf("round %d: transferred, yet a scan of the old token answered %s", r, res)
+				}
+			}
+			if c := n.count(t, `SELECT count(*) FROM inv_door_state WHERE ticket_id = ? AND entries > 0`, tk.ID); c != 0 {
+				t.Fatalf("round %d: transferred ticket has a door entry", r)
+			}
+			outcomes["transferred"]++
+		} else {
+			outcomes["admitted"]++
+		}
+	}
+	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
+}
