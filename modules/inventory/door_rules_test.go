@@ -266,3 +266,94 @@ func TestTransferRacingScans(t *testing.T) {
 	}
 	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
 }
+
+// foldMatchesLog: every ticket's door state equals its log (successful
+// entries and exits, inside = their difference).
+func (n *doorNight) foldMatchesLog(t testing.TB) {
+	t.Helper()
+	if m := n.count(t, `SELECT count(*) FROM (SELECT ticket_id, count(*) FILTER (WHERE result = 'admit') AS e, count(*) FILTER (WHERE result = 'exited') AS x
+			FROM inv_checkins WHERE event_id = ? AND successful AND annulled_at IS NULL GROUP BY ticket_id) l
+			FULL JOIN (SELECT * FROM inv_door_state WHERE event_id = ?) s USING (ticket_id)
+			WHERE l.e IS DISTINCT FROM s.entries OR l.x IS DISTINCT FROM s.exits OR s.inside IS DISTINCT FROM (l.e - l.x = 1)`, n.ev, n.ev); m != 0 {
+		t.Fatalf("%d tickets whose fold disagrees with the log", m)
+	}
+}
+
+// Offline exits and re-entries apply by when they happened (corrected
+// time), not by when they arrived: a device's log of entry then exit that
+// syncs after another device's later re-entry, and a batch listed out of
+// order before a later online entry, leave the holders inside, with no
+// conflict; an "everyone out at" time splits offline passages too.
+func TestSyncAppliesByCorrectedTime(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "offorder")
+	n := newDoorNight(t, s, 0, 2)
+	n.putDoor(t, map[string]any{"reentry": true})
+	a, d := n.floor[0], n.floor[1]
+	now := time.Now()
+	// Ticket a: device Y (re-entry at -20m) syncs before device X (entry
+	// at -60m, exit at -30m); X's clock runs 5 minutes fast.
+	st, out, code := n.sync(t, "", syncBody("Y", 0, []offScan{{token: a.Token, nonce: "y1", at: now.Add(-20 * time.Minute)}}))
+	if st != 200 || out.Scans[0].Result != inventory.ResultAdmit {
+		t.Fatalf("Y: %d %s %+v", st, code, out)
+	}
+	// Ticket d: a batch listing its exit before its entry, both before an
+	// online entry made now.
+	n.mustScan(t, d.Token, "entry", inventory.ResultAdmit)
+	st, out, code = n.sync(t, "", syncBody("X", 5*time.Minute, []offScan{
+		{token: a.Token, typ: "exit", result: "exited", nonce: "x2", at: now.Add(-30 * time.Minute)},
+		{token: d.Token, typ: "exit", result: "exited", nonce: "x4", at: now.Add(-5 * time.Minute)},
+		{token: a.Token, nonce: "x1", at: now.Add(-60 * time.Minute)},
+		{token: d.Token, nonce: "x3", at: now.Add(-10 * time.Minute)},
+	}))
+	if st != 200 {
+		t.Fatalf("X: %d %s", st, code)
+	}
+	want := []string{inventory.ResultExited, inventory.ResultExited, inventory.ResultAdmit, inventory.ResultAdmit}
+	for i, sc := range out.Scans {
+		if sc.Result != want[i] || sc.Conflict || sc.Superseded != nil {
+			t.Fatalf("X scan %d: %+v, want %s without conflict", i, sc, want[i])
+		}
+	}
+	if out.Conflicts != 0 || len(out.Unenforced) != 0 {
+		t.Fatalf("X: %+v", out)
+	}
+	if z := zoneOf(t, n.attendance(t), "Floor"); z.Inside != 2 || z.Admitted != 2 {
+		t.Fatalf("attendance %+v, want both inside", z)
+	}
+	if rep := n.conflicts(t); rep.Total != 0 {
+		t.Fatalf("conflicts %+v", rep)
+	}
+	if e := n.count(t, `SELECT entries FROM inv_door_state WHERE ticket_id = ?`, a.ID); e != 2 {
+		t.Fatalf("ticket a: %d entries, want 2", e)
+	}
+	if c := n.count(t, `SELECT count(*) FROM inv_checkins WHERE ticket_id = ? AND result = 'admit' AND offline = false`, d.ID); c != 1 {
+		t.Fatalf("the online re-entry of d is not an admission any more (%d)", c)
+	}
+	n.foldMatchesLog(t)
+	// Replaying the same batch changes nothing.
+	if st, again, _ := n.sync(t, "", syncBody("X", 5*time.Minute, []offScan{{token: a.Token, nonce: "x1", at: now.Add(-60 * time.Minute)}})); st != 200 || !again.Scans[0].Replayed {
+		t.Fatalf("replay: %d %+v", st, again)
+	}
+
+	// Everyone out at -20m, re-entry off: an offline entry before it is
+	// counted out; one after it is a re-entry the device could not refuse.
+	c := newDoorNight(t, s, 0, 2)
+	out20 := now.Add(-20 * time.Minute).UTC()
+	c.putDoor(t, map[string]any{"everyone_out_at": out20})
+	st, out, code = c.sync(t, "", syncBody("Z", 0, []offScan{
+		{token: c.floor[0].Token, nonce: "z1", at: now.Add(-30 * time.Minute)},
+		{token: c.floor[0].Token, nonce: "z2", at: now.Add(-10 * time.Minute)},
+		{token: c.floor[1].Token, nonce: "z3", at: now.Add(-10 * time.Minute)},
+	}))
+	if st != 200 || out.Scans[0].Result != inventory.ResultAdmit || out.Scans[1].Result != inventory.ResultAlreadyAdmitted || !out.Scans[1].Conflict ||
+		out.Scans[2].Result != inventory.ResultAdmit {
+		t.Fatalf("Z: %d %s %+v", st, code, out)
+	}
+	if z := zoneOf(t, c.attendance(t), "Floor"); z.Inside != 1 || z.Admitted != 2 {
+		t.Fatalf("after the clear-out, offline: %+v", z)
+	}
+	if x := c.count(t, `SELECT exits FROM inv_door_state WHERE ticket_id = ?`, c.floor[0].ID); x != 1 {
+		t.Fatalf("the implied exit is not folded in: %d exits", x)
+	}
+}
