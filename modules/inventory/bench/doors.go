@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 
@@ -166,7 +167,9 @@ func RunDoors(ctx context.Context, a *app.App, base string, o DoorsOptions, out,
 	rep := &DoorsReport{Options: o, Tenant: h.slug, Event: night, SetupSecs: time.Since(began).Seconds(), Results: map[string]int64{}}
 
 	pace := "as fast as the server answers"
-	if o.Rate > 0 {
+	if o.Arrivals {
+		pace = "each holder at their arrival time"
+	} else if o.Rate > 0 {
 		pace = fmt.Sprintf("arriving at %d per second", o.Rate)
 	}
 	fmt.Fprintf(out, "scanning: %d tickets by %d scanners over HTTP, %s (%.0f%% go out and back in, %.0f%% scanned twice)\n",
@@ -503,20 +506,26 @@ func (h *doorsHarness) night(ctx context.Context, event string, tickets []soldTi
 	}
 }
 
-// rawDoors runs the scan statement itself, entries, one pgx transaction
-// each through the tenant door, by as many goroutines as scanners.
+// rawDoors runs the scan statement itself, entries, one round trip each
+// through the tenant door (tenants.PgxStatement, as the API does), by as
+// many goroutines as scanners.
 func (h *doorsHarness) rawDoors(ctx context.Context, event string, tickets []soldTicket, rep *DoorsReport) error {
 	eventID := uuid.MustParse(event)
 	n, lat, el, errs, ferr := h.phase(len(tickets), func(g, i int) (bool, error) {
 		sc := inventory.Scan{EventID: eventID, Type: inventory.ScanEntry, Gate: "Raw", DeviceID: fmt.Sprintf("raw-%d", g), Nonce: uuid.NewString(),
 			ScannedAt: time.Now()}
 		admitted := false
-		err := h.a.PgxTx(ctx, h.t, tenants.TxOptions{}, func(tx *tenants.Pgx) error {
+		// One round trip, as the API's scan: the statement alone in its
+		// implicit transaction.
+		args := []any{inventory.CheckinArgs(sc, tickets[i].ID, "", uuid.Must(uuid.NewV7()), time.Now())}
+		err := h.a.PgxStatement(ctx, h.t, tenants.TxOptions{}, inventory.CheckinStatement, args, func(rows pgx.Rows) error {
 			var known bool
 			var result *string
 			var skip any
-			err := tx.QueryRow(inventory.CheckinStatement, inventory.CheckinArgs(sc, tickets[i].ID, "", uuid.Must(uuid.NewV7()), time.Now())).
-				Scan(&known, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &result, &skip)
+			if !rows.Next() {
+				return rows.Err()
+			}
+			err := rows.Scan(&known, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &result, &skip)
 			admitted = err == nil && result != nil && *result == inventory.ResultAdmit
 			return err
 		})

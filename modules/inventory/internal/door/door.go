@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
@@ -120,9 +121,12 @@ func ErrInvalid() error {
 	return app.Invalid("ticket_invalid", "the ticket token does not verify: forged, damaged or not this chain's; nothing was recorded").With("result", Invalid)
 }
 
-// errReplayRaced unwinds a scan whose nonce was committed by a concurrent
-// twin while it ran: its effects roll back, and the twin's answer is read.
-var errReplayRaced = errors.New("door: nonce committed concurrently")
+// IsNonceRaced reports the error of a scan statement whose nonce a
+// concurrent twin committed while it ran (its effects rolled back).
+func IsNonceRaced(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "MQD01"
+}
 
 // scanSQL is the whole decision of a scan, one statement: the earlier
 // answer under this nonce if any; else the ticket's verdict (other event,
@@ -132,8 +136,10 @@ var errReplayRaced = errors.New("door: nonce committed concurrently")
 // (upsert WHERE NOT inside, and re-entry only when the event allows it) or
 // lets out (UPDATE WHERE inside), and the log record with its result. The
 // log insert's unique nonce makes a concurrent retry with the same nonce
-// insert nothing: the caller then rolls the statement back and answers what
-// the first committed.
+// insert nothing: the statement then raises (inv_door_nonce_raced, migration
+// 00211), which undoes it, and the caller answers what the first committed.
+// It runs alone in one round trip (deps.PgxStatement: its own implicit
+// transaction, no BEGIN or COMMIT to wait for).
 //
 // The ticket's row is read FOR SHARE: a re-issue (transfer, resale, key
 // rotation) holds it FOR UPDATE until it commits, so a scan at that instant
@@ -187,7 +193,8 @@ const scanSQL = `WITH prior AS (
 	RETURNING result, zone_id
 )
 SELECT EXISTS (SELECT 1 FROM tk), p.id, p.result, p.type, p.zone_id, p.forced, p.scanned_at, p.received_at, rec.result, rec.zone_id
-FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true`
+FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true
+WHERE CASE WHEN EXISTS (SELECT 1 FROM tk) AND NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM rec) THEN inv_door_nonce_raced() ELSE true END`
 
 // clearedSQL is whether the state row s counts as out at @at because the
 // event's "everyone out at" time lies between its last passage and @at.
@@ -249,18 +256,15 @@ func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (Resul
 	}
 	id := uuid.Must(uuid.NewV7())
 	var row scanRow
-	err = s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
+	err = s.d.PgxStatement(ctx, t, scanSQL, []any{ScanArgs(sc, v.TicketID, pre, id, received)}, func(rows pgx.Rows) error {
 		row = scanRow{}
-		if err := tx.QueryRow(scanSQL, ScanArgs(sc, v.TicketID, pre, id, received)).Scan(&row.known, &row.priorID, &row.priorResult, &row.priorType,
-			&row.priorZone, &row.priorForced, &row.priorScanned, &row.priorReceived, &row.recResult, &row.recZone); err != nil {
-			return err
+		if !rows.Next() {
+			return rows.Err()
 		}
-		if row.priorID == nil && row.known && row.recResult == nil {
-			return errReplayRaced
-		}
-		return nil
+		return rows.Scan(&row.known, &row.priorID, &row.priorResult, &row.priorType,
+			&row.priorZone, &row.priorForced, &row.priorScanned, &row.priorReceived, &row.recResult, &row.recZone)
 	})
-	if errors.Is(err, errReplayRaced) {
+	if IsNonceRaced(err) {
 		return s.replay(ctx, t, sc.EventID, v.TicketID, sc.Nonce)
 	}
 	if err != nil {
@@ -305,12 +309,17 @@ func (s *Service) withAdmission(ctx context.Context, t tenants.Tenant, res Resul
 		return res, nil
 	}
 	var p Passage
-	err := s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
-		return tx.QueryRow(`SELECT c.id, c.scanned_at, c.received_at, c.gate, c.device_id FROM inv_door_state s
+	found := false
+	err := s.d.PgxStatement(ctx, t, `SELECT c.id, c.scanned_at, c.received_at, c.gate, c.device_id FROM inv_door_state s
 			JOIN inv_checkins c ON c.id = CASE WHEN s.inside THEN s.last_checkin ELSE s.first_checkin END
-			WHERE s.ticket_id = $1`, res.TicketID).Scan(&p.CheckinID, &p.ScannedAt, &p.ReceivedAt, &p.Gate, &p.DeviceID)
+			WHERE s.ticket_id = $1::uuid`, []any{res.TicketID}, func(rows pgx.Rows) error {
+		if !rows.Next() {
+			return rows.Err()
+		}
+		found = true
+		return rows.Scan(&p.CheckinID, &p.ScannedAt, &p.ReceivedAt, &p.Gate, &p.DeviceID)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err == nil && !found {
 		return res, nil // annulled meanwhile
 	}
 	if err != nil {
