@@ -294,6 +294,12 @@ func (a *App) PgxTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, 
 	return a.Servers.PgxTx(ctx, t, o, fn)
 }
 
+// PgxStatement runs one statement in the tenant's scope in one round trip
+// (tenants.PgxStatement): for hot paths whose transaction is one statement.
+func (a *App) PgxStatement(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
+	return a.Servers.PgxStatement(ctx, t, o, q, args, scan)
+}
+
 // PrintfLogger adapts the structured logger to a library that logs with
 // printf-style levels (Stripe's client), so its lines are JSON like ours.
 // A library's errors are answers our code handles, so they log as warnings.

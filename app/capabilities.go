@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
@@ -86,6 +87,11 @@ func (c *Core) TxWith(ctx context.Context, t tenants.Tenant, o tenants.TxOptions
 // PgxTx runs fn in a pgx transaction in the tenant's scope, for hot paths.
 func (c *Core) PgxTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(tx *tenants.Pgx) error) error {
 	return c.a.PgxTx(ctx, t, o, fn)
+}
+
+// PgxStatement runs one statement in the tenant's scope in one round trip.
+func (c *Core) PgxStatement(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
+	return c.a.PgxStatement(ctx, t, o, q, args, scan)
 }
 
 // Now is the core's clock (App.Now).

@@ -39,6 +39,7 @@ var blocks = []block{
 	{170, 179, []string{"search", "inventory"}, "storefront search and trending; demand-based pricing"},
 	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
+	{210, 219, []string{"inventory"}, "inventory at the door, continued: everyone out at"},
 	{220, 229, []string{"integrations"}, "integrations: channel sales in the ticket facts, tier price and sale-window pushes, inventory status"},
 	{230, 239, []string{"inventory"}, "inventory: the ticketing editor and seat-map builder"},
 	{250, 259, []string{"booking"}, "booking: contracts, signatures and the seal; venue rental terms"},

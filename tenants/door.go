@@ -200,3 +200,67 @@ func (tx *Pgx) Exec(q string, args ...any) (pgconn.CommandTag, error) {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// PgxStatement runs one statement in t's scope in one round trip: the scope
+// and the statement go in one pipeline ending in a single Sync, so
+// PostgreSQL runs them as one implicit transaction that commits at the Sync,
+// and an error (one the statement raises included) rolls both back. The
+// statement is sent with its text each time (parsed after the scope took
+// effect, so its names resolve in t's schema); scan reads its result. For a
+// hot path whose whole transaction is a single statement: PgxTx costs three
+// round trips (BEGIN and scope, the statement, COMMIT).
+func PgxStatement(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
+	path, schema, err := searchPath(t)
+	if err != nil {
+		return err
+	}
+	return o.run(func() error {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Raw(func(dc any) error {
+			c := dc.(*stdlib.Conn).Conn()
+			if len(args) > 0 {
+				if rw, ok := args[0].(pgx.QueryRewriter); ok {
+					if q, args, err = rw.RewriteQuery(ctx, c, q, args[1:]); err != nil {
+						return err
+					}
+				}
+			}
+			var eqb pgx.ExtendedQueryBuilder
+			b := &pgconn.Batch{}
+			if err := eqb.Build(c.TypeMap(), nil, []any{path, schema}); err != nil {
+				return err
+			}
+			b.ExecParams("SELECT set_config('search_path', $1::text, true), $2::text::regnamespace", eqb.ParamValues, nil, eqb.ParamFormats, eqb.ResultFormats)
+			if err := eqb.Build(c.TypeMap(), nil, args); err != nil {
+				return err
+			}
+			b.ExecParams(q, eqb.ParamValues, nil, eqb.ParamFormats, eqb.ResultFormats)
+			mrr := c.PgConn().ExecBatch(ctx, b)
+			defer mrr.Close()
+			if !mrr.NextResult() {
+				return mrr.Close()
+			}
+			if _, err := mrr.ResultReader().Close(); err != nil {
+				_ = mrr.Close()
+				return err
+			}
+			if !mrr.NextResult() {
+				return mrr.Close()
+			}
+			rows := pgx.RowsFromResultReader(c.TypeMap(), mrr.ResultReader())
+			err := scan(rows)
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+			if cerr := mrr.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
+	})
+}

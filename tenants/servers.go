@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"marquee/config"
@@ -107,6 +108,15 @@ func (s *Servers) PgxTx(ctx context.Context, t Tenant, o TxOptions, fn func(tx *
 		return err
 	}
 	return PgxTx(ctx, sv.SQL, t, o, fn)
+}
+
+// PgxStatement is PgxStatement on the pool of t's server.
+func (s *Servers) PgxStatement(ctx context.Context, t Tenant, o TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
+	sv, err := s.For(t)
+	if err != nil {
+		return err
+	}
+	return PgxStatement(ctx, sv.SQL, t, o, q, args, scan)
 }
 
 // Close closes every pool but the default one, which its opener owns.

@@ -257,11 +257,13 @@ type doorSettingsRequest struct {
 	Reentry    bool       `json:"reentry"`
 	ValidFrom  *time.Time `json:"valid_from"`
 	ValidUntil *time.Time `json:"valid_until"`
-	Gates      []DoorGate `json:"gates"`
+	// EveryoneOutAt: after it, everyone inside counts as out (curfew).
+	EveryoneOutAt *time.Time `json:"everyone_out_at"`
+	Gates         []DoorGate `json:"gates"`
 }
 
 func (r doorSettingsRequest) settings(eventID uuid.UUID) DoorSettings {
-	return DoorSettings{EventID: eventID, Reentry: r.Reentry, ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil, Gates: r.Gates}
+	return DoorSettings{EventID: eventID, Reentry: r.Reentry, ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil, EveryoneOutAt: r.EveryoneOutAt, Gates: r.Gates}
 }
 
 func (r doorSettingsRequest) Validate() error { return r.settings(uuid.Nil).Validate() }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 
@@ -49,12 +50,24 @@ type DoorsOptions struct {
 	// as fast as the server answers (saturation). A paced night measures
 	// latency at a door's real load rather than at the server's limit.
 	Rate int `json:"rate"`
+	// Arrivals runs the stadium-night model instead: the doors open Open
+	// (real time) before the show, LateShare of the holders arrive in its
+	// last LateWindow, the rest evenly before; the night is compressed into
+	// Run. ExitShare of the holders go out some time after they came in and
+	// come back later in the night; DupShare are scanned again at once by
+	// a second device.
+	Arrivals   bool          `json:"arrivals"`
+	Run        time.Duration `json:"run_ns"`
+	Open       time.Duration `json:"open_ns"`
+	LateShare  float64       `json:"late_share"`
+	LateWindow time.Duration `json:"late_window_ns"`
 }
 
 // DoorsDefaults are sized for a 2-core machine: a small night in well
 // under a minute (--tickets 50000 for a stadium).
 func DoorsDefaults() DoorsOptions {
-	return DoorsOptions{Tickets: 5000, Scanners: 64, ExitShare: 0.15, DupShare: 0.03, Phase: 5 * time.Second, DBConns: 20, Sellers: 6}
+	return DoorsOptions{Tickets: 5000, Scanners: 64, ExitShare: 0.15, DupShare: 0.03, Phase: 5 * time.Second, DBConns: 20, Sellers: 6,
+		Run: time.Minute, Open: 2 * time.Hour, LateShare: 0.6, LateWindow: 45 * time.Minute}
 }
 
 // DoorsReport is what a door run measured.
@@ -75,6 +88,7 @@ type DoorsReport struct {
 	RawP99      float64          `json:"raw_p99_ms"`
 	Ratio       float64          `json:"api_over_raw"`
 	Check       DoorsCheck       `json:"check"`
+	Arrival     *ArrivalFigures  `json:"arrival,omitempty"`
 	Unexpected  int64            `json:"unexpected_answers"`
 	FirstDetail string           `json:"first_unexpected,omitempty"`
 }
@@ -109,6 +123,13 @@ type doorsHarness struct {
 	unexpect  atomic.Int64
 	firstOdd  atomic.Value
 	insideNow atomic.Int64
+	// admitAt is when each admission was answered (the arrival model's
+	// peak window is measured from it); waits is, per arrival-model scan,
+	// how long after its scheduled time it was answered.
+	arrival *ArrivalFigures
+	admitMu sync.Mutex
+	admitAt []time.Time
+	waits   []time.Duration
 }
 
 type soldTicket struct {
@@ -146,12 +167,20 @@ func RunDoors(ctx context.Context, a *app.App, base string, o DoorsOptions, out,
 	rep := &DoorsReport{Options: o, Tenant: h.slug, Event: night, SetupSecs: time.Since(began).Seconds(), Results: map[string]int64{}}
 
 	pace := "as fast as the server answers"
-	if o.Rate > 0 {
+	if o.Arrivals {
+		pace = "each holder at their arrival time"
+	} else if o.Rate > 0 {
 		pace = fmt.Sprintf("arriving at %d per second", o.Rate)
 	}
 	fmt.Fprintf(out, "scanning: %d tickets by %d scanners over HTTP, %s (%.0f%% go out and back in, %.0f%% scanned twice)\n",
 		len(tickets), o.Scanners, pace, o.ExitShare*100, o.DupShare*100)
-	rep.Wall = h.night(ctx, night, tickets).Seconds()
+	if o.Arrivals {
+		fmt.Fprintf(out, "arrival model: doors open %s before the show, %.0f%% of holders in the last %s, compressed into %s (x%.0f)\n",
+			o.Open, o.LateShare*100, o.LateWindow, o.Run, float64(o.Open)/float64(o.Run))
+		rep.Wall = h.arrivalNight(ctx, night, tickets).Seconds()
+	} else {
+		rep.Wall = h.night(ctx, night, tickets).Seconds()
+	}
 	rep.Steps = h.rec.Summary(time.Duration(rep.Wall * float64(time.Second)))
 	h.results.Range(func(k, v any) bool { rep.Results[k.(string)] = v.(*atomic.Int64).Load(); return true })
 	rep.AdmitsPerS = float64(h.admits.Load()) / rep.Wall
@@ -165,6 +194,9 @@ func RunDoors(ctx context.Context, a *app.App, base string, o DoorsOptions, out,
 	rep.ScansPerS = float64(len(all)) / rep.Wall
 	rep.P50, rep.P95, rep.P99 = percentile(all, .5), percentile(all, .95), percentile(all, .99)
 	rep.Unexpected = h.unexpect.Load()
+	if o.Arrivals {
+		h.arrivalFigures(rep)
+	}
 	if v, ok := h.firstOdd.Load().(string); ok {
 		rep.FirstDetail = v
 	}
@@ -338,7 +370,7 @@ func (h *doorsHarness) note(result string) {
 // server sheds (503, its tenant's in-flight bound full) is sent again after
 // Retry-After with the same nonce, as a scanner does: the nonce makes the
 // retry safe, and its latency counts from the first attempt.
-func (h *doorsHarness) scanOnce(ctx context.Context, event string, tk soldTicket, typ, device, want string) {
+func (h *doorsHarness) scanOnce(ctx context.Context, event string, tk soldTicket, typ, device, want string) string {
 	body := map[string]any{"token": tk.Token, "type": typ, "gate": "Gate " + device[len(device)-1:], "device_id": device, "nonce": uuid.NewString()}
 	step := typ
 	if want == inventory.ResultAlreadyAdmitted {
@@ -368,7 +400,7 @@ func (h *doorsHarness) scanOnce(ctx context.Context, event string, tk soldTicket
 	if err != nil || res.status != http.StatusOK {
 		h.rec.Fail(step, fmt.Sprint(res.status))
 		h.odd(fmt.Sprintf("%s %s: %v %d %s", typ, tk.ID, err, res.status, res.body))
-		return
+		return ""
 	}
 	var r struct {
 		Result string `json:"result"`
@@ -386,6 +418,12 @@ func (h *doorsHarness) scanOnce(ctx context.Context, event string, tk soldTicket
 	if r.Result != want {
 		h.odd(fmt.Sprintf("%s %s: %s, want %s", typ, tk.ID, r.Result, want))
 	}
+	if r.Result == inventory.ResultAdmit {
+		h.admitMu.Lock()
+		h.admitAt = append(h.admitAt, time.Now())
+		h.admitMu.Unlock()
+	}
+	return r.Result
 }
 
 func (h *doorsHarness) odd(detail string) {
@@ -468,20 +506,26 @@ func (h *doorsHarness) night(ctx context.Context, event string, tickets []soldTi
 	}
 }
 
-// rawDoors runs the scan statement itself, entries, one pgx transaction
-// each through the tenant door, by as many goroutines as scanners.
+// rawDoors runs the scan statement itself, entries, one round trip each
+// through the tenant door (tenants.PgxStatement, as the API does), by as
+// many goroutines as scanners.
 func (h *doorsHarness) rawDoors(ctx context.Context, event string, tickets []soldTicket, rep *DoorsReport) error {
 	eventID := uuid.MustParse(event)
 	n, lat, el, errs, ferr := h.phase(len(tickets), func(g, i int) (bool, error) {
 		sc := inventory.Scan{EventID: eventID, Type: inventory.ScanEntry, Gate: "Raw", DeviceID: fmt.Sprintf("raw-%d", g), Nonce: uuid.NewString(),
 			ScannedAt: time.Now()}
 		admitted := false
-		err := h.a.PgxTx(ctx, h.t, tenants.TxOptions{}, func(tx *tenants.Pgx) error {
+		// One round trip, as the API's scan: the statement alone in its
+		// implicit transaction.
+		args := []any{inventory.CheckinArgs(sc, tickets[i].ID, "", uuid.Must(uuid.NewV7()), time.Now())}
+		err := h.a.PgxStatement(ctx, h.t, tenants.TxOptions{}, inventory.CheckinStatement, args, func(rows pgx.Rows) error {
 			var known bool
 			var result *string
 			var skip any
-			err := tx.QueryRow(inventory.CheckinStatement, inventory.CheckinArgs(sc, tickets[i].ID, "", uuid.Must(uuid.NewV7()), time.Now())).
-				Scan(&known, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &result, &skip)
+			if !rows.Next() {
+				return rows.Err()
+			}
+			err := rows.Scan(&known, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &result, &skip)
 			admitted = err == nil && result != nil && *result == inventory.ResultAdmit
 			return err
 		})
@@ -496,6 +540,9 @@ func (h *doorsHarness) rawDoors(ctx context.Context, event string, tickets []sol
 	rep.RawPerS = float64(n) / el.Seconds()
 	rep.RawP50, rep.RawP99 = percentile(lat, .5), percentile(lat, .99)
 	rep.Ratio = rep.AdmitsPerS / rep.RawPerS
+	if rep.Arrival != nil {
+		rep.Arrival.PeakRatio = rep.Arrival.PeakAdmitsPerS / rep.RawPerS
+	}
 	return nil
 }
 
@@ -557,7 +604,12 @@ func (h *doorsHarness) printDoors(rep *DoorsReport) {
 		fmt.Fprintf(w, " (first: %s)", rep.FirstDetail)
 	}
 	fmt.Fprintf(w, "\nadmits %.0f/s, all scans %.0f/s: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", rep.AdmitsPerS, rep.ScansPerS, rep.P50, rep.P95, rep.P99)
-	if rep.Options.Rate > 0 {
+	if a := rep.Arrival; a != nil {
+		fmt.Fprintf(w, "arrival model: peak window (last %s, %.1fs compressed): %d arrivals scheduled = %.0f/s, %.0f admits/s answered; wait at the door (scheduled -> answered) p50 %.1f ms, p99 %.1f ms\n",
+			rep.Options.LateWindow, a.PeakSecs, a.PeakArrivals, a.PeakArrivalsPerS, a.PeakAdmitsPerS, a.WaitP50, a.WaitP99)
+		fmt.Fprintf(w, "raw check-in statement through the tenant door: %.0f admits/s (p50 %.1f ms, p99 %.1f ms)   peak admits/raw = %.2f (%s)\n",
+			rep.RawPerS, rep.RawP50, rep.RawP99, a.PeakRatio, a.Saturated)
+	} else if rep.Options.Rate > 0 {
 		// Paced, the admits rate is the arrival rate: a ratio to the raw
 		// statement's saturated rate would say nothing.
 		fmt.Fprintf(w, "raw check-in statement through the tenant door: %.0f admits/s (p50 %.1f ms, p99 %.1f ms); no API/raw ratio for a paced night (run without --rate)\n", rep.RawPerS, rep.RawP50, rep.RawP99)

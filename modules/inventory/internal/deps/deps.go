@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
@@ -86,6 +87,12 @@ func (d *Deps) Tx(ctx context.Context, t tenants.Tenant, fn func(tx *gorm.DB) er
 // PgxTx is Tx on a pgx connection (the hold batch's hot path).
 func (d *Deps) PgxTx(ctx context.Context, t tenants.Tenant, fn func(tx *tenants.Pgx) error) error {
 	return MapStoreError(d.App.PgxTx(ctx, t, d.Retried(t), fn))
+}
+
+// PgxStatement runs one statement in one round trip (its own implicit
+// transaction): the door's scan.
+func (d *Deps) PgxStatement(ctx context.Context, t tenants.Tenant, q string, args []any, scan func(pgx.Rows) error) error {
+	return MapStoreError(d.App.PgxStatement(ctx, t, d.Retried(t), q, args, scan))
 }
 
 // Retried asks the door to run a transaction again, whole, while PostgreSQL

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
@@ -120,9 +121,12 @@ func ErrInvalid() error {
 	return app.Invalid("ticket_invalid", "the ticket token does not verify: forged, damaged or not this chain's; nothing was recorded").With("result", Invalid)
 }
 
-// errReplayRaced unwinds a scan whose nonce was committed by a concurrent
-// twin while it ran: its effects roll back, and the twin's answer is read.
-var errReplayRaced = errors.New("door: nonce committed concurrently")
+// IsNonceRaced reports the error of a scan statement whose nonce a
+// concurrent twin committed while it ran (its effects rolled back).
+func IsNonceRaced(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "MQD01"
+}
 
 // scanSQL is the whole decision of a scan, one statement: the earlier
 // answer under this nonce if any; else the ticket's verdict (other event,
@@ -132,13 +136,28 @@ var errReplayRaced = errors.New("door: nonce committed concurrently")
 // (upsert WHERE NOT inside, and re-entry only when the event allows it) or
 // lets out (UPDATE WHERE inside), and the log record with its result. The
 // log insert's unique nonce makes a concurrent retry with the same nonce
-// insert nothing: the caller then rolls the statement back and answers what
-// the first committed.
+// insert nothing: the statement then raises (inv_door_nonce_raced, migration
+// 00211), which undoes it, and the caller answers what the first committed.
+// It runs alone in one round trip (deps.PgxStatement: its own implicit
+// transaction, no BEGIN or COMMIT to wait for).
+//
+// The ticket's row is read FOR SHARE: a re-issue (transfer, resale, key
+// rotation) holds it FOR UPDATE until it commits, so a scan at that instant
+// waits and then judges the ticket's new version (revoked), and a re-issue
+// that comes second waits for the scan's commit and sees the entry
+// (transfer.LockHolding reads it after taking the lock). Without the lock
+// the scan's snapshot could still see the ticket valid while the transfer's
+// saw no entry, and both would win.
+//
+// After the event's "everyone out at" time, a ticket inside whose last
+// passage happened before it counts as out (clearedSQL): its entry is a
+// re-entry (and folds the implied exit into the state: exits + 1, so
+// entries - exits stays the inside flag), its exit answers not_inside.
 const scanSQL = `WITH prior AS (
 	SELECT c.id, c.result, c.type, c.zone_id, c.forced, c.scanned_at, c.received_at
 	FROM inv_checkins c WHERE c.event_id = @event::uuid AND c.ticket_id = @ticket::uuid AND c.nonce = @nonce::text
 ), tk AS (
-	SELECT t.zone_id, t.event_id, t.status, t.key_id FROM inv_tickets t WHERE t.id = @ticket::uuid
+	SELECT t.zone_id, t.event_id, t.status, t.key_id FROM inv_tickets t WHERE t.id = @ticket::uuid FOR SHARE
 ), verdict AS (
 	SELECT tk.zone_id, CASE
 		WHEN tk.event_id <> @event::uuid THEN 'wrong_event'
@@ -153,13 +172,13 @@ const scanSQL = `WITH prior AS (
 ), enter AS (
 	INSERT INTO inv_door_state AS s (ticket_id, event_id, zone_id, inside, entries, exits, first_checkin, last_checkin, last_at)
 	SELECT @ticket::uuid, @event::uuid, verdict.zone_id, true, 1, 0, @id::uuid, @id::uuid, @received::timestamptz FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'entry'
-	ON CONFLICT (ticket_id) DO UPDATE SET inside = true, entries = s.entries + 1, first_checkin = coalesce(s.first_checkin, EXCLUDED.first_checkin),
-		last_checkin = EXCLUDED.last_checkin, last_at = EXCLUDED.last_at
-	WHERE NOT s.inside AND (s.entries = 0 OR coalesce((SELECT d.reentry FROM inv_door_events d WHERE d.event_id = @event::uuid), false))
+	ON CONFLICT (ticket_id) DO UPDATE SET inside = true, entries = s.entries + 1, exits = s.exits + s.inside::integer,
+		first_checkin = coalesce(s.first_checkin, EXCLUDED.first_checkin), last_checkin = EXCLUDED.last_checkin, last_at = EXCLUDED.last_at
+	WHERE (NOT s.inside OR ` + clearedSQL + `) AND (s.entries = 0 OR coalesce((SELECT d.reentry FROM inv_door_events d WHERE d.event_id = @event::uuid), false))
 	RETURNING s.ticket_id
 ), leave AS (
 	UPDATE inv_door_state s SET inside = false, exits = s.exits + 1, last_checkin = @id::uuid, last_at = @received::timestamptz
-	FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'exit' AND s.ticket_id = @ticket::uuid AND s.inside
+	FROM verdict WHERE verdict.v = 'ok' AND @type::text = 'exit' AND s.ticket_id = @ticket::uuid AND s.inside AND NOT ` + clearedSQL + `
 	RETURNING s.ticket_id
 ), rec AS (
 	INSERT INTO inv_checkins (id, event_id, ticket_id, zone_id, type, result, successful, gate, device_id, nonce, forced, scanned_by, scanned_at, received_at)
@@ -174,13 +193,24 @@ const scanSQL = `WITH prior AS (
 	RETURNING result, zone_id
 )
 SELECT EXISTS (SELECT 1 FROM tk), p.id, p.result, p.type, p.zone_id, p.forced, p.scanned_at, p.received_at, rec.result, rec.zone_id
-FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true`
+FROM (SELECT 1) one LEFT JOIN prior p ON true LEFT JOIN rec ON true
+WHERE CASE WHEN EXISTS (SELECT 1 FROM tk) AND NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM rec) THEN inv_door_nonce_raced() ELSE true END`
+
+// clearedSQL is whether the state row s counts as out at @at because the
+// event's "everyone out at" time lies between its last passage and @at.
+// The CASE keeps the log lookup off the path of events without one.
+const clearedSQL = `(CASE WHEN (@at::timestamptz < (SELECT d.everyone_out_at FROM inv_door_events d WHERE d.event_id = @event::uuid)) IS NOT FALSE THEN false
+	ELSE coalesce((SELECT ` + happenedSQL + ` FROM inv_checkins c WHERE c.id = s.last_checkin), s.last_at) < (SELECT d.everyone_out_at FROM inv_door_events d WHERE d.event_id = @event::uuid) END)`
 
 // ScanArgs are scanSQL's arguments for one scan whose pre-database verdict
 // (wrong event, validity) is pre ("" when none).
 func ScanArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received time.Time) pgx.NamedArgs {
+	at := received
+	if sc.Force {
+		at = sc.ScannedAt
+	}
 	return pgx.NamedArgs{"event": sc.EventID, "ticket": ticketID, "nonce": sc.Nonce, "pre": pre, "type": sc.Type, "gate": sc.Gate,
-		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy}
+		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy, "at": at}
 }
 
 // ScanSQL is the statement a scan runs, for the bench's raw baseline.
@@ -226,18 +256,15 @@ func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (Resul
 	}
 	id := uuid.Must(uuid.NewV7())
 	var row scanRow
-	err = s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
+	err = s.d.PgxStatement(ctx, t, scanSQL, []any{ScanArgs(sc, v.TicketID, pre, id, received)}, func(rows pgx.Rows) error {
 		row = scanRow{}
-		if err := tx.QueryRow(scanSQL, ScanArgs(sc, v.TicketID, pre, id, received)).Scan(&row.known, &row.priorID, &row.priorResult, &row.priorType,
-			&row.priorZone, &row.priorForced, &row.priorScanned, &row.priorReceived, &row.recResult, &row.recZone); err != nil {
-			return err
+		if !rows.Next() {
+			return rows.Err()
 		}
-		if row.priorID == nil && row.known && row.recResult == nil {
-			return errReplayRaced
-		}
-		return nil
+		return rows.Scan(&row.known, &row.priorID, &row.priorResult, &row.priorType,
+			&row.priorZone, &row.priorForced, &row.priorScanned, &row.priorReceived, &row.recResult, &row.recZone)
 	})
-	if errors.Is(err, errReplayRaced) {
+	if IsNonceRaced(err) {
 		return s.replay(ctx, t, sc.EventID, v.TicketID, sc.Nonce)
 	}
 	if err != nil {
@@ -282,12 +309,17 @@ func (s *Service) withAdmission(ctx context.Context, t tenants.Tenant, res Resul
 		return res, nil
 	}
 	var p Passage
-	err := s.d.PgxTx(ctx, t, func(tx *tenants.Pgx) error {
-		return tx.QueryRow(`SELECT c.id, c.scanned_at, c.received_at, c.gate, c.device_id FROM inv_door_state s
+	found := false
+	err := s.d.PgxStatement(ctx, t, `SELECT c.id, c.scanned_at, c.received_at, c.gate, c.device_id FROM inv_door_state s
 			JOIN inv_checkins c ON c.id = CASE WHEN s.inside THEN s.last_checkin ELSE s.first_checkin END
-			WHERE s.ticket_id = $1`, res.TicketID).Scan(&p.CheckinID, &p.ScannedAt, &p.ReceivedAt, &p.Gate, &p.DeviceID)
+			WHERE s.ticket_id = $1::uuid`, []any{res.TicketID}, func(rows pgx.Rows) error {
+		if !rows.Next() {
+			return rows.Err()
+		}
+		found = true
+		return rows.Scan(&p.CheckinID, &p.ScannedAt, &p.ReceivedAt, &p.Gate, &p.DeviceID)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err == nil && !found {
 		return res, nil // annulled meanwhile
 	}
 	if err != nil {

@@ -114,7 +114,9 @@ type (
 // Attendance counts an event's door per zone from the log's fold
 // (inv_door_state, written by the same statement as every successful log
 // record): sold = valid tickets, admitted = tickets with a standing entry,
-// inside = tickets inside now, last scan = the latest passage.
+// inside = tickets inside now (none whose last passage came before the
+// event's "everyone out at" time, once it is past), last scan = the latest
+// passage.
 func (s *Service) Attendance(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) (Attendance, error) {
 	a := Attendance{EventID: eventID, Zones: []ZoneAttendance{}}
 	var rows []struct {
@@ -130,9 +132,11 @@ func (s *Service) Attendance(ctx context.Context, t tenants.Tenant, eventID uuid
 				(SELECT count(*) FROM inv_tickets tk WHERE tk.event_id = z.event_id AND tk.zone_id = z.id AND tk.status = 'valid') AS sold,
 				coalesce(st.admitted, 0) AS admitted, coalesce(st.inside, 0) AS inside, st.last_scan
 			FROM inv_zones z
-			LEFT JOIN (SELECT zone_id, count(*) FILTER (WHERE entries > 0) AS admitted, count(*) FILTER (WHERE inside) AS inside, max(last_at) AS last_scan
-				FROM inv_door_state WHERE event_id = ? GROUP BY zone_id) st ON st.zone_id = z.id
-			WHERE z.event_id = ? ORDER BY z.sort, z.name`, eventID, eventID).Scan(&rows).Error; err != nil {
+			LEFT JOIN (SELECT s.zone_id, count(*) FILTER (WHERE s.entries > 0) AS admitted, max(s.last_at) AS last_scan,
+					count(*) FILTER (WHERE s.inside AND NOT (d.everyone_out_at IS NOT NULL AND ?::timestamptz >= d.everyone_out_at
+						AND coalesce((SELECT `+happenedSQL+` FROM inv_checkins c WHERE c.id = s.last_checkin), s.last_at) < d.everyone_out_at)) AS inside
+				FROM inv_door_state s LEFT JOIN inv_door_events d ON d.event_id = s.event_id WHERE s.event_id = ? GROUP BY s.zone_id) st ON st.zone_id = z.id
+			WHERE z.event_id = ? ORDER BY z.sort, z.name`, s.d.Now().UTC(), eventID, eventID).Scan(&rows).Error; err != nil {
 			return err
 		}
 		return tx.Raw(`SELECT now()`).Row().Scan(&a.AsOf)

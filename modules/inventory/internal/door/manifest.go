@@ -65,6 +65,7 @@ type ManifestHeader struct {
 	RevocationSeq int64      `json:"revocation_seq"`
 	ValidFrom     *time.Time `json:"valid_from,omitempty"`
 	ValidUntil    *time.Time `json:"valid_until,omitempty"`
+	EveryoneOutAt *time.Time `json:"everyone_out_at,omitempty"`
 }
 
 // manifestSQL reads an event's tickets with their door state: all, or
@@ -122,7 +123,7 @@ func (s *Service) Manifest(ctx context.Context, t tenants.Tenant, eventID uuid.U
 		if err != nil {
 			return err
 		}
-		h.Gates, h.Reentry, h.RevocationSeq, h.ValidFrom, h.ValidUntil = st.Gates, st.Reentry, st.RevocationSeq, st.ValidFrom, st.ValidUntil
+		h.Gates, h.Reentry, h.RevocationSeq, h.ValidFrom, h.ValidUntil, h.EveryoneOutAt = st.Gates, st.Reentry, st.RevocationSeq, st.ValidFrom, st.ValidUntil, st.EveryoneOutAt
 		zoneIdx := map[uuid.UUID]byte{}
 		rows, err := tx.Query(`SELECT id, name FROM inv_zones WHERE event_id = $1 ORDER BY sort, name`, eventID)
 		if err != nil {
@@ -232,10 +233,11 @@ func ParseManifest(b []byte) (ManifestHeader, []ManifestRecord, error) {
 // readSettingsPgx is readSettings on a pgx transaction.
 func readSettingsPgx(tx *tenants.Pgx, eventID uuid.UUID) (Settings, error) {
 	st := Settings{EventID: eventID, Gates: []Gate{}}
-	if err := tx.QueryRow(`SELECT coalesce(bool_or(reentry), false), max(valid_from), max(valid_until), coalesce(max(revocation_seq), 0)
-		FROM inv_door_events WHERE event_id = $1`, eventID).Scan(&st.Reentry, &st.ValidFrom, &st.ValidUntil, &st.RevocationSeq); err != nil {
+	if err := tx.QueryRow(`SELECT coalesce(bool_or(reentry), false), max(valid_from), max(valid_until), coalesce(max(revocation_seq), 0), max(everyone_out_at)
+		FROM inv_door_events WHERE event_id = $1`, eventID).Scan(&st.Reentry, &st.ValidFrom, &st.ValidUntil, &st.RevocationSeq, &st.EveryoneOutAt); err != nil {
 		return st, err
 	}
+	st.EveryoneOutAt = utcPtr(st.EveryoneOutAt)
 	rows, err := tx.Query(`SELECT name, zone_ids FROM inv_door_gates WHERE event_id = $1 ORDER BY name`, eventID)
 	if err != nil {
 		return st, err

@@ -30,6 +30,11 @@ type Settings struct {
 	// re-issued ones): a scan outside them answers not_yet_valid / expired.
 	ValidFrom  *time.Time `json:"valid_from,omitempty"`
 	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	// EveryoneOutAt, when set, is the time after which everyone inside
+	// counts as out (a venue cleared at curfew): attendance's inside drops
+	// to 0 at that instant, and a scan after it of a ticket last seen before
+	// it is a re-entry (allowed or not by Reentry).
+	EveryoneOutAt *time.Time `json:"everyone_out_at,omitempty"`
 	// Gates not listed admit every zone.
 	Gates []Gate `json:"gates"`
 	// RevocationSeq is the latest revocation's sequence number.
@@ -78,12 +83,13 @@ func readSettings(tx *gorm.DB, eventID uuid.UUID) (Settings, error) {
 		From    *time.Time `gorm:"column:valid_from"`
 		Until   *time.Time `gorm:"column:valid_until"`
 		Seq     int64      `gorm:"column:revocation_seq"`
+		Out     *time.Time `gorm:"column:everyone_out_at"`
 	}
-	if err := tx.Raw(`SELECT reentry, valid_from, valid_until, revocation_seq FROM inv_door_events WHERE event_id = ?`, eventID).Scan(&rows).Error; err != nil {
+	if err := tx.Raw(`SELECT reentry, valid_from, valid_until, revocation_seq, everyone_out_at FROM inv_door_events WHERE event_id = ?`, eventID).Scan(&rows).Error; err != nil {
 		return st, err
 	}
 	if len(rows) == 1 {
-		st.Reentry, st.ValidFrom, st.ValidUntil, st.RevocationSeq = rows[0].Reentry, rows[0].From, rows[0].Until, rows[0].Seq
+		st.Reentry, st.ValidFrom, st.ValidUntil, st.RevocationSeq, st.EveryoneOutAt = rows[0].Reentry, rows[0].From, rows[0].Until, rows[0].Seq, utcPtr(rows[0].Out)
 	}
 	var gates []struct {
 		Name  string `gorm:"column:name"`
@@ -121,9 +127,10 @@ func (s *Service) SetSettings(ctx context.Context, t tenants.Tenant, in Settings
 				}
 			}
 		}
-		if err := tx.Exec(`INSERT INTO inv_door_events (event_id, reentry, valid_from, valid_until) VALUES (?, ?, ?, ?)
-			ON CONFLICT (event_id) DO UPDATE SET reentry = EXCLUDED.reentry, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until, updated_at = now()`,
-			in.EventID, in.Reentry, in.ValidFrom, in.ValidUntil).Error; err != nil {
+		if err := tx.Exec(`INSERT INTO inv_door_events (event_id, reentry, valid_from, valid_until, everyone_out_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (event_id) DO UPDATE SET reentry = EXCLUDED.reentry, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until,
+				everyone_out_at = EXCLUDED.everyone_out_at, updated_at = now()`,
+			in.EventID, in.Reentry, in.ValidFrom, in.ValidUntil, in.EveryoneOutAt).Error; err != nil {
 			return err
 		}
 		if err := tx.Exec(`DELETE FROM inv_door_gates WHERE event_id = ?`, in.EventID).Error; err != nil {
@@ -144,4 +151,12 @@ func (s *Service) SetSettings(ctx context.Context, t tenants.Tenant, in Settings
 		return err
 	})
 	return out, err
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

@@ -158,6 +158,10 @@ type passage struct {
 	Passage
 	typ      string
 	happened time.Time
+	// was is the result the log holds (earlier passages), result the
+	// replay's; fresh marks the batch's own.
+	was, result string
+	fresh       bool
 }
 
 type ticketRow struct {
@@ -268,28 +272,45 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	// The scans that admitted them (and the ones before, for conflicts).
-	var refs []uuid.UUID
-	for _, st := range state {
-		for _, p := range []*uuid.UUID{st.first, st.last} {
-			if p != nil {
-				refs = append(refs, *p)
-			}
-		}
-	}
-	passages := map[uuid.UUID]*passage{}
-	rows, err = tx.Query(`SELECT c.id, c.type, c.device_id, c.gate, c.scanned_at, c.received_at, `+happenedSQL+` FROM inv_checkins c WHERE c.id = ANY($1::uuid[])`, refs)
+	// Every passage of the batch's tickets so far: the scans that let a
+	// holder through (online successful ones, offline ones the device let
+	// through and the server did not refuse, and scans a conflict names),
+	// not annulled. The batch's own passages are merged into them and each
+	// ticket's fold is replayed in the order the passages happened.
+	passages := map[uuid.UUID][]*passage{}
+	rows, err = tx.Query(`SELECT c.id, c.ticket_id, c.type, c.result, c.device_id, c.gate, c.scanned_at, c.received_at, `+happenedSQL+`
+		FROM inv_checkins c WHERE c.ticket_id = ANY($1::uuid[]) AND c.event_id = $2 AND c.annulled_at IS NULL
+			AND c.result IN ('admit', 'exited', 'already_admitted', 'not_inside')
+			AND (c.successful OR (c.offline AND c.device_result IN ('admit', 'exited')) OR EXISTS (SELECT 1 FROM inv_door_conflicts x WHERE x.checkin_id = c.id))`,
+		ticketIDs, b.EventID)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		p := &passage{}
-		if err := rows.Scan(&p.CheckinID, &p.typ, &p.DeviceID, &p.Gate, &p.ScannedAt, &p.ReceivedAt, &p.happened); err != nil {
+		var ticket uuid.UUID
+		if err := rows.Scan(&p.CheckinID, &ticket, &p.typ, &p.was, &p.DeviceID, &p.Gate, &p.ScannedAt, &p.ReceivedAt, &p.happened); err != nil {
 			rows.Close()
 			return err
 		}
-		p.ScannedAt, p.ReceivedAt = p.ScannedAt.UTC(), p.ReceivedAt.UTC()
-		passages[p.CheckinID] = p
+		p.ScannedAt, p.ReceivedAt, p.happened = p.ScannedAt.UTC(), p.ReceivedAt.UTC(), p.happened.UTC()
+		passages[ticket] = append(passages[ticket], p)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var fromConflicts []conflictRow
+	rows, err = tx.Query(`SELECT checkin_id, ticket_id, admission_id, reason FROM inv_door_conflicts WHERE ticket_id = ANY($1::uuid[]) AND event_id = $2`, ticketIDs, b.EventID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var c conflictRow
+		if err := rows.Scan(&c.checkin, &c.ticket, &c.admission, &c.reason); err != nil {
+			rows.Close()
+			return err
+		}
+		fromConflicts = append(fromConflicts, c)
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -359,8 +380,10 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 	}
 	var reentry bool
 	var revSeq int64
+	var outAt *time.Time
 	if err := tx.QueryRow(`SELECT coalesce((SELECT reentry FROM inv_door_events WHERE event_id = $1), false),
-		coalesce((SELECT revocation_seq FROM inv_door_events WHERE event_id = $1), 0)`, b.EventID).Scan(&reentry, &revSeq); err != nil {
+		coalesce((SELECT revocation_seq FROM inv_door_events WHERE event_id = $1), 0),
+		(SELECT everyone_out_at FROM inv_door_events WHERE event_id = $1)`, b.EventID).Scan(&reentry, &revSeq, &outAt); err != nil {
 		return err
 	}
 	out.RevocationSeq = revSeq
@@ -382,12 +405,14 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 		return err
 	}
 
-	// Decide, earliest first.
+	// Decide, earliest first: verdicts per scan, then each ticket's
+	// passages (earlier ones and the batch's) folded in the order they
+	// happened.
 	rules := map[string][]int{}
 	hit := func(rule string, i int) { rules[rule] = append(rules[rule], i) }
 	var recs []newRecord
-	var conflicts []conflictRow
-	var demoted, moveFrom, moveTo []uuid.UUID
+	fresh := map[uuid.UUID][]*passage{}
+	decisions := map[uuid.UUID]*SyncDecision{}
 	for _, it := range items {
 		k := key{it.v.TicketID, it.sc.Nonce}
 		if d, ok := prior[k]; ok {
@@ -419,7 +444,6 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 				verdict = WrongZone
 			}
 		}
-		st := state[it.v.TicketID]
 		switch {
 		case !letThrough:
 			d.Result = it.sc.DeviceResult // refused at the door: logged as the device showed it
@@ -439,84 +463,168 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 			default:
 				hit(RuleValidity, it.i)
 			}
-		case it.sc.Type == Exit:
-			if st.inside {
-				st.inside, st.exits, st.last, st.dirty = false, st.exits+1, &id, true
-				d.Result = Exited
-			} else {
-				d.Result = NotInside
-			}
-		case !st.inside && (st.entries == 0 || reentry):
-			st.inside, st.entries, st.last, st.dirty = true, st.entries+1, &id, true
-			if st.first == nil {
-				st.first = &id
-			}
-			d.Result = Admit
-		case !st.inside:
-			// Admitted and let out before; re-entry is not allowed.
-			d.Result, d.Conflict = AlreadyAdmitted, true
-			if p := pick(passages, st.first); p != nil {
-				d.Admission = &p.Passage
-				conflicts = append(conflicts, conflictRow{checkin: id, ticket: it.v.TicketID, admission: p.CheckinID, reason: "reentry"})
-			}
-			hit(RuleReentry, it.i)
 		default:
-			// Inside: by its latest entry (or, after an annulled exit left
-			// no latest passage, its first).
-			cur := pick(passages, st.last)
-			if cur == nil || cur.typ != Entry {
-				cur = pick(passages, st.first)
-			}
-			if cur == nil {
-				d.Result, d.Conflict = AlreadyAdmitted, true
-			} else if it.happened.Before(cur.happened) {
-				// This scan happened first: it is the admission, the
-				// later one (online or another device's) a conflict.
-				d.Result, d.Superseded = Admit, &cur.CheckinID
-				demoted = append(demoted, cur.CheckinID)
-				conflicts = append(conflicts, conflictRow{checkin: cur.CheckinID, ticket: it.v.TicketID, admission: id, reason: "double_admission"})
-				moveFrom, moveTo = append(moveFrom, cur.CheckinID), append(moveTo, id)
-				if st.first != nil && *st.first == cur.CheckinID {
-					st.first = &id
-				}
-				st.last, st.dirty = &id, true
-			} else {
-				d.Result, d.Conflict = AlreadyAdmitted, true
-				d.Admission = &cur.Passage
-				conflicts = append(conflicts, conflictRow{checkin: id, ticket: it.v.TicketID, admission: cur.CheckinID, reason: "double_admission"})
-			}
-			hit(RuleAdmittedElsewhere, it.i)
-		}
-		if d.Result == Admit {
-			out.Admitted++
-		}
-		if d.Conflict {
-			out.Conflicts++
-		}
-		if d.Superseded != nil {
-			out.Conflicts++
+			p := &passage{Passage: Passage{CheckinID: id, ScannedAt: it.sc.ScannedAt.UTC(), ReceivedAt: received, Gate: it.sc.Gate, DeviceID: b.DeviceID},
+				typ: it.sc.Type, happened: it.happened, fresh: true}
+			fresh[it.v.TicketID] = append(fresh[it.v.TicketID], p)
 		}
 		recs = append(recs, newRecord{id: id, ticket: it.v.TicketID, zone: tk.zone, typ: it.sc.Type, result: d.Result, gate: it.sc.Gate,
 			nonce: it.sc.Nonce, deviceResult: it.sc.DeviceResult, scanned: it.sc.ScannedAt.UTC(), happened: it.happened})
-		passages[id] = &passage{Passage: Passage{CheckinID: id, ScannedAt: it.sc.ScannedAt.UTC(), ReceivedAt: received, Gate: it.sc.Gate, DeviceID: b.DeviceID},
-			typ: it.sc.Type, happened: it.happened}
 		prior[k] = d
 		out.Scans[it.i] = d
+		decisions[id] = &out.Scans[it.i]
+	}
+
+	// Replay each ticket that has new passages.
+	w := syncWrites{state: state, ticketIDs: ticketIDs}
+	for ticket, news := range fresh {
+		all := append(passages[ticket], news...)
+		f := foldPassages(all, reentry, outAt)
+		st := state[ticket]
+		if st.inside != f.inside || st.entries != f.entries || st.exits != f.exits || !sameID(st.first, f.first) || !sameID(st.last, f.last) {
+			st.inside, st.entries, st.exits, st.first, st.last, st.dirty = f.inside, f.entries, f.exits, f.first, f.last, true
+		}
+		w.refolded = append(w.refolded, ticket)
+		for _, p := range all {
+			c, inConflict := f.conflicts[p.CheckinID]
+			if inConflict {
+				c.ticket = ticket
+				w.conflicts = append(w.conflicts, c)
+			}
+			if !p.fresh {
+				if p.result != p.was {
+					w.changedIDs, w.changedResults = append(w.changedIDs, p.CheckinID), append(w.changedResults, p.result)
+					// An admission that happened later than a batch's scan
+					// became a conflict: that scan took its place.
+					if p.was == Admit && inConflict {
+						if d := decisions[c.admission]; d != nil {
+							sup := p.CheckinID
+							d.Superseded = &sup
+							out.Conflicts++
+							hit(RuleAdmittedElsewhere, d.Index)
+						}
+					}
+				}
+				continue
+			}
+			d := decisions[p.CheckinID]
+			d.Result = p.result
+			if inConflict {
+				d.Conflict = true
+				out.Conflicts++
+				if a := f.byID[c.admission]; a != nil {
+					ap := a.Passage
+					d.Admission = &ap
+				}
+				if c.reason == "reentry" {
+					hit(RuleReentry, d.Index)
+				} else {
+					hit(RuleAdmittedElsewhere, d.Index)
+				}
+			}
+		}
+	}
+	for i := range recs {
+		if d := decisions[recs[i].id]; d != nil {
+			recs[i].result = d.Result
+			if d.Result == Admit {
+				out.Admitted++
+			}
+		}
+	}
+	for ticket := range fresh {
+		for _, c := range fromConflicts {
+			if c.ticket == ticket {
+				w.oldConflicts = append(w.oldConflicts, c)
+			}
+		}
 	}
 	for _, r := range []string{RuleAdmittedElsewhere, RuleReentry, RuleRevokedAfterManifest, RuleRevoked, RuleZone, RuleValidity, RuleWrongEvent} {
 		if len(rules[r]) > 0 {
-			out.Unenforced = append(out.Unenforced, UnenforcedRule{Rule: r, Detail: ruleText[r], Scans: rules[r]})
+			slices.Sort(rules[r])
+			out.Unenforced = append(out.Unenforced, UnenforcedRule{Rule: r, Detail: ruleText[r], Scans: slices.Compact(rules[r])})
 		}
 	}
-	return s.syncWrite(tx, b, recs, conflicts, demoted, moveFrom, moveTo, state, ticketIDs, received, offset)
+	w.recs = recs
+	return s.syncWrite(tx, b, w, received, offset)
 }
 
-// pick is the passage id names, if known.
-func pick(ps map[uuid.UUID]*passage, id *uuid.UUID) *passage {
-	if id == nil {
-		return nil
+func sameID(a, b *uuid.UUID) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// fold is a ticket's door state replayed from its passages.
+type fold struct {
+	inside         bool
+	entries, exits int
+	first, last    *uuid.UUID
+	// conflicts are the passages that let the holder in without being the
+	// admission, with the admission they name.
+	conflicts map[uuid.UUID]conflictRow
+	byID      map[uuid.UUID]*passage
+}
+
+// foldPassages replays a ticket's passages in the order they happened (the
+// earlier arrival first on a tie), setting each one's result: an entry of a
+// holder outside is the admission (the first ever, or a re-entry when the
+// event allows it), else a conflict — double admission while inside (naming
+// the entry that has them inside), re-entry refused after an exit (naming
+// the first admission); an exit of a holder inside lets them out, else it
+// finds nobody inside. After the event's "everyone out at" time, a holder
+// whose last passage came before it counts as out (the implied exit).
+func foldPassages(ps []*passage, reentry bool, outAt *time.Time) fold {
+	slices.SortStableFunc(ps, func(x, y *passage) int {
+		if c := x.happened.Compare(y.happened); c != 0 {
+			return c
+		}
+		if c := x.ReceivedAt.Compare(y.ReceivedAt); c != 0 {
+			return c
+		}
+		return compareUUID(x.CheckinID, y.CheckinID)
+	})
+	f := fold{conflicts: map[uuid.UUID]conflictRow{}, byID: map[uuid.UUID]*passage{}}
+	var first, cur, last *passage
+	for _, p := range ps {
+		f.byID[p.CheckinID] = p
+		if outAt != nil && f.inside && !p.happened.Before(*outAt) && last != nil && last.happened.Before(*outAt) {
+			f.inside, f.exits = false, f.exits+1
+		}
+		switch {
+		case p.typ == Exit && f.inside:
+			p.result, f.inside, f.exits, last = Exited, false, f.exits+1, p
+		case p.typ == Exit:
+			p.result = NotInside
+		case !f.inside && (f.entries == 0 || reentry):
+			p.result, f.inside, f.entries, cur, last = Admit, true, f.entries+1, p, p
+			if first == nil {
+				first = p
+			}
+		case !f.inside:
+			p.result = AlreadyAdmitted
+			f.conflicts[p.CheckinID] = conflictRow{checkin: p.CheckinID, admission: first.CheckinID, reason: "reentry"}
+		default:
+			p.result = AlreadyAdmitted
+			f.conflicts[p.CheckinID] = conflictRow{checkin: p.CheckinID, admission: cur.CheckinID, reason: "double_admission"}
+		}
 	}
-	return ps[*id]
+	if first != nil {
+		f.first = &first.CheckinID
+	}
+	if last != nil {
+		f.last = &last.CheckinID
+	}
+	return f
+}
+
+// syncWrites is what a batch writes.
+type syncWrites struct {
+	recs []newRecord
+	// refolded tickets: their conflicts are replaced by conflicts.
+	refolded                []uuid.UUID
+	conflicts, oldConflicts []conflictRow
+	// Earlier records whose result the replay changed.
+	changedIDs     []uuid.UUID
+	changedResults []string
+	state          map[uuid.UUID]*stateRow
+	ticketIDs      []uuid.UUID
 }
 
 // errSyncRaced: a record of the batch collided with one committed by an
@@ -524,14 +632,13 @@ func pick(ps map[uuid.UUID]*passage, id *uuid.UUID) *passage {
 // refused whole, nothing written.
 var errSyncRaced = app.Conflict("sync_nonce_raced", "a scan of the batch reused a nonce an online scan of the same ticket committed meanwhile; send the batch again")
 
-func (s *Service) syncWrite(tx *tenants.Pgx, b SyncBatch, recs []newRecord, conflicts []conflictRow, demoted, moveFrom, moveTo []uuid.UUID,
-	state map[uuid.UUID]*stateRow, ticketIDs []uuid.UUID, received time.Time, offset time.Duration) error {
-	if len(recs) > 0 {
-		n := len(recs)
+func (s *Service) syncWrite(tx *tenants.Pgx, b SyncBatch, w syncWrites, received time.Time, offset time.Duration) error {
+	if len(w.recs) > 0 {
+		n := len(w.recs)
 		ids, tks, zones := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 		typs, results, gates, nonces, devs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		scanned, happened := make([]time.Time, n), make([]time.Time, n)
-		for i, r := range recs {
+		for i, r := range w.recs {
 			ids[i], tks[i], zones[i], typs[i], results[i], gates[i], nonces[i], devs[i], scanned[i], happened[i] =
 				r.id, r.ticket, r.zone, r.typ, r.result, r.gate, r.nonce, r.deviceResult, r.scanned, r.happened
 		}
@@ -550,28 +657,49 @@ func (s *Service) syncWrite(tx *tenants.Pgx, b SyncBatch, recs []newRecord, conf
 			return errSyncRaced
 		}
 	}
-	if len(demoted) > 0 {
-		if _, err := tx.Exec(`UPDATE inv_checkins SET result = 'already_admitted', successful = false WHERE id = ANY($1::uuid[]) AND annulled_at IS NULL`, demoted); err != nil {
-			return err
-		}
-		// Conflicts that named a superseded admission name its successor.
-		if _, err := tx.Exec(`UPDATE inv_door_conflicts c SET admission_id = u.to_id FROM unnest($1::uuid[], $2::uuid[]) AS u(from_id, to_id)
-			WHERE c.admission_id = u.from_id`, moveFrom, moveTo); err != nil {
+	if len(w.changedIDs) > 0 {
+		// Earlier passages the replay judged otherwise (an admission that
+		// happened after a batch's scan, an exit now finding nobody inside…).
+		if _, err := tx.Exec(`UPDATE inv_checkins c SET result = u.result, successful = u.result IN ('admit', 'exited')
+			FROM unnest($1::uuid[], $2::text[]) AS u(id, result) WHERE c.id = u.id`, w.changedIDs, w.changedResults); err != nil {
 			return err
 		}
 	}
-	if len(conflicts) > 0 {
-		n := len(conflicts)
+	if len(w.refolded) > 0 {
+		// The replayed tickets' conflicts are the replay's: gone where a scan
+		// is not one any more, kept (with when they were found) or renamed
+		// where it still is, new where it became one.
+		keep := map[uuid.UUID]bool{}
+		for _, c := range w.conflicts {
+			keep[c.checkin] = true
+		}
+		var drop []uuid.UUID
+		for _, c := range w.oldConflicts {
+			if !keep[c.checkin] {
+				drop = append(drop, c.checkin)
+			}
+		}
+		if len(drop) > 0 {
+			if _, err := tx.Exec(`DELETE FROM inv_door_conflicts WHERE checkin_id = ANY($1::uuid[])`, drop); err != nil {
+				return err
+			}
+		}
+	}
+	if len(w.conflicts) > 0 {
+		n := len(w.conflicts)
 		cs, tks, as, rs := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]string, n)
-		for i, c := range conflicts {
+		for i, c := range w.conflicts {
 			cs[i], tks[i], as[i], rs[i] = c.checkin, c.ticket, c.admission, c.reason
 		}
 		if _, err := tx.Exec(`INSERT INTO inv_door_conflicts (checkin_id, event_id, ticket_id, admission_id, reason, found_at)
-			SELECT u.c, $1, u.t, u.a, u.r, $2 FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[]) AS u(c, t, a, r)`,
+			SELECT u.c, $1, u.t, u.a, u.r, $2 FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[]) AS u(c, t, a, r)
+			ON CONFLICT (checkin_id) DO UPDATE SET admission_id = EXCLUDED.admission_id, reason = EXCLUDED.reason
+			WHERE (inv_door_conflicts.admission_id, inv_door_conflicts.reason) IS DISTINCT FROM (EXCLUDED.admission_id, EXCLUDED.reason)`,
 			b.EventID, received, cs, tks, as, rs); err != nil {
 			return err
 		}
 	}
+	state, ticketIDs := w.state, w.ticketIDs
 	var sIDs []uuid.UUID
 	var sInside []bool
 	var sEntries, sExits []int32

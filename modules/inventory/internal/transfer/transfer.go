@@ -92,12 +92,24 @@ type Holding struct {
 // LockHolding reads a ticket for a change of hands, its row locked until
 // the transaction ends: a listing, a transfer and a purchase of the same
 // ticket queue here, and each judges the state the one before it left.
+//
+// The lock is taken by a statement of its own, and the state read by the
+// next: a scan holds the ticket's row FOR SHARE until it commits, and only
+// a snapshot taken after the lock was granted sees that scan's entry (one
+// statement would judge "used at the door" from before the wait).
 func LockHolding(tx *gorm.DB, ticketID uuid.UUID) (Holding, error) {
+	var locked []uuid.UUID
+	if err := tx.Raw(`SELECT id FROM inv_tickets WHERE id = ? FOR UPDATE`, ticketID).Scan(&locked).Error; err != nil {
+		return Holding{}, err
+	}
+	if len(locked) == 0 {
+		return Holding{}, app.NotFound("ticket")
+	}
 	var hs []Holding
 	if err := tx.Raw(`SELECT t.id, t.order_id, t.event_id, t.tier_id, t.status, t.transferable, t.holder_name, t.holder_email,
 			EXISTS (SELECT 1 FROM inv_door_state s WHERE s.ticket_id = t.id AND s.entries > 0) AS checked_in,
 			EXISTS (SELECT 1 FROM inv_resale_listings l WHERE l.ticket_id = t.id AND l.status = 'listed') AS listed
-		FROM inv_tickets t WHERE t.id = ? FOR UPDATE OF t`, ticketID).Scan(&hs).Error; err != nil {
+		FROM inv_tickets t WHERE t.id = ?`, ticketID).Scan(&hs).Error; err != nil {
 		return Holding{}, err
 	}
 	if len(hs) == 0 {
