@@ -39,6 +39,7 @@ var blocks = []block{
 	{170, 179, []string{"search", "inventory"}, "storefront search and trending; demand-based pricing"},
 	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
+	{240, 249, []string{"inventory"}, "inventory: refunds per ticket"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the
