@@ -253,6 +253,10 @@ func buildSales(rows []orders.SalesRow, loc *time.Location, zone string, eventNa
 	if v.Empty {
 		return v
 	}
+	// At least a week on the axis, so one day of sales is not one wide slab.
+	if last.Sub(first) < 6*24*time.Hour {
+		last = first.AddDate(0, 0, 6)
+	}
 	// Buckets: days, or weeks (from the first day) when there are too many days.
 	step := 1
 	v.ChartUnit = "day"
@@ -278,7 +282,8 @@ func buildSales(rows []orders.SalesRow, loc *time.Location, zone string, eventNa
 	for i, b := range buckets {
 		n := counts[b]
 		h := float64(n) / float64(v.ChartMax) * (v.BaseY - 20)
-		bar := salesBar{X: left + float64(i)*slot + slot*0.1, W: max(slot*0.8, 1), Y: v.BaseY - h, H: h,
+		w := min(max(slot*0.8, 1), 56)
+		bar := salesBar{X: left + float64(i)*slot + (slot-w)/2, W: w, Y: v.BaseY - h, H: h,
 			Title: fmt.Sprintf("%s: %d ticket(s)", b.Format("Mon 2 Jan 2006"), n)}
 		if step == 7 {
 			bar.Title = fmt.Sprintf("Week of %s: %d ticket(s)", b.Format("2 Jan 2006"), n)
