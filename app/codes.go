@@ -154,6 +154,8 @@ var Codes = []CodeInfo{
 	{"refund_tickets_not_valid", KindConflict, "some of the tickets to refund are not valid tickets of the order any more (refunded, transferred or resold already)"},
 	{"refund_ticket_resold", KindConflict, "a ticket to refund was resold to another order, or came to this one on resale"},
 	{"invalid_tickets", KindInvalid, "the tickets to refund: 1 to 100 ticket ids of the order"},
+	{"last_owner", KindConflict, "the chain's last owner cannot lose the owner role; make someone else owner first"},
+	{"invite_invalid", KindGone, "the invitation link was used, expired or altered"},
 	{"invalid_order_cursor", KindInvalid, "the orders list's page link does not belong to this sort, or was altered"},
 	{"event_cancelled", KindGone, "the event was cancelled and every ticket refunded"},
 	{"payment_provider_unavailable", KindUpstream, "the payment provider did not answer; retry the same request"},
