@@ -396,13 +396,7 @@ func (a *App) portalInvitePage(c *gin.Context) {
 	v := invitePageView{U: c.Query("u"), X: c.Query("x"), S: c.Query("s")}
 	u, err := a.checkInvite(c, v.U, v.X, v.S)
 	if err != nil {
-		msg, ok := errorText(err)
-		if !ok {
-			Fail(c, err)
-			return
-		}
-		v.Invalid = msg
-		a.renderInvite(c, http.StatusGone, v)
+		Fail(c, err) // the error page, in the portal's chrome, says why
 		return
 	}
 	v.User = u
@@ -415,13 +409,7 @@ func (a *App) portalAcceptInvite(c *gin.Context) {
 	v := invitePageView{U: c.PostForm("u"), X: c.PostForm("x"), S: c.PostForm("s")}
 	u, err := a.checkInvite(c, v.U, v.X, v.S)
 	if err != nil {
-		msg, ok := errorText(err)
-		if !ok {
-			Fail(c, err)
-			return
-		}
-		v.Invalid = msg
-		a.renderInvite(c, http.StatusGone, v)
+		Fail(c, err) // the error page, in the portal's chrome, says why
 		return
 	}
 	v.User = u
@@ -460,8 +448,7 @@ func (a *App) portalAcceptInvite(c *gin.Context) {
 		return
 	}
 	if changed == 0 {
-		v.Invalid = "this invitation link was used already; sign in with the password chosen then"
-		a.renderInvite(c, http.StatusGone, v)
+		Fail(c, Gone("invite_invalid", "this invitation link was used already; sign in with the password chosen then"))
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/portal/login?next=/portal")

@@ -74,6 +74,11 @@ func (h *handlers) live(c *gin.Context) (liveFigures, error) {
 
 // liveState answers the page's refresh (JSON, never cached).
 func (h *handlers) liveState(c *gin.Context) {
+	if !strings.Contains(c.GetHeader("Accept"), "application/json") {
+		// A person who opened the address: the page, not its data.
+		c.Redirect(http.StatusSeeOther, strings.TrimSuffix(c.Request.URL.Path, "/live"))
+		return
+	}
 	f, err := h.live(c)
 	if err != nil {
 		app.Fail(c, err)
