@@ -127,8 +127,10 @@ func (c *Core) ChannelSales() ChannelSales { return c.a.channels }
 // SigningKey derives a module's HMAC key for one purpose from the
 // deployment's secret, so links signed for one purpose never verify for
 // another, and the secret itself never leaves the core.
-func (c *Core) SigningKey(purpose string) []byte {
-	m := hmac.New(sha256.New, []byte(c.a.Config.SecretKey))
+func (c *Core) SigningKey(purpose string) []byte { return c.a.signingKey(purpose) }
+
+func (a *App) signingKey(purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(a.Config.SecretKey))
 	m.Write([]byte("marquee signing key v1\x00" + purpose))
 	return m.Sum(nil)
 }

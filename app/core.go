@@ -285,7 +285,7 @@ func (a *App) apiUnassign(c *gin.Context, _ None) (None, error) {
 	if err != nil {
 		return None{}, err
 	}
-	held, err := a.Enforcer.Unassign(TenantOf(c).Slug, asg)
+	held, err := a.unassignRole(c.Request.Context(), TenantOf(c), asg)
 	if err != nil {
 		return None{}, assignmentError(err)
 	}

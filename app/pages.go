@@ -379,6 +379,7 @@ func (a *App) registerPages(r *Registrar) {
 	r.Nav("Support access log", "/portal/access-log", 90, Require("support_access", policies.Read))
 	r.Storefront(http.MethodGet, "/", Public(), a.storefrontHome)
 	a.registerLedgerPages(r)
+	a.registerUsersPages(r)
 }
 
 type loginView struct {

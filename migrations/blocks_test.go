@@ -42,6 +42,7 @@ var blocks = []block{
 	{210, 219, []string{"inventory"}, "inventory at the door, continued: everyone out at"},
 	{220, 229, []string{"integrations"}, "integrations: channel sales in the ticket facts, tier price and sale-window pushes, inventory status"},
 	{230, 239, []string{"inventory"}, "inventory: the ticketing editor and seat-map builder"},
+	{240, 249, []string{"inventory"}, "inventory: refunds per ticket"},
 	{250, 259, []string{"booking"}, "booking: contracts, signatures and the seal; venue rental terms"},
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},

@@ -100,6 +100,10 @@ func NewEnforcer(ctx context.Context, db *gorm.DB, rdb redis.UniversalClient, de
 // ruleTable is where casbin's rules live.
 const ruleTable = migrations.ControlSchema + ".casbin_rule"
 
+// RuleTable is the policy table, for the core's checks that must read the
+// rules as committed (not an instance's loaded copy).
+const RuleTable = ruleTable
+
 // Close stops listening for policy changes.
 func (en *Enforcer) Close() { en.w.Close() }
 

@@ -174,6 +174,16 @@ func (s *Service) Venues(ctx context.Context, t tenants.Tenant) ([]Venue, error)
 	return vs, err
 }
 
+// VenueNames implements app.VenueLister: the chain's venues by name.
+func (s *Service) VenueNames(ctx context.Context, t tenants.Tenant) ([]app.VenueName, error) {
+	vs, err := s.Venues(ctx, t)
+	out := make([]app.VenueName, len(vs))
+	for i, v := range vs {
+		out[i] = app.VenueName{ID: v.ID, Name: v.Name}
+	}
+	return out, err
+}
+
 // VenueExists implements app.VenueDirectory.
 func (s *Service) VenueExists(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
 	_, err := s.Venue(ctx, t, id)

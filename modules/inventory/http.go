@@ -513,6 +513,32 @@ func (m *Module) refundOrder(c *gin.Context, req refundRequest) (Order, error) {
 	return m.svc.RefundOrder(c.Request.Context(), t, id, req.Reason)
 }
 
+type refundTicketsRequest struct {
+	Tickets []uuid.UUID `json:"tickets"`
+	Reason  string      `json:"reason"`
+}
+
+// refundTickets refunds some tickets of a paid order; the rest stay valid.
+func (m *Module) refundTickets(c *gin.Context, req refundTicketsRequest) (PartialRefund, error) {
+	id, err := app.PathUUID(c, "orderId", "order")
+	if err != nil {
+		return PartialRefund{}, err
+	}
+	t := app.TenantOf(c)
+	o, err := m.svc.Order(c.Request.Context(), t, id)
+	if err != nil {
+		return PartialRefund{}, err
+	}
+	ev, err := m.svc.Event(c.Request.Context(), t, o.EventID)
+	if err != nil {
+		return PartialRefund{}, err
+	}
+	if !m.app.CanAtVenue(c, ev.VenueID, ObjOrders, policies.Write) {
+		return PartialRefund{}, app.Forbidden("forbidden", "your roles do not allow refunds at this event's venue")
+	}
+	return m.svc.RefundTickets(c.Request.Context(), t, id, req.Tickets, req.Reason)
+}
+
 // ---- Stripe
 
 // StripeEvent is the part of a Stripe event delivery the webhook reads (the

@@ -74,6 +74,7 @@ type (
 	TierQuantity       = holds.TierQuantity
 	BuyerInfo          = orders.BuyerInfo
 	WebhookResult      = orders.WebhookResult
+	PartialRefund      = orders.PartialRefund
 	TokenClaims        = tickets.TokenClaims
 	// TicketClaims are what a v2 token says; TicketKey is one of an
 	// event's verification keys; VerifiedTicket is a verified token of

@@ -161,6 +161,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/orders", pub, "Create an order and its Stripe PaymentIntent for a hold (Idempotency-Key required)", app.Handle(m.createOrder).Created())
 	r.API(http.MethodGet, "/orders/:orderId", pub.EvenWhenSuspended(), "Read an order and its tickets (signed link or staff)", app.Handle(m.getOrder))
 	r.API(http.MethodPost, "/orders/:orderId/refund", signed, "Refund a paid order: tickets void, inventory returned (Idempotency-Key required)", app.Handle(m.refundOrder).OptionalBody().Before(m.app.Idempotent()))
+	r.API(http.MethodPost, "/orders/:orderId/refund-tickets", signed, "Refund some tickets of a paid order: those tickets void, their seats and units back on sale, their price back to the card; the others stay valid (Idempotency-Key required)", app.Handle(m.refundTickets).Created().Before(m.app.Idempotent()))
 	if m.app.Config.TestModePayments() {
 		// Only a development deployment with a test-mode key settles its own
 		// payments; elsewhere the route does not exist.
@@ -187,6 +188,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodGet, "/inventory/:eventId/orders", signed, m.portalOrdersPage)
 	r.Portal(http.MethodGet, "/inventory/:eventId/orders/:orderId", signed, m.portalOrderPage)
 	r.Portal(http.MethodPost, "/inventory/:eventId/orders/:orderId/refund", signed, m.portalRefundOrder)
+	m.registerOrderOpsPages(r)
 	r.Nav("Inventory", "/portal/inventory", 20, app.Require(ObjInventory, policies.Read))
 	r.Portal(http.MethodGet, "/scanner", signed, m.scannerPage)
 	r.Portal(http.MethodGet, "/scanner/conflicts", signed, m.conflictsPage)

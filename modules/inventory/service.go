@@ -222,6 +222,20 @@ func (s *Service) RefundOrder(ctx context.Context, t tenants.Tenant, orderID uui
 	return o, err
 }
 
+// RefundTickets refunds some tickets of a paid order.
+func (s *Service) RefundTickets(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, ticketIDs []uuid.UUID, reason string) (PartialRefund, error) {
+	r, err := s.orders.RefundTickets(ctx, t, orderID, ticketIDs, reason)
+	if err == nil {
+		s.KickWaitlist(ctx, t) // the refunded units may be owed to a waiting list
+	}
+	return r, err
+}
+
+// PartialRefunds lists an order's refunds of single tickets, oldest first.
+func (s *Service) PartialRefunds(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) ([]PartialRefund, error) {
+	return s.orders.PartialRefunds(ctx, t, orderID)
+}
+
 // HandleWebhook settles a Stripe webhook delivered to a chain's own host.
 func (s *Service) HandleWebhook(ctx context.Context, t tenants.Tenant, payload []byte, signature string) (WebhookResult, error) {
 	return s.orders.HandleWebhook(ctx, t, payload, signature)

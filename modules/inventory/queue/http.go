@@ -55,6 +55,7 @@ func Register(r *app.Registrar, room *Room, buyer BuyerFunc) {
 		app.Handle(h.getState))
 	r.API(http.MethodPut, "/events/:eventId/waiting-room", app.Require(ObjWaitingRoom, policies.Write), "Switch and tune the waiting room", app.Handle(h.putSettings))
 	r.Storefront(http.MethodGet, "/events/:eventId/queue", app.Public(), h.page)
+	registerSettingsPage(r, h)
 	r.Background("waiting-room-admitter", func(ctx context.Context) error { return room.RunAdmitter(ctx, AdmitInterval) })
 }
 

@@ -242,6 +242,7 @@ func (s *Service) nextCancellationRefund(ctx context.Context, t tenants.Tenant, 
 func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) error {
 	var o model.Order
 	var settled bool
+	var partAmount int64 // tickets refunded one by one before the cancellation
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		settled = false
 		var err error
@@ -249,6 +250,9 @@ func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, o
 		// refund of it either committed before (seen here) or sees this
 		// claim and refuses.
 		if o, err = ReadOrder(tx, orderID, true); err != nil {
+			return err
+		}
+		if partAmount, _, err = partlyRefunded(tx, orderID); err != nil {
 			return err
 		}
 		var state string
@@ -270,8 +274,8 @@ func (s *Service) refundForCancellation(ctx context.Context, t tenants.Tenant, o
 		return err
 	}
 	refundID := "none" // free orders: nothing went through Stripe
-	if o.PaymentIntentID != nil && o.AmountMinor > 0 {
-		params := &stripe.RefundParams{PaymentIntent: o.PaymentIntentID, Amount: stripe.Int64(o.AmountMinor)}
+	if o.PaymentIntentID != nil && o.AmountMinor-partAmount > 0 {
+		params := &stripe.RefundParams{PaymentIntent: o.PaymentIntentID, Amount: stripe.Int64(o.AmountMinor - partAmount)}
 		params.Context = ctx
 		params.SetIdempotencyKey("refund:" + o.ID.String())
 		params.AddMetadata("tenant", t.Slug)

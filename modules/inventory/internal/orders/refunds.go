@@ -78,12 +78,18 @@ func (s *Service) returnOrder(tx *gorm.DB, o model.Order, reason string, stripeR
 	if err := tx.Exec(`UPDATE inv_tickets SET status = 'void', voided_at = now() WHERE order_id = ? AND status = 'valid'`, o.ID).Error; err != nil {
 		return nil, err
 	}
+	// Tickets refunded one by one before went back already, with their money.
+	partAmount, partTickets, err := partlyRefunded(tx, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	amount := o.AmountMinor - partAmount
 	seats, err := stock.ReturnSoldSeats(tx, o.EventID, o.ID)
 	if err != nil {
 		return nil, err
 	}
 	if err := tx.Exec(`INSERT INTO inv_refunds (order_id, amount_minor, currency, reason, stripe_refund_id) VALUES (?, ?, ?, ?, ?)`,
-		o.ID, o.AmountMinor, o.Currency, reason, stripeRefundID).Error; err != nil {
+		o.ID, amount, o.Currency, reason, stripeRefundID).Error; err != nil {
 		return nil, err
 	}
 	if _, err := s.queueMail(tx, o, "refund", MailNotice, subject, body); err != nil {
@@ -93,11 +99,11 @@ func (s *Service) returnOrder(tx *gorm.DB, o model.Order, reason string, stripeR
 	if err := stock.MoveAllocs(tx, o.HoldID, stock.ReturnSold, true); err != nil {
 		return nil, err
 	}
-	if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - (SELECT quantity FROM inv_holds WHERE id = ?), 0)
-		WHERE event_id = ? AND subject = ?`, o.HoldID, o.EventID, "b:"+o.BuyerID).Error; err != nil {
+	if err := tx.Exec(`UPDATE inv_buyer_counters SET units = greatest(units - ((SELECT quantity FROM inv_holds WHERE id = ?) - ?), 0)
+		WHERE event_id = ? AND subject = ?`, o.HoldID, partTickets, o.EventID, "b:"+o.BuyerID).Error; err != nil {
 		return nil, err
 	}
-	_, err = s.d.App.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -o.AmountMinor, o.Currency, reason)
+	_, err = s.d.App.Ledger.Append(tx, "ticket.refund", "order:"+o.ID.String(), -amount, o.Currency, reason)
 	return seats, err
 }
 
@@ -120,8 +126,12 @@ type RefundTask struct {
 	PaymentIntentID string    `json:"payment_intent_id,omitempty"`
 }
 
-// SendRefund sends an order's recorded refund to Stripe if it was not sent.
+// SendRefund sends an order's recorded refunds (per ticket, then whole) to
+// Stripe if they were not sent.
 func (s *Service) SendRefund(ctx context.Context, t tenants.Tenant, orderID uuid.UUID) error {
+	if err := s.sendPartialRefunds(ctx, t, orderID); err != nil {
+		return err
+	}
 	var rows []struct {
 		Amount int64   `gorm:"column:amount_minor"`
 		PI     *string `gorm:"column:payment_intent_id"`
@@ -157,7 +167,8 @@ func (s *Service) PendingRefunds(ctx context.Context, t tenants.Tenant) ([]uuid.
 		OrderID uuid.UUID `gorm:"column:order_id"`
 	}
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT order_id FROM inv_refunds WHERE stripe_refund_id IS NULL AND created_at < now() - interval '1 minute' LIMIT 100`).Scan(&rows).Error
+		return tx.Raw(`SELECT order_id FROM inv_refunds WHERE stripe_refund_id IS NULL AND created_at < now() - interval '1 minute'
+			UNION SELECT order_id FROM inv_partial_refunds WHERE stripe_refund_id IS NULL AND created_at < now() - interval '1 minute' LIMIT 100`).Scan(&rows).Error
 	})
 	out := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
