@@ -229,6 +229,8 @@ var Codes = []CodeInfo{
 	{"invalid_at", KindInvalid, "at is more than two minutes ahead of the server or more than two days behind"},
 	{"incident_resolved", KindConflict, "the incident is resolved; its timeline is closed"},
 	{"invalid_pos_event", KindInvalid, "the POS webhook body is not a recognisable event envelope"},
+	{"invalid_ops_contacts", KindInvalid, "the ops mail contacts are refused (bad address, unknown venue, listed twice, neither alerts nor incidents); field names it"},
+	{"pos_merchant_mismatch", KindForbidden, "the POS event names another merchant than the one the connector is configured for"},
 	{"invalid_pricing", KindInvalid, "demand-pricing bounds are refused (floor above ceiling, step or interval out of range); field names it"},
 	{"price_outside_bounds", KindConflict, "the tier's current price lies outside the bounds asked for; set bounds that contain it"},
 	{"invalid_query", KindInvalid, "the search text is too long or holds characters a search never needs (; < > = \\ and the like)"},

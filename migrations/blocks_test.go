@@ -39,11 +39,12 @@ var blocks = []block{
 	{170, 179, []string{"search", "inventory"}, "storefront search and trending; demand-based pricing"},
 	{180, 189, []string{"core", "inventory"}, "delivery and limits: the core's mail outbox, wallet passes, limits against hoarding and fraud"},
 	{200, 209, []string{"inventory"}, "inventory: the on-sale at full speed (adaptive admission)"},
+	{270, 279, []string{"ops"}, "ops: contacts and mail through the core, POS polling"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the
 	// blocks after it start above it (README).
-	{900, 999, []string{"calendar", "core"}, "pending contract steps"},
+	{900, 999, []string{"calendar", "core", "ops"}, "pending contract steps"},
 }
 
 // owners are the names a migration file may start with after its number.

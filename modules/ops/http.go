@@ -412,3 +412,19 @@ func (m *Module) posWebhook(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, res)
 }
+
+// ---- contacts
+
+type contactsRequest struct {
+	Contacts []ContactInput `json:"contacts"`
+}
+
+func (m *Module) putContacts(c *gin.Context, req contactsRequest) (app.List[Contact], error) {
+	out, err := m.svc.SetContacts(c.Request.Context(), app.TenantOf(c), req.Contacts)
+	return app.ListOf(out), err
+}
+
+func (m *Module) listContacts(c *gin.Context, _ app.None) (app.List[Contact], error) {
+	out, err := m.svc.Contacts(c.Request.Context(), app.TenantOf(c))
+	return app.ListOf(out), err
+}

@@ -94,7 +94,8 @@ func redact(i Incident, full bool) Incident {
 	return i
 }
 
-// ReportIncident records an incident and tells the event's dashboards.
+// ReportIncident records an incident, mails the venue's incident contacts
+// in the same transaction, and tells the event's dashboards.
 func (s *Service) ReportIncident(ctx context.Context, t tenants.Tenant, ev app.EventInfo, reporter *uuid.UUID, in IncidentInput) (Incident, error) {
 	if err := in.Validate(); err != nil {
 		return Incident{}, err
@@ -102,17 +103,24 @@ func (s *Service) ReportIncident(ctx context.Context, t tenants.Tenant, ev app.E
 	now := s.app.Now().UTC().Truncate(time.Microsecond)
 	inc := Incident{ID: newID(), EventID: ev.ID, Category: in.Category, Severity: in.Severity, Zone: in.Zone, Location: in.Location,
 		Description: in.Description, Confidential: in.Confidential, Status: "open", ReporterID: reporter, ReportedAt: now}
+	var mails []uuid.UUID
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		if err := tx.Exec(`INSERT INTO ops_incidents (id, event_id, venue_id, category, severity, zone, location, description, confidential, reporter_id, reported_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, inc.ID, ev.ID, ev.VenueID, in.Category, in.Severity, in.Zone, in.Location, in.Description,
 			in.Confidential, reporter, now).Error; err != nil {
 			return err
 		}
-		return appendTimeline(tx, inc.ID, now, reporter, "reported", in.Description)
+		if err := appendTimeline(tx, inc.ID, now, reporter, "reported", in.Description); err != nil {
+			return err
+		}
+		var err error
+		mails, err = s.queueIncidentMail(tx, t, ev, inc)
+		return err
 	})
 	if err != nil {
 		return Incident{}, err
 	}
+	s.app.Mail.Dispatch(ctx, t, mails...)
 	inc, err = s.Incident(ctx, t, ev.ID, inc.ID)
 	if err == nil {
 		// Viewers all get the redacted form; those allowed re-read it whole.

@@ -132,6 +132,10 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/webhooks/pos/:connectorId", app.Public().EvenWhenSuspended(), "Square-shaped POS webhook (x-square-hmacsha256-signature over the notification URL and the raw body)",
 		app.Raw(m.posWebhook).Accepts("application/json", SquareEvent{}).Produces("application/json", WebhookResult{}))
 
+	r.API(http.MethodPut, "/ops/contacts", app.Require(ObjSettings, write), "Replace who ops mails capacity alerts and incident reports to (chain-wide or per venue)",
+		app.Handle(m.putContacts))
+	r.API(http.MethodGet, "/ops/contacts", app.Require(ObjSettings, write), "Who ops mails capacity alerts and incident reports to", app.Handle(m.listContacts))
+
 	r.Portal(http.MethodGet, "/ops", signed, m.nightPage)
 	r.Portal(http.MethodGet, "/ops/events/:eventId", signed, m.dashboardPage)
 	r.Nav("Live ops", "/portal/ops", 40, app.Require(ObjDashboard, read))
