@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -163,11 +162,10 @@ func (m *Module) getRevenue(c *gin.Context, _ app.None) (Revenue, error) {
 // return together.
 const streamLifetime = 30 * time.Minute
 
-// stream serves an event's dashboard changes as server-sent events. SSE,
-// not a WebSocket: the dashboard only listens (reports go through POST), an
-// EventSource reconnects by itself and sends Last-Event-ID, which is all
-// a gapless resume needs, and the core's stream routes already bound
-// streams per client and end them when the server drains.
+// stream serves an event's dashboard changes as server-sent events: an
+// EventSource reconnects by itself and sends Last-Event-ID, which is all a
+// gapless resume needs. streamWS (ws.go) serves the same stream over a
+// WebSocket, from the same hub.
 func (m *Module) stream(c *gin.Context) {
 	ev, err := m.event(c, ObjDashboard, policies.Read)
 	if err != nil {
@@ -177,37 +175,21 @@ func (m *Module) stream(c *gin.Context) {
 	since := int64(-1)
 	for _, v := range []string{c.GetHeader("Last-Event-ID"), c.Query("since")} {
 		if v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				app.Fail(c, app.InvalidField("invalid_since", "since", "since (or Last-Event-ID) is a stream sequence number"))
+			if since, err = streamPosition(v, "since"); err != nil {
+				app.Fail(c, err)
 				return
 			}
-			since = n
 			break
 		}
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
-	hub := m.svc.hub
-	// Join before reading the history: whatever is published from here on
-	// reaches the viewer, and whatever was published before is in the
-	// history; numbers already sent are skipped.
-	v, leave, err := hub.Join(ctx, t, ev.ID)
+	st, err := m.joinStream(ctx, t, ev.ID, since)
 	if err != nil {
-		app.Fail(c, app.Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
+		app.Fail(c, err)
 		return
 	}
-	defer leave()
-	var backlog []Message
-	whole := true
-	if since < 0 {
-		if since, err = hub.Seq(ctx, t, ev.ID); err != nil {
-			app.Fail(c, app.Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
-			return
-		}
-	} else if backlog, whole, err = hub.Since(ctx, t, ev.ID, since); err != nil {
-		app.Fail(c, app.Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
-		return
-	}
+	defer st.leave()
+	v, since, backlog, whole := st.viewer, st.since, st.backlog, st.whole
 	w := c.Writer
 	rc := http.NewResponseController(w)
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(20 * time.Second)) }

@@ -108,6 +108,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/dashboard", signed, "The live dashboard: occupancy, revenue, incidents, alerts, and the stream position to resume from (ops.dashboard:read at its venue)",
 		app.Handle(m.getDashboard))
 	r.APIStream("/events/:eventId/dashboard/stream", signed, "The dashboard's changes, live (server-sent events with sequence ids; Last-Event-ID or since resumes without a gap)", m.stream)
+	r.APIWebSocket("/events/:eventId/dashboard/ws", signed, "The dashboard's changes over a WebSocket: the same numbered messages as the stream, one per text frame; ?after=N resumes without a gap",
+		[]app.QueryParam{{Name: "after", Description: "the last sequence number the viewer saw"}}, m.streamWS)
 	r.API(http.MethodGet, "/events/:eventId/revenue", signed, "Bar and merch revenue of the event as last rolled up, per category and stand (ops.revenue:read at its venue)",
 		app.Handle(m.getRevenue))
 
