@@ -127,6 +127,21 @@ type Dashboard struct {
 	Revenue   *Revenue        `json:"revenue,omitempty"`
 	Incidents IncidentSummary `json:"incidents"`
 	Alerts    []Alert         `json:"alerts"`
+	// Staffing is the event's staffing coverage from the staffing
+	// module's contract; absent when no module provides it.
+	Staffing *StaffingSummary `json:"staffing,omitempty"`
+}
+
+// StaffingSummary is an event's staffing coverage: totals and role by role.
+type StaffingSummary struct {
+	Required  int                `json:"required"`
+	Assigned  int                `json:"assigned"`
+	Confirmed int                `json:"confirmed"`
+	Gap       int                `json:"gap"`
+	Roles     []app.RoleCoverage `json:"roles"`
+	// Unavailable: the staffing module did not answer; the rest of the
+	// dashboard stands without it.
+	Unavailable bool `json:"unavailable,omitempty"`
 }
 
 // DashboardEvent names the event.
