@@ -146,6 +146,9 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskSample, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.Task(TaskRollup, m.rollupTask)
 	r.Every(jobs.Periodic{Cron: "*/5 * * * *", Type: TaskRollup, Queue: jobs.QueueRollups, Bucket: 5 * time.Minute})
+	r.Task(TaskPOSPolls, m.pollFanoutTask)
+	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskPOSPolls, Queue: jobs.QueuePolling, Bucket: pollEvery})
+	r.Task(TaskPOSPoll, m.pollTask)
 	// The seed picks the show the door's demo scanned when the inventory's
 	// seed ran before it, which modules.All's order gives; naming
 	// "inventory" here would make the module unusable without it (tests
