@@ -42,11 +42,11 @@ import (
 
 // Connector is a POS account of the chain. Its signature key is never returned.
 type Connector struct {
-	ID              uuid.UUID     `json:"id"`
-	Name            string        `json:"name"`
-	Provider        string        `json:"provider"`
-	MerchantID      string        `json:"merchant_id"`
-	NotificationURL string        `json:"notification_url"`
+	ID              uuid.UUID `json:"id"`
+	Name            string    `json:"name"`
+	Provider        string    `json:"provider"`
+	MerchantID      string    `json:"merchant_id"`
+	NotificationURL string    `json:"notification_url"`
 	// APIURL is where the connector is polled (GET /v2/payments), when set.
 	APIURL    *string       `json:"api_url,omitempty"`
 	PolledAt  *time.Time    `json:"polled_at,omitempty"`

@@ -17,8 +17,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
