@@ -54,6 +54,7 @@ type App struct {
 	Ledger   *Ledger
 	Realtime *Realtime
 	Mail     *Mailer
+	objects  *ObjectStore
 
 	// dummyHash is compared against when an account does not exist, so a
 	// missing account takes as long to refuse as a wrong password.
@@ -179,6 +180,9 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.Ledger = &Ledger{servers: a.Servers}
 	a.Realtime = &Realtime{a: a}
 	a.Mail = newMailer(a)
+	if a.objects, err = NewObjectStore(cfg); err != nil {
+		return nil, err
+	}
 	a.http = newHTTPMetrics(a.Metrics)
 	a.shedder = newShedder(cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait, a.Metrics)
 	a.streams = newStreamLimiter(cfg.StreamsPerClient, a.Metrics)

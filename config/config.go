@@ -80,6 +80,17 @@ type Config struct {
 	GoogleWalletIssuerID       string // MARQUEE_GOOGLE_WALLET_ISSUER_ID
 	GoogleWalletServiceAccount string // MARQUEE_GOOGLE_WALLET_SERVICE_ACCOUNT
 	GoogleWalletKeyFile        string // MARQUEE_GOOGLE_WALLET_KEY_FILE
+
+	// Object storage (contracts, invoices, photos): a directory on the
+	// local disk (MARQUEE_OBJECTS_DIR; empty: the user's cache directory),
+	// or an S3-compatible bucket when MARQUEE_OBJECTS_S3_ENDPOINT is set
+	// ("https://host[:port]"; "http://" for a local server).
+	ObjectsDir         string
+	ObjectsS3Endpoint  string // MARQUEE_OBJECTS_S3_ENDPOINT
+	ObjectsS3Bucket    string // MARQUEE_OBJECTS_S3_BUCKET
+	ObjectsS3Region    string // MARQUEE_OBJECTS_S3_REGION
+	ObjectsS3AccessKey string // MARQUEE_OBJECTS_S3_ACCESS_KEY
+	ObjectsS3SecretKey string // MARQUEE_OBJECTS_S3_SECRET_KEY
 }
 
 // Development Stripe credentials: test mode keys that stripe-mock accepts.
@@ -181,6 +192,12 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_GOOGLE_WALLET_ISSUER_ID", &c.GoogleWalletIssuerID)
 	str("MARQUEE_GOOGLE_WALLET_SERVICE_ACCOUNT", &c.GoogleWalletServiceAccount)
 	str("MARQUEE_GOOGLE_WALLET_KEY_FILE", &c.GoogleWalletKeyFile)
+	str("MARQUEE_OBJECTS_DIR", &c.ObjectsDir)
+	str("MARQUEE_OBJECTS_S3_ENDPOINT", &c.ObjectsS3Endpoint)
+	str("MARQUEE_OBJECTS_S3_BUCKET", &c.ObjectsS3Bucket)
+	str("MARQUEE_OBJECTS_S3_REGION", &c.ObjectsS3Region)
+	str("MARQUEE_OBJECTS_S3_ACCESS_KEY", &c.ObjectsS3AccessKey)
+	str("MARQUEE_OBJECTS_S3_SECRET_KEY", &c.ObjectsS3SecretKey)
 	if c.DeploymentID != "" && !deploymentPattern.MatchString(c.DeploymentID) {
 		errs = append(errs, fmt.Errorf("MARQUEE_DEPLOYMENT_ID: %q must match %s", c.DeploymentID, deploymentPattern))
 	}

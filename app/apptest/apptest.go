@@ -25,6 +25,7 @@ import (
 	"net/http/httptest"
 	neturl "net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -278,7 +279,19 @@ func Config(databaseURL string) config.Config {
 	// Race tests fire hundreds of requests at once to prove invariants, not
 	// load shedding (which has its own test with tight bounds).
 	cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait = 4096, 4096, 5*time.Second
+	// Objects are kept per test database, so packages run at once never
+	// share a directory and several Starts on one database share theirs.
+	cfg.ObjectsDir = ObjectsDir(databaseURL)
 	return cfg
+}
+
+// ObjectsDir is the object storage directory of a test database.
+func ObjectsDir(databaseURL string) string {
+	name := "default"
+	if u, err := neturl.Parse(databaseURL); err == nil && strings.Trim(u.Path, "/") != "" {
+		name = strings.Trim(u.Path, "/")
+	}
+	return filepath.Join(os.TempDir(), "marquee-test-objects", name)
 }
 
 // Start builds an App on databaseURL and the test Redis and serves it on a
@@ -468,6 +481,7 @@ func Main(m *testing.M, name string, url *string) {
 	*url = u
 	code := m.Run()
 	drop()
+	_ = os.RemoveAll(ObjectsDir(u))
 	os.Exit(code)
 }
 
