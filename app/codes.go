@@ -230,6 +230,8 @@ var Codes = []CodeInfo{
 	{"incident_resolved", KindConflict, "the incident is resolved; its timeline is closed"},
 	{"invalid_pos_event", KindInvalid, "the POS webhook body is not a recognisable event envelope"},
 	{"invalid_ops_contacts", KindInvalid, "the ops mail contacts are refused (bad address, unknown venue, listed twice, neither alerts nor incidents); field names it"},
+	{"invalid_incident_photo", KindInvalid, "an incident photo is refused: not image/jpeg, png or webp, or its bytes are not what its Content-Type says"},
+	{"incident_photos_full", KindConflict, "an incident holds at most 10 photos"},
 	{"pos_merchant_mismatch", KindForbidden, "the POS event names another merchant than the one the connector is configured for"},
 	{"invalid_pricing", KindInvalid, "demand-pricing bounds are refused (floor above ceiling, step or interval out of range); field names it"},
 	{"price_outside_bounds", KindConflict, "the tier's current price lies outside the bounds asked for; set bounds that contain it"},

@@ -123,6 +123,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/events/:eventId/incidents/:incidentId/notes", signed, "Add a note to an incident's timeline (ops.incidents:write)", app.Handle(m.noteIncident))
 	r.API(http.MethodPost, "/events/:eventId/incidents/:incidentId/resolve", signed, "Resolve an incident (ops.incident_handling:write)", app.Handle(m.resolveIncident))
 
+	r.API(http.MethodPost, "/events/:eventId/incidents/:incidentId/photos", signed, "Attach a photo to an incident: the body is the image (image/jpeg, png or webp, within the body limit; ops.incidents:write)",
+		app.Raw(m.uploadPhoto).Accepts("image/jpeg", "").Produces("application/json", Photo{}).Created())
+	r.API(http.MethodGet, "/events/:eventId/incidents/:incidentId/photos/:photoId", signed, "An incident's photo (ops.incidents:read at its venue; a confidential incident's only with ops.incident_handling:read)",
+		app.Raw(m.getPhoto).Produces("image/jpeg", "").Produces("image/png", "").Produces("image/webp", ""))
+
 	r.API(http.MethodPost, "/ops/pos/connectors", app.Require(ObjPOS, write), "Connect a POS account (Square): its signature key is sealed and never returned",
 		app.Handle(m.createConnector).Created())
 	r.API(http.MethodGet, "/ops/pos/connectors", app.Require(ObjPOS, read), "The chain's POS connectors and their locations", app.Handle(m.listConnectors))

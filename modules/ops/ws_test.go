@@ -214,7 +214,7 @@ func TestWebSocketRefusals(t *testing.T) {
 	const n = 2000 // 32 MB: more than the slow socket's buffers and its 256 messages of slack
 	first := int64(0)
 	for i := range n {
-		seq, err := hub.Publish(ctx, c.t, ev, "note", pad)
+		seq, err := hub.Publish(context.Background(), c.t, ev, "note", pad)
 		if err != nil {
 			t.Fatal(err)
 		}
