@@ -113,10 +113,15 @@ func (m *Module) streamWS(c *gin.Context) {
 	// Viewers only listen; CloseRead answers pings and the close handshake
 	// and ends ctx when the viewer goes (or sends something).
 	ctx = conn.CloseRead(ctx)
-	write := func(frame []byte) error {
-		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	// wctx bounds the writes of one batch (what is queued when the
+	// viewer's turn comes), so a batch costs one timer, not one per frame.
+	wctx := ctx
+	write := func(frame []byte) error { return conn.Write(wctx, websocket.MessageText, frame) }
+	batch := func(fn func() error) error {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, wsWriteTimeout)
 		defer cancel()
-		return conn.Write(wctx, websocket.MessageText, frame)
+		return fn()
 	}
 	last := st.since
 	send := func(msg Message) error {
@@ -126,18 +131,23 @@ func (m *Module) streamWS(c *gin.Context) {
 		last = msg.Seq
 		return write(fmt.Appendf(nil, `{"seq":%d,"type":%q,"data":%s}`, msg.Seq, msg.Type, msg.Data))
 	}
-	if err := write(fmt.Appendf(nil, `{"seq":%d,"type":"connected","data":null}`, st.since)); err != nil {
+	if err := batch(func() error {
+		if err := write(fmt.Appendf(nil, `{"seq":%d,"type":"connected","data":null}`, st.since)); err != nil {
+			return err
+		}
+		if !st.whole {
+			if err := write(fmt.Appendf(nil, `{"seq":%d,"type":"reset","data":null}`, st.since)); err != nil {
+				return err
+			}
+		}
+		for _, msg := range st.backlog {
+			if err := send(msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		return
-	}
-	if !st.whole {
-		if err := write(fmt.Appendf(nil, `{"seq":%d,"type":"reset","data":null}`, st.since)); err != nil {
-			return
-		}
-	}
-	for _, msg := range st.backlog {
-		if err := send(msg); err != nil {
-			return
-		}
 	}
 	endOfLife := time.NewTimer(streamLifetime + time.Duration(rand.Int64N(int64(5*time.Minute))))
 	defer endOfLife.Stop()
@@ -167,7 +177,17 @@ func (m *Module) streamWS(c *gin.Context) {
 			err = conn.Ping(pctx)
 			cancel()
 		case msg := <-v.C:
-			err = send(msg)
+			err = batch(func() error {
+				if err := send(msg); err != nil {
+					return err
+				}
+				for n := len(v.C); n > 0; n-- {
+					if err := send(<-v.C); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		}
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {

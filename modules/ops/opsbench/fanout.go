@@ -63,8 +63,9 @@ func (r FanoutResult) String() string {
 }
 
 type received struct {
-	lat  []time.Duration
-	seqs []int64
+	lat   []time.Duration
+	seqs  []int64 // every numbered message, the bench's and others (the sampler's)
+	bench int
 }
 
 // Fanout connects the viewers, publishes Rate updates a second for Seconds
@@ -137,7 +138,7 @@ func Fanout(ctx context.Context, o FanoutOptions, s Stream) (FanoutResult, error
 	var all []time.Duration
 	for _, r := range results {
 		all = append(all, r.lat...)
-		res.Lost += total - len(r.seqs)
+		res.Lost += total - r.bench
 		for k := range r.seqs {
 			if r.seqs[k] != start+int64(k)+1 {
 				res.Gaps++
@@ -166,12 +167,18 @@ func (r *received) record(raw []byte, total int) bool {
 			At int64 `json:"at"`
 		} `json:"data"`
 	}
-	if json.Unmarshal(raw, &m) != nil || m.Type != "bench" {
+	if json.Unmarshal(raw, &m) != nil || m.Type == "connected" || m.Type == "reset" {
 		return false
 	}
+	// The stream carries the event's other changes too (the minute
+	// sampler's occupancy): all count for gaps, the bench's for latency.
 	r.seqs = append(r.seqs, m.Seq)
+	if m.Type != "bench" {
+		return false
+	}
+	r.bench++
 	r.lat = append(r.lat, now.Sub(time.Unix(0, m.Data.At)))
-	return len(r.seqs) >= total
+	return r.bench >= total
 }
 
 func viewSSE(ctx context.Context, client *http.Client, base string, s Stream, start int64, total int, r *received, ready func()) error {
