@@ -32,6 +32,8 @@ import (
 	"marquee/modules/integrations"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/bench"
+	"marquee/modules/ops"
+	"marquee/modules/ops/opsbench"
 	"marquee/modules/search"
 	"marquee/tenants"
 )
@@ -485,7 +487,7 @@ the waiting room. Its Redis database is not emptied.`,
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	f.BoolVar(&o.Pricing, "pricing", o.Pricing, "tier fees and demand pricing in effect on every tier, the pricing job every second")
-	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd(), channelsBenchCmd())
+	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd(), channelsBenchCmd(), opsBenchCmd())
 	return cmd
 }
 
@@ -840,6 +842,68 @@ so that values sealed under it open; they are sealed under the new one.`,
 	}
 	rotate.Flags().StringVar(&slug, "tenant", "", "only this chain (default: every chain)")
 	cmd.AddCommand(rotate)
+	return cmd
+}
+
+func opsBenchCmd() *cobra.Command {
+	o := opsbench.Defaults()
+	cmd := &cobra.Command{
+		Use:   "ops",
+		Short: "The live dashboard's figures: fan-out over two instances (SSE and WebSocket in one run), POS webhooks, occupancy accuracy",
+		Long: `Starts two server instances on 127.0.0.1 over one database and Redis of their own (as
+bench onsale) and a bench chain, then: --viewers dashboard viewers spread over both
+instances read one event's stream while it publishes --rate updates a second for
+--seconds, first over the SSE stream and then over the WebSocket (p50/p99/max
+publish-to-receipt latency, lost updates by sequence number, heap per viewer, and
+WebSocket over SSE); --sales POS payments, each created then completed, 5% redelivered
+and 5% out of order, sent as signed Square webhooks by --senders senders (deliveries
+per second, latency, the ledger exact); and a simulated three-hour show (30,000
+entries, 5,000 exits, a counter reset, 1% duplicate and 1% late readings) checked
+against the truth every minute.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every viewer connects from 127.0.0.1: the per-address bound on
+			// open streams must let them all in.
+			if os.Getenv("MARQUEE_STREAMS_PER_CLIENT") == "" {
+				if err := os.Setenv("MARQUEE_STREAMS_PER_CLIENT", strconv.Itoa(o.Viewers+10)); err != nil {
+					return err
+				}
+			}
+			mod := ops.New()
+			mods := modules.All()
+			for i, m := range mods {
+				if m.Name() == mod.Name() {
+					mods[i] = mod // the bench publishes through this instance's hub
+				}
+			}
+			return benchServerWith(cmd.Context(), "", o.DBConns, mods, func(ctx context.Context, a *app.App, base string) error {
+				// The second instance: the same database and Redis, its own hub.
+				second, err := app.New(ctx, a.Config, app.Options{DBMaxConns: 10}, modules.All()...)
+				if err != nil {
+					return err
+				}
+				defer second.Close()
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				sctx, stop := context.WithCancel(ctx)
+				served := make(chan error, 1)
+				go func() { served <- second.Serve(sctx, ln) }()
+				runErr := opsbench.Run(ctx, a, mod, []string{base, "http://" + ln.Addr().String()}, o, os.Stdout)
+				stop()
+				<-served
+				return runErr
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Viewers, "viewers", o.Viewers, "dashboard viewers, spread over the two instances")
+	f.IntVar(&o.Seconds, "seconds", o.Seconds, "seconds of updates per transport")
+	f.IntVar(&o.Rate, "rate", o.Rate, "updates per second on the event")
+	f.IntVar(&o.Sales, "sales", o.Sales, "POS payments (each created, then completed)")
+	f.IntVar(&o.Senders, "senders", o.Senders, "POS deliveries in flight")
+	f.BoolVar(&o.SkipAccuracy, "skip-accuracy", o.SkipAccuracy, "leave out the simulated show")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the first instance")
 	return cmd
 }
 

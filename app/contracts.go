@@ -25,7 +25,40 @@ const (
 	CalendarHoldsContract      Contract = "calendar holds"
 	TicketFactsContract        Contract = "ticket facts"
 	ChannelSalesContract       Contract = "channel sales"
+	StaffingCoverageContract   Contract = "staffing coverage"
 )
+
+// RoleCoverage is how well one role of an event is staffed: the people
+// required, those holding a place (assigned or confirmed), those who
+// confirmed, and the gap (required - assigned, when positive).
+type RoleCoverage struct {
+	Role      string `json:"role"`
+	Required  int    `json:"required"`
+	Assigned  int    `json:"assigned"`
+	Confirmed int    `json:"confirmed"`
+	Gap       int    `json:"gap"`
+}
+
+// StaffingCoverage is provided by the module that staffs events (staffing),
+// so the live dashboard shows who is missing tonight without its tables.
+// It is optional: a reader checks Core.StaffingCoverage for nil.
+type StaffingCoverage interface {
+	// CoverageForEvent answers an event's coverage, role by role (empty
+	// when nothing is required or planned); an unknown event is NotFound.
+	CoverageForEvent(ctx context.Context, t tenants.Tenant, eventID uuid.UUID) ([]RoleCoverage, error)
+}
+
+// ProvideStaffingCoverage makes this module the staffing coverage of the
+// core. Only one module may: a second fails start-up.
+func (r *Registrar) ProvideStaffingCoverage(c StaffingCoverage) {
+	if r.provide(StaffingCoverageContract) {
+		r.app.contracts.coverage = c
+	}
+}
+
+// StaffingCoverage returns the staffing coverage, or nil when no module
+// provides it: the dashboard then says nothing of staffing.
+func (c *Core) StaffingCoverage() StaffingCoverage { return c.a.contracts.coverage }
 
 // contracts is what the modules declared while registering; check turns a
 // wrong declaration into a start-up error instead of a nil at request time.
@@ -35,6 +68,7 @@ type contracts struct {
 	cancellers []string            // modules told of cancellations
 	needs      []need
 	errs       []error
+	coverage   StaffingCoverage // kept here, not on App: one contract, one file
 }
 
 type need struct {

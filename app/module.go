@@ -457,6 +457,17 @@ func (r *Registrar) APIStream(path string, perm Permission, summary string, h ..
 	return d
 }
 
+// APIWebSocket registers a WebSocket endpoint under /api/v1 (GET, answered
+// 101 Switching Protocols). Like a server-sent event stream it lasts, so it
+// is bounded per client address instead of taking the tenant's request
+// slots; query documents its query parameters.
+func (r *Registrar) APIWebSocket(path string, perm Permission, summary string, query []QueryParam, h ...gin.HandlerFunc) Declared {
+	d := r.add(SurfaceAPI, http.MethodGet, path, perm, summary, h)
+	r.app.routes[d.i].Stream = true
+	r.app.routes[d.i].Doc = EndpointDoc{Status: http.StatusSwitchingProtocols, Query: query}
+	return d
+}
+
 // Portal registers an admin portal page under /portal on tenant hosts.
 func (r *Registrar) Portal(method, path string, perm Permission, h ...gin.HandlerFunc) Declared {
 	return r.add(SurfacePortal, method, path, perm, "", h)

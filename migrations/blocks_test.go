@@ -45,6 +45,7 @@ var blocks = []block{
 	{240, 249, []string{"inventory"}, "inventory: refunds per ticket"},
 	{250, 259, []string{"booking"}, "booking: contracts, signatures and the seal; venue rental terms"},
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
+	{270, 279, []string{"ops"}, "ops: contacts and mail through the core, POS polling"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never

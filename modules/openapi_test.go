@@ -72,6 +72,9 @@ func checkOperation(rt app.Route, op *openapi3.Operation) error {
 			}
 		}
 	}
+	if op.Responses.Status(http.StatusSwitchingProtocols) != nil && op.Responses.Default() != nil {
+		return nil // a WebSocket: its frames are not an HTTP body
+	}
 	var ok *openapi3.ResponseRef
 	for code, r := range op.Responses.Map() {
 		if strings.HasPrefix(code, "2") {

@@ -47,6 +47,30 @@ func (s *Service) Dashboard(ctx context.Context, t tenants.Tenant, ev app.EventI
 			d.Incidents.Recent = append(d.Incidents.Recent, redact(i, fullIncidents))
 		}
 	}
+	d.Staffing = s.staffing(ctx, t, ev)
 	d.Alerts, err = s.Alerts(ctx, t, ev.ID, 20)
 	return d, err
+}
+
+// staffing reads the event's coverage from the staffing contract when a
+// module provides it. A failure there marks the section unavailable
+// instead of taking the dashboard down with it.
+func (s *Service) staffing(ctx context.Context, t tenants.Tenant, ev app.EventInfo) *StaffingSummary {
+	cov := s.app.StaffingCoverage()
+	if cov == nil {
+		return nil
+	}
+	roles, err := cov.CoverageForEvent(ctx, t, ev.ID)
+	if err != nil {
+		s.app.Log.Warn("ops: staffing coverage unavailable", "tenant", t.Slug, "event", ev.ID, "err", err)
+		return &StaffingSummary{Roles: []app.RoleCoverage{}, Unavailable: true}
+	}
+	out := &StaffingSummary{Roles: app.NonNil(roles)}
+	for _, r := range roles {
+		out.Required += r.Required
+		out.Assigned += r.Assigned
+		out.Confirmed += r.Confirmed
+		out.Gap += r.Gap
+	}
+	return out
 }

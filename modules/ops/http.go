@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -128,6 +127,21 @@ type Dashboard struct {
 	Revenue   *Revenue        `json:"revenue,omitempty"`
 	Incidents IncidentSummary `json:"incidents"`
 	Alerts    []Alert         `json:"alerts"`
+	// Staffing is the event's staffing coverage from the staffing
+	// module's contract; absent when no module provides it.
+	Staffing *StaffingSummary `json:"staffing,omitempty"`
+}
+
+// StaffingSummary is an event's staffing coverage: totals and role by role.
+type StaffingSummary struct {
+	Required  int                `json:"required"`
+	Assigned  int                `json:"assigned"`
+	Confirmed int                `json:"confirmed"`
+	Gap       int                `json:"gap"`
+	Roles     []app.RoleCoverage `json:"roles"`
+	// Unavailable: the staffing module did not answer; the rest of the
+	// dashboard stands without it.
+	Unavailable bool `json:"unavailable,omitempty"`
 }
 
 // DashboardEvent names the event.
@@ -163,11 +177,10 @@ func (m *Module) getRevenue(c *gin.Context, _ app.None) (Revenue, error) {
 // return together.
 const streamLifetime = 30 * time.Minute
 
-// stream serves an event's dashboard changes as server-sent events. SSE,
-// not a WebSocket: the dashboard only listens (reports go through POST), an
-// EventSource reconnects by itself and sends Last-Event-ID, which is all
-// a gapless resume needs, and the core's stream routes already bound
-// streams per client and end them when the server drains.
+// stream serves an event's dashboard changes as server-sent events: an
+// EventSource reconnects by itself and sends Last-Event-ID, which is all a
+// gapless resume needs. streamWS (ws.go) serves the same stream over a
+// WebSocket, from the same hub.
 func (m *Module) stream(c *gin.Context) {
 	ev, err := m.event(c, ObjDashboard, policies.Read)
 	if err != nil {
@@ -177,37 +190,21 @@ func (m *Module) stream(c *gin.Context) {
 	since := int64(-1)
 	for _, v := range []string{c.GetHeader("Last-Event-ID"), c.Query("since")} {
 		if v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				app.Fail(c, app.InvalidField("invalid_since", "since", "since (or Last-Event-ID) is a stream sequence number"))
+			if since, err = streamPosition(v, "since"); err != nil {
+				app.Fail(c, err)
 				return
 			}
-			since = n
 			break
 		}
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
-	hub := m.svc.hub
-	// Join before reading the history: whatever is published from here on
-	// reaches the viewer, and whatever was published before is in the
-	// history; numbers already sent are skipped.
-	v, leave, err := hub.Join(ctx, t, ev.ID)
+	st, err := m.joinStream(ctx, t, ev.ID, since)
 	if err != nil {
-		app.Fail(c, app.Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
+		app.Fail(c, err)
 		return
 	}
-	defer leave()
-	var backlog []Message
-	whole := true
-	if since < 0 {
-		if since, err = hub.Seq(ctx, t, ev.ID); err != nil {
-			app.Fail(c, app.Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
-			return
-		}
-	} else if backlog, whole, err = hub.Since(ctx, t, ev.ID, since); err != nil {
-		app.Fail(c, app.Unavailable("realtime_unavailable", 5*time.Second, "live updates are unavailable; reload to see the latest state"))
-		return
-	}
+	defer st.leave()
+	v, since, backlog, whole := st.viewer, st.since, st.backlog, st.whole
 	w := c.Writer
 	rc := http.NewResponseController(w)
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(20 * time.Second)) }
@@ -411,4 +408,20 @@ func (m *Module) posWebhook(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, res)
+}
+
+// ---- contacts
+
+type contactsRequest struct {
+	Contacts []ContactInput `json:"contacts"`
+}
+
+func (m *Module) putContacts(c *gin.Context, req contactsRequest) (app.List[Contact], error) {
+	out, err := m.svc.SetContacts(c.Request.Context(), app.TenantOf(c), req.Contacts)
+	return app.ListOf(out), err
+}
+
+func (m *Module) listContacts(c *gin.Context, _ app.None) (app.List[Contact], error) {
+	out, err := m.svc.Contacts(c.Request.Context(), app.TenantOf(c))
+	return app.ListOf(out), err
 }

@@ -33,6 +33,8 @@ type Incident struct {
 	// it in full (description and notes are withheld).
 	Redacted bool            `json:"redacted"`
 	Timeline []TimelineEntry `json:"timeline,omitempty" gorm:"-"`
+	// Photos attached (withheld, like the description, when redacted).
+	Photos []Photo `json:"photos" gorm:"-"`
 }
 
 // TimelineEntry is one step of an incident's history; entries are only
@@ -84,9 +86,9 @@ const incidentColumns = `id, event_id, category, severity, zone, location, descr
 // not read it in full.
 func redact(i Incident, full bool) Incident {
 	if i.Confidential && !full {
-		i.Description, i.Redacted = "(confidential)", true
+		i.Description, i.Redacted, i.Photos = "(confidential)", true, []Photo{}
 		for k := range i.Timeline {
-			if i.Timeline[k].Kind == "note" || i.Timeline[k].Kind == "resolved" || i.Timeline[k].Kind == "reported" {
+			if i.Timeline[k].Kind == "note" || i.Timeline[k].Kind == "resolved" || i.Timeline[k].Kind == "reported" || i.Timeline[k].Kind == "photo" {
 				i.Timeline[k].Body = "(confidential)"
 			}
 		}
@@ -94,7 +96,8 @@ func redact(i Incident, full bool) Incident {
 	return i
 }
 
-// ReportIncident records an incident and tells the event's dashboards.
+// ReportIncident records an incident, mails the venue's incident contacts
+// in the same transaction, and tells the event's dashboards.
 func (s *Service) ReportIncident(ctx context.Context, t tenants.Tenant, ev app.EventInfo, reporter *uuid.UUID, in IncidentInput) (Incident, error) {
 	if err := in.Validate(); err != nil {
 		return Incident{}, err
@@ -102,17 +105,24 @@ func (s *Service) ReportIncident(ctx context.Context, t tenants.Tenant, ev app.E
 	now := s.app.Now().UTC().Truncate(time.Microsecond)
 	inc := Incident{ID: newID(), EventID: ev.ID, Category: in.Category, Severity: in.Severity, Zone: in.Zone, Location: in.Location,
 		Description: in.Description, Confidential: in.Confidential, Status: "open", ReporterID: reporter, ReportedAt: now}
+	var mails []uuid.UUID
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		if err := tx.Exec(`INSERT INTO ops_incidents (id, event_id, venue_id, category, severity, zone, location, description, confidential, reporter_id, reported_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, inc.ID, ev.ID, ev.VenueID, in.Category, in.Severity, in.Zone, in.Location, in.Description,
 			in.Confidential, reporter, now).Error; err != nil {
 			return err
 		}
-		return appendTimeline(tx, inc.ID, now, reporter, "reported", in.Description)
+		if err := appendTimeline(tx, inc.ID, now, reporter, "reported", in.Description); err != nil {
+			return err
+		}
+		var err error
+		mails, err = s.queueIncidentMail(tx, t, ev, inc)
+		return err
 	})
 	if err != nil {
 		return Incident{}, err
 	}
+	s.app.Mail.Dispatch(ctx, t, mails...)
 	inc, err = s.Incident(ctx, t, ev.ID, inc.ID)
 	if err == nil {
 		// Viewers all get the redacted form; those allowed re-read it whole.
@@ -136,7 +146,18 @@ func (s *Service) Incidents(ctx context.Context, t tenants.Tenant, event uuid.UU
 		if status != "" {
 			q, args = q+` AND status = ?`, append(args, status)
 		}
-		return tx.Raw(q+` ORDER BY reported_at DESC, id DESC LIMIT 500`, args...).Scan(&out).Error
+		if err := tx.Raw(q+` ORDER BY reported_at DESC, id DESC LIMIT 500`, args...).Scan(&out).Error; err != nil {
+			return err
+		}
+		ids := make([]uuid.UUID, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		photos, err := photosOf(tx, event, ids)
+		for i := range out {
+			out[i].Photos = app.NonNil(photos[out[i].ID])
+		}
+		return err
 	})
 	return app.NonNil(out), err
 }
@@ -145,11 +166,17 @@ func (s *Service) Incidents(ctx context.Context, t tenants.Tenant, event uuid.UU
 func (s *Service) Incident(ctx context.Context, t tenants.Tenant, event, id uuid.UUID) (Incident, error) {
 	var out []Incident
 	var tl []TimelineEntry
+	var photos map[uuid.UUID][]Photo
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
 		if err := tx.Raw(`SELECT `+incidentColumns+` FROM ops_incidents WHERE event_id = ? AND id = ?`, event, id).Scan(&out).Error; err != nil {
 			return err
 		}
-		return tx.Raw(`SELECT id, at, actor_id, kind, body FROM ops_incident_timeline WHERE incident_id = ? ORDER BY id`, id).Scan(&tl).Error
+		if err := tx.Raw(`SELECT id, at, actor_id, kind, body FROM ops_incident_timeline WHERE incident_id = ? ORDER BY id`, id).Scan(&tl).Error; err != nil {
+			return err
+		}
+		var err error
+		photos, err = photosOf(tx, event, []uuid.UUID{id})
+		return err
 	})
 	if err != nil {
 		return Incident{}, err
@@ -158,6 +185,7 @@ func (s *Service) Incident(ctx context.Context, t tenants.Tenant, event, id uuid
 		return Incident{}, app.NotFound("incident")
 	}
 	out[0].Timeline = app.NonNil(tl)
+	out[0].Photos = app.NonNil(photos[id])
 	return out[0], nil
 }
 

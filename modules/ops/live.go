@@ -247,3 +247,14 @@ func (h *Hub) Subscriptions() int {
 	defer h.mu.Unlock()
 	return len(h.topics)
 }
+
+// Viewers is how many viewers this instance serves now, over all events.
+func (h *Hub) Viewers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, tp := range h.topics {
+		n += len(tp.viewers)
+	}
+	return n
+}

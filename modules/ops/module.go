@@ -108,6 +108,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/dashboard", signed, "The live dashboard: occupancy, revenue, incidents, alerts, and the stream position to resume from (ops.dashboard:read at its venue)",
 		app.Handle(m.getDashboard))
 	r.APIStream("/events/:eventId/dashboard/stream", signed, "The dashboard's changes, live (server-sent events with sequence ids; Last-Event-ID or since resumes without a gap)", m.stream)
+	r.APIWebSocket("/events/:eventId/dashboard/ws", signed, "The dashboard's changes over a WebSocket: the same numbered messages as the stream, one per text frame; ?after=N resumes without a gap",
+		[]app.QueryParam{{Name: "after", Description: "the last sequence number the viewer saw"}}, m.streamWS)
 	r.API(http.MethodGet, "/events/:eventId/revenue", signed, "Bar and merch revenue of the event as last rolled up, per category and stand (ops.revenue:read at its venue)",
 		app.Handle(m.getRevenue))
 
@@ -121,6 +123,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/events/:eventId/incidents/:incidentId/notes", signed, "Add a note to an incident's timeline (ops.incidents:write)", app.Handle(m.noteIncident))
 	r.API(http.MethodPost, "/events/:eventId/incidents/:incidentId/resolve", signed, "Resolve an incident (ops.incident_handling:write)", app.Handle(m.resolveIncident))
 
+	r.API(http.MethodPost, "/events/:eventId/incidents/:incidentId/photos", signed, "Attach a photo to an incident: the body is the image (image/jpeg, png or webp, within the body limit; ops.incidents:write)",
+		app.Raw(m.uploadPhoto).Accepts("image/jpeg", "").Produces("application/json", Photo{}).Created())
+	r.API(http.MethodGet, "/events/:eventId/incidents/:incidentId/photos/:photoId", signed, "An incident's photo (ops.incidents:read at its venue; a confidential incident's only with ops.incident_handling:read)",
+		app.Raw(m.getPhoto).Produces("image/jpeg", "").Produces("image/png", "").Produces("image/webp", ""))
+
 	r.API(http.MethodPost, "/ops/pos/connectors", app.Require(ObjPOS, write), "Connect a POS account (Square): its signature key is sealed and never returned",
 		app.Handle(m.createConnector).Created())
 	r.API(http.MethodGet, "/ops/pos/connectors", app.Require(ObjPOS, read), "The chain's POS connectors and their locations", app.Handle(m.listConnectors))
@@ -132,6 +139,10 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodPost, "/webhooks/pos/:connectorId", app.Public().EvenWhenSuspended(), "Square-shaped POS webhook (x-square-hmacsha256-signature over the notification URL and the raw body)",
 		app.Raw(m.posWebhook).Accepts("application/json", SquareEvent{}).Produces("application/json", WebhookResult{}))
 
+	r.API(http.MethodPut, "/ops/contacts", app.Require(ObjSettings, write), "Replace who ops mails capacity alerts and incident reports to (chain-wide or per venue)",
+		app.Handle(m.putContacts))
+	r.API(http.MethodGet, "/ops/contacts", app.Require(ObjSettings, write), "Who ops mails capacity alerts and incident reports to", app.Handle(m.listContacts))
+
 	r.Portal(http.MethodGet, "/ops", signed, m.nightPage)
 	r.Portal(http.MethodGet, "/ops/events/:eventId", signed, m.dashboardPage)
 	r.Nav("Live ops", "/portal/ops", 40, app.Require(ObjDashboard, read))
@@ -140,6 +151,9 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskSample, Queue: jobs.QueueDefault, Bucket: time.Minute})
 	r.Task(TaskRollup, m.rollupTask)
 	r.Every(jobs.Periodic{Cron: "*/5 * * * *", Type: TaskRollup, Queue: jobs.QueueRollups, Bucket: 5 * time.Minute})
+	r.Task(TaskPOSPolls, m.pollFanoutTask)
+	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskPOSPolls, Queue: jobs.QueuePolling, Bucket: pollEvery})
+	r.Task(TaskPOSPoll, m.pollTask)
 	// The seed picks the show the door's demo scanned when the inventory's
 	// seed ran before it, which modules.All's order gives; naming
 	// "inventory" here would make the module unusable without it (tests

@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -482,10 +481,11 @@ func (s *Service) Refresh(ctx context.Context, t tenants.Tenant, ev app.EventInf
 	var (
 		zones  []ZoneOccupancy
 		alerts []Alert
+		mails  []uuid.UUID
 	)
 	minute := s.app.Now().UTC().Truncate(time.Minute)
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		alerts = nil // a retried transaction starts over
+		alerts, mails = nil, nil // a retried transaction starts over
 		// Refreshes of one event take turns (the zone rows' locks), and
 		// each counts the readings after taking its turn: the counts the
 		// alerts see follow the order the readings committed in, so a
@@ -513,6 +513,13 @@ func (s *Service) Refresh(ctx context.Context, t tenants.Tenant, ev app.EventInf
 			if err != nil {
 				return err
 			}
+			for _, one := range a {
+				ids, err := s.queueAlertMail(tx, t, ev, one)
+				if err != nil {
+					return err
+				}
+				mails = append(mails, ids...)
+			}
 			alerts = append(alerts, a...)
 		}
 		return nil
@@ -520,6 +527,7 @@ func (s *Service) Refresh(ctx context.Context, t tenants.Tenant, ev app.EventInf
 	if err != nil || len(zones) == 0 {
 		return zones, nil, err
 	}
+	s.app.Mail.Dispatch(ctx, t, mails...)
 	s.publish(ctx, t, ev.ID, "occupancy", zones)
 	for _, a := range alerts {
 		s.publish(ctx, t, ev.ID, "alert", a)
@@ -531,7 +539,8 @@ func (s *Service) Refresh(ctx context.Context, t tenants.Tenant, ev app.EventInf
 // flips its state row from below to above with a conditional UPDATE: of any
 // number of evaluators racing on the same change, exactly one sees the row
 // flip and writes the alert (and the unique crossing number backs it up).
-// Falling below re-arms it.
+// Falling below re-arms it. The caller mails the alert in the same
+// transaction (queueAlertMail).
 func (s *Service) evaluate(tx *gorm.DB, ev app.EventInfo, z ZoneOccupancy) ([]Alert, error) {
 	var out []Alert
 	for _, p := range z.Alerts {
@@ -559,9 +568,6 @@ func (s *Service) evaluate(tx *gorm.DB, ev app.EventInfo, z ZoneOccupancy) ([]Al
 			a.ID, a.EventID, a.ZoneID, a.Percent, a.Crossing, a.Inside, a.Capacity, a.Source, a.RaisedAt).Error; err != nil {
 			return nil, err
 		}
-		if err := tx.Exec(`INSERT INTO ops_outbox (topic, payload) VALUES ('capacity_alert', ?)`, mustJSON(a)).Error; err != nil {
-			return nil, err
-		}
 		out = append(out, a)
 	}
 	return out, nil
@@ -584,12 +590,4 @@ func intArray(ns []int) string {
 		parts[i] = strconv.Itoa(n)
 	}
 	return "{" + strings.Join(parts, ",") + "}"
-}
-
-func mustJSON(v any) string {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(raw)
 }

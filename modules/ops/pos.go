@@ -42,13 +42,17 @@ import (
 
 // Connector is a POS account of the chain. Its signature key is never returned.
 type Connector struct {
-	ID              uuid.UUID     `json:"id"`
-	Name            string        `json:"name"`
-	Provider        string        `json:"provider"`
-	MerchantID      string        `json:"merchant_id"`
-	NotificationURL string        `json:"notification_url"`
-	Locations       []POSLocation `json:"locations" gorm:"-"`
-	CreatedAt       time.Time     `json:"created_at"`
+	ID              uuid.UUID `json:"id"`
+	Name            string    `json:"name"`
+	Provider        string    `json:"provider"`
+	MerchantID      string    `json:"merchant_id"`
+	NotificationURL string    `json:"notification_url"`
+	// APIURL is where the connector is polled (GET /v2/payments), when set.
+	APIURL    *string       `json:"api_url,omitempty"`
+	PolledAt  *time.Time    `json:"polled_at,omitempty"`
+	PollError string        `json:"poll_error,omitempty"`
+	Locations []POSLocation `json:"locations" gorm:"-"`
+	CreatedAt time.Time     `json:"created_at"`
 }
 
 // POSLocation maps a POS location to a venue's bar or merch stand.
@@ -70,6 +74,11 @@ type ConnectorInput struct {
 	// NotificationURL is the URL subscribed at the provider; by default
 	// https://<chain host>/api/v1/webhooks/pos/<connector id>.
 	NotificationURL string `json:"notification_url"`
+	// APIURL and AccessToken turn on polling (both or neither): the
+	// account's API base (https://connect.squareup.com) and a token that
+	// may list payments. The token is sealed and never shown again.
+	APIURL      string `json:"api_url,omitempty"`
+	AccessToken string `json:"access_token,omitempty"`
 }
 
 // SquareEvent is the envelope of a Square webhook delivery.
@@ -169,6 +178,19 @@ func (s *Service) CreateConnector(ctx context.Context, t tenants.Tenant, in Conn
 	case len(in.SignatureKey) < 16 || len(in.SignatureKey) > 200:
 		return Connector{}, app.InvalidField("invalid_request", "signature_key", "signature_key is 16 to 200 characters")
 	}
+	if (in.APIURL == "") != (in.AccessToken == "") {
+		return Connector{}, app.InvalidField("invalid_request", "api_url", "polling needs both api_url and access_token")
+	}
+	if in.APIURL != "" {
+		u, err := url.Parse(in.APIURL)
+		// Plain http only in development: the poller sends the token there.
+		if err != nil || u.Host == "" || len(in.APIURL) > 500 || u.RawQuery != "" || !(u.Scheme == "https" || u.Scheme == "http" && s.app.Config.Development) {
+			return Connector{}, app.InvalidField("invalid_request", "api_url", "api_url is an https URL of at most 500 characters, without a query")
+		}
+		if len(in.AccessToken) < 8 || len(in.AccessToken) > 500 {
+			return Connector{}, app.InvalidField("invalid_request", "access_token", "access_token is 8 to 500 characters")
+		}
+	}
 	id := newID()
 	if in.NotificationURL == "" {
 		in.NotificationURL = fmt.Sprintf("https://%s.%s/api/v1/webhooks/pos/%s", t.Slug, s.app.Config.BaseDomain, id)
@@ -176,9 +198,15 @@ func (s *Service) CreateConnector(ctx context.Context, t tenants.Tenant, in Conn
 	if u, err := url.Parse(in.NotificationURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(in.NotificationURL) > 500 {
 		return Connector{}, app.InvalidField("invalid_request", "notification_url", "notification_url is an http(s) URL of at most 500 characters")
 	}
+	var apiURL *string
+	var token []byte
+	if in.APIURL != "" {
+		apiURL, token = &in.APIURL, s.seal(tokenSealID(id), in.AccessToken)
+	}
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Exec(`INSERT INTO ops_pos_connectors (id, name, provider, merchant_id, notification_url, key_sealed) VALUES (?, ?, ?, ?, ?, ?)`,
-			id, in.Name, in.Provider, in.MerchantID, in.NotificationURL, s.seal(id, in.SignatureKey)).Error
+		return tx.Exec(`INSERT INTO ops_pos_connectors (id, name, provider, merchant_id, notification_url, key_sealed, api_url, token_sealed, poll_cursor)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, in.Name, in.Provider, in.MerchantID, in.NotificationURL, s.seal(id, in.SignatureKey), apiURL, token, s.app.Now().UTC()).Error
 	})
 	if err != nil {
 		return Connector{}, err
@@ -190,7 +218,7 @@ func (s *Service) CreateConnector(ctx context.Context, t tenants.Tenant, in Conn
 func (s *Service) Connectors(ctx context.Context, t tenants.Tenant) ([]Connector, error) {
 	var out []Connector
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		if err := tx.Raw(`SELECT id, name, provider, merchant_id, notification_url, created_at FROM ops_pos_connectors ORDER BY created_at`).Scan(&out).Error; err != nil {
+		if err := tx.Raw(`SELECT id, name, provider, merchant_id, notification_url, api_url, polled_at, poll_error, created_at FROM ops_pos_connectors ORDER BY created_at`).Scan(&out).Error; err != nil {
 			return err
 		}
 		var locs []struct {
@@ -299,9 +327,10 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 	var conns []struct {
 		KeySealed       []byte
 		NotificationURL string
+		MerchantID      string
 	}
 	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT key_sealed, notification_url FROM ops_pos_connectors WHERE id = ?`, connector).Scan(&conns).Error
+		return tx.Raw(`SELECT key_sealed, notification_url, merchant_id FROM ops_pos_connectors WHERE id = ?`, connector).Scan(&conns).Error
 	})
 	if err != nil {
 		return WebhookResult{}, err
@@ -323,6 +352,17 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 	if err := json.Unmarshal(body, &evt); err != nil || evt.EventID == "" || len(evt.EventID) > 200 || evt.Type == "" {
 		return WebhookResult{}, app.Invalid("invalid_pos_event", "the body is not a Square event envelope with event_id and type")
 	}
+	// A key shared by two accounts (or a subscription moved between
+	// them) must not book one merchant's sales under another's connector.
+	if evt.MerchantID != conns[0].MerchantID {
+		return WebhookResult{}, app.Forbidden("pos_merchant_mismatch", "the event's merchant_id is not the merchant this connector is configured for")
+	}
+	return s.applyEvent(ctx, t, connector, evt)
+}
+
+// applyEvent applies a verified event once (by its event_id) through the
+// version rule; webhooks and polling both come through here.
+func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, connector uuid.UUID, evt SquareEvent) (WebhookResult, error) {
 	obj, err := s.prepare(ctx, t, connector, evt)
 	if err != nil {
 		return WebhookResult{}, err

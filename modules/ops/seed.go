@@ -19,13 +19,22 @@ import (
 // and a half of turnstile readings (one counter reset on the way) and
 // history, a manual count on the terrace, bar and merch sales from a fake
 // Square account through the real signed-webhook path (with a duplicate, an
-// out-of-order update and a refund), and incidents, one resolved.
+// out-of-order update and a refund), incidents (one resolved), and the
+// contacts mailed the alerts and incidents.
 func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) error {
 	ev, err := m.demoEvent(ctx, t)
 	if err != nil || ev == nil {
 		return err
 	}
 	s := m.svc
+	// The duty manager is mailed alerts and incidents chain-wide, the
+	// venue's floor manager alerts at its shows: the alert the floor
+	// raises below lands in the chain's mail page.
+	no := false
+	if _, err := s.SetContacts(ctx, t, []ContactInput{{Email: "duty@" + t.Slug + ".example", Name: "Duty manager"},
+		{Email: "floor@" + t.Slug + ".example", Name: "Floor manager", VenueID: &ev.VenueID, Incidents: &no}}); err != nil {
+		return fmt.Errorf("ops demo contacts: %w", err)
+	}
 	venueCap := max(ev.VenueCapacity, 400)
 	zones := []ZoneInput{
 		{Name: "Stalls", Capacity: venueCap * 6 / 10},

@@ -53,6 +53,13 @@ func TestDemoSeed(t *testing.T) {
 	if d.Incidents.Acknowledged != 1 || d.Incidents.Resolved != 1 || len(d.Alerts) == 0 {
 		t.Fatalf("incidents %+v alerts %+v", d.Incidents, d.Alerts)
 	}
+	// The demo's alerts and incidents went to its contacts through the core's mail.
+	if n := c.count(t, `SELECT count(*) FROM mail_outbox WHERE kind = 'ops.capacity_alert' AND ref = ?`, event); n < 2*len(d.Alerts) {
+		t.Fatalf("%d alert mails for %d alerts and two alert contacts", n, len(d.Alerts))
+	}
+	if n := c.count(t, `SELECT count(*) FROM mail_outbox WHERE kind = 'ops.incident' AND ref = ?`, event); n != 2 {
+		t.Fatalf("%d incident mails, want one per incident to the duty manager", n)
+	}
 	rep := decode[ops.Report](t, c.do(t, "GET", "/api/v1/events/"+event+"/occupancy/report", nil).Body)
 	for _, z := range rep.Zones {
 		if len(z.Minutes) < 90 {

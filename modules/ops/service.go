@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,11 +17,13 @@ import (
 type Service struct {
 	app *app.Core
 	hub *Hub
+	// poller lists payments from POS accounts (pospoll.go).
+	poller *http.Client
 }
 
 // NewService returns the service over the module's capabilities.
 func NewService(c *app.Core) *Service {
-	return &Service{app: c, hub: NewHub(c.Redis, c.RedisKey, c.Log, c.Metrics)}
+	return &Service{app: c, hub: NewHub(c.Redis, c.RedisKey, c.Log, c.Metrics), poller: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // Hub returns the live hub (for benchmarks and tests).

@@ -78,6 +78,7 @@ func (m *Module) Register(r *app.Registrar) error {
 	}
 	m.pages = pages
 	r.Needs(app.EventDirectoryContract) // shifts and requirements belong to the calendar's events
+	r.ProvideStaffingCoverage(coverageContract{m})
 	r.Grants(grants()...)
 
 	read, write := policies.Read, policies.Write

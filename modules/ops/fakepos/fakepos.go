@@ -15,6 +15,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,8 +34,13 @@ type POS struct {
 	Target string
 	Host   string
 	Client *http.Client
+	// AccessToken is what ListPayments (Handler) requires as its bearer token.
+	AccessToken string
 
 	seq atomic.Int64
+
+	mu       sync.Mutex
+	payments map[string]Payment // the latest version of every payment built, for ListPayments
 }
 
 // Delivery is one signed webhook.
@@ -40,6 +49,8 @@ type Delivery struct {
 	Type      string
 	Body      []byte
 	Signature string
+
+	objectJSON []byte
 }
 
 // Money is an amount in minor units.
@@ -84,7 +95,86 @@ func (p *POS) PaymentEvent(pay Payment) Delivery {
 	if pay.TotalMoney == nil {
 		pay.TotalMoney = &pay.AmountMoney
 	}
-	return p.build(typ, "payment", pay)
+	d := p.build(typ, "payment", pay)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.payments == nil {
+		p.payments = map[string]Payment{}
+	}
+	if cur, ok := p.payments[pay.ID]; !ok || pay.Version > cur.Version {
+		var kept Payment
+		_ = json.Unmarshal(d.objectJSON, &kept) // the object as sent, times filled in
+		if ok {
+			kept.CreatedAt = cur.CreatedAt // a payment keeps the time it was made
+		}
+		p.payments[pay.ID] = kept
+	}
+	return d
+}
+
+// Handler serves Square's ListPayments (GET /v2/payments with begin_time,
+// end_time, sort_order, limit, cursor; bearer token): every payment this
+// POS built, webhook delivered or not, at its latest version, by
+// created_at; an opaque cursor pages on.
+func (p *POS) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/payments", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+p.AccessToken || p.AccessToken == "" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"errors":[{"category":"AUTHENTICATION_ERROR","code":"UNAUTHORIZED"}]}`))
+			return
+		}
+		q := r.URL.Query()
+		begin, end := time.Time{}, time.Now().Add(time.Hour)
+		if v := q.Get("begin_time"); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				http.Error(w, `{"errors":[{"code":"BAD_REQUEST","field":"begin_time"}]}`, http.StatusBadRequest)
+				return
+			}
+			begin = t
+		}
+		if v := q.Get("end_time"); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				http.Error(w, `{"errors":[{"code":"BAD_REQUEST","field":"end_time"}]}`, http.StatusBadRequest)
+				return
+			}
+			end = t
+		}
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		if limit <= 0 || limit > 100 {
+			limit = 100
+		}
+		from, _ := strconv.Atoi(q.Get("cursor"))
+		p.mu.Lock()
+		var list []Payment
+		for _, pay := range p.payments {
+			if !pay.CreatedAt.Before(begin) && pay.CreatedAt.Before(end) {
+				list = append(list, pay)
+			}
+		}
+		p.mu.Unlock()
+		slices.SortFunc(list, func(a, b Payment) int {
+			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		out := struct {
+			Payments []Payment `json:"payments"`
+			Cursor   string    `json:"cursor,omitempty"`
+		}{Payments: []Payment{}}
+		if from < len(list) {
+			out.Payments = list[from:min(from+limit, len(list))]
+		}
+		if from+limit < len(list) {
+			out.Cursor = strconv.Itoa(from + limit)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	return mux
 }
 
 // RefundEvent builds refund.created (version 1) or refund.updated.
@@ -112,7 +202,8 @@ func (p *POS) build(typ, kind string, obj Payment) Delivery {
 	if err != nil {
 		panic(err) // plain values always encode
 	}
-	return Delivery{EventID: id, Type: typ, Body: body, Signature: Sign(p.SignatureKey, p.NotificationURL, body)}
+	objJSON, _ := json.Marshal(obj)
+	return Delivery{EventID: id, Type: typ, Body: body, Signature: Sign(p.SignatureKey, p.NotificationURL, body), objectJSON: objJSON}
 }
 
 // Send posts a delivery as Square would, returning the status and body.
