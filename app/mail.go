@@ -80,7 +80,8 @@ type ComposedMail struct {
 
 // MailComposer renders a message's attachments and HTML part from what it
 // refers to, when it is sent (not in the transaction that queued it, so a
-// payment never waits for a PDF). It must be deterministic enough to be
+// payment never waits for a PDF). It runs outside any transaction of the
+// sender, so it may read the database; it must be deterministic enough to be
 // called again on a retry.
 type MailComposer func(ctx context.Context, t tenants.Tenant, m QueuedMail) (ComposedMail, error)
 
@@ -334,6 +335,22 @@ func (m *Mailer) Send(ctx context.Context, t tenants.Tenant, id uuid.UUID) (stri
 	if m.transport == nil {
 		return MailQueued, &jobs.RetryIn{After: time.Minute, Err: ErrNoMailTransport}
 	}
+	// The composer runs before the transaction that locks the row, never
+	// inside it: it reads what the message is about (an order, its tickets)
+	// on connections of its own, and a sender that held one pool connection
+	// while it waited for another would deadlock the pool as soon as every
+	// connection was held by such a sender (the worker runs as many tasks
+	// at once as a small pool has connections).
+	var pending []QueuedMail
+	if err := m.a.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT `+queuedMailCols+` FROM mail_outbox WHERE id = ? AND status = 'queued'`, id).Scan(&pending).Error
+	}); err != nil {
+		return "", err
+	}
+	if len(pending) == 0 {
+		return "", nil // sent or given up
+	}
+	extra, composeErr := m.compose(ctx, t, pending[0])
 	status := ""
 	var sendErr error
 	err := m.a.Tx(ctx, t, func(tx *gorm.DB) error {
@@ -345,9 +362,15 @@ func (m *Mailer) Send(ctx context.Context, t tenants.Tenant, id uuid.UUID) (stri
 		if len(rows) == 0 {
 			return nil // sent, given up, or being sent by another sender
 		}
+		// Nothing in here takes a second connection: the row, as locked,
+		// gives the recipient and text; the composed parts come from above
+		// (a composer reads what the message refers to, which the row's
+		// changes, a corrected address, leave alone).
 		q := rows[0]
 		msgID := mailMessageID(t, q.Key, m.a.Config.BaseDomain)
-		sendErr = m.deliver(ctx, t, q, msgID)
+		if sendErr = composeErr; sendErr == nil {
+			sendErr = m.deliver(ctx, q, msgID, extra)
+		}
 		switch {
 		case sendErr == nil:
 			status = MailSent
@@ -419,18 +442,24 @@ func mailMessageID(t tenants.Tenant, key, domain string) string {
 	return hex.EncodeToString(h[:16]) + "@" + domain
 }
 
-// deliver composes and hands one message to the transport.
-func (m *Mailer) deliver(ctx context.Context, t tenants.Tenant, q QueuedMail, msgID string) error {
+// compose runs the composer of the message's kind, if it has one.
+func (m *Mailer) compose(ctx context.Context, t tenants.Tenant, q QueuedMail) (ComposedMail, error) {
 	m.mu.RLock()
 	compose := m.composers[q.Kind]
 	m.mu.RUnlock()
-	var extra ComposedMail
-	if compose != nil {
-		var err error
-		if extra, err = compose(ctx, t, q); err != nil {
-			return fmt.Errorf("compose %s: %w", q.Kind, err)
-		}
+	if compose == nil {
+		return ComposedMail{}, nil
 	}
+	extra, err := compose(ctx, t, q)
+	if err != nil {
+		return ComposedMail{}, fmt.Errorf("compose %s: %w", q.Kind, err)
+	}
+	return extra, nil
+}
+
+// deliver builds one message from its row and composed parts and hands it
+// to the transport. It touches no database.
+func (m *Mailer) deliver(ctx context.Context, q QueuedMail, msgID string, extra ComposedMail) error {
 	msg := gomail.NewMsg()
 	if err := msg.From(m.a.Config.MailFrom); err != nil {
 		return fmt.Errorf("mail from: %w", err)

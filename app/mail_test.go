@@ -3,9 +3,11 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -149,5 +151,86 @@ func TestMailBounceAndFailureVisible(t *testing.T) {
 	wantStatus(t, env.Do(t, http.MethodPost, tn.Slug, "/api/v1/mail/"+bounce.String()+"/retry", token, nil), http.StatusConflict, "mail_not_retryable")
 	if s, err := env.App.Mail.Send(ctx, tn, bounce); err != nil || s != app.MailSent || len(catcher.To("fixed@example.com")) != 1 {
 		t.Fatalf("resent: %q %v, %d", s, err, len(catcher.To("fixed@example.com")))
+	}
+}
+
+// composerModule registers one mail composer (a module that renders what a
+// message refers to from the database, as the tickets mail does).
+type composerModule struct {
+	kind    string
+	compose app.MailComposer
+}
+
+func (c *composerModule) Name() string { return "composer-probe" }
+
+func (c *composerModule) Register(r *app.Registrar) error {
+	r.MailComposer(c.kind, c.compose)
+	return nil
+}
+
+// As many senders as the pool has connections, each with a composer that
+// reads the database, all send: a sender never holds a connection while its
+// composer waits for another. (Composed inside the sender's transaction,
+// every connection is held by a sender whose composer waits for a free one,
+// and nothing moves until the deadline.)
+func TestMailComposersDoNotStarveThePool(t *testing.T) {
+	const pool = 4
+	var a *app.App
+	var entered sync.WaitGroup
+	entered.Add(pool)
+	together := make(chan struct{})
+	go func() { entered.Wait(); close(together) }()
+	var once sync.Map
+	mod := &composerModule{kind: "test.reads", compose: func(ctx context.Context, tn tenants.Tenant, q app.QueuedMail) (app.ComposedMail, error) {
+		// Every sender reaches its composer before any composer reads, so
+		// the senders hold at once whatever they hold while composing.
+		if _, seen := once.LoadOrStore(q.ID, true); !seen {
+			entered.Done()
+		}
+		select {
+		case <-together:
+		case <-ctx.Done():
+			return app.ComposedMail{}, ctx.Err()
+		}
+		var n int64
+		err := a.TxWith(ctx, tn, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT count(*) FROM mail_outbox WHERE ref = ?`, q.Ref).Scan(&n).Error
+		})
+		return app.ComposedMail{HTML: "<p>" + q.Ref + "</p>"}, err
+	}}
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: pool, Modules: []app.Module{mod}})
+	a = env.App
+	tn := env.Tenant(t, apptest.UniqueSlug("mailpool"))
+	ids := make([]uuid.UUID, pool)
+	for i := range ids {
+		ref := "order-" + strconv.Itoa(i)
+		ids[i], _ = queueMail(t, a, tn, app.MailMessage{Key: "pool:" + ref, Kind: mod.kind, Ref: ref, To: "buyer@example.com", Subject: "Your tickets", Body: "Hello"})
+	}
+	// Bounded: a starved pool fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, pool)
+	statuses := make([]string, pool)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], errs[i] = a.Mail.Send(ctx, tn, id)
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil || statuses[i] != app.MailSent {
+			t.Fatalf("sender %d: %q, %v (a deadline here: senders starved the pool)", i, statuses[i], errs[i])
+		}
+	}
+	if got := env.Mail.Count(); got != pool {
+		t.Fatalf("the server got %d messages, want %d", got, pool)
+	}
+	for _, msg := range env.Mail.Messages() {
+		if !strings.Contains(msg.HTML, "<p>order-") {
+			t.Fatalf("message without its composed part: %+v", msg)
+		}
 	}
 }
