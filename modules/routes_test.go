@@ -61,7 +61,7 @@ func newWorld(t *testing.T) *world {
 		":ticketId": "01900000-0000-7000-8000-00000000000d", ":listingId": "01900000-0000-7000-8000-00000000000e", ":entryId": "01900000-0000-7000-8000-00000000000f",
 		":requestId": "01900000-0000-7000-8000-000000000010", ":decision": "grant", ":tierId": "01900000-0000-7000-8000-000000000014", ":mailId": "01900000-0000-7000-8000-000000000011", ":decisionId": "01900000-0000-7000-8000-000000000012",
 		":deviceId": "device-1", ":passTypeId": "pass.test", ":serial": "01900000-0000-7000-8000-000000000013", ":channel": "eventbrite", ":secret": "not-the-secret",
-		":shiftId": "01900000-0000-7000-8000-000000000008", ":assignmentId": "01900000-0000-7000-8000-000000000009", ":day": "2031-01-01", ":slug": tn.Slug, ":userId": "01900000-0000-7000-8000-000000000015", "*path": "/", "*filepath": "/marquee.css", ":file": "scanner.js"}
+		":shiftId": "01900000-0000-7000-8000-000000000008", ":assignmentId": "01900000-0000-7000-8000-000000000009", ":day": "2031-01-01", ":slug": tn.Slug, ":userId": "01900000-0000-7000-8000-000000000015", ":swapId": "01900000-0000-7000-8000-000000000016", ":photoId": "01900000-0000-7000-8000-000000000017", "*path": "/", "*filepath": "/marquee.css", ":file": "scanner.js"}
 
 	// Support staff on the console, with the form token its unsafe requests need.
 	email := apptest.UniqueSlug("support") + "@marquee.test"

@@ -79,9 +79,10 @@ func checkFile(fset *token.FileSet, p string, f *ast.File, module string) []stri
 	// module code only. Rule 2 binds tests too.
 	moduleCode := inModules && !isTest
 
-	// The load harness (modules/inventory/bench) is started from main with
-	// the whole App to drive a run; it is not a module and registers nothing.
-	harness := strings.HasPrefix(p, "modules/inventory/bench/")
+	// The load harnesses (modules/inventory/bench, modules/ops/opsbench) are
+	// started from main with the whole App to drive a run; they are not
+	// modules and register nothing.
+	harness := strings.HasPrefix(p, "modules/inventory/bench/") || strings.HasPrefix(p, "modules/ops/opsbench/")
 
 	pkgNames := map[string]bool{}
 	appName := "" // the name this file gives the core package, if it imports it
