@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -35,11 +34,6 @@ func (m *Module) portalRefundTickets(c *gin.Context) {
 	if !ok {
 		return
 	}
-	back := fmt.Sprintf("/portal/inventory/%s/orders/%s", o.EventID, o.ID)
-	reason := strings.TrimSpace(c.PostForm("reason"))
-	if len(reason) > 500 {
-		reason = reason[:500]
-	}
 	var ids []uuid.UUID
 	for _, s := range c.PostFormArray("ticket") {
 		if id, err := uuid.Parse(s); err == nil && len(ids) < orders.MaxTicketsPerRefund {
@@ -50,22 +44,9 @@ func (m *Module) portalRefundTickets(c *gin.Context) {
 	if len(ids) == 0 {
 		err = app.Invalid("invalid_tickets", "tick at least one ticket to refund")
 	} else {
-		_, err = m.svc.RefundTickets(c.Request.Context(), app.TenantOf(c), o.ID, ids, reason)
+		_, err = m.svc.RefundTickets(c.Request.Context(), app.TenantOf(c), o.ID, ids, refundReason(c))
 	}
-	if err != nil {
-		var e *app.Error
-		if !errors.As(err, &e) {
-			app.Fail(c, err)
-			return
-		}
-		q := ""
-		if key := m.app.StashForm(c, "Not refunded: "+e.Detail); key != "" {
-			q = "?form=" + key
-		}
-		c.Redirect(http.StatusSeeOther, back+q)
-		return
-	}
-	c.Redirect(http.StatusSeeOther, back+"?done=tickets-refunded")
+	m.afterRefund(c, o.EventID, o.ID, err, "tickets-refunded")
 }
 
 // csvSafe keeps a cell from being read as a formula by spreadsheets (a

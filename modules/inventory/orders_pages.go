@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -230,25 +231,39 @@ func (m *Module) portalRefundOrder(c *gin.Context) {
 	if !ok {
 		return
 	}
-	back := fmt.Sprintf("/portal/inventory/%s/orders/%s", o.EventID, o.ID)
+	_, err := m.svc.RefundOrder(c.Request.Context(), app.TenantOf(c), o.ID, refundReason(c))
+	m.afterRefund(c, o.EventID, o.ID, err, "refunded")
+}
+
+// refundReason is the reason a refund form gives, at most 500 bytes, cut
+// between characters.
+func refundReason(c *gin.Context) string {
 	reason := strings.TrimSpace(c.PostForm("reason"))
-	if len(reason) > 500 {
-		reason = reason[:500]
+	for len(reason) > 500 {
+		_, size := utf8.DecodeLastRuneInString(reason)
+		reason = reason[:len(reason)-size]
 	}
-	if _, err := m.svc.RefundOrder(c.Request.Context(), app.TenantOf(c), o.ID, reason); err != nil {
-		var e *app.Error
-		if !errors.As(err, &e) {
-			app.Fail(c, err)
-			return
-		}
-		q := ""
-		if key := m.app.StashForm(c, "Not refunded: "+e.Detail); key != "" {
-			q = "?form=" + key
-		}
-		c.Redirect(http.StatusSeeOther, back+q)
+	return reason
+}
+
+// afterRefund shows the order again (post/redirect/get): with done, or with
+// the refusal in words; an error that is not a refusal is answered as such.
+func (m *Module) afterRefund(c *gin.Context, eventID, orderID uuid.UUID, err error, done string) {
+	back := fmt.Sprintf("/portal/inventory/%s/orders/%s", eventID, orderID)
+	if err == nil {
+		c.Redirect(http.StatusSeeOther, back+"?done="+done)
 		return
 	}
-	c.Redirect(http.StatusSeeOther, back+"?done=refunded")
+	var e *app.Error
+	if !errors.As(err, &e) {
+		app.Fail(c, err)
+		return
+	}
+	q := ""
+	if key := m.app.StashForm(c, "Not refunded: "+e.Detail); key != "" {
+		q = "?form=" + key
+	}
+	c.Redirect(http.StatusSeeOther, back+q)
 }
 
 // staffOrder reads the path's order of the path's event, for staff holding
