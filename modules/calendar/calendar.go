@@ -205,7 +205,7 @@ func LoadTimezone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" || strings.TrimSpace(name) != name || len(name) > 64 {
 		return nil, fmt.Errorf("not an IANA timezone: %q", name)
 	}
-	return time.LoadLocation(name)
+	return app.Timezone(name)
 }
 
 var slugLike = regexp.MustCompile(`^[a-z][a-z0-9_]{1,39}$`)

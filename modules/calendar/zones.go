@@ -1,6 +1,7 @@
 package calendar
 
 import (
+	"marquee/app"
 	"strings"
 	"time"
 )
@@ -40,7 +41,7 @@ func zoneOptions(current string, now time.Time) []zoneChoice {
 	}
 	out := make([]zoneChoice, 0, len(names))
 	for _, n := range names {
-		loc, err := time.LoadLocation(n)
+		loc, err := app.Timezone(n)
 		if err != nil {
 			continue
 		}

@@ -302,7 +302,7 @@ func describeOffer(p OfferPush) string {
 // maintenanceEnd is the end of the maintenance window that holds now (4 AM
 // in tz).
 func maintenanceEnd(now time.Time, tz string) time.Time {
-	loc, err := time.LoadLocation(tz)
+	loc, err := app.Timezone(tz)
 	if err != nil {
 		loc = time.UTC
 	}

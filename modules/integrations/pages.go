@@ -72,7 +72,7 @@ func (m *Module) channelsPage(c *gin.Context) {
 		if err != nil {
 			continue
 		}
-		loc, lerr := time.LoadLocation(ev.Timezone)
+		loc, lerr := app.Timezone(ev.Timezone)
 		if lerr != nil {
 			loc = time.UTC
 		}
@@ -108,7 +108,7 @@ func (m *Module) eventPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	loc, lerr := time.LoadLocation(ev.Timezone)
+	loc, lerr := app.Timezone(ev.Timezone)
 	if lerr != nil {
 		loc = time.UTC
 	}

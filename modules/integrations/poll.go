@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
+	"marquee/app"
 	"marquee/jobs"
 	"marquee/tenants"
 )
@@ -46,7 +47,7 @@ type PollResult struct {
 
 // InMaintenance says whether now is in Ticketmaster's nightly window in tz.
 func InMaintenance(now time.Time, tz string) bool {
-	loc, err := time.LoadLocation(tz)
+	loc, err := app.Timezone(tz)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -158,7 +158,7 @@ func (in ConnectorInput) Validate() error {
 		return app.InvalidField("invalid_connector", "account", "account is up to 64 letters, digits, - or _")
 	}
 	if in.Timezone != "" {
-		if _, err := time.LoadLocation(in.Timezone); err != nil {
+		if _, err := app.Timezone(in.Timezone); err != nil {
 			return app.InvalidField("invalid_connector", "timezone", "unknown time zone")
 		}
 	}

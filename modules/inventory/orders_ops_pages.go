@@ -66,7 +66,7 @@ func (m *Module) portalOrdersCSV(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	loc, _ := time.LoadLocation(ev.Timezone)
+	loc, _ := app.Timezone(ev.Timezone)
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -291,7 +291,7 @@ func (m *Module) portalEventSales(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	loc, _ := time.LoadLocation(ev.Timezone)
+	loc, _ := app.Timezone(ev.Timezone)
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -340,7 +340,7 @@ func (m *Module) portalChainSales(c *gin.Context) {
 			continue
 		}
 		ids = append(ids, e.ID)
-		loc, _ := time.LoadLocation(e.Timezone)
+		loc, _ := app.Timezone(e.Timezone)
 		if loc == nil {
 			loc = time.UTC
 		}

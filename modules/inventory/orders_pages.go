@@ -97,7 +97,7 @@ func (m *Module) portalOrdersPage(c *gin.Context) {
 			v.Tiers = append(v.Tiers, tr.Name)
 		}
 	}
-	loc, _ := time.LoadLocation(ev.Timezone)
+	loc, _ := app.Timezone(ev.Timezone)
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -165,7 +165,7 @@ func (m *Module) portalOrderPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	loc, _ := time.LoadLocation(ev.Timezone)
+	loc, _ := app.Timezone(ev.Timezone)
 	if loc == nil {
 		loc = time.UTC
 	}

@@ -27,7 +27,7 @@ func parsePages() (*template.Template, error) {
 		"timeOf": func(p *time.Time) time.Time { return *p },
 		// at shows a time in the venue's zone (stored UTC).
 		"at": func(t time.Time, tz string) string {
-			loc, err := time.LoadLocation(tz)
+			loc, err := app.Timezone(tz)
 			if err != nil {
 				loc = time.UTC
 			}
@@ -52,7 +52,7 @@ func Money(minor int64, currency string) string {
 }
 
 func localTime(ev app.EventInfo) string {
-	loc, err := time.LoadLocation(ev.Timezone)
+	loc, err := app.Timezone(ev.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -206,7 +206,7 @@ func (m *Module) conflictsPage(c *gin.Context) {
 			app.Fail(c, app.Forbidden("forbidden", "your roles do not allow reading this event's door"))
 			return
 		}
-		if loc, err := time.LoadLocation(ev.Timezone); err == nil {
+		if loc, err := app.Timezone(ev.Timezone); err == nil {
 			v.loc = loc
 		}
 		rep, err := m.svc.DoorConflicts(c.Request.Context(), app.TenantOf(c), id, 500)

@@ -128,7 +128,7 @@ func (m *Module) portalTicketingPage(c *gin.Context) {
 		return
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
-	loc, err := time.LoadLocation(ev.Timezone)
+	loc, err := app.Timezone(ev.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}
@@ -352,7 +352,7 @@ func (f ticketingForm) setup(ev app.EventInfo, currency string) (Setup, map[stri
 	}
 	s.HoldMinutes = whole("hold_minutes", f.HoldMinutes, 1, 120, "Minutes")
 	s.Capacity = whole("capacity", f.Capacity, 1, 1000000, "Capacity")
-	loc, err := time.LoadLocation(ev.Timezone)
+	loc, err := app.Timezone(ev.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}

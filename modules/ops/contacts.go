@@ -125,7 +125,7 @@ func recipients(tx *gorm.DB, venue uuid.UUID, kind string) ([]Contact, error) {
 
 // venueTime formats an instant in the venue's timezone for a mail.
 func venueTime(at time.Time, tz string) string {
-	if loc, err := time.LoadLocation(tz); err == nil {
+	if loc, err := app.Timezone(tz); err == nil {
 		at = at.In(loc)
 	}
 	return at.Format("Mon 2 Jan 15:04 MST")

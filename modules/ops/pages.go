@@ -30,7 +30,7 @@ func (m *Module) dashboardPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	loc, err := time.LoadLocation(ev.Timezone)
+	loc, err := app.Timezone(ev.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}
@@ -78,7 +78,7 @@ func (m *Module) nightPage(c *gin.Context) {
 		if ev.Status == "cancelled" || !m.app.CanAtVenue(c, ev.VenueID, ObjDashboard, policies.Read) {
 			continue
 		}
-		loc, lerr := time.LoadLocation(ev.Timezone)
+		loc, lerr := app.Timezone(ev.Timezone)
 		if lerr != nil {
 			loc = time.UTC
 		}

@@ -119,7 +119,7 @@ func (r Report) WriteCSV(w io.Writer) error {
 // PDF renders the report: a summary per zone, a chart of occupancy over
 // time against capacity, and the alerts raised.
 func (r Report) PDF() ([]byte, error) {
-	loc, err := time.LoadLocation(r.Timezone)
+	loc, err := app.Timezone(r.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -278,7 +277,10 @@ func (s *Service) Run(ctx context.Context, t tenants.Tenant, q Query) ([]Hit, er
 // the fields that matched.
 func decorate(h *Hit, m *matcher) {
 	h.StartsAt = h.StartsAt.UTC()
-	loc := location(h.Timezone)
+	loc, err := app.Timezone(h.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
 	h.LocalTime = h.StartsAt.In(loc).Format("Mon 2 Jan 2006, 15:04 MST")
 	h.MatchedIn = []string{}
 	mark := func(field, text string, width int) string {
@@ -293,22 +295,6 @@ func decorate(h *Hit, m *matcher) {
 	if h.Score != nil && math.IsNaN(*h.Score) {
 		h.Score = nil
 	}
-}
-
-// locations keeps the time zones hits are shown in: time.LoadLocation
-// reads the zone's file each time it is called.
-var locations sync.Map // name -> *time.Location
-
-func location(name string) *time.Location {
-	if l, ok := locations.Load(name); ok {
-		return l.(*time.Location)
-	}
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		return time.UTC // not kept: a name the zone database does not know is not looked up often
-	}
-	locations.Store(name, l)
-	return l
 }
 
 // Categories lists the categories of events buyers can find now.

@@ -206,7 +206,7 @@ type GridRow struct {
 // role are on shift in each hour, short where fewer than required while
 // the event runs.
 func grid(tx *gorm.DB, ec EventCoverage) ([]GridRow, []string, error) {
-	loc, err := time.LoadLocation(ec.Timezone)
+	loc, err := app.Timezone(ec.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -23,7 +23,7 @@ func parsePages() (*template.Template, error) {
 
 // localWhen writes a range in its venue's zone, as staff read it.
 func localWhen(from, to time.Time, tz string) string {
-	loc, err := time.LoadLocation(tz)
+	loc, err := app.Timezone(tz)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -62,7 +62,7 @@ func localClock(at *time.Time, tz string) string {
 	if at == nil {
 		return ""
 	}
-	loc, err := time.LoadLocation(tz)
+	loc, err := app.Timezone(tz)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -85,7 +85,7 @@ func (s *Service) eventAt(ctx context.Context, t tenants.Tenant, venueID, eventI
 }
 
 func localDay(at time.Time, tz string) string {
-	loc, err := time.LoadLocation(tz)
+	loc, err := app.Timezone(tz)
 	if err != nil {
 		loc = time.UTC
 	}
@@ -260,7 +260,7 @@ func (n notice) mail(to string) app.MailMessage {
 	if n.Kind == "moved" {
 		key += fmt.Sprintf(":v%d", n.Version)
 	}
-	loc, err := time.LoadLocation(n.Timezone)
+	loc, err := app.Timezone(n.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}

@@ -121,7 +121,7 @@ func (h *handlers) settingsPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	loc, _ := time.LoadLocation(ev.Timezone)
+	loc, _ := app.Timezone(ev.Timezone)
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -203,7 +203,7 @@ func (h *handlers) saveSettingsPage(c *gin.Context) {
 				tz = ev.Timezone
 			}
 		}
-		loc, _ := time.LoadLocation(tz)
+		loc, _ := app.Timezone(tz)
 		if loc == nil {
 			loc = time.UTC
 		}

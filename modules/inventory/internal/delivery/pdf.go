@@ -7,6 +7,7 @@ package delivery
 import (
 	"bytes"
 	"fmt"
+	"marquee/app"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ const Terms = "One admission for the event, zone and seat shown. The QR code is 
 
 // Local is the event's start in the venue's time zone, in words.
 func (e Event) Local() string {
-	loc, err := time.LoadLocation(e.Timezone)
+	loc, err := app.Timezone(e.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}
