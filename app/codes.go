@@ -192,6 +192,7 @@ var Codes = []CodeInfo{
 	{"no_offer", KindConflict, "the waiting-list entry has no open offer"},
 	{"invalid_offer_minutes", KindInvalid, "offer_minutes is not 5 to 2880"},
 	{"invalid_sent_at", KindInvalid, "sent_at (the device's clock when it sent a sync batch) is missing"},
+	{"invalid_clock_offset", KindInvalid, "clock_offset_ms (a scanner's round-trip measurement of its clock offset) is beyond a week"},
 	{"invalid_revocation_seq", KindInvalid, "revocation_seq is negative"},
 	{"invalid_scans", KindInvalid, "a sync batch lists no scans"},
 	{"invalid_device_result", KindInvalid, "a synced scan's result is not one a device shows for its type; field names it"},

@@ -71,10 +71,20 @@ type syncRequest struct {
 	// SentAt is the device's clock when sending: its offset from the
 	// server's corrects every scanned_at of the batch.
 	SentAt *time.Time `json:"sent_at"`
+	// ClockOffsetMS (optional) is server minus device time in milliseconds
+	// as the device measured it by a round trip to the door clock
+	// (GET /events/{id}/door-clock) just before sending: more precise than
+	// sent_at's estimate, which includes the upload's transit; used when
+	// consistent with it.
+	ClockOffsetMS *int64 `json:"clock_offset_ms"`
 	// RevocationSeq is the revocation_seq of the device's manifest.
 	RevocationSeq int64      `json:"revocation_seq"`
 	Scans         []syncScan `json:"scans"`
 }
+
+// maxClockOffsetMS bounds a device's stated clock offset: a week, as far
+// back as a scan may be synced.
+const maxClockOffsetMS = 7 * 24 * 3600 * 1000
 
 var entryResults = []string{ResultAdmit, ResultAlreadyAdmitted, ResultWrongZone, ResultRevoked, ResultNotYetValid, ResultExpired, ResultWrongEvent}
 var exitResults = []string{ResultExited, ResultNotInside, ResultWrongEvent}
@@ -85,6 +95,9 @@ func (r syncRequest) Validate() error {
 	}
 	if r.SentAt == nil || r.SentAt.IsZero() {
 		return app.InvalidField("invalid_sent_at", "sent_at", "sent_at is the device's clock when it sent the batch")
+	}
+	if r.ClockOffsetMS != nil && (*r.ClockOffsetMS > maxClockOffsetMS || *r.ClockOffsetMS < -maxClockOffsetMS) {
+		return app.InvalidField("invalid_clock_offset", "clock_offset_ms", "clock_offset_ms is server minus device time in milliseconds (within a week)")
 	}
 	if r.RevocationSeq < 0 {
 		return app.InvalidField("invalid_revocation_seq", "revocation_seq", "revocation_seq is the manifest's (0 or more)")
@@ -135,6 +148,10 @@ func (m *Module) syncCheckins(c *gin.Context, req syncRequest) (SyncResult, erro
 		return SyncResult{}, err
 	}
 	b := SyncBatch{EventID: ev.ID, DeviceID: req.DeviceID, SentAt: *req.SentAt, RevocationSeq: req.RevocationSeq, Scans: make([]SyncScan, len(req.Scans))}
+	if req.ClockOffsetMS != nil {
+		d := time.Duration(*req.ClockOffsetMS) * time.Millisecond
+		b.MeasuredOffset = &d
+	}
 	for i, s := range req.Scans {
 		typ := s.Type
 		if typ == "" {
@@ -146,6 +163,20 @@ func (m *Module) syncCheckins(c *gin.Context, req syncRequest) (SyncResult, erro
 		b.StaffID = &p.UserID
 	}
 	return m.svc.SyncCheckins(c.Request.Context(), app.TenantOf(c), b)
+}
+
+// DoorClock is the server's clock, read by a scanner in a round trip to
+// measure its own clock's offset before it syncs.
+type DoorClock struct {
+	ServerTime time.Time `json:"server_time"`
+}
+
+func (m *Module) doorClock(c *gin.Context, _ app.None) (DoorClock, error) {
+	if _, err := m.staffEvent(c, ObjDoor, policies.Read); err != nil {
+		return DoorClock{}, err
+	}
+	c.Header("Cache-Control", "no-store")
+	return DoorClock{ServerTime: m.svc.d.Now().UTC()}, nil
 }
 
 func (m *Module) doorConflicts(c *gin.Context, _ app.None) (ConflictReport, error) {

@@ -39,6 +39,12 @@ func syncBody(device string, skew time.Duration, scans []offScan) map[string]any
 	return map[string]any{"device_id": device, "sent_at": time.Now().Add(skew), "revocation_seq": 0, "scans": out}
 }
 
+// withOffset adds the device's round-trip measurement of its clock offset.
+func withOffset(body map[string]any, ms int64) map[string]any {
+	body["clock_offset_ms"] = ms
+	return body
+}
+
 func (n *doorNight) sync(t testing.TB, tok string, body map[string]any) (int, inventory.SyncResult, string) {
 	t.Helper()
 	if tok == "" {
@@ -307,6 +313,7 @@ func TestSyncBadInput(t *testing.T) {
 		{"too many", "", "", syncBody("d", 0, huge), 413, "sync_too_many_scans"},
 		{"empty", "", "", syncBody("d", 0, nil), 400, "invalid_scans"},
 		{"bad result", "", "", syncBody("d", 0, []offScan{good, {token: tok, nonce: "x", at: at, result: "exited"}}), 400, "invalid_device_result"},
+		{"clock offset beyond a week", "", "", withOffset(syncBody("d", 0, []offScan{good}), 8*24*3600*1000), 400, "invalid_clock_offset"},
 		{"last month", "", "", syncBody("d", 0, []offScan{{token: tok, nonce: "m", at: at.Add(-30 * 24 * time.Hour)}}), 400, "invalid_scanned_at"},
 	}
 	for _, c := range cases {
@@ -374,3 +381,68 @@ func TestDoorManifest(t *testing.T) {
 		t.Fatalf("bad since: %d %s", res.Status, res.Body)
 	}
 }
+
+// A slow upload does not reorder a device's scan after an online one made
+// a moment later: sent_at's estimate of the clock offset counts the
+// upload's transit, the device's round-trip measurement does not, and it is
+// taken when consistent with sent_at (never above it, by at most
+// MaxUploadTransit). Without it the device's scan would lose.
+func TestSyncMeasuredClockOffset(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "offclock")
+	n := newDoorNight(t, s, 0, 3)
+	var clock inventory.DoorClock
+	res := n.do(t, "GET", "/api/v1/events/"+n.ev+"/door-clock", nil)
+	mustStatus(t, res, http.StatusOK)
+	res.JSON(t, &clock)
+	if d := time.Since(clock.ServerTime); d < -time.Minute || d > time.Minute {
+		t.Fatalf("door clock %s", clock.ServerTime)
+	}
+	slowUpload := func(body map[string]any) map[string]any {
+		body["sent_at"] = time.Now().Add(-3 * time.Second) // 3 s in transit
+		return body
+	}
+	for _, c := range []struct {
+		name       string
+		offsetMS   *int64
+		deviceWins bool
+	}{
+		{"sent_at alone", nil, false},
+		{"measured", ptr(int64(0)), true},
+		{"measured above sent_at's bound", ptr(int64(10_000)), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tk := n.floor[map[string]int{"sent_at alone": 0, "measured": 1, "measured above sent_at's bound": 2}[c.name]]
+			scannedAt := time.Now().Add(-time.Second) // a second before the online scan
+			n.mustScan(t, tk.Token, "entry", inventory.ResultAdmit, "device_id", "turnstile-1")
+			body := slowUpload(syncBody("clocked", 0, []offScan{{token: tk.Token, nonce: uuid.NewString(), at: scannedAt}}))
+			if c.offsetMS != nil {
+				body = withOffset(body, *c.offsetMS)
+			}
+			st, out, code := n.sync(t, "", body)
+			if st != http.StatusOK {
+				t.Fatalf("%d %s", st, code)
+			}
+			if c.offsetMS != nil && *c.offsetMS == 0 && out.ClockOffsetMS != 0 {
+				t.Fatalf("offset %d ms, want the measured 0", out.ClockOffsetMS)
+			}
+			if c.offsetMS == nil || *c.offsetMS > 3000 {
+				if out.ClockOffsetMS < 3000 {
+					t.Fatalf("offset %d ms, want sent_at's estimate (3 s and more)", out.ClockOffsetMS)
+				}
+			}
+			won := out.Scans[0].Result == inventory.ResultAdmit && !out.Scans[0].Conflict
+			if won != c.deviceWins {
+				t.Fatalf("device scan %+v (offset %d ms), device wins: %v, want %v", out.Scans[0], out.ClockOffsetMS, won, c.deviceWins)
+			}
+			if adm := n.count(t, `SELECT count(*) FROM inv_checkins WHERE ticket_id = ? AND result = 'admit' AND annulled_at IS NULL`, tk.ID); adm != 1 {
+				t.Fatalf("%d standing admissions", adm)
+			}
+			if mine := n.count(t, `SELECT count(*) FROM inv_checkins WHERE ticket_id = ? AND result = 'admit' AND device_id = 'clocked'`, tk.ID); (mine == 1) != c.deviceWins {
+				t.Fatalf("device admissions %d, device wins %v", mine, c.deviceWins)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -35,6 +35,11 @@ import (
 // in ticket order (so concurrent batches and online scans serialise per
 // ticket and never deadlock) and decides in Go under those locks.
 
+// MaxUploadTransit is how much longer than a device's own round-trip
+// measurement of its clock offset the sent_at estimate may be: a batch
+// upload slower than this on the venue's network falls back to sent_at.
+const MaxUploadTransit = 2 * time.Minute
+
 // MaxSyncScans bounds one sync batch (a device sends a longer log in
 // several batches, each idempotent).
 const MaxSyncScans = 1000
@@ -57,8 +62,15 @@ type SyncBatch struct {
 	EventID  uuid.UUID
 	DeviceID string
 	// SentAt is the device's clock when it sent the batch: the server's
-	// time at arrival minus SentAt is the device's clock offset.
+	// time at arrival minus SentAt is the device's clock offset, plus the
+	// upload's transit (so never less than the true offset).
 	SentAt time.Time
+	// MeasuredOffset, when the device sends one, is server minus device
+	// time as the device measured it by a round trip to the door clock just
+	// before sending (error at most half that round trip). It is used when
+	// it agrees with SentAt's bound: no later than it, by at most
+	// MaxUploadTransit.
+	MeasuredOffset *time.Duration
 	// RevocationSeq is the last revocation the device's manifest knew: a
 	// ticket revoked after it is a rule the device could not enforce.
 	RevocationSeq int64
@@ -177,6 +189,21 @@ type newRecord struct {
 	scanned, happened   time.Time
 }
 
+// ClockOffset is the device's clock offset for a batch that arrived at
+// received: sent_at's estimate (arrival minus sent_at) counts the upload's
+// transit too, which under a loaded network or a large batch is enough to
+// reorder a device's scan after an online one made a moment later; the
+// device's round-trip measurement is taken instead when it is consistent
+// with it (the true offset is never above sent_at's estimate).
+func ClockOffset(received, sentAt time.Time, measured *time.Duration) time.Duration {
+	bound := received.Sub(sentAt)
+	offset := bound
+	if measured != nil && *measured <= bound && bound-*measured <= MaxUploadTransit {
+		offset = *measured
+	}
+	return offset.Round(time.Millisecond)
+}
+
 type conflictRow struct {
 	checkin, ticket, admission uuid.UUID
 	reason                     string
@@ -188,7 +215,7 @@ type conflictRow struct {
 // signature it verified itself.
 func (s *Service) Sync(ctx context.Context, t tenants.Tenant, b SyncBatch) (SyncResult, error) {
 	received := s.d.Now().UTC()
-	offset := received.Sub(b.SentAt).Round(time.Millisecond)
+	offset := ClockOffset(received, b.SentAt, b.MeasuredOffset)
 	out := SyncResult{EventID: b.EventID, DeviceID: b.DeviceID, ClockOffsetMS: offset.Milliseconds(), ReceivedAt: received,
 		Scans: make([]SyncDecision, len(b.Scans)), Unenforced: []UnenforcedRule{}}
 	items := make([]syncItem, 0, len(b.Scans))

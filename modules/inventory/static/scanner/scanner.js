@@ -120,6 +120,20 @@
       return r.arrayBuffer();
     }).then(parseManifest);
   }
+  // The clock offset (server minus this device) by a round trip to the door
+  // clock: the server's reading lies within the trip, so the midpoint is off
+  // by at most half of it — better than the sync's own sent_at, which counts
+  // the upload's transit. null when the probe fails (sent_at alone then).
+  function measureOffset(ev) {
+    var t0 = Date.now();
+    return fetch('/api/v1/events/' + ev + '/door-clock', {credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+      if (!r.ok) return null;
+      return r.json().then(function (d) {
+        var t1 = Date.now();
+        return Math.round(Date.parse(d.server_time) - (t0 + t1) / 2);
+      });
+    }).catch(function () { return null; });
+  }
   function fetchKeys(ev) {
     return fetch('/api/v1/events/' + ev + '/public-key', {credentials: 'same-origin'}).then(function (r) {
       if (!r.ok) throw new Error('keys: HTTP ' + r.status);
@@ -285,10 +299,14 @@
       var batches = [];
       for (var i = 0; i < todo.length; i += BATCH) batches.push(todo.slice(i, i + BATCH));
       var summary = {admitted: 0, conflicts: 0, replayed: 0, offset: null, rules: {}};
+      var measured = null;
       return batches.reduce(function (p, batch) {
         return p.then(function () {
+          return batch === batches[0] ? measureOffset(ev).then(function (o) { measured = o; }) : null;
+        }).then(function () {
           var body = {device_id: deviceId, sent_at: new Date().toISOString(), revocation_seq: (st.header && st.header.revocation_seq) || 0,
             scans: batch.map(function (s) { return {token: s.token, type: s.type, gate: s.gate, nonce: s.nonce, scanned_at: s.scanned_at, result: s.result}; })};
+          if (measured !== null) body.clock_offset_ms = measured;
           return fetch('/api/v1/events/' + ev + '/checkins/sync', {method: 'POST', credentials: 'same-origin',
             headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify(body)}).then(function (r) {
             return r.json().then(function (d) {
