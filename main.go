@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -847,6 +848,7 @@ so that values sealed under it open; they are sealed under the new one.`,
 
 func opsBenchCmd() *cobra.Command {
 	o := opsbench.Defaults()
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "ops",
 		Short: "The live dashboard's figures: fan-out over two instances (SSE and WebSocket in one run), POS webhooks, occupancy accuracy",
@@ -867,6 +869,17 @@ against the truth every minute.`,
 				if err := os.Setenv("MARQUEE_STREAMS_PER_CLIENT", strconv.Itoa(o.Viewers+10)); err != nil {
 					return err
 				}
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			mod := ops.New()
 			mods := modules.All()
@@ -902,8 +915,11 @@ against the truth every minute.`,
 	f.IntVar(&o.Rate, "rate", o.Rate, "updates per second on the event")
 	f.IntVar(&o.Sales, "sales", o.Sales, "POS payments (each created, then completed)")
 	f.IntVar(&o.Senders, "senders", o.Senders, "POS deliveries in flight")
+	f.BoolVar(&o.SkipFanout, "skip-fanout", o.SkipFanout, "leave out the fan-out")
+	f.BoolVar(&o.SkipPOS, "skip-pos", o.SkipPOS, "leave out the POS webhooks")
 	f.BoolVar(&o.SkipAccuracy, "skip-accuracy", o.SkipAccuracy, "leave out the simulated show")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the first instance")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (both instances and the clients: one process) to this file")
 	return cmd
 }
 

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"marquee/app"
@@ -313,38 +315,59 @@ func SquareSignature(key, notificationURL string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// saleApplied is what a delivery changed, for the dashboard.
-type saleApplied struct {
-	event    *uuid.UUID
-	result   WebhookResult
-	category string
-	stand    string
+// posConnector is what a delivery needs of its connector: the sealed
+// signature key, the URL it signs, the merchant, and the locations' stands.
+type posConnector struct {
+	id              uuid.UUID
+	keySealed       []byte
+	notificationURL string
+	merchantID      string
+	locations       map[string]POSLocation
+}
+
+// posConnectorSQL reads a connector with its locations in one statement
+// (one round trip: a delivery's first, before its signature is checked).
+const posConnectorSQL = `SELECT c.key_sealed, c.notification_url, c.merchant_id,
+	coalesce((SELECT json_agg(json_build_object('location_id', l.location_id, 'venue_id', l.venue_id, 'stand', l.stand, 'category', l.category))
+		FROM ops_pos_locations l WHERE l.connector_id = c.id), '[]')
+	FROM ops_pos_connectors c WHERE c.id = $1`
+
+// posConnector reads a connector for its deliveries (nil when none).
+func (s *Service) posConnector(ctx context.Context, t tenants.Tenant, id uuid.UUID) (*posConnector, error) {
+	var conn *posConnector
+	err := s.app.PgxStatement(ctx, t, tenants.TxOptions{ReadOnly: true}, posConnectorSQL, []any{id}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			c := &posConnector{id: id, locations: map[string]POSLocation{}}
+			var locs []POSLocation
+			if err := rows.Scan(&c.keySealed, &c.notificationURL, &c.merchantID, &locs); err != nil {
+				return err
+			}
+			for _, l := range locs {
+				c.locations[l.LocationID] = l
+			}
+			conn = c
+		}
+		return rows.Err()
+	})
+	return conn, err
 }
 
 // HandlePOSWebhook verifies a delivery's signature before reading it, then
 // applies it once.
 func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connector uuid.UUID, body []byte, signature string) (WebhookResult, error) {
-	var conns []struct {
-		KeySealed       []byte
-		NotificationURL string
-		MerchantID      string
-	}
-	err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT key_sealed, notification_url, merchant_id FROM ops_pos_connectors WHERE id = ?`, connector).Scan(&conns).Error
-	})
+	conn, err := s.posConnector(ctx, t, connector)
 	if err != nil {
 		return WebhookResult{}, err
 	}
-	if len(conns) == 0 {
+	if conn == nil {
 		return WebhookResult{}, app.NotFound("POS connector")
 	}
-	notify := conns[0].NotificationURL
-	key, err := s.open(connector, conns[0].KeySealed)
+	key, err := s.open(connector, conn.keySealed)
 	if err != nil {
 		return WebhookResult{}, fmt.Errorf("ops: connector %s key does not open: %w", connector, err)
 	}
 	got, err := base64.StdEncoding.DecodeString(signature)
-	want, _ := base64.StdEncoding.DecodeString(SquareSignature(string(key), notify, body))
+	want, _ := base64.StdEncoding.DecodeString(SquareSignature(string(key), conn.notificationURL, body))
 	if err != nil || !hmac.Equal(got, want) {
 		return WebhookResult{}, app.Unauthenticated("the x-square-hmacsha256-signature does not verify for this connector")
 	}
@@ -354,44 +377,82 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 	}
 	// A key shared by two accounts (or a subscription moved between
 	// them) must not book one merchant's sales under another's connector.
-	if evt.MerchantID != conns[0].MerchantID {
+	if evt.MerchantID != conn.merchantID {
 		return WebhookResult{}, app.Forbidden("pos_merchant_mismatch", "the event's merchant_id is not the merchant this connector is configured for")
 	}
-	return s.applyEvent(ctx, t, connector, evt)
+	return s.applyEvent(ctx, t, conn, evt, false)
 }
 
 // applyEvent applies a verified event once (by its event_id) through the
-// version rule; webhooks and polling both come through here.
-func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, connector uuid.UUID, evt SquareEvent) (WebhookResult, error) {
-	obj, err := s.prepare(ctx, t, connector, evt)
+// version rule; webhooks and polling both come through here. listed says
+// the object came from a provider's list without a version (polled
+// refunds): it is ordered by its updated_at instead.
+//
+// The transaction is one call of ops_pos_keep (migration 00350: the
+// idempotency insert, the object's locked read and update) and, when the
+// counted amount changed, the ledger append: the append is its last
+// statement, so the chain's ledger lock is held over the append and the
+// COMMIT only.
+func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posConnector, evt SquareEvent, listed bool) (WebhookResult, error) {
+	obj, err := s.prepare(ctx, t, conn, evt)
 	if err != nil {
 		return WebhookResult{}, err
 	}
-	var applied saleApplied
+	var res WebhookResult
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		applied = saleApplied{}
-		q := tx.Exec(`INSERT INTO ops_pos_events (connector_id, event_id, type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, connector, evt.EventID, evt.Type)
-		if q.Error != nil {
-			return q.Error
+		res = WebhookResult{}
+		var kept struct {
+			Outcome string
+			Diff    int64
 		}
-		if q.RowsAffected == 0 {
-			applied.result.Outcome = "duplicate"
-			return nil
+		if obj == nil {
+			return tx.Raw(`SELECT o_outcome AS outcome, o_diff AS diff FROM ops_pos_keep(?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+				conn.id, evt.EventID, evt.Type).Scan(&kept).Error
 		}
-		if err := s.apply(tx, connector, obj, &applied); err != nil {
+		p := obj.p
+		counted := int64(0)
+		if p.Status == "COMPLETED" {
+			counted = p.AmountMoney.Amount
+		}
+		var version *int64
+		if !listed {
+			version = &p.Version
+		}
+		var updated *time.Time
+		if !p.UpdatedAt.IsZero() {
+			updated = &p.UpdatedAt
+		}
+		if err := tx.Raw(`SELECT o_outcome AS outcome, o_diff AS diff FROM ops_pos_keep(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			conn.id, evt.EventID, evt.Type, obj.kind, p.ID, version, p.Status, p.AmountMoney.Amount, counted, p.AmountMoney.Currency,
+			p.LocationID, p.OrderID, obj.venue, obj.event, obj.stand, obj.category, obj.occurred, updated).Scan(&kept).Error; err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "OP001" {
+				return app.Invalid("invalid_pos_event", "the %s changed currency", obj.kind)
+			}
 			return err
 		}
-		return tx.Exec(`UPDATE ops_pos_events SET outcome = ? WHERE connector_id = ? AND event_id = ?`, applied.result.Outcome, connector, evt.EventID).Error
+		res.Outcome = kept.Outcome
+		if kept.Diff == 0 {
+			return nil
+		}
+		ledgerKind, amount := "pos.sale", kept.Diff
+		if obj.kind == "refund" {
+			ledgerKind, amount = "pos.refund", -kept.Diff
+		}
+		memo := fmt.Sprintf("%s %s at %s (%s)", obj.category, obj.kind, obj.stand, p.ID)
+		if _, err := s.app.Ledger.Append(tx, ledgerKind, "pos:"+conn.id.String()+":"+p.ID, amount, p.AmountMoney.Currency, memo); err != nil {
+			return err
+		}
+		res.LedgerMinor = amount
+		return nil
 	})
 	if err != nil {
 		return WebhookResult{}, err
 	}
-	if applied.event != nil && applied.result.LedgerMinor != 0 {
-		if rev, err := s.Revenue(ctx, t, *applied.event); err == nil {
-			s.publish(ctx, t, *applied.event, "revenue", rev)
-		}
+	if obj != nil && obj.event != nil && res.LedgerMinor != 0 {
+		s.revenue.changed(t, *obj.event)
 	}
-	return applied.result, nil
+	return res, nil
 }
 
 // posObject is a delivery's payment or refund, with where it was sold and
@@ -410,7 +471,7 @@ type posObject struct {
 
 // prepare reads a delivery's object and resolves its stand and event; nil
 // for types ops does not read.
-func (s *Service) prepare(ctx context.Context, t tenants.Tenant, connector uuid.UUID, evt SquareEvent) (*posObject, error) {
+func (s *Service) prepare(ctx context.Context, t tenants.Tenant, conn *posConnector, evt SquareEvent) (*posObject, error) {
 	var kind string
 	switch evt.Type {
 	case "payment.created", "payment.updated":
@@ -427,7 +488,7 @@ func (s *Service) prepare(ctx context.Context, t tenants.Tenant, connector uuid.
 	o := &posObject{kind: kind}
 	p := &o.p
 	if err := json.Unmarshal(raw, p); err != nil || p.ID == "" || len(p.ID) > 200 || p.AmountMoney.Amount < 0 ||
-		!currencyPattern.MatchString(p.AmountMoney.Currency) || len(p.LocationID) > 120 || len(p.OrderID) > 200 {
+		!currencyPattern.MatchString(p.AmountMoney.Currency) || len(p.LocationID) > 120 || len(p.OrderID) > 200 || len(p.Status) > 40 {
 		return nil, app.Invalid("invalid_pos_event", "the %s has no id, a negative amount or no currency", kind)
 	}
 	o.occurred = p.CreatedAt
@@ -436,89 +497,17 @@ func (s *Service) prepare(ctx context.Context, t tenants.Tenant, connector uuid.
 	}
 	// Where and for which event: the location's stand, and the event live
 	// at its venue when the sale happened.
-	var locs []struct {
-		VenueID  *uuid.UUID
-		Stand    string
-		Category string
-	}
-	if err := s.tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT venue_id, stand, category FROM ops_pos_locations WHERE connector_id = ? AND location_id = ?`, connector, p.LocationID).Scan(&locs).Error
-	}); err != nil {
-		return nil, err
-	}
 	o.category, o.stand = "other", "unmapped:"+p.LocationID
-	if len(locs) == 1 {
-		o.venue, o.stand, o.category = locs[0].VenueID, locs[0].Stand, locs[0].Category
-		id, err := s.eventAt(ctx, t, *o.venue, o.occurred)
+	if l, ok := conn.locations[p.LocationID]; ok {
+		venue := l.VenueID
+		o.venue, o.stand, o.category = &venue, l.Stand, l.Category
+		id, err := s.eventAt(ctx, t, venue, o.occurred)
 		if err != nil {
 			return nil, err
 		}
 		o.event = id
 	}
 	return o, nil
-}
-
-// apply keeps a payment or refund if it is newer than the one kept, and
-// gives the ledger the difference in what it counts.
-func (s *Service) apply(tx *gorm.DB, connector uuid.UUID, o *posObject, out *saleApplied) error {
-	if o == nil {
-		out.result.Outcome = "ignored"
-		return nil
-	}
-	kind, p, occurred, event := o.kind, o.p, o.occurred, o.event
-	loc := struct {
-		VenueID  *uuid.UUID
-		Stand    string
-		Category string
-	}{o.venue, o.stand, o.category}
-	counted := int64(0)
-	if p.Status == "COMPLETED" {
-		counted = p.AmountMoney.Amount
-	}
-	// The object's row, locked: the first delivery inserts it at version
-	// -1 (counting nothing), so "newer than kept" is one comparison.
-	if err := tx.Exec(`INSERT INTO ops_pos_objects (connector_id, kind, object_id, version, status, amount_minor, currency, occurred_at)
-		VALUES (?, ?, ?, -1, '', 0, ?, ?) ON CONFLICT DO NOTHING`, connector, kind, p.ID, p.AmountMoney.Currency, occurred).Error; err != nil {
-		return err
-	}
-	var cur struct {
-		Version      int64
-		CountedMinor int64
-		Currency     string
-	}
-	if err := tx.Raw(`SELECT version, counted_minor, currency FROM ops_pos_objects WHERE connector_id = ? AND kind = ? AND object_id = ? FOR UPDATE`,
-		connector, kind, p.ID).Scan(&cur).Error; err != nil {
-		return err
-	}
-	if p.Version <= cur.Version {
-		out.result.Outcome = "stale"
-		return nil
-	}
-	if cur.Version >= 0 && cur.Currency != p.AmountMoney.Currency {
-		return app.Invalid("invalid_pos_event", "the %s changed currency", kind)
-	}
-	if err := tx.Exec(`UPDATE ops_pos_objects SET version = ?, status = ?, amount_minor = ?, counted_minor = ?, currency = ?, location_id = ?, order_id = ?,
-		venue_id = ?, event_id = ?, stand = ?, category = ?, occurred_at = ?, updated_at = now()
-		WHERE connector_id = ? AND kind = ? AND object_id = ?`,
-		p.Version, p.Status, p.AmountMoney.Amount, counted, p.AmountMoney.Currency, p.LocationID, p.OrderID,
-		loc.VenueID, event, loc.Stand, loc.Category, occurred, connector, kind, p.ID).Error; err != nil {
-		return err
-	}
-	out.result.Outcome, out.event, out.category, out.stand = "applied", event, loc.Category, loc.Stand
-	diff := counted - cur.CountedMinor
-	if diff == 0 {
-		return nil
-	}
-	ledgerKind, amount := "pos.sale", diff
-	if kind == "refund" {
-		ledgerKind, amount = "pos.refund", -diff
-	}
-	memo := fmt.Sprintf("%s %s at %s (%s)", loc.Category, kind, loc.Stand, p.ID)
-	if _, err := s.app.Ledger.Append(tx, ledgerKind, "pos:"+connector.String()+":"+p.ID, amount, p.AmountMoney.Currency, memo); err != nil {
-		return err
-	}
-	out.result.LedgerMinor = amount
-	return nil
 }
 
 var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)

@@ -23,10 +23,11 @@ import (
 // Polling is the fallback for webhooks that never arrive: each minute a
 // chain's polled connectors get one task each (time-bucketed ids, so a
 // second scheduler or a retried fan-out enqueues nothing more), which lists
-// the payments created since the connector's cursor (minus an overlap for
-// late status changes) from Square's GET /v2/payments and applies each
-// through the webhook's idempotent path: a payment a webhook brought
-// already is a stale version and changes nothing.
+// the payments and the refunds created since the connector's cursor (minus
+// an overlap for late status changes) from Square's GET /v2/payments and
+// GET /v2/refunds and applies each through the webhook's idempotent path:
+// a payment or refund a webhook brought already is a stale version (or its
+// ledger difference is nothing) and changes nothing.
 
 // Task types of the polling.
 const (
@@ -85,19 +86,22 @@ func (m *Module) pollTask(ctx context.Context, t tenants.Tenant, payload []byte)
 
 // PollResult is what one poll of a connector found and did.
 type PollResult struct {
-	Listed      int   `json:"listed"`
+	Listed      int   `json:"listed"` // payments and refunds
 	Applied     int   `json:"applied"`
 	LedgerMinor int64 `json:"ledger_minor"`
 }
 
-// squarePaymentsPage is one page of Square's ListPayments.
-type squarePaymentsPage struct {
+// squareListPage is one page of Square's ListPayments or ListPaymentRefunds.
+type squareListPage struct {
 	Payments []json.RawMessage `json:"payments"`
+	Refunds  []json.RawMessage `json:"refunds"`
 	Cursor   string            `json:"cursor"`
 }
 
-// PollConnector lists the connector's payments since its cursor and
-// applies each once; it moves the cursor only when every page was read.
+// PollConnector lists the connector's payments, then its refunds, created
+// since its cursor and applies each once; it moves the cursor only when
+// every page of both was read. A void is a payment's status (CANCELED),
+// so it comes with the payments; a refund is an object of its own.
 func (s *Service) PollConnector(ctx context.Context, t tenants.Tenant, connector uuid.UUID) (PollResult, error) {
 	var rows []struct {
 		MerchantID  string
@@ -119,6 +123,10 @@ func (s *Service) PollConnector(ctx context.Context, t tenants.Tenant, connector
 	if err != nil {
 		return res, fmt.Errorf("ops: connector %s token does not open: %w", connector, err)
 	}
+	conn, err := s.posConnector(ctx, t, connector)
+	if err != nil || conn == nil {
+		return res, err
+	}
 	// The list ends at the next whole second (RFC 3339 without fractions):
 	// a payment made in this second is listed now, not a poll later.
 	now := s.app.Now().UTC().Add(time.Second).Truncate(time.Second)
@@ -126,7 +134,6 @@ func (s *Service) PollConnector(ctx context.Context, t tenants.Tenant, connector
 	if c.PollCursor != nil {
 		begin = c.PollCursor.Add(-pollOverlap)
 	}
-	cursor := ""
 	pollErr := func(err error) (PollResult, error) {
 		msg := err.Error()
 		if len(msg) > 300 {
@@ -137,42 +144,9 @@ func (s *Service) PollConnector(ctx context.Context, t tenants.Tenant, connector
 		})
 		return res, err
 	}
-	for page := 0; ; page++ {
-		if page == pollPages {
-			return pollErr(fmt.Errorf("more than %d pages of payments; the next poll goes on", pollPages))
-		}
-		list, err := s.listPayments(ctx, *c.APIURL, string(token), begin, now, cursor)
-		if err != nil {
+	for _, kind := range []string{"payment", "refund"} {
+		if err := s.pollList(ctx, t, conn, kind, *c.APIURL, string(token), begin, now, &res); err != nil {
 			return pollErr(err)
-		}
-		for _, raw := range list.Payments {
-			res.Listed++
-			var p SquarePayment
-			if json.Unmarshal(raw, &p) != nil || p.ID == "" || len(p.ID) > 200 {
-				continue
-			}
-			var evt SquareEvent
-			evt.MerchantID, evt.Type, evt.EventID = c.MerchantID, "payment.updated", fmt.Sprintf("poll:%s:v%d", p.ID, p.Version)
-			evt.Data.Type, evt.Data.ID, evt.Data.Object = "payment", p.ID, map[string]json.RawMessage{"payment": raw}
-			out, err := s.applyEvent(ctx, t, connector, evt)
-			if err != nil {
-				var pe *app.Error
-				if errors.As(err, &pe) && pe.Kind == app.KindInvalid {
-					// A payment the webhook path refuses as well (no
-					// currency, a negative amount): skipped, as a webhook
-					// carrying it would be.
-					s.app.Log.Warn("ops: polled payment refused", "tenant", t.Slug, "connector", connector, "payment", p.ID, "err", err)
-					continue
-				}
-				return pollErr(err)
-			}
-			if out.Outcome == "applied" {
-				res.Applied++
-			}
-			res.LedgerMinor += out.LedgerMinor
-		}
-		if cursor = list.Cursor; cursor == "" {
-			break
 		}
 	}
 	err = s.tx(ctx, t, func(tx *gorm.DB) error {
@@ -182,37 +156,101 @@ func (s *Service) PollConnector(ctx context.Context, t tenants.Tenant, connector
 	return res, err
 }
 
-// listPayments reads one page of Square's ListPayments.
-func (s *Service) listPayments(ctx context.Context, base, token string, begin, end time.Time, cursor string) (squarePaymentsPage, error) {
+// pollList reads every page of one list (payments or refunds) and applies
+// each object through the webhook's idempotent path, as the event a
+// webhook carrying its state would be. An object listed without a version
+// (Square lists refunds without one) is ordered by its updated_at, and its
+// event id names that instead, so a poll that lists it unchanged again
+// finds a duplicate.
+func (s *Service) pollList(ctx context.Context, t tenants.Tenant, conn *posConnector, kind, base, token string, begin, end time.Time, res *PollResult) error {
+	cursor := ""
+	for page := 0; ; page++ {
+		if page == pollPages {
+			return fmt.Errorf("more than %d pages of %ss; the next poll goes on", pollPages, kind)
+		}
+		list, err := s.listPage(ctx, base, kind, token, begin, end, cursor)
+		if err != nil {
+			return err
+		}
+		objects := list.Payments
+		if kind == "refund" {
+			objects = list.Refunds
+		}
+		for _, raw := range objects {
+			res.Listed++
+			var p SquarePayment
+			if json.Unmarshal(raw, &p) != nil || p.ID == "" || len(p.ID) > 200 {
+				continue
+			}
+			listed := p.Version == 0
+			var evt SquareEvent
+			evt.MerchantID, evt.Type, evt.EventID = conn.merchantID, kind+".updated", fmt.Sprintf("poll:%s:v%d", p.ID, p.Version)
+			if kind == "refund" {
+				evt.EventID = fmt.Sprintf("poll:refund:%s:v%d", p.ID, p.Version)
+			}
+			if listed {
+				evt.EventID = fmt.Sprintf("poll:%s:%s:%s:%s", kind, p.ID, p.Status, p.UpdatedAt.UTC().Format(time.RFC3339Nano))
+			}
+			evt.Data.Type, evt.Data.ID, evt.Data.Object = kind, p.ID, map[string]json.RawMessage{kind: raw}
+			out, err := s.applyEvent(ctx, t, conn, evt, listed)
+			if err != nil {
+				var pe *app.Error
+				if errors.As(err, &pe) && pe.Kind == app.KindInvalid {
+					// An object the webhook path refuses as well (no
+					// currency, a negative amount): skipped, as a webhook
+					// carrying it would be.
+					s.app.Log.Warn("ops: polled object refused", "tenant", t.Slug, "connector", conn.id, "kind", kind, "id", p.ID, "err", err)
+					continue
+				}
+				return err
+			}
+			if out.Outcome == "applied" {
+				res.Applied++
+			}
+			res.LedgerMinor += out.LedgerMinor
+		}
+		if cursor = list.Cursor; cursor == "" {
+			return nil
+		}
+	}
+}
+
+// listPage reads one page of Square's ListPayments (GET /v2/payments) or
+// ListPaymentRefunds (GET /v2/refunds).
+func (s *Service) listPage(ctx context.Context, base, kind, token string, begin, end time.Time, cursor string) (squareListPage, error) {
 	q := url.Values{"begin_time": {begin.Format(time.RFC3339)}, "end_time": {end.Format(time.RFC3339)}, "sort_order": {"ASC"},
 		"limit": {fmt.Sprint(pollLimit)}}
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
+	path, what := "/v2/payments?", "list payments"
+	if kind == "refund" {
+		path, what = "/v2/refunds?", "list refunds"
+	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v2/payments?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path+q.Encode(), nil)
 	if err != nil {
-		return squarePaymentsPage{}, err
+		return squareListPage{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Square-Version", "2024-01-18")
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.poller.Do(req)
 	if err != nil {
-		return squarePaymentsPage{}, fmt.Errorf("list payments: %w", err)
+		return squareListPage{}, fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return squarePaymentsPage{}, err
+		return squareListPage{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return squarePaymentsPage{}, fmt.Errorf("list payments: HTTP %d", resp.StatusCode)
+		return squareListPage{}, fmt.Errorf("%s: HTTP %d", what, resp.StatusCode)
 	}
-	var page squarePaymentsPage
+	var page squareListPage
 	if err := json.Unmarshal(body, &page); err != nil {
-		return squarePaymentsPage{}, fmt.Errorf("list payments: %w", err)
+		return squareListPage{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return page, nil
 }

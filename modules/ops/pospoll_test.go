@@ -148,3 +148,95 @@ func TestPOSMerchantMustMatch(t *testing.T) {
 		t.Fatalf("poll of an unknown connector: %+v %v", res, err)
 	}
 }
+
+// Refunds and voids whose webhooks were dropped are recovered by polling,
+// and one seen both ways counts once. 40 sales are delivered; 20 of them
+// are refunded in part (pending, then completed or rejected) with the
+// refund's webhooks dropped in every way, and 4 approved payments are
+// voided with the void's webhook dropped. One poll (Square lists refunds
+// without a version) leaves the ledger exact; polling again and the
+// dropped webhooks arriving late change nothing.
+func TestPOSPollingRecoversDroppedRefundsAndVoids(t *testing.T) {
+	e := startEnv(t, nil)
+	c := newChain(t, e, "pollref")
+	conn, pos := c.connectPolled(t)
+	svc := e.mod.Service()
+	var late []fakepos.Delivery
+	want, refunds := 0, 0
+	for i := range 40 {
+		amount := 1000 + 10*i
+		p := fakepos.Payment{ID: fmt.Sprintf("SP%d", i), Status: "APPROVED", Version: 1, AmountMoney: fakepos.Money{Amount: int64(amount), Currency: "EUR"}, LocationID: "L-BAR"}
+		c.send(t, pos, pos.PaymentEvent(p))
+		p.Status, p.Version = "COMPLETED", 2
+		c.send(t, pos, pos.PaymentEvent(p))
+		want += amount
+		if i >= 20 {
+			continue
+		}
+		r := fakepos.Payment{ID: fmt.Sprintf("SR%d", i), Status: "PENDING", Version: 1, AmountMoney: fakepos.Money{Amount: int64(amount / 2), Currency: "EUR"},
+			LocationID: "L-BAR", PaymentID: p.ID}
+		pending := pos.RefundEvent(r)
+		r.Status, r.Version = "COMPLETED", 2
+		if i%4 == 3 {
+			r.Status = "REJECTED"
+		} else {
+			want -= amount / 2
+			refunds++
+		}
+		final := pos.RefundEvent(r)
+		switch i % 4 {
+		case 0: // neither webhook arrives before the poll
+			late = append(late, pending, final)
+		case 1, 3: // the final state's webhook is dropped
+			c.send(t, pos, pending)
+			late = append(late, final)
+		case 2: // both arrive: the poll sees it too
+			c.send(t, pos, pending)
+			c.send(t, pos, final)
+		}
+	}
+	for i := range 4 {
+		p := fakepos.Payment{ID: fmt.Sprintf("SV%d", i), Status: "APPROVED", Version: 1, AmountMoney: fakepos.Money{Amount: 777, Currency: "EUR"}, LocationID: "L-MERCH"}
+		c.send(t, pos, pos.PaymentEvent(p))
+		p.Status, p.Version = "CANCELED", 2
+		late = append(late, pos.PaymentEvent(p))
+	}
+	if got := c.ledgerSum(t); got == want {
+		t.Fatalf("ledger %d already exact before polling: the test drops nothing", got)
+	}
+	res, err := svc.PollConnector(context.Background(), c.t, conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Listed != 40+4+20 {
+		t.Fatalf("poll listed %d, want 64 (44 payments, 20 refunds)", res.Listed)
+	}
+	if got := c.ledgerSum(t); got != want {
+		t.Fatalf("ledger %d after one poll, want %d", got, want)
+	}
+	if n := c.count(t, `SELECT count(*) FROM ledger_entries WHERE kind = 'pos.refund'`); n != refunds {
+		t.Fatalf("%d refund entries in the ledger, want %d (each once)", n, refunds)
+	}
+	if n := c.count(t, `SELECT count(*) FROM ops_pos_objects WHERE kind = 'payment' AND status = 'CANCELED' AND counted_minor = 0`); n != 4 {
+		t.Fatalf("%d voided payments kept as canceled, want 4", n)
+	}
+	if n := c.count(t, `SELECT count(*) FROM ops_pos_objects WHERE kind = 'refund' AND status = 'REJECTED' AND counted_minor = 0`); n != 5 {
+		t.Fatalf("%d rejected refunds kept, want 5", n)
+	}
+	if res, err = svc.PollConnector(context.Background(), c.t, conn.ID); err != nil || res.Applied != 0 || res.LedgerMinor != 0 {
+		t.Fatalf("second poll: %+v %v", res, err)
+	}
+	for _, d := range late {
+		if r := c.send(t, pos, d); r.LedgerMinor != 0 {
+			t.Fatalf("a late %s webhook moved the ledger: %+v", d.Type, r)
+		}
+	}
+	if got := c.ledgerSum(t); got != want {
+		t.Fatalf("ledger %d after the late webhooks, want %d", got, want)
+	}
+	// The dashboard's revenue agrees with the ledger.
+	d := decode[ops.Dashboard](t, c.do(t, "GET", "/api/v1/events/"+c.event+"/dashboard", nil).Body)
+	if d.Revenue == nil || len(d.Revenue.Totals) != 1 || d.Revenue.Totals[0].NetMinor != int64(want) {
+		t.Fatalf("dashboard revenue %+v, want net %d", d.Revenue, want)
+	}
+}

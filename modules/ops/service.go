@@ -19,11 +19,15 @@ type Service struct {
 	hub *Hub
 	// poller lists payments from POS accounts (pospoll.go).
 	poller *http.Client
+	// revenue sends events' revenue to their dashboards after sales.
+	revenue *revenueFeed
 }
 
 // NewService returns the service over the module's capabilities.
 func NewService(c *app.Core) *Service {
-	return &Service{app: c, hub: NewHub(c.Redis, c.RedisKey, c.Log, c.Metrics), poller: &http.Client{Timeout: 30 * time.Second}}
+	s := &Service{app: c, hub: NewHub(c.Redis, c.RedisKey, c.Log, c.Metrics), poller: &http.Client{Timeout: 30 * time.Second}}
+	s.revenue = &revenueFeed{compute: s.Revenue, publish: s.publish, log: c.Log}
+	return s
 }
 
 // Hub returns the live hub (for benchmarks and tests).

@@ -41,6 +41,7 @@ type POS struct {
 
 	mu       sync.Mutex
 	payments map[string]Payment // the latest version of every payment built, for ListPayments
+	refunds  map[string]Payment // and of every refund, for ListPaymentRefunds
 }
 
 // Delivery is one signed webhook.
@@ -96,85 +97,8 @@ func (p *POS) PaymentEvent(pay Payment) Delivery {
 		pay.TotalMoney = &pay.AmountMoney
 	}
 	d := p.build(typ, "payment", pay)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.payments == nil {
-		p.payments = map[string]Payment{}
-	}
-	if cur, ok := p.payments[pay.ID]; !ok || pay.Version > cur.Version {
-		var kept Payment
-		_ = json.Unmarshal(d.objectJSON, &kept) // the object as sent, times filled in
-		if ok {
-			kept.CreatedAt = cur.CreatedAt // a payment keeps the time it was made
-		}
-		p.payments[pay.ID] = kept
-	}
+	p.keep(&p.payments, pay, d)
 	return d
-}
-
-// Handler serves Square's ListPayments (GET /v2/payments with begin_time,
-// end_time, sort_order, limit, cursor; bearer token): every payment this
-// POS built, webhook delivered or not, at its latest version, by
-// created_at; an opaque cursor pages on.
-func (p *POS) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v2/payments", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+p.AccessToken || p.AccessToken == "" {
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"errors":[{"category":"AUTHENTICATION_ERROR","code":"UNAUTHORIZED"}]}`))
-			return
-		}
-		q := r.URL.Query()
-		begin, end := time.Time{}, time.Now().Add(time.Hour)
-		if v := q.Get("begin_time"); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				http.Error(w, `{"errors":[{"code":"BAD_REQUEST","field":"begin_time"}]}`, http.StatusBadRequest)
-				return
-			}
-			begin = t
-		}
-		if v := q.Get("end_time"); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				http.Error(w, `{"errors":[{"code":"BAD_REQUEST","field":"end_time"}]}`, http.StatusBadRequest)
-				return
-			}
-			end = t
-		}
-		limit, _ := strconv.Atoi(q.Get("limit"))
-		if limit <= 0 || limit > 100 {
-			limit = 100
-		}
-		from, _ := strconv.Atoi(q.Get("cursor"))
-		p.mu.Lock()
-		var list []Payment
-		for _, pay := range p.payments {
-			if !pay.CreatedAt.Before(begin) && pay.CreatedAt.Before(end) {
-				list = append(list, pay)
-			}
-		}
-		p.mu.Unlock()
-		slices.SortFunc(list, func(a, b Payment) int {
-			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		out := struct {
-			Payments []Payment `json:"payments"`
-			Cursor   string    `json:"cursor,omitempty"`
-		}{Payments: []Payment{}}
-		if from < len(list) {
-			out.Payments = list[from:min(from+limit, len(list))]
-		}
-		if from+limit < len(list) {
-			out.Cursor = strconv.Itoa(from + limit)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	})
-	return mux
 }
 
 // RefundEvent builds refund.created (version 1) or refund.updated.
@@ -183,7 +107,112 @@ func (p *POS) RefundEvent(ref Payment) Delivery {
 	if ref.Version <= 1 {
 		typ = "refund.created"
 	}
-	return p.build(typ, "refund", ref)
+	d := p.build(typ, "refund", ref)
+	p.keep(&p.refunds, ref, d)
+	return d
+}
+
+// keep records the latest version of an object, as the account's lists
+// show it, whether its webhook is ever delivered or not.
+func (p *POS) keep(into *map[string]Payment, obj Payment, d Delivery) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if *into == nil {
+		*into = map[string]Payment{}
+	}
+	if cur, ok := (*into)[obj.ID]; !ok || obj.Version > cur.Version {
+		var kept Payment
+		_ = json.Unmarshal(d.objectJSON, &kept) // the object as sent, times filled in
+		if ok {
+			kept.CreatedAt = cur.CreatedAt // an object keeps the time it was made
+		}
+		(*into)[obj.ID] = kept
+	}
+}
+
+// Refund is a refund as Square's ListPaymentRefunds shows it: unlike the
+// webhook's object it carries no version, only when it last changed.
+type Refund struct {
+	ID          string    `json:"id"`
+	Status      string    `json:"status"` // PENDING, COMPLETED, REJECTED, FAILED
+	AmountMoney Money     `json:"amount_money"`
+	LocationID  string    `json:"location_id"`
+	PaymentID   string    `json:"payment_id"`
+	OrderID     string    `json:"order_id,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Handler serves Square's ListPayments (GET /v2/payments) and
+// ListPaymentRefunds (GET /v2/refunds), with begin_time, end_time,
+// sort_order, limit and cursor and a bearer token: every payment or refund
+// this POS built, webhook delivered or not, at its latest version, by
+// created_at; an opaque cursor pages on. Refunds are listed as Square lists
+// them, without a version (Refund).
+func (p *POS) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/payments", func(w http.ResponseWriter, r *http.Request) {
+		p.serveList(w, r, "payments", &p.payments, func(o Payment) any { return o })
+	})
+	mux.HandleFunc("GET /v2/refunds", func(w http.ResponseWriter, r *http.Request) {
+		p.serveList(w, r, "refunds", &p.refunds, func(o Payment) any {
+			return Refund{ID: o.ID, Status: o.Status, AmountMoney: o.AmountMoney, LocationID: o.LocationID, PaymentID: o.PaymentID,
+				OrderID: o.OrderID, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		})
+	})
+	return mux
+}
+
+// serveList answers one page of a list; objects is read under the lock.
+func (p *POS) serveList(w http.ResponseWriter, r *http.Request, name string, objects *map[string]Payment, shape func(Payment) any) {
+	if r.Header.Get("Authorization") != "Bearer "+p.AccessToken || p.AccessToken == "" {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"errors":[{"category":"AUTHENTICATION_ERROR","code":"UNAUTHORIZED"}]}`))
+		return
+	}
+	q := r.URL.Query()
+	begin, end := time.Time{}, time.Now().Add(time.Hour)
+	for field, into := range map[string]*time.Time{"begin_time": &begin, "end_time": &end} {
+		if v := q.Get(field); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				http.Error(w, `{"errors":[{"code":"BAD_REQUEST","field":"`+field+`"}]}`, http.StatusBadRequest)
+				return
+			}
+			*into = t
+		}
+	}
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	from, _ := strconv.Atoi(q.Get("cursor"))
+	p.mu.Lock()
+	var list []Payment
+	for _, o := range *objects {
+		if !o.CreatedAt.Before(begin) && o.CreatedAt.Before(end) {
+			list = append(list, o)
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(list, func(a, b Payment) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	page := []any{}
+	if from < len(list) {
+		for _, o := range list[from:min(from+limit, len(list))] {
+			page = append(page, shape(o))
+		}
+	}
+	out := map[string]any{name: page}
+	if from+limit < len(list) {
+		out["cursor"] = strconv.Itoa(from + limit)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (p *POS) build(typ, kind string, obj Payment) Delivery {
