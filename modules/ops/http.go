@@ -220,7 +220,7 @@ func (m *Module) stream(c *gin.Context) {
 		if msg.Seq <= last {
 			return
 		}
-		fmt.Fprintf(w, "id: %d\ndata: {\"seq\":%d,\"type\":%q,\"data\":%s}\n\n", msg.Seq, msg.Seq, msg.Type, msg.Data)
+		fmt.Fprintf(w, "id: %d\ndata: %s\n\n", msg.Seq, msg.frame())
 		last = msg.Seq
 	}
 	if !whole {

@@ -56,6 +56,19 @@ type Message struct {
 	Seq  int64           `json:"seq"`
 	Type string          `json:"type"`
 	Data json.RawMessage `json:"data"`
+
+	// raw is the message as published ({"seq","type","data"}, what the
+	// streams send), shared read-only by every viewer: encoded once, by
+	// the publish script, not once per viewer.
+	raw []byte
+}
+
+// frame is the message as the streams send it.
+func (m Message) frame() []byte {
+	if m.raw != nil {
+		return m.raw
+	}
+	return fmt.Appendf(nil, `{"seq":%d,"type":%q,"data":%s}`, m.Seq, m.Type, m.Data)
 }
 
 // Hub is one instance's fan-out of event streams.
@@ -153,6 +166,7 @@ func (h *Hub) Since(ctx context.Context, t tenants.Tenant, event uuid.UUID, afte
 	for _, r := range raws {
 		var m Message
 		if json.Unmarshal([]byte(r), &m) == nil {
+			m.raw = []byte(r)
 			out = append(out, m)
 		}
 	}
@@ -226,6 +240,7 @@ func (h *Hub) run(tp *topic) {
 		if json.Unmarshal([]byte(msg.Payload), &m) != nil {
 			continue
 		}
+		m.raw = []byte(msg.Payload)
 		h.mu.Lock()
 		for v := range tp.viewers {
 			select {

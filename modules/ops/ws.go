@@ -113,15 +113,21 @@ func (m *Module) streamWS(c *gin.Context) {
 	// Viewers only listen; CloseRead answers pings and the close handshake
 	// and ends ctx when the viewer goes (or sends something).
 	ctx = conn.CloseRead(ctx)
-	// wctx bounds the writes of one batch (what is queued when the
-	// viewer's turn comes), so a batch costs one timer, not one per frame.
-	wctx := ctx
-	write := func(frame []byte) error { return conn.Write(wctx, websocket.MessageText, frame) }
+	// A batch of writes (what is queued when the viewer's turn comes) is
+	// bounded by one timer the viewer keeps, re-armed per batch, which
+	// closes the socket when it fires: the writes themselves carry no
+	// deadline, so a frame costs no context and no timer registration.
+	stuck := time.AfterFunc(time.Hour, func() { _ = conn.CloseNow() })
+	defer stuck.Stop()
+	stuck.Stop()
+	write := func(frame []byte) error { return conn.Write(context.Background(), websocket.MessageText, frame) }
 	batch := func(fn func() error) error {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, wsWriteTimeout)
-		defer cancel()
-		return fn()
+		stuck.Reset(wsWriteTimeout)
+		err := fn()
+		if !stuck.Stop() {
+			return errors.New("write timed out")
+		}
+		return err
 	}
 	last := st.since
 	send := func(msg Message) error {
@@ -129,7 +135,7 @@ func (m *Module) streamWS(c *gin.Context) {
 			return nil
 		}
 		last = msg.Seq
-		return write(fmt.Appendf(nil, `{"seq":%d,"type":%q,"data":%s}`, msg.Seq, msg.Type, msg.Data))
+		return write(msg.frame())
 	}
 	if err := batch(func() error {
 		if err := write(fmt.Appendf(nil, `{"seq":%d,"type":"connected","data":null}`, st.since)); err != nil {

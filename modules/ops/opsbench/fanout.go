@@ -161,23 +161,25 @@ func Fanout(ctx context.Context, o FanoutOptions, s Stream) (FanoutResult, error
 func (r *received) record(raw []byte, total int) bool {
 	now := time.Now()
 	var m struct {
-		Seq  int64  `json:"seq"`
-		Type string `json:"type"`
-		Data struct {
-			At int64 `json:"at"`
-		} `json:"data"`
+		Seq  int64           `json:"seq"`
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
 	}
 	if json.Unmarshal(raw, &m) != nil || m.Type == "connected" || m.Type == "reset" {
 		return false
 	}
 	// The stream carries the event's other changes too (the minute
-	// sampler's occupancy): all count for gaps, the bench's for latency.
+	// sampler's occupancy, whose data is a list): all count for gaps, the
+	// bench's for latency.
 	r.seqs = append(r.seqs, m.Seq)
-	if m.Type != "bench" {
+	var data struct {
+		At int64 `json:"at"`
+	}
+	if m.Type != "bench" || json.Unmarshal(m.Data, &data) != nil {
 		return false
 	}
 	r.bench++
-	r.lat = append(r.lat, now.Sub(time.Unix(0, m.Data.At)))
+	r.lat = append(r.lat, now.Sub(time.Unix(0, data.At)))
 	return r.bench >= total
 }
 
@@ -227,13 +229,17 @@ func viewWS(ctx context.Context, client *http.Client, base string, s Stream, sta
 		return err
 	}
 	defer func() { _ = conn.CloseNow() }()
-	_, _, err = conn.Read(ctx) // the "connected" frame
+	// The run's end closes the socket, as it ends the SSE requests; the
+	// reads themselves carry no context, as a browser's do not.
+	stop := context.AfterFunc(ctx, func() { _ = conn.CloseNow() })
+	defer stop()
+	_, _, err = conn.Read(context.Background()) // the "connected" frame
 	ready()
 	if err != nil {
 		return err
 	}
 	for {
-		_, raw, err := conn.Read(ctx)
+		_, raw, err := conn.Read(context.Background())
 		if err != nil {
 			return err
 		}
