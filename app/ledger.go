@@ -99,6 +99,39 @@ func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, 
 	return e, nil
 }
 
+// NewEntry prepares an entry for a statement that appends it itself by
+// calling ledger_append (migration 00022) with Args, in that order: a hot
+// path that keeps its whole transaction in one statement, so the ledger
+// lock is held to the commit only, not over round trips. Checked then
+// verifies what ledger_append returned, as Append does.
+func (l *Ledger) NewEntry(kind, reference string, amountMinor int64, currency, memo string) (LedgerEntry, error) {
+	if !ledgerKind.MatchString(kind) {
+		return LedgerEntry{}, fmt.Errorf("ledger: bad kind %q", kind)
+	}
+	if !ledgerCurrency.MatchString(currency) {
+		return LedgerEntry{}, fmt.Errorf("ledger: bad currency %q", currency)
+	}
+	return LedgerEntry{ID: uuid.Must(uuid.NewV7()), RecordedAt: time.Now().UTC().Truncate(time.Microsecond),
+		Kind: kind, Reference: reference, AmountMinor: amountMinor, Currency: currency, Memo: memo}, nil
+}
+
+// Args are ledger_append's arguments for the entry: id, recorded_at, its
+// text, kind, reference, amount, currency, memo.
+func (e LedgerEntry) Args() []any {
+	return []any{e.ID, e.RecordedAt, e.RecordedAt.Format(time.RFC3339Nano), e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo}
+}
+
+// Checked fills in what ledger_append returned for the entry (its number,
+// the previous hash and its hash) and checks the hash is the one Verify
+// will recompute.
+func (e LedgerEntry) Checked(seq int64, prevHash, hash []byte) (LedgerEntry, error) {
+	e.Seq, e.PrevHash, e.Hash = seq, prevHash, hash
+	if !bytes.Equal(e.Hash, entryHash(e.PrevHash, e)) {
+		return e, fmt.Errorf("ledger: the database's hash of entry %d differs from entryHash", e.Seq)
+	}
+	return e, nil
+}
+
 const ledgerColumns = "seq, id, recorded_at, kind, reference, amount_minor, currency, memo, prev_hash, hash"
 
 // Page returns up to limit entries after seq.

@@ -388,27 +388,21 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 // the object came from a provider's list without a version (polled
 // refunds): it is ordered by its updated_at instead.
 //
-// The transaction is one call of ops_pos_keep (migration 00350: the
-// idempotency insert, the object's locked read and update) and, when the
-// counted amount changed, the ledger append: the append is its last
-// statement, so the chain's ledger lock is held over the append and the
-// COMMIT only.
+// The whole transaction is one statement, ops_pos_keep (migration 00350):
+// the idempotency insert, the object's locked read and update, and, when
+// the counted amount changed, the ledger append, last. It runs alone in one
+// round trip (PgxStatement), so the chain's ledger lock, which every sale
+// waits for, is held from the append to the commit and over no round trip.
 func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posConnector, evt SquareEvent, listed bool) (WebhookResult, error) {
 	obj, err := s.prepare(ctx, t, conn, evt)
 	if err != nil {
 		return WebhookResult{}, err
 	}
-	var res WebhookResult
-	err = s.tx(ctx, t, func(tx *gorm.DB) error {
-		res = WebhookResult{}
-		var kept struct {
-			Outcome string
-			Diff    int64
-		}
-		if obj == nil {
-			return tx.Raw(`SELECT o_outcome AS outcome, o_diff AS diff FROM ops_pos_keep(?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
-				conn.id, evt.EventID, evt.Type).Scan(&kept).Error
-		}
+	args := []any{conn.id, evt.EventID, evt.Type}
+	var entry app.LedgerEntry
+	if obj == nil {
+		args = append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+	} else {
 		p := obj.p
 		counted := int64(0)
 		if p.Status == "COMPLETED" {
@@ -422,38 +416,65 @@ func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posCon
 		if !p.UpdatedAt.IsZero() {
 			updated = &p.UpdatedAt
 		}
-		if err := tx.Raw(`SELECT o_outcome AS outcome, o_diff AS diff FROM ops_pos_keep(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			conn.id, evt.EventID, evt.Type, obj.kind, p.ID, version, p.Status, p.AmountMoney.Amount, counted, p.AmountMoney.Currency,
-			p.LocationID, p.OrderID, obj.venue, obj.event, obj.stand, obj.category, obj.occurred, updated).Scan(&kept).Error; err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "OP001" {
-				return app.Invalid("invalid_pos_event", "the %s changed currency", obj.kind)
-			}
-			return err
-		}
-		res.Outcome = kept.Outcome
-		if kept.Diff == 0 {
-			return nil
-		}
-		ledgerKind, amount := "pos.sale", kept.Diff
+		ledgerKind := "pos.sale"
 		if obj.kind == "refund" {
-			ledgerKind, amount = "pos.refund", -kept.Diff
+			ledgerKind = "pos.refund"
 		}
-		memo := fmt.Sprintf("%s %s at %s (%s)", obj.category, obj.kind, obj.stand, p.ID)
-		if _, err := s.app.Ledger.Append(tx, ledgerKind, "pos:"+conn.id.String()+":"+p.ID, amount, p.AmountMoney.Currency, memo); err != nil {
-			return err
+		// The entry's amount is the difference the statement finds.
+		entry, err = s.app.Ledger.NewEntry(ledgerKind, "pos:"+conn.id.String()+":"+p.ID, 0, p.AmountMoney.Currency,
+			fmt.Sprintf("%s %s at %s (%s)", obj.category, obj.kind, obj.stand, p.ID))
+		if err != nil {
+			return WebhookResult{}, err
 		}
-		res.LedgerMinor = amount
-		return nil
+		ledgerArgs := entry.Args()
+		args = append(args, obj.kind, p.ID, version, p.Status, p.AmountMoney.Amount, counted, p.AmountMoney.Currency,
+			p.LocationID, p.OrderID, obj.venue, obj.event, obj.stand, obj.category, obj.occurred, updated,
+			ledgerArgs[0], ledgerArgs[1], ledgerArgs[2], ledgerArgs[3], ledgerArgs[4], ledgerArgs[7])
+	}
+	var (
+		res            WebhookResult
+		seq            *int64
+		prevHash, hash []byte
+	)
+	err = s.app.PgxStatement(ctx, t, tenants.TxOptions{}, posKeepSQL, args, func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&res.Outcome, &res.LedgerMinor, &seq, &prevHash, &hash); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
 	})
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "OP001" {
+			return WebhookResult{}, app.Invalid("invalid_pos_event", "the %s changed currency", obj.kind)
+		}
 		return WebhookResult{}, err
 	}
-	if obj != nil && obj.event != nil && res.LedgerMinor != 0 {
-		s.revenue.changed(t, *obj.event)
+	if res.Outcome == "" {
+		return WebhookResult{}, errors.New("ops: ops_pos_keep returned no row")
+	}
+	if res.LedgerMinor != 0 {
+		entry.AmountMinor = res.LedgerMinor
+		if seq == nil {
+			return WebhookResult{}, errors.New("ops: ops_pos_keep moved the ledger without an entry")
+		}
+		// Committed already: a hash Verify would not recompute is a fault
+		// of the code to find now, not a sale to undo.
+		if _, err := entry.Checked(*seq, prevHash, hash); err != nil {
+			s.app.Log.Error("ops: POS ledger entry", "tenant", t.Slug, "err", err)
+			return WebhookResult{}, err
+		}
+		if obj.event != nil {
+			s.revenue.changed(t, *obj.event)
+		}
 	}
 	return res, nil
 }
+
+// posKeepSQL keeps a delivery (ops_pos_keep, migration 00350).
+const posKeepSQL = `SELECT o_outcome, o_ledger, o_seq, o_prev_hash, o_hash FROM ops_pos_keep($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+	$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`
 
 // posObject is a delivery's payment or refund, with where it was sold and
 // for which event, resolved before the transaction that applies it (the
