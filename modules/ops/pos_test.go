@@ -146,7 +146,8 @@ func TestPOSForgedSignatureWritesNothing(t *testing.T) {
 }
 
 // 40 senders deliver 100 sales at once, each sale created then completed,
-// 5% duplicates and 5% out of order: the ledger total is exact.
+// 5% duplicates and 5% out of order: the ledger total is exact, and the
+// chain verifies.
 func TestPOSConcurrentDeliveriesExactLedger(t *testing.T) {
 	e := startEnv(t, nil)
 	c := newChain(t, e, "posrace")
@@ -192,5 +193,31 @@ func TestPOSConcurrentDeliveriesExactLedger(t *testing.T) {
 	}
 	if got := c.count(t, `SELECT count(*) FROM ledger_entries WHERE kind = 'pos.sale'`); got != 100 {
 		t.Fatalf("%d ledger entries for 100 sales", got)
+	}
+	// The entries the deliveries' statements appended chain as Verify
+	// recomputes them.
+	if v, err := e.App.Ledger.Verify(context.Background(), c.t); err != nil || !v.OK || v.Entries != 100 {
+		t.Fatalf("ledger verify: %+v %v", v, err)
+	}
+}
+
+// A later version of a payment in another currency is refused
+// (invalid_pos_event) and writes nothing: not the delivery, not the
+// object, not the ledger.
+func TestPOSCurrencyChangeRefused(t *testing.T) {
+	e := startEnv(t, nil)
+	c := newChain(t, e, "poscur")
+	conn, pos := c.connect(t)
+	p := fakepos.Payment{ID: "PC1", Status: "APPROVED", Version: 1, AmountMoney: fakepos.Money{Amount: 800, Currency: "EUR"}, LocationID: "L-BAR"}
+	c.send(t, pos, pos.PaymentEvent(p))
+	p.Status, p.Version, p.AmountMoney.Currency = "COMPLETED", 2, "USD"
+	d := pos.PaymentEvent(p)
+	none := map[string]int{"ops_pos_events": 0, "ops_pos_objects": 0, "ledger_entries": 0}
+	apptest.RunScenarios(t, e.Env, []apptest.Scenario{
+		{Name: "currency changed", Method: "POST", Path: "/api/v1/webhooks/pos/" + conn.ID.String(), Tenant: c.slug, Body: d.Body,
+			Headers: map[string]string{"x-square-hmacsha256-signature": d.Signature}, Status: 400, Code: "invalid_pos_event", Changes: none},
+	})
+	if n := c.count(t, `SELECT count(*) FROM ops_pos_objects WHERE object_id = 'PC1' AND currency = 'EUR' AND version = 1`); n != 1 {
+		t.Fatal("the kept payment changed")
 	}
 }
