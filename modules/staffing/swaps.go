@@ -316,12 +316,13 @@ func (s *Service) ApproveSwap(ctx context.Context, t tenants.Tenant, venueID, sw
 		if _, err := tx.Exec(`UPDATE stf_shifts SET filled = filled - 1, updated_at = now() WHERE id = $1`, w.shift); err != nil {
 			return err
 		}
-		var took, ok, placed int
-		if err := tx.QueryRow(placeSQL, w.shift, *w.taker, newID, now, StatusAssigned, true).Scan(&took, &ok, &placed); err != nil {
+		// Its warnings stay on the new assignment; the swap's answer does not carry them.
+		r, err := runPlace(tx, placeSQL, w.shift, *w.taker, newID, now, StatusAssigned, true)
+		if err != nil {
 			return err
 		}
-		if placed == 0 {
-			return s.refusal(tx, placement{shiftID: w.shift, staffID: *w.taker}, newID, now, took, ok, shiftStatus)
+		if r.placed == 0 {
+			return s.refusal(tx, placement{shiftID: w.shift, staffID: *w.taker}, newID, now, r)
 		}
 		if _, err := tx.Exec(`UPDATE stf_swaps SET status = 'approved', new_assignment_id = $2, decided_at = $3, decided_by = $4 WHERE id = $1`,
 			swapID, newID, now, by); err != nil {
