@@ -18,13 +18,14 @@ import (
 // finance). Its page also serves a manager of some venues, who sees those
 // venues only; everyone else is refused.
 
-// payrollPeriod reads from and to, by default the last full calendar month
-// before today (UTC).
+// payrollPeriod reads from and to; by default the last 30 days and the
+// next 14 (UTC dates), so the nights just worked and the coming weekend's
+// are in view.
 func (m *Module) payrollPeriod(c *gin.Context) (string, string) {
 	from, to := c.Query("from"), c.Query("to")
 	if from == "" && to == "" {
-		first := time.Date(m.app.Now().UTC().Year(), m.app.Now().UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
-		return first.AddDate(0, -1, 0).Format(time.DateOnly), first.AddDate(0, 0, -1).Format(time.DateOnly)
+		today := m.app.Now().UTC()
+		return today.AddDate(0, 0, -30).Format(time.DateOnly), today.AddDate(0, 0, 14).Format(time.DateOnly)
 	}
 	return from, to
 }
