@@ -646,19 +646,19 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 			who, by = p.userID, "user_id" // a sign-up finds the person by who is signed in, in this transaction
 		}
 		var venue uuid.UUID
-		var status, signup, roleName, day, tz string
+		var signup, roleName, day, tz string
 		var published bool
 		var start, end time.Time
 		var staffID *uuid.UUID
 		var active *bool
 		var staffName *string
-		err := tx.QueryRow(`SELECT s.venue_id, s.status, r.signup, r.name, to_char(s.day, 'YYYY-MM-DD'), lower(s.during), upper(s.during),
+		err := tx.QueryRow(`SELECT s.venue_id, r.signup, r.name, to_char(s.day, 'YYYY-MM-DD'), lower(s.during), upper(s.during),
 				EXISTS (SELECT 1 FROM stf_publications p WHERE p.venue_id = s.venue_id AND p.day = s.day), s.timezone,
 				who.id, who.active, who.name
 			FROM stf_shifts s JOIN stf_roles r ON r.id = s.role_id
 			LEFT JOIN LATERAL (SELECT id, active, name FROM stf_staff WHERE `+by+` = $2 FOR UPDATE) who ON true
 			WHERE s.id = $1`, p.shiftID, who).
-			Scan(&venue, &status, &signup, &roleName, &day, &start, &end, &published, &tz, &staffID, &active, &staffName)
+			Scan(&venue, &signup, &roleName, &day, &start, &end, &published, &tz, &staffID, &active, &staffName)
 		if isNoRows(err) || (err == nil && p.venueID != uuid.Nil && venue != p.venueID) || (err == nil && p.self && !published) {
 			return app.NotFound("shift") // a draft day is not there for staff
 		}

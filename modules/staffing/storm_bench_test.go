@@ -5,9 +5,16 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"marquee/app"
+	"marquee/app/apptest"
+	"marquee/config"
+	"marquee/modules/calendar"
+	"marquee/modules/staffing"
 	"marquee/modules/staffing/stormbench"
 )
 
@@ -22,9 +29,19 @@ import (
 // understood:
 //
 //	go test -run '^$' -bench SignupStorm -benchtime 1x ./modules/staffing/
+//
+// The server bounds the chain's requests in flight by its database
+// connections and lets the rest wait, as `marquee bench staffing` does (the
+// test configuration lifts the bound so that tests are never shed).
 func BenchmarkSignupStorm(b *testing.B) {
-	e := startEnv(b, nil)
 	o := stormbench.Defaults()
+	mod := staffing.New()
+	e := &env{Env: apptest.Start(b, dbURL, apptest.Options{
+		Modules: []app.Module{calendar.New(), &fakeFacts{sold: map[uuid.UUID]int{}}, mod}, DBMaxConns: o.DBConns,
+		Configure: func(cfg *config.Config) {
+			cfg.MaxInFlight, cfg.TenantMaxInFlight, cfg.ShedWait = max(128, 2*o.DBConns), o.DBConns, time.Minute
+		},
+	}), mod: mod}
 	for b.Loop() {
 		rep, err := stormbench.Run(context.Background(), e.App, e.mod.Service(), e.Server.URL, o, os.Stdout, nil)
 		if err != nil {
