@@ -144,11 +144,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/events/:eventId/staffing/labour-cost", signed, "The event's labour cost per currency from its timesheets (staffing.shifts:read at its venue)", app.Handle(m.labourCost))
 	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/check-in", signed, "Check yourself in on your shift (from two hours before it to its end)", app.Handle(m.selfClock(true))).NoBody()
 	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/check-out", signed, "Check yourself out of your shift", app.Handle(m.selfClock(false))).NoBody()
-	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/swap", signed, "Ask a colleague (or anyone who works the role) to take your place on a shift",
+	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/swap", signed, "Ask a colleague by name (who must be able to take it: role, certification, no overlapping shift; they are mailed) or anyone who works the role to take your place on a shift",
 		app.Handle(m.askSwap).Created().OptionalBody())
 	r.API(http.MethodGet, "/staffing/me/swaps", signed, "Swaps you asked for and those you may take", app.Handle(m.mySwaps))
 	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/accept", signed, "Take a colleague's shift (409 swap_taken when another colleague was first); a manager approves", app.Handle(m.mySwapAct(true))).NoBody()
-	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/withdraw", signed, "Take back a swap you asked for", app.Handle(m.mySwapAct(false))).NoBody()
+	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/withdraw", signed, "Take back a swap you asked for while nobody has taken it (409 swap_not_open once a colleague accepted: a manager decides it then)", app.Handle(m.mySwapAct(false))).NoBody()
 	r.API(http.MethodGet, "/venues/:venueId/staffing/swaps", atVenue(read), "The venue's swaps of shifts to come, live ones first", app.Handle(m.venueSwaps))
 	r.API(http.MethodPost, "/venues/:venueId/staffing/swaps/:swapId/approve", atVenue(write), "Approve an accepted swap: the place moves in one transaction under every rule of an assignment",
 		app.Handle(m.decideSwap(true))).NoBody()
