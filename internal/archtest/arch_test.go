@@ -79,10 +79,12 @@ func checkFile(fset *token.FileSet, p string, f *ast.File, module string) []stri
 	// module code only. Rule 2 binds tests too.
 	moduleCode := inModules && !isTest
 
-	// The load harnesses (modules/inventory/bench, modules/ops/opsbench) are
+	// The load harnesses (modules/inventory/bench, modules/ops/opsbench,
+	// modules/staffing/stormbench) are
 	// started from main with the whole App to drive a run; they are not
 	// modules and register nothing.
-	harness := strings.HasPrefix(p, "modules/inventory/bench/") || strings.HasPrefix(p, "modules/ops/opsbench/")
+	harness := strings.HasPrefix(p, "modules/inventory/bench/") || strings.HasPrefix(p, "modules/ops/opsbench/") ||
+		strings.HasPrefix(p, "modules/staffing/stormbench/")
 
 	pkgNames := map[string]bool{}
 	appName := "" // the name this file gives the core package, if it imports it

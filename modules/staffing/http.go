@@ -551,11 +551,11 @@ func (m *Module) nightCoverage(c *gin.Context, _ app.None) (NightCoverage, error
 // ---- the staff member's own
 
 func (m *Module) mySchedule(c *gin.Context, _ app.None) (Schedule, error) {
-	st, err := m.me(c)
-	if err != nil {
-		return Schedule{}, err
+	p := app.PrincipalOf(c)
+	if p.Kind != app.KindUser {
+		return Schedule{}, app.NotFound("staff member")
 	}
-	return m.svc.MySchedule(c.Request.Context(), app.TenantOf(c), st)
+	return m.svc.ScheduleOfUser(c.Request.Context(), app.TenantOf(c), p.UserID)
 }
 
 func (m *Module) signUp(c *gin.Context, _ app.None) (Assignment, error) {

@@ -18,20 +18,26 @@ import (
 func (s *Service) StaffByUser(ctx context.Context, t tenants.Tenant, userID uuid.UUID) (Staff, error) {
 	var out Staff
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		var ids []uuid.UUID
-		if err := tx.Raw(`SELECT id FROM stf_staff WHERE user_id = ?`, userID).Scan(&ids).Error; err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return app.NotFound("staff member")
-		}
-		list, err := loadStaff(tx, ids)
-		if err == nil {
-			out = list[0]
-		}
+		var err error
+		out, err = staffByUser(tx, userID)
 		return err
 	})
 	return out, err
+}
+
+func staffByUser(tx *gorm.DB, userID uuid.UUID) (Staff, error) {
+	var ids []uuid.UUID
+	if err := tx.Raw(`SELECT id FROM stf_staff WHERE user_id = ?`, userID).Scan(&ids).Error; err != nil {
+		return Staff{}, err
+	}
+	if len(ids) == 0 {
+		return Staff{}, app.NotFound("staff member")
+	}
+	list, err := loadStaff(tx, ids)
+	if err != nil {
+		return Staff{}, err
+	}
+	return list[0], nil
 }
 
 // Schedule is what a staff member sees: their shifts on published days
@@ -47,9 +53,26 @@ type Schedule struct {
 // MySchedule reads a staff member's schedule. Drafts are invisible: only
 // shifts of published days are listed.
 func (s *Service) MySchedule(ctx context.Context, t tenants.Tenant, st Staff) (Schedule, error) {
-	out := Schedule{Staff: st, Shifts: []MyShift{}, Open: []Shift{}}
+	return s.schedule(ctx, t, func(*gorm.DB) (Staff, error) { return st, nil })
+}
+
+// ScheduleOfUser is MySchedule for the staff record of a signed-in user,
+// found in the same transaction: a whole chain's staff open their schedule
+// at once when sign-ups open, so it is one transaction, not three.
+func (s *Service) ScheduleOfUser(ctx context.Context, t tenants.Tenant, userID uuid.UUID) (Schedule, error) {
+	return s.schedule(ctx, t, func(tx *gorm.DB) (Staff, error) { return staffByUser(tx, userID) })
+}
+
+func (s *Service) schedule(ctx context.Context, t tenants.Tenant, who func(tx *gorm.DB) (Staff, error)) (Schedule, error) {
+	out := Schedule{Shifts: []MyShift{}, Open: []Shift{}}
 	since := s.app.Now().UTC().Add(-24 * time.Hour)
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
+		out.Shifts, out.Open = []MyShift{}, []Shift{}
+		st, err := who(tx)
+		if err != nil {
+			return err
+		}
+		out.Staff = st
 		var mine []struct {
 			AssignmentID     uuid.UUID
 			AssignmentStatus string
@@ -80,7 +103,8 @@ func (s *Service) MySchedule(ctx context.Context, t tenants.Tenant, st Staff) (S
 		for i := range out.Open {
 			utcShift(&out.Open[i])
 		}
-		return nil
+		out.Expiring, err = s.expiring(tx, 30, st.ID)
+		return err
 	})
 	if err != nil {
 		return out, err
@@ -100,6 +124,5 @@ func (s *Service) MySchedule(ctx context.Context, t tenants.Tenant, st Staff) (S
 			out.Shifts[i].EventTitle, out.Shifts[i].VenueName = ev.Title, ev.VenueName
 		}
 	}
-	out.Expiring, err = s.ExpiringCerts(ctx, t, 30, st.ID)
-	return out, err
+	return out, nil
 }

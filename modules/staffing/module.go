@@ -37,6 +37,7 @@ const (
 	ObjStaff    = "staffing.staff"    // staff members, roles, certifications (chain-wide)
 	ObjShifts   = "staffing.shifts"   // shifts, assignments, requirements, coverage, publishing (per venue)
 	ObjSettings = "staffing.settings" // the chain's rules and templates
+	ObjPayroll  = "staffing.payroll"  // the chain-wide payroll (every venue's hours and pay)
 )
 
 // grants are the default permissions of each role: chain admins run the
@@ -58,6 +59,9 @@ func grants() []policies.Grant {
 	add(ObjShifts, policies.Write, policies.RoleChainAdmin, policies.RoleVenueManager, policies.RoleOpsLead, policies.RoleSecurityLead, policies.RoleSupport)
 	add(ObjSettings, policies.Read, policies.RoleChainAdmin, policies.RoleSupport)
 	add(ObjSettings, policies.Write, policies.RoleChainAdmin)
+	// Chain roles only: a venue manager reads their venue's payroll through
+	// staffing.shifts at that venue.
+	add(ObjPayroll, policies.Read, policies.RoleChainAdmin, policies.RoleFinance)
 	return g
 }
 
@@ -135,14 +139,16 @@ func (m *Module) Register(r *app.Registrar) error {
 		app.Handle(m.listTimesheets).Query("event_id", "the event (required)"))
 	r.API(http.MethodGet, "/venues/:venueId/staffing/payroll", atVenue(read), "Hours per person for payroll (CSV): check-ins on the venue's local dates from..to, each span rounded to the nearest 15 minutes",
 		app.Raw(m.payroll).Produces("text/csv", "").Query("from", "first local date (YYYY-MM-DD)").Query("to", "last local date (YYYY-MM-DD), at most 93 days on"))
+	r.API(http.MethodGet, "/staffing/payroll", chain(ObjPayroll, read), "The chain's hours per person and venue for payroll (CSV): each venue's check-ins on its own local dates from..to, spans rounded to the nearest 15 minutes",
+		app.Raw(m.chainPayroll).Produces("text/csv", "").Query("from", "first local date (YYYY-MM-DD)").Query("to", "last local date (YYYY-MM-DD), at most 93 days on"))
 	r.API(http.MethodGet, "/events/:eventId/staffing/labour-cost", signed, "The event's labour cost per currency from its timesheets (staffing.shifts:read at its venue)", app.Handle(m.labourCost))
 	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/check-in", signed, "Check yourself in on your shift (from two hours before it to its end)", app.Handle(m.selfClock(true))).NoBody()
 	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/check-out", signed, "Check yourself out of your shift", app.Handle(m.selfClock(false))).NoBody()
-	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/swap", signed, "Ask a colleague (or anyone who works the role) to take your place on a shift",
+	r.API(http.MethodPost, "/staffing/me/assignments/:assignmentId/swap", signed, "Ask a colleague by name (who must be able to take it: role, certification, no overlapping shift; they are mailed) or anyone who works the role to take your place on a shift",
 		app.Handle(m.askSwap).Created().OptionalBody())
 	r.API(http.MethodGet, "/staffing/me/swaps", signed, "Swaps you asked for and those you may take", app.Handle(m.mySwaps))
 	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/accept", signed, "Take a colleague's shift (409 swap_taken when another colleague was first); a manager approves", app.Handle(m.mySwapAct(true))).NoBody()
-	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/withdraw", signed, "Take back a swap you asked for", app.Handle(m.mySwapAct(false))).NoBody()
+	r.API(http.MethodPost, "/staffing/me/swaps/:swapId/withdraw", signed, "Take back a swap you asked for while nobody has taken it (409 swap_not_open once a colleague accepted: a manager decides it then)", app.Handle(m.mySwapAct(false))).NoBody()
 	r.API(http.MethodGet, "/venues/:venueId/staffing/swaps", atVenue(read), "The venue's swaps of shifts to come, live ones first", app.Handle(m.venueSwaps))
 	r.API(http.MethodPost, "/venues/:venueId/staffing/swaps/:swapId/approve", atVenue(write), "Approve an accepted swap: the place moves in one transaction under every rule of an assignment",
 		app.Handle(m.decideSwap(true))).NoBody()
@@ -153,8 +159,11 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodPost, "/staffing/me/assignments/:assignmentId/confirm", signed, m.portalAnswer(true))
 	r.Portal(http.MethodPost, "/staffing/me/assignments/:assignmentId/decline", signed, m.portalAnswer(false))
 	m.registerPortalMore(r)
+	r.Portal(http.MethodGet, "/staffing/payroll", signed, m.payrollPage) // chain roles: every venue; venue managers: theirs
+	r.Portal(http.MethodGet, "/staffing/payroll.csv", signed, m.payrollCSV)
 	r.Nav("Staffing", "/portal/staffing", 30, app.Require(ObjShifts, read))
 	r.Nav("My shifts", "/portal/staffing/me", 31, signed)
+	r.Nav("Payroll", "/portal/staffing/payroll", 32, app.Require(ObjPayroll, read))
 
 	r.ProvideLabourCosts(m.svc) // booking's settlement reads labour as an expense through app.LabourCosts
 	r.Task(TaskRecompute, m.recomputeTask)

@@ -100,6 +100,7 @@ type myShiftView struct {
 	Zone         string
 	Clock        clockState
 	Upcoming     bool
+	Colleagues   []Colleague // who may be asked by name to take it
 }
 
 type openView struct {
@@ -138,10 +139,21 @@ func (m *Module) myPage(c *gin.Context) {
 			return
 		}
 		now := m.app.Now()
+		var swappable []uuid.UUID
+		for _, s := range sc.Shifts {
+			if s.Shift.StartsAt.After(now) && (s.Status == StatusAssigned || s.Status == StatusConfirmed) {
+				swappable = append(swappable, s.Shift.ID)
+			}
+		}
+		colleagues, err := m.svc.SwapCandidates(c.Request.Context(), app.TenantOf(c), st.ID, swappable)
+		if err != nil {
+			app.Fail(c, err)
+			return
+		}
 		for _, s := range sc.Shifts {
 			data.Shifts = append(data.Shifts, myShiftView{AssignmentID: s.AssignmentID, Status: s.Status, Role: s.Shift.RoleName, Title: s.EventTitle,
 				When: localWhen(s.Shift.StartsAt, s.Shift.EndsAt, s.Shift.Timezone), Venue: s.VenueName, Zone: s.Shift.Zone,
-				Clock: clocks[s.AssignmentID], Upcoming: s.Shift.StartsAt.After(now)})
+				Clock: clocks[s.AssignmentID], Upcoming: s.Shift.StartsAt.After(now), Colleagues: colleagues[s.Shift.ID]})
 		}
 		for _, w := range swaps {
 			data.Swaps = append(data.Swaps, mySwapView{Swap: w, When: localWhen(w.StartsAt, w.EndsAt, w.Timezone), Mine: w.FromStaff == st.ID})

@@ -147,28 +147,77 @@ func (m *Module) seedTimesheetsAndSwap(ctx context.Context, t tenants.Tenant, ro
 		return fmt.Errorf("staffing demo rates: %w", err)
 	}
 	err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
-		var ev []uuid.UUID
-		if err := tx.Raw(`SELECT s.event_id FROM stf_shifts s JOIN stf_publications p ON p.venue_id = s.venue_id AND p.day = s.day
-			WHERE s.event_id = ANY(?::uuid[]) ORDER BY lower(s.during) LIMIT 1`, uuidArray(eventIDs(weekend))).Scan(&ev).Error; err != nil || len(ev) == 0 {
+		// The first published show at each of two venues, so the chain's
+		// payroll has more than one venue.
+		var evs []uuid.UUID
+		if err := tx.Raw(`SELECT event_id FROM (SELECT DISTINCT ON (s.venue_id) s.event_id, lower(s.during) AS starts
+			FROM stf_shifts s JOIN stf_publications p ON p.venue_id = s.venue_id AND p.day = s.day
+			WHERE s.event_id = ANY(?::uuid[]) ORDER BY s.venue_id, lower(s.during)) f ORDER BY starts LIMIT 2`, uuidArray(eventIDs(weekend))).Scan(&evs).Error; err != nil {
 			return err
 		}
-		// Six people of the show: in at the start (one 12 minutes late),
-		// the first two out at the shift's end.
-		return tx.Exec(`INSERT INTO stf_timesheets (assignment_id, staff_id, shift_id, event_id, venue_id, checked_in_at, checked_out_at, hourly_minor, currency)
+		for _, ev := range evs {
+			if err := seedTimesheets(tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("staffing demo timesheets: %w", err)
+	}
+	if err := m.seedNamedSwap(ctx, t); err != nil {
+		return fmt.Errorf("staffing demo named swap: %w", err)
+	}
+	return m.seedAcceptedSwap(ctx, t)
+}
+
+// seedTimesheets records six people of a show: in at the start (one 12
+// minutes late), the first two out at the shift's end.
+func seedTimesheets(tx *gorm.DB, event uuid.UUID) error {
+	return tx.Exec(`INSERT INTO stf_timesheets (assignment_id, staff_id, shift_id, event_id, venue_id, checked_in_at, checked_out_at, hourly_minor, currency)
 			SELECT a.id, a.staff_id, s.id, s.event_id, s.venue_id,
 			       lower(s.during) + CASE WHEN x.n = 3 THEN interval '12 minutes' ELSE interval '0' END,
 			       CASE WHEN x.n <= 2 THEN upper(s.during) END, rr.hourly_minor, rr.currency
 			FROM (SELECT a.id, row_number() OVER (ORDER BY a.assigned_at, a.id) AS n FROM stf_assignments a JOIN stf_shifts s ON s.id = a.shift_id
 			      WHERE s.event_id = ? AND a.status IN ('assigned', 'confirmed')) x
 			JOIN stf_assignments a ON a.id = x.id JOIN stf_shifts s ON s.id = a.shift_id LEFT JOIN stf_role_rates rr ON rr.role_id = s.role_id
-			WHERE x.n <= 6 ON CONFLICT DO NOTHING`, ev[0]).Error
-	})
-	if err != nil {
-		return fmt.Errorf("staffing demo timesheets: %w", err)
+			WHERE x.n <= 6 ON CONFLICT DO NOTHING`, event).Error
+}
+
+// seedNamedSwap offers a published shift to come to one named colleague
+// who could take it, and leaves it asked: the colleague sees it on their
+// page (and has its mail in the outbox).
+func (m *Module) seedNamedSwap(ctx context.Context, t tenants.Tenant) error {
+	s := m.svc
+	var cands []struct {
+		AssignmentID, StaffID, ShiftID uuid.UUID
 	}
-	// A published shift to come (the demo staff member's, if they have
-	// one), offered to anyone who works its role, taken by the first
-	// colleague who qualifies.
+	if err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT a.id AS assignment_id, a.staff_id, a.shift_id FROM stf_assignments a JOIN stf_shifts s ON s.id = a.shift_id
+			JOIN stf_publications p ON p.venue_id = s.venue_id AND p.day = s.day
+			WHERE a.status IN ('assigned', 'confirmed') AND lower(s.during) > ? ORDER BY lower(s.during) DESC, a.id LIMIT 5`, s.app.Now().UTC()).Scan(&cands).Error
+	}); err != nil {
+		return err
+	}
+	for _, c := range cands {
+		colleagues, err := s.SwapCandidates(ctx, t, c.StaffID, []uuid.UUID{c.ShiftID})
+		if err != nil {
+			return err
+		}
+		for _, col := range colleagues[c.ShiftID] {
+			if _, err := s.AskSwap(ctx, t, c.StaffID, c.AssignmentID, &col.ID); err == nil {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// seedAcceptedSwap offers a published shift to come (the demo staff
+// member's, if they have one) to anyone who works its role; the first
+// colleague who qualifies takes it, and it waits for a manager.
+func (m *Module) seedAcceptedSwap(ctx context.Context, t tenants.Tenant) error {
+	s := m.svc
 	var cands []struct {
 		AssignmentID, StaffID, ShiftID, RoleID uuid.UUID
 	}

@@ -62,22 +62,27 @@ func TestDemoSeed(t *testing.T) {
 			t.Fatalf("a draft shift on the demo staff member's schedule: %+v", s)
 		}
 	}
-	// A few timesheet rows and one swap waiting for its manager.
-	var timesheets, swaps int
+	// Timesheet rows and swaps.
+	var timesheets, venues, swaps, named int
 	acme, err := env.App.Tenants.Lookup(context.Background(), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := env.App.Tx(context.Background(), acme, func(tx *gorm.DB) error {
-		if err := tx.Raw(`SELECT count(*) FROM stf_timesheets`).Row().Scan(&timesheets); err != nil {
+		if err := tx.Raw(`SELECT count(*) FROM stf_swaps WHERE status = 'asked' AND to_staff IS NOT NULL`).Row().Scan(&named); err != nil {
+			return err
+		}
+		if err := tx.Raw(`SELECT count(*), count(DISTINCT venue_id) FROM stf_timesheets`).Row().Scan(&timesheets, &venues); err != nil {
 			return err
 		}
 		return tx.Raw(`SELECT count(*) FROM stf_swaps WHERE status IN ('asked', 'accepted')`).Row().Scan(&swaps)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if timesheets < 3 || swaps != 1 {
-		t.Fatalf("demo: %d timesheet rows, %d pending swaps", timesheets, swaps)
+	// The chain's payroll has two venues; one swap is asked of a colleague
+	// by name, one accepted and waiting.
+	if timesheets < 6 || venues != 2 || swaps != 2 || named != 1 {
+		t.Fatalf("demo: %d timesheet rows at %d venues, %d pending swaps (%d asked by name)", timesheets, venues, swaps, named)
 	}
 	t.Logf("%d staff, %d expiring, %d staffed events, gap from sales %d, Casey has %d shifts and %d open", len(staff.Items), len(expiring.Items), events, fromSales, len(sc.Shifts), len(sc.Open))
 }

@@ -549,16 +549,32 @@ var (
 	requestSQL = `WITH slot AS (
     SELECT id, role_id, during, timezone FROM stf_shifts WHERE id = $1 AND status = 'open' AND filled < places
 )` + placeRest
+	// The warn rules are read in the same statement (one round trip): a
+	// placement's warnings are written with its row. The new row is not
+	// visible to the statement's own reads, so only the person's other
+	// shifts count.
 	placeRest = `, ok AS (
-    SELECT slot.id, slot.during FROM slot JOIN stf_roles r ON r.id = slot.role_id CROSS JOIN stf_settings st
+    SELECT slot.id, slot.during,
+           array_remove(ARRAY[
+               CASE WHEN st.rest_rule <> 'warn' THEN NULL WHEN EXISTS (
+                   SELECT 1 FROM stf_assignments a WHERE a.staff_id = $2 AND a.status IN ('requested', 'assigned', 'confirmed')
+                     AND a.during && tstzrange(lower(slot.during) - make_interval(mins => st.min_rest_minutes),
+                                               upper(slot.during) + make_interval(mins => st.min_rest_minutes), '[)'))
+                    THEN format('less than %s minutes of rest before or after another shift', st.min_rest_minutes) END,
+               CASE WHEN st.week_rule <> 'warn' THEN NULL WHEN (` + weekSeconds + `) + extract(epoch FROM upper(slot.during) - lower(slot.during)) > st.max_week_minutes * 60
+                    THEN format('more than %s hours of work in the week', st.max_week_minutes / 60) END
+           ], NULL) AS warnings
+    FROM slot JOIN stf_roles r ON r.id = slot.role_id CROSS JOIN stf_settings st
     WHERE ` + eligibilityWhere() + `
 ), ins AS (
-    INSERT INTO stf_assignments (id, shift_id, staff_id, during, status, by_manager, assigned_at)
-    SELECT $3, ok.id, $2, ok.during, $5, $6, $4 FROM ok
+    INSERT INTO stf_assignments (id, shift_id, staff_id, during, status, by_manager, assigned_at, warnings)
+    SELECT $3, ok.id, $2, ok.during, $5, $6, $4, ok.warnings FROM ok
     ON CONFLICT DO NOTHING
-    RETURNING id
+    RETURNING id, warnings
 )
-SELECT (SELECT count(*) FROM slot), (SELECT count(*) FROM ok), (SELECT count(*) FROM ins)`
+SELECT (SELECT count(*) FROM slot), (SELECT count(*) FROM ok), (SELECT count(*) FROM ins), coalesce((SELECT warnings FROM ins), '{}'),
+       coalesce(sh.status, 'cancelled'), coalesce(sh.filled, 0), coalesce(sh.places, 0)
+FROM (VALUES (1)) one LEFT JOIN stf_shifts sh ON sh.id = $1`
 	diagnoseSQL = func() string {
 		cols := make([]string, len(eligibility))
 		for i, e := range eligibility {
@@ -568,15 +584,49 @@ SELECT (SELECT count(*) FROM slot), (SELECT count(*) FROM ok), (SELECT count(*) 
 FROM stf_shifts slot JOIN stf_roles r ON r.id = slot.role_id LEFT JOIN stf_certs c ON c.id = r.cert_id CROSS JOIN stf_settings st
 WHERE slot.id = $1 AND $3::uuid IS NOT NULL AND $4::timestamptz IS NOT NULL`
 	}()
-	warnSQL = `SELECT
-    st.rest_rule = 'warn' AND EXISTS (
-        SELECT 1 FROM stf_assignments a WHERE a.staff_id = $2 AND a.id <> $3 AND a.status IN ('requested', 'assigned', 'confirmed')
-          AND a.during && tstzrange(lower(slot.during) - make_interval(mins => st.min_rest_minutes),
-                                    upper(slot.during) + make_interval(mins => st.min_rest_minutes), '[)')),
-    st.week_rule = 'warn' AND (` + weekSeconds + `) + extract(epoch FROM upper(slot.during) - lower(slot.during)) > st.max_week_minutes * 60,
-    st.min_rest_minutes, st.max_week_minutes
-FROM stf_shifts slot CROSS JOIN stf_settings st WHERE slot.id = $1`
 )
+
+// placeResult is what the conditional insert answers: the place taken (0
+// or 1), the rules passed, the row inserted, its warnings, and the shift's
+// status and counter as the statement began (why no place was free).
+type placeResult struct {
+	took, ok, placed int
+	warnings         []string
+	status           string
+	filled, places   int
+}
+
+// runPlace runs the conditional insert (placeSQL or requestSQL).
+func runPlace(tx *tenants.Pgx, q string, shiftID, staffID, id uuid.UUID, now time.Time, status string, byManager bool) (placeResult, error) {
+	var r placeResult
+	err := tx.QueryRow(q, shiftID, staffID, id, now, status, byManager).
+		Scan(&r.took, &r.ok, &r.placed, &r.warnings, &r.status, &r.filled, &r.places)
+	return r, err
+}
+
+// errNotPlaced rolls back PlaceDirect's transaction when nobody was placed.
+var errNotPlaced = errors.New("staffing: not placed")
+
+// PlaceDirect is the sign-up's conditional insert without HTTP, sessions or
+// answers: the person's row lock, then the statement every assignment runs;
+// a refusal rolls the transaction back. The sign-up storm bench runs it as
+// its baseline; it reports whether the person was placed.
+func (s *Service) PlaceDirect(ctx context.Context, t tenants.Tenant, shiftID, staffID uuid.UUID) (bool, error) {
+	err := s.app.PgxTx(ctx, t, tenants.TxOptions{Retry: true}, func(tx *tenants.Pgx) error {
+		if _, err := tx.Exec(`SELECT 1 FROM stf_staff WHERE id = $1 FOR UPDATE`, staffID); err != nil {
+			return err
+		}
+		r, err := runPlace(tx, placeSQL, shiftID, staffID, uuid.Must(uuid.NewV7()), s.app.Now().UTC(), StatusAssigned, false)
+		if err == nil && r.placed == 0 {
+			return errNotPlaced
+		}
+		return err
+	})
+	if errors.Is(err, errNotPlaced) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // place puts a person on a shift: a manager's assignment, or a sign-up.
 func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Assignment, error) {
@@ -587,14 +637,28 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 	var mails []uuid.UUID
 	err := s.app.PgxTx(ctx, t, tenants.TxOptions{Retry: true}, func(tx *tenants.Pgx) error {
 		ns, mails = nil, nil
+		// The shift and the person are read in one statement, which also
+		// takes the person's row lock: every change to a person takes it,
+		// so two sign-ups of one person have their rest and weekly hours
+		// checked one after the other (the placement below reads after it).
+		who, by := p.staffID, "id"
+		if p.userID != uuid.Nil {
+			who, by = p.userID, "user_id" // a sign-up finds the person by who is signed in, in this transaction
+		}
 		var venue uuid.UUID
-		var status, signup, roleName, day, tz string
+		var signup, roleName, day, tz string
 		var published bool
 		var start, end time.Time
-		err := tx.QueryRow(`SELECT s.venue_id, s.status, r.signup, r.name, to_char(s.day, 'YYYY-MM-DD'), lower(s.during), upper(s.during),
-				EXISTS (SELECT 1 FROM stf_publications p WHERE p.venue_id = s.venue_id AND p.day = s.day), s.timezone
-			FROM stf_shifts s JOIN stf_roles r ON r.id = s.role_id WHERE s.id = $1`, p.shiftID).
-			Scan(&venue, &status, &signup, &roleName, &day, &start, &end, &published, &tz)
+		var staffID *uuid.UUID
+		var active *bool
+		var staffName *string
+		err := tx.QueryRow(`SELECT s.venue_id, r.signup, r.name, to_char(s.day, 'YYYY-MM-DD'), lower(s.during), upper(s.during),
+				EXISTS (SELECT 1 FROM stf_publications p WHERE p.venue_id = s.venue_id AND p.day = s.day), s.timezone,
+				who.id, who.active, who.name
+			FROM stf_shifts s JOIN stf_roles r ON r.id = s.role_id
+			LEFT JOIN LATERAL (SELECT id, active, name FROM stf_staff WHERE `+by+` = $2 FOR UPDATE) who ON true
+			WHERE s.id = $1`, p.shiftID, who).
+			Scan(&venue, &signup, &roleName, &day, &start, &end, &published, &tz, &staffID, &active, &staffName)
 		if isNoRows(err) || (err == nil && p.venueID != uuid.Nil && venue != p.venueID) || (err == nil && p.self && !published) {
 			return app.NotFound("shift") // a draft day is not there for staff
 		}
@@ -610,60 +674,29 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 				as = StatusRequested
 			}
 		}
-		// The person's row is the lock every change to them takes: their
-		// rest and weekly hours are read after it, so two sign-ups of one
-		// person are checked one after the other.
-		var active bool
-		var restRule, weekRule, staffName string
-		who, by := p.staffID, "s.id"
-		if p.userID != uuid.Nil {
-			who, by = p.userID, "s.user_id" // a sign-up finds the person by who is signed in, in this transaction
-		}
-		err = tx.QueryRow(`SELECT s.id, s.active, st.rest_rule, st.week_rule, s.name FROM stf_staff s CROSS JOIN stf_settings st WHERE `+by+` = $1 FOR UPDATE OF s`, who).
-			Scan(&p.staffID, &active, &restRule, &weekRule, &staffName)
-		if isNoRows(err) && p.userID != uuid.Nil {
+		if staffID == nil && p.userID != uuid.Nil {
 			return app.NotFound("staff member")
 		}
-		if isNoRows(err) {
+		if staffID == nil {
 			return app.InvalidField("unknown_staff", "staff_id", "no staff member %s in this chain", p.staffID)
 		}
-		if err != nil {
-			return err
-		}
-		if !active {
+		p.staffID = *staffID
+		if !*active {
 			return app.Conflict("not_qualified", "the staff member is inactive")
 		}
 		q := placeSQL
 		if as == StatusRequested {
 			q = requestSQL
 		}
-		var took, ok, placed int
-		if err := tx.QueryRow(q, p.shiftID, p.staffID, id, now, as, !p.self).Scan(&took, &ok, &placed); err != nil {
+		r, err := runPlace(tx, q, p.shiftID, p.staffID, id, now, as, !p.self)
+		if err != nil {
 			return err
 		}
-		if placed == 0 {
-			return s.refusal(tx, p, id, now, took, ok, status)
+		if r.placed == 0 {
+			return s.refusal(tx, p, id, now, r)
 		}
-		warnings := []string{}
-		if restRule == RuleWarn || weekRule == RuleWarn {
-			var restShort, weekOver bool
-			var rest, week int
-			if err := tx.QueryRow(warnSQL, p.shiftID, p.staffID, id).Scan(&restShort, &weekOver, &rest, &week); err != nil {
-				return err
-			}
-			if restShort {
-				warnings = append(warnings, fmt.Sprintf("less than %d minutes of rest before or after another shift", rest))
-			}
-			if weekOver {
-				warnings = append(warnings, fmt.Sprintf("more than %d hours of work in the week", week/60))
-			}
-			if len(warnings) > 0 {
-				if _, err := tx.Exec(`UPDATE stf_assignments SET warnings = $2 WHERE id = $1`, id, warnings); err != nil {
-					return err
-				}
-			}
-		}
-		out = Assignment{ID: id, ShiftID: p.shiftID, StaffID: p.staffID, StaffName: staffName, Status: as, ByManager: !p.self, Warnings: warnings, AssignedAt: now}
+		warnings := app.NonNil(r.warnings)
+		out = Assignment{ID: id, ShiftID: p.shiftID, StaffID: p.staffID, StaffName: *staffName, Status: as, ByManager: !p.self, Warnings: warnings, AssignedAt: now}
 		if published && !p.self {
 			n := notice{StaffID: p.staffID, Kind: "assigned", ShiftID: p.shiftID, AssignmentID: id, StartsAt: start.UTC(), EndsAt: end.UTC(), Role: roleName, Day: day, Timezone: tz}
 			ns = append(ns, n)
@@ -681,19 +714,22 @@ func (s *Service) place(ctx context.Context, t tenants.Tenant, p placement) (Ass
 // refusal says why the conditional write placed nobody, reading in the
 // same transaction (a new statement sees what committed meanwhile). The
 // caller returns it, which rolls back the counter the statement moved.
-func (s *Service) refusal(tx *tenants.Pgx, p placement, id uuid.UUID, now time.Time, took, ok int, status string) error {
-	if took == 0 {
-		var st string
-		var filled, places int
-		if err := tx.QueryRow(`SELECT status, filled, places FROM stf_shifts WHERE id = $1`, p.shiftID).Scan(&st, &filled, &places); err != nil {
-			return err
+func (s *Service) refusal(tx *tenants.Pgx, p placement, id uuid.UUID, now time.Time, r placeResult) error {
+	if r.took == 0 {
+		st, filled, places := r.status, r.filled, r.places
+		if st == "open" && filled < places {
+			// The statement's own read predates a change that closed the
+			// shift while it waited: read it again.
+			if err := tx.QueryRow(`SELECT status, filled, places FROM stf_shifts WHERE id = $1`, p.shiftID).Scan(&st, &filled, &places); err != nil {
+				return err
+			}
 		}
 		if st == "cancelled" {
 			return app.Conflict("shift_cancelled", "the shift is cancelled")
 		}
 		return app.Conflict("shift_full", "all %d places of the shift are taken", places).With("places", places)
 	}
-	if ok == 0 {
+	if r.ok == 0 {
 		var role, cert, rest, week bool
 		var certName string
 		if err := tx.QueryRow(diagnoseSQL, p.shiftID, p.staffID, id, now).Scan(&role, &cert, &rest, &week, &certName); err != nil {

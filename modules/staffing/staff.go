@@ -620,19 +620,28 @@ func (s *Service) ListStaff(ctx context.Context, t tenants.Tenant, f StaffFilter
 // ExpiringCerts lists certifications that run out within days from today
 // (UTC), soonest first: what staff and their managers are shown.
 func (s *Service) ExpiringCerts(ctx context.Context, t tenants.Tenant, days int, staffID uuid.UUID) ([]Expiring, error) {
-	today := s.app.Now().UTC().Format(time.DateOnly)
 	var out []Expiring
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		q := `SELECT sc.staff_id, s.name AS staff_name, sc.cert_id, c.name AS cert_name,
-				to_char(sc.expires_on, 'YYYY-MM-DD') AS expires_on, (sc.expires_on - ?::date) AS days_left
-			FROM stf_staff_certs sc JOIN stf_staff s ON s.id = sc.staff_id JOIN stf_certs c ON c.id = sc.cert_id
-			WHERE sc.expires_on >= ?::date AND sc.expires_on <= ?::date + ?::integer AND s.active`
-		args := []any{today, today, today, days}
-		if staffID != uuid.Nil {
-			q, args = q+` AND sc.staff_id = ?`, append(args, staffID)
-		}
-		return tx.Raw(q+` ORDER BY sc.expires_on, s.name`, args...).Scan(&out).Error
+		var err error
+		out, err = s.expiring(tx, days, staffID)
+		return err
 	})
+	return out, err
+}
+
+// expiring is ExpiringCerts inside a transaction.
+func (s *Service) expiring(tx *gorm.DB, days int, staffID uuid.UUID) ([]Expiring, error) {
+	today := s.app.Now().UTC().Format(time.DateOnly)
+	q := `SELECT sc.staff_id, s.name AS staff_name, sc.cert_id, c.name AS cert_name,
+			to_char(sc.expires_on, 'YYYY-MM-DD') AS expires_on, (sc.expires_on - ?::date) AS days_left
+		FROM stf_staff_certs sc JOIN stf_staff s ON s.id = sc.staff_id JOIN stf_certs c ON c.id = sc.cert_id
+		WHERE sc.expires_on >= ?::date AND sc.expires_on <= ?::date + ?::integer AND s.active`
+	args := []any{today, today, today, days}
+	if staffID != uuid.Nil {
+		q, args = q+` AND sc.staff_id = ?`, append(args, staffID)
+	}
+	var out []Expiring
+	err := tx.Raw(q+` ORDER BY sc.expires_on, s.name`, args...).Scan(&out).Error
 	return app.NonNil(out), err
 }
 

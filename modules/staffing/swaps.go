@@ -2,6 +2,8 @@ package staffing
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,14 +92,81 @@ func readSwap(tx *gorm.DB, id uuid.UUID) (Swap, error) {
 	return ws[0], nil
 }
 
+// swapEligible is the SQL over a candidate colleague (st), a shift (s) and
+// its role (r), with $1 the asker and $2 the server's clock: active, works
+// the role, holds its certification unexpired now and through the shift's
+// end, and holds no place on an overlapping shift. Approval checks every
+// rule of an assignment again; this is what the colleague must meet to be
+// asked by name.
+const (
+	swapRoleSQL = `st.active AND EXISTS (SELECT 1 FROM stf_staff_roles sr WHERE sr.staff_id = st.id AND sr.role_id = s.role_id)`
+	swapCertSQL = `(r.cert_id IS NULL OR EXISTS (SELECT 1 FROM stf_cert_closure cl JOIN stf_staff_certs sc ON sc.cert_id = cl.cert_id AND sc.staff_id = st.id
+		WHERE cl.satisfies_id = r.cert_id AND (sc.expires_on IS NULL OR ((sc.expires_on::timestamp AT TIME ZONE s.timezone) > $2
+		                                                             AND (sc.expires_on::timestamp AT TIME ZONE s.timezone) >= upper(s.during)))))`
+	swapFreeSQL = `NOT EXISTS (SELECT 1 FROM stf_assignments a WHERE a.staff_id = st.id AND a.status IN ('requested', 'assigned', 'confirmed') AND a.during && s.during)`
+)
+
+// Colleague is someone a person may ask by name to take a shift.
+type Colleague struct {
+	ID   uuid.UUID `json:"id"`
+	Name string    `json:"name"`
+}
+
+// SwapCandidates lists, per shift, the colleagues of staffID who could be
+// asked by name to take it, by name (at most 200 a shift).
+func (s *Service) SwapCandidates(ctx context.Context, t tenants.Tenant, staffID uuid.UUID, shiftIDs []uuid.UUID) (map[uuid.UUID][]Colleague, error) {
+	out := map[uuid.UUID][]Colleague{}
+	if len(shiftIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		ShiftID uuid.UUID
+		ID      uuid.UUID
+		Name    string
+	}
+	err := s.app.PgxTx(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *tenants.Pgx) error {
+		rs, err := tx.Query(`SELECT s.id, c.id, c.name FROM stf_shifts s JOIN stf_roles r ON r.id = s.role_id
+			CROSS JOIN LATERAL (SELECT st.id, st.name FROM stf_staff st
+				WHERE st.id <> $1 AND `+swapRoleSQL+` AND `+swapCertSQL+` AND `+swapFreeSQL+`
+				ORDER BY st.name, st.id LIMIT 200) c
+			WHERE s.id = ANY($3::uuid[]) ORDER BY s.id, c.name, c.id`, staffID, s.app.Now().UTC(), shiftIDs)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var r struct {
+				ShiftID uuid.UUID
+				ID      uuid.UUID
+				Name    string
+			}
+			if err := rs.Scan(&r.ShiftID, &r.ID, &r.Name); err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		return rs.Err()
+	})
+	for _, r := range rows {
+		out[r.ShiftID] = append(out[r.ShiftID], Colleague{ID: r.ID, Name: r.Name})
+	}
+	return out, err
+}
+
 // AskSwap offers the caller's place on a shift to a colleague (nil: to any
-// colleague who works the role).
+// colleague who works the role). A colleague asked by name must be able to
+// take it now (role, certification, no overlapping shift); they are told by
+// mail through the core's outbox and on their open page.
 func (s *Service) AskSwap(ctx context.Context, t tenants.Tenant, staffID, assignmentID uuid.UUID, colleague *uuid.UUID) (Swap, error) {
 	if colleague != nil && *colleague == staffID {
 		return Swap{}, app.InvalidField("unknown_staff", "colleague_id", "ask a colleague, not yourself")
 	}
+	now := s.app.Now().UTC()
 	var out Swap
+	var ns []notice
+	var mails []uuid.UUID
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
+		ns, mails = nil, nil
 		la, err := lockAssignment(tx, uuid.Nil, assignmentID)
 		if err != nil {
 			return err
@@ -105,36 +174,81 @@ func (s *Service) AskSwap(ctx context.Context, t tenants.Tenant, staffID, assign
 		if la.StaffID != staffID || !la.Shift.Published {
 			return app.NotFound("assignment")
 		}
-		if (la.Status != StatusAssigned && la.Status != StatusConfirmed) || la.Shift.Status != "open" || !la.Shift.StartsAt.After(s.app.Now()) {
+		if (la.Status != StatusAssigned && la.Status != StatusConfirmed) || la.Shift.Status != "open" || !la.Shift.StartsAt.After(now) {
 			return app.Conflict("swap_not_yours", "the assignment is %s; only a place held on a shift to come can be swapped", la.Status)
 		}
+		var email string
 		if colleague != nil {
-			var ok []bool
-			if err := tx.Raw(`SELECT s.active AND EXISTS (SELECT 1 FROM stf_staff_roles sr WHERE sr.staff_id = s.id AND sr.role_id = ?)
-				FROM stf_staff s WHERE s.id = ?`, la.Shift.RoleID, *colleague).Scan(&ok).Error; err != nil {
+			var ok []struct {
+				Role, Cert, Free bool
+				Email            string
+			}
+			// A check, not a lock: approval places the colleague under every
+			// rule of an assignment, with their row locked.
+			if err := tx.Raw(`SELECT `+strings.ReplaceAll(swapRoleSQL+` AS role, `+swapCertSQL+` AS cert, `+swapFreeSQL+` AS free`, "$2", "@now")+`, st.email
+				FROM stf_staff st CROSS JOIN stf_shifts s JOIN stf_roles r ON r.id = s.role_id
+				WHERE st.id = @colleague AND s.id = @shift`,
+				map[string]any{"now": now, "colleague": *colleague, "shift": la.ShiftID}).Scan(&ok).Error; err != nil {
 				return err
 			}
-			if len(ok) == 0 {
+			switch {
+			case len(ok) == 0:
 				return app.InvalidField("unknown_staff", "colleague_id", "no staff member %s in this chain", *colleague)
-			}
-			if !ok[0] {
+			case !ok[0].Role:
 				return app.Conflict("not_qualified", "the colleague does not work the shift's role, or is inactive")
+			case !ok[0].Cert:
+				return app.Conflict("certification_required", "the colleague does not hold the role's certification unexpired through the shift's end")
+			case !ok[0].Free:
+				return app.Conflict("shift_overlap", "the colleague is on an overlapping shift")
 			}
+			email = ok[0].Email
 		}
 		id := uuid.Must(uuid.NewV7())
 		res := tx.Exec(`INSERT INTO stf_swaps (id, assignment_id, shift_id, from_staff, to_staff, status, created_at)
 			VALUES (?, ?, ?, ?, ?, 'asked', ?) ON CONFLICT (assignment_id) WHERE status IN ('asked', 'accepted') DO NOTHING`,
-			id, la.ID, la.ShiftID, staffID, colleague, s.app.Now().UTC())
+			id, la.ID, la.ShiftID, staffID, colleague, now)
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
 			return app.Conflict("swap_pending", "this shift has a swap asked or accepted already")
 		}
-		out, err = readSwap(tx, id)
+		if out, err = readSwap(tx, id); err != nil {
+			return err
+		}
+		if colleague == nil {
+			return nil
+		}
+		n := notice{StaffID: *colleague, Kind: "swap_asked", ShiftID: la.ShiftID, AssignmentID: la.ID, StartsAt: out.StartsAt, EndsAt: out.EndsAt,
+			Role: out.RoleName, Day: la.Shift.Day, Timezone: out.Timezone}
+		ns = append(ns, n)
+		if email == "" {
+			return nil // told on their page only
+		}
+		mid, fresh, err := s.app.Mail.Queue(tx, swapAskedMail(out, n, email))
+		if fresh {
+			mails = append(mails, mid)
+		}
 		return err
 	})
+	if err == nil {
+		s.tell(ctx, t, ns, mails)
+	}
 	return out, err
+}
+
+// swapAskedMail tells a colleague asked by name. Its key is the swap's, so
+// a retried transaction queues it once.
+func swapAskedMail(w Swap, n notice, to string) app.MailMessage {
+	loc, err := app.Timezone(n.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	from, until := n.StartsAt.In(loc), n.EndsAt.In(loc)
+	body := fmt.Sprintf("%s asks you to take their shift.\n\nRole: %s\nWhen: %s, %s to %s (%s)\n\nOpen \"My shifts\" in the portal to take it; a manager then approves the swap.\n",
+		w.FromName, n.Role, from.Format("Monday 2 January 2006"), from.Format("15:04"), until.Format("15:04"), loc.String())
+	return app.MailMessage{Key: "swap:" + w.ID.String() + ":asked", Kind: MailKindPrefix + "swap_asked", Ref: w.ID.String(), To: to,
+		Subject: w.FromName + " asks you to take a shift: " + n.Role + " on " + n.Day, Body: body}
 }
 
 // MySwaps lists the live swaps a staff member asked for and those they may
@@ -206,12 +320,15 @@ func (s *Service) AcceptSwap(ctx context.Context, t tenants.Tenant, staffID, swa
 	return out, err
 }
 
-// WithdrawSwap is the asker taking a live swap back.
+// WithdrawSwap is the asker taking back a swap nobody has taken yet. Once
+// a colleague accepted, it is a manager's to approve or refuse: an accept
+// and a withdrawal racing have one outcome (both are conditional UPDATEs
+// from asked; the second finds the first's status).
 func (s *Service) WithdrawSwap(ctx context.Context, t tenants.Tenant, staffID, swapID uuid.UUID) (Swap, error) {
 	return s.closeSwap(ctx, t, swapID, uuid.Nil, staffID, SwapWithdrawn, nil)
 }
 
-// RefuseSwap is a manager turning a live swap down.
+// RefuseSwap is a manager turning a live swap (asked or accepted) down.
 func (s *Service) RefuseSwap(ctx context.Context, t tenants.Tenant, venueID, swapID uuid.UUID, by *uuid.UUID) (Swap, error) {
 	return s.closeSwap(ctx, t, swapID, venueID, uuid.Nil, SwapRefused, by)
 }
@@ -226,13 +343,25 @@ func (s *Service) closeSwap(ctx context.Context, t tenants.Tenant, swapID, venue
 		if (venueID != uuid.Nil && w.VenueID != venueID) || (staffID != uuid.Nil && w.FromStaff != staffID) {
 			return app.NotFound("swap")
 		}
-		res := tx.Exec(`UPDATE stf_swaps SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND status IN ('asked', 'accepted')`,
-			to, s.app.Now().UTC(), by, swapID)
+		from := []string{SwapAsked, SwapAccepted}
+		if to == SwapWithdrawn {
+			from = from[:1]
+		}
+		res := tx.Exec(`UPDATE stf_swaps SET status = ?, decided_at = ?, decided_by = ? WHERE id = ? AND status IN ?`,
+			to, s.app.Now().UTC(), by, swapID, from)
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return app.Conflict("swap_not_open", "the swap is %s", w.Status).With("swap_status", w.Status)
+			// A new statement sees what committed meanwhile (a colleague's accept).
+			var st string
+			if err := tx.Raw(`SELECT status FROM stf_swaps WHERE id = ?`, swapID).Row().Scan(&st); err != nil {
+				return err
+			}
+			if st == SwapAccepted {
+				return app.Conflict("swap_not_open", "a colleague has taken the swap; a manager approves or refuses it now").With("swap_status", st)
+			}
+			return app.Conflict("swap_not_open", "the swap is %s", st).With("swap_status", st)
 		}
 		out, err = readSwap(tx, swapID)
 		return err
@@ -316,12 +445,13 @@ func (s *Service) ApproveSwap(ctx context.Context, t tenants.Tenant, venueID, sw
 		if _, err := tx.Exec(`UPDATE stf_shifts SET filled = filled - 1, updated_at = now() WHERE id = $1`, w.shift); err != nil {
 			return err
 		}
-		var took, ok, placed int
-		if err := tx.QueryRow(placeSQL, w.shift, *w.taker, newID, now, StatusAssigned, true).Scan(&took, &ok, &placed); err != nil {
+		// Its warnings stay on the new assignment; the swap's answer does not carry them.
+		r, err := runPlace(tx, placeSQL, w.shift, *w.taker, newID, now, StatusAssigned, true)
+		if err != nil {
 			return err
 		}
-		if placed == 0 {
-			return s.refusal(tx, placement{shiftID: w.shift, staffID: *w.taker}, newID, now, took, ok, shiftStatus)
+		if r.placed == 0 {
+			return s.refusal(tx, placement{shiftID: w.shift, staffID: *w.taker}, newID, now, r)
 		}
 		if _, err := tx.Exec(`UPDATE stf_swaps SET status = 'approved', new_assignment_id = $2, decided_at = $3, decided_by = $4 WHERE id = $1`,
 			swapID, newID, now, by); err != nil {

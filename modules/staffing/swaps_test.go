@@ -1,14 +1,19 @@
 package staffing_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/app/apptest"
 	"marquee/modules/staffing"
 )
 
@@ -124,6 +129,9 @@ func TestSwapKeepsAssignmentGuarantees(t *testing.T) {
 	noCert := c.staff(t, "nia", true, []string{"medic"}, nil)
 	lapsing := c.staff(t, "lev", true, []string{"medic"}, map[string]string{"first_aid": c.eventAt.In(newYork).Format(time.DateOnly)})
 	bartender := c.staff(t, "bo", true, []string{"bar"}, nil)
+	busy := c.staff(t, "ola", true, []string{"medic"}, certs)
+	late := c.shift(t, "medic", c.eventAt.Add(2*time.Hour), c.eventAt.Add(5*time.Hour), 1)
+	mustCreated(t, c.do(t, "POST", "/api/v1/venues/"+c.venue+"/staffing/shifts/"+late+"/assignments", map[string]any{"staff_id": busy.id}))
 	for _, bad := range []struct {
 		tok    string
 		body   any
@@ -134,6 +142,10 @@ func TestSwapKeepsAssignmentGuarantees(t *testing.T) {
 		{giver.tok, map[string]any{"colleague_id": uuid.NewString()}, http.StatusBadRequest, "unknown_staff"},
 		{giver.tok, map[string]any{"colleague_id": giver.id}, http.StatusBadRequest, "unknown_staff"},
 		{giver.tok, map[string]any{"colleague_id": bartender.id}, http.StatusConflict, "not_qualified"},
+		// A colleague asked by name must be able to take it now.
+		{giver.tok, map[string]any{"colleague_id": noCert.id}, http.StatusConflict, "certification_required"},
+		{giver.tok, map[string]any{"colleague_id": lapsing.id}, http.StatusConflict, "certification_required"},
+		{giver.tok, map[string]any{"colleague_id": busy.id}, http.StatusConflict, "shift_overlap"},
 		{giver.tok, map[string]any{"colleague": noCert.id}, http.StatusBadRequest, "invalid_json"},
 		{noCert.tok, nil, http.StatusNotFound, "not_found"},
 	} {
@@ -146,18 +158,22 @@ func TestSwapKeepsAssignmentGuarantees(t *testing.T) {
 		t.Fatalf("bad input wrote %d swaps", n)
 	}
 
-	// Asked of a colleague without the certification: refused on accepting.
-	sw := decode[staffing.Swap](t, mustCreated(t, e.Do(t, "POST", c.slug, swapPath, giver.tok, map[string]any{"colleague_id": noCert.id})))
+	// Asked of a qualified colleague by name: nobody else may take it; the
+	// giver withdraws it before they do, once.
+	named := c.staff(t, "ula", true, []string{"medic"}, map[string]string{"first_aid": ""})
+	sw := decode[staffing.Swap](t, mustCreated(t, e.Do(t, "POST", c.slug, swapPath, giver.tok, map[string]any{"colleague_id": named.id})))
 	if res := e.Do(t, "POST", c.slug, swapPath, giver.tok, nil); res.Status != http.StatusConflict || res.Code() != "swap_pending" {
 		t.Fatalf("a second swap: %d %s", res.Status, res.Body)
 	}
-	if res := e.Do(t, "POST", c.slug, "/api/v1/staffing/me/swaps/"+sw.ID.String()+"/accept", noCert.tok, nil); res.Status != http.StatusConflict || res.Code() != "certification_required" {
-		t.Fatalf("accepting without the certification: %d %s", res.Status, res.Body)
-	}
-	if res := e.Do(t, "POST", c.slug, "/api/v1/staffing/me/swaps/"+sw.ID.String()+"/accept", lapsing.tok, nil); res.Status != http.StatusNotFound {
-		t.Fatalf("accepting a swap asked of someone else: %d %s", res.Status, res.Body)
+	for _, p := range []person{noCert, lapsing} {
+		if res := e.Do(t, "POST", c.slug, "/api/v1/staffing/me/swaps/"+sw.ID.String()+"/accept", p.tok, nil); res.Status != http.StatusNotFound {
+			t.Fatalf("accepting a swap asked of someone else: %d %s", res.Status, res.Body)
+		}
 	}
 	mustStatus(t, e.Do(t, "POST", c.slug, "/api/v1/staffing/me/swaps/"+sw.ID.String()+"/withdraw", giver.tok, nil), http.StatusOK)
+	if res := e.Do(t, "POST", c.slug, "/api/v1/staffing/me/swaps/"+sw.ID.String()+"/accept", named.tok, nil); res.Status != http.StatusConflict || res.Code() != "swap_not_open" {
+		t.Fatalf("accepting a withdrawn swap: %d %s", res.Status, res.Body)
+	}
 
 	// Open to any medic: the one whose certification lapses at midnight of
 	// the show's day (before the shift ends) is refused.
@@ -187,5 +203,100 @@ func TestSwapKeepsAssignmentGuarantees(t *testing.T) {
 	mustCreated(t, e.Do(t, "POST", c.slug, swapPath, giver.tok, nil))
 	if list := decode[app.List[staffing.Swap]](t, c.do(t, "GET", "/api/v1/venues/"+c.venue+"/staffing/swaps", nil).Body).Items; len(list) != 3 || list[0].Status != staffing.SwapAsked {
 		t.Fatalf("the venue's swaps: %+v", list)
+	}
+}
+
+// A colleague asked by name hears of it by mail (through the core's
+// outbox), and when they accept at the instant the giver withdraws, one of
+// the two wins: twenty pairs race through the API, and for each the
+// database holds the winner's outcome and the loser heard swap_not_open.
+func TestNamedSwapAcceptRacesWithdraw(t *testing.T) {
+	e := startEnv(t, nil)
+	c := newChain(t, e, "swapnamed")
+	const pairs = 20
+	bar := c.shift(t, "bar", c.eventAt.Add(-time.Hour), c.eventAt.Add(4*time.Hour), pairs)
+	c.publish(t, c.eventAt)
+	type pair struct {
+		giver, taker person
+		swap         string
+	}
+	ps := make([]pair, pairs)
+	for i := range ps {
+		ps[i].giver = c.staff(t, fmt.Sprintf("giver-%02d", i), true, []string{"bar"}, nil)
+		ps[i].taker = c.staff(t, fmt.Sprintf("taker-%02d", i), true, []string{"bar"}, nil)
+		asg := decode[staffing.Assignment](t, mustCreated(t, e.Do(t, "POST", c.slug, "/api/v1/staffing/me/shifts/"+bar+"/signup", ps[i].giver.tok, nil)))
+		sw := decode[staffing.Swap](t, mustCreated(t, e.Do(t, "POST", c.slug, "/api/v1/staffing/me/assignments/"+asg.ID.String()+"/swap", ps[i].giver.tok,
+			map[string]any{"colleague_id": ps[i].taker.id})))
+		if sw.ToStaff == nil || sw.ToStaff.String() != ps[i].taker.id || sw.Status != staffing.SwapAsked {
+			t.Fatalf("asked by name: %+v", sw)
+		}
+		ps[i].swap = sw.ID.String()
+	}
+	// Each named colleague is mailed once, with the giver's name.
+	for _, p := range ps {
+		if n := c.count(t, `SELECT count(*) FROM mail_outbox WHERE to_email = ? AND kind = 'staffing.swap_asked' AND ref = ?`, p.taker.email, p.swap); n != 1 {
+			t.Fatalf("%d mails queued to %s", n, p.taker.email)
+		}
+	}
+	// The core sends them: each reads who asks, and when in the venue's time.
+	if _, err := e.App.Mail.SendDue(context.Background(), c.t, 100); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ps {
+		got := mailsOf(e, p.taker.email, fmt.Sprintf("giver-%02d asks you to take a shift", i))
+		if len(got) != 1 || !strings.Contains(got[0].Text, c.eventAt.Add(-time.Hour).In(newYork).Format("15:04")) {
+			t.Fatalf("mail to %s: %+v", p.taker.email, got)
+		}
+	}
+
+	type result struct{ accept, withdraw apptest.Response }
+	results := make([]result, pairs)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, p := range ps {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i].accept, _ = e.Try("POST", c.slug, "/api/v1/staffing/me/swaps/"+p.swap+"/accept", p.taker.tok, nil)
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i].withdraw, _ = e.Try("POST", c.slug, "/api/v1/staffing/me/swaps/"+p.swap+"/withdraw", p.giver.tok, nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	accepted, withdrawn := 0, 0
+	for i, p := range ps {
+		r := results[i]
+		var status string
+		var taker *string
+		err := e.App.Tx(context.Background(), c.t, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT status, taker::text FROM stf_swaps WHERE id = ?`, p.swap).Row().Scan(&status, &taker)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case r.accept.Status == http.StatusOK && r.withdraw.Status == http.StatusConflict && r.withdraw.Code() == "swap_not_open":
+			if status != staffing.SwapAccepted || taker == nil || *taker != p.taker.id {
+				t.Fatalf("pair %d: the accept won, the database says %s (taker %v)", i, status, taker)
+			}
+			accepted++
+		case r.withdraw.Status == http.StatusOK && r.accept.Status == http.StatusConflict && r.accept.Code() == "swap_not_open":
+			if status != staffing.SwapWithdrawn || taker != nil {
+				t.Fatalf("pair %d: the withdrawal won, the database says %s (taker %v)", i, status, taker)
+			}
+			withdrawn++
+		default:
+			t.Fatalf("pair %d: accept %d %s, withdraw %d %s: not one outcome", i, r.accept.Status, r.accept.Body, r.withdraw.Status, r.withdraw.Body)
+		}
+	}
+	t.Logf("%d accepted first, %d withdrawn first", accepted, withdrawn)
+	// Whatever won, the giver still holds the place until a manager approves.
+	if n := c.count(t, `SELECT count(*) FROM stf_assignments WHERE shift_id = ? AND status = 'assigned'`, bar); n != pairs {
+		t.Fatalf("%d places held, want %d", n, pairs)
 	}
 }

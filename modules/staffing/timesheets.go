@@ -312,61 +312,125 @@ type PayrollLine struct {
 // the local dates from..to (inclusive, the venue's zone), per person and
 // currency, by name.
 func (s *Service) Payroll(ctx context.Context, t tenants.Tenant, venueID uuid.UUID, from, to string) ([]PayrollLine, error) {
+	lines, err := s.payroll(ctx, t, &venueID, from, to)
+	out := make([]PayrollLine, len(lines))
+	for i, l := range lines {
+		out[i] = l.PayrollLine
+	}
+	return out, err
+}
+
+// ChainPayrollLine is one person's worked time at one venue in a period,
+// in one currency, with the venue's zone and the first and last local
+// dates they checked in on there.
+type ChainPayrollLine struct {
+	VenueID   uuid.UUID `json:"venue_id"`
+	VenueName string    `json:"venue_name"`
+	Timezone  string    `json:"timezone"`
+	FirstDay  string    `json:"first_day"`
+	LastDay   string    `json:"last_day"`
+	PayrollLine
+}
+
+// ChainPayroll is Payroll over every venue of the chain: each venue's
+// check-ins counted on its own local dates from..to (a night in Tokyo and
+// one in New York are on the dates their venues lived them), one line per
+// venue, person and currency, by venue name then person. keep, when not
+// nil, chooses the venues (a manager of some venues sees theirs only).
+func (s *Service) ChainPayroll(ctx context.Context, t tenants.Tenant, from, to string, keep func(venueID uuid.UUID) bool) ([]ChainPayrollLine, error) {
+	lines, err := s.payroll(ctx, t, nil, from, to)
+	if err != nil || keep == nil {
+		return lines, err
+	}
+	out := lines[:0]
+	for _, l := range lines {
+		if keep(l.VenueID) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// payroll sums closed timesheets of one venue (nil: all) whose check-in
+// falls on from..to in the venue's local dates.
+func (s *Service) payroll(ctx context.Context, t tenants.Tenant, venueID *uuid.UUID, from, to string) ([]ChainPayrollLine, error) {
 	f, err1 := time.Parse(time.DateOnly, from)
 	l, err2 := time.Parse(time.DateOnly, to)
 	if err1 != nil || err2 != nil || l.Before(f) || l.Sub(f) > 92*24*time.Hour {
 		return nil, app.Invalid("invalid_period", "from and to are dates (YYYY-MM-DD), from not after to, at most 93 days")
 	}
 	var rows []struct {
-		StaffID                   uuid.UUID
+		VenueID, EventID, StaffID uuid.UUID
+		Timezone, LocalDay        string
 		StaffName, Email          string
 		CheckedInAt, CheckedOutAt time.Time
 		HourlyMinor               *int64
 		Currency                  *string
 	}
 	err := s.app.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT ts.staff_id, st.name AS staff_name, st.email, ts.checked_in_at, ts.checked_out_at, ts.hourly_minor, ts.currency
+		return tx.Raw(`SELECT ts.venue_id, ts.event_id, s.timezone, to_char(ts.checked_in_at AT TIME ZONE s.timezone, 'YYYY-MM-DD') AS local_day,
+				ts.staff_id, st.name AS staff_name, st.email, ts.checked_in_at, ts.checked_out_at, ts.hourly_minor, ts.currency
 			FROM stf_timesheets ts JOIN stf_shifts s ON s.id = ts.shift_id JOIN stf_staff st ON st.id = ts.staff_id
-			WHERE ts.venue_id = ? AND ts.checked_out_at IS NOT NULL
-			  AND (ts.checked_in_at AT TIME ZONE s.timezone)::date BETWEEN ?::date AND ?::date`, venueID, from, to).Scan(&rows).Error
+			WHERE (?::uuid IS NULL OR ts.venue_id = ?) AND ts.checked_out_at IS NOT NULL
+			  AND (ts.checked_in_at AT TIME ZONE s.timezone)::date BETWEEN ?::date AND ?::date`, venueID, venueID, from, to).Scan(&rows).Error
 	})
 	if err != nil {
 		return nil, err
 	}
 	type key struct {
-		staff    uuid.UUID
-		currency string
+		venue, staff uuid.UUID
+		currency     string
 	}
-	lines := map[key]*PayrollLine{}
+	lines := map[key]*ChainPayrollLine{}
+	venueEvent := map[uuid.UUID]uuid.UUID{} // one event per venue, to name it
 	for _, r := range rows {
-		k := key{r.StaffID, ""}
+		k := key{r.VenueID, r.StaffID, ""}
 		if r.Currency != nil {
 			k.currency = *r.Currency
 		}
 		pl := lines[k]
 		if pl == nil {
-			pl = &PayrollLine{StaffID: r.StaffID, StaffName: r.StaffName, Email: r.Email, Currency: k.currency}
+			pl = &ChainPayrollLine{VenueID: r.VenueID, Timezone: r.Timezone, FirstDay: r.LocalDay, LastDay: r.LocalDay,
+				PayrollLine: PayrollLine{StaffID: r.StaffID, StaffName: r.StaffName, Email: r.Email, Currency: k.currency}}
 			lines[k] = pl
 		}
+		venueEvent[r.VenueID] = r.EventID
 		m := roundedMinutes(r.CheckedOutAt.Sub(r.CheckedInAt))
 		pl.Shifts++
 		pl.Minutes += m
 		if r.HourlyMinor != nil {
 			pl.AmountMinor += spanCost(m, *r.HourlyMinor)
 		}
+		pl.FirstDay, pl.LastDay = min(pl.FirstDay, r.LocalDay), max(pl.LastDay, r.LocalDay)
 	}
-	out := make([]PayrollLine, 0, len(lines))
+	names := map[uuid.UUID]string{}
+	if dir := s.app.Events(); dir != nil && venueID == nil {
+		for v, ev := range venueEvent {
+			if info, err := dir.Event(ctx, t, ev); err == nil {
+				names[v] = info.VenueName
+			}
+		}
+	}
+	out := make([]ChainPayrollLine, 0, len(lines))
 	for _, pl := range lines {
+		pl.VenueName = names[pl.VenueID]
 		out = append(out, *pl)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].StaffName != out[j].StaffName {
-			return out[i].StaffName < out[j].StaffName
+		a, b := out[i], out[j]
+		if a.VenueName != b.VenueName {
+			return a.VenueName < b.VenueName
 		}
-		if out[i].StaffID != out[j].StaffID {
-			return out[i].StaffID.String() < out[j].StaffID.String()
+		if a.VenueID != b.VenueID {
+			return a.VenueID.String() < b.VenueID.String()
 		}
-		return out[i].Currency < out[j].Currency
+		if a.StaffName != b.StaffName {
+			return a.StaffName < b.StaffName
+		}
+		if a.StaffID != b.StaffID {
+			return a.StaffID.String() < b.StaffID.String()
+		}
+		return a.Currency < b.Currency
 	})
 	return out, nil
 }
@@ -378,11 +442,29 @@ func WritePayrollCSV(w io.Writer, from, to string, lines []PayrollLine) error {
 	_ = cw.Write([]string{"staff_id", "name", "email", "period_from", "period_to", "shifts", "minutes", "hours", "currency", "amount_minor"})
 	for _, l := range lines {
 		_ = cw.Write([]string{l.StaffID.String(), csvSafe(l.StaffName), csvSafe(l.Email), from, to, strconv.Itoa(l.Shifts), strconv.Itoa(l.Minutes),
-			fmt.Sprintf("%d.%02d", l.Minutes/60, (l.Minutes%60)*100/60), l.Currency, strconv.FormatInt(l.AmountMinor, 10)})
+			hours(l.Minutes), l.Currency, strconv.FormatInt(l.AmountMinor, 10)})
 	}
 	cw.Flush()
 	return cw.Error()
 }
+
+// WriteChainPayrollCSV writes the chain's payroll as CSV: one row per venue,
+// person and currency, with the venue's zone and the local dates of the
+// person's first and last check-in there.
+func WriteChainPayrollCSV(w io.Writer, from, to string, lines []ChainPayrollLine) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"venue_id", "venue", "timezone", "staff_id", "name", "email", "period_from", "period_to", "first_day", "last_day",
+		"shifts", "minutes", "hours", "currency", "amount_minor"})
+	for _, l := range lines {
+		_ = cw.Write([]string{l.VenueID.String(), csvSafe(l.VenueName), l.Timezone, l.StaffID.String(), csvSafe(l.StaffName), csvSafe(l.Email),
+			from, to, l.FirstDay, l.LastDay, strconv.Itoa(l.Shifts), strconv.Itoa(l.Minutes), hours(l.Minutes), l.Currency, strconv.FormatInt(l.AmountMinor, 10)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// hours writes minutes as hours with two decimals.
+func hours(minutes int) string { return fmt.Sprintf("%d.%02d", minutes/60, (minutes%60)*100/60) }
 
 // csvSafe keeps a spreadsheet from reading a cell as a formula.
 func csvSafe(s string) string {
