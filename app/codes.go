@@ -218,7 +218,7 @@ var Codes = []CodeInfo{
 	{"contract_signed_by_provider", KindConflict, "the contract is signed through the e-signature provider, not click-to-sign"},
 	{"contract_not_signed", KindConflict, "the contract waits for signatures; it is sealed once every party signed"},
 	{"contract_already_sealed", KindConflict, "the contract is sealed; its signed copy is written once, never again"},
-	{"contract_not_sealed", KindConflict, "the contract's signed copy does not exist yet"},
+	{"contract_not_sealed", KindConflict, "the contract's signed copy does not exist yet (a booking is contracted only once it is sealed)"},
 	{"contract_seal_failed", KindUnavailable, "sealing the signed contract failed; it is retried and its error shown on the contract"},
 	{"invalid_contract_template", KindInvalid, "a contract template has 1 to 60 clauses, each with a title and a text"},
 	{"esign_not_configured", KindConflict, "no e-signature provider is configured; use click-to-sign"},
