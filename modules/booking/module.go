@@ -70,6 +70,7 @@ func grants() []policies.Grant {
 func (m *Module) Register(r *app.Registrar) error {
 	m.app = r.Core()
 	m.svc = NewService(m.app)
+	m.esignFromConfig(m.app.Config)
 	pages, err := parsePages()
 	if err != nil {
 		return err
