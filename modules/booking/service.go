@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/stripe/stripe-go/v76/client"
 	"gorm.io/gorm"
 
 	"marquee/app"
@@ -20,11 +21,12 @@ import (
 // Service holds booking's rules. Each public method opens one tenant
 // transaction and passes it to the store's helpers.
 type Service struct {
-	app *app.Core
+	app    *app.Core
+	stripe *client.API // rental deposits
 }
 
 // NewService builds the booking service on the core.
-func NewService(a *app.Core) *Service { return &Service{app: a} }
+func NewService(a *app.Core) *Service { return &Service{app: a, stripe: newStripe(a)} }
 
 // Offer windows: how long the other side has to answer.
 const (
