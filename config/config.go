@@ -60,6 +60,11 @@ type Config struct {
 	StripeAPIURL        string // MARQUEE_STRIPE_API_URL: empty means Stripe itself
 	StripeSecretKey     string // MARQUEE_STRIPE_SECRET_KEY
 	StripeWebhookSecret string // MARQUEE_STRIPE_WEBHOOK_SECRET
+	// StripeRentalsWebhookSecret (MARQUEE_STRIPE_RENTALS_WEBHOOK_SECRET) is
+	// the signing secret of the endpoint for venue rental deposits; empty:
+	// the same as StripeWebhookSecret (one secret for both, as `stripe
+	// listen` forwarding gives).
+	StripeRentalsWebhookSecret string
 	// StripePublishableKey (MARQUEE_STRIPE_PUBLISHABLE_KEY) is the pk_test_/pk_live_
 	// key the storefront hands Stripe.js for the card form; it is public by design.
 	StripePublishableKey string
@@ -206,6 +211,7 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_STRIPE_API_URL", &c.StripeAPIURL)
 	str("MARQUEE_STRIPE_SECRET_KEY", &c.StripeSecretKey)
 	str("MARQUEE_STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
+	str("MARQUEE_STRIPE_RENTALS_WEBHOOK_SECRET", &c.StripeRentalsWebhookSecret)
 	str("MARQUEE_METRICS_TOKEN", &c.MetricsToken)
 	str("MARQUEE_DEPLOYMENT_ID", &c.DeploymentID)
 	str("MARQUEE_SMTP_URL", &c.SMTPURL)
@@ -414,6 +420,15 @@ func (c Config) Deployment() string {
 		return "marquee"
 	}
 	return name
+}
+
+// RentalsWebhookSecret is the secret verifying Stripe's deliveries of
+// venue rental deposits.
+func (c Config) RentalsWebhookSecret() string {
+	if c.StripeRentalsWebhookSecret != "" {
+		return c.StripeRentalsWebhookSecret
+	}
+	return c.StripeWebhookSecret
 }
 
 // UsesDevSecret reports whether the built-in development secret is in use.

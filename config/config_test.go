@@ -170,3 +170,17 @@ func TestESignProviderFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// Rental deposits have their own Stripe endpoint: its secret, or the
+// platform's webhook secret when none is set.
+func TestRentalsWebhookSecret(t *testing.T) {
+	c := config.Config{StripeWebhookSecret: "whsec_orders"}
+	if got := c.RentalsWebhookSecret(); got != "whsec_orders" {
+		t.Fatalf("default: %q", got)
+	}
+	t.Setenv("MARQUEE_STRIPE_RENTALS_WEBHOOK_SECRET", "whsec_rentals")
+	c, err := config.Load()
+	if err != nil || c.RentalsWebhookSecret() != "whsec_rentals" {
+		t.Fatalf("set: %q %v", c.RentalsWebhookSecret(), err)
+	}
+}

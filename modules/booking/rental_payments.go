@@ -120,7 +120,7 @@ type RentalWebhookResult struct {
 // rental its metadata names, once that chain is shown to hold the
 // PaymentIntent; anything else is answered "ignored" and touches nothing.
 func (s *Service) HandleRentalWebhook(ctx context.Context, payload []byte, signature string) (RentalWebhookResult, error) {
-	evt, err := webhook.ConstructEventWithOptions(payload, signature, s.app.Config.StripeWebhookSecret, webhook.ConstructEventOptions{})
+	evt, err := webhook.ConstructEventWithOptions(payload, signature, s.app.Config.RentalsWebhookSecret(), webhook.ConstructEventOptions{})
 	if err != nil {
 		return RentalWebhookResult{}, app.Invalid("invalid_signature", "the Stripe signature does not verify")
 	}
@@ -213,8 +213,8 @@ func (s *Service) depositPaid(tx *gorm.DB, t tenants.Tenant, r Rental, pi stripe
 		res.Outcome = "mismatch"
 		s.app.Log.Error("stripe: rental deposit paid with another amount; recorded for review", "tenant", t.Slug, "rental", r.ID,
 			"paid", pi.Amount, "currency", pi.Currency, "deposit", r.DepositMinor)
-		return addRentalHistory(tx, r.ID, actor, "deposit_mismatch", fmt.Sprintf("paid %s %s, the deposit is %s",
-			terms.Format(pi.Amount, strings.ToUpper(string(pi.Currency))), strings.ToUpper(string(pi.Currency)), terms.Format(r.DepositMinor, r.Currency)))
+		return addRentalHistory(tx, r.ID, actor, "deposit_mismatch", fmt.Sprintf("paid %s, the deposit is %s",
+			terms.Format(pi.Amount, strings.ToUpper(string(pi.Currency))), terms.Format(r.DepositMinor, r.Currency)))
 	}
 	now := s.app.Now().UTC()
 	if err := tx.Exec(`UPDATE bkg_rentals SET deposit_paid_at = ?, payment_error = '', version = version + 1 WHERE id = ? AND deposit_paid_at IS NULL`,
@@ -225,7 +225,7 @@ func (s *Service) depositPaid(tx *gorm.DB, t tenants.Tenant, r Rental, pi stripe
 		fmt.Sprintf("rental deposit from %s for %s (Stripe %s)", r.RenterName, r.Title, pi.ID)); err != nil {
 		return err
 	}
-	if err := addRentalHistory(tx, r.ID, actor, "deposit_paid", terms.Format(r.DepositMinor, r.Currency)+" "+r.Currency+" through Stripe "+pi.ID); err != nil {
+	if err := addRentalHistory(tx, r.ID, actor, "deposit_paid", terms.Format(r.DepositMinor, r.Currency)+" through Stripe "+pi.ID); err != nil {
 		return err
 	}
 	r.DepositPaidAt = &now

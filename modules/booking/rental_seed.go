@@ -87,7 +87,7 @@ func (m *Module) seedDepositPaid(ctx context.Context, t tenants.Tenant, r Rental
 	if err != nil {
 		return err
 	}
-	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: raw, Secret: m.app.Config.StripeWebhookSecret, Timestamp: time.Now()})
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: raw, Secret: m.app.Config.RentalsWebhookSecret(), Timestamp: time.Now()})
 	res, err := m.svc.HandleRentalWebhook(ctx, signed.Payload, signed.Header)
 	if err != nil {
 		return err

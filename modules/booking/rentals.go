@@ -298,8 +298,9 @@ func (s *Service) Rental(ctx context.Context, t tenants.Tenant, id uuid.UUID) (R
 // RentalSummary is a rental in a list.
 type RentalSummary struct {
 	Rental
-	TotalMinor    int64 `gorm:"column:total_minor" json:"total_minor"`
-	InvoiceNumber *int  `gorm:"column:invoice_number" json:"invoice_number"`
+	TotalMinor    int64  `gorm:"column:total_minor" json:"total_minor"`
+	InvoiceNumber *int   `gorm:"column:invoice_number" json:"invoice_number"`
+	InvoiceCode   string `gorm:"-" json:"invoice_code"`
 }
 
 // Rentals lists rentals, newest first.
@@ -314,6 +315,11 @@ func (s *Service) Rentals(ctx context.Context, t tenants.Tenant, limit int) ([]R
 			(SELECT number FROM bkg_invoices i WHERE i.rental_id = r.id) AS invoice_number
 			FROM bkg_rentals r ORDER BY id DESC LIMIT ?`, limit).Scan(&out).Error
 	})
+	for i := range out {
+		if n := out[i].InvoiceNumber; n != nil {
+			out[i].InvoiceCode = rental.Code(*n)
+		}
+	}
 	return out, err
 }
 

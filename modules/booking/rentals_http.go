@@ -129,10 +129,12 @@ type rentalsPage struct {
 	Rentals []RentalSummary
 	Holds   []holdOption
 	Kinds   []string
-	CSRF    string
-	CanEdit bool
-	Error   string
-	Done    string
+	// AddOnRows are the form's empty add-on lines.
+	AddOnRows []int
+	CSRF      string
+	CanEdit   bool
+	Error     string
+	Done      string
 }
 
 type holdOption struct {
@@ -146,7 +148,7 @@ func (m *Module) rentalsPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
-	p := rentalsPage{Rentals: list, Kinds: rental.Kinds, Error: c.Query("error"), Done: c.Query("done"),
+	p := rentalsPage{Rentals: list, Kinds: rental.Kinds, AddOnRows: []int{1, 2, 3}, Error: c.Query("error"), Done: c.Query("done"),
 		CSRF: m.app.CSRFToken(app.PrincipalOf(c).SessionID.String()), CanEdit: m.app.Can(c, ObjOffers, policies.Write)}
 	rented := map[uuid.UUID]bool{}
 	for _, r := range list {

@@ -118,7 +118,7 @@ func TestRentalDepositConfirmsHold(t *testing.T) {
 	if again := c.depositIntent(t, id); again.PaymentIntentID != p.PaymentIntentID {
 		t.Fatalf("a second call opened another intent: %s, then %s", p.PaymentIntentID, again.PaymentIntentID)
 	}
-	secret := env.App.Config.StripeWebhookSecret
+	secret := env.App.Config.RentalsWebhookSecret()
 	ledgerBefore := c.count(t, "ledger_entries")
 
 	// Forged, tampered and misdirected deliveries change nothing.
@@ -174,7 +174,7 @@ func TestRentalConfirmationRace(t *testing.T) {
 		r := c.rental(t, hold)
 		id := r.ID.String()
 		p := c.depositIntent(t, id)
-		secret := env.App.Config.StripeWebhookSecret
+		secret := env.App.Config.RentalsWebhookSecret()
 		first, sig1 := stripeEvent(t, secret, fmt.Sprintf("evt_race_%d_a", round), "payment_intent.succeeded", p.PaymentIntentID, 75000, c.slug, id)
 		second, sig2 := stripeEvent(t, secret, fmt.Sprintf("evt_race_%d_b", round), "payment_intent.succeeded", p.PaymentIntentID, 75000, c.slug, id)
 		ledgerBefore := c.count(t, "ledger_entries")
