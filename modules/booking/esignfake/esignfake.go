@@ -106,8 +106,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			// After the answer: the platform records the envelope id first.
-			time.Sleep(500 * time.Millisecond)
+			// Sent while the platform may not have recorded the envelope
+			// yet: its 404 is retried, as Connect retries.
 			if err := s.Complete(context.Background(), id); err != nil && s.OnError != nil {
 				s.OnError(err)
 			}
