@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,7 @@ import (
 	"marquee/internal/searchbench"
 	"marquee/migrations"
 	"marquee/modules"
+	"marquee/modules/booking/esignfake"
 	"marquee/modules/integrations"
 	"marquee/modules/inventory"
 	"marquee/modules/inventory/bench"
@@ -386,6 +389,24 @@ func demoCmd() *cobra.Command {
 				cfg.SMTPURL = catcher.URL()
 				fmt.Printf("  mail goes to a local SMTP catcher at %s (set MARQUEE_SMTP_URL for another server, e.g. mailpit from deployments/local/services.sh)\n", catcher.Addr())
 			}
+			var esign *esignfake.Server
+			if cfg.ESignURL == "" {
+				// No e-signature provider: a local fake shaped like DocuSign
+				// takes the demo's envelopes and signs them for both parties.
+				key := make([]byte, 32)
+				if _, err := rand.Read(key); err != nil {
+					return err
+				}
+				connectKey := hex.EncodeToString(key)
+				esign, err = esignfake.Start("127.0.0.1:0", "demo-account", "demo-token", []byte(connectKey))
+				if err != nil {
+					return err
+				}
+				defer func() { _ = esign.Close() }()
+				esign.AutoComplete = true
+				cfg.ESignURL, cfg.ESignAccountID, cfg.ESignToken, cfg.ESignConnectKeys = esign.URL(), "demo-account", "demo-token", []string{connectKey}
+				fmt.Printf("  contracts sent for e-signature go to a local fake provider at %s that signs for both parties (set MARQUEE_ESIGN_URL for a real one)\n", esign.URL())
+			}
 			if cfg.WalletCertFile == "" {
 				dir, err := os.MkdirTemp("", "marquee-demo-wallet-")
 				if err != nil {
@@ -417,6 +438,11 @@ func demoCmd() *cobra.Command {
 				return err
 			}
 			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			if esign != nil {
+				esign.OnError = func(err error) { a.Log.Warn("demo e-signature provider: delivery failed", "err", err) }
+				esign.DeliverTo("http://"+ln.Addr().String()+"/api/v1/booking/esign/connect",
+					func(tenant string) string { return tenant + "." + cfg.BaseDomain + ":" + port })
+			}
 			fmt.Printf("\nMarquee demo is up.\n\n")
 			for _, ch := range chains {
 				fmt.Printf("  %-8s portal     http://%s.%s:%s/portal   (%s / %s)\n", ch.Tenant.Slug, ch.Tenant.Slug, cfg.BaseDomain, port, ch.Owner, app.DemoPassword)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -59,6 +60,11 @@ type Config struct {
 	StripeAPIURL        string // MARQUEE_STRIPE_API_URL: empty means Stripe itself
 	StripeSecretKey     string // MARQUEE_STRIPE_SECRET_KEY
 	StripeWebhookSecret string // MARQUEE_STRIPE_WEBHOOK_SECRET
+	// StripeRentalsWebhookSecret (MARQUEE_STRIPE_RENTALS_WEBHOOK_SECRET) is
+	// the signing secret of the endpoint for venue rental deposits; empty:
+	// the same as StripeWebhookSecret (one secret for both, as `stripe
+	// listen` forwarding gives).
+	StripeRentalsWebhookSecret string
 	// StripePublishableKey (MARQUEE_STRIPE_PUBLISHABLE_KEY) is the pk_test_/pk_live_
 	// key the storefront hands Stripe.js for the card form; it is public by design.
 	StripePublishableKey string
@@ -94,6 +100,17 @@ type Config struct {
 	ObjectsS3Region    string // MARQUEE_OBJECTS_S3_REGION
 	ObjectsS3AccessKey string // MARQUEE_OBJECTS_S3_ACCESS_KEY
 	ObjectsS3SecretKey string // MARQUEE_OBJECTS_S3_SECRET_KEY
+
+	// E-signature provider for booking contracts (DocuSign's eSignature
+	// REST API and Connect webhooks). Unset: contracts are signed with the
+	// built-in click-to-sign only (`demo` starts a local fake provider).
+	ESignURL       string // MARQUEE_ESIGN_URL: the REST base, e.g. https://demo.docusign.net/restapi
+	ESignAccountID string // MARQUEE_ESIGN_ACCOUNT_ID: the account envelopes are sent from
+	ESignToken     string // MARQUEE_ESIGN_TOKEN: the OAuth bearer token (a secret)
+	// ESignConnectKeys (MARQUEE_ESIGN_CONNECT_KEYS, comma-separated) are the
+	// HMAC keys Connect signs its deliveries with: several while one is
+	// rotated, as Connect sends one X-DocuSign-Signature-N per active key.
+	ESignConnectKeys []string
 }
 
 // Development Stripe credentials: test mode keys that stripe-mock accepts.
@@ -194,6 +211,7 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_STRIPE_API_URL", &c.StripeAPIURL)
 	str("MARQUEE_STRIPE_SECRET_KEY", &c.StripeSecretKey)
 	str("MARQUEE_STRIPE_WEBHOOK_SECRET", &c.StripeWebhookSecret)
+	str("MARQUEE_STRIPE_RENTALS_WEBHOOK_SECRET", &c.StripeRentalsWebhookSecret)
 	str("MARQUEE_METRICS_TOKEN", &c.MetricsToken)
 	str("MARQUEE_DEPLOYMENT_ID", &c.DeploymentID)
 	str("MARQUEE_SMTP_URL", &c.SMTPURL)
@@ -212,6 +230,17 @@ func load(lookup func(string) (string, bool)) (Config, error) {
 	str("MARQUEE_OBJECTS_S3_REGION", &c.ObjectsS3Region)
 	str("MARQUEE_OBJECTS_S3_ACCESS_KEY", &c.ObjectsS3AccessKey)
 	str("MARQUEE_OBJECTS_S3_SECRET_KEY", &c.ObjectsS3SecretKey)
+	str("MARQUEE_ESIGN_URL", &c.ESignURL)
+	str("MARQUEE_ESIGN_ACCOUNT_ID", &c.ESignAccountID)
+	str("MARQUEE_ESIGN_TOKEN", &c.ESignToken)
+	if v, ok := lookup("MARQUEE_ESIGN_CONNECT_KEYS"); ok {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				c.ESignConnectKeys = append(c.ESignConnectKeys, k)
+			}
+		}
+	}
+	errs = append(errs, c.checkESign())
 	if c.DeploymentID != "" && !deploymentPattern.MatchString(c.DeploymentID) {
 		errs = append(errs, fmt.Errorf("MARQUEE_DEPLOYMENT_ID: %q must match %s", c.DeploymentID, deploymentPattern))
 	}
@@ -271,6 +300,39 @@ func (c Config) checkPublishableKey() error {
 		return errors.New("MARQUEE_STRIPE_PUBLISHABLE_KEY and MARQUEE_STRIPE_SECRET_KEY must both be test-mode or both live-mode keys")
 	}
 	return nil
+}
+
+// checkESign refuses half a provider: with MARQUEE_ESIGN_URL set, envelopes
+// need the account and token, and the webhook needs a key to verify
+// deliveries (unverified ones would let anyone sign for a party). Errors
+// name the variables, never their values.
+func (c Config) checkESign() error {
+	if c.ESignURL == "" {
+		if c.ESignAccountID != "" || c.ESignToken != "" || len(c.ESignConnectKeys) > 0 {
+			return errors.New("MARQUEE_ESIGN_ACCOUNT_ID, MARQUEE_ESIGN_TOKEN and MARQUEE_ESIGN_CONNECT_KEYS need MARQUEE_ESIGN_URL")
+		}
+		return nil
+	}
+	var errs []error
+	if u, err := url.Parse(c.ESignURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, errors.New("MARQUEE_ESIGN_URL must be an http(s) URL (the provider's REST base)"))
+	}
+	if c.ESignAccountID == "" {
+		errs = append(errs, errors.New("MARQUEE_ESIGN_ACCOUNT_ID is required with MARQUEE_ESIGN_URL"))
+	}
+	if c.ESignToken == "" {
+		errs = append(errs, errors.New("MARQUEE_ESIGN_TOKEN is required with MARQUEE_ESIGN_URL"))
+	}
+	if len(c.ESignConnectKeys) == 0 {
+		errs = append(errs, errors.New("MARQUEE_ESIGN_CONNECT_KEYS is required with MARQUEE_ESIGN_URL (the Connect HMAC keys; comma-separated while rotating)"))
+	}
+	for _, k := range c.ESignConnectKeys {
+		if len(k) < 32 {
+			errs = append(errs, errors.New("MARQUEE_ESIGN_CONNECT_KEYS: each key must be at least 32 characters"))
+			break
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RedisClusterOptions reads MARQUEE_REDIS_CLUSTER: seed nodes separated by
@@ -358,6 +420,15 @@ func (c Config) Deployment() string {
 		return "marquee"
 	}
 	return name
+}
+
+// RentalsWebhookSecret is the secret verifying Stripe's deliveries of
+// venue rental deposits.
+func (c Config) RentalsWebhookSecret() string {
+	if c.StripeRentalsWebhookSecret != "" {
+		return c.StripeRentalsWebhookSecret
+	}
+	return c.StripeWebhookSecret
 }
 
 // UsesDevSecret reports whether the built-in development secret is in use.

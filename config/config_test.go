@@ -128,3 +128,59 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatalf("both set: %v", err)
 	}
 }
+
+// The e-signature provider comes from the environment, whole or not at
+// all, and a refusal names the variables without echoing their secrets.
+func TestESignProviderFromEnvironment(t *testing.T) {
+	const token, key1, key2 = "token-value-never-echoed", "connect-key-one-0123456789abcdef0123", "connect-key-two-0123456789abcdef0123"
+	set := func(url, account, tok, keys string) {
+		t.Setenv("MARQUEE_ESIGN_URL", url)
+		t.Setenv("MARQUEE_ESIGN_ACCOUNT_ID", account)
+		t.Setenv("MARQUEE_ESIGN_TOKEN", tok)
+		t.Setenv("MARQUEE_ESIGN_CONNECT_KEYS", keys)
+	}
+	set("https://demo.docusign.net/restapi", "acct-1", token, key1+", "+key2)
+	c, err := config.Load()
+	if err != nil || c.ESignURL != "https://demo.docusign.net/restapi" || c.ESignAccountID != "acct-1" || c.ESignToken != token ||
+		len(c.ESignConnectKeys) != 2 || c.ESignConnectKeys[0] != key1 || c.ESignConnectKeys[1] != key2 {
+		t.Fatalf("loaded %+v, %v", c, err)
+	}
+	set("", "", "", "")
+	if c, err := config.Load(); err != nil || c.ESignURL != "" || len(c.ESignConnectKeys) != 0 {
+		t.Fatalf("no provider: %v %v", c.ESignURL, err)
+	}
+	for _, tc := range []struct {
+		name, url, account, token, keys, want string
+	}{
+		{"no token", "https://x.test/restapi", "acct", "", key1, "MARQUEE_ESIGN_TOKEN"},
+		{"no account", "https://x.test/restapi", "", token, key1, "MARQUEE_ESIGN_ACCOUNT_ID"},
+		{"no connect key", "https://x.test/restapi", "acct", token, "", "MARQUEE_ESIGN_CONNECT_KEYS"},
+		{"short connect key", "https://x.test/restapi", "acct", token, "short", "at least 32"},
+		{"not a URL", "ftp://x.test", "acct", token, key1, "MARQUEE_ESIGN_URL"},
+		{"token without URL", "", "", token, "", "need MARQUEE_ESIGN_URL"},
+	} {
+		set(tc.url, tc.account, tc.token, tc.keys)
+		_, err := config.Load()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to name %s", tc.name, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), token) || strings.Contains(err.Error(), key1) {
+			t.Errorf("%s: the error echoes a secret: %v", tc.name, err)
+		}
+	}
+}
+
+// Rental deposits have their own Stripe endpoint: its secret, or the
+// platform's webhook secret when none is set.
+func TestRentalsWebhookSecret(t *testing.T) {
+	c := config.Config{StripeWebhookSecret: "whsec_orders"}
+	if got := c.RentalsWebhookSecret(); got != "whsec_orders" {
+		t.Fatalf("default: %q", got)
+	}
+	t.Setenv("MARQUEE_STRIPE_RENTALS_WEBHOOK_SECRET", "whsec_rentals")
+	c, err := config.Load()
+	if err != nil || c.RentalsWebhookSecret() != "whsec_rentals" {
+		t.Fatalf("set: %q %v", c.RentalsWebhookSecret(), err)
+	}
+}

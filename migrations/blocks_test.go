@@ -47,6 +47,7 @@ var blocks = []block{
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
 	{270, 279, []string{"ops"}, "ops: contacts and mail through the core, POS polling"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},
+	{300, 309, []string{"booking"}, "booking: venue rentals, their deposits and numbered invoices"},
 	{350, 359, []string{"ops"}, "ops: POS deliveries kept in one statement, refunds polled"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never

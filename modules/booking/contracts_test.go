@@ -30,6 +30,24 @@ func (c *chain) accepted(t testing.TB, day int) booking.Detail {
 	return c.agentAct(t, c.linkA, d, "accept", nil)
 }
 
+// sealed has both parties sign the accepted offer's contract and seals it
+// (as the seal job would), so it may be contracted.
+func (c *chain) sealed(t testing.TB, d booking.Detail) booking.Detail {
+	t.Helper()
+	id := d.ID.String()
+	sum := c.contractOf(t, id).SHA256
+	mustStatus(t, c.do(t, "PUT", "/api/v1/bookings/"+id+"/contract/sign", map[string]any{"name": "Dana Promoter", "document_sha256": sum}), http.StatusOK)
+	mustStatus(t, c.agent(t, c.linkA, "PUT", "/api/v1/agent/bookings/"+id+"/contract/sign", map[string]any{"name": "Maya for Velvet Static", "document_sha256": sum}), http.StatusOK)
+	res := c.do(t, "PUT", "/api/v1/bookings/"+id+"/contract/seal", nil)
+	if res.Status != http.StatusOK && res.Code() != "contract_already_sealed" {
+		t.Fatalf("seal: %d %s", res.Status, res.Body)
+	}
+	if ct := c.contractOf(t, id); ct.Status != booking.ContractSealed {
+		t.Fatalf("contract not sealed: %+v", ct)
+	}
+	return decode[booking.Detail](t, c.do(t, "GET", "/api/v1/bookings/"+id, nil).Body)
+}
+
 func (c *chain) contractOf(t testing.TB, id string) booking.ContractView {
 	t.Helper()
 	res := c.do(t, "GET", "/api/v1/bookings/"+id+"/contract", nil)

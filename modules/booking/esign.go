@@ -19,6 +19,7 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/app"
+	"marquee/config"
 	"marquee/tenants"
 )
 
@@ -35,6 +36,9 @@ type ESignProvider interface {
 
 // Envelope is a document to sign and who signs it.
 type Envelope struct {
+	// Tenant is the chain's slug, carried as an envelope custom field so a
+	// provider account shared by chains says whose envelope it reports.
+	Tenant       string
 	Subject      string
 	DocumentName string
 	Document     []byte
@@ -48,6 +52,19 @@ type EnvelopeSigner struct {
 
 // Option configures the module.
 type Option func(*Module)
+
+// esignFromConfig is the provider the configuration names
+// (MARQUEE_ESIGN_*), unless WithESign plugged one: none when unset.
+func (m *Module) esignFromConfig(cfg config.Config) {
+	if m.esign != nil || cfg.ESignURL == "" {
+		return
+	}
+	m.esign = DocuSign{BaseURL: cfg.ESignURL, AccountID: cfg.ESignAccountID, Token: cfg.ESignToken}
+	m.connectKeys = nil
+	for _, k := range cfg.ESignConnectKeys {
+		m.connectKeys = append(m.connectKeys, []byte(k))
+	}
+}
 
 // WithESign plugs an e-signature provider and the HMAC keys its webhook
 // deliveries are signed with (several while a key is rotated).
@@ -74,8 +91,22 @@ type DocuSignEnvelope struct {
 	Recipients   struct {
 		Signers []DocuSignSigner `json:"signers"`
 	} `json:"recipients"`
+	CustomFields struct {
+		TextCustomFields []DocuSignTextField `json:"textCustomFields,omitempty"`
+	} `json:"customFields"`
 	Status string `json:"status"`
 }
+
+// DocuSignTextField is an envelope custom field (name, value, shown to no
+// signer).
+type DocuSignTextField struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Show  string `json:"show"`
+}
+
+// TenantCustomField names the envelope custom field carrying the chain.
+const TenantCustomField = "marquee_tenant"
 
 // DocuSignDocument is a document of an envelope.
 type DocuSignDocument struct {
@@ -101,6 +132,9 @@ func (d DocuSign) SendEnvelope(ctx context.Context, env Envelope) (string, error
 	def := DocuSignEnvelope{EmailSubject: env.Subject, Status: "sent",
 		Documents: []DocuSignDocument{{DocumentBase64: base64.StdEncoding.EncodeToString(env.Document), DocumentID: "1",
 			FileExtension: "pdf", Name: env.DocumentName}}}
+	if env.Tenant != "" {
+		def.CustomFields.TextCustomFields = []DocuSignTextField{{Name: TenantCustomField, Value: env.Tenant, Show: "false"}}
+	}
 	for i, s := range env.Signers {
 		def.Recipients.Signers = append(def.Recipients.Signers, DocuSignSigner{Email: s.Email, Name: s.Name,
 			RecipientID: strconv.Itoa(i + 1), RoutingOrder: "1", RoleName: s.RoleName})
@@ -253,7 +287,7 @@ func (s *Service) SendForESign(ctx context.Context, t tenants.Tenant, p ESignPro
 	if err != nil {
 		return ContractView{}, err
 	}
-	envID, err := p.SendEnvelope(ctx, Envelope{Subject: "Contract: " + b.Title, DocumentName: "contract-" + b.ID.String()[:8] + ".pdf",
+	envID, err := p.SendEnvelope(ctx, Envelope{Tenant: t.Slug, Subject: "Contract: " + b.Title, DocumentName: "contract-" + b.ID.String()[:8] + ".pdf",
 		Document: doc, Signers: []EnvelopeSigner{
 			{RoleName: string(Promoter), Name: actor.Name, Email: actorEmail(actor)},
 			{RoleName: string(Artist), Name: b.AgentName + " for " + b.ArtistName, Email: agentEmail}}})

@@ -35,7 +35,7 @@ func TestSettlementReadsTicketFacts(t *testing.T) {
 	c := newChain(t, env, "facts")
 	d := c.act(t, c.create(t, c.artistA, "hold_id", c.hold(t, 14)), "send", nil)
 	d = c.agentAct(t, c.linkA, d, "accept", nil)
-	d = c.act(t, d, "contract", nil)
+	d = c.act(t, c.sealed(t, d), "contract", nil)
 	res := c.do(t, "GET", "/api/v1/bookings/"+d.ID.String()+"/settlement", nil)
 	mustStatus(t, res, http.StatusOK)
 	v := decode[booking.SettlementView](t, res.Body)

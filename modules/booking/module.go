@@ -70,6 +70,7 @@ func grants() []policies.Grant {
 func (m *Module) Register(r *app.Registrar) error {
 	m.app = r.Core()
 	m.svc = NewService(m.app)
+	m.esignFromConfig(m.app.Config)
 	pages, err := parsePages()
 	if err != nil {
 		return err
@@ -154,6 +155,26 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Storefront(http.MethodGet, "/agent/bookings/:bookingId/settlement/export", app.Public(), m.agentSettlementFile)
 	r.Portal(http.MethodGet, "/bookings/:bookingId/settlement", offers(read), m.settlementPage)
 	r.Portal(http.MethodPost, "/bookings/:bookingId/settlement/acknowledge", offers(write), m.portalAcknowledge)
+
+	// Venue rentals: a held date rented to an outside promoter, confirmed
+	// once its deposit is paid through Stripe, invoiced with a number per
+	// chain.
+	r.API(http.MethodPost, "/rentals", offers(write), "Rent a held date to an outside promoter: fee, deposit, add-ons", app.Handle(m.createRental).Created())
+	r.API(http.MethodGet, "/rentals", offers(read), "List venue rentals, newest first", app.Handle(m.listRentals))
+	r.API(http.MethodGet, "/rentals/:rentalId", offers(read), "Read a rental: terms, totals, deposit, invoice and history", app.Handle(m.getRental))
+	r.API(http.MethodPut, "/rentals/:rentalId/deposit/payment", offers(write), "Open (once) the Stripe PaymentIntent for the rental's deposit", app.Handle(m.depositPayment)).NoBody()
+	r.API(http.MethodPut, "/rentals/:rentalId/confirm", offers(write), "Confirm the rental's hold as the event (only once the deposit is paid)", app.Handle(m.confirmRental)).NoBody()
+	r.API(http.MethodPut, "/rentals/:rentalId/invoice", offers(write), "Issue the rental's invoice (once; numbered per chain without gaps)", app.Handle(m.issueInvoice)).NoBody()
+	r.API(http.MethodGet, "/rentals/:rentalId/invoice/pdf", offers(read), "The rental's invoice PDF", app.Raw(m.invoicePDF).Produces("application/pdf", ""))
+	r.PlatformAPI(http.MethodPost, RentalsWebhookPath, app.Public(), "Stripe webhook for venue rental deposits, on the base host (signature verified; routed by the PaymentIntent's metadata)",
+		app.Raw(m.rentalsWebhook).Accepts("application/json", map[string]any{}).Produces("application/json", RentalWebhookResult{}))
+	r.Portal(http.MethodGet, "/rentals", offers(read), m.rentalsPage)
+	r.Portal(http.MethodPost, "/rentals", offers(write), m.portalCreateRental)
+	r.Portal(http.MethodGet, "/rentals/:rentalId", offers(read), m.rentalPage)
+	r.Portal(http.MethodPost, "/rentals/:rentalId/deposit", offers(write), m.rentalAction(m.portalDeposit))
+	r.Portal(http.MethodPost, "/rentals/:rentalId/confirm", offers(write), m.rentalAction(m.portalConfirmRental))
+	r.Portal(http.MethodPost, "/rentals/:rentalId/invoice", offers(write), m.rentalAction(m.portalInvoice))
+	r.Nav("Rentals", "/portal/rentals", 21, offers(read))
 
 	r.Task(TaskOfferExpire, m.expireTask)
 	r.Task(TaskOfferSweep, m.sweepTask)

@@ -61,12 +61,27 @@ func TestOfferLifecycle(t *testing.T) {
 		rows[1].Kind != "booking.deposit_due" || rows[1].Amount != 550000 {
 		t.Fatalf("ledger: %+v", rows)
 	}
-	d = c.act(t, d, "contract", nil)
+	// Contracting waits for the sealed contract: refused, and nothing moves.
+	res := c.do(t, "PUT", "/api/v1/bookings/"+d.ID.String()+"/contract", map[string]any{"version": d.Version})
+	mustProblem(t, res, http.StatusConflict, "contract_not_sealed")
+	if p := decode[struct {
+		Status   string   `json:"contract_status"`
+		Unsigned []string `json:"unsigned"`
+	}](t, res.Body); p.Status != booking.ContractSigning || len(p.Unsigned) != 2 {
+		t.Fatalf("contract_not_sealed names the contract's status and who is to sign: %s", res.Body)
+	}
+	if after := decode[booking.Detail](t, c.do(t, "GET", "/api/v1/bookings/"+d.ID.String(), nil).Body); after.State != booking.Accepted || after.Version != d.Version {
+		t.Fatalf("a refused contract changed the booking: %+v", after)
+	}
+	if h := c.do(t, "GET", "/api/v1/venues/"+c.venue+"/holds/"+hold, nil); !strings.Contains(string(h.Body), `"status":"active"`) {
+		t.Fatalf("a refused contract touched the hold: %s", h.Body)
+	}
+	d = c.act(t, c.sealed(t, d), "contract", nil)
 	if d.State != booking.Contracted || d.EventID == nil {
 		t.Fatalf("contracted: %+v", d)
 	}
 	// The hold became the event, through the calendar.
-	res := c.do(t, "GET", "/api/v1/venues/"+c.venue+"/holds/"+hold, nil)
+	res = c.do(t, "GET", "/api/v1/venues/"+c.venue+"/holds/"+hold, nil)
 	mustStatus(t, res, http.StatusOK)
 	h := decode[struct {
 		Status  string
@@ -106,7 +121,7 @@ func TestOfferLifecycle(t *testing.T) {
 			t.Errorf("history entry without who or where: %+v", h)
 		}
 	}
-	want := []string{"staff:create", "staff:send", "agent:counter", "staff:counter", "agent:accept", "staff:contract"}
+	want := []string{"staff:create", "staff:send", "agent:counter", "staff:counter", "agent:accept", "staff:sign", "agent:sign", "staff:seal", "staff:contract"}
 	if !slices.Equal(actions, want) {
 		t.Fatalf("history %v, want %v", actions, want)
 	}
@@ -179,7 +194,8 @@ func TestRefusedTransitions(t *testing.T) {
 	if res.Status != http.StatusConflict || res.Code() != "version_mismatch" {
 		t.Fatalf("stale version: %d %s", res.Status, res.Body)
 	}
-	d = c.act(t, d, "contract", nil)
+	mustProblem(t, c.do(t, "PUT", "/api/v1/bookings/"+d.ID.String()+"/contract", map[string]any{"version": d.Version}), http.StatusConflict, "contract_not_sealed")
+	d = c.act(t, c.sealed(t, d), "contract", nil)
 	check(d, []refusal{{"cancel once contracted", false, "cancel", []string{}}})
 
 	// Cancel needs a reason; decline and cancel end the offer.

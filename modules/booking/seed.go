@@ -218,5 +218,5 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 			return err
 		}
 	}
-	return nil
+	return m.seedRentals(ctx, t, staff, hold)
 }

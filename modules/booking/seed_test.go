@@ -63,6 +63,20 @@ func TestDemoSeed(t *testing.T) {
 	if len(v.Acknowledgments) != 2 || !v.Acknowledgments[0].Current || !v.Acknowledgments[1].Current {
 		t.Fatalf("demo settlement acknowledgments: %+v", v.Acknowledgments)
 	}
+	// Venue rentals: one paid, confirmed and invoiced, one awaiting its deposit.
+	res = env.Do(t, "GET", "acme", "/api/v1/rentals", tok, nil)
+	mustStatus(t, res, http.StatusOK)
+	rentals := decode[struct{ Items []booking.RentalSummary }](t, res.Body).Items
+	byStatus := map[string]booking.RentalSummary{}
+	for _, r := range rentals {
+		byStatus[r.Status] = r
+	}
+	confirmed, awaiting := byStatus[booking.RentalConfirmed], byStatus[booking.RentalAwaitingDeposit]
+	if len(rentals) != 2 || confirmed.DepositPaidAt == nil || confirmed.EventID == nil || confirmed.InvoiceNumber == nil ||
+		awaiting.DepositPaidAt != nil || awaiting.EventID != nil {
+		t.Fatalf("demo rentals: %+v", rentals)
+	}
+	mustStatus(t, env.Do(t, "GET", "acme", "/api/v1/rentals/"+confirmed.ID.String()+"/invoice/pdf", tok, nil), http.StatusOK)
 	var walkout int64
 	if err := env.App.DB.Raw(`SELECT amount_minor FROM "`+acme.Schema+`".ledger_entries WHERE kind = 'booking.settlement_walkout' AND reference = ?`,
 		"booking:"+contracted.ID.String()).Row().Scan(&walkout); err != nil || walkout != v.Sheet.WalkoutMinor {

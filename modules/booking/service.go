@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/stripe/stripe-go/v76/client"
 	"gorm.io/gorm"
 
 	"marquee/app"
@@ -20,11 +21,12 @@ import (
 // Service holds booking's rules. Each public method opens one tenant
 // transaction and passes it to the store's helpers.
 type Service struct {
-	app *app.Core
+	app    *app.Core
+	stripe *client.API // rental deposits
 }
 
 // NewService builds the booking service on the core.
-func NewService(a *app.Core) *Service { return &Service{app: a} }
+func NewService(a *app.Core) *Service { return &Service{app: a, stripe: newStripe(a)} }
 
 // Offer windows: how long the other side has to answer.
 const (
@@ -317,6 +319,9 @@ func (s *Service) Transition(ctx context.Context, t tenants.Tenant, id uuid.UUID
 		case ActCancel:
 			b.State, b.Awaiting, b.Reason = Cancelled, nil, reason
 		case ActContract:
+			if err := requireSealed(tx, b.ID); err != nil {
+				return err
+			}
 			termsN = b.AcceptedN
 			b.State = Contracted
 			if b.HoldID != nil {
@@ -344,6 +349,28 @@ func (s *Service) Transition(ctx context.Context, t tenants.Tenant, id uuid.UUID
 		s.scheduleExpiry(ctx, t, id, frozen, *scheduled)
 	}
 	return out, err
+}
+
+// requireSealed refuses to contract a booking whose contract is not sealed:
+// a show is booked on a signed copy, never on a promise of signatures.
+func requireSealed(tx *gorm.DB, bookingID uuid.UUID) error {
+	c, err := findContract(tx, bookingID, true)
+	var e *app.Error
+	if errors.As(err, &e) && e.Kind == app.KindNotFound {
+		return app.Conflict("contract_not_sealed", "the booking has no contract yet; it is contracted once its contract is signed and sealed")
+	}
+	if err != nil {
+		return err
+	}
+	if c.Status != ContractSealed {
+		ct, err := contractView(tx, c)
+		if err != nil {
+			return err
+		}
+		return app.Conflict("contract_not_sealed", "the contract is %s; the booking is contracted once every party signed and the signed copy is sealed", c.Status).
+			With("contract_status", c.Status).With("unsigned", ct.Unsigned)
+	}
+	return nil
 }
 
 func (a Actor) author() string {
