@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -213,6 +214,54 @@ func TestOneCartLapsedOrderedAndStaff(t *testing.T) {
 	}
 	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND buyer_id LIKE 'staff:%' AND status = 'active' AND NOT cart`, ev); n != 4 {
 		t.Errorf("staff holds %d, want 4 (one per sale)", n)
+	}
+	s.checkCounters(t)
+}
+
+// Two "new holds" of one buyer decided by two batches at once (what two
+// workers or two instances do): the first batch is stopped after it read
+// that the buyer has no cart; the second makes the cart and commits; the
+// first then cannot insert a second cart (the one-cart index), is rolled
+// back, run again, and joins the cart. One hold of both requests.
+func TestOneCartAcrossConcurrentBatches(t *testing.T) {
+	s, ev, cfg := onSale(t, "cartbatches", "Two Batches Night", simpleSetup(1, 10, 20, map[string]int{"web": 30}))
+	floor := tierID(t, cfg, "Floor")
+	a := s.buyer(t)
+	entered, release, stop := inventory.StallFirstHoldBatch(uuid.MustParse(ev))
+	defer stop()
+	defer release()
+	type answer struct {
+		res apptest.Response
+		err error
+	}
+	first := make(chan answer, 1)
+	go func() {
+		res, err := s.hold(ev, a, map[string]any{"seats": []string{"A-1-1"}})
+		first <- answer{res, err}
+	}()
+	<-entered
+	began := time.Now()
+	second := s.mustHold(t, ev, a, map[string]any{"tier_id": floor, "quantity": 2})
+	t.Logf("second hold answered in %v while the first batch was stopped", time.Since(began))
+	if second.Quantity != 2 {
+		t.Fatalf("the second batch's hold: %+v", second)
+	}
+	release()
+	got := <-first
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	mustStatus(t, got.res, http.StatusCreated)
+	var h inventory.Hold
+	got.res.JSON(t, &h)
+	if h.ID != second.ID || h.Quantity != 3 || len(h.Seats) != 1 {
+		t.Fatalf("the stalled request answered %+v, want the cart %s with the seat added", h, second.ID)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev); n != 1 {
+		t.Fatalf("%d active holds, want the one cart", n)
+	}
+	if got := s.seatState(t, ev, "A-1-1"); got != "held" {
+		t.Fatalf("A-1-1 is %s", got)
 	}
 	s.checkCounters(t)
 }
