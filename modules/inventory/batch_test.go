@@ -77,11 +77,12 @@ func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
 		add(name, retryBuyer, seats("A-4-5"), http.StatusCreated, "").key = first.key
 	}
 	add("key reused", retryBuyer, seats("A-4-6"), http.StatusUnprocessableEntity, "idempotency_key_reused").key = first.key
-	// A buyer allowed 2 holds asks for 3 (the retried buyer above has one).
-	greedy := s.buyer(t)
-	add("greedy 1", greedy, seats("A-4-8"), http.StatusCreated, "")
-	add("greedy 2", greedy, seats("A-4-9"), http.StatusCreated, "")
-	add("greedy 3", greedy, seats("A-4-10"), http.StatusTooManyRequests, "hold_limit")
+	// One buyer asks three times (three tabs): the first request makes
+	// their cart, the other two join it: one hold of three seats.
+	cartBuyer := s.buyer(t)
+	add("cart 1", cartBuyer, seats("A-4-8"), http.StatusCreated, "")
+	add("cart 2", cartBuyer, seats("A-4-9"), http.StatusCreated, "")
+	add("cart 3", cartBuyer, seats("A-4-10"), http.StatusCreated, "")
 
 	// Queue them one by one, so arrival order is the order above.
 	var wg sync.WaitGroup
@@ -151,7 +152,11 @@ func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
 	if got := s.seatState(t, ev, "A-4-1"); got != "available" {
 		t.Errorf("the refused overlapping cart left A-4-1 %s", got)
 	}
-	wantHolds := int64(len(held) + 5) // seat holds, and 5 GA holds
+	seatHolds := map[uuid.UUID]bool{}
+	for _, h := range held {
+		seatHolds[h] = true
+	}
+	wantHolds := int64(len(seatHolds) + 5) // seat holds (the cart is one), and 5 GA holds
 	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ?`, ev); n != wantHolds {
 		t.Errorf("%d holds stored, want %d", n, wantHolds)
 	}
@@ -162,10 +167,20 @@ func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
 	if pool != 20 || quota != int64(len(held))+20 {
 		t.Errorf("pool holds %d (want 20), web quota %d (want %d)", pool, quota, len(held)+20)
 	}
-	greedyHold := reqs[len(reqs)-3].hold.ID
-	if n := s.count(t, `SELECT c.holds FROM inv_buyer_counters c JOIN inv_holds h ON c.event_id = h.event_id AND c.subject = 'b:' || h.buyer_id
-		WHERE h.id = ?`, greedyHold); n != 2 {
-		t.Errorf("greedy buyer counted with %d holds, want 2", n)
+	cartHold := reqs[len(reqs)-3].hold.ID
+	for _, r := range reqs[len(reqs)-3:] {
+		if r.hold.ID != cartHold {
+			t.Errorf("%s: hold %s, want the buyer's cart %s", r.name, r.hold.ID, cartHold)
+		}
+	}
+	for _, seat := range []string{"A-4-8", "A-4-9", "A-4-10"} {
+		if held[seat] != cartHold {
+			t.Errorf("seat %s held by %s, want the cart %s", seat, held[seat], cartHold)
+		}
+	}
+	if n := s.count(t, `SELECT c.holds * 100 + c.units FROM inv_buyer_counters c JOIN inv_holds h ON c.event_id = h.event_id AND c.subject = 'b:' || h.buyer_id
+		WHERE h.id = ? AND h.quantity = 3`, cartHold); n != 103 {
+		t.Errorf("cart buyer counted as %d (holds×100 + units), want one hold of 3 tickets (103)", n)
 	}
 	if n := s.count(t, `SELECT count(*) FROM inv_hold_allocs a JOIN inv_holds h ON h.id = a.hold_id WHERE h.event_id = ?`, ev); n < wantHolds {
 		t.Errorf("%d allocations for %d holds: every hold takes from the web quota", n, wantHolds)

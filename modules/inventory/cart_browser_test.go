@@ -114,4 +114,53 @@ func TestBrowserOneCart(t *testing.T) {
 	if sum := text(`#hold-summary`); !strings.Contains(sum, "Row 2, Seat 5") || !strings.Contains(sum, "EUR 160.00") {
 		t.Fatalf("cart after reload %q", sum)
 	}
+	// One expiry for the whole cart, said on the venue's clock (Berlin).
+	exp, err := time.Parse("2006-01-02 15:04:05.999999-07", expires)
+	if err != nil {
+		t.Fatalf("expiry %q: %v", expires, err)
+	}
+	until(`/^Everything in your cart is held until .*`+exp.Format(":04")+`.*(CET|CEST|GMT\+[12])\.$/.test(document.getElementById('hold-until').textContent)`,
+		"the cart's expiry shown at "+exp.Format("15:04 UTC"))
+
+	// A phone with the same buyer that does not know about the cart yet
+	// (its look-up for the buyer's hold answers nothing, as it would have
+	// before the cart existed): its "new hold" joins the cart on the server.
+	tok, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem('marquee_buyer')`))
+	if err != nil || tok == "" {
+		t.Fatalf("buyer token: %q %v", tok, err)
+	}
+	phone := apptest.Browser(t)
+	pp := browserPage{t, phone}
+	pp.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile))
+	onNewDocument(t, phone, `localStorage.setItem('marquee_buyer', `+jsString(tok)+`);
+		(function(f){ window.fetch = function(u){ if (String(u).indexOf('/api/v1/holds?mine') >= 0) return Promise.resolve(new Response('{"holds":[]}', {status: 200, headers: {'Content-Type': 'application/json'}})); return f.apply(this, arguments); }; })(window.fetch);`)
+	pp.do(chromedp.Navigate(host + "/events/" + ev))
+	pp.wait(`.tier[data-tier] .hold-ga`)
+	if pp.truth(`!document.getElementById('hold').classList.contains('hidden')`) {
+		t.Fatal("the phone shows a cart before holding anything")
+	}
+	pp.tap(true, `.tier[data-tier] .hold-ga`)
+	pp.until(`document.getElementById('hold-summary').textContent.indexOf('Floor: 4 tickets') >= 0`, "the phone's GA tickets joined the cart")
+	if sum := pp.text(`#hold-summary`); !strings.Contains(sum, "Section A, Row 1, Seat 1; Section A, Row 2, Seat 5") || !strings.Contains(sum, "EUR 220.00") {
+		t.Fatalf("the phone's cart %q", sum)
+	}
+	if j := pp.text(`#hold-joined`); !strings.Contains(j, "Added to the cart you already had open") {
+		t.Fatalf("joined note %q", j)
+	}
+	n, q, after = activeHolds()
+	if n != 1 || q != 6 || after != expires {
+		t.Fatalf("after the phone's hold: %d holds, %d tickets, expiry %s (was %s)", n, q, after, expires)
+	}
+	pp.do(chromedp.ScrollIntoView(chromedp.CSS(`#hold`)))
+	apptest.Screenshot(t, phone, "inventory-cart-joined-phone")
+	elementShot(t, phone, `#hold`, "inventory-cart-joined-phone-card")
+	// The desktop tab learns of it on its next look (a reload here).
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	until(`document.getElementById('hold-summary').textContent.indexOf('Floor: 4 tickets') >= 0`, "the desktop sees the joined cart")
+	if err := chromedp.Do(ctx, chromedp.ScrollIntoView(chromedp.CSS(`#hold`))); err != nil {
+		t.Fatal(err)
+	}
+	apptest.Screenshot(t, ctx, "inventory-cart-joined-desktop")
 }

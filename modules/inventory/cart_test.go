@@ -184,7 +184,8 @@ func TestAddToHoldRefusalsAndRetry(t *testing.T) {
 	a, b := s.buyer(t), s.buyer(t)
 	h := s.mustHold(t, ev, a, map[string]any{"tier_id": floor, "quantity": 8})
 	hb := s.mustHold(t, ev, b, map[string]any{"seats": []string{"A-1-9"}})
-	lapsed := s.mustHold(t, ev, b, map[string]any{"seats": []string{"A-1-10"}})
+	d := s.buyer(t) // b's second hold would join b's cart
+	lapsed := s.mustHold(t, ev, d, map[string]any{"seats": []string{"A-1-10"}})
 	s.lapse(t, lapsed.ID)
 
 	// Limits: the floor tier's max per order is 10 for the whole cart, and
@@ -200,7 +201,7 @@ func TestAddToHoldRefusalsAndRetry(t *testing.T) {
 		{"max per order over the cart", a, h.ID, map[string]any{"tiers": []map[string]any{{"tier_id": floor, "quantity": 3}}}, http.StatusBadRequest, "invalid_quantity"},
 		{"someone else's hold", a, hb.ID, map[string]any{"seats": []string{"A-1-1"}}, http.StatusNotFound, "not_found"},
 		{"no such hold", a, uuid.Must(uuid.NewV7()), map[string]any{"seats": []string{"A-1-1"}}, http.StatusNotFound, "not_found"},
-		{"lapsed hold", b, lapsed.ID, map[string]any{"seats": []string{"A-1-1"}}, http.StatusGone, "hold_expired"},
+		{"lapsed hold", d, lapsed.ID, map[string]any{"seats": []string{"A-1-1"}}, http.StatusGone, "hold_expired"},
 		{"seat taken", b, hb.ID, map[string]any{"seats": []string{"A-1-1", "A-1-10"}}, http.StatusConflict, "seats_unavailable"},
 		{"seat already in the cart", b, hb.ID, map[string]any{"seats": []string{"A-1-9"}}, http.StatusConflict, "seats_unavailable"},
 		{"nothing asked", b, hb.ID, map[string]any{}, http.StatusBadRequest, "invalid_request"},

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -30,6 +31,22 @@ func PanicInHoldBatches(eventID uuid.UUID) (stop func()) {
 			panic("injected fault in a hold batch")
 		}
 	})
+}
+
+// StallFirstHoldBatch stops the event's next hold batch inside its open
+// transaction, after its reading statement, until release: entered is
+// closed when it gets there. Later batches run freely.
+func StallFirstHoldBatch(eventID uuid.UUID) (entered <-chan struct{}, release func(), stop func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	stop = holds.InjectBatchFault(func(ev uuid.UUID) {
+		if ev == eventID && first.CompareAndSwap(false, true) {
+			close(in)
+			<-out
+		}
+	})
+	var once sync.Once
+	return in, func() { once.Do(func() { close(out) }) }, stop
 }
 
 // CrashAfterOrderCommit makes the next order request die (panic) right

@@ -278,7 +278,7 @@ func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
 	t := app.TenantOf(c)
 	buyer := m.buyer(c)
 	if m.isStaff(c) && buyer == "" {
-		buyer = "staff:" + app.PrincipalOf(c).UserID.String()
+		buyer = StaffBuyerPrefix + app.PrincipalOf(c).UserID.String()
 	}
 	if m.gate != nil {
 		if err := m.gate.Check(c.Request.Context(), t, id, buyer, c.GetHeader(QueueHeader)); err != nil {
@@ -415,7 +415,7 @@ func (m *Module) createOrder(c *gin.Context, req orderRequest) (orderView, error
 	}
 	buyer := m.buyer(c)
 	if buyer == "" && m.isStaff(c) {
-		buyer = "staff:" + app.PrincipalOf(c).UserID.String()
+		buyer = StaffBuyerPrefix + app.PrincipalOf(c).UserID.String()
 	}
 	if buyer == "" {
 		return orderView{}, app.Invalid("buyer_required", "send X-Buyer-Token (POST /api/v1/buyer-sessions mints one)")

@@ -155,11 +155,16 @@ func TestHoldLimits(t *testing.T) {
 	if st, _ := hold(b, map[string]any{"tier_id": floor, "quantity": 2}, "203.0.113.1"); st != 201 {
 		t.Fatalf("first hold %d", st)
 	}
+	// The second joins the buyer's cart (one hold of 4); a third asking
+	// for 2 more would make 6 tickets, over the buyer's 5.
 	if st, _ := hold(b, map[string]any{"tier_id": floor, "quantity": 2}, "203.0.113.1"); st != 201 {
 		t.Fatalf("second hold %d", st)
 	}
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active' AND quantity = 4`, ev); n != 1 {
+		t.Fatalf("%d carts of 4 tickets after two holds of 2 by one buyer, want 1", n)
+	}
 	before := s.snapshot(t)
-	if st, code := hold(b, map[string]any{"tier_id": floor, "quantity": 1}, "203.0.113.1"); st != 429 || code != "hold_limit" {
+	if st, code := hold(b, map[string]any{"tier_id": floor, "quantity": 2}, "203.0.113.1"); st != 429 || code != "hold_limit" {
 		t.Fatalf("third hold of one buyer: %d %s", st, code)
 	}
 	if after := s.snapshot(t); after != before {

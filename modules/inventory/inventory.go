@@ -179,6 +179,9 @@ const (
 	MaxSeatsPerHold   = model.MaxSeatsPerHold
 	MaxSeatsPerLayout = model.MaxSeatsPerLayout
 	DefaultHoldTTL    = model.DefaultHoldTTL
+	// StaffBuyerPrefix starts the buyer id of staff holding without a
+	// buyer token; their holds are not carts (one per sale).
+	StaffBuyerPrefix = holds.StaffBuyerPrefix
 )
 
 // Task types of the inventory.

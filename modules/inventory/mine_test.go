@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"marquee/modules/inventory"
 )
 
@@ -18,13 +20,20 @@ func TestBuyerFindsOwnActiveHolds(t *testing.T) {
 	cfg := s.configure(t, ev, simpleSetup(1, 10, 20, nil))
 	s.configure(t, other, simpleSetup(1, 10, 0, nil))
 	a, b := s.buyer(t), s.buyer(t)
+	// A buyer has one cart per event; their other holds are ones that are
+	// not their cart (a resale reservation, a waiting-list offer): h1
+	// stands for one, made one here.
 	h1 := s.mustHold(t, ev, a, map[string]any{"seats": []string{"A-1-1", "A-1-2"}})
-	h2 := s.mustHold(t, ev, a, map[string]any{"tier_id": tierID(t, cfg, "Floor"), "quantity": 2})
+	s.sql(t, func(tx *gorm.DB) error { return tx.Exec(`UPDATE inv_holds SET cart = false WHERE id = ?`, h1.ID).Error })
 	h3 := s.mustHold(t, ev, a, map[string]any{"seats": []string{"A-1-3"}})
-	hOther := s.mustHold(t, other, a, map[string]any{"seats": []string{"A-1-1"}})
-	hb := s.mustHold(t, ev, b, map[string]any{"seats": []string{"A-1-4"}})
 	if res := env.Do(t, "DELETE", s.slug, "/api/v1/holds/"+h3.ID.String(), "", nil, "X-Buyer-Token", a); res.Status != http.StatusNoContent {
 		t.Fatalf("release: %d %s", res.Status, res.Body)
+	}
+	h2 := s.mustHold(t, ev, a, map[string]any{"tier_id": tierID(t, cfg, "Floor"), "quantity": 2})
+	hOther := s.mustHold(t, other, a, map[string]any{"seats": []string{"A-1-1"}})
+	hb := s.mustHold(t, ev, b, map[string]any{"seats": []string{"A-1-4"}})
+	if h3.ID == h1.ID || h2.ID == h1.ID || h2.ID == h3.ID {
+		t.Fatalf("holds %s, %s, %s: want three (the released cart, then a new one)", h1.ID, h3.ID, h2.ID)
 	}
 
 	mine := func(tok, query string) []inventory.Hold {

@@ -86,6 +86,11 @@ func (m *Module) seed(ctx context.Context, t tenants.Tenant, _ *app.Seeding) err
 				return err
 			}
 		}
+		if i == 3 && seats >= 6 && ev.VenueCapacity > seats {
+			if err := m.seedCart(ctx, t, ev); err != nil {
+				return fmt.Errorf("inventory demo cart %s: %w", ev.Title, err)
+			}
+		}
 	}
 	// The calendar's sold-out shows of the coming days are sold out here
 	// too (a small floor, every place sold through the real path), so the
@@ -156,6 +161,43 @@ func (m *Module) seedAfterSale(ctx context.Context, t tenants.Tenant, ev app.Eve
 		return fmt.Errorf("inventory demo transfer: %w", err)
 	}
 	return nil
+}
+
+// seedCart buys seats and standing tickets in one order the way a buyer
+// with two tabs does: two "new holds" of one buyer, which the server makes
+// one cart (the second joins the first), paid through the real path.
+func (m *Module) seedCart(ctx context.Context, t tenants.Tenant, ev app.EventInfo) error {
+	inv, err := m.svc.Inventory(ctx, t, ev.ID)
+	if err != nil {
+		return err
+	}
+	var standing *uuid.UUID
+	for _, ti := range inv.Tiers {
+		if ti.Name == "Standing" {
+			standing = &ti.ID
+		}
+	}
+	if standing == nil {
+		return nil
+	}
+	const buyer = "demo-cart-buyer"
+	first, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{"A-1-5", "A-1-6"}, BuyerID: buyer})
+	if err != nil {
+		return err
+	}
+	cart, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{TierID: standing, Quantity: 2, BuyerID: buyer})
+	if err != nil {
+		return err
+	}
+	if cart.ID != first.ID {
+		return fmt.Errorf("the second hold of one buyer made hold %s beside their cart %s", cart.ID, first.ID)
+	}
+	o, err := m.svc.CreateOrderWithoutPayment(ctx, t, cart.ID, buyer, BuyerInfo{Email: "two-tabs@example.com", Name: "Tab Two"})
+	if err != nil {
+		return err
+	}
+	_, err = m.svc.PaymentSucceeded(ctx, t, "demo-"+o.ID.String(), "", o.AmountMinor, o.Currency, o.ID)
+	return err
 }
 
 // soldOutPlaces is the floor of each demo sold-out show, sold in orders of 10.

@@ -45,8 +45,15 @@ func TestDemoSeed(t *testing.T) {
 		if n := s.count(t, `SELECT count(*) FROM cal_events e WHERE e.status = 'on_sale' AND NOT EXISTS (SELECT 1 FROM inv_events i WHERE i.event_id = e.id)`); n != 0 {
 			t.Fatalf("%d on-sale events without tickets", n)
 		}
-		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 1 {
+		// The night with its door open, and one order of seats and
+		// standing tickets made by one buyer's two "new holds" (one cart).
+		if n := s.count(t, `SELECT count(DISTINCT event_id) FROM inv_seats WHERE state = 'sold'`); n != 2 {
 			t.Fatalf("%d partly sold events", n)
+		}
+		if n := s.count(t, `SELECT count(*) FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
+			WHERE o.status = 'paid' AND h.buyer_id = 'demo-cart-buyer' AND h.quantity = 4 AND h.cart
+			AND (SELECT count(*) FROM inv_tickets k WHERE k.order_id = o.id AND k.seat_id IS NULL) = 2`); n != 1 {
+			t.Fatalf("%d demo orders of one cart with seats and standing tickets", n)
 		}
 		// The review queue and the mail page have something to show.
 		for q, want := range map[string]int64{
@@ -60,7 +67,7 @@ func TestDemoSeed(t *testing.T) {
 				t.Errorf("%s = %d, want %d", q, n, want)
 			}
 		}
-		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid' AND seat_id IS NOT NULL`); n != 48 {
+		if n := s.count(t, `SELECT count(*) FROM inv_tickets WHERE status = 'valid' AND seat_id IS NOT NULL`); n != 48+2 {
 			t.Fatalf("%d demo seat tickets", n)
 		}
 		// The calendar's coming sold-out shows are sold out on the storefront too.

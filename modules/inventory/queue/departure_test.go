@@ -136,8 +136,25 @@ func TestPaidBuyerFreesWaitingRoomSlot(t *testing.T) {
 // the last one frees it for the next buyer.
 func TestReleasingLastHoldFreesWaitingRoomSlot(t *testing.T) {
 	h := newHotSale(t)
+	ctx := context.Background()
+	tn, err := h.env.App.Tenants.Lookup(ctx, h.slug)
+	if err != nil {
+		t.Fatal(err)
+	}
 	aTok, aAccess, bTok, bPlace := h.first(t)
-	h1, h2 := h.hold(t, aTok, aAccess), h.hold(t, aTok, aAccess)
+	// A buyer's second hold on the storefront is one that is not their
+	// cart (their next "new hold" would join the cart): h1 stands for such
+	// a hold (a resale reservation, a waiting-list offer), made one here.
+	h1 := h.hold(t, aTok, aAccess)
+	if err := h.env.App.Tx(ctx, tn, func(tx *gorm.DB) error {
+		return tx.Exec(`UPDATE inv_holds SET cart = false WHERE id = ?`, h1.ID).Error
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h2 := h.hold(t, aTok, aAccess)
+	if h2.ID == h1.ID {
+		t.Fatal("the second hold joined a hold that is not a cart")
+	}
 	release := func(id uuid.UUID) {
 		t.Helper()
 		if res := h.env.Do(t, "DELETE", h.slug, "/api/v1/holds/"+id.String(), "", nil, inventory.BuyerHeader, aTok); res.Status != http.StatusNoContent {

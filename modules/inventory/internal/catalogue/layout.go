@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,6 +101,9 @@ func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 		if sec.Y != nil {
 			oy = *sec.Y
 		}
+		if math.Abs(ox) > maxOffset || math.Abs(oy) > maxOffset {
+			return nil, model.Invalid("layout", "section %s: x and y must be within %d map units of the origin", sec.Name, maxOffset)
+		}
 		if sec.Curve < 0 || sec.Curve > maxCurve {
 			return nil, model.Invalid("layout", "section %s: the curve must be from 0 to %d", sec.Name, maxCurve)
 		}
@@ -176,6 +180,9 @@ func (l Layout) seats(zones map[string]*model.Zone) ([]SeatRow, error) {
 
 // maxCurve bounds a section's curve (map units).
 const maxCurve = 400
+
+// maxOffset bounds where a section may be placed (map units; a seat is 12).
+const maxOffset = 100000
 
 // aislesBefore counts the aisles left of the seat at index i of a row
 // (an aisle after the a-th seat comes before index a).

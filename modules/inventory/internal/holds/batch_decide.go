@@ -113,19 +113,41 @@ type decision struct {
 	keyed   []int       // granted requests with a key to store, in order
 }
 
+// cartOf names the cart a request joins rather than holding on its own: the
+// buyer's cart read by the batch, or the one this batch made for an earlier
+// request of theirs (newCarts).
+func cartOf(cfg *batchConfig, newCarts map[string]uuid.UUID, r HoldRequest) (uuid.UUID, bool) {
+	if !r.isCart() {
+		return uuid.Nil, false
+	}
+	if id, ok := cfg.carts[r.BuyerID]; ok {
+		return id, true
+	}
+	id, ok := newCarts[r.BuyerID]
+	return id, ok
+}
+
 // decide decides the requests marked todo in arrival order against st,
 // setting each one's outcome in outs; granted ones are taken out of st and
 // written into the decision.
 func decide(cfg *batchConfig, st *batchState, reqs []HoldRequest, todo []bool, outs []holdOutcome, eventID uuid.UUID, now, expiresAt time.Time) decision {
 	d := decision{w: &batchWrite{eventID: eventID}}
+	newCarts := map[string]uuid.UUID{}
 	for i, r := range reqs {
 		if !todo[i] {
+			continue
+		}
+		if cart, ok := cartOf(cfg, newCarts, r); ok {
+			outs[i].joinCart = cart
 			continue
 		}
 		h, err := st.grant(cfg, r, eventID, now, expiresAt, d.w)
 		if err != nil {
 			outs[i].err = err
 			continue
+		}
+		if r.isCart() {
+			newCarts[r.BuyerID] = h.ID
 		}
 		outs[i].hold = h
 		d.created = append(d.created, h.ID)
@@ -275,7 +297,7 @@ func (st *batchState) grant(cfg *batchConfig, req HoldRequest, eventID uuid.UUID
 		w.shardAdd(t)
 		w.allocs = append(w.allocs, allocWrite{HoldID: h.ID, CounterID: t.Counter, Shard: t.Shard, Quantity: t.Quantity})
 	}
-	w.holds = append(w.holds, holdWrite{ID: h.ID, BuyerID: req.BuyerID, ClientIP: req.ClientIP, IPCounted: ipCounted, Channel: req.Channel,
+	w.holds = append(w.holds, holdWrite{ID: h.ID, BuyerID: req.BuyerID, ClientIP: req.ClientIP, IPCounted: ipCounted, Cart: req.isCart(), Channel: req.Channel,
 		Quantity: h.Quantity, AmountMinor: h.AmountMinor, Currency: h.Currency, ExpiresAt: expiresAt})
 	for _, l := range lines {
 		w.lines = append(w.lines, lineWrite{HoldID: h.ID, Line: l.Line, TierID: l.TierID, ZoneID: l.ZoneID, SeatID: l.SeatID,

@@ -28,6 +28,8 @@ var (
 	lateTier = uuid.MustParse("01900000-0000-7000-8000-0000000000b3")
 	pool     = uuid.MustParse("01900000-0000-7000-8000-0000000000c1")
 	quota    = uuid.MustParse("01900000-0000-7000-8000-0000000000c2")
+	// existingCart is buyer 1's cart when a fixture gives them one.
+	existingCart = uuid.MustParse("01900000-0000-7000-8000-0000000000d1")
 )
 
 // fixture is an event with three free seats in Stalls (max 4 per order), a
@@ -36,7 +38,8 @@ var (
 // address 2 holds.
 type fixture struct {
 	quotaFree int
-	buyers    map[string][2]int // subject → holds, units already counted
+	buyers    map[string][2]int    // subject → holds, units already counted
+	carts     map[string]uuid.UUID // buyer → their active cart
 	settings  func(*model.Settings)
 }
 
@@ -52,6 +55,7 @@ func (f fixture) build() (*batchConfig, *batchState) {
 		},
 		dbNow:     t0,
 		buyers:    f.buyers,
+		carts:     f.carts,
 		freeSeats: map[string]uuid.UUID{"A-1-1": stalls, "A-1-2": stalls, "A-1-3": stalls},
 	}
 	if f.settings != nil {
@@ -99,6 +103,9 @@ func TestDecideBatch(t *testing.T) {
 		code  string // "" granted
 		seats []string
 		qty   int
+		// join: 0 a hold of its own; n > 0 joins the hold granted to
+		// request n-1 of the batch; -1 joins the buyer's existing cart.
+		join int
 	}
 	tests := []struct {
 		name  string
@@ -179,13 +186,52 @@ func TestDecideBatch(t *testing.T) {
 			want: []want{{seats: []string{"A-1-1"}, qty: 1}, {code: "quota_exceeded"}, {qty: 1}},
 		},
 		{
+			// Staff hold for one customer after another (not carts).
 			name: "a buyer keeps at most MaxBuyerHolds holds, counting this batch's",
 			fx:   fixture{quotaFree: 10},
-			reqs: []HoldRequest{seats("1", "A-1-1"), seats("1", "A-1-2"), seats("1", "A-1-3")},
+			reqs: []HoldRequest{seats("staff:1", "A-1-1"), seats("staff:1", "A-1-2"), seats("staff:1", "A-1-3")},
 			want: []want{{qty: 1}, {qty: 1}, {code: "hold_limit"}},
 			check: func(t *testing.T, st *batchState, d decision) {
-				if b := st.subjects["b:1"]; b.addHolds != 2 || b.addUnits != 2 {
+				if b := st.subjects["b:staff:1"]; b.addHolds != 2 || b.addUnits != 2 {
 					t.Errorf("buyer counted %+v, want 2 holds of 1", *b)
+				}
+			},
+		},
+		{
+			name: "one cart: a buyer's later requests in the batch join the cart their first made",
+			fx:   fixture{quotaFree: 10},
+			reqs: []HoldRequest{seats("1", "A-1-1"), ga("1", gaTier, 2), seats("2", "A-1-2"), seats("1", "A-1-3")},
+			want: []want{{qty: 1}, {join: 1}, {qty: 1}, {join: 1}},
+			check: func(t *testing.T, st *batchState, d decision) {
+				if b := st.subjects["b:1"]; b.addHolds != 1 || b.addUnits != 1 {
+					t.Errorf("buyer counted %+v, want 1 hold of 1 (the joins are added by the cart)", *b)
+				}
+				if _, free := st.freeSeats["A-1-3"]; !free {
+					t.Error("a joining request took its seat in the batch")
+				}
+				if !d.w.holds[0].Cart || !d.w.holds[1].Cart {
+					t.Error("buyers' holds not written as carts")
+				}
+			},
+		},
+		{
+			name: "one cart: a buyer with a cart joins it; a refused first request leaves the next to make the cart",
+			fx:   fixture{quotaFree: 10, carts: map[string]uuid.UUID{"1": existingCart}},
+			reqs: []HoldRequest{seats("1", "A-1-1"), seats("2", "A-1-1", "A-9-9"), seats("2", "A-1-2"), ga("1", gaTier, 1)},
+			want: []want{{join: -1}, {code: "seats_unavailable"}, {qty: 1}, {join: -1}},
+		},
+		{
+			name: "staff and other channels keep a hold per sale",
+			fx:   fixture{quotaFree: 10},
+			reqs: func() []HoldRequest {
+				a, b := seats("1", "A-1-1"), seats("1", "A-1-2")
+				a.Channel, b.Channel = model.ChannelBoxOffice, model.ChannelBoxOffice
+				return []HoldRequest{a, b}
+			}(),
+			want: []want{{qty: 1}, {qty: 1}},
+			check: func(t *testing.T, st *batchState, d decision) {
+				if d.w.holds[0].Cart || d.w.holds[1].Cart {
+					t.Error("box office holds written as carts")
 				}
 			},
 		},
@@ -234,6 +280,16 @@ func TestDecideBatch(t *testing.T) {
 					t.Fatalf("request %d: outcome %q, want %q", i, code(o.err), w.code)
 				}
 				if w.code != "" {
+					continue
+				}
+				switch {
+				case w.join == -1 && o.joinCart != existingCart:
+					t.Fatalf("request %d: joins %v, want the buyer's cart", i, o.joinCart)
+				case w.join > 0 && (o.joinCart == uuid.Nil || o.joinCart != outs[w.join-1].hold.ID):
+					t.Fatalf("request %d: joins %v, want request %d's hold", i, o.joinCart, w.join-1)
+				case w.join == 0 && o.joinCart != uuid.Nil:
+					t.Fatalf("request %d: joins %v, want a hold of its own", i, o.joinCart)
+				case w.join != 0:
 					continue
 				}
 				granted++

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
 	"marquee/modules/inventory/internal/model"
@@ -54,6 +56,9 @@ type holdOutcome struct {
 	hold     model.Hold
 	replayed bool
 	err      error
+	// joinCart names the buyer's cart the request is to be added to
+	// (after the batch, by its caller), instead of a hold of its own.
+	joinCart uuid.UUID
 }
 
 // settle answers the request from what its idempotency key holds: a refusal

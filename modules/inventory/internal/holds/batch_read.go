@@ -31,13 +31,14 @@ type batchConfig struct {
 	buyers    map[string][2]int    // subject → holds, units
 	keys      []app.KeyLookup      // per job
 	freeSeats map[string]uuid.UUID // requested seats still available, locked → zone
+	carts     map[string]uuid.UUID // buyer → their active cart of the event
 }
 
 // batchSubjects names the buyer counters the asked requests may change
 // (each buyer's, and each address's, used only if the event limits them),
-// and the seats they ask for.
-func batchSubjects(reqs []HoldRequest, asked []bool) (subjects, seats []string) {
-	subjectSet, seatSet := map[string]bool{}, map[string]bool{}
+// the seats they ask for, and the buyers whose cart they would join.
+func batchSubjects(reqs []HoldRequest, asked []bool) (subjects, seats, cartBuyers []string) {
+	subjectSet, seatSet, cartSet := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, r := range reqs {
 		if asked[i] {
 			subjectSet["b:"+r.BuyerID] = true
@@ -47,17 +48,24 @@ func batchSubjects(reqs []HoldRequest, asked []bool) (subjects, seats []string) 
 			for _, id := range r.Seats {
 				seatSet[id] = true
 			}
+			if r.isCart() {
+				cartSet[r.BuyerID] = true
+			}
 		}
 	}
-	return slices.Sorted(maps.Keys(subjectSet)), slices.Sorted(maps.Keys(seatSet))
+	return slices.Sorted(maps.Keys(subjectSet)), slices.Sorted(maps.Keys(seatSet)), slices.Sorted(maps.Keys(cartSet))
 }
 
-func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
+func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats, cartBuyers []string, keys []*app.IdempotencyKey) (*batchConfig, error) {
 	subjectsJSON, err := json.Marshal(append([]string{}, subjects...))
 	if err != nil {
 		return nil, err
 	}
 	seatsJSON, err := json.Marshal(append([]string{}, seats...)) // [] rather than null
+	if err != nil {
+		return nil, err
+	}
+	cartsJSON, err := json.Marshal(append([]string{}, cartBuyers...))
 	if err != nil {
 		return nil, err
 	}
@@ -73,15 +81,16 @@ func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats []string, k
 	// each runs once. The seats subquery locks the requested seats that are
 	// still available, in seat id order (the first locks of the batch).
 	// Each row is a tier; the event's facts repeat on every row.
-	c := &batchConfig{quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{}, freeSeats: map[string]uuid.UUID{}}
-	var quotas, buyers, found, free *string
-	rs, err := tx.query(batchConfigSQL, pgx.NamedArgs{"event": eventID, "subjects": string(subjectsJSON), "keys": slots, "seats": string(seatsJSON)})
+	c := &batchConfig{quotas: map[string]uuid.UUID{}, buyers: map[string][2]int{}, freeSeats: map[string]uuid.UUID{}, carts: map[string]uuid.UUID{}}
+	var quotas, buyers, found, free, carts *string
+	rs, err := tx.query(batchConfigSQL, pgx.NamedArgs{"event": eventID, "subjects": string(subjectsJSON), "keys": slots, "seats": string(seatsJSON),
+		"cart_buyers": string(cartsJSON)})
 	if err == nil {
 		for rs.Next() {
 			var tr model.TierRow
 			st := &c.settings
 			if err = rs.Scan(&st.EventID, &st.VenueID, &st.Capacity, &st.HoldMinutes, &st.MaxBuyerHolds, &st.MaxBuyerTickets, &st.MaxIPHolds,
-				&quotas, &buyers, &found, &free, &tr.ID, &tr.ZoneID, &tr.Name, &tr.PriceMinor, &tr.Currency,
+				&quotas, &buyers, &found, &free, &carts, &tr.ID, &tr.ZoneID, &tr.Name, &tr.PriceMinor, &tr.Currency,
 				&tr.SaleStarts, &tr.SaleEnds, &tr.MaxPerOrder, &tr.Sort, &tr.ZoneKind, &tr.ZoneName, &tr.PoolID, &c.dbNow); err != nil {
 				break
 			}
@@ -99,7 +108,7 @@ func readBatchConfig(tx *batchTx, eventID uuid.UUID, subjects, seats []string, k
 	for _, field := range []struct {
 		raw *string
 		out any
-	}{{quotas, &c.quotas}, {buyers, &c.buyers}, {free, &c.freeSeats}} {
+	}{{quotas, &c.quotas}, {buyers, &c.buyers}, {free, &c.freeSeats}, {carts, &c.carts}} {
 		if field.raw != nil {
 			if err := json.Unmarshal([]byte(*field.raw), field.out); err != nil {
 				return nil, err
@@ -125,6 +134,8 @@ var batchConfigSQL = `SELECT e.event_id, e.venue_id, e.capacity, e.hold_minutes,
 			(SELECT json_object_agg(l.id, l.zone_id) FROM (SELECT s.id, s.zone_id FROM inv_seats s
 				WHERE s.event_id = @event AND s.id = ANY(ARRAY(SELECT jsonb_array_elements_text(@seats::jsonb))) AND s.state = 'available'
 				ORDER BY s.id FOR UPDATE) l) AS free_seats,
+			(SELECT json_object_agg(h.buyer_id, h.id) FROM inv_holds h WHERE h.event_id = @event AND h.status = 'active' AND h.cart
+				AND h.buyer_id = ANY(ARRAY(SELECT jsonb_array_elements_text(@cart_buyers::jsonb)))) AS carts,
 			t.id, t.zone_id, t.name, t.price_minor + t.fee_minor, t.currency, t.sale_starts, t.sale_ends, t.max_per_order, t.sort,
 			z.kind AS zone_kind, z.name AS zone_name, p.id AS pool_id, now() AS db_now
 		FROM inv_events e JOIN inv_tiers t ON t.event_id = e.event_id JOIN inv_zones z ON z.id = t.zone_id

@@ -192,8 +192,8 @@ func (s *Service) holdBatchTx(tx *batchTx, jobs []*holdJob, lockAll bool) ([]hol
 	for i := range jobs {
 		asked[i] = follows[i] < 0
 	}
-	subjects, seats := batchSubjects(reqs, asked)
-	cfg, err := readBatchConfig(tx, eventID, subjects, seats, keys)
+	subjects, seats, cartBuyers := batchSubjects(reqs, asked)
+	cfg, err := readBatchConfig(tx, eventID, subjects, seats, cartBuyers, keys)
 	if err != nil {
 		return nil, fx, err
 	}

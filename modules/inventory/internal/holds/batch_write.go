@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/stock"
@@ -47,6 +48,7 @@ type holdWrite struct {
 	BuyerID     string    `json:"buyer_id"`
 	ClientIP    string    `json:"client_ip"`
 	IPCounted   bool      `json:"ip_counted"`
+	Cart        bool      `json:"cart"`
 	Channel     string    `json:"channel"`
 	Quantity    int       `json:"quantity"`
 	AmountMinor int64     `json:"amount_minor"`
@@ -106,9 +108,9 @@ buyers AS (INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units)
 	WHERE c.holds + EXCLUDED.holds <= (CASE WHEN c.subject LIKE 'ip:%' THEN @max_ip_holds::int ELSE @max_buyer_holds::int END)
 		AND c.units + EXCLUDED.units <= @max_buyer_tickets::int
 	RETURNING 1),
-holds AS (INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at)
-	SELECT r.id, @event::uuid, r.buyer_id, r.client_ip, r.ip_counted, r.channel, 'active', r.quantity, r.amount_minor, r.currency, r.expires_at
-	FROM jsonb_to_recordset(@holds::jsonb) AS r(id uuid, buyer_id text, client_ip text, ip_counted boolean, channel text,
+holds AS (INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, cart, channel, status, quantity, amount_minor, currency, expires_at)
+	SELECT r.id, @event::uuid, r.buyer_id, r.client_ip, r.ip_counted, r.cart, r.channel, 'active', r.quantity, r.amount_minor, r.currency, r.expires_at
+	FROM jsonb_to_recordset(@holds::jsonb) AS r(id uuid, buyer_id text, client_ip text, ip_counted boolean, cart boolean, channel text,
 		quantity int, amount_minor bigint, currency text, expires_at timestamptz)
 	RETURNING 1),
 lines AS (INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor)
@@ -159,18 +161,29 @@ func (w *batchWrite) apply(tx *batchTx, cfg *batchConfig, st *batchState) error 
 	var got struct{ Seats, Shards, Buyers, Holds, Lines, Allocs, Keys int }
 	rs, err := tx.query(batchWriteSQL, named)
 	if err != nil {
-		return err
+		return cartRaced(err)
 	}
 	if rs.Next() {
 		err = rs.Scan(&got.Seats, &got.Shards, &got.Buyers, &got.Holds, &got.Lines, &got.Allocs, &got.Keys)
 	}
 	rs.Close()
 	if err = errors.Join(err, rs.Err()); err != nil {
-		return err
+		return cartRaced(err)
 	}
 	if got.Seats != len(w.seats) || got.Shards != len(w.shardsW) || got.Buyers != len(subjects) || got.Holds != len(w.holds) ||
 		got.Lines != len(w.lines) || got.Allocs != len(w.allocs) || got.Keys != w.keyCount {
 		return errBatchDisagrees
 	}
 	return nil
+}
+
+// cartRaced turns the one-cart index's refusal into a disagreement: another
+// batch (another worker or instance) made this buyer's cart since this one
+// read, and the request, run again, joins it.
+func cartRaced(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "inv_holds_one_cart" {
+		return errBatchDisagrees
+	}
+	return err
 }

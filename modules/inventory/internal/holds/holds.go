@@ -5,7 +5,9 @@ package holds
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,11 +87,25 @@ func (r *HoldRequest) Validate() error {
 	return nil
 }
 
+// isCart reports whether the request is a buyer's own on the storefront's
+// channel: such holds are the buyer's one cart of the event. Staff selling
+// for several people (staff:… buyers, other channels) keep a hold each.
+func (r *HoldRequest) isCart() bool {
+	return r.Channel == model.ChannelWeb && !strings.HasPrefix(r.BuyerID, StaffBuyerPrefix)
+}
+
+// StaffBuyerPrefix starts the buyer id of a hold staff make without a buyer
+// token ("staff:" and their user id).
+const StaffBuyerPrefix = "staff:"
+
 // CreateHold holds seats (all or none) or GA units for a buyer. The request
 // joins its event's next hold batch (batch_*.go), which decides it against
 // locked rows and writes it with conditional statements in one transaction:
 // seats no longer available, a pool or quota without room, or a buyer over a
-// limit refuse this request alone, changing nothing.
+// limit refuse this request alone, changing nothing. A buyer has one cart
+// per event: when the batch finds theirs (or makes it for an earlier request
+// of the same buyer), the request is added to it (AddToHold) and the answer
+// is the whole cart, with the cart's expiry.
 func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.EventInfo, req HoldRequest) (model.Hold, error) {
 	if err := req.Validate(); err != nil {
 		return model.Hold{}, err
@@ -97,8 +113,34 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	if ev.Status != "on_sale" {
 		return model.Hold{}, model.ErrNotOnSale("this event is not on sale")
 	}
-	out, err := s.submitHold(ctx, t, ev, req)
-	return out.hold, err
+	for attempt := 1; ; attempt++ {
+		out, err := s.submitHold(ctx, t, ev, req)
+		if err != nil || out.joinCart == uuid.Nil {
+			return out.hold, err
+		}
+		// The buyer has a cart of this event: the request joins it.
+		h, err := s.AddToHold(ctx, t, out.joinCart, req.cartItems())
+		if !errors.Is(err, errHoldClosed) || attempt == 3 {
+			return h, err
+		}
+		// The cart ended between the batch's read and the addition
+		// (lapsed, released, paid): expire it if it is due (its index
+		// entry goes with it) and ask again, for a new cart this time.
+		var notDue *model.NotDueError
+		if _, err := s.ExpireHold(ctx, t, out.joinCart); err != nil && !errors.As(err, &notDue) {
+			return model.Hold{}, err
+		}
+	}
+}
+
+// cartItems is a hold request as an addition to the buyer's cart (same key:
+// a retry of the request replays the addition).
+func (r HoldRequest) cartItems() AddItemsRequest {
+	add := AddItemsRequest{Key: r.Key, Seats: r.Seats, BuyerID: r.BuyerID, ClientIP: r.ClientIP}
+	if len(r.Seats) == 0 && r.TierID != nil {
+		add.Tiers = []TierQuantity{{TierID: *r.TierID, Quantity: r.Quantity}}
+	}
+	return add
 }
 
 // Hold reads a hold with its lines.
