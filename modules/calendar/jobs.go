@@ -47,3 +47,18 @@ func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) erro
 	}
 	return err
 }
+
+// lapseTask runs TaskChallengeLapse. Running it twice, early, or for a hold
+// that confirmed or was released meanwhile changes nothing; early, the
+// sweeper catches the deadline.
+func (m *Module) lapseTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
+	var p holdTask
+	if err := json.Unmarshal(payload, &p); err != nil || p.HoldID == uuid.Nil {
+		return fmt.Errorf("%w: bad challenge-lapse payload", asynq.SkipRetry)
+	}
+	released, err := m.svc.LapseChallenge(ctx, t, p.HoldID)
+	if err == nil && released {
+		m.app.Log.Info("challenged hold released at its deadline", "tenant", t.Slug, "hold", p.HoldID)
+	}
+	return err
+}

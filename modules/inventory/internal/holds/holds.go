@@ -49,6 +49,8 @@ type HoldRequest struct {
 	Channel  string
 	BuyerID  string
 	ClientIP string
+	// PresaleCode admits the buyer during the event's presale window.
+	PresaleCode string
 }
 
 // Validate checks a request before it joins a batch (defaulting the channel).
@@ -96,6 +98,11 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	}
 	if ev.Status != "on_sale" {
 		return model.Hold{}, model.ErrNotOnSale("this event is not on sale")
+	}
+	// The calendar's on-sale schedule bounds every tier's own sale window:
+	// before the public on-sale only presale buyers with the code hold.
+	if err := ev.SaleGate(s.d.Now(), req.PresaleCode); err != nil {
+		return model.Hold{}, err
 	}
 	out, err := s.submitHold(ctx, t, ev, req)
 	return out.hold, err
