@@ -198,6 +198,9 @@ func (s *Service) ChallengeHold(ctx context.Context, t tenants.Tenant, venueID, 
 // sweeper releases the hold within a minute, and a challenger's confirm
 // releases it at once, so a failure is only logged.
 func (s *Service) scheduleLapse(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, at time.Time) {
+	// Asynq keeps ProcessAt in whole seconds (truncated): round up, or the
+	// task would fire before the deadline and find nothing to do yet.
+	at = at.Truncate(time.Second).Add(time.Second)
 	_, err := s.app.Jobs.Enqueue(ctx, t, TaskChallengeLapse, holdTask{HoldID: holdID},
 		asynq.ProcessAt(at), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(10),
 		asynq.TaskID("calendar-challenge-lapse:"+t.Slug+":"+holdID.String()))
@@ -216,6 +219,17 @@ func (s *Service) LapseChallenge(ctx context.Context, t tenants.Tenant, id uuid.
 		return err
 	})
 	return done, err
+}
+
+// ChallengePending reports whether a hold is live, challenged, and its
+// deadline not yet reached.
+func (s *Service) ChallengePending(ctx context.Context, t tenants.Tenant, id uuid.UUID) (bool, error) {
+	var pending bool
+	err := s.tx(ctx, t, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT EXISTS (SELECT 1 FROM cal_holds WHERE id = ? AND status = 'active'
+			AND challenge_deadline > clock_timestamp())`, id).Row().Scan(&pending)
+	})
+	return pending, err
 }
 
 // sweepChallenges releases a batch of holds whose challenge lapsed (their
