@@ -230,8 +230,12 @@ func (e EventInfo) SaleGate(now time.Time, code string) error {
 	}
 	inPresale := e.PresaleStartsAt != nil && e.PresaleEndsAt != nil && e.PresaleCode != "" &&
 		!now.Before(*e.PresaleStartsAt) && now.Before(*e.PresaleEndsAt)
+	loc, err := Timezone(e.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
 	if !inPresale {
-		err := Conflict("sale_not_started", "tickets go on sale at %s", e.OnSaleAt.UTC().Format(time.RFC3339)).
+		err := Conflict("sale_not_started", "Tickets go on sale %s.", e.OnSaleAt.In(loc).Format("Mon 2 Jan 2006, 15:04 MST")).
 			With("on_sale_at", e.OnSaleAt.UTC())
 		if e.PresaleStartsAt != nil && now.Before(*e.PresaleStartsAt) {
 			err = err.With("presale_starts_at", e.PresaleStartsAt.UTC())
@@ -241,8 +245,8 @@ func (e EventInfo) SaleGate(now time.Time, code string) error {
 	given := sha256.Sum256([]byte(strings.ToUpper(strings.TrimSpace(code))))
 	want := sha256.Sum256([]byte(e.PresaleCode))
 	if code == "" || subtle.ConstantTimeCompare(given[:], want[:]) != 1 {
-		return Forbidden("presale_code_invalid", fmt.Sprintf("the presale is on until %s: enter the presale code you were given",
-			e.PresaleEndsAt.UTC().Format(time.RFC3339))).With("on_sale_at", e.OnSaleAt.UTC())
+		return Forbidden("presale_code_invalid", fmt.Sprintf("This is the presale, until %s: enter the presale code you were given (or come back for the on-sale, %s).",
+			e.PresaleEndsAt.In(loc).Format("Mon 2 Jan, 15:04 MST"), e.OnSaleAt.In(loc).Format("Mon 2 Jan, 15:04 MST"))).With("on_sale_at", e.OnSaleAt.UTC())
 	}
 	return nil
 }
