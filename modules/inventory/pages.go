@@ -168,26 +168,26 @@ type sectionView struct {
 }
 
 type storeEventView struct {
-	Event     app.EventInfo
+	Event app.EventInfo
 	// The on-sale schedule, while it is still ahead: when the public on-sale
 	// is, and until when a presale runs now (empty when none does).
 	OnSaleLocal  string
 	PresaleUntil string
-	Prices    []PriceRange // demand-priced tiers, from their notice on
-	When      string
-	Tiers     []TierAvailability
-	Seats     []seatView
-	Sections  []sectionView
-	Rows      []rowLabel
-	Width     float64
-	Height    float64
-	ViewH     float64
-	StageX    float64
-	StageW    float64
-	StageMid  float64
-	HasSeats  bool
-	Available int
-	TestMode  bool
+	Prices       []PriceRange // demand-priced tiers, from their notice on
+	When         string
+	Tiers        []TierAvailability
+	Seats        []seatView
+	Sections     []sectionView
+	Rows         []rowLabel
+	Width        float64
+	Height       float64
+	ViewH        float64
+	StageX       float64
+	StageW       float64
+	StageMid     float64
+	HasSeats     bool
+	Available    int
+	TestMode     bool
 	// SoldOut: nothing left to buy (or the calendar says so); Past: the
 	// event has started, so nothing is offered.
 	SoldOut bool

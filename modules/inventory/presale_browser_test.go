@@ -28,7 +28,9 @@ func TestBrowserPresaleCode(t *testing.T) {
 	if n := apptest.Text(t, ctx, `#onsale-notice`); !strings.Contains(n, "Tickets go on sale") || !strings.Contains(n, "presale is on now") {
 		t.Fatalf("on-sale notice: %q", n)
 	}
-	held := func() int64 { return s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev) }
+	held := func() int64 {
+		return s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND status = 'active'`, ev)
+	}
 	until := func(js, what string) {
 		t.Helper()
 		if !apptest.Poll(10*time.Second, func() bool {
