@@ -168,26 +168,22 @@ type sectionView struct {
 }
 
 type storeEventView struct {
-	Event app.EventInfo
-	// The on-sale schedule, while it is still ahead: when the public on-sale
-	// is, and until when a presale runs now (empty when none does).
-	OnSaleLocal  string
-	PresaleUntil string
-	Prices       []PriceRange // demand-priced tiers, from their notice on
-	When         string
-	Tiers        []TierAvailability
-	Seats        []seatView
-	Sections     []sectionView
-	Rows         []rowLabel
-	Width        float64
-	Height       float64
-	ViewH        float64
-	StageX       float64
-	StageW       float64
-	StageMid     float64
-	HasSeats     bool
-	Available    int
-	TestMode     bool
+	Event     app.EventInfo
+	Prices    []PriceRange // demand-priced tiers, from their notice on
+	When      string
+	Tiers     []TierAvailability
+	Seats     []seatView
+	Sections  []sectionView
+	Rows      []rowLabel
+	Width     float64
+	Height    float64
+	ViewH     float64
+	StageX    float64
+	StageW    float64
+	StageMid  float64
+	HasSeats  bool
+	Available int
+	TestMode  bool
 	// SoldOut: nothing left to buy (or the calendar says so); Past: the
 	// event has started, so nothing is offered.
 	SoldOut bool
@@ -201,6 +197,10 @@ type storeEventView struct {
 	StripeJS       string
 	// Listings are resale tickets anyone may buy now.
 	Listings []ResaleListing
+	// The on-sale schedule, while it is still ahead: when the public on-sale
+	// is, and until when a presale runs now (empty when none does).
+	OnSaleLocal  string
+	PresaleUntil string
 }
 
 // StripeJS is where Stripe requires Stripe.js to be loaded from (never a copy).
