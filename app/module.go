@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -207,6 +210,45 @@ type EventInfo struct {
 	Status        string    `json:"status"`
 	StartsAt      time.Time `json:"starts_at"`
 	EndsAt        time.Time `json:"ends_at"`
+	Promoter      string    `json:"promoter,omitempty"`
+	// The on-sale schedule: nil OnSaleAt means on sale as soon as the status
+	// says so. A presale (window and code) always ends by OnSaleAt.
+	OnSaleAt        *time.Time `json:"on_sale_at,omitempty"`
+	PresaleStartsAt *time.Time `json:"presale_starts_at,omitempty"`
+	PresaleEndsAt   *time.Time `json:"presale_ends_at,omitempty"`
+	PresaleCode     string     `json:"-"` // never shown to buyers
+}
+
+// SaleGate decides whether a buyer may hold tickets of the event at now,
+// by its on-sale schedule alone (the status and each tier's own sale window
+// are checked by the seller): from OnSaleAt on, anyone; inside the presale
+// window, a buyer who gives its code (compared without regard to case);
+// otherwise nobody. It answers sale_not_started or presale_code_invalid.
+func (e EventInfo) SaleGate(now time.Time, code string) error {
+	if e.OnSaleAt == nil || !now.Before(*e.OnSaleAt) {
+		return nil
+	}
+	inPresale := e.PresaleStartsAt != nil && e.PresaleEndsAt != nil && e.PresaleCode != "" &&
+		!now.Before(*e.PresaleStartsAt) && now.Before(*e.PresaleEndsAt)
+	loc, err := Timezone(e.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	if !inPresale {
+		err := Conflict("sale_not_started", "Tickets go on sale %s.", e.OnSaleAt.In(loc).Format("Mon 2 Jan 2006, 15:04 MST")).
+			With("on_sale_at", e.OnSaleAt.UTC())
+		if e.PresaleStartsAt != nil && now.Before(*e.PresaleStartsAt) {
+			err = err.With("presale_starts_at", e.PresaleStartsAt.UTC())
+		}
+		return err
+	}
+	given := sha256.Sum256([]byte(strings.ToUpper(strings.TrimSpace(code))))
+	want := sha256.Sum256([]byte(e.PresaleCode))
+	if code == "" || subtle.ConstantTimeCompare(given[:], want[:]) != 1 {
+		return Forbidden("presale_code_invalid", fmt.Sprintf("This is the presale, until %s: enter the presale code you were given (or come back for the on-sale, %s).",
+			e.PresaleEndsAt.In(loc).Format("Mon 2 Jan, 15:04 MST"), e.OnSaleAt.In(loc).Format("Mon 2 Jan, 15:04 MST"))).With("on_sale_at", e.OnSaleAt.UTC())
+	}
+	return nil
 }
 
 // EventFilter selects events from the EventDirectory. Zero fields do not filter.

@@ -48,6 +48,7 @@ var blocks = []block{
 	{270, 279, []string{"ops"}, "ops: contacts and mail through the core, POS polling"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},
 	{300, 309, []string{"booking"}, "booking: venue rentals, their deposits and numbered invoices"},
+	{310, 319, []string{"calendar"}, "calendar in the portal: promoter, on-sale schedule and presale, hold challenges"},
 	{320, 329, []string{"inventory"}, "inventory: one cart per buyer"},
 	{350, 359, []string{"ops"}, "ops: POS deliveries kept in one statement, refunds polled"},
 	// Pending contract steps wait above every block a release can ship

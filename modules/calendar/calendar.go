@@ -136,6 +136,53 @@ type Event struct {
 	HoldID          *uuid.UUID `gorm:"column:hold_id"`
 	CreatedAt       time.Time  `gorm:"column:created_at"`
 	UpdatedAt       time.Time  `gorm:"column:updated_at"`
+	// Promoter is the promoter as billed (a company or person, often not a
+	// user of the chain); PromoterID links a staff account when there is one.
+	Promoter string `gorm:"column:promoter"`
+	SaleSchedule
+}
+
+// SaleSchedule is when an event's tickets may be held: from OnSaleAt for
+// everyone (nil: as soon as the event is on sale), and before that inside
+// one presale window for buyers who give its code. Each tier's own sale
+// window still applies inside it (the schedule bounds them).
+type SaleSchedule struct {
+	OnSaleAt        *time.Time `gorm:"column:on_sale_at"`
+	PresaleStartsAt *time.Time `gorm:"column:presale_starts_at"`
+	PresaleEndsAt   *time.Time `gorm:"column:presale_ends_at"`
+	PresaleCode     *string    `gorm:"column:presale_code"`
+}
+
+var presaleCodeLike = regexp.MustCompile(`^[A-Z0-9-]{4,40}$`)
+
+// check validates the schedule of an event ending at end, normalising the
+// code (trimmed, upper case: codes are read out and typed by people).
+func (s *SaleSchedule) check(end time.Time) error {
+	hasPresale := s.PresaleStartsAt != nil || s.PresaleEndsAt != nil || s.PresaleCode != nil
+	if s.OnSaleAt != nil && !s.OnSaleAt.Before(end) {
+		return invalid("on_sale_at", "must be before the event ends")
+	}
+	if !hasPresale {
+		return nil
+	}
+	switch {
+	case s.OnSaleAt == nil:
+		return invalid("on_sale_at", "a presale needs an on-sale time to end by")
+	case s.PresaleStartsAt == nil || s.PresaleEndsAt == nil:
+		return invalid("presale_starts_at", "a presale needs a start and an end")
+	case !s.PresaleEndsAt.After(*s.PresaleStartsAt):
+		return invalid("presale_ends_at", "must be after the presale starts")
+	case s.PresaleEndsAt.After(*s.OnSaleAt):
+		return invalid("presale_ends_at", "the presale ends by the on-sale time")
+	case s.PresaleCode == nil:
+		return invalid("presale_code", "a presale needs a code")
+	}
+	code := strings.ToUpper(strings.TrimSpace(*s.PresaleCode))
+	if !presaleCodeLike.MatchString(code) {
+		return invalid("presale_code", "4 to 40 letters, digits or dashes (e.g. FANCLUB-2031)")
+	}
+	s.PresaleCode = &code
+	return nil
 }
 
 // Window is the time an event or hold keeps its stage busy: the show plus
@@ -187,6 +234,12 @@ type Hold struct {
 	EventID         *uuid.UUID `gorm:"column:event_id"`
 	CreatedAt       time.Time  `gorm:"column:created_at"`
 	ClosedAt        *time.Time `gorm:"column:closed_at"`
+	Promoter        string     `gorm:"column:promoter"`
+	// A challenged hold must confirm or release by ChallengeDeadline, or it
+	// is released (CloseReason challenge_lapsed) for ChallengedBy's sake.
+	ChallengedBy      *uuid.UUID `gorm:"column:challenged_by"`
+	ChallengeDeadline *time.Time `gorm:"column:challenge_deadline"`
+	CloseReason       *string    `gorm:"column:close_reason"`
 	// Rank is 1 for the first live hold among those overlapping it on its
 	// stage, 2 for the next, ...; 0 when the hold is no longer live.
 	Rank int `gorm:"column:rank"`

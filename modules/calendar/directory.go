@@ -28,17 +28,22 @@ type eventInfoRow struct {
 	Status        string    `gorm:"column:status"`
 	StartsAt      time.Time `gorm:"column:starts_at"`
 	EndsAt        time.Time `gorm:"column:ends_at"`
+	Promoter      string    `gorm:"column:promoter"`
+	SaleSchedule
 }
 
 func (r eventInfoRow) info() app.EventInfo {
 	return app.EventInfo{ID: r.ID, VenueID: r.VenueID, VenueName: r.VenueName, VenueCapacity: r.VenueCapacity,
 		Latitude: r.Latitude, Longitude: r.Longitude, Timezone: r.Timezone, Title: r.Title, Category: r.Category,
-		Status: r.Status, StartsAt: r.StartsAt.UTC(), EndsAt: r.EndsAt.UTC()}
+		Status: r.Status, StartsAt: r.StartsAt.UTC(), EndsAt: r.EndsAt.UTC(), Promoter: r.Promoter,
+		OnSaleAt: utcPtr(r.OnSaleAt), PresaleStartsAt: utcPtr(r.PresaleStartsAt), PresaleEndsAt: utcPtr(r.PresaleEndsAt),
+		PresaleCode: deref(r.PresaleCode)}
 }
 
 const eventInfoQuery = `SELECT e.id, e.venue_id, v.name AS venue_name, v.capacity AS venue_capacity,
 	coalesce(v.latitude, 0) AS latitude, coalesce(v.longitude, 0) AS longitude, v.timezone,
-	e.title, e.category, e.status, e.starts_at, e.ends_at
+	e.title, e.category, e.status, e.starts_at, e.ends_at,
+	e.promoter, e.on_sale_at, e.presale_starts_at, e.presale_ends_at, e.presale_code
 	FROM cal_events e JOIN cal_venues v ON v.id = e.venue_id`
 
 // Event implements app.EventDirectory.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -37,6 +38,8 @@ type eventPageView struct {
 	Week       string
 	TZAbbrev   string
 	Tickets    string
+	Sale       string
+	Presale    string
 }
 
 var eventFlashes = map[string]string{
@@ -87,9 +90,21 @@ func (m *Module) eventPage(c *gin.Context) {
 			}
 		}
 	}
+	inLocal := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.In(loc).Format(localInput)
+	}
 	view.Form = eventForm{Title: e.Title, Category: e.Category, Stage: stage, Status: string(e.Status),
 		Starts: e.StartsAt.In(loc).Format(localInput), Ends: e.EndsAt.In(loc).Format(localInput),
-		Setup: fmt.Sprint(e.SetupMinutes), Teardown: fmt.Sprint(e.TeardownMinutes)}
+		Setup: fmt.Sprint(e.SetupMinutes), Teardown: fmt.Sprint(e.TeardownMinutes), Promoter: e.Promoter,
+		OnSale: inLocal(e.Sale.OnSaleAt), PresaleStarts: inLocal(e.Sale.PresaleStartsAt), PresaleEnds: inLocal(e.Sale.PresaleEndsAt),
+		PresaleCode: e.Sale.PresaleCode}
+	view.Sale = saleSummary(e.Sale, e.Status, loc)
+	if e.Sale.PresaleStartsAt != nil {
+		view.Presale = fmt.Sprintf("Presale %s, code %s.", fmtRange(Window{*e.Sale.PresaleStartsAt, *e.Sale.PresaleEndsAt}, loc), e.Sale.PresaleCode)
+	}
 	if key := c.Query("form"); key != "" {
 		var f formFailure
 		if m.app.TakeForm(c, key, &f) {
@@ -145,8 +160,14 @@ func (m *Module) portalUpdateEvent(c *gin.Context) {
 		return
 	}
 	title, category, status := strings.TrimSpace(form.Title), form.Category, Status(form.Status)
+	promoter := strings.TrimSpace(form.Promoter)
+	schedule, err := scheduleFromForm(c, v.Location())
+	if err != nil {
+		back(err)
+		return
+	}
 	p := EventPatch{Title: &title, Category: &category, Status: &status, StartsAt: &start, EndsAt: &end,
-		SetupMinutes: &setup, TeardownMinutes: &teardown}
+		SetupMinutes: &setup, TeardownMinutes: &teardown, Promoter: &promoter, Schedule: &schedule}
 	if n, err := formInt(c, "version"); err == nil && n > 0 {
 		p.IfVersion = n
 	}
@@ -167,4 +188,41 @@ func (m *Module) portalUpdateEvent(c *gin.Context) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/portal/venues/%s/events/%s?done=saved", v.ID, eid))
+}
+
+// scheduleFromForm reads the on-sale fields of the event form, in venue
+// time; an empty field is no time.
+func scheduleFromForm(c *gin.Context, loc *time.Location) (SaleSchedule, error) {
+	var s SaleSchedule
+	for _, f := range []struct {
+		name string
+		dst  **time.Time
+	}{{"on_sale", &s.OnSaleAt}, {"presale_starts", &s.PresaleStartsAt}, {"presale_ends", &s.PresaleEndsAt}} {
+		if strings.TrimSpace(c.PostForm(f.name)) == "" {
+			continue
+		}
+		t, err := formTime(c, f.name, loc)
+		if err != nil {
+			return s, err
+		}
+		*f.dst = &t
+	}
+	if code := strings.TrimSpace(c.PostForm("presale_code")); code != "" {
+		s.PresaleCode = &code
+	}
+	return s, nil
+}
+
+// saleSummary says an event's on-sale schedule in words.
+func saleSummary(s SaleView, status Status, loc *time.Location) string {
+	at := func(t *time.Time) string { return t.In(loc).Format("Mon 2 Jan 2006 15:04 MST") }
+	switch {
+	case s.OnSaleAt == nil && status == StatusOnSale:
+		return "On sale now (no on-sale time set)."
+	case s.OnSaleAt == nil:
+		return "No on-sale time set: tickets sell once the status is on sale."
+	case status != StatusOnSale && status != StatusSoldOut:
+		return "Public on-sale " + at(s.OnSaleAt) + ", once the status is on sale."
+	}
+	return "Public on-sale " + at(s.OnSaleAt) + "."
 }

@@ -1,6 +1,7 @@
 package calendar_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -27,6 +28,8 @@ type chain struct {
 	venue  string
 	stageA string
 	stageB string
+	// browser is the signed-in browser of a browser test (signIn).
+	browser context.Context
 }
 
 func startEnv(t testing.TB, opts ...func(*apptest.Options)) (*apptest.Env, *calendar.Module) {

@@ -20,6 +20,7 @@ type HoldInput struct {
 	Title           string
 	Category        string
 	PromoterID      *uuid.UUID
+	Promoter        string
 	StartsAt        time.Time
 	EndsAt          time.Time
 	SetupMinutes    int
@@ -33,6 +34,9 @@ func (in HoldInput) hold(venueID uuid.UUID, now time.Time) (Hold, error) {
 		ExpiresAt: in.ExpiresAt, Status: HoldActive}
 	var err error
 	if h.Title, err = cleanText("title", in.Title, 200, true); err != nil {
+		return Hold{}, err
+	}
+	if h.Promoter, err = cleanText("promoter", in.Promoter, 200, false); err != nil {
 		return Hold{}, err
 	}
 	if in.Category == "" {
@@ -205,11 +209,27 @@ func confirmLocked(tx *gorm.DB, h Hold, in ConfirmInput) (EventView, error) {
 	case HoldConfirmed:
 		return EventView{}, app.Conflict("hold_confirmed", "the hold is already confirmed").With("event_id", h.EventID)
 	case HoldReleased, HoldExpired:
+		if deref(h.CloseReason) == closeChallengeLapsed {
+			return EventView{}, app.Conflict("challenge_lapsed", "the hold was challenged and did not confirm by its deadline: it was released")
+		}
 		return EventView{}, app.Conflict("hold_not_active", "the hold is %s", h.Status)
+	}
+	// A challenged hold confirms only before its deadline, read under its
+	// lock: the deadline's task, waiting on the same lock, then finds it
+	// confirmed (or, once past, this confirm is refused and the task
+	// releases it). One outcome either way.
+	if lapsed, err := challengeLapsed(tx, h.ID); err != nil || lapsed {
+		if err == nil {
+			err = app.Conflict("challenge_lapsed", "the hold was challenged and did not confirm by its deadline: it is released")
+		}
+		return EventView{}, err
+	}
+	if err := clearWayAhead(tx, h); err != nil {
+		return EventView{}, err
 	}
 	stage := h.StageID
 	e, err := EventInput{StageID: &stage, Title: or(in.Title, h.Title), Category: or(in.Category, h.Category),
-		Status: in.Status, PromoterID: h.PromoterID, StartsAt: h.StartsAt, EndsAt: h.EndsAt,
+		Status: in.Status, PromoterID: h.PromoterID, Promoter: h.Promoter, StartsAt: h.StartsAt, EndsAt: h.EndsAt,
 		SetupMinutes: h.SetupMinutes, TeardownMinutes: h.TeardownMinutes}.event(h.VenueID)
 	if err != nil {
 		return EventView{}, err
@@ -244,16 +264,21 @@ func (s *Service) ExpireHold(ctx context.Context, t tenants.Tenant, id uuid.UUID
 	return done, err
 }
 
-// SweepHolds expires every lapsed hold of the tenant, in batches, and
-// returns how many it expired. (Old idempotency keys are the core's to sweep.)
+// SweepHolds expires every lapsed hold of the tenant, and releases every
+// hold whose challenge deadline passed, in batches, and returns how many it
+// closed. (Old idempotency keys are the core's to sweep.)
 func (s *Service) SweepHolds(ctx context.Context, t tenants.Tenant) (int64, error) {
 	const batch = 500
 	var total int64
 	for {
 		var n int64
 		err := s.tx(ctx, t, func(tx *gorm.DB) error {
-			var err error
-			n, err = sweepHolds(tx, batch)
+			expired, err := sweepHolds(tx, batch)
+			if err != nil {
+				return err
+			}
+			lapsed, err := sweepChallenges(tx, batch)
+			n = expired + lapsed
 			return err
 		})
 		if err != nil {

@@ -174,16 +174,58 @@ type eventRequest struct {
 	Category        string  `json:"category"`
 	Status          string  `json:"status"`
 	PromoterID      *string `json:"promoter_id"`
+	Promoter        string  `json:"promoter"`
 	StartsAt        string  `json:"starts_at"`
 	EndsAt          string  `json:"ends_at"`
 	SetupMinutes    int     `json:"setup_minutes"`
 	TeardownMinutes int     `json:"teardown_minutes"`
+	saleRequest
+}
+
+// saleRequest is an event's on-sale schedule in a request: on_sale_at, and
+// a presale window with its code. Sent in a change, these fields go
+// together: any of them replaces the whole schedule ("" or absent: none).
+type saleRequest struct {
+	OnSaleAt        *string `json:"on_sale_at"`
+	PresaleStartsAt *string `json:"presale_starts_at"`
+	PresaleEndsAt   *string `json:"presale_ends_at"`
+	PresaleCode     *string `json:"presale_code"`
+}
+
+func (r saleRequest) given() bool {
+	return r.OnSaleAt != nil || r.PresaleStartsAt != nil || r.PresaleEndsAt != nil || r.PresaleCode != nil
+}
+
+func (r saleRequest) schedule() (SaleSchedule, error) {
+	var s SaleSchedule
+	for _, f := range []struct {
+		name string
+		src  *string
+		dst  **time.Time
+	}{{"on_sale_at", r.OnSaleAt, &s.OnSaleAt}, {"presale_starts_at", r.PresaleStartsAt, &s.PresaleStartsAt},
+		{"presale_ends_at", r.PresaleEndsAt, &s.PresaleEndsAt}} {
+		if f.src != nil && *f.src != "" {
+			t, err := parseInstant(f.name, *f.src)
+			if err != nil {
+				return s, err
+			}
+			*f.dst = &t
+		}
+	}
+	if r.PresaleCode != nil && *r.PresaleCode != "" {
+		code := *r.PresaleCode
+		s.PresaleCode = &code
+	}
+	return s, nil
 }
 
 func (r eventRequest) input() (EventInput, error) {
 	in := EventInput{Exclusive: r.Exclusive, Title: r.Title, Category: r.Category, Status: Status(r.Status),
-		SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes}
+		SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes, Promoter: r.Promoter}
 	var err error
+	if in.Schedule, err = r.schedule(); err != nil {
+		return in, err
+	}
 	if in.StageID, err = optionalID("stage_id", r.StageID); err != nil {
 		return in, err
 	}
@@ -332,16 +374,25 @@ type eventPatchRequest struct {
 	Category        *string `json:"category"`
 	Status          *string `json:"status"`
 	PromoterID      *string `json:"promoter_id"` // "" removes the promoter
+	Promoter        *string `json:"promoter"`    // the promoter as billed; "" removes it
 	StartsAt        *string `json:"starts_at"`
 	EndsAt          *string `json:"ends_at"`
 	SetupMinutes    *int    `json:"setup_minutes"`
 	TeardownMinutes *int    `json:"teardown_minutes"`
 	Version         *int    `json:"version"` // optional: refuse the change if the event moved on
+	saleRequest
 }
 
 func (r eventPatchRequest) patch() (EventPatch, error) {
-	p := EventPatch{Exclusive: r.Exclusive, Title: r.Title, Category: r.Category,
+	p := EventPatch{Exclusive: r.Exclusive, Title: r.Title, Category: r.Category, Promoter: r.Promoter,
 		SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes, IfVersion: deref(r.Version)}
+	if r.given() {
+		s, err := r.schedule()
+		if err != nil {
+			return p, err
+		}
+		p.Schedule = &s
+	}
 	if r.Version != nil && *r.Version < 1 {
 		return p, invalid("version", "must be a version this event had (1 or more)")
 	}
@@ -398,6 +449,7 @@ type holdRequest struct {
 	Title           string  `json:"title"`
 	Category        string  `json:"category"`
 	PromoterID      *string `json:"promoter_id"`
+	Promoter        string  `json:"promoter"`
 	StartsAt        string  `json:"starts_at"`
 	EndsAt          string  `json:"ends_at"`
 	SetupMinutes    int     `json:"setup_minutes"`
@@ -406,7 +458,7 @@ type holdRequest struct {
 }
 
 func (r holdRequest) input() (HoldInput, error) {
-	in := HoldInput{Title: r.Title, Category: r.Category, SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes}
+	in := HoldInput{Title: r.Title, Category: r.Category, Promoter: r.Promoter, SetupMinutes: r.SetupMinutes, TeardownMinutes: r.TeardownMinutes}
 	var err error
 	if r.StageID == "" {
 		return in, invalid("stage_id", "is required: a hold is on one stage")
@@ -612,4 +664,19 @@ func withoutHolds(vc *VenueCalendar) {
 	for i := range vc.Stages {
 		vc.Stages[i].Holds = []HoldView{}
 	}
+}
+
+type challengeRequest struct {
+	RespondWithinHours int `json:"respond_within_hours"` // 1 to 336; 48 when absent
+}
+
+func (m *Module) challengeHold(c *gin.Context, req challengeRequest) (ChallengeView, error) {
+	vid, hid, err := holdPath(c)
+	if err != nil {
+		return ChallengeView{}, err
+	}
+	if req.RespondWithinHours < 0 || req.RespondWithinHours > int(MaxChallengeWindow.Hours()) {
+		return ChallengeView{}, invalid("respond_within_hours", "must be 1 to %d hours", int(MaxChallengeWindow.Hours()))
+	}
+	return m.svc.ChallengeHold(c.Request.Context(), app.TenantOf(c), vid, hid, time.Duration(req.RespondWithinHours)*time.Hour)
 }

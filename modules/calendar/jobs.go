@@ -47,3 +47,28 @@ func (m *Module) sweepTask(ctx context.Context, t tenants.Tenant, _ []byte) erro
 	}
 	return err
 }
+
+// lapseTask runs TaskChallengeLapse. Running it twice, or for a hold that
+// confirmed or was released meanwhile, changes nothing; run early, it fails
+// so that Asynq runs it again (and the sweeper catches the deadline too).
+func (m *Module) lapseTask(ctx context.Context, t tenants.Tenant, payload []byte) error {
+	var p holdTask
+	if err := json.Unmarshal(payload, &p); err != nil || p.HoldID == uuid.Nil {
+		return fmt.Errorf("%w: bad challenge-lapse payload", asynq.SkipRetry)
+	}
+	released, err := m.svc.LapseChallenge(ctx, t, p.HoldID)
+	if err != nil {
+		return err
+	}
+	if released {
+		m.app.Log.Info("challenged hold released at its deadline", "tenant", t.Slug, "hold", p.HoldID)
+		return nil
+	}
+	// Still live and not yet due (the worker's clock ran ahead of the
+	// database's): try again shortly rather than wait for the sweeper.
+	early, err := m.svc.ChallengePending(ctx, t, p.HoldID)
+	if err == nil && early {
+		return fmt.Errorf("hold %s: challenge deadline not reached yet", p.HoldID)
+	}
+	return err
+}

@@ -106,7 +106,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.API(http.MethodGet, "/venues/:venueId/holds/:holdId", atVenue(ObjHolds, read), "Read a hold and its rank", app.Handle(m.getHold))
 	r.API(http.MethodDelete, "/venues/:venueId/holds/:holdId", atVenue(ObjHolds, write), "Release a hold", app.Handle(m.releaseHold))
 	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/release", atVenue(ObjHolds, write), "Release a hold", app.Handle(m.releaseHold)).NoBody()
-	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/confirm", atVenue(ObjEvents, write), "Turn a hold into an event (Idempotency-Key honoured)", app.Handle(m.confirmHold).Created().OptionalBody())
+	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/confirm", atVenue(ObjEvents, write), "Turn a hold into an event (Idempotency-Key honoured; 409 hold_outranked while a live hold ranks ahead)", app.Handle(m.confirmHold).Created().OptionalBody())
+	r.API(http.MethodPost, "/venues/:venueId/holds/:holdId/challenge", atVenue(ObjHolds, write), "Challenge the holds ranking ahead: each must confirm or release by a deadline (48 h unless respond_within_hours), or is released", app.Handle(m.challengeHold).OptionalBody())
 
 	r.API(http.MethodGet, "/venues/:venueId/calendar", atVenue(ObjEvents, read), "A venue's events and holds per stage in a range (at most 92 days)", app.Handle(m.venueCalendar).Query("from", "RFC 3339 or a date in the venue's zone").Query("to", ""))
 	r.API(http.MethodGet, "/calendar", app.Require(ObjEvents, read), "Every venue's events and holds in a range (chain roles)", app.Handle(m.chainCalendar).Query("from", "RFC 3339 or a date (UTC)").Query("to", ""))
@@ -121,6 +122,8 @@ func (m *Module) Register(r *app.Registrar) error {
 	r.Portal(http.MethodPost, "/venues/:venueId/holds", atVenue(ObjHolds, write), m.portalCreateHold)
 	r.Portal(http.MethodPost, "/venues/:venueId/holds/:holdId/release", atVenue(ObjHolds, write), m.portalReleaseHold)
 	r.Portal(http.MethodPost, "/venues/:venueId/holds/:holdId/confirm", atVenue(ObjEvents, write), m.portalConfirmHold)
+	r.Portal(http.MethodPost, "/venues/:venueId/holds/:holdId/challenge", atVenue(ObjHolds, write), m.portalChallengeHold)
+	r.Portal(http.MethodPost, "/venues/:venueId/events/:eventId/move", atVenue(ObjEvents, write), m.portalMoveEvent)
 	r.Portal(http.MethodPost, "/venues/:venueId/stages", atVenue(ObjVenues, write), m.portalCreateStage)
 	r.Portal(http.MethodPost, "/venues", app.Require(ObjVenues, write), m.portalCreateVenue)
 	r.Nav("Venues", "/portal/venues", 10, atVenue(ObjVenues, read))
@@ -128,6 +131,7 @@ func (m *Module) Register(r *app.Registrar) error {
 
 	r.Task(TaskHoldExpire, m.expireTask)
 	r.Task(TaskHoldSweep, m.sweepTask)
+	r.Task(TaskChallengeLapse, m.lapseTask)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskHoldSweep, Queue: jobs.QueueCritical, Bucket: time.Minute})
 	r.Seed(m.seed)
 	return nil

@@ -190,9 +190,17 @@ func TestNamesMigrationFromSeededDatabase(t *testing.T) {
 			t.Fatalf("seeded rule %v already namespaced", r)
 		}
 	}
-	snapshot := map[string]string{}
+	// Rows are compared on the columns the tables had then: later
+	// migrations may add columns (expand), never change these.
+	snapshot, columns := map[string]string{}, map[string][]string{}
 	for oldName := range calendarTables {
-		snapshot[oldName] = tableDigest(t, db, tn.Schema+"."+oldName)
+		var cols []string
+		if err := db.Raw(`SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position`,
+			tn.Schema, oldName).Scan(&cols).Error; err != nil || len(cols) == 0 {
+			t.Fatalf("columns of %s: %v", oldName, err)
+		}
+		columns[oldName] = cols
+		snapshot[oldName] = tableDigest(t, db, tn.Schema+"."+oldName, columns[oldName])
 	}
 
 	// --- This release: a process starts (control migrations, then the
@@ -202,10 +210,10 @@ func TestNamesMigrationFromSeededDatabase(t *testing.T) {
 		t.Fatalf("migrate: %v", err)
 	}
 	for oldName, newName := range calendarTables {
-		if got := tableDigest(t, db, tn.Schema+"."+newName); got != snapshot[oldName] {
+		if got := tableDigest(t, db, tn.Schema+"."+newName, columns[oldName]); got != snapshot[oldName] {
 			t.Errorf("%s: rows changed in the rename to %s", oldName, newName)
 		}
-		if got := tableDigest(t, db, tn.Schema+"."+oldName); got != snapshot[oldName] {
+		if got := tableDigest(t, db, tn.Schema+"."+oldName, columns[oldName]); got != snapshot[oldName] {
 			t.Errorf("view %s does not show the rows of %s", oldName, newName)
 		}
 	}
@@ -373,10 +381,10 @@ func rules(t testing.TB, db *gorm.DB, slug string) [][4]string {
 }
 
 // tableDigest hashes every row of a table, in a fixed order.
-func tableDigest(t testing.TB, db *gorm.DB, table string) string {
+func tableDigest(t testing.TB, db *gorm.DB, table string, columns []string) string {
 	t.Helper()
 	var d *string
-	if err := db.Raw(`SELECT md5(string_agg(x::text, E'\n' ORDER BY x::text)) FROM ` + table + ` x`).Row().Scan(&d); err != nil || d == nil {
+	if err := db.Raw(`SELECT md5(string_agg(x::text, E'\n' ORDER BY x::text)) FROM (SELECT ` + strings.Join(columns, ", ") + ` FROM ` + table + `) x`).Row().Scan(&d); err != nil || d == nil {
 		t.Fatalf("digest of %s: %v (empty: %v)", table, err, d == nil)
 	}
 	return *d

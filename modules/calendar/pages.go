@@ -57,9 +57,16 @@ type block struct {
 	Tooltip string
 	Cut     bool // continues from or into another day
 	More    int  // holds queued behind this one in the cascade
+	// What a drag needs: the show's start (venue time), its setup (the block
+	// begins that much earlier) and the version the page was drawn from.
+	Drag    bool
+	Starts  string
+	Setup   int
+	Version int
 }
 
 type cell struct {
+	Date    string // the venue day, YYYY-MM-DD (from 06:00)
 	Today   bool
 	Weekend bool
 	Now     template.CSS
@@ -67,9 +74,10 @@ type cell struct {
 }
 
 type lane struct {
-	Name  string
-	Sub   string
-	Cells []cell
+	StageID string // empty for the whole-venue lane of a venue without stages
+	Name    string
+	Sub     string
+	Cells   []cell
 }
 
 type agendaRow struct {
@@ -86,14 +94,22 @@ type agendaRow struct {
 	// Sold and CancelNote say what cancelling the event undoes.
 	Sold       int
 	CancelNote string
-	sortKey    time.Time
-	arrival    int
-	isHold     bool
+	Promoter   string
+	// Holds: a hold behind others may challenge them; a challenged hold
+	// shows its deadline.
+	CanChallenge bool
+	Challenge    string
+	sortKey      time.Time
+	arrival      int
+	isHold       bool
 }
 
 type eventForm struct {
 	Title, Category, Stage, Starts, Ends, Status string
 	Setup, Teardown, ExpiresHours                string
+	Promoter                                     string
+	OnSale, PresaleStarts, PresaleEnds           string
+	PresaleCode                                  string
 }
 
 type conflictLine struct {
@@ -160,6 +176,8 @@ type item struct {
 	id, kind, class, title, badge, tooltip string
 	show, occ                              Window
 	column                                 int
+	drag                                   bool
+	setup, version                         int
 }
 
 func fmtRange(w Window, loc *time.Location) string {
@@ -190,10 +208,18 @@ func buildLanes(vc VenueCalendar, loc *time.Location, monday time.Time, seeHolds
 		}
 		if seeHolds {
 			for _, h := range sc.Holds {
-				holds = append(holds, item{id: h.ID.String(), kind: "hold", class: "hold rank-" + strconv.Itoa(min(h.Rank, 4)),
-					title: h.Title, badge: h.RankLabel,
-					tooltip: fmt.Sprintf("%s hold: %s · %s · %s", h.RankLabel, h.Title, sc.Stage.Name, fmtRange(Window{h.StartsAt, h.EndsAt}, loc)),
-					show:    Window{h.StartsAt, h.EndsAt}, occ: Window{h.OccupiedFrom, h.OccupiedTo}})
+				class := "hold rank-" + strconv.Itoa(min(h.Rank, 4))
+				tip := fmt.Sprintf("%s hold: %s · %s · %s", h.RankLabel, h.Title, sc.Stage.Name, fmtRange(Window{h.StartsAt, h.EndsAt}, loc))
+				if h.Promoter != "" {
+					tip += " · promoter " + h.Promoter
+				}
+				if h.ChallengeDeadline != nil {
+					class += " challenged"
+					tip += " · " + challengeNote(h.ChallengeDeadline, loc)
+				}
+				holds = append(holds, item{id: h.ID.String(), kind: "hold", class: class,
+					title: h.Title, badge: h.RankLabel, tooltip: tip,
+					show: Window{h.StartsAt, h.EndsAt}, occ: Window{h.OccupiedFrom, h.OccupiedTo}})
 			}
 		}
 		l := lane{Name: sc.Stage.Name, Sub: fmt.Sprintf("%s · capacity %d", strings.ReplaceAll(sc.Stage.Kind, "_", " "), sc.Stage.Capacity)}
@@ -202,7 +228,7 @@ func buildLanes(vc VenueCalendar, loc *time.Location, monday time.Time, seeHolds
 			start := time.Date(day.Year(), day.Month(), day.Day(), dayStartHour, 0, 0, 0, loc)
 			end := start.AddDate(0, 0, 1)
 			cw := Window{start, end}
-			c := cell{Weekend: day.Weekday() == time.Saturday || day.Weekday() == time.Sunday}
+			c := cell{Date: day.Format("2006-01-02"), Weekend: day.Weekday() == time.Saturday || day.Weekday() == time.Sunday}
 			if !now.Before(cw.From) && now.Before(cw.To) {
 				c.Today = true
 				c.Now = template.CSS(fmt.Sprintf("top:%.2f%%", clampPct(wallMinutes(now, start, loc)/14.4)))
@@ -230,6 +256,9 @@ func buildLanes(vc VenueCalendar, loc *time.Location, monday time.Time, seeHolds
 			}
 			l.Cells = append(l.Cells, c)
 		}
+		if sc.Stage.ID != uuid.Nil {
+			l.StageID = sc.Stage.ID.String()
+		}
 		lanes = append(lanes, l)
 	}
 	return lanes
@@ -241,10 +270,14 @@ func eventItem(e EventView, stage string, loc *time.Location) item {
 		kind, class = "exclusive", class+" exclusive"
 	}
 	occ := Window{e.OccupiedFrom, e.OccupiedTo}
-	return item{id: e.ID.String(), kind: kind, class: class, title: e.Title,
-		tooltip: fmt.Sprintf("%s · %s · %s · %s (occupied %s)", e.Title, stage, strings.ReplaceAll(string(e.Status), "_", " "),
-			fmtRange(Window{e.StartsAt, e.EndsAt}, loc), fmtRange(occ, loc)),
-		show: Window{e.StartsAt, e.EndsAt}, occ: occ}
+	tip := fmt.Sprintf("%s · %s · %s · %s (occupied %s)", e.Title, stage, strings.ReplaceAll(string(e.Status), "_", " "),
+		fmtRange(Window{e.StartsAt, e.EndsAt}, loc), fmtRange(occ, loc))
+	if e.Promoter != "" {
+		tip += " · promoter " + e.Promoter
+	}
+	return item{id: e.ID.String(), kind: kind, class: class, title: e.Title, tooltip: tip,
+		show: Window{e.StartsAt, e.EndsAt}, occ: occ,
+		drag: !e.Status.Final(), setup: e.SetupMinutes, version: e.Version}
 }
 
 // inCell returns the items whose occupied window touches the cell, with a
@@ -308,6 +341,9 @@ func positioned(it item, cw Window, dayStart time.Time, loc *time.Location, col,
 	if it.kind != "hold" && !it.show.From.Before(cw.From) && it.show.From.Before(cw.To) {
 		b.Time = it.show.From.In(loc).Format("15:04")
 	}
+	if it.drag {
+		b.Drag, b.Starts, b.Setup, b.Version = true, it.show.From.In(loc).Format(localInput), it.setup, it.version
+	}
 	return b
 }
 
@@ -324,7 +360,7 @@ func buildAgenda(vc VenueCalendar, loc *time.Location, seeHolds bool) []agendaRo
 		}
 		rows = append(rows, agendaRow{ID: e.ID.String(), Kind: "event", When: fmtRange(Window{e.StartsAt, e.EndsAt}, loc),
 			Stage: stage, Title: e.Title, Status: string(e.Status), Window: fmtRange(Window{e.OccupiedFrom, e.OccupiedTo}, loc),
-			Final: e.Status.Final(), sortKey: e.StartsAt})
+			Final: e.Status.Final(), Promoter: e.Promoter, sortKey: e.StartsAt})
 	}
 	for _, e := range vc.ExclusiveEvents {
 		addEvent(e)
@@ -339,7 +375,9 @@ func buildAgenda(vc VenueCalendar, loc *time.Location, seeHolds bool) []agendaRo
 		for _, h := range sc.Holds {
 			rows = append(rows, agendaRow{ID: h.ID.String(), Kind: "hold", When: fmtRange(Window{h.StartsAt, h.EndsAt}, loc),
 				Stage: sc.Stage.Name, Title: h.Title, Status: string(h.Status), Rank: h.RankLabel, Blocked: h.Blocked,
-				Window: fmtRange(Window{h.OccupiedFrom, h.OccupiedTo}, loc), sortKey: h.StartsAt, arrival: h.Rank, isHold: true})
+				Window: fmtRange(Window{h.OccupiedFrom, h.OccupiedTo}, loc), Promoter: h.Promoter,
+				CanChallenge: h.Rank > 1, Challenge: challengeNote(h.ChallengeDeadline, loc),
+				sortKey: h.StartsAt, arrival: h.Rank, isHold: true})
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
@@ -355,12 +393,15 @@ func buildAgenda(vc VenueCalendar, loc *time.Location, seeHolds bool) []agendaRo
 }
 
 var flashes = map[string]string{
-	"booked":    "Event booked.",
-	"held":      "Hold placed.",
-	"released":  "Hold released; the holds behind it moved up.",
-	"confirmed": "Hold confirmed as an event.",
-	"cancelled": "Event cancelled; its window is free again.",
-	"stage":     "Stage added.",
+	"booked":      "Event booked.",
+	"held":        "Hold placed.",
+	"held_behind": "Hold placed behind a live hold on this date: it cannot confirm over it. Challenge the hold ahead to give it a deadline to confirm or release.",
+	"released":    "Hold released; the holds behind it moved up.",
+	"confirmed":   "Hold confirmed as an event.",
+	"cancelled":   "Event cancelled; its window is free again.",
+	"stage":       "Stage added.",
+	"moved":       "Event moved.",
+	"challenged":  "Challenge sent: the holds ahead must confirm or release by their deadline, or they are released.",
 }
 
 // calendarAt says which week to draw: the one holding date (YYYY-MM-DD in
@@ -649,7 +690,9 @@ func formTime(c *gin.Context, field string, loc *time.Location) (time.Time, erro
 func readForm(c *gin.Context) eventForm {
 	return eventForm{Title: c.PostForm("title"), Category: c.PostForm("category"), Stage: c.PostForm("stage"),
 		Starts: c.PostForm("starts"), Ends: c.PostForm("ends"), Status: c.PostForm("status"),
-		Setup: c.PostForm("setup"), Teardown: c.PostForm("teardown"), ExpiresHours: c.PostForm("expires_hours")}
+		Setup: c.PostForm("setup"), Teardown: c.PostForm("teardown"), ExpiresHours: c.PostForm("expires_hours"),
+		Promoter: c.PostForm("promoter"), OnSale: c.PostForm("on_sale"), PresaleStarts: c.PostForm("presale_starts"),
+		PresaleEnds: c.PostForm("presale_ends"), PresaleCode: c.PostForm("presale_code")}
 }
 
 // slotFromForm reads the shared fields of the booking form, in venue time.
@@ -698,6 +741,11 @@ func (m *Module) refuse(c *gin.Context, v Venue, week string, err error, form *e
 		app.Fail(c, err)
 		return
 	}
+	m.redirectFailure(c, v, week, f)
+}
+
+// redirectFailure sends the browser to the week with a refusal to show.
+func (m *Module) redirectFailure(c *gin.Context, v Venue, week string, f formFailure) {
 	q := url.Values{}
 	if _, perr := time.Parse("2006-01-02", week); perr == nil {
 		q.Set("week", week)
@@ -725,7 +773,7 @@ func (m *Module) portalCreateEvent(c *gin.Context) {
 		return
 	}
 	in := EventInput{Title: form.Title, Category: form.Category, Status: Status(form.Status), StartsAt: start, EndsAt: end,
-		SetupMinutes: setup, TeardownMinutes: teardown}
+		SetupMinutes: setup, TeardownMinutes: teardown, Promoter: form.Promoter}
 	if form.Stage == "exclusive" {
 		in.Exclusive = true
 	} else if in.StageID, err = optionalID("stage", &form.Stage); err != nil || in.StageID == nil {
@@ -755,7 +803,7 @@ func (m *Module) portalCreateHold(c *gin.Context) {
 		m.redisplay(c, v, invalid("stage", "a hold is on one stage: choose a stage"), form)
 		return
 	}
-	in := HoldInput{StageID: stage, Title: form.Title, Category: form.Category, StartsAt: start, EndsAt: end,
+	in := HoldInput{StageID: stage, Title: form.Title, Category: form.Category, Promoter: form.Promoter, StartsAt: start, EndsAt: end,
 		SetupMinutes: setup, TeardownMinutes: teardown}
 	if h := strings.TrimSpace(form.ExpiresHours); h != "" {
 		n, err := strconv.ParseFloat(h, 64)
@@ -766,8 +814,13 @@ func (m *Module) portalCreateHold(c *gin.Context) {
 		exp := time.Now().Add(time.Duration(n * float64(time.Hour))).UTC().Truncate(time.Second)
 		in.ExpiresAt = &exp
 	}
-	if _, _, err := m.svc.CreateHold(c.Request.Context(), app.TenantOf(c), v.ID, in, nil); err != nil {
+	h, _, err := m.svc.CreateHold(c.Request.Context(), app.TenantOf(c), v.ID, in, nil)
+	if err != nil {
 		m.redisplay(c, v, err, form)
+		return
+	}
+	if h.Rank > 1 {
+		doneRedirect(c, v, start, "held_behind")
 		return
 	}
 	doneRedirect(c, v, start, "held")

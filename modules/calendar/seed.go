@@ -99,7 +99,9 @@ func (m *Module) seedSchedule(ctx context.Context, t tenants.Tenant, v Venue, st
 	at := func(day, hour, minute int) time.Time {
 		return time.Date(today.Year(), today.Month(), today.Day()+day, hour, minute, 0, 0, loc)
 	}
+	var lastOnSale *EventView // the latest show on sale: its on-sale is scheduled, with a presale on now
 	book := func(in EventInput, final Status) error {
+		in.Promoter = demoPromoters[len(in.Title)%len(demoPromoters)]
 		e, _, err := m.svc.CreateEvent(ctx, t, v.ID, in, nil)
 		var ae *app.Error
 		if errors.As(err, &ae) && ae.Code == "schedule_conflict" {
@@ -107,6 +109,9 @@ func (m *Module) seedSchedule(ctx context.Context, t tenants.Tenant, v Venue, st
 		}
 		if err != nil {
 			return fmt.Errorf("event %s: %w", in.Title, err)
+		}
+		if in.Status == StatusOnSale && final == "" {
+			lastOnSale = &e
 		}
 		if final != "" && final != in.Status {
 			if _, err := m.svc.UpdateEvent(ctx, t, v.ID, e.ID, EventPatch{Status: &final}); err != nil {
@@ -123,6 +128,7 @@ func (m *Module) seedSchedule(ctx context.Context, t tenants.Tenant, v Venue, st
 		}
 	}
 	n := 0
+	challenged := false
 	for day := -14; day <= 28; day++ {
 		for si, st := range stages {
 			stage := st.ID
@@ -156,16 +162,41 @@ func (m *Module) seedSchedule(ctx context.Context, t tenants.Tenant, v Venue, st
 				for rank := 0; rank < 1+(day+si)%3+1; rank++ {
 					start := at(day, 20, 0)
 					in := HoldInput{StageID: st.ID, Title: acts[(n+rank+3)%len(acts)], Category: "concert",
-						StartsAt: start.UTC(), EndsAt: start.Add(3 * time.Hour).UTC(), SetupMinutes: 120, TeardownMinutes: 60}
-					if _, _, err := m.svc.CreateHold(ctx, t, v.ID, in, nil); err != nil {
+						StartsAt: start.UTC(), EndsAt: start.Add(3 * time.Hour).UTC(), SetupMinutes: 120, TeardownMinutes: 60,
+						Promoter: demoPromoters[(n+rank)%len(demoPromoters)]}
+					h, _, err := m.svc.CreateHold(ctx, t, v.ID, in, nil)
+					if err != nil {
 						return fmt.Errorf("hold: %w", err)
+					}
+					// The first 2nd hold of each venue has challenged the 1st,
+					// which has until its deadline to confirm or release.
+					if h.Rank == 2 && !challenged {
+						if _, err := m.svc.ChallengeHold(ctx, t, v.ID, h.ID, 0); err != nil {
+							return fmt.Errorf("challenge: %w", err)
+						}
+						challenged = true
 					}
 				}
 			}
 		}
 	}
+	if lastOnSale != nil {
+		// On sale to the public in two days; the fan-club presale runs now.
+		onSale := now.Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		from, to, code := now.Add(-2*time.Hour).Truncate(time.Hour).UTC(), onSale.Add(-24*time.Hour), DemoPresaleCode
+		sched := SaleSchedule{OnSaleAt: &onSale, PresaleStartsAt: &from, PresaleEndsAt: &to, PresaleCode: &code}
+		if _, err := m.svc.UpdateEvent(ctx, t, v.ID, lastOnSale.ID, EventPatch{Schedule: &sched}); err != nil {
+			return fmt.Errorf("on-sale schedule of %s: %w", lastOnSale.Title, err)
+		}
+	}
 	return nil
 }
+
+// DemoPresaleCode is the code of the demo's presales (one show per venue).
+const DemoPresaleCode = "FANCLUB"
+
+// demoPromoters bill the demo's shows ("" : the venue's own).
+var demoPromoters = []string{"Live Nation", "AEG Presents", "", "Bowery Presents", "Goldenvoice"}
 
 func (m *Module) seedManager(ctx context.Context, s *app.Seeding, venue uuid.UUID) error {
 	u, err := s.CreateUser(ctx, DemoManagerEmail, "Downtown Hall Manager", app.DemoPassword)

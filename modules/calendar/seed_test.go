@@ -77,6 +77,28 @@ func TestDemoSeed(t *testing.T) {
 	if allHolds < 4 || ranked == 0 {
 		t.Fatalf("demo holds: %d, of which %d ranked 2nd or lower", allHolds, ranked)
 	}
+	// Each venue shows a challenged 1st hold, billed promoters, and one
+	// show on sale on a schedule with a presale running now.
+	var facts struct {
+		Challenged int `gorm:"column:challenged"`
+		Promoted   int `gorm:"column:promoted"`
+		Presales   int `gorm:"column:presales"`
+	}
+	acme, err := env.App.Tenants.Lookup(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.DB.Raw(`SELECT
+		(SELECT count(*) FROM "`+acme.Schema+`".cal_holds WHERE status = 'active' AND challenge_deadline > now()) AS challenged,
+		(SELECT count(*) FROM "`+acme.Schema+`".cal_events WHERE promoter <> '') AS promoted,
+		(SELECT count(*) FROM "`+acme.Schema+`".cal_events WHERE status = 'on_sale' AND on_sale_at > now()
+		   AND presale_starts_at <= now() AND presale_ends_at > now() AND presale_code = ?) AS presales`, calendar.DemoPresaleCode).
+		Scan(&facts).Error; err != nil {
+		t.Fatal(err)
+	}
+	if facts.Challenged != 3 || facts.Promoted < 10 || facts.Presales != 3 {
+		t.Fatalf("demo challenges, promoters, presales: %+v", facts)
+	}
 
 	// The Downtown manager sees and books there only.
 	mgr := login("acme", calendar.DemoManagerEmail)

@@ -308,10 +308,12 @@ type EventInput struct {
 	Category        string
 	Status          Status
 	PromoterID      *uuid.UUID
+	Promoter        string
 	StartsAt        time.Time
 	EndsAt          time.Time
 	SetupMinutes    int
 	TeardownMinutes int
+	Schedule        SaleSchedule
 }
 
 // creatable are the states an event may be created in.
@@ -320,9 +322,15 @@ var creatable = map[Status]bool{StatusDraft: true, StatusConfirmed: true, Status
 func (in EventInput) event(venueID uuid.UUID) (Event, error) {
 	e := Event{ID: uuid.Must(uuid.NewV7()), VenueID: venueID, StageID: in.StageID, Exclusive: in.Exclusive,
 		Status: in.Status, PromoterID: in.PromoterID, StartsAt: in.StartsAt, EndsAt: in.EndsAt,
-		SetupMinutes: in.SetupMinutes, TeardownMinutes: in.TeardownMinutes}
+		SetupMinutes: in.SetupMinutes, TeardownMinutes: in.TeardownMinutes, SaleSchedule: in.Schedule}
 	var err error
 	if e.Title, err = cleanText("title", in.Title, 200, true); err != nil {
+		return Event{}, err
+	}
+	if e.Promoter, err = cleanText("promoter", in.Promoter, 200, false); err != nil {
+		return Event{}, err
+	}
+	if err := e.SaleSchedule.check(e.EndsAt); err != nil {
 		return Event{}, err
 	}
 	if e.Category, err = checkCategory("category", in.Category); err != nil {
@@ -458,6 +466,8 @@ type EventPatch struct {
 	Status          *Status
 	PromoterID      *uuid.UUID
 	ClearPromoter   bool
+	Promoter        *string       // the promoter as billed; "" removes it
+	Schedule        *SaleSchedule // replaces the whole on-sale schedule
 	StartsAt        *time.Time
 	EndsAt          *time.Time
 	SetupMinutes    *int
@@ -467,7 +477,7 @@ type EventPatch struct {
 
 func (p EventPatch) empty() bool {
 	return p.StageID == nil && p.Exclusive == nil && p.Title == nil && p.Category == nil && p.Status == nil &&
-		p.PromoterID == nil && !p.ClearPromoter && p.StartsAt == nil && p.EndsAt == nil && p.SetupMinutes == nil && p.TeardownMinutes == nil
+		p.PromoterID == nil && !p.ClearPromoter && p.Promoter == nil && p.Schedule == nil && p.StartsAt == nil && p.EndsAt == nil && p.SetupMinutes == nil && p.TeardownMinutes == nil
 }
 
 // apply validates p over e and reports whether the placement (stage, use or
@@ -497,6 +507,14 @@ func (p EventPatch) apply(e *Event) (moved bool, err error) {
 		}
 		e.Status = *p.Status
 	}
+	if p.Promoter != nil {
+		if e.Promoter, err = cleanText("promoter", *p.Promoter, 200, false); err != nil {
+			return false, err
+		}
+	}
+	if p.Schedule != nil {
+		e.SaleSchedule = *p.Schedule
+	}
 	if p.ClearPromoter {
 		e.PromoterID = nil
 	} else if p.PromoterID != nil {
@@ -525,6 +543,9 @@ func (p EventPatch) apply(e *Event) (moved bool, err error) {
 		e.TeardownMinutes = *p.TeardownMinutes
 	}
 	if err := checkSlot(e.StartsAt, e.EndsAt, e.SetupMinutes, e.TeardownMinutes); err != nil {
+		return false, err
+	}
+	if err := e.SaleSchedule.check(e.EndsAt); err != nil {
 		return false, err
 	}
 	moved = e.Exclusive != old.Exclusive || !sameStage(e.StageID, old.StageID) || !e.StartsAt.Equal(old.StartsAt) ||

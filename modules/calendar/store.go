@@ -183,7 +183,8 @@ func deleteStage(tx *gorm.DB, venueID, id uuid.UUID) error {
 }
 
 const eventCols = `e.id, e.venue_id, e.stage_id, e.exclusive, e.title, e.category, e.status, e.promoter_id,
-	e.starts_at, e.ends_at, e.setup_minutes, e.teardown_minutes, e.version, e.hold_id, e.created_at, e.updated_at`
+	e.starts_at, e.ends_at, e.setup_minutes, e.teardown_minutes, e.version, e.hold_id, e.created_at, e.updated_at,
+	e.promoter, e.on_sale_at, e.presale_starts_at, e.presale_ends_at, e.presale_code`
 
 // insertEvent tries to book a new event in one statement: the occupancy row
 // goes in first with ON CONFLICT DO NOTHING and, only if it went in, the
@@ -207,16 +208,21 @@ WITH placed AS (
     RETURNING event_id
 )
 INSERT INTO cal_events (id, venue_id, stage_id, exclusive, title, category, status, promoter_id,
-                    starts_at, ends_at, setup_minutes, teardown_minutes, occupied, version, hold_id)
+                    starts_at, ends_at, setup_minutes, teardown_minutes, occupied, version, hold_id,
+                    promoter, on_sale_at, presale_starts_at, presale_ends_at, presale_code)
 SELECT event_id, CAST(@venue AS uuid), CAST(@stage AS uuid), CAST(@exclusive AS boolean), CAST(@title AS text),
        CAST(@category AS text), CAST(@status AS text), CAST(@promoter AS uuid),
        CAST(@starts AS timestamptz), CAST(@ends AS timestamptz), CAST(@setup AS integer), CAST(@teardown AS integer),
-       tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)'), 1, CAST(@hold AS uuid)
+       tstzrange(CAST(@lo AS timestamptz), CAST(@hi AS timestamptz), '[)'), 1, CAST(@hold AS uuid),
+       CAST(@promoter_name AS text), CAST(@on_sale AS timestamptz), CAST(@presale_from AS timestamptz),
+       CAST(@presale_to AS timestamptz), CAST(@presale_code AS text)
 FROM placed
 RETURNING created_at, updated_at, (SELECT v.timezone FROM cal_venues v WHERE v.id = cal_events.venue_id) AS timezone`, map[string]any{
 		"id": e.ID, "venue": e.VenueID, "stage": e.StageID, "exclusive": e.Exclusive, "lo": w.From, "hi": w.To,
 		"title": e.Title, "category": e.Category, "status": string(e.Status), "promoter": e.PromoterID,
 		"starts": e.StartsAt, "ends": e.EndsAt, "setup": e.SetupMinutes, "teardown": e.TeardownMinutes, "hold": e.HoldID,
+		"promoter_name": e.Promoter, "on_sale": e.OnSaleAt, "presale_from": e.PresaleStartsAt, "presale_to": e.PresaleEndsAt,
+		"presale_code": e.PresaleCode,
 	}).Scan(&rows).Error
 	if code, constraint := pgCode(err); code == pgExclusionViolation && strings.HasPrefix(constraint, "occupancy_") {
 		return "", false, nil // refused all the same: the caller reads what is in the way
@@ -313,10 +319,11 @@ func saveEvent(tx *gorm.DB, e *Event) error {
 	w := e.Occupied()
 	return tx.Raw(`UPDATE cal_events SET stage_id = ?, exclusive = ?, title = ?, category = ?, status = ?, promoter_id = ?,
 		starts_at = ?, ends_at = ?, setup_minutes = ?, teardown_minutes = ?, occupied = tstzrange(?, ?, '[)'),
-		version = ?, updated_at = now()
+		version = ?, promoter = ?, on_sale_at = ?, presale_starts_at = ?, presale_ends_at = ?, presale_code = ?, updated_at = now()
 		WHERE id = ? RETURNING updated_at`,
 		e.StageID, e.Exclusive, e.Title, e.Category, string(e.Status), e.PromoterID,
-		e.StartsAt, e.EndsAt, e.SetupMinutes, e.TeardownMinutes, w.From, w.To, e.Version, e.ID).Row().Scan(&e.UpdatedAt)
+		e.StartsAt, e.EndsAt, e.SetupMinutes, e.TeardownMinutes, w.From, w.To, e.Version,
+		e.Promoter, e.OnSaleAt, e.PresaleStartsAt, e.PresaleEndsAt, e.PresaleCode, e.ID).Row().Scan(&e.UpdatedAt)
 }
 
 // blockersOf reads the live events whose placement refuses w for an event
@@ -397,6 +404,7 @@ func liveEvents(tx *gorm.DB, venueIDs []uuid.UUID, w Window) ([]Event, error) {
 // released, confirmed or expires, the holds behind it move up at once.
 const holdQuery = `SELECT h.id, h.venue_id, h.stage_id, h.title, h.category, h.promoter_id, h.starts_at, h.ends_at,
 	h.setup_minutes, h.teardown_minutes, h.arrival, h.expires_at, h.event_id, h.created_at, h.closed_at,
+	h.promoter, h.challenged_by, h.challenge_deadline, h.close_reason,
 	CASE WHEN h.status = 'active' AND h.expires_at <= now() THEN 'expired' ELSE h.status END AS status,
 	CASE WHEN h.status = 'active' AND (h.expires_at IS NULL OR h.expires_at > now()) THEN
 		1 + (SELECT count(*) FROM cal_holds o
@@ -422,7 +430,7 @@ func findHold(tx *gorm.DB, venueID, id uuid.UUID) (Hold, error) {
 func lockHold(tx *gorm.DB, venueID, id uuid.UUID) (Hold, error) {
 	var hs []Hold
 	err := tx.Raw(`SELECT id, venue_id, stage_id, title, category, promoter_id, starts_at, ends_at, setup_minutes, teardown_minutes,
-			arrival, expires_at, event_id, created_at, closed_at,
+			arrival, expires_at, event_id, created_at, closed_at, promoter, challenged_by, challenge_deadline, close_reason,
 			CASE WHEN status = 'active' AND expires_at <= now() THEN 'expired' ELSE status END AS status
 		FROM cal_holds WHERE id = ? AND venue_id = ? FOR UPDATE`, id, venueID).Scan(&hs).Error
 	if err != nil {
@@ -448,10 +456,10 @@ func liveHolds(tx *gorm.DB, venueIDs []uuid.UUID, w Window) ([]Hold, error) {
 func insertHold(tx *gorm.DB, h Hold) error {
 	w := h.Occupied()
 	return tx.Exec(`INSERT INTO cal_holds (id, venue_id, stage_id, title, category, promoter_id, starts_at, ends_at,
-			setup_minutes, teardown_minutes, occupied, status, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, tstzrange(?, ?, '[)'), 'active', ?)`,
+			setup_minutes, teardown_minutes, occupied, status, expires_at, promoter)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, tstzrange(?, ?, '[)'), 'active', ?, ?)`,
 		h.ID, h.VenueID, h.StageID, h.Title, h.Category, h.PromoterID, h.StartsAt, h.EndsAt,
-		h.SetupMinutes, h.TeardownMinutes, w.From, w.To, h.ExpiresAt).Error
+		h.SetupMinutes, h.TeardownMinutes, w.From, w.To, h.ExpiresAt, h.Promoter).Error
 }
 
 // closeHold ends a live hold; it reports false when the hold was not live.

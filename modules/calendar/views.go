@@ -42,7 +42,9 @@ type EventView struct {
 	Category   string     `json:"category"`
 	Status     Status     `json:"status"`
 	PromoterID *uuid.UUID `json:"promoter_id"`
+	Promoter   string     `json:"promoter"`
 	WindowView
+	Sale      SaleView   `json:"sale"`
 	HoldID    *uuid.UUID `json:"hold_id,omitempty"`
 	Version   int        `json:"version"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -52,10 +54,36 @@ type EventView struct {
 func viewEvent(e Event, tzName string) EventView {
 	return EventView{
 		ID: e.ID, VenueID: e.VenueID, StageID: e.StageID, Exclusive: e.Exclusive, Title: e.Title, Category: e.Category,
-		Status: e.Status, PromoterID: e.PromoterID,
+		Status: e.Status, PromoterID: e.PromoterID, Promoter: e.Promoter,
 		WindowView: viewWindow(e.StartsAt, e.EndsAt, e.SetupMinutes, e.TeardownMinutes, e.Occupied(), tzName),
+		Sale:       viewSale(e.SaleSchedule, tzName),
 		HoldID:     e.HoldID, Version: e.Version, CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
 	}
+}
+
+// SaleView is an event's on-sale schedule as staff see it (the presale code
+// included: they hand it out). Nil times: no schedule, or no presale.
+type SaleView struct {
+	OnSaleAt             *time.Time `json:"on_sale_at"`
+	OnSaleAtLocal        string     `json:"on_sale_at_local,omitempty"`
+	PresaleStartsAt      *time.Time `json:"presale_starts_at"`
+	PresaleStartsAtLocal string     `json:"presale_starts_at_local,omitempty"`
+	PresaleEndsAt        *time.Time `json:"presale_ends_at"`
+	PresaleEndsAtLocal   string     `json:"presale_ends_at_local,omitempty"`
+	PresaleCode          string     `json:"presale_code,omitempty"`
+}
+
+func viewSale(s SaleSchedule, tzName string) SaleView {
+	tz := timezoneOrUTC(tzName)
+	at := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return local(*t, tz)
+	}
+	return SaleView{OnSaleAt: utcPtr(s.OnSaleAt), OnSaleAtLocal: at(s.OnSaleAt),
+		PresaleStartsAt: utcPtr(s.PresaleStartsAt), PresaleStartsAtLocal: at(s.PresaleStartsAt),
+		PresaleEndsAt: utcPtr(s.PresaleEndsAt), PresaleEndsAtLocal: at(s.PresaleEndsAt), PresaleCode: deref(s.PresaleCode)}
 }
 
 // HoldView is a hold as the API shows it, with its current rank.
@@ -66,6 +94,7 @@ type HoldView struct {
 	Title      string     `json:"title"`
 	Category   string     `json:"category"`
 	PromoterID *uuid.UUID `json:"promoter_id"`
+	Promoter   string     `json:"promoter"`
 	Status     HoldStatus `json:"status"`
 	Rank       int        `json:"rank,omitempty"`
 	RankLabel  string     `json:"rank_label,omitempty"`
@@ -75,11 +104,17 @@ type HoldView struct {
 	EventID   *uuid.UUID `json:"event_id,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+	// ChallengedBy is the hold behind that challenged this one: it must
+	// confirm or release by ChallengeDeadline, or it is released.
+	ChallengedBy      *uuid.UUID `json:"challenged_by,omitempty"`
+	ChallengeDeadline *time.Time `json:"challenge_deadline,omitempty"`
+	CloseReason       string     `json:"close_reason,omitempty"`
 }
 
 func viewHold(h Hold, tzName string) HoldView {
 	v := HoldView{
 		ID: h.ID, VenueID: h.VenueID, StageID: h.StageID, Title: h.Title, Category: h.Category, PromoterID: h.PromoterID,
+		Promoter: h.Promoter, ChallengedBy: h.ChallengedBy, ChallengeDeadline: utcPtr(h.ChallengeDeadline), CloseReason: deref(h.CloseReason),
 		Status: h.Status, Rank: h.Rank, Blocked: h.Blocked,
 		WindowView: viewWindow(h.StartsAt, h.EndsAt, h.SetupMinutes, h.TeardownMinutes, h.Occupied(), tzName),
 		ExpiresAt:  utcPtr(h.ExpiresAt), EventID: h.EventID, CreatedAt: h.CreatedAt.UTC(), ClosedAt: utcPtr(h.ClosedAt),

@@ -13,6 +13,8 @@ import (
 type addItemsBody struct {
 	Seats []string           `json:"seats"`
 	Tiers []addItemsTierBody `json:"tiers"`
+	// PresaleCode is needed during the event's presale, as for a new hold.
+	PresaleCode string `json:"presale_code"`
 }
 
 type addItemsTierBody struct {
@@ -35,7 +37,7 @@ func (m *Module) addHoldItems(c *gin.Context, body addItemsBody) (Hold, error) {
 	if err != nil {
 		return Hold{}, err
 	}
-	req := AddItemsRequest{Key: key, Seats: body.Seats, BuyerID: buyer, ClientIP: c.ClientIP()}
+	req := AddItemsRequest{Key: key, Seats: body.Seats, BuyerID: buyer, ClientIP: c.ClientIP(), PresaleCode: body.PresaleCode}
 	for _, tb := range body.Tiers {
 		tid, err := uuid.Parse(tb.TierID)
 		if err != nil {

@@ -268,6 +268,9 @@ type holdRequest struct {
 	TierID   *string  `json:"tier_id"`
 	Quantity int      `json:"quantity"`
 	Channel  string   `json:"channel"`
+	// PresaleCode is the code of the event's presale, needed before its
+	// public on-sale (the calendar's on-sale schedule).
+	PresaleCode string `json:"presale_code"`
 }
 
 func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
@@ -294,7 +297,8 @@ func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
 	if err != nil {
 		return Hold{}, err
 	}
-	req := HoldRequest{Key: key, Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP()}
+	req := HoldRequest{Key: key, Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP(),
+		PresaleCode: body.PresaleCode}
 	if body.TierID != nil {
 		tid, err := uuid.Parse(*body.TierID)
 		if err != nil {

@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"marquee/app"
 	"marquee/jobs"
 	"marquee/policies"
+	"marquee/tenants"
 )
 
 // Objects the inventory's permissions are about.
@@ -199,6 +201,13 @@ func (m *Module) Register(r *app.Registrar) error {
 
 	// Returning seats and money goes on while a chain is suspended.
 	r.TaskEvenWhenSuspended(TaskHoldExpire, m.expireTask)
+	// The hold path caches an event's calendar facts (status, on-sale
+	// schedule) for a moment; a change made here is seen at once.
+	r.OnEventsChanged(func(_ context.Context, t tenants.Tenant, ids []uuid.UUID) {
+		for _, id := range ids {
+			m.svc.catalogue.ForgetEvent(t, id)
+		}
+	})
 	r.Task(TaskHoldSweep, m.sweepTask)
 	r.TaskEvenWhenSuspended(TaskRefund, m.refundTask)
 	r.TaskEvenWhenSuspended(TaskEventCancel, m.cancelTaskRun)

@@ -197,6 +197,10 @@ type storeEventView struct {
 	StripeJS       string
 	// Listings are resale tickets anyone may buy now.
 	Listings []ResaleListing
+	// The on-sale schedule, while it is still ahead: when the public on-sale
+	// is, and until when a presale runs now (empty when none does).
+	OnSaleLocal  string
+	PresaleUntil string
 }
 
 // StripeJS is where Stripe requires Stripe.js to be loaded from (never a copy).
@@ -264,6 +268,16 @@ func (m *Module) storeEventPage(c *gin.Context) {
 	v := storeEventView{Event: ev, When: localTime(ev), Tiers: av.Tiers, Width: sm.Width + 10, Height: sm.Height + 10,
 		HasSeats: len(sm.Seats) > 0, TestMode: m.app.Config.TestModePayments(),
 		PublishableKey: m.app.Config.StripePublishableKey, StripeJS: StripeJS}
+	if now := m.app.Now(); ev.OnSaleAt != nil && now.Before(*ev.OnSaleAt) {
+		loc, err := app.Timezone(ev.Timezone)
+		if err != nil {
+			loc = time.UTC
+		}
+		v.OnSaleLocal = ev.OnSaleAt.In(loc).Format("Mon 2 Jan 2006, 15:04 MST")
+		if ev.PresaleStartsAt != nil && !now.Before(*ev.PresaleStartsAt) && now.Before(*ev.PresaleEndsAt) {
+			v.PresaleUntil = ev.PresaleEndsAt.In(loc).Format("Mon 2 Jan, 15:04 MST")
+		}
+	}
 	if v.Prices, err = m.svc.PriceRanges(ctx, t, ev.ID); err != nil {
 		app.Fail(c, err)
 		return

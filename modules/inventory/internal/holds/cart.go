@@ -36,6 +36,8 @@ type AddItemsRequest struct {
 	Tiers    []TierQuantity
 	BuyerID  string
 	ClientIP string
+	// PresaleCode admits the buyer during the event's presale window.
+	PresaleCode string
 }
 
 // Validate checks an addition before its transaction.
@@ -112,6 +114,9 @@ func (s *Service) AddToHold(ctx context.Context, t tenants.Tenant, holdID uuid.U
 		replayed, err := app.Once(tx, req.Key, &out, func() error {
 			if ev.Status != "on_sale" {
 				return model.ErrNotOnSale("this event is not on sale")
+			}
+			if err := ev.SaleGate(s.d.Now(), req.PresaleCode); err != nil {
+				return err
 			}
 			// The calendar's status may be cached for a moment; the
 			// cancellation's own record is read here, in the transaction.

@@ -51,6 +51,8 @@ type HoldRequest struct {
 	Channel  string
 	BuyerID  string
 	ClientIP string
+	// PresaleCode admits the buyer during the event's presale window.
+	PresaleCode string
 }
 
 // Validate checks a request before it joins a batch (defaulting the channel).
@@ -113,6 +115,11 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 	if ev.Status != "on_sale" {
 		return model.Hold{}, model.ErrNotOnSale("this event is not on sale")
 	}
+	// The calendar's on-sale schedule bounds every tier's own sale window:
+	// before the public on-sale only presale buyers with the code hold.
+	if err := ev.SaleGate(s.d.Now(), req.PresaleCode); err != nil {
+		return model.Hold{}, err
+	}
 	for attempt := 1; ; attempt++ {
 		out, err := s.submitHold(ctx, t, ev, req)
 		if err != nil || out.joinCart == uuid.Nil {
@@ -136,7 +143,7 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 // cartItems is a hold request as an addition to the buyer's cart (same key:
 // a retry of the request replays the addition).
 func (r HoldRequest) cartItems() AddItemsRequest {
-	add := AddItemsRequest{Key: r.Key, Seats: r.Seats, BuyerID: r.BuyerID, ClientIP: r.ClientIP}
+	add := AddItemsRequest{Key: r.Key, Seats: r.Seats, BuyerID: r.BuyerID, ClientIP: r.ClientIP, PresaleCode: r.PresaleCode}
 	if len(r.Seats) == 0 && r.TierID != nil {
 		add.Tiers = []TierQuantity{{TierID: *r.TierID, Quantity: r.Quantity}}
 	}
