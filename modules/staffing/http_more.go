@@ -109,6 +109,13 @@ func (m *Module) payroll(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	// The route lets in whoever reads shifts at the venue; pay is for
+	// the chain's payroll roles and those who run the venue's staffing
+	// (promoters read coverage chain-wide, not pay).
+	if !m.app.Can(c, ObjPayroll, policies.Read) && !m.app.CanAtVenue(c, v, ObjShifts, policies.Write) {
+		app.Fail(c, app.Forbidden("forbidden", "a venue's payroll is for the chain's payroll roles and those who run the venue's staffing"))
+		return
+	}
 	from, to := c.Query("from"), c.Query("to")
 	lines, err := m.svc.Payroll(c.Request.Context(), app.TenantOf(c), v, from, to)
 	if err != nil {

@@ -113,6 +113,14 @@ func TestChainPayrollAcrossTimezones(t *testing.T) {
 	if res := e.Do(t, "GET", c.slug, "/api/v1/venues/"+tv+"/staffing/payroll?from="+nyDay+"&to="+tkDay, manager, nil); res.Status != http.StatusForbidden {
 		t.Fatalf("manager, another venue: %d %s", res.Status, res.Body)
 	}
+	// A promoter reads shifts (coverage) at every venue, not pay; finance
+	// reads any venue's.
+	if res := e.Do(t, "GET", c.slug, "/api/v1/venues/"+c.venue+"/staffing/payroll?from="+nyDay+"&to="+tkDay, promoter, nil); res.Status != http.StatusForbidden || res.Code() != "forbidden" {
+		t.Fatalf("promoter reads a venue's payroll: %d %s", res.Status, res.Body)
+	}
+	if res := e.Do(t, "GET", c.slug, "/api/v1/venues/"+tv+"/staffing/payroll?from="+nyDay+"&to="+tkDay, finance, nil); res.Status != http.StatusOK {
+		t.Fatalf("finance, a venue: %d %s", res.Status, res.Body)
+	}
 	// The page and its CSV: every venue for chain roles, the manager's own
 	// for a manager, nothing for a promoter.
 	page := func(tok, path string) (int, string) {
