@@ -2,6 +2,7 @@ package tenants_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"marquee/app/apptest"
@@ -202,5 +205,101 @@ func TestTxRetry(t *testing.T) {
 		if err := door(tenants.TxOptions{Retry: true}, "SELECT 1", &runs); err != nil || runs != 1 {
 			t.Errorf("%s: a clean transaction gave %v after %d runs", name, err, runs)
 		}
+	}
+}
+
+// TestPgxStatementPreparedOncePerConnection: PgxStatement alternates two
+// tenants over a pool of two connections with one statement text. The
+// statement reports its own executions on its connection (PostgreSQL's
+// pg_prepared_statements): on every connection they count 1, 2, 3, … —
+// prepared once there and run by name ever after — while each call still
+// sees only its own tenant's rows (PostgreSQL analyses the statement again
+// when the search_path differs from its last run). A failing statement
+// rolls back and leaves the connection usable; a statement that does not
+// parse is not remembered as prepared.
+func TestPgxStatementPreparedOncePerConnection(t *testing.T) {
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 2})
+	ctx := context.Background()
+	ts := []tenants.Tenant{env.Tenant(t, apptest.UniqueSlug("pst")), env.Tenant(t, apptest.UniqueSlug("pst"))}
+	for _, tn := range ts {
+		env.User(t, tn, "seed@"+tn.Slug+".test", "", "")
+	}
+	const q = `SELECT /* pst-self */ pg_backend_pid(), current_schema(), (SELECT string_agg(email, ',') FROM users WHERE email LIKE $1::text),
+		(SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE '%pst-self%'),
+		(SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%pst-self%')`
+	type seen struct {
+		pid              int32
+		schema, emails   string
+		runs, statements int64
+	}
+	run := func(db *sql.DB, tn tenants.Tenant) seen {
+		t.Helper()
+		var s seen
+		err := tenants.PgxStatement(ctx, db, tn, tenants.TxOptions{}, q, []any{"seed@%"}, func(rows pgx.Rows) error {
+			if !rows.Next() {
+				return errors.New("no row")
+			}
+			return rows.Scan(&s.pid, &s.schema, &s.emails, &s.runs, &s.statements)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.schema != tn.Schema || !strings.HasSuffix(s.emails, "@"+tn.Slug+".test") || strings.Contains(s.emails, ",") {
+			t.Fatalf("PgxStatement of %s ran in %q and saw %q", tn.Slug, s.schema, s.emails)
+		}
+		if s.statements != 1 {
+			t.Fatalf("connection %d holds %d prepared copies of the statement", s.pid, s.statements)
+		}
+		return s
+	}
+	runsOn := map[int32]int64{}
+	for i := range 60 {
+		s := run(env.App.SQL, ts[i%2])
+		if s.runs != runsOn[s.pid]+1 {
+			t.Fatalf("call %d: connection %d counts %d runs of the statement, want %d", i, s.pid, s.runs, runsOn[s.pid]+1)
+		}
+		runsOn[s.pid] = s.runs
+		if i%7 == 3 {
+			// A statement that raises: rolled back, the connection still serves.
+			err := tenants.PgxStatement(ctx, env.App.SQL, ts[i%2], tenants.TxOptions{}, `SELECT 1 / (count(*) - count(*)) FROM users`, nil,
+				func(rows pgx.Rows) error { rows.Close(); return rows.Err() })
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "22012" {
+				t.Fatalf("division by zero answered %v", err)
+			}
+		}
+		if i%11 == 5 {
+			err := tenants.PgxStatement(ctx, env.App.SQL, ts[i%2], tenants.TxOptions{}, `SELECT * FROM no_such_table_here`, nil,
+				func(rows pgx.Rows) error { rows.Close(); return rows.Err() })
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42P01" {
+				t.Fatalf("a missing table answered %v", err)
+			}
+		}
+	}
+	if len(runsOn) == 0 {
+		t.Fatal("no connection ran the statement")
+	}
+
+	// Statements deallocated behind the door's back (DEALLOCATE ALL on the
+	// connection): the next call prepares them again and succeeds.
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := stdlib.OpenDB(*cfg)
+	defer one.Close()
+	one.SetMaxOpenConns(1)
+	if s := run(one, ts[0]); s.runs != 1 {
+		t.Fatalf("a fresh connection counts %d runs", s.runs)
+	}
+	if s := run(one, ts[1]); s.runs != 2 {
+		t.Fatalf("the second run counts %d", s.runs)
+	}
+	if _, err := one.ExecContext(ctx, `DEALLOCATE ALL`); err != nil {
+		t.Fatal(err)
+	}
+	if s := run(one, ts[0]); s.runs != 1 {
+		t.Fatalf("after DEALLOCATE ALL the statement counts %d runs, want 1 (prepared again)", s.runs)
 	}
 }
