@@ -233,7 +233,9 @@ func PgxStatement(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, q stri
 			c := dc.(*stdlib.Conn).Conn()
 			q, args := q, args
 			if len(args) > 0 {
-				if rw, ok := args[0].(pgx.QueryRewriter); ok {
+				if named, ok := args[0].(pgx.NamedArgs); ok {
+					q, args = rewriteNamed(c, q, named)
+				} else if rw, ok := args[0].(pgx.QueryRewriter); ok {
 					if q, args, err = rw.RewriteQuery(ctx, c, q, args[1:]); err != nil {
 						return err
 					}
@@ -387,4 +389,55 @@ func forgetPrepared(ctx context.Context, c *pgx.Conn, q string) {
 	_ = c.PgConn().Deallocate(ctx, statementName(q))
 	_ = c.PgConn().Deallocate(ctx, statementName(statementScopeSQL))
 	delete(c.PgConn().CustomData(), preparedKey)
+}
+
+// rewritesKey is where a connection keeps, per statement text with named
+// arguments (@name), its text with $n placeholders and the name of each:
+// pgx's rewrite lexes the whole text on every call, which for the door's
+// long scan statement cost as much as encoding its arguments.
+const rewritesKey = "marquee.tenants.rewrites"
+
+type namedRewrite struct {
+	sql   string
+	names []string
+}
+
+// argName stands for an argument while a statement's rewrite is learned.
+type argName string
+
+// rewriteNamed is pgx.NamedArgs' rewrite of q, its lexing done once per
+// text and connection: the first call rewrites with each argument replaced
+// by its name, which the rewrite returns in $n order; later calls only look
+// the values up. (A text naming an argument its first call lacked is
+// rewritten by pgx every time: its order is unknown.)
+func rewriteNamed(c *pgx.Conn, q string, args pgx.NamedArgs) (string, []any) {
+	known, _ := c.PgConn().CustomData()[rewritesKey].(map[string]namedRewrite)
+	if known == nil {
+		known = map[string]namedRewrite{}
+		c.PgConn().CustomData()[rewritesKey] = known
+	}
+	if rw, ok := known[q]; ok {
+		out := make([]any, len(rw.names))
+		for i, n := range rw.names {
+			out[i] = args[n]
+		}
+		return rw.sql, out
+	}
+	probe := make(pgx.NamedArgs, len(args))
+	for k := range args {
+		probe[k] = argName(k)
+	}
+	// NamedArgs' rewrite never fails and needs no connection.
+	sql, marks, _ := probe.RewriteQuery(context.Background(), nil, q, nil)
+	rw := namedRewrite{sql: sql, names: make([]string, len(marks))}
+	for i, m := range marks {
+		n, ok := m.(argName)
+		if !ok {
+			newSQL, newArgs, _ := args.RewriteQuery(context.Background(), nil, q, nil)
+			return newSQL, newArgs
+		}
+		rw.names[i] = string(n)
+	}
+	known[q] = rw
+	return rewriteNamed(c, q, args)
 }

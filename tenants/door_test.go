@@ -303,3 +303,40 @@ func TestPgxStatementPreparedOncePerConnection(t *testing.T) {
 		t.Fatalf("after DEALLOCATE ALL the statement counts %d runs, want 1 (prepared again)", s.runs)
 	}
 }
+
+// TestPgxStatementNamedArgs: PgxStatement learns a statement's named
+// arguments once per connection and then only looks values up: repeated
+// names, values that change from call to call, and a name the first call
+// lacked (pgx sends NULL for it, every time) all arrive where they belong.
+func TestPgxStatementNamedArgs(t *testing.T) {
+	env := apptest.Start(t, dbURL, apptest.Options{DBMaxConns: 1})
+	ctx := context.Background()
+	tn := env.Tenant(t, apptest.UniqueSlug("named"))
+	run := func(q string, args pgx.NamedArgs) (b string, a int, bx string, c *string) {
+		t.Helper()
+		err := tenants.PgxStatement(ctx, env.App.SQL, tn, tenants.TxOptions{}, q, []any{args}, func(rows pgx.Rows) error {
+			if !rows.Next() {
+				return errors.New("no row")
+			}
+			return rows.Scan(&b, &a, &bx, &c)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, a, bx, c
+	}
+	const q = `SELECT @b::text, @a::int, @b::text || 'x', @c::text`
+	for i := range 5 {
+		b, a, bx, c := run(q, pgx.NamedArgs{"a": i, "b": fmt.Sprint("b", i), "c": fmt.Sprint("c", i)})
+		if b != fmt.Sprint("b", i) || a != i || bx != b+"x" || c == nil || *c != fmt.Sprint("c", i) {
+			t.Fatalf("call %d: %q %d %q %v", i, b, a, bx, c)
+		}
+	}
+	const q2 = `SELECT @b::text, @a::int, @b::text || 'y', @c::text`
+	if _, a, _, c := run(q2, pgx.NamedArgs{"a": 7, "b": "b"}); a != 7 || c != nil {
+		t.Fatalf("without c: %d %v", a, c)
+	}
+	if b, a, bx, c := run(q2, pgx.NamedArgs{"a": 8, "b": "z", "c": "here"}); b != "z" || a != 8 || bx != "zy" || c == nil || *c != "here" {
+		t.Fatalf("with c: %q %d %q %v", b, a, bx, c)
+	}
+}

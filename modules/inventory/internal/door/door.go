@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
@@ -209,8 +210,15 @@ func ScanArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received ti
 	if sc.Force {
 		at = sc.ScannedAt
 	}
-	return pgx.NamedArgs{"event": sc.EventID, "ticket": ticketID, "nonce": sc.Nonce, "pre": pre, "type": sc.Type, "gate": sc.Gate,
-		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy, "at": at}
+	// Ids as pgtype.UUID: google/uuid's are encoded through their
+	// driver.Valuer (a string PostgreSQL parses back), pgtype's as 16 bytes.
+	staff := pgtype.UUID{}
+	if sc.StaffID != nil {
+		staff = pgtype.UUID{Bytes: *sc.StaffID, Valid: true}
+	}
+	return pgx.NamedArgs{"event": pgtype.UUID{Bytes: sc.EventID, Valid: true}, "ticket": pgtype.UUID{Bytes: ticketID, Valid: true}, "nonce": sc.Nonce,
+		"pre": pre, "type": sc.Type, "gate": sc.Gate, "id": pgtype.UUID{Bytes: id, Valid: true}, "received": received, "device": sc.DeviceID,
+		"forced": sc.Force, "staff": staff, "scanned": sc.ScannedAt, "kid": sc.SignedBy, "at": at}
 }
 
 // ScanSQL is the statement a scan runs, for the bench's raw baseline.
