@@ -27,6 +27,12 @@ type TxOptions struct {
 	// OnRetry, if set, is told of each attempt that is about to be rerun
 	// (1 for the first), so the caller can log or count it.
 	OnRetry func(attempt int, err error)
+	// GenericPlan (PgxStatement only) runs the statement on its generic
+	// plan, made once per connection and tenant, instead of planning it for
+	// each call's values (the pool's force_custom_plan). For a statement
+	// whose every lookup is an equality on a unique key, whatever its
+	// values: planning the door's scan cost more than running it.
+	GenericPlan bool
 }
 
 // maxAttempts bounds a retried transaction: a victim chosen four times in a
@@ -241,28 +247,28 @@ func PgxStatement(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, q stri
 					}
 				}
 			}
-			err := statementOnce(ctx, c, path, schema, q, args, scan)
+			err := statementOnce(ctx, c, path, schema, o.GenericPlan, q, args, scan)
 			if stalePrepared(err) {
 				// Deallocated behind our back (DEALLOCATE ALL, DISCARD) or
 				// analysed under a tenant whose tables differ in shape (a
 				// migration rolling across schemas): forget both statements
 				// and prepare them afresh.
 				forgetPrepared(ctx, c, q)
-				err = statementOnce(ctx, c, path, schema, q, args, scan)
+				err = statementOnce(ctx, c, path, schema, o.GenericPlan, q, args, scan)
 			}
 			return err
 		})
 	})
 }
 
-func statementOnce(ctx context.Context, c *pgx.Conn, path, schema, q string, args []any, scan func(pgx.Rows) error) error {
+func statementOnce(ctx context.Context, c *pgx.Conn, path, schema string, generic bool, q string, args []any, scan func(pgx.Rows) error) error {
 	scope, stmt, err := preparedOn(ctx, c, path, schema, q)
 	if err != nil {
 		return err
 	}
 	var eqb pgx.ExtendedQueryBuilder
 	b := &pgconn.Batch{}
-	if err := eqb.Build(c.TypeMap(), scope, []any{path, schema}); err != nil {
+	if err := eqb.Build(c.TypeMap(), scope, []any{path, schema, generic}); err != nil {
 		return err
 	}
 	b.ExecStatement(scope, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
@@ -295,7 +301,10 @@ func statementOnce(ctx context.Context, c *pgx.Conn, path, schema, q string, arg
 }
 
 // statementScopeSQL is scopeSQL for PgxStatement's pipeline ($n parameters).
-const statementScopeSQL = "SELECT set_config('search_path', $1::text, true), $2::text::regnamespace"
+// Its third parameter asks for a generic plan of the statement that follows
+// (TxOptions.GenericPlan), for this implicit transaction only.
+const statementScopeSQL = "SELECT set_config('search_path', $1::text, true), $2::text::regnamespace, " +
+	"set_config('plan_cache_mode', CASE WHEN $3::boolean THEN 'force_generic_plan' ELSE current_setting('plan_cache_mode') END, true)"
 
 // preparedKey is where a connection keeps the statements PgxStatement
 // prepared on it (pgconn's CustomData lives and dies with the connection).
@@ -320,7 +329,7 @@ func preparedOn(ctx context.Context, c *pgx.Conn, path, schema, q string) (scope
 	if scope == nil {
 		p.SendPrepare(statementName(statementScopeSQL), statementScopeSQL, nil)
 	}
-	p.SendQueryParams(statementScopeSQL, [][]byte{[]byte(path), []byte(schema)}, nil, nil, nil)
+	p.SendQueryParams(statementScopeSQL, [][]byte{[]byte(path), []byte(schema), []byte("false")}, nil, nil, nil)
 	p.SendPrepare(statementName(q), q, nil)
 	if err := p.Sync(); err != nil {
 		_ = p.Close()

@@ -281,6 +281,28 @@ func TestPgxStatementPreparedOncePerConnection(t *testing.T) {
 		t.Fatal("no connection ran the statement")
 	}
 
+	// GenericPlan: the statement runs on its generic plan (PostgreSQL
+	// counts which plan each run used), and a later call without it is
+	// planned for its values again.
+	var generic, custom int64
+	genericQ := `SELECT /* pst-generic */ (SELECT generic_plans FROM pg_prepared_statements WHERE statement LIKE '%pst-generic%'),
+		(SELECT custom_plans FROM pg_prepared_statements WHERE statement LIKE '%pst-generic%'), (SELECT count(*) FROM users WHERE email LIKE $1::text)`
+	for i, g := range []bool{true, true, false} {
+		var users int64
+		err := tenants.PgxStatement(ctx, env.App.SQL, ts[0], tenants.TxOptions{GenericPlan: g}, genericQ, []any{"seed@%"}, func(rows pgx.Rows) error {
+			if !rows.Next() {
+				return errors.New("no row")
+			}
+			return rows.Scan(&generic, &custom, &users)
+		})
+		if err != nil || users != 1 {
+			t.Fatalf("call %d: %v, %d users", i, err, users)
+		}
+		if g && custom != 0 || !g && custom == 0 {
+			t.Fatalf("call %d (generic %v): generic plans %d, custom plans %d", i, g, generic, custom)
+		}
+	}
+
 	// Statements deallocated behind the door's back (DEALLOCATE ALL on the
 	// connection): the next call prepares them again and succeeds.
 	cfg, err := pgx.ParseConfig(dbURL)

@@ -533,7 +533,7 @@ func (h *doorsHarness) rawDoors(ctx context.Context, event string, tickets []sol
 		// One round trip, as the API's scan: the statement alone in its
 		// implicit transaction.
 		args := []any{inventory.CheckinArgs(sc, tickets[i].ID, "", uuid.Must(uuid.NewV7()), time.Now())}
-		err := h.a.PgxStatement(ctx, h.t, tenants.TxOptions{}, inventory.CheckinStatement, args, func(rows pgx.Rows) error {
+		err := h.a.PgxStatement(ctx, h.t, tenants.TxOptions{GenericPlan: true}, inventory.CheckinStatement, args, func(rows pgx.Rows) error {
 			var known bool
 			var result *string
 			var skip any

@@ -140,7 +140,11 @@ func IsNonceRaced(err error) bool {
 // insert nothing: the statement then raises (inv_door_nonce_raced, migration
 // 00211), which undoes it, and the caller answers what the first committed.
 // It runs alone in one round trip (deps.PgxStatement: its own implicit
-// transaction, no BEGIN or COMMIT to wait for).
+// transaction, no BEGIN or COMMIT to wait for), prepared once per
+// connection, on its generic plan: every lookup in it is an equality on a
+// unique key (ticket, nonce, event, state row), so one plan fits every scan,
+// and planning it for each scan's values cost about four times running it
+// (2.4 ms against 0.5 ms, EXPLAIN ANALYZE on a loaded machine).
 //
 // The ticket's row is read FOR SHARE: a re-issue (transfer, resale, key
 // rotation) holds it FOR UPDATE until it commits, so a scan at that instant
@@ -264,7 +268,7 @@ func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (Resul
 	}
 	id := uuid.Must(uuid.NewV7())
 	var row scanRow
-	err = s.d.PgxStatement(ctx, t, scanSQL, []any{ScanArgs(sc, v.TicketID, pre, id, received)}, func(rows pgx.Rows) error {
+	err = s.d.PgxStatementGenericPlan(ctx, t, scanSQL, []any{ScanArgs(sc, v.TicketID, pre, id, received)}, func(rows pgx.Rows) error {
 		row = scanRow{}
 		if !rows.Next() {
 			return rows.Err()
