@@ -684,6 +684,7 @@ Server, database and Redis as for bench onsale (--target drives a running one).`
 	f.IntVar(&o.RawTickets, "raw-tickets", o.RawTickets, "tickets of the raw baseline's event (0: min(tickets, 10000))")
 	f.DurationVar(&o.Phase, "phase", o.Phase, "the raw phase stops after this")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
+	f.StringVar(&o.CPUProfile, "cpu-profile", "", "write the CPU profile of the scanning phase (server and scanners) to this file")
 	f.BoolVar(&offline, "offline", false, "measure offline scanning instead: manifest size and download time for --offline-tickets and --offline-small-tickets, and --devices × --device-scans offline scans synced at once with --planted conflicts")
 	f.IntVar(&oo.Tickets, "offline-tickets", oo.Tickets, "with --offline: tickets of the big event")
 	f.IntVar(&oo.SmallTickets, "offline-small-tickets", oo.SmallTickets, "with --offline: tickets of the second event (its manifest measured too)")

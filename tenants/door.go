@@ -2,7 +2,9 @@ package tenants
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +27,12 @@ type TxOptions struct {
 	// OnRetry, if set, is told of each attempt that is about to be rerun
 	// (1 for the first), so the caller can log or count it.
 	OnRetry func(attempt int, err error)
+	// GenericPlan (PgxStatement only) runs the statement on its generic
+	// plan, made once per connection and tenant, instead of planning it for
+	// each call's values (the pool's force_custom_plan). For a statement
+	// whose every lookup is an equality on a unique key, whatever its
+	// values: planning the door's scan cost more than running it.
+	GenericPlan bool
 }
 
 // maxAttempts bounds a retried transaction: a victim chosen four times in a
@@ -204,11 +212,18 @@ func (r errRow) Scan(...any) error { return r.err }
 // PgxStatement runs one statement in t's scope in one round trip: the scope
 // and the statement go in one pipeline ending in a single Sync, so
 // PostgreSQL runs them as one implicit transaction that commits at the Sync,
-// and an error (one the statement raises included) rolls both back. The
-// statement is sent with its text each time (parsed after the scope took
-// effect, so its names resolve in t's schema); scan reads its result. For a
-// hot path whose whole transaction is a single statement: PgxTx costs three
-// round trips (BEGIN and scope, the statement, COMMIT).
+// and an error (one the statement raises included) rolls both back. Both are
+// named statements prepared once per connection (preparedOn), so a call
+// sends only their names and arguments, and PostgreSQL neither parses nor
+// analyses them again while the connection serves the same tenant; scan
+// reads the statement's result. For a hot path whose whole transaction is a
+// single statement: PgxTx costs three round trips (BEGIN and scope, the
+// statement, COMMIT).
+//
+// A prepared statement resolves its names when it is analysed, and
+// PostgreSQL analyses it again whenever the search_path it runs under
+// differs from the last one (plancache.c), so on a connection that served
+// another tenant it reads this tenant's tables, never the other's.
 func PgxStatement(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
 	path, schema, err := searchPath(t)
 	if err != nil {
@@ -222,45 +237,216 @@ func PgxStatement(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, q stri
 		defer conn.Close()
 		return conn.Raw(func(dc any) error {
 			c := dc.(*stdlib.Conn).Conn()
+			q, args := q, args
 			if len(args) > 0 {
-				if rw, ok := args[0].(pgx.QueryRewriter); ok {
+				if named, ok := args[0].(pgx.NamedArgs); ok {
+					q, args = rewriteNamed(c, q, named)
+				} else if rw, ok := args[0].(pgx.QueryRewriter); ok {
 					if q, args, err = rw.RewriteQuery(ctx, c, q, args[1:]); err != nil {
 						return err
 					}
 				}
 			}
-			var eqb pgx.ExtendedQueryBuilder
-			b := &pgconn.Batch{}
-			if err := eqb.Build(c.TypeMap(), nil, []any{path, schema}); err != nil {
-				return err
-			}
-			b.ExecParams("SELECT set_config('search_path', $1::text, true), $2::text::regnamespace", eqb.ParamValues, nil, eqb.ParamFormats, eqb.ResultFormats)
-			if err := eqb.Build(c.TypeMap(), nil, args); err != nil {
-				return err
-			}
-			b.ExecParams(q, eqb.ParamValues, nil, eqb.ParamFormats, eqb.ResultFormats)
-			mrr := c.PgConn().ExecBatch(ctx, b)
-			defer mrr.Close()
-			if !mrr.NextResult() {
-				return mrr.Close()
-			}
-			if _, err := mrr.ResultReader().Close(); err != nil {
-				_ = mrr.Close()
-				return err
-			}
-			if !mrr.NextResult() {
-				return mrr.Close()
-			}
-			rows := pgx.RowsFromResultReader(c.TypeMap(), mrr.ResultReader())
-			err := scan(rows)
-			rows.Close()
-			if err == nil {
-				err = rows.Err()
-			}
-			if cerr := mrr.Close(); err == nil {
-				err = cerr
+			err := statementOnce(ctx, c, path, schema, o.GenericPlan, q, args, scan)
+			if stalePrepared(err) {
+				// Deallocated behind our back (DEALLOCATE ALL, DISCARD) or
+				// analysed under a tenant whose tables differ in shape (a
+				// migration rolling across schemas): forget both statements
+				// and prepare them afresh.
+				forgetPrepared(ctx, c, q)
+				err = statementOnce(ctx, c, path, schema, o.GenericPlan, q, args, scan)
 			}
 			return err
 		})
 	})
+}
+
+func statementOnce(ctx context.Context, c *pgx.Conn, path, schema string, generic bool, q string, args []any, scan func(pgx.Rows) error) error {
+	scope, stmt, err := preparedOn(ctx, c, path, schema, q)
+	if err != nil {
+		return err
+	}
+	var eqb pgx.ExtendedQueryBuilder
+	b := &pgconn.Batch{}
+	if err := eqb.Build(c.TypeMap(), scope, []any{path, schema, generic}); err != nil {
+		return err
+	}
+	b.ExecStatement(scope, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
+	if err := eqb.Build(c.TypeMap(), stmt, args); err != nil {
+		return err
+	}
+	b.ExecStatement(stmt, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
+	mrr := c.PgConn().ExecBatch(ctx, b)
+	defer mrr.Close()
+	if !mrr.NextResult() {
+		return mrr.Close()
+	}
+	if _, err := mrr.ResultReader().Close(); err != nil {
+		_ = mrr.Close()
+		return err
+	}
+	if !mrr.NextResult() {
+		return mrr.Close()
+	}
+	rows := pgx.RowsFromResultReader(c.TypeMap(), mrr.ResultReader())
+	err = scan(rows)
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
+	}
+	if cerr := mrr.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// statementScopeSQL is scopeSQL for PgxStatement's pipeline ($n parameters).
+// Its third parameter asks for a generic plan of the statement that follows
+// (TxOptions.GenericPlan), for this implicit transaction only.
+const statementScopeSQL = "SELECT set_config('search_path', $1::text, true), $2::text::regnamespace, " +
+	"set_config('plan_cache_mode', CASE WHEN $3::boolean THEN 'force_generic_plan' ELSE current_setting('plan_cache_mode') END, true)"
+
+// preparedKey is where a connection keeps the statements PgxStatement
+// prepared on it (pgconn's CustomData lives and dies with the connection).
+const preparedKey = "marquee.tenants.prepared"
+
+// preparedOn returns the scope statement and q, both prepared on c. The
+// first call on a connection prepares them in one extra round trip: the
+// scope statement under the connection's default path, then the scope
+// itself run, then q (analysed in t's schema, where its names resolve; the
+// Sync ends the implicit transaction and the scope with it).
+func preparedOn(ctx context.Context, c *pgx.Conn, path, schema, q string) (scope, stmt *pgconn.StatementDescription, err error) {
+	cache, _ := c.PgConn().CustomData()[preparedKey].(map[string]*pgconn.StatementDescription)
+	if cache == nil {
+		cache = map[string]*pgconn.StatementDescription{}
+		c.PgConn().CustomData()[preparedKey] = cache
+	}
+	scope, stmt = cache[statementScopeSQL], cache[q]
+	if scope != nil && stmt != nil {
+		return scope, stmt, nil
+	}
+	p := c.PgConn().StartPipeline(ctx)
+	if scope == nil {
+		p.SendPrepare(statementName(statementScopeSQL), statementScopeSQL, nil)
+	}
+	p.SendQueryParams(statementScopeSQL, [][]byte{[]byte(path), []byte(schema), []byte("false")}, nil, nil, nil)
+	p.SendPrepare(statementName(q), q, nil)
+	if err := p.Sync(); err != nil {
+		_ = p.Close()
+		return nil, nil, err
+	}
+	var firstErr error
+	synced := false
+	for !synced && firstErr == nil {
+		res, err := p.GetResults()
+		if err != nil {
+			firstErr = err // Close reads what is left up to the Sync
+			break
+		}
+		switch r := res.(type) {
+		case *pgconn.StatementDescription:
+			// Descriptions come in the order sent; pgconn leaves their
+			// name and text to the caller.
+			// name and text to the caller. Each is kept as soon as it is
+			// prepared: it exists on the server whatever fails after it.
+			if scope == nil {
+				r.Name, r.SQL, scope = statementName(statementScopeSQL), statementScopeSQL, r
+				cache[statementScopeSQL] = r
+			} else {
+				r.Name, r.SQL, stmt = statementName(q), q, r
+				cache[q] = r
+			}
+		case *pgconn.ResultReader:
+			_, firstErr = r.Close()
+		case *pgconn.PipelineSync:
+			synced = true
+		case nil:
+			firstErr = errors.New("tenants: the prepare pipeline ended before its Sync")
+		}
+	}
+	if err := p.Close(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	return scope, stmt, nil
+}
+
+// statementName names a prepared statement by its text, so one text is
+// prepared once per connection whoever runs it.
+func statementName(q string) string {
+	sum := sha256.Sum256([]byte(q))
+	return "mq_" + hex.EncodeToString(sum[:12])
+}
+
+// stalePrepared reports a statement the connection no longer has (26000),
+// has under a name this connection's cache does not know (42P05), or whose
+// result changed shape since it was prepared (0A000).
+func stalePrepared(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "26000" || pe.Code == "42P05" || pe.Code == "0A000")
+}
+
+// forgetPrepared drops what PgxStatement prepared on c, and q's statement,
+// on the server too (closing a statement that does not exist is no error).
+func forgetPrepared(ctx context.Context, c *pgx.Conn, q string) {
+	cache, _ := c.PgConn().CustomData()[preparedKey].(map[string]*pgconn.StatementDescription)
+	for text := range cache {
+		_ = c.PgConn().Deallocate(ctx, statementName(text))
+	}
+	_ = c.PgConn().Deallocate(ctx, statementName(q))
+	_ = c.PgConn().Deallocate(ctx, statementName(statementScopeSQL))
+	delete(c.PgConn().CustomData(), preparedKey)
+}
+
+// rewritesKey is where a connection keeps, per statement text with named
+// arguments (@name), its text with $n placeholders and the name of each:
+// pgx's rewrite lexes the whole text on every call, which for the door's
+// long scan statement cost as much as encoding its arguments.
+const rewritesKey = "marquee.tenants.rewrites"
+
+type namedRewrite struct {
+	sql   string
+	names []string
+}
+
+// argName stands for an argument while a statement's rewrite is learned.
+type argName string
+
+// rewriteNamed is pgx.NamedArgs' rewrite of q, its lexing done once per
+// text and connection: the first call rewrites with each argument replaced
+// by its name, which the rewrite returns in $n order; later calls only look
+// the values up. (A text naming an argument its first call lacked is
+// rewritten by pgx every time: its order is unknown.)
+func rewriteNamed(c *pgx.Conn, q string, args pgx.NamedArgs) (string, []any) {
+	known, _ := c.PgConn().CustomData()[rewritesKey].(map[string]namedRewrite)
+	if known == nil {
+		known = map[string]namedRewrite{}
+		c.PgConn().CustomData()[rewritesKey] = known
+	}
+	if rw, ok := known[q]; ok {
+		out := make([]any, len(rw.names))
+		for i, n := range rw.names {
+			out[i] = args[n]
+		}
+		return rw.sql, out
+	}
+	probe := make(pgx.NamedArgs, len(args))
+	for k := range args {
+		probe[k] = argName(k)
+	}
+	// NamedArgs' rewrite never fails and needs no connection.
+	sql, marks, _ := probe.RewriteQuery(context.Background(), nil, q, nil)
+	rw := namedRewrite{sql: sql, names: make([]string, len(marks))}
+	for i, m := range marks {
+		n, ok := m.(argName)
+		if !ok {
+			newSQL, newArgs, _ := args.RewriteQuery(context.Background(), nil, q, nil)
+			return newSQL, newArgs
+		}
+		rw.names[i] = string(n)
+	}
+	known[q] = rw
+	return rewriteNamed(c, q, args)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +63,9 @@ type DoorsOptions struct {
 	Open       time.Duration `json:"open_ns"`
 	LateShare  float64       `json:"late_share"`
 	LateWindow time.Duration `json:"late_window_ns"`
+	// CPUProfile, if set, is a file for the pprof CPU profile of the
+	// scanning phase (server and scanners: one process).
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 // DoorsDefaults are sized for a 2-core machine: a small night in well
@@ -174,12 +179,22 @@ func RunDoors(ctx context.Context, a *app.App, base string, o DoorsOptions, out,
 	}
 	fmt.Fprintf(out, "scanning: %d tickets by %d scanners over HTTP, %s (%.0f%% go out and back in, %.0f%% scanned twice)\n",
 		len(tickets), o.Scanners, pace, o.ExitShare*100, o.DupShare*100)
+	stopProfile := func() {}
+	if o.CPUProfile != "" {
+		if stopProfile, err = startCPUProfile(o.CPUProfile); err != nil {
+			return nil, err
+		}
+	}
 	if o.Arrivals {
 		fmt.Fprintf(out, "arrival model: doors open %s before the show, %.0f%% of holders in the last %s, compressed into %s (x%.0f)\n",
 			o.Open, o.LateShare*100, o.LateWindow, o.Run, float64(o.Open)/float64(o.Run))
 		rep.Wall = h.arrivalNight(ctx, night, tickets).Seconds()
 	} else {
 		rep.Wall = h.night(ctx, night, tickets).Seconds()
+	}
+	stopProfile()
+	if o.CPUProfile != "" {
+		fmt.Fprintf(out, "CPU profile of the scanning phase (server and scanners in one process): go tool pprof -top %s\n", o.CPUProfile)
 	}
 	rep.Steps = h.rec.Summary(time.Duration(rep.Wall * float64(time.Second)))
 	h.results.Range(func(k, v any) bool { rep.Results[k.(string)] = v.(*atomic.Int64).Load(); return true })
@@ -518,7 +533,7 @@ func (h *doorsHarness) rawDoors(ctx context.Context, event string, tickets []sol
 		// One round trip, as the API's scan: the statement alone in its
 		// implicit transaction.
 		args := []any{inventory.CheckinArgs(sc, tickets[i].ID, "", uuid.Must(uuid.NewV7()), time.Now())}
-		err := h.a.PgxStatement(ctx, h.t, tenants.TxOptions{}, inventory.CheckinStatement, args, func(rows pgx.Rows) error {
+		err := h.a.PgxStatement(ctx, h.t, tenants.TxOptions{GenericPlan: true}, inventory.CheckinStatement, args, func(rows pgx.Rows) error {
 			var known bool
 			var result *string
 			var skip any
@@ -626,4 +641,17 @@ func (h *doorsHarness) printDoors(rep *DoorsReport) {
 	for _, z := range c.Zones {
 		fmt.Fprintf(w, "  %-8s inside %6d = entries %6d - exits %5d\n", z.Zone, z.Inside, z.Entries, z.Exits)
 	}
+}
+
+// startCPUProfile writes the process's CPU profile to path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -95,6 +95,15 @@ func (d *Deps) PgxStatement(ctx context.Context, t tenants.Tenant, q string, arg
 	return MapStoreError(d.App.PgxStatement(ctx, t, d.Retried(t), q, args, scan))
 }
 
+// PgxStatementGenericPlan is PgxStatement on the statement's generic plan
+// (tenants.TxOptions.GenericPlan): for a statement whose lookups are all
+// equalities on unique keys, so one plan fits every value.
+func (d *Deps) PgxStatementGenericPlan(ctx context.Context, t tenants.Tenant, q string, args []any, scan func(pgx.Rows) error) error {
+	o := d.Retried(t)
+	o.GenericPlan = true
+	return MapStoreError(d.App.PgxStatement(ctx, t, o, q, args, scan))
+}
+
 // Retried asks the door to run a transaction again, whole, while PostgreSQL
 // chooses it as a deadlock or serialization victim (a few times at most),
 // logging each rerun.

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"marquee/app"
 	"marquee/modules/inventory/internal/deps"
@@ -139,7 +140,11 @@ func IsNonceRaced(err error) bool {
 // insert nothing: the statement then raises (inv_door_nonce_raced, migration
 // 00211), which undoes it, and the caller answers what the first committed.
 // It runs alone in one round trip (deps.PgxStatement: its own implicit
-// transaction, no BEGIN or COMMIT to wait for).
+// transaction, no BEGIN or COMMIT to wait for), prepared once per
+// connection, on its generic plan: every lookup in it is an equality on a
+// unique key (ticket, nonce, event, state row), so one plan fits every scan,
+// and planning it for each scan's values cost about four times running it
+// (2.4 ms against 0.5 ms, EXPLAIN ANALYZE on a loaded machine).
 //
 // The ticket's row is read FOR SHARE: a re-issue (transfer, resale, key
 // rotation) holds it FOR UPDATE until it commits, so a scan at that instant
@@ -209,8 +214,15 @@ func ScanArgs(sc Scan, ticketID uuid.UUID, pre string, id uuid.UUID, received ti
 	if sc.Force {
 		at = sc.ScannedAt
 	}
-	return pgx.NamedArgs{"event": sc.EventID, "ticket": ticketID, "nonce": sc.Nonce, "pre": pre, "type": sc.Type, "gate": sc.Gate,
-		"id": id, "received": received, "device": sc.DeviceID, "forced": sc.Force, "staff": sc.StaffID, "scanned": sc.ScannedAt, "kid": sc.SignedBy, "at": at}
+	// Ids as pgtype.UUID: google/uuid's are encoded through their
+	// driver.Valuer (a string PostgreSQL parses back), pgtype's as 16 bytes.
+	staff := pgtype.UUID{}
+	if sc.StaffID != nil {
+		staff = pgtype.UUID{Bytes: *sc.StaffID, Valid: true}
+	}
+	return pgx.NamedArgs{"event": pgtype.UUID{Bytes: sc.EventID, Valid: true}, "ticket": pgtype.UUID{Bytes: ticketID, Valid: true}, "nonce": sc.Nonce,
+		"pre": pre, "type": sc.Type, "gate": sc.Gate, "id": pgtype.UUID{Bytes: id, Valid: true}, "received": received, "device": sc.DeviceID,
+		"forced": sc.Force, "staff": staff, "scanned": sc.ScannedAt, "kid": sc.SignedBy, "at": at}
 }
 
 // ScanSQL is the statement a scan runs, for the bench's raw baseline.
@@ -256,7 +268,7 @@ func (s *Service) CheckIn(ctx context.Context, t tenants.Tenant, sc Scan) (Resul
 	}
 	id := uuid.Must(uuid.NewV7())
 	var row scanRow
-	err = s.d.PgxStatement(ctx, t, scanSQL, []any{ScanArgs(sc, v.TicketID, pre, id, received)}, func(rows pgx.Rows) error {
+	err = s.d.PgxStatementGenericPlan(ctx, t, scanSQL, []any{ScanArgs(sc, v.TicketID, pre, id, received)}, func(rows pgx.Rows) error {
 		row = scanRow{}
 		if !rows.Next() {
 			return rows.Err()

@@ -73,11 +73,17 @@ type ManifestHeader struct {
 // transaction the cursor's snapshot did not see. The cursor is a
 // pg_snapshot taken before the rows are read, so a change that commits
 // after it is sent next time; one it already saw is never missed, and one
-// seen both now and next time comes twice, which is harmless. A row's xmin
+// seen both now and next time comes twice, which is harmless. A holder
+// inside counts as out when the event's "everyone out at" time lies between
+// their last passage and $3 (the header's generated_at), as in clearedSQL:
+// a device then judges the records as they stand, and counts the others
+// out itself once that time passes (scanner.js). A row's xmin
 // (32 bits) is widened to an xid8 against the current snapshot's xmax.
 const manifestSQL = `WITH snap AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS x)
-SELECT t.id, t.zone_id, t.status, coalesce(s.inside, false), coalesce(s.entries, 0)
-FROM inv_tickets t LEFT JOIN inv_door_state s ON s.ticket_id = t.id CROSS JOIN snap
+SELECT t.id, t.zone_id, t.status, coalesce(s.inside AND NOT (d.everyone_out_at IS NOT NULL AND $3::timestamptz >= d.everyone_out_at
+		AND coalesce((SELECT ` + happenedSQL + ` FROM inv_checkins c WHERE c.id = s.last_checkin), s.last_at) < d.everyone_out_at), false),
+	coalesce(s.entries, 0)
+FROM inv_tickets t LEFT JOIN inv_door_state s ON s.ticket_id = t.id LEFT JOIN inv_door_events d ON d.event_id = t.event_id CROSS JOIN snap
 WHERE t.event_id = $1 AND ($2::text = ''
 	OR NOT pg_visible_in_snapshot((snap.x - ((snap.x - t.xmin::text::bigint) % 4294967296 + 4294967296) % 4294967296)::text::xid8, nullif($2, '')::pg_snapshot)
 	OR (s.ticket_id IS NOT NULL AND NOT pg_visible_in_snapshot((snap.x - ((snap.x - s.xmin::text::bigint) % 4294967296 + 4294967296) % 4294967296)::text::xid8, nullif($2, '')::pg_snapshot)))
@@ -105,6 +111,9 @@ func (s *Service) Manifest(ctx context.Context, t tenants.Tenant, eventID uuid.U
 		sinceXmax, _ = strconv.ParseInt(m[2], 10, 64)
 	}
 	var recs bytes.Buffer
+	// The records' inside flags are as of this instant (the "everyone out
+	// at" time applied), and the header says so.
+	generated := s.d.Now().UTC()
 	err := s.d.App.PgxTx(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *tenants.Pgx) error {
 		recs.Reset()
 		var xmax int64
@@ -144,7 +153,7 @@ func (s *Service) Manifest(ctx context.Context, t tenants.Tenant, eventID uuid.U
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.Query(manifestSQL, eventID, cursor)
+		rows, err = tx.Query(manifestSQL, eventID, cursor, generated)
 		if err != nil {
 			return err
 		}
@@ -182,7 +191,7 @@ func (s *Service) Manifest(ctx context.Context, t tenants.Tenant, eventID uuid.U
 	if err != nil {
 		return nil, h, err
 	}
-	h.GeneratedAt = s.d.Now().UTC()
+	h.GeneratedAt = generated
 	head, err := json.Marshal(h)
 	if err != nil {
 		return nil, h, err

@@ -31,9 +31,11 @@ import (
 //
 // "When" is the device's time corrected by its clock offset, measured when
 // the batch is sent (server time at arrival minus the device's sent_at).
-// A batch runs in one transaction that locks the state rows of its tickets
-// in ticket order (so concurrent batches and online scans serialise per
-// ticket and never deadlock) and decides in Go under those locks.
+// A batch runs in one transaction that reads its tickets FOR SHARE (a
+// transfer or resale re-issuing one at that instant is ordered before or
+// after the whole batch, as with an online scan) and locks their state rows,
+// both in ticket order (so concurrent batches and online scans serialise per
+// ticket and never deadlock), and decides in Go under those locks.
 
 // MaxUploadTransit is how much longer than a device's own round-trip
 // measurement of its clock offset the sent_at estimate may be: a batch
@@ -272,6 +274,32 @@ func compareUUID(x, y uuid.UUID) int {
 }
 
 func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketIDs []uuid.UUID, received time.Time, offset time.Duration, out *SyncResult) error {
+	// The batch's tickets, read FOR SHARE in ticket order, as an online
+	// scan reads its ticket: a re-issue (transfer, resale, key rotation)
+	// holds the row FOR UPDATE until it commits, so a batch arriving at that
+	// instant waits and then judges the ticket's new version (revoked), and
+	// a re-issue that comes second waits for the batch's commit and sees its
+	// entries (transfer.LockHolding reads them after taking the lock).
+	// Without the lock the batch could judge a ticket valid that a transfer
+	// committed meanwhile, while the transfer saw no entry: both would win.
+	// Tickets before state rows, the online scan's order: no deadlock.
+	tks := map[uuid.UUID]ticketRow{}
+	rows, err := tx.Query(`SELECT id, event_id, zone_id, status, key_id FROM inv_tickets WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`, ticketIDs)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var r ticketRow
+		if err := rows.Scan(&id, &r.event, &r.zone, &r.status, &r.kid); err != nil {
+			rows.Close()
+			return err
+		}
+		tks[id] = r
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	// Lock the batch's tickets' state rows in ticket order, creating empty
 	// ones where none exist (removed again below if nothing happened):
 	// an online scan of the same ticket waits for this batch, and this
@@ -282,7 +310,7 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 		return err
 	}
 	state := map[uuid.UUID]*stateRow{}
-	rows, err := tx.Query(`SELECT ticket_id, inside, entries, exits, first_checkin, last_checkin FROM inv_door_state
+	rows, err = tx.Query(`SELECT ticket_id, inside, entries, exits, first_checkin, last_checkin FROM inv_door_state
 		WHERE ticket_id = ANY($1::uuid[]) AND event_id = $2 ORDER BY ticket_id FOR UPDATE`, ticketIDs, b.EventID)
 	if err != nil {
 		return err
@@ -338,23 +366,6 @@ func (s *Service) syncTx(tx *tenants.Pgx, b SyncBatch, items []syncItem, ticketI
 			return err
 		}
 		fromConflicts = append(fromConflicts, c)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	tks := map[uuid.UUID]ticketRow{}
-	rows, err = tx.Query(`SELECT id, event_id, zone_id, status, key_id FROM inv_tickets WHERE id = ANY($1::uuid[])`, ticketIDs)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id uuid.UUID
-		var r ticketRow
-		if err := rows.Scan(&id, &r.event, &r.zone, &r.status, &r.kid); err != nil {
-			rows.Close()
-			return err
-		}
-		tks[id] = r
 	}
 	if err := rows.Err(); err != nil {
 		return err

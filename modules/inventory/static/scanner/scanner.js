@@ -65,7 +65,7 @@
   }
 
   // ---------- state ----------
-  var st = {event: null, header: null, tickets: new Map(), keys: {}, local: new Map(), pending: 0};
+  var st = {event: null, header: null, tickets: new Map(), keys: {}, local: new Map(), pending: 0, offset: 0};
   var deviceId = localStorage.getItem('marquee-scanner-device');
   if (!deviceId) { deviceId = 'web-' + nonce().slice(0, 12); localStorage.setItem('marquee-scanner-device', deviceId); }
   $('device').textContent = deviceId;
@@ -130,7 +130,9 @@
       if (!r.ok) return null;
       return r.json().then(function (d) {
         var t1 = Date.now();
-        return Math.round(Date.parse(d.server_time) - (t0 + t1) / 2);
+        var off = Math.round(Date.parse(d.server_time) - (t0 + t1) / 2);
+        st.offset = off;
+        return off;
       });
     }).catch(function () { return null; });
   }
@@ -153,6 +155,11 @@
       var since = !full && held[0] && held[1] ? held[0].cursor : '';
       return Promise.all([fetchManifest(ev, since), fetchKeys(ev)]).then(function (got) {
         var m = got[0];
+        // A delta carries only the tickets whose rows changed, but clearing
+        // at "everyone out at" changes none: when that time moved, or passed
+        // since the held manifest, the held records' inside flags are stale
+        // for this header, so the whole manifest is fetched again.
+        if (!m.header.full && held[0] && crossesClear(held[0], m.header)) return refresh(ev, true);
         if (m.header.full || !held[1]) st.tickets = new Map();
         else if (st.tickets.size === 0) apply(new Uint8Array(held[1]), st.tickets);
         apply(m.records, st.tickets);
@@ -166,6 +173,11 @@
         });
       });
     });
+  }
+  function crossesClear(held, cur) {
+    if ((held.everyone_out_at || '') !== (cur.everyone_out_at || '')) return true;
+    var out = Date.parse(cur.everyone_out_at || '');
+    return !isNaN(out) && Date.parse(held.generated_at) < out && Date.parse(cur.generated_at) >= out;
   }
   function load(ev) {
     st.event = ev;
@@ -215,12 +227,26 @@
     var z = (st.header && st.header.zones || []).filter(function (z) { return z.id === id; })[0];
     return z ? z.name : '';
   }
+  // serverNow is the server's time by this device's clock and its last
+  // measured offset (0 before the first sync).
+  function serverNow() { return Date.now() + (st.offset || 0); }
+  // cleared: once the event's "everyone out at" time has passed, a holder
+  // whose last passage came before it counts as out (the server's rule):
+  // their next entry is a re-entry, their exit finds nobody inside. A
+  // passage logged here is timed by this device's clock; one the manifest
+  // holds happened before the manifest was generated (the server already
+  // cleared the records of holders out by then).
+  function cleared(h, lastAt) {
+    var out = Date.parse(h.everyone_out_at || '');
+    return !isNaN(out) && serverNow() >= out && lastAt < out;
+  }
   function judge(c, type, gate) {
     if (c.event !== st.event) return {result: 'wrong_event'};
     var rec = st.tickets.get(c.ticket), state = rec === undefined ? 0 : rec & 255;
     var mine = st.local.get(c.ticket);
     var h = st.header || {};
-    var inside = mine ? mine.inside : state === 1;
+    var inside = mine ? mine.inside && !cleared(h, Date.parse(mine.at) + (st.offset || 0))
+      : state === 1 && !cleared(h, Date.parse(h.generated_at));
     var wasIn = mine ? true : state === 1 || state === 2;
     if (type === 'exit') return {result: inside ? 'exited' : 'not_inside'};
     if (state === 3) return {result: 'revoked'};
