@@ -47,6 +47,7 @@ var blocks = []block{
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
 	{270, 279, []string{"ops"}, "ops: contacts and mail through the core, POS polling"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},
+	{370, 379, []string{"core", "inventory"}, "the on-sale at full speed, continued: the ledger sealed after the commit"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the
