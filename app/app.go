@@ -195,6 +195,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, modules ...Module
 	a.contracts = newContracts()
 	core := &Registrar{app: a, module: "core"}
 	a.registerCore(core)
+	a.registerLedgerSeal(watchCtx, core)
 	if err := a.registerMail(core); err != nil {
 		return nil, err
 	}

@@ -20,8 +20,17 @@ import (
 // Rows cannot be updated or deleted (a trigger refuses it); each entry holds
 // the hash of the previous one, so any tampering below the trigger (a
 // superuser, a restore) is detected by Verify.
+//
+// An entry is written unsealed in its business transaction (a plain insert,
+// no lock: the transactions that append do not wait for each other) and
+// sealed into the chain after its commit (seq, previous hash, hash) by
+// ledger_seal under the tenant's ledger lock: by this process's sealer at
+// once, by the periodic sweep if the process died first, and always before
+// the chain is read (Page, Search, Verify, export), so every reader sees
+// every committed entry chained.
 type Ledger struct {
 	servers *tenants.Servers
+	sealer  *ledgerSealer
 }
 
 // LedgerEntry is one financial fact. Amounts are integer minor units of Currency.
@@ -73,6 +82,8 @@ func entryHash(prev []byte, e LedgerEntry) []byte {
 
 // Append writes an entry inside the caller's tenant transaction, so the
 // financial fact commits or rolls back with the business change it records.
+// It is sealed into the chain after the commit: the returned entry has no
+// seq or hashes yet.
 func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, currency, memo string) (LedgerEntry, error) {
 	if !ledgerKind.MatchString(kind) {
 		return LedgerEntry{}, fmt.Errorf("ledger: bad kind %q", kind)
@@ -82,19 +93,15 @@ func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, 
 	}
 	e := LedgerEntry{ID: uuid.Must(uuid.NewV7()), RecordedAt: time.Now().UTC().Truncate(time.Microsecond),
 		Kind: kind, Reference: reference, AmountMinor: amountMinor, Currency: currency, Memo: memo}
-	// One statement (migration 00022): it takes the tenant's ledger lock
-	// (one appender at a time: the chain has no forks), reads the head, and
-	// inserts, so the lock, held until commit, costs one round trip.
-	err := tx.Raw(`SELECT o_seq, o_prev_hash, o_hash FROM ledger_append(?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.RecordedAt, e.RecordedAt.Format(time.RFC3339Nano), e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo).
-		Row().Scan(&e.Seq, &e.PrevHash, &e.Hash)
+	err := tx.Exec(`INSERT INTO ledger_entries (id, recorded_at, kind, reference, amount_minor, currency, memo) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.RecordedAt, e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo).Error
 	if err != nil {
 		return LedgerEntry{}, err
 	}
-	// The database hashed what Verify will recompute here; a difference
-	// (a changed encoding) fails the append, not a later audit.
-	if !bytes.Equal(e.Hash, entryHash(e.PrevHash, e)) {
-		return LedgerEntry{}, fmt.Errorf("ledger: the database's hash of entry %d differs from entryHash", e.Seq)
+	if l.sealer != nil {
+		if t, ok := tenants.TenantOfTx(tx); ok {
+			l.sealer.kick(t)
+		}
 	}
 	return e, nil
 }
@@ -132,10 +139,35 @@ func (e LedgerEntry) Checked(seq int64, prevHash, hash []byte) (LedgerEntry, err
 	return e, nil
 }
 
+// sealBatch is how many entries one ledger_seal call chains.
+const sealBatch = 1000
+
+// Seal chains every committed unsealed entry of the tenant.
+func (l *Ledger) Seal(ctx context.Context, t tenants.Tenant) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := l.servers.Tx(ctx, t, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT ledger_seal(?)`, sealBatch).Row().Scan(&n)
+		})
+		total += n
+		if err != nil || n < sealBatch {
+			return total, err
+		}
+	}
+}
+
 const ledgerColumns = "seq, id, recorded_at, kind, reference, amount_minor, currency, memo, prev_hash, hash"
 
-// Page returns up to limit entries after seq.
+// Page returns up to limit entries after seq (the committed ones sealed first).
 func (l *Ledger) Page(ctx context.Context, t tenants.Tenant, afterSeq int64, limit int) ([]LedgerEntry, error) {
+	if _, err := l.Seal(ctx, t); err != nil {
+		return nil, err
+	}
+	return l.page(ctx, t, afterSeq, limit)
+}
+
+func (l *Ledger) page(ctx context.Context, t tenants.Tenant, afterSeq int64, limit int) ([]LedgerEntry, error) {
 	var out []LedgerEntry
 	err := l.servers.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Raw("SELECT "+ledgerColumns+" FROM ledger_entries WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit).Scan(&out).Error
@@ -154,12 +186,16 @@ type VerifyResult struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// Verify walks the whole chain in pages and recomputes every hash.
+// Verify seals what is committed, then walks the whole chain in pages and
+// recomputes every hash.
 func (l *Ledger) Verify(ctx context.Context, t tenants.Tenant) (VerifyResult, error) {
+	if _, err := l.Seal(ctx, t); err != nil {
+		return VerifyResult{}, err
+	}
 	prev, after := genesis, int64(0)
 	var n int64
 	for {
-		page, err := l.Page(ctx, t, after, 1000)
+		page, err := l.page(ctx, t, after, 1000)
 		if err != nil {
 			return VerifyResult{}, err
 		}

@@ -25,8 +25,12 @@ type LedgerFilter struct {
 	BeforeSeq  int64
 }
 
-// Search returns up to limit entries matching f, newest first.
+// Search returns up to limit entries matching f, newest first (the
+// committed ones sealed first).
 func (l *Ledger) Search(ctx context.Context, t tenants.Tenant, f LedgerFilter, limit int) ([]LedgerEntry, error) {
+	if _, err := l.Seal(ctx, t); err != nil {
+		return nil, err
+	}
 	var out []LedgerEntry
 	err := l.servers.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
 		q := tx.Table("ledger_entries").Select(ledgerColumns)
@@ -43,6 +47,7 @@ func (l *Ledger) Search(ctx context.Context, t tenants.Tenant, f LedgerFilter, l
 		if !f.To.IsZero() {
 			q = q.Where("recorded_at < ?", f.To)
 		}
+		q = q.Where("seq IS NOT NULL") // one committed after the seal above waits for the next page
 		if f.BeforeSeq > 0 {
 			q = q.Where("seq < ?", f.BeforeSeq)
 		}

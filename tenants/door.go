@@ -80,6 +80,7 @@ func TxWith(ctx context.Context, db *gorm.DB, t Tenant, o TxOptions, fn func(tx 
 	if o.ReadOnly {
 		txo = &sql.TxOptions{ReadOnly: true} // BEGIN READ ONLY: no extra round trip
 	}
+	ctx = context.WithValue(ctx, txTenantKey{}, t)
 	return o.run(func() error {
 		return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			if err := tx.Exec(scopeSQL, path, schema).Error; err != nil {
@@ -88,6 +89,17 @@ func TxWith(ctx context.Context, db *gorm.DB, t Tenant, o TxOptions, fn func(tx 
 			return fn(tx)
 		}, txo)
 	})
+}
+
+type txTenantKey struct{}
+
+// TenantOfTx is the tenant a gorm transaction opened by TxWith is scoped to.
+func TenantOfTx(tx *gorm.DB) (Tenant, bool) {
+	if tx == nil || tx.Statement == nil || tx.Statement.Context == nil {
+		return Tenant{}, false
+	}
+	t, ok := tx.Statement.Context.Value(txTenantKey{}).(Tenant)
+	return t, ok
 }
 
 // scopeSQL scopes the current transaction to a tenant; its parameters are

@@ -63,7 +63,10 @@ each of seq (8-byte big-endian), id (16 bytes), recorded_at (RFC 3339 with
 nanoseconds, UTC), kind, reference, amount_minor (8-byte big-endian two's
 complement), currency and memo, each field preceded by its length as an
 8-byte big-endian integer. Recomputing the chain from the file proves no
-entry was changed, removed or reordered.
+entry was changed, removed or reordered. Entries are chained just after
+the transaction that wrote them commits: one committed while the export
+began can be in the file unsealed (seq, prev_hash and hash empty); it is
+the next entry of the chain, not part of it yet.
 `
 
 // Export writes a zip archive of all of a tenant's data to w: every table

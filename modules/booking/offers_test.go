@@ -53,7 +53,7 @@ func TestOfferLifecycle(t *testing.T) {
 		Kind   string
 		Amount int64
 	}
-	if err := env.App.DB.Raw(`SELECT kind, amount_minor AS amount FROM "`+c.t.Schema+`".ledger_entries WHERE reference = ? ORDER BY seq`,
+	if err := env.App.DB.Raw(`SELECT kind, amount_minor AS amount FROM "`+c.t.Schema+`".ledger_entries WHERE reference = ? ORDER BY id`,
 		"booking:"+d.ID.String()).Scan(&rows).Error; err != nil {
 		t.Fatal(err)
 	}

@@ -152,6 +152,12 @@ func TestPlatformWebhookSettlesTheChainsOrder(t *testing.T) {
 	if n := a.count(t, `SELECT count(*) FROM inv_tickets WHERE order_id = ? AND status = 'valid'`, o.ID); n != 1 {
 		t.Fatalf("%d tickets after payment", n)
 	}
+	// The payment's ledger entry is chained after its commit (by the
+	// process's sealer, any moment now): sealed here, so the snapshot
+	// compares what replays could change.
+	if _, err := env.App.Ledger.Seal(t.Context(), a.t); err != nil {
+		t.Fatal(err)
+	}
 	afterPaid, afterB := a.schemaRows(t), b.schemaRows(t)
 	sameSnapshot(t, "chain B after A's payment", beforeB, afterB)
 

@@ -164,11 +164,14 @@ var errNeedAllShards = errors.New("hold batch: unlocked shards too small")
 
 // lockShards locks counter shards for a batch (take.go's first step, for
 // the whole batch's demand). Normally it takes, without waiting (SKIP
-// LOCKED), one shard of each counter with room for the whole batch,
-// starting at a random one, so concurrent batches (of other workers and
-// instances) each find a shard of their own. If no free shard has that
-// much room (a counter nearly sold out, or busy), it reports
-// errNeedAllShards; run with lockAll, it waits for every shard, in order.
+// LOCKED), a quarter of each counter's shards that have room, starting at
+// a random one, so concurrent batches (of other workers and instances)
+// each find shards of their own, and the batch's holds are spread over
+// several rows (their payments lock the rows they took from: one row per
+// batch made a batch's payments queue on it). If the shards it could lock
+// hold too few units for the batch (a counter nearly sold out, or busy),
+// it reports errNeedAllShards; run with lockAll, it waits for every shard,
+// in order.
 func lockShards(tx stock.Querier, locked *stock.Locked, cfg *batchConfig, demand map[uuid.UUID]int, lockAll bool) error {
 	counters := slices.Collect(maps.Keys(demand))
 	quota := map[uuid.UUID]bool{}
@@ -184,7 +187,7 @@ func lockShards(tx stock.Querier, locked *stock.Locked, cfg *batchConfig, demand
 		}
 		return slices.Compare(a[:], b[:])
 	})
-	mode := stock.LockOneFree
+	mode := stock.LockSpread
 	if lockAll {
 		mode = stock.LockAll
 	}

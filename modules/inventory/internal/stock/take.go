@@ -14,12 +14,14 @@ import (
 //
 //  1. lock shards, in a way that spreads concurrent takers: one shard with
 //     room for all that is wanted, skipping shards others hold locked,
-//     starting at a random shard (LockOneFree); failing that, a taker that
-//     may wait waits for one shard with room (LockOneWaiting), and last
-//     locks every shard of the counter in shard order (LockAll);
+//     starting at a random shard (LockOneFree; the hold batch locks a
+//     quarter of the counter's shards that way, LockSpread); failing that,
+//     a taker that may wait waits for one shard with room (LockOneWaiting),
+//     and last locks every shard of the counter in shard order (LockAll);
 //  2. plan the take in Go against the locked shards' free units (Plan): the
-//     first shard with room for all, else shard by shard; nothing when the
-//     locked shards hold too few;
+//     first shard with room for all, looking from the shard after the one
+//     the previous take used (so a batch's holds land on different rows),
+//     else shard by shard; nothing when the locked shards hold too few;
 //  3. write it with conditional increments that repeat the room condition
 //     (capacity - held - sold >= n); the shards' CHECK is the backstop.
 //
@@ -45,10 +47,18 @@ type Take struct {
 type Locked struct {
 	order map[uuid.UUID][]int
 	free  map[ShardKey]int
+	// next is where in order the next take of a counter starts looking.
+	// A paid hold moves its units from held to sold on the shard rows it
+	// took them from, under their locks; holds of one batch that share a
+	// row make their payments queue on it, so takes go round the locked
+	// shards instead of filling the first.
+	next map[uuid.UUID]int
 }
 
 // NewLocked returns an empty state.
-func NewLocked() *Locked { return &Locked{order: map[uuid.UUID][]int{}, free: map[ShardKey]int{}} }
+func NewLocked() *Locked {
+	return &Locked{order: map[uuid.UUID][]int{}, free: map[ShardKey]int{}, next: map[uuid.UUID]int{}}
+}
 
 // Add records a locked shard and its free units (in lock order).
 func (l *Locked) Add(counter uuid.UUID, shard, free int) {
@@ -60,13 +70,16 @@ func (l *Locked) Add(counter uuid.UUID, shard, free int) {
 func (l *Locked) Free(k ShardKey) int { return l.free[k] }
 
 // Plan finds n units of a counter among its locked shards, spread over as
-// few shards as it can: the first shard with room for all, else shard by
-// shard. nil means not enough, with how many are left.
+// few shards as it can: the first shard with room for all, counting from
+// the one after the previous take's, else shard by shard. nil means not
+// enough, with how many are left.
 func (l *Locked) Plan(counter uuid.UUID, n int) ([]Take, int) {
-	total := 0
-	for _, sh := range l.order[counter] {
-		k := ShardKey{counter, sh}
+	total, order := 0, l.order[counter]
+	for i := range order {
+		at := (l.next[counter] + i) % len(order)
+		k := ShardKey{counter, order[at]}
 		if l.free[k] >= n {
+			l.next[counter] = at + 1
 			return []Take{{k, n}}, 0
 		}
 		total += max(l.free[k], 0)
@@ -106,6 +119,10 @@ const (
 	LockOneWaiting
 	// LockAll locks every shard of the counter, in shard order.
 	LockAll
+	// LockSpread locks a quarter of the counter's shards (at least one)
+	// that have room, skipping shards other transactions hold locked; they
+	// may hold fewer than n units together, or none be found.
+	LockSpread
 )
 
 // The lock statements of a take (step 1).
@@ -117,6 +134,12 @@ const (
 		WHERE counter_id = @counter AND capacity - held - sold >= @n
 		ORDER BY (shard + @start) % 256 LIMIT 1 FOR UPDATE`
 	lockAllSQL = `SELECT shard, capacity - held - sold AS free FROM inv_counter_shards WHERE counter_id = @counter ORDER BY shard FOR UPDATE`
+	// A quarter: the hold batch's other worker (and other instances, and
+	// single takes) still find shards of their own without waiting.
+	lockSpreadSQL = `SELECT shard, capacity - held - sold AS free FROM inv_counter_shards
+		WHERE counter_id = @counter AND capacity - held - sold > 0
+		ORDER BY (shard + @start) % 256
+		LIMIT greatest(1, (SELECT count(*) FROM inv_counter_shards WHERE counter_id = @counter) / 4) FOR UPDATE SKIP LOCKED`
 )
 
 // ShardFree is a locked shard and its free units, as a lock statement returns them.
@@ -140,6 +163,8 @@ func (l *Locked) Lock(db Querier, counter uuid.UUID, n int, mode LockMode) (int,
 		q, args = lockOneFreeSQL, pgx.NamedArgs{"counter": counter, "n": n, "start": rand.IntN(256)}
 	case LockOneWaiting:
 		q, args = lockOneWaitingSQL, pgx.NamedArgs{"counter": counter, "n": n, "start": rand.IntN(256)}
+	case LockSpread:
+		q, args = lockSpreadSQL, pgx.NamedArgs{"counter": counter, "start": rand.IntN(256)}
 	}
 	shards, err := db.QueryShards(q, args)
 	if err != nil {

@@ -46,3 +46,40 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// Takes in a row go round the locked shards: a hold batch's holds land on
+// different rows, so their payments do not queue on one.
+func TestPlanGoesRoundTheShards(t *testing.T) {
+	c := uuid.MustParse("01900000-0000-7000-8000-000000000001")
+	l := NewLocked()
+	for i, f := range []int{10, 10, 1, 10} {
+		l.Add(c, i, f)
+	}
+	var shards []int
+	for range 6 {
+		got, _ := l.Plan(c, 2)
+		if len(got) != 1 {
+			t.Fatalf("plan %v, want one shard", got)
+		}
+		l.Apply(got)
+		shards = append(shards, got[0].Shard)
+	}
+	// Shard 2 has room for one unit only: skipped.
+	want := []int{0, 1, 3, 0, 1, 3}
+	for i := range want {
+		if shards[i] != want[i] {
+			t.Fatalf("takes went to shards %v, want %v", shards, want)
+		}
+	}
+	// Too big for any one shard: split, shard by shard, from the first.
+	got, _ := l.Plan(c, 14)
+	wantSplit := []Take{{ShardKey{c, 0}, 6}, {ShardKey{c, 1}, 6}, {ShardKey{c, 2}, 1}, {ShardKey{c, 3}, 1}}
+	if len(got) != len(wantSplit) {
+		t.Fatalf("split plan %v, want %v", got, wantSplit)
+	}
+	for i := range got {
+		if got[i] != wantSplit[i] {
+			t.Fatalf("split plan %v, want %v", got, wantSplit)
+		}
+	}
+}
