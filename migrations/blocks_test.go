@@ -47,6 +47,7 @@ var blocks = []block{
 	{260, 269, []string{"staffing"}, "staffing: mail through the core, timesheets, swaps"},
 	{270, 279, []string{"ops"}, "ops: contacts and mail through the core, POS polling"},
 	{290, 299, []string{"inventory"}, "inventory limits: tickets per payment card"},
+	{360, 369, []string{"inventory"}, "inventory limits: devices and the CAPTCHA"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

@@ -20,6 +20,12 @@ type LimitSettings = limits.Settings
 // RiskDecision is a recorded checkout decision.
 type RiskDecision = limits.Decided
 
+// CaptchaSolution answers the CAPTCHA of a challenge_required refusal.
+type CaptchaSolution = limits.CaptchaSolution
+
+// CaptchaChallenge is the CAPTCHA a challenge_required refusal carries.
+type CaptchaChallenge = limits.CaptchaChallenge
+
 func (m *Module) registerLimits(r *app.Registrar) {
 	signed := app.SignedIn()
 	r.API(http.MethodGet, "/limits", signed, "The chain's limits against hoarding and card testing (on or off, thresholds)", app.Handle(m.getLimits))

@@ -197,6 +197,11 @@ type storeEventView struct {
 	StripeJS       string
 	// Listings are resale tickets anyone may buy now.
 	Listings []ResaleListing
+	// Credentials is the fetch mode of the page's API calls: same-origin,
+	// so the HttpOnly device cookie goes with them, unless the visitor is
+	// signed in as staff (their session cookie would then ask for a CSRF
+	// token; they buy as an anonymous buyer by token alone).
+	Credentials string
 }
 
 // StripeJS is where Stripe requires Stripe.js to be loaded from (never a copy).
@@ -235,6 +240,11 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		return
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
+	credentials := "omit"
+	if !m.isStaff(c) {
+		m.ensureDevice(c)
+		credentials = "same-origin"
+	}
 	sm, err := m.svc.SeatMap(ctx, t, ev.ID)
 	if err != nil {
 		app.Fail(c, err)
@@ -324,6 +334,7 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	v.Credentials = credentials
 	m.render(c, "store_event", ev.Title, v, false)
 }
 

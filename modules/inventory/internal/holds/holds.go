@@ -49,6 +49,7 @@ type HoldRequest struct {
 	Channel  string
 	BuyerID  string
 	ClientIP string
+	DeviceID string // signed device id, "" when the client sent none
 }
 
 // Validate checks a request before it joins a batch (defaulting the channel).
@@ -315,7 +316,7 @@ func SellHeld(tx *gorm.DB, h model.HoldRow) error {
 			WHERE event_id = ? AND (subject = ? OR (? AND subject = ?)) RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM buyer)`,
-		h.ID, h.EventID, "b:"+h.BuyerID, h.IPCounted, "ip:"+h.ClientIP).Row().Scan(&allocs, &moved, new(int64))
+		h.ID, h.EventID, "b:"+h.BuyerID, h.IPCounted, h.ClientSubject()).Row().Scan(&allocs, &moved, new(int64))
 	if err == nil && moved != allocs {
 		err = fmt.Errorf("hold %s: %d of its %d allocations moved to sold", h.ID, moved, allocs)
 	}
@@ -335,7 +336,7 @@ func ReleaseBuyer(tx *gorm.DB, h model.HoldRow, units bool) error {
 	}
 	if h.IPCounted {
 		return tx.Exec(`UPDATE inv_buyer_counters SET holds = greatest(holds - 1, 0) WHERE event_id = ? AND subject = ?`,
-			h.EventID, "ip:"+h.ClientIP).Error
+			h.EventID, h.ClientSubject()).Error
 	}
 	return nil
 }
