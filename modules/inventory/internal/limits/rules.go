@@ -55,7 +55,7 @@ type Signals struct {
 	DeclinesByIP    int // declined payments from the address or the device in the last hour
 	// Human is set when the buyer solved a CAPTCHA for this checkout: a
 	// challenge is then met, and the checkout goes to review instead.
-	Human bool
+	Human           bool
 	CheckoutSeconds float64
 }
 
