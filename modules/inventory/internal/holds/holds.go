@@ -50,6 +50,11 @@ type HoldRequest struct {
 	BuyerID  string
 	ClientIP string
 	DeviceID string // signed device id, "" when the client sent none
+	// Admit, when set, is a check already running while the request waits
+	// in its batch queue (the chain's per-device rate, a Redis round trip):
+	// its error refuses the request before the batch decides, so nothing
+	// is held or stored under the request's key. Buffered, sent once.
+	Admit <-chan error
 }
 
 // Validate checks a request before it joins a batch (defaulting the channel).
