@@ -43,7 +43,7 @@ const settingsTTL = 10 * time.Second
 
 // New returns the limits service.
 func New(d *deps.Deps) *Service {
-	return &Service{d: d, rl: redis_rate.NewLimiter(d.App.Redis)}
+	return &Service{d: d, rl: redis_rate.NewLimiter(newPipelinedScripts(d.App.Redis))}
 }
 
 // Settings reads the chain's limits (briefly cached).
