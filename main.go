@@ -516,7 +516,7 @@ the waiting room. Its Redis database is not emptied.`,
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the raw phase)")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report and the SVG chart")
 	f.BoolVar(&o.Pricing, "pricing", o.Pricing, "tier fees and demand pricing in effect on every tier, the pricing job every second")
-	cmd.AddCommand(onsale, doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd(), channelsBenchCmd(), opsBenchCmd(), staffingBenchCmd())
+	cmd.AddCommand(onsale, limitsBenchCmd(), doorsCmd(), fleetCmd(), deliveryCmd(), searchBenchCmd(), channelsBenchCmd(), opsBenchCmd(), staffingBenchCmd())
 	return cmd
 }
 
@@ -1005,6 +1005,47 @@ connection, rather than being shed and retried after a second.`,
 	f.IntVar(&o.Places, "places", o.Places, "places per shift")
 	f.IntVar(&o.Tries, "tries", o.Tries, "shifts each person tries until one takes them")
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server (and of the direct phase)")
+	return cmd
+}
+
+func limitsBenchCmd() *cobra.Command {
+	o := bench.Defaults()
+	o.Phase = 4 * time.Second
+	rounds := 2
+	var target string
+	cmd := &cobra.Command{
+		Use:   "limits",
+		Short: "What the chain's limits cost the hold path: holds/s at saturation with them off and on, in alternating phases of one run, and the ratio",
+		Long: `Starts a server on 127.0.0.1 as bench onsale does (or drives --target), creates a chain,
+and runs --rounds rounds of four phases (limits off, on, on, off), each --phase long on a fresh
+event: --concurrency clients, each an anonymous buyer with its own device token, hold single
+seats through the API. With the limits on, every hold checks the device's rate in Redis and
+counts against the device's active-hold cap in the batch; the thresholds are out of reach, so
+the run measures the checks, not refusals. Prints holds/s, p50/p99 per phase with the load
+average, and the ratio on/off (goal >= 0.9).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchServer(cmd.Context(), target, o.DBConns, func(ctx context.Context, a *app.App, base string) error {
+				rep, err := bench.RunLimits(ctx, a, base, o, rounds, os.Stdout)
+				if err != nil {
+					return err
+				}
+				if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+					return err
+				}
+				raw, _ := json.MarshalIndent(rep, "", "  ")
+				path := filepath.Join(o.OutDir, "limits.json")
+				fmt.Fprintf(os.Stdout, "report: %s\n", path)
+				return os.WriteFile(path, raw, 0o644)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&target, "target", "", "drive the deployment already running at this URL (same configuration) instead of starting one")
+	f.IntVar(&rounds, "rounds", rounds, "rounds of four phases (off, on, on, off)")
+	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "clients holding at once")
+	f.DurationVar(&o.Phase, "phase", o.Phase, "length of each phase")
+	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server")
+	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report")
 	return cmd
 }
 

@@ -51,6 +51,7 @@ var blocks = []block{
 	{310, 319, []string{"calendar"}, "calendar in the portal: promoter, on-sale schedule and presale, hold challenges"},
 	{320, 329, []string{"inventory"}, "inventory: one cart per buyer"},
 	{350, 359, []string{"ops"}, "ops: POS deliveries kept in one statement, refunds polled"},
+	{360, 369, []string{"inventory"}, "inventory limits: devices and the CAPTCHA"},
 	{370, 379, []string{"core", "inventory"}, "the on-sale at full speed, continued: the ledger sealed after the commit"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never

@@ -12,6 +12,9 @@ import (
 	"math/rand"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -159,10 +162,16 @@ func Run(ctx context.Context, a *app.App, srch *search.Service, base string, o O
 				"from": {time.Now().UTC().AddDate(0, 1, 0).Format("2006-01-02")}}
 		},
 	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
 	for _, kind := range []string{"text", "geo", "combined"} {
 		ks := KindStats{Kind: kind}
 		var results, past atomic.Int64
-		// Through the API.
+		// Through the API, with a CPU profile of the process (server and
+		// clients): go tool pprof -top <out>/search-<kind>-api.pprof.
+		prof, perr := os.Create(filepath.Join(o.OutDir, "search-"+kind+"-api.pprof"))
+		profiling := perr == nil && pprof.StartCPUProfile(prof) == nil
 		lat, errs := phase(o, func(r *rand.Rand) error {
 			v := gen[kind](r)
 			req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/search/events?"+v.Encode(), nil)
@@ -192,6 +201,12 @@ func Run(ctx context.Context, a *app.App, srch *search.Service, base string, o O
 			}
 			return nil
 		}, out)
+		if profiling {
+			pprof.StopCPUProfile()
+		}
+		if perr == nil {
+			_ = prof.Close()
+		}
 		ks.APIN, ks.Errors = len(lat), errs
 		ks.APIP50, ks.APIP99 = pct(lat, .5), pct(lat, .99)
 		ks.APIPerS = float64(len(lat)) / o.Phase.Seconds()

@@ -26,10 +26,16 @@ import (
 // respond. Domain failures are *app.Error values passed to app.Fail.
 
 // BuyerCookie carries the signed anonymous buyer token on the storefront.
+// DeviceCookie carries the signed device token: first-party, HttpOnly (a
+// script on the page cannot read or copy it), set by the storefront's
+// pages and by POST /buyer-sessions; API clients send the token that
+// POST /buyer-sessions answers as DeviceHeader instead.
 const (
-	BuyerCookie = "marquee_buyer"
-	BuyerHeader = "X-Buyer-Token"
-	QueueHeader = "X-Queue-Token"
+	BuyerCookie  = "marquee_buyer"
+	BuyerHeader  = "X-Buyer-Token"
+	QueueHeader  = "X-Queue-Token"
+	DeviceCookie = "marquee_device"
+	DeviceHeader = "X-Device-Id"
 )
 
 // event reads the event of the path; staff routes then check the venue.
@@ -65,6 +71,49 @@ func (m *Module) buyer(c *gin.Context) string {
 		return ""
 	}
 	return id
+}
+
+// device returns the request's device id from its signed token: the
+// X-Device-Id header, else the device cookie. A header that is not a token
+// of this chain is refused (an API client sent it on purpose); a cookie
+// that is not is ignored (the storefront gives a new one), and the client
+// is then counted by its address.
+func (m *Module) device(c *gin.Context) (string, error) {
+	if tok := c.GetHeader(DeviceHeader); tok != "" {
+		id, ok := m.svc.DeviceFromToken(app.TenantOf(c), tok)
+		if !ok {
+			return "", app.InvalidField("invalid_device_token", "X-Device-Id", "X-Device-Id is not a device token of this chain; POST /api/v1/buyer-sessions gives one")
+		}
+		return id, nil
+	}
+	tok, _ := c.Cookie(DeviceCookie)
+	id, _ := m.svc.DeviceFromToken(app.TenantOf(c), tok)
+	return id, nil
+}
+
+// ensureDevice keeps the request's valid device token, or mints one (at
+// most the chain's hold rate per address and minute, so that shedding a
+// device's counts by dropping its cookie does not pay) and sets the cookie.
+// It returns the token, "" when none was minted.
+func (m *Module) ensureDevice(c *gin.Context) string {
+	t := app.TenantOf(c)
+	for _, tok := range []string{c.GetHeader(DeviceHeader), cookieOf(c, DeviceCookie)} {
+		if _, ok := m.svc.DeviceFromToken(t, tok); ok {
+			return tok
+		}
+	}
+	if !m.svc.limits.MayMintDevice(c.Request.Context(), t, c.ClientIP()) {
+		return ""
+	}
+	_, tok := m.svc.NewDeviceToken(t)
+	http.SetCookie(c.Writer, &http.Cookie{Name: DeviceCookie, Value: tok, Path: "/", MaxAge: 400 * 24 * 3600,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil})
+	return tok
+}
+
+func cookieOf(c *gin.Context, name string) string {
+	v, _ := c.Cookie(name)
+	return v
 }
 
 // staffAt reports whether a staff principal holds a permission at an event's venue.
@@ -248,17 +297,21 @@ func (m *Module) stream(c *gin.Context) {
 	m.app.Realtime.ServeSSE(c, stock.Topic(ev.ID))
 }
 
-// BuyerSession is a new anonymous buyer and its signed token.
+// BuyerSession is a new anonymous buyer and its signed token, and the
+// device token to send as X-Device-Id (the one the request carried if it
+// was valid; absent when this address asked for too many this minute).
 type BuyerSession struct {
-	BuyerID    string `json:"buyer_id"`
-	BuyerToken string `json:"buyer_token"`
+	BuyerID     string `json:"buyer_id"`
+	BuyerToken  string `json:"buyer_token"`
+	DeviceToken string `json:"device_token,omitempty"`
 }
 
 func (m *Module) buyerSession(c *gin.Context, _ app.None) (BuyerSession, error) {
+	device := m.ensureDevice(c)
 	id, token := m.svc.NewBuyerToken(app.TenantOf(c))
 	http.SetCookie(c.Writer, &http.Cookie{Name: BuyerCookie, Value: token, Path: "/", MaxAge: 30 * 24 * 3600,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request.TLS != nil})
-	return BuyerSession{BuyerID: id, BuyerToken: token}, nil
+	return BuyerSession{BuyerID: id, BuyerToken: token, DeviceToken: device}, nil
 }
 
 // ---- holds
@@ -283,22 +336,33 @@ func (m *Module) createHold(c *gin.Context, body holdRequest) (Hold, error) {
 	if m.isStaff(c) && buyer == "" {
 		buyer = StaffBuyerPrefix + app.PrincipalOf(c).UserID.String()
 	}
+	device, err := m.device(c)
+	if err != nil {
+		return Hold{}, err
+	}
 	if m.gate != nil {
 		if err := m.gate.Check(c.Request.Context(), t, id, buyer, c.GetHeader(QueueHeader)); err != nil {
 			return Hold{}, err
 		}
 	}
+	// The device's rate is checked while the request waits in its event's
+	// batch queue, not before it: the Redis round trip then adds nothing to
+	// the hold's latency (the batch drops a refused request undecided).
+	var admit chan error
 	if !m.isStaff(c) {
-		if err := m.svc.limits.AllowIP(c.Request.Context(), t, "hold", c.ClientIP()); err != nil {
-			return Hold{}, err
-		}
+		admit = make(chan error, 1)
+		ctx, ip := context.WithoutCancel(c.Request.Context()), c.ClientIP()
+		go func() { admit <- m.svc.limits.Allow(ctx, t, "hold", device, ip) }()
 	}
 	key, err := app.KeyFrom(c, body, buyer, true)
 	if err != nil {
 		return Hold{}, err
 	}
-	req := HoldRequest{Key: key, Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP(),
+	req := HoldRequest{Key: key, Seats: body.Seats, Quantity: body.Quantity, Channel: body.Channel, BuyerID: buyer, ClientIP: c.ClientIP(), DeviceID: device,
 		PresaleCode: body.PresaleCode}
+	if admit != nil {
+		req.Admit = admit
+	}
 	if body.TierID != nil {
 		tid, err := uuid.Parse(*body.TierID)
 		if err != nil {
@@ -387,6 +451,8 @@ func (m *Module) releaseHold(c *gin.Context, _ app.None) (app.None, error) {
 type orderRequest struct {
 	HoldID string    `json:"hold_id"`
 	Buyer  BuyerInfo `json:"buyer"`
+	// Captcha answers the check a challenge_required refusal carried.
+	Captcha *CaptchaSolution `json:"captcha,omitempty"`
 }
 
 // orderView is an order as its buyer sees it.
@@ -431,10 +497,22 @@ func (m *Module) createOrder(c *gin.Context, req orderRequest) (orderView, error
 	t := app.TenantOf(c)
 	if !m.isStaff(c) {
 		ctx := c.Request.Context()
-		if err := m.svc.limits.AllowIP(ctx, t, "order", c.ClientIP()); err != nil {
+		device, err := m.device(c)
+		if err != nil {
 			return orderView{}, err
 		}
-		if _, err := m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: holdID, BuyerID: buyer, Email: req.Buyer.Email, IP: c.ClientIP()}); err != nil {
+		if err := m.svc.limits.Allow(ctx, t, "order", device, c.ClientIP()); err != nil {
+			return orderView{}, err
+		}
+		human := false
+		if req.Captcha != nil {
+			if err := m.svc.limits.SolveCaptcha(ctx, t, buyer, device, *req.Captcha); err != nil {
+				return orderView{}, err
+			}
+			human = true
+		}
+		check := limits.Checkout{HoldID: holdID, BuyerID: buyer, Email: req.Buyer.Email, IP: c.ClientIP(), DeviceID: device, Human: human}
+		if _, err := m.svc.limits.CheckOrder(ctx, t, check); err != nil {
 			return orderView{}, err
 		}
 	}

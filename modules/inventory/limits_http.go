@@ -20,6 +20,12 @@ type LimitSettings = limits.Settings
 // RiskDecision is a recorded checkout decision.
 type RiskDecision = limits.Decided
 
+// CaptchaSolution answers the CAPTCHA of a challenge_required refusal.
+type CaptchaSolution = limits.CaptchaSolution
+
+// CaptchaChallenge is the CAPTCHA a challenge_required refusal carries.
+type CaptchaChallenge = limits.CaptchaChallenge
+
 func (m *Module) registerLimits(r *app.Registrar) {
 	signed := app.SignedIn()
 	r.API(http.MethodGet, "/limits", signed, "The chain's limits against hoarding and card testing (on or off, thresholds)", app.Handle(m.getLimits))
@@ -80,8 +86,8 @@ func (m *Module) reviewDecision(c *gin.Context, req reviewRequest) (Reviewed, er
 }
 
 var reviewTemplate = template.Must(template.New("review").Parse(`<p>Checkouts the limits did not simply allow: blocked and challenged ones for the record, and those let through for review, waiting for box office. Limits are <strong>{{if .Enabled}}on{{else}}off{{end}}</strong> for this chain.</p>
-<table class="grid"><thead><tr><th>When (UTC)</th><th>E-mail</th><th>Address</th><th>Score</th><th>Action</th><th>Reasons</th><th>Review</th></tr></thead>
-<tbody>{{range .Items}}<tr data-decision="{{.ID}}"><td>{{.CreatedAt.UTC.Format "2006-01-02 15:04:05"}}</td><td>{{.Email}}</td><td>{{.ClientIP}}</td><td>{{.Score}}</td><td><span class="badge badge-{{.Action}}">{{.Action}}</span></td>
+<table class="grid"><thead><tr><th>When (UTC)</th><th>E-mail</th><th>Address</th><th>Device</th><th>Score</th><th>Action</th><th>Reasons</th><th>Review</th></tr></thead>
+<tbody>{{range .Items}}<tr data-decision="{{.ID}}"><td>{{.CreatedAt.UTC.Format "2006-01-02 15:04:05"}}</td><td>{{.Email}}</td><td>{{.ClientIP}}</td><td title="{{.DeviceID}}">{{if .DeviceID}}{{slice .DeviceID 0 8}}…{{else}}<span class="muted">none</span>{{end}}</td><td>{{.Score}}</td><td><span class="badge badge-{{.Action}}">{{.Action}}</span></td>
 <td>{{range .Reasons}}<div>{{.Detail}} <span class="muted">(+{{.Points}})</span></div>{{end}}</td>
 <td>{{if .ReviewOutcome}}{{.ReviewOutcome}}{{else if eq .Action "review"}}waiting{{end}}</td></tr>
 {{else}}<tr><td colspan="7">No decisions yet.</td></tr>{{end}}</tbody></table>`))

@@ -1,9 +1,14 @@
 package inventory_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -204,4 +209,274 @@ func TestTicketsPerCardAcrossEmailsAndAddresses(t *testing.T) {
 	if out.Outcome != "duplicate" {
 		t.Fatalf("replay: %s", out.Outcome)
 	}
+}
+
+// device mints a buyer session and returns its buyer and device tokens
+// (from an address of its own: an address is given a few devices a minute).
+func (s *shop) device(t *testing.T) (buyerTok, deviceTok string) {
+	t.Helper()
+	res := s.env.Do(t, http.MethodPost, s.slug, "/api/v1/buyer-sessions", "", nil, "X-Forwarded-For", fmt.Sprintf("100.64.%d.%d", deviceSeq.Add(1)/250, deviceSeq.Load()%250+1))
+	mustStatus(t, res, http.StatusCreated)
+	var b inventory.BuyerSession
+	res.JSON(t, &b)
+	if b.DeviceToken == "" {
+		t.Fatal("no device token minted")
+	}
+	return b.BuyerToken, b.DeviceToken
+}
+
+var deviceSeq atomic.Int64
+
+// checkoutOn is checkout from a device (X-Device-Id) with an optional
+// CAPTCHA answer; it returns the order, the status and the problem.
+func checkoutOn(t *testing.T, s *shop, ev, tier, buyerTok, deviceTok, email, ip string, captcha map[string]string) (inventory.Order, int, riskProblem) {
+	t.Helper()
+	res, err := s.hold(ev, buyerTok, map[string]any{"tier_id": tier, "quantity": 1}, "X-Forwarded-For", ip, "X-Device-Id", deviceTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, res, http.StatusCreated)
+	var h inventory.Hold
+	res.JSON(t, &h)
+	return orderOn(t, s, h.ID, buyerTok, deviceTok, email, ip, captcha)
+}
+
+type riskProblem struct {
+	Code    string
+	Reasons []struct{ Rule string }
+	Captcha *inventory.CaptchaChallenge
+}
+
+func orderOn(t *testing.T, s *shop, hold uuid.UUID, buyerTok, deviceTok, email, ip string, captcha map[string]string) (inventory.Order, int, riskProblem) {
+	t.Helper()
+	body := map[string]any{"hold_id": hold, "buyer": map[string]string{"email": email, "name": "Device Buyer"}}
+	if captcha != nil {
+		body["captcha"] = captcha
+	}
+	res := s.env.Do(t, http.MethodPost, s.slug, "/api/v1/orders", "", body,
+		"Idempotency-Key", uuid.NewString(), "X-Buyer-Token", buyerTok, "X-Forwarded-For", ip, "X-Device-Id", deviceTok)
+	var o inventory.Order
+	var p riskProblem
+	if res.Status == http.StatusCreated {
+		res.JSON(t, &o)
+	} else {
+		res.JSON(t, &p)
+	}
+	return o, res.Status, p
+}
+
+// One device, a new buyer token, e-mail and address for every order: the
+// per-device ticket limit sees through it and blocks the third ticket, the
+// decision names the device; the device's hold rate counts across
+// addresses; another device on the same address is not affected.
+func TestBuyerRotatingEmailsOnOneDeviceIsLimited(t *testing.T) {
+	s, ev, cfg := onSale(t, "device", "Device Night", simpleSetup(1, 10, 100, nil))
+	floor := tierID(t, cfg, "Floor")
+	setLimits(t, s, map[string]any{"max_tickets_per_device": 2, "min_checkout_seconds": 0, "ip_holds_per_minute": 4})
+	_, dev := s.device(t)
+	for i := range 2 {
+		if _, status, p := checkoutOn(t, s, ev, floor, s.buyer(t), dev, fmt.Sprintf("rotate%d@example.com", i), fmt.Sprintf("192.0.2.%d", 10+i), nil); status != http.StatusCreated {
+			t.Fatalf("order %d: %d %s", i, status, p.Code)
+		}
+	}
+	_, status, p := checkoutOn(t, s, ev, floor, s.buyer(t), dev, "rotate9@example.com", "192.0.2.99", nil)
+	if status != http.StatusForbidden || p.Code != "risk_blocked" || len(p.Reasons) != 1 || p.Reasons[0].Rule != "tickets_per_device" {
+		t.Fatalf("third ticket from one device: %d %+v", status, p)
+	}
+	deviceID, _, _ := strings.Cut(dev, ".")
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND device_id = ?`, ev, deviceID); n != 3 {
+		t.Fatalf("%d holds carry the device, want 3", n)
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_risk_decisions WHERE device_id = ? AND action = 'block'`, deviceID); n != 1 {
+		t.Fatalf("%d blocks recorded for the device, want 1", n)
+	}
+	// Three holds were counted against the device's rate (four a minute),
+	// each from another address: the fourth passes, the fifth waits.
+	for i, want := range []int{http.StatusCreated, http.StatusTooManyRequests} {
+		res, err := s.hold(ev, s.buyer(t), map[string]any{"tier_id": floor, "quantity": 1}, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", 50+i), "X-Device-Id", dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != want {
+			t.Fatalf("hold %d of the device: %d %s", 4+i, res.Status, res.Body)
+		}
+	}
+	// Another device at the last address is a buyer of its own.
+	_, other := s.device(t)
+	if _, status, p := checkoutOn(t, s, ev, floor, s.buyer(t), other, "someone@example.com", "192.0.2.99", nil); status != http.StatusCreated {
+		t.Fatalf("another device: %d %s", status, p.Code)
+	}
+}
+
+// A device's active holds are capped per event (the event's max_ip_holds
+// applies to the device in place of the address); holds of 24 goroutines
+// racing from one device on 24 addresses leave exactly the cap active.
+func TestDeviceHoldCapUnderRace(t *testing.T) {
+	setup := simpleSetup(1, 100, 100, nil)
+	setup["max_ip_holds"] = 3
+	s, ev, cfg := onSale(t, "devcap", "Device Cap Night", setup)
+	floor := tierID(t, cfg, "Floor")
+	setLimits(t, s, map[string]any{"ip_holds_per_minute": 1000})
+	_, dev := s.device(t)
+	buyers := make([]string, 24)
+	for i := range buyers {
+		buyers[i] = s.buyer(t)
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, len(buyers))
+	for i := range buyers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.hold(ev, buyers[i], map[string]any{"tier_id": floor, "quantity": 1}, "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1), "X-Device-Id", dev)
+			if err == nil {
+				statuses[i] = res.Status
+			}
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, st := range statuses {
+		switch st {
+		case http.StatusCreated:
+			created++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("statuses %v", statuses)
+		}
+	}
+	deviceID, _, _ := strings.Cut(dev, ".")
+	active := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND device_id = ? AND status = 'active'`, ev, deviceID)
+	if created != 3 || active != 3 {
+		t.Fatalf("%d holds granted, %d active, want 3 and 3 (%v)", created, active, statuses)
+	}
+	if n := s.count(t, `SELECT holds FROM inv_buyer_counters WHERE event_id = ? AND subject = ?`, ev, "dev:"+deviceID); n != 3 {
+		t.Fatalf("device counter %d, want 3", n)
+	}
+}
+
+// A device id the chain did not sign is refused in the header (nothing is
+// held) and ignored in a cookie (the hold counts by address).
+func TestForgedDeviceIDIsRefused(t *testing.T) {
+	s, ev, cfg := onSale(t, "forged", "Forged Night", simpleSetup(1, 10, 100, nil))
+	floor := tierID(t, cfg, "Floor")
+	setLimits(t, s, nil)
+	_, dev := s.device(t)
+	id, sig, _ := strings.Cut(dev, ".")
+	forged := []string{"mydevice", id + ".AAAA" + sig[4:], strings.Repeat("A", 22) + "." + sig, id + "."}
+	for _, f := range forged {
+		res, err := s.hold(ev, s.buyer(t), map[string]any{"tier_id": floor, "quantity": 1}, "X-Device-Id", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), "invalid_device_token") {
+			t.Fatalf("forged %q: %d %s", f, res.Status, res.Body)
+		}
+	}
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ?`, ev); n != 0 {
+		t.Fatalf("%d holds made with forged device ids", n)
+	}
+	res, err := s.hold(ev, s.buyer(t), map[string]any{"tier_id": floor, "quantity": 1}, "Cookie", inventory.DeviceCookie+"="+id+".forged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, res, http.StatusCreated)
+	if n := s.count(t, `SELECT count(*) FROM inv_holds WHERE event_id = ? AND device_id = ''`, ev); n != 1 {
+		t.Fatalf("the forged cookie was taken: %d holds without a device", n)
+	}
+}
+
+// captchaAnswer reads a challenge's digits where the server keeps them (a
+// person reads them off the image).
+func captchaAnswer(t *testing.T, s *shop, id string) string {
+	t.Helper()
+	raw, err := s.env.App.Redis.Get(context.Background(), s.env.App.RedisKey("captcha", s.slug, id)).Bytes()
+	if err != nil {
+		t.Fatalf("captcha %s: %v", id, err)
+	}
+	var st struct{ Digits string }
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Digits
+}
+
+// Two declines from one device ask for a CAPTCHA; a wrong answer, an
+// answer of another buyer's check and a replayed answer are refused, each
+// with a new check; the right answer lets the order through to review.
+func TestChallengeIsMetByACaptcha(t *testing.T) {
+	s, ev, cfg := onSale(t, "captcha", "Captcha Night", simpleSetup(1, 10, 100, nil))
+	floor := tierID(t, cfg, "Floor")
+	setLimits(t, s, map[string]any{"declines_to_challenge": 2, "declines_to_block": 5, "min_checkout_seconds": 0})
+	buyer, dev := s.device(t)
+	for i := range 2 {
+		o, status, p := checkoutOn(t, s, ev, floor, buyer, dev, "payer@example.com", "192.0.2.1", nil)
+		if status != http.StatusCreated {
+			t.Fatalf("attempt %d: %d %s", i, status, p.Code)
+		}
+		mustStatus(t, s.webhook(t, "evt_cap_"+o.ID.String(), "payment_intent.payment_failed", o), http.StatusOK)
+	}
+	res, err := s.hold(ev, buyer, map[string]any{"tier_id": floor, "quantity": 1}, "X-Device-Id", dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, res, http.StatusCreated)
+	var h inventory.Hold
+	res.JSON(t, &h)
+	_, status, p := orderOn(t, s, h.ID, buyer, dev, "payer@example.com", "192.0.2.1", nil)
+	if status != http.StatusForbidden || p.Code != "challenge_required" || p.Captcha == nil || !strings.HasPrefix(p.Captcha.Image, "data:image/png;base64,") {
+		t.Fatalf("third try: %d %+v", status, p)
+	}
+	first := p.Captcha.ID
+	right := captchaAnswer(t, s, first)
+	wrong := fmt.Sprintf("%06d", (mustAtoi(t, right)+1)%1000000)
+	_, status, p = orderOn(t, s, h.ID, buyer, dev, "payer@example.com", "192.0.2.1", map[string]string{"id": first, "answer": wrong})
+	if status != http.StatusForbidden || p.Code != "captcha_invalid" || p.Captcha == nil {
+		t.Fatalf("wrong answer: %d %+v", status, p)
+	}
+	// One try per image: the right answer to the image answered wrong is stale.
+	_, status, p = orderOn(t, s, h.ID, buyer, dev, "payer@example.com", "192.0.2.1", map[string]string{"id": first, "answer": right})
+	if status != http.StatusForbidden || p.Code != "captcha_replayed" {
+		t.Fatalf("second try of one image: %d %+v", status, p)
+	}
+	// Another buyer (and device) cannot use this buyer's check.
+	next := p.Captcha.ID
+	otherBuyer, otherDev := s.device(t)
+	oh := s.mustHold(t, ev, otherBuyer, map[string]any{"tier_id": floor, "quantity": 1})
+	_, status, p = orderOn(t, s, oh.ID, otherBuyer, otherDev, "else@example.com", "192.0.2.2", map[string]string{"id": next, "answer": captchaAnswer(t, s, next)})
+	if status != http.StatusForbidden || p.Code != "captcha_invalid" {
+		t.Fatalf("someone else's check: %d %+v", status, p)
+	}
+	_, status, p = orderOn(t, s, h.ID, buyer, dev, "payer@example.com", "192.0.2.1", map[string]string{"id": strings.Repeat("x", 22), "answer": "123456"})
+	if status != http.StatusForbidden || p.Code != "captcha_expired" {
+		t.Fatalf("unknown check: %d %+v", status, p)
+	}
+	fresh := p.Captcha.ID
+	solution := map[string]string{"id": fresh, "answer": captchaAnswer(t, s, fresh)}
+	o, status, p := orderOn(t, s, h.ID, buyer, dev, "payer@example.com", "192.0.2.1", solution)
+	if status != http.StatusCreated || o.ID == uuid.Nil {
+		t.Fatalf("right answer: %d %+v", status, p)
+	}
+	deviceID, _, _ := strings.Cut(dev, ".")
+	if n := s.count(t, `SELECT count(*) FROM inv_risk_decisions WHERE hold_id = ? AND action = 'review' AND device_id = ? AND reasons::text LIKE '%captcha_solved%'`, h.ID, deviceID); n != 1 {
+		t.Fatalf("%d reviews recorded for the solved challenge, want 1", n)
+	}
+	// The answer is spent: a second order with it is refused.
+	h2 := s.mustHold(t, ev, s.buyer(t), map[string]any{"tier_id": floor, "quantity": 1})
+	if _, status, p = orderOn(t, s, h2.ID, buyer, dev, "payer@example.com", "192.0.2.1", solution); status != http.StatusForbidden || p.Code != "captcha_replayed" {
+		t.Fatalf("replayed answer: %d %+v", status, p)
+	}
+	// Malformed answers are refused before anything is looked up.
+	res = s.env.Do(t, http.MethodPost, s.slug, "/api/v1/orders", "", map[string]any{"hold_id": h2.ID, "buyer": map[string]string{"email": "a@example.com", "name": "A"},
+		"captcha": map[string]any{"id": 7}}, "Idempotency-Key", uuid.NewString(), "X-Buyer-Token", buyer)
+	mustStatus(t, res, http.StatusBadRequest)
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

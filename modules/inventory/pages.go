@@ -201,6 +201,11 @@ type storeEventView struct {
 	// is, and until when a presale runs now (empty when none does).
 	OnSaleLocal  string
 	PresaleUntil string
+	// Credentials is the fetch mode of the page's API calls: same-origin,
+	// so the HttpOnly device cookie goes with them, unless the visitor is
+	// signed in as staff (their session cookie would then ask for a CSRF
+	// token; they buy as an anonymous buyer by token alone).
+	Credentials string
 }
 
 // StripeJS is where Stripe requires Stripe.js to be loaded from (never a copy).
@@ -239,6 +244,11 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		return
 	}
 	ctx, t := c.Request.Context(), app.TenantOf(c)
+	credentials := "omit"
+	if !m.isStaff(c) {
+		m.ensureDevice(c)
+		credentials = "same-origin"
+	}
 	sm, err := m.svc.SeatMap(ctx, t, ev.ID)
 	if err != nil {
 		app.Fail(c, err)
@@ -338,6 +348,7 @@ func (m *Module) storeEventPage(c *gin.Context) {
 		app.Fail(c, err)
 		return
 	}
+	v.Credentials = credentials
 	m.render(c, "store_event", ev.Title, v, false)
 }
 

@@ -413,15 +413,17 @@ func (m *Module) seedLimits(ctx context.Context, t tenants.Tenant, ev app.EventI
 	}
 	for i := range 4 {
 		buyer := fmt.Sprintf("demo-quick-%d", i)
-		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{fmt.Sprintf("A-%d-20", i+1)}, BuyerID: buyer, ClientIP: fmt.Sprintf("198.51.100.%d", 10+i)})
+		device, _ := m.svc.NewDeviceToken(t) // the storefront's device cookie
+		h, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{fmt.Sprintf("A-%d-20", i+1)}, BuyerID: buyer,
+			ClientIP: fmt.Sprintf("198.51.100.%d", 10+i), DeviceID: device})
 		if err != nil {
 			return fmt.Errorf("inventory demo limits hold: %w", err)
 		}
 		email := fmt.Sprintf("quick%d@example.com", i)
 		if i == 3 {
-			// Declined cards from this address in the last hour.
+			// Declined cards from this device in the last hour.
 			for j := range 3 {
-				dh, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{fmt.Sprintf("A-%d-21", j+6)}, BuyerID: buyer + "-d", ClientIP: "198.51.100.13"})
+				dh, err := m.svc.CreateHold(ctx, t, ev, HoldRequest{Seats: []string{fmt.Sprintf("A-%d-21", j+6)}, BuyerID: buyer + "-d", ClientIP: "198.51.100.13", DeviceID: device})
 				if err != nil {
 					return fmt.Errorf("inventory demo declines: %w", err)
 				}
@@ -436,7 +438,7 @@ func (m *Module) seedLimits(ctx context.Context, t tenants.Tenant, ev app.EventI
 			}
 		}
 		// Refusals are what the demo shows: they are recorded, not errors.
-		_, _ = m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: h.ID, BuyerID: buyer, Email: email})
+		_, _ = m.svc.limits.CheckOrder(ctx, t, limits.Checkout{HoldID: h.ID, BuyerID: buyer, Email: email, DeviceID: device})
 	}
 	return nil
 }

@@ -382,6 +382,16 @@ func (s *Service) DoorManifest(ctx context.Context, t tenants.Tenant, eventID uu
 	return s.door.Manifest(ctx, t, eventID, since)
 }
 
+// NewDeviceToken mints a device id and its signed token.
+func (s *Service) NewDeviceToken(t tenants.Tenant) (id, token string) {
+	return s.buyers.NewDeviceToken(t)
+}
+
+// DeviceFromToken checks a device token and returns its device id.
+func (s *Service) DeviceFromToken(t tenants.Tenant, token string) (string, bool) {
+	return s.buyers.DeviceFromToken(t, token)
+}
+
 // NewBuyerToken mints an anonymous buyer id and its signed token.
 func (s *Service) NewBuyerToken(t tenants.Tenant) (id, token string) {
 	return s.buyers.NewBuyerToken(t)

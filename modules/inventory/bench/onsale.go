@@ -144,14 +144,15 @@ type Harness struct {
 	tickets  atomic.Int64
 	shed     atomic.Int64
 	arr      arrivals
+
+	// maxClientHolds is the max_ip_holds of the events newEvent makes (0:
+	// holds are not counted per device or address).
+	maxClientHolds int
 }
 
 // Run drives a whole on-sale against the server at base (in front of a).
 func Run(ctx context.Context, a *app.App, base string, o Options, out, progressOut io.Writer) (*Report, error) {
-	h := &Harness{a: a, base: base, o: o, out: out, log: progressOut, sem: make(chan struct{}, o.Concurrency), qsem: make(chan struct{}, max(o.QueueConcurrency, 1)), rec: NewRecorder(),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: (o.Concurrency + o.QueueConcurrency) * 2,
-			MaxIdleConnsPerHost: (o.Concurrency + o.QueueConcurrency) * 2, MaxConnsPerHost: (o.Concurrency + o.QueueConcurrency) * 2}},
-		waiter: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 8192}}}
+	h := newHarness(a, base, o, out, progressOut)
 	if err := h.checkStripeMock(); err != nil {
 		return nil, err
 	}
@@ -250,6 +251,13 @@ loop:
 		rep.Faults.Aborted = "expiry lateness: " + err.Error()
 	}
 	return h.finish(ctx, rep)
+}
+
+func newHarness(a *app.App, base string, o Options, out, progressOut io.Writer) *Harness {
+	return &Harness{a: a, base: base, o: o, out: out, log: progressOut, sem: make(chan struct{}, o.Concurrency), qsem: make(chan struct{}, max(o.QueueConcurrency, 1)), rec: NewRecorder(),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: (o.Concurrency + o.QueueConcurrency) * 2,
+			MaxIdleConnsPerHost: (o.Concurrency + o.QueueConcurrency) * 2, MaxConnsPerHost: (o.Concurrency + o.QueueConcurrency) * 2}},
+		waiter: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 8192}}}
 }
 
 func (h *Harness) retire(slug string) {
@@ -434,7 +442,7 @@ func (h *Harness) newEvent(ctx context.Context, title string, seats, ga, day, pe
 	}
 	zones := []map[string]any{}
 	tiers := []map[string]any{}
-	setup := map[string]any{"hold_minutes": max(h.o.HoldMinutes, 1), "max_ip_holds": 0, "max_buyer_holds": perBuyer,
+	setup := map[string]any{"hold_minutes": max(h.o.HoldMinutes, 1), "max_ip_holds": h.maxClientHolds, "max_buyer_holds": perBuyer,
 		"max_buyer_tickets": perBuyer * 4, "quotas": map[string]int{"web": seats + ga}}
 	if seats > 0 {
 		zones = append(zones, map[string]any{"name": "Stalls", "kind": "reserved"})

@@ -1,5 +1,6 @@
 // Package buyers signs what an anonymous buyer carries: the buyer token that
-// names them, and the signature of their no-login order link.
+// names them, the device token that names their browser or app, and the
+// signature of their no-login order link.
 package buyers
 
 import (
@@ -53,6 +54,26 @@ func (s *Signer) BuyerToken(t tenants.Tenant, id string) string {
 func (s *Signer) BuyerFromToken(t tenants.Tenant, token string) (string, bool) {
 	id, sig, ok := strings.Cut(token, ".")
 	if !ok || len(id) < 8 || len(id) > 64 || !s.macOK(sig, "buyer", t.Slug, id) {
+		return "", false
+	}
+	return id, true
+}
+
+// NewDeviceToken mints a device id and its signed token. Only the server
+// mints them (the storefront's device cookie, POST /buyer-sessions), so a
+// client cannot name a device of its own choosing, nor take another's
+// counts by guessing an id: ids are 128 random bits.
+func (s *Signer) NewDeviceToken(t tenants.Tenant) (id, token string) {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	id = base64.RawURLEncoding.EncodeToString(b)
+	return id, id + "." + s.mac("device", t.Slug, id)
+}
+
+// DeviceFromToken checks a device token and returns its device id.
+func (s *Signer) DeviceFromToken(t tenants.Tenant, token string) (string, bool) {
+	id, sig, ok := strings.Cut(token, ".")
+	if !ok || len(id) != 22 || !s.macOK(sig, "device", t.Slug, id) {
 		return "", false
 	}
 	return id, true

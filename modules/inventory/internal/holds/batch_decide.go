@@ -93,8 +93,8 @@ func batchDemand(cfg *batchConfig, reqs []HoldRequest, todo []bool) (demand map[
 			demand[q] += max(len(r.Seats), r.Quantity)
 		}
 		subjectSet["b:"+r.BuyerID] = true
-		if cfg.settings.MaxIPHolds > 0 && r.ClientIP != "" {
-			subjectSet["ip:"+r.ClientIP] = true
+		if client := model.ClientSubject(r.DeviceID, r.ClientIP); cfg.settings.MaxIPHolds > 0 && client != "" {
+			subjectSet[client] = true
 		}
 	}
 	subjects = make([]string, 0, len(subjectSet))
@@ -273,12 +273,17 @@ func (st *batchState) grant(cfg *batchConfig, req HoldRequest, eventID uuid.UUID
 	if buyer.holds+buyer.addHolds+1 > set.MaxBuyerHolds || buyer.units+buyer.addUnits+h.Quantity > set.MaxBuyerTickets {
 		return model.Hold{}, model.ErrHoldLimit(fmt.Sprintf("a buyer may keep %d holds and %d tickets for this event", set.MaxBuyerHolds, set.MaxBuyerTickets))
 	}
-	ipCounted := set.MaxIPHolds > 0 && req.ClientIP != ""
+	client := model.ClientSubject(req.DeviceID, req.ClientIP)
+	ipCounted := set.MaxIPHolds > 0 && client != ""
 	var ip *subjectCount
 	if ipCounted {
-		ip = st.subjects["ip:"+req.ClientIP]
+		ip = st.subjects[client]
 		if ip.holds+ip.addHolds+1 > set.MaxIPHolds {
-			return model.Hold{}, model.ErrHoldLimit(fmt.Sprintf("too many active holds from your network for this event (%d)", set.MaxIPHolds))
+			from := "your network"
+			if req.DeviceID != "" {
+				from = "this device"
+			}
+			return model.Hold{}, model.ErrHoldLimit(fmt.Sprintf("too many active holds from %s for this event (%d)", from, set.MaxIPHolds))
 		}
 	}
 
@@ -297,7 +302,7 @@ func (st *batchState) grant(cfg *batchConfig, req HoldRequest, eventID uuid.UUID
 		w.shardAdd(t)
 		w.allocs = append(w.allocs, allocWrite{HoldID: h.ID, CounterID: t.Counter, Shard: t.Shard, Quantity: t.Quantity})
 	}
-	w.holds = append(w.holds, holdWrite{ID: h.ID, BuyerID: req.BuyerID, ClientIP: req.ClientIP, IPCounted: ipCounted, Cart: req.isCart(), Channel: req.Channel,
+	w.holds = append(w.holds, holdWrite{ID: h.ID, BuyerID: req.BuyerID, ClientIP: req.ClientIP, DeviceID: req.DeviceID, IPCounted: ipCounted, Cart: req.isCart(), Channel: req.Channel,
 		Quantity: h.Quantity, AmountMinor: h.AmountMinor, Currency: h.Currency, ExpiresAt: expiresAt})
 	for _, l := range lines {
 		w.lines = append(w.lines, lineWrite{HoldID: h.ID, Line: l.Line, TierID: l.TierID, ZoneID: l.ZoneID, SeatID: l.SeatID,

@@ -150,8 +150,8 @@ func (s *Service) drainHolds(t tenants.Tenant, q *holdQueue) {
 
 		live := batch[:0]
 		for _, j := range batch {
-			if j.ctx.Err() != nil {
-				j.done <- holdOutcome{err: j.ctx.Err()}
+			if err := j.admitted(); err != nil {
+				j.done <- holdOutcome{err: err}
 				continue
 			}
 			live = append(live, j)
@@ -160,6 +160,22 @@ func (s *Service) drainHolds(t tenants.Tenant, q *holdQueue) {
 			s.runHoldBatch(t, live)
 		}
 	}
+}
+
+// admitted waits for the request's admission check (begun when it was
+// queued, so usually done) and reports a refusal or a caller gone.
+func (j *holdJob) admitted() error {
+	if j.req.Admit != nil {
+		select {
+		case err := <-j.req.Admit:
+			if err != nil {
+				return err
+			}
+		case <-j.ctx.Done():
+			return j.ctx.Err()
+		}
+	}
+	return j.ctx.Err()
 }
 
 // errHoldsBusy refuses a hold the server cannot take on now.

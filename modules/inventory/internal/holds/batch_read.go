@@ -42,8 +42,8 @@ func batchSubjects(reqs []HoldRequest, asked []bool) (subjects, seats, cartBuyer
 	for i, r := range reqs {
 		if asked[i] {
 			subjectSet["b:"+r.BuyerID] = true
-			if r.ClientIP != "" {
-				subjectSet["ip:"+r.ClientIP] = true
+			if client := model.ClientSubject(r.DeviceID, r.ClientIP); client != "" {
+				subjectSet[client] = true
 			}
 			for _, id := range r.Seats {
 				seatSet[id] = true

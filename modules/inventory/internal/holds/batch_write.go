@@ -47,6 +47,7 @@ type holdWrite struct {
 	ID          uuid.UUID `json:"id"`
 	BuyerID     string    `json:"buyer_id"`
 	ClientIP    string    `json:"client_ip"`
+	DeviceID    string    `json:"device_id"`
 	IPCounted   bool      `json:"ip_counted"`
 	Cart        bool      `json:"cart"`
 	Channel     string    `json:"channel"`
@@ -105,12 +106,12 @@ shards AS (UPDATE inv_counter_shards s SET held = s.held + (@shard_qty::int[])[a
 buyers AS (INSERT INTO inv_buyer_counters AS c (event_id, subject, holds, units)
 	SELECT @event::uuid, r.subject, r.holds, r.units FROM jsonb_to_recordset(@subjects::jsonb) AS r(subject text, holds int, units int)
 	ON CONFLICT (event_id, subject) DO UPDATE SET holds = c.holds + EXCLUDED.holds, units = c.units + EXCLUDED.units
-	WHERE c.holds + EXCLUDED.holds <= (CASE WHEN c.subject LIKE 'ip:%' THEN @max_ip_holds::int ELSE @max_buyer_holds::int END)
+	WHERE c.holds + EXCLUDED.holds <= (CASE WHEN c.subject LIKE 'ip:%' OR c.subject LIKE 'dev:%' THEN @max_ip_holds::int ELSE @max_buyer_holds::int END)
 		AND c.units + EXCLUDED.units <= @max_buyer_tickets::int
 	RETURNING 1),
-holds AS (INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, ip_counted, cart, channel, status, quantity, amount_minor, currency, expires_at)
-	SELECT r.id, @event::uuid, r.buyer_id, r.client_ip, r.ip_counted, r.cart, r.channel, 'active', r.quantity, r.amount_minor, r.currency, r.expires_at
-	FROM jsonb_to_recordset(@holds::jsonb) AS r(id uuid, buyer_id text, client_ip text, ip_counted boolean, cart boolean, channel text,
+holds AS (INSERT INTO inv_holds (id, event_id, buyer_id, client_ip, device_id, ip_counted, cart, channel, status, quantity, amount_minor, currency, expires_at)
+	SELECT r.id, @event::uuid, r.buyer_id, r.client_ip, r.device_id, r.ip_counted, r.cart, r.channel, 'active', r.quantity, r.amount_minor, r.currency, r.expires_at
+	FROM jsonb_to_recordset(@holds::jsonb) AS r(id uuid, buyer_id text, client_ip text, device_id text, ip_counted boolean, cart boolean, channel text,
 		quantity int, amount_minor bigint, currency text, expires_at timestamptz)
 	RETURNING 1),
 lines AS (INSERT INTO inv_hold_lines (hold_id, line, tier_id, zone_id, seat_id, quantity, unit_price_minor)

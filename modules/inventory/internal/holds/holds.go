@@ -51,8 +51,14 @@ type HoldRequest struct {
 	Channel  string
 	BuyerID  string
 	ClientIP string
+	DeviceID string // signed device id, "" when the client sent none
 	// PresaleCode admits the buyer during the event's presale window.
 	PresaleCode string
+	// Admit, when set, is a check already running while the request waits
+	// in its batch queue (the chain's per-device rate, a Redis round trip):
+	// its error refuses the request before the batch decides, so nothing
+	// is held or stored under the request's key. Buffered, sent once.
+	Admit <-chan error
 }
 
 // Validate checks a request before it joins a batch (defaulting the channel).
@@ -364,7 +370,7 @@ func SellHeld(tx *gorm.DB, h model.HoldRow) error {
 			WHERE event_id = ? AND (subject = ? OR (? AND subject = ?)) RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM buyer)`,
-		h.ID, h.EventID, "b:"+h.BuyerID, h.IPCounted, "ip:"+h.ClientIP).Row().Scan(&allocs, &moved, new(int64))
+		h.ID, h.EventID, "b:"+h.BuyerID, h.IPCounted, h.ClientSubject()).Row().Scan(&allocs, &moved, new(int64))
 	if err == nil && moved != allocs {
 		err = fmt.Errorf("hold %s: %d of its %d allocations moved to sold", h.ID, moved, allocs)
 	}
@@ -384,7 +390,7 @@ func ReleaseBuyer(tx *gorm.DB, h model.HoldRow, units bool) error {
 	}
 	if h.IPCounted {
 		return tx.Exec(`UPDATE inv_buyer_counters SET holds = greatest(holds - 1, 0) WHERE event_id = ? AND subject = ?`,
-			h.EventID, "ip:"+h.ClientIP).Error
+			h.EventID, h.ClientSubject()).Error
 	}
 	return nil
 }

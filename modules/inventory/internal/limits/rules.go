@@ -1,9 +1,11 @@
-// Package limits stops hoarders and card testers: per-IP hold and order
-// rates (Redis, go-redis/redis_rate), and at checkout a small rule engine
-// over what the database knows of the buyer (tickets per e-mail and per IP
-// across orders, declined payments in the last hour, how fast the checkout
-// was) that scores the order and decides allow, challenge, review or block,
-// each decision recorded with its reasons. Thresholds are the chain's.
+// Package limits stops hoarders and card testers: per-device hold and order
+// rates (per address for a client that sends no signed device id; Redis,
+// go-redis/redis_rate), and at checkout a small rule engine over what the
+// database knows of the buyer (tickets per e-mail, per device and per
+// address across orders, declined payments in the last hour, how fast the
+// checkout was) that scores the order and decides allow, challenge, review
+// or block, each decision recorded with its reasons. A challenge is met by
+// a CAPTCHA (captcha.go). Thresholds are the chain's.
 package limits
 
 import "fmt"
@@ -30,12 +32,16 @@ type Thresholds struct {
 	// MaxTicketsPerCard counts paid tickets per payment card and event,
 	// whatever e-mail or address paid; 0 in a request means the default.
 	MaxTicketsPerCard int `json:"max_tickets_per_card,omitempty" gorm:"column:max_tickets_per_card"`
+	// MaxTicketsPerDevice counts a device's paid or pending tickets per
+	// event, whatever e-mails or buyer tokens it used; 0 in a request means
+	// the default.
+	MaxTicketsPerDevice int `json:"max_tickets_per_device,omitempty" gorm:"column:max_tickets_per_device"`
 }
 
 // DefaultThresholds are those of a chain that set none (the table's defaults).
 func DefaultThresholds() Thresholds {
 	return Thresholds{MaxTicketsPerEmail: 8, MaxTicketsPerIP: 24, DeclinesToChallenge: 2, DeclinesToBlock: 3,
-		MinCheckoutSeconds: 4, IPHoldsPerMinute: 60, IPOrdersPerMinute: 20, MaxTicketsPerCard: 8}
+		MinCheckoutSeconds: 4, IPHoldsPerMinute: 60, IPOrdersPerMinute: 20, MaxTicketsPerCard: 8, MaxTicketsPerDevice: 8}
 }
 
 // Signals are what is known of a checkout when it is decided.
@@ -43,8 +49,13 @@ type Signals struct {
 	Tickets         int // in this order
 	TicketsByEmail  int // the e-mail's other paid or pending tickets for the event
 	TicketsByIP     int // the address's other paid or pending tickets for the event
+	TicketsByDevice int // the device's other paid or pending tickets for the event
+	Device          bool
 	DeclinesByBuyer int // declined payments of the buyer (token or e-mail) in the last hour
-	DeclinesByIP    int // declined payments from the address in the last hour
+	DeclinesByIP    int // declined payments from the address or the device in the last hour
+	// Human is set when the buyer solved a CAPTCHA for this checkout: a
+	// challenge is then met, and the checkout goes to review instead.
+	Human           bool
 	CheckoutSeconds float64
 }
 
@@ -79,6 +90,9 @@ func Decide(s Signals, th Thresholds) Decision {
 	if total := s.TicketsByIP + s.Tickets; total > th.MaxTicketsPerIP {
 		fire("tickets_per_ip", 30, Review, fmt.Sprintf("%d tickets from this address at this event, more than %d", total, th.MaxTicketsPerIP))
 	}
+	if total := s.TicketsByDevice + s.Tickets; s.Device && total > th.MaxTicketsPerDevice {
+		fire("tickets_per_device", 60, Block, fmt.Sprintf("%d tickets from this device at this event, the limit is %d", total, th.MaxTicketsPerDevice))
+	}
 	declines := max(s.DeclinesByBuyer, s.DeclinesByIP)
 	switch {
 	case declines >= th.DeclinesToBlock:
@@ -88,6 +102,10 @@ func Decide(s Signals, th Thresholds) Decision {
 	}
 	if th.MinCheckoutSeconds > 0 && s.CheckoutSeconds < float64(th.MinCheckoutSeconds) {
 		fire("fast_checkout", 25, Review, fmt.Sprintf("checked out %.1f s after the hold, faster than %d s", s.CheckoutSeconds, th.MinCheckoutSeconds))
+	}
+	if d.Action == Challenge && s.Human {
+		d.Reasons = append(d.Reasons, Reason{Rule: "captcha_solved", Detail: "the buyer solved the CAPTCHA; sent to review"})
+		d.Action = Review
 	}
 	return d
 }

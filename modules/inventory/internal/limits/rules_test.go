@@ -23,6 +23,10 @@ func TestDecide(t *testing.T) {
 		{"two declines", limits.Signals{Tickets: 1, DeclinesByIP: 2, CheckoutSeconds: 60}, limits.Challenge, []string{"card_testing"}},
 		{"three declines: the fourth try is blocked", limits.Signals{Tickets: 1, DeclinesByBuyer: 3, CheckoutSeconds: 60}, limits.Block, []string{"card_testing"}},
 		{"impossibly fast", limits.Signals{Tickets: 1, CheckoutSeconds: 0.8}, limits.Review, []string{"fast_checkout"}},
+		{"past the device's limit", limits.Signals{Tickets: 2, TicketsByDevice: 7, Device: true, CheckoutSeconds: 60}, limits.Block, []string{"tickets_per_device"}},
+		{"no device: its count is not a rule", limits.Signals{Tickets: 2, TicketsByDevice: 7, CheckoutSeconds: 60}, limits.Allow, nil},
+		{"two declines, CAPTCHA solved: review", limits.Signals{Tickets: 1, DeclinesByIP: 2, CheckoutSeconds: 60, Human: true}, limits.Review, []string{"card_testing", "captcha_solved"}},
+		{"three declines, CAPTCHA solved: still blocked", limits.Signals{Tickets: 1, DeclinesByBuyer: 3, CheckoutSeconds: 60, Human: true}, limits.Block, []string{"card_testing"}},
 		{"fast and testing cards", limits.Signals{Tickets: 1, DeclinesByIP: 5, CheckoutSeconds: 0.5}, limits.Block, []string{"card_testing", "fast_checkout"}},
 	}
 	for _, c := range cases {

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -42,7 +43,7 @@ const settingsTTL = 10 * time.Second
 
 // New returns the limits service.
 func New(d *deps.Deps) *Service {
-	return &Service{d: d, rl: redis_rate.NewLimiter(d.App.Redis)}
+	return &Service{d: d, rl: redis_rate.NewLimiter(newPipelinedScripts(d.App.Redis))}
 }
 
 // Settings reads the chain's limits (briefly cached).
@@ -54,7 +55,7 @@ func (s *Service) Settings(ctx context.Context, t tenants.Tenant) (Settings, err
 	var rows []Settings
 	err := s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
 		return tx.Raw(`SELECT enabled, max_tickets_per_email, max_tickets_per_ip, declines_to_challenge, declines_to_block,
-			min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, max_tickets_per_card FROM inv_limit_thresholds WHERE id = 1`).Scan(&rows).Error
+			min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, max_tickets_per_card, max_tickets_per_device FROM inv_limit_thresholds WHERE id = 1`).Scan(&rows).Error
 	})
 	if err != nil {
 		return out, err
@@ -71,6 +72,9 @@ func (st *Settings) Validate() error {
 	if st.MaxTicketsPerCard == 0 {
 		st.MaxTicketsPerCard = DefaultThresholds().MaxTicketsPerCard
 	}
+	if st.MaxTicketsPerDevice == 0 {
+		st.MaxTicketsPerDevice = DefaultThresholds().MaxTicketsPerDevice
+	}
 	th := st.Thresholds
 	in := func(field string, v, lo, hi int) error {
 		if v < lo || v > hi {
@@ -83,6 +87,7 @@ func (st *Settings) Validate() error {
 		in("declines_to_challenge", th.DeclinesToChallenge, 1, 100), in("declines_to_block", th.DeclinesToBlock, 1, 100),
 		in("min_checkout_seconds", th.MinCheckoutSeconds, 0, 600), in("ip_holds_per_minute", th.IPHoldsPerMinute, 1, 100000),
 		in("ip_orders_per_minute", th.IPOrdersPerMinute, 1, 100000), in("max_tickets_per_card", th.MaxTicketsPerCard, 1, 10000),
+		in("max_tickets_per_device", th.MaxTicketsPerDevice, 1, 10000),
 	} {
 		if c != nil {
 			return c
@@ -102,49 +107,72 @@ func (s *Service) SetSettings(ctx context.Context, t tenants.Tenant, st Settings
 	th := st.Thresholds
 	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
 		return tx.Exec(`INSERT INTO inv_limit_thresholds (id, enabled, max_tickets_per_email, max_tickets_per_ip, declines_to_challenge, declines_to_block,
-				min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, max_tickets_per_card, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
+				min_checkout_seconds, ip_holds_per_minute, ip_orders_per_minute, max_tickets_per_card, max_tickets_per_device, updated_at)
+			VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
 			ON CONFLICT (id) DO UPDATE SET enabled = EXCLUDED.enabled, max_tickets_per_email = EXCLUDED.max_tickets_per_email,
 				max_tickets_per_ip = EXCLUDED.max_tickets_per_ip, declines_to_challenge = EXCLUDED.declines_to_challenge,
 				declines_to_block = EXCLUDED.declines_to_block, min_checkout_seconds = EXCLUDED.min_checkout_seconds,
 				ip_holds_per_minute = EXCLUDED.ip_holds_per_minute, ip_orders_per_minute = EXCLUDED.ip_orders_per_minute,
-				max_tickets_per_card = EXCLUDED.max_tickets_per_card, updated_at = now()`,
+				max_tickets_per_card = EXCLUDED.max_tickets_per_card, max_tickets_per_device = EXCLUDED.max_tickets_per_device, updated_at = now()`,
 			st.Enabled, th.MaxTicketsPerEmail, th.MaxTicketsPerIP, th.DeclinesToChallenge, th.DeclinesToBlock, th.MinCheckoutSeconds,
-			th.IPHoldsPerMinute, th.IPOrdersPerMinute, th.MaxTicketsPerCard).Error
+			th.IPHoldsPerMinute, th.IPOrdersPerMinute, th.MaxTicketsPerCard, th.MaxTicketsPerDevice).Error
 	})
 	s.cache.Delete(t.Slug)
 	return st, err
 }
 
-// AllowIP counts one hold or order from an address against the chain's
-// per-minute rate (GCRA in Redis through redis_rate). Redis trouble lets
-// the request through: the limit is a guard, not the hold path's gate.
-func (s *Service) AllowIP(ctx context.Context, t tenants.Tenant, kind, ip string) error {
+// Allow counts one hold or order from a client against the chain's
+// per-minute rate (GCRA in Redis through redis_rate: one script, one round
+// trip): the client is its signed device id, or its address when it sent
+// none. Redis trouble lets the request through: the limit is a guard, not
+// the hold path's gate.
+func (s *Service) Allow(ctx context.Context, t tenants.Tenant, kind, device, ip string) error {
 	st, err := s.Settings(ctx, t)
-	if err != nil || !st.Enabled || ip == "" {
+	client := model.ClientSubject(device, ip)
+	if err != nil || !st.Enabled || client == "" {
 		return err
 	}
 	rate := st.IPHoldsPerMinute
 	if kind == "order" {
 		rate = st.IPOrdersPerMinute
 	}
-	res, err := s.rl.Allow(ctx, s.d.App.RedisKey("limits", t.Slug, kind, ip), redis_rate.PerMinute(rate))
+	res, err := s.rl.Allow(ctx, s.d.App.RedisKey("limits", t.Slug, kind, client), redis_rate.PerMinute(rate))
 	if err != nil {
 		s.d.App.Log.Warn("rate limit not checked; let through", "tenant", t.Slug, "err", err)
 		return nil
 	}
 	if res.Allowed == 0 {
+		from := "your address"
+		if device != "" {
+			from = "this device"
+		}
 		return app.RateLimited("ip_rate_limited", max(res.RetryAfter, time.Second),
-			"too many %ss from your address; try again in %d seconds", kind, int(max(res.RetryAfter, time.Second).Seconds()))
+			"too many %ss from %s; try again in %d seconds", kind, from, int(max(res.RetryAfter, time.Second).Seconds()))
 	}
 	return nil
 }
 
+// MayMintDevice says whether an address may be given one more device id
+// this minute (at the chain's hold rate): ids are free to ask for, so a
+// client clearing its cookies to shed its device's counts gets new ones
+// only so fast, and is counted by its address meanwhile.
+func (s *Service) MayMintDevice(ctx context.Context, t tenants.Tenant, ip string) bool {
+	st, err := s.Settings(ctx, t)
+	if err != nil || !st.Enabled {
+		return err == nil
+	}
+	res, err := s.rl.Allow(ctx, s.d.App.RedisKey("limits", t.Slug, "device-mint", ip), redis_rate.PerMinute(st.IPHoldsPerMinute))
+	return err != nil || res.Allowed > 0
+}
+
 // Checkout is an order about to be created.
 type Checkout struct {
-	HoldID  uuid.UUID
-	BuyerID string
-	Email   string
-	IP      string
+	HoldID   uuid.UUID
+	BuyerID  string
+	Email    string
+	IP       string
+	DeviceID string // signed device id of the checkout, "" if none was sent
+	Human    bool   // the buyer solved a CAPTCHA bound to them for this checkout
 }
 
 // CheckOrder decides a checkout, records the decision with its reasons
@@ -159,34 +187,44 @@ func (s *Service) CheckOrder(ctx context.Context, t tenants.Tenant, c Checkout) 
 		EventID   uuid.UUID `gorm:"column:event_id"`
 		Quantity  int       `gorm:"column:quantity"`
 		ClientIP  string    `gorm:"column:client_ip"`
+		DeviceID  string    `gorm:"column:device_id"`
 		CreatedAt time.Time `gorm:"column:created_at"`
 	}
-	var sig Signals
+	sig := Signals{Human: c.Human}
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	err = s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		if err := tx.Raw(`SELECT event_id, quantity, client_ip, created_at FROM inv_holds WHERE id = ?`, c.HoldID).Scan(&hold).Error; err != nil || len(hold) == 0 {
+		if err := tx.Raw(`SELECT event_id, quantity, client_ip, device_id, created_at FROM inv_holds WHERE id = ?`, c.HoldID).Scan(&hold).Error; err != nil || len(hold) == 0 {
 			return err
 		}
 		h := hold[0]
 		if c.IP == "" {
 			c.IP = h.ClientIP
 		}
+		// The device that checks out, or failing that the one that held.
+		if c.DeviceID == "" {
+			c.DeviceID = h.DeviceID
+		}
 		sig.Tickets, sig.CheckoutSeconds = h.Quantity, s.d.App.Now().Sub(h.CreatedAt).Seconds()
-		// Tickets of the buyer's other live orders for the event: by e-mail, by address.
+		sig.Device = c.DeviceID != ""
+		// Tickets of the buyer's other live orders for the event: by e-mail,
+		// by address, by device (the hold's).
 		row := tx.Raw(`SELECT
-				coalesce(sum(h.quantity) FILTER (WHERE lower(o.email) = ?), 0),
-				coalesce(sum(h.quantity) FILTER (WHERE ? <> '' AND h.client_ip = ?), 0)
+				coalesce(sum(h.quantity) FILTER (WHERE lower(o.email) = @email), 0),
+				coalesce(sum(h.quantity) FILTER (WHERE @ip <> '' AND h.client_ip = @ip), 0),
+				coalesce(sum(h.quantity) FILTER (WHERE @device <> '' AND h.device_id = @device), 0)
 			FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
-			WHERE o.event_id = ? AND o.status IN ('pending', 'paid') AND o.hold_id <> ?`, email, c.IP, c.IP, h.EventID, c.HoldID).Row()
-		if err := row.Scan(&sig.TicketsByEmail, &sig.TicketsByIP); err != nil {
+			WHERE o.event_id = @event AND o.status IN ('pending', 'paid') AND o.hold_id <> @hold`,
+			sql.Named("email", email), sql.Named("ip", c.IP), sql.Named("device", c.DeviceID), sql.Named("event", h.EventID), sql.Named("hold", c.HoldID)).Row()
+		if err := row.Scan(&sig.TicketsByEmail, &sig.TicketsByIP, &sig.TicketsByDevice); err != nil {
 			return err
 		}
 		// Declined payments in the last hour, at any event of the chain.
 		row = tx.Raw(`SELECT
-				count(*) FILTER (WHERE o.buyer_id = ? OR lower(o.email) = ?),
-				count(*) FILTER (WHERE ? <> '' AND h.client_ip = ?)
+				count(*) FILTER (WHERE o.buyer_id = @buyer OR lower(o.email) = @email),
+				count(*) FILTER (WHERE (@ip <> '' AND h.client_ip = @ip) OR (@device <> '' AND h.device_id = @device))
 			FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
-			WHERE o.status = 'failed' AND coalesce(o.closed_at, o.created_at) > now() - interval '1 hour'`, c.BuyerID, email, c.IP, c.IP).Row()
+			WHERE o.status = 'failed' AND coalesce(o.closed_at, o.created_at) > now() - interval '1 hour'`,
+			sql.Named("buyer", c.BuyerID), sql.Named("email", email), sql.Named("ip", c.IP), sql.Named("device", c.DeviceID)).Row()
 		return row.Scan(&sig.DeclinesByBuyer, &sig.DeclinesByIP)
 	})
 	if err != nil || len(hold) == 0 {
@@ -198,8 +236,8 @@ func (s *Service) CheckOrder(ctx context.Context, t tenants.Tenant, c Checkout) 
 	}
 	reasons, _ := json.Marshal(d.Reasons)
 	if err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Exec(`INSERT INTO inv_risk_decisions (id, event_id, hold_id, buyer_id, email, client_ip, score, action, reasons)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, uuid.Must(uuid.NewV7()), hold[0].EventID, c.HoldID, c.BuyerID, email, c.IP, d.Score, d.Action, string(reasons)).Error
+		return tx.Exec(`INSERT INTO inv_risk_decisions (id, event_id, hold_id, buyer_id, email, client_ip, device_id, score, action, reasons)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, uuid.Must(uuid.NewV7()), hold[0].EventID, c.HoldID, c.BuyerID, email, c.IP, c.DeviceID, d.Score, d.Action, string(reasons)).Error
 	}); err != nil {
 		return d, err
 	}
@@ -211,7 +249,12 @@ func (s *Service) CheckOrder(ctx context.Context, t tenants.Tenant, c Checkout) 
 	case Block:
 		return d, app.Forbidden("risk_blocked", "this order cannot be placed: "+strings.Join(why, "; ")).With("reasons", d.Reasons)
 	case Challenge:
-		return d, app.Forbidden("challenge_required", "please confirm you are not a robot before trying again: "+strings.Join(why, "; ")).With("reasons", d.Reasons)
+		ch, err := s.NewCaptcha(ctx, t, c.BuyerID, c.DeviceID)
+		if err != nil {
+			return d, err
+		}
+		return d, app.Forbidden("challenge_required", "please confirm you are not a robot, then order again: "+strings.Join(why, "; ")).
+			With("reasons", d.Reasons).With("captcha", ch)
 	}
 	return d, nil
 }
@@ -224,6 +267,7 @@ type Decided struct {
 	BuyerID       string     `json:"-" gorm:"column:buyer_id"`
 	Email         string     `json:"email" gorm:"column:email"`
 	ClientIP      string     `json:"client_ip" gorm:"column:client_ip"`
+	DeviceID      string     `json:"device_id,omitempty" gorm:"column:device_id"`
 	Score         int        `json:"score" gorm:"column:score"`
 	Action        string     `json:"action" gorm:"column:action"`
 	Reasons       []Reason   `json:"reasons" gorm:"-"`
@@ -237,7 +281,7 @@ type Decided struct {
 func (s *Service) Decisions(ctx context.Context, t tenants.Tenant, limit int) ([]Decided, error) {
 	var out []Decided
 	err := s.d.App.TxWith(ctx, t, tenants.TxOptions{ReadOnly: true}, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT id, event_id, hold_id, buyer_id, email, client_ip, score, action, reasons::text AS reasons, created_at, reviewed_at, review_outcome
+		return tx.Raw(`SELECT id, event_id, hold_id, buyer_id, email, client_ip, device_id, score, action, reasons::text AS reasons, created_at, reviewed_at, review_outcome
 			FROM inv_risk_decisions ORDER BY (action = 'review' AND reviewed_at IS NULL) DESC, created_at DESC LIMIT ?`, limit).Scan(&out).Error
 	})
 	for i := range out {

@@ -75,6 +75,7 @@ type HoldRow struct {
 	EventID     uuid.UUID `gorm:"column:event_id"`
 	BuyerID     string    `gorm:"column:buyer_id"`
 	ClientIP    string    `gorm:"column:client_ip"`
+	DeviceID    string    `gorm:"column:device_id"`
 	IPCounted   bool      `gorm:"column:ip_counted"`
 	Channel     string    `gorm:"column:channel"`
 	Status      string    `gorm:"column:status"`
@@ -85,7 +86,7 @@ type HoldRow struct {
 }
 
 // HoldCols are HoldRow's columns, in a SELECT or RETURNING list.
-const HoldCols = `id, event_id, buyer_id, client_ip, ip_counted, channel, status, quantity, amount_minor, currency, expires_at`
+const HoldCols = `id, event_id, buyer_id, client_ip, device_id, ip_counted, channel, status, quantity, amount_minor, currency, expires_at`
 
 // OrderCols are Order's columns, in a SELECT or RETURNING list.
 const OrderCols = `id, event_id, hold_id, buyer_id, email, name, amount_minor, currency, status, payment_intent_id, client_secret, created_at, paid_at, note`
@@ -117,3 +118,20 @@ func Truncate(s string, n int) string {
 type NotDueError struct{ In time.Duration }
 
 func (e *NotDueError) Error() string { return "hold not due yet (due in " + e.In.String() + ")" }
+
+// ClientSubject names the counter of a hold's client: its device when the
+// request carried a signed device id, else its address. A device is the
+// finer name (many buyers share an address behind one NAT); a client that
+// sends no device is counted by its address.
+func ClientSubject(deviceID, clientIP string) string {
+	switch {
+	case deviceID != "":
+		return "dev:" + deviceID
+	case clientIP != "":
+		return "ip:" + clientIP
+	}
+	return ""
+}
+
+// ClientSubject names the counter the hold counts against (ClientSubject).
+func (h HoldRow) ClientSubject() string { return ClientSubject(h.DeviceID, h.ClientIP) }
