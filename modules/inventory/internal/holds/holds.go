@@ -131,6 +131,9 @@ func (s *Service) CreateHold(ctx context.Context, t tenants.Tenant, ev app.Event
 		if err != nil || out.joinCart == uuid.Nil {
 			return out.hold, err
 		}
+		// The admission check passed once (its channel is read once): a
+		// request asked again must not wait for it a second time.
+		req.Admit = nil
 		// The buyer has a cart of this event: the request joins it.
 		h, err := s.AddToHold(ctx, t, out.joinCart, req.cartItems())
 		if !errors.Is(err, errHoldClosed) || attempt == 3 {
