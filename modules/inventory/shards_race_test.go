@@ -110,8 +110,11 @@ func TestRaceSpreadShardsHoldReleaseExpirePay(t *testing.T) {
 					return
 				}
 				paid.Add(1)
+			default: // kept active: the buyer's one cart stays held, and the
+				// next round is another buyer's (the same buyer's next hold
+				// would join this cart)
+				tokens[i] = s.buyer(t)
 			}
-			// case 3: kept active
 		}
 	})
 	close(stop)
