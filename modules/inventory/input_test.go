@@ -309,3 +309,22 @@ func (g *fakeGate) Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUI
 	}
 	return nil
 }
+
+// Settings out of range answer 400 with the field's own listed code (under
+// test an unlisted code panics) and change nothing.
+func TestSettingsOutOfRange(t *testing.T) {
+	env, inv := startEnv(t)
+	s := newShop(t, env, inv, "settingsrange")
+	ev := s.event(t, "Settings Night")
+	s.configure(t, ev, simpleSetup(1, 5, 10, nil))
+	for field, v := range map[string]int{"hold_minutes": 0, "max_buyer_holds": 1001, "max_buyer_tickets": 0, "max_ip_holds": -1} {
+		before := s.count(t, `SELECT hold_minutes * 1000000 + max_buyer_holds * 1000 + max_ip_holds FROM inv_events WHERE event_id = ?`, ev)
+		res := s.do(t, "PATCH", "/api/v1/events/"+ev+"/settings", map[string]any{field: v})
+		if res.Status != http.StatusBadRequest || res.Code() != "invalid_"+field || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
+			t.Errorf("%s = %d: %d %s", field, v, res.Status, res.Body)
+		}
+		if after := s.count(t, `SELECT hold_minutes * 1000000 + max_buyer_holds * 1000 + max_ip_holds FROM inv_events WHERE event_id = ?`, ev); after != before {
+			t.Errorf("%s = %d changed the settings", field, v)
+		}
+	}
+}
