@@ -2,7 +2,6 @@ package limits
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -214,7 +213,7 @@ func (s *Service) CheckOrder(ctx context.Context, t tenants.Tenant, c Checkout) 
 				coalesce(sum(h.quantity) FILTER (WHERE @device <> '' AND h.device_id = @device), 0)
 			FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
 			WHERE o.event_id = @event AND o.status IN ('pending', 'paid') AND o.hold_id <> @hold`,
-			sql.Named("email", email), sql.Named("ip", c.IP), sql.Named("device", c.DeviceID), sql.Named("event", h.EventID), sql.Named("hold", c.HoldID)).Row()
+			map[string]any{"email": email, "ip": c.IP, "device": c.DeviceID, "event": h.EventID, "hold": c.HoldID}).Row()
 		if err := row.Scan(&sig.TicketsByEmail, &sig.TicketsByIP, &sig.TicketsByDevice); err != nil {
 			return err
 		}
@@ -224,7 +223,7 @@ func (s *Service) CheckOrder(ctx context.Context, t tenants.Tenant, c Checkout) 
 				count(*) FILTER (WHERE (@ip <> '' AND h.client_ip = @ip) OR (@device <> '' AND h.device_id = @device))
 			FROM inv_orders o JOIN inv_holds h ON h.id = o.hold_id
 			WHERE o.status = 'failed' AND coalesce(o.closed_at, o.created_at) > now() - interval '1 hour'`,
-			sql.Named("buyer", c.BuyerID), sql.Named("email", email), sql.Named("ip", c.IP), sql.Named("device", c.DeviceID)).Row()
+			map[string]any{"buyer": c.BuyerID, "email": email, "ip": c.IP, "device": c.DeviceID}).Row()
 		return row.Scan(&sig.DeclinesByBuyer, &sig.DeclinesByIP)
 	})
 	if err != nil || len(hold) == 0 {
