@@ -198,11 +198,8 @@ func (s *Service) ChallengeHold(ctx context.Context, t tenants.Tenant, venueID, 
 // sweeper releases the hold within a minute, and a challenger's confirm
 // releases it at once, so a failure is only logged.
 func (s *Service) scheduleLapse(ctx context.Context, t tenants.Tenant, holdID uuid.UUID, at time.Time) {
-	// Asynq keeps ProcessAt in whole seconds (truncated): round up, or the
-	// task would fire before the deadline and find nothing to do yet.
-	at = at.Truncate(time.Second).Add(time.Second)
 	_, err := s.app.Jobs.Enqueue(ctx, t, TaskChallengeLapse, holdTask{HoldID: holdID},
-		asynq.ProcessAt(at), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(10),
+		asynq.ProcessAt(jobs.DueAt(at)), asynq.Queue(jobs.QueueCritical), asynq.MaxRetry(10),
 		asynq.TaskID("calendar-challenge-lapse:"+t.Slug+":"+holdID.String()))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		s.app.Log.Warn("challenge deadline not scheduled; the sweeper will release the hold", "tenant", t.Slug, "hold", holdID, "err", err)
