@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -12,8 +13,10 @@ import (
 
 // progress reports how far a run is: a bar redrawn in place on a terminal,
 // a plain line every plainEvery otherwise (a log or a CI job keeps every
-// line, so a redrawn bar would fill it with carriage returns).
+// line, so a redrawn bar would fill it with carriage returns). Workers
+// draw it from many goroutines at once.
 type progress struct {
+	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
 	tty   bool
@@ -28,6 +31,8 @@ func newProgress(w io.Writer, start time.Time) *progress {
 }
 
 func (p *progress) draw(done, total int, extra string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	frac := 0.0
 	if total > 0 {
 		frac = float64(done) / float64(total)
@@ -47,6 +52,8 @@ func (p *progress) draw(done, total int, extra string) {
 }
 
 func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.tty {
 		fmt.Fprintln(p.w)
 	}
