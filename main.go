@@ -1029,13 +1029,7 @@ average, and the ratio on/off (goal >= 0.9).`,
 				if err != nil {
 					return err
 				}
-				if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-					return err
-				}
-				raw, _ := json.MarshalIndent(rep, "", "  ")
-				path := filepath.Join(o.OutDir, "limits.json")
-				fmt.Fprintf(os.Stdout, "report: %s\n", path)
-				return os.WriteFile(path, raw, 0o644)
+				return writeReport(o.OutDir, "limits.json", rep)
 			})
 		},
 	}
@@ -1075,13 +1069,7 @@ the tenant door without HTTP, and prints p50/p99 and their ratio.`,
 				if err != nil {
 					return err
 				}
-				if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-					return err
-				}
-				raw, _ := json.MarshalIndent(rep, "", "  ")
-				path := filepath.Join(o.OutDir, "search.json")
-				fmt.Fprintf(os.Stdout, "report: %s\n", path)
-				return os.WriteFile(path, raw, 0o644)
+				return writeReport(o.OutDir, "search.json", rep)
 			})
 		},
 	}
@@ -1095,4 +1083,18 @@ the tenant door without HTTP, and prints p50/p99 and their ratio.`,
 	f.IntVar(&o.DBConns, "db-conns", o.DBConns, "database connections of the server")
 	f.StringVar(&o.OutDir, "out", o.OutDir, "directory for the JSON report")
 	return cmd
+}
+
+// writeReport writes a bench's JSON report into dir and says where.
+func writeReport(dir, name string, rep any) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, name)
+	fmt.Fprintf(os.Stdout, "report: %s\n", path)
+	return os.WriteFile(path, raw, 0o644)
 }
