@@ -41,10 +41,17 @@ func startEnvConfig(t testing.TB, configure func(*config.Config), opts ...invent
 // the default).
 func startEnvLogging(t testing.TB, log *slog.Logger, configure func(*config.Config), opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
 	t.Helper()
+	return startEnvOn(t, dbURL, log, configure, opts...)
+}
+
+// startEnvOn is startEnvLogging on the database at url rather than the
+// package's.
+func startEnvOn(t testing.TB, url string, log *slog.Logger, configure func(*config.Config), opts ...inventory.Option) (*apptest.Env, *inventory.Module) {
+	t.Helper()
 	stripe := apptest.StripeMock(t)
 	cal := calendar.New()
 	inv := inventory.New(opts...)
-	env := apptest.Start(t, dbURL, apptest.Options{
+	env := apptest.Start(t, url, apptest.Options{
 		DBMaxConns: 40,
 		Logger:     log,
 		Modules:    []app.Module{cal, inv},
