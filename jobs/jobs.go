@@ -181,11 +181,16 @@ func (j *Jobs) tenantTask(taskType string, h Handler) asynq.HandlerFunc {
 			// Even settling work waits: nothing may write while the schema
 			// is copied. It runs again, on the tenant's new server, shortly.
 			return &RetryIn{After: 20 * time.Second, Err: fmt.Errorf("tenant %s is moving", env.Tenant)}
-		case errors.Is(err, tenants.ErrSuspended) && j.settling[taskType]:
-		case errors.Is(err, tenants.ErrSuspended):
-			// Kept in the archive, visible, and retryable once the tenant is resumed.
-			return fmt.Errorf("%w: tenant %s is suspended", asynq.SkipRetry, env.Tenant)
-		case errors.Is(err, tenants.ErrNotFound), errors.Is(err, tenants.ErrInvalidSlug):
+		case stopped(t, err) && j.settling[taskType]:
+			// Seats and money owed still go back while a chain is
+			// suspended or waiting out its deletion delay.
+		case stopped(t, err):
+			// Kept in the archive, visible, and retryable once the tenant is
+			// resumed (or its deletion cancelled); retried, it would fail
+			// over and over for as long as the chain stays stopped.
+			return fmt.Errorf("%w: tenant %s is %s", asynq.SkipRetry, env.Tenant, t.Status)
+		case err != nil && t.Status == tenants.StatusDeleted,
+			errors.Is(err, tenants.ErrNotFound), errors.Is(err, tenants.ErrInvalidSlug):
 			// Nothing can ever run it (the tenant was deleted, or the task
 			// came from elsewhere): dropped, not failed and retried.
 			j.log.Warn("task for an unknown tenant dropped", "type", taskType, "tenant", env.Tenant)
@@ -195,6 +200,12 @@ func (j *Jobs) tenantTask(taskType string, h Handler) asynq.HandlerFunc {
 		}
 		return h(ctx, t, env.Payload)
 	}
+}
+
+// stopped says whether a tenant lookup found a chain that is not served
+// for now but may be again: suspended, or deleting (cancellable).
+func stopped(t tenants.Tenant, err error) bool {
+	return errors.Is(err, tenants.ErrSuspended) || (err != nil && t.Status == tenants.StatusDeleting)
 }
 
 func (j *Jobs) count(taskType string, err error) {

@@ -205,6 +205,66 @@ func TestSettlingTasksRunWhileSuspended(t *testing.T) {
 	checkOwnScope(t, rec.all())
 }
 
+// A chain waiting out its deletion delay is stopped like a suspended one:
+// its ordinary tasks are archived at once (retryable if the deletion is
+// cancelled), its settling tasks still run; once deleted, its tasks are
+// dropped, never retried.
+func TestDeletingTenantTasks(t *testing.T) {
+	rec := &recorder{}
+	env := start(t, &probe{rec: rec})
+	ctx := context.Background()
+	who := tenants.Change{Actor: "support@test", Reason: "the chain asked"}
+	deleting := tenant(t, env, "deleting")
+	if _, err := env.App.Tenants.RequestDeletion(ctx, deleting.Slug, tenants.MinDeletionDelay, who); err != nil {
+		t.Fatal(err)
+	}
+	deleted := tenant(t, env, "deleted")
+	if _, err := env.App.Tenants.RequestDeletion(ctx, deleted.Slug, tenants.MinDeletionDelay, who); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.DB.Exec("UPDATE control.tenants SET delete_after = now() - interval '1 minute' WHERE slug = ?", deleted.Slug).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.CompleteTenantDeletion(ctx, deleted.Slug, who); err != nil {
+		t.Fatal(err)
+	}
+	queue := env.App.Jobs.Queue(jobs.QueueDefault)
+	for _, task := range []struct {
+		tn  tenants.Tenant
+		typ string
+		id  string
+	}{
+		{deleting, probeType, "ordinary-deleting"},
+		{deleting, settleType, "settling-deleting"},
+		{deleted, probeType, "ordinary-deleted"},
+		{deleted, settleType, "settling-deleted"},
+	} {
+		if _, err := env.App.Jobs.Enqueue(ctx, task.tn, task.typ, map[string]any{"for": task.tn.Slug}, asynq.TaskID(task.id), asynq.MaxRetry(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(t, env)
+	ins := inspector(t, env)
+	var archived []*asynq.TaskInfo
+	apptest.Eventually(t, 10*time.Second, "deleting chain's tasks archived or run, deleted chain's dropped", func() bool {
+		archived, _ = ins.ListArchivedTasks(queue)
+		gone := 0
+		for _, id := range []string{"settling-deleting", "ordinary-deleted", "settling-deleted"} {
+			if _, err := ins.GetTaskInfo(queue, id); errors.Is(err, asynq.ErrTaskNotFound) {
+				gone++
+			}
+		}
+		return len(archived) == 1 && gone == 3
+	})
+	if info := archived[0]; info.ID != "ordinary-deleting" || info.Retried != 0 || !strings.Contains(info.LastErr, "deleting") {
+		t.Errorf("archived %s (retried %d, error %q), want ordinary-deleting archived at once as deleting", info.ID, info.Retried, info.LastErr)
+	}
+	if rec.count(deleting.Slug) != 1 || rec.count(deleted.Slug) != 0 {
+		t.Fatalf("handled %d tasks of the deleting chain (want its settling one) and %d of the deleted one (want none)", rec.count(deleting.Slug), rec.count(deleted.Slug))
+	}
+	checkOwnScope(t, rec.all())
+}
+
 // TestPeriodicFansOutOncePerBucket: a schedule firing every second with an
 // hour bucket, run for a few seconds by the real scheduler and worker, runs
 // the task exactly once per active tenant and never for a suspended one.

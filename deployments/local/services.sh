@@ -13,7 +13,8 @@
 # (SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8025): run the server or demo
 # with MARQUEE_SMTP_URL='smtp://127.0.0.1:1025?tls=none' to read its mail there.
 # Without it, `demo` and the tests start an in-process catcher of their own.
-# --for-tests also installs poppler-utils (pdftoppm: ticket PDFs to PNG) and
+# --for-tests also raises PostgreSQL's max_connections to 300 (one restart
+# if lower), installs poppler-utils (pdftoppm: ticket PDFs to PNG) and
 # makes sure redis-server and redis-cli are installed (the Redis Cluster tests
 # start their own three nodes on 127.0.0.1:7101-7103).
 set -euo pipefail
@@ -76,6 +77,23 @@ enable_pg_stat_statements() {
   say "loading pg_stat_statements (restarts PostgreSQL $version)"
   as_root runuser -u postgres -- psql -p "$PG_PORT" -qc \
     "ALTER SYSTEM SET shared_preload_libraries = '${loaded:+$loaded,}pg_stat_statements'"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+  wait_for "$PG_PORT" PostgreSQL
+}
+
+# ensure_max_connections raises the main cluster's max_connections to at
+# least TEST_MAX_CONNECTIONS (restarting it once if lower): the test packages
+# run two at a time, each app with a pool of up to 40, plus helpers' own
+# connections and benches; Debian's default of 100 ran out ("too many
+# clients already") when a bench ran beside the suite.
+TEST_MAX_CONNECTIONS=300
+ensure_max_connections() {
+  local version current
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  current=$(as_root runuser -u postgres -- psql -p "$PG_PORT" -tAc "SHOW max_connections")
+  if [ "$current" -ge "$TEST_MAX_CONNECTIONS" ]; then return; fi
+  say "raising max_connections from $current to $TEST_MAX_CONNECTIONS (restarts PostgreSQL $version)"
+  as_root runuser -u postgres -- psql -p "$PG_PORT" -qc "ALTER SYSTEM SET max_connections = $TEST_MAX_CONNECTIONS"
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main restart
   wait_for "$PG_PORT" PostgreSQL
 }
@@ -182,7 +200,7 @@ for arg in "$@"; do
     --with-second-postgres) ensure_postgres_second ;;
     --with-pg-stat-statements) enable_pg_stat_statements "$(ls /etc/postgresql | sort -V | tail -n 1)" ;;
     --with-mailpit) ensure_mailpit ;;
-    --for-tests) ensure_stripe_mock; ensure_chromium; ensure_postgres_second; ensure_pdftoppm; ensure_redis_binaries ;;
+    --for-tests) ensure_max_connections; ensure_stripe_mock; ensure_chromium; ensure_postgres_second; ensure_pdftoppm; ensure_redis_binaries ;;
     *) say "unknown option $arg"; exit 2 ;;
   esac
 done
