@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -140,6 +141,9 @@ func (j *Jobs) Every(p Periodic) {
 	}
 	j.periodic = append(j.periodic, p)
 }
+
+// Periodics returns the registered schedules.
+func (j *Jobs) Periodics() []Periodic { return slices.Clone(j.periodic) }
 
 // Enqueue queues a task for a tenant. Give it asynq.TaskID to make it unique.
 func (j *Jobs) Enqueue(ctx context.Context, t tenants.Tenant, taskType string, payload any, opts ...asynq.Option) (*asynq.TaskInfo, error) {

@@ -205,6 +205,46 @@ func TestSettlingTasksRunWhileSuspended(t *testing.T) {
 	checkOwnScope(t, rec.all())
 }
 
+// The fan-out at fleet scale: one turn over 1,000 active chains enqueues
+// exactly one task each, and a second turn in the same bucket none. The
+// chains are registry rows only (the fan-out reads nothing else), removed
+// at the end so the package's other tests see only their own. The time is
+// logged, not asserted: `marquee bench fleet` prints it per fleet size.
+func TestFanOutThousandTenants(t *testing.T) {
+	env := start(t, &probe{rec: &recorder{}})
+	ctx := context.Background()
+	const fleet = 1000
+	prefix := apptest.UniqueSlug("fleet")
+	if err := env.App.DB.Exec(`INSERT INTO control.tenants (id, slug, name, schema_name, status)
+		SELECT gen_random_uuid(), ? || '-' || i, 'Fleet ' || i, 't_' || replace(?, '-', '_') || '_' || i, 'active'
+		FROM generate_series(1, ?) i`, prefix, prefix, fleet).Error; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.App.DB.Exec(`DELETE FROM control.tenants WHERE slug LIKE ? || '-%'`, prefix).Error
+	})
+	active, err := env.App.Tenants.ListActive(ctx)
+	if err != nil || len(active) != fleet {
+		t.Fatalf("%d active tenants (%v), want %d (earlier tests left tenants active)", len(active), err, fleet)
+	}
+	now := time.Now()
+	began := time.Now()
+	n, err := env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now)
+	took := time.Since(began)
+	if err != nil || n != fleet {
+		t.Fatalf("fan-out over %d chains enqueued %d (%v)", fleet, n, err)
+	}
+	t.Logf("fan-out over %d chains enqueued %d tasks in %v", fleet, n, took.Round(time.Millisecond))
+	ins := inspector(t, env)
+	info, err := ins.GetQueueInfo(env.App.Jobs.Queue(jobs.QueueDefault))
+	if err != nil || info.Pending != fleet {
+		t.Fatalf("queue holds %+v (%v), want %d pending", info, err, fleet)
+	}
+	if n, err := env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now.Add(time.Minute)); err != nil || n != 0 {
+		t.Fatalf("second fan-out in the bucket enqueued %d (%v), want 0", n, err)
+	}
+}
+
 // A chain waiting out its deletion delay is stopped like a suspended one:
 // its ordinary tasks are archived at once (retryable if the deletion is
 // cancelled), its settling tasks still run; once deleted, its tasks are

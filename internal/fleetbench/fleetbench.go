@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/mattn/go-isatty"
 
 	"marquee/app"
@@ -50,6 +52,12 @@ type Figure struct {
 	Request    time.Duration // GET /api/v1/role-assignments as an owner, in-process
 	Overhead   time.Duration // Request - Baseline
 	Resolve    time.Duration // registry lookup + Casbin check alone
+	// FanOut is one turn of every periodic schedule for every active
+	// tenant (what the scheduler enqueues when a minute turns), and
+	// FannedOut the tasks it enqueued; a second turn in the same buckets
+	// must enqueue none.
+	FanOut    time.Duration
+	FannedOut int
 }
 
 // measureFor bounds each measurement's duration.
@@ -96,12 +104,69 @@ func Run(ctx context.Context, a *app.App, o Options) ([]Figure, error) {
 		if err := measure(ctx, a, h, n, o, &f); err != nil {
 			return out, err
 		}
+		if err := fanOut(ctx, a, &f); err != nil {
+			return out, err
+		}
 		out = append(out, f)
-		fmt.Fprintf(o.Out, "tenants %5d  create %-10s migrate-all %-10s  request %-8s baseline %-8s overhead %-8s  lookup+casbin %s\n",
+		fmt.Fprintf(o.Out, "tenants %5d  create %-10s migrate-all %-10s  request %-8s baseline %-8s overhead %-8s  lookup+casbin %-8s  fan-out %d tasks in %s\n",
 			n, f.CreateTime.Round(time.Millisecond), f.MigrateAll.Round(time.Millisecond), f.Request.Round(100*time.Nanosecond),
-			f.Baseline.Round(100*time.Nanosecond), f.Overhead.Round(100*time.Nanosecond), f.Resolve.Round(10*time.Nanosecond))
+			f.Baseline.Round(100*time.Nanosecond), f.Overhead.Round(100*time.Nanosecond), f.Resolve.Round(10*time.Nanosecond),
+			f.FannedOut, f.FanOut.Round(time.Millisecond))
 	}
 	return out, nil
+}
+
+// fanOutQueue is where the bench's fan-out puts its tasks: a queue no
+// worker serves (task ids are unique per queue, so the real schedules'
+// buckets are untouched), emptied afterwards.
+const fanOutQueue = "fleetbench-fanout"
+
+// fanOut times one turn of every periodic schedule over the fleet, checks
+// it enqueued one task per schedule and active tenant, and that a second
+// turn in the same buckets enqueues nothing.
+func fanOut(ctx context.Context, a *app.App, f *Figure) error {
+	active, err := a.Tenants.ListActive(ctx)
+	if err != nil {
+		return err
+	}
+	ins := asynq.NewInspector(a.AsynqRedis())
+	defer ins.Close()
+	now := time.Now()
+	// A queue of its own per run: task ids are unique per queue, and
+	// a run in the same buckets as the last must find none of its tasks.
+	name := fmt.Sprintf("%s-%d", fanOutQueue, now.UnixNano())
+	queue := a.Jobs.Queue(name)
+	// No worker serves it; what it holds is dropped with it (the bench's
+	// Redis database is emptied before each run anyway).
+	defer ins.DeleteQueue(queue, true) //nolint:errcheck // best effort, see above
+	schedules := a.Jobs.Periodics()
+	turn := func() (int, error) {
+		total := 0
+		for _, p := range schedules {
+			n, err := a.Jobs.FanOut(ctx, p.Type, name, p.Bucket, now)
+			if err != nil {
+				return total, err
+			}
+			total += n
+		}
+		return total, nil
+	}
+	start := time.Now()
+	if f.FannedOut, err = turn(); err != nil {
+		return err
+	}
+	f.FanOut = time.Since(start)
+	if want := len(active) * len(schedules); f.FannedOut != want {
+		return fmt.Errorf("fan-out enqueued %d tasks, want %d (%d schedules × %d active tenants)", f.FannedOut, want, len(schedules), len(active))
+	}
+	again, err := turn()
+	if err != nil {
+		return err
+	}
+	if again != 0 {
+		return fmt.Errorf("a second fan-out in the same buckets enqueued %d duplicate tasks", again)
+	}
+	return nil
 }
 
 // grow creates fleet tenants 1..n that do not exist yet, o.Parallel at a time.

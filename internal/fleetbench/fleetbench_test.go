@@ -28,7 +28,7 @@ func TestFleetBenchSmall(t *testing.T) {
 		t.Fatalf("figures: %+v", figs)
 	}
 	for _, f := range figs {
-		if f.Request <= 0 || f.Baseline <= 0 || f.Resolve <= 0 || f.MigrateAll <= 0 {
+		if f.Request <= 0 || f.Baseline <= 0 || f.Resolve <= 0 || f.MigrateAll <= 0 || f.FanOut <= 0 || f.FannedOut < f.Tenants {
 			t.Fatalf("unmeasured figure: %+v", f)
 		}
 	}
