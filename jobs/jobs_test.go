@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
 
 	"marquee/app"
 	"marquee/app/apptest"
@@ -243,6 +245,54 @@ func TestFanOutThousandTenants(t *testing.T) {
 	if n, err := env.App.Jobs.FanOut(ctx, probeType, jobs.QueueDefault, time.Hour, now.Add(time.Minute)); err != nil || n != 0 {
 		t.Fatalf("second fan-out in the bucket enqueued %d (%v), want 0", n, err)
 	}
+}
+
+// A task reaches its chain on the server the registry places it on: with
+// one chain on each of two PostgreSQL servers, each task's transaction ran
+// on its chain's server, in its schema, seeing only its users.
+func TestTasksRunOnTheirChainsServer(t *testing.T) {
+	rec := &recorder{}
+	second := apptest.SecondDatabase(t, "jobs_"+strings.ToLower(t.Name()))
+	env := apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{&probe{rec: rec}}, Configure: func(c *config.Config) {
+		c.DatabaseServers = map[string]string{apptest.SecondServer: second}
+	}})
+	if err := apptest.ClearRedis(context.Background(), env.App.Config.Deployment()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	port := func(url string) string {
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strconv.Itoa(int(cfg.Port))
+	}
+	want := map[string]string{}
+	for _, server := range []string{tenants.DefaultServer, apptest.SecondServer} {
+		tn, err := env.App.Tenants.CreateOn(ctx, apptest.UniqueSlug("placed"), "", server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.App.Tenants.Suspend(context.Background(), tn.Slug) })
+		if _, err := env.App.CreateUser(ctx, tn, "probe@"+tn.Slug+".test", "Probe", apptest.Password); err != nil {
+			t.Fatal(err)
+		}
+		want[tn.Slug] = port(apptest.DatabaseURL())
+		if server == apptest.SecondServer {
+			want[tn.Slug] = port(second)
+		}
+		if _, err := env.App.Jobs.Enqueue(ctx, tn, probeType, map[string]any{"for": tn.Slug}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(t, env)
+	apptest.Eventually(t, 10*time.Second, "both tasks handled", func() bool { return len(rec.all()) == 2 })
+	for _, x := range rec.all() {
+		if x.Port != want[x.Tenant] {
+			t.Errorf("task of %s ran on the server at port %s, want %s", x.Tenant, x.Port, want[x.Tenant])
+		}
+	}
+	checkOwnScope(t, rec.all())
 }
 
 // A chain waiting out its deletion delay is stopped like a suspended one:

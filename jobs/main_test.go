@@ -29,6 +29,7 @@ type run struct {
 	Tenant  string // the tenant the handler was given
 	Schema  string // current_schema() inside its Tx
 	Emails  string // every user email visible inside its Tx
+	Port    string // the port of the PostgreSQL server its Tx ran on
 	Payload string
 }
 
@@ -80,8 +81,8 @@ func (p *probe) Register(r *app.Registrar) error {
 		}
 		var x run
 		err := a.Tx(ctx, t, func(tx *gorm.DB) error {
-			return tx.Raw("SELECT current_schema() AS schema, coalesce(string_agg(email, ',' ORDER BY email), '') AS emails FROM users").
-				Row().Scan(&x.Schema, &x.Emails)
+			return tx.Raw("SELECT current_schema() AS schema, coalesce(string_agg(email, ',' ORDER BY email), '') AS emails, current_setting('port') FROM users").
+				Row().Scan(&x.Schema, &x.Emails, &x.Port)
 		})
 		if err != nil {
 			return err
