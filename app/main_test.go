@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"testing"
@@ -75,6 +76,9 @@ func (p *probeModule) Register(r *app.Registrar) error {
 			return probeThing{Venue: c.Param("venueId"), Tenant: app.TenantOf(c).Slug}, nil
 		}))
 	r.API(http.MethodGet, "/probe/ping", app.Public(), "public probe", app.Handle(func(*gin.Context, app.None) (probeOK, error) { return probeOK{OK: true}, nil }))
+	r.API(http.MethodGet, "/probe/broken", app.Public(), "a probe that fails on the server", app.Handle(func(*gin.Context, app.None) (probeOK, error) {
+		return probeOK{}, errors.New("probe broke")
+	}))
 	r.API(http.MethodGet, "/probe/light", app.Public(), "light probe", app.Handle(func(*gin.Context, app.None) (probeOK, error) { return probeOK{OK: true}, nil })).Light()
 	r.API(http.MethodGet, "/probe/big", app.Public(), "a large answer", app.Raw(func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/octet-stream", bigAnswer)
