@@ -79,3 +79,9 @@ func (m *Module) SignTicketWithKey(ctx context.Context, t tenants.Tenant, kid in
 func (m *Module) SweepHolds(ctx context.Context, t tenants.Tenant) (int, error) {
 	return m.svc.holds.SweepHolds(ctx, t, 1000)
 }
+
+// TokenRemembered reports whether a token of t is in the door's cache of
+// verified tokens.
+func (m *Module) TokenRemembered(t tenants.Tenant, token string) bool {
+	return m.svc.tickets.Remembered(t, token)
+}

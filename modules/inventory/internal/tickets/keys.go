@@ -242,10 +242,25 @@ type Verified struct {
 // and v1 against the tenant's key; ErrBadToken for anything forged,
 // garbled, of another chain, or signed by a key the event does not have.
 // With the keys cached it does no database work.
+//
+// A token that verified is remembered (verifiedCache): its next scans
+// skip the signature check.
 func (s *Service) Verify(ctx context.Context, t tenants.Tenant, token string) (Verified, error) {
 	if len(token) > 2048 {
 		return Verified{}, ErrBadToken
 	}
+	key := verifiedKey(t.Slug, token)
+	if v, ok := s.verified.get(key); ok {
+		return v, nil
+	}
+	v, err := s.verify(ctx, t, token)
+	if err == nil {
+		s.verified.put(key, v)
+	}
+	return v, err
+}
+
+func (s *Service) verify(ctx context.Context, t tenants.Tenant, token string) (Verified, error) {
 	if IsV1(token) {
 		return s.verifyV1(ctx, t, token)
 	}
@@ -311,6 +326,7 @@ type keyCaches struct {
 	eventKeys sync.Map // tenant/event → *keySet
 	signers   sync.Map // tenant/event/kid → signer
 	legacy    sync.Map // tenant slug → legacyEntry
+	verified  *verifiedCache
 }
 
 // SignWith signs claims with the event's key kid, whatever key is current:

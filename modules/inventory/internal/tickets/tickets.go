@@ -38,7 +38,9 @@ type Service struct {
 }
 
 // New returns the ticket service.
-func New(d *deps.Deps) *Service { return &Service{d: d} }
+func New(d *deps.Deps) *Service {
+	return &Service{d: d, keyCaches: keyCaches{verified: newVerifiedCache(verifiedCap)}}
+}
 
 // Version 1 tokens (issued before v2, still verified at the door):
 // base64url(JSON claims) "." base64url(sig), where sig is the tenant's
