@@ -106,11 +106,10 @@ func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, 
 	return e, nil
 }
 
-// NewEntry prepares an entry for a statement that appends it itself by
-// calling ledger_append (migration 00022) with Args, in that order: a hot
-// path that keeps its whole transaction in one statement, so the ledger
-// lock is held to the commit only, not over round trips. Checked then
-// verifies what ledger_append returned, as Append does.
+// NewEntry prepares an entry for a statement that inserts it itself,
+// unsealed (a hot path that keeps its whole transaction in one statement):
+// the same checks and id as Append. After the statement commits, the caller
+// calls Committed so the sealer chains the entry.
 func (l *Ledger) NewEntry(kind, reference string, amountMinor int64, currency, memo string) (LedgerEntry, error) {
 	if !ledgerKind.MatchString(kind) {
 		return LedgerEntry{}, fmt.Errorf("ledger: bad kind %q", kind)
@@ -122,21 +121,13 @@ func (l *Ledger) NewEntry(kind, reference string, amountMinor int64, currency, m
 		Kind: kind, Reference: reference, AmountMinor: amountMinor, Currency: currency, Memo: memo}, nil
 }
 
-// Args are ledger_append's arguments for the entry: id, recorded_at, its
-// text, kind, reference, amount, currency, memo.
-func (e LedgerEntry) Args() []any {
-	return []any{e.ID, e.RecordedAt, e.RecordedAt.Format(time.RFC3339Nano), e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo}
-}
-
-// Checked fills in what ledger_append returned for the entry (its number,
-// the previous hash and its hash) and checks the hash is the one Verify
-// will recompute.
-func (e LedgerEntry) Checked(seq int64, prevHash, hash []byte) (LedgerEntry, error) {
-	e.Seq, e.PrevHash, e.Hash = seq, prevHash, hash
-	if !bytes.Equal(e.Hash, entryHash(e.PrevHash, e)) {
-		return e, fmt.Errorf("ledger: the database's hash of entry %d differs from entryHash", e.Seq)
+// Committed says a transaction of t that inserted unsealed entries itself
+// (NewEntry's) has committed: the sealer chains them now rather than at the
+// next minute's sweep. Append's entries need no call (Append kicks it).
+func (l *Ledger) Committed(t tenants.Tenant) {
+	if l.sealer != nil {
+		l.sealer.kick(t)
 	}
-	return e, nil
 }
 
 // sealBatch is how many entries one ledger_seal call chains.

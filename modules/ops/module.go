@@ -21,6 +21,8 @@ type Module struct {
 	app   *app.Core
 	svc   *Service
 	pages *template.Template
+	// wsWriteTimeout, when set, replaces the const of that name (tests).
+	wsWriteTimeout time.Duration
 }
 
 // New returns the ops module, ready to register.

@@ -388,20 +388,20 @@ func (s *Service) HandlePOSWebhook(ctx context.Context, t tenants.Tenant, connec
 // the object came from a provider's list without a version (polled
 // refunds): it is ordered by its updated_at instead.
 //
-// The whole transaction is one statement, ops_pos_keep (migration 00350):
-// the idempotency insert, the object's locked read and update, and, when
-// the counted amount changed, the ledger append, last. It runs alone in one
-// round trip (PgxStatement), so the chain's ledger lock, which every sale
-// waits for, is held from the append to the commit and over no round trip.
+// The whole transaction is one statement, ops_pos_keep_unsealed (migration
+// 00400), run alone in one round trip (PgxStatement): the idempotency
+// insert, the object's locked read and update, and, when the counted amount
+// changed, the ledger entry, inserted unsealed. It takes no ledger lock:
+// deliveries of different objects commit side by side, and the core's
+// sealer, poked after the commit, chains their entries.
 func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posConnector, evt SquareEvent, listed bool) (WebhookResult, error) {
 	obj, err := s.prepare(ctx, t, conn, evt)
 	if err != nil {
 		return WebhookResult{}, err
 	}
 	args := []any{conn.id, evt.EventID, evt.Type}
-	var entry app.LedgerEntry
 	if obj == nil {
-		args = append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+		args = append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
 	} else {
 		p := obj.p
 		counted := int64(0)
@@ -421,24 +421,19 @@ func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posCon
 			ledgerKind = "pos.refund"
 		}
 		// The entry's amount is the difference the statement finds.
-		entry, err = s.app.Ledger.NewEntry(ledgerKind, "pos:"+conn.id.String()+":"+p.ID, 0, p.AmountMoney.Currency,
+		entry, err := s.app.Ledger.NewEntry(ledgerKind, "pos:"+conn.id.String()+":"+p.ID, 0, p.AmountMoney.Currency,
 			fmt.Sprintf("%s %s at %s (%s)", obj.category, obj.kind, obj.stand, p.ID))
 		if err != nil {
 			return WebhookResult{}, err
 		}
-		ledgerArgs := entry.Args()
 		args = append(args, obj.kind, p.ID, version, p.Status, p.AmountMoney.Amount, counted, p.AmountMoney.Currency,
 			p.LocationID, p.OrderID, obj.venue, obj.event, obj.stand, obj.category, obj.occurred, updated,
-			ledgerArgs[0], ledgerArgs[1], ledgerArgs[2], ledgerArgs[3], ledgerArgs[4], ledgerArgs[7])
+			entry.ID, entry.RecordedAt, entry.Kind, entry.Reference, entry.Memo)
 	}
-	var (
-		res            WebhookResult
-		seq            *int64
-		prevHash, hash []byte
-	)
+	var res WebhookResult
 	err = s.app.PgxStatement(ctx, t, tenants.TxOptions{}, posKeepSQL, args, func(rows pgx.Rows) error {
 		for rows.Next() {
-			if err := rows.Scan(&res.Outcome, &res.LedgerMinor, &seq, &prevHash, &hash); err != nil {
+			if err := rows.Scan(&res.Outcome, &res.LedgerMinor); err != nil {
 				return err
 			}
 		}
@@ -452,19 +447,11 @@ func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posCon
 		return WebhookResult{}, err
 	}
 	if res.Outcome == "" {
-		return WebhookResult{}, errors.New("ops: ops_pos_keep returned no row")
+		return WebhookResult{}, errors.New("ops: ops_pos_keep_unsealed returned no row")
 	}
 	if res.LedgerMinor != 0 {
-		entry.AmountMinor = res.LedgerMinor
-		if seq == nil {
-			return WebhookResult{}, errors.New("ops: ops_pos_keep moved the ledger without an entry")
-		}
-		// Committed already: a hash Verify would not recompute is a fault
-		// of the code to find now, not a sale to undo.
-		if _, err := entry.Checked(*seq, prevHash, hash); err != nil {
-			s.app.Log.Error("ops: POS ledger entry", "tenant", t.Slug, "err", err)
-			return WebhookResult{}, err
-		}
+		// Committed: the entry is chained now, not at the minute's sweep.
+		s.app.Ledger.Committed(t)
 		if obj.event != nil {
 			s.revenue.changed(t, *obj.event)
 		}
@@ -472,9 +459,9 @@ func (s *Service) applyEvent(ctx context.Context, t tenants.Tenant, conn *posCon
 	return res, nil
 }
 
-// posKeepSQL keeps a delivery (ops_pos_keep, migration 00350).
-const posKeepSQL = `SELECT o_outcome, o_ledger, o_seq, o_prev_hash, o_hash FROM ops_pos_keep($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-	$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`
+// posKeepSQL keeps a delivery (ops_pos_keep_unsealed, migration 00400).
+const posKeepSQL = `SELECT o_outcome, o_ledger FROM ops_pos_keep_unsealed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+	$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`
 
 // posObject is a delivery's payment or refund, with where it was sold and
 // for which event, resolved before the transaction that applies it (the

@@ -2,12 +2,16 @@ package ops_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"marquee/app/apptest"
 	"marquee/modules/ops"
@@ -219,5 +223,192 @@ func TestPOSCurrencyChangeRefused(t *testing.T) {
 	})
 	if n := c.count(t, `SELECT count(*) FROM ops_pos_objects WHERE object_id = 'PC1' AND currency = 'EUR' AND version = 1`); n != 1 {
 		t.Fatal("the kept payment changed")
+	}
+}
+
+// Deliveries race with nothing between them but their own rows: 48 senders
+// deliver 80 sales (created, then completed; every completion three times)
+// and 16 refunds of them (pending, then completed; each twice), shuffled,
+// while a reader verifies the chain over and over (sealing what has
+// committed as the deliveries insert more). Each sale and refund reaches
+// the ledger once, every redelivery is answered duplicate, the totals are
+// exact and the chain verifies. Then a second burst with no reader: the
+// sealer, poked after each commit, chains every entry within seconds, not
+// at the minute's sweep.
+func TestPOSRaceUnsealedEntriesSealedOnce(t *testing.T) {
+	e := startEnv(t, nil)
+	c := newChain(t, e, "posseal")
+	_, pos := c.connect(t)
+	ctx := context.Background()
+	const sales, refunds, senders = 80, 16, 48
+	var deliveries []fakepos.Delivery
+	wantNet, redelivered := 0, 0
+	for i := range sales {
+		amount := 200 + 7*i
+		p := fakepos.Payment{ID: fmt.Sprintf("S%d", i), Status: "APPROVED", Version: 1, AmountMoney: fakepos.Money{Amount: int64(amount), Currency: "EUR"}, LocationID: []string{"L-BAR", "L-MERCH"}[i%2]}
+		created := pos.PaymentEvent(p)
+		p.Status, p.Version = "COMPLETED", 2
+		done := pos.PaymentEvent(p)
+		deliveries = append(deliveries, created, done, done, done)
+		redelivered += 2
+		wantNet += amount
+		if i < refunds {
+			r := fakepos.Payment{ID: fmt.Sprintf("R%d", i), Status: "PENDING", Version: 1, AmountMoney: fakepos.Money{Amount: int64(amount / 2), Currency: "EUR"}, LocationID: p.LocationID, PaymentID: p.ID}
+			pending := pos.RefundEvent(r)
+			r.Status, r.Version = "COMPLETED", 2
+			refunded := pos.RefundEvent(r)
+			deliveries = append(deliveries, pending, pending, refunded, refunded)
+			redelivered += 2
+			wantNet -= amount / 2
+		}
+	}
+	rand.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
+
+	deliver := func(ds []fakepos.Delivery) map[string]int {
+		var mu sync.Mutex
+		outcomes := map[string]int{}
+		var wg sync.WaitGroup
+		next := make(chan fakepos.Delivery)
+		for range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for d := range next {
+					status, body, err := pos.Send(ctx, d)
+					if err != nil || status != http.StatusOK {
+						t.Errorf("deliver: %v %d %s", err, status, body)
+						continue
+					}
+					var r ops.WebhookResult
+					if err := json.Unmarshal(body, &r); err != nil {
+						t.Errorf("answer %s: %v", body, err)
+						continue
+					}
+					mu.Lock()
+					outcomes[r.Outcome]++
+					if r.LedgerMinor != 0 {
+						outcomes["ledger"]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		for _, d := range ds {
+			next <- d
+		}
+		close(next)
+		wg.Wait()
+		return outcomes
+	}
+
+	stop := make(chan struct{})
+	verified := make(chan error, 1)
+	go func() {
+		var err error
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				if err == nil && n == 0 {
+					err = fmt.Errorf("the reader never verified")
+				}
+				verified <- err
+				return
+			default:
+			}
+			v, verr := e.App.Ledger.Verify(ctx, c.t)
+			if verr != nil || !v.OK {
+				if err == nil {
+					err = fmt.Errorf("verify during the burst: %+v %v", v, verr)
+				}
+			}
+		}
+	}()
+	outcomes := deliver(deliveries)
+	close(stop)
+	if err := <-verified; err != nil {
+		t.Fatal(err)
+	}
+	if outcomes["duplicate"] != redelivered || outcomes["ledger"] != sales+refunds {
+		t.Fatalf("outcomes %v: want %d duplicates and %d deliveries that moved the ledger", outcomes, redelivered, sales+refunds)
+	}
+	if got := c.ledgerSum(t); got != wantNet {
+		t.Fatalf("ledger %d, want %d", got, wantNet)
+	}
+	for _, kind := range []string{"pos.sale", "pos.refund"} {
+		want := map[string]int{"pos.sale": sales, "pos.refund": refunds}[kind]
+		if n := c.count(t, `SELECT count(DISTINCT reference) FROM ledger_entries WHERE kind = ?`, kind); n != want {
+			t.Fatalf("%d %s references, want %d", n, kind, want)
+		}
+		if n := c.count(t, `SELECT count(*) FROM (SELECT reference FROM ledger_entries WHERE kind = ? GROUP BY reference HAVING count(*) > 1) x`, kind); n != 0 {
+			t.Fatalf("%d %s references entered more than once", n, kind)
+		}
+	}
+	if v, err := e.App.Ledger.Verify(ctx, c.t); err != nil || !v.OK || v.Entries != sales+refunds {
+		t.Fatalf("ledger verify: %+v %v", v, err)
+	}
+
+	// No reader now: only the sealer's pokes chain the second burst.
+	var more []fakepos.Delivery
+	for i := range 40 {
+		p := fakepos.Payment{ID: fmt.Sprintf("T%d", i), Status: "COMPLETED", Version: 1, AmountMoney: fakepos.Money{Amount: 100, Currency: "EUR"}, LocationID: "L-BAR"}
+		more = append(more, pos.PaymentEvent(p))
+	}
+	if o := deliver(more); o["ledger"] != 40 {
+		t.Fatalf("second burst: %v", o)
+	}
+	apptest.Eventually(t, 3*time.Second, "the sealer chained the second burst", func() bool {
+		return c.count(t, `SELECT count(*) FROM ledger_entries WHERE seq IS NULL`) == 0
+	})
+	if n := c.count(t, `SELECT count(*) FROM ledger_entries WHERE seq IS NOT NULL`); n != sales+refunds+40 {
+		t.Fatalf("%d entries sealed, want %d", n, sales+refunds+40)
+	}
+	if v, err := e.App.Ledger.Verify(ctx, c.t); err != nil || !v.OK || v.Entries != sales+refunds+40 {
+		t.Fatalf("ledger verify after the second burst: %+v %v", v, err)
+	}
+}
+
+// A delivery takes no ledger lock: with the chain's ledger lock held by
+// another transaction (as the sealer holds it while it chains), a sale is
+// still kept and answered, its entry inserted unsealed; once the lock goes,
+// the sealer chains it and the chain verifies.
+func TestPOSDeliveryTakesNoLedgerLock(t *testing.T) {
+	e := startEnv(t, nil)
+	c := newChain(t, e, "posnolock")
+	_, pos := c.connect(t)
+	ctx := context.Background()
+	locked, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- e.App.Tx(ctx, c.t, func(tx *gorm.DB) error {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))`).Error; err != nil {
+				close(locked)
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	status, body, err := pos.Send(sctx, pos.PaymentEvent(fakepos.Payment{ID: "NL1", Status: "COMPLETED", Version: 1,
+		AmountMoney: fakepos.Money{Amount: 4200, Currency: "EUR"}, LocationID: "L-BAR"}))
+	if err != nil || status != http.StatusOK {
+		close(release)
+		t.Fatalf("a delivery under a held ledger lock: %v %d %s", err, status, body)
+	}
+	if n := c.count(t, `SELECT count(*) FROM ledger_entries WHERE seq IS NULL AND amount_minor = 4200 AND kind = 'pos.sale'`); n != 1 {
+		close(release)
+		t.Fatalf("%d unsealed entries for the sale while the lock is held, want 1", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	apptest.Eventually(t, 3*time.Second, "the sealer chained the sale", func() bool {
+		return c.count(t, `SELECT count(*) FROM ledger_entries WHERE seq IS NULL`) == 0
+	})
+	if v, err := e.App.Ledger.Verify(ctx, c.t); err != nil || !v.OK || v.Entries != 1 {
+		t.Fatalf("ledger verify: %+v %v", v, err)
 	}
 }

@@ -68,6 +68,15 @@ func (m *Module) joinStream(ctx context.Context, t tenants.Tenant, event uuid.UU
 // message in that time is gone (the hub drops it sooner when its buffer fills).
 const wsWriteTimeout = 10 * time.Second
 
+// writeTimeout is the module's bound on a viewer's writes: wsWriteTimeout
+// unless a test shortened it before the module served.
+func (m *Module) writeTimeout() time.Duration {
+	if m.wsWriteTimeout > 0 {
+		return m.wsWriteTimeout
+	}
+	return wsWriteTimeout
+}
+
 // streamWS serves an event's dashboard changes over a WebSocket: the same
 // numbered messages as the server-sent stream ({"seq","type","data"}, one
 // per text frame), from the same hub (one Redis subscription per instance
@@ -117,12 +126,13 @@ func (m *Module) streamWS(c *gin.Context) {
 	// bounded by one timer the viewer keeps, re-armed per batch, which
 	// closes the socket when it fires: the writes themselves carry no
 	// deadline, so a frame costs no context and no timer registration.
+	timeout := m.writeTimeout()
 	stuck := time.AfterFunc(time.Hour, func() { _ = conn.CloseNow() })
 	defer stuck.Stop()
 	stuck.Stop()
 	write := func(frame []byte) error { return conn.Write(context.Background(), websocket.MessageText, frame) }
 	batch := func(fn func() error) error {
-		stuck.Reset(wsWriteTimeout)
+		stuck.Reset(timeout)
 		err := fn()
 		if !stuck.Stop() {
 			return errors.New("write timed out")
@@ -179,7 +189,7 @@ func (m *Module) streamWS(c *gin.Context) {
 				_ = conn.Close(websocket.StatusTryAgainLater, "stream ends; reconnect")
 				return
 			}
-			pctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+			pctx, cancel := context.WithTimeout(ctx, timeout)
 			err = conn.Ping(pctx)
 			cancel()
 		case msg := <-v.C:

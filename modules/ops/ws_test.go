@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -237,3 +240,117 @@ func TestWebSocketRefusals(t *testing.T) {
 
 // wsWriteTimeout is the server's bound on one write (ws.go).
 const wsWriteTimeout = 10 * time.Second
+
+// A viewer whose socket stops taking frames is closed by its stuck-writer
+// timer (one per viewer, armed per batch of writes) within the write bound,
+// while another viewer keeps receiving promptly. The stuck viewer is a
+// WebSocket client with a 4 KiB receive buffer that never reads; fewer
+// messages are published than its hub buffer holds (viewerBuffer, 256), so
+// the hub never drops it: only the timer can close it, and not before the
+// bound has passed since the first message it could not take. The other
+// viewer joins after the big messages (it starts at the latest number), so
+// what it receives meanwhile is the small changes alone.
+func TestWebSocketStuckViewerClosedByItsTimer(t *testing.T) {
+	const bound = 5 * time.Second
+	mod, door := ops.New(), &fakeDoor{zones: map[uuid.UUID][]app.ZoneAttendance{}}
+	mod.SetWSWriteTimeout(bound)
+	e := &env{Env: apptest.Start(t, dbURL, apptest.Options{Modules: []app.Module{calendar.New(), door, mod}, DBMaxConns: 20}), mod: mod, door: door}
+	c := newChain(t, e, "wsstuck")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	small := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	stuck, _, err := websocket.Dial(ctx, wsURL(e.Env, c.event, -1), &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: small.DialContext}},
+		HTTPHeader: http.Header{"X-Tenant": {c.slug}, "Authorization": {"Bearer " + c.tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stuck.CloseNow() }() // never read
+	hub := mod.Service().Hub()
+	apptest.Eventually(t, 5*time.Second, "the stuck viewer joined", func() bool { return hub.Viewers() == 1 })
+	ev := uuid.MustParse(c.event)
+	publish := func(data any) int64 {
+		seq, err := hub.Publish(ctx, c.t, ev, "note", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	// 6 MiB: more than the loopback socket buffers of both ends hold
+	// (the server's send buffer grows to 4 MiB at most).
+	const bigs = 24
+	pad := strings.Repeat("x", 256<<10)
+	firstBig := time.Now()
+	for range bigs {
+		publish(pad)
+	}
+	lastBig := time.Now()
+
+	fast := openWS(t, e.Env, c.slug, c.tok, c.event, -1)
+	var mu sync.Mutex
+	got := map[int64]time.Time{} // the fast viewer's receipts, by number
+	go func() {
+		for m := range fast.msgs {
+			mu.Lock()
+			got[m.Seq] = time.Now()
+			mu.Unlock()
+		}
+	}()
+	if hub.Viewers() != 2 {
+		t.Fatalf("%d viewers once the other joined: the stuck one went before the bound", hub.Viewers())
+	}
+
+	// Small changes every 50 ms until the stuck viewer is gone: each must
+	// reach the other viewer promptly.
+	sent := map[int64]time.Time{}
+	var closedAt time.Time
+	for deadline := lastBig.Add(bound + 5*time.Second); closedAt.IsZero(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck viewer is still served %v after the last message it could not take (bound %v)", time.Since(lastBig), bound)
+		}
+		at := time.Now()
+		sent[publish(map[string]int{"n": len(sent)})] = at
+		if hub.Viewers() == 1 {
+			closedAt = time.Now()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(sent)+bigs >= 256 {
+		t.Fatalf("%d messages published: the hub's buffer could have dropped the viewer, not the timer", len(sent)+bigs)
+	}
+	if took := closedAt.Sub(firstBig); took < bound {
+		t.Fatalf("the stuck viewer was closed %v after the first message, before the bound %v: not by its timer", took, bound)
+	}
+	if len(sent) < 3 {
+		t.Fatalf("only %d changes while the stuck viewer was served: the test shows nothing of the other viewer", len(sent))
+	}
+	// The other viewer received every change, each within 1 s of its
+	// publication, while the stuck one was blocked.
+	const prompt = time.Second
+	apptest.Eventually(t, 5*time.Second, "the other viewer received every change", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for seq := range sent {
+			if _, ok := got[seq]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for seq, at := range sent {
+		if lag := got[seq].Sub(at); lag > prompt {
+			t.Fatalf("change %d reached the other viewer after %v (the stuck viewer blocked at the time)", seq, lag)
+		}
+	}
+	t.Logf("stuck viewer closed %v after the first big message (bound %v); %d changes reached the other viewer meanwhile", closedAt.Sub(firstBig).Round(time.Millisecond), bound, len(sent))
+}
