@@ -26,14 +26,19 @@ import (
 // on, measured in alternating phases of one run (off, on, on, off, … so a
 // drift of the machine's load weighs on both alike).
 type LimitsReport struct {
-	Phases     []LimitsPhase `json:"phases"`
-	OffPerS    float64       `json:"holds_per_second_off"`
-	OnPerS     float64       `json:"holds_per_second_on"`
-	Ratio      float64       `json:"ratio_on_to_off"`
-	OffP99Ms   float64       `json:"hold_p99_ms_off"`
-	OnP99Ms    float64       `json:"hold_p99_ms_on"`
-	LoadBefore string        `json:"loadavg_before"`
-	LoadAfter  string        `json:"loadavg_after"`
+	Phases   []LimitsPhase `json:"phases"`
+	OffPerS  float64       `json:"holds_per_second_off"`
+	OnPerS   float64       `json:"holds_per_second_on"`
+	Ratio    float64       `json:"ratio_on_to_off"`
+	OffP99Ms float64       `json:"hold_p99_ms_off"`
+	OnP99Ms  float64       `json:"hold_p99_ms_on"`
+	// RoundRatios is each round's on/off ratio (its two phases of each),
+	// MedianRatio their median: a phase that a burst of the machine's other
+	// load slowed weighs on one round only.
+	RoundRatios []float64 `json:"round_ratios"`
+	MedianRatio float64   `json:"median_round_ratio"`
+	LoadBefore  string    `json:"loadavg_before"`
+	LoadAfter   string    `json:"loadavg_after"`
 	// Invalid says why the run measures nothing (a phase refused holds, ran
 	// out of seats or lost requests); empty when the figures stand.
 	Invalid string `json:"invalid,omitempty"`
@@ -137,13 +142,15 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 	// memory before its clock starts, and the server checks each token as
 	// it checks any.
 	signer := buyers.New(a.Config.SecretKey)
-	var sums [2]struct {
+	type sum struct {
 		holds int64
 		secs  float64
 		p99   []float64
 	}
+	var sums [2]sum
 	day := 10
 	for r := range rounds {
+		var round [2]sum
 		for j, on := range []bool{false, true, true, false} {
 			if err := h.setLimits(ctx, on); err != nil {
 				return nil, err
@@ -211,14 +218,24 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 			sums[k].holds += n
 			sums[k].secs += el.Seconds()
 			sums[k].p99 = append(sums[k].p99, ph.P99Ms)
+			round[k].holds += n
+			round[k].secs += el.Seconds()
 		}
+		ratio := (float64(round[1].holds) / round[1].secs) / (float64(round[0].holds) / round[0].secs)
+		rep.RoundRatios = append(rep.RoundRatios, ratio)
+		fmt.Fprintf(out, "round %d: ratio on/off %.3f\n", r+1, ratio)
+	}
+	sorted := slices.Sorted(slices.Values(rep.RoundRatios))
+	rep.MedianRatio = sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		rep.MedianRatio = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
 	}
 	rep.OffPerS, rep.OnPerS = float64(sums[0].holds)/sums[0].secs, float64(sums[1].holds)/sums[1].secs
 	rep.Ratio = rep.OnPerS / rep.OffPerS
 	rep.OffP99Ms, rep.OnP99Ms = mean(sums[0].p99), mean(sums[1].p99)
 	rep.LoadAfter = loadavg()
-	fmt.Fprintf(out, "holds/s with limits off %.0f, on %.0f: ratio on/off %.3f (goal >= 0.9); mean p99 off %.1f ms, on %.1f ms; no hold refused; loadavg before %s, after %s\n",
-		rep.OffPerS, rep.OnPerS, rep.Ratio, rep.OffP99Ms, rep.OnP99Ms, rep.LoadBefore, rep.LoadAfter)
+	fmt.Fprintf(out, "holds/s with limits off %.0f, on %.0f: ratio on/off %.3f, median of the rounds' %.3f (goal >= 0.9); mean p99 off %.1f ms, on %.1f ms; no hold refused; loadavg before %s, after %s\n",
+		rep.OffPerS, rep.OnPerS, rep.Ratio, rep.MedianRatio, rep.OffP99Ms, rep.OnP99Ms, rep.LoadBefore, rep.LoadAfter)
 	return rep, nil
 }
 

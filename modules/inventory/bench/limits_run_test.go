@@ -39,7 +39,7 @@ func TestLimitsRunHoldsWithoutRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	if len(rep.Phases) != 4 || rep.Invalid != "" || rep.OffPerS <= 0 || rep.OnPerS <= 0 || rep.Ratio <= 0 {
+	if len(rep.Phases) != 4 || rep.Invalid != "" || rep.OffPerS <= 0 || rep.OnPerS <= 0 || rep.Ratio <= 0 || len(rep.RoundRatios) != 1 || rep.MedianRatio != rep.RoundRatios[0] {
 		t.Fatalf("report %+v\n%s", rep, out.String())
 	}
 	for i, p := range rep.Phases {
