@@ -37,8 +37,13 @@ type LimitsReport struct {
 	// load slowed weighs on one round only.
 	RoundRatios []float64 `json:"round_ratios"`
 	MedianRatio float64   `json:"median_round_ratio"`
-	LoadBefore  string    `json:"loadavg_before"`
-	LoadAfter   string    `json:"loadavg_after"`
+	// CPUPerHoldOffUs and CPUPerHoldOnUs are the CPU time per hold with the
+	// limits off and on (server, database, Redis), CPURatio on/off.
+	CPUPerHoldOffUs float64 `json:"cpu_per_hold_us_off"`
+	CPUPerHoldOnUs  float64 `json:"cpu_per_hold_us_on"`
+	CPURatio        float64 `json:"cpu_ratio_on_to_off"`
+	LoadBefore      string  `json:"loadavg_before"`
+	LoadAfter       string  `json:"loadavg_after"`
 	// Invalid says why the run measures nothing (a phase refused holds, ran
 	// out of seats or lost requests); empty when the figures stand.
 	Invalid string `json:"invalid,omitempty"`
@@ -61,6 +66,12 @@ type LimitsPhase struct {
 	Refused map[string]int64 `json:"refused"`
 	Shed    int64            `json:"shed"`
 	Errors  int64            `json:"errors"`
+	// CPU is the CPU time the phase cost (server and harness, the database,
+	// Redis), CPUPerHoldUs its total per hold granted, in microseconds: the
+	// limits' cost in work, which the machine's other load does not change
+	// as it changes holds/s.
+	CPU          CPUSpent `json:"cpu"`
+	CPUPerHoldUs float64  `json:"cpu_per_hold_us"`
 	// Seconds is how long the phase ran, Want how long it was to run.
 	Seconds float64 `json:"seconds"`
 	Want    float64 `json:"want_seconds"`
@@ -146,6 +157,7 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 		holds int64
 		secs  float64
 		p99   []float64
+		cpu   float64
 	}
 	var sums [2]sum
 	day := 10
@@ -173,6 +185,7 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 			// go tool pprof -top -diff_base <off> <on> shows what the limits add.
 			prof, perr := os.Create(filepath.Join(o.OutDir, fmt.Sprintf("limits-%d-%d-%s.pprof", r+1, j+1, onOff(on))))
 			profiling := perr == nil && pprof.StartCPUProfile(prof) == nil
+			cpu0 := h.cpuNow(ctx)
 			n, lat, el, errs, ferr := h.phase(seats, func(_, i int) (bool, error) {
 				res, err := h.call(ctx, "POST", h.slug, "/api/v1/events/"+ev+"/holds", "", map[string]any{"seats": []string{seatID(i)}},
 					"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, sessions[i][0], inventory.DeviceHeader, sessions[i][1])
@@ -190,6 +203,7 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 				}
 				return false, nil
 			})
+			cpu := h.cpuNow(ctx).since(cpu0)
 			if profiling {
 				pprof.StopCPUProfile()
 			}
@@ -197,11 +211,14 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 				_ = prof.Close()
 			}
 			ph := LimitsPhase{Limits: on, Holds: n, PerS: float64(n) / el.Seconds(), P50Ms: percentile(lat, .5), P99Ms: percentile(lat, .99),
-				Seats: seats, Asked: n + shed.Load() + errs, Refused: refused, Shed: shed.Load(), Errors: errs, Seconds: el.Seconds(), Want: o.Phase.Seconds()}
+				Seats: seats, Asked: n + shed.Load() + errs, Refused: refused, Shed: shed.Load(), Errors: errs, Seconds: el.Seconds(), Want: o.Phase.Seconds(), CPU: cpu}
+			if n > 0 {
+				ph.CPUPerHoldUs = cpu.Total() * 1000 / float64(n)
+			}
 			ph.Asked += ph.refused()
 			rep.Phases = append(rep.Phases, ph)
-			fmt.Fprintf(out, "round %d limits %-3s: %6d holds in %.1fs = %7.0f holds/s, p50 %5.1f ms, p99 %6.1f ms, refused %d, shed %d, errors %d, loadavg %s\n",
-				r+1, onOff(on), n, el.Seconds(), ph.PerS, ph.P50Ms, ph.P99Ms, ph.refused(), ph.Shed, errs, loadavg())
+			fmt.Fprintf(out, "round %d limits %-3s: %6d holds in %.1fs = %7.0f holds/s, p50 %5.1f ms, p99 %6.1f ms, refused %d, shed %d, errors %d; CPU per hold %4.0f µs (process %.0f, database %.0f, Redis %.0f ms in all); loadavg %s\n",
+				r+1, onOff(on), n, el.Seconds(), ph.PerS, ph.P50Ms, ph.P99Ms, ph.refused(), ph.Shed, errs, ph.CPUPerHoldUs, cpu.ProcessMs, cpu.DatabaseMs, cpu.RedisMs, loadavg())
 			if why := ph.problem(); why != "" {
 				if ferr != nil {
 					why += fmt.Sprintf(" (first error: %v)", ferr)
@@ -218,6 +235,7 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 			sums[k].holds += n
 			sums[k].secs += el.Seconds()
 			sums[k].p99 = append(sums[k].p99, ph.P99Ms)
+			sums[k].cpu += cpu.Total()
 			round[k].holds += n
 			round[k].secs += el.Seconds()
 		}
@@ -233,9 +251,13 @@ func RunLimits(ctx context.Context, a *app.App, base string, o Options, rounds i
 	rep.OffPerS, rep.OnPerS = float64(sums[0].holds)/sums[0].secs, float64(sums[1].holds)/sums[1].secs
 	rep.Ratio = rep.OnPerS / rep.OffPerS
 	rep.OffP99Ms, rep.OnP99Ms = mean(sums[0].p99), mean(sums[1].p99)
+	rep.CPUPerHoldOffUs, rep.CPUPerHoldOnUs = sums[0].cpu*1000/float64(sums[0].holds), sums[1].cpu*1000/float64(sums[1].holds)
+	rep.CPURatio = rep.CPUPerHoldOnUs / rep.CPUPerHoldOffUs
 	rep.LoadAfter = loadavg()
 	fmt.Fprintf(out, "holds/s with limits off %.0f, on %.0f: ratio on/off %.3f, median of the rounds' %.3f (goal >= 0.9); mean p99 off %.1f ms, on %.1f ms; no hold refused; loadavg before %s, after %s\n",
 		rep.OffPerS, rep.OnPerS, rep.Ratio, rep.MedianRatio, rep.OffP99Ms, rep.OnP99Ms, rep.LoadBefore, rep.LoadAfter)
+	fmt.Fprintf(out, "CPU per hold (server and harness, database, Redis) off %.0f µs, on %.0f µs: on/off %.3f (what the limits cost in work, whatever the machine's other load)\n",
+		rep.CPUPerHoldOffUs, rep.CPUPerHoldOnUs, rep.CPURatio)
 	return rep, nil
 }
 

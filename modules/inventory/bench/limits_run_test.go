@@ -39,13 +39,24 @@ func TestLimitsRunHoldsWithoutRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	if len(rep.Phases) != 4 || rep.Invalid != "" || rep.OffPerS <= 0 || rep.OnPerS <= 0 || rep.Ratio <= 0 || len(rep.RoundRatios) != 1 || rep.MedianRatio != rep.RoundRatios[0] {
+	if len(rep.Phases) != 4 || rep.Invalid != "" || rep.OffPerS <= 0 || rep.OnPerS <= 0 || rep.Ratio <= 0 || len(rep.RoundRatios) != 1 || rep.MedianRatio != rep.RoundRatios[0] ||
+		rep.CPUPerHoldOffUs <= 0 || rep.CPUPerHoldOnUs <= 0 {
 		t.Fatalf("report %+v\n%s", rep, out.String())
 	}
+	var dbMs, redisOnMs float64
 	for i, p := range rep.Phases {
-		if p.Holds == 0 || len(p.Refused) != 0 || p.Errors != 0 || p.Asked >= int64(p.Seats) || p.Limits != (i == 1 || i == 2) {
+		if p.Holds == 0 || len(p.Refused) != 0 || p.Errors != 0 || p.Asked >= int64(p.Seats) || p.Limits != (i == 1 || i == 2) || p.CPU.ProcessMs <= 0 {
 			t.Fatalf("phase %d: %+v\n%s", i+1, p, out.String())
 		}
+		dbMs += p.CPU.DatabaseMs
+		if p.Limits {
+			redisOnMs += p.CPU.RedisMs // the rate checks
+		}
+	}
+	// The database and Redis of the test run on this machine: their CPU
+	// time is counted.
+	if dbMs <= 0 || redisOnMs <= 0 {
+		t.Fatalf("CPU not counted: database %.1f ms, Redis with the limits on %.1f ms\n%s", dbMs, redisOnMs, out.String())
 	}
 	if !strings.Contains(out.String(), "refused 0") || !strings.Contains(out.String(), "ratio on/off") {
 		t.Fatalf("output lacks the refusals or the ratio:\n%s", out.String())
