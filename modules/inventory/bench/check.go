@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"marquee/modules/inventory"
+	"marquee/modules/inventory/internal/buyers"
 	"marquee/tenants"
 )
 
@@ -211,8 +212,10 @@ func (h *Harness) phase(limit int, work func(g, i int) (bool, error)) (ok int64,
 func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	// Enough seats that the phase never runs out (60,000 for the default 5 s).
 	seats := min(60000, max(2000, int(h.o.Phase.Seconds()*15000)))
-	// One buyer per client, minted before the clock starts, each allowed as
-	// many holds as the phase can make (max_buyer_holds 1000 × 64 ≥ 60,000).
+	// A buyer per hold, minted in memory before the clock starts (as the
+	// server's POST /buyer-sessions signs them): since one cart per buyer,
+	// a buyer's second hold joins the first's cart and meets the
+	// per-order maximum, so one buyer per client measured refusals.
 	apiEvent, _, err := h.newEvent(ctx, "Saturation API", seats, 0, 1, 1000)
 	if err != nil {
 		return err
@@ -221,26 +224,22 @@ func (h *Harness) saturation(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	tokens := make([]string, h.o.Concurrency)
-	for i := range tokens {
-		res, err := h.call(ctx, "POST", h.slug, "/api/v1/buyer-sessions", "", nil)
-		if err != nil || res.status != http.StatusCreated {
-			return fmt.Errorf("buyer session: %v %s", err, res.body)
-		}
-		var s struct {
-			Token string `json:"buyer_token"`
-		}
-		_ = json.Unmarshal(res.body, &s)
-		tokens[i] = s.Token
-	}
-	n, lat, el, errs, ferr := h.phase(seats, func(g, i int) (bool, error) {
+	sessions := mintSessions(buyers.New(h.a.Config.SecretKey), h.t, seats)
+	refused := atomic.Int64{}
+	n, lat, el, errs, ferr := h.phase(seats, func(_, i int) (bool, error) {
 		res, err := h.call(ctx, "POST", h.slug, "/api/v1/events/"+apiEvent+"/holds", "", map[string]any{"seats": []string{seatID(i)}},
-			"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, tokens[g])
+			"Idempotency-Key", uuid.NewString(), inventory.BuyerHeader, sessions[i][0])
 		if err != nil {
 			return false, err
 		}
+		if res.status != http.StatusCreated && res.status != http.StatusServiceUnavailable {
+			refused.Add(1)
+		}
 		return res.status == http.StatusCreated, nil
 	})
+	if r := refused.Load(); r > 0 {
+		return fmt.Errorf("saturation: %d holds refused (each hold has a fresh buyer and a free seat: nothing should refuse them)", r)
+	}
 	rep.Faults.SaturationErrors = errs
 	if ferr != nil {
 		rep.Faults.FirstError = ferr.Error()
