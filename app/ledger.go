@@ -106,6 +106,25 @@ func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, 
 	return e, nil
 }
 
+// AppendStep is Append as a step of a piped transaction (tenants.Piped):
+// the same unsealed insert. The caller calls SealSoon after the commit.
+func (l *Ledger) AppendStep(kind, reference string, amountMinor int64, currency, memo string) (tenants.Step, LedgerEntry, error) {
+	e, err := l.NewEntry(kind, reference, amountMinor, currency, memo)
+	if err != nil {
+		return tenants.Step{}, LedgerEntry{}, err
+	}
+	return tenants.Step{SQL: `INSERT INTO ledger_entries (id, recorded_at, kind, reference, amount_minor, currency, memo) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		Args: []any{e.ID, e.RecordedAt, e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo}}, e, nil
+}
+
+// SealSoon asks this process's sealer to chain t's committed entries (after
+// the commit of an entry appended by AppendStep).
+func (l *Ledger) SealSoon(t tenants.Tenant) {
+	if l.sealer != nil {
+		l.sealer.kick(t)
+	}
+}
+
 // NewEntry prepares an entry for a statement that appends it itself by
 // calling ledger_append (migration 00022) with Args, in that order: a hot
 // path that keeps its whole transaction in one statement, so the ledger
