@@ -61,8 +61,8 @@ func (m *Module) CrashAfterOrderCommit() {
 	})
 }
 
-// PaymentPaths answers how many successful payments the fast path and the
-// general path have settled.
+// PaymentPaths answers how many payment_intent.succeeded events the fast
+// path and the general path have settled.
 func (m *Module) PaymentPaths() (fast, general int64) { return m.svc.orders.PaymentPaths() }
 
 // SignV1Ticket makes a first-format token for a ticket under the chain's v1
