@@ -295,6 +295,12 @@ func (a *App) PgxTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, 
 	return a.Servers.PgxTx(ctx, t, o, fn)
 }
 
+// PipedTx runs fn in a tenant transaction sent as pipelines of statements
+// (tenants.PipedTx): for hot paths of a few round trips.
+func (a *App) PipedTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(p *tenants.Piped) error) error {
+	return a.Servers.PipedTx(ctx, t, o, fn)
+}
+
 // PgxStatement runs one statement in the tenant's scope in one round trip
 // (tenants.PgxStatement): for hot paths whose transaction is one statement.
 func (a *App) PgxStatement(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, q string, args []any, scan func(pgx.Rows) error) error {

@@ -89,6 +89,11 @@ func (c *Core) PgxTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions,
 	return c.a.PgxTx(ctx, t, o, fn)
 }
 
+// PipedTx runs fn in a tenant transaction sent as pipelines, for hot paths.
+func (c *Core) PipedTx(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, fn func(p *tenants.Piped) error) error {
+	return c.a.PipedTx(ctx, t, o, fn)
+}
+
 // PgxStatement runs one statement in the tenant's scope in one round trip.
 func (c *Core) PgxStatement(ctx context.Context, t tenants.Tenant, o tenants.TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
 	return c.a.PgxStatement(ctx, t, o, q, args, scan)

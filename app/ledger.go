@@ -106,6 +106,17 @@ func (l *Ledger) Append(tx *gorm.DB, kind, reference string, amountMinor int64, 
 	return e, nil
 }
 
+// AppendStep is Append as a step of a piped transaction (tenants.Piped):
+// the same unsealed insert. The caller calls Committed after the commit.
+func (l *Ledger) AppendStep(kind, reference string, amountMinor int64, currency, memo string) (tenants.Step, LedgerEntry, error) {
+	e, err := l.NewEntry(kind, reference, amountMinor, currency, memo)
+	if err != nil {
+		return tenants.Step{}, LedgerEntry{}, err
+	}
+	return tenants.Step{SQL: `INSERT INTO ledger_entries (id, recorded_at, kind, reference, amount_minor, currency, memo) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		Args: []any{e.ID, e.RecordedAt, e.Kind, e.Reference, e.AmountMinor, e.Currency, e.Memo}}, e, nil
+}
+
 // NewEntry prepares an entry for a statement that inserts it itself,
 // unsealed (a hot path that keeps its whole transaction in one statement):
 // the same checks and id as Append. After the statement commits, the caller

@@ -170,6 +170,29 @@ func (m *Mailer) QueuePgx(tx *tenants.Pgx, msg MailMessage) (uuid.UUID, bool, er
 	return id, false, nil
 }
 
+// QueueStep is Queue as a step of a piped transaction (tenants.Piped):
+// the same row, the same purpose key, in one statement that answers the
+// message's id, new or queued before, into *id.
+func (m *Mailer) QueueStep(msg MailMessage, id *uuid.UUID) (tenants.Step, error) {
+	if msg.Key == "" || msg.To == "" || msg.Kind == "" {
+		return tenants.Step{}, errors.New("mail: a message needs a key, a kind and a recipient")
+	}
+	return tenants.Step{SQL: queueStepSQL,
+		Args: []any{uuid.Must(uuid.NewV7()), msg.Key, msg.Kind, msg.Ref, msg.To, msg.Subject, msg.Body},
+		Read: func(rows pgx.Rows) error {
+			if !rows.Next() {
+				return errors.New("mail: queued message not found")
+			}
+			return rows.Scan(id)
+		}}, nil
+}
+
+// queueStepSQL inserts a message unless its purpose was queued; either way
+// it answers the purpose's message.
+const queueStepSQL = `WITH ins AS (INSERT INTO mail_outbox (id, purpose_key, kind, ref, to_email, subject, body)
+	VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (purpose_key) DO NOTHING RETURNING id)
+SELECT id FROM ins UNION ALL SELECT id FROM mail_outbox WHERE purpose_key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`
+
 // Dispatch asks for messages queued by a committed transaction to be sent
 // now. A message whose task could not be queued is sent by the sweep.
 func (m *Mailer) Dispatch(ctx context.Context, t tenants.Tenant, ids ...uuid.UUID) {

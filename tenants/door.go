@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -328,27 +329,47 @@ const preparedKey = "marquee.tenants.prepared"
 // itself run, then q (analysed in t's schema, where its names resolve; the
 // Sync ends the implicit transaction and the scope with it).
 func preparedOn(ctx context.Context, c *pgx.Conn, path, schema, q string) (scope, stmt *pgconn.StatementDescription, err error) {
+	scope, stmts, err := preparedAll(ctx, c, path, schema, []string{q})
+	if err != nil {
+		return nil, nil, err
+	}
+	return scope, stmts[0], nil
+}
+
+// preparedAll is preparedOn for several statements, all prepared (those
+// not yet) in the same one extra round trip. Inside an open transaction
+// (PipedTx) the scope it runs is that transaction's own already.
+func preparedAll(ctx context.Context, c *pgx.Conn, path, schema string, qs []string) (scope *pgconn.StatementDescription, stmts []*pgconn.StatementDescription, err error) {
 	cache, _ := c.PgConn().CustomData()[preparedKey].(map[string]*pgconn.StatementDescription)
 	if cache == nil {
 		cache = map[string]*pgconn.StatementDescription{}
 		c.PgConn().CustomData()[preparedKey] = cache
 	}
-	scope, stmt = cache[statementScopeSQL], cache[q]
-	if scope != nil && stmt != nil {
-		return scope, stmt, nil
+	scope = cache[statementScopeSQL]
+	var missing []string
+	for _, q := range qs {
+		if cache[q] == nil && !slices.Contains(missing, q) {
+			missing = append(missing, q)
+		}
+	}
+	if scope != nil && len(missing) == 0 {
+		return scope, statementsOf(cache, qs), nil
 	}
 	p := c.PgConn().StartPipeline(ctx)
 	if scope == nil {
 		p.SendPrepare(statementName(statementScopeSQL), statementScopeSQL, nil)
 	}
 	p.SendQueryParams(statementScopeSQL, [][]byte{[]byte(path), []byte(schema), []byte("false")}, nil, nil, nil)
-	p.SendPrepare(statementName(q), q, nil)
+	for _, q := range missing {
+		p.SendPrepare(statementName(q), q, nil)
+	}
 	if err := p.Sync(); err != nil {
 		_ = p.Close()
 		return nil, nil, err
 	}
 	var firstErr error
 	synced := false
+	next := 0
 	for !synced && firstErr == nil {
 		res, err := p.GetResults()
 		if err != nil {
@@ -358,14 +379,15 @@ func preparedOn(ctx context.Context, c *pgx.Conn, path, schema, q string) (scope
 		switch r := res.(type) {
 		case *pgconn.StatementDescription:
 			// Descriptions come in the order sent; pgconn leaves their
-			// name and text to the caller.
 			// name and text to the caller. Each is kept as soon as it is
 			// prepared: it exists on the server whatever fails after it.
 			if scope == nil {
 				r.Name, r.SQL, scope = statementName(statementScopeSQL), statementScopeSQL, r
 				cache[statementScopeSQL] = r
 			} else {
-				r.Name, r.SQL, stmt = statementName(q), q, r
+				q := missing[next]
+				next++
+				r.Name, r.SQL = statementName(q), q
 				cache[q] = r
 			}
 		case *pgconn.ResultReader:
@@ -382,7 +404,15 @@ func preparedOn(ctx context.Context, c *pgx.Conn, path, schema, q string) (scope
 	if firstErr != nil {
 		return nil, nil, firstErr
 	}
-	return scope, stmt, nil
+	return scope, statementsOf(cache, qs), nil
+}
+
+func statementsOf(cache map[string]*pgconn.StatementDescription, qs []string) []*pgconn.StatementDescription {
+	out := make([]*pgconn.StatementDescription, len(qs))
+	for i, q := range qs {
+		out[i] = cache[q]
+	}
+	return out
 }
 
 // statementName names a prepared statement by its text, so one text is

@@ -110,6 +110,16 @@ func (s *Servers) PgxTx(ctx context.Context, t Tenant, o TxOptions, fn func(tx *
 	return PgxTx(ctx, sv.SQL, t, o, fn)
 }
 
+// PipedTx runs fn in one piped transaction in t's scope on t's server
+// (PipedTx).
+func (s *Servers) PipedTx(ctx context.Context, t Tenant, o TxOptions, fn func(p *Piped) error) error {
+	sv, err := s.For(t)
+	if err != nil {
+		return err
+	}
+	return PipedTx(ctx, sv.SQL, t, o, fn)
+}
+
 // PgxStatement is PgxStatement on the pool of t's server.
 func (s *Servers) PgxStatement(ctx context.Context, t Tenant, o TxOptions, q string, args []any, scan func(pgx.Rows) error) error {
 	sv, err := s.For(t)

@@ -61,6 +61,10 @@ func (m *Module) CrashAfterOrderCommit() {
 	})
 }
 
+// PaymentPaths answers how many payment_intent.succeeded events the fast
+// path and the general path have settled.
+func (m *Module) PaymentPaths() (fast, general int64) { return m.svc.orders.PaymentPaths() }
+
 // SignV1Ticket makes a first-format token for a ticket under the chain's v1
 // key (as every ticket was issued before v2), and points the ticket at it.
 func (m *Module) SignV1Ticket(ctx context.Context, t tenants.Tenant, tk Ticket) (string, error) {

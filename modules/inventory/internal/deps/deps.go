@@ -89,6 +89,11 @@ func (d *Deps) PgxTx(ctx context.Context, t tenants.Tenant, fn func(tx *tenants.
 	return MapStoreError(d.App.PgxTx(ctx, t, d.Retried(t), fn))
 }
 
+// PipedTx is Tx as pipelines of statements (the payment's fast path).
+func (d *Deps) PipedTx(ctx context.Context, t tenants.Tenant, fn func(p *tenants.Piped) error) error {
+	return MapStoreError(d.App.PipedTx(ctx, t, d.Retried(t), fn))
+}
+
 // PgxStatement runs one statement in one round trip (its own implicit
 // transaction): the door's scan.
 func (d *Deps) PgxStatement(ctx context.Context, t tenants.Tenant, q string, args []any, scan func(pgx.Rows) error) error {

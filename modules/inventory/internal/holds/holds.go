@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -360,24 +361,44 @@ func returnHeldInventory(tx *gorm.DB, h model.HoldRow) ([]string, error) {
 // active, waiting on Lock:transactionid).
 func SellHeld(tx *gorm.DB, h model.HoldRow) error {
 	var allocs, moved int64
-	err := tx.Raw(`WITH locked AS (
+	err := tx.Raw(sellHeldGorm, sellHeldArgs(h)...).Row().Scan(&allocs, &moved, new(int64))
+	if err == nil && moved != allocs {
+		err = fmt.Errorf("hold %s: %d of its %d allocations moved to sold", h.ID, moved, allocs)
+	}
+	return err
+}
+
+// SellHeldStep is SellHeld as a step of a piped transaction (the payment's
+// fast path). It is sent with the COMMIT, so the statement itself refuses
+// (inv_assert) when an allocation did not move.
+func SellHeldStep(h model.HoldRow) tenants.Step {
+	return tenants.Step{SQL: sellHeldCTEs + `, counts AS (SELECT (SELECT count(*) FROM locked) AS allocs, (SELECT count(*) FROM moved) AS moved)
+		SELECT inv_assert(c.allocs = c.moved, format('hold %s: %s of its %s allocations moved to sold', $1::uuid, c.moved, c.allocs)) FROM counts c`,
+		Args: sellHeldArgs(h)}
+}
+
+// sellHeldCTEs are SellHeld's changes: allocations locked, moved, the
+// buyer's counters lowered.
+const sellHeldCTEs = `WITH locked AS (
 			SELECT s.counter_id, s.shard, a.quantity FROM inv_hold_allocs a
 			JOIN inv_counters c ON c.id = a.counter_id
 			JOIN inv_counter_shards s ON s.counter_id = a.counter_id AND s.shard = a.shard
-			WHERE a.hold_id = ? ORDER BY c.kind, a.counter_id, a.shard FOR UPDATE OF s
+			WHERE a.hold_id = $1 ORDER BY c.kind, a.counter_id, a.shard FOR UPDATE OF s
 		), moved AS (
 			UPDATE inv_counter_shards s SET held = s.held - l.quantity, sold = s.sold + l.quantity
 			FROM locked l WHERE s.counter_id = l.counter_id AND s.shard = l.shard RETURNING 1
 		), buyer AS (
 			UPDATE inv_buyer_counters SET holds = greatest(holds - 1, 0)
-			WHERE event_id = ? AND (subject = ? OR (? AND subject = ?)) RETURNING 1
-		)
-		SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM buyer)`,
-		h.ID, h.EventID, "b:"+h.BuyerID, h.IPCounted, h.ClientSubject()).Row().Scan(&allocs, &moved, new(int64))
-	if err == nil && moved != allocs {
-		err = fmt.Errorf("hold %s: %d of its %d allocations moved to sold", h.ID, moved, allocs)
-	}
-	return err
+			WHERE event_id = $2 AND (subject = $3 OR ($4 AND subject = $5)) RETURNING 1
+		)`
+
+// sellHeldGorm is SellHeld's statement with gorm's placeholders (each $n
+// is used once, in order): it counts each change.
+var sellHeldGorm = regexp.MustCompile(`\$[0-9]+`).ReplaceAllString(sellHeldCTEs, "?") +
+	` SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM moved), (SELECT count(*) FROM buyer)`
+
+func sellHeldArgs(h model.HoldRow) []any {
+	return []any{h.ID, h.EventID, "b:" + h.BuyerID, h.IPCounted, h.ClientSubject()}
 }
 
 // ReleaseBuyer lowers the buyer's active holds (and units, unless they were

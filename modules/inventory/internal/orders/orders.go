@@ -46,6 +46,17 @@ type Service struct {
 	// afterOrderCommit, when set (tests), runs between an order's commit
 	// and its PaymentIntent: where a crash leaves an order without one.
 	afterOrderCommit atomic.Pointer[func(orderID uuid.UUID)]
+
+	// fastPaid and generalPaid count payment_intent.succeeded events
+	// settled (whatever the outcome) by the fast path and by the general
+	// one: tests read which path a payment took.
+	fastPaid, generalPaid atomic.Int64
+}
+
+// PaymentPaths answers how many payment_intent.succeeded events the fast
+// path and the general path have settled (tests).
+func (s *Service) PaymentPaths() (fast, general int64) {
+	return s.fastPaid.Load(), s.generalPaid.Load()
 }
 
 // New returns the orders service with its Stripe client.

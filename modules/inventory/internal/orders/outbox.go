@@ -25,11 +25,21 @@ const (
 
 // queueMail queues one message about an order, once per purpose.
 func (s *Service) queueMail(tx *gorm.DB, o model.Order, purpose, kind, subject, body string) (uuid.UUID, error) {
-	id, _, err := s.d.App.Mail.Queue(tx, app.MailMessage{
-		Key: "order:" + o.ID.String() + ":" + purpose, Kind: kind, Ref: o.ID.String(),
-		To: o.Email, Subject: subject, Body: body,
-	})
+	id, _, err := s.d.App.Mail.Queue(tx, orderMail(o, purpose, kind, subject, body))
 	return id, err
+}
+
+// orderMail is one message about an order, keyed by its purpose.
+func orderMail(o model.Order, purpose, kind, subject, body string) app.MailMessage {
+	return app.MailMessage{Key: "order:" + o.ID.String() + ":" + purpose, Kind: kind, Ref: o.ID.String(),
+		To: o.Email, Subject: subject, Body: body}
+}
+
+// ticketsMail is the message that sends a paid order's n tickets.
+func (s *Service) ticketsMail(t tenants.Tenant, o model.Order, n int) app.MailMessage {
+	return orderMail(o, "tickets", MailTickets, "Your tickets",
+		fmt.Sprintf("Hello %s,\n\nyour payment was received and %s ready. They are attached as a PDF, and your order page has them too:\n%s\n",
+			o.Name, yourTickets(n), s.buyers.OrderPath(t, o.ID)))
 }
 
 // QueueTicketsMail queues the order's tickets mail again under a purpose

@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
-	"gorm.io/gorm"
 )
 
 // WebhookResult says what a Stripe event did.
@@ -134,10 +134,16 @@ func paymentEvent(evt stripe.Event) bool {
 // empty or already equal, so a yes cannot turn into a no before the event
 // is settled in its own transaction.
 func (s *Service) holdsPaymentIntent(ctx context.Context, t tenants.Tenant, orderID uuid.UUID, paymentIntentID string) (bool, error) {
+	// One round trip: a statement of its own on its generic plan (both
+	// lookups are equalities on the primary key).
 	var n int64
-	err := s.d.Tx(ctx, t, func(tx *gorm.DB) error {
-		return tx.Raw(`SELECT count(*) FROM inv_orders WHERE id = ? AND payment_intent_id = ?`, orderID, paymentIntentID).Row().Scan(&n)
-	})
+	err := s.d.PgxStatementGenericPlan(ctx, t, `SELECT count(*) FROM inv_orders WHERE id = $1 AND payment_intent_id = $2`,
+		[]any{orderID, paymentIntentID}, func(rows pgx.Rows) error {
+			if !rows.Next() {
+				return errors.New("count answered no row")
+			}
+			return rows.Scan(&n)
+		})
 	return n == 1, err
 }
 
