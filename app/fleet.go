@@ -72,10 +72,10 @@ func (a *App) ExportTenant(ctx context.Context, t tenants.Tenant, w io.Writer) (
 }
 
 // CompleteTenantDeletion deletes a tenant whose deletion is due
-// (tenants.Registry.CompleteDeletion) and forgets its policy here and on
-// every other instance.
+// (tenants.Registry.CompleteDeletion), its files in object storage with it,
+// and forgets its policy here and on every other instance.
 func (a *App) CompleteTenantDeletion(ctx context.Context, slug string, c tenants.Change) error {
-	if err := a.Tenants.CompleteDeletion(ctx, a.Servers, slug, c); err != nil {
+	if err := a.Tenants.CompleteDeletion(ctx, a.Servers, slug, c, a.objects.RemoveTenant); err != nil {
 		return err
 	}
 	a.Enforcer.Forget(slug)
