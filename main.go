@@ -269,7 +269,7 @@ func deleteCmd() *cobra.Command {
 				if err := a.CompleteTenantDeletion(cmd.Context(), args[0], ch); err != nil {
 					return err
 				}
-				fmt.Printf("deleted %s: schema dropped, rules and sessions removed; its slug stays reserved\n", args[0])
+				fmt.Printf("deleted %s: schema and the copies its moves left dropped, files, rules and sessions removed; its slug stays reserved\n", args[0])
 			default:
 				due, err := a.Tenants.RequestDeletion(cmd.Context(), args[0], after, ch)
 				if err != nil {

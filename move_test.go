@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -456,6 +457,9 @@ func TestTenantMoveRecovery(t *testing.T) {
 		}
 		acme, _ = env.App.Tenants.Lookup(ctx, "acme")
 		t.Logf("%s: recovery %+v", c.phase, rep)
+		if wantPhase := map[string]string{"copy": "copying", "renamed": "switching", "switched": "switching"}[c.phase]; rep.Phase != cmp.Or(wantPhase, c.phase) {
+			t.Errorf("%s: the recovery read step %q as the dead move's last", c.phase, rep.Phase)
+		}
 		if rep.Outcome != c.outcome || acme.Server != wantOn || acme.Status != wantStatus || rep.Server != wantOn || rep.Status != wantStatus {
 			t.Fatalf("%s: recovery %s leaves acme %s on %s; want %s, %s on %s", c.phase, rep.Outcome, acme.Status, acme.Server, c.outcome, wantStatus, wantOn)
 		}

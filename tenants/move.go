@@ -222,6 +222,7 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		rep.Method = "logical"
 	}
 	step("copying (" + rep.Method + ")")
+	r.movePhase(moveID, "copying", "")
 	if rep.Method == "pg_dump" {
 		err = dumpRestore(copyCtx, src.URL, dst.URL, t.Schema)
 	} else {
