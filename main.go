@@ -269,7 +269,7 @@ func deleteCmd() *cobra.Command {
 				if err := a.CompleteTenantDeletion(cmd.Context(), args[0], ch); err != nil {
 					return err
 				}
-				fmt.Printf("deleted %s: schema dropped, rules and sessions removed; its slug stays reserved\n", args[0])
+				fmt.Printf("deleted %s: schema and the copies its moves left dropped, files, rules and sessions removed; its slug stays reserved\n", args[0])
 			default:
 				due, err := a.Tenants.RequestDeletion(cmd.Context(), args[0], after, ch)
 				if err != nil {
@@ -289,9 +289,9 @@ func deleteCmd() *cobra.Command {
 
 func moveCmd() *cobra.Command {
 	var to, reason string
-	var logical bool
+	var logical, recoverMove bool
 	cmd := &cobra.Command{
-		Use:   "move <slug> --to <server>",
+		Use:   "move <slug> --to <server> | --recover",
 		Short: "Move a tenant's schema to another database server (it answers 503 with Retry-After meanwhile)",
 		Long: `Suspends the tenant for maintenance (its requests answer 503 with Retry-After),
 waits for its in-flight writes, copies its schema to the target server
@@ -299,9 +299,34 @@ waits for its in-flight writes, copies its schema to the target server
 table's row count and the ledger's hash chain there, then points the registry
 at the target and resumes it. On any failure it stays on its source, resumed,
 with nothing lost. The source schema is kept, renamed <schema>__moved_<time>,
-for the operator to drop.`,
+for the operator to drop.
+
+Should the move's process die, the tenant stays "moving" (503):
+--recover takes the move's lock (refused while a live move holds it) and
+either undoes the move (the source was not switched yet: the copy goes, the
+tenant is served from its source as before) or finishes it (the source was
+already renamed away: the copy is checked again and the registry switched).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if recoverMove {
+				if to != "" {
+					return errors.New("--recover finishes or undoes the move that died: it takes no --to")
+				}
+				a, err := open(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer a.Close()
+				rep, err := a.RecoverTenantMove(cmd.Context(), args[0], "cli:"+os.Getenv("USER"), reason, tenants.RecoverOptions{})
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s: the move %s → %s (died after %q) is %s; it is %s on %s\n", args[0], rep.From, rep.To, rep.Phase, rep.Outcome, rep.Status, rep.Server)
+				if rep.Backup != "" {
+					fmt.Printf("%s: the source schema is kept on %s as %s\n", args[0], rep.From, rep.Backup)
+				}
+				return nil
+			}
 			if to == "" {
 				return errors.New("--to <server> is required (a name from MARQUEE_DATABASE_SERVERS, or default)")
 			}
@@ -330,6 +355,7 @@ for the operator to drop.`,
 	cmd.Flags().StringVar(&to, "to", "", "target database server")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the status history)")
 	cmd.Flags().BoolVar(&logical, "logical", false, "copy table by table even when pg_dump and pg_restore are installed")
+	cmd.Flags().BoolVar(&recoverMove, "recover", false, "end a move whose process died: undo it, or finish its switch")
 	return cmd
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -354,4 +356,181 @@ func schemaOnServer(t *testing.T, env *apptest.Env, server, schema string) bool 
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+// TestTenantMoveRecovery kills a move's process (as the Crash hook leaves
+// it: no clean-up, its connections and move lock gone) after each of its
+// steps, sees the chain stranded "moving" (503, and a new move refused),
+// then recovers it: before the switch the move is undone (the copy on the
+// target dropped, the chain back on its source), inside the switch it is
+// finished (the copy checked again, the registry pointed at it). Either way
+// the chain serves again in the status it had, its data, ledger and API
+// answers identical, and the move's record and the status history say what
+// the recovery did. A recovery while a live move holds the lock is refused
+// and touches nothing.
+func TestTenantMoveRecovery(t *testing.T) {
+	control, drop, err := apptest.Database("main_move_recover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	second := apptest.SecondDatabase(t, "main_move_recover")
+	env := apptest.Start(t, control, apptest.Options{Modules: modules.All(), Configure: func(c *config.Config) {
+		c.DatabaseServers = map[string]string{apptest.SecondServer: second}
+	}})
+	ctx := context.Background()
+	if _, err := env.App.SeedDemo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := demoLogin(t, env, "acme")
+	other := func(server string) string {
+		if server == tenants.DefaultServer {
+			return apptest.SecondServer
+		}
+		return tenants.DefaultServer
+	}
+
+	for _, c := range []struct {
+		phase     string
+		suspended bool   // the chain is suspended before the move
+		outcome   string // what the recovery does
+	}{
+		{"locked", false, "rolled back"},
+		{"copy", false, "rolled back"}, // dies while pg_restore runs
+		{"copied", false, "rolled back"},
+		{"verified", true, "rolled back"},
+		{"renamed", false, "finished"}, // the source renamed, the registry not switched
+		{"switched", false, "closed"},  // switched, only the record left open
+		{"renamed", true, "finished"},
+	} {
+		acme, err := env.App.Tenants.Lookup(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := acme.Server, other(acme.Server)
+		fp, api := fingerprint(t, env, acme), answers(t, env, "acme", tok)
+		if c.suspended {
+			if err := env.App.Tenants.SuspendAs(ctx, "acme", tenants.Change{Actor: "test", Reason: "before a move"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := tenants.MoveOptions{Crash: func(step string) bool { return step == c.phase }}
+		if c.phase == "copy" {
+			o.CopyFault = func(copyCtx context.Context, kill context.CancelFunc) {
+				dst, _ := env.App.Servers.Get(to)
+				apptest.Poll(10*time.Second, func() bool {
+					var n int
+					_ = dst.SQL.QueryRowContext(copyCtx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore'").Scan(&n)
+					return n > 0 || copyCtx.Err() != nil
+				})
+				kill()
+			}
+		}
+		_, err = env.App.MoveTenant(ctx, "acme", to, "test", "doomed process", o)
+		if !errors.Is(err, tenants.ErrMoveCrashed) {
+			t.Fatalf("%s: the move's process should have died: %v", c.phase, err)
+		}
+		if c.outcome != "closed" {
+			// Stranded as the audit found it: 503, and no move accepted.
+			stuck, _ := env.App.Tenants.Lookup(ctx, "acme")
+			if stuck.Status != tenants.StatusMoving {
+				t.Fatalf("%s: after the process died acme is %s", c.phase, stuck.Status)
+			}
+			if res := env.Do(t, http.MethodGet, "acme", "/api/v1/venues", tok, nil); res.Status != http.StatusServiceUnavailable {
+				t.Fatalf("%s: a stranded acme answers %d", c.phase, res.Status)
+			}
+			if _, err := env.App.MoveTenant(ctx, "acme", to, "test", "again", tenants.MoveOptions{}); err == nil {
+				t.Fatalf("%s: a move of a stranded tenant was accepted", c.phase)
+			}
+		}
+
+		rep, err := env.App.RecoverTenantMove(ctx, "acme", "test", "the process was killed", tenants.RecoverOptions{})
+		if err != nil {
+			t.Fatalf("%s: recover: %v", c.phase, err)
+		}
+		wantOn, wantStatus := from, tenants.StatusActive
+		if c.outcome != "rolled back" {
+			wantOn = to
+		}
+		if c.suspended {
+			wantStatus = tenants.StatusSuspended
+		}
+		acme, _ = env.App.Tenants.Lookup(ctx, "acme")
+		t.Logf("%s: recovery %+v", c.phase, rep)
+		if wantPhase := map[string]string{"copy": "copying", "renamed": "switching", "switched": "switching"}[c.phase]; rep.Phase != cmp.Or(wantPhase, c.phase) {
+			t.Errorf("%s: the recovery read step %q as the dead move's last", c.phase, rep.Phase)
+		}
+		if rep.Outcome != c.outcome || acme.Server != wantOn || acme.Status != wantStatus || rep.Server != wantOn || rep.Status != wantStatus {
+			t.Fatalf("%s: recovery %s leaves acme %s on %s; want %s, %s on %s", c.phase, rep.Outcome, acme.Status, acme.Server, c.outcome, wantStatus, wantOn)
+		}
+		// One schema of that name, where the registry points; the source of
+		// a finished move kept under its backup name.
+		if !schemaOnServer(t, env, wantOn, acme.Schema) || schemaOnServer(t, env, other(wantOn), acme.Schema) {
+			t.Fatalf("%s: schema %s on %s %v, on %s %v", c.phase, acme.Schema, wantOn, schemaOnServer(t, env, wantOn, acme.Schema),
+				other(wantOn), schemaOnServer(t, env, other(wantOn), acme.Schema))
+		}
+		if c.outcome != "rolled back" && (rep.Backup == "" || !schemaOnServer(t, env, from, rep.Backup)) {
+			t.Fatalf("%s: the source's backup %q is not on %s", c.phase, rep.Backup, from)
+		}
+		if c.suspended {
+			if err := env.App.Tenants.ResumeAs(ctx, "acme", tenants.Change{Actor: "test", Reason: "after the recovery"}); err != nil {
+				t.Fatal(err)
+			}
+			acme, _ = env.App.Tenants.Lookup(ctx, "acme")
+		}
+		diff(t, c.phase+": table", fp, fingerprint(t, env, acme))
+		diff(t, c.phase+": answer", api, answers(t, env, "acme", tok))
+		if res, err := env.App.Ledger.Verify(ctx, acme); err != nil || !res.OK {
+			t.Fatalf("%s: ledger after the recovery: %+v %v", c.phase, res, err)
+		}
+		moves, _ := env.App.Tenants.Moves(ctx, acme, 1)
+		wantRecord := map[string]string{"rolled back": "failed", "finished": "moved", "closed": "moved"}[c.outcome]
+		if len(moves) != 1 || moves[0].Outcome != wantRecord || moves[0].FinishedAt == nil || !strings.Contains(moves[0].Detail, "recovered") {
+			t.Fatalf("%s: move record %+v", c.phase, moves)
+		}
+		if c.outcome != "closed" {
+			hist, _ := env.App.Tenants.History(ctx, acme.ID, 3)
+			i := 0
+			if c.suspended {
+				i = 1 // the resume above
+			}
+			if len(hist) <= i || hist[i].From != tenants.StatusMoving || hist[i].To != wantStatus || hist[i].Actor != "test" || !strings.Contains(hist[i].Reason, "recovered") {
+				t.Fatalf("%s: status history %+v", c.phase, hist)
+			}
+		}
+		// It takes writes where it is served.
+		if err := env.App.Tx(ctx, acme, func(tx *gorm.DB) error {
+			_, err := env.App.Ledger.Append(tx, "venue.deposit", "after-recovery-"+c.phase, 1, "USD", "")
+			return err
+		}); err != nil {
+			t.Fatalf("%s: write after the recovery: %v", c.phase, err)
+		}
+	}
+
+	// A recovery while a live move holds the lock is refused and changes
+	// nothing; the move goes on to finish.
+	acme, _ := env.App.Tenants.Lookup(ctx, "acme")
+	to := other(acme.Server)
+	var recoverErr, secondMoveErr error
+	rep, err := env.App.MoveTenant(ctx, "acme", to, "test", "live", tenants.MoveOptions{Fault: func(step string) error {
+		if step == "copied" {
+			_, recoverErr = env.App.RecoverTenantMove(ctx, "acme", "test", "too early", tenants.RecoverOptions{Wait: 300 * time.Millisecond})
+			_, secondMoveErr = env.App.Tenants.Move(ctx, env.App.Servers, "acme", tenants.MoveOptions{To: to})
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("the live move: %v", err)
+	}
+	if !errors.Is(recoverErr, tenants.ErrMoveLocked) || !errors.Is(secondMoveErr, tenants.ErrMoveLocked) {
+		t.Fatalf("during a live move: recovery %v, a second move %v; want both refused by the move lock", recoverErr, secondMoveErr)
+	}
+	acme, _ = env.App.Tenants.Lookup(ctx, "acme")
+	moves, _ := env.App.Tenants.Moves(ctx, acme, 1)
+	if acme.Server != to || acme.Status != tenants.StatusActive || rep.To != to || moves[0].Outcome != "moved" || strings.Contains(moves[0].Detail, "recovered") {
+		t.Fatalf("after the live move: acme %s on %s, record %+v", acme.Status, acme.Server, moves)
+	}
+	if _, err := env.App.RecoverTenantMove(ctx, "acme", "test", "nothing to do", tenants.RecoverOptions{}); err == nil {
+		t.Fatal("a recovery with no unfinished move succeeded")
+	}
 }

@@ -83,11 +83,20 @@ func (s *ObjectStore) For(t tenants.Tenant) Objects {
 	return tenantObjects{backend: s.backend, prefix: t.ID.String() + "/"}
 }
 
+// RemoveTenant removes every object of a tenant (a deleted chain's files);
+// removing a tenant with none is not an error.
+func (s *ObjectStore) RemoveTenant(ctx context.Context, t tenants.Tenant) error {
+	return s.backend.removeAll(ctx, t.ID.String()+"/")
+}
+
 // objectBackend stores objects under full keys (the tenant prefix included).
 type objectBackend interface {
 	put(ctx context.Context, key, contentType string, r io.Reader) (ObjectInfo, error)
 	get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error)
 	remove(ctx context.Context, key string) error
+	// removeAll removes every object whose key starts with prefix, a
+	// tenant's "<id>/".
+	removeAll(ctx context.Context, prefix string) error
 }
 
 var objectKeyPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`)
@@ -281,6 +290,14 @@ func (d *diskObjects) remove(_ context.Context, key string) error {
 	return nil
 }
 
+func (d *diskObjects) removeAll(_ context.Context, prefix string) error {
+	dir, err := d.path("data", strings.TrimSuffix(prefix, "/"))
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
 // s3Objects keeps objects in an S3-compatible bucket (AWS S3, MinIO, R2…),
 // the digest in the object's user metadata.
 type s3Objects struct {
@@ -353,6 +370,39 @@ func (s *s3Objects) get(ctx context.Context, key string) (io.ReadCloser, ObjectI
 
 func (s *s3Objects) remove(ctx context.Context, key string) error {
 	return s3Error(s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}))
+}
+
+func (s *s3Objects) removeAll(ctx context.Context, prefix string) error {
+	// The listing feeds the batch deletion as it pages; a listing error
+	// stops both.
+	keys := make(chan minio.ObjectInfo)
+	var listErr error
+	go func() {
+		defer close(keys)
+		for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if o.Err != nil {
+				listErr = o.Err
+				return
+			}
+			select {
+			case keys <- o:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var errs []error
+	for e := range s.client.RemoveObjects(ctx, s.bucket, keys, minio.RemoveObjectsOptions{}) {
+		errs = append(errs, fmt.Errorf("remove %s: %w", e.ObjectName, e.Err))
+	}
+	// RemoveObjects ends only after keys is closed, so listErr is final.
+	if listErr != nil {
+		errs = append(errs, fmt.Errorf("list %s: %w", prefix, listErr))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("object storage: %w", err)
+	}
+	return ctx.Err()
 }
 
 func s3Error(err error) error {

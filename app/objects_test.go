@@ -143,6 +143,44 @@ func TestObjectsTenantsApart(t *testing.T) {
 	}
 }
 
+// TestObjectsRemoveTenant: removing a tenant's objects (a deleted chain)
+// removes every one of them, nested keys included, and nothing of another
+// tenant's; removing them again is no error.
+func TestObjectsRemoveTenant(t *testing.T) {
+	for name, store := range objectBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			gone := tenants.Tenant{ID: uuid.New(), Slug: "gone"}
+			kept := tenants.Tenant{ID: uuid.New(), Slug: "kept"}
+			var keys []string
+			for i := range 25 {
+				keys = append(keys, fmt.Sprintf("booking/contracts/%d.pdf", i))
+			}
+			keys = append(keys, "top.txt", "ops/incidents/a/b/photo.jpg")
+			for _, tn := range []tenants.Tenant{gone, kept} {
+				for _, k := range keys {
+					if _, err := store.For(tn).Put(ctx, k, "text/plain", bytes.NewReader([]byte(tn.Slug+k))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for range 2 {
+				if err := store.RemoveTenant(ctx, gone); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range keys {
+				if _, _, err := store.For(gone).Get(ctx, k); !errors.Is(err, app.ErrObjectNotFound) {
+					t.Fatalf("%s of the removed tenant: %v", k, err)
+				}
+				if got, _ := readObject(t, store.For(kept), k); string(got) != "kept"+k {
+					t.Fatalf("%s of the other tenant is now %q", k, got)
+				}
+			}
+		})
+	}
+}
+
 // TestObjectsRefuseEscapingKeys: keys that could climb out of the tenant's
 // prefix (or the disk root) are refused before anything is written.
 func TestObjectsRefuseEscapingKeys(t *testing.T) {

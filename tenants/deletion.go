@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -114,12 +115,16 @@ func (r *Registry) CancelDeletion(ctx context.Context, slug string, c Change) er
 }
 
 // CompleteDeletion deletes a tenant whose deletion is due: its schema is
-// dropped on its server, then its policy rules and sessions are removed and
+// dropped on its server, with the copies moves left on every configured
+// server (a source kept as "<schema>__moved_<time>", a dead move's copy
+// under the schema's own name); purge, if set, removes what it keeps
+// elsewhere (its files); then its policy rules and sessions are removed and
 // its name and owner e-mail scrubbed, leaving a tombstone row (status
 // "deleted") for the audit trail. Safe to run again after a crash between
-// the two steps. It touches only the schema the registry names for this
-// slug, after checking that name is the one the slug derives.
-func (r *Registry) CompleteDeletion(ctx context.Context, servers *Servers, slug string, c Change) error {
+// the steps. It touches only schemas of the name the slug derives (checked
+// against the registry's) and its backups, never another tenant's schema
+// whose name happens to look like a backup of this one's.
+func (r *Registry) CompleteDeletion(ctx context.Context, servers *Servers, slug string, c Change, purge func(context.Context, Tenant) error) error {
 	var t Tenant
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var due *time.Time
@@ -153,6 +158,22 @@ func (r *Registry) CompleteDeletion(ctx context.Context, servers *Servers, slug 
 	if _, err := srv.SQL.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{t.Schema}.Sanitize()+" CASCADE"); err != nil {
 		return fmt.Errorf("drop schema of %s: %w", slug, err)
 	}
+	copies, err := r.dropCopies(ctx, servers, t)
+	if err != nil {
+		return fmt.Errorf("drop moved copies of %s: %w", slug, err)
+	}
+	if purge != nil {
+		if err := purge(ctx, t); err != nil {
+			return fmt.Errorf("purge %s: %w", slug, err)
+		}
+	}
+	detail := "schema " + t.Schema + " dropped on " + cmpOr(t.Server, DefaultServer)
+	if len(copies) > 0 {
+		detail += "; copies left by moves dropped: " + strings.Join(copies, ", ")
+	}
+	if purge != nil {
+		detail += "; its files removed"
+	}
 	err = r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		cur, _, err := lockTenant(tx, slug)
 		if err != nil {
@@ -173,10 +194,63 @@ func (r *Registry) CompleteDeletion(ctx context.Context, servers *Servers, slug 
 		if err := tx.Exec("UPDATE "+controlTenants+" SET status = ?, name = '(deleted)', owner_email = NULL, delete_after = NULL, updated_at = now() WHERE id = ?", StatusDeleted, cur.ID).Error; err != nil {
 			return err
 		}
-		return record(tx, cur.ID, StatusDeleting, StatusDeleted, c, "tenant.delete.complete", "schema "+t.Schema+" dropped on "+cmpOr(t.Server, DefaultServer))
+		return record(tx, cur.ID, StatusDeleting, StatusDeleted, c, "tenant.delete.complete", detail)
 	})
 	if err == nil {
 		r.announce(ctx, slug)
 	}
 	return err
+}
+
+// dropCopies drops, on every configured server, the copies of a tenant's
+// schema that moves left behind: sources renamed "<schema>__moved_<unix
+// time>" and, on servers other than its own, a dead move's copy under the
+// schema's name. A name some tenant's registry row claims as its own
+// schema (slug "acme--moved-1" is schema t_acme__moved_1) is another
+// tenant's and stays. It returns "server:schema" of each one dropped.
+func (r *Registry) dropCopies(ctx context.Context, servers *Servers, t Tenant) ([]string, error) {
+	home := cmpOr(t.Server, DefaultServer)
+	var dropped []string
+	for _, name := range servers.Names() {
+		sv, err := servers.Get(name)
+		if err != nil {
+			return dropped, err
+		}
+		// The schema name is [a-z0-9_] only (SchemaName), safe inside a
+		// regular expression.
+		rows, err := sv.SQL.QueryContext(ctx, `SELECT nspname FROM pg_namespace
+			WHERE (nspname = $1 AND $2) OR nspname ~ ('^' || $1 || '__moved_[0-9]+$') ORDER BY nspname`, t.Schema, name != home)
+		if err != nil {
+			return dropped, err
+		}
+		var found []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return dropped, err
+			}
+			found = append(found, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return dropped, err
+		}
+		for _, n := range found {
+			if n != t.Schema {
+				var owners int64
+				if err := r.db.WithContext(ctx).Raw("SELECT count(*) FROM "+controlTenants+" WHERE schema_name = ?", n).Scan(&owners).Error; err != nil {
+					return dropped, err
+				}
+				if owners > 0 {
+					continue
+				}
+			}
+			if _, err := sv.SQL.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE"); err != nil {
+				return dropped, fmt.Errorf("drop %s on %s: %w", n, name, err)
+			}
+			dropped = append(dropped, name+":"+n)
+		}
+	}
+	return dropped, nil
 }

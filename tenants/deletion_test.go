@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"marquee/app"
 	"marquee/app/apptest"
 	"marquee/tenants"
 )
@@ -144,5 +145,107 @@ func TestDeletionTakesTwoStepsAndTouchesOneTenant(t *testing.T) {
 	}
 	if n := count("SELECT count(*) FROM control.platform_audit WHERE tenant_id = ? AND action LIKE 'tenant.delete.%'", a.ID); n != 4 {
 		t.Fatalf("%d audit rows for the deletion, want 4 (request, cancel, request, complete); history %v", n, steps)
+	}
+}
+
+// TestDeletionOfAMovedChainLeavesNothing: a chain moved to the second
+// server and back (its source kept there and here as "<schema>__moved_…"),
+// with a dead move's copy left on the second, and files in object storage,
+// is deleted: no schema of it remains on either server and none of its
+// files. Another chain whose schema looks like one of its backups (slug
+// "<slug>--moved-1" is schema "<schema>__moved_1"), itself moved, keeps its
+// schema, its backup, its files and its service.
+func TestDeletionOfAMovedChainLeavesNothing(t *testing.T) {
+	env := startTwoServers(t)
+	ctx := context.Background()
+	a := env.TenantOn(t, apptest.UniqueSlug("delmv"), tenants.DefaultServer)
+	b := env.TenantOn(t, a.Slug+"--moved-1", tenants.DefaultServer)
+	if b.Schema != a.Schema+"__moved_1" {
+		t.Fatalf("the look-alike chain's schema is %s", b.Schema)
+	}
+	store, err := app.NewObjectStore(apptest.Config(dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"booking/contracts/1.pdf", "ops/incidents/2/photo.jpg", "top.txt"}
+	for _, tn := range []tenants.Tenant{a, b} {
+		for _, k := range keys {
+			if _, err := store.For(tn).Put(ctx, k, "text/plain", strings.NewReader(tn.Slug)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	move := func(slug, to string) string {
+		t.Helper()
+		rep, err := env.App.MoveTenant(ctx, slug, to, "test", "before deletion", tenants.MoveOptions{})
+		if err != nil {
+			t.Fatalf("move %s to %s: %v", slug, to, err)
+		}
+		return rep.Backup
+	}
+	backups := []string{move(a.Slug, apptest.SecondServer), move(a.Slug, tenants.DefaultServer)}
+	bBackup := move(b.Slug, apptest.SecondServer)
+	if !schemaOn(t, env, tenants.DefaultServer, backups[0]) || !schemaOn(t, env, apptest.SecondServer, backups[1]) {
+		t.Fatalf("the moves left no backups %v", backups)
+	}
+	// A dead move's copy on the second server, under the schema's name.
+	second, _ := env.App.Servers.Get(apptest.SecondServer)
+	if _, err := second.SQL.Exec("CREATE SCHEMA " + a.Schema + "; CREATE TABLE " + a.Schema + ".leftover (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	tokB := env.Login(t, b.Slug, "owner@"+b.Slug+".test")
+
+	who := tenants.Change{Actor: "support:test", Reason: "the chain closed its account"}
+	if _, err := env.App.Tenants.RequestDeletion(ctx, a.Slug, 24*time.Hour, who); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.DB.Exec("UPDATE control.tenants SET delete_after = now() - interval '1 minute' WHERE slug = ?", a.Slug).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.CompleteTenantDeletion(ctx, a.Slug, who); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, server := range []string{tenants.DefaultServer, apptest.SecondServer} {
+		sv, _ := env.App.Servers.Get(server)
+		rows, err := sv.SQL.Query("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 ORDER BY nspname", a.Schema+"%")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			left = append(left, n)
+		}
+		rows.Close()
+		// Only the look-alike chain's schemas: itself on the second
+		// server, its backup on the first.
+		want := map[string]string{tenants.DefaultServer: bBackup, apptest.SecondServer: b.Schema}[server]
+		if len(left) != 1 || left[0] != want {
+			t.Fatalf("on %s after the deletion: %v, want only %s", server, left, want)
+		}
+	}
+	for _, k := range keys {
+		if _, _, err := store.For(a).Get(ctx, k); !errors.Is(err, app.ErrObjectNotFound) {
+			t.Fatalf("the deleted chain's %s: %v", k, err)
+		}
+		rc, _, err := store.For(b).Get(ctx, k)
+		if err != nil {
+			t.Fatalf("the other chain's %s: %v", k, err)
+		}
+		_ = rc.Close()
+	}
+	if res := env.Do(t, http.MethodGet, b.Slug, "/api/v1/me", tokB, nil); res.Status != http.StatusOK {
+		t.Fatalf("the other chain stopped being served: %d", res.Status)
+	}
+	var detail string
+	if err := env.App.DB.Raw("SELECT detail FROM control.platform_audit WHERE tenant_id = ? AND action = 'tenant.delete.complete'", a.ID).Scan(&detail).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{backups[0], backups[1], apptest.SecondServer + ":" + a.Schema, "files removed"} {
+		if !strings.Contains(detail, want) {
+			t.Fatalf("the deletion's audit %q does not name %s", detail, want)
+		}
 	}
 }

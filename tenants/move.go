@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,7 +42,22 @@ type MoveOptions struct {
 	// copy runs, with the context the copy runs under.
 	Fault     func(step string) error
 	CopyFault func(ctx context.Context, cancel context.CancelFunc)
+	// Crash, if set, is asked as each step ends (and where a step fails)
+	// whether the process dies there (tests): Move then returns
+	// ErrMoveCrashed at once and cleans up nothing, its connections closed
+	// as a killed process's are, its advisory lock with them; the tenant is
+	// left moving, for RecoverMove.
+	Crash func(step string) bool
 }
+
+var (
+	// ErrMoveLocked is a move or a recovery of a tenant while another one
+	// holds that tenant's move lock (a live move, or its recovery).
+	ErrMoveLocked = errors.New("a move of this tenant is in progress (another process holds its move lock)")
+	// ErrMoveCrashed is what Move returns when MoveOptions.Crash made it
+	// stop as a killed process would.
+	ErrMoveCrashed = errors.New("the move stopped as a killed process would (test)")
+)
 
 // MoveReport says what a move did.
 type MoveReport struct {
@@ -79,11 +95,21 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		}
 		return nil
 	}
+	crash := func(s string) bool { return o.Crash != nil && o.Crash(s) }
 	t, err := r.Lookup(ctx, slug)
 	if err != nil {
 		return rep, err
 	}
-	t, err = r.load(ctx, slug) // uncached: the status decides
+	// The move lock, held on the control plane until the move ends: should
+	// this process die, its connection closes and the lock goes with it,
+	// which is how RecoverMove tells a dead move from a live one.
+	unlock, err := r.moveLock(ctx, t.ID, 0)
+	if err != nil {
+		return rep, err
+	}
+	crashed := false
+	defer func() { unlock(crashed) }()
+	t, err = r.load(ctx, slug) // uncached, under the lock: the status decides
 	if err != nil {
 		return rep, err
 	}
@@ -112,8 +138,8 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		return rep, err
 	}
 	var moveID int64
-	if err := r.db.WithContext(ctx).Raw("INSERT INTO "+controlMoves+" (tenant_id, from_server, to_server) VALUES (?, ?, ?) RETURNING id",
-		t.ID, src.Name, dst.Name).Row().Scan(&moveID); err != nil {
+	if err := r.db.WithContext(ctx).Raw("INSERT INTO "+controlMoves+" (tenant_id, from_server, to_server, prior_status, phase) VALUES (?, ?, ?, ?, 'started') RETURNING id",
+		t.ID, src.Name, dst.Name, prior).Row().Scan(&moveID); err != nil {
 		return rep, err
 	}
 	actor := o.Actor
@@ -142,8 +168,22 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 	}
 	defer srcTx.Rollback() //nolint:errcheck // after Commit it is a no-op
 	fail := func(at string, err error) (MoveReport, error) {
+		if crash(at) {
+			crashed = true
+			return rep, ErrMoveCrashed
+		}
 		_ = srcTx.Rollback()
 		return rep, r.moveFailed(bg, t, prior, dst, moveID, at, err, actor)
+	}
+	// reached records the step a move has finished, and says whether the
+	// process dies there.
+	reached := func(step string) error {
+		r.movePhase(moveID, step, "")
+		if crash(step) {
+			crashed = true
+			return ErrMoveCrashed
+		}
+		return fault(step)
 	}
 
 	step("waiting for in-flight writes")
@@ -159,7 +199,10 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		}
 		rep.Rows[tb] = n
 	}
-	if err := fault("locked"); err != nil {
+	if err := reached("locked"); err != nil {
+		if errors.Is(err, ErrMoveCrashed) {
+			return rep, err
+		}
 		return fail("locked", err)
 	}
 
@@ -179,6 +222,7 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 		rep.Method = "logical"
 	}
 	step("copying (" + rep.Method + ")")
+	r.movePhase(moveID, "copying", "")
 	if rep.Method == "pg_dump" {
 		err = dumpRestore(copyCtx, src.URL, dst.URL, t.Schema)
 	} else {
@@ -191,7 +235,10 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 	if err != nil {
 		return fail("copy", err)
 	}
-	if err := fault("copied"); err != nil {
+	if err := reached("copied"); err != nil {
+		if errors.Is(err, ErrMoveCrashed) {
+			return rep, err
+		}
 		return fail("copied", err)
 	}
 
@@ -212,17 +259,27 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 			return fail("verify", err)
 		}
 	}
-	if err := fault("verified"); err != nil {
+	if err := reached("verified"); err != nil {
+		if errors.Is(err, ErrMoveCrashed) {
+			return rep, err
+		}
 		return fail("verified", err)
 	}
 
 	step("switching over")
 	rep.Backup = backupName(t.Schema, time.Now())
+	// The name goes on record before the rename, so that a recovery finds
+	// the source whether or not the rename committed.
+	r.movePhase(moveID, "switching", rep.Backup)
 	if _, err := srcTx.ExecContext(ctx, "ALTER SCHEMA "+pgx.Identifier{t.Schema}.Sanitize()+" RENAME TO "+pgx.Identifier{rep.Backup}.Sanitize()); err != nil {
 		return fail("rename source", err)
 	}
 	if err := srcTx.Commit(); err != nil {
 		return fail("rename source", err)
+	}
+	if crash("renamed") {
+		crashed = true
+		return rep, ErrMoveCrashed
 	}
 	if err := r.update(bg, slug, StatusMoving, prior, dst.Name, Change{Actor: actor, Reason: "moved from " + src.Name + " to " + dst.Name}); err != nil {
 		if on, rerr := r.serverOf(bg, t.ID); rerr == nil && on == dst.Name {
@@ -237,6 +294,10 @@ func (r *Registry) Move(ctx context.Context, servers *Servers, slug string, o Mo
 			err = errors.Join(err, fmt.Errorf("rename the source back from %s: %w", rep.Backup, rerr))
 		}
 		return rep, r.moveFailed(bg, t, prior, dst, moveID, "switch registry", err, actor)
+	}
+	if crash("switched") {
+		crashed = true
+		return rep, ErrMoveCrashed
 	}
 	rep.Duration = time.Since(start)
 	r.finishMove(moveID, "moved", fmt.Sprintf("%s, %d tables, source kept as %s", rep.Method, len(tables), rep.Backup))
@@ -282,6 +343,79 @@ func (r *Registry) finishMove(id int64, outcome, detail string) {
 	if err := r.db.Exec("UPDATE "+controlMoves+" SET outcome = ?, detail = ?, finished_at = now() WHERE id = ?", outcome, detail, id).Error; err != nil {
 		r.log.Error("tenant move not recorded", "move", id, "err", err)
 	}
+}
+
+// movePhase records the step a move has reached (and, from the switch on,
+// the name its source schema gets). A lost record only makes a recovery's
+// report vaguer: recovery decides from the schemas themselves.
+func (r *Registry) movePhase(id int64, phase, backup string) {
+	q, args := "UPDATE "+controlMoves+" SET phase = ? WHERE id = ?", []any{phase, id}
+	if backup != "" {
+		q, args = "UPDATE "+controlMoves+" SET phase = ?, backup = ? WHERE id = ?", []any{phase, backup, id}
+	}
+	if err := r.db.Exec(q, args...).Error; err != nil {
+		r.log.Error("tenant move step not recorded", "move", id, "phase", phase, "err", err)
+	}
+}
+
+// moveLock takes a tenant's move lock, a session advisory lock on the
+// control plane held on a connection of its own: at once or not at all
+// when wait is 0, else waiting up to wait (a killed holder's connection may
+// take a moment to be noticed closed). unlock(dead) lets it go; dead drops
+// the connection instead, as a killed process's would be.
+func (r *Registry) moveLock(ctx context.Context, id uuid.UUID, wait time.Duration) (unlock func(dead bool), err error) {
+	db, err := r.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := "marquee:tenant-move:" + id.String()
+	var got bool
+	if wait <= 0 {
+		err = conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key).Scan(&got)
+	} else {
+		// lock_timeout bounds the wait; set for this one statement's
+		// transaction only, so the pooled connection keeps its settings.
+		var tx *sql.Tx
+		if tx, err = conn.BeginTx(ctx, nil); err == nil {
+			if _, err = tx.ExecContext(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", wait.Milliseconds())); err == nil {
+				_, err = tx.ExecContext(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+			}
+			var pgErr *pgconn.PgError
+			switch {
+			case err == nil:
+				// A session lock outlives the transaction that took it.
+				got, err = true, tx.Commit()
+			case errors.As(err, &pgErr) && pgErr.Code == "55P03": // lock_not_available
+				err = tx.Rollback()
+			default:
+				_ = tx.Rollback()
+			}
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("move lock: %w", err)
+	}
+	if !got {
+		conn.Close()
+		return nil, ErrMoveLocked
+	}
+	return func(dead bool) {
+		if dead {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // closes it for good
+			return
+		}
+		if _, err := conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key); err != nil {
+			// A connection that cannot unlock is closed, which unlocks.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			return
+		}
+		conn.Close()
+	}, nil
 }
 
 // Move is one recorded move attempt.
