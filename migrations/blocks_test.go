@@ -53,6 +53,7 @@ var blocks = []block{
 	{350, 359, []string{"ops"}, "ops: POS deliveries kept in one statement, refunds polled"},
 	{360, 369, []string{"inventory"}, "inventory limits: devices and the CAPTCHA"},
 	{370, 379, []string{"core", "inventory"}, "the on-sale at full speed, continued: the ledger sealed after the commit"},
+	{430, 439, []string{"integrations"}, "integrations: partial refunds, periodic and final reconciliation, Discovery budget"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

@@ -96,9 +96,9 @@ func (s *Service) Reconcile(ctx context.Context, t tenants.Tenant, eventID uuid.
 			var counts struct {
 				Sold, Oversold, Returned, Orders int
 			}
-			if err := tx.Raw(`SELECT coalesce(sum(quantity) FILTER (WHERE status = 'sold'), 0) AS sold,
+			if err := tx.Raw(`SELECT coalesce(sum(quantity - returned_quantity) FILTER (WHERE status = 'sold'), 0) AS sold,
 					coalesce(sum(quantity) FILTER (WHERE status = 'oversold'), 0) AS oversold,
-					coalesce(sum(quantity) FILTER (WHERE status = 'returned'), 0) AS returned, count(*) AS orders
+					coalesce(sum(quantity) FILTER (WHERE status = 'returned'), 0) + coalesce(sum(returned_quantity) FILTER (WHERE status = 'sold'), 0) AS returned, count(*) AS orders
 				FROM int_orders WHERE listing_id = ?`, l.ID).Row().Scan(&counts.Sold, &counts.Oversold, &counts.Returned, &counts.Orders); err != nil {
 				return err
 			}
