@@ -89,6 +89,18 @@ func (s *Service) Reconcile(ctx context.Context, t tenants.Tenant, eventID uuid.
 	now := s.app.Now()
 	err = s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
 		out.Channels = out.Channels[:0]
+		if final {
+			// Once per event: two final reconciliations racing (the
+			// automatic one at sale close, a person's) queue on the
+			// listings' rows, and the second finds them closed.
+			var open []uuid.UUID
+			if err := tx.Raw(`SELECT id FROM int_listings WHERE event_id = ? AND closed_at IS NULL FOR UPDATE`, eventID).Scan(&open).Error; err != nil {
+				return err
+			}
+			if len(open) == 0 {
+				return app.Conflict("reconciliation_final", "the event's final channel reconciliation is done already")
+			}
+		}
 		for _, l := range listings {
 			q := quota[l.Channel]
 			r := Reconciliation{ListingID: l.ID, EventID: eventID, Channel: l.Channel, Allocated: q.Quota, OurSold: q.Sold, Pending: q.Held,
