@@ -155,6 +155,8 @@ var Codes = []CodeInfo{
 	{"invalid_webhook", KindInvalid, "the body is not an Eventbrite webhook delivery"},
 	{"foreign_api_url", KindInvalid, "the delivery's api_url is not on the connector's API host; nothing was fetched"},
 	{"reconciliation_failed", KindConflict, "the final reconciliation found a channel over its quota or sales over capacity"},
+	{"discovery_budget_spent", KindRateLimited, "the connector's 5,000 Ticketmaster Discovery calls of the day (UTC) are used; Retry-After says when the next day starts"},
+	{"reconciliation_final", KindConflict, "the event's final channel reconciliation is done already (its listings are closed)"},
 	{"quota_in_use", KindConflict, "the channel holds or sold tickets; set its quota instead of removing it"},
 	{"inventory_in_use", KindConflict, "tickets were held or sold; the change would alter a sold ticket (the detail says which)"},
 	{"duplicate", KindConflict, "a record with these values exists already"},

@@ -61,6 +61,7 @@ const TicketOffersContract Contract = "ticket offers"
 type hooks struct {
 	eventsChanged []func(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)
 	offersChanged []func(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)
+	quotasChanged []func(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)
 	ticketsSold   []func(ctx context.Context, t tenants.Tenant, s TicketSale)
 }
 
@@ -74,6 +75,13 @@ func (r *Registrar) OnEventsChanged(fn func(ctx context.Context, t tenants.Tenan
 // setup changed.
 func (r *Registrar) OnOffersChanged(fn func(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)) {
 	r.app.hooks.offersChanged = append(r.app.hooks.offersChanged, fn)
+}
+
+// OnQuotasChanged registers fn to hear of events whose channel quotas
+// changed through the seller's own routes (its quotas, its whole setup;
+// not ChannelSales.SetChannelQuota, whose caller pushes the figure itself).
+func (r *Registrar) OnQuotasChanged(fn func(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)) {
+	r.app.hooks.quotasChanged = append(r.app.hooks.quotasChanged, fn)
 }
 
 // OnTicketsSold registers fn to hear of every paid order.
@@ -110,6 +118,17 @@ func (c *Core) OffersChanged(ctx context.Context, t tenants.Tenant, ids ...uuid.
 		return
 	}
 	for _, fn := range c.a.hooks.offersChanged {
+		fn(ctx, t, ids)
+	}
+}
+
+// QuotasChanged tells the modules listening that events' channel quotas
+// changed (the seller calls it after its commit).
+func (c *Core) QuotasChanged(ctx context.Context, t tenants.Tenant, ids ...uuid.UUID) {
+	if len(ids) == 0 {
+		return
+	}
+	for _, fn := range c.a.hooks.quotasChanged {
 		fn(ctx, t, ids)
 	}
 }

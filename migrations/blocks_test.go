@@ -56,6 +56,7 @@ var blocks = []block{
 	{380, 389, []string{"inventory"}, "the on-sale at full speed, continued: a payment's common case in one round trip deciding it"},
 	{400, 409, []string{"ops"}, "ops: POS deliveries on the sealed ledger"},
 	{420, 429, []string{"core"}, "fleet, continued: moves that survive their process"},
+	{430, 439, []string{"integrations"}, "integrations: partial refunds, periodic and final reconciliation, Discovery budget"},
 	// Pending contract steps wait above every block a release can ship
 	// (goose refuses a version below one applied), so a new block never
 	// makes them renumber; one that ships keeps its number, and the

@@ -66,6 +66,9 @@ type client struct {
 	backoff  Backoff
 	calls    int
 	quota    quota
+	// reserveDiscovery takes one of the day's Discovery calls before each
+	// is made (nil: not a Ticketmaster connector).
+	reserveDiscovery func(ctx context.Context) error
 }
 
 // limiters keep each connector's request rate across calls (Discovery:
@@ -111,6 +114,11 @@ func (c *client) do(ctx context.Context, method, ref string, body, out any) erro
 	for attempt := 1; ; attempt++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		if c.reserveDiscovery != nil && strings.Contains(u.Path, "/discovery/") {
+			if err := c.reserveDiscovery(ctx); err != nil {
 				return err
 			}
 		}

@@ -27,13 +27,13 @@ func consolePanel(ctx context.Context, tx *gorm.DB, now time.Time) (app.ConsoleP
 		QuotaAvailable *int       `gorm:"column:quota_available"`
 		QuotaAt        *time.Time `gorm:"column:quota_at"`
 		BackoffUntil   *time.Time `gorm:"column:backoff_until"`
-		DayCalls       int        `gorm:"column:day_calls"`
+		DiscoveryCalls int        `gorm:"column:discovery_calls"`
 		LastWebhookAt  *time.Time `gorm:"column:last_webhook_at"`
 		Oversells      int        `gorm:"column:oversells"`
 		OversoldUnits  int        `gorm:"column:oversold_units"`
 	}
 	if err := tx.Raw(`SELECT c.name, c.provider, c.last_success_at, c.last_error_at, c.last_error, c.quota_allowed, c.quota_available, c.quota_at, c.backoff_until,
-			CASE WHEN c.day = (?::timestamptz AT TIME ZONE 'UTC')::date THEN c.day_calls ELSE 0 END AS day_calls,
+			CASE WHEN c.discovery_day = (?::timestamptz AT TIME ZONE 'UTC')::date THEN c.discovery_calls ELSE 0 END AS discovery_calls,
 			(SELECT max(l.last_webhook_at) FROM int_listings l WHERE l.connector_id = c.id) AS last_webhook_at,
 			(SELECT count(*) FROM int_oversells o WHERE o.connector_id = c.id) AS oversells,
 			(SELECT coalesce(sum(o.quantity), 0) FROM int_oversells o WHERE o.connector_id = c.id) AS oversold_units
@@ -65,7 +65,7 @@ func consolePanel(ctx context.Context, tx *gorm.DB, now time.Time) (app.ConsoleP
 			} else if r.QuotaAllowed != nil {
 				partner = fmt.Sprintf("Partner %d of %d (new hour)", *r.QuotaAllowed, *r.QuotaAllowed)
 			}
-			left = fmt.Sprintf("%s · Discovery %d of 5000 today", partner, max(5000-r.DayCalls, 0))
+			left = fmt.Sprintf("%s · Discovery %d of %d calls left today (UTC)", partner, max(DiscoveryPerDay-r.DiscoveryCalls, 0), DiscoveryPerDay)
 			if r.BackoffUntil != nil && now.Before(*r.BackoffUntil) {
 				left += " · backing off until " + when(r.BackoffUntil)
 			}

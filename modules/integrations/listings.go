@@ -3,6 +3,7 @@ package integrations
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -205,6 +206,10 @@ func (s *Service) ExternalEvents(ctx context.Context, t tenants.Tenant, connecto
 
 // providerErr turns a provider's refusal into a problem for our caller.
 func providerErr(err error) error {
+	var own *app.Error
+	if errors.As(err, &own) {
+		return own // ours already (Discovery's day used up)
+	}
 	if ae, ok := err.(*apiError); ok {
 		switch {
 		case ae.Status == 401 || ae.Status == 403:

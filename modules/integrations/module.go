@@ -104,6 +104,16 @@ func (m *Module) Register(r *app.Registrar) error {
 		now := m.app.Now()
 		_, err := m.svc.EnqueuePolls(ctx, t, now)
 		m.svc.alertOversells(ctx, t)
+		// What the quotas hook missed (a crash after the inventory's
+		// commit) is pushed within a minute.
+		if serr := m.svc.SweepAllocations(ctx, t); serr != nil {
+			m.svc.log().Warn("sweeping allocations failed", "tenant", t.Slug, "err", serr)
+		}
+		// Periodic reconciliation each quarter hour; the final one once a
+		// sale has closed.
+		if _, rerr := m.svc.EnqueueReconciliations(ctx, t, now); rerr != nil {
+			m.svc.log().Warn("queueing reconciliations failed", "tenant", t.Slug, "err", rerr)
+		}
 		if now.Minute()%15 == 0 {
 			// What the offers hook missed (a crash after the inventory's
 			// commit) is pushed within a quarter of an hour.
@@ -127,6 +137,9 @@ func (m *Module) Register(r *app.Registrar) error {
 		return err
 	})
 	r.Task(TaskPush, m.svc.pushTask)
+	r.Task(TaskAllocations, m.svc.allocationsTask)
+	r.Task(TaskReconcile, m.svc.reconcileTask)
+	r.OnQuotasChanged(m.svc.quotasChanged)
 	r.Every(jobs.Periodic{Cron: "* * * * *", Type: TaskPollTenant, Queue: jobs.QueuePolling, Bucket: time.Minute})
 	r.Seed(m.seed, "calendar", "inventory")
 	r.Background("demo-sales", m.demoLoop)

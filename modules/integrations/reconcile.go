@@ -89,6 +89,18 @@ func (s *Service) Reconcile(ctx context.Context, t tenants.Tenant, eventID uuid.
 	now := s.app.Now()
 	err = s.app.TxWith(ctx, t, tenants.TxOptions{Retry: true}, func(tx *gorm.DB) error {
 		out.Channels = out.Channels[:0]
+		if final {
+			// Once per event: two final reconciliations racing (the
+			// automatic one at sale close, a person's) queue on the
+			// listings' rows, and the second finds them closed.
+			var open []uuid.UUID
+			if err := tx.Raw(`SELECT id FROM int_listings WHERE event_id = ? AND closed_at IS NULL FOR UPDATE`, eventID).Scan(&open).Error; err != nil {
+				return err
+			}
+			if len(open) == 0 {
+				return app.Conflict("reconciliation_final", "the event's final channel reconciliation is done already")
+			}
+		}
 		for _, l := range listings {
 			q := quota[l.Channel]
 			r := Reconciliation{ListingID: l.ID, EventID: eventID, Channel: l.Channel, Allocated: q.Quota, OurSold: q.Sold, Pending: q.Held,
@@ -96,9 +108,9 @@ func (s *Service) Reconcile(ctx context.Context, t tenants.Tenant, eventID uuid.
 			var counts struct {
 				Sold, Oversold, Returned, Orders int
 			}
-			if err := tx.Raw(`SELECT coalesce(sum(quantity) FILTER (WHERE status = 'sold'), 0) AS sold,
+			if err := tx.Raw(`SELECT coalesce(sum(quantity - returned_quantity) FILTER (WHERE status = 'sold'), 0) AS sold,
 					coalesce(sum(quantity) FILTER (WHERE status = 'oversold'), 0) AS oversold,
-					coalesce(sum(quantity) FILTER (WHERE status = 'returned'), 0) AS returned, count(*) AS orders
+					coalesce(sum(quantity) FILTER (WHERE status = 'returned'), 0) + coalesce(sum(returned_quantity) FILTER (WHERE status = 'sold'), 0) AS returned, count(*) AS orders
 				FROM int_orders WHERE listing_id = ?`, l.ID).Row().Scan(&counts.Sold, &counts.Oversold, &counts.Returned, &counts.Orders); err != nil {
 				return err
 			}

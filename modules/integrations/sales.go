@@ -101,22 +101,17 @@ func (s *Service) applyOrder(tx *gorm.DB, l Listing, orderID string, lines []sal
 		}
 		// Refunded on their side: units sold here go back once; an order we
 		// never saw is recorded as returned (nothing to give back).
-		var prevRows []struct {
-			Status     string  `gorm:"column:status"`
-			Quantity   int     `gorm:"column:quantity"`
-			PriceMinor *int64  `gorm:"column:price_minor"`
-			Currency   *string `gorm:"column:currency"`
-		}
-		if err := tx.Raw(`SELECT status, quantity, price_minor, currency FROM int_orders WHERE connector_id = ? AND external_order_id = ? AND tier_id = ? FOR UPDATE`,
-			l.ConnectorID, orderID, ln.Tier).Scan(&prevRows).Error; err != nil {
+		prevRows, err := lockOrderLine(tx, l.ConnectorID, orderID, ln.Tier)
+		if err != nil {
 			return nil, false, err
 		}
 		var prev []string
 		for _, p := range prevRows {
 			prev = append(prev, p.Status)
 			// The units and price of the sale go back, whatever the
-			// refund's copy of the order says.
-			sale.Quantity, sale.PriceMinor, sale.Currency = p.Quantity, 0, ""
+			// refund's copy of the order says; units an attendee's partial
+			// refund gave back already are not given twice.
+			sale.Quantity, sale.PriceMinor, sale.Currency = p.Quantity-p.Returned, 0, ""
 			if p.PriceMinor != nil && p.Currency != nil {
 				sale.PriceMinor, sale.Currency = *p.PriceMinor, *p.Currency
 			}
@@ -131,7 +126,7 @@ func (s *Service) applyOrder(tx *gorm.DB, l Listing, orderID string, lines []sal
 		case prev[0] == "returned":
 			outcomes = append(outcomes, OutcomeDuplicate)
 		default:
-			if prev[0] == "sold" {
+			if prev[0] == "sold" && sale.Quantity > 0 {
 				if err := cs.ReturnOnChannel(tx, sale); err != nil {
 					return nil, false, err
 				}
@@ -145,6 +140,99 @@ func (s *Service) applyOrder(tx *gorm.DB, l Listing, orderID string, lines []sal
 		}
 	}
 	return outcomes, changed, nil
+}
+
+// orderLine is an order's row for one tier, as a return reads it.
+type orderLine struct {
+	Status     string  `gorm:"column:status"`
+	Quantity   int     `gorm:"column:quantity"`
+	Returned   int     `gorm:"column:returned_quantity"`
+	PriceMinor *int64  `gorm:"column:price_minor"`
+	Currency   *string `gorm:"column:currency"`
+}
+
+func lockOrderLine(tx *gorm.DB, connector uuid.UUID, orderID string, tier uuid.UUID) ([]orderLine, error) {
+	var rows []orderLine
+	err := tx.Raw(`SELECT status, quantity, returned_quantity, price_minor, currency FROM int_orders
+		WHERE connector_id = ? AND external_order_id = ? AND tier_id = ? FOR UPDATE`, connector, orderID, tier).Scan(&rows).Error
+	return rows, err
+}
+
+// lockOrder serialises, until tx ends, everything applied for one outside
+// order: an order delivery and an attendee's refund racing each other
+// would otherwise each miss what the other is writing (the attendee's
+// return before the order's row exists, the order selling that attendee).
+func lockOrder(tx *gorm.DB, connector uuid.UUID, orderID string) error {
+	return tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('int-order:' || ? || ':' || ?, 0))`, connector.String(), orderID).Error
+}
+
+// attendeeReturn is one attendee refunded or cancelled on the channel while
+// its order stays placed.
+type attendeeReturn struct {
+	ID       string
+	Tier     uuid.UUID
+	Quantity int
+	Reason   string // refunded, cancelled
+}
+
+// returnAttendees gives an order's refunded attendees' units back to the
+// channel's quota, once per attendee (the int_attendee_returns key), in tx
+// under lockOrder. An attendee whose order line was never sold here (not
+// received yet, oversold, refunded whole) is recorded with nothing given
+// back, so the order, when it comes, sells the others only.
+func (s *Service) returnAttendees(tx *gorm.DB, l Listing, orderID string, as []attendeeReturn) ([]string, bool, error) {
+	var outcomes []string
+	changed := false
+	for _, a := range as {
+		rows, err := lockOrderLine(tx, l.ConnectorID, orderID, a.Tier)
+		if err != nil {
+			return nil, false, err
+		}
+		units := 0
+		var sale app.ChannelSale
+		if len(rows) == 1 && rows[0].Status == OutcomeSold && rows[0].Quantity-rows[0].Returned >= a.Quantity {
+			p := rows[0]
+			units = a.Quantity
+			sale = app.ChannelSale{EventID: l.EventID, TierID: a.Tier, Channel: l.Channel, Quantity: units}
+			if p.PriceMinor != nil && p.Currency != nil {
+				sale.PriceMinor, sale.Currency = *p.PriceMinor, *p.Currency
+			}
+		}
+		res := tx.Exec(`INSERT INTO int_attendee_returns (connector_id, external_order_id, attendee_id, listing_id, tier_id, quantity, units_returned, reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, l.ConnectorID, orderID, a.ID, l.ID, a.Tier, a.Quantity, units, a.Reason)
+		if res.Error != nil {
+			return nil, false, res.Error
+		}
+		if res.RowsAffected == 0 {
+			outcomes = append(outcomes, OutcomeDuplicate)
+			continue
+		}
+		if units > 0 {
+			if err := s.app.ChannelSales().ReturnOnChannel(tx, sale); err != nil {
+				return nil, false, err
+			}
+			if err := tx.Exec(`UPDATE int_orders SET returned_quantity = returned_quantity + ?, updated_at = now()
+				WHERE connector_id = ? AND external_order_id = ? AND tier_id = ?`, units, l.ConnectorID, orderID, a.Tier).Error; err != nil {
+				return nil, false, err
+			}
+			changed = true
+		}
+		outcomes = append(outcomes, OutcomeReturned)
+	}
+	return outcomes, changed, nil
+}
+
+// returnedAttendees are the order's attendees recorded as returned.
+func returnedAttendees(tx *gorm.DB, connector uuid.UUID, orderID string) (map[string]bool, error) {
+	var ids []string
+	if err := tx.Raw(`SELECT attendee_id FROM int_attendee_returns WHERE connector_id = ? AND external_order_id = ?`, connector, orderID).Scan(&ids).Error; err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // TopicAlerts is the realtime topic ops hear channel oversells on.

@@ -108,8 +108,11 @@ type Health struct {
 	QuotaAllowed   *int       `json:"quota_allowed" gorm:"column:quota_allowed"`
 	QuotaAvailable *int       `json:"quota_available" gorm:"column:quota_available"`
 	BackoffUntil   *time.Time `json:"backoff_until" gorm:"column:backoff_until"`
-	// DayCalls is what Discovery counted today (of 5,000).
+	// DayCalls counts every call to the provider today (UTC).
 	DayCalls int `json:"day_calls" gorm:"column:day_calls"`
+	// DiscoveryCalls counts today's Ticketmaster Discovery calls, of
+	// DiscoveryPerDay (none is made past it).
+	DiscoveryCalls int `json:"discovery_calls" gorm:"column:discovery_calls"`
 }
 
 // ConnectorInput connects an account.
@@ -166,7 +169,8 @@ func (in ConnectorInput) Validate() error {
 }
 
 const connectorCols = `id, provider, name, api_base, account, timezone, key_id, created_at, last_success_at, last_error_at, last_error,
-	quota_allowed, quota_available, backoff_until, CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN day_calls ELSE 0 END AS day_calls`
+	quota_allowed, quota_available, backoff_until, CASE WHEN day = (now() AT TIME ZONE 'UTC')::date THEN day_calls ELSE 0 END AS day_calls,
+	CASE WHEN discovery_day = (now() AT TIME ZONE 'UTC')::date THEN discovery_calls ELSE 0 END AS discovery_calls`
 
 // CreateConnector seals the credentials and stores the connector. An
 // Eventbrite connector gets a webhook path secret, shown once in WebhookURL.
@@ -276,10 +280,37 @@ func (s *Service) clientFor(ctx context.Context, t tenants.Tenant, id uuid.UUID)
 	case ProviderTicketmaster:
 		cl.secret = creds["api_key"]
 		cl.limiter = limiterFor(t.Slug+"/"+id.String(), s.DiscoveryPerSecond)
+		cl.reserveDiscovery = func(ctx context.Context) error { return s.reserveDiscovery(ctx, t, id) }
 	default:
 		cl.secret = creds["token"]
 	}
 	return cl, c, nil
+}
+
+// DiscoveryPerDay is Ticketmaster Discovery's daily allowance per key.
+const DiscoveryPerDay = 5000
+
+// reserveDiscovery counts one Discovery call against the connector's day
+// (UTC), refused once DiscoveryPerDay are used: one conditional UPDATE, so
+// concurrent catalogue reads never pass it together. The refusal is
+// recorded by the caller's health line (the timeline) and answered 429.
+func (s *Service) reserveDiscovery(ctx context.Context, t tenants.Tenant, connector uuid.UUID) error {
+	now := s.app.Now().UTC()
+	day := now.Format("2006-01-02")
+	var n int64
+	if err := s.app.Tx(ctx, t, func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE int_connectors SET discovery_calls = CASE WHEN discovery_day = ?::date THEN discovery_calls + 1 ELSE 1 END, discovery_day = ?::date
+			WHERE id = ? AND (discovery_day IS DISTINCT FROM ?::date OR discovery_calls < ?)`, day, day, connector, day, DiscoveryPerDay)
+		n = res.RowsAffected
+		return res.Error
+	}); err != nil {
+		return err
+	}
+	if n == 0 {
+		next := now.Truncate(24 * time.Hour).Add(24 * time.Hour)
+		return app.RateLimited("discovery_budget_spent", next.Sub(now), "Ticketmaster Discovery's %d calls of today are used; skipped until %s", DiscoveryPerDay, next.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // checkPathSecret compares a webhook path's secret with the connector's.

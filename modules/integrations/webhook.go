@@ -164,15 +164,26 @@ type ebOrder struct {
 	} `json:"attendees"`
 }
 
+func returnReason(refunded bool) string {
+	if refunded {
+		return "refunded"
+	}
+	return "cancelled"
+}
+
 func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *client, connectorID uuid.UUID, delivery string, in WebhookBody, target *url.URL) (WebhookResult, error) {
 	out := WebhookResult{Outcome: "applied", Lines: []string{}}
 	action := in.Config.Action
 	var order ebOrder
 	var attendee struct {
-		ID        string `json:"id"`
-		OrderID   string `json:"order_id"`
-		EventID   string `json:"event_id"`
-		CheckedIn bool   `json:"checked_in"`
+		ID            string `json:"id"`
+		OrderID       string `json:"order_id"`
+		EventID       string `json:"event_id"`
+		TicketClassID string `json:"ticket_class_id"`
+		Quantity      int    `json:"quantity"`
+		CheckedIn     bool   `json:"checked_in"`
+		Refunded      bool   `json:"refunded"`
+		Cancelled     bool   `json:"cancelled"`
 	}
 	var event struct {
 		ID     string `json:"id"`
@@ -222,12 +233,38 @@ func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *clien
 				out.Outcome = OutcomeIgnored
 				return nil
 			}
+			if err := lockOrder(tx, connectorID, order.ID); err != nil {
+				return err
+			}
+			placed := order.Status == "placed"
+			// A placed order's attendees refunded or cancelled on their
+			// side go back once (those sold here) and are not sold (those
+			// refunded before the order reached us).
+			var returns []attendeeReturn
+			if placed {
+				for _, a := range order.Attendees {
+					if tier, ok := l.tierFor(a.TicketClassID); ok && a.Quantity > 0 && a.ID != "" && (a.Refunded || a.Cancelled) {
+						returns = append(returns, attendeeReturn{ID: a.ID, Tier: tier, Quantity: a.Quantity, Reason: returnReason(a.Refunded)})
+					}
+				}
+			}
+			ro, rchanged, err := s.returnAttendees(tx, *l, order.ID, returns)
+			if err != nil {
+				return err
+			}
+			returned, err := returnedAttendees(tx, connectorID, order.ID)
+			if err != nil {
+				return err
+			}
 			perTier := map[uuid.UUID]int{}
 			price := map[uuid.UUID]saleLine{}
 			var order_ []uuid.UUID
 			for _, a := range order.Attendees {
 				tier, ok := l.tierFor(a.TicketClassID)
 				if !ok || a.Quantity < 1 {
+					continue
+				}
+				if placed && (a.Refunded || a.Cancelled || returned[a.ID]) {
 					continue
 				}
 				if _, seen := perTier[tier]; !seen {
@@ -246,11 +283,10 @@ func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *clien
 			for _, tier := range order_ {
 				lines = append(lines, saleLine{Tier: tier, Quantity: perTier[tier], PriceMinor: price[tier].PriceMinor, Currency: price[tier].Currency})
 			}
-			if len(lines) == 0 {
+			if len(lines) == 0 && len(returns) == 0 {
 				out.Outcome = OutcomeIgnored
 				return nil
 			}
-			placed := order.Status == "placed"
 			if !placed && order.Status != "refunded" {
 				out.Outcome = OutcomeIgnored // pending, abandoned: nothing sold yet
 				return nil
@@ -263,8 +299,8 @@ func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *clien
 			if err != nil {
 				return err
 			}
-			out.Lines = lo
-			if changed {
+			out.Lines = append(ro, lo...)
+			if changed || rchanged {
 				changedEvent = l.EventID
 			}
 			return tx.Exec(`UPDATE int_listings SET last_webhook_at = ? WHERE id = ?`, now, l.ID).Error
@@ -273,6 +309,21 @@ func (s *Service) fetchAndApply(ctx context.Context, t tenants.Tenant, cl *clien
 			if err != nil || l == nil {
 				out.Outcome = OutcomeIgnored
 				return err
+			}
+			if tier, ok := l.tierFor(attendee.TicketClassID); ok && attendee.Quantity > 0 && attendee.ID != "" && attendee.OrderID != "" &&
+				(attendee.Refunded || attendee.Cancelled) {
+				if err := lockOrder(tx, connectorID, attendee.OrderID); err != nil {
+					return err
+				}
+				lo, changed, err := s.returnAttendees(tx, *l, attendee.OrderID,
+					[]attendeeReturn{{ID: attendee.ID, Tier: tier, Quantity: attendee.Quantity, Reason: returnReason(attendee.Refunded)}})
+				if err != nil {
+					return err
+				}
+				out.Lines = lo
+				if changed {
+					changedEvent = l.EventID
+				}
 			}
 			in := 0
 			if attendee.CheckedIn {

@@ -207,6 +207,8 @@ func (c channelSales) SetChannelQuota(ctx context.Context, t tenants.Tenant, eve
 		return stock.ResizeCounter(tx, ids[0], quota, fmt.Sprintf("the %s channel", channel))
 	})
 	if err == nil {
+		// No QuotasChanged: the caller is the channel's own module,
+		// which pushes the figure itself.
 		c.s.stock.Changed(ctx, t, eventID, nil)
 	}
 	return err

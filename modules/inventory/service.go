@@ -92,12 +92,21 @@ func (s *Service) Catalogue(ctx context.Context, t tenants.Tenant, f app.EventFi
 
 // Configure replaces an event's whole inventory (before anything is held).
 func (s *Service) Configure(ctx context.Context, t tenants.Tenant, ev app.EventInfo, in Setup) error {
-	return s.catalogue.Configure(ctx, t, ev, in)
+	err := s.catalogue.Configure(ctx, t, ev, in)
+	if err == nil {
+		s.d.App.QuotasChanged(ctx, t, ev.ID) // the setup carries the quotas
+	}
+	return err
 }
 
 // SetQuotas sets an event's channel quotas.
 func (s *Service) SetQuotas(ctx context.Context, t tenants.Tenant, eventID uuid.UUID, quotas map[string]int) error {
-	return s.catalogue.SetQuotas(ctx, t, eventID, quotas)
+	err := s.catalogue.SetQuotas(ctx, t, eventID, quotas)
+	if err == nil {
+		// Outside channels hear of it (their allocation is pushed).
+		s.d.App.QuotasChanged(ctx, t, eventID)
+	}
+	return err
 }
 
 // UpdateSettings changes an event's hold duration and limits.

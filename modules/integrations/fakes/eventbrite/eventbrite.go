@@ -182,7 +182,7 @@ func (s *Server) soldLocked(tc string) int {
 			continue
 		}
 		for _, a := range o.Attendees {
-			if a.TicketClassID == tc && !a.Refunded {
+			if a.TicketClassID == tc && !a.Refunded && !a.Cancelled {
 				n += a.Quantity
 			}
 		}
@@ -217,6 +217,20 @@ func (s *Server) now() string { return s.Now().UTC().Format("2006-01-02T15:04:05
 // (refused past quantity_total unless Oversell), then delivers the
 // order.placed webhook. The delivery is returned even when refused (ok=false, no delivery).
 func (s *Server) PlaceOrder(eventID, ticketClassID string, qty int) (Delivery, bool) {
+	id, ok := s.Sell(eventID, ticketClassID, qty)
+	if !ok {
+		return Delivery{}, false
+	}
+	return s.Deliver("order.placed", s.OrderURL(id)), true
+}
+
+// OrderURL is an order's api_url.
+func (s *Server) OrderURL(orderID string) string { return s.URL + "/v3/orders/" + orderID + "/" }
+
+// Sell has a buyer at Eventbrite buy qty tickets of a ticket class, one
+// attendee per ticket as Eventbrite lists them, without a delivery (a
+// webhook lost or late); it returns the order's id.
+func (s *Server) Sell(eventID, ticketClassID string, qty int) (string, bool) {
 	s.mu.Lock()
 	e := s.events[eventID]
 	var tc *TicketClass
@@ -235,17 +249,43 @@ func (s *Server) PlaceOrder(eventID, ticketClassID string, qty int) (Delivery, b
 	}
 	if tc == nil || (!s.Oversell && (s.soldLocked(tc.ID)+qty > tc.QuantityTotal || e.Capacity > 0 && eventSold+qty > e.Capacity)) {
 		s.mu.Unlock()
-		return Delivery{}, false
+		return "", false
 	}
 	s.seq++
 	id := strconv.Itoa(1000000 + s.seq)
 	o := &Order{ID: id, EventID: eventID, Status: "placed", Changed: s.now(), Created: s.now(),
-		Costs: map[string]any{"gross": map[string]any{"currency": tc.Currency, "value": tc.CostMinor * int64(qty), "display": ""}},
-		Attendees: []Attendee{{ID: "A" + id, OrderID: id, EventID: eventID, TicketClassID: tc.ID, Quantity: qty, Status: "Attending", Changed: s.now(),
-			Costs: map[string]any{"base_price": money(tc.Currency, tc.CostMinor*int64(qty)), "gross": money(tc.Currency, tc.CostMinor*int64(qty))}}}}
+		Costs: map[string]any{"gross": map[string]any{"currency": tc.Currency, "value": tc.CostMinor * int64(qty), "display": ""}}}
+	for i := range qty {
+		aid := "A" + id
+		if i > 0 {
+			aid = fmt.Sprintf("A%s-%d", id, i+1)
+		}
+		o.Attendees = append(o.Attendees, Attendee{ID: aid, OrderID: id, EventID: eventID, TicketClassID: tc.ID, Quantity: 1, Status: "Attending", Changed: s.now(),
+			Costs: map[string]any{"base_price": money(tc.Currency, tc.CostMinor), "gross": money(tc.Currency, tc.CostMinor)}})
+	}
 	s.orders[id] = o
 	s.mu.Unlock()
-	return s.Deliver("order.placed", s.URL+"/v3/orders/"+id+"/"), true
+	return id, true
+}
+
+// RefundAttendee refunds one attendee (by its index in the order) on their
+// side, the order staying placed (a partial refund), and delivers
+// attendee.updated; cancel marks it cancelled instead of refunded.
+func (s *Server) RefundAttendee(orderID string, i int, cancel bool) Delivery {
+	s.mu.Lock()
+	var ev, aid string
+	if o := s.orders[orderID]; o != nil && i < len(o.Attendees) {
+		a := &o.Attendees[i]
+		if cancel {
+			a.Cancelled = true
+		} else {
+			a.Refunded = true
+		}
+		a.Status, a.Changed, o.Changed = "Not Attending", s.now(), s.now()
+		ev, aid = o.EventID, a.ID
+	}
+	s.mu.Unlock()
+	return s.Deliver("attendee.updated", s.URL+"/v3/events/"+ev+"/attendees/"+aid+"/")
 }
 
 // Refund refunds an order on their side and delivers order.refunded.
