@@ -203,6 +203,7 @@ func cardEnv(t *testing.T) (*apptest.Env, *shop, string) {
 // with the order's client secret, confirmation returning to the signed order
 // page, which shows the payment processing until the webhook marks it paid.
 func TestBrowserCardCheckout(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, s, ev := cardEnv(t)
 	res := env.Do(t, "GET", s.slug, "/events/"+ev, "", nil)
 	mustStatus(t, res, http.StatusOK)
@@ -288,6 +289,7 @@ func TestBrowserCardCheckout(t *testing.T) {
 // When Stripe.js cannot load (network, blocker), the page says so at the
 // payment step instead of showing nothing, and test mode still pays.
 func TestBrowserCardCheckoutStripeUnavailable(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, s, ev := cardEnv(t)
 	ctx := apptest.Browser(t)
 	hosts := interceptStripe(t, ctx, true)
