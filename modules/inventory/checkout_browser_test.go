@@ -252,6 +252,9 @@ func TestBrowserCardCheckout(t *testing.T) {
 
 	p.run(chromedp.Click(chromedp.CSS(`#pay-card`)))
 	p.wait(`#order-waiting`)
+	// The box shows before the parser runs the script after it, which takes
+	// Stripe's parameters out of the URL: parsing done, it has run.
+	p.run(chromedp.Poll[chromedp.Void](`document.readyState !== 'loading'`, chromedp.WithPollingTimeout(20*time.Second)))
 	ret, err := url.Parse(p.eval(`sessionStorage.getItem('stub-return-url')`))
 	if err != nil || ret.Host != strings.TrimPrefix(env.HostURL(s.slug), "http://") || ret.Path != "/orders/"+o.ID.String() || ret.Query().Get("sig") == "" {
 		t.Fatalf("return_url %v (%v)", ret, err)
