@@ -15,6 +15,7 @@ import (
 // resale listings (bought into a hold), the waiting-list entry page and the
 // portal's after-sale page. Screenshots are saved and were looked at.
 func TestBrowserAfterSale(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, _ := waitNight(t, "afterweb", 2)
 	n := &doorNight{shop: s, ev: ev}
 	res := s.do(t, "GET", "/api/v1/events/"+ev+"/inventory", nil)

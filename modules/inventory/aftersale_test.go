@@ -69,6 +69,7 @@ func (n *doorNight) transfer(t testing.TB, ticket uuid.UUID, q, name, email stri
 }
 
 func TestTransferOnce(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	n := newDoorNight(t, newShop(t, env, inv, "xfer"), 0, 0)
 	paid := n.paidOrder(t, map[string]any{"tier_id": tierID(t, n.inv, "Floor"), "quantity": 2})
@@ -160,6 +161,7 @@ func TestTransferOnce(t *testing.T) {
 
 // Twenty transfers of one ticket at once: exactly one wins, one new ticket.
 func TestTransferRace(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	n := newDoorNight(t, newShop(t, env, inv, "xferrace"), 0, 0)
 	paid := n.paidOrder(t, map[string]any{"tier_id": tierID(t, n.inv, "Floor"), "quantity": 1})
@@ -234,6 +236,7 @@ func (n *doorNight) reserve(t testing.TB, listing uuid.UUID) (string, int, order
 }
 
 func TestResaleCappedAtPricePaid(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	n := newDoorNight(t, newShop(t, env, inv, "resale"), 0, 0)
 	paid := n.paidOrder(t, map[string]any{"tier_id": tierID(t, n.inv, "Floor"), "quantity": 2})
@@ -332,6 +335,7 @@ func TestResaleCappedAtPricePaid(t *testing.T) {
 // The owner's transfer (delist, then transfer) racing a buyer's payment for
 // the listing: exactly one wins, every round.
 func TestResaleRacesTransfer(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	n := newDoorNight(t, newShop(t, env, inv, "resrace"), 0, 0)
 	const rounds = 6
@@ -461,6 +465,7 @@ func (s *shop) release(t testing.TB, b string, h inventory.Hold) {
 }
 
 func TestWaitlistOffersInJoinOrder(t *testing.T) {
+	t.Parallel()
 	s, ev, floor := waitNight(t, "wait", 4)
 	join := func(email string, qty int) (int, waitOut) {
 		return s.join(t, ev, map[string]any{"tier_id": floor, "email": email, "quantity": qty})
@@ -577,6 +582,7 @@ func TestWaitlistOffersInJoinOrder(t *testing.T) {
 // line: places numbered once each, no place offered twice, never more out
 // than the capacity, offers in join order.
 func TestWaitlistRaces(t *testing.T) {
+	t.Parallel()
 	const capacity, waiting = 24, 32
 	s, ev, floor := waitNight(t, "waitrace", capacity)
 	bs := make([]string, capacity)
@@ -650,6 +656,7 @@ func TestWaitlistRaces(t *testing.T) {
 // public: the head of the line is offered it, buys it through the normal
 // payment, and the listing never shows publicly.
 func TestResaleWaitlistFirstRefusal(t *testing.T) {
+	t.Parallel()
 	s, ev, floor := waitNight(t, "firstref", 2)
 	n := &doorNight{shop: s, ev: ev}
 	res := s.do(t, "GET", "/api/v1/events/"+ev+"/inventory", nil)

@@ -32,6 +32,7 @@ func section(s map[string]any) map[string]any {
 // seats, re-pricing an unsold tier and moving a future sale window work, and
 // the sold seat stays sold to its order.
 func TestAmendAfterSales(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "amend", "Amend Night", amendSetup(nil))
 	buyer := s.buyer(t)
 	h := s.mustHold(t, ev, buyer, map[string]any{"seats": []string{"A-1-1"}})
@@ -181,6 +182,7 @@ func TestAmendAfterSales(t *testing.T) {
 // the seat first (the amendment is then refused in words) — and no held
 // seat ever loses its row.
 func TestAmendRacesHolds(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "amendrace")
 	withoutRow2 := simpleSetup(1, 10, 0, nil)

@@ -19,6 +19,7 @@ import (
 // arrival order: each is served or refused on its own, exactly as it would
 // be alone, and a refused one changes nothing.
 func TestOneBatchDecidesEachRequestOnItsOwn(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "batch")
 	ev := s.event(t, "Batch Night")
@@ -228,6 +229,7 @@ func batchSizes(t *testing.T, env *apptest.Env) histogram {
 // 500, rolls back, and leaves the worker and the pool able to serve the next
 // hold for the same seat.
 func TestPanickingBatchRollsBackAndServingGoesOn(t *testing.T) {
+	// Serial: the batch fault hook is one for the process.
 	s, ev, _ := onSale(t, "panic", "Fault Night", simpleSetup(2, 5, 0, nil))
 	stop := inventory.PanicInHoldBatches(uuid.MustParse(ev))
 	res, err := s.hold(ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1"}})

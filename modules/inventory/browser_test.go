@@ -15,6 +15,7 @@ import (
 // countdown, checkout, the test-mode payment, and the order page with QR
 // tickets. Screenshots are saved and were looked at.
 func TestBrowserPurchase(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, _ := onSale(t, "browser", "Aurora Live", simpleSetup(8, 24, 200, map[string]int{"web": 392}))
 	env := s.env
 	ctx := apptest.Browser(t)

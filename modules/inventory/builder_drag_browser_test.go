@@ -23,6 +23,7 @@ import (
 // have moved by exactly the dragged offset, A's not at all, and every seat
 // is where the preview drew it.
 func TestBrowserDragSectionInBuilder(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "dragmap")
 	host := env.HostURL(s.slug)

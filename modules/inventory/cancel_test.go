@@ -154,6 +154,7 @@ func worker(t *testing.T, env *apptest.Env) *asynq.Server {
 // ledger, releases holds, closes the waiting room, mails every buyer, and
 // the storefront shows the event as cancelled.
 func TestCancelEventWithSalesRefundsEveryOrderOnceAcrossAKilledWorker(t *testing.T) {
+	// Serial: its workers serve the deployment's queues, other tests' tasks too.
 	const orders, killAfter = 50, 20
 	proxy := newRecordingStripe(apptest.StripeMock(t), killAfter+1)
 	env, inv := startBehind(t, proxy)
@@ -323,6 +324,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // every other order, ends with an error (so it is retried), and a later run
 // settles the refused one once Stripe takes it.
 func TestCancellationRefundRefusedDoesNotBlockTheOthers(t *testing.T) {
+	t.Parallel()
 	proxy := newRecordingStripe(apptest.StripeMock(t), -1)
 	env, inv := startBehind(t, proxy)
 	s := newShop(t, env, inv, "refused")

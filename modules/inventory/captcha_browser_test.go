@@ -18,6 +18,7 @@ import (
 // answer brings a new image, the right one places the order. The device is
 // the page's HttpOnly cookie, which the browser sends with the API calls.
 func TestBrowserChallengedCheckout(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, _ := onSale(t, "challenge", "Challenge Night", simpleSetup(2, 10, 0, nil))
 	setLimits(t, s, map[string]any{"declines_to_challenge": 1, "declines_to_block": 5, "min_checkout_seconds": 0})
 	ctx := apptest.Browser(t)

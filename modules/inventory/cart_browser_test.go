@@ -16,6 +16,7 @@ import (
 // or GA tickets picked afterwards join that hold, which keeps its expiry.
 // Screenshots are saved and were looked at.
 func TestBrowserOneCart(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, _ := onSale(t, "cartweb", "One Cart Night", simpleSetup(2, 10, 50, nil))
 	env := s.env
 	ctx := apptest.Browser(t)

@@ -73,6 +73,7 @@ func (s *shop) checkCounters(t testing.TB) {
 // kept, its amount and the counters following, and the live availability
 // told.
 func TestAddToHoldSeatsAndGA(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "cartadd", "Cart Night", simpleSetup(1, 10, 20, map[string]int{"web": 25}))
 	env := s.env
 	floor := tierID(t, cfg, "Floor")
@@ -174,6 +175,7 @@ func TestAddToHoldSeatsAndGA(t *testing.T) {
 // What an addition may not do: each refusal has its code and changes
 // nothing; a retry under the same key answers the same.
 func TestAddToHoldRefusalsAndRetry(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "cartno")
 	ev := s.event(t, "Cart Rules Night")
@@ -292,6 +294,7 @@ func TestAddToHoldRefusalsAndRetry(t *testing.T) {
 // once: each seat ends in exactly one hold, no pool, quota or buyer counter
 // goes over, and every counter equals what the holds contain.
 func TestRaceAddToHoldsForLastSeatsAndUnits(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "cartrace", "Cart Race", simpleSetup(1, 10, 30, map[string]int{"web": 30}))
 	floor := tierID(t, cfg, "Floor")
 

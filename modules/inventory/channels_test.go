@@ -19,6 +19,7 @@ import (
 // gives the units back, and a quota cannot be set below what its channel
 // sold (the error names the count).
 func TestChannelSalesStayInsideQuotas(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "chan")
 	ev := s.event(t, "Channel Night")

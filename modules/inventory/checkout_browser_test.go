@@ -203,6 +203,7 @@ func cardEnv(t *testing.T) (*apptest.Env, *shop, string) {
 // with the order's client secret, confirmation returning to the signed order
 // page, which shows the payment processing until the webhook marks it paid.
 func TestBrowserCardCheckout(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, s, ev := cardEnv(t)
 	res := env.Do(t, "GET", s.slug, "/events/"+ev, "", nil)
 	mustStatus(t, res, http.StatusOK)
@@ -251,6 +252,9 @@ func TestBrowserCardCheckout(t *testing.T) {
 
 	p.run(chromedp.Click(chromedp.CSS(`#pay-card`)))
 	p.wait(`#order-waiting`)
+	// The box shows before the parser runs the script after it, which takes
+	// Stripe's parameters out of the URL: parsing done, it has run.
+	p.run(chromedp.Poll[chromedp.Void](`document.readyState !== 'loading'`, chromedp.WithPollingTimeout(20*time.Second)))
 	ret, err := url.Parse(p.eval(`sessionStorage.getItem('stub-return-url')`))
 	if err != nil || ret.Host != strings.TrimPrefix(env.HostURL(s.slug), "http://") || ret.Path != "/orders/"+o.ID.String() || ret.Query().Get("sig") == "" {
 		t.Fatalf("return_url %v (%v)", ret, err)
@@ -288,6 +292,7 @@ func TestBrowserCardCheckout(t *testing.T) {
 // When Stripe.js cannot load (network, blocker), the page says so at the
 // payment step instead of showing nothing, and test mode still pays.
 func TestBrowserCardCheckoutStripeUnavailable(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, s, ev := cardEnv(t)
 	ctx := apptest.Browser(t)
 	hosts := interceptStripe(t, ctx, true)

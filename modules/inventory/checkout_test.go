@@ -12,6 +12,7 @@ import (
 // goes to the order's buyer only (buyer token or signed link), and only while
 // there is something to pay; staff reading the order never see it.
 func TestClientSecretOnlyToBuyer(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "secret", "Secret Night", simpleSetup(1, 10, 0, nil))
 	env := s.env
 	buyer := s.buyer(t)
@@ -69,6 +70,7 @@ func TestClientSecretOnlyToBuyer(t *testing.T) {
 // test mode; without a publishable key it says payment is unavailable
 // instead of leaving the buyer at a dead end.
 func TestEventPagePaymentModes(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, secret, publishable string
 		want, absent              []string

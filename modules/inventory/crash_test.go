@@ -17,6 +17,7 @@ import (
 // retries is closed when its hold ends. A payment that still arrives for
 // the closed order is honoured, not lost.
 func TestOrderRequestKilledMidwayRetriesAndCloses(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "ordcrash", "Crash Night", simpleSetup(1, 10, 0, nil))
 	env, inv := s.env, s.inv
 	post := func(buyer, key string, holdID uuid.UUID) (int, orderOut, string) {

@@ -11,6 +11,7 @@ import (
 
 // The order page offers the PDF, a resend, and each ticket's wallet links.
 func TestBrowserOrderPageDelivery(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, stalls := walletEnv(t, "orderpage")
 	o := paidOrder(t, s, ev, map[string]any{"seats": []string{"A-1-1", "A-1-2"}, "tier_id": stalls})
 	ctx := apptest.Browser(t)

@@ -55,6 +55,7 @@ func paidOrder(t *testing.T, s *shop, ev string, body map[string]any) orderOut {
 // tickets and a wallet link per ticket; retried webhooks and senders mail
 // it once; the order page's resend and PDF download work from its link.
 func TestPaidOrderIsMailedOnceWithPDFAndWalletLinks(t *testing.T) {
+	t.Parallel()
 	s, ev, stalls := walletEnv(t, "deliver")
 	o := paidOrder(t, s, ev, map[string]any{"seats": []string{"A-1-3", "A-1-4"}, "tier_id": stalls})
 	// The same payment again, then every sender at once.
@@ -120,6 +121,7 @@ func TestPaidOrderIsMailedOnceWithPDFAndWalletLinks(t *testing.T) {
 // A pass registered on a device is served again, changed, after the
 // event's time moves; a refunded order's passes come back void.
 func TestPassUpdatedWhenEventTimeChangesAndVoidedOnRefund(t *testing.T) {
+	t.Parallel()
 	s, ev, stalls := walletEnv(t, "passes")
 	o := paidOrder(t, s, ev, map[string]any{"seats": []string{"A-2-1"}, "tier_id": stalls})
 	tickets := ticketsOf(t, s, o)

@@ -37,6 +37,7 @@ func (n *doorNight) insideByLog(t testing.TB, out time.Time) int64 {
 // without re-entry, admitted with it), a later exit finds them not inside;
 // setting the same time twice changes nothing; clearing it brings them back.
 func TestEveryoneOutAt(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "curfew")
 	n := newDoorNight(t, s, 0, 6)
@@ -103,6 +104,7 @@ func TestEveryoneOutAt(t *testing.T) {
 // tickets are admitted once, an exit only finds nobody inside when it
 // arrived after the time, and attendance equals the log's own count.
 func TestEveryoneOutAtRace(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "curfewrace")
 	n := newDoorNight(t, s, 0, 40)
@@ -182,6 +184,7 @@ func TestEveryoneOutAtRace(t *testing.T) {
 // admitted and transferred. Several rounds, to land scans inside the
 // transfer's transaction.
 func TestTransferRacingScans(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	n := newDoorNight(t, newShop(t, env, inv, "xferscan"), 0, 0)
 	const rounds, scanners = 8, 20
@@ -285,6 +288,7 @@ func (n *doorNight) foldMatchesLog(t testing.TB) {
 // order before a later online entry, leave the holders inside, with no
 // conflict; an "everyone out at" time splits offline passages too.
 func TestSyncAppliesByCorrectedTime(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "offorder")
 	n := newDoorNight(t, s, 0, 2)

@@ -95,6 +95,7 @@ func (n *doorNight) checkOneAdmissionEach(t testing.TB, ids []uuid.UUID) {
 // whatever each device's clock said; every other admission is a conflict in
 // the report; each ticket is admitted once and counted inside once.
 func TestSyncEarliestAdmissionWins(t *testing.T) {
+	// Serial: the offsets it checks include the request's transit time (a latency bound).
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "offline")
 	n := newDoorNight(t, s, 0, 24)
@@ -196,6 +197,7 @@ func TestSyncEarliestAdmissionWins(t *testing.T) {
 // per nonce; the second answer is the first's, replayed. A device's exit and
 // re-entry, and a scan it refused, are recorded as such.
 func TestSyncIdempotentByNonce(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "offnonce")
 	n := newDoorNight(t, s, 0, 4)
@@ -246,6 +248,7 @@ func TestSyncIdempotentByNonce(t *testing.T) {
 // after an exit (re-entry off) made a conflict; one that admitted a ticket
 // revoked after its manifest is told so; neither is counted inside.
 func TestSyncUnenforcedRules(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "offrules")
 	n := newDoorNight(t, s, 0, 3)
@@ -281,6 +284,7 @@ func TestSyncUnenforcedRules(t *testing.T) {
 // a truncated and another chain's token, an unknown event, door staff of
 // another venue, a batch over the limit, malformed scans.
 func TestSyncBadInput(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "offbad")
 	n := newDoorNight(t, s, 0, 2)
@@ -344,6 +348,7 @@ func TestSyncBadInput(t *testing.T) {
 // The manifest lists every ticket with its zone and state, binary; its
 // delta since the cursor it handed out holds the tickets that changed.
 func TestDoorManifest(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "manifest")
 	n := newDoorNight(t, s, 2, 5)
@@ -389,6 +394,7 @@ func TestDoorManifest(t *testing.T) {
 // taken when consistent with sent_at (never above it, by at most
 // MaxUploadTransit). Without it the device's scan would lose.
 func TestSyncMeasuredClockOffset(t *testing.T) {
+	// Serial: sent_at's estimate includes the request's transit time (a latency bound).
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "offclock")
 	n := newDoorNight(t, s, 0, 3)
@@ -459,6 +465,7 @@ func ptr[T any](v T) *T { return &v }
 // Never a ticket transferred and admitted under its old token, and no
 // deadlock (the door retries one whole, and says so in the log).
 func TestSyncRacesTransfer(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	env, inv := startEnvLogging(t, slog.New(slog.NewJSONHandler(&logs, nil)), nil)
 	s := newShop(t, env, inv, "syncxfer")

@@ -147,6 +147,7 @@ func (n *doorNight) logFold(t testing.TB) (admitted, inside int64) {
 // event's ticket, a retried nonce, annulment, and attendance that matches
 // the log.
 func TestCheckInAtTheDoor(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "door")
 	n := newDoorNight(t, s, 2, 3)
@@ -242,6 +243,7 @@ func TestCheckInAtTheDoor(t *testing.T) {
 // issued from then on, and a scan outside it is refused before the
 // database; a forced (offline) scan is judged when it happened.
 func TestCheckInValidityWindow(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "valid")
 	n := newDoorNight(t, s, 0, 2)
@@ -284,6 +286,7 @@ func TestCheckInValidityWindow(t *testing.T) {
 // old one answers revoked online and appears in the revocation delta; the
 // new one admits. Of two re-issues racing, one wins.
 func TestReissueRevokesTheOldToken(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "reissue")
 	n := newDoorNight(t, s, 1, 2)
@@ -352,6 +355,7 @@ func TestReissueRevokesTheOldToken(t *testing.T) {
 // tickets are re-issued; the public key lists both; rotating with reissue
 // moves every ticket to the new key and revokes the old tokens.
 func TestTicketKeyRotation(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "rotate")
 	n := newDoorNight(t, s, 0, 3)
@@ -414,6 +418,7 @@ func TestTicketKeyRotation(t *testing.T) {
 // Tokens issued before v2 (JSON claims under the chain's one key) still
 // scan.
 func TestV1TokensStillScan(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "legacy")
 	n := newDoorNight(t, s, 0, 1)
@@ -437,6 +442,7 @@ func TestV1TokensStillScan(t *testing.T) {
 // others answer already_admitted naming that admission. Ten retries of one
 // nonce at once: one record, one answer.
 func TestCheckInRaces(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "doorrace")
 	n := newDoorNight(t, s, 0, 2)
@@ -504,6 +510,7 @@ func TestCheckInRaces(t *testing.T) {
 // key the event does not have are refused as a problem (result invalid),
 // and nothing is written.
 func TestCheckInRefusesBadTokens(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "forge")
 	n := newDoorNight(t, s, 0, 1)
@@ -555,6 +562,7 @@ func TestCheckInRefusesBadTokens(t *testing.T) {
 // venue they are refused and nothing is written; roles without the door
 // permission are refused everywhere.
 func TestDoorPermissions(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "doorperm")
 	n := newDoorNight(t, s, 0, 8)

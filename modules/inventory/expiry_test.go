@@ -48,6 +48,7 @@ func (s *shop) lateness(t testing.TB, holdID uuid.UUID) time.Duration {
 // one before (which started it up to a second early, to fail and be retried
 // 15 to 45 s later).
 func TestExpiryTaskNeverScheduledEarly(t *testing.T) {
+	// Serial: it reads the deployment's Asynq queue, which other tests fill.
 	s, ev, _ := onSale(t, "due", "Due Night", simpleSetup(1, 40, 0, nil))
 	env := s.env
 	insp := asynq.NewInspector(asynqOpt(t))
@@ -77,6 +78,7 @@ func TestExpiryTaskNeverScheduledEarly(t *testing.T) {
 // runs far too early asks to run again exactly when the hold is due, not
 // after Asynq's backoff.
 func TestExpiryTaskRunEarlyWaitsForTheHold(t *testing.T) {
+	// Serial: its bound of 0.5 s late is a latency bound.
 	s, ev, _ := onSale(t, "early", "Early Night", simpleSetup(1, 10, 0, nil))
 	env := s.env
 	soon := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1"}})
@@ -121,6 +123,7 @@ func TestExpiryTaskRunEarlyWaitsForTheHold(t *testing.T) {
 // made it late under a loaded CI machine (a measure of 4 workers against
 // hundreds of chains, not of the sweeper).
 func TestLostExpiryTaskSweptWithinSeconds(t *testing.T) {
+	// Serial: it aligns with the wall-clock minute and bounds the sweep's lateness.
 	url, drop, err := apptest.Database("inventory_lost_expiry")
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 // What a settlement reads of the sale (app.TicketFacts): valid tickets per
 // tier at the tier's price; a refunded order's tickets no longer count.
 func TestSalesByTierCountsValidTickets(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "facts", "Facts Night", simpleSetup(1, 10, 20, nil))
 	sell := func(body map[string]any) orderOut {
 		b := s.buyer(t)

@@ -15,6 +15,7 @@ import (
 // The whole purchase through the API: configure, hold seats, order, pay by
 // a signed webhook, tickets that verify offline with the published key.
 func TestPurchaseFlow(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "flow", "Flow Night", simpleSetup(3, 10, 100, map[string]int{"web": 120, "box_office": 10}))
 	env := s.env
 	if cfg.Seats.Total != 30 || len(cfg.Zones) != 2 || len(cfg.Counters) != 3 {

@@ -20,6 +20,13 @@ import (
 	"marquee/tenants"
 )
 
+// dbURL is the package's database. Every test starts its own App on it and
+// its own chain, so tests run in parallel (t.Parallel) by default; Go runs
+// the serial ones first, alone, then the parallel ones. A test stays serial,
+// and says why, when it has a latency bound (a per-minute rate, a clock
+// offset, a lateness), runs an Asynq worker on the deployment's queues
+// (which serves every test's tasks), uses the process-wide batch fault hook,
+// fires hundreds of requests at once, or drives a browser.
 var dbURL string
 
 func TestMain(m *testing.M) { apptest.Main(m, "inventory", &dbURL) }

@@ -15,6 +15,7 @@ import (
 // Retries of one hold request — one after the other or racing — get the
 // same hold, and the seats are held once; the key with another body is refused.
 func TestHoldIdempotencyKeyInTheHoldTransaction(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "idem")
 	ev := s.event(t, "Retry Night")

@@ -33,6 +33,7 @@ func (s *shop) snapshot(t testing.TB) string {
 
 // Bad input gets a clean problem document and changes nothing.
 func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "badin", "Bad Input Night", simpleSetup(2, 10, 50, map[string]int{"web": 60}))
 	env := s.env
 	floor := tierID(t, cfg, "Floor")
@@ -136,6 +137,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 // Per-buyer and per-IP limits answer 429 hold_limit and change nothing.
 func TestHoldLimits(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "limits")
 	ev := s.event(t, "Limits Night")
@@ -202,6 +204,7 @@ func TestHoldLimits(t *testing.T) {
 // Configuration is for owners, chain admins, promoters and the venue's
 // manager; a venue manager elsewhere and door staff are refused.
 func TestConfigurationPermissions(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "perms")
 	ev := s.event(t, "Perm Night")
@@ -246,6 +249,7 @@ func TestConfigurationPermissions(t *testing.T) {
 // The public catalogue lists on-sale events with tickets, their lowest
 // price and what is left.
 func TestCatalogue(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "cat")
 	ev := s.event(t, "Catalogue Night")
@@ -280,6 +284,7 @@ func TestCatalogue(t *testing.T) {
 
 // An admission gate sees every hold first and can refuse it.
 func TestAdmissionGate(t *testing.T) {
+	t.Parallel()
 	gate := &fakeGate{}
 	env, inv := startEnv(t, inventory.WithAdmissionGate(gate))
 	s := newShop(t, env, inv, "gate")
@@ -313,6 +318,7 @@ func (g *fakeGate) Check(ctx context.Context, t tenants.Tenant, eventID uuid.UUI
 // Settings out of range answer 400 with the field's own listed code (under
 // test an unlisted code panics) and change nothing.
 func TestSettingsOutOfRange(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "settingsrange")
 	ev := s.event(t, "Settings Night")

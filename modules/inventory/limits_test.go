@@ -56,6 +56,7 @@ func checkout(t *testing.T, s *shop, ev, tier, buyerTok, email, ip string) (inve
 // fourth try is blocked before it reaches the card network; the block is
 // recorded with its reasons.
 func TestCardTestingBlocksTheFourthDecline(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "cardtest", "Card Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 	setLimits(t, s, map[string]any{"declines_to_challenge": 3, "declines_to_block": 3, "min_checkout_seconds": 0})
@@ -92,6 +93,7 @@ func TestCardTestingBlocksTheFourthDecline(t *testing.T) {
 // Tickets per e-mail across orders, the per-IP hold rate (redis_rate), and
 // fast checkouts sent to the review queue that box office works through.
 func TestLimitsPerEmailRateAndReviewQueue(t *testing.T) {
+	// Serial: a per-minute rate and checkouts faster than 4 s: latency bounds.
 	s, ev, cfg := onSale(t, "hoard", "Hoard Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 	setLimits(t, s, map[string]any{"max_tickets_per_email": 2, "ip_holds_per_minute": 4})
@@ -142,6 +144,7 @@ func TestLimitsPerEmailRateAndReviewQueue(t *testing.T) {
 // two payments become tickets; the other four are refunded, their holds
 // released, and each refusal is recorded with its reason.
 func TestTicketsPerCardAcrossEmailsAndAddresses(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "cardlimit", "Card Limit Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 	setLimits(t, s, map[string]any{"max_tickets_per_card": 2, "min_checkout_seconds": 0})
@@ -270,6 +273,7 @@ func orderOn(t *testing.T, s *shop, hold uuid.UUID, buyerTok, deviceTok, email, 
 // decision names the device; the device's hold rate counts across
 // addresses; another device on the same address is not affected.
 func TestBuyerRotatingEmailsOnOneDeviceIsLimited(t *testing.T) {
+	// Serial: a per-minute hold rate: a latency bound.
 	s, ev, cfg := onSale(t, "device", "Device Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 	setLimits(t, s, map[string]any{"max_tickets_per_device": 2, "min_checkout_seconds": 0, "ip_holds_per_minute": 4})
@@ -312,6 +316,7 @@ func TestBuyerRotatingEmailsOnOneDeviceIsLimited(t *testing.T) {
 // applies to the device in place of the address); holds of 24 goroutines
 // racing from one device on 24 addresses leave exactly the cap active.
 func TestDeviceHoldCapUnderRace(t *testing.T) {
+	t.Parallel()
 	setup := simpleSetup(1, 100, 100, nil)
 	setup["max_ip_holds"] = 3
 	s, ev, cfg := onSale(t, "devcap", "Device Cap Night", setup)
@@ -358,6 +363,7 @@ func TestDeviceHoldCapUnderRace(t *testing.T) {
 // A device id the chain did not sign is refused in the header (nothing is
 // held) and ignored in a cookie (the hold counts by address).
 func TestForgedDeviceIDIsRefused(t *testing.T) {
+	// Serial: review needs a checkout faster than 4 s: a latency bound.
 	s, ev, cfg := onSale(t, "forged", "Forged Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 	setLimits(t, s, nil)
@@ -405,6 +411,7 @@ func captchaAnswer(t *testing.T, s *shop, id string) string {
 // answer of another buyer's check and a replayed answer are refused, each
 // with a new check; the right answer lets the order through to review.
 func TestChallengeIsMetByACaptcha(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "captcha", "Captcha Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 	setLimits(t, s, map[string]any{"declines_to_challenge": 2, "declines_to_block": 5, "min_checkout_seconds": 0})

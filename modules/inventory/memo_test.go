@@ -9,6 +9,7 @@ import (
 
 // A one-ticket sale reads "1 ticket" in the ledger and names its payment.
 func TestLedgerMemoOfOneTicket(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "memo", "Memo Night", simpleSetup(1, 4, 0, nil))
 	buyer := s.buyer(t)
 	h := s.mustHold(t, ev, buyer, map[string]any{"seats": []string{"A-1-1"}})

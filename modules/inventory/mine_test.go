@@ -13,6 +13,7 @@ import (
 // its cart as theirs): only theirs, only active and not lapsed, newest first,
 // per event; nobody lists holds without naming themselves.
 func TestBuyerFindsOwnActiveHolds(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "mine")
 	ev := s.event(t, "Mine Night")

@@ -17,6 +17,7 @@ import (
 // it changes nothing more. The same payment against an unpaid order leaves
 // that order pending too.
 func TestMismatchedPaymentRecordedForReviewNotRefundingTheOrder(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "mismatch", "Mismatch Night", simpleSetup(1, 10, 0, nil))
 	env, inv := s.env, s.inv
 
@@ -121,6 +122,7 @@ func TestMismatchedPaymentRecordedForReviewNotRefundingTheOrder(t *testing.T) {
 
 // The database refuses a refunded order that keeps a valid ticket.
 func TestRefundedOrderCannotKeepValidTickets(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "refguard", "Guard Night", simpleSetup(1, 4, 0, nil))
 	env := s.env
 	b := s.buyer(t)

@@ -21,6 +21,7 @@ import (
 // seat goes to one racer; the counters are exactly what the holds contain;
 // and one checkout pays for the whole cart in one order.
 func TestOneCartPerBuyerUnderRace(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "onecart", "One Cart Night", simpleSetup(3, 20, 30, map[string]int{"web": 60}))
 	floor := tierID(t, cfg, "Floor")
 	type answer struct {
@@ -171,6 +172,7 @@ func TestOneCartPerBuyerUnderRace(t *testing.T) {
 // an order takes nothing more. Staff holding for several customers keep a
 // hold each.
 func TestOneCartLapsedOrderedAndStaff(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "cartlapse", "Lapse Night", simpleSetup(2, 10, 20, map[string]int{"web": 30, "box_office": 5}))
 	floor := tierID(t, cfg, "Floor")
 	a := s.buyer(t)
@@ -224,6 +226,7 @@ func TestOneCartLapsedOrderedAndStaff(t *testing.T) {
 // first then cannot insert a second cart (the one-cart index), is rolled
 // back, run again, and joins the cart. One hold of both requests.
 func TestOneCartAcrossConcurrentBatches(t *testing.T) {
+	// Serial: the batch fault hook is one for the process.
 	s, ev, cfg := onSale(t, "cartbatches", "Two Batches Night", simpleSetup(1, 10, 20, map[string]int{"web": 30}))
 	floor := tierID(t, cfg, "Floor")
 	a := s.buyer(t)

@@ -12,6 +12,7 @@ import (
 // on-sale nobody holds, except during the presale window with its code;
 // each refusal says why in a listed problem code and changes nothing.
 func TestOnSaleScheduleGatesHolds(t *testing.T) {
+	t.Parallel()
 	s, ev, inv := onSale(t, "onsale", "Presale Night", simpleSetup(2, 10, 100, nil))
 	floor := tierID(t, inv, "Floor")
 	path := "/api/v1/venues/" + s.venue + "/events/" + ev

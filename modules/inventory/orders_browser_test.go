@@ -18,6 +18,7 @@ import (
 // the order reads refunded with its tickets void; the other order is left
 // alone.
 func TestBrowserFindOrderAndRefund(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, _ := onSale(t, "refund-page", "Refund Night", simpleSetup(2, 10, 0, nil))
 	paidOrder := func(email, name string, seats ...string) string {
 		t.Helper()

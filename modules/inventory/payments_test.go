@@ -47,6 +47,7 @@ func (s *shop) seatState(t testing.TB, ev, seat string) string {
 // The expiry task scheduled with the hold, run by a real Asynq worker,
 // returns the seats at the hold's time; running it again changes nothing.
 func TestExpiryThroughAsynqWorker(t *testing.T) {
+	// Serial: its worker serves the deployment's queues (other tests' tasks too) and its bound is a latency bound.
 	s, ev, _ := onSale(t, "expiry", "Expiry Night", simpleSetup(1, 10, 0, nil))
 	env, inv := s.env, s.inv
 	h := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-1", "A-1-2"}})
@@ -108,6 +109,7 @@ func TestExpiryThroughAsynqWorker(t *testing.T) {
 
 // The sweeper expires lapsed holds whose task was lost; twice is once.
 func TestSweeperExpiresLapsedHolds(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "sweep", "Sweep Night", simpleSetup(1, 10, 50, nil))
 	env, inv := s.env, s.inv
 	h1 := s.mustHold(t, ev, s.buyer(t), map[string]any{"seats": []string{"A-1-5"}})
@@ -136,6 +138,7 @@ func TestSweeperExpiresLapsedHolds(t *testing.T) {
 // A payment that succeeds after its hold expired and its seats went to
 // someone else is refunded automatically, recorded and told; not lost.
 func TestLatePaymentRefundedWhenSeatsGone(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "late", "Late Night", simpleSetup(1, 10, 0, nil))
 	inv := s.inv
 	b1 := s.buyer(t)
@@ -183,6 +186,7 @@ func TestLatePaymentRefundedWhenSeatsGone(t *testing.T) {
 
 // A late payment whose seats are still free is honoured: same seats, sold.
 func TestLatePaymentRetakesFreeSeats(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "retake", "Retake Night", simpleSetup(1, 10, 20, map[string]int{"web": 30}))
 	inv := s.inv
 	b1 := s.buyer(t)
@@ -228,6 +232,7 @@ func TestLatePaymentRetakesFreeSeats(t *testing.T) {
 // A webhook delivered twice, or many times at once, issues tickets once;
 // so do distinct events for one order arriving together.
 func TestDuplicateWebhooksIssueTicketsOnce(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := onSale(t, "dupwh", "Dup Night", simpleSetup(1, 10, 100, nil))
 	floor := tierID(t, cfg, "Floor")
 
@@ -279,6 +284,7 @@ func TestDuplicateWebhooksIssueTicketsOnce(t *testing.T) {
 // A failed payment fails the order and releases its hold; a bad signature
 // or another chain's payment changes nothing.
 func TestWebhookFailureAndRefusals(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "whfail")
 	other := newShop(t, env, inv, "whother")

@@ -97,6 +97,7 @@ func (p browserPage) tap(phone bool, sel string) {
 // page names seats in words, shows no ids and links back. Screenshots are
 // saved and were looked at.
 func TestBrowserBuyOnPhoneAndDesktop(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "phone")
 	host := s.env.HostURL(s.slug)

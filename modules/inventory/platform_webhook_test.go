@@ -111,6 +111,7 @@ func webhookOutcome(t testing.TB, res apptest.Response) string {
 // order; the same event again is taken once; a forged one changes nothing;
 // the endpoint is not served on a chain's host.
 func TestPlatformWebhookSettlesTheChainsOrder(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	a := newShop(t, env, inv, "plata")
 	b := newShop(t, env, inv, "platb")
@@ -190,6 +191,7 @@ func TestPlatformWebhookSettlesTheChainsOrder(t *testing.T) {
 // kind of Stripe object, is answered 200 "ignored" (Stripe stops
 // delivering) and touches no chain.
 func TestPlatformWebhookIgnoresWhatNoChainHolds(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	env, inv := startEnvLogging(t, slog.New(slog.NewJSONHandler(&logs, nil)), nil)
 	a := newShop(t, env, inv, "holda")
@@ -258,6 +260,7 @@ func TestPlatformWebhookIgnoresWhatNoChainHolds(t *testing.T) {
 // A payment started before its chain was suspended is still settled when
 // Stripe reports it to the platform's endpoint.
 func TestPlatformWebhookSettlesSuspendedChain(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "platsusp", "Suspended Platform Night", simpleSetup(1, 5, 0, nil))
 	env := s.env
 	o := pendingOrder(t, s, ev, "A-1-3")
@@ -276,6 +279,7 @@ func TestPlatformWebhookSettlesSuspendedChain(t *testing.T) {
 // The per-chain route still settles for one release, says it is deprecated
 // and where its successor is, and warns about it once an hour per chain.
 func TestChainWebhookRouteIsDeprecated(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	env, inv := startEnvLogging(t, slog.New(slog.NewJSONHandler(&logs, nil)), nil)
 	s := newShop(t, env, inv, "depr")

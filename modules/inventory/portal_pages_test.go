@@ -12,6 +12,7 @@ import (
 // the set-up form; the event page in the venue's currency, without the
 // counters' internals.
 func TestPortalTicketPages(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "portal-list")
 	// Each booked event gets its own day, later than the one before.

@@ -15,6 +15,7 @@ import (
 // ahead says when; during its presale a buyer without the code is refused
 // in words, and with the code holds.
 func TestBrowserPresaleCode(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, _ := onSale(t, "presaleweb", "Presale Night", simpleSetup(1, 10, 50, nil))
 	now := time.Now().UTC()
 	mustStatus(t, s.do(t, "PATCH", "/api/v1/venues/"+s.venue+"/events/"+ev, map[string]any{

@@ -43,6 +43,7 @@ func soonOnSale(t testing.TB, prefix, title string, setup any) (*shop, string, i
 // price then moves; the order charges what the hold quoted, through
 // stripe-mock's PaymentIntent and the signed webhook.
 func TestPriceLockedForHold(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := soonOnSale(t, "prc", "Demand Night", gaFeeSetup())
 	ctx := context.Background()
 	evID, tier := uuid.MustParse(ev), uuid.MustParse(tierID(t, cfg, "Floor"))
@@ -140,6 +141,7 @@ func pricingOf(t testing.TB, s *shop, ev string) inventory.PricingView {
 // append-only; a rule turned on now moves nothing for 24 hours; the job's
 // changes never pass a step or a bound, even run concurrently.
 func TestPricingBounds(t *testing.T) {
+	t.Parallel()
 	s, ev, cfg := soonOnSale(t, "prb", "Bounded", gaFeeSetup())
 	ctx := context.Background()
 	tier := tierID(t, cfg, "Floor")

@@ -45,6 +45,7 @@ type outcome struct {
 // its seats, every loser got a clean 409 naming a seat, and nothing else
 // changed.
 func TestRaceSeats200BuyersFor50Seats(t *testing.T) {
+	// Serial: hundreds of requests at once: CPU-bound, and its 40 connections with another test's would crowd PostgreSQL.
 	s, ev, _ := onSale(t, "seatrace", "Seat Race", simpleSetup(5, 10, 0, nil))
 
 	const buyers = 200
@@ -155,6 +156,7 @@ func TestRaceSeats200BuyersFor50Seats(t *testing.T) {
 
 // 500 concurrent requests for a GA pool of 100: exactly 100 held.
 func TestRaceGAPool500For100(t *testing.T) {
+	// Serial: hundreds of requests at once: CPU-bound, and its 40 connections with another test's would crowd PostgreSQL.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "garace")
 	ev := s.event(t, "GA Race")
@@ -208,6 +210,7 @@ func TestRaceGAPool500For100(t *testing.T) {
 // A channel quota holds under the same race: web quota 120 of a 300 pool,
 // 400 racers with mixed quantities: the web channel never passes 120.
 func TestRaceChannelQuota(t *testing.T) {
+	// Serial: hundreds of requests at once: CPU-bound, and its 40 connections with another test's would crowd PostgreSQL.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "quotarace")
 	ev := s.event(t, "Quota Race")

@@ -69,6 +69,7 @@ func (c *cuttable) hostURL(slug string) string {
 // at the sync, which happens when the network comes back: the server holds
 // one admission per ticket, the earliest, and the conflict report shows it.
 func TestBrowserOfflineScanner(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "scanner")
 	n := newDoorNight(t, s, 0, 3)
@@ -227,6 +228,7 @@ func scanInPage(t *testing.T, ctx context.Context, token, want string) {
 // second finds D inside; B's exit finds nobody inside. Synced, the server
 // agrees with every verdict: no conflicts, inside A, C and D.
 func TestBrowserScannerEveryoneOut(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "scanout")
 	n := newDoorNight(t, s, 0, 4)

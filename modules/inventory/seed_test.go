@@ -14,6 +14,7 @@ import (
 // The demo seed leaves acme's storefront alive: an on-sale event with a
 // 2,000-seat map and a 1,000-place pool, and one already partly sold.
 func TestDemoSeed(t *testing.T) {
+	t.Parallel()
 	env, _ := startEnv(t)
 	demo, err := env.App.SeedDemo(t.Context())
 	if err != nil {

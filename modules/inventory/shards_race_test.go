@@ -23,6 +23,7 @@ import (
 // held units are exactly its active holds' and its sold units its valid
 // tickets.
 func TestRaceSpreadShardsHoldReleaseExpirePay(t *testing.T) {
+	// Serial: hundreds of requests at once: CPU-bound, and its 40 connections with another test's would crowd PostgreSQL.
 	s, ev, cfg := onSale(t, "shardrace", "Shard Race", map[string]any{
 		"zones":  []map[string]any{{"name": "Floor", "kind": "ga", "capacity": 400}},
 		"tiers":  []map[string]any{{"name": "Floor", "zone": "Floor", "price": 2500, "currency": "EUR", "max_per_order": 10}},

@@ -10,6 +10,7 @@ import (
 // The storefront lists sold-out events as sold out (their page says so and
 // offers nothing to hold) and never offers an event that has started.
 func TestStorefrontSoldOutAndPast(t *testing.T) {
+	t.Parallel()
 	s, live, _ := onSale(t, "shelf", "Still Selling", simpleSetup(1, 4, 10, nil))
 	gone := s.event(t, "All Gone")
 	s.configure(t, gone, simpleSetup(1, 4, 10, nil))

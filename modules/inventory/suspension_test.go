@@ -13,6 +13,7 @@ import (
 // who paid keep their order pages and tickets, and a payment started before
 // the suspension is still settled when Stripe reports it.
 func TestSuspensionKeepsTicketHoldersAndStartedPayments(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "susp", "Suspended Night", simpleSetup(2, 5, 0, nil))
 	env := s.env
 

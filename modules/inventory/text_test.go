@@ -10,6 +10,7 @@ import (
 // Text PostgreSQL cannot store (a NUL character, invalid UTF-8) is refused
 // with 400 naming the field, and changes nothing.
 func TestUnstorableTextIsRefused(t *testing.T) {
+	t.Parallel()
 	s, ev, _ := onSale(t, "nul", "NUL Night", simpleSetup(1, 4, 0, nil))
 	buyer := s.buyer(t)
 	h := s.mustHold(t, ev, buyer, map[string]any{"seats": []string{"A-1-1"}})

@@ -16,6 +16,7 @@ import (
 // asks about, and only that ticket is refunded; the sales overview shows
 // what is left, with its chart.
 func TestBrowserFindOrderAndRefundOneTicket(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	s, ev, inv := onSale(t, "refund-one", "One Ticket Night", simpleSetup(2, 10, 20, nil))
 	floor := tierID(t, inv, "Floor")
 	for _, size := range []struct {

@@ -68,6 +68,7 @@ func soldUnits(t *testing.T, s *shop, ev string) (pool, quota int64) {
 // ledger nets the rest; the same tickets again are refused; a whole refund
 // later sends back only what is left, and the ledger nets zero.
 func TestRefundTickets(t *testing.T) {
+	t.Parallel()
 	s, ev, inv := onSale(t, "tkt-refund", "Partial Night", simpleSetup(2, 10, 20, map[string]int{"web": 40}))
 	floor := tierID(t, inv, "Floor")
 	o := paidMixedOrder(t, s, ev, floor, []string{"A-1-1", "A-1-2"}, 2, "ada@example.com", "Ada Lovelace")
@@ -159,6 +160,7 @@ func TestRefundTickets(t *testing.T) {
 
 // Refunding every ticket one request at a time leaves the order refunded.
 func TestRefundTicketsLastOneClosesOrder(t *testing.T) {
+	t.Parallel()
 	s, ev, inv := onSale(t, "tkt-refund-all", "All Gone", simpleSetup(1, 5, 5, nil))
 	o := paidMixedOrder(t, s, ev, tierID(t, inv, "Floor"), []string{"A-1-1"}, 1, "b@example.com", "B Buyer")
 	for _, k := range o.Tickets {
@@ -184,6 +186,7 @@ func TestRefundTicketsLastOneClosesOrder(t *testing.T) {
 // refund of its order): exactly one refund of that ticket happens, its
 // money goes back once, its seat comes back once.
 func TestRefundTicketsRace(t *testing.T) {
+	t.Parallel()
 	s, ev, inv := onSale(t, "tkt-refund-race", "Race Night", simpleSetup(1, 10, 10, map[string]int{"web": 20}))
 	floor := tierID(t, inv, "Floor")
 	for round := 0; round < 3; round++ {
@@ -256,6 +259,7 @@ func TestRefundTicketsRace(t *testing.T) {
 // The orders list sorts and pages by cursor, filters by channel and tier,
 // exports CSV (formula cells defused), and the sales pages add up.
 func TestOrdersListExportAndSales(t *testing.T) {
+	t.Parallel()
 	s, ev, inv := onSale(t, "orders-ops", "Ops Night", simpleSetup(8, 10, 20, nil))
 	floor := tierID(t, inv, "Floor")
 	a := paidMixedOrder(t, s, ev, floor, []string{"A-1-1"}, 0, "ann@example.com", "Ann Small")

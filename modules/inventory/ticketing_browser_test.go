@@ -24,6 +24,7 @@ import (
 // on the storefront; the editor then shows that seat locked, and refuses in
 // words (keeping what was typed) a change that would remove it.
 func TestBrowserBuildSeatMapAndSell(t *testing.T) {
+	// Serial: a browser test: one Chromium at a time is what 2 cores take.
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "builder")
 	host := env.HostURL(s.slug)

@@ -12,6 +12,7 @@ import (
 // venue's currency and local times to UTC, nothing is written until the
 // whole form is right, and a past event offers no form and refuses a post.
 func TestTicketingFormPostRedirectGet(t *testing.T) {
+	t.Parallel()
 	env, inv := startEnv(t)
 	s := newShop(t, env, inv, "tform")
 	ev := s.event(t, "Form Night")
