@@ -158,16 +158,21 @@ func PgxTx(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, fn func(tx *P
 	return o.run(func() error { return pgxTxOnce(ctx, db, begin, fn) })
 }
 
-func pgxTxOnce(ctx context.Context, db *sql.DB, begin string, fn func(tx *Pgx) error) error {
+// withPgxConn lends fn one of the pool's connections as the pgx connection
+// under it. A connection handed back inside a transaction (an error between
+// BEGIN and COMMIT that ROLLBACK did not reach) is discarded by the driver.
+func withPgxConn(ctx context.Context, db *sql.DB, fn func(c *pgx.Conn) error) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	// A connection handed back inside a transaction (an error between BEGIN
-	// and COMMIT that ROLLBACK did not reach) is discarded by the driver.
-	return conn.Raw(func(dc any) error {
-		tx := &Pgx{ctx: ctx, c: dc.(*stdlib.Conn).Conn(), begin: begin}
+	return conn.Raw(func(dc any) error { return fn(dc.(*stdlib.Conn).Conn()) })
+}
+
+func pgxTxOnce(ctx context.Context, db *sql.DB, begin string, fn func(tx *Pgx) error) error {
+	return withPgxConn(ctx, db, func(c *pgx.Conn) error {
+		tx := &Pgx{ctx: ctx, c: c, begin: begin}
 		err := fn(tx)
 		if !tx.begun {
 			return err
@@ -243,18 +248,13 @@ func PgxStatement(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, q stri
 		return err
 	}
 	return o.run(func() error {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		return conn.Raw(func(dc any) error {
-			c := dc.(*stdlib.Conn).Conn()
+		return withPgxConn(ctx, db, func(c *pgx.Conn) error {
 			q, args := q, args
 			if len(args) > 0 {
 				if named, ok := args[0].(pgx.NamedArgs); ok {
 					q, args = rewriteNamed(c, q, named)
 				} else if rw, ok := args[0].(pgx.QueryRewriter); ok {
+					var err error
 					if q, args, err = rw.RewriteQuery(ctx, c, q, args[1:]); err != nil {
 						return err
 					}

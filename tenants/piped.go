@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Step is one statement of a pipelined round trip: its text ($n
@@ -43,13 +42,7 @@ func PipedTx(ctx context.Context, db *sql.DB, t Tenant, o TxOptions, fn func(p *
 		return err
 	}
 	return o.run(func() error {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		return conn.Raw(func(dc any) error {
-			c := dc.(*stdlib.Conn).Conn()
+		return withPgxConn(ctx, db, func(c *pgx.Conn) error {
 			err := pipedOnce(ctx, c, path, schema, fn)
 			if stalePrepared(err) {
 				// As in PgxStatement: prepared statements gone or of another
