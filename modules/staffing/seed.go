@@ -282,17 +282,25 @@ func demoWeekend(ctx context.Context, s *Service, t tenants.Tenant, evs []app.Ev
 		days[friday.AddDate(0, 0, i).Format(time.DateOnly)] = true
 	}
 	var out []app.EventInfo
-	sales := uuid.Nil
+	// The upcoming event with the most tickets sold: its sales raise the
+	// security ratio (a guard per 12) past its minimum of 2, which a small
+	// sold-out show's 20 tickets would not; the first event with any sales
+	// could be one of those, depending on the day the demo is seeded.
+	sales, most := uuid.Nil, 0
+	var salesEvent app.EventInfo
 	for _, ev := range evs {
 		n, _, err := s.soldTickets(ctx, t, ev.ID)
-		if err == nil && n > 0 && sales == uuid.Nil && ev.StartsAt.After(now) {
-			sales = ev.ID
-			out = append(out, ev)
-			continue
+		if err == nil && n > most && ev.StartsAt.After(now) {
+			sales, most, salesEvent = ev.ID, n, ev
 		}
-		if days[localDay(ev.StartsAt, ev.Timezone)] {
+	}
+	for _, ev := range evs {
+		if ev.ID != sales && days[localDay(ev.StartsAt, ev.Timezone)] {
 			out = append(out, ev)
 		}
+	}
+	if sales != uuid.Nil {
+		out = append(out, salesEvent)
 	}
 	return out, sales
 }
