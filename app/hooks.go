@@ -103,32 +103,28 @@ func (c *Core) Offers() TicketOffers { return c.a.offers }
 // EventsChanged tells the modules listening that events changed (the owner
 // of events calls it after its commit).
 func (c *Core) EventsChanged(ctx context.Context, t tenants.Tenant, ids ...uuid.UUID) {
-	if len(ids) == 0 {
-		return
-	}
-	for _, fn := range c.a.hooks.eventsChanged {
-		fn(ctx, t, ids)
-	}
+	notify(ctx, t, ids, c.a.hooks.eventsChanged)
 }
 
 // OffersChanged tells the modules listening that events' prices or ticket
 // setup changed (the seller calls it after its commit).
 func (c *Core) OffersChanged(ctx context.Context, t tenants.Tenant, ids ...uuid.UUID) {
-	if len(ids) == 0 {
-		return
-	}
-	for _, fn := range c.a.hooks.offersChanged {
-		fn(ctx, t, ids)
-	}
+	notify(ctx, t, ids, c.a.hooks.offersChanged)
 }
 
 // QuotasChanged tells the modules listening that events' channel quotas
 // changed (the seller calls it after its commit).
 func (c *Core) QuotasChanged(ctx context.Context, t tenants.Tenant, ids ...uuid.UUID) {
+	notify(ctx, t, ids, c.a.hooks.quotasChanged)
+}
+
+// notify calls each listener of a change to events ids (none: nothing
+// changed, nobody is called).
+func notify(ctx context.Context, t tenants.Tenant, ids []uuid.UUID, fns []func(ctx context.Context, t tenants.Tenant, ids []uuid.UUID)) {
 	if len(ids) == 0 {
 		return
 	}
-	for _, fn := range c.a.hooks.quotasChanged {
+	for _, fn := range fns {
 		fn(ctx, t, ids)
 	}
 }
